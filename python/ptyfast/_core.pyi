@@ -1,0 +1,61 @@
+"""Type stubs of the compiled kernels. Call them through ``ptyfast._kernels``, which validates."""
+
+import numpy as np
+import numpy.typing as npt
+
+__version__: str
+
+class PtyfastError(ValueError): ...
+
+def extract_patches(
+    object: npt.NDArray[np.complex64], positions: npt.NDArray[np.float64], n: int
+) -> npt.NDArray[np.complex64]: ...
+def diffract(
+    patches: npt.NDArray[np.complex64], probe: npt.NDArray[np.complex64], scale: float
+) -> npt.NDArray[np.float32]: ...
+def poisson_amplitudes(
+    amplitudes: npt.NDArray[np.float32], seed: int, first_index: int
+) -> npt.NDArray[np.float32]: ...
+def poisson_counts(
+    rates: npt.NDArray[np.float64], seed: int, stream: int
+) -> npt.NDArray[np.float64]: ...
+def illuminated_energy(
+    object: npt.NDArray[np.complex64],
+    positions: npt.NDArray[np.float64],
+    probe: npt.NDArray[np.complex64],
+) -> npt.NDArray[np.float64]: ...
+def simulate(
+    object: npt.NDArray[np.complex64],
+    positions: npt.NDArray[np.float64],
+    probe: npt.NDArray[np.complex64],
+    scale: float,
+    seed: int | None,
+    first_index: int,
+    divide_by_scale: bool,
+    return_patches: bool,
+) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.complex64] | None]: ...
+def knn(
+    points: npt.NDArray[np.float64], queries: npt.NDArray[np.float64], k: int
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]: ...
+def sample_then_group(
+    x: npt.NDArray[np.float64],
+    y: npt.NDArray[np.float64],
+    nsamples: int,
+    k: int,
+    c: int,
+    seed: int,
+    seed_indices: npt.NDArray[np.int64] | None = None,
+) -> npt.NDArray[np.int64]: ...
+def oversample_groups(
+    x: npt.NDArray[np.float64],
+    y: npt.NDArray[np.float64],
+    nsamples: int,
+    k: int,
+    c: int,
+    seed: int,
+    seed_indices: npt.NDArray[np.int64] | None = None,
+) -> npt.NDArray[np.int64]: ...
+def gather_groups(
+    diff3d: npt.NDArray[np.float32], groups: npt.NDArray[np.int64]
+) -> npt.NDArray[np.float32]: ...
+def num_threads() -> int: ...

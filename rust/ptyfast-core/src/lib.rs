@@ -1,0 +1,34 @@
+//! # ptyfast-core
+//!
+//! The numerical kernels of ptyfast, free of any Python type: sub-pixel patch extraction,
+//! far-field diffraction, exact Poisson observation, the fused per-pattern simulation, k-nearest
+//! neighbour search, NumPy's legacy random stream and the PtychoPINN neighbour grouping.
+//!
+//! Conventions (stated once, referred to everywhere):
+//! * Arrays are C-ordered. A stack of patterns is `(M, N, N)`; grouped data is `(B, N, N, C)`
+//!   with channel `c` at grid position `(row, col) = (c / gridsize, c % gridsize)`.
+//! * Coordinates are object pixels, `x` = column (second axis), `y` = row (first axis). A scan
+//!   position `(x, y)` is sampled at pixel `(N/2, N/2)` of its patch (integer division).
+//! * Far-field amplitude: `A = |fftshift(FFT2(probe · patch))| / N`, no shift before the FFT,
+//!   zero frequency at `[N/2, N/2]`; unitary scaling, so `Σ A² = Σ |probe · patch|²`.
+//! * Randomness: pattern `i` draws from its own stream derived from `(seed, i)`, so outputs are
+//!   bit-identical for any thread count or chunking.
+
+#![doc(html_root_url = "https://docs.rs/ptyfast-core")]
+
+pub mod diffraction;
+pub mod error;
+pub mod grouping;
+pub mod knn;
+pub mod legacy_rng;
+pub mod noise;
+pub mod patches;
+pub mod simulate;
+
+pub use error::{Error, Result};
+pub use num_complex::Complex32;
+
+/// Number of worker threads the kernels use (`RAYON_NUM_THREADS`, else one per core).
+pub fn num_threads() -> usize {
+    rayon::current_num_threads()
+}

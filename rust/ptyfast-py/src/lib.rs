@@ -1,0 +1,205 @@
+//! `ptyfast._core`: argument conversion, GIL release and error mapping over `ptyfast-core`.
+//! Nothing else lives here; `ptyfast._kernels` validates every argument before calling in.
+
+use numpy::{
+    Complex32, IntoPyArray, PyArray1, PyArray2, PyArray3, PyArray4, PyReadonlyArray1,
+    PyReadonlyArray2, PyReadonlyArray3,
+};
+use ptyfast_core as core;
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+
+pyo3::create_exception!(
+    _core,
+    PtyfastError,
+    PyValueError,
+    "Raised when a ptyfast kernel rejects its input."
+);
+
+/// Runs `f` with the GIL released and maps the core's error to `PtyfastError`.
+fn detach<T, F>(py: Python<'_>, f: F) -> PyResult<T>
+where
+    T: Send,
+    F: Send + FnOnce() -> core::Result<T>,
+{
+    py.detach(f)
+        .map_err(|e| PtyfastError::new_err(e.to_string()))
+}
+
+#[pyfunction]
+fn extract_patches<'py>(
+    py: Python<'py>,
+    object: PyReadonlyArray2<'py, Complex32>,
+    positions: PyReadonlyArray2<'py, f64>,
+    n: usize,
+) -> PyResult<Bound<'py, PyArray3<Complex32>>> {
+    let (o, p) = (object.as_array(), positions.as_array());
+    Ok(detach(py, || core::patches::extract_patches(o, p, n))?.into_pyarray(py))
+}
+
+#[pyfunction]
+fn diffract<'py>(
+    py: Python<'py>,
+    patches: PyReadonlyArray3<'py, Complex32>,
+    probe: PyReadonlyArray2<'py, Complex32>,
+    scale: f32,
+) -> PyResult<Bound<'py, PyArray3<f32>>> {
+    let (pa, pr) = (patches.as_array(), probe.as_array());
+    Ok(detach(py, || core::diffraction::diffract(pa, pr, scale))?.into_pyarray(py))
+}
+
+#[pyfunction]
+fn poisson_amplitudes<'py>(
+    py: Python<'py>,
+    amplitudes: PyReadonlyArray3<'py, f32>,
+    seed: u64,
+    first_index: u64,
+) -> PyResult<Bound<'py, PyArray3<f32>>> {
+    let a = amplitudes.as_array();
+    Ok(detach(py, || core::noise::poisson_amplitudes(a, seed, first_index))?.into_pyarray(py))
+}
+
+#[pyfunction]
+fn poisson_counts<'py>(
+    py: Python<'py>,
+    rates: PyReadonlyArray1<'py, f64>,
+    seed: u64,
+    stream: u64,
+) -> PyResult<Bound<'py, PyArray1<f64>>> {
+    let r = rates.as_array();
+    Ok(detach(py, || core::noise::poisson_counts(r, seed, stream))?.into_pyarray(py))
+}
+
+#[pyfunction]
+fn illuminated_energy<'py>(
+    py: Python<'py>,
+    object: PyReadonlyArray2<'py, Complex32>,
+    positions: PyReadonlyArray2<'py, f64>,
+    probe: PyReadonlyArray2<'py, Complex32>,
+) -> PyResult<Bound<'py, PyArray1<f64>>> {
+    let (o, p, pr) = (object.as_array(), positions.as_array(), probe.as_array());
+    Ok(detach(py, || core::simulate::illuminated_energy(o, p, pr))?.into_pyarray(py))
+}
+
+type SimulateOut<'py> = (
+    Bound<'py, PyArray3<f32>>,
+    Option<Bound<'py, PyArray3<Complex32>>>,
+);
+
+#[pyfunction]
+#[allow(clippy::too_many_arguments)]
+#[pyo3(signature = (object, positions, probe, scale, seed, first_index, divide_by_scale, return_patches))]
+fn simulate<'py>(
+    py: Python<'py>,
+    object: PyReadonlyArray2<'py, Complex32>,
+    positions: PyReadonlyArray2<'py, f64>,
+    probe: PyReadonlyArray2<'py, Complex32>,
+    scale: f32,
+    seed: Option<u64>,
+    first_index: u64,
+    divide_by_scale: bool,
+    return_patches: bool,
+) -> PyResult<SimulateOut<'py>> {
+    let (o, p, pr) = (object.as_array(), positions.as_array(), probe.as_array());
+    let noise = seed.map(|seed| core::simulate::Noise { seed, first_index });
+    let sim = detach(py, || {
+        core::simulate::simulate(o, p, pr, scale, noise, divide_by_scale, return_patches)
+    })?;
+    Ok((
+        sim.amplitudes.into_pyarray(py),
+        sim.patches.map(|a| a.into_pyarray(py)),
+    ))
+}
+
+#[pyfunction]
+fn knn<'py>(
+    py: Python<'py>,
+    points: PyReadonlyArray2<'py, f64>,
+    queries: PyReadonlyArray2<'py, f64>,
+    k: usize,
+) -> PyResult<(Bound<'py, PyArray2<i64>>, Bound<'py, PyArray2<f64>>)> {
+    let (p, q) = (points.as_array(), queries.as_array());
+    let (idx, dist) = detach(py, || core::knn::knn(p, q, k))?;
+    Ok((idx.into_pyarray(py), dist.into_pyarray(py)))
+}
+
+fn to_indices(a: Option<PyReadonlyArray1<'_, i64>>) -> Option<Vec<usize>> {
+    // Non-negativity is checked by the validating Python layer.
+    a.map(|a| a.as_array().iter().map(|&v| v.max(0) as usize).collect())
+}
+
+#[pyfunction]
+#[pyo3(signature = (x, y, nsamples, k, c, seed, seed_indices=None))]
+#[allow(clippy::too_many_arguments)]
+fn sample_then_group<'py>(
+    py: Python<'py>,
+    x: PyReadonlyArray1<'py, f64>,
+    y: PyReadonlyArray1<'py, f64>,
+    nsamples: usize,
+    k: usize,
+    c: usize,
+    seed: u32,
+    seed_indices: Option<PyReadonlyArray1<'py, i64>>,
+) -> PyResult<Bound<'py, PyArray2<i64>>> {
+    let (xs, ys) = (x.as_slice()?, y.as_slice()?);
+    let si = to_indices(seed_indices);
+    let g = detach(py, || {
+        core::grouping::sample_then_group(xs, ys, nsamples, k, c, seed, si.as_deref())
+    })?;
+    Ok(g.into_pyarray(py))
+}
+
+#[pyfunction]
+#[pyo3(signature = (x, y, nsamples, k, c, seed, seed_indices=None))]
+#[allow(clippy::too_many_arguments)]
+fn oversample_groups<'py>(
+    py: Python<'py>,
+    x: PyReadonlyArray1<'py, f64>,
+    y: PyReadonlyArray1<'py, f64>,
+    nsamples: usize,
+    k: usize,
+    c: usize,
+    seed: u32,
+    seed_indices: Option<PyReadonlyArray1<'py, i64>>,
+) -> PyResult<Bound<'py, PyArray2<i64>>> {
+    let (xs, ys) = (x.as_slice()?, y.as_slice()?);
+    let si = to_indices(seed_indices);
+    let g = detach(py, || {
+        core::grouping::oversample_groups(xs, ys, nsamples, k, c, seed, si.as_deref())
+    })?;
+    Ok(g.into_pyarray(py))
+}
+
+#[pyfunction]
+fn gather_groups<'py>(
+    py: Python<'py>,
+    diff3d: PyReadonlyArray3<'py, f32>,
+    groups: PyReadonlyArray2<'py, i64>,
+) -> PyResult<Bound<'py, PyArray4<f32>>> {
+    let (d, g) = (diff3d.as_array(), groups.as_array());
+    Ok(detach(py, || core::grouping::gather_groups(d, g))?.into_pyarray(py))
+}
+
+/// Number of threads in the kernels' pool (`RAYON_NUM_THREADS`, else the core count).
+#[pyfunction]
+fn num_threads() -> usize {
+    core::num_threads()
+}
+
+#[pymodule]
+fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("PtyfastError", m.py().get_type::<PtyfastError>())?;
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add_function(wrap_pyfunction!(extract_patches, m)?)?;
+    m.add_function(wrap_pyfunction!(diffract, m)?)?;
+    m.add_function(wrap_pyfunction!(poisson_amplitudes, m)?)?;
+    m.add_function(wrap_pyfunction!(poisson_counts, m)?)?;
+    m.add_function(wrap_pyfunction!(illuminated_energy, m)?)?;
+    m.add_function(wrap_pyfunction!(simulate, m)?)?;
+    m.add_function(wrap_pyfunction!(knn, m)?)?;
+    m.add_function(wrap_pyfunction!(sample_then_group, m)?)?;
+    m.add_function(wrap_pyfunction!(oversample_groups, m)?)?;
+    m.add_function(wrap_pyfunction!(gather_groups, m)?)?;
+    m.add_function(wrap_pyfunction!(num_threads, m)?)?;
+    Ok(())
+}
