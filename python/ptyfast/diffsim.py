@@ -1,0 +1,491 @@
+"""Grid-mode simulation and the forward model (the drop-in for ``ptycho.diffsim``).
+
+:func:`mk_simdata` reproduces the reference's grid pipeline (reference-behavior §6): a regular
+grid of "solution regions" of size ``bigN = N + (gridsize - 1) * offset`` with stride
+``outer_offset // 2``, ``gridsize**2`` inner patches per region at spacing ``offset``
+(channel ``c`` at ``(row, col) = (c // gridsize, c % gridsize)``), patches normalised by
+``norm_Y_I``, illuminated, diffracted and observed with Poisson noise. Patch extraction, the
+FFT and the noise run in the Rust kernels, in bounded chunks. Nothing here reads global state
+except the documented fallbacks to :mod:`ptyfast.params` when an argument is ``None``; no
+disk memoisation, no global RNG: objects, jitter and noise all derive from ``seed``.
+
+Conventions: README, "Conventions". Outputs are NumPy arrays.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from . import _kernels
+from .datagen.lines import mk_lines_img
+from .datagen.objects import sim_object_image, sim_object_stack
+from .intensity import count_photons, scale_nphotons
+
+__all__ = [
+    "add_position_jitter",
+    "count_photons",
+    "diffract_obj",
+    "dummy_phi",
+    "extract_coords",
+    "grid_positions",
+    "illuminate_and_diffract",
+    "mk_lines_img",
+    "mk_simdata",
+    "observe_amplitude",
+    "pad_and_diffract",
+    "scale_nphotons",
+    "sim_object_image",
+]
+
+# Patterns per chunk inside mk_simdata / illuminate_and_diffract: bounds the temporaries.
+_CHUNK = 4096
+
+
+def _cfg(name: str, value: Any) -> Any:
+    if value is not None:
+        return value
+    from . import params
+
+    return params.cfg[name]
+
+
+def _int_arg(name: str, v: Any, minimum: int) -> int:
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+        raise TypeError(f"{name} must be an integer, got {type(v).__name__} {v!r}")
+    if int(v) < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {v}")
+    return int(v)
+
+
+def _np(a: Any) -> Any:
+    if a is not None and hasattr(a, "numpy") and not isinstance(a, np.ndarray):
+        return a.numpy()
+    return a
+
+
+# --------------------------------------------------------------------------- forward model
+
+
+def observe_amplitude(amplitude: Any, *, seed: _kernels.SeedLike = None) -> np.ndarray:
+    """Observed amplitude ``sqrt(Poisson(amplitude**2))`` (float32, same shape).
+
+    The first axis indexes patterns; pattern ``i`` draws from stream ``(seed, i)``.
+    """
+    a = _kernels.as_array("amplitude", _np(amplitude), np.float32, allow_complex=False, nonnegative=True)
+    if a.ndim < 1:
+        raise ValueError(f"amplitude must have a pattern axis, got shape {a.shape}")
+    flat = a.reshape(a.shape[0], 1, -1)
+    return _kernels.observe_amplitudes(flat, seed).reshape(a.shape)
+
+
+def pad_and_diffract(input: Any, h: int, w: int, pad: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Far-field amplitude of ``input`` (B, h, w, 1): ``|fftshift(fft2(x))| / sqrt(h*w)``.
+
+    With ``pad`` the input is first zero-padded by ``h//4``, ``w//4`` on each side (as the
+    reference; the data path never pads). Returns ``(padded_input, amplitude)``, float32
+    amplitude of shape (B, h', w', 1).
+    """
+    x = _kernels.as_array("input", _np(input), np.complex64, ndim=4)
+    if x.shape[-1] != 1:
+        raise ValueError(f"input must be (B, h, w, 1), got shape {x.shape}")
+    if pad:
+        x = np.pad(x, ((0, 0), (h // 4, h // 4), (w // 4, w // 4), (0, 0)))
+    if x.shape[1] != x.shape[2]:
+        raise ValueError(f"input must be square after padding, got shape {x.shape}")
+    ones = np.ones(x.shape[1:3], np.complex64)
+    amp = _kernels.diffract(x[..., 0], ones, 1.0)
+    return x, amp[..., None]
+
+
+def diffract_obj(sample: Any, draw_poisson: bool = True, *, seed: _kernels.SeedLike = None) -> np.ndarray:
+    """Diffract exit waves ``sample`` (B, N, N, 1): amplitude, observed with Poisson noise
+    when ``draw_poisson``. float32 (B, N, N, 1)."""
+    _, amp = pad_and_diffract(sample, 0, 0, pad=False)
+    if draw_poisson:
+        amp = observe_amplitude(amp, seed=seed)
+    return amp
+
+
+def dummy_phi(Y_I: Any) -> np.ndarray:
+    """Synthetic phase ``pi * tanh((Y_I - max(Y_I)/2) / (3 * mean(Y_I)))`` (float32).
+
+    ``max`` and ``mean`` run over the whole array, as the reference's.
+    """
+    y = np.asarray(_np(Y_I), dtype=np.float64)
+    return (math.pi * np.tanh((y - y.max() / 2) / (3 * y.mean()))).astype(np.float32)
+
+
+def _channel_to_flat(a: np.ndarray) -> np.ndarray:
+    b, n1, n2, c = a.shape
+    return np.moveaxis(a, 3, 1).reshape(b * c, n1, n2, 1).copy()
+
+
+def _flat_to_channel(a: np.ndarray, c: int) -> np.ndarray:
+    bc, n1, n2 = a.shape[:3]
+    if bc % c:
+        raise ValueError(f"{bc} patterns do not divide into groups of gridsize**2 = {c}")
+    return np.moveaxis(a.reshape(bc // c, c, n1, n2), 1, 3).copy()
+
+
+def illuminate_and_diffract(
+    Y_I: Any,
+    Y_phi: Any,
+    probe: Any,
+    intensity_scale: float | None = None,
+    *,
+    nphotons: float | None = None,
+    gridsize: int | None = None,
+    poisson: bool = True,
+    seed: _kernels.SeedLike = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.float32]:
+    """Illuminate flat object patches with ``probe`` and diffract (reference-behavior §5).
+
+    Parameters
+    ----------
+    Y_I, Y_phi : array_like, (B', N, N, 1)
+        Amplitude and phase of the object patches (flat format).
+    probe : array_like, (N, N) or (N, N, 1)
+    intensity_scale : float, optional
+        ``s``; default ``sqrt(nphotons / mean_i sum (Y_I_i * |probe|)**2)``.
+    nphotons, gridsize : optional
+        Default to ``ptyfast.params.cfg``.
+    poisson : bool
+        Observe with Poisson noise (pattern ``i`` on stream ``(seed, i)``).
+
+    Returns
+    -------
+    X, Y_I, Y_phi : numpy.ndarray, float32, (B'/C, N, N, C)
+        ``X = A_obs / s`` with ``A = |fftshift(fft2(s * O * P))| / N``; ``Y_I = |O * P|``
+        (after the probe); ``Y_phi`` unchanged (the pre-probe phase, as the reference).
+    s : numpy.float32
+    """
+    yi = _kernels.as_array("Y_I", _np(Y_I), np.float32, ndim=4, allow_complex=False)
+    yp = _kernels.as_array("Y_phi", _np(Y_phi), np.float32, shape=yi.shape, allow_complex=False)
+    if yi.shape[-1] != 1 or yi.shape[1] != yi.shape[2]:
+        raise ValueError(f"Y_I must be flat (B, N, N, 1), got shape {yi.shape}")
+    N = yi.shape[1]
+    pr = _kernels.as_complex_image("probe", _np(probe), shape=(N, N))
+    g = _int_arg("gridsize", _cfg("gridsize", gridsize), 1)
+    C = g * g
+    Y_I_ch = _flat_to_channel(yi[..., 0], C)
+    Y_phi_ch = _flat_to_channel(yp[..., 0], C)
+    if intensity_scale is None:
+        energy = _energies(Y_I_ch, pr)
+        s = _intensity_scale(float(energy.mean()), float(_cfg("nphotons", nphotons)))
+    else:
+        s = np.float32(_kernels._positive_float("intensity_scale", intensity_scale))
+    X = _illuminate_groups(Y_I_ch, Y_phi_ch, pr, s, poisson, seed)
+    return X, Y_I_ch, Y_phi_ch, s
+
+
+def _intensity_scale(energy_mean: float, nphotons: float) -> np.float32:
+    if not np.isfinite(nphotons) or nphotons <= 0:
+        raise ValueError(f"nphotons must be a positive finite number, got {nphotons}")
+    if not energy_mean > 0:
+        raise ValueError("the illuminated object has zero energy; the intensity scale is undefined")
+    return np.float32(np.sqrt(nphotons / energy_mean))
+
+
+def _flat_chunk(a: np.ndarray, b0: int, b1: int) -> np.ndarray:
+    """Groups ``b0:b1`` of a channel-format array as flat ``(m*C, N, N)`` (a small copy)."""
+    return np.ascontiguousarray(np.moveaxis(a[b0:b1], 3, 1)).reshape(-1, a.shape[1], a.shape[2])
+
+
+def _groups_per_chunk(C: int) -> int:
+    return max(1, _CHUNK // C)
+
+
+def _energies(Y_I: np.ndarray, probe: np.ndarray) -> np.ndarray:
+    """Per-pattern ``sum (Y_I * |probe|)**2`` (float64, flat order) of channel-format Y_I."""
+    C = Y_I.shape[3]
+    p_abs2 = (np.abs(probe).astype(np.float64)) ** 2
+    out = np.empty(Y_I.shape[0] * C)
+    step = _groups_per_chunk(C)
+    for b0 in range(0, Y_I.shape[0], step):
+        b1 = min(Y_I.shape[0], b0 + step)
+        out[b0 * C : b1 * C] = np.einsum(
+            "mij,ij->m", _flat_chunk(Y_I, b0, b1).astype(np.float64) ** 2, p_abs2
+        )
+    return out
+
+
+def _illuminate_groups(
+    Y_I: np.ndarray,
+    Y_phi: np.ndarray,
+    probe: np.ndarray,
+    s: np.float32,
+    poisson: bool,
+    seed: _kernels.SeedLike,
+) -> np.ndarray:
+    """Diffract channel-format patches in chunks; returns X and turns ``Y_I`` (in place) into
+    the post-probe amplitude ``|O * P|``. Flat pattern ``b*C + c`` draws noise stream
+    ``(seed, b*C + c)``."""
+    B, N, _, C = Y_I.shape
+    noise_seed = _kernels.resolve_seed(seed) if poisson else None
+    X = np.empty_like(Y_I, dtype=np.float32)
+    p_abs = np.abs(probe).astype(np.float32)
+    x_view, yi_view = np.moveaxis(X, 3, 1), np.moveaxis(Y_I, 3, 1)
+    step = _groups_per_chunk(C)
+    for b0 in range(0, B, step):
+        b1 = min(B, b0 + step)
+        amp_in = _flat_chunk(Y_I, b0, b1)
+        obj = (amp_in * np.exp(1j * _flat_chunk(Y_phi, b0, b1))).astype(np.complex64)
+        amp = _kernels.diffract(obj, probe, s)
+        if noise_seed is not None:
+            amp = _kernels.observe_amplitudes(amp, noise_seed, first_index=b0 * C)
+        x_view[b0:b1] = (amp / s).reshape(b1 - b0, C, N, N)
+        yi_view[b0:b1] = (np.abs(obj) * p_abs).reshape(b1 - b0, C, N, N)
+    return X
+
+
+# --------------------------------------------------------------------------- grid geometry
+
+
+def _geometry(size: int, outer_offset: int, N: int, gridsize: int, offset: int) -> tuple[int, int, int]:
+    size = _int_arg("size", size, 1)
+    outer_offset = _int_arg("outer_offset", outer_offset, 2)
+    N = _int_arg("N", N, 2)
+    gridsize = _int_arg("gridsize", gridsize, 1)
+    offset = _int_arg("offset", offset, 0)
+    big_n = N + (gridsize - 1) * offset
+    stride = outer_offset // 2
+    if big_n > size:
+        raise ValueError(
+            f"size must be >= bigN = N + (gridsize - 1) * offset = {big_n}, got {size}"
+        )
+    return big_n, stride, (size - big_n) // stride + 1
+
+
+def grid_positions(
+    size: int, outer_offset: int, *, N: int, gridsize: int, offset: int
+) -> np.ndarray:
+    """Scan positions of the grid, ``(G1**2, C, 2)`` float64 ``(x, y)`` patch centres.
+
+    Region ``r = i * G1 + j`` (row ``i`` along y) has its top-left corner at
+    ``(i, j) * (outer_offset // 2)``; its channel ``c`` patch starts ``offset * (c // g, c % g)``
+    further and is sampled at ``(x, y) = (left + N//2, top + N//2)``.
+    """
+    big_n, stride, g1 = _geometry(size, outer_offset, N, gridsize, offset)
+    del big_n
+    ii, jj = np.meshgrid(np.arange(g1), np.arange(g1), indexing="ij")
+    c = np.arange(gridsize * gridsize)
+    top = ii.reshape(-1, 1) * stride + (c // gridsize) * offset + N // 2
+    left = jj.reshape(-1, 1) * stride + (c % gridsize) * offset + N // 2
+    return np.stack([left, top], axis=-1).astype(np.float64)
+
+
+def extract_coords(
+    size: int,
+    repeats: int = 1,
+    coord_type: str = "offsets",
+    outer_offset: int | None = None,
+    *,
+    N: int | None = None,
+    gridsize: int | None = None,
+    offset: int | None = None,
+) -> Any:
+    """Nominal grid coordinates in channel format (reference ``diffsim.extract_coords``).
+
+    ``coord_type='offsets'``: float32 ``(repeats * G1**2, 1, 2, C)``, region centre minus
+    patch centre, ``[x, y]`` on axis 2. ``'global'``: ``(ix, iy)``, each float32
+    ``(G1**2 * repeats, 1, 1, C)`` patch-centre coordinates (mean pixel index), every region
+    repeated ``repeats`` times consecutively (patch-major, as the reference).
+    """
+    if outer_offset is None:
+        raise ValueError("outer_offset must be given, got None")
+    N = _int_arg("N", _cfg("N", N), 2)
+    g = _int_arg("gridsize", _cfg("gridsize", gridsize), 1)
+    off = _int_arg("offset", _cfg("offset", offset), 0)
+    repeats = _int_arg("repeats", repeats, 1)
+    big_n, stride, g1 = _geometry(size, outer_offset, N, g, off)
+    c = np.arange(g * g)
+    if coord_type == "offsets":
+        dx = (big_n - 1) / 2 - ((c % g) * off + (N - 1) / 2)
+        dy = (big_n - 1) / 2 - ((c // g) * off + (N - 1) / 2)
+        one = np.stack([dx, dy])[None, None].astype(np.float32)  # (1, 1, 2, C)
+        return np.repeat(one, repeats * g1 * g1, axis=0)
+    if coord_type == "global":
+        pos = grid_positions(size, outer_offset, N=N, gridsize=g, offset=off)
+        centre = pos - N // 2 + (N - 1) / 2
+        ix = np.repeat(centre[:, :, 0], repeats, axis=0)[:, None, None, :].astype(np.float32)
+        iy = np.repeat(centre[:, :, 1], repeats, axis=0)[:, None, None, :].astype(np.float32)
+        return ix, iy
+    raise ValueError(f"coord_type must be 'offsets' or 'global', got {coord_type!r}")
+
+
+def add_position_jitter(coords: Any, jitter_scale: float, *, seed: Any = None) -> np.ndarray:
+    """``coords + jitter_scale * normal(coords.shape)`` (float32), drawn from
+    ``numpy.random.default_rng(seed)`` (``seed`` may also be a ``Generator``)."""
+    c = np.asarray(_np(coords), dtype=np.float32)
+    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    return (c + np.float32(jitter_scale) * rng.standard_normal(c.shape).astype(np.float32)).astype(np.float32)
+
+
+# --------------------------------------------------------------------------- mk_simdata
+
+
+def _seed32(seed: Any) -> int:
+    if seed is None:
+        return int(np.random.SeedSequence().generate_state(1)[0])
+    if isinstance(seed, np.random.Generator):
+        return int(seed.integers(0, 2**32))
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise TypeError(f"seed must be an int, numpy.random.Generator or None, got {type(seed).__name__}")
+    if not 0 <= int(seed) < 2**32:
+        raise ValueError(f"seed must be between 0 and 2**32 - 1, got {seed}")
+    return int(seed)
+
+
+def mk_simdata(
+    nimgs: int,
+    size: int,
+    probe: Any,
+    outer_offset: int,
+    intensity_scale: float | None = None,
+    YY_I: Any = None,
+    YY_phi: Any = None,
+    dict_fmt: bool = False,
+    which: str = "train",
+    *,
+    seed: Any = None,
+    poisson: bool = True,
+    jitter_scale: float | None = None,
+    N: int | None = None,
+    gridsize: int | None = None,
+    offset: int | None = None,
+    nphotons: float | None = None,
+    data_source: str | None = None,
+    set_phi: bool | None = None,
+) -> Any:
+    """Simulate a grid-mode dataset (reference ``diffsim.mk_simdata``).
+
+    Parameters
+    ----------
+    nimgs : int
+        Number of objects (each contributes ``G1**2`` groups).
+    size : int
+        Object side in pixels.
+    probe : array_like, (N, N)
+        Probe, real or complex.
+    outer_offset : int
+        Nominal stride between groups; the grid stride is ``outer_offset // 2``.
+    intensity_scale : float, optional
+        Reuse a scale (e.g. the training set's for a test set); default: computed.
+    YY_I, YY_phi : array_like, (nimgs, size, size, 1), optional
+        Object amplitudes and phases; default: ``nimgs`` objects of ``data_source``.
+    dict_fmt : bool
+        Return a dict with everything (see Returns).
+    which : str
+        Passed to the object generator (``'train'``/``'test'``).
+    seed : int, numpy.random.Generator or None
+        Seeds the objects (an int gives the reference's objects after ``np.random.seed``),
+        the jitter and the Poisson noise.
+    poisson : bool
+        Observe with Poisson noise.
+    jitter_scale : float, optional
+        Standard deviation (pixels) of Gaussian jitter of the true positions.
+    N, gridsize, offset, nphotons, data_source, set_phi : optional
+        Default to ``ptyfast.params.cfg`` (the guide's set-up).
+
+    Returns
+    -------
+    (X, Y_I, Y_phi, coords) or dict
+        float32 ``(B, N, N, C)`` arrays with ``B = nimgs * G1**2``, ``C = gridsize**2``;
+        ``coords`` the nominal offsets ``(B, 1, 2, C)``. With ``dict_fmt``: keys ``X``,
+        ``Y_I``, ``Y_phi``, ``intensity_scale``, ``norm_Y_I``, ``coords`` (nominal, true),
+        ``YY_full`` (complex64 ``(nimgs, size, size, 1)``), ``I_pre_probe`` and
+        ``phi_pre_probe`` (normalised pre-probe patches, flat ``(B*C, N, N, 1)``).
+
+    Examples
+    --------
+    >>> from ptyfast.probe import get_default_probe
+    >>> X, Y_I, Y_phi, coords = mk_simdata(1, 80, get_default_probe(32), 16, N=32,
+    ...     gridsize=2, offset=4, nphotons=1e9, data_source='lines', seed=0)
+    >>> X.shape, coords.shape
+    ((36, 32, 32, 4), (36, 1, 2, 4))
+    """
+    n = _int_arg("nimgs", nimgs, 1)
+    N = _int_arg("N", _cfg("N", N), 2)
+    g = _int_arg("gridsize", _cfg("gridsize", gridsize), 1)
+    off = _int_arg("offset", _cfg("offset", offset), 0)
+    nph = float(_cfg("nphotons", nphotons))
+    if not np.isfinite(nph) or nph <= 0:
+        raise ValueError(f"nphotons must be a positive finite number, got {nph}")
+    C = g * g
+    pr = _kernels.as_complex_image("probe", _np(probe))
+    if pr.shape != (N, N):
+        raise ValueError(f"probe must be (N, N) = ({N}, {N}), got {pr.shape}")
+    big_n, stride, g1 = _geometry(size, outer_offset, N, g, off)
+    if intensity_scale is not None:
+        intensity_scale = _kernels._positive_float("intensity_scale", intensity_scale)
+    if jitter_scale is not None and (not np.isfinite(jitter_scale) or jitter_scale < 0):
+        raise ValueError(f"jitter_scale must be a finite number >= 0, got {jitter_scale}")
+    root = _seed32(seed)
+
+    if YY_I is None:
+        YY_I = sim_object_stack(n, size, data_source=_cfg("data_source", data_source), seed=root, which=which)
+    yy_i = _kernels.as_array("YY_I", _np(YY_I), np.float64, shape=(n, size, size, 1), allow_complex=False)
+    if YY_phi is None and bool(_cfg("set_phi", set_phi)):
+        YY_phi = dummy_phi(yy_i)
+    yy_phi = None
+    if YY_phi is not None:
+        yy_phi = _kernels.as_array("YY_phi", _np(YY_phi), np.float64, shape=(n, size, size, 1), allow_complex=False)
+
+    coords = extract_coords(size, n, "offsets", outer_offset, N=N, gridsize=g, offset=off)
+    true_coords = coords
+    pos = grid_positions(size, outer_offset, N=N, gridsize=g, offset=off)  # (G1², C, 2)
+    pos = np.broadcast_to(pos, (n,) + pos.shape)  # object-major
+    if jitter_scale is not None:
+        true_coords = add_position_jitter(coords, jitter_scale, seed=[root, 1])
+        jitter = (true_coords - coords).reshape(n, g1 * g1, 2, C).transpose(0, 1, 3, 2)
+        pos = pos - jitter.astype(np.float64)  # a larger offset samples closer to the region origin
+    B = n * g1 * g1
+    pos_flat = np.ascontiguousarray(pos.reshape(n * g1 * g1 * C, 2))
+
+    # Pass 1: pre-probe patches straight into the channel-format outputs. Amplitude and phase
+    # ride in one complex image (real, imag), so one bilinear extraction interpolates both
+    # separately, exactly as the reference does.
+    Y_I = np.empty((B, N, N, C), np.float32)
+    Y_phi = np.empty((B, N, N, C), np.float32)
+    yi_view, yp_view = np.moveaxis(Y_I, 3, 1), np.moveaxis(Y_phi, 3, 1)
+    per_obj = g1 * g1
+    step = _groups_per_chunk(C)
+    for k in range(n):
+        img = yy_i[k, :, :, 0] + 1j * (0.0 if yy_phi is None else yy_phi[k, :, :, 0])
+        img = img.astype(np.complex64)
+        for a in range(0, per_obj, step):
+            b0, b1 = k * per_obj + a, k * per_obj + min(per_obj, a + step)
+            p = _kernels.extract_patches(img, pos_flat[b0 * C : b1 * C], N)
+            p = p.reshape(b1 - b0, C, N, N)
+            yi_view[b0:b1] = p.real
+            yp_view[b0:b1] = p.imag
+    norm_y_i = np.float32(Y_I.reshape(B, -1).max(axis=1).mean(dtype=np.float64))
+    if not norm_y_i > 0:
+        raise ValueError("YY_I is zero at every grid patch; norm_Y_I is undefined")
+    Y_I /= norm_y_i
+    if intensity_scale is None:
+        s = _intensity_scale(float(_energies(Y_I, pr).mean()), nph)
+    else:
+        s = np.float32(intensity_scale)
+
+    out: dict[str, Any] = {}
+    if dict_fmt:
+        out["I_pre_probe"] = _channel_to_flat(Y_I)
+        out["phi_pre_probe"] = _channel_to_flat(Y_phi)
+    X = _illuminate_groups(Y_I, Y_phi, pr, s, poisson, root if seed is not None else None)
+    if not dict_fmt:
+        return X, Y_I, Y_phi, coords
+    phi_full = np.zeros_like(yy_i) if yy_phi is None else yy_phi
+    out.update(
+        X=X,
+        Y_I=Y_I,
+        Y_phi=Y_phi,
+        intensity_scale=s,
+        norm_Y_I=norm_y_i,
+        coords=(coords, true_coords),
+        YY_full=(yy_i * np.exp(1j * phi_full)).astype(np.complex64),
+    )
+    return out
