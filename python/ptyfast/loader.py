@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from ._kernels import SeedLike, _positive_int, _to_numpy
+from ._kernels import SeedLike, _positive_float, _positive_int, _to_numpy
 from .intensity import (
     calculate_intensity_scale,
     compute_dataset_intensity_stats,
@@ -356,8 +356,6 @@ dataset_intensity_stats
             import tensorflow as tf
         except ImportError as exc:  # pragma: no cover - exercised only without TensorFlow
             raise ImportError("as_tf_dataset needs TensorFlow (pip install ptyfast[tf])") from exc
-        from ._kernels import _positive_float
-
         bs = _positive_int("batch_size", batch_size)
         if self._X_np.ndim != 4:
             raise ValueError(f"X must be (B, N, N, C) for as_tf_dataset, got {self._X_np.shape}")
