@@ -1,0 +1,312 @@
+"""Photon counts and the intensity scale, as pure functions.
+
+Every function here takes its inputs explicitly; only the legacy default of ``nphotons``
+(``None``) falls back to ``ptyfast.params.cfg['nphotons']``, the compatibility shim.
+
+Units. The simulator stores *unit-scale* far-field amplitudes (``RawData.diff3d``, the ``X``
+of ``mk_simdata``): ``X = |fftshift(fft2(O·P))| / N`` (see the README's conventions), which
+is the photon-count amplitude divided by the intensity scale ``s``. The network is fed the
+photon-count amplitude ``X·s``. By Parseval, ``Σ_hw X² = Σ_hw |O·P|²``, so for noise-free
+simulated data the mean per-pattern energy ``E`` of ``X`` gives back exactly the scale the
+simulation used, ``s = sqrt(nphotons / E)``.
+
+The one reduction rule. ``E`` is the mean over samples **and channels** of the per-pattern
+energy ``Σ_hw X²``, accumulated in float64 in a fixed order (bit-reproducible). This is how
+``scale_nphotons``, ``normalize_data`` and the simulation's intensity scale average; the
+reference's ``compute_dataset_intensity_stats`` summed the channels instead, giving
+``988.21/√C`` for gridsize > 1.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from ._kernels import _positive_float, _to_numpy
+
+__all__ = [
+    "count_photons",
+    "scale_nphotons",
+    "compute_dataset_intensity_stats",
+    "calculate_intensity_scale",
+    "SPEC_REFERENCE",
+    "MIN_BATCH_MEAN",
+]
+
+#: The ``spec_reference`` entry of the statistics dict, as the reference writes it.
+SPEC_REFERENCE = "specs/spec-ptycho-core.md §Normalization Invariants"
+
+#: Statistics with a mean energy at or below this are ignored by ``calculate_intensity_scale``.
+MIN_BATCH_MEAN = 1e-12
+
+# Samples per float64 block: bounds the temporary copies for large datasets without changing
+# the result (each pattern's energy is reduced on its own contiguous row).
+_BLOCK_ELEMENTS = 1 << 22
+
+
+def _real_array(name: str, x: Any, *, min_ndim: int = 3) -> np.ndarray:
+    arr = _to_numpy(name, x)
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must hold real amplitudes, got dtype {arr.dtype}")
+    if arr.ndim < min_ndim:
+        raise ValueError(
+            f"{name} must be at least {min_ndim}-D (batch, N, N, ...), got {arr.shape}"
+        )
+    return arr
+
+
+def _pattern_energies(arr: np.ndarray) -> np.ndarray:
+    """``Σ_hw arr²`` per (sample, trailing index), float64, shape ``(M, R)``.
+
+    Each pattern is copied to a contiguous float64 row and reduced by NumPy's pairwise
+    summation, so the result does not depend on the input's layout or on the block size.
+    """
+    m, h, w = arr.shape[:3]
+    rest = int(np.prod(arr.shape[3:], dtype=np.int64))
+    out = np.empty((m, rest), dtype=np.float64)
+    step = max(1, _BLOCK_ELEMENTS // max(1, h * w * rest))
+    for i in range(0, m, step):
+        block = arr[i : i + step].reshape(-1, h * w, rest)
+        # Always a private copy: it is squared in place.
+        rows = np.array(np.swapaxes(block, 1, 2), dtype=np.float64, order="C", copy=True)
+        np.square(rows, out=rows)
+        out[i : i + step] = rows.sum(axis=-1)
+    return out
+
+
+def _mean_energy(name: str, arr: np.ndarray) -> float:
+    if arr.shape[0] == 0 or arr.size == 0:
+        raise ValueError(f"{name} must not be empty, got shape {arr.shape}")
+    energies = _pattern_energies(arr)
+    if not np.all(np.isfinite(energies)):
+        raise ValueError(f"{name} must be finite, got NaN or inf values")
+    return float(np.mean(energies.ravel()))
+
+
+def _result_dtype(arr: np.ndarray) -> np.dtype:
+    return arr.dtype if arr.dtype.kind == "f" else np.dtype(np.float64)
+
+
+def _default_nphotons(nphotons: Any) -> float:
+    if nphotons is None:
+        from . import params  # the legacy shim; imported only when asked for its default
+
+        nphotons = params.cfg["nphotons"]
+    return _positive_float("nphotons", nphotons)
+
+
+def count_photons(x: Any) -> np.ndarray:
+    """Per-pattern energy ``Σ_hw x²``.
+
+    Parameters
+    ----------
+    x : array_like or tf.Tensor, (B, N, N) or (B, N, N, C, ...)
+        Real diffraction amplitudes (conventions: README). Axes 1 and 2 are summed.
+
+    Returns
+    -------
+    numpy.ndarray, (B,) or (B, C, ...)
+        The sums, accumulated in float64 and returned in ``x``'s floating dtype (float64 for
+        integer input), as the reference's dtype follows its input.
+
+    Raises
+    ------
+    TypeError
+        If ``x`` is not a real numeric array.
+    ValueError
+        If ``x`` has fewer than 3 dimensions.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> count_photons(np.ones((2, 4, 4, 3), np.float32)).tolist()
+    [[16.0, 16.0, 16.0], [16.0, 16.0, 16.0]]
+    """
+    arr = _real_array("x", x)
+    e = _pattern_energies(arr).reshape(arr.shape[:1] + arr.shape[3:])
+    return e.astype(_result_dtype(arr), copy=False)
+
+
+def scale_nphotons(x: Any, *, nphotons: float | None = None) -> np.floating:
+    """The scale that brings the mean pattern energy of ``x`` to ``nphotons``.
+
+    ``sqrt(nphotons / mean(count_photons(x)))``, the mean running over the batch and every
+    channel (the rule of this module's docstring).
+
+    Parameters
+    ----------
+    x : array_like or tf.Tensor, (B, N, N) or (B, N, N, C)
+        Real diffraction amplitudes.
+    nphotons : float, optional
+        Target mean photon count per pattern. ``None`` reads ``ptyfast.params.cfg['nphotons']``
+        (legacy default 1e9).
+
+    Returns
+    -------
+    numpy.floating
+        In ``x``'s floating dtype (float32 for float32 input), like the reference's TF scalar.
+        For ``normalize_data`` output (mean energy ``(N/2)²``) this is ``sqrt(nphotons)/(N/2)``,
+        988.21 for N=64 and 1e9.
+
+    Raises
+    ------
+    TypeError
+        If ``x`` is not a real numeric array.
+    ValueError
+        If ``x`` is not at least 3-D, is empty, holds non-finite values or has zero energy, or
+        ``nphotons`` is not a positive finite number.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x = np.full((4, 64, 64, 1), 0.5, np.float32)  # energy (64/2)**2 per pattern
+    >>> round(float(scale_nphotons(x, nphotons=1e9)), 2)
+    988.21
+    """
+    n = _default_nphotons(nphotons)
+    arr = _real_array("x", x)
+    e = _mean_energy("x", arr)
+    if e <= 0.0:
+        raise ValueError("x has zero energy; the photon scale is undefined")
+    return _result_dtype(arr).type(math.sqrt(n / e))
+
+
+def compute_dataset_intensity_stats(
+    X: Any, *, intensity_scale: float | None = None, is_normalized: bool = False
+) -> dict[str, Any]:
+    """Dataset intensity statistics for the dataset-derived intensity scale.
+
+    ``batch_mean_sum_intensity`` is the mean **per-pattern** energy
+    ``E = mean over samples and channels of Σ_hw X²`` (float64, fixed order), the same
+    channel mean as :func:`scale_nphotons` and the simulation's intensity scale.
+
+    Units: ``E`` is expressed in the units of the simulator's stored amplitudes
+    (``RawData.diff3d``, ``mk_simdata``'s ``X``, a grouped dict's ``diffraction``): the
+    unit-scale far field ``|F(O·P)|/N``, i.e. photon-count amplitudes divided by ``s``. Pass
+    such data with ``is_normalized=False`` (this includes ``mk_simdata`` output). Pass
+    ``is_normalized=True`` with ``intensity_scale=s`` only for data that was *multiplied* by
+    ``s`` (photon-count units, ``X·s`` as fed to the network); ``E`` is then divided by ``s²``.
+
+    Energy-normalised data (``X_full`` from ``normalize_data``, mean energy ``(N/2)²``) carries
+    no scale information: its statistics make :func:`calculate_intensity_scale` return the
+    closed form ``sqrt(nphotons)/(N/2)``. Compute statistics from the raw ``diffraction``.
+
+    Parameters
+    ----------
+    X : array_like or tf.Tensor, (M, N, N) or (M, N, N, C)
+        Real diffraction amplitudes (not intensities).
+    intensity_scale : float, optional
+        The factor ``X`` was multiplied by; required when ``is_normalized``, ignored otherwise
+        (as in the reference).
+    is_normalized : bool, default False
+        Whether ``X`` is in photon-count units ``X_raw·s``.
+
+    Returns
+    -------
+    dict
+        ``batch_mean_sum_intensity`` (float, ``E``), ``n_samples`` (int, ``M``),
+        ``spec_reference`` (str, as the reference) and ``channel_reduction`` (``'mean'``).
+
+    Raises
+    ------
+    TypeError
+        If ``X`` is not a real numeric array.
+    ValueError
+        If ``X`` is not 3-D or 4-D, is empty or not finite; if ``is_normalized`` without
+        ``intensity_scale``, or ``intensity_scale`` is not a positive finite number.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> X = np.full((10, 8, 8, 4), 0.5, np.float32)
+    >>> compute_dataset_intensity_stats(X)["batch_mean_sum_intensity"]
+    16.0
+    >>> compute_dataset_intensity_stats(2 * X, intensity_scale=2.0, is_normalized=True)[
+    ...     "batch_mean_sum_intensity"
+    ... ]
+    16.0
+    """
+    arr = _real_array("X", X, min_ndim=0)
+    if arr.ndim not in (3, 4):
+        raise ValueError(f"X must be (M, N, N) or (M, N, N, C), got shape {arr.shape}")
+    scale = None
+    if is_normalized:
+        if intensity_scale is None:
+            raise ValueError("intensity_scale must be provided when is_normalized=True")
+        scale = _positive_float("intensity_scale", intensity_scale)
+    e = _mean_energy("X", arr)
+    if scale is not None:
+        e = e / (scale * scale)
+    return {
+        "batch_mean_sum_intensity": e,
+        "n_samples": int(arr.shape[0]),
+        "spec_reference": SPEC_REFERENCE,
+        "channel_reduction": "mean",
+    }
+
+
+def calculate_intensity_scale(
+    container_or_stats: Any, *, nphotons: float | None = None, N: int | None = None
+) -> float:
+    """The intensity scale ``s``: dataset-derived when statistics exist, else closed form.
+
+    With statistics whose ``batch_mean_sum_intensity`` ``E`` exceeds ``1e-12`` (a
+    container's ``dataset_intensity_stats`` or a dict from
+    :func:`compute_dataset_intensity_stats`), returns ``sqrt(nphotons / E)``; for noise-free
+    simulated data this is exactly the ``s`` the simulation used. Otherwise returns the closed
+    form ``sqrt(nphotons) / (N/2)`` (988.21 for N=64 and 1e9), which is also what statistics of
+    energy-normalised ``X_full`` give.
+
+    Parameters
+    ----------
+    container_or_stats : PtychoDataContainer, dict or None
+        A container (its ``dataset_intensity_stats`` and ``X`` are read) or a statistics dict.
+    nphotons : float, optional
+        Mean photon count per pattern; ``None`` reads ``ptyfast.params.cfg['nphotons']``.
+    N : int, optional
+        Patch size for the closed form; default: ``X.shape[1]`` of the container.
+
+    Returns
+    -------
+    float
+
+    Raises
+    ------
+    TypeError
+        If ``container_or_stats`` is neither a mapping, a container nor None.
+    ValueError
+        If the closed form is needed and ``N`` is unknown or not positive, or ``nphotons`` is
+        not a positive finite number.
+
+    Examples
+    --------
+    >>> round(calculate_intensity_scale(None, nphotons=1e9, N=64), 4)
+    988.2118
+    >>> calculate_intensity_scale({"batch_mean_sum_intensity": 4.0}, nphotons=100.0)
+    5.0
+    """
+    n_ph = _default_nphotons(nphotons)
+    if container_or_stats is None or isinstance(container_or_stats, Mapping):
+        stats = container_or_stats
+        x = None
+    elif hasattr(container_or_stats, "dataset_intensity_stats"):
+        stats = container_or_stats.dataset_intensity_stats
+        x = getattr(container_or_stats, "_X_np", None)
+    else:
+        raise TypeError(
+            "container_or_stats must be a PtychoDataContainer, a statistics dict or None, "
+            f"got {type(container_or_stats).__name__}"
+        )
+    if stats is not None:
+        e = float(stats.get("batch_mean_sum_intensity", 0.0) or 0.0)
+        if e > MIN_BATCH_MEAN:
+            return math.sqrt(n_ph / e)
+    if N is None:
+        if x is None or np.ndim(x) < 2:
+            raise ValueError("N is required for the closed-form intensity scale")
+        N = int(np.shape(x)[1])
+    n = _positive_float("N", N)
+    return math.sqrt(n_ph) / (n / 2.0)

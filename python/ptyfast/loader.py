@@ -1,0 +1,639 @@
+"""Grouped data → model-ready container (``ptycho.loader`` → ``ptyfast.loader``).
+
+:func:`load` turns the grouped dict of ``RawData.generate_grouped_data`` into a
+:class:`PtychoDataContainer`, which holds NumPy arrays (TensorFlow is optional: tensors are
+accepted everywhere and only :meth:`PtychoDataContainer.as_tf_dataset` needs it).
+
+Conventions (README): shapes ``(B, N, N, C)`` with channel ``c`` at grid
+``(c // gridsize, c % gridsize)``; coordinates ``(B, 1, 2, C)`` in object pixels with
+index 0 = ``x`` (column) and 1 = ``y`` (row); amplitudes, not intensities.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+import numpy as np
+
+from ._kernels import SeedLike, _positive_float, _positive_int, _to_numpy
+from .intensity import (
+    calculate_intensity_scale,
+    compute_dataset_intensity_stats,
+    count_photons,
+    scale_nphotons,
+)
+
+__all__ = [
+    "PtychoDataContainer",
+    "load",
+    "split_data",
+    "split_tensor",
+    "compute_dataset_intensity_stats",
+    "calculate_intensity_scale",
+    "scale_nphotons",
+    "count_photons",
+]
+
+logger = logging.getLogger(__name__)
+
+
+def _is_tensor(a: Any) -> bool:
+    return hasattr(a, "numpy") and not isinstance(a, np.ndarray | np.generic)
+
+
+def _plain(a: Any) -> Any:
+    """A TensorFlow tensor as NumPy; anything else unchanged."""
+    return a.numpy() if _is_tensor(a) else a
+
+
+def _optional_array(name: str, a: Any) -> np.ndarray | None:
+    return None if a is None else _to_numpy(name, a)
+
+
+def _cast(a: np.ndarray | None, dtype: Any) -> np.ndarray | None:
+    return None if a is None else a.astype(dtype, copy=False)
+
+
+class PtychoDataContainer:
+    """Model-ready ptychography data, stored as NumPy arrays.
+
+    Parameters
+    ----------
+    X : array_like or tf.Tensor, (B, N, N, C)
+        Diffraction amplitudes, usually ``X_full`` (energy-normalised, see ``load``).
+    Y_I, Y_phi : array_like or tf.Tensor, (B, N, N, C)
+        Ground-truth amplitude and phase of the object patches.
+    norm_Y_I : float, numpy scalar or tf.Tensor
+        ``scale_nphotons(X)``; kept as given (tensors converted to NumPy).
+    YY_full : array_like or None
+        Full object, if any.
+    coords_nominal, coords_true : array_like or tf.Tensor, (B, 1, 2, C)
+        Relative scan coordinates ``[x; y]`` per channel, object pixels.
+    nn_indices : array_like or None, (B, C)
+        Indices of the grouped patterns in the raw data.
+    global_offsets : array_like or None, (B, 1, 2, 1)
+        Group centres ``[x; y]``.
+    local_offsets : array_like or None, (B, 1, 2, C)
+        Offsets of the channels from their group centre (reference sign).
+    probeGuess : array_like or tf.Tensor, (N, N) complex
+        The probe.
+    dataset_intensity_stats : dict, optional
+        From :func:`compute_dataset_intensity_stats` on the raw (un-normalised) diffraction;
+        enables the dataset-derived intensity scale (:func:`calculate_intensity_scale`).
+
+    Attributes
+    ----------
+    X, Y_I, Y_phi : numpy.ndarray, float32
+        Read-only properties; ``Y`` is ``Y_I·exp(i·Y_phi)`` complex64, ``coords_nominal`` (alias
+        ``coords``) and ``coords_true`` are float32 and ``probe`` is complex64. The reference
+        returned TensorFlow tensors here; TensorFlow ops accept these arrays unchanged.
+    norm_Y_I, YY_full, nn_indices, global_offsets, local_offsets, probeGuess, \
+dataset_intensity_stats
+        Plain attributes, stored as given (tensors converted to NumPy).
+
+    Raises
+    ------
+    TypeError
+        If an array argument is not numeric or ``dataset_intensity_stats`` is not a mapping.
+    ValueError
+        If ``X`` is missing or ``Y_I``, ``Y_phi`` and ``X`` disagree in shape.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> B, N, C = 8, 16, 4
+    >>> X = np.random.default_rng(0).random((B, N, N, C), dtype=np.float32)
+    >>> c = PtychoDataContainer(
+    ...     X, np.ones_like(X), np.zeros_like(X), 1.0, None,
+    ...     np.zeros((B, 1, 2, C)), np.zeros((B, 1, 2, C)), None, None, None,
+    ...     np.ones((N, N), np.complex64),
+    ...     dataset_intensity_stats=compute_dataset_intensity_stats(X),
+    ... )
+    >>> len(c), c.Y.dtype, c.coords.shape
+    (8, dtype('complex64'), (8, 1, 2, 4))
+    """
+
+    def __init__(
+        self,
+        X: Any,
+        Y_I: Any,
+        Y_phi: Any,
+        norm_Y_I: Any,
+        YY_full: Any,
+        coords_nominal: Any,
+        coords_true: Any,
+        nn_indices: Any,
+        global_offsets: Any,
+        local_offsets: Any,
+        probeGuess: Any,
+        dataset_intensity_stats: Mapping[str, Any] | None = None,
+    ) -> None:
+        if X is None:
+            raise ValueError("X must be an array of diffraction amplitudes, got None")
+        self._X_np = _to_numpy("X", X)
+        self._Y_I_np = _optional_array("Y_I", Y_I)
+        self._Y_phi_np = _optional_array("Y_phi", Y_phi)
+        self._coords_nominal_np = _optional_array("coords_nominal", coords_nominal)
+        self._coords_true_np = _optional_array("coords_true", coords_true)
+        self._probe_np = _optional_array("probeGuess", probeGuess)
+        for name, a in (("Y_I", self._Y_I_np), ("Y_phi", self._Y_phi_np)):
+            if a is not None and a.shape != self._X_np.shape:
+                raise ValueError(
+                    f"{name} must have the shape of X {self._X_np.shape}, got {a.shape}"
+                )
+        if dataset_intensity_stats is not None and not isinstance(dataset_intensity_stats, Mapping):
+            raise TypeError(
+                "dataset_intensity_stats must be a dict from compute_dataset_intensity_stats, "
+                f"got {type(dataset_intensity_stats).__name__}"
+            )
+        self.norm_Y_I = _plain(norm_Y_I)
+        self.YY_full = _plain(YY_full)
+        self.nn_indices = _plain(nn_indices)
+        self.global_offsets = _plain(global_offsets)
+        self.local_offsets = _plain(local_offsets)
+        self.probeGuess = self._probe_np
+        self.dataset_intensity_stats = (
+            None if dataset_intensity_stats is None else dict(dataset_intensity_stats)
+        )
+        self._cache: dict[str, np.ndarray | None] = {}
+
+    def _cached(self, key: str, make: Callable[[], np.ndarray | None]) -> np.ndarray | None:
+        if key not in self._cache:
+            self._cache[key] = make()
+        return self._cache[key]
+
+    @property
+    def X(self) -> np.ndarray:
+        """Diffraction amplitudes, float32 ``(B, N, N, C)``."""
+        return self._cached("X", lambda: _cast(self._X_np, np.float32))
+
+    @property
+    def Y_I(self) -> np.ndarray | None:
+        """Ground-truth amplitude, float32 ``(B, N, N, C)``."""
+        return self._cached("Y_I", lambda: _cast(self._Y_I_np, np.float32))
+
+    @property
+    def Y_phi(self) -> np.ndarray | None:
+        """Ground-truth phase, float32 ``(B, N, N, C)``."""
+        return self._cached("Y_phi", lambda: _cast(self._Y_phi_np, np.float32))
+
+    @property
+    def Y(self) -> np.ndarray | None:
+        """Complex ground truth ``Y_I·exp(i·Y_phi)``, complex64 ``(B, N, N, C)``."""
+
+        def make() -> np.ndarray | None:
+            if self.Y_I is None or self.Y_phi is None:
+                return None
+            phase = self.Y_phi.astype(np.complex64)
+            return self.Y_I.astype(np.complex64) * np.exp(np.complex64(1j) * phase)
+
+        return self._cached("Y", make)
+
+    @property
+    def coords_nominal(self) -> np.ndarray | None:
+        """Relative scan coordinates ``[x; y]``, float32 ``(B, 1, 2, C)``."""
+        return self._cached("coords_nominal", lambda: _cast(self._coords_nominal_np, np.float32))
+
+    @property
+    def coords(self) -> np.ndarray | None:
+        """Alias of :attr:`coords_nominal`."""
+        return self.coords_nominal
+
+    @property
+    def coords_true(self) -> np.ndarray | None:
+        """True relative scan coordinates, float32 ``(B, 1, 2, C)``."""
+        return self._cached("coords_true", lambda: _cast(self._coords_true_np, np.float32))
+
+    @property
+    def probe(self) -> np.ndarray | None:
+        """The probe, complex64 ``(N, N)``."""
+        return self._cached("probe", lambda: _cast(self._probe_np, np.complex64))
+
+    def __len__(self) -> int:
+        return len(self._X_np)
+
+    def __repr__(self) -> str:
+        parts = ["<PtychoDataContainer"]
+        for name in ("X", "Y_I", "Y_phi", "coords_nominal", "coords_true", "probe"):
+            a = getattr(self, f"_{name}_np")
+            if a is None:
+                continue
+            if np.iscomplexobj(a):
+                parts.append(f"{name}={a.shape} mean_amplitude={np.mean(np.abs(a)):.3f}")
+            else:
+                parts.append(f"{name}={a.shape} mean={np.mean(a):.3f}")
+        for name in ("norm_Y_I", "YY_full", "nn_indices", "global_offsets", "local_offsets"):
+            a = getattr(self, name)
+            if a is None:
+                continue
+            shape = np.shape(a)
+            parts.append(f"{name}={shape}" if shape else f"{name}={float(np.real(a)):.4g}")
+        e = (self.dataset_intensity_stats or {}).get("batch_mean_sum_intensity")
+        if e is not None:
+            parts.append(f"batch_mean_sum_intensity={e:.6g}")
+        return " ".join(parts) + ">"
+
+    def to_npz(self, path: str | os.PathLike[str] | Any) -> None:
+        """Write the arrays to an ``.npz`` file, atomically.
+
+        The keys are the reference's (``X``, ``Y_I``, ``Y_phi``, ``norm_Y_I``, ``YY_full``,
+        ``coords_nominal``, ``coords_true``, ``nn_indices``, ``global_offsets``,
+        ``local_offsets``, ``probe``), with the stored (uncast) arrays; ``None`` values become
+        object arrays as ``numpy.savez`` writes them (read them with ``allow_pickle=True``).
+        When present, ``dataset_intensity_stats`` is added as a JSON string. The file is
+        written beside the target and moved into place, so readers never see a partial file.
+
+        Parameters
+        ----------
+        path : str, os.PathLike or binary file object
+            Output path; ``.npz`` is appended when missing, as ``numpy.savez`` does. A file
+            object is written directly (no atomic replace).
+
+        Raises
+        ------
+        OSError
+            If the file cannot be written; no partial file is left behind.
+
+        Examples
+        --------
+        >>> import numpy as np, tempfile, os
+        >>> c = PtychoDataContainer(np.ones((2, 4, 4, 1)), None, None, 1.0, None, None, None,
+        ...                         None, None, None, np.ones((4, 4), np.complex64))
+        >>> with tempfile.TemporaryDirectory() as d:
+        ...     c.to_npz(os.path.join(d, "train"))
+        ...     sorted(os.listdir(d))
+        ['train.npz']
+        """
+        arrays: dict[str, Any] = {
+            "X": self._X_np,
+            "Y_I": self._Y_I_np,
+            "Y_phi": self._Y_phi_np,
+            "norm_Y_I": self.norm_Y_I,
+            "YY_full": self.YY_full,
+            "coords_nominal": self._coords_nominal_np,
+            "coords_true": self._coords_true_np,
+            "nn_indices": self.nn_indices,
+            "global_offsets": self.global_offsets,
+            "local_offsets": self.local_offsets,
+            "probe": self._probe_np,
+        }
+        if self.dataset_intensity_stats is not None:
+            arrays["dataset_intensity_stats"] = np.array(json.dumps(self.dataset_intensity_stats))
+        if hasattr(path, "write"):
+            np.savez(path, **arrays)
+            return
+        target = os.fspath(path)
+        if not target.endswith(".npz"):
+            target += ".npz"
+        directory, base = os.path.split(os.path.abspath(target))
+        tmp = os.path.join(directory, f".{base}.{uuid.uuid4().hex}.tmp")
+        # os.open with mode 0o666 lets the umask decide the permissions, as a plain open would.
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                np.savez(f, **arrays)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, target)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+            raise
+
+    def as_tf_dataset(
+        self,
+        batch_size: int,
+        shuffle: bool = True,
+        *,
+        intensity_scale: float | None = None,
+        nphotons: float | None = None,
+        seed: SeedLike = None,
+    ) -> Any:
+        """A ``tf.data.Dataset`` streaming training batches.
+
+        Each element is ``((X·s, coords), (Y_I_c, X·s, (X·s)²))``, all float32: ``X·s``
+        ``(b, N, N, C)``, ``coords`` = :attr:`coords_nominal` ``(b, 1, 2, C)`` and ``Y_I_c``
+        ``(b, N, N, 1)``, channel 0 of ``Y_I`` moved back by its coordinate,
+        ``Y_I_c[r, c] = bilinear(Y_I[..., 0]; row r + y, col c + x)`` with zeros outside (the
+        reference's ``center_channels(Y_I, coords)[..., :1]``). The last batch may be short.
+
+        Parameters
+        ----------
+        batch_size : int
+            Patterns per batch.
+        shuffle : bool, default True
+            Draw a new permutation for every pass over the data.
+        intensity_scale : float, optional
+            ``s``; default :func:`calculate_intensity_scale` of this container (the reference
+            read ``params.cfg['intensity_scale']``).
+        nphotons : float, optional
+            For the default ``s``; ``None`` reads ``ptyfast.params.cfg['nphotons']``.
+        seed : int, numpy.random.Generator or None
+            Seeds the shuffling; passes differ from each other but repeat with the seed.
+
+        Returns
+        -------
+        tf.data.Dataset
+
+        Raises
+        ------
+        ImportError
+            If TensorFlow is not installed.
+        ValueError
+            If ``X`` is not 4-D, ``Y_I`` or coordinates are missing, or an argument is invalid.
+
+        Examples
+        --------
+        >>> ds = container.as_tf_dataset(16, seed=0)  # doctest: +SKIP
+        >>> (x_s, coords), (y_c, x_s2, x_s_sq) = next(iter(ds))  # doctest: +SKIP
+        """
+        try:
+            import tensorflow as tf
+        except ImportError as exc:  # pragma: no cover - exercised only without TensorFlow
+            raise ImportError("as_tf_dataset needs TensorFlow (pip install ptyfast[tf])") from exc
+        bs = _positive_int("batch_size", batch_size)
+        if self._X_np.ndim != 4:
+            raise ValueError(f"X must be (B, N, N, C) for as_tf_dataset, got {self._X_np.shape}")
+        if self._Y_I_np is None or self._coords_nominal_np is None:
+            raise ValueError("as_tf_dataset needs Y_I and coords_nominal, got None")
+        _, n, _, c = self._X_np.shape
+        if self._coords_nominal_np.shape[1:] != (1, 2, c):
+            raise ValueError(
+                f"coords_nominal must be (B, 1, 2, {c}), got {self._coords_nominal_np.shape}"
+            )
+        if intensity_scale is None:
+            intensity_scale = calculate_intensity_scale(self, nphotons=nphotons)
+        s = np.float32(_positive_float("intensity_scale", intensity_scale))
+        rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+        x, y_i, coords = self.X, self.Y_I, self.coords_nominal
+
+        def batches() -> Iterator[Any]:
+            order = rng.permutation(len(x)) if shuffle else np.arange(len(x))
+            for start in range(0, len(order), bs):
+                idx = order[start : start + bs]
+                xs = x[idx] * s
+                cb = coords[idx]
+                yc = _translate_bilinear(y_i[idx, :, :, 0], cb[:, 0, 0, 0], cb[:, 0, 1, 0])
+                yield (xs, cb), (yc[..., None], xs, np.square(xs))
+
+        f32 = tf.float32
+        signature = (
+            (tf.TensorSpec((None, n, n, c), f32), tf.TensorSpec((None, 1, 2, c), f32)),
+            (
+                tf.TensorSpec((None, n, n, 1), f32),
+                tf.TensorSpec((None, n, n, c), f32),
+                tf.TensorSpec((None, n, n, c), f32),
+            ),
+        )
+        return tf.data.Dataset.from_generator(batches, output_signature=signature)
+
+    @staticmethod
+    def from_raw_data_without_pc(
+        xcoords: Any,
+        ycoords: Any,
+        diff3d: Any,
+        probeGuess: Any,
+        scan_index: Any,
+        objectGuess: Any = None,
+        N: int | None = None,
+        K: int = 7,
+        nsamples: int = 1,
+        *,
+        seed: int | None = None,
+        gridsize: int | None = None,
+        nphotons: float | None = None,
+    ) -> PtychoDataContainer:
+        """Raw scan → grouping → :func:`load`, in one call.
+
+        Builds ``RawData.from_coords_without_pc(...)`` (start coordinates = coordinates),
+        groups it with ``generate_grouped_data(N, K=K, nsamples=nsamples, seed=seed,
+        gridsize=gridsize)`` and loads the result; the container carries the dataset
+        intensity statistics of the raw ``diff3d`` groups.
+
+        Parameters
+        ----------
+        xcoords, ycoords : array_like, (M,)
+            Scan positions, object pixels (``x`` = column, ``y`` = row).
+        diff3d : array_like, (M, N, N)
+            Diffraction amplitudes.
+        probeGuess : array_like, (N, N) complex
+        scan_index : array_like, (M,) int
+        objectGuess : array_like, (H, W) complex, optional
+            When given, the ground-truth patches ``Y`` are cut from it.
+        N : int, optional
+            Patch size; default ``diff3d.shape[1]`` (the reference read ``params.cfg['N']``).
+        K : int, default 7
+            Nearest neighbours considered per group.
+        nsamples : int, default 1
+            Number of groups.
+        seed : int, optional
+            Grouping seed.
+        gridsize : int, optional
+            Patterns per group side; ``None`` lets the grouping apply its own default.
+        nphotons : float, optional
+            For ``norm_Y_I``; ``None`` reads ``ptyfast.params.cfg['nphotons']``.
+
+        Returns
+        -------
+        PtychoDataContainer
+
+        Examples
+        --------
+        >>> c = PtychoDataContainer.from_raw_data_without_pc(  # doctest: +SKIP
+        ...     x, y, diff3d, probe, np.zeros(len(x), int), N=64, K=7, nsamples=1000, gridsize=1)
+        """
+        from .raw_data import RawData
+
+        raw = RawData.from_coords_without_pc(
+            xcoords, ycoords, diff3d, probeGuess, scan_index, objectGuess
+        )
+        if N is None:
+            N = int(np.shape(raw.diff3d)[1])
+        dset = raw.generate_grouped_data(N, K=K, nsamples=nsamples, seed=seed, gridsize=gridsize)
+        return load(lambda: dset, probeGuess, which=None, create_split=False, nphotons=nphotons)
+
+
+def _translate_bilinear(img: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """``out[b, r, c] = bilinear(img[b]; row r + y[b], col c + x[b])``, float32, zero outside.
+
+    Mirrors the reference's translation warp: source coordinates in float32, four corners
+    weighted ``(1-wx)(1-wy), wx(1-wy), (1-wx)wy, wx·wy``, a corner outside the image counting 0.
+    """
+    img = np.asarray(img, dtype=np.float32)
+    b, h, w = img.shape
+    sx = np.arange(w, dtype=np.float32)[None, None, :] + np.asarray(x, np.float32)[:, None, None]
+    sy = np.arange(h, dtype=np.float32)[None, :, None] + np.asarray(y, np.float32)[:, None, None]
+    x0, y0 = np.floor(sx), np.floor(sy)
+    wx, wy = sx - x0, sy - y0
+    one = np.float32(1)
+    padded = np.zeros((b, h + 2, w + 2), np.float32)
+    padded[:, 1:-1, 1:-1] = img
+    # Indices into the one-pixel zero border: a corner outside [0, W-1] lands on the border.
+    ix0 = (np.clip(x0, -1, w) + 1).astype(np.intp)
+    iy0 = (np.clip(y0, -1, h) + 1).astype(np.intp)
+    ix1 = (np.clip(x0 + 1, -1, w) + 1).astype(np.intp)
+    iy1 = (np.clip(y0 + 1, -1, h) + 1).astype(np.intp)
+    bi = np.arange(b)[:, None, None]
+    out = (one - wx) * (one - wy) * padded[bi, iy0, ix0]
+    out = out + wx * (one - wy) * padded[bi, iy0, ix1]
+    out = out + (one - wx) * wy * padded[bi, iy1, ix0]
+    return out + wx * wy * padded[bi, iy1, ix1]
+
+
+def split_data(
+    X_full: Any, coords_nominal: Any, coords_true: Any, train_frac: float, which: str
+) -> tuple[Any, Any, Any]:
+    """The first ``int(len·train_frac)`` rows (``'train'``) or the rest (``'test'``).
+
+    Parameters
+    ----------
+    X_full, coords_nominal, coords_true : array_like
+        Arrays sharing their first axis.
+    train_frac : float
+        Fraction for training.
+    which : {'train', 'test'}
+
+    Returns
+    -------
+    tuple of three arrays
+
+    Raises
+    ------
+    ValueError
+        If ``which`` is neither ``'train'`` nor ``'test'``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> a = np.arange(10)
+    >>> split_data(a, a, a, 0.75, "test")[0].tolist()
+    [7, 8, 9]
+    """
+    n_train = int(len(X_full) * train_frac)
+    if which == "train":
+        return X_full[:n_train], coords_nominal[:n_train], coords_true[:n_train]
+    if which == "test":
+        return X_full[n_train:], coords_nominal[n_train:], coords_true[n_train:]
+    raise ValueError(f"Invalid split type specified: must be 'train' or 'test', got {which!r}")
+
+
+def split_tensor(tensor: Any, frac: float, which: str = "test") -> Any:
+    """The first ``int(len·frac)`` rows for ``'train'``, the rest otherwise (as the reference).
+
+    Examples
+    --------
+    >>> split_tensor([1, 2, 3, 4], 0.5, "train")
+    [1, 2]
+    """
+    n_train = int(len(tensor) * frac)
+    return tensor[:n_train] if which == "train" else tensor[n_train:]
+
+
+def load(
+    cb: Callable[[], Any],
+    probeGuess: Any,
+    which: str | None = None,
+    create_split: bool = False,
+    *,
+    nphotons: float | None = None,
+) -> PtychoDataContainer:
+    """Grouped dict → :class:`PtychoDataContainer`.
+
+    ``X`` is ``dset['X_full']`` (energy-normalised), the coordinates are
+    ``dset['coords_start_relative']``, ``Y_I``/``Y_phi`` are ``|Y|``/``angle(Y)`` (ones and
+    zeros when ``Y`` is None), all float32; ``norm_Y_I = scale_nphotons(X)`` (988.21 for
+    N=64, 1e9 photons), ``global_offsets = dset['coords_offsets']``,
+    ``local_offsets = dset['coords_relative']``. The container also carries
+    ``compute_dataset_intensity_stats(dset['diffraction'])`` of the **raw** (un-normalised)
+    diffraction, so :func:`calculate_intensity_scale` gives the dataset-derived scale.
+
+    Parameters
+    ----------
+    cb : callable
+        Returns the grouped dict, or ``(dict, train_frac)`` when ``create_split``.
+    probeGuess : array_like or tf.Tensor, (N, N) complex
+    which : {'train', 'test'}, optional
+        The split to keep; used only with ``create_split``.
+    create_split : bool, default False
+        Keep the first ``int(B·train_frac)`` groups (``'train'``) or the rest (``'test'``).
+        Every per-group array (X, Y, coordinates, offsets, ``nn_indices``, statistics) is
+        split alike.
+    nphotons : float, optional
+        For ``norm_Y_I``; ``None`` reads ``ptyfast.params.cfg['nphotons']``.
+
+    Returns
+    -------
+    PtychoDataContainer
+
+    Raises
+    ------
+    ValueError
+        If ``which`` is invalid with ``create_split``, ``train_frac`` is outside [0, 1], or
+        ``X`` and ``Y`` differ in their number of channels.
+
+    Examples
+    --------
+    >>> container = load(lambda: grouped, probe, nphotons=1e9)  # doctest: +SKIP
+    >>> train = load(lambda: (grouped, 0.8), probe, "train", True)  # doctest: +SKIP
+    """
+    if create_split and which not in ("train", "test"):
+        raise ValueError(f"Invalid split type specified: must be 'train' or 'test', got {which!r}")
+    if create_split:
+        dset, train_frac = cb()
+        train_frac = float(train_frac)
+        if not 0.0 <= train_frac <= 1.0:
+            raise ValueError(f"train_frac must be in [0, 1], got {train_frac}")
+    else:
+        dset = cb()
+
+    def split(a: Any) -> Any:
+        a = _plain(a)
+        if a is None or not create_split:
+            return a
+        return split_tensor(a, train_frac, which)
+
+    X = np.asarray(split(dset["X_full"])).astype(np.float32, copy=False)
+    coords = np.asarray(split(dset["coords_start_relative"])).astype(np.float32, copy=False)
+
+    Y = split(dset.get("Y"))
+    if Y is None:
+        Y_I = np.ones(X.shape, dtype=np.float32)
+        Y_phi = np.zeros(X.shape, dtype=np.float32)
+        logger.info("loader: no ground truth Y; using Y_I = 1, Y_phi = 0 of X's shape")
+    else:
+        Y = np.asarray(Y)
+        Y_I = np.abs(Y).astype(np.float32, copy=False)
+        Y_phi = np.angle(Y).astype(np.float32, copy=False)
+        logger.info("loader: using provided ground truth patches")
+    if X.shape[-1] != Y_I.shape[-1]:
+        raise ValueError(f"Channel mismatch between X ({X.shape[-1]}) and Y ({Y_I.shape[-1]})")
+
+    norm_Y_I = scale_nphotons(X, nphotons=nphotons)
+
+    diffraction = split(dset.get("diffraction"))
+    stats = (
+        None
+        if diffraction is None
+        else compute_dataset_intensity_stats(diffraction, is_normalized=False)
+    )
+    container = PtychoDataContainer(
+        X,
+        Y_I,
+        Y_phi,
+        norm_Y_I,
+        None,
+        coords,
+        coords,
+        split(dset.get("nn_indices")),
+        split(dset.get("coords_offsets")),
+        split(dset.get("coords_relative")),
+        probeGuess,
+        dataset_intensity_stats=stats,
+    )
+    logger.debug("loader: %s %r", which, container)
+    return container
