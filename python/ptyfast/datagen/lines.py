@@ -1,0 +1,144 @@
+"""The reference's "lines" object: random Bresenham segments blurred at three scales.
+
+For each of ``nlines`` segments four integers are drawn in the order ``r0, c0, r1, c1``,
+each as ``int(N * rng.uniform())``; the pixels of ``skimage.draw.line(r0, c0, r1, c1)``
+(reproduced here by :func:`line`) are set to 1 in a zero (N, N) image. The image is copied
+into three identical channels and the result is ``G1 + 2*G5 + 5*G10`` with
+``Gs = scipy.ndimage.gaussian_filter(stack, sigma=s)`` over the whole (N, N, 3) stack,
+exactly as the reference does. Nothing is normalised.
+"""
+
+from __future__ import annotations
+
+import numbers
+from typing import Any
+
+import numpy as np
+from scipy.ndimage import gaussian_filter
+
+from ._rng import RngLike, legacy_random_state
+
+__all__ = ["line", "mk_rand", "mk_lines_img"]
+
+
+def line(r0: int, c0: int, r1: int, c1: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pixels of the Bresenham segment from ``(r0, c0)`` to ``(r1, c1)``, ends included.
+
+    Same pixels and order as ``skimage.draw.line``.
+
+    Parameters
+    ----------
+    r0, c0, r1, c1 : int
+        Row and column of the start and end points.
+
+    Returns
+    -------
+    rr, cc : numpy.ndarray of numpy.intp
+        Row and column indices, ``max(|r1 - r0|, |c1 - c0|) + 1`` of each.
+
+    Examples
+    --------
+    >>> from ptyfast.datagen.lines import line
+    >>> rr, cc = line(0, 0, 1, 3)
+    >>> rr.tolist(), cc.tolist()
+    ([0, 0, 1, 1], [0, 1, 2, 3])
+    """
+    r0, c0, r1, c1 = (int(v) for v in (r0, c0, r1, c1))
+    dr, dc = abs(r1 - r0), abs(c1 - c0)
+    sr = 1 if r1 - r0 > 0 else -1
+    sc = 1 if c1 - c0 > 0 else -1
+    steep = dr > dc
+    # Walk along the major axis; the minor coordinate advances whenever the decision
+    # variable d = 2*minor - major (+2*minor per step, -2*major per advance) is >= 0.
+    if steep:
+        major0, minor0, s_major, s_minor, d_major, d_minor = r0, c0, sr, sc, dr, dc
+    else:
+        major0, minor0, s_major, s_minor, d_major, d_minor = c0, r0, sc, sr, dc, dr
+    rr = np.empty(d_major + 1, dtype=np.intp)
+    cc = np.empty(d_major + 1, dtype=np.intp)
+    if d_major > 0:
+        i = np.arange(d_major, dtype=np.int64)
+        # Number of minor-axis advances before step i (closed form of the decision loop).
+        advances = np.zeros(d_major, dtype=np.int64)
+        advances[1:] = (2 * d_minor - d_major + 2 * d_minor * (i[1:] - 1)) // (2 * d_major) + 1
+        major = major0 + s_major * i
+        minor = minor0 + s_minor * advances
+        if steep:
+            rr[:-1], cc[:-1] = major, minor
+        else:
+            rr[:-1], cc[:-1] = minor, major
+    rr[-1], cc[-1] = r1, c1
+    return rr, cc
+
+
+def mk_rand(N: int, rng: Any = None) -> int:
+    """``int(N * rng.uniform())`` from a legacy ``RandomState`` (see :func:`mk_lines_img`)."""
+    return int(N * legacy_random_state(rng).uniform())
+
+
+def mk_lines_img(
+    N: int | None = None,
+    nlines: int = 10,
+    *,
+    rng: RngLike = None,
+    size: int | None = None,
+) -> np.ndarray:
+    """Image of random blurred line segments (the reference's ``mk_lines_img``).
+
+    Parameters
+    ----------
+    N : int, default 64
+        Image side length in pixels.
+    nlines : int, default 10
+        Number of segments (``sim_object_image`` uses 400 on a ``2*size`` canvas).
+    rng : int, numpy.random.RandomState, numpy.random.Generator or None
+        Randomness. An int (or a ``RandomState`` seeded with it) gives exactly the
+        reference's image after ``np.random.seed(int)``; a ``Generator`` seeds a
+        ``RandomState`` with one 32-bit draw; ``None`` uses fresh entropy. NumPy's global
+        state is never used.
+    size : int, optional
+        Alias of ``N`` (the seed guide writes ``mk_lines_img(size=392, nlines=400)``).
+
+    Returns
+    -------
+    numpy.ndarray, (N, N, 3), float64
+        ``G1 + 2*G5 + 5*G10`` of the binary line image (three identical channels up to
+        about 1 ulp). Values are not normalised; the σ=10 term makes the background non-zero.
+
+    Raises
+    ------
+    ValueError
+        If ``N`` (or ``size``) is not a positive integer, both are given and differ, or
+        ``nlines`` is negative.
+    TypeError
+        If ``rng`` has an unsupported type.
+
+    Examples
+    --------
+    >>> from ptyfast.datagen.lines import mk_lines_img
+    >>> img = mk_lines_img(64, nlines=10, rng=0)
+    >>> img.shape, img.dtype
+    ((64, 64, 3), dtype('float64'))
+    """
+    if size is not None:
+        if N is not None and N != size:
+            raise ValueError(f"give N or size, not both (N={N!r}, size={size!r})")
+        N = size
+    if N is None:
+        N = 64
+    if not isinstance(N, numbers.Integral) or isinstance(N, bool) or N < 1:
+        raise ValueError(f"N must be a positive integer, got {N!r}")
+    if not isinstance(nlines, numbers.Integral) or isinstance(nlines, bool) or nlines < 0:
+        raise ValueError(f"nlines must be a non-negative integer, got {nlines!r}")
+    N = int(N)
+    rs = legacy_random_state(rng)
+    image = np.zeros((N, N))
+    for _ in range(int(nlines)):
+        r0, c0, r1, c1 = (int(N * rs.uniform()) for _ in range(4))
+        rr, cc = line(r0, c0, r1, c1)
+        image[rr, cc] = 1
+    stack = np.zeros((N, N, 3))
+    stack[:, :, :] = image[..., None]
+    return (
+        gaussian_filter(stack, 1) + 2 * gaussian_filter(stack, 5) + 5 * gaussian_filter(stack, 10)
+    )
