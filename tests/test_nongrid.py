@@ -13,7 +13,7 @@ from ptyfast.nongrid_simulation import (
 from ptyfast.probe import get_default_probe
 from ptyfast.raw_data import RawData
 
-from ._reference import bilinear_patches, far_field
+from _reference import bilinear_patches, far_field
 
 
 def _obj(H=100, W=120, seed=0):

@@ -7,7 +7,7 @@ import pytest
 
 from ptyfast.raw_data import RawData
 
-from ._reference import bilinear_patches, far_field
+from _reference import bilinear_patches, far_field
 
 
 def _probe(N):

@@ -1,0 +1,206 @@
+"""Grid pipeline (Rust path): geometry, physics against NumPy, equivalence with the TF reference."""
+
+import numpy as np
+import pytest
+
+from ptyfast import diffsim, params
+from ptyfast.probe import get_default_probe
+
+from _reference import far_field
+
+
+def _stack(n, size, seed=0):
+    rng = np.random.default_rng(seed)
+    return 1.0 + rng.random((n, size, size, 1))
+
+
+def _grid(**kw):
+    args = dict(N=32, gridsize=2, offset=4, nphotons=1e9, seed=3)
+    args.update(kw)
+    return args
+
+
+def test_extract_coords_matches_the_reference_example():
+    c = diffsim.extract_coords(392, 2, "offsets", 8, N=64, gridsize=2, offset=4)
+    assert c.shape == (2 * 82 * 82, 1, 2, 4) and c.dtype == np.float32
+    np.testing.assert_array_equal(c[0, 0], [[2, -2, 2, -2], [2, 2, -2, -2]])
+    assert (c == c[0]).all()
+    assert diffsim.extract_coords(392, 1, "offsets", 8, N=128, gridsize=2, offset=4).shape[0] == 66 * 66
+
+
+def test_ramp_image_patch_origins():
+    # reference-behavior §6: N=64, g=2, size 128, outer_offset 16
+    size = 128
+    rows, cols = np.mgrid[:size, :size]
+    ramp = (rows * 1000 + cols).astype(np.float64)[None, ..., None]
+    d = diffsim.mk_simdata(1, size, np.ones((64, 64)), 16, YY_I=ramp + 1, dict_fmt=True,
+                           **_grid(N=64, poisson=False))
+    flat = d["I_pre_probe"][..., 0] * d["norm_Y_I"] - 1
+    origins = [(int(round(p[0, 0])) // 1000, int(round(p[0, 0])) % 1000) for p in flat[:6]]
+    assert origins == [(0, 0), (0, 4), (4, 0), (4, 4), (0, 8), (0, 12)]
+
+
+@pytest.mark.parametrize("g", [1, 2, 3])
+def test_noise_free_physics_against_numpy(g):
+    N, size, outer = 16, 48, 8
+    yy = _stack(2, size)
+    probe = get_default_probe(N).astype(np.complex64) * np.exp(0.2j)
+    d = diffsim.mk_simdata(2, size, probe, outer, YY_I=yy, dict_fmt=True,
+                           **_grid(N=N, gridsize=g, poisson=False))
+    C, stride, big_n = g * g, outer // 2, N + (g - 1) * 4
+    g1 = (size - big_n) // stride + 1
+    # patches by slicing, object-major, regions row-major, channels row-major
+    pats = []
+    for k in range(2):
+        for i in range(g1):
+            for j in range(g1):
+                for c in range(C):
+                    r0, c0 = i * stride + (c // g) * 4, j * stride + (c % g) * 4
+                    pats.append(yy[k, r0:r0 + N, c0:c0 + N, 0])
+    pats = np.array(pats)
+    norm = pats.reshape(-1, C * N * N).max(axis=1).mean()
+    assert d["norm_Y_I"] == pytest.approx(norm, rel=1e-6)
+    obj = pats / norm
+    s = np.sqrt(1e9 / np.mean(np.sum((obj * np.abs(probe)) ** 2, axis=(1, 2))))
+    assert d["intensity_scale"] == pytest.approx(s, rel=1e-5)
+    X = np.moveaxis(d["X"], 3, 1).reshape(-1, N, N)
+    expected = far_field(obj * probe)
+    np.testing.assert_allclose(X, expected, atol=2e-5 * expected.max())
+    Y_I = np.moveaxis(d["Y_I"], 3, 1).reshape(-1, N, N)
+    np.testing.assert_allclose(Y_I, obj * np.abs(probe), atol=1e-6)
+    assert np.all(d["Y_phi"] == 0)
+    for k in ("X", "Y_I", "Y_phi"):
+        assert d[k].dtype == np.float32 and d[k].shape == (2 * g1 * g1, N, N, C)
+
+
+def test_guide_call_returns_four_arrays_from_params(monkeypatch):
+    monkeypatch.setitem(params.cfg, "N", 32)
+    monkeypatch.setitem(params.cfg, "gridsize", 2)
+    monkeypatch.setitem(params.cfg, "offset", 4)
+    monkeypatch.setitem(params.cfg, "data_source", "lines")
+    X, Y_I, Y_phi, coords = diffsim.mk_simdata(nimgs=1, size=64, probe=get_default_probe(32), outer_offset=8)
+    g1 = (64 - 36) // 4 + 1
+    assert X.shape == Y_I.shape == Y_phi.shape == (g1 * g1, 32, 32, 4)
+    assert coords.shape == (g1 * g1, 1, 2, 4)
+
+
+def test_seed_determinism_and_reference_objects():
+    probe = get_default_probe(32)
+    a = diffsim.mk_simdata(1, 80, probe, 16, dict_fmt=True, data_source="lines", **_grid())
+    b = diffsim.mk_simdata(1, 80, probe, 16, dict_fmt=True, data_source="lines", **_grid())
+    c = diffsim.mk_simdata(1, 80, probe, 16, dict_fmt=True, data_source="lines", **_grid(seed=4))
+    np.testing.assert_array_equal(a["X"], b["X"])
+    assert not np.array_equal(a["X"], c["X"])
+    from ptyfast.datagen.objects import sim_object_stack
+
+    np.testing.assert_array_equal(a["YY_full"].real, sim_object_stack(1, 80, data_source="lines", seed=3))
+
+
+def test_noise_statistics():
+    probe = get_default_probe(32)
+    d = diffsim.mk_simdata(1, 96, probe, 8, dict_fmt=True, YY_I=_stack(1, 96), **_grid(nphotons=1e5))
+    counts = (d["X"].astype(np.float64) * d["intensity_scale"]) ** 2
+    np.testing.assert_allclose(counts, np.round(counts), atol=1e-2 * np.maximum(counts, 1))
+    per_pattern = counts.sum(axis=(1, 2)).ravel()
+    assert per_pattern.mean() == pytest.approx(1e5, rel=0.01)
+
+
+def test_jitter_moves_true_coordinates_only():
+    probe = get_default_probe(32)
+    d = diffsim.mk_simdata(1, 80, probe, 16, dict_fmt=True, YY_I=_stack(1, 80), jitter_scale=0.7,
+                           **_grid(poisson=False))
+    nominal, true = d["coords"]
+    assert np.all(nominal == nominal[0])
+    assert 0.4 < np.std(true - nominal) < 1.0
+    plain = diffsim.mk_simdata(1, 80, probe, 16, dict_fmt=True, YY_I=_stack(1, 80), **_grid(poisson=False))
+    assert not np.allclose(d["X"], plain["X"])
+
+
+@pytest.mark.parametrize(
+    "kw, match",
+    [
+        (dict(probe=np.ones((16, 16))), "probe"),
+        (dict(size=20), "size"),
+        (dict(nimgs=0), "nimgs"),
+        (dict(YY_I=np.ones((1, 80, 80))), "YY_I"),
+        (dict(intensity_scale=-1.0), "intensity_scale"),
+        (dict(jitter_scale=np.nan), "jitter_scale"),
+    ],
+)
+def test_errors(kw, match):
+    args = dict(nimgs=1, size=80, probe=get_default_probe(32), outer_offset=16)
+    args.update(kw)
+    with pytest.raises((ValueError, TypeError), match=match):
+        diffsim.mk_simdata(**args, **_grid())
+
+
+def test_inputs_not_modified():
+    yy = _stack(1, 64)
+    probe = get_default_probe(32)
+    copies = yy.copy(), probe.copy()
+    diffsim.mk_simdata(1, 64, probe, 8, YY_I=yy, **_grid())
+    np.testing.assert_array_equal(yy, copies[0])
+    np.testing.assert_array_equal(probe, copies[1])
+
+
+# --------------------------------------------------------------------------- TF reference
+
+
+def _compare(N, g, offset, size, outer, set_phi=False, phase=False):
+    tf_reference = pytest.importorskip("ptyfast.tf_reference")
+    yy = _stack(2, size, seed=N + g)
+    yp = 0.5 * _stack(2, size, seed=7) if phase else None
+    probe = get_default_probe(N).astype(np.complex64) * np.exp(1j * np.linspace(0, 1, N))[None, :]
+    kw = dict(N=N, gridsize=g, offset=offset, nphotons=1e9, poisson=False)
+    rust = diffsim.mk_simdata(2, size, probe, outer, YY_I=yy, YY_phi=yp, dict_fmt=True, set_phi=set_phi, **kw)
+    ref = tf_reference.mk_simdata(yy, yp, probe, outer, set_phi=set_phi, **kw)
+    scale = float(np.max(ref["X"]))
+    np.testing.assert_allclose(rust["X"], ref["X"], atol=2e-5 * scale)
+    np.testing.assert_allclose(rust["Y_I"], ref["Y_I"], atol=2e-5 * float(np.max(ref["Y_I"])))
+    np.testing.assert_allclose(rust["Y_phi"], ref["Y_phi"], atol=2e-5 * max(1.0, float(np.max(np.abs(ref["Y_phi"])))))
+    assert float(rust["intensity_scale"]) == pytest.approx(float(ref["intensity_scale"]), rel=1e-5)
+    assert float(rust["norm_Y_I"]) == pytest.approx(float(ref["norm_Y_I"]), rel=1e-6)
+    np.testing.assert_array_equal(rust["coords"][0], ref["coords"][0])
+
+
+@pytest.mark.tf
+@pytest.mark.parametrize(
+    "N, g, offset, size, outer",
+    [(32, 1, 4, 64, 8), (32, 2, 4, 64, 8), (64, 2, 4, 100, 16), (32, 3, 2, 60, 12),
+     (32, 2, 6, 70, 10), (128, 2, 4, 150, 20)],
+)
+def test_equals_tf_reference_noise_free(N, g, offset, size, outer):
+    _compare(N, g, offset, size, outer)
+
+
+@pytest.mark.tf
+def test_equals_tf_reference_with_phase():
+    _compare(32, 2, 4, 64, 8, phase=True)
+    _compare(32, 2, 4, 64, 8, set_phi=True)
+
+
+@pytest.mark.tf
+def test_noisy_outputs_agree_with_tf_reference_in_distribution():
+    tf_reference = pytest.importorskip("ptyfast.tf_reference")
+    from scipy import stats
+
+    yy = _stack(1, 96, seed=5)
+    probe = get_default_probe(32)
+    kw = dict(N=32, gridsize=2, offset=4, nphotons=1e6)
+    rust = diffsim.mk_simdata(1, 96, probe, 8, YY_I=yy, dict_fmt=True, seed=1, **kw)
+    ref = tf_reference.mk_simdata(yy, None, probe, 8, seed=1, **kw)
+    clean = tf_reference.mk_simdata(yy, None, probe, 8, poisson=False, **kw)
+    s = float(clean["intensity_scale"])
+    rate = (clean["X"].astype(np.float64) * s) ** 2
+    for d in (rust, ref):
+        counts = (d["X"].astype(np.float64) * s) ** 2
+        # per-pixel standardized residuals over pixels with a usable rate: mean 0, variance 1
+        m = rate > 20
+        z = (counts[m] - rate[m]) / np.sqrt(rate[m])
+        assert abs(z.mean()) < 5 / np.sqrt(m.sum())
+        assert z.var() == pytest.approx(1.0, abs=0.05)
+    # the two samplers' counts are indistinguishable (two-sample KS on the standardized residuals)
+    m = rate > 20
+    zr = ((rust["X"].astype(np.float64) * s) ** 2 - rate)[m] / np.sqrt(rate[m])
+    zt = ((ref["X"].astype(np.float64) * s) ** 2 - rate)[m] / np.sqrt(rate[m])
+    assert stats.ks_2samp(zr, zt).pvalue > 1e-4
