@@ -18,7 +18,6 @@ import time
 
 import numpy as np
 import scipy.fft
-
 from ptyfast import _kernels
 from ptyfast.config import ModelConfig, TrainingConfig
 from ptyfast.datagen.objects import sim_object_image
@@ -43,28 +42,37 @@ def numpy_equivalent(obj, probe, n, buffer, nphotons, rng, chunk=2048):
         x0 = np.clip(x0, 0, padded.shape[1] - 2)
         y0 = np.clip(y0, 0, padded.shape[0] - 2)
         Y0, X0 = y0[:, :, None], x0[:, None, :]
-        return (padded[Y0, X0] * (1 - wy) * (1 - wx) + padded[Y0, X0 + 1] * (1 - wy) * wx
-                + padded[Y0 + 1, X0] * wy * (1 - wx) + padded[Y0 + 1, X0 + 1] * wy * wx)
+        return (
+            padded[Y0, X0] * (1 - wy) * (1 - wx)
+            + padded[Y0, X0 + 1] * (1 - wy) * wx
+            + padded[Y0 + 1, X0] * wy * (1 - wx)
+            + padded[Y0 + 1, X0 + 1] * wy * wx
+        )
 
     energy = np.empty(n)
     for a in range(0, n, chunk):
-        energy[a:a + chunk] = np.sum(np.abs(patches(x[a:a + chunk], y[a:a + chunk]) * probe) ** 2, axis=(1, 2))
+        energy[a : a + chunk] = np.sum(
+            np.abs(patches(x[a : a + chunk], y[a : a + chunk]) * probe) ** 2, axis=(1, 2)
+        )
     s = np.sqrt(nphotons / energy.mean())
     for a in range(0, n, chunk):
-        field = patches(x[a:a + chunk], y[a:a + chunk]) * probe * s
+        field = patches(x[a : a + chunk], y[a : a + chunk]) * probe * s
         amp = np.abs(scipy.fft.fftshift(scipy.fft.fft2(field, workers=-1), axes=(1, 2))) / N
-        out[a:a + chunk] = np.sqrt(rng.poisson(amp.astype(np.float64) ** 2)) / s
+        out[a : a + chunk] = np.sqrt(rng.poisson(amp.astype(np.float64) ** 2)) / s
     return out
 
 
 def bench_inmemory(quick: bool) -> None:
     N = 64
     probe = get_default_probe(N).astype(np.complex64)
-    print(f"generate_simulated_data, N = {N}, Poisson on, 1e9 photons, {_kernels.num_threads()} threads")
+    print(
+        f"generate_simulated_data, N = {N}, Poisson on, 1e9 photons, "
+        f"{_kernels.num_threads()} threads"
+    )
     print(f"{'object':>8} {'n':>8} {'ptyfast/s':>12} {'numpy/s':>10} {'ratio':>7}")
     for size in (256, 1024):
         obj = sim_object_image(size, data_source="lines", seed=1)
-        for n in ((10_000,) if quick else (10_000, 100_000)):
+        for n in (10_000,) if quick else (10_000, 100_000):
             cfg = TrainingConfig(model=ModelConfig(N=N), n_groups=n, nphotons=1e9)
             t = time.perf_counter()
             generate_simulated_data(cfg, obj, probe, 20.0, return_patches=False, seed=0)
@@ -85,12 +93,16 @@ def bench_streaming(n: int) -> None:
             "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
         )
         t = time.perf_counter()
-        res = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
+        res = subprocess.run(
+            [sys.executable, "-c", code], check=True, capture_output=True, text=True
+        )
         dt = time.perf_counter() - t
         peak_mb = int(res.stdout.strip().splitlines()[-1]) / 1024
         size_gb = os.path.getsize(out) / 1e9
-    print(f"streaming CLI: {n:,} patterns of 64² in {dt:.1f} s ({n / dt:,.0f}/s), "
-          f"file {size_gb:.2f} GB, peak RSS {peak_mb:,.0f} MB")
+    print(
+        f"streaming CLI: {n:,} patterns of 64² in {dt:.1f} s ({n / dt:,.0f}/s), "
+        f"file {size_gb:.2f} GB, peak RSS {peak_mb:,.0f} MB"
+    )
 
 
 if __name__ == "__main__":

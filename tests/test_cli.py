@@ -6,7 +6,6 @@ import sys
 
 import numpy as np
 import pytest
-
 from ptyfast import _kernels, cli
 from ptyfast.config import ModelConfig, TrainingConfig
 from ptyfast.datagen.objects import sim_object_image
@@ -14,8 +13,23 @@ from ptyfast.nongrid_simulation import generate_simulated_data
 from ptyfast.probe import get_default_probe
 from ptyfast.raw_data import RawData
 
-ARGS = ["simulate", "-n", "300", "--N", "32", "--object-size", "96", "--buffer", "16",
-        "--nphotons", "1e6", "--seed", "7", "--no-progress", "-q"]
+ARGS = [
+    "simulate",
+    "-n",
+    "300",
+    "--N",
+    "32",
+    "--object-size",
+    "96",
+    "--buffer",
+    "16",
+    "--nphotons",
+    "1e6",
+    "--seed",
+    "7",
+    "--no-progress",
+    "-q",
+]
 
 
 def test_simulate_end_to_end_with_preview(tmp_path):
@@ -54,7 +68,9 @@ def test_patches_option_stores_ground_truth(tmp_path):
     out = tmp_path / "y.npz"
     cli.main(ARGS + ["-o", str(out), "--patches", "--chunk-size", "50", "--no-poisson"])
     raw = RawData.from_file(out)
-    expected = _kernels.extract_patches(raw.objectGuess, np.column_stack([raw.xcoords, raw.ycoords]), 32)
+    expected = _kernels.extract_patches(
+        raw.objectGuess, np.column_stack([raw.xcoords, raw.ycoords]), 32
+    )
     np.testing.assert_array_equal(raw.Y[..., 0], expected)
 
 
@@ -87,7 +103,12 @@ def test_input_npz(tmp_path):
     src = tmp_path / "src.npz"
     np.savez(src, objectGuess=obj, probeGuess=probe)
     out = tmp_path / "o.npz"
-    assert cli.main(["simulate", "--input", str(src), "-n", "20", "-o", str(out), "-q", "--buffer", "10"]) == 0
+    assert (
+        cli.main(
+            ["simulate", "--input", str(src), "-n", "20", "-o", str(out), "-q", "--buffer", "10"]
+        )
+        == 0
+    )
     raw = RawData.from_file(out)
     np.testing.assert_array_equal(raw.probeGuess, probe)
     assert raw.diff3d.shape == (20, 16, 16)

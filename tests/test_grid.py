@@ -2,11 +2,9 @@
 
 import numpy as np
 import pytest
-
+from _reference import far_field
 from ptyfast import diffsim, params
 from ptyfast.probe import get_default_probe
-
-from _reference import far_field
 
 
 def _stack(n, size, seed=0):
@@ -25,7 +23,10 @@ def test_extract_coords_matches_the_reference_example():
     assert c.shape == (2 * 82 * 82, 1, 2, 4) and c.dtype == np.float32
     np.testing.assert_array_equal(c[0, 0], [[2, -2, 2, -2], [2, 2, -2, -2]])
     assert (c == c[0]).all()
-    assert diffsim.extract_coords(392, 1, "offsets", 8, N=128, gridsize=2, offset=4).shape[0] == 66 * 66
+    assert (
+        diffsim.extract_coords(392, 1, "offsets", 8, N=128, gridsize=2, offset=4).shape[0]
+        == 66 * 66
+    )
 
 
 def test_ramp_image_patch_origins():
@@ -33,8 +34,9 @@ def test_ramp_image_patch_origins():
     size = 128
     rows, cols = np.mgrid[:size, :size]
     ramp = (rows * 1000 + cols).astype(np.float64)[None, ..., None]
-    d = diffsim.mk_simdata(1, size, np.ones((64, 64)), 16, YY_I=ramp + 1, dict_fmt=True,
-                           **_grid(N=64, poisson=False))
+    d = diffsim.mk_simdata(
+        1, size, np.ones((64, 64)), 16, YY_I=ramp + 1, dict_fmt=True, **_grid(N=64, poisson=False)
+    )
     flat = d["I_pre_probe"][..., 0] * d["norm_Y_I"] - 1
     origins = [(int(round(p[0, 0])) // 1000, int(round(p[0, 0])) % 1000) for p in flat[:6]]
     assert origins == [(0, 0), (0, 4), (4, 0), (4, 4), (0, 8), (0, 12)]
@@ -45,8 +47,9 @@ def test_noise_free_physics_against_numpy(g):
     N, size, outer = 16, 48, 8
     yy = _stack(2, size)
     probe = get_default_probe(N).astype(np.complex64) * np.exp(0.2j)
-    d = diffsim.mk_simdata(2, size, probe, outer, YY_I=yy, dict_fmt=True,
-                           **_grid(N=N, gridsize=g, poisson=False))
+    d = diffsim.mk_simdata(
+        2, size, probe, outer, YY_I=yy, dict_fmt=True, **_grid(N=N, gridsize=g, poisson=False)
+    )
     C, stride, big_n = g * g, outer // 2, N + (g - 1) * 4
     g1 = (size - big_n) // stride + 1
     # patches by slicing, object-major, regions row-major, channels row-major
@@ -56,7 +59,7 @@ def test_noise_free_physics_against_numpy(g):
             for j in range(g1):
                 for c in range(C):
                     r0, c0 = i * stride + (c // g) * 4, j * stride + (c % g) * 4
-                    pats.append(yy[k, r0:r0 + N, c0:c0 + N, 0])
+                    pats.append(yy[k, r0 : r0 + N, c0 : c0 + N, 0])
     pats = np.array(pats)
     norm = pats.reshape(-1, C * N * N).max(axis=1).mean()
     assert d["norm_Y_I"] == pytest.approx(norm, rel=1e-6)
@@ -78,7 +81,9 @@ def test_guide_call_returns_four_arrays_from_params(monkeypatch):
     monkeypatch.setitem(params.cfg, "gridsize", 2)
     monkeypatch.setitem(params.cfg, "offset", 4)
     monkeypatch.setitem(params.cfg, "data_source", "lines")
-    X, Y_I, Y_phi, coords = diffsim.mk_simdata(nimgs=1, size=64, probe=get_default_probe(32), outer_offset=8)
+    X, Y_I, Y_phi, coords = diffsim.mk_simdata(
+        nimgs=1, size=64, probe=get_default_probe(32), outer_offset=8
+    )
     g1 = (64 - 36) // 4 + 1
     assert X.shape == Y_I.shape == Y_phi.shape == (g1 * g1, 32, 32, 4)
     assert coords.shape == (g1 * g1, 1, 2, 4)
@@ -93,12 +98,16 @@ def test_seed_determinism_and_reference_objects():
     assert not np.array_equal(a["X"], c["X"])
     from ptyfast.datagen.objects import sim_object_stack
 
-    np.testing.assert_array_equal(a["YY_full"].real, sim_object_stack(1, 80, data_source="lines", seed=3))
+    np.testing.assert_array_equal(
+        a["YY_full"].real, sim_object_stack(1, 80, data_source="lines", seed=3)
+    )
 
 
 def test_noise_statistics():
     probe = get_default_probe(32)
-    d = diffsim.mk_simdata(1, 96, probe, 8, dict_fmt=True, YY_I=_stack(1, 96), **_grid(nphotons=1e5))
+    d = diffsim.mk_simdata(
+        1, 96, probe, 8, dict_fmt=True, YY_I=_stack(1, 96), **_grid(nphotons=1e5)
+    )
     counts = (d["X"].astype(np.float64) * d["intensity_scale"]) ** 2
     np.testing.assert_allclose(counts, np.round(counts), atol=1e-2 * np.maximum(counts, 1))
     per_pattern = counts.sum(axis=(1, 2)).ravel()
@@ -107,12 +116,22 @@ def test_noise_statistics():
 
 def test_jitter_moves_true_coordinates_only():
     probe = get_default_probe(32)
-    d = diffsim.mk_simdata(1, 80, probe, 16, dict_fmt=True, YY_I=_stack(1, 80), jitter_scale=0.7,
-                           **_grid(poisson=False))
+    d = diffsim.mk_simdata(
+        1,
+        80,
+        probe,
+        16,
+        dict_fmt=True,
+        YY_I=_stack(1, 80),
+        jitter_scale=0.7,
+        **_grid(poisson=False),
+    )
     nominal, true = d["coords"]
     assert np.all(nominal == nominal[0])
     assert 0.4 < np.std(true - nominal) < 1.0
-    plain = diffsim.mk_simdata(1, 80, probe, 16, dict_fmt=True, YY_I=_stack(1, 80), **_grid(poisson=False))
+    plain = diffsim.mk_simdata(
+        1, 80, probe, 16, dict_fmt=True, YY_I=_stack(1, 80), **_grid(poisson=False)
+    )
     assert not np.allclose(d["X"], plain["X"])
 
 
@@ -152,12 +171,16 @@ def _compare(N, g, offset, size, outer, set_phi=False, phase=False):
     yp = 0.5 * _stack(2, size, seed=7) if phase else None
     probe = get_default_probe(N).astype(np.complex64) * np.exp(1j * np.linspace(0, 1, N))[None, :]
     kw = dict(N=N, gridsize=g, offset=offset, nphotons=1e9, poisson=False)
-    rust = diffsim.mk_simdata(2, size, probe, outer, YY_I=yy, YY_phi=yp, dict_fmt=True, set_phi=set_phi, **kw)
+    rust = diffsim.mk_simdata(
+        2, size, probe, outer, YY_I=yy, YY_phi=yp, dict_fmt=True, set_phi=set_phi, **kw
+    )
     ref = tf_reference.mk_simdata(yy, yp, probe, outer, set_phi=set_phi, **kw)
     scale = float(np.max(ref["X"]))
     np.testing.assert_allclose(rust["X"], ref["X"], atol=2e-5 * scale)
     np.testing.assert_allclose(rust["Y_I"], ref["Y_I"], atol=2e-5 * float(np.max(ref["Y_I"])))
-    np.testing.assert_allclose(rust["Y_phi"], ref["Y_phi"], atol=2e-5 * max(1.0, float(np.max(np.abs(ref["Y_phi"])))))
+    np.testing.assert_allclose(
+        rust["Y_phi"], ref["Y_phi"], atol=2e-5 * max(1.0, float(np.max(np.abs(ref["Y_phi"]))))
+    )
     assert float(rust["intensity_scale"]) == pytest.approx(float(ref["intensity_scale"]), rel=1e-5)
     assert float(rust["norm_Y_I"]) == pytest.approx(float(ref["norm_Y_I"]), rel=1e-6)
     np.testing.assert_array_equal(rust["coords"][0], ref["coords"][0])
@@ -166,8 +189,14 @@ def _compare(N, g, offset, size, outer, set_phi=False, phase=False):
 @pytest.mark.tf
 @pytest.mark.parametrize(
     "N, g, offset, size, outer",
-    [(32, 1, 4, 64, 8), (32, 2, 4, 64, 8), (64, 2, 4, 100, 16), (32, 3, 2, 60, 12),
-     (32, 2, 6, 70, 10), (128, 2, 4, 150, 20)],
+    [
+        (32, 1, 4, 64, 8),
+        (32, 2, 4, 64, 8),
+        (64, 2, 4, 100, 16),
+        (32, 3, 2, 60, 12),
+        (32, 2, 6, 70, 10),
+        (128, 2, 4, 150, 20),
+    ],
 )
 def test_equals_tf_reference_noise_free(N, g, offset, size, outer):
     _compare(N, g, offset, size, outer)

@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-
+from _reference import bilinear_patches, far_field
 from ptyfast.config import ModelConfig, TrainingConfig
 from ptyfast.nongrid_simulation import (
     generate_simulated_data,
@@ -12,8 +12,6 @@ from ptyfast.nongrid_simulation import (
 )
 from ptyfast.probe import get_default_probe
 from ptyfast.raw_data import RawData
-
-from _reference import bilinear_patches, far_field
 
 
 def _obj(H=100, W=120, seed=0):
@@ -47,7 +45,9 @@ def test_buffer_is_clamped_like_the_reference():
 
 def test_noise_free_amplitudes_match_numpy():
     obj, probe = _obj(), get_default_probe(32).astype(np.complex64)
-    raw = generate_simulated_data(_config(n=30), obj, probe, 16.0, return_patches=False, poisson=False)
+    raw = generate_simulated_data(
+        _config(n=30), obj, probe, 16.0, return_patches=False, poisson=False
+    )
     assert isinstance(raw, RawData)
     patches = bilinear_patches(obj, np.column_stack([raw.xcoords, raw.ycoords]), 32)
     expected = far_field(patches * probe)
@@ -104,7 +104,9 @@ def test_simulate_from_npz_and_load_probe_object(tmp_path):
     o, p = load_probe_object(path)
     np.testing.assert_array_equal(o, obj)
     raw = simulate_from_npz(_config(n=10), path, return_patches=False)
-    direct = generate_simulated_data(_config(n=10), obj, probe, min(obj.shape) * 0.35, return_patches=False)
+    direct = generate_simulated_data(
+        _config(n=10), obj, probe, min(obj.shape) * 0.35, return_patches=False
+    )
     np.testing.assert_array_equal(raw.diff3d, direct.diff3d)
     bad = tmp_path / "bad.npz"
     np.savez(bad, objectGuess=np.abs(obj), probeGuess=probe)

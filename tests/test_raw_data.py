@@ -4,26 +4,31 @@ import json
 
 import numpy as np
 import pytest
-
-from ptyfast.raw_data import RawData
-
 from _reference import bilinear_patches, far_field
+from ptyfast.raw_data import RawData
 
 
 def _probe(N):
     yy, xx = np.mgrid[:N, :N] - N / 2
-    return (np.exp(-(xx**2 + yy**2) / (2 * (N / 6) ** 2)) * np.exp(0.3j * xx / N)).astype(np.complex64)
+    return (np.exp(-(xx**2 + yy**2) / (2 * (N / 6) ** 2)) * np.exp(0.3j * xx / N)).astype(
+        np.complex64
+    )
 
 
 def _object(size=96, seed=0):
     rng = np.random.default_rng(seed)
-    return (1 + rng.random((size, size)) * np.exp(1j * rng.random((size, size)))).astype(np.complex64)
+    return (1 + rng.random((size, size)) * np.exp(1j * rng.random((size, size)))).astype(
+        np.complex64
+    )
 
 
 def _raw(n=12, N=8):
     x = np.linspace(20, 40, n)
     return RawData.from_coords_without_pc(
-        x, x[::-1].copy(), np.ones((n, N, N), np.float32), np.ones((N, N), np.complex64),
+        x,
+        x[::-1].copy(),
+        np.ones((n, N, N), np.float32),
+        np.ones((N, N), np.complex64),
         scan_index=np.zeros(n, dtype=int),
     )
 
@@ -55,9 +60,13 @@ def test_constructor_keeps_arrays_and_start_coords():
 def test_constructor_rejects_inconsistent_input(change, match):
     n, N = 12, 8
     args = dict(
-        xcoords=np.zeros(n), ycoords=np.zeros(n), xcoords_start=np.zeros(n),
-        ycoords_start=np.zeros(n), diff3d=np.ones((n, N, N), np.float32),
-        probeGuess=np.ones((N, N), np.complex64), scan_index=np.zeros(n, int),
+        xcoords=np.zeros(n),
+        ycoords=np.zeros(n),
+        xcoords_start=np.zeros(n),
+        ycoords_start=np.zeros(n),
+        diff3d=np.ones((n, N, N), np.float32),
+        probeGuess=np.ones((N, N), np.complex64),
+        scan_index=np.zeros(n, int),
     )
     args.update(change)
     with pytest.raises(ValueError, match=match):
@@ -66,14 +75,27 @@ def test_constructor_rejects_inconsistent_input(change, match):
 
 def test_npz_round_trip(tmp_path):
     raw = RawData.from_simulation(
-        np.array([30.0, 40.5, 50.25]), np.array([30.0, 35.0, 60.75]), _probe(16), _object(),
-        nphotons=1e6, seed=3,
+        np.array([30.0, 40.5, 50.25]),
+        np.array([30.0, 35.0, 60.75]),
+        _probe(16),
+        _object(),
+        nphotons=1e6,
+        seed=3,
     )
     path = tmp_path / "raw.npz"
     raw.to_file(path)
     back = RawData.from_file(path)
-    for key in ("xcoords", "ycoords", "xcoords_start", "ycoords_start", "diff3d", "probeGuess",
-                "objectGuess", "scan_index", "Y"):
+    for key in (
+        "xcoords",
+        "ycoords",
+        "xcoords_start",
+        "ycoords_start",
+        "diff3d",
+        "probeGuess",
+        "objectGuess",
+        "scan_index",
+        "Y",
+    ):
         np.testing.assert_array_equal(getattr(back, key), getattr(raw, key), err_msg=key)
     assert back.diff3d.dtype == np.float32 and back.xcoords.dtype == np.float64
     assert back.intensity_scale == pytest.approx(raw.intensity_scale)
@@ -88,9 +110,14 @@ def test_from_file_reads_reference_style_files(tmp_path):
     path = tmp_path / "ref.npz"
     # The reference writes a missing objectGuess as a pickled object array; it is read as None
     # without unpickling. Optional keys default as the reference does.
-    np.savez(path, xcoords=np.arange(n, dtype=float), ycoords=np.arange(n, dtype=float),
-             diff3d=np.ones((n, N, N), np.uint16), probeGuess=np.ones((N, N), np.complex64),
-             objectGuess=np.array(None, dtype=object))
+    np.savez(
+        path,
+        xcoords=np.arange(n, dtype=float),
+        ycoords=np.arange(n, dtype=float),
+        diff3d=np.ones((n, N, N), np.uint16),
+        probeGuess=np.ones((N, N), np.complex64),
+        objectGuess=np.array(None, dtype=object),
+    )
     raw = RawData.from_file(path)
     assert raw.objectGuess is None
     assert raw.diff3d.dtype == np.uint16  # legacy intensity counts are kept as stored
@@ -100,15 +127,24 @@ def test_from_file_reads_reference_style_files(tmp_path):
 
 def test_from_file_accepts_diffraction_key(tmp_path):
     path = tmp_path / "canonical.npz"
-    np.savez(path, xcoords=np.zeros(2), ycoords=np.zeros(2),
-             diffraction=np.ones((2, 4, 4), np.float32), probeGuess=np.ones((4, 4), np.complex64))
+    np.savez(
+        path,
+        xcoords=np.zeros(2),
+        ycoords=np.zeros(2),
+        diffraction=np.ones((2, 4, 4), np.float32),
+        probeGuess=np.ones((4, 4), np.complex64),
+    )
     assert RawData.from_file(path).diff3d.shape == (2, 4, 4)
 
 
 @pytest.mark.parametrize("drop", ["xcoords", "ycoords", "diff3d", "probeGuess"])
 def test_from_file_names_missing_key(tmp_path, drop):
-    arrays = dict(xcoords=np.zeros(2), ycoords=np.zeros(2), diff3d=np.ones((2, 4, 4), np.float32),
-                  probeGuess=np.ones((4, 4), np.complex64))
+    arrays = dict(
+        xcoords=np.zeros(2),
+        ycoords=np.zeros(2),
+        diff3d=np.ones((2, 4, 4), np.float32),
+        probeGuess=np.ones((4, 4), np.complex64),
+    )
     del arrays[drop]
     path = tmp_path / "bad.npz"
     np.savez(path, **arrays)
@@ -118,8 +154,13 @@ def test_from_file_names_missing_key(tmp_path, drop):
 
 def test_from_file_rejects_wrong_dtype(tmp_path):
     path = tmp_path / "bad.npz"
-    np.savez(path, xcoords=np.zeros(2), ycoords=np.zeros(2),
-             diff3d=np.ones((2, 4, 4), np.complex64), probeGuess=np.ones((4, 4), np.complex64))
+    np.savez(
+        path,
+        xcoords=np.zeros(2),
+        ycoords=np.zeros(2),
+        diff3d=np.ones((2, 4, 4), np.complex64),
+        probeGuess=np.ones((4, 4), np.complex64),
+    )
     with pytest.raises(ValueError, match="diff3d"):
         RawData.from_file(path)
 
@@ -147,7 +188,9 @@ def test_from_simulation_noise_free_matches_numpy(N):
 
 def test_from_simulation_single_position_and_counts():
     obj, probe = _object(), _probe(16)
-    raw = RawData.from_simulation(np.array([48.0]), np.array([48.0]), probe, obj, nphotons=1e5, seed=0)
+    raw = RawData.from_simulation(
+        np.array([48.0]), np.array([48.0]), probe, obj, nphotons=1e5, seed=0
+    )
     assert raw.diff3d.shape == (1, 16, 16)
     counts = (raw.diff3d.astype(np.float64) * raw.intensity_scale) ** 2
     np.testing.assert_allclose(counts, np.round(counts), atol=1e-2 * np.maximum(1, counts))
@@ -181,5 +224,7 @@ def test_from_simulation_uses_params_nphotons(monkeypatch):
 
     monkeypatch.setitem(params.cfg, "nphotons", 1e6)
     obj, probe = _object(), _probe(16)
-    raw = RawData.from_simulation(np.array([40.0, 50.0]), np.array([40.0, 50.0]), probe, obj, poisson=False)
+    raw = RawData.from_simulation(
+        np.array([40.0, 50.0]), np.array([40.0, 50.0]), probe, obj, poisson=False
+    )
     assert raw.metadata["nphotons"] == 1e6

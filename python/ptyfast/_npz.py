@@ -50,9 +50,7 @@ class NpzStreamWriter:
     def __enter__(self) -> NpzStreamWriter:
         directory = self.path.parent if str(self.path.parent) else Path(".")
         directory.mkdir(parents=True, exist_ok=True)
-        fd, self._tmp = tempfile.mkstemp(
-            prefix=f".{self.path.name}.", suffix=".tmp", dir=directory
-        )
+        fd, self._tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=directory)
         os.close(fd)
         self._zip = zipfile.ZipFile(self._tmp, "w", compression=zipfile.ZIP_STORED, allowZip64=True)
         return self
@@ -108,9 +106,13 @@ class _MemberStream:
     def append(self, chunk: Any) -> None:
         c = np.ascontiguousarray(chunk, dtype=self.dtype)
         if c.shape[1:] != self.shape[1:]:
-            raise ValueError(f"chunk for {self.key} must have shape (*, {self.shape[1:]}), got {c.shape}")
+            raise ValueError(
+                f"chunk for {self.key} must have shape (*, {self.shape[1:]}), got {c.shape}"
+            )
         if self._rows + c.shape[0] > self.shape[0]:
-            raise ValueError(f"too many rows for {self.key}: {self._rows + c.shape[0]} > {self.shape[0]}")
+            raise ValueError(
+                f"too many rows for {self.key}: {self._rows + c.shape[0]} > {self.shape[0]}"
+            )
         self._f.write(c.tobytes())
         self._rows += c.shape[0]
 
@@ -128,7 +130,9 @@ def _json_default(o: Any) -> Any:
     return str(o)
 
 
-def save_npz(path: str | os.PathLike[str], arrays: dict[str, Any], metadata: dict[str, Any] | None = None) -> None:
+def save_npz(
+    path: str | os.PathLike[str], arrays: dict[str, Any], metadata: dict[str, Any] | None = None
+) -> None:
     """Atomically write ``arrays`` (``None`` values are skipped) and optional metadata."""
     with NpzStreamWriter(path) as w:
         for key, value in arrays.items():
@@ -138,7 +142,9 @@ def save_npz(path: str | os.PathLike[str], arrays: dict[str, Any], metadata: dic
             w.write_metadata(metadata)
 
 
-def load_npz(path: str | os.PathLike[str]) -> tuple[dict[str, np.ndarray | None], dict[str, Any] | None]:
+def load_npz(
+    path: str | os.PathLike[str],
+) -> tuple[dict[str, np.ndarray | None], dict[str, Any] | None]:
     """Load every member of an ``.npz`` without unpickling.
 
     Pickled object members (the reference stores a missing ``objectGuess`` as an object array

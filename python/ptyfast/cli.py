@@ -55,24 +55,53 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     s.add_argument("-o", "--output", default="ptyfast_simulation.npz", help="output NPZ path")
-    s.add_argument("-n", "--n-images", type=int, default=_DEFAULTS["n_images"], help="number of patterns")
-    s.add_argument("--N", type=int, default=_DEFAULTS["N"], help="patch / detector size (default probe only)")
-    s.add_argument("--nphotons", type=float, default=_DEFAULTS["nphotons"], help="mean photons per pattern")
     s.add_argument(
-        "--object", choices=["lines", "grf", "points"], default=_DEFAULTS["object"],
+        "-n", "--n-images", type=int, default=_DEFAULTS["n_images"], help="number of patterns"
+    )
+    s.add_argument(
+        "--N", type=int, default=_DEFAULTS["N"], help="patch / detector size (default probe only)"
+    )
+    s.add_argument(
+        "--nphotons", type=float, default=_DEFAULTS["nphotons"], help="mean photons per pattern"
+    )
+    s.add_argument(
+        "--object",
+        choices=["lines", "grf", "points"],
+        default=_DEFAULTS["object"],
         help="built-in object generator",
     )
-    s.add_argument("--object-size", type=int, default=_DEFAULTS["object_size"], help="object side (pixels)")
+    s.add_argument(
+        "--object-size", type=int, default=_DEFAULTS["object_size"], help="object side (pixels)"
+    )
     s.add_argument("--input", help="NPZ with objectGuess and probeGuess (replaces --object/--N)")
-    s.add_argument("--buffer", type=float, default=_DEFAULTS["buffer"], help="distance of positions from the edges")
-    s.add_argument("--seed", type=int, default=_DEFAULTS["seed"], help="seed of object, positions and noise")
+    s.add_argument(
+        "--buffer",
+        type=float,
+        default=_DEFAULTS["buffer"],
+        help="distance of positions from the edges",
+    )
+    s.add_argument(
+        "--seed", type=int, default=_DEFAULTS["seed"], help="seed of object, positions and noise"
+    )
     s.add_argument("--no-poisson", action="store_true", help="write noise-free amplitudes")
     s.add_argument("--patches", action="store_true", help="also store the ground-truth patches Y")
-    s.add_argument("--chunk-size", type=int, default=_DEFAULTS["chunk_size"], help="patterns per chunk")
-    s.add_argument("--preview", help="write a preview PNG (probe, object and positions, patterns, patches)")
+    s.add_argument(
+        "--chunk-size", type=int, default=_DEFAULTS["chunk_size"], help="patterns per chunk"
+    )
+    s.add_argument(
+        "--preview", help="write a preview PNG (probe, object and positions, patterns, patches)"
+    )
     g = s.add_mutually_exclusive_group()
-    g.add_argument("--progress", dest="progress", action="store_true", default=None, help="always show a progress bar")
-    g.add_argument("--no-progress", dest="progress", action="store_false", help="never show a progress bar")
+    g.add_argument(
+        "--progress",
+        dest="progress",
+        action="store_true",
+        default=None,
+        help="always show a progress bar",
+    )
+    g.add_argument(
+        "--no-progress", dest="progress", action="store_false", help="never show a progress bar"
+    )
     s.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
     return p
 
@@ -151,14 +180,23 @@ def simulate_to_file(
         w.write_metadata(meta)
         # A zip archive takes one member at a time: diff3d first, then (optionally) the
         # patches in a second, FFT-free pass.
-        with w.stream("diff3d", (n, N, N), np.float32) as ds, tqdm(
-            total=n, unit="pattern", disable=not progress, desc="simulate", smoothing=0.1
-        ) as bar:
+        with (
+            w.stream("diff3d", (n, N, N), np.float32) as ds,
+            tqdm(
+                total=n, unit="pattern", disable=not progress, desc="simulate", smoothing=0.1
+            ) as bar,
+        ):
             for start in range(0, n, chunk_size):
                 stop = min(n, start + chunk_size)
                 amps, patches = _kernels.simulate(
-                    obj, positions[start:stop], probe, scale=s, poisson=poisson,
-                    seed=seed, first_index=start, divide_by_scale=True,
+                    obj,
+                    positions[start:stop],
+                    probe,
+                    scale=s,
+                    poisson=poisson,
+                    seed=seed,
+                    first_index=start,
+                    divide_by_scale=True,
                     return_patches=len(preview_y) < keep_preview,
                 )
                 ds.append(amps)
@@ -174,13 +212,21 @@ def simulate_to_file(
                     stop = min(n, start + chunk_size)
                     ys.append(_kernels.extract_patches(obj, positions[start:stop], N)[..., None])
     return {
-        "xcoords": x, "ycoords": y, "buffer": buf, "intensity_scale": float(s),
-        "patterns": np.array(preview_d), "patches": np.array(preview_y),
-        "seconds": time.perf_counter() - t0, "n_images": n, "N": N,
+        "xcoords": x,
+        "ycoords": y,
+        "buffer": buf,
+        "intensity_scale": float(s),
+        "patterns": np.array(preview_d),
+        "patches": np.array(preview_y),
+        "seconds": time.perf_counter() - t0,
+        "n_images": n,
+        "N": N,
     }
 
 
-def write_preview(path: str | os.PathLike[str], obj: np.ndarray, probe: np.ndarray, summary: dict[str, Any]) -> None:
+def write_preview(
+    path: str | os.PathLike[str], obj: np.ndarray, probe: np.ndarray, summary: dict[str, Any]
+) -> None:
     """Preview PNG: probe, object with scan positions, patterns (log scale), patches."""
     import matplotlib
 
@@ -211,7 +257,11 @@ def write_preview(path: str | os.PathLike[str], obj: np.ndarray, probe: np.ndarr
         ax.set_axis_on()
         positive = d[d > 0]
         vmin = float(positive.min()) if positive.size else 1e-6
-        im = ax.imshow(np.maximum(d, vmin), norm=LogNorm(vmin=vmin, vmax=max(float(d.max()), vmin * 10)), cmap="viridis")
+        im = ax.imshow(
+            np.maximum(d, vmin),
+            norm=LogNorm(vmin=vmin, vmax=max(float(d.max()), vmin * 10)),
+            cmap="viridis",
+        )
         ax.set_title(f"diffraction {i} (log amplitude)")
         fig.colorbar(im, ax=ax, fraction=0.046)
     for i, p in enumerate(patches):
@@ -238,11 +288,20 @@ def write_preview(path: str | os.PathLike[str], obj: np.ndarray, probe: np.ndarr
 
 def _simulate(args: argparse.Namespace) -> int:
     obj, probe = _object_and_probe(args)
-    progress = args.progress if args.progress is not None else (sys.stderr.isatty() and not args.quiet)
+    progress = (
+        args.progress if args.progress is not None else (sys.stderr.isatty() and not args.quiet)
+    )
     summary = simulate_to_file(
-        args.output, obj, probe,
-        n_images=args.n_images, nphotons=args.nphotons, buffer=args.buffer, seed=args.seed,
-        poisson=not args.no_poisson, store_patches=args.patches, chunk_size=args.chunk_size,
+        args.output,
+        obj,
+        probe,
+        n_images=args.n_images,
+        nphotons=args.nphotons,
+        buffer=args.buffer,
+        seed=args.seed,
+        poisson=not args.no_poisson,
+        store_patches=args.patches,
+        chunk_size=args.chunk_size,
         progress=progress,
         metadata={"object": "input" if args.input else args.object, "input": args.input},
     )
@@ -251,7 +310,8 @@ def _simulate(args: argparse.Namespace) -> int:
     if not args.quiet:
         rate = summary["n_images"] / max(summary["seconds"], 1e-9)
         print(
-            f"wrote {args.output}: {summary['n_images']} patterns of {summary['N']}x{summary['N']}, "
+            f"wrote {args.output}: {summary['n_images']} patterns of "
+            f"{summary['N']}x{summary['N']}, "
             f"intensity scale {summary['intensity_scale']:.6g}, {summary['seconds']:.2f} s "
             f"({rate:,.0f} patterns/s, {_kernels.num_threads()} threads)"
         )

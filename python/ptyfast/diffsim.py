@@ -74,7 +74,9 @@ def observe_amplitude(amplitude: Any, *, seed: _kernels.SeedLike = None) -> np.n
 
     The first axis indexes patterns; pattern ``i`` draws from stream ``(seed, i)``.
     """
-    a = _kernels.as_array("amplitude", _np(amplitude), np.float32, allow_complex=False, nonnegative=True)
+    a = _kernels.as_array(
+        "amplitude", _np(amplitude), np.float32, allow_complex=False, nonnegative=True
+    )
     if a.ndim < 1:
         raise ValueError(f"amplitude must have a pattern axis, got shape {a.shape}")
     flat = a.reshape(a.shape[0], 1, -1)
@@ -100,7 +102,9 @@ def pad_and_diffract(input: Any, h: int, w: int, pad: bool = True) -> tuple[np.n
     return x, amp[..., None]
 
 
-def diffract_obj(sample: Any, draw_poisson: bool = True, *, seed: _kernels.SeedLike = None) -> np.ndarray:
+def diffract_obj(
+    sample: Any, draw_poisson: bool = True, *, seed: _kernels.SeedLike = None
+) -> np.ndarray:
     """Diffract exit waves ``sample`` (B, N, N, 1): amplitude, observed with Poisson noise
     when ``draw_poisson``. float32 (B, N, N, 1)."""
     _, amp = pad_and_diffract(sample, 0, 0, pad=False)
@@ -244,7 +248,9 @@ def _illuminate_groups(
 # --------------------------------------------------------------------------- grid geometry
 
 
-def _geometry(size: int, outer_offset: int, N: int, gridsize: int, offset: int) -> tuple[int, int, int]:
+def _geometry(
+    size: int, outer_offset: int, N: int, gridsize: int, offset: int
+) -> tuple[int, int, int]:
     size = _int_arg("size", size, 1)
     outer_offset = _int_arg("outer_offset", outer_offset, 2)
     N = _int_arg("N", N, 2)
@@ -321,7 +327,9 @@ def add_position_jitter(coords: Any, jitter_scale: float, *, seed: Any = None) -
     ``numpy.random.default_rng(seed)`` (``seed`` may also be a ``Generator``)."""
     c = np.asarray(_np(coords), dtype=np.float32)
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
-    return (c + np.float32(jitter_scale) * rng.standard_normal(c.shape).astype(np.float32)).astype(np.float32)
+    return (c + np.float32(jitter_scale) * rng.standard_normal(c.shape).astype(np.float32)).astype(
+        np.float32
+    )
 
 
 # --------------------------------------------------------------------------- mk_simdata
@@ -333,7 +341,9 @@ def _seed32(seed: Any) -> int:
     if isinstance(seed, np.random.Generator):
         return int(seed.integers(0, 2**32))
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise TypeError(f"seed must be an int, numpy.random.Generator or None, got {type(seed).__name__}")
+        raise TypeError(
+            f"seed must be an int, numpy.random.Generator or None, got {type(seed).__name__}"
+        )
     if not 0 <= int(seed) < 2**32:
         raise ValueError(f"seed must be between 0 and 2**32 - 1, got {seed}")
     return int(seed)
@@ -426,13 +436,19 @@ def mk_simdata(
     root = _seed32(seed)
 
     if YY_I is None:
-        YY_I = sim_object_stack(n, size, data_source=_cfg("data_source", data_source), seed=root, which=which)
-    yy_i = _kernels.as_array("YY_I", _np(YY_I), np.float64, shape=(n, size, size, 1), allow_complex=False)
+        YY_I = sim_object_stack(
+            n, size, data_source=_cfg("data_source", data_source), seed=root, which=which
+        )
+    yy_i = _kernels.as_array(
+        "YY_I", _np(YY_I), np.float64, shape=(n, size, size, 1), allow_complex=False
+    )
     if YY_phi is None and bool(_cfg("set_phi", set_phi)):
         YY_phi = dummy_phi(yy_i)
     yy_phi = None
     if YY_phi is not None:
-        yy_phi = _kernels.as_array("YY_phi", _np(YY_phi), np.float64, shape=(n, size, size, 1), allow_complex=False)
+        yy_phi = _kernels.as_array(
+            "YY_phi", _np(YY_phi), np.float64, shape=(n, size, size, 1), allow_complex=False
+        )
 
     coords = extract_coords(size, n, "offsets", outer_offset, N=N, gridsize=g, offset=off)
     true_coords = coords

@@ -69,7 +69,9 @@ def _legacy_state(seed: Any) -> np.random.RandomState:
     if seed is None:
         return np.random.RandomState()
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise TypeError(f"seed must be an int, numpy.random.Generator or None, got {type(seed).__name__}")
+        raise TypeError(
+            f"seed must be an int, numpy.random.Generator or None, got {type(seed).__name__}"
+        )
     if not 0 <= int(seed) < 2**32:
         raise ValueError(f"seed must be between 0 and 2**32 - 1, got {seed}")
     return np.random.RandomState(int(seed))
@@ -135,7 +137,9 @@ def generate_simulated_data(
     obj = _kernels.as_complex_image("objectGuess", objectGuess)
     probe = _kernels.as_complex_image("probeGuess", probeGuess)
     if probe.shape != (N, N):
-        raise ValueError(f"probeGuess must be (N, N) = ({N}, {N}) (config.model.N), got {probe.shape}")
+        raise ValueError(
+            f"probeGuess must be (N, N) = ({N}, {N}) (config.model.N), got {probe.shape}"
+        )
     nphotons = float(config.nphotons)
     if not np.isfinite(nphotons) or nphotons <= 0:
         raise ValueError(f"config.nphotons must be a positive finite number, got {config.nphotons}")
@@ -148,8 +152,14 @@ def generate_simulated_data(
     x, y, _ = random_positions(n, height, width, buffer, rs)
     noise_seed = int(seed) if not isinstance(seed, np.random.RandomState) else rs.randint(0, 2**31)
     raw = RawData.from_simulation(
-        x, y, probe, obj, np.zeros(n, dtype=np.int64),
-        nphotons=nphotons, poisson=poisson, seed=noise_seed,
+        x,
+        y,
+        probe,
+        obj,
+        np.zeros(n, dtype=np.int64),
+        nphotons=nphotons,
+        poisson=poisson,
+        seed=noise_seed,
     )
     raw.metadata.update({"seed": noise_seed, "buffer": float(buffer)})
     if return_patches:
@@ -168,7 +178,10 @@ def load_probe_object(file_path: str | os.PathLike[str]) -> tuple[np.ndarray, np
     with np.load(file_path, allow_pickle=False) as data:
         missing = [k for k in ("objectGuess", "probeGuess") if k not in data.files]
         if missing:
-            raise ValueError(f"{os.fspath(file_path)} must contain 'objectGuess' and 'probeGuess'; missing {missing}")
+            raise ValueError(
+                f"{os.fspath(file_path)} must contain 'objectGuess' and 'probeGuess'; "
+                f"missing {missing}"
+            )
         obj = data["objectGuess"]
         probe = data["probeGuess"]
     for name, a in (("objectGuess", obj), ("probeGuess", probe)):

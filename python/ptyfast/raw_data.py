@@ -197,8 +197,12 @@ class RawData:
     ) -> None:
         self.xcoords = _coords("xcoords", xcoords)
         self.ycoords = _coords("ycoords", ycoords)
-        self.xcoords_start = None if xcoords_start is None else _coords("xcoords_start", xcoords_start)
-        self.ycoords_start = None if ycoords_start is None else _coords("ycoords_start", ycoords_start)
+        self.xcoords_start = (
+            None if xcoords_start is None else _coords("xcoords_start", xcoords_start)
+        )
+        self.ycoords_start = (
+            None if ycoords_start is None else _coords("ycoords_start", ycoords_start)
+        )
         n = self.xcoords.shape
         for name, arr in (
             ("ycoords", self.ycoords),
@@ -224,7 +228,9 @@ class RawData:
             raise ValueError(f"probeGuess must be 2-D (N, N), got shape {self.probeGuess.shape}")
         self.scan_index = np.asarray(_np(scan_index)) if scan_index is not None else None
         if self.scan_index is not None and self.scan_index.shape != n:
-            raise ValueError(f"scan_index must be 1-D of length {m}, got shape {self.scan_index.shape}")
+            raise ValueError(
+                f"scan_index must be 1-D of length {m}, got shape {self.scan_index.shape}"
+            )
         obj = _np(objectGuess)
         self.objectGuess = None if obj is None else np.asarray(obj)
         if self.objectGuess is not None and self.objectGuess.ndim != 2:
@@ -253,8 +259,15 @@ class RawData:
         See :class:`RawData` for the parameters.
         """
         return RawData(
-            xcoords, ycoords, xcoords, ycoords, diff3d, probeGuess, scan_index,
-            objectGuess, metadata=metadata,
+            xcoords,
+            ycoords,
+            xcoords,
+            ycoords,
+            diff3d,
+            probeGuess,
+            scan_index,
+            objectGuess,
+            metadata=metadata,
         )
 
     @staticmethod
@@ -312,7 +325,15 @@ class RawData:
         from .intensity import scale_nphotons
 
         raw = RawData(
-            x, y, x, y, diff3d, _np(probeGuess), scan_index, _np(objectGuess), Y=Y,
+            x,
+            y,
+            x,
+            y,
+            diff3d,
+            _np(probeGuess),
+            scan_index,
+            _np(objectGuess),
+            Y=Y,
             norm_Y_I=scale_nphotons(diff3d, nphotons=nph),
         )
         raw.intensity_scale = float(s)
@@ -351,7 +372,9 @@ class RawData:
         d = arrays["diff3d"]
         assert d is not None
         if d.dtype.kind not in "iuf":
-            raise ValueError(f"diff3d must be real amplitudes (float32) or uint16 counts, got dtype {d.dtype}")
+            raise ValueError(
+                f"diff3d must be real amplitudes (float32) or uint16 counts, got dtype {d.dtype}"
+            )
         p = arrays["probeGuess"]
         assert p is not None
         if p.dtype.kind not in "fc":
@@ -362,8 +385,16 @@ class RawData:
         if scan_index is None:
             scan_index = np.zeros(x.shape[0], dtype=np.int64)
         raw = RawData(
-            x, y, x if xs is None else xs, y if ys is None else ys, d, p, scan_index,
-            arrays.get("objectGuess"), Y=arrays.get("Y"), metadata=metadata,
+            x,
+            y,
+            x if xs is None else xs,
+            y if ys is None else ys,
+            d,
+            p,
+            scan_index,
+            arrays.get("objectGuess"),
+            Y=arrays.get("Y"),
+            metadata=metadata,
         )
         if metadata and "intensity_scale" in metadata:
             raw.intensity_scale = float(metadata["intensity_scale"])
@@ -409,7 +440,9 @@ class RawData:
         enable_oversampling: bool = False,
         neighbor_pool_size: int | None = None,
     ) -> dict[str, Any]:
-        """Group positions into sets of ``gridsize**2`` neighbours (see :func:`ptyfast.grouping.group_dataset`).
+        """Group positions into sets of ``gridsize**2`` neighbours.
+
+        See :func:`ptyfast.grouping.group_dataset` for the parameters and the returned dict.
 
         ``gridsize=None`` falls back to ``ptyfast.params.cfg['gridsize']`` as the reference
         does. ``dataset_path`` is accepted for compatibility and unused.
