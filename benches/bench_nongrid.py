@@ -18,6 +18,7 @@ import time
 
 import numpy as np
 import scipy.fft
+
 from ptyfast import _kernels
 from ptyfast.config import ModelConfig, TrainingConfig
 from ptyfast.datagen.objects import sim_object_image

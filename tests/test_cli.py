@@ -6,6 +6,7 @@ import sys
 
 import numpy as np
 import pytest
+
 from ptyfast import _kernels, cli
 from ptyfast.config import ModelConfig, TrainingConfig
 from ptyfast.datagen.objects import sim_object_image

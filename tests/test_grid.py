@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 from _reference import far_field
+
 from ptyfast import diffsim, params
 from ptyfast.probe import get_default_probe
 

@@ -9,6 +9,7 @@ import pytest
 from _loader_sim import install_params, normalize_data, simulate, to_channels
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from ptyfast import intensity
 from ptyfast.intensity import (
     calculate_intensity_scale,

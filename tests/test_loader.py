@@ -14,6 +14,7 @@ import types
 import numpy as np
 import pytest
 from _loader_sim import grouped_dict, install_params, simulate, to_channels
+
 from ptyfast import loader
 from ptyfast.loader import (
     PtychoDataContainer,

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 from _reference import bilinear_patches, far_field
+
 from ptyfast.config import ModelConfig, TrainingConfig
 from ptyfast.nongrid_simulation import (
     generate_simulated_data,

@@ -12,6 +12,8 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from scipy.ndimage import gaussian_filter
+
 from ptyfast import params
 from ptyfast.datagen import (
     SUPPORTED_SOURCES,
@@ -25,7 +27,6 @@ from ptyfast.datagen import (
     sim_object_stack,
 )
 from ptyfast.datagen._rng import legacy_random_state
-from scipy.ndimage import gaussian_filter
 
 
 @pytest.fixture(autouse=True)

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
 from ptyfast import params
 from ptyfast.config import ModelConfig as ModelConfigTop
 from ptyfast.config import TrainingConfig as TrainingConfigTop

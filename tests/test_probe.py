@@ -7,10 +7,11 @@ import sys
 
 import numpy as np
 import pytest
-from ptyfast import params
-from ptyfast import probe as pr
 from scipy.ndimage import gaussian_filter
 from scipy.signal.windows import gaussian
+
+from ptyfast import params
+from ptyfast import probe as pr
 
 
 @pytest.fixture(autouse=True)

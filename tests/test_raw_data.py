@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pytest
 from _reference import bilinear_patches, far_field
+
 from ptyfast.raw_data import RawData
 
 
