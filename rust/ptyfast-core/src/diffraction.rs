@@ -6,7 +6,9 @@
 //!   after `fftshift`, at `[N/2, N/2]` (integer division; `fftshift` moves index `k` to
 //!   `(k + N/2) mod N`, as NumPy's does for even and odd `N`).
 //! * The `1/N` factor makes the transform unitary (Parseval: `Σ A² = Σ |scale · probe · patch|²`).
-//!   The amplitude is formed as the reference does, `sqrt((re² + im²) / N²)` in `f32`.
+//!   The amplitude is formed as the reference does, `sqrt((re² + im²) / N²)` in `f32`, with the
+//!   division done as a multiplication by `1/N²` (bit-identical when `N` is a power of two;
+//!   within an ulp otherwise).
 //! * The field is computed in complex64 as `patch · (scale · probe)`.
 //! * Any `N ≥ 2` works: rustfft plans mixed radices and Bluestein's algorithm for large primes.
 //!
@@ -90,7 +92,9 @@ impl FarField {
     /// [`Error::InvalidArgument`] (`field`) when `field.len() != N²`.
     pub fn load_field(&mut self, field: &[Complex32]) -> Result<()> {
         self.check_len("field", field.len())?;
-        transpose(field, &mut self.field_t, self.n);
+        // Stream the (possibly uncached) input in contiguously, then transpose in cache.
+        self.work.copy_from_slice(field);
+        transpose(&self.work, &mut self.field_t, self.n);
         Ok(())
     }
 
@@ -150,7 +154,7 @@ pub(crate) fn transpose(src: &[Complex32], dst: &mut [Complex32], n: usize) {
     }
 }
 
-/// `out[(k1 + h) % n][(k2 + h) % n] = sqrt((re² + im²) / n²)` of `f[k1][k2]`, `h = n / 2`:
+/// `out[(k1 + h) % n][(k2 + h) % n] = sqrt((re² + im²) · (1/n²))` of `f[k1][k2]`, `h = n / 2`:
 /// the reference's `sqrt(fftshift(|F|² / N²))`, each row written as two contiguous runs.
 fn shifted_amplitudes(f: &[Complex32], out: &mut [f32], n: usize) {
     if f.len() < n * n || out.len() < n * n {
@@ -268,9 +272,10 @@ pub fn diffract(
         .for_each_init(
             || template.clone(),
             |ff, (o, p)| {
-                transpose(p, ff.field_t_mut(), n);
-                illuminate(ff.field_t_mut(), &sprobe_t);
-                ff.transform(o);
+                if ff.load_field(p).is_ok() {
+                    illuminate(ff.field_t_mut(), &sprobe_t);
+                    ff.transform(o);
+                }
             },
         );
     Array3::from_shape_vec((m, n, n), out).map_err(|e| Error::Unsupported(e.to_string()))

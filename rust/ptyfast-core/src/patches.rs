@@ -517,6 +517,27 @@ mod tests {
     }
 
     #[test]
+    fn zeroed_buffers() {
+        assert!(zeroed::<f32>(0, "x").unwrap().is_empty());
+        let small = zeroed::<Complex32>(5, "x").unwrap();
+        assert_eq!(small, vec![c(0.0); 5]);
+        // Large enough for the huge-page advice; every value must read as zero and be writable.
+        let mut big = zeroed::<f32>(3 << 20, "x").unwrap();
+        assert_eq!(big.len(), 3 << 20);
+        assert!(big.iter().all(|&v| v == 0.0));
+        big.iter_mut().for_each(|v| *v = 1.0);
+        assert_eq!(big.iter().sum::<f32>(), (3 << 20) as f32);
+        assert!(matches!(
+            zeroed::<f64>(usize::MAX / 2, "positions"),
+            Err(Error::InvalidArgument {
+                name: "positions",
+                ..
+            })
+        ));
+        assert!(checked_len(usize::MAX, 2).is_err());
+    }
+
+    #[test]
     fn patch_into_views_and_errors() {
         let obj = ramp(12, 12);
         let mut out = Array2::from_elem((6, 5), c(9.0));
