@@ -183,16 +183,35 @@ def extract_patches(obj: Any, positions: Any, N: int) -> np.ndarray:
     Parameters
     ----------
     obj : array_like, (H, W), real or complex
-        The object; converted to complex64.
+        The object; converted to complex64. A trailing unit channel ``(H, W, 1)`` is dropped.
     positions : array_like, (M, 2)
-        Scan positions ``(x, y)`` in object pixels (``x`` = column, ``y`` = row).
+        Scan positions ``(x, y)`` in object pixels (``x`` = column, ``y`` = row); finite.
     N : int
-        Patch size.
+        Patch size, at least 1.
 
     Returns
     -------
     numpy.ndarray, complex64, (M, N, N)
-        ``patch[r, c] = bilinear(obj, row = y + r - N//2, col = x + c - N//2)``, zero outside.
+        ``patch[r, c] = bilinear(obj, row = y + r - N//2, col = x + c - N//2)``: the position
+        is sampled at patch pixel ``(N//2, N//2)``. Corners outside the object contribute
+        zero. Coordinates and weights are computed in float32 exactly as the reference does
+        (``sx = float32(c) + float32(x)``, ``floor``, weights ``(1-wx)(1-wy)``, ...), so
+        integer positions give exact pixel copies.
+
+    Raises
+    ------
+    TypeError
+        If an argument is not numeric (or ``positions`` is complex, ``N`` not an integer).
+    ValueError
+        If a shape is wrong, an array is empty, or a value is NaN or infinite.
+
+    Examples
+    --------
+    >>> obj = np.zeros((256, 256)); obj[100, 150] = 1
+    >>> p = extract_patches(obj, [[150.25, 100.5]], 64)
+    >>> p[0, 31:33, 31:33].real
+    array([[0.125, 0.375],
+           [0.125, 0.375]], dtype=float32)
     """
     o = as_complex_image("obj", obj)
     p = as_positions("positions", positions)
@@ -201,7 +220,38 @@ def extract_patches(obj: Any, positions: Any, N: int) -> np.ndarray:
 
 
 def diffract(patches: Any, probe: Any, scale: float = 1.0) -> np.ndarray:
-    """Far-field amplitudes ``|fftshift(fft2(scale * probe * patch))| / N`` (float32, (M, N, N))."""
+    """Far-field amplitudes of ``scale * probe * patch``.
+
+    Parameters
+    ----------
+    patches : array_like, (M, N, N), complex
+        Object patches (e.g. from :func:`extract_patches`); converted to complex64.
+    probe : array_like, (N, N) or (N, N, 1), complex
+        The illumination; ``N >= 2`` (any size: odd and prime sizes work).
+    scale : float, optional
+        Positive factor applied to the field (the reference's intensity scale).
+
+    Returns
+    -------
+    numpy.ndarray, float32, (M, N, N)
+        ``|fftshift(fft2(scale * probe * patch))| / N`` (README "Conventions"): no shift
+        before the FFT, zero frequency at ``[N//2, N//2]``, unitary, so
+        ``sum(A**2) == sum(|scale * probe * patch|**2)``.
+
+    Raises
+    ------
+    TypeError
+        If an argument is not numeric.
+    ValueError
+        If ``patches`` is not a non-empty ``(M, N, N)`` stack, ``probe`` is not ``(N, N)``
+        with ``N >= 2``, a value is not finite, or ``scale`` is not positive.
+
+    Examples
+    --------
+    >>> a = diffract(np.ones((1, 4, 4)), np.ones((4, 4)))
+    >>> float(a[0, 2, 2]), float(a.sum())
+    (4.0, 4.0)
+    """
     pa = as_array("patches", patches, np.complex64, ndim=3)
     if pa.shape[1] != pa.shape[2]:
         raise ValueError(f"patches must be (M, N, N), got {pa.shape}")
@@ -225,7 +275,38 @@ def poisson_counts(rates: Any, seed: SeedLike = None, *, stream: int = 0) -> np.
 
 
 def illuminated_energy(obj: Any, positions: Any, probe: Any) -> np.ndarray:
-    """Per-pattern ``sum |probe * patch|**2`` (float64, (M,)), without an FFT."""
+    """Per-pattern illuminated energy ``sum |probe * patch|**2``, without an FFT.
+
+    By Parseval this is the total of the squared far-field amplitudes at ``scale = 1``; the
+    reference's intensity scale is ``sqrt(nphotons / mean(illuminated_energy(...)))``.
+
+    Parameters
+    ----------
+    obj : array_like, (H, W), real or complex
+        The object (converted to complex64).
+    positions : array_like, (M, 2)
+        Scan positions ``(x, y)`` in object pixels, as for :func:`extract_patches`.
+    probe : array_like, (N, N) or (N, N, 1), complex
+        The illumination, ``N >= 2``; its size is the patch size.
+
+    Returns
+    -------
+    numpy.ndarray, float64, (M,)
+        The products are formed in complex64 and their squared moduli summed in float64, in a
+        fixed order: results do not depend on the thread count.
+
+    Raises
+    ------
+    TypeError
+        If an argument is not numeric.
+    ValueError
+        If a shape is wrong, an array is empty or a value is not finite.
+
+    Examples
+    --------
+    >>> illuminated_energy(np.ones((32, 32)), [[16, 16]], np.ones((8, 8)))
+    array([64.])
+    """
     o = as_complex_image("obj", obj)
     p = as_positions("positions", positions)
     pr = _check_probe(probe)
@@ -244,11 +325,57 @@ def simulate(
     divide_by_scale: bool = False,
     return_patches: bool = False,
 ) -> tuple[np.ndarray, np.ndarray | None]:
-    """Fused simulation: patch → probe → FFT → optional Poisson noise, one pass per pattern.
+    """Fused simulation: patch, probe, FFT and optional Poisson noise, one pass per pattern.
 
-    Returns ``(amplitudes, patches)``: float32 ``(M, N, N)`` amplitudes of
-    ``scale * probe * patch`` (observed as ``sqrt(Poisson(A**2))`` when ``poisson``; divided
-    by ``scale`` when ``divide_by_scale``) and the complex64 pre-probe patches, or ``None``.
+    Each pattern is computed in one pass on a worker thread, straight into the preallocated
+    output; the noise-free result equals ``diffract(extract_patches(obj, positions, N), probe,
+    scale)`` bit for bit.
+
+    Parameters
+    ----------
+    obj : array_like, (H, W), real or complex
+        The object (converted to complex64).
+    positions : array_like, (M, 2)
+        Scan positions ``(x, y)`` in object pixels, as for :func:`extract_patches`.
+    probe : array_like, (N, N) or (N, N, 1), complex
+        The illumination, ``N >= 2``; its size is the patch size.
+    scale : float, optional
+        Positive intensity scale applied to the field.
+    poisson : bool, optional
+        Observe each amplitude as ``sqrt(Poisson(A**2))``.
+    seed : int, numpy.random.Generator or None, optional
+        Noise seed (see :func:`resolve_seed`). Pattern ``i`` draws from its own stream
+        ``(seed, first_index + i)``: the output does not depend on the thread count.
+    first_index : int, optional
+        Index of the first pattern in the whole dataset, so a dataset simulated in chunks
+        equals one call.
+    divide_by_scale : bool, optional
+        Divide the (noisy) amplitudes by ``scale``: the reference's stored ``X``.
+    return_patches : bool, optional
+        Also return the complex64 object patches (before the probe).
+
+    Returns
+    -------
+    amplitudes : numpy.ndarray, float32, (M, N, N)
+        ``|fftshift(fft2(scale * probe * patch))| / N`` (README "Conventions"), observed and
+        divided as asked.
+    patches : numpy.ndarray, complex64, (M, N, N), or None
+        The patches, when ``return_patches``.
+
+    Raises
+    ------
+    TypeError
+        If an argument has the wrong type.
+    ValueError
+        If a shape is wrong, an array is empty, a value is not finite, ``scale`` is not
+        positive, or ``seed`` / ``first_index`` is out of range.
+
+    Examples
+    --------
+    >>> obj = np.ones((64, 64))
+    >>> a, _ = simulate(obj, [[32, 32]], np.ones((8, 8)), scale=2.0, poisson=False)
+    >>> float(a[0, 4, 4])
+    16.0
     """
     o = as_complex_image("obj", obj)
     p = as_positions("positions", positions)

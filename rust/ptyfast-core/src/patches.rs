@@ -1,34 +1,564 @@
 //! Sub-pixel patch extraction with the reference's bilinear semantics.
 //!
 //! `patch[r, c] = bilinear(object, row = r + y − N/2, col = c + x − N/2)` with zero outside the
-//! object. Coordinates are rounded to `f32` and combined in `f32` exactly as the reference's
-//! translation does, so results agree with it to float32 rounding; integer positions give exact
-//! pixel copies.
+//! object (`N/2` is integer division). Coordinates are rounded to `f32` and combined in `f32`
+//! exactly as the reference's translation does: the reference pads the object with `N/2` zeros
+//! per side and translates it by `−(x, y)`, so the source coordinate in the padded frame is
+//! `sx = f32(c) + f32(x)`, `x0 = floor(sx)`, `wx = sx − x0`, and likewise for rows. The four
+//! corners get the `f32` weights `(1−wx)(1−wy)`, `wx(1−wy)`, `(1−wx)wy`, `wx·wy`; a corner
+//! outside the object contributes zero. Real and imaginary parts are interpolated in `f32`
+//! (the four products are summed as `(w00·p00 + w11·p11) + (w01·p01 + w10·p10)`, an order that
+//! is symmetric in rows and columns). Results therefore agree with the reference to float32
+//! rounding, and integer positions give exact pixel copies.
+//!
+//! This module also holds the output allocation shared by the kernels ([`zeroed`]).
 
-use ndarray::{Array3, ArrayView2, ArrayViewMut2};
+use ndarray::{Array3, ArrayView2, ArrayViewMut2, CowArray, Ix2};
+use rayon::prelude::*;
 
 use crate::{Complex32, Error, Result};
 
-/// Extracts one `(N, N)` patch centred on `(x, y)` into `out` (N taken from `out`).
+/// A row-major view of the object with its dimensions, shared by all workers.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Object<'a> {
+    data: &'a [Complex32],
+    h: usize,
+    w: usize,
+}
+
+impl<'a> Object<'a> {
+    /// Wraps a standard-layout array (see [`standard_object`]).
+    pub(crate) fn new(object: &'a CowArray<'_, Complex32, Ix2>) -> Result<Self> {
+        let (h, w) = object.dim();
+        if h == 0 || w == 0 {
+            return Err(Error::invalid(
+                "obj",
+                "a non-empty (H, W) array",
+                format!("shape ({h}, {w})"),
+            ));
+        }
+        let data = object
+            .as_slice()
+            .ok_or_else(|| Error::Unsupported("obj must be in standard (C) layout".into()))?;
+        Ok(Object { data, h, w })
+    }
+
+    fn row(&self, r: usize) -> &'a [Complex32] {
+        let start = r * self.w;
+        self.data.get(start..start + self.w).unwrap_or(&[])
+    }
+}
+
+/// The object in C order, borrowed when it already is (the usual case), copied otherwise.
+pub(crate) fn standard_object<'a>(
+    object: &'a ArrayView2<'_, Complex32>,
+) -> CowArray<'a, Complex32, Ix2> {
+    object.as_standard_layout()
+}
+
+/// Per-thread scratch of the sampler: the source index and weight of every row and column.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Sampler {
+    rows: AxisTable,
+    cols: AxisTable,
+}
+
+#[derive(Debug, Clone, Default)]
+struct AxisTable {
+    /// Object index of the lower corner (`floor(s) − N/2`, saturating).
+    i0: Vec<i64>,
+    /// Weight of the upper corner (`s − floor(s)`, in `f32`).
+    w: Vec<f32>,
+}
+
+impl AxisTable {
+    fn fill(&mut self, len: usize, p: f32) {
+        let half = (len / 2) as i64;
+        self.i0.clear();
+        self.w.clear();
+        for i in 0..len {
+            let s = i as f32 + p;
+            let f = s.floor();
+            self.w.push(s - f);
+            // `as` saturates (and maps NaN to 0); the bounds checks then reject the corner.
+            self.i0.push((f as i64).saturating_sub(half));
+        }
+    }
+
+    /// Whether both corners of every entry lie in `[0, size)` (the table is non-decreasing).
+    fn interior(&self, size: usize) -> bool {
+        let size = size as i64;
+        match (self.i0.first(), self.i0.last()) {
+            (Some(&lo), Some(&hi)) => lo >= 0 && hi < size - 1,
+            _ => false,
+        }
+    }
+}
+
+/// `w00·a0 + w01·a1 + w10·b0 + w11·b1` in `f32`, summed as `(w00·a0 + w11·b1) + (w01·a1 +
+/// w10·b0)`. The pairing is symmetric under swapping rows and columns (`a1 ↔ b0`,
+/// `w01 ↔ w10`), so sampling the transposed object gives the transposed patch bit for bit,
+/// which the fused simulation relies on.
+#[inline(always)]
+fn blend(w: [f32; 4], a0: Complex32, a1: Complex32, b0: Complex32, b1: Complex32) -> Complex32 {
+    Complex32::new(
+        (w[0] * a0.re + w[3] * b1.re) + (w[1] * a1.re + w[2] * b0.re),
+        (w[0] * a0.im + w[3] * b1.im) + (w[1] * a1.im + w[2] * b0.im),
+    )
+}
+
+#[inline(always)]
+fn weights(wx: f32, wy: f32) -> [f32; 4] {
+    [
+        (1.0 - wx) * (1.0 - wy),
+        wx * (1.0 - wy),
+        (1.0 - wx) * wy,
+        wx * wy,
+    ]
+}
+
+impl Sampler {
+    /// Writes the `rows × cols` patch at `(x, y)` (row-major) into `out`.
+    ///
+    /// `out.len()` must be `rows * cols`; a shorter `out` is filled as far as it goes.
+    pub(crate) fn sample(
+        &mut self,
+        obj: &Object<'_>,
+        x: f64,
+        y: f64,
+        rows: usize,
+        cols: usize,
+        out: &mut [Complex32],
+    ) {
+        self.rows.fill(rows, y as f32);
+        self.cols.fill(cols, x as f32);
+        if cols == 0 {
+            return;
+        }
+        let fast = self.rows.interior(obj.h) && self.cols.interior(obj.w);
+        let chunks = out.chunks_exact_mut(cols);
+        for ((orow, &iy), &wy) in chunks.zip(&self.rows.i0).zip(&self.rows.w) {
+            if fast {
+                // Interior: every corner is inside, checked once for the whole patch.
+                let (ra, rb) = (obj.row(iy as usize), obj.row(iy as usize + 1));
+                row_interior(orow, ra, rb, &self.cols, wy);
+            } else {
+                row_edge(orow, obj, iy, wy, &self.cols);
+            }
+        }
+    }
+}
+
+fn row_interior(
+    out: &mut [Complex32],
+    ra: &[Complex32],
+    rb: &[Complex32],
+    cols: &AxisTable,
+    wy: f32,
+) {
+    let (Some(&first), Some(&last)) = (cols.i0.first(), cols.i0.last()) else {
+        return;
+    };
+    let (first, last) = (first as usize, last as usize);
+    if last - first + 1 == out.len() {
+        // Consecutive columns (the usual case): plain slices, no gathers.
+        let (Some(ra), Some(rb)) = (ra.get(first..last + 2), rb.get(first..last + 2)) else {
+            return;
+        };
+        let pairs = ra.windows(2).zip(rb.windows(2));
+        for ((o, &wx), (a, b)) in out.iter_mut().zip(&cols.w).zip(pairs) {
+            *o = blend(weights(wx, wy), a[0], a[1], b[0], b[1]);
+        }
+    } else {
+        // f32 rounding made a column index repeat or skip; gather per column.
+        for ((o, &ix), &wx) in out.iter_mut().zip(&cols.i0).zip(&cols.w) {
+            let ix = ix as usize;
+            if let (Some(a), Some(b)) = (ra.get(ix..ix + 2), rb.get(ix..ix + 2)) {
+                *o = blend(weights(wx, wy), a[0], a[1], b[0], b[1]);
+            }
+        }
+    }
+}
+
+fn row_edge(out: &mut [Complex32], obj: &Object<'_>, iy: i64, wy: f32, cols: &AxisTable) {
+    let zero = Complex32::new(0.0, 0.0);
+    let row_at = |r: i64| -> Option<&[Complex32]> {
+        (r >= 0 && r < obj.h as i64).then(|| obj.row(r as usize))
+    };
+    let (ra, rb) = (row_at(iy), row_at(iy.saturating_add(1)));
+    let pick = |row: Option<&[Complex32]>, c: i64| -> Option<Complex32> {
+        if c < 0 {
+            return None;
+        }
+        row.and_then(|r| r.get(c as usize)).copied()
+    };
+    for ((o, &ix), &wx) in out.iter_mut().zip(&cols.i0).zip(&cols.w) {
+        let w = weights(wx, wy);
+        let ix1 = ix.saturating_add(1);
+        // A corner outside the object contributes zero (as the reference's zero fill does).
+        let corners = [pick(ra, ix), pick(ra, ix1), pick(rb, ix), pick(rb, ix1)];
+        let [a0, a1, b0, b1] = corners.map(|v| v.unwrap_or(zero));
+        let w = [0, 1, 2, 3].map(|k| if corners[k].is_some() { w[k] } else { 0.0 });
+        *o = blend(w, a0, a1, b0, b1);
+    }
+}
+
+/// Checks `positions` is a non-empty `(M, 2)` array of finite values.
+pub(crate) fn check_positions(positions: &ArrayView2<'_, f64>) -> Result<()> {
+    let (m, k) = positions.dim();
+    if k != 2 {
+        return Err(Error::invalid(
+            "positions",
+            "(M, 2) with columns x, y",
+            format!("shape ({m}, {k})"),
+        ));
+    }
+    if m == 0 {
+        return Err(Error::invalid(
+            "positions",
+            "a non-empty (M, 2) array",
+            "shape (0, 2)",
+        ));
+    }
+    if let Some(bad) = positions.iter().find(|v| !v.is_finite()) {
+        return Err(Error::invalid(
+            "positions",
+            "finite",
+            format!("a value of {bad}"),
+        ));
+    }
+    Ok(())
+}
+
+/// The rows of a checked `(M, 2)` positions array as `[x, y]` pairs.
+pub(crate) fn positions_list(positions: &ArrayView2<'_, f64>) -> Vec<[f64; 2]> {
+    positions
+        .rows()
+        .into_iter()
+        .map(|r| {
+            let mut it = r.iter();
+            [
+                it.next().copied().unwrap_or(0.0),
+                it.next().copied().unwrap_or(0.0),
+            ]
+        })
+        .collect()
+}
+
+/// `m · per` as a checked element count.
+pub(crate) fn checked_len(m: usize, per: usize) -> Result<usize> {
+    m.checked_mul(per)
+        .filter(|&len| len.checked_mul(8).is_some_and(|b| b <= isize::MAX as usize))
+        .ok_or_else(|| {
+            Error::invalid(
+                "positions",
+                "few enough patterns for the output to fit in memory",
+                format!("{m} patterns of {per} values"),
+            )
+        })
+}
+
+/// Values whose all-zero bit pattern is a valid value (`0.0`, `0 + 0i`).
+///
+/// # Safety
+/// Implement only for types where every field is a float or integer (no references,
+/// no niches), so zeroed memory is a valid, initialised value.
+pub(crate) unsafe trait Zeroable: Copy + Send + Sync {}
+// SAFETY: plain IEEE floats; all-zero bits is +0.0.
+unsafe impl Zeroable for f32 {}
+// SAFETY: as above.
+unsafe impl Zeroable for f64 {}
+// SAFETY: `Complex<f32>` is `#[repr(C)] { re: f32, im: f32 }`.
+unsafe impl Zeroable for Complex32 {}
+
+/// A zero-filled output buffer of `len` values, allocated without being written.
+///
+/// The pages are left untouched (`calloc`-style), so the workers that fill the buffer fault
+/// them in, in parallel, instead of one thread zeroing it first; large buffers ask Linux for
+/// transparent huge pages, as NumPy does for its arrays (4 KiB page faults otherwise cost more
+/// than computing a 64 × 64 pattern). An allocation failure is an error, not an abort.
+///
+/// # Errors
+/// [`Error::InvalidArgument`] (`name`) when the buffer's size overflows or cannot be allocated.
+pub(crate) fn zeroed<T: Zeroable>(len: usize, name: &'static str) -> Result<Vec<T>> {
+    let too_big = || {
+        Error::invalid(
+            name,
+            "small enough to allocate",
+            format!("{len} values of {} bytes", std::mem::size_of::<T>()),
+        )
+    };
+    let layout = std::alloc::Layout::array::<T>(len).map_err(|_| too_big())?;
+    if layout.size() == 0 {
+        return Ok(Vec::new());
+    }
+    // SAFETY: `layout` has a non-zero size.
+    let ptr = unsafe { std::alloc::alloc_zeroed(layout) }.cast::<T>();
+    if ptr.is_null() {
+        return Err(too_big());
+    }
+    advise_huge_pages(ptr.cast::<u8>(), layout.size());
+    // SAFETY: `ptr` comes from the global allocator with `Layout::array::<T>(len)`, exactly the
+    // layout of a `Vec<T>` of capacity `len`, and all `len` values are initialised: the memory
+    // is zeroed and zero bits are a valid `T` (`Zeroable`).
+    Ok(unsafe { Vec::from_raw_parts(ptr, len, len) })
+}
+
+/// Asks the kernel to back the 2 MiB-aligned part of a large buffer with huge pages.
+#[cfg(all(
+    target_os = "linux",
+    any(target_arch = "x86_64", target_arch = "aarch64")
+))]
+fn advise_huge_pages(ptr: *mut u8, bytes: usize) {
+    use std::ffi::{c_int, c_void};
+    const HUGE: usize = 2 << 20;
+    const MADV_HUGEPAGE: c_int = 14;
+    extern "C" {
+        fn madvise(addr: *mut c_void, len: usize, advice: c_int) -> c_int;
+    }
+    if bytes < 2 * HUGE {
+        return;
+    }
+    let start = ptr as usize;
+    let offset = start.next_multiple_of(HUGE) - start;
+    let len = (bytes - offset) / HUGE * HUGE;
+    if len == 0 {
+        return;
+    }
+    // SAFETY: the range lies inside an allocation this function's caller owns and has not
+    // handed out; MADV_HUGEPAGE only changes how the kernel backs those pages, never their
+    // contents or validity. The result is advisory and deliberately ignored.
+    unsafe {
+        madvise(ptr.add(offset).cast::<c_void>(), len, MADV_HUGEPAGE);
+    }
+}
+
+#[cfg(not(all(
+    target_os = "linux",
+    any(target_arch = "x86_64", target_arch = "aarch64")
+)))]
+fn advise_huge_pages(_ptr: *mut u8, _bytes: usize) {}
+
+/// Extracts one patch centred on `(x, y)` into `out`; the patch size is taken from `out`
+/// (`rows × cols`, centre pixel `(rows/2, cols/2)`).
+///
+/// Infallible: an empty object gives zeros, a position beyond the `f32` range gives zeros.
 pub fn extract_patch_into(
     object: &ArrayView2<'_, Complex32>,
     x: f64,
     y: f64,
-    out: ArrayViewMut2<'_, Complex32>,
+    mut out: ArrayViewMut2<'_, Complex32>,
 ) {
-    let _ = (object, x, y, out);
+    let (rows, cols) = out.dim();
+    let cow = standard_object(object);
+    let Ok(obj) = Object::new(&cow) else {
+        out.fill(Complex32::new(0.0, 0.0));
+        return;
+    };
+    let mut sampler = Sampler::default();
+    if let Some(slice) = out.as_slice_mut() {
+        sampler.sample(&obj, x, y, rows, cols, slice);
+    } else {
+        let mut buf = vec![Complex32::new(0.0, 0.0); rows * cols];
+        sampler.sample(&obj, x, y, rows, cols, &mut buf);
+        for (o, v) in out.iter_mut().zip(buf) {
+            *o = v;
+        }
+    }
 }
 
-/// Extracts `M` patches of size `n` at `positions` (`(M, 2)`, columns `x`, `y`).
+/// Extracts `M` patches of size `n` at `positions` (`(M, 2)`, columns `x`, `y`), in parallel.
 ///
 /// # Errors
-/// [`Error::InvalidArgument`] when `positions` is not `(M, 2)`, `n` is zero or a coordinate is
-/// not finite.
+/// [`Error::InvalidArgument`] when `obj` is empty, `positions` is not a non-empty `(M, 2)`
+/// array, `n` is zero or a coordinate is not finite.
 pub fn extract_patches(
     object: ArrayView2<'_, Complex32>,
     positions: ArrayView2<'_, f64>,
     n: usize,
 ) -> Result<Array3<Complex32>> {
-    let _ = (object, positions, n);
-    Err(Error::Unsupported("extract_patches is not implemented yet".into()))
+    if n == 0 {
+        return Err(Error::invalid("N", "at least 1", "0"));
+    }
+    check_positions(&positions)?;
+    let cow = standard_object(&object);
+    let obj = Object::new(&cow)?;
+    let m = positions.nrows();
+    let nn = checked_len(n, n)?;
+    let mut out = zeroed::<Complex32>(checked_len(m, nn)?, "positions")?;
+    let pos = positions_list(&positions);
+    out.par_chunks_mut(nn).zip(pos.par_iter()).for_each_init(
+        Sampler::default,
+        |sampler, (patch, &[x, y])| {
+            sampler.sample(&obj, x, y, n, n, patch);
+        },
+    );
+    Array3::from_shape_vec((m, n, n), out).map_err(|e| Error::Unsupported(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::{s, Array2, Axis};
+
+    fn c(re: f32) -> Complex32 {
+        Complex32::new(re, 0.0)
+    }
+
+    fn delta(h: usize, w: usize, r: usize, col: usize) -> Array2<Complex32> {
+        let mut o = Array2::from_elem((h, w), c(0.0));
+        o[[r, col]] = c(1.0);
+        o
+    }
+
+    fn ramp(h: usize, w: usize) -> Array2<Complex32> {
+        Array2::from_shape_fn((h, w), |(r, col)| {
+            Complex32::new((r * w + col) as f32 + 0.5, -(r as f32) + 0.25 * col as f32)
+        })
+    }
+
+    fn one(obj: &Array2<Complex32>, x: f64, y: f64, n: usize) -> Array2<Complex32> {
+        let p = ndarray::arr2(&[[x, y]]);
+        extract_patches(obj.view(), p.view(), n)
+            .unwrap()
+            .index_axis_move(Axis(0), 0)
+    }
+
+    #[test]
+    fn delta_lands_at_centre() {
+        let p = one(&delta(256, 256, 100, 150), 150.0, 100.0, 64);
+        assert_eq!(p[[32, 32]], c(1.0));
+        assert_eq!(p.iter().filter(|v| v.norm() != 0.0).count(), 1);
+    }
+
+    #[test]
+    fn bilinear_weights_match_reference_example() {
+        let p = one(&delta(256, 256, 100, 150), 150.25, 100.5, 64);
+        let expect = [
+            ((31, 31), 0.125),
+            ((31, 32), 0.375),
+            ((32, 31), 0.125),
+            ((32, 32), 0.375),
+        ];
+        for ((r, col), w) in expect {
+            assert_eq!(p[[r, col]], c(w), "at ({r}, {col})");
+        }
+        let total: f32 = p.iter().map(|v| v.re).sum();
+        assert_eq!(total, 1.0);
+        assert_eq!(p.iter().filter(|v| v.norm() != 0.0).count(), 4);
+    }
+
+    #[test]
+    fn half_pixel_at_the_edges_of_a_ones_object() {
+        let ones = Array2::from_elem((256, 256), c(1.0));
+        let p = one(&ones, 0.5, 128.0, 64);
+        // Column c samples object column c − 32 + 0.5: c = 31 straddles the left edge.
+        assert_eq!(p[[32, 31]], c(0.5));
+        assert_eq!(p[[32, 30]], c(0.0));
+        assert_eq!(p[[32, 32]], c(1.0));
+        let p = one(&ones, 255.5, 128.0, 64);
+        assert_eq!(p[[32, 32]], c(0.5));
+        assert_eq!(p[[32, 33]], c(0.0));
+        assert_eq!(p[[32, 31]], c(1.0));
+    }
+
+    #[test]
+    fn integer_positions_copy_exactly_and_zero_outside() {
+        let (h, w) = (40, 30);
+        let obj = ramp(h, w);
+        for n in [1usize, 2, 7, 8, 17] {
+            for (x, y) in [(0i64, 0i64), (5, 9), (29, 39), (-3, 12), (33, 41), (15, 20)] {
+                let p = one(&obj, x as f64, y as f64, n);
+                let half = (n / 2) as i64;
+                for r in 0..n {
+                    for col in 0..n {
+                        let (orow, ocol) = (y + r as i64 - half, x + col as i64 - half);
+                        let inside = (0..h as i64).contains(&orow) && (0..w as i64).contains(&ocol);
+                        let want = if inside {
+                            obj[[orow as usize, ocol as usize]]
+                        } else {
+                            c(0.0)
+                        };
+                        assert_eq!(p[[r, col]], want, "n={n} x={x} y={y} r={r} c={col}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn far_outside_and_huge_positions_give_zeros() {
+        let obj = ramp(16, 16);
+        for (x, y) in [
+            (1e6, 3.0),
+            (-1e6, 3.0),
+            (3.0, 1e39),
+            (1e300, -1e300),
+            (-40.5, 8.25),
+        ] {
+            let p = one(&obj, x, y, 8);
+            assert!(p.iter().all(|v| *v == c(0.0)), "x={x} y={y}");
+        }
+    }
+
+    #[test]
+    fn interior_and_edge_paths_agree() {
+        // The same sub-pixel patch read from an object and from the object embedded in a
+        // larger canvas (interior path there, edge path here) must be identical. Dyadic
+        // fractions keep the f32 coordinates exact under the +20 shift.
+        let obj = ramp(20, 24);
+        let mut big = Array2::from_elem((60, 64), c(0.0));
+        big.slice_mut(s![20..40, 20..44]).assign(&obj);
+        for (x, y) in [(0.25, 0.75), (23.5, 19.125), (11.75, 5.5), (-2.5, 3.125)] {
+            let a = one(&obj, x, y, 9);
+            let b = one(&big, x + 20.0, y + 20.0, 9);
+            assert_eq!(a, b, "x={x} y={y}");
+        }
+    }
+
+    #[test]
+    fn zeroed_buffers() {
+        assert!(zeroed::<f32>(0, "x").unwrap().is_empty());
+        let small = zeroed::<Complex32>(5, "x").unwrap();
+        assert_eq!(small, vec![c(0.0); 5]);
+        // Large enough for the huge-page advice; every value must read as zero and be writable.
+        let mut big = zeroed::<f32>(3 << 20, "x").unwrap();
+        assert_eq!(big.len(), 3 << 20);
+        assert!(big.iter().all(|&v| v == 0.0));
+        big.iter_mut().for_each(|v| *v = 1.0);
+        assert_eq!(big.iter().sum::<f32>(), (3 << 20) as f32);
+        assert!(matches!(
+            zeroed::<f64>(usize::MAX / 2, "positions"),
+            Err(Error::InvalidArgument {
+                name: "positions",
+                ..
+            })
+        ));
+        assert!(checked_len(usize::MAX, 2).is_err());
+    }
+
+    #[test]
+    fn patch_into_views_and_errors() {
+        let obj = ramp(12, 12);
+        let mut out = Array2::from_elem((6, 5), c(9.0));
+        extract_patch_into(&obj.view(), 6.0, 6.0, out.view_mut());
+        assert_eq!(out, obj.slice(s![3..9, 4..9]));
+        let mut t = Array2::from_elem((5, 6), c(9.0));
+        extract_patch_into(&obj.view(), 6.0, 6.0, t.view_mut().reversed_axes());
+        assert_eq!(t.t(), obj.slice(s![3..9, 4..9]));
+        let transposed = obj.t();
+        let p = ndarray::arr2(&[[2.0, 3.0]]);
+        let a = extract_patches(transposed, p.view(), 4).unwrap();
+        assert_eq!(a.index_axis(Axis(0), 0), obj.t().slice(s![1..5, 0..4]));
+
+        let bad = ndarray::arr2(&[[1.0, 2.0, 3.0]]);
+        assert!(extract_patches(obj.view(), bad.view(), 4).is_err());
+        let nan = ndarray::arr2(&[[f64::NAN, 2.0]]);
+        assert!(extract_patches(obj.view(), nan.view(), 4).is_err());
+        assert!(extract_patches(obj.view(), p.view(), 0).is_err());
+        let empty = Array2::<f64>::zeros((0, 2));
+        assert!(extract_patches(obj.view(), empty.view(), 4).is_err());
+        let no_obj = Array2::<Complex32>::zeros((0, 5));
+        assert!(extract_patches(no_obj.view(), p.view(), 4).is_err());
+    }
 }
