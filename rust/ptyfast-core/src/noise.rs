@@ -19,13 +19,17 @@
 //!
 //! Parallelism is over patterns (rayon); a pattern of `N²` pixels is the unit of work.
 
+mod block;
 mod poisson;
 mod rng;
+mod tables;
 
 use ndarray::{Array1, Array3, ArrayView1, ArrayView3};
 use rayon::prelude::*;
 
-pub use self::poisson::{poisson, PTRS_MIN_RATE};
+pub use self::block::BLOCK;
+use self::block::{counts_from_amplitudes, counts_in_place, Scratch};
+pub use self::poisson::{poisson, FAINT_MAX_RATE, PTRS_MIN_RATE};
 pub use self::rng::PatternRng;
 use crate::{Error, Result};
 
@@ -82,23 +86,39 @@ pub fn poisson_counts(rates: ArrayView1<'_, f64>, seed: u64, stream: u64) -> Res
             format!("{r} at index {i}"),
         ));
     }
+    let mut out = rates.to_owned();
     let mut rng = PatternRng::new(seed, stream);
-    Ok(rates.mapv(|r| poisson(&mut rng, r)))
+    let mut scratch = Scratch::new();
+    match out.as_slice_mut() {
+        Some(x) => counts_in_place(x, &mut rng, &mut scratch),
+        None => return Err(Error::Unsupported("rates: contiguous copy expected".into())),
+    }
+    Ok(out)
 }
 
 /// Replaces each amplitude of one pattern by `sqrt(Poisson(A²))`, drawing from stream
-/// `(seed, index)` in C order. Used by the fused simulation; infallible: amplitudes are finite
-/// and non-negative by construction there, and any that is not becomes NaN.
+/// `(seed, index)` in the order of the module docs. Used by the fused simulation; infallible:
+/// amplitudes are finite and non-negative by construction there, and any that is not becomes
+/// NaN.
 pub fn observe_pattern(amplitudes: &mut [f32], seed: u64, index: u64) {
     let mut rng = PatternRng::new(seed, index);
-    for a in amplitudes.iter_mut() {
-        let amp = f64::from(*a);
-        // amp < 0 would square to a valid rate; reject it here (NaN fails `>= 0` too).
-        *a = if amp >= 0.0 {
-            poisson(&mut rng, amp * amp).sqrt() as f32
-        } else {
-            f32::NAN
-        };
+    let mut scratch = Scratch::new();
+    let mut rates = Vec::with_capacity(amplitudes.len().min(BLOCK));
+    for chunk in amplitudes.chunks_mut(BLOCK) {
+        rates.clear();
+        rates.extend(chunk.iter().map(|&a| {
+            let a = f64::from(a);
+            // a < 0 would square to a valid rate; NaN fails the test too.
+            if a >= 0.0 {
+                a * a
+            } else {
+                f64::NAN
+            }
+        }));
+        counts_from_amplitudes(&mut rates, chunk, &mut rng, &mut scratch);
+        for (a, &k) in chunk.iter_mut().zip(&rates) {
+            *a = k.sqrt() as f32;
+        }
     }
 }
 
