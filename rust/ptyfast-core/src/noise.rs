@@ -1,37 +1,256 @@
 //! Exact Poisson observation, one random stream per pattern.
 //!
-//! Pattern `i` of a call with `seed` draws from the stream `(seed, first_index + i)`, so a
-//! dataset simulated in one call, in chunks, or on any number of threads is bit-identical.
+//! An amplitude `A` (float32) is observed as `sqrt(K)` with `K ~ Poisson(λ = A²)`, `λ` formed in
+//! `f64`; the square root is taken in `f64` and rounded once to `f32`. `λ = 0` gives exactly 0.
+//! The samples are exact (no normal approximation at any rate): inversion by sequential search
+//! for `λ < 10` and Hörmann's PTRS transformed rejection for `λ ≥ 10`, see [`poisson`].
+//!
+//! **Streams.** Pattern `i` of a call with `seed` and `first_index` draws from its own
+//! [`PatternRng`], derived from `(seed, first_index + i)` alone (index arithmetic wraps modulo
+//! 2^64): `key` = first SplitMix64 output of `seed`; `z` = SplitMix64 output number `index` of
+//! `key`, i.e. `mix64(key + (index + 1)·0x9E3779B97F4A7C15)`; the four words of a xoshiro256++
+//! state are the first four SplitMix64 outputs of `z`. The pixels of a pattern consume the
+//! stream in C order, each taking one uniform (`λ < 10`; none for `λ = 0`) or two per rejection
+//! round (`λ ≥ 10`). So a dataset simulated in one call, in chunks (`first_index`), or on any
+//! number of threads is bit-identical; no random state lives in a thread. Uniforms are the top
+//! 53 bits of a xoshiro256++ output scaled by 2^-53. `exp`/`ln` come from the platform's libm,
+//! so bit-identity across platforms is not promised (a sample can differ only when a uniform
+//! falls within an ulp of a decision boundary).
+//!
+//! Parallelism is over patterns (rayon); a pattern of `N²` pixels is the unit of work.
+
+mod block;
+mod poisson;
+mod rng;
+mod tables;
 
 use ndarray::{Array1, Array3, ArrayView1, ArrayView3};
+use rayon::prelude::*;
 
+pub use self::block::BLOCK;
+use self::block::{counts_from_amplitudes, counts_in_place, Scratch};
+pub use self::poisson::{poisson, FAINT_MAX_RATE, PTRS_MIN_RATE};
+pub use self::rng::PatternRng;
 use crate::{Error, Result};
 
-/// `sqrt(Poisson(A²))` for every amplitude, pattern `i` on stream `(seed, first_index + i)`.
+/// `sqrt(Poisson(A²))` for every amplitude of an `(M, N, N)` stack (any `(M, H, W)` works),
+/// pattern `i` on stream `(seed, first_index + i)`, in parallel over patterns.
 ///
 /// # Errors
-/// [`Error::InvalidArgument`] on negative or non-finite amplitudes.
+/// [`Error::InvalidArgument`] (`amplitudes`) on a negative or non-finite amplitude.
 pub fn poisson_amplitudes(
     amplitudes: ArrayView3<'_, f32>,
     seed: u64,
     first_index: u64,
 ) -> Result<Array3<f32>> {
-    let _ = (amplitudes, seed, first_index);
-    Err(Error::Unsupported("poisson_amplitudes is not implemented yet".into()))
+    if let Some((i, &a)) = amplitudes
+        .iter()
+        .enumerate()
+        .find(|(_, a)| !(a.is_finite() && **a >= 0.0))
+    {
+        return Err(Error::invalid(
+            "amplitudes",
+            "finite and non-negative",
+            format!("{a} at flat index {i}"),
+        ));
+    }
+    let mut out = amplitudes.as_standard_layout().into_owned();
+    let (_, h, w) = out.dim();
+    let pattern = h * w;
+    if pattern == 0 {
+        return Ok(out);
+    }
+    let data = out
+        .as_slice_mut()
+        .ok_or_else(|| Error::Unsupported("amplitudes: standard layout expected".into()))?;
+    data.par_chunks_mut(pattern)
+        .enumerate()
+        .for_each(|(i, chunk)| observe_pattern(chunk, seed, first_index.wrapping_add(i as u64)));
+    Ok(out)
 }
 
-/// Poisson counts for a vector of rates, all drawn from stream `(seed, stream)`.
+/// Poisson counts for a vector of rates, all drawn in order from stream `(seed, stream)`.
+/// Counts are integer-valued `f64` (rounded to the nearest `f64` above 2^53).
 ///
 /// # Errors
-/// [`Error::InvalidArgument`] on negative or non-finite rates.
+/// [`Error::InvalidArgument`] (`rates`) on a negative or non-finite rate.
 pub fn poisson_counts(rates: ArrayView1<'_, f64>, seed: u64, stream: u64) -> Result<Array1<f64>> {
-    let _ = (rates, seed, stream);
-    Err(Error::Unsupported("poisson_counts is not implemented yet".into()))
+    if let Some((i, &r)) = rates
+        .iter()
+        .enumerate()
+        .find(|(_, r)| !(r.is_finite() && **r >= 0.0))
+    {
+        return Err(Error::invalid(
+            "rates",
+            "finite and non-negative",
+            format!("{r} at index {i}"),
+        ));
+    }
+    let mut out = rates.to_owned();
+    let mut rng = PatternRng::new(seed, stream);
+    let mut scratch = Scratch::new();
+    match out.as_slice_mut() {
+        Some(x) => counts_in_place(x, &mut rng, &mut scratch),
+        None => return Err(Error::Unsupported("rates: contiguous copy expected".into())),
+    }
+    Ok(out)
 }
 
 /// Replaces each amplitude of one pattern by `sqrt(Poisson(A²))`, drawing from stream
-/// `(seed, index)`. Used by the fused simulation; infallible (amplitudes are finite and
-/// non-negative by construction there).
+/// `(seed, index)` in the order of the module docs. Used by the fused simulation; infallible:
+/// amplitudes are finite and non-negative by construction there, and any that is not becomes
+/// NaN.
 pub fn observe_pattern(amplitudes: &mut [f32], seed: u64, index: u64) {
-    let _ = (amplitudes, seed, index);
+    let mut rng = PatternRng::new(seed, index);
+    let mut scratch = Scratch::new();
+    let mut rates = Vec::with_capacity(amplitudes.len().min(BLOCK));
+    for chunk in amplitudes.chunks_mut(BLOCK) {
+        rates.clear();
+        rates.extend(chunk.iter().map(|&a| {
+            let a = f64::from(a);
+            // a < 0 would square to a valid rate; NaN fails the test too.
+            if a >= 0.0 {
+                a * a
+            } else {
+                f64::NAN
+            }
+        }));
+        counts_from_amplitudes(&mut rates, chunk, &mut rng, &mut scratch);
+        for (a, &k) in chunk.iter_mut().zip(&rates) {
+            *a = k.sqrt() as f32;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::{s, Array};
+
+    fn pattern_stack(m: usize, n: usize) -> Array3<f32> {
+        // Rates spanning 0 .. 1e8 over the pixels, different per pattern.
+        Array::from_shape_fn((m, n, n), |(p, r, c)| {
+            let t = ((r * n + c) as f32 / (n * n) as f32) * 16.0 - 8.0 + p as f32 * 0.01;
+            if (r + c) % 7 == 0 {
+                0.0
+            } else {
+                10f32.powf(t / 2.0)
+            }
+        })
+    }
+
+    #[test]
+    fn zero_amplitudes_stay_zero() {
+        let a = Array3::<f32>::zeros((3, 4, 4));
+        let out = poisson_amplitudes(a.view(), 1, 0).ok();
+        assert_eq!(out, Some(a));
+    }
+
+    #[test]
+    fn squares_are_integers() {
+        let a = pattern_stack(4, 16);
+        let out = poisson_amplitudes(a.view(), 9, 0).unwrap();
+        assert_eq!(out.dim(), a.dim());
+        for (&x, &o) in a.iter().zip(out.iter()) {
+            let k = f64::from(o) * f64::from(o);
+            if x == 0.0 {
+                assert_eq!(o, 0.0);
+            } else if k < 1e6 {
+                assert!((k - k.round()).abs() < 1e-6 * k.max(1.0), "{x} -> {o}");
+            }
+        }
+    }
+
+    #[test]
+    fn streams_are_deterministic() {
+        let a = pattern_stack(5, 8);
+        let x = poisson_amplitudes(a.view(), 42, 0).unwrap();
+        let y = poisson_amplitudes(a.view(), 42, 0).unwrap();
+        let z = poisson_amplitudes(a.view(), 43, 0).unwrap();
+        assert_eq!(x, y);
+        assert_ne!(x, z);
+        // Each pattern has its own stream: identical inputs, different noise.
+        let same = Array3::from_elem((2, 8, 8), 3.0f32);
+        let o = poisson_amplitudes(same.view(), 1, 0).unwrap();
+        assert_ne!(o.slice(s![0, .., ..]), o.slice(s![1, .., ..]));
+    }
+
+    #[test]
+    fn chunking_and_threads_do_not_matter() {
+        let a = pattern_stack(13, 8);
+        let whole = poisson_amplitudes(a.view(), 7, 100).unwrap();
+        let head = poisson_amplitudes(a.slice(s![..5, .., ..]), 7, 100).unwrap();
+        let tail = poisson_amplitudes(a.slice(s![5.., .., ..]), 7, 105).unwrap();
+        assert_eq!(whole.slice(s![..5, .., ..]), head);
+        assert_eq!(whole.slice(s![5.., .., ..]), tail);
+        // One pattern at a time, serially, through the fused-simulation entry point.
+        let mut serial = a.clone();
+        for (i, mut p) in serial.outer_iter_mut().enumerate() {
+            if let Some(sl) = p.as_slice_mut() {
+                observe_pattern(sl, 7, 100 + i as u64);
+            }
+        }
+        assert_eq!(whole, serial);
+        // A single-thread pool gives the same bytes.
+        let one = rayon::ThreadPoolBuilder::new().num_threads(1).build();
+        if let Ok(pool) = one {
+            let single = pool.install(|| poisson_amplitudes(a.view(), 7, 100).unwrap());
+            assert_eq!(whole, single);
+        }
+    }
+
+    #[test]
+    fn non_standard_layout_input() {
+        let a = pattern_stack(3, 6);
+        let t = a.view().reversed_axes(); // (6, 6, 3), Fortran order
+        let owned = t.as_standard_layout().into_owned();
+        let x = poisson_amplitudes(t, 3, 0).unwrap();
+        let y = poisson_amplitudes(owned.view(), 3, 0).unwrap();
+        assert_eq!(x, y);
+    }
+
+    #[test]
+    fn counts_match_sampler() {
+        let rates = Array1::from(vec![0.0, 0.5, 12.0, 1e6]);
+        let got = poisson_counts(rates.view(), 5, 2).unwrap();
+        let mut rng = PatternRng::new(5, 2);
+        let want: Vec<f64> = rates.iter().map(|&r| poisson(&mut rng, r)).collect();
+        assert_eq!(got.to_vec(), want);
+        assert_eq!(got[0], 0.0);
+    }
+
+    #[test]
+    fn invalid_inputs_are_errors() {
+        let mut a = Array3::<f32>::ones((2, 3, 3));
+        a[[1, 2, 0]] = -1.0;
+        match poisson_amplitudes(a.view(), 0, 0) {
+            Err(Error::InvalidArgument { name, got, .. }) => {
+                assert_eq!(name, "amplitudes");
+                assert!(got.contains("-1"), "{got}");
+            }
+            other => panic!("expected an error, got {other:?}"),
+        }
+        a[[1, 2, 0]] = f32::NAN;
+        assert!(poisson_amplitudes(a.view(), 0, 0).is_err());
+        for bad in [-0.5, f64::NAN, f64::INFINITY] {
+            let r = Array1::from(vec![1.0, bad]);
+            match poisson_counts(r.view(), 0, 0) {
+                Err(Error::InvalidArgument { name, .. }) => assert_eq!(name, "rates"),
+                other => panic!("expected an error, got {other:?}"),
+            }
+        }
+        let mut p = [1.0f32, -2.0, f32::NAN, 0.0];
+        observe_pattern(&mut p, 0, 0);
+        assert!(p[1].is_nan() && p[2].is_nan() && p[3] == 0.0);
+    }
+
+    #[test]
+    fn empty_inputs() {
+        let a = Array3::<f32>::zeros((0, 4, 4));
+        assert_eq!(poisson_amplitudes(a.view(), 0, 0).ok(), Some(a));
+        let b = Array3::<f32>::zeros((2, 0, 4));
+        assert_eq!(poisson_amplitudes(b.view(), 0, 0).ok(), Some(b));
+        let r = Array1::<f64>::zeros(0);
+        assert_eq!(poisson_counts(r.view(), 0, 0).ok(), Some(r));
+    }
 }

@@ -1,0 +1,491 @@
+//! Exact Poisson sampling, one rate at a time, and the building blocks that
+//! [`super::block`] runs over whole blocks of pixels.
+//!
+//! Three regimes, all exact (no normal approximation):
+//! * faint, `0 < λ < 1/8`: inversion of one uniform; `k = 0` is decided without `exp` when the
+//!   uniform lies below a polynomial lower bound of `exp(−λ)` (all but ~λ of the time);
+//! * `1/8 ≤ λ < 32`: `λ` is split exactly as `n + j/8 + r` (`n` integer, `0 ≤ j < 8`,
+//!   `0 ≤ r < 1/8`) and, Poisson variables being additive, `Poisson(n) + Poisson(j/8) +
+//!   Poisson(r)` is drawn with three uniforms: two inversions of precomputed cumulative tables
+//!   ([`super::tables`]) and one faint draw;
+//! * `λ ≥ 32`: Hörmann's PTRS transformed rejection, two uniforms per round; a logarithm is
+//!   needed only in the 20–35 % of rounds that miss the squeeze, and the log-probability it is
+//!   compared with is evaluated without cancellation for any `λ`.
+
+use super::rng::PatternRng;
+use super::tables::{Tables, FINE_STEPS};
+
+/// Upper end of the faint regime: `1 / FINE_STEPS`.
+pub const FAINT_MAX_RATE: f64 = 1.0 / FINE_STEPS as f64;
+
+/// Rates from here on use PTRS (whose constants are valid for `λ ≥ 10`); below, tables.
+pub const PTRS_MIN_RATE: f64 = super::tables::TABLE_MAX_RATE;
+
+/// The faint search restarts with a fresh uniform past this count. `P(X > 40)` for `λ < 1/8`
+/// is below 1e-80, so this only catches a uniform in the rounding gap between the computed
+/// cumulative sum and 1 (probability ~1e-16): restarting samples exactly conditional on not
+/// landing there.
+const FAINT_CAP: u32 = 40;
+
+/// PTRS gives up after this many rejections (never reached for a finite rate: each round
+/// accepts with probability > 0.6) and returns NaN rather than loop forever on garbage input.
+const PTRS_MAX_ROUNDS: u32 = 10_000;
+
+/// `ln(k!)` for `k < 16`, correctly rounded.
+const LN_FACT: [f64; 16] = [
+    0.0,
+    0.0,
+    std::f64::consts::LN_2,
+    1.791_759_469_228_055,
+    3.178_053_830_347_945_8,
+    4.787_491_742_782_046,
+    6.579_251_212_010_101,
+    8.525_161_361_065_415,
+    10.604_602_902_745_25,
+    12.801_827_480_081_469,
+    15.104_412_573_075_516,
+    17.502_307_845_873_887,
+    19.987_214_495_661_885,
+    22.552_163_853_123_425,
+    25.191_221_182_738_68,
+    27.899_271_383_840_89,
+];
+
+/// `ln(2π) / 2`.
+const HALF_LN_2PI: f64 = 0.918_938_533_204_672_8;
+
+/// 2^51.
+const TWO_POW_51: f64 = 2_251_799_813_685_248.0;
+
+/// One exact Poisson sample for `rate`, as an integer-valued `f64`.
+///
+/// `rate == 0` gives exactly 0 without consuming randomness; a faint rate (`< 1/8`) takes one
+/// uniform, a rate below 32 three, a larger one two per PTRS round. Above 2^53 the count is
+/// the exact sample rounded to the nearest `f64`. Negative, NaN or infinite rates return NaN
+/// (callers validate first).
+#[inline]
+pub fn poisson(rng: &mut PatternRng, rate: f64) -> f64 {
+    if rate < FAINT_MAX_RATE {
+        if rate > 0.0 {
+            let u = rng.next_f64();
+            faint(rng, rate, u)
+        } else if rate == 0.0 {
+            0.0
+        } else {
+            f64::NAN
+        }
+    } else if rate < PTRS_MIN_RATE {
+        let u = [rng.next_f64(), rng.next_f64(), rng.next_f64()];
+        tabled(rng, super::tables::tables(), rate, u)
+    } else if rate < f64::INFINITY {
+        let c = Ptrs::new(rate);
+        let u = rng.next_f64() - 0.5;
+        let v = rng.next_f64();
+        let (k, fast) = c.round(u, v);
+        if fast || c.slow_accept(k, u, v) {
+            k
+        } else {
+            c.sample(rng)
+        }
+    } else {
+        f64::NAN
+    }
+}
+
+/// Poisson(`r`), `0 ≤ r < 1/8`, by inversion of the uniform `u` (more uniforms only in the
+/// ~1e-16 event that `u` falls in the rounding gap of the cumulative sum).
+#[inline(always)]
+pub(super) fn faint(rng: &mut PatternRng, r: f64, u: f64) -> f64 {
+    // exp(−r) ≥ 1 − r + r²/2 − r³/6 (alternating series); the 2^-52 margin covers the rounding
+    // of the polynomial, so k = 0 is only decided here when it is certain.
+    let lower = 1.0 - r * (1.0 - r * (0.5 - r * (1.0 / 6.0))) - f64::EPSILON;
+    if u < lower {
+        0.0
+    } else {
+        faint_search(rng, r, u)
+    }
+}
+
+/// `min{k : u < F(k)}` by summing the probabilities of Poisson(`r`) term by term. Kept out of
+/// line so that `exp` is never hoisted into the common path.
+#[cold]
+#[inline(never)]
+fn faint_search(rng: &mut PatternRng, r: f64, mut u: f64) -> f64 {
+    let p0 = (-r).exp();
+    loop {
+        let (mut p, mut f, mut k) = (p0, p0, 0u32);
+        while u >= f && k <= FAINT_CAP {
+            k += 1;
+            p *= r / f64::from(k);
+            f += p;
+        }
+        if k <= FAINT_CAP {
+            return f64::from(k);
+        }
+        u = rng.next_f64();
+    }
+}
+
+/// Poisson(`λ`), `1/8 ≤ λ < 32` (any `0 ≤ λ < 32` works), from three uniforms:
+/// `Poisson(n) + Poisson(j/8) + Poisson(r)` with `λ = n + j/8 + r`.
+#[inline(always)]
+pub(super) fn tabled(rng: &mut PatternRng, t: &Tables, lam: f64, u: [f64; 3]) -> f64 {
+    let n = lam as u32; // truncation = floor for λ ≥ 0
+    let frac = lam - f64::from(n); // exact
+    let j = (frac * FINE_STEPS as f64) as u32;
+    let r = frac - f64::from(j) * FAINT_MAX_RATE; // exact: both are multiples of ulp(frac)
+    t.coarse(n, u[0]) + t.fine(j, u[1]) + faint(rng, r, u[2])
+}
+
+/// `⌊x⌋` without a libm call (baseline x86-64 has no rounding instruction): adding and
+/// subtracting 1.5·2^52 rounds to the nearest integer for `|x| < 2^51`, then one step down if
+/// that overshot.
+#[inline(always)]
+fn floor(x: f64) -> f64 {
+    const ROUND: f64 = 6_755_399_441_055_744.0; // 1.5 · 2^52
+    if x.abs() < TWO_POW_51 {
+        let y = (x + ROUND) - ROUND;
+        // A select, not a branch: it goes either way half the time.
+        y - f64::from(u8::from(y > x))
+    } else {
+        x.floor()
+    }
+}
+
+/// PTRS (W. Hörmann, "The transformed rejection method for generating Poisson random
+/// variables", Insurance: Mathematics and Economics 12, 1993) for one rate `λ ≥ 10`.
+///
+/// The candidate `k = ⌊(2a/u_s + b)·U + λ + 0.43⌋` is formed as `⌊λ⌋ + ⌊(2a/u_s + b)·U +
+/// frac(λ) + 0.43⌋`, exact even where `λ` is large enough for `+ λ` to round.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Ptrs {
+    lam: f64,
+    slam: f64,
+    lam_int: f64,
+    lam_frac: f64,
+    a: f64,
+    b: f64,
+}
+
+impl Ptrs {
+    /// Constants for rate `lam`.
+    #[inline(always)]
+    pub(super) fn new(lam: f64) -> Self {
+        Self::with_root(lam, lam.sqrt())
+    }
+
+    /// Constants for rate `lam` given `slam = √lam`. A caller that formed `lam = A²` from an
+    /// `f32` amplitude passes `A`: the square is exact in `f64`, so `A` *is* `sqrt(lam)` and
+    /// the result is identical, one square root cheaper.
+    #[inline(always)]
+    pub(super) fn with_root(lam: f64, slam: f64) -> Self {
+        let b = 0.931 + 2.53 * slam;
+        let lam_int = floor(lam);
+        Ptrs {
+            lam,
+            slam,
+            lam_int,
+            lam_frac: lam - lam_int,
+            a: -0.059 + 0.02483 * b,
+            b,
+        }
+    }
+
+    /// One round from `u ∈ [−½, ½)` and `v ∈ [0, 1)`: the candidate and whether the squeeze
+    /// `u_s ≥ 0.07, v ≤ v_r = 0.9277 − 3.6224/(b − 2)` already accepts it (tested as
+    /// `(0.9277 − v)(b − 2) ≥ 3.6224`, one division fewer; `b > 2` here).
+    #[inline(always)]
+    pub(super) fn round(&self, u: f64, v: f64) -> (f64, bool) {
+        let us = 0.5 - u.abs();
+        let j = floor((2.0 * self.a / us + self.b) * u + (self.lam_frac + 0.43));
+        let squeeze = us >= 0.07 && (0.9277 - v) * (self.b - 2.0) >= 3.6224;
+        (self.lam_int + j, squeeze)
+    }
+
+    /// The exact test of a round that missed the squeeze: `k ≥ 0`, the `u_s < 0.013` cut, then
+    /// `ln(v·α⁻¹ / (a/u_s² + b)) ≤ ln P(X = k)` with `α⁻¹ = 1.1239 + 1.1328/(b − 3.4)`.
+    ///
+    /// For `k ≥ 16`, `ln P(X = k) = −stirlerr(k) − ½ln(2π) − ½ln λ − g` with
+    /// `g = ½ln(k/λ) + bd0(k, λ)` ([`g_term`]), so one logarithm, of `hat·√λ`, suffices.
+    #[inline(never)]
+    pub(super) fn slow_accept(&self, k: f64, u: f64, v: f64) -> bool {
+        let us = 0.5 - u.abs();
+        if k < 0.0 || (us < 0.013 && v > us) {
+            return false;
+        }
+        // hat = v·α⁻¹/(a/u_s² + b) = v·(1.1239(b − 3.4) + 1.1328)·u_s² / ((b − 3.4)(a + b·u_s²))
+        let us2 = us * us;
+        let b34 = self.b - 3.4;
+        let num = v * (1.1239 * b34 + 1.1328) * us2;
+        let den = b34 * (self.a + self.b * us2);
+        // k − λ without the rounding of the subtraction at large λ.
+        let d = (k - self.lam_int) - self.lam_frac;
+        if k < 16.0 {
+            (num / den).ln() <= ln_pmf(k, self.lam, d)
+        } else {
+            (num * self.slam / den).ln() <= -(stirlerr(k) + HALF_LN_2PI + g_term(k, self.lam, d))
+        }
+    }
+
+    /// Fresh rounds until one is accepted.
+    #[inline(never)]
+    pub(super) fn sample(&self, rng: &mut PatternRng) -> f64 {
+        for _ in 0..PTRS_MAX_ROUNDS {
+            let u = rng.next_f64() - 0.5;
+            let v = rng.next_f64();
+            let (k, fast) = self.round(u, v);
+            if fast || self.slow_accept(k, u, v) {
+                return k;
+            }
+        }
+        f64::NAN
+    }
+}
+
+/// `ln P(X = k)` for `X ~ Poisson(λ)`, given `d = k − λ` accurately.
+///
+/// For `k ≥ 16` it uses Loader's saddle-point form `−stirlerr(k) − bd0(k, λ) − ln(2πk)/2`
+/// (C. Loader, "Fast and accurate computation of binomial probabilities", 2000), where
+/// `bd0 = k ln(k/λ) + λ − k` is summed without cancellation, so the result keeps full
+/// relative accuracy for any `λ` (the naive `k ln λ − λ − lnΓ(k+1)` loses ~`ulp(λ)`).
+pub(super) fn ln_pmf(k: f64, lam: f64, d: f64) -> f64 {
+    if k < 16.0 {
+        let lf = LN_FACT.get(k as usize).copied().unwrap_or(0.0);
+        return k * lam.ln() - lam - lf;
+    }
+    -stirlerr(k) - bd0(k, lam, d) - (HALF_LN_2PI + 0.5 * k.ln())
+}
+
+/// `ln k! − [(k + ½) ln k − k + ½ ln 2π]` for `k ≥ 16` (Stirling series; the first omitted
+/// term is below 1e-16 there). Estrin's scheme, for a short dependency chain.
+#[inline(always)]
+fn stirlerr(k: f64) -> f64 {
+    let r = 1.0 / k;
+    let r2 = r * r;
+    let r4 = r2 * r2;
+    let lo = 1.0 / 12.0 - r2 * (1.0 / 360.0);
+    let hi = (1.0 / 1260.0 - r2 * (1.0 / 1680.0)) + r4 * (1.0 / 1188.0);
+    r * (lo + r4 * hi)
+}
+
+/// `k ln(k/λ) + λ − k` (≥ 0) with `d = k − λ`: the deviance term of Loader's form.
+///
+/// Close to `λ`, with `v = d/(k + λ)`: `k ln(k/λ) = 2k·atanh(v)` and `2kv − d = dv`, so
+/// `bd0 = dv + 2k(v³/3 + v⁵/5 + …)`, every term of one sign.
+fn bd0(k: f64, lam: f64, d: f64) -> f64 {
+    let v = d / (k + lam);
+    if v.abs() < 0.1 {
+        let w = v * v;
+        d * v + 2.0 * k * v * w * atanh_tail(w)
+    } else {
+        k * (d / lam).ln_1p() - d
+    }
+}
+
+/// `½ln(k/λ) + bd0(k, λ) = (k + ½)·ln(k/λ) − d` with `d = k − λ`, without cancellation.
+///
+/// With `v = d/(k + λ)`, `ln(k/λ) = 2·atanh(v)`, and `(2k + 1)v − d = v(d + 1)`, so
+/// `g = v(d + 1) + (2k + 1)·v³·(1/3 + v²/5 + v⁴/7 + …)`.
+#[inline(always)]
+fn g_term(k: f64, lam: f64, d: f64) -> f64 {
+    let v = d / (k + lam);
+    if v.abs() < 0.1 {
+        let w = v * v;
+        v * (d + 1.0) + (2.0 * k + 1.0) * v * w * atanh_tail(w)
+    } else {
+        (k + 0.5) * (d / lam).ln_1p() - d
+    }
+}
+
+/// `1/3 + w/5 + w²/7 + … + w⁷/17` for `0 ≤ w < 0.01`, i.e. `(atanh(v) − v)/v³` with `w = v²`;
+/// the omitted terms are below 1e-17 of the sum. Estrin's scheme.
+#[inline(always)]
+fn atanh_tail(w: f64) -> f64 {
+    let w2 = w * w;
+    let w4 = w2 * w2;
+    let p01 = 1.0 / 3.0 + w * (1.0 / 5.0);
+    let p23 = 1.0 / 7.0 + w * (1.0 / 9.0);
+    let p45 = 1.0 / 11.0 + w * (1.0 / 13.0);
+    let p67 = 1.0 / 15.0 + w * (1.0 / 17.0);
+    (p01 + w2 * p23) + w4 * (p45 + w2 * p67)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Naive `ln P(X = k)`, `ln k!` summed term by term (fine for moderate `λ` and `k`).
+    fn ln_pmf_naive(k: u64, lam: f64) -> f64 {
+        let ln_fact: f64 = (2..=k).map(|i| (i as f64).ln()).sum();
+        k as f64 * lam.ln() - lam - ln_fact
+    }
+
+    #[test]
+    fn zero_rate_is_zero_and_draws_nothing() {
+        let mut r = PatternRng::new(1, 2);
+        let before = r.clone();
+        assert_eq!(poisson(&mut r, 0.0), 0.0);
+        assert_eq!(poisson(&mut r, -0.0), 0.0);
+        assert_eq!(r, before);
+    }
+
+    #[test]
+    fn invalid_rates_give_nan() {
+        let mut r = PatternRng::new(1, 2);
+        for lam in [-1.0, -1e-300, f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+            assert!(poisson(&mut r, lam).is_nan(), "{lam}");
+        }
+    }
+
+    #[test]
+    fn ln_pmf_matches_naive() {
+        for &lam in &[10.0, 17.3, 100.0, 1234.5] {
+            for k in [0u64, 1, 5, 15, 16, 17, 30, 90, 100, 110, 1000, 1300, 2000] {
+                let kf = k as f64;
+                let got = ln_pmf(kf, lam, kf - lam);
+                let want = ln_pmf_naive(k, lam);
+                // The naive sum of ~k logarithms cancels down from ~k·ln(λ) + λ: allow its
+                // rounding, not ours.
+                let tol = 4e-15 * (2.0 * kf * lam.ln() + lam).max(1.0);
+                assert!((got - want).abs() < tol, "λ={lam} k={k}: {got} vs {want}");
+            }
+        }
+    }
+
+    #[test]
+    fn ln_pmf_normalises() {
+        for lam in [10.0f64, 55.5, 1e3, 1e6] {
+            let s = lam.sqrt();
+            let lo = (lam - 12.0 * s).max(0.0) as u64;
+            let hi = (lam + 12.0 * s) as u64;
+            let total: f64 = (lo..=hi)
+                .map(|k| {
+                    let kf = k as f64;
+                    ln_pmf(kf, lam, kf - lam).exp()
+                })
+                .sum();
+            assert!((total - 1.0).abs() < 1e-12, "λ={lam}: {total}");
+        }
+    }
+
+    #[test]
+    fn slow_test_form_matches_ln_pmf() {
+        // −stirlerr − ½ln(2π) − ½ln λ − g must be ln P(X = k), on both sides of |v| = 0.1.
+        for lam in [32.0f64, 40.5, 1e3, 1e6, 1e9, 1e13] {
+            let s = lam.sqrt();
+            for z in [-9.0, -5.0, -1.0, -0.01, 0.0, 0.3, 2.0, 6.0, 10.0] {
+                let k = (lam + z * s).round().max(16.0);
+                let d = k - lam;
+                let want = ln_pmf(k, lam, d);
+                let got = -(stirlerr(k) + HALF_LN_2PI + g_term(k, lam, d)) - 0.5 * lam.ln();
+                let tol = 1e-13 * want.abs().max(1.0);
+                assert!((got - want).abs() < tol, "λ={lam} k={k}: {got} vs {want}");
+            }
+        }
+    }
+
+    #[test]
+    fn ln_pmf_large_rate_is_stable() {
+        // At the mode of a huge rate, ln P ≈ −ln(2πλ)/2 (Stirling); naive form would be off.
+        let lam = 1e15;
+        let got = ln_pmf(lam, lam, 0.0);
+        let want = -0.5 * (2.0 * std::f64::consts::PI * lam).ln() - 1.0 / (12.0 * lam);
+        assert!((got - want).abs() < 1e-12, "{got} vs {want}");
+    }
+
+    fn moments(lam: f64, n: usize, seed: u64) -> (f64, f64) {
+        let mut r = PatternRng::new(seed, 0);
+        let xs: Vec<f64> = (0..n).map(|_| poisson(&mut r, lam)).collect();
+        let mean = xs.iter().sum::<f64>() / n as f64;
+        let var = xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1) as f64;
+        (mean, var)
+    }
+
+    #[test]
+    fn mean_and_variance() {
+        let n = 200_000;
+        for (i, &lam) in [1e-3, 0.5, 1.0, 3.0, 9.99, 10.0, 25.0, 1e3, 1e6, 1e9, 1e12]
+            .iter()
+            .enumerate()
+        {
+            let (m, v) = moments(lam, n, 100 + i as u64);
+            // Standard errors: mean sqrt(λ/n); variance ≈ sqrt((2λ² + λ)/n).
+            let se_m = (lam / n as f64).sqrt();
+            let se_v = ((2.0 * lam * lam + lam) / n as f64).sqrt();
+            assert!((m - lam).abs() < 5.0 * se_m, "λ={lam}: mean {m}");
+            assert!((v - lam).abs() < 5.0 * se_v, "λ={lam}: var {v}");
+        }
+    }
+
+    #[test]
+    fn samples_are_non_negative_integers() {
+        let mut r = PatternRng::new(5, 5);
+        for &lam in &[1e-6, 0.3, 2.0, 9.5, 10.0, 11.0, 300.0, 7e7, 3e15] {
+            for _ in 0..2_000 {
+                let k = poisson(&mut r, lam);
+                assert!(k >= 0.0 && k == k.floor(), "λ={lam}: {k}");
+            }
+        }
+    }
+
+    #[test]
+    fn huge_rates_stay_finite() {
+        let mut r = PatternRng::new(5, 6);
+        for &lam in &[1e20, 1e40, 1.1e77, 1e300] {
+            let k = poisson(&mut r, lam);
+            assert!(
+                k.is_finite() && (k / lam - 1.0).abs() < 1e-6,
+                "λ={lam}: {k}"
+            );
+        }
+    }
+
+    /// Pearson chi-square of `n` samples against the exact pmf, bins merged left to right until
+    /// each expects ≥ 5 (the remainder joins the last bin). Returns `(χ², degrees of freedom)`.
+    fn chi2(lam: f64, n: usize, seed: u64) -> (f64, usize) {
+        let mut r = PatternRng::new(seed, 0);
+        let kmax = 80usize;
+        let mut counts = vec![0f64; kmax + 1];
+        for _ in 0..n {
+            counts[(poisson(&mut r, lam) as usize).min(kmax)] += 1.0;
+        }
+        let mut expect: Vec<f64> = (0..kmax)
+            .map(|k| n as f64 * ln_pmf_naive(k as u64, lam).exp())
+            .collect();
+        expect.push((n as f64 - expect.iter().sum::<f64>()).max(0.0));
+        let mut bins: Vec<(f64, f64)> = Vec::new();
+        let (mut o, mut e) = (0.0, 0.0);
+        for k in 0..=kmax {
+            o += counts[k];
+            e += expect[k];
+            if e >= 5.0 {
+                bins.push((o, e));
+                (o, e) = (0.0, 0.0);
+            }
+        }
+        if let Some(last) = bins.last_mut() {
+            last.0 += o;
+            last.1 += e;
+        }
+        let chi2 = bins.iter().map(|(o, e)| (o - e).powi(2) / e).sum();
+        (chi2, bins.len() - 1)
+    }
+
+    /// Wilson–Hilferty approximation of the χ² quantile with upper tail 1e-4.
+    fn chi2_crit(dof: usize) -> f64 {
+        let d = dof as f64;
+        let h = 2.0 / (9.0 * d);
+        d * (1.0 - h + 3.719 * h.sqrt()).powi(3)
+    }
+
+    #[test]
+    fn chi_square_around_switch() {
+        for (i, &lam) in [0.05, 1.0, 4.0, 9.999, 10.0, 10.001, 12.0, 30.0]
+            .iter()
+            .enumerate()
+        {
+            let (chi2, dof) = chi2(lam, 200_000, 7 + i as u64);
+            assert!(chi2 < chi2_crit(dof), "λ={lam}: χ²={chi2} dof={dof}");
+        }
+    }
+}

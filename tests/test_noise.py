@@ -1,0 +1,372 @@
+"""Exact Poisson observation: ``observe_amplitudes`` and ``poisson_counts``.
+
+Statistical tests use fixed seeds and a p-value threshold of 1e-4, so they are deterministic:
+they pass or fail the same way on every run, and a correct sampler fails one of them with
+probability ~1e-4 per seed choice, not per run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+from ptyfast import _kernels
+from ptyfast._kernels import observe_amplitudes, poisson_counts
+from scipy import stats
+
+P_MIN = 1e-4
+N_SAMPLES = 200_000
+
+# Regime boundaries of the sampler (faint < 1/8 <= tables < 32 <= PTRS) and table grid points.
+SWITCH_RATES = [
+    np.nextafter(0.125, 0.0),
+    0.125,
+    np.nextafter(0.125, 1.0),
+    0.875,
+    1.0,
+    np.nextafter(1.0, 0.0),
+    7.875,
+    np.nextafter(32.0, 0.0),
+    32.0,
+    np.nextafter(32.0, 64.0),
+    32.5,
+]
+
+
+def poisson_gof(counts: np.ndarray, lam: float) -> float:
+    """Chi-square p-value of integer ``counts`` against Poisson(``lam``).
+
+    Bins are single counts, merged from both tails inwards until every bin expects >= 5.
+    """
+    n = counts.size
+    lo = int(stats.poisson.ppf(1e-12, lam))
+    hi = int(stats.poisson.isf(1e-12, lam)) + 1
+    ks = np.arange(lo, hi + 1)
+    probs = stats.poisson.pmf(ks, lam)
+    probs[0] = stats.poisson.cdf(lo, lam)
+    probs[-1] = stats.poisson.sf(hi - 1, lam)
+    observed = np.bincount(np.clip(counts.astype(np.int64), lo, hi) - lo, minlength=ks.size)
+    edges = _merge_bins(probs * n)
+    obs = np.add.reduceat(observed, edges)
+    exp = np.add.reduceat(probs * n, edges)
+    if obs.size < 2:
+        return 1.0
+    return float(stats.chisquare(obs, exp * obs.sum() / exp.sum()).pvalue)
+
+
+def _merge_bins(expected: np.ndarray) -> np.ndarray:
+    """Start indices of bins of consecutive cells, each expecting >= 5."""
+    starts, acc = [0], 0.0
+    for i, e in enumerate(expected):
+        acc += e
+        if acc >= 5 and i + 1 < expected.size:
+            starts.append(i + 1)
+            acc = 0.0
+    if acc < 5 and len(starts) > 1:  # last bin too small: join it to the previous one
+        starts.pop()
+    return np.asarray(starts)
+
+
+def binned_gof(counts: np.ndarray, lam: float, n_bins: int = 40) -> float:
+    """Chi-square p-value for large ``lam``: bins of the standardized count
+    ``(k - lam) / sqrt(lam)``, with exact Poisson probabilities per bin (not a normal law)."""
+    s = np.sqrt(lam)
+    z_edges = np.linspace(-4.5, 4.5, n_bins + 1)
+    k_edges = np.floor(lam + z_edges * s)  # bin j holds k_edges[j] < k <= k_edges[j+1]
+    cdf = stats.poisson.cdf(k_edges, lam)
+    probs = np.concatenate([[cdf[0]], np.diff(cdf), [stats.poisson.sf(k_edges[-1], lam)]])
+    observed = np.bincount(np.searchsorted(k_edges, counts, side="left"), minlength=probs.size)
+    expected = probs * counts.size
+    edges = _merge_bins(expected)
+    obs = np.add.reduceat(observed, edges)
+    exp = np.add.reduceat(expected, edges)
+    return float(stats.chisquare(obs, exp * obs.sum() / exp.sum()).pvalue)
+
+
+# --------------------------------------------------------------------------- basic properties
+
+
+def test_zero_rate_gives_exactly_zero():
+    assert not poisson_counts(np.zeros(1000), seed=1).any()
+    out = observe_amplitudes(np.zeros((3, 8, 8), np.float32), seed=1)
+    assert out.dtype == np.float32 and out.shape == (3, 8, 8)
+    assert out.tobytes() == np.zeros((3, 8, 8), np.float32).tobytes()
+    # Negative zero is a zero amplitude too, and comes out as +0.
+    out = observe_amplitudes(np.full((1, 4, 4), -0.0, np.float32), seed=1)
+    assert out.tobytes() == np.zeros((1, 4, 4), np.float32).tobytes()
+
+
+@pytest.mark.parametrize("lam", [1e-3, 0.3, 3.0, 31.9, 32.0, 1e3, 1e6, 1e9, 1e13])
+def test_counts_are_non_negative_integers(lam):
+    k = poisson_counts(np.full(20_000, lam), seed=2)
+    assert k.dtype == np.float64
+    assert (k >= 0).all()
+    assert (k == np.floor(k)).all()
+
+
+def test_squared_amplitudes_are_integers():
+    rng = np.random.default_rng(0)
+    a = np.sqrt(rng.uniform(0, 3e4, size=(20, 32, 32))).astype(np.float32)
+    out = observe_amplitudes(a, seed=3).astype(np.float64)
+    k = out**2
+    # sqrt(k) is rounded to float32 once: k is recovered to within float32 precision.
+    assert np.all(np.abs(k - np.round(k)) <= 4 * np.finfo(np.float32).eps * np.maximum(k, 1))
+    assert (out >= 0).all()
+
+
+def test_output_dtype_shape_and_input_untouched():
+    a = np.sqrt(np.linspace(0, 50, 2 * 9 * 7, dtype=np.float32)).reshape(2, 9, 7)
+    before = a.copy()
+    out = observe_amplitudes(a, seed=4)
+    assert out.dtype == np.float32 and out.shape == a.shape
+    assert out is not a and not np.shares_memory(out, a)
+    np.testing.assert_array_equal(a, before)
+    r = np.linspace(0, 100, 50)
+    r_before = r.copy()
+    poisson_counts(r, seed=4)
+    np.testing.assert_array_equal(r, r_before)
+
+
+def test_coerced_and_strided_inputs_match_contiguous_float32():
+    rng = np.random.default_rng(5)
+    a = rng.uniform(0, 40, size=(4, 16, 16))  # float64
+    a32 = a.astype(np.float32)
+    ref = observe_amplitudes(a32, seed=6)
+    np.testing.assert_array_equal(observe_amplitudes(a, seed=6), ref)
+    big = np.zeros((4, 16, 32), np.float32)
+    big[:, :, ::2] = a32
+    np.testing.assert_array_equal(observe_amplitudes(big[:, :, ::2], seed=6), ref)
+    np.testing.assert_array_equal(observe_amplitudes(a32.tolist(), seed=6), ref)
+
+
+# --------------------------------------------------------------------------- distribution
+
+
+@pytest.mark.parametrize("lam", [0.0, 1e-3, 1.0, 10.0, 1e3, 1e6, 1e9])
+def test_mean_and_variance(lam):
+    k = poisson_counts(np.full(N_SAMPLES, lam), seed=10)
+    if lam == 0:
+        assert not k.any()
+        return
+    n = k.size
+    se_mean = np.sqrt(lam / n)
+    se_var = np.sqrt((lam + 2 * lam**2) / n)
+    assert abs(k.mean() - lam) < 5 * se_mean
+    assert abs(k.var(ddof=1) - lam) < 5 * se_var
+
+
+@pytest.mark.parametrize("lam", [1e-3, 0.05, 1.0, 10.0, 1e3])
+def test_goodness_of_fit(lam):
+    k = poisson_counts(np.full(N_SAMPLES, lam), seed=11)
+    assert poisson_gof(k, lam) > P_MIN
+
+
+@pytest.mark.parametrize("lam", [1e6, 1e9])
+def test_goodness_of_fit_large_rates(lam):
+    k = poisson_counts(np.full(N_SAMPLES, lam), seed=12)
+    assert binned_gof(k, lam) > P_MIN
+
+
+@pytest.mark.parametrize("lam", SWITCH_RATES)
+def test_exact_near_algorithm_switches(lam):
+    k = poisson_counts(np.full(N_SAMPLES, lam), seed=13)
+    assert poisson_gof(k, lam) > P_MIN
+    assert abs(k.mean() - lam) < 5 * np.sqrt(lam / k.size)
+
+
+@pytest.mark.parametrize("lam", [0.01, 0.7, 20.0, 40.0, 5e4, 3e8])
+def test_amplitude_path_goodness_of_fit(lam):
+    # observe_amplitudes uses the amplitude as the exact sqrt of the rate: check that path.
+    a = np.full((N_SAMPLES // 4096, 64, 64), np.sqrt(lam), np.float32)
+    rate = float(np.float64(a.flat[0]) ** 2)
+    k = np.round(observe_amplitudes(a, seed=14).astype(np.float64).ravel() ** 2)
+    p = binned_gof(k, rate) if rate > 1e4 else poisson_gof(k, rate)
+    assert p > P_MIN
+
+
+def test_mixed_rates_in_one_pattern():
+    # Every regime interleaved within each pattern: per-rate-class fits must still hold.
+    rates = np.array([0.0, 0.02, 0.4, 2.5, 17.0, 33.0, 900.0, 2e5])
+    m = 400
+    a = np.tile(np.sqrt(rates).astype(np.float32), (m, 8, 1)).reshape(m, 8, 8)
+    rate = np.float64(a[0, 0]) ** 2
+    k = np.round(observe_amplitudes(a, seed=15).astype(np.float64) ** 2)
+    assert not k[:, :, 0].any()
+    for j in range(1, rates.size):
+        kj = k[:, :, j].ravel()
+        p = binned_gof(kj, rate[j], 20) if rate[j] > 1e4 else poisson_gof(kj, rate[j])
+        assert p > P_MIN, (rates[j], p)
+
+
+# --------------------------------------------------------------------------- determinism
+
+
+def _pattern_stack(m: int = 40, n: int = 32, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return (10 ** rng.uniform(-3, 4, size=(m, n, n))).astype(np.float32)
+
+
+def test_same_seed_same_result_different_seed_different():
+    a = _pattern_stack()
+    x = observe_amplitudes(a, seed=21)
+    assert observe_amplitudes(a, seed=21).tobytes() == x.tobytes()
+    assert observe_amplitudes(a, seed=22).tobytes() != x.tobytes()
+    r = np.full(1000, 5.0)
+    assert (poisson_counts(r, seed=1) == poisson_counts(r, seed=1)).all()
+    assert (poisson_counts(r, seed=1) != poisson_counts(r, seed=2)).any()
+    assert (poisson_counts(r, seed=1, stream=0) != poisson_counts(r, seed=1, stream=1)).any()
+
+
+def test_patterns_have_independent_streams():
+    a = np.full((2, 16, 16), 3.0, np.float32)
+    out = observe_amplitudes(a, seed=23)
+    assert out[0].tobytes() != out[1].tobytes()
+
+
+def test_chunking_does_not_change_results():
+    a = _pattern_stack(m=37)
+    whole = observe_amplitudes(a, seed=24, first_index=5)
+    parts = [
+        observe_amplitudes(a[:10], seed=24, first_index=5),
+        observe_amplitudes(a[10:11], seed=24, first_index=15),
+        observe_amplitudes(a[11:], seed=24, first_index=16),
+    ]
+    assert np.concatenate(parts).tobytes() == whole.tobytes()
+    # first_index shifts the streams: pattern j of a call is stream first_index + j.
+    assert observe_amplitudes(a[1:], seed=24, first_index=6).tobytes() == whole[1:].tobytes()
+
+
+def test_generator_seed_is_reproducible():
+    a = _pattern_stack(m=3)
+    x = observe_amplitudes(a, seed=np.random.default_rng(7))
+    y = observe_amplitudes(a, seed=np.random.default_rng(7))
+    assert x.tobytes() == y.tobytes()
+
+
+_CHILD = """
+import hashlib, sys
+import numpy as np
+from ptyfast import _kernels
+rng = np.random.default_rng(0)
+a = (10 ** rng.uniform(-3, 6, size=(300, 64, 64))).astype(np.float32)
+print(hashlib.sha256(_kernels.observe_amplitudes(a, seed=99).tobytes()).hexdigest())
+print(_kernels.num_threads())
+"""
+
+
+def _digest_in_subprocess(threads: str | None) -> tuple[str, int]:
+    env = dict(os.environ)
+    env.pop("RAYON_NUM_THREADS", None)
+    if threads is not None:
+        env["RAYON_NUM_THREADS"] = threads
+    out = subprocess.run(
+        [sys.executable, "-c", _CHILD], env=env, capture_output=True, text=True, check=True
+    ).stdout.split()
+    return out[0], int(out[1])
+
+
+def test_thread_count_does_not_change_results():
+    one, n1 = _digest_in_subprocess("1")
+    four, n4 = _digest_in_subprocess("4")
+    default, _ = _digest_in_subprocess(None)
+    assert (n1, n4) == (1, 4)
+    assert one == four == default
+    rng = np.random.default_rng(0)
+    a = (10 ** rng.uniform(-3, 6, size=(300, 64, 64))).astype(np.float32)
+    here = hashlib.sha256(observe_amplitudes(a, seed=99).tobytes()).hexdigest()
+    assert here == one
+
+
+# --------------------------------------------------------------------------- errors
+
+
+@pytest.mark.parametrize(
+    ("bad", "exc"),
+    [
+        (np.full((1, 2, 2), -1.0, np.float32), ValueError),
+        (np.full((1, 2, 2), np.nan, np.float32), ValueError),
+        (np.full((1, 2, 2), np.inf, np.float32), ValueError),
+        (np.ones((2, 2), np.float32), ValueError),
+        (np.ones((1, 2, 2, 1), np.float32), ValueError),
+        (np.ones((0, 2, 2), np.float32), ValueError),
+        (np.ones((1, 2, 2), np.complex64), TypeError),
+        (np.array([[["a"]]]), TypeError),
+        (None, TypeError),
+    ],
+)
+def test_observe_amplitudes_rejects_bad_input(bad, exc):
+    with pytest.raises(exc, match="amplitudes"):
+        observe_amplitudes(bad, seed=0)
+
+
+@pytest.mark.parametrize(
+    ("bad", "exc"),
+    [
+        (np.array([1.0, -0.5]), ValueError),
+        (np.array([np.nan]), ValueError),
+        (np.array([np.inf]), ValueError),
+        (np.ones((2, 2)), ValueError),
+        (np.array([1 + 1j]), TypeError),
+    ],
+)
+def test_poisson_counts_rejects_bad_input(bad, exc):
+    with pytest.raises(exc, match="rates"):
+        poisson_counts(bad, seed=0)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "exc", "name"),
+    [
+        ({"seed": -1}, ValueError, "seed"),
+        ({"seed": 2**64}, ValueError, "seed"),
+        ({"seed": 1.5}, TypeError, "seed"),
+        ({"seed": True}, TypeError, "seed"),
+        ({"seed": 0, "first_index": -1}, ValueError, "first_index"),
+        ({"seed": 0, "first_index": 1.0}, TypeError, "first_index"),
+    ],
+)
+def test_bad_seed_and_index(kwargs, exc, name):
+    with pytest.raises(exc, match=name):
+        observe_amplitudes(np.ones((1, 2, 2), np.float32), **kwargs)
+
+
+def test_errors_leave_input_untouched():
+    a = np.ones((2, 3, 3), np.float32)
+    a[1, 2, 2] = -1.0
+    before = a.copy()
+    with pytest.raises(ValueError):
+        observe_amplitudes(a, seed=0)
+    np.testing.assert_array_equal(a, before)
+
+
+# --------------------------------------------------------------------------- properties
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    hnp.arrays(
+        np.float32,
+        hnp.array_shapes(min_dims=3, max_dims=3, min_side=1, max_side=9),
+        elements=st.floats(0, 1e5, width=32),
+    ),
+    st.integers(0, 2**64 - 1),
+)
+def test_observe_properties(a, seed):
+    out = observe_amplitudes(a, seed=seed)
+    assert out.shape == a.shape and out.dtype == np.float32
+    assert np.isfinite(out).all() and (out >= 0).all()
+    assert (out[a == 0] == 0).all()
+    k = out.astype(np.float64) ** 2
+    assert np.all(np.abs(k - np.round(k)) <= 4 * np.finfo(np.float32).eps * np.maximum(k, 1))
+    assert observe_amplitudes(a, seed=seed).tobytes() == out.tobytes()
+
+
+def test_num_threads_positive():
+    assert _kernels.num_threads() >= 1
