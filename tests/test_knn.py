@@ -4,9 +4,8 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from scipy.spatial import cKDTree
-
 from ptyfast import _kernels
+from scipy.spatial import cKDTree
 
 
 def brute(points, queries, k):

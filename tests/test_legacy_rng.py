@@ -6,7 +6,6 @@ it uses is compared here against ``numpy.random.RandomState`` itself.
 
 import numpy as np
 import pytest
-
 from ptyfast import _kernels
 
 SEEDS = [0, 1, 2, 7, 42, 12345, 2**31 - 1, 2**31, 2**32 - 2, 2**32 - 1]
@@ -63,12 +62,12 @@ def test_uniform(seed):
 
 def test_global_seed_equivalence():
     # np.random.seed(s) + np.random.choice(...) is what the reference calls.
-    state = np.random.get_state()
+    state = np.random.get_state()  # noqa: NPY002
     try:
-        np.random.seed(99)
-        want = np.random.choice(np.arange(50), size=10, replace=False)
+        np.random.seed(99)  # noqa: NPY002
+        want = np.random.choice(np.arange(50), size=10, replace=False)  # noqa: NPY002
     finally:
-        np.random.set_state(state)
+        np.random.set_state(state)  # noqa: NPY002
     np.testing.assert_array_equal(_kernels.legacy_choice(99, 50, 10, replace=False), want)
 
 

@@ -398,3 +398,42 @@ def legacy_uniform(seed: int, size: int) -> np.ndarray:
 def legacy_raw(seed: int, size: int) -> np.ndarray:
     """The first ``size`` raw 32-bit MT19937 outputs of ``RandomState(seed)`` (uint32)."""
     return _core.legacy_raw(_seed32(seed), _positive_int("size", size, minimum=0))
+
+
+__all__ += ["group_diffraction"]
+
+
+def group_diffraction(
+    diff3d: Any, groups: Any, N: int
+) -> tuple[np.ndarray, np.ndarray, np.float32]:
+    """Grouped diffraction and its normalised copy, validated once.
+
+    Parameters
+    ----------
+    diff3d : array_like, float32, (M, N, N)
+        Amplitudes, one pattern per scan position.
+    groups : array_like, int, (B, C)
+        Pattern indices of each group.
+    N : int
+        Patch size used in the normalisation target ``(N/2)**2``.
+
+    Returns
+    -------
+    diffraction : numpy.ndarray, float32, (B, N, N, C)
+        ``diff3d[groups]`` with the group members as channels.
+    X_full : numpy.ndarray, float32, (B, N, N, C)
+        ``f * diffraction`` with
+        ``f = float32(sqrt((N/2)**2 / mean_{b,c} sum_{h,w} diffraction**2))``, energies summed
+        in float64 (the reference's ``raw_data.normalize_data``).
+    f : numpy.float32
+        The scale factor (``inf`` when every selected pattern is zero, as in the reference).
+    """
+    d = as_array("diff3d", diff3d, np.float32, ndim=3, allow_complex=False)
+    g = as_array("groups", groups, np.int64, ndim=2)
+    n = _positive_int("N", N)
+    if g.min() < 0 or g.max() >= d.shape[0]:
+        raise ValueError(f"groups must index [0, {d.shape[0]}), got [{g.min()}, {g.max()}]")
+    energies = _core.pattern_energies(d)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        f = np.float32(np.sqrt((n / 2) ** 2 / np.mean(energies[g])))
+    return _core.gather_groups(d, g), _core.gather_groups_scaled(d, g, float(f)), f
