@@ -466,3 +466,101 @@ def gather_groups(diff3d: Any, groups: Any) -> np.ndarray:
 def num_threads() -> int:
     """Worker threads of the kernels (``RAYON_NUM_THREADS``, else one per core)."""
     return int(_core.num_threads())
+
+
+__all__ += [
+    "gather_groups_scaled",
+    "pattern_energies",
+    "legacy_permutation",
+    "legacy_choice",
+    "legacy_uniform",
+    "legacy_raw",
+]
+
+
+def gather_groups_scaled(diff3d: Any, groups: Any, scale: float) -> np.ndarray:
+    """``float32(scale) * diff3d[groups]`` rearranged to ``(B, N, N, C)`` float32.
+
+    The multiply is one float32 operation per value, bit-identical to NumPy's
+    ``np.float32(scale) * diff3d[groups].transpose(0, 2, 3, 1)``.
+    """
+    d = as_array("diff3d", diff3d, np.float32, ndim=3, allow_complex=False)
+    g = as_array("groups", groups, np.int64, ndim=2)
+    if g.min() < 0 or g.max() >= d.shape[0]:
+        raise ValueError(f"groups must index [0, {d.shape[0]}), got [{g.min()}, {g.max()}]")
+    f = np.float32(scale)
+    if np.isnan(f):
+        raise ValueError(f"scale must not be NaN, got {scale}")
+    return _core.gather_groups_scaled(d, g, float(f))
+
+
+def pattern_energies(diff3d: Any) -> np.ndarray:
+    """Per-pattern energy ``sum_{h,w} diff3d[m]**2`` (float64, (M,)), summed in float64 in
+    row-major order (fixed, thread-count independent)."""
+    d = as_array("diff3d", diff3d, np.float32, ndim=3, allow_complex=False)
+    return _core.pattern_energies(d)
+
+
+def legacy_permutation(seed: int, n: int) -> np.ndarray:
+    """``numpy.random.RandomState(seed).permutation(n)`` replayed by the core (int64)."""
+    return _core.legacy_permutation(_seed32(seed), _positive_int("n", n, minimum=0))
+
+
+def legacy_choice(seed: int, n: int, size: int, *, replace: bool = True) -> np.ndarray:
+    """``numpy.random.RandomState(seed).choice(n, size, replace=replace)`` replayed by the core."""
+    nn = _positive_int("n", n, minimum=0)
+    sz = _positive_int("size", size, minimum=0)
+    if nn == 0 and sz > 0:
+        raise ValueError("n must be >= 1 when size > 0, got 0")
+    if not replace and sz > nn:
+        raise ValueError(f"size must be <= n ({nn}) without replacement, got {sz}")
+    return _core.legacy_choice(_seed32(seed), nn, sz, bool(replace))
+
+
+def legacy_uniform(seed: int, size: int) -> np.ndarray:
+    """``numpy.random.RandomState(seed).random_sample(size)`` replayed by the core."""
+    return _core.legacy_uniform(_seed32(seed), _positive_int("size", size, minimum=0))
+
+
+def legacy_raw(seed: int, size: int) -> np.ndarray:
+    """The first ``size`` raw 32-bit MT19937 outputs of ``RandomState(seed)`` (uint32)."""
+    return _core.legacy_raw(_seed32(seed), _positive_int("size", size, minimum=0))
+
+
+__all__ += ["group_diffraction"]
+
+
+def group_diffraction(
+    diff3d: Any, groups: Any, N: int
+) -> tuple[np.ndarray, np.ndarray, np.float32]:
+    """Grouped diffraction and its normalised copy, validated once.
+
+    Parameters
+    ----------
+    diff3d : array_like, float32, (M, N, N)
+        Amplitudes, one pattern per scan position.
+    groups : array_like, int, (B, C)
+        Pattern indices of each group.
+    N : int
+        Patch size used in the normalisation target ``(N/2)**2``.
+
+    Returns
+    -------
+    diffraction : numpy.ndarray, float32, (B, N, N, C)
+        ``diff3d[groups]`` with the group members as channels.
+    X_full : numpy.ndarray, float32, (B, N, N, C)
+        ``f * diffraction`` with
+        ``f = float32(sqrt((N/2)**2 / mean_{b,c} sum_{h,w} diffraction**2))``, energies summed
+        in float64 (the reference's ``raw_data.normalize_data``).
+    f : numpy.float32
+        The scale factor (``inf`` when every selected pattern is zero, as in the reference).
+    """
+    d = as_array("diff3d", diff3d, np.float32, ndim=3, allow_complex=False)
+    g = as_array("groups", groups, np.int64, ndim=2)
+    n = _positive_int("N", N)
+    if g.min() < 0 or g.max() >= d.shape[0]:
+        raise ValueError(f"groups must index [0, {d.shape[0]}), got [{g.min()}, {g.max()}]")
+    energies = _core.pattern_energies(d)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        f = np.float32(np.sqrt((n / 2) ** 2 / np.mean(energies[g])))
+    return _core.gather_groups(d, g), _core.gather_groups_scaled(d, g, float(f)), f

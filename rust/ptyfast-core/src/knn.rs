@@ -1,21 +1,296 @@
 //! k-nearest-neighbour search over 2-D points (KD-tree), parallel over queries.
 //!
-//! Results are ordered by distance, ties broken by point index.
+//! Results are ordered by Euclidean distance, ties broken by point index, so the output is a
+//! pure function of the input (independent of tree layout and thread count). Squared distances
+//! are computed as `(qx − px)² + (qy − py)²` in `f64`, exactly like `scipy.spatial.cKDTree`
+//! (`p = 2`), and the returned distances are their square roots; wherever the distances of a
+//! query are distinct the indices therefore equal `cKDTree.query`'s. Among exactly tied
+//! distances scipy's order depends on its tree traversal; ours is by ascending index.
+//!
+//! Exact ties at the `k`-th distance are resolved by asking for one more neighbour: if the
+//! `(k+1)`-th distance equals the `k`-th, every point within the `k`-th distance is collected
+//! and the `k` smallest `(distance, index)` pairs are kept. Inputs with very many coincident
+//! points (thousands at one location) make this fallback expensive, never wrong.
 
+use std::num::NonZero;
+
+use kiddo::immutable::float::kdtree::ImmutableKdTree;
+use kiddo::SquaredEuclidean;
 use ndarray::{Array2, ArrayView2};
+use rayon::prelude::*;
 
 use crate::{Error, Result};
 
+/// Leaf bucket size of the KD-tree.
+const BUCKET: usize = 32;
+
+/// A KD-tree over 2-D points answering exact, deterministically ordered k-NN queries.
+#[derive(Debug)]
+pub struct KnnIndex {
+    tree: ImmutableKdTree<f64, u32, 2, BUCKET>,
+    points: Vec<[f64; 2]>,
+}
+
+#[inline]
+fn dist2(a: &[f64; 2], b: &[f64; 2]) -> f64 {
+    let dx = a[0] - b[0];
+    let dy = a[1] - b[1];
+    dx * dx + dy * dy
+}
+
+#[inline]
+fn by_dist_then_index(a: &(f64, u32), b: &(f64, u32)) -> std::cmp::Ordering {
+    a.0.total_cmp(&b.0).then(a.1.cmp(&b.1))
+}
+
+impl KnnIndex {
+    /// Builds the tree over `points` (`[x, y]` pairs).
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] when `points` is empty, holds `2**32 − 1` or more points, or a
+    /// coordinate is not finite.
+    pub fn new(points: Vec<[f64; 2]>) -> Result<Self> {
+        if points.is_empty() {
+            return Err(Error::invalid("points", "non-empty", "0 points"));
+        }
+        if points.len() >= u32::MAX as usize {
+            return Err(Error::invalid(
+                "points",
+                "fewer than 2**32 - 1 points",
+                format!("{} points", points.len()),
+            ));
+        }
+        if let Some(i) = points
+            .iter()
+            .position(|p| !(p[0].is_finite() && p[1].is_finite()))
+        {
+            return Err(Error::invalid(
+                "points",
+                "finite",
+                format!("{:?} at index {i}", points[i]),
+            ));
+        }
+        let tree = ImmutableKdTree::new_from_slice(&points);
+        Ok(Self { tree, points })
+    }
+
+    /// Builds the tree from separate coordinate slices.
+    ///
+    /// # Errors
+    /// As [`KnnIndex::new`], and when `x` and `y` differ in length.
+    pub fn from_xy(x: &[f64], y: &[f64]) -> Result<Self> {
+        if x.len() != y.len() {
+            return Err(Error::invalid(
+                "ycoords",
+                format!("as long as xcoords ({})", x.len()),
+                y.len().to_string(),
+            ));
+        }
+        Self::new(x.iter().zip(y).map(|(&a, &b)| [a, b]).collect())
+    }
+
+    /// Number of indexed points.
+    pub fn len(&self) -> usize {
+        self.points.len()
+    }
+
+    /// Whether the index is empty (never, by construction).
+    pub fn is_empty(&self) -> bool {
+        self.points.is_empty()
+    }
+
+    /// The coordinates of point `i`.
+    pub fn point(&self, i: usize) -> Option<[f64; 2]> {
+        self.points.get(i).copied()
+    }
+
+    /// Writes the `k` nearest `(squared distance, index)` pairs of `query` into `out`, ordered
+    /// by distance then index. `k` is clamped to `1..=len()`; `out` is cleared first.
+    pub fn query_into(&self, query: &[f64; 2], k: usize, out: &mut Vec<(f64, u32)>) {
+        let m = self.points.len();
+        let k = k.clamp(1, m);
+        let qty = (k + 1).min(m);
+        out.clear();
+        let Some(nz) = NonZero::new(qty) else {
+            return;
+        };
+        self.collect(
+            self.tree.nearest_n::<SquaredEuclidean>(query, nz),
+            query,
+            out,
+        );
+        if qty > k && out[k].0 == out[k - 1].0 {
+            // A tie at the boundary: the tree may have returned any subset of the tied points.
+            let radius = out[k - 1].0;
+            let all = NonZero::<usize>::MAX;
+            let within = self
+                .tree
+                .nearest_n_within::<SquaredEuclidean>(query, radius, all, false);
+            self.collect(within, query, out);
+            out.retain(|p| p.0 <= radius);
+        }
+        out.truncate(k);
+    }
+
+    fn collect(
+        &self,
+        found: Vec<kiddo::NearestNeighbour<f64, u32>>,
+        query: &[f64; 2],
+        out: &mut Vec<(f64, u32)>,
+    ) {
+        out.clear();
+        out.extend(found.into_iter().map(|nn| {
+            let p = &self.points[nn.item as usize];
+            (dist2(query, p), nn.item)
+        }));
+        out.sort_unstable_by(by_dist_then_index);
+    }
+}
+
 /// The `k` nearest of `points` (`(M, 2)`) to each query (`(Q, 2)`): indices `(Q, k)` and
-/// Euclidean distances `(Q, k)`.
+/// Euclidean distances `(Q, k)`, ordered by distance then index.
 ///
 /// # Errors
-/// [`Error::InvalidArgument`] when `k` is 0 or exceeds `M`, or a coordinate is not finite.
+/// [`Error::InvalidArgument`] when `k` is 0 or exceeds `M`, an array is not `(·, 2)`, or a
+/// coordinate is not finite.
 pub fn knn(
     points: ArrayView2<'_, f64>,
     queries: ArrayView2<'_, f64>,
     k: usize,
 ) -> Result<(Array2<i64>, Array2<f64>)> {
-    let _ = (points, queries, k);
-    Err(Error::Unsupported("knn is not implemented yet".into()))
+    if points.ncols() != 2 {
+        return Err(Error::invalid(
+            "points",
+            "(M, 2)",
+            format!("{:?}", points.shape()),
+        ));
+    }
+    if queries.ncols() != 2 {
+        return Err(Error::invalid(
+            "queries",
+            "(Q, 2)",
+            format!("{:?}", queries.shape()),
+        ));
+    }
+    let m = points.nrows();
+    if k == 0 || k > m {
+        return Err(Error::invalid(
+            "k",
+            format!("between 1 and the number of points ({m})"),
+            k.to_string(),
+        ));
+    }
+    if let Some(i) = (0..queries.nrows())
+        .find(|&i| !(queries[[i, 0]].is_finite() && queries[[i, 1]].is_finite()))
+    {
+        return Err(Error::invalid(
+            "queries",
+            "finite",
+            format!("a non-finite coordinate at row {i}"),
+        ));
+    }
+    let index = KnnIndex::new(points.rows().into_iter().map(|r| [r[0], r[1]]).collect())?;
+    let q = queries.nrows();
+    let mut idx = vec![0i64; q * k];
+    let mut dist = vec![0f64; q * k];
+    idx.par_chunks_mut(k)
+        .zip(dist.par_chunks_mut(k))
+        .enumerate()
+        .for_each_init(Vec::new, |buf, (i, (irow, drow))| {
+            index.query_into(&[queries[[i, 0]], queries[[i, 1]]], k, buf);
+            for ((&(d2, j), io), dout) in buf.iter().zip(irow).zip(drow) {
+                *io = i64::from(j);
+                *dout = d2.sqrt();
+            }
+        });
+    let shape_err = |e: ndarray::ShapeError| Error::Unsupported(e.to_string());
+    Ok((
+        Array2::from_shape_vec((q, k), idx).map_err(shape_err)?,
+        Array2::from_shape_vec((q, k), dist).map_err(shape_err)?,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::array;
+
+    fn brute(points: &[[f64; 2]], q: &[f64; 2], k: usize) -> Vec<(f64, u32)> {
+        let mut v: Vec<(f64, u32)> = points
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (dist2(q, p), i as u32))
+            .collect();
+        v.sort_by(by_dist_then_index);
+        v.truncate(k);
+        v
+    }
+
+    /// A small deterministic generator for test coordinates.
+    fn lcg(state: &mut u64) -> f64 {
+        *state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (*state >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    #[test]
+    fn matches_brute_force_random() {
+        let mut s = 1;
+        let pts: Vec<[f64; 2]> = (0..3000)
+            .map(|_| [lcg(&mut s) * 100.0, lcg(&mut s) * 100.0])
+            .collect();
+        let index = KnnIndex::new(pts.clone()).unwrap();
+        let mut buf = Vec::new();
+        for _ in 0..200 {
+            let q = [lcg(&mut s) * 110.0 - 5.0, lcg(&mut s) * 110.0 - 5.0];
+            for k in [1, 2, 7, 33] {
+                index.query_into(&q, k, &mut buf);
+                assert_eq!(buf, brute(&pts, &q, k));
+            }
+        }
+    }
+
+    #[test]
+    fn ties_on_a_grid_are_by_index() {
+        let pts: Vec<[f64; 2]> = (0..40 * 40)
+            .map(|i| [(i % 40) as f64, (i / 40) as f64])
+            .collect();
+        let index = KnnIndex::new(pts.clone()).unwrap();
+        let mut buf = Vec::new();
+        for (qi, p) in pts.iter().enumerate().step_by(7) {
+            for k in [1, 2, 3, 5, 6, 9, 13, 20] {
+                index.query_into(p, k, &mut buf);
+                assert_eq!(buf, brute(&pts, p, k), "query {qi} k {k}");
+            }
+        }
+    }
+
+    #[test]
+    fn many_duplicates() {
+        let mut pts = vec![[1.0, 1.0]; 500];
+        pts.extend((0..100).map(|i| [i as f64, 0.0]));
+        let index = KnnIndex::new(pts.clone()).unwrap();
+        let mut buf = Vec::new();
+        for k in [1, 5, 499, 500, 501, 600] {
+            index.query_into(&[1.0, 1.0], k, &mut buf);
+            assert_eq!(buf, brute(&pts, &[1.0, 1.0], k));
+        }
+    }
+
+    #[test]
+    fn knn_array_api_and_errors() {
+        let p = array![[0.0, 0.0], [1.0, 0.0], [0.0, 2.0]];
+        let q = array![[0.1, 0.0]];
+        let (i, d) = knn(p.view(), q.view(), 3).unwrap();
+        assert_eq!(i.row(0).to_vec(), vec![0, 1, 2]);
+        assert!((d[[0, 0]] - 0.1).abs() < 1e-15);
+        assert!(knn(p.view(), q.view(), 0).is_err());
+        assert!(knn(p.view(), q.view(), 4).is_err());
+        let bad = array![[f64::NAN, 0.0]];
+        assert!(knn(bad.view(), q.view(), 1).is_err());
+        assert!(knn(p.view(), bad.view(), 1).is_err());
+        let (i, _) = knn(p.view(), Array2::zeros((0, 2)).view(), 2).unwrap();
+        assert_eq!(i.shape(), &[0, 2]);
+    }
 }

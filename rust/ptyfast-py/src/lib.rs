@@ -180,6 +180,82 @@ fn gather_groups<'py>(
     Ok(detach(py, || core::grouping::gather_groups(d, g))?.into_pyarray(py))
 }
 
+#[pyfunction]
+fn gather_groups_scaled<'py>(
+    py: Python<'py>,
+    diff3d: PyReadonlyArray3<'py, f32>,
+    groups: PyReadonlyArray2<'py, i64>,
+    scale: f32,
+) -> PyResult<Bound<'py, PyArray4<f32>>> {
+    let (d, g) = (diff3d.as_array(), groups.as_array());
+    Ok(detach(py, || core::grouping::gather_groups_scaled(d, g, scale))?.into_pyarray(py))
+}
+
+#[pyfunction]
+fn pattern_energies<'py>(
+    py: Python<'py>,
+    diff3d: PyReadonlyArray3<'py, f32>,
+) -> PyResult<Bound<'py, PyArray1<f64>>> {
+    let d = diff3d.as_array();
+    Ok(detach(py, || Ok(core::grouping::pattern_energies(d)))?.into_pyarray(py))
+}
+
+fn to_i64_vec(v: Vec<usize>) -> Vec<i64> {
+    v.into_iter().map(|i| i as i64).collect()
+}
+
+/// Test hook: legacy `RandomState(seed).permutation(n)`.
+#[pyfunction]
+fn legacy_permutation<'py>(
+    py: Python<'py>,
+    seed: u32,
+    n: usize,
+) -> PyResult<Bound<'py, PyArray1<i64>>> {
+    let p = detach(py, || {
+        Ok(core::legacy_rng::LegacyRandomState::new(seed).permutation(n))
+    })?;
+    Ok(to_i64_vec(p).into_pyarray(py))
+}
+
+/// Test hook: legacy `RandomState(seed).choice(n, size, replace)`.
+#[pyfunction]
+fn legacy_choice<'py>(
+    py: Python<'py>,
+    seed: u32,
+    n: usize,
+    size: usize,
+    replace: bool,
+) -> PyResult<Bound<'py, PyArray1<i64>>> {
+    let p = detach(py, || {
+        core::legacy_rng::LegacyRandomState::new(seed).choice(n, size, replace)
+    })?;
+    Ok(to_i64_vec(p).into_pyarray(py))
+}
+
+/// Test hook: legacy `RandomState(seed).random_sample(size)`.
+#[pyfunction]
+fn legacy_uniform<'py>(
+    py: Python<'py>,
+    seed: u32,
+    size: usize,
+) -> PyResult<Bound<'py, PyArray1<f64>>> {
+    let v = detach(py, || {
+        let mut r = core::legacy_rng::LegacyRandomState::new(seed);
+        Ok((0..size).map(|_| r.next_double()).collect::<Vec<f64>>())
+    })?;
+    Ok(v.into_pyarray(py))
+}
+
+/// Test hook: the raw 32-bit MT19937 outputs of `RandomState(seed)`.
+#[pyfunction]
+fn legacy_raw<'py>(py: Python<'py>, seed: u32, size: usize) -> PyResult<Bound<'py, PyArray1<u32>>> {
+    let v = detach(py, || {
+        let mut r = core::legacy_rng::LegacyRandomState::new(seed);
+        Ok((0..size).map(|_| r.next_u32()).collect::<Vec<u32>>())
+    })?;
+    Ok(v.into_pyarray(py))
+}
+
 /// Number of threads in the kernels' pool (`RAYON_NUM_THREADS`, else the core count).
 #[pyfunction]
 fn num_threads() -> usize {
@@ -201,5 +277,11 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(oversample_groups, m)?)?;
     m.add_function(wrap_pyfunction!(gather_groups, m)?)?;
     m.add_function(wrap_pyfunction!(num_threads, m)?)?;
+    m.add_function(wrap_pyfunction!(gather_groups_scaled, m)?)?;
+    m.add_function(wrap_pyfunction!(pattern_energies, m)?)?;
+    m.add_function(wrap_pyfunction!(legacy_permutation, m)?)?;
+    m.add_function(wrap_pyfunction!(legacy_choice, m)?)?;
+    m.add_function(wrap_pyfunction!(legacy_uniform, m)?)?;
+    m.add_function(wrap_pyfunction!(legacy_raw, m)?)?;
     Ok(())
 }

@@ -1,0 +1,599 @@
+"""Neighbour grouping of scan positions into solution regions (PtychoPINN's RawData grouping).
+
+The array-level functions behind ``RawData.generate_grouped_data``: pick seed positions, group
+each with ``C = gridsize**2`` of its ``K`` nearest neighbours, and assemble the grouped
+dataset dictionary (grouped diffraction, normalised ``X_full``, group coordinates, ground-truth
+patches). They take every setting explicitly and read no global state.
+
+Reproducibility
+---------------
+The reference draws from NumPy's *legacy global* generator after ``np.random.seed(seed)``. The
+Rust core replays that stream bit-exactly, so for an integer ``seed`` in ``[0, 2**32)`` the
+group indices equal the reference's for the same ``seed`` (where neighbour distances are
+distinct; exactly tied distances are ordered by point index, see :mod:`ptyfast._kernels.knn`).
+``seed=None`` draws fresh OS entropy (the reference would continue NumPy's global state, which
+ptyfast never touches); a :class:`numpy.random.Generator` gives one draw from it.
+
+Conventions
+-----------
+Coordinates are object pixels, ``x`` = column, ``y`` = row. Grouped arrays are
+``(B, N, N, C)`` with group member ``c`` in channel ``c`` (for patch-grid data channel ``c``
+sits at ``(row, col) = (c // gridsize, c % gridsize)``). Coordinate arrays are
+``(B, 1, 2, C)`` with ``[..., 0, :]`` = x and ``[..., 1, :]`` = y.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import numbers
+from typing import Any
+
+import numpy as np
+
+from . import _kernels
+from ._kernels import as_array, as_complex_image
+
+__all__ = [
+    "get_relative_coords",
+    "normalize_data",
+    "get_image_patches",
+    "generate_groups_efficiently",
+    "generate_groups_with_oversampling",
+    "group_dataset",
+]
+
+logger = logging.getLogger(__name__)
+
+SeedLike = int | np.integer | np.random.Generator | None
+
+#: Largest temporary (bytes) the chunked gathers allocate beyond their outputs.
+_CHUNK_BYTES = 64 * 2**20
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _legacy_seed(seed: SeedLike) -> int:
+    """The 32-bit seed of the legacy stream, as ``np.random.seed(seed)`` accepts it."""
+    if seed is None:
+        return int(np.random.SeedSequence().generate_state(1, np.uint32)[0])
+    if isinstance(seed, np.random.Generator):
+        return int(seed.integers(0, 2**32, dtype=np.uint64))
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+        raise TypeError(
+            f"seed must be an int, numpy.random.Generator or None, got {type(seed).__name__}"
+        )
+    if not 0 <= int(seed) < 2**32:
+        raise ValueError(f"seed must be between 0 and 2**32 - 1, got {seed}")
+    return int(seed)
+
+
+def _count(name: str, v: Any, minimum: int = 1) -> int:
+    if isinstance(v, bool) or not isinstance(v, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {type(v).__name__} {v!r}")
+    if int(v) < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {v}")
+    return int(v)
+
+
+def _coords(xcoords: Any, ycoords: Any) -> tuple[np.ndarray, np.ndarray]:
+    x = as_array("xcoords", xcoords, np.float64, ndim=1, allow_complex=False)
+    y = as_array("ycoords", ycoords, np.float64, ndim=1, allow_complex=False)
+    if x.shape != y.shape:
+        raise ValueError(f"ycoords must have the shape of xcoords {x.shape}, got {y.shape}")
+    return x, y
+
+
+def _gather_channels(arr: np.ndarray, nn: np.ndarray) -> np.ndarray:
+    """``arr[nn]`` as ``(B, H, W, C)`` (``arr`` is ``(M, H, W)``), filled chunk by chunk so the
+    only full-size allocation is the result."""
+    b, c = nn.shape
+    out = np.empty((b, arr.shape[1], arr.shape[2], c), dtype=arr.dtype)
+    per = max(1, _CHUNK_BYTES // max(1, c * arr[0].nbytes))
+    for b0 in range(0, b, per):
+        out[b0 : b0 + per] = np.transpose(arr[nn[b0 : b0 + per]], (0, 2, 3, 1))
+    return out
+
+
+def _group_energies(d: np.ndarray) -> np.ndarray:
+    """``sum_{h,w} d.astype(float64)**2`` per (group, channel) of a ``(B, N, N, C)`` array."""
+    b = d.shape[0]
+    out = np.empty((b, d.shape[3]), dtype=np.float64)
+    per = max(1, _CHUNK_BYTES // max(1, 8 * int(np.prod(d.shape[1:]))))
+    for b0 in range(0, b, per):
+        x = d[b0 : b0 + per].astype(np.float64)
+        out[b0 : b0 + per] = np.sum(x**2, axis=(1, 2))
+    return out
+
+
+def _norm_factor(mean_energy: float, N: int) -> np.float32:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.float32(np.sqrt((N / 2) ** 2 / mean_energy))
+
+
+# --------------------------------------------------------------------------- public API
+
+
+def get_relative_coords(coords_nn: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Group centroids and member offsets relative to them.
+
+    Parameters
+    ----------
+    coords_nn : array_like, (B, 1, 2, C)
+        Member coordinates of each group, ``[:, 0, 0, :]`` = x, ``[:, 0, 1, :]`` = y (pixels).
+
+    Returns
+    -------
+    coords_offsets : numpy.ndarray, (B, 1, 2, 1)
+        The centroid ``mean over C`` of each group.
+    coords_relative : numpy.ndarray, (B, 1, 2, C)
+        ``-(coords_nn - coords_offsets)``: note the minus sign (the reference's
+        ``local_offset_sign = -1``); ``coords_offsets + coords_relative`` is the member position
+        reflected through the centroid.
+
+    Both keep the input's floating dtype (float64 for float64 input).
+
+    Raises
+    ------
+    ValueError
+        If ``coords_nn`` is not 4-D.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> c = np.array([[[[0.0, 2.0], [0.0, 4.0]]]])          # one group of two points
+    >>> off, rel = get_relative_coords(c)
+    >>> off[0, 0, :, 0], rel[0, 0, 0]
+    (array([1., 2.]), array([ 1., -1.]))
+    """
+    c = _kernels._to_numpy("coords_nn", coords_nn)
+    if c.ndim != 4:
+        raise ValueError(f"coords_nn must be 4-D (B, 1, 2, C), got shape {c.shape}")
+    offsets = np.mean(c, axis=3)[..., None]
+    return offsets, -(c - offsets)
+
+
+def normalize_data(dset: dict[str, Any], N: int) -> np.ndarray:
+    """Scale grouped diffraction to a mean per-pattern energy of ``(N/2)**2``.
+
+    The reference's ``raw_data.normalize_data``: ``f * diffraction.astype(float32)`` with
+    ``f = float32(sqrt((N/2)**2 / mean_{b,c} sum_{h,w} diffraction**2))``, the sums taken in
+    float64 and the mean over groups *and* channels.
+
+    Parameters
+    ----------
+    dset : dict
+        Must hold ``'diffraction'``, a real ``(B, N, N, C)`` array of amplitudes.
+    N : int
+        Patch size (the normalisation target is ``(N/2)**2``).
+
+    Returns
+    -------
+    numpy.ndarray, float32, (B, N, N, C)
+        The normalised amplitudes. An all-zero input gives ``f = inf`` and NaNs, as in the
+        reference.
+
+    Raises
+    ------
+    ValueError
+        If the diffraction is not 4-D or empty; ``N < 1``.
+    TypeError
+        If the diffraction is complex or not numeric.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> d = {"diffraction": np.ones((3, 8, 8, 1), np.float32)}
+    >>> x = normalize_data(d, 8)
+    >>> float(np.mean(np.sum(x**2, axis=(1, 2))))
+    16.0
+    """
+    n = _count("N", N)
+    if "diffraction" not in dset:
+        raise ValueError("dset must hold a 'diffraction' array, got keys " + repr(list(dset)))
+    d = _kernels._to_numpy("dset['diffraction']", dset["diffraction"])
+    if d.dtype.kind not in "biuf":
+        raise TypeError(f"dset['diffraction'] must be real, got dtype {d.dtype}")
+    if d.ndim != 4 or d.size == 0:
+        raise ValueError(f"dset['diffraction'] must be non-empty (B, N, N, C), got {d.shape}")
+    f = _norm_factor(float(np.mean(_group_energies(d))), n)
+    return f * d.astype(np.float32, copy=False)
+
+
+def get_image_patches(
+    gt_image: Any, global_offsets: Any, local_offsets: Any, N: int, gridsize: int
+) -> np.ndarray:
+    """Object patches at ``global_offsets + local_offsets`` in channel format.
+
+    The reference's ``raw_data.get_image_patches``. The combined offsets are rounded to float32
+    (as the reference casts them) and patch ``(b, c)`` is
+    ``patch[r, s] = bilinear(gt_image, row = y + r - N//2, col = x + s - N//2)``, zero outside
+    the object, with ``(x, y) = (o[b, 0, 0, c], o[b, 0, 1, c])``, ``o = global + local``.
+
+    Parameters
+    ----------
+    gt_image : array_like, (H, W), complex or real
+        The object (converted to complex64; a trailing unit axis is dropped).
+    global_offsets : array_like, (B, 1, 2, 1)
+        Group positions (pixels, ``[..., 0, :]`` = x, ``[..., 1, :]`` = y).
+    local_offsets : array_like, (B, 1, 2, C)
+        Per-channel offsets added to ``global_offsets``; ``C = gridsize**2``.
+    N : int
+        Patch size.
+    gridsize : int
+        Channels per group are ``gridsize**2``.
+
+    Returns
+    -------
+    numpy.ndarray, complex64, (B, N, N, C)
+        The patches (the reference returns the same values as a ``tf.Tensor``).
+
+    Raises
+    ------
+    ValueError
+        On shape mismatches, non-finite offsets or ``N``/``gridsize`` below 1.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> obj = np.zeros((64, 64), np.complex64); obj[20, 30] = 1
+    >>> g = np.array([[[[30.0], [20.0]]]])                 # x = 30, y = 20
+    >>> p = get_image_patches(obj, g, np.zeros((1, 1, 2, 1)), 8, 1)
+    >>> p.shape, complex(p[0, 4, 4, 0])
+    ((1, 8, 8, 1), (1+0j))
+    """
+    obj = as_complex_image("gt_image", gt_image)
+    n = _count("N", N)
+    g = _count("gridsize", gridsize)
+    c = g * g
+    go = as_array("global_offsets", global_offsets, np.float64, ndim=4, allow_complex=False)
+    b = go.shape[0]
+    go = as_array("global_offsets", go, np.float64, shape=(b, 1, 2, 1), allow_complex=False)
+    lo = as_array("local_offsets", local_offsets, np.float64, shape=(b, 1, 2, c))
+    offsets = (go + lo).astype(np.float32)
+    # Flattened b-major, c-minor; columns [x, y].
+    pos = np.ascontiguousarray(offsets[:, 0].transpose(0, 2, 1).reshape(b * c, 2), np.float64)
+    if c == 1:
+        return _kernels.extract_patches(obj, pos, n).reshape(b, n, n, 1)
+    out = np.empty((b, n, n, c), dtype=np.complex64)
+    per = max(1, _CHUNK_BYTES // (c * n * n * 8))
+    for b0 in range(0, b, per):
+        b1 = min(b, b0 + per)
+        p = _kernels.extract_patches(obj, pos[b0 * c : b1 * c], n)
+        out[b0:b1] = p.reshape(b1 - b0, c, n, n).transpose(0, 2, 3, 1)
+    return out
+
+
+def generate_groups_efficiently(
+    xcoords: Any,
+    ycoords: Any,
+    nsamples: int,
+    K: int,
+    C: int,
+    seed: SeedLike = None,
+    seed_indices: Any = None,
+) -> np.ndarray:
+    """Standard "sample-then-group" selection (the reference's ``_generate_groups_efficiently``).
+
+    1. Seeds: ``seed_indices[:n]`` when given, and then the stream is seeded with **0** whatever
+       ``seed`` is (the reference forces ``np.random.seed(0)`` for sequential sampling).
+       Otherwise ``m = min(nsamples, n)`` seeds: ``choice(arange(n), m, replace=False)`` (random
+       order) when ``m < n``, else ``arange(n)`` with no draw (also when ``nsamples > n``, which
+       logs a warning).
+    2. ``C == 1``: each seed is its own group; no neighbour search.
+    3. ``C > 1``: per seed, in order, its ``K`` nearest neighbours *excluding itself* (all ``n``
+       points, self included, when ``n <= K``), then ``choice(neighbours, C, replace=False)``.
+
+    Parameters
+    ----------
+    xcoords, ycoords : array_like, (n,)
+        Scan positions in pixels (x = column, y = row); finite.
+    nsamples : int
+        Number of groups wanted (>= 1); at most ``n`` are produced.
+    K : int
+        Neighbours considered per seed (``K >= C``).
+    C : int
+        Group size, ``gridsize**2``.
+    seed : int, numpy.random.Generator or None
+        ``np.random.seed`` value of the reference (``[0, 2**32)``); ``None`` uses fresh entropy.
+    seed_indices : array_like of int, optional
+        Fixed seeds (sequential sampling).
+
+    Returns
+    -------
+    numpy.ndarray, (n_seeds, C)
+        Point indices; int32 for ``C > 1``, int64 for ``C == 1`` (the reference's dtypes).
+
+    Raises
+    ------
+    ValueError
+        If ``n < C`` or ``K < C``; non-finite or mismatched coordinates; ``seed_indices`` out of
+        range; ``seed`` outside ``[0, 2**32)``; counts below 1.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> x, y = rng.uniform(0, 100, (2, 50))
+    >>> generate_groups_efficiently(x, y, 10, 7, 4, seed=1).shape
+    (10, 4)
+    """
+    x, y = _coords(xcoords, ycoords)
+    ns = _count("nsamples", nsamples)
+    k = _count("K", K)
+    c = _count("C", C)
+    n = x.size
+    if seed_indices is None:
+        s = _legacy_seed(seed)
+        if ns > n:
+            logger.warning("requested %d groups but only %d points: using all points", ns, n)
+    else:
+        s = 0
+    groups = _kernels.sample_then_group(x, y, ns, k, c, s, seed_indices)
+    logger.info("grouped %d seeds of %d points (K=%d, C=%d)", groups.shape[0], n, k, c)
+    return groups if c == 1 else groups.astype(np.int32)
+
+
+def generate_groups_with_oversampling(
+    xcoords: Any,
+    ycoords: Any,
+    nsamples: int,
+    K: int,
+    C: int,
+    seed: SeedLike = None,
+    seed_indices: Any = None,
+) -> np.ndarray:
+    """K-choose-C oversampling (the reference's ``_generate_groups_with_oversampling``).
+
+    More groups than points: with ``M = comb(K, C)`` (1 for ``C == 1``),
+    ``min_seeds = ceil(nsamples / M)`` and ``n_seeds = min(2 * min_seeds, n)``, the seeds are the
+    first ``n_seeds`` of ``seed_indices`` if it holds at least ``min_seeds`` entries, else
+    ``choice(arange(n), n_seeds, replace=False)`` when ``n_seeds < n``, else ``arange(n)``. The
+    stream is seeded with ``seed`` in every case (unlike the standard path).
+
+    * ``C == 1``: ``choice(seeds, nsamples, replace=nsamples > len(seeds))``.
+    * ``C > 1``: a pool of every ``C``-combination of each seed's ``K`` nearest neighbours (self
+      excluded), seed after seed in ``itertools.combinations`` order, stopping once it holds
+      ``2 * nsamples``; the result is ``pool[choice(len(pool), nsamples,
+      replace=nsamples > len(pool))]``. (The pool is never built: selected rows are un-ranked.)
+
+    Parameters
+    ----------
+    xcoords, ycoords : array_like, (n,)
+        Scan positions in pixels; finite.
+    nsamples : int
+        Number of groups (>= 1).
+    K : int
+        Neighbour pool size per seed (``K >= C``).
+    C : int
+        Group size, ``gridsize**2``.
+    seed : int, numpy.random.Generator or None
+        ``np.random.seed`` value of the reference; ``None`` uses fresh entropy.
+    seed_indices : array_like of int, optional
+        Preferred seeds (sequential sampling).
+
+    Returns
+    -------
+    numpy.ndarray, int64, (nsamples, C)
+        Point indices (int64, as the reference builds them with ``np.array``).
+
+    Raises
+    ------
+    ValueError
+        If ``n < C`` or ``K < C``, and on the input errors of
+        :func:`generate_groups_efficiently`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x, y = np.random.default_rng(0).uniform(0, 100, (2, 20))
+    >>> generate_groups_with_oversampling(x, y, 100, 6, 4, seed=3).shape
+    (100, 4)
+    """
+    x, y = _coords(xcoords, ycoords)
+    ns = _count("nsamples", nsamples)
+    k = _count("K", K)
+    c = _count("C", C)
+    groups = _kernels.oversample_groups(x, y, ns, k, c, _legacy_seed(seed), seed_indices)
+    logger.info(
+        "oversampled %d groups from %d points (K=%d, C=%d, %d combinations per seed)",
+        ns,
+        x.size,
+        k,
+        c,
+        math.comb(k, c),
+    )
+    return groups
+
+
+def group_dataset(
+    xcoords: Any,
+    ycoords: Any,
+    xcoords_start: Any,
+    ycoords_start: Any,
+    diff3d: Any,
+    *,
+    N: int,
+    K: int = 4,
+    nsamples: int = 1,
+    seed: SeedLike = None,
+    sequential_sampling: bool = False,
+    gridsize: int,
+    enable_oversampling: bool = False,
+    neighbor_pool_size: int | None = None,
+    Y: Any = None,
+    objectGuess: Any = None,
+    sample_indices: Any = None,
+) -> dict[str, Any]:
+    """Group scan positions and assemble the grouped dataset (``RawData.generate_grouped_data``).
+
+    Mode selection, as the reference: with ``C = gridsize**2`` and ``n`` points, oversampling is
+    needed iff ``nsamples > n and C > 1``; it then requires ``enable_oversampling`` and
+    ``(neighbor_pool_size or K) >= C`` and uses :func:`generate_groups_with_oversampling` with
+    that pool size. Otherwise :func:`generate_groups_efficiently` with ``K``. Sequential sampling
+    uses ``seed_indices = arange(min(nsamples, n))``.
+
+    Parameters
+    ----------
+    xcoords, ycoords : array_like, (n,)
+        Scan positions (pixels, x = column, y = row); finite.
+    xcoords_start, ycoords_start : array_like, (n,) or None
+        Start positions; both ``None`` gives ``None`` start coordinates.
+    diff3d : array_like, real, (n, N, N)
+        Diffraction amplitudes, one pattern per position. float32 takes the parallel path.
+    N : int
+        Patch size; must equal ``diff3d.shape[1:]``.
+    K : int
+        Neighbours per seed (default 4).
+    nsamples : int
+        Number of groups (default 1).
+    seed : int, numpy.random.Generator or None
+        ``np.random.seed`` value of the reference (``[0, 2**32)``); ``None``: fresh entropy.
+    sequential_sampling : bool
+        Seeds are the first ``nsamples`` points (the standard path then draws from seed 0).
+    gridsize : int
+        Group side; ``C = gridsize**2`` patterns per group.
+    enable_oversampling : bool
+        Allow K-choose-C oversampling when ``nsamples > n`` and ``C > 1``.
+    neighbor_pool_size : int, optional
+        Neighbour pool for oversampling (default ``K``).
+    Y : array_like, (n, N, N) or (n, N, N, 1), optional
+        Stored ground-truth patches; takes precedence over ``objectGuess``.
+    objectGuess : array_like, (H, W), optional
+        Object from which ground-truth patches are cut when ``Y`` is absent.
+    sample_indices : array_like, optional
+        Copied into the result when given.
+
+    Returns
+    -------
+    dict
+        * ``diffraction``: ``(B, N, N, C)``, ``diff3d[nn_indices]`` in diff3d's dtype.
+        * ``Y``: stored ``Y[nn_indices]`` as ``(B, N, N, C)`` (dtype kept); else complex64
+          patches of ``objectGuess`` at ``coords_offsets + coords_relative``; else ``None``.
+          **Reflection quirk** (kept from the reference): for ``C > 1`` channel ``c`` is cut at
+          ``2 * centroid - coord_c``, the member's position reflected through the group
+          centroid, not at the member's own position (for ``C == 1`` they coincide).
+        * ``coords_offsets`` ``(B, 1, 2, 1)``, ``coords_relative`` ``(B, 1, 2, C)``,
+          ``coords_nn`` ``(B, 1, 2, C)``: float64, see :func:`get_relative_coords`.
+        * ``coords_start_offsets``, ``coords_start_relative``, ``coords_start_nn``: the same from
+          the start coordinates, or ``None``.
+        * ``nn_indices``: ``(B, C)``, int32 for ``C > 1`` on the standard path, int64 for
+          ``C == 1`` and for oversampling.
+        * ``objectGuess``: passed through.
+        * ``sample_indices``: a copy, only when given.
+        * ``X_full``: float32, :func:`normalize_data` of the diffraction (mean per-pattern
+          energy ``(N/2)**2``).
+
+    Raises
+    ------
+    ValueError
+        Oversampling needed but not enabled, or pool smaller than ``C``; ``n < C`` or ``K < C``;
+        coordinate arrays of different lengths or non-finite; ``diff3d`` not ``(n, N, N)``;
+        ``Y`` of the wrong length; counts below 1; ``seed`` outside ``[0, 2**32)``.
+    TypeError
+        Non-integer counts, complex ``diff3d``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> x, y = rng.uniform(20, 80, (2, 100))
+    >>> d = rng.random((100, 16, 16), dtype=np.float32)
+    >>> out = group_dataset(x, y, x, y, d, N=16, K=6, nsamples=30, seed=0, gridsize=2)
+    >>> out["X_full"].shape, out["nn_indices"].dtype
+    ((30, 16, 16, 4), dtype('int32'))
+    """
+    x, y = _coords(xcoords, ycoords)
+    n_pts = x.size
+    if (xcoords_start is None) != (ycoords_start is None):
+        raise ValueError("xcoords_start and ycoords_start must both be arrays or both be None")
+    starts: tuple[np.ndarray, np.ndarray] | None = None
+    if xcoords_start is not None:
+        xs, ys = _coords(xcoords_start, ycoords_start)
+        if xs.shape != x.shape:
+            raise ValueError(
+                f"xcoords_start must have the shape of xcoords {x.shape}, got {xs.shape}"
+            )
+        starts = (xs, ys)
+    n = _count("N", N)
+    d = _kernels._to_numpy("diff3d", diff3d)
+    if d.dtype.kind not in "biuf":
+        raise TypeError(f"diff3d must be a real array, got dtype {d.dtype}")
+    if d.shape != (n_pts, n, n):
+        raise ValueError(
+            f"diff3d must be (n, N, N) = ({n_pts}, {n}, {n}) (one pattern per coordinate), "
+            f"got {d.shape}"
+        )
+    k = _count("K", K)
+    ns = _count("nsamples", nsamples)
+    g = _count("gridsize", gridsize)
+    pool = None if neighbor_pool_size is None else _count("neighbor_pool_size", neighbor_pool_size)
+    c = g * g
+    if Y is not None:
+        Y = _kernels._to_numpy("Y", Y)
+        if Y.ndim not in (3, 4) or Y.shape[0] != n_pts or (Y.ndim == 4 and Y.shape[3] != 1):
+            raise ValueError(f"Y must be ({n_pts}, H, W) or ({n_pts}, H, W, 1), got {Y.shape}")
+
+    effective_k = pool if pool is not None else k
+    needs_oversampling = ns > n_pts and c > 1
+    if needs_oversampling:
+        if not enable_oversampling:
+            raise ValueError(
+                f"requesting {ns} groups but only {n_pts} points are available "
+                f"(gridsize={g}, C={c}): K-choose-C oversampling is required but not enabled; "
+                f"set enable_oversampling=True with neighbor_pool_size >= {c}"
+            )
+        if effective_k < c:
+            raise ValueError(
+                f"K-choose-C oversampling requires neighbor_pool_size >= C = {c} (gridsize**2), "
+                f"got {effective_k}"
+            )
+    seed_indices = np.arange(min(ns, n_pts)) if sequential_sampling else None
+    if needs_oversampling:
+        logger.info("using K-choose-C oversampling: %d groups from %d points", ns, n_pts)
+        nn = generate_groups_with_oversampling(x, y, ns, effective_k, c, seed, seed_indices)
+    else:
+        nn = generate_groups_efficiently(x, y, ns, k, c, seed, seed_indices)
+
+    if d.dtype == np.float32:
+        diffraction, x_full, _ = _kernels.group_diffraction(d, nn, n)
+    else:
+        if not np.all(np.isfinite(d)):
+            raise ValueError("diff3d must be finite, got NaN or inf values")
+        diffraction = _gather_channels(d, nn)
+        x_full = None
+
+    coords_nn = np.stack([x[nn], y[nn]], axis=1)[:, None]
+    coords_offsets, coords_relative = get_relative_coords(coords_nn)
+    if starts is not None:
+        coords_start_nn = np.stack([starts[0][nn], starts[1][nn]], axis=1)[:, None]
+        coords_start_offsets, coords_start_relative = get_relative_coords(coords_start_nn)
+    else:
+        coords_start_nn = coords_start_offsets = coords_start_relative = None
+
+    if Y is not None:
+        logger.info("using the stored Y patches")
+        y4d = _gather_channels(Y[..., 0] if Y.ndim == 4 else Y, nn)
+    elif objectGuess is not None:
+        logger.info("cutting Y patches from objectGuess (reflected positions for C > 1)")
+        y4d = get_image_patches(objectGuess, coords_offsets, coords_relative, n, g)
+    else:
+        y4d = None
+
+    dset: dict[str, Any] = {
+        "diffraction": diffraction,
+        "Y": y4d,
+        "coords_offsets": coords_offsets,
+        "coords_relative": coords_relative,
+        "coords_start_offsets": coords_start_offsets,
+        "coords_start_relative": coords_start_relative,
+        "coords_nn": coords_nn,
+        "coords_start_nn": coords_start_nn,
+        "nn_indices": nn,
+        "objectGuess": objectGuess,
+    }
+    if sample_indices is not None:
+        dset["sample_indices"] = np.array(sample_indices, copy=True)
+    dset["X_full"] = x_full if x_full is not None else normalize_data(dset, n)
+    return dset
