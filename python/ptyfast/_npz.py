@@ -80,7 +80,7 @@ class NpzStreamWriter:
             raise TypeError(f"{key} must be a numeric array, got dtype object")
         assert self._zip is not None
         with self._zip.open(key + ".npy", "w", force_zip64=True) as f:
-            npformat.write_array(f, np.ascontiguousarray(arr), allow_pickle=False)
+            npformat.write_array(f, np.asarray(arr, order="C"), allow_pickle=False)
 
     def write_metadata(self, metadata: dict[str, Any]) -> None:
         """Write ``metadata`` as JSON under the ``_metadata`` key (the reference's layout)."""
@@ -161,7 +161,7 @@ def load_npz(
                 continue
             if key == METADATA_KEY:
                 try:
-                    metadata = json.loads(str(value))
+                    metadata = json.loads(str(value.reshape(-1)[0]) if value.size else "")
                 except json.JSONDecodeError:
                     metadata = None
                 continue
