@@ -86,8 +86,12 @@ def _coords(xcoords: Any, ycoords: Any) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _gather_channels(arr: np.ndarray, nn: np.ndarray) -> np.ndarray:
-    """``arr[nn]`` as ``(B, H, W, C)`` (``arr`` is ``(M, H, W)``), filled chunk by chunk so the
-    only full-size allocation is the result."""
+    """``arr[nn]`` as ``(B, H, W, C)`` (``arr`` is ``(M, H, W)``): in parallel for float32 and
+    complex64, else filled chunk by chunk so the only full-size allocation is the result."""
+    if arr.dtype == np.float32:
+        return _kernels.gather_groups(arr, nn)
+    if arr.dtype == np.complex64:
+        return _kernels.gather_groups_complex(arr, nn)
     b, c = nn.shape
     out = np.empty((b, arr.shape[1], arr.shape[2], c), dtype=arr.dtype)
     per = max(1, _CHUNK_BYTES // max(1, c * arr[0].nbytes))
