@@ -560,21 +560,22 @@ def group_dataset(
     else:
         nn = generate_groups_efficiently(x, y, ns, k, c, seed, seed_indices)
 
+    x_full: np.ndarray | None = None
     if d.dtype == np.float32:
         diffraction, x_full, _ = _kernels.group_diffraction(d, nn, n)
     else:
         if not np.all(np.isfinite(d)):
             raise ValueError("diff3d must be finite, got NaN or inf values")
         diffraction = _gather_channels(d, nn)
-        x_full = None
 
     coords_nn = np.stack([x[nn], y[nn]], axis=1)[:, None]
     coords_offsets, coords_relative = get_relative_coords(coords_nn)
+    coords_start_nn: np.ndarray | None = None
+    coords_start_offsets: np.ndarray | None = None
+    coords_start_relative: np.ndarray | None = None
     if starts is not None:
         coords_start_nn = np.stack([starts[0][nn], starts[1][nn]], axis=1)[:, None]
         coords_start_offsets, coords_start_relative = get_relative_coords(coords_start_nn)
-    else:
-        coords_start_nn = coords_start_offsets = coords_start_relative = None
 
     if Y is not None:
         logger.info("using the stored Y patches")

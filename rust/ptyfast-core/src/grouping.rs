@@ -198,7 +198,7 @@ pub fn sample_then_group(
 }
 
 /// `C(n, r)`, saturating at `u64::MAX`.
-pub fn binomial(n: u64, r: u64) -> u64 {
+fn binomial(n: u64, r: u64) -> u64 {
     if r > n {
         return 0;
     }
