@@ -22,6 +22,24 @@ use crate::knn::KnnIndex;
 use crate::legacy_rng::LegacyRandomState;
 use crate::{Complex32, Error, Result};
 
+fn check_xy(x: &[f64], y: &[f64]) -> Result<()> {
+    if x.len() != y.len() {
+        return Err(Error::invalid(
+            "ycoords",
+            format!("as long as xcoords ({})", x.len()),
+            y.len().to_string(),
+        ));
+    }
+    if let Some(i) = (0..x.len()).find(|&i| !(x[i].is_finite() && y[i].is_finite())) {
+        return Err(Error::invalid(
+            "xcoords, ycoords",
+            "finite",
+            format!("({}, {}) at index {i}", x[i], y[i]),
+        ));
+    }
+    Ok(())
+}
+
 fn check_sizes(n: usize, k: usize, c: usize) -> Result<()> {
     if c == 0 {
         return Err(Error::invalid("C", ">= 1", "0"));
@@ -64,8 +82,8 @@ fn column(v: &[usize]) -> Result<Array2<i64>> {
         .map_err(|e| Error::Unsupported(e.to_string()))
 }
 
-/// Neighbour candidates of `seed` the way the reference slices a `k = min(K+1, n)` query:
-/// writes them into `avail` (distance order).
+/// How the reference turns a seed's `k = min(K+1, n)` query hits into `available`, the
+/// population its group is drawn from (distance order):
 ///
 /// * standard path: more than `K` hits → hits `[1, K+1)` (self dropped), else all hits;
 /// * oversampling path: more than `K` hits → `[1, K+1)`, else all but the first (unless only
@@ -150,6 +168,7 @@ pub fn sample_then_group(
     seed: u32,
     seed_indices: Option<&[usize]>,
 ) -> Result<Array2<i64>> {
+    check_xy(x, y)?;
     let n = x.len();
     check_sizes(n, k, c)?;
     let (seeds, mut rng) = match seed_indices {
@@ -276,6 +295,7 @@ pub fn oversample_groups(
     seed: u32,
     seed_indices: Option<&[usize]>,
 ) -> Result<Array2<i64>> {
+    check_xy(x, y)?;
     let n = x.len();
     check_sizes(n, k, c)?;
     let mut rng = LegacyRandomState::new(seed);
@@ -349,9 +369,10 @@ pub fn oversample_groups(
             let p = p as u64;
             let s = (p / per_seed) as usize;
             unrank_combination(p % per_seed, len, &binom, pos);
-            let arow = &avail[s * len..(s + 1) * len];
+            // s < used and q < len by construction; `get` keeps a broken invariant panic-free.
+            let arow = avail.get(s * len..(s + 1) * len).unwrap_or(&[]);
             for (o, &q) in orow.iter_mut().zip(pos.iter()) {
-                *o = to_i64(arow[q]);
+                *o = arow.get(q).map_or(-1, |&v| to_i64(v));
             }
         },
     );
