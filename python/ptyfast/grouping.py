@@ -10,7 +10,7 @@ Reproducibility
 The reference draws from NumPy's *legacy global* generator after ``np.random.seed(seed)``. The
 Rust core replays that stream bit-exactly, so for an integer ``seed`` in ``[0, 2**32)`` the
 group indices equal the reference's for the same ``seed`` (where neighbour distances are
-distinct; exactly tied distances are ordered by point index, see :mod:`ptyfast._kernels.knn`).
+distinct; exactly tied distances are ordered by point index, see :func:`ptyfast._kernels.knn`).
 ``seed=None`` draws fresh OS entropy (the reference would continue NumPy's global state, which
 ptyfast never touches); a :class:`numpy.random.Generator` gives one draw from it.
 
