@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -569,3 +572,33 @@ def test_group_selection_errors():
         G.generate_groups_efficiently(x, y, 5, 4, 4, seed=0, seed_indices=[-1])
     with pytest.raises(ValueError, match="C must be >= 1"):
         G.generate_groups_efficiently(x, y, 5, 4, 0, seed=0)
+
+
+_THREAD_SCRIPT = """
+import hashlib, sys
+import numpy as np
+from ptyfast import grouping as G
+rng = np.random.default_rng(0)
+x, y = rng.uniform(0, 300, (2, 20000))
+d = rng.random((20000, 8, 8), dtype=np.float32)
+Y = d.astype(np.complex64)
+h = hashlib.sha256()
+out = G.group_dataset(x, y, x, y, d, N=8, K=7, nsamples=5000, seed=3, gridsize=2, Y=Y)
+for key in ["nn_indices", "diffraction", "X_full", "Y", "coords_relative"]:
+    h.update(np.ascontiguousarray(out[key]).tobytes())
+over = G.generate_groups_with_oversampling(x[:500], y[:500], 4000, 6, 4, seed=1)
+h.update(over.tobytes())
+print(h.hexdigest())
+"""
+
+
+def test_results_do_not_depend_on_the_thread_count():
+    digests = set()
+    for threads in ["1", "3"]:
+        env = dict(os.environ, RAYON_NUM_THREADS=threads)
+        res = subprocess.run(
+            [sys.executable, "-c", _THREAD_SCRIPT], env=env, capture_output=True, text=True
+        )
+        assert res.returncode == 0, res.stderr
+        digests.add(res.stdout.strip())
+    assert len(digests) == 1

@@ -555,12 +555,30 @@ def group_diffraction(
     f : numpy.float32
         The scale factor (``inf`` when every selected pattern is zero, as in the reference).
     """
-    d = as_array("diff3d", diff3d, np.float32, ndim=3, allow_complex=False)
+    # Finiteness is checked on the per-pattern energies (a float32 value squared cannot overflow
+    # float64, so an energy is finite iff its pattern is), saving a pass over diff3d.
+    d = as_array("diff3d", diff3d, np.float32, ndim=3, allow_complex=False, finite=False)
     g = as_array("groups", groups, np.int64, ndim=2)
     n = _positive_int("N", N)
     if g.min() < 0 or g.max() >= d.shape[0]:
         raise ValueError(f"groups must index [0, {d.shape[0]}), got [{g.min()}, {g.max()}]")
     energies = _core.pattern_energies(d)
+    if not np.all(np.isfinite(energies)):
+        raise ValueError("diff3d must be finite, got NaN or inf values")
     with np.errstate(divide="ignore", invalid="ignore"):
         f = np.float32(np.sqrt((n / 2) ** 2 / np.mean(energies[g])))
-    return _core.gather_groups(d, g), _core.gather_groups_scaled(d, g, float(f)), f
+    diffraction, x_full = _core.gather_groups_normalized(d, g, float(f))
+    return diffraction, x_full, f
+
+
+__all__ += ["gather_groups_complex"]
+
+
+def gather_groups_complex(patches: Any, groups: Any) -> np.ndarray:
+    """``patches[groups]`` rearranged to ``(B, N, N, C)`` complex64 (``patches`` is
+    ``(M, N, N)``, converted to complex64); values are copied as they are, NaN included."""
+    p = as_array("patches", patches, np.complex64, ndim=3, finite=False)
+    g = as_array("groups", groups, np.int64, ndim=2)
+    if g.min() < 0 or g.max() >= p.shape[0]:
+        raise ValueError(f"groups must index [0, {p.shape[0]}), got [{g.min()}, {g.max()}]")
+    return _core.gather_groups_complex(p, g)

@@ -10,7 +10,7 @@ Reproducibility
 The reference draws from NumPy's *legacy global* generator after ``np.random.seed(seed)``. The
 Rust core replays that stream bit-exactly, so for an integer ``seed`` in ``[0, 2**32)`` the
 group indices equal the reference's for the same ``seed`` (where neighbour distances are
-distinct; exactly tied distances are ordered by point index, see :mod:`ptyfast._kernels.knn`).
+distinct; exactly tied distances are ordered by point index, see :func:`ptyfast._kernels.knn`).
 ``seed=None`` draws fresh OS entropy (the reference would continue NumPy's global state, which
 ptyfast never touches); a :class:`numpy.random.Generator` gives one draw from it.
 
@@ -86,8 +86,12 @@ def _coords(xcoords: Any, ycoords: Any) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _gather_channels(arr: np.ndarray, nn: np.ndarray) -> np.ndarray:
-    """``arr[nn]`` as ``(B, H, W, C)`` (``arr`` is ``(M, H, W)``), filled chunk by chunk so the
-    only full-size allocation is the result."""
+    """``arr[nn]`` as ``(B, H, W, C)`` (``arr`` is ``(M, H, W)``): in parallel for float32 and
+    complex64, else filled chunk by chunk so the only full-size allocation is the result."""
+    if arr.dtype == np.float32:
+        return _kernels.gather_groups(arr, nn)
+    if arr.dtype == np.complex64:
+        return _kernels.gather_groups_complex(arr, nn)
     b, c = nn.shape
     out = np.empty((b, arr.shape[1], arr.shape[2], c), dtype=arr.dtype)
     per = max(1, _CHUNK_BYTES // max(1, c * arr[0].nbytes))
@@ -556,21 +560,22 @@ def group_dataset(
     else:
         nn = generate_groups_efficiently(x, y, ns, k, c, seed, seed_indices)
 
+    x_full: np.ndarray | None = None
     if d.dtype == np.float32:
         diffraction, x_full, _ = _kernels.group_diffraction(d, nn, n)
     else:
         if not np.all(np.isfinite(d)):
             raise ValueError("diff3d must be finite, got NaN or inf values")
         diffraction = _gather_channels(d, nn)
-        x_full = None
 
     coords_nn = np.stack([x[nn], y[nn]], axis=1)[:, None]
     coords_offsets, coords_relative = get_relative_coords(coords_nn)
+    coords_start_nn: np.ndarray | None = None
+    coords_start_offsets: np.ndarray | None = None
+    coords_start_relative: np.ndarray | None = None
     if starts is not None:
         coords_start_nn = np.stack([starts[0][nn], starts[1][nn]], axis=1)[:, None]
         coords_start_offsets, coords_start_relative = get_relative_coords(coords_start_nn)
-    else:
-        coords_start_nn = coords_start_offsets = coords_start_relative = None
 
     if Y is not None:
         logger.info("using the stored Y patches")

@@ -12,12 +12,33 @@
 //! tied distances (for example a perfect raster, or duplicate positions) the reference's order
 //! is scipy's traversal order and the chosen group members may differ.
 
+use std::borrow::Cow;
+use std::mem::MaybeUninit;
+
 use ndarray::{Array2, Array4, ArrayView2, ArrayView3};
 use rayon::prelude::*;
 
 use crate::knn::KnnIndex;
 use crate::legacy_rng::LegacyRandomState;
-use crate::{Error, Result};
+use crate::{Complex32, Error, Result};
+
+fn check_xy(x: &[f64], y: &[f64]) -> Result<()> {
+    if x.len() != y.len() {
+        return Err(Error::invalid(
+            "ycoords",
+            format!("as long as xcoords ({})", x.len()),
+            y.len().to_string(),
+        ));
+    }
+    if let Some(i) = (0..x.len()).find(|&i| !(x[i].is_finite() && y[i].is_finite())) {
+        return Err(Error::invalid(
+            "xcoords, ycoords",
+            "finite",
+            format!("({}, {}) at index {i}", x[i], y[i]),
+        ));
+    }
+    Ok(())
+}
 
 fn check_sizes(n: usize, k: usize, c: usize) -> Result<()> {
     if c == 0 {
@@ -61,8 +82,8 @@ fn column(v: &[usize]) -> Result<Array2<i64>> {
         .map_err(|e| Error::Unsupported(e.to_string()))
 }
 
-/// Neighbour candidates of `seed` the way the reference slices a `k = min(K+1, n)` query:
-/// writes them into `avail` (distance order).
+/// How the reference turns a seed's `k = min(K+1, n)` query hits into `available`, the
+/// population its group is drawn from (distance order):
 ///
 /// * standard path: more than `K` hits → hits `[1, K+1)` (self dropped), else all hits;
 /// * oversampling path: more than `K` hits → `[1, K+1)`, else all but the first (unless only
@@ -107,24 +128,20 @@ impl Candidates {
         }
     }
 
-    fn fill(
-        &self,
-        index: &KnnIndex,
-        seed: usize,
-        hits: &mut Vec<(f64, u32)>,
-        avail: &mut Vec<usize>,
-    ) {
-        avail.clear();
-        let Some(p) = index.point(seed) else {
-            return;
-        };
-        index.query_into(&p, self.kq, hits);
+    /// Candidate `j` (`j < len()`) of `seed`, given its `kq` query hits in distance order.
+    fn candidate(&self, seed: usize, hits: &[(f64, u32)], j: usize) -> usize {
         let nb = self.n_neighbours();
         let skip = hits.len().saturating_sub(nb);
+        let hit = |t: usize| hits.get(t).map_or(seed, |h| h.1 as usize);
         if nb < self.c {
-            avail.push(seed);
+            if j == 0 {
+                seed
+            } else {
+                hit(skip + j - 1)
+            }
+        } else {
+            hit(skip + j)
         }
-        avail.extend(hits[skip..].iter().map(|h| h.1 as usize).take(self.k));
     }
 }
 
@@ -151,6 +168,7 @@ pub fn sample_then_group(
     seed: u32,
     seed_indices: Option<&[usize]>,
 ) -> Result<Array2<i64>> {
+    check_xy(x, y)?;
     let n = x.len();
     check_sizes(n, k, c)?;
     let (seeds, mut rng) = match seed_indices {
@@ -189,24 +207,17 @@ pub fn sample_then_group(
         }
     }
 
-    let mut out = vec![0i64; seeds.len() * c];
-    out.par_chunks_mut(c)
-        .zip(picks.par_chunks(c))
-        .zip(seeds.par_iter())
-        .for_each_init(
-            || (Vec::new(), Vec::new()),
-            |(hits, avail), ((orow, prow), &s)| {
-                cand.fill(&index, s, hits, avail);
-                for (o, &p) in orow.iter_mut().zip(prow) {
-                    *o = avail.get(p).map_or(-1, |&v| to_i64(v));
-                }
-            },
-        );
+    let queries: Vec<[f64; 2]> = seeds.iter().map(|&s| [x[s], y[s]]).collect();
+    let out = index.map_rows(&queries, cand.kq, c, |i, hits, row: &mut [i64]| {
+        for (o, &p) in row.iter_mut().zip(&picks[i * c..(i + 1) * c]) {
+            *o = to_i64(cand.candidate(seeds[i], hits, p));
+        }
+    });
     Array2::from_shape_vec((seeds.len(), c), out).map_err(|e| Error::Unsupported(e.to_string()))
 }
 
 /// `C(n, r)`, saturating at `u64::MAX`.
-pub fn binomial(n: u64, r: u64) -> u64 {
+fn binomial(n: u64, r: u64) -> u64 {
     if r > n {
         return 0;
     }
@@ -284,6 +295,7 @@ pub fn oversample_groups(
     seed: u32,
     seed_indices: Option<&[usize]>,
 ) -> Result<Array2<i64>> {
+    check_xy(x, y)?;
     let n = x.len();
     check_sizes(n, k, c)?;
     let mut rng = LegacyRandomState::new(seed);
@@ -343,17 +355,12 @@ pub fn oversample_groups(
     // Only the seeds whose combinations made it into the pool are queried.
     let used = usize::try_from(pool.div_ceil(per_seed)).unwrap_or(seeds.len());
     let index = KnnIndex::from_xy(x, y)?;
-    let mut avail = vec![0usize; used * len];
-    avail
-        .par_chunks_mut(len)
-        .zip(seeds[..used].par_iter())
-        .for_each_init(
-            || (Vec::new(), Vec::new()),
-            |(hits, a), (row, &s)| {
-                cand.fill(&index, s, hits, a);
-                row.copy_from_slice(&a[..len]);
-            },
-        );
+    let queries: Vec<[f64; 2]> = seeds[..used].iter().map(|&s| [x[s], y[s]]).collect();
+    let avail = index.map_rows(&queries, cand.kq, len, |i, hits, row: &mut [usize]| {
+        for (j, o) in row.iter_mut().enumerate() {
+            *o = cand.candidate(seeds[i], hits, j);
+        }
+    });
     let binom = binomial_table(len, c);
     let mut out = vec![0i64; nsamples * c];
     out.par_chunks_mut(c).zip(picks.par_iter()).for_each_init(
@@ -362,9 +369,10 @@ pub fn oversample_groups(
             let p = p as u64;
             let s = (p / per_seed) as usize;
             unrank_combination(p % per_seed, len, &binom, pos);
-            let arow = &avail[s * len..(s + 1) * len];
+            // s < used and q < len by construction; `get` keeps a broken invariant panic-free.
+            let arow = avail.get(s * len..(s + 1) * len).unwrap_or(&[]);
             for (o, &q) in orow.iter_mut().zip(pos.iter()) {
-                *o = to_i64(arow[q]);
+                *o = arow.get(q).map_or(-1, |&v| to_i64(v));
             }
         },
     );
@@ -385,46 +393,131 @@ fn check_groups(groups: &ArrayView2<'_, i64>, m: usize) -> Result<()> {
     Ok(())
 }
 
-/// Gathers `scale · diff3d[groups]` into `(B, N, N, C)` (`out[b, h, w, c] = scale ·
-/// diff3d[groups[b, c], h, w]`, one `f32` multiply, skipped for `None`).
-fn gather_impl(
-    diff3d: ArrayView3<'_, f32>,
-    groups: ArrayView2<'_, i64>,
-    scale: Option<f32>,
-) -> Result<Array4<f32>> {
-    let (m, h, w) = diff3d.dim();
-    let (b, c) = groups.dim();
-    check_groups(&groups, m)?;
-    let d = diff3d.as_standard_layout();
-    let src = d
-        .as_slice()
-        .ok_or_else(|| Error::Unsupported("diff3d is not contiguous".into()))?;
-    let g = groups.as_standard_layout();
-    let gs = g
-        .as_slice()
-        .ok_or_else(|| Error::Unsupported("groups is not contiguous".into()))?;
-    let hw = h * w;
-    let mut out = vec![0f32; b * hw * c];
-    if hw > 0 && c > 0 {
-        out.par_chunks_mut(hw * c)
-            .zip(gs.par_chunks(c))
-            .for_each(|(orow, grow)| {
-                // Indices were checked above.
-                let srcs: Vec<&[f32]> = grow
-                    .iter()
-                    .map(|&j| &src[j as usize * hw..(j as usize + 1) * hw])
-                    .collect();
-                for (p, px) in orow.chunks_exact_mut(c).enumerate() {
-                    for (o, s) in px.iter_mut().zip(&srcs) {
-                        *o = match scale {
-                            Some(f) => f * s[p],
-                            None => s[p],
-                        };
-                    }
-                }
-            });
+/// Asks Linux to back `buf` with transparent huge pages (as NumPy does for its large arrays).
+/// Outputs here are hundreds of MiB written once; with 4 KiB pages their first touch costs
+/// more than the copy itself.
+#[cfg(target_os = "linux")]
+fn advise_huge_pages<T>(buf: &mut [MaybeUninit<T>]) {
+    use std::ffi::{c_int, c_void};
+    extern "C" {
+        fn madvise(addr: *mut c_void, len: usize, advice: c_int) -> c_int;
     }
-    Array4::from_shape_vec((b, h, w, c), out).map_err(|e| Error::Unsupported(e.to_string()))
+    const MADV_HUGEPAGE: c_int = 14;
+    const PAGE: usize = 4096;
+    let bytes = std::mem::size_of_val(buf);
+    if bytes < (4 << 20) {
+        return;
+    }
+    let start = buf.as_mut_ptr() as usize;
+    let (lo, hi) = (
+        (start + PAGE - 1) & !(PAGE - 1),
+        (start + bytes) & !(PAGE - 1),
+    );
+    if hi > lo {
+        // SAFETY: [lo, hi) lies inside `buf`, which this process owns; MADV_HUGEPAGE only
+        // changes how not-yet-touched pages are backed, never the memory's contents. The result
+        // is ignored: the call is a hint.
+        unsafe {
+            madvise(lo as *mut c_void, hi - lo, MADV_HUGEPAGE);
+        }
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn advise_huge_pages<T>(_buf: &mut [MaybeUninit<T>]) {}
+
+/// Validated, contiguous source and index slices of a gather.
+struct Gather<'a, T: Clone> {
+    src: Cow<'a, [T]>,
+    groups: Cow<'a, [i64]>,
+    shape: (usize, usize, usize, usize),
+}
+
+impl<'a, T: Copy + Send + Sync> Gather<'a, T> {
+    fn new(src: &'a ArrayView3<'a, T>, groups: &'a ArrayView2<'a, i64>) -> Result<Self> {
+        let (m, h, w) = src.dim();
+        let (b, c) = groups.dim();
+        check_groups(groups, m)?;
+        let src = match src.as_slice() {
+            Some(s) => Cow::Borrowed(s),
+            None => Cow::Owned(src.iter().copied().collect()),
+        };
+        let groups = match groups.as_slice() {
+            Some(g) => Cow::Borrowed(g),
+            None => Cow::Owned(groups.iter().copied().collect()),
+        };
+        Ok(Self {
+            src,
+            groups,
+            shape: (b, h, w, c),
+        })
+    }
+
+    /// Writes `out[p·C + c] = f(src[grow[c]][p])` for one group: every element of `out`
+    /// (`len == H·W·C`) exactly once, since `grow.len() == C`.
+    fn fill(&self, grow: &[i64], out: &mut [MaybeUninit<T>], f: impl Fn(T) -> T) {
+        let (_, h, w, c) = self.shape;
+        let hw = h * w;
+        // Indices were checked in `new`.
+        let srcs: Vec<&[T]> = grow
+            .iter()
+            .map(|&j| &self.src[j as usize * hw..(j as usize + 1) * hw])
+            .collect();
+        for (p, px) in out.chunks_exact_mut(c).enumerate() {
+            for (o, s) in px.iter_mut().zip(&srcs) {
+                o.write(f(s[p]));
+            }
+        }
+    }
+
+    /// An uninitialised, huge-page backed output of `len` elements.
+    fn buffer(len: usize) -> Vec<T> {
+        let mut v = Vec::with_capacity(len);
+        advise_huge_pages(v.spare_capacity_mut());
+        v
+    }
+
+    fn array(&self, v: Vec<T>) -> Result<Array4<T>> {
+        Array4::from_shape_vec(self.shape, v).map_err(|e| Error::Unsupported(e.to_string()))
+    }
+
+    fn one(&self, f: impl Fn(T) -> T + Sync) -> Result<Array4<T>> {
+        let (b, h, w, c) = self.shape;
+        let (per, len) = (h * w * c, b * h * w * c);
+        let mut out = Self::buffer(len);
+        if len > 0 {
+            out.spare_capacity_mut()[..len]
+                .par_chunks_mut(per)
+                .zip(self.groups.par_chunks_exact(c))
+                .for_each(|(o, g)| self.fill(g, o, &f));
+        }
+        // SAFETY: the `b` chunks of `per` elements tile `[0, len)` and `fill` writes every
+        // element of its chunk (`groups` has exactly `b·c` entries, so each `g` has `c`).
+        unsafe { out.set_len(len) };
+        self.array(out)
+    }
+
+    fn two(&self, f: impl Fn(T) -> T + Sync) -> Result<(Array4<T>, Array4<T>)> {
+        let (b, h, w, c) = self.shape;
+        let (per, len) = (h * w * c, b * h * w * c);
+        let (mut plain, mut mapped) = (Self::buffer(len), Self::buffer(len));
+        if len > 0 {
+            plain.spare_capacity_mut()[..len]
+                .par_chunks_mut(per)
+                .zip(mapped.spare_capacity_mut()[..len].par_chunks_mut(per))
+                .zip(self.groups.par_chunks_exact(c))
+                .for_each(|((o1, o2), g)| {
+                    self.fill(g, o1, |v| v);
+                    self.fill(g, o2, &f);
+                });
+        }
+        // SAFETY: as in `one`, for both buffers.
+        unsafe {
+            plain.set_len(len);
+            mapped.set_len(len);
+        }
+        Ok((self.array(plain)?, self.array(mapped)?))
+    }
 }
 
 /// Gathers `diff3d[groups]` into `(B, N, N, C)`: `out[b, h, w, c] = diff3d[groups[b, c], h, w]`.
@@ -435,7 +528,18 @@ pub fn gather_groups(
     diff3d: ArrayView3<'_, f32>,
     groups: ArrayView2<'_, i64>,
 ) -> Result<Array4<f32>> {
-    gather_impl(diff3d, groups, None)
+    Gather::new(&diff3d, &groups)?.one(|v| v)
+}
+
+/// [`gather_groups`] for complex patches (stored ground truth `Y`).
+///
+/// # Errors
+/// [`Error::InvalidArgument`] on an index out of range.
+pub fn gather_groups_complex(
+    patches: ArrayView3<'_, Complex32>,
+    groups: ArrayView2<'_, i64>,
+) -> Result<Array4<Complex32>> {
+    Gather::new(&patches, &groups)?.one(|v| v)
 }
 
 /// [`gather_groups`] with every value multiplied by `scale` in `f32` (the reference's
@@ -448,7 +552,20 @@ pub fn gather_groups_scaled(
     groups: ArrayView2<'_, i64>,
     scale: f32,
 ) -> Result<Array4<f32>> {
-    gather_impl(diff3d, groups, Some(scale))
+    Gather::new(&diff3d, &groups)?.one(|v| scale * v)
+}
+
+/// Both [`gather_groups`] and [`gather_groups_scaled`] in one pass over the sources:
+/// `(diffraction, scale · diffraction)`.
+///
+/// # Errors
+/// [`Error::InvalidArgument`] on an index out of range.
+pub fn gather_groups_normalized(
+    diff3d: ArrayView3<'_, f32>,
+    groups: ArrayView2<'_, i64>,
+    scale: f32,
+) -> Result<(Array4<f32>, Array4<f32>)> {
+    Gather::new(&diff3d, &groups)?.two(|v| scale * v)
 }
 
 /// Per-pattern energy `Σ_{h,w} diff3d[m, h, w]²`, accumulated in `f64` in row-major order
@@ -614,6 +731,21 @@ mod tests {
         }
         let scaled = gather_groups_scaled(d.view(), g.view(), 0.5).unwrap();
         assert_eq!(scaled, out.mapv(|v| 0.5 * v));
+        let (plain, norm) = gather_groups_normalized(d.view(), g.view(), 0.5).unwrap();
+        assert_eq!(plain, out);
+        assert_eq!(norm, scaled);
+        let z = d.mapv(|v| Complex32::new(v, -2.0 * v));
+        let zc = gather_groups_complex(z.view(), g.view()).unwrap();
+        assert_eq!(zc, out.mapv(|v| Complex32::new(v, -2.0 * v)));
+        // Non-contiguous inputs are handled.
+        let dt = d.view().reversed_axes();
+        let dt = dt.t();
+        assert_eq!(gather_groups(dt, g.t().t()).unwrap(), out);
+        // Large enough to take the huge-page path.
+        let big = Array3::from_shape_fn((64, 64, 64), |(m, h, w)| (m + h + w) as f32);
+        let gb = Array2::from_shape_fn((2048, 4), |(b, c)| ((b * 7 + c) % 64) as i64);
+        let ob = gather_groups(big.view(), gb.view()).unwrap();
+        assert_eq!(ob[[1000, 3, 5, 2]], big[[gb[[1000, 2]] as usize, 3, 5]]);
         assert!(gather_groups(d.view(), ndarray::array![[3i64]].view()).is_err());
         assert!(gather_groups(d.view(), ndarray::array![[-1i64]].view()).is_err());
         let e = pattern_energies(d.view());

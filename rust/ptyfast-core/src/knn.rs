@@ -22,7 +22,7 @@ use rayon::prelude::*;
 use crate::{Error, Result};
 
 /// Leaf bucket size of the KD-tree.
-const BUCKET: usize = 32;
+const BUCKET: usize = 16;
 
 /// A KD-tree over 2-D points answering exact, deterministically ordered k-NN queries.
 #[derive(Debug)]
@@ -114,11 +114,11 @@ impl KnnIndex {
         let Some(nz) = NonZero::new(qty) else {
             return;
         };
-        self.collect(
-            self.tree.nearest_n::<SquaredEuclidean>(query, nz),
-            query,
-            out,
-        );
+        // Unsorted (a bounded max-heap inside kiddo): `collect` sorts by (distance, index).
+        let found = self
+            .tree
+            .nearest_n_within::<SquaredEuclidean>(query, f64::INFINITY, nz, false);
+        self.collect(found, query, out);
         if qty > k && out[k].0 == out[k - 1].0 {
             // A tie at the boundary: the tree may have returned any subset of the tied points.
             let radius = out[k - 1].0;
@@ -130,6 +130,41 @@ impl KnnIndex {
             out.retain(|p| p.0 <= radius);
         }
         out.truncate(k);
+    }
+
+    /// Calls `f(i, neighbours, row)` for every query `i`, in parallel, where `neighbours` are
+    /// the `k` nearest as in [`KnnIndex::query_into`] and `row` is the `width`-element output
+    /// row of query `i`; returns the rows in query order.
+    ///
+    /// Queries are visited in Z-order of their position ([`locality_order`]) so that
+    /// consecutive queries touch the same tree nodes; the output does not depend on it.
+    pub fn map_rows<T, F>(&self, queries: &[[f64; 2]], k: usize, width: usize, f: F) -> Vec<T>
+    where
+        T: Copy + Default + Send + Sync,
+        F: Fn(usize, &[(f64, u32)], &mut [T]) + Sync,
+    {
+        let q = queries.len();
+        if width == 0 || q == 0 {
+            return Vec::new();
+        }
+        let order = locality_order(queries);
+        let mut visited = vec![T::default(); q * width];
+        visited
+            .par_chunks_mut(width)
+            .zip(order.par_iter())
+            .for_each_init(Vec::new, |buf, (row, &i)| {
+                self.query_into(&queries[i], k, buf);
+                f(i, buf, row);
+            });
+        let mut rank = vec![0usize; q];
+        for (r, &i) in order.iter().enumerate() {
+            rank[i] = r;
+        }
+        let mut out = vec![T::default(); q * width];
+        out.par_chunks_mut(width)
+            .zip(rank.par_iter())
+            .for_each(|(o, &r)| o.copy_from_slice(&visited[r * width..(r + 1) * width]));
+        out
     }
 
     fn collect(
@@ -145,6 +180,54 @@ impl KnnIndex {
         }));
         out.sort_unstable_by(by_dist_then_index);
     }
+}
+
+/// Spreads the 32 bits of `v` to the even bit positions of a `u64`.
+fn spread_bits(v: u32) -> u64 {
+    let mut x = u64::from(v);
+    x = (x | (x << 16)) & 0x0000_ffff_0000_ffff;
+    x = (x | (x << 8)) & 0x00ff_00ff_00ff_00ff;
+    x = (x | (x << 4)) & 0x0f0f_0f0f_0f0f_0f0f;
+    x = (x | (x << 2)) & 0x3333_3333_3333_3333;
+    x = (x | (x << 1)) & 0x5555_5555_5555_5555;
+    x
+}
+
+/// A processing order of `points` along the Z-order (Morton) curve of their positions,
+/// quantised to 21 bits per axis over their bounding box. Small inputs keep their order.
+pub fn locality_order(points: &[[f64; 2]]) -> Vec<usize> {
+    let q = points.len();
+    if q < 4096 {
+        return (0..q).collect();
+    }
+    let (mut lo, mut hi) = ([f64::INFINITY; 2], [f64::NEG_INFINITY; 2]);
+    for p in points {
+        for a in 0..2 {
+            lo[a] = lo[a].min(p[a]);
+            hi[a] = hi[a].max(p[a]);
+        }
+    }
+    let scale = |a: usize| {
+        let span = hi[a] - lo[a];
+        if span > 0.0 && span.is_finite() {
+            f64::from((1u32 << 21) - 1) / span
+        } else {
+            0.0
+        }
+    };
+    let (sx, sy) = (scale(0), scale(1));
+    let mut keys: Vec<(u64, usize)> = points
+        .par_iter()
+        .enumerate()
+        .map(|(i, p)| {
+            // Float-to-int casts saturate; the quantised values lie in [0, 2**21).
+            let qx = ((p[0] - lo[0]) * sx) as u32;
+            let qy = ((p[1] - lo[1]) * sy) as u32;
+            (spread_bits(qx) | (spread_bits(qy) << 1), i)
+        })
+        .collect();
+    keys.par_sort_unstable();
+    keys.into_iter().map(|(_, i)| i).collect()
 }
 
 /// The `k` nearest of `points` (`(M, 2)`) to each query (`(Q, 2)`): indices `(Q, k)` and
@@ -190,19 +273,14 @@ pub fn knn(
         ));
     }
     let index = KnnIndex::new(points.rows().into_iter().map(|r| [r[0], r[1]]).collect())?;
-    let q = queries.nrows();
-    let mut idx = vec![0i64; q * k];
-    let mut dist = vec![0f64; q * k];
-    idx.par_chunks_mut(k)
-        .zip(dist.par_chunks_mut(k))
-        .enumerate()
-        .for_each_init(Vec::new, |buf, (i, (irow, drow))| {
-            index.query_into(&[queries[[i, 0]], queries[[i, 1]]], k, buf);
-            for ((&(d2, j), io), dout) in buf.iter().zip(irow).zip(drow) {
-                *io = i64::from(j);
-                *dout = d2.sqrt();
-            }
-        });
+    let qs: Vec<[f64; 2]> = queries.rows().into_iter().map(|r| [r[0], r[1]]).collect();
+    let q = qs.len();
+    let rows = index.map_rows(&qs, k, k, |_, hits, row: &mut [(i64, f64)]| {
+        for (o, &(d2, j)) in row.iter_mut().zip(hits) {
+            *o = (i64::from(j), d2.sqrt());
+        }
+    });
+    let (idx, dist): (Vec<i64>, Vec<f64>) = rows.into_par_iter().unzip();
     let shape_err = |e: ndarray::ShapeError| Error::Unsupported(e.to_string());
     Ok((
         Array2::from_shape_vec((q, k), idx).map_err(shape_err)?,
@@ -275,6 +353,32 @@ mod tests {
         for k in [1, 5, 499, 500, 501, 600] {
             index.query_into(&[1.0, 1.0], k, &mut buf);
             assert_eq!(buf, brute(&pts, &[1.0, 1.0], k));
+        }
+    }
+
+    #[test]
+    fn morton_keys_and_order() {
+        assert_eq!(spread_bits(0b1011), 0b1000101);
+        assert_eq!(spread_bits((1 << 21) - 1), 0x155_5555_5555);
+        assert_eq!(spread_bits(u32::MAX), 0x5555_5555_5555_5555);
+        let mut s = 5;
+        let pts: Vec<[f64; 2]> = (0..5000).map(|_| [lcg(&mut s), lcg(&mut s)]).collect();
+        let mut o = locality_order(&pts);
+        o.sort_unstable();
+        assert_eq!(o, (0..5000).collect::<Vec<_>>());
+        // Results come back in query order whatever the visiting order.
+        let index = KnnIndex::new(pts.clone()).unwrap();
+        let rows = index.map_rows(&pts, 3, 3, |i, hits, row: &mut [i64]| {
+            assert_eq!(hits[0].1 as usize, i);
+            for (r, h) in row.iter_mut().zip(hits) {
+                *r = i64::from(h.1);
+            }
+        });
+        let mut buf = Vec::new();
+        for i in (0..5000).step_by(97) {
+            index.query_into(&pts[i], 3, &mut buf);
+            let want: Vec<i64> = buf.iter().map(|h| i64::from(h.1)).collect();
+            assert_eq!(&rows[i * 3..i * 3 + 3], &want[..]);
         }
     }
 

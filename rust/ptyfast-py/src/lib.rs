@@ -111,13 +111,15 @@ fn simulate<'py>(
     ))
 }
 
+type KnnOut<'py> = (Bound<'py, PyArray2<i64>>, Bound<'py, PyArray2<f64>>);
+
 #[pyfunction]
 fn knn<'py>(
     py: Python<'py>,
     points: PyReadonlyArray2<'py, f64>,
     queries: PyReadonlyArray2<'py, f64>,
     k: usize,
-) -> PyResult<(Bound<'py, PyArray2<i64>>, Bound<'py, PyArray2<f64>>)> {
+) -> PyResult<KnnOut<'py>> {
     let (p, q) = (points.as_array(), queries.as_array());
     let (idx, dist) = detach(py, || core::knn::knn(p, q, k))?;
     Ok((idx.into_pyarray(py), dist.into_pyarray(py)))
@@ -200,6 +202,30 @@ fn pattern_energies<'py>(
     Ok(detach(py, || Ok(core::grouping::pattern_energies(d)))?.into_pyarray(py))
 }
 
+type GatherPair<'py> = (Bound<'py, PyArray4<f32>>, Bound<'py, PyArray4<f32>>);
+
+#[pyfunction]
+fn gather_groups_normalized<'py>(
+    py: Python<'py>,
+    diff3d: PyReadonlyArray3<'py, f32>,
+    groups: PyReadonlyArray2<'py, i64>,
+    scale: f32,
+) -> PyResult<GatherPair<'py>> {
+    let (d, g) = (diff3d.as_array(), groups.as_array());
+    let (a, b) = detach(py, || core::grouping::gather_groups_normalized(d, g, scale))?;
+    Ok((a.into_pyarray(py), b.into_pyarray(py)))
+}
+
+#[pyfunction]
+fn gather_groups_complex<'py>(
+    py: Python<'py>,
+    patches: PyReadonlyArray3<'py, Complex32>,
+    groups: PyReadonlyArray2<'py, i64>,
+) -> PyResult<Bound<'py, PyArray4<Complex32>>> {
+    let (p, g) = (patches.as_array(), groups.as_array());
+    Ok(detach(py, || core::grouping::gather_groups_complex(p, g))?.into_pyarray(py))
+}
+
 fn to_i64_vec(v: Vec<usize>) -> Vec<i64> {
     v.into_iter().map(|i| i as i64).collect()
 }
@@ -279,6 +305,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(num_threads, m)?)?;
     m.add_function(wrap_pyfunction!(gather_groups_scaled, m)?)?;
     m.add_function(wrap_pyfunction!(pattern_energies, m)?)?;
+    m.add_function(wrap_pyfunction!(gather_groups_normalized, m)?)?;
+    m.add_function(wrap_pyfunction!(gather_groups_complex, m)?)?;
     m.add_function(wrap_pyfunction!(legacy_permutation, m)?)?;
     m.add_function(wrap_pyfunction!(legacy_choice, m)?)?;
     m.add_function(wrap_pyfunction!(legacy_uniform, m)?)?;
