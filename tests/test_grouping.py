@@ -18,9 +18,9 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from ptyfast import PtyfastError, _kernels
-from ptyfast import grouping as G
 from scipy.spatial import cKDTree
+
+from ptyfast import grouping as G
 
 # --------------------------------------------------------------------------- reference model
 
@@ -129,21 +129,6 @@ def bilinear(obj, x, y, n):
         + wy * wx * at(y0 + 1, x0 + 1)
     )
 
-
-def _extract_patches_available() -> bool:
-    try:
-        _kernels.extract_patches(np.ones((4, 4), np.complex64), np.ones((1, 2)), 2)
-    except PtyfastError as exc:
-        if "not implemented" in str(exc):
-            return False
-        raise
-    return True
-
-
-needs_patch_kernel = pytest.mark.skipif(
-    not _extract_patches_available(),
-    reason="needs the extract_patches kernel (stub in this branch)",
-)
 
 # --------------------------------------------------------------------------- nn_indices parity
 
@@ -416,7 +401,6 @@ def test_group_dataset_stored_y(y_ndim):
     assert out["objectGuess"] is obj
 
 
-@needs_patch_kernel
 @pytest.mark.parametrize("gridsize", [1, 2])
 def test_group_dataset_y_from_object_is_reflected(gridsize):
     N = 16
@@ -440,7 +424,6 @@ def test_group_dataset_y_from_object_is_reflected(gridsize):
                 assert not np.allclose(Yp[b, :, :, c], direct, atol=1e-3)
 
 
-@needs_patch_kernel
 def test_get_image_patches():
     rng = np.random.default_rng(6)
     obj = (rng.random((60, 70)) - 0.5 + 1j * rng.random((60, 70))).astype(np.complex64)
