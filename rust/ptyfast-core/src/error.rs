@@ -20,7 +20,11 @@ pub enum Error {
 
 impl Error {
     /// Shorthand for [`Error::InvalidArgument`].
-    pub fn invalid(name: &'static str, expected: impl Into<String>, got: impl Into<String>) -> Self {
+    pub fn invalid(
+        name: &'static str,
+        expected: impl Into<String>,
+        got: impl Into<String>,
+    ) -> Self {
         Error::InvalidArgument {
             name,
             expected: expected.into(),
