@@ -28,7 +28,7 @@ use ndarray::{Array1, Array3, ArrayView1, ArrayView3};
 use rayon::prelude::*;
 
 pub use self::block::BLOCK;
-use self::block::{counts_from_amplitudes, counts_in_place, Scratch};
+use self::block::{counts_from_amplitudes, counts_in_place, with_scratch};
 pub use self::poisson::{poisson, FAINT_MAX_RATE, PTRS_MIN_RATE};
 pub use self::rng::PatternRng;
 use crate::{Error, Result};
@@ -43,57 +43,91 @@ pub fn poisson_amplitudes(
     seed: u64,
     first_index: u64,
 ) -> Result<Array3<f32>> {
-    if let Some((i, &a)) = amplitudes
-        .iter()
-        .enumerate()
-        .find(|(_, a)| !(a.is_finite() && **a >= 0.0))
-    {
+    let mut out = amplitudes.as_standard_layout().into_owned();
+    let (_, h, w) = out.dim();
+    let data = out
+        .as_slice_mut()
+        .ok_or_else(|| Error::Unsupported("amplitudes: standard layout expected".into()))?;
+    if let Some((i, a)) = first_invalid(data) {
         return Err(Error::invalid(
             "amplitudes",
             "finite and non-negative",
             format!("{a} at flat index {i}"),
         ));
     }
-    let mut out = amplitudes.as_standard_layout().into_owned();
-    let (_, h, w) = out.dim();
     let pattern = h * w;
-    if pattern == 0 {
-        return Ok(out);
+    if pattern > 0 {
+        data.par_chunks_mut(pattern)
+            .enumerate()
+            .for_each(|(i, chunk)| {
+                observe_pattern(chunk, seed, first_index.wrapping_add(i as u64))
+            });
     }
-    let data = out
-        .as_slice_mut()
-        .ok_or_else(|| Error::Unsupported("amplitudes: standard layout expected".into()))?;
-    data.par_chunks_mut(pattern)
-        .enumerate()
-        .for_each(|(i, chunk)| observe_pattern(chunk, seed, first_index.wrapping_add(i as u64)));
     Ok(out)
 }
 
-/// Poisson counts for a vector of rates, all drawn in order from stream `(seed, stream)`.
-/// Counts are integer-valued `f64` (rounded to the nearest `f64` above 2^53).
+/// Poisson counts for a vector of rates, all drawn from stream `(seed, stream)` in the order
+/// of the module docs. Counts are integer-valued `f64` (rounded to the nearest `f64` above
+/// 2^53).
 ///
 /// # Errors
 /// [`Error::InvalidArgument`] (`rates`) on a negative or non-finite rate.
 pub fn poisson_counts(rates: ArrayView1<'_, f64>, seed: u64, stream: u64) -> Result<Array1<f64>> {
-    if let Some((i, &r)) = rates
-        .iter()
-        .enumerate()
-        .find(|(_, r)| !(r.is_finite() && **r >= 0.0))
-    {
+    let mut out = rates.as_standard_layout().into_owned();
+    let x = out
+        .as_slice_mut()
+        .ok_or_else(|| Error::Unsupported("rates: standard layout expected".into()))?;
+    if let Some((i, r)) = first_invalid(x) {
         return Err(Error::invalid(
             "rates",
             "finite and non-negative",
             format!("{r} at index {i}"),
         ));
     }
-    let mut out = rates.to_owned();
     let mut rng = PatternRng::new(seed, stream);
-    let mut scratch = Scratch::new();
-    match out.as_slice_mut() {
-        Some(x) => counts_in_place(x, &mut rng, &mut scratch),
-        None => return Err(Error::Unsupported("rates: contiguous copy expected".into())),
-    }
+    with_scratch(|s| counts_in_place(x, &mut rng, s));
     Ok(out)
+}
+
+/// `out = sqrt(counts)` rounded to `f32`. Below 2^24 every count is exact in `f32`, and the
+/// correctly rounded `f32` square root equals the `f64` one rounded to `f32` (double rounding
+/// is innocuous for square roots when 53 ≥ 2·24 + 2), so such blocks take the cheaper
+/// single-precision path with identical results.
+fn write_roots(out: &mut [f32], counts: &[f64]) {
+    const EXACT_F32: f64 = 16_777_216.0; // 2^24
+    if counts
+        .iter()
+        .fold(true, |small, &k| small & (k < EXACT_F32))
+    {
+        for (a, &k) in out.iter_mut().zip(counts) {
+            *a = (k as f32).sqrt();
+        }
+    } else {
+        for (a, &k) in out.iter_mut().zip(counts) {
+            *a = k.sqrt() as f32;
+        }
+    }
+}
+
+/// Index and value of the first negative, NaN or infinite entry. A branch-free pass per chunk
+/// first, so that the common all-valid case runs at memory speed.
+fn first_invalid<T: Copy + Into<f64>>(values: &[T]) -> Option<(usize, f64)> {
+    let bad = |v: T| {
+        let v: f64 = v.into();
+        !(0.0..f64::INFINITY).contains(&v)
+    };
+    let mut offset = 0;
+    for chunk in values.chunks(1024) {
+        if chunk.iter().fold(false, |any, &v| any | bad(v)) {
+            return chunk
+                .iter()
+                .enumerate()
+                .find(|&(_, &v)| bad(v))
+                .map(|(i, &v)| (offset + i, v.into()));
+        }
+        offset += chunk.len();
+    }
+    None
 }
 
 /// Replaces each amplitude of one pattern by `sqrt(Poisson(A²))`, drawing from stream
@@ -102,24 +136,24 @@ pub fn poisson_counts(rates: ArrayView1<'_, f64>, seed: u64, stream: u64) -> Res
 /// NaN.
 pub fn observe_pattern(amplitudes: &mut [f32], seed: u64, index: u64) {
     let mut rng = PatternRng::new(seed, index);
-    let mut scratch = Scratch::new();
-    let mut rates = Vec::with_capacity(amplitudes.len().min(BLOCK));
-    for chunk in amplitudes.chunks_mut(BLOCK) {
-        rates.clear();
-        rates.extend(chunk.iter().map(|&a| {
-            let a = f64::from(a);
-            // a < 0 would square to a valid rate; NaN fails the test too.
-            if a >= 0.0 {
-                a * a
-            } else {
-                f64::NAN
-            }
-        }));
-        counts_from_amplitudes(&mut rates, chunk, &mut rng, &mut scratch);
-        for (a, &k) in chunk.iter_mut().zip(&rates) {
-            *a = k.sqrt() as f32;
+    with_scratch(|scratch| {
+        let mut rates = std::mem::take(&mut scratch.rates);
+        for chunk in amplitudes.chunks_mut(BLOCK) {
+            rates.clear();
+            rates.extend(chunk.iter().map(|&a| {
+                let a = f64::from(a);
+                // a < 0 would square to a valid rate; NaN fails the test too.
+                if a >= 0.0 {
+                    a * a
+                } else {
+                    f64::NAN
+                }
+            }));
+            counts_from_amplitudes(&mut rates, chunk, &mut rng, scratch);
+            write_roots(chunk, &rates);
         }
-    }
+        scratch.rates = rates;
+    });
 }
 
 #[cfg(test)]

@@ -3,11 +3,13 @@
 //!
 //! Order of the draws (this is what makes results reproducible): the rates are taken in
 //! blocks of [`BLOCK`] in order; within a block, first every faint rate (`0 < λ < 1/8`) in
-//! order takes one uniform, then every rate `1/8 ≤ λ < 32` in order takes three, then every
+//! order takes one uniform, then every rate `1/8 ≤ λ < 32` in order takes two, then every
 //! rate `λ ≥ 32` in order takes one PTRS round (two uniforms), then the rates whose round
 //! missed the squeeze and failed the exact test, in order, take further rounds until accepted
 //! (each rate's rounds consecutively).
 //! Zero rates take none.
+
+use std::cell::RefCell;
 
 use super::poisson::{faint, tabled, Ptrs, FAINT_MAX_RATE, PTRS_MIN_RATE};
 use super::rng::PatternRng;
@@ -16,31 +18,41 @@ use super::tables::tables;
 /// Rates per block (a 64 × 64 pattern is one block).
 pub const BLOCK: usize = 4096;
 
-/// Index lists of one block, reused from block to block.
+/// Working memory of the block sampler: index lists and a rate buffer. Its contents never
+/// influence results; one per thread is kept ([`with_scratch`]) so patterns allocate nothing.
+#[derive(Default)]
 pub struct Scratch {
     faint: Vec<u32>,
     tabled: Vec<u32>,
     ptrs: Vec<u32>,
     /// PTRS rates whose first round missed the squeeze: index, rate, `u`, `v`.
     retry: Vec<(u32, f64, f64, f64)>,
+    /// Rates of the current pattern block, for callers that start from amplitudes.
+    pub rates: Vec<f64>,
 }
 
 impl Scratch {
-    /// Room for one block.
-    pub fn new() -> Self {
-        Scratch {
-            faint: vec![0; BLOCK],
-            tabled: vec![0; BLOCK],
-            ptrs: vec![0; BLOCK],
-            retry: vec![(0, 0.0, 0.0, 0.0); BLOCK],
+    /// Lists long enough for a block of `n` rates (zero-filled only when they grow).
+    fn reserve(&mut self, n: usize) {
+        if self.faint.len() < n {
+            self.faint.resize(n, 0);
+            self.tabled.resize(n, 0);
+            self.ptrs.resize(n, 0);
+            self.retry.resize(n, (0, 0.0, 0.0, 0.0));
         }
     }
 }
 
-impl Default for Scratch {
-    fn default() -> Self {
-        Self::new()
-    }
+thread_local! {
+    static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
+}
+
+/// Runs `f` with this thread's scratch (a fresh one if it is already in use).
+pub fn with_scratch<R>(f: impl FnOnce(&mut Scratch) -> R) -> R {
+    SCRATCH.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut s) => f(&mut s),
+        Err(_) => f(&mut Scratch::default()),
+    })
 }
 
 /// Replaces every rate of `x` by an exact Poisson count drawn from `rng` (see the module
@@ -69,6 +81,7 @@ fn push(list: &mut [u32], n: &mut usize, i: u32, keep: bool) {
 }
 
 fn counts_block(x: &mut [f64], roots: Option<&[f32]>, rng: &mut PatternRng, s: &mut Scratch) {
+    s.reserve(x.len());
     let (mut nf, mut nt, mut np) = (0usize, 0usize, 0usize);
     for (i, xi) in x.iter_mut().enumerate() {
         let lam = *xi;
@@ -93,7 +106,7 @@ fn counts_block(x: &mut [f64], roots: Option<&[f32]>, rng: &mut PatternRng, s: &
     let t = tables();
     for &i in s.tabled.get(..nt).unwrap_or_default() {
         if let Some(xi) = x.get_mut(i as usize) {
-            let u = [rng.next_f64(), rng.next_f64(), rng.next_f64()];
+            let u = [rng.next_f64(), rng.next_f64()];
             *xi = tabled(rng, t, *xi, u);
         }
     }
@@ -151,7 +164,7 @@ mod tests {
         let rates = [1e3, 5.5, 0.01, 0.0, 77.0, 0.05];
         let mut x = rates;
         let mut rng = PatternRng::new(11, 4);
-        counts_in_place(&mut x, &mut rng, &mut Scratch::new());
+        counts_in_place(&mut x, &mut rng, &mut Scratch::default());
 
         let mut r = PatternRng::new(11, 4);
         let mut want = [0.0; 6];
@@ -184,7 +197,7 @@ mod tests {
     #[test]
     fn invalid_and_zero() {
         let mut x = [0.0, -0.0, -1.0, f64::NAN, f64::INFINITY, 2.0];
-        counts_in_place(&mut x, &mut PatternRng::new(0, 0), &mut Scratch::new());
+        counts_in_place(&mut x, &mut PatternRng::new(0, 0), &mut Scratch::default());
         assert_eq!(x[0].to_bits(), 0.0f64.to_bits());
         assert_eq!(x[1].to_bits(), 0.0f64.to_bits());
         assert!(x[2].is_nan() && x[3].is_nan() && x[4].is_nan());
@@ -196,11 +209,11 @@ mod tests {
         // Two blocks' worth of one rate: the same as two calls sharing the generator.
         let mut x = vec![3.0; BLOCK + 10];
         let mut rng = PatternRng::new(2, 2);
-        counts_in_place(&mut x, &mut rng, &mut Scratch::new());
+        counts_in_place(&mut x, &mut rng, &mut Scratch::default());
         let mut r = PatternRng::new(2, 2);
         let mut a = vec![3.0; BLOCK];
         let mut b = vec![3.0; 10];
-        let mut s = Scratch::new();
+        let mut s = Scratch::default();
         counts_in_place(&mut a, &mut r, &mut s);
         counts_in_place(&mut b, &mut r, &mut s);
         a.extend(b);

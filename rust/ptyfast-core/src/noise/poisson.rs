@@ -4,19 +4,18 @@
 //! Three regimes, all exact (no normal approximation):
 //! * faint, `0 < λ < 1/8`: inversion of one uniform; `k = 0` is decided without `exp` when the
 //!   uniform lies below a polynomial lower bound of `exp(−λ)` (all but ~λ of the time);
-//! * `1/8 ≤ λ < 32`: `λ` is split exactly as `n + j/8 + r` (`n` integer, `0 ≤ j < 8`,
-//!   `0 ≤ r < 1/8`) and, Poisson variables being additive, `Poisson(n) + Poisson(j/8) +
-//!   Poisson(r)` is drawn with three uniforms: two inversions of precomputed cumulative tables
-//!   ([`super::tables`]) and one faint draw;
+//! * `1/8 ≤ λ < 32`: `λ` is split exactly as `m/8 + r` (`m` integer, `0 ≤ r < 1/8`) and,
+//!   Poisson variables being additive, `Poisson(m/8) + Poisson(r)` is drawn with two uniforms:
+//!   one inversion of a precomputed cumulative table ([`super::tables`]) and one faint draw;
 //! * `λ ≥ 32`: Hörmann's PTRS transformed rejection, two uniforms per round; a logarithm is
 //!   needed only in the 20–35 % of rounds that miss the squeeze, and the log-probability it is
 //!   compared with is evaluated without cancellation for any `λ`.
 
 use super::rng::PatternRng;
-use super::tables::{Tables, FINE_STEPS};
+use super::tables::{Tables, STEPS};
 
-/// Upper end of the faint regime: `1 / FINE_STEPS`.
-pub const FAINT_MAX_RATE: f64 = 1.0 / FINE_STEPS as f64;
+/// Upper end of the faint regime: the table step `1 / STEPS`.
+pub const FAINT_MAX_RATE: f64 = 1.0 / STEPS as f64;
 
 /// Rates from here on use PTRS (whose constants are valid for `λ ≥ 10`); below, tables.
 pub const PTRS_MIN_RATE: f64 = super::tables::TABLE_MAX_RATE;
@@ -60,7 +59,7 @@ const TWO_POW_51: f64 = 2_251_799_813_685_248.0;
 /// One exact Poisson sample for `rate`, as an integer-valued `f64`.
 ///
 /// `rate == 0` gives exactly 0 without consuming randomness; a faint rate (`< 1/8`) takes one
-/// uniform, a rate below 32 three, a larger one two per PTRS round. Above 2^53 the count is
+/// uniform, a rate below 32 two, a larger one two per PTRS round. Above 2^53 the count is
 /// the exact sample rounded to the nearest `f64`. Negative, NaN or infinite rates return NaN
 /// (callers validate first).
 #[inline]
@@ -75,7 +74,7 @@ pub fn poisson(rng: &mut PatternRng, rate: f64) -> f64 {
             f64::NAN
         }
     } else if rate < PTRS_MIN_RATE {
-        let u = [rng.next_f64(), rng.next_f64(), rng.next_f64()];
+        let u = [rng.next_f64(), rng.next_f64()];
         tabled(rng, super::tables::tables(), rate, u)
     } else if rate < f64::INFINITY {
         let c = Ptrs::new(rate);
@@ -126,15 +125,14 @@ fn faint_search(rng: &mut PatternRng, r: f64, mut u: f64) -> f64 {
     }
 }
 
-/// Poisson(`λ`), `1/8 ≤ λ < 32` (any `0 ≤ λ < 32` works), from three uniforms:
-/// `Poisson(n) + Poisson(j/8) + Poisson(r)` with `λ = n + j/8 + r`.
+/// Poisson(`λ`), `1/8 ≤ λ < 32` (any `0 ≤ λ < 32` works), from two uniforms:
+/// `Poisson(m/8) + Poisson(r)` with `λ = m/8 + r`, `0 ≤ r < 1/8`.
 #[inline(always)]
-pub(super) fn tabled(rng: &mut PatternRng, t: &Tables, lam: f64, u: [f64; 3]) -> f64 {
-    let n = lam as u32; // truncation = floor for λ ≥ 0
-    let frac = lam - f64::from(n); // exact
-    let j = (frac * FINE_STEPS as f64) as u32;
-    let r = frac - f64::from(j) * FAINT_MAX_RATE; // exact: both are multiples of ulp(frac)
-    t.coarse(n, u[0]) + t.fine(j, u[1]) + faint(rng, r, u[2])
+pub(super) fn tabled(rng: &mut PatternRng, t: &Tables, lam: f64, u: [f64; 2]) -> f64 {
+    let scaled = lam * STEPS as f64; // exact (power of two)
+    let m = scaled as u32; // truncation = floor for λ ≥ 0
+    let r = (scaled - f64::from(m)) * FAINT_MAX_RATE; // exact
+    t.sample(m as usize, u[0]) + faint(rng, r, u[1])
 }
 
 /// `⌊x⌋` without a libm call (baseline x86-64 has no rounding instruction): adding and
