@@ -1,23 +1,38 @@
 //! Exact Poisson observation, one random stream per pattern.
 //!
-//! An amplitude `A` (float32) is observed as `sqrt(K)` with `K ~ Poisson(λ = A²)`, `λ` formed in
-//! `f64`; the square root is taken in `f64` and rounded once to `f32`. `λ = 0` gives exactly 0.
-//! The samples are exact (no normal approximation at any rate): inversion by sequential search
-//! for `λ < 10` and Hörmann's PTRS transformed rejection for `λ ≥ 10`, see [`poisson`].
+//! An amplitude `A` (`f32`) is observed as `sqrt(K)` with `K ~ Poisson(λ = A²)`: `λ` is formed
+//! in `f64` (exactly: a squared `f32` fits), `K` is an integer-valued `f64`, and `sqrt(K)` is
+//! rounded once to `f32`. `λ = 0` gives exactly 0. Every sample comes from the exact Poisson
+//! law (no normal approximation at any rate, up to the 2^-53 granularity of the uniforms and
+//! the ~1e-16 accuracy of the probabilities):
+//!
+//! | rate           | method                                                         | uniforms |
+//! |----------------|----------------------------------------------------------------|----------|
+//! | `λ = 0`        | 0                                                              | 0        |
+//! | `0 < λ < 1/8`  | inversion; `k = 0` below a polynomial lower bound of `exp(−λ)` | 1        |
+//! | `1/8 ≤ λ < 32` | `λ = m/8 + r`: table inversion for `m/8`, the faint case `r`   | 2        |
+//! | `λ ≥ 32`       | Hörmann's PTRS transformed rejection, exact test when needed   | 2/round  |
+//!
+//! The tables hold the cumulative distributions of the 256 rates `m/8 < 32` (built once per
+//! process, ~180 kB). PTRS takes 1.1–1.3 rounds on average; its exact acceptance test uses a
+//! cancellation-free log-probability (Loader's saddle-point form) valid for any `λ`, evaluated
+//! with rigorous error bounds so that the library logarithm is needed only when the two sides
+//! are within ~1e-6 of each other. Above 2^53 a count is the exact sample rounded to `f64`.
+//! Details in the `poisson`, `tables` and `block` submodules.
 //!
 //! **Streams.** Pattern `i` of a call with `seed` and `first_index` draws from its own
 //! [`PatternRng`], derived from `(seed, first_index + i)` alone (index arithmetic wraps modulo
 //! 2^64): `key` = first SplitMix64 output of `seed`; `z` = SplitMix64 output number `index` of
 //! `key`, i.e. `mix64(key + (index + 1)·0x9E3779B97F4A7C15)`; the four words of a xoshiro256++
-//! state are the first four SplitMix64 outputs of `z`. The pixels of a pattern consume the
-//! stream in C order, each taking one uniform (`λ < 10`; none for `λ = 0`) or two per rejection
-//! round (`λ ≥ 10`). So a dataset simulated in one call, in chunks (`first_index`), or on any
-//! number of threads is bit-identical; no random state lives in a thread. Uniforms are the top
-//! 53 bits of a xoshiro256++ output scaled by 2^-53. `exp`/`ln` come from the platform's libm,
-//! so bit-identity across platforms is not promised (a sample can differ only when a uniform
-//! falls within an ulp of a decision boundary).
+//! state are the first four SplitMix64 outputs of `z`. Uniforms are the top 53 bits of an
+//! output scaled by 2^-53. Within a pattern the pixels are taken in C order in blocks of
+//! [`BLOCK`], regime by regime (the exact order is in the `block` submodule). So a dataset
+//! simulated in one call, in chunks (`first_index`), or on any number of threads is
+//! bit-identical; no random state lives in a thread (only scratch buffers do). `exp`/`ln` come
+//! from the platform's libm, so bit-identity across platforms is not promised: a sample can
+//! differ only when a uniform falls within an ulp of a decision boundary.
 //!
-//! Parallelism is over patterns (rayon); a pattern of `N²` pixels is the unit of work.
+//! Parallelism is over patterns (rayon); a pattern is the unit of work.
 
 mod block;
 mod poisson;

@@ -7,9 +7,11 @@
 //! * `1/8 ≤ λ < 32`: `λ` is split exactly as `m/8 + r` (`m` integer, `0 ≤ r < 1/8`) and,
 //!   Poisson variables being additive, `Poisson(m/8) + Poisson(r)` is drawn with two uniforms:
 //!   one inversion of a precomputed cumulative table ([`super::tables`]) and one faint draw;
-//! * `λ ≥ 32`: Hörmann's PTRS transformed rejection, two uniforms per round; a logarithm is
-//!   needed only in the 20–35 % of rounds that miss the squeeze, and the log-probability it is
-//!   compared with is evaluated without cancellation for any `λ`.
+//! * `λ ≥ 32`: Hörmann's PTRS transformed rejection, two uniforms per round. The exact test
+//!   is needed only in the 20–45 % of rounds that miss the squeeze; it compares the log of the
+//!   hat with a log-probability evaluated without cancellation for any `λ`, both computed
+//!   cheaply with rigorous error bounds ([`Ptrs::quick_verdict`]), and falls back to library
+//!   logarithms ([`Ptrs::exact_accept`]) only when the two are too close to call.
 
 use super::rng::PatternRng;
 use super::tables::{Tables, STEPS};
