@@ -259,17 +259,94 @@ def diffract(patches: Any, probe: Any, scale: float = 1.0) -> np.ndarray:
     return _core.diffract(pa, pr, np.float32(_positive_float("scale", scale)))
 
 
-def observe_amplitudes(amplitudes: Any, seed: SeedLike = None, *, first_index: int = 0) -> np.ndarray:
-    """Noisy amplitudes ``sqrt(Poisson(A**2))`` (float32); pattern ``i`` uses stream
-    ``(seed, first_index + i)``."""
-    a = as_array("amplitudes", amplitudes, np.float32, ndim=3, allow_complex=False, nonnegative=True)
+def observe_amplitudes(
+    amplitudes: Any, seed: SeedLike = None, *, first_index: int = 0
+) -> np.ndarray:
+    """Noisy amplitudes ``sqrt(Poisson(amplitudes**2))``, sampled exactly.
+
+    Each amplitude ``A`` is replaced by ``sqrt(K)`` with ``K`` drawn from the exact Poisson
+    law of rate ``A**2`` (photon counts; no normal approximation at any rate, from 0 to beyond
+    1e9 counts per pixel); zero amplitudes stay exactly 0. Pattern ``i`` draws from its own
+    random stream ``(seed, first_index + i)``, so the result does not depend on the number of
+    threads or on how a dataset is split into calls. Amplitudes, not intensities, as
+    everywhere in ptyfast (README, "Conventions").
+
+    Parameters
+    ----------
+    amplitudes : array_like, (M, N, N) or any (M, H, W), real
+        Noise-free amplitudes, finite and non-negative; converted to float32 (C order).
+    seed : int, numpy.random.Generator, numpy.random.RandomState or None
+        Randomness: an integer in ``[0, 2**64)`` is used as is, a generator gives one draw
+        (advancing it), None draws fresh OS entropy.
+    first_index : int, keyword-only
+        Stream index of the first pattern (``>= 0``); pattern ``i`` uses ``first_index + i``.
+
+    Returns
+    -------
+    numpy.ndarray, float32, same shape
+        ``sqrt(K)`` rounded to float32 (its square is an integer within float32 precision).
+        The input is not modified.
+
+    Raises
+    ------
+    ValueError
+        Amplitudes not 3-D, empty, negative, NaN or infinite; a seed or first_index out of
+        range.
+    TypeError
+        Complex or non-numeric amplitudes; a seed or first_index of the wrong type.
+
+    Examples
+    --------
+    >>> a = np.full((2, 4, 4), 10.0, np.float32)     # 100 expected photons per pixel
+    >>> noisy = observe_amplitudes(a, seed=0)
+    >>> noisy.shape, noisy.dtype
+    ((2, 4, 4), dtype('float32'))
+    >>> counts = np.round(noisy.astype(np.float64) ** 2)  # the photon counts
+    >>> bool(np.all(noisy == np.sqrt(counts).astype(np.float32)))
+    True
+    """
+    a = as_array(
+        "amplitudes", amplitudes, np.float32, ndim=3, allow_complex=False, nonnegative=True
+    )
     s = resolve_seed(seed)
     fi = _positive_int("first_index", first_index, minimum=0)
     return _core.poisson_amplitudes(a, s, fi)
 
 
 def poisson_counts(rates: Any, seed: SeedLike = None, *, stream: int = 0) -> np.ndarray:
-    """Exact Poisson counts (float64) for a 1-D array of rates, drawn from stream ``(seed, stream)``."""
+    """Exact Poisson counts for a vector of rates, all drawn from one stream.
+
+    The sampler of :func:`observe_amplitudes`, exposed on rates (expected counts) for tests
+    and statistics; the rates are consumed in blocks from stream ``(seed, stream)``.
+
+    Parameters
+    ----------
+    rates : array_like, (n,), real
+        Expected counts, finite and non-negative; converted to float64.
+    seed : int, numpy.random.Generator, numpy.random.RandomState or None
+        As in :func:`observe_amplitudes`.
+    stream : int, keyword-only
+        Stream index (``>= 0``), as a pattern index would be.
+
+    Returns
+    -------
+    numpy.ndarray, float64, (n,)
+        Integer-valued counts (rounded to the nearest float64 above 2**53); 0 where the rate
+        is 0.
+
+    Raises
+    ------
+    ValueError
+        Rates not 1-D, empty, negative, NaN or infinite; seed or stream out of range.
+    TypeError
+        Complex or non-numeric rates; seed or stream of the wrong type.
+
+    Examples
+    --------
+    >>> k = poisson_counts(np.full(100_000, 3.5), seed=1)
+    >>> bool(abs(k.mean() - 3.5) < 0.05)
+    True
+    """
     r = as_array("rates", rates, np.float64, ndim=1, allow_complex=False, nonnegative=True)
     return _core.poisson_counts(r, resolve_seed(seed), _positive_int("stream", stream, minimum=0))
 

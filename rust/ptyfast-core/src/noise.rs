@@ -1,23 +1,38 @@
 //! Exact Poisson observation, one random stream per pattern.
 //!
-//! An amplitude `A` (float32) is observed as `sqrt(K)` with `K ~ Poisson(λ = A²)`, `λ` formed in
-//! `f64`; the square root is taken in `f64` and rounded once to `f32`. `λ = 0` gives exactly 0.
-//! The samples are exact (no normal approximation at any rate): inversion by sequential search
-//! for `λ < 10` and Hörmann's PTRS transformed rejection for `λ ≥ 10`, see [`poisson`].
+//! An amplitude `A` (`f32`) is observed as `sqrt(K)` with `K ~ Poisson(λ = A²)`: `λ` is formed
+//! in `f64` (exactly: a squared `f32` fits), `K` is an integer-valued `f64`, and `sqrt(K)` is
+//! rounded once to `f32`. `λ = 0` gives exactly 0. Every sample comes from the exact Poisson
+//! law (no normal approximation at any rate, up to the 2^-53 granularity of the uniforms and
+//! the ~1e-16 accuracy of the probabilities):
+//!
+//! | rate           | method                                                         | uniforms |
+//! |----------------|----------------------------------------------------------------|----------|
+//! | `λ = 0`        | 0                                                              | 0        |
+//! | `0 < λ < 1/8`  | inversion; `k = 0` below a polynomial lower bound of `exp(−λ)` | 1        |
+//! | `1/8 ≤ λ < 32` | `λ = m/8 + r`: table inversion for `m/8`, the faint case `r`   | 2        |
+//! | `λ ≥ 32`       | Hörmann's PTRS transformed rejection, exact test when needed   | 2/round  |
+//!
+//! The tables hold the cumulative distributions of the 256 rates `m/8 < 32` (built once per
+//! process, ~180 kB). PTRS takes 1.1–1.3 rounds on average; its exact acceptance test uses a
+//! cancellation-free log-probability (Loader's saddle-point form) valid for any `λ`, evaluated
+//! with rigorous error bounds so that the library logarithm is needed only when the two sides
+//! are within ~1e-6 of each other. Above 2^53 a count is the exact sample rounded to `f64`.
+//! Details in the `poisson`, `tables` and `block` submodules.
 //!
 //! **Streams.** Pattern `i` of a call with `seed` and `first_index` draws from its own
 //! [`PatternRng`], derived from `(seed, first_index + i)` alone (index arithmetic wraps modulo
 //! 2^64): `key` = first SplitMix64 output of `seed`; `z` = SplitMix64 output number `index` of
 //! `key`, i.e. `mix64(key + (index + 1)·0x9E3779B97F4A7C15)`; the four words of a xoshiro256++
-//! state are the first four SplitMix64 outputs of `z`. The pixels of a pattern consume the
-//! stream in C order, each taking one uniform (`λ < 10`; none for `λ = 0`) or two per rejection
-//! round (`λ ≥ 10`). So a dataset simulated in one call, in chunks (`first_index`), or on any
-//! number of threads is bit-identical; no random state lives in a thread. Uniforms are the top
-//! 53 bits of a xoshiro256++ output scaled by 2^-53. `exp`/`ln` come from the platform's libm,
-//! so bit-identity across platforms is not promised (a sample can differ only when a uniform
-//! falls within an ulp of a decision boundary).
+//! state are the first four SplitMix64 outputs of `z`. Uniforms are the top 53 bits of an
+//! output scaled by 2^-53. Within a pattern the pixels are taken in C order in blocks of
+//! [`BLOCK`], regime by regime (the exact order is in the `block` submodule). So a dataset
+//! simulated in one call, in chunks (`first_index`), or on any number of threads is
+//! bit-identical; no random state lives in a thread (only scratch buffers do). `exp`/`ln` come
+//! from the platform's libm, so bit-identity across platforms is not promised: a sample can
+//! differ only when a uniform falls within an ulp of a decision boundary.
 //!
-//! Parallelism is over patterns (rayon); a pattern of `N²` pixels is the unit of work.
+//! Parallelism is over patterns (rayon); a pattern is the unit of work.
 
 mod block;
 mod poisson;
@@ -28,7 +43,7 @@ use ndarray::{Array1, Array3, ArrayView1, ArrayView3};
 use rayon::prelude::*;
 
 pub use self::block::BLOCK;
-use self::block::{counts_from_amplitudes, counts_in_place, Scratch};
+use self::block::{counts_from_amplitudes, counts_in_place, with_scratch};
 pub use self::poisson::{poisson, FAINT_MAX_RATE, PTRS_MIN_RATE};
 pub use self::rng::PatternRng;
 use crate::{Error, Result};
@@ -43,57 +58,91 @@ pub fn poisson_amplitudes(
     seed: u64,
     first_index: u64,
 ) -> Result<Array3<f32>> {
-    if let Some((i, &a)) = amplitudes
-        .iter()
-        .enumerate()
-        .find(|(_, a)| !(a.is_finite() && **a >= 0.0))
-    {
+    let mut out = amplitudes.as_standard_layout().into_owned();
+    let (_, h, w) = out.dim();
+    let data = out
+        .as_slice_mut()
+        .ok_or_else(|| Error::Unsupported("amplitudes: standard layout expected".into()))?;
+    if let Some((i, a)) = first_invalid(data) {
         return Err(Error::invalid(
             "amplitudes",
             "finite and non-negative",
             format!("{a} at flat index {i}"),
         ));
     }
-    let mut out = amplitudes.as_standard_layout().into_owned();
-    let (_, h, w) = out.dim();
     let pattern = h * w;
-    if pattern == 0 {
-        return Ok(out);
+    if pattern > 0 {
+        data.par_chunks_mut(pattern)
+            .enumerate()
+            .for_each(|(i, chunk)| {
+                observe_pattern(chunk, seed, first_index.wrapping_add(i as u64))
+            });
     }
-    let data = out
-        .as_slice_mut()
-        .ok_or_else(|| Error::Unsupported("amplitudes: standard layout expected".into()))?;
-    data.par_chunks_mut(pattern)
-        .enumerate()
-        .for_each(|(i, chunk)| observe_pattern(chunk, seed, first_index.wrapping_add(i as u64)));
     Ok(out)
 }
 
-/// Poisson counts for a vector of rates, all drawn in order from stream `(seed, stream)`.
-/// Counts are integer-valued `f64` (rounded to the nearest `f64` above 2^53).
+/// Poisson counts for a vector of rates, all drawn from stream `(seed, stream)` in the order
+/// of the module docs. Counts are integer-valued `f64` (rounded to the nearest `f64` above
+/// 2^53).
 ///
 /// # Errors
 /// [`Error::InvalidArgument`] (`rates`) on a negative or non-finite rate.
 pub fn poisson_counts(rates: ArrayView1<'_, f64>, seed: u64, stream: u64) -> Result<Array1<f64>> {
-    if let Some((i, &r)) = rates
-        .iter()
-        .enumerate()
-        .find(|(_, r)| !(r.is_finite() && **r >= 0.0))
-    {
+    let mut out = rates.as_standard_layout().into_owned();
+    let x = out
+        .as_slice_mut()
+        .ok_or_else(|| Error::Unsupported("rates: standard layout expected".into()))?;
+    if let Some((i, r)) = first_invalid(x) {
         return Err(Error::invalid(
             "rates",
             "finite and non-negative",
             format!("{r} at index {i}"),
         ));
     }
-    let mut out = rates.to_owned();
     let mut rng = PatternRng::new(seed, stream);
-    let mut scratch = Scratch::new();
-    match out.as_slice_mut() {
-        Some(x) => counts_in_place(x, &mut rng, &mut scratch),
-        None => return Err(Error::Unsupported("rates: contiguous copy expected".into())),
-    }
+    with_scratch(|s| counts_in_place(x, &mut rng, s));
     Ok(out)
+}
+
+/// `out = sqrt(counts)` rounded to `f32`. Below 2^24 every count is exact in `f32`, and the
+/// correctly rounded `f32` square root equals the `f64` one rounded to `f32` (double rounding
+/// is innocuous for square roots when 53 ≥ 2·24 + 2), so such blocks take the cheaper
+/// single-precision path with identical results.
+fn write_roots(out: &mut [f32], counts: &[f64]) {
+    const EXACT_F32: f64 = 16_777_216.0; // 2^24
+    if counts
+        .iter()
+        .fold(true, |small, &k| small & (k < EXACT_F32))
+    {
+        for (a, &k) in out.iter_mut().zip(counts) {
+            *a = (k as f32).sqrt();
+        }
+    } else {
+        for (a, &k) in out.iter_mut().zip(counts) {
+            *a = k.sqrt() as f32;
+        }
+    }
+}
+
+/// Index and value of the first negative, NaN or infinite entry. A branch-free pass per chunk
+/// first, so that the common all-valid case runs at memory speed.
+fn first_invalid<T: Copy + Into<f64>>(values: &[T]) -> Option<(usize, f64)> {
+    let bad = |v: T| {
+        let v: f64 = v.into();
+        !(0.0..f64::INFINITY).contains(&v)
+    };
+    let mut offset = 0;
+    for chunk in values.chunks(1024) {
+        if chunk.iter().fold(false, |any, &v| any | bad(v)) {
+            return chunk
+                .iter()
+                .enumerate()
+                .find(|&(_, &v)| bad(v))
+                .map(|(i, &v)| (offset + i, v.into()));
+        }
+        offset += chunk.len();
+    }
+    None
 }
 
 /// Replaces each amplitude of one pattern by `sqrt(Poisson(A²))`, drawing from stream
@@ -102,24 +151,24 @@ pub fn poisson_counts(rates: ArrayView1<'_, f64>, seed: u64, stream: u64) -> Res
 /// NaN.
 pub fn observe_pattern(amplitudes: &mut [f32], seed: u64, index: u64) {
     let mut rng = PatternRng::new(seed, index);
-    let mut scratch = Scratch::new();
-    let mut rates = Vec::with_capacity(amplitudes.len().min(BLOCK));
-    for chunk in amplitudes.chunks_mut(BLOCK) {
-        rates.clear();
-        rates.extend(chunk.iter().map(|&a| {
-            let a = f64::from(a);
-            // a < 0 would square to a valid rate; NaN fails the test too.
-            if a >= 0.0 {
-                a * a
-            } else {
-                f64::NAN
-            }
-        }));
-        counts_from_amplitudes(&mut rates, chunk, &mut rng, &mut scratch);
-        for (a, &k) in chunk.iter_mut().zip(&rates) {
-            *a = k.sqrt() as f32;
+    with_scratch(|scratch| {
+        let mut rates = std::mem::take(&mut scratch.rates);
+        for chunk in amplitudes.chunks_mut(BLOCK) {
+            rates.clear();
+            rates.extend(chunk.iter().map(|&a| {
+                let a = f64::from(a);
+                // a < 0 would square to a valid rate; NaN fails the test too.
+                if a >= 0.0 {
+                    a * a
+                } else {
+                    f64::NAN
+                }
+            }));
+            counts_from_amplitudes(&mut rates, chunk, &mut rng, scratch);
+            write_roots(chunk, &rates);
         }
-    }
+        scratch.rates = rates;
+    });
 }
 
 #[cfg(test)]

@@ -3,44 +3,69 @@
 //!
 //! Order of the draws (this is what makes results reproducible): the rates are taken in
 //! blocks of [`BLOCK`] in order; within a block, first every faint rate (`0 < λ < 1/8`) in
-//! order takes one uniform, then every rate `1/8 ≤ λ < 32` in order takes three, then every
-//! rate `λ ≥ 32` in order takes one PTRS round (two uniforms), then the rates whose round
-//! missed the squeeze and failed the exact test, in order, take further rounds until accepted
-//! (each rate's rounds consecutively).
+//! order takes one uniform, then every rate `1/8 ≤ λ < 32` in order takes two, then every
+//! rate `λ ≥ 32` in order takes one PTRS round (two uniforms); then, as long as some round was
+//! rejected (it missed the squeeze and failed the exact test), every rate whose round was
+//! rejected takes a new round, in order.
 //! Zero rates take none.
 
-use super::poisson::{faint, tabled, Ptrs, FAINT_MAX_RATE, PTRS_MIN_RATE};
+use std::cell::RefCell;
+
+use super::poisson::{
+    faint, ptrs_rounds, ptrs_verdicts, tabled, Ptrs, FAINT_MAX_RATE, PTRS_MAX_ROUNDS, PTRS_MIN_RATE,
+};
 use super::rng::PatternRng;
 use super::tables::tables;
 
 /// Rates per block (a 64 × 64 pattern is one block).
 pub const BLOCK: usize = 4096;
 
-/// Index lists of one block, reused from block to block.
+/// Working memory of the block sampler: index lists and buffers. Its contents never influence
+/// results; one per thread is kept ([`with_scratch`]) so patterns allocate nothing.
+#[derive(Default)]
 pub struct Scratch {
     faint: Vec<u32>,
     tabled: Vec<u32>,
+    /// PTRS rates: their indices, then those still in play.
     ptrs: Vec<u32>,
-    /// PTRS rates whose first round missed the squeeze: index, rate, `u`, `v`.
-    retry: Vec<(u32, f64, f64, f64)>,
+    /// Rates of the current pattern block, for callers that start from amplitudes.
+    pub rates: Vec<f64>,
+    /// PTRS rates in play: rate, square root, uniforms, candidate, squeeze or verdict flags.
+    lam: Vec<f64>,
+    slam: Vec<f64>,
+    uv: Vec<(f64, f64)>,
+    k: Vec<f64>,
+    flag: Vec<bool>,
+    accept: Vec<bool>,
 }
 
 impl Scratch {
-    /// Room for one block.
-    pub fn new() -> Self {
-        Scratch {
-            faint: vec![0; BLOCK],
-            tabled: vec![0; BLOCK],
-            ptrs: vec![0; BLOCK],
-            retry: vec![(0, 0.0, 0.0, 0.0); BLOCK],
+    /// Buffers long enough for a block of `n` rates (zero-filled only when they grow).
+    fn reserve(&mut self, n: usize) {
+        if self.faint.len() < n {
+            self.faint.resize(n, 0);
+            self.tabled.resize(n, 0);
+            self.ptrs.resize(n, 0);
+            self.lam.resize(n, 0.0);
+            self.slam.resize(n, 0.0);
+            self.uv.resize(n, (0.0, 0.0));
+            self.k.resize(n, 0.0);
+            self.flag.resize(n, false);
+            self.accept.resize(n, false);
         }
     }
 }
 
-impl Default for Scratch {
-    fn default() -> Self {
-        Self::new()
-    }
+thread_local! {
+    static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
+}
+
+/// Runs `f` with this thread's scratch (a fresh one if it is already in use).
+pub fn with_scratch<R>(f: impl FnOnce(&mut Scratch) -> R) -> R {
+    SCRATCH.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut s) => f(&mut s),
+        Err(_) => f(&mut Scratch::default()),
+    })
 }
 
 /// Replaces every rate of `x` by an exact Poisson count drawn from `rng` (see the module
@@ -69,6 +94,7 @@ fn push(list: &mut [u32], n: &mut usize, i: u32, keep: bool) {
 }
 
 fn counts_block(x: &mut [f64], roots: Option<&[f32]>, rng: &mut PatternRng, s: &mut Scratch) {
+    s.reserve(x.len());
     let (mut nf, mut nt, mut np) = (0usize, 0usize, 0usize);
     for (i, xi) in x.iter_mut().enumerate() {
         let lam = *xi;
@@ -79,6 +105,7 @@ fn counts_block(x: &mut [f64], roots: Option<&[f32]>, rng: &mut PatternRng, s: &
         push(&mut s.tabled, &mut nt, i as u32, is_tabled);
         push(&mut s.ptrs, &mut np, i as u32, is_ptrs);
         if !(is_faint || is_tabled || is_ptrs) {
+            // The count of a rate in no list: +0 for a zero (also −0), NaN for the invalid.
             *xi = if lam == 0.0 { 0.0 } else { f64::NAN };
         }
     }
@@ -93,49 +120,92 @@ fn counts_block(x: &mut [f64], roots: Option<&[f32]>, rng: &mut PatternRng, s: &
     let t = tables();
     for &i in s.tabled.get(..nt).unwrap_or_default() {
         if let Some(xi) = x.get_mut(i as usize) {
-            let u = [rng.next_f64(), rng.next_f64(), rng.next_f64()];
+            let u = [rng.next_f64(), rng.next_f64()];
             *xi = tabled(rng, t, *xi, u);
         }
     }
 
-    // First PTRS round of every rate, without unpredictable branches; the rounds that miss the
-    // squeeze are listed for the exact test.
-    let root = |i: usize, lam: f64| match roots.and_then(|r| r.get(i)) {
-        Some(&a) => f64::from(a),
-        None => lam.sqrt(),
-    };
-    let mut nr = 0usize;
-    for &i in s.ptrs.get(..np).unwrap_or_default() {
-        if let Some(xi) = x.get_mut(i as usize) {
-            let lam = *xi;
-            let u = rng.next_f64() - 0.5;
-            let v = rng.next_f64();
-            let (k, fast) = Ptrs::with_root(lam, root(i as usize, lam)).round(u, v);
-            *xi = k;
-            if let Some(slot) = s.retry.get_mut(nr) {
-                *slot = (i, lam, u, v);
-            }
-            nr += usize::from(!fast);
-        }
-    }
-    // The exact test of those rounds; the rejected ones are compacted in place.
-    let mut nq = 0usize;
-    for m in 0..nr {
-        let Some(&(i, lam, u, v)) = s.retry.get(m) else {
-            break;
+    ptrs_pass(x, roots, np, rng, s);
+}
+
+/// The PTRS rates of a block (`s.ptrs[..np]`), in rounds over the whole set so that no inner
+/// loop branches on a random outcome: one round each; the exact test for the rounds that
+/// missed the squeeze; a new round for those it rejected; and so on.
+fn ptrs_pass(
+    x: &mut [f64],
+    roots: Option<&[f32]>,
+    np: usize,
+    rng: &mut PatternRng,
+    s: &mut Scratch,
+) {
+    let Scratch {
+        ptrs: idx,
+        lam,
+        slam,
+        uv,
+        k,
+        flag,
+        accept,
+        ..
+    } = s;
+    for (j, &i) in idx.iter().take(np).enumerate() {
+        let l = x.get(i as usize).copied().unwrap_or(f64::NAN);
+        let r = match roots.and_then(|r| r.get(i as usize)) {
+            Some(&a) => f64::from(a),
+            None => l.sqrt(),
         };
-        if let Some(xi) = x.get(i as usize) {
-            let accept = Ptrs::with_root(lam, root(i as usize, lam)).slow_accept(*xi, u, v);
-            if let Some(slot) = s.retry.get_mut(nq) {
-                *slot = (i, lam, u, v);
-            }
-            nq += usize::from(!accept);
+        if let (Some(lj), Some(sj)) = (lam.get_mut(j), slam.get_mut(j)) {
+            (*lj, *sj) = (l, r);
         }
     }
-    // Fresh rounds for the rejected ones, in order.
-    for &(i, lam, _, _) in s.retry.get(..nq).unwrap_or_default() {
+    let mut n = np; // rates whose latest round awaits a verdict
+    let mut fresh = np; // rates needing a new round (all, at first)
+    for _ in 0..PTRS_MAX_ROUNDS {
+        // A new round for each of the first `fresh` rates, in order.
+        let m = fresh.min(lam.len());
+        for d in uv.iter_mut().take(m) {
+            *d = (rng.next_f64() - 0.5, rng.next_f64());
+        }
+        ptrs_rounds(&lam[..m], &slam[..m], &uv[..m], &mut k[..m], &mut flag[..m]);
+        // Keep the rounds the squeeze did not accept (compacted in place).
+        n = 0;
+        for j in 0..m {
+            if let Some(xi) = x.get_mut(idx[j] as usize) {
+                *xi = k[j];
+            }
+            (idx[n], lam[n], slam[n], uv[n], k[n]) = (idx[j], lam[j], slam[j], uv[j], k[j]);
+            n += usize::from(!flag[j]);
+        }
+        if n == 0 {
+            return;
+        }
+        // The exact test of those; the library logarithm only where the bracket is too wide.
+        ptrs_verdicts(
+            &lam[..n],
+            &slam[..n],
+            &uv[..n],
+            &k[..n],
+            &mut flag[..n],
+            &mut accept[..n],
+        );
+        fresh = 0;
+        for j in 0..n {
+            let ok = if flag[j] {
+                accept[j]
+            } else {
+                Ptrs::with_root(lam[j], slam[j]).exact_accept(k[j], uv[j].0, uv[j].1)
+            };
+            (idx[fresh], lam[fresh], slam[fresh]) = (idx[j], lam[j], slam[j]);
+            fresh += usize::from(!ok);
+        }
+        if fresh == 0 {
+            return;
+        }
+        n = fresh;
+    }
+    for &i in idx.iter().take(n) {
         if let Some(xi) = x.get_mut(i as usize) {
-            *xi = Ptrs::with_root(lam, root(i as usize, lam)).sample(rng);
+            *xi = f64::NAN;
         }
     }
 }
@@ -151,7 +221,7 @@ mod tests {
         let rates = [1e3, 5.5, 0.01, 0.0, 77.0, 0.05];
         let mut x = rates;
         let mut rng = PatternRng::new(11, 4);
-        counts_in_place(&mut x, &mut rng, &mut Scratch::new());
+        counts_in_place(&mut x, &mut rng, &mut Scratch::default());
 
         let mut r = PatternRng::new(11, 4);
         let mut want = [0.0; 6];
@@ -159,32 +229,61 @@ mod tests {
             want[i] = poisson(&mut r, rates[i]);
         }
         want[1] = poisson(&mut r, rates[1]);
-        // PTRS: first rounds of both, then retries in order.
-        let mut first = Vec::new();
-        for i in [0, 4] {
-            let u = r.next_f64() - 0.5;
-            let v = r.next_f64();
-            let c = Ptrs::new(rates[i]);
-            let (k, fast) = c.round(u, v);
-            want[i] = k;
-            if !fast {
-                first.push((i, u, v));
+        // PTRS: a round for every rate still in play, in order, until all are accepted.
+        let mut live = vec![0usize, 4];
+        while !live.is_empty() {
+            let mut next = Vec::new();
+            for &i in &live {
+                let c = Ptrs::new(rates[i]);
+                let u = r.next_f64() - 0.5;
+                let v = r.next_f64();
+                let (k, fast) = c.round(u, v);
+                want[i] = k;
+                if !fast && !c.slow_accept(k, u, v) {
+                    next.push(i);
+                }
             }
-        }
-        for (i, u, v) in first {
-            let c = Ptrs::new(rates[i]);
-            if !c.slow_accept(want[i], u, v) {
-                want[i] = c.sample(&mut r);
-            }
+            live = next;
         }
         assert_eq!(x, want);
         assert_eq!(rng, r);
     }
 
     #[test]
+    fn ptrs_batches_follow_the_documented_order() {
+        // Many PTRS rates, so that several take more than one round.
+        let rates: Vec<f64> = (0..500).map(|i| 32.0 + (i as f64) * 7.3).collect();
+        let mut x = rates.clone();
+        counts_in_place(&mut x, &mut PatternRng::new(8, 1), &mut Scratch::default());
+        let mut r = PatternRng::new(8, 1);
+        let mut want = vec![0.0; rates.len()];
+        let mut live: Vec<usize> = (0..rates.len()).collect();
+        let mut rounds = 0;
+        while !live.is_empty() {
+            rounds += 1;
+            let mut draws = Vec::new();
+            for &i in &live {
+                let u = r.next_f64() - 0.5;
+                draws.push((i, u, r.next_f64()));
+            }
+            live.clear();
+            for (i, u, v) in draws {
+                let c = Ptrs::new(rates[i]);
+                let (k, fast) = c.round(u, v);
+                want[i] = k;
+                if !fast && !c.slow_accept(k, u, v) {
+                    live.push(i);
+                }
+            }
+        }
+        assert!(rounds > 2, "{rounds}");
+        assert_eq!(x, want);
+    }
+
+    #[test]
     fn invalid_and_zero() {
         let mut x = [0.0, -0.0, -1.0, f64::NAN, f64::INFINITY, 2.0];
-        counts_in_place(&mut x, &mut PatternRng::new(0, 0), &mut Scratch::new());
+        counts_in_place(&mut x, &mut PatternRng::new(0, 0), &mut Scratch::default());
         assert_eq!(x[0].to_bits(), 0.0f64.to_bits());
         assert_eq!(x[1].to_bits(), 0.0f64.to_bits());
         assert!(x[2].is_nan() && x[3].is_nan() && x[4].is_nan());
@@ -196,11 +295,11 @@ mod tests {
         // Two blocks' worth of one rate: the same as two calls sharing the generator.
         let mut x = vec![3.0; BLOCK + 10];
         let mut rng = PatternRng::new(2, 2);
-        counts_in_place(&mut x, &mut rng, &mut Scratch::new());
+        counts_in_place(&mut x, &mut rng, &mut Scratch::default());
         let mut r = PatternRng::new(2, 2);
         let mut a = vec![3.0; BLOCK];
         let mut b = vec![3.0; 10];
-        let mut s = Scratch::new();
+        let mut s = Scratch::default();
         counts_in_place(&mut a, &mut r, &mut s);
         counts_in_place(&mut b, &mut r, &mut s);
         a.extend(b);

@@ -4,19 +4,20 @@
 //! Three regimes, all exact (no normal approximation):
 //! * faint, `0 < λ < 1/8`: inversion of one uniform; `k = 0` is decided without `exp` when the
 //!   uniform lies below a polynomial lower bound of `exp(−λ)` (all but ~λ of the time);
-//! * `1/8 ≤ λ < 32`: `λ` is split exactly as `n + j/8 + r` (`n` integer, `0 ≤ j < 8`,
-//!   `0 ≤ r < 1/8`) and, Poisson variables being additive, `Poisson(n) + Poisson(j/8) +
-//!   Poisson(r)` is drawn with three uniforms: two inversions of precomputed cumulative tables
-//!   ([`super::tables`]) and one faint draw;
-//! * `λ ≥ 32`: Hörmann's PTRS transformed rejection, two uniforms per round; a logarithm is
-//!   needed only in the 20–35 % of rounds that miss the squeeze, and the log-probability it is
-//!   compared with is evaluated without cancellation for any `λ`.
+//! * `1/8 ≤ λ < 32`: `λ` is split exactly as `m/8 + r` (`m` integer, `0 ≤ r < 1/8`) and,
+//!   Poisson variables being additive, `Poisson(m/8) + Poisson(r)` is drawn with two uniforms:
+//!   one inversion of a precomputed cumulative table ([`super::tables`]) and one faint draw;
+//! * `λ ≥ 32`: Hörmann's PTRS transformed rejection, two uniforms per round. The exact test
+//!   is needed only in the 20–45 % of rounds that miss the squeeze; it compares the log of the
+//!   hat with a log-probability evaluated without cancellation for any `λ`, both computed
+//!   cheaply with rigorous error bounds ([`Ptrs::quick_verdict`]), and falls back to library
+//!   logarithms ([`Ptrs::exact_accept`]) only when the two are too close to call.
 
 use super::rng::PatternRng;
-use super::tables::{Tables, FINE_STEPS};
+use super::tables::{Tables, STEPS};
 
-/// Upper end of the faint regime: `1 / FINE_STEPS`.
-pub const FAINT_MAX_RATE: f64 = 1.0 / FINE_STEPS as f64;
+/// Upper end of the faint regime: the table step `1 / STEPS`.
+pub const FAINT_MAX_RATE: f64 = 1.0 / STEPS as f64;
 
 /// Rates from here on use PTRS (whose constants are valid for `λ ≥ 10`); below, tables.
 pub const PTRS_MIN_RATE: f64 = super::tables::TABLE_MAX_RATE;
@@ -29,7 +30,7 @@ const FAINT_CAP: u32 = 40;
 
 /// PTRS gives up after this many rejections (never reached for a finite rate: each round
 /// accepts with probability > 0.6) and returns NaN rather than loop forever on garbage input.
-const PTRS_MAX_ROUNDS: u32 = 10_000;
+pub(super) const PTRS_MAX_ROUNDS: u32 = 10_000;
 
 /// `ln(k!)` for `k < 16`, correctly rounded.
 const LN_FACT: [f64; 16] = [
@@ -60,7 +61,7 @@ const TWO_POW_51: f64 = 2_251_799_813_685_248.0;
 /// One exact Poisson sample for `rate`, as an integer-valued `f64`.
 ///
 /// `rate == 0` gives exactly 0 without consuming randomness; a faint rate (`< 1/8`) takes one
-/// uniform, a rate below 32 three, a larger one two per PTRS round. Above 2^53 the count is
+/// uniform, a rate below 32 two, a larger one two per PTRS round. Above 2^53 the count is
 /// the exact sample rounded to the nearest `f64`. Negative, NaN or infinite rates return NaN
 /// (callers validate first).
 #[inline]
@@ -75,7 +76,7 @@ pub fn poisson(rng: &mut PatternRng, rate: f64) -> f64 {
             f64::NAN
         }
     } else if rate < PTRS_MIN_RATE {
-        let u = [rng.next_f64(), rng.next_f64(), rng.next_f64()];
+        let u = [rng.next_f64(), rng.next_f64()];
         tabled(rng, super::tables::tables(), rate, u)
     } else if rate < f64::INFINITY {
         let c = Ptrs::new(rate);
@@ -126,29 +127,28 @@ fn faint_search(rng: &mut PatternRng, r: f64, mut u: f64) -> f64 {
     }
 }
 
-/// Poisson(`λ`), `1/8 ≤ λ < 32` (any `0 ≤ λ < 32` works), from three uniforms:
-/// `Poisson(n) + Poisson(j/8) + Poisson(r)` with `λ = n + j/8 + r`.
+/// Poisson(`λ`), `1/8 ≤ λ < 32` (any `0 ≤ λ < 32` works), from two uniforms:
+/// `Poisson(m/8) + Poisson(r)` with `λ = m/8 + r`, `0 ≤ r < 1/8`.
 #[inline(always)]
-pub(super) fn tabled(rng: &mut PatternRng, t: &Tables, lam: f64, u: [f64; 3]) -> f64 {
-    let n = lam as u32; // truncation = floor for λ ≥ 0
-    let frac = lam - f64::from(n); // exact
-    let j = (frac * FINE_STEPS as f64) as u32;
-    let r = frac - f64::from(j) * FAINT_MAX_RATE; // exact: both are multiples of ulp(frac)
-    t.coarse(n, u[0]) + t.fine(j, u[1]) + faint(rng, r, u[2])
+pub(super) fn tabled(rng: &mut PatternRng, t: &Tables, lam: f64, u: [f64; 2]) -> f64 {
+    let scaled = lam * STEPS as f64; // exact (power of two)
+    let m = scaled as u32; // truncation = floor for λ ≥ 0
+    let r = (scaled - f64::from(m)) * FAINT_MAX_RATE; // exact
+    t.sample(m as usize, u[0]) + faint(rng, r, u[1])
 }
 
-/// `⌊x⌋` without a libm call (baseline x86-64 has no rounding instruction): adding and
-/// subtracting 1.5·2^52 rounds to the nearest integer for `|x| < 2^51`, then one step down if
-/// that overshot.
+/// `⌊x⌋` without a libm call or branch (baseline x86-64 has no rounding instruction), so that
+/// loops using it vectorise: adding and subtracting 1.5·2^52 rounds to the nearest integer for
+/// `|x| < 2^51`, then one step down if that overshot; from 2^51 on every `f64` is an integer.
 #[inline(always)]
 fn floor(x: f64) -> f64 {
     const ROUND: f64 = 6_755_399_441_055_744.0; // 1.5 · 2^52
+    let y = (x + ROUND) - ROUND;
+    let y = y - f64::from(u8::from(y > x));
     if x.abs() < TWO_POW_51 {
-        let y = (x + ROUND) - ROUND;
-        // A select, not a branch: it goes either way half the time.
-        y - f64::from(u8::from(y > x))
+        y
     } else {
-        x.floor()
+        x
     }
 }
 
@@ -204,21 +204,74 @@ impl Ptrs {
 
     /// The exact test of a round that missed the squeeze: `k ≥ 0`, the `u_s < 0.013` cut, then
     /// `ln(v·α⁻¹ / (a/u_s² + b)) ≤ ln P(X = k)` with `α⁻¹ = 1.1239 + 1.1328/(b − 3.4)`.
-    ///
-    /// For `k ≥ 16`, `ln P(X = k) = −stirlerr(k) − ½ln(2π) − ½ln λ − g` with
-    /// `g = ½ln(k/λ) + bd0(k, λ)` ([`g_term`]), so one logarithm, of `hat·√λ`, suffices.
-    #[inline(never)]
+    #[inline]
     pub(super) fn slow_accept(&self, k: f64, u: f64, v: f64) -> bool {
+        let (decided, accept) = self.quick_verdict(k, u, v);
+        if decided {
+            accept
+        } else {
+            self.exact_accept(k, u, v)
+        }
+    }
+
+    /// The exact test without branches or calls, so that batches of it vectorise:
+    /// `(decided, accept)`. Both sides of `ln(hat·√λ) ≤ ln P(X = k) + ½ln λ` are evaluated
+    /// cheaply with rigorous error bounds, and a verdict is given only when they are further
+    /// apart than those bounds (all but ~1e-5 of the time for large `λ`); it is then the exact
+    /// verdict, not an estimate. Otherwise (or for `k = 0`, or `|k − λ| > 0.42(k + λ)`)
+    /// [`Ptrs::exact_accept`] must be asked.
+    ///
+    /// `ln P(X = k) + ½ln λ = −stirlerr(k) − ½ln(2π) − g`, `g = (k + ½)·ln(k/λ) − (k − λ)`
+    /// (see [`g_term`]); `stirlerr(k) ∈ [1/(12k) − 1/(360k³), 1/(12k)]`; `g` uses four terms
+    /// of its series in `w = t²` and bounds the rest; `ln(hat·√λ)` comes from [`ln_approx`].
+    #[inline(always)]
+    pub(super) fn quick_verdict(&self, k: f64, u: f64, v: f64) -> (bool, bool) {
+        let us = 0.5 - u.abs();
+        let cut = k < 0.0 || (us < 0.013 && v > us);
+        let (num, den) = self.hat(us, v);
+        let (ln_y, ln_ok) = ln_approx(num * self.slam / den);
+        // k − λ without the rounding of the subtraction at large λ.
+        let d = (k - self.lam_int) - self.lam_frac;
+        // One division for both 1/(12k) and t = d/(k + λ).
+        let inv = 1.0 / (k * (k + self.lam));
+        let t = d * k * inv;
+        let st = (k + self.lam) * inv * (1.0 / 12.0);
+        let w = t * t;
+        let c = (2.0 * k + 1.0) * t * w;
+        let g =
+            t * (d + 1.0) + c * (1.0 / 3.0 + w * (1.0 / 5.0 + w * (1.0 / 7.0 + w * (1.0 / 9.0))));
+        let rhs = -(st + HALF_LN_2PI + g);
+        // Σ_{j≥4} w^j/(2j+3) ≤ w⁴/(11(1 − w)) < w⁴/9 for w < 2/11; 4.8·st³ = 1/(360k³).
+        let err =
+            LN_APPROX_ERR + c.abs() * (w * w) * (w * w) * (1.0 / 9.0) + 4.8 * st * st * st + 1e-9;
+        let usable = ln_ok & (k >= 1.0) & (w < 0.18);
+        let sure_accept = ln_y + err <= rhs;
+        let sure_reject = ln_y - err > rhs;
+        let decided = cut | (usable & (sure_accept | sure_reject));
+        (decided, !cut & sure_accept)
+    }
+
+    /// `hat = v·α⁻¹/(a/u_s² + b)` as `(numerator, denominator)`:
+    /// `v·(1.1239(b − 3.4) + 1.1328)·u_s² / ((b − 3.4)(a + b·u_s²))`.
+    #[inline(always)]
+    fn hat(&self, us: f64, v: f64) -> (f64, f64) {
+        let us2 = us * us;
+        let b34 = self.b - 3.4;
+        (
+            v * (1.1239 * b34 + 1.1328) * us2,
+            b34 * (self.a + self.b * us2),
+        )
+    }
+
+    /// The exact test with library logarithms, for the cases [`Ptrs::quick_verdict`] leaves.
+    #[cold]
+    #[inline(never)]
+    pub(super) fn exact_accept(&self, k: f64, u: f64, v: f64) -> bool {
         let us = 0.5 - u.abs();
         if k < 0.0 || (us < 0.013 && v > us) {
             return false;
         }
-        // hat = v·α⁻¹/(a/u_s² + b) = v·(1.1239(b − 3.4) + 1.1328)·u_s² / ((b − 3.4)(a + b·u_s²))
-        let us2 = us * us;
-        let b34 = self.b - 3.4;
-        let num = v * (1.1239 * b34 + 1.1328) * us2;
-        let den = b34 * (self.a + self.b * us2);
-        // k − λ without the rounding of the subtraction at large λ.
+        let (num, den) = self.hat(us, v);
         let d = (k - self.lam_int) - self.lam_frac;
         if k < 16.0 {
             (num / den).ln() <= ln_pmf(k, self.lam, d)
@@ -239,6 +292,40 @@ impl Ptrs {
             }
         }
         f64::NAN
+    }
+}
+
+/// The exact tests of many missed rounds at once: `(decided[j], accept[j])` is
+/// `Ptrs::with_root(lam[j], slam[j]).quick_verdict(k[j], u[j], v[j])`. Branch-free, so the
+/// compiler vectorises it.
+pub(super) fn ptrs_verdicts(
+    lam: &[f64],
+    slam: &[f64],
+    uv: &[(f64, f64)],
+    k: &[f64],
+    decided: &mut [bool],
+    accept: &mut [bool],
+) {
+    let inputs = lam.iter().zip(slam).zip(uv).zip(k);
+    let outputs = decided.iter_mut().zip(accept.iter_mut());
+    for ((((&l, &s), &(u, v)), &kj), (dj, aj)) in inputs.zip(outputs) {
+        (*dj, *aj) = Ptrs::with_root(l, s).quick_verdict(kj, u, v);
+    }
+}
+
+/// First PTRS rounds of many rates at once: for each `j`, `(k[j], squeeze[j])` is
+/// `Ptrs::with_root(lam[j], slam[j]).round(u[j], v[j])`, bit for bit. Branch-free, so the
+/// compiler vectorises it.
+pub(super) fn ptrs_rounds(
+    lam: &[f64],
+    slam: &[f64],
+    uv: &[(f64, f64)],
+    k: &mut [f64],
+    squeeze: &mut [bool],
+) {
+    let inputs = lam.iter().zip(slam).zip(uv);
+    for (((&l, &s), &(u, v)), (kj, qj)) in inputs.zip(k.iter_mut().zip(squeeze.iter_mut())) {
+        (*kj, *qj) = Ptrs::with_root(l, s).round(u, v);
     }
 }
 
@@ -284,30 +371,60 @@ fn bd0(k: f64, lam: f64, d: f64) -> f64 {
 
 /// `½ln(k/λ) + bd0(k, λ) = (k + ½)·ln(k/λ) − d` with `d = k − λ`, without cancellation.
 ///
-/// With `v = d/(k + λ)`, `ln(k/λ) = 2·atanh(v)`, and `(2k + 1)v − d = v(d + 1)`, so
-/// `g = v(d + 1) + (2k + 1)·v³·(1/3 + v²/5 + v⁴/7 + …)`.
-#[inline(always)]
+/// With `t = d/(k + λ)`, `ln(k/λ) = 2·atanh(t)`, and `(2k + 1)t − d = t(d + 1)`, so
+/// `g = t(d + 1) + (2k + 1)·t³·(1/3 + t²/5 + t⁴/7 + …)`.
 fn g_term(k: f64, lam: f64, d: f64) -> f64 {
-    let v = d / (k + lam);
-    if v.abs() < 0.1 {
-        let w = v * v;
-        v * (d + 1.0) + (2.0 * k + 1.0) * v * w * atanh_tail(w)
+    let t = d / (k + lam);
+    let w = t * t;
+    if w < ATANH_TAIL_MAX_W {
+        t * (d + 1.0) + (2.0 * k + 1.0) * t * w * atanh_tail(w)
     } else {
         (k + 0.5) * (d / lam).ln_1p() - d
     }
 }
 
-/// `1/3 + w/5 + w²/7 + … + w⁷/17` for `0 ≤ w < 0.01`, i.e. `(atanh(v) − v)/v³` with `w = v²`;
-/// the omitted terms are below 1e-17 of the sum. Estrin's scheme.
+/// [`atanh_tail`] is accurate for `w` below this (`|t| < 1/3`).
+const ATANH_TAIL_MAX_W: f64 = 1.0 / 9.0;
+
+/// `Σ_{j=0…16} w^j/(2j + 3) = 1/3 + w/5 + … + w¹⁶/35`, i.e. `(atanh(t) − t)/t³` with `w = t²`,
+/// for `0 ≤ w < 1/9`; the omitted terms are below 1e-17 of the sum. Estrin's scheme.
 #[inline(always)]
 fn atanh_tail(w: f64) -> f64 {
+    let c = |j: u32| 1.0 / f64::from(2 * j + 3);
     let w2 = w * w;
     let w4 = w2 * w2;
-    let p01 = 1.0 / 3.0 + w * (1.0 / 5.0);
-    let p23 = 1.0 / 7.0 + w * (1.0 / 9.0);
-    let p45 = 1.0 / 11.0 + w * (1.0 / 13.0);
-    let p67 = 1.0 / 15.0 + w * (1.0 / 17.0);
-    (p01 + w2 * p23) + w4 * (p45 + w2 * p67)
+    let w8 = w4 * w4;
+    let p = |j: u32| c(j) + w * c(j + 1);
+    let q = |j: u32| p(j) + w2 * p(j + 2);
+    let r = |j: u32| q(j) + w4 * q(j + 4);
+    (r(0) + w8 * r(8)) + (w8 * w8) * c(16)
+}
+
+/// Bound on `|ln y − ln_approx(y)|` for positive normal `y`: the series truncation
+/// (`2|s|·s⁶/(7(1 − s²)) ≤ 1.3e-6` for `|s| ≤ 0.1716`) plus rounding.
+const LN_APPROX_ERR: f64 = 1.5e-6;
+
+/// `ln y` to within [`LN_APPROX_ERR`] from the bits of `y`, without a library call or table,
+/// and whether `y` is a positive normal number (else the value is meaningless).
+///
+/// `y = 2^e·m` with `m ∈ [1/√2, √2)`, `s = (m − 1)/(m + 1)`, `ln m = 2·atanh(s) ≈ 2s(1 + s²/3 +
+/// s⁴/5)`.
+#[inline(always)]
+fn ln_approx(y: f64) -> (f64, bool) {
+    const ONE: u64 = 0x3ff0_0000_0000_0000;
+    const MANTISSA: u64 = 0x000f_ffff_ffff_ffff;
+    const TWO_POW_52: f64 = 4_503_599_627_370_496.0;
+    let ok = (f64::MIN_POSITIVE..f64::INFINITY).contains(&y);
+    let bits = y.to_bits();
+    // Exponent as an exact f64, without an integer conversion (which would not vectorise).
+    let e = f64::from_bits((bits >> 52) | 0x4330_0000_0000_0000) - (TWO_POW_52 + 1023.0);
+    let m = f64::from_bits((bits & MANTISSA) | ONE);
+    let big = m > std::f64::consts::SQRT_2;
+    let (m, e) = if big { (m * 0.5, e + 1.0) } else { (m, e) };
+    let s = (m - 1.0) / (m + 1.0);
+    let s2 = s * s;
+    let ln_m = 2.0 * s * (1.0 + s2 * (1.0 / 3.0 + s2 * (1.0 / 5.0)));
+    (e * std::f64::consts::LN_2 + ln_m, ok)
 }
 
 #[cfg(test)]
@@ -381,6 +498,71 @@ mod tests {
                 let tol = 1e-13 * want.abs().max(1.0);
                 assert!((got - want).abs() < tol, "λ={lam} k={k}: {got} vs {want}");
             }
+        }
+    }
+
+    #[test]
+    fn ln_approx_within_bound() {
+        let mut r = PatternRng::new(3, 3);
+        let mut worst = 0.0f64;
+        for i in 0..400_000 {
+            let y = match i % 4 {
+                0 => r.next_f64(),
+                1 => r.next_f64() * 1e-30,
+                2 => (r.next_f64() - 0.5) * 1e6 + 5e5 + 1e-300,
+                _ => 1.0 + (r.next_f64() - 0.5) * 1e-9,
+            };
+            if y > 0.0 {
+                let (l, ok) = ln_approx(y);
+                assert!(ok, "{y}");
+                worst = worst.max((l - y.ln()).abs());
+            }
+        }
+        assert!(worst < LN_APPROX_ERR, "{worst}");
+        for m in [std::f64::consts::SQRT_2, 1.0, 2.0 - 1e-16, 0.75] {
+            assert!((ln_approx(m).0 - m.ln()).abs() < LN_APPROX_ERR, "{m}");
+        }
+        for y in [0.0, -1.0, f64::INFINITY, f64::NAN, f64::MIN_POSITIVE / 2.0] {
+            assert!(!ln_approx(y).1, "{y}");
+        }
+    }
+
+    #[test]
+    fn quick_verdict_agrees_with_exact_test() {
+        let mut r = PatternRng::new(4, 4);
+        let mut undecided = 0usize;
+        let mut total = 0usize;
+        for lam in [32.0, 33.7, 100.0, 1e3, 1e5, 1e9, 1e14] {
+            let c = Ptrs::new(lam);
+            for _ in 0..50_000 {
+                let u = r.next_f64() - 0.5;
+                let v = r.next_f64();
+                let (k, fast) = c.round(u, v);
+                if fast {
+                    continue;
+                }
+                total += 1;
+                let (decided, accept) = c.quick_verdict(k, u, v);
+                if decided {
+                    assert_eq!(accept, c.exact_accept(k, u, v), "λ={lam} k={k} u={u} v={v}");
+                } else {
+                    undecided += 1;
+                }
+            }
+        }
+        // Left to the library logarithm: a small fraction of the slow rounds.
+        assert!(undecided * 50 < total, "{undecided} of {total}");
+    }
+
+    #[test]
+    fn atanh_tail_matches_series() {
+        for t in [0.0f64, 1e-8, 1e-3, 0.05, 0.1, 0.2, 0.3, 0.333] {
+            let w = t * t;
+            let want: f64 = (0..200).map(|j| w.powi(j) / f64::from(2 * j + 3)).sum();
+            assert!(
+                (atanh_tail(w) - want).abs() <= 2.0 * f64::EPSILON * want,
+                "t={t}"
+            );
         }
     }
 

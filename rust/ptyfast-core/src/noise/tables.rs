@@ -1,44 +1,46 @@
-//! Cumulative-probability tables of the Poisson rates `0, 1, …, 31` and `0, 1/8, …, 7/8`,
-//! inverted with guide tables (see [`super::poisson`] for how a rate below 32 is split over
-//! them).
+//! Cumulative-probability tables of the Poisson rates `m/8`, `m = 0 … 255`, inverted through
+//! guide tables without data-dependent branches in the common case (see [`super::poisson`] for
+//! how a rate below 32 is split over them).
 
 use std::sync::OnceLock;
 
 use super::poisson::ln_pmf;
 
-/// Rates below this are sampled from the tables (integer rows `0 … TABLE_MAX_RATE − 1`).
+/// Rates below this are sampled from the tables.
 pub const TABLE_MAX_RATE: f64 = 32.0;
-/// Fine rows hold rates `j / FINE_STEPS`, `j = 1 … FINE_STEPS − 1`.
-pub const FINE_STEPS: usize = 8;
+/// Table rates are the multiples of `1 / STEPS` below [`TABLE_MAX_RATE`].
+pub const STEPS: usize = 8;
 
-const COARSE_ROWS: usize = TABLE_MAX_RATE as usize;
+const ROWS: usize = TABLE_MAX_RATE as usize * STEPS;
+/// Guide cells per row.
 const GUIDE: usize = 64;
+/// Cumulative values compared without branching after the guide lookup; a uniform beyond them
+/// (~2 % of draws, mostly in the first and last cells, where the tails pack many values) falls
+/// back to a scan.
+const WINDOW: usize = 4;
 /// A row ends where the next probability drops below this (and past the mode): the mass left
 /// out is ~1e-22, far below the 2^-53 resolution of a uniform.
 const TAIL_CUTOFF: f64 = 1e-22;
 
-/// All rows, flattened.
+/// All rows, flattened (~180 kB in all: L2-resident).
 pub struct Tables {
-    /// Per row: `F(0), F(1), …, F(K)` then a sentinel `2.0` that every uniform lies below.
+    /// Per row: `F(0), F(1), …, F(K) = 1` then `WINDOW` sentinels `2.0`, above every uniform.
     cdf: Vec<f64>,
-    /// Per row: the index in `cdf` of `k = 0`.
+    /// Per row: the index in `cdf` of `F(0)`.
     start: Vec<usize>,
-    /// Per row, `GUIDE` entries: for cell `c`, the first index in `cdf` with `F > c / GUIDE`.
-    guide: Vec<usize>,
+    /// Per row, `GUIDE` entries: for cell `c`, the least `k` with `F(k) > c / GUIDE`.
+    guide: Vec<u16>,
 }
 
 impl Tables {
     fn build() -> Self {
         let mut t = Tables {
             cdf: Vec::new(),
-            start: Vec::new(),
-            guide: Vec::new(),
+            start: Vec::with_capacity(ROWS),
+            guide: Vec::with_capacity(ROWS * GUIDE),
         };
-        for n in 0..COARSE_ROWS {
-            t.push_row(n as f64);
-        }
-        for j in 0..FINE_STEPS {
-            t.push_row(j as f64 / FINE_STEPS as f64);
+        for m in 0..ROWS {
+            t.push_row(m as f64 / STEPS as f64);
         }
         t
     }
@@ -47,61 +49,64 @@ impl Tables {
         let start = self.cdf.len();
         self.start.push(start);
         if lam == 0.0 {
-            self.cdf.extend([1.0, 2.0]);
-            self.guide.extend([start; GUIDE]);
-            return;
-        }
-        let mut pmf = Vec::new();
-        let mut k = 0.0f64;
-        loop {
-            let p = ln_pmf(k, lam, k - lam).exp();
-            pmf.push(p);
-            if k > lam && p < TAIL_CUTOFF {
-                break;
+            self.cdf.push(1.0);
+        } else {
+            let mut pmf = Vec::new();
+            let mut k = 0.0f64;
+            loop {
+                let p = ln_pmf(k, lam, k - lam).exp();
+                pmf.push(p);
+                if k > lam && p < TAIL_CUTOFF {
+                    break;
+                }
+                k += 1.0;
             }
-            k += 1.0;
+            // Compensated running sums, normalised by the compensated total so that the
+            // few-ulp relative errors of the probabilities leave no gap below 1 at the end.
+            let sums = compensated_cumsum(&pmf);
+            let total = sums.last().copied().unwrap_or(1.0);
+            self.cdf.extend(sums.iter().map(|f| f / total));
         }
-        // Neumaier-compensated running sums, normalised by the compensated total so that the
-        // few-ulp relative errors of the probabilities do not leave a gap below 1 at the end.
-        let sums = compensated_cumsum(&pmf);
-        let total = sums.last().copied().unwrap_or(1.0);
-        self.cdf.extend(sums.iter().map(|f| f / total));
-        self.cdf.push(2.0);
+        self.cdf.extend([2.0; WINDOW]);
         let row = &self.cdf[start..];
-        let mut i = 0;
+        let mut k = 0usize;
         for c in 0..GUIDE {
             let threshold = c as f64 / GUIDE as f64;
-            while row[i] <= threshold {
-                i += 1;
+            while row[k] <= threshold {
+                k += 1;
             }
-            self.guide.push(start + i);
+            self.guide.push(k as u16);
         }
     }
 
-    /// `min{k : u < F(k)}` in row `row` for `u ∈ [0, 1)`.
+    /// `min{k : u < F(k)}` in row `m` (rate `m / STEPS`) for `u ∈ [0, 1)`.
     #[inline(always)]
-    fn invert(&self, row: usize, u: f64) -> f64 {
+    pub fn sample(&self, m: usize, u: f64) -> f64 {
         let cell = (u * GUIDE as f64) as usize;
-        let mut i = self.guide.get(row * GUIDE + cell).copied().unwrap_or(0);
+        let g = self.guide.get(m * GUIDE + cell).copied().unwrap_or(0) as usize;
+        let i = self.start.get(m).copied().unwrap_or(0) + g;
+        let Some(w) = self.cdf.get(i..i + WINDOW) else {
+            return f64::NAN; // unreachable: every row ends with WINDOW sentinels
+        };
+        let above = w.iter().map(|&f| usize::from(u >= f)).sum::<usize>();
+        if above < WINDOW {
+            (g + above) as f64
+        } else {
+            self.scan(i + WINDOW, u) - self.start.get(m).copied().unwrap_or(0) as f64
+        }
+    }
+
+    /// The index of the first `F > u` from `i` on, as `f64`.
+    #[cold]
+    #[inline(never)]
+    fn scan(&self, mut i: usize, u: f64) -> f64 {
         while let Some(&f) = self.cdf.get(i) {
             if u < f {
                 break;
             }
             i += 1;
         }
-        (i - self.start.get(row).copied().unwrap_or(0)) as f64
-    }
-
-    /// Poisson(`n`) for an integer `0 ≤ n < TABLE_MAX_RATE`.
-    #[inline(always)]
-    pub fn coarse(&self, n: u32, u: f64) -> f64 {
-        self.invert(n as usize, u)
-    }
-
-    /// Poisson(`j / FINE_STEPS`) for `0 ≤ j < FINE_STEPS`.
-    #[inline(always)]
-    pub fn fine(&self, j: u32, u: f64) -> f64 {
-        self.invert(COARSE_ROWS + j as usize, u)
+        i as f64
     }
 }
 
@@ -122,7 +127,7 @@ fn compensated_cumsum(p: &[f64]) -> Vec<f64> {
         .collect()
 }
 
-/// The tables, built on first use (~50 µs; ~25 kB).
+/// The tables, built on first use (~0.5 ms).
 #[inline(always)]
 pub fn tables() -> &'static Tables {
     static TABLES: OnceLock<Tables> = OnceLock::new();
@@ -133,50 +138,59 @@ pub fn tables() -> &'static Tables {
 mod tests {
     use super::*;
 
+    fn row(t: &Tables, m: usize) -> &[f64] {
+        let end = t.start.get(m + 1).copied().unwrap_or(t.cdf.len());
+        &t.cdf[t.start[m]..end]
+    }
+
     #[test]
     fn rows_are_cumulative_distributions() {
         let t = tables();
-        for (r, &s) in t.start.iter().enumerate() {
-            let end = t.start.get(r + 1).copied().unwrap_or(t.cdf.len());
-            let row = &t.cdf[s..end];
-            assert_eq!(row.last(), Some(&2.0));
-            let body = &row[..row.len() - 1];
-            assert!(body.windows(2).all(|w| w[0] <= w[1]));
-            let last = body[body.len() - 1];
-            assert_eq!(last, 1.0, "row {r}");
+        assert_eq!(t.start.len(), ROWS);
+        assert!(
+            t.cdf.len() * 8 + t.guide.len() * 2 < 200_000,
+            "{}",
+            t.cdf.len()
+        );
+        for m in 0..ROWS {
+            let r = row(t, m);
+            let (body, tail) = r.split_at(r.len() - WINDOW);
+            assert!(tail.iter().all(|&f| f == 2.0));
+            assert!(body.windows(2).all(|w| w[0] <= w[1]), "row {m}");
+            assert_eq!(body.last(), Some(&1.0), "row {m}");
         }
     }
 
     #[test]
     fn inversion_matches_linear_search() {
         let t = tables();
-        let row = &t.cdf[t.start[7]..];
-        for i in 0..=4096 {
-            let u = (i as f64 / 4096.0).min(1.0 - f64::EPSILON / 2.0);
-            let want = row.iter().position(|&f| u < f).unwrap_or(0) as f64;
-            assert_eq!(t.coarse(7, u), want, "u={u}");
+        for m in [0, 1, 5, 8, 56, 100, 255] {
+            let r = row(t, m);
+            let mut us: Vec<f64> = (0..=8192).map(|i| i as f64 / 8192.0).collect();
+            us.extend(r.iter().filter(|&&f| f < 1.0).copied()); // exactly at F(k): k + 1
+            us.push(1.0 - f64::EPSILON / 2.0);
+            for u in us.into_iter().filter(|&u| u < 1.0) {
+                let want = r.iter().position(|&f| u < f).unwrap_or(usize::MAX) as f64;
+                assert_eq!(t.sample(m, u), want, "m={m} u={u}");
+            }
         }
-        // Exactly at a cumulative value u = F(k) the answer is k + 1.
-        let f2 = row[2];
-        assert_eq!(t.coarse(7, f2), 3.0);
     }
 
     #[test]
-    fn zero_rows_give_zero() {
+    fn zero_row_gives_zero() {
         let t = tables();
         for u in [0.0, 0.5, 1.0 - f64::EPSILON / 2.0] {
-            assert_eq!(t.coarse(0, u), 0.0);
-            assert_eq!(t.fine(0, u), 0.0);
+            assert_eq!(t.sample(0, u), 0.0);
         }
     }
 
     #[test]
-    fn first_entries_are_exact() {
+    fn first_entries_match_exp() {
         let t = tables();
-        // Normalisation moves the first entry by at most a few ulp.
+        // Normalisation moves an entry by at most a few ulp.
         let close = |a: f64, b: f64| (a - b).abs() <= 4.0 * f64::EPSILON * b;
-        assert!(close(t.cdf[t.start[1]], (-1.0f64).exp()));
-        let fine = t.start[COARSE_ROWS + 4]; // λ = 4/8
-        assert!(close(t.cdf[fine], (-0.5f64).exp()));
+        assert!(close(row(t, 8)[0], (-1.0f64).exp()));
+        assert!(close(row(t, 4)[0], (-0.5f64).exp()));
+        assert!(close(row(t, 255)[0], (-31.875f64).exp()));
     }
 }
