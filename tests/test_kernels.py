@@ -222,11 +222,12 @@ def test_illuminated_energy_is_the_diffraction_energy():
 
 
 @pytest.mark.parametrize("n", [16, 17])
-def test_simulate_without_noise_equals_the_separate_kernels(n):
+@pytest.mark.parametrize("m", [3, 40])  # few patterns: the object is sampled untransposed
+def test_simulate_without_noise_equals_the_separate_kernels(n, m):
     rng = np.random.default_rng(n)
     obj = random_complex(rng, (60, 50))
     probe = random_complex(rng, (n, n))
-    pos = np.column_stack([rng.uniform(-4, 54, 40), rng.uniform(-4, 64, 40)])
+    pos = np.column_stack([rng.uniform(-4, 54, m), rng.uniform(-4, 64, m)])
     amps, patches = K.simulate(obj, pos, probe, scale=3.0, poisson=False, return_patches=True)
     want_patches = K.extract_patches(obj, pos, n)
     np.testing.assert_array_equal(patches, want_patches)

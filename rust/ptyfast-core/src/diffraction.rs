@@ -92,9 +92,7 @@ impl FarField {
     /// [`Error::InvalidArgument`] (`field`) when `field.len() != N²`.
     pub fn load_field(&mut self, field: &[Complex32]) -> Result<()> {
         self.check_len("field", field.len())?;
-        // Stream the (possibly uncached) input in contiguously, then transpose in cache.
-        self.work.copy_from_slice(field);
-        transpose(&self.work, &mut self.field_t, self.n);
+        transpose(field, &mut self.field_t, self.n);
         Ok(())
     }
 
@@ -270,9 +268,11 @@ pub fn diffract(
     out.par_chunks_mut(nn)
         .zip(src.par_chunks(nn))
         .for_each_init(
-            || template.clone(),
-            |ff, (o, p)| {
-                if ff.load_field(p).is_ok() {
+            || (template.clone(), vec![Complex32::new(0.0, 0.0); nn]),
+            |(ff, staging), (o, p)| {
+                // Stream the (likely uncached) patch in contiguously, transpose it in cache.
+                staging.copy_from_slice(p);
+                if ff.load_field(staging).is_ok() {
                     illuminate(ff.field_t_mut(), &sprobe_t);
                     ff.transform(o);
                 }

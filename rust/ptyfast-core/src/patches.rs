@@ -43,6 +43,44 @@ impl<'a> Object<'a> {
         Ok(Object { data, h, w })
     }
 
+    /// The object's dimensions `(H, W)`.
+    pub(crate) fn dim(&self) -> (usize, usize) {
+        (self.h, self.w)
+    }
+
+    /// The transposed object (`W × H`, C order), copied in parallel cache-sized tiles.
+    pub(crate) fn transposed(&self) -> Vec<Complex32> {
+        const T: usize = 32;
+        let (h, w) = (self.h, self.w);
+        let mut out = vec![Complex32::new(0.0, 0.0); h * w];
+        // Each job writes T rows of the transpose (T columns of the object).
+        out.par_chunks_mut(T * h).enumerate().for_each(|(j, dst)| {
+            let c0 = j * T;
+            for r0 in (0..h).step_by(T) {
+                let r1 = (r0 + T).min(h);
+                for (k, drow) in dst.chunks_exact_mut(h).enumerate() {
+                    let c = c0 + k;
+                    for (d, r) in drow[r0..r1].iter_mut().zip(r0..r1) {
+                        if let Some(v) = self.data.get(r * w + c) {
+                            *d = *v;
+                        }
+                    }
+                }
+            }
+        });
+        out
+    }
+
+    /// Wraps a row-major `h × w` buffer (`data.len() == h * w`, both non-zero).
+    pub(crate) fn from_slice(data: &'a [Complex32], h: usize, w: usize) -> Result<Self> {
+        if h == 0 || w == 0 || data.len() != h * w {
+            return Err(Error::Unsupported(
+                "object buffer does not match its shape".into(),
+            ));
+        }
+        Ok(Object { data, h, w })
+    }
+
     fn row(&self, r: usize) -> &'a [Complex32] {
         let start = r * self.w;
         self.data.get(start..start + self.w).unwrap_or(&[])
