@@ -14,8 +14,8 @@
 //!
 //! [`FarField`] holds one FFT plan and the scratch of one worker; it is built once per call and
 //! cloned once per rayon job, so nothing is allocated per pattern. It takes the field
-//! *transposed* (the fused simulation samples a transposed copy of the object, so this costs
-//! nothing there): the row FFTs of `fieldᵀ` are the column FFTs of the field, one tiled
+//! *transposed* (the fused simulation usually samples a transposed copy of the object, so this
+//! costs nothing there): the row FFTs of `fieldᵀ` are the column FFTs of the field, one tiled
 //! transpose puts the spectrum in natural order for the row FFTs, and the amplitudes are then
 //! written row by row with fftshift folded into the write.
 
