@@ -14,8 +14,8 @@
 //!
 //! [`FarField`] holds one FFT plan and the scratch of one worker; it is built once per call and
 //! cloned once per rayon job, so nothing is allocated per pattern. It takes the field
-//! *transposed* (the fused simulation samples a transposed copy of the object, so this costs
-//! nothing there): the row FFTs of `fieldᵀ` are the column FFTs of the field, one tiled
+//! *transposed* (the fused simulation usually samples a transposed copy of the object, so this
+//! costs nothing there): the row FFTs of `fieldᵀ` are the column FFTs of the field, one tiled
 //! transpose puts the spectrum in natural order for the row FFTs, and the amplitudes are then
 //! written row by row with fftshift folded into the write.
 
@@ -29,7 +29,7 @@ use rustfft::{Fft, FftPlanner};
 use crate::patches::{checked_len, zeroed};
 use crate::{Complex32, Error, Result};
 
-/// Tile edge of the blocked transpose: a 32 × 32 complex64 tile is 8 KiB.
+/// Tile edge of the blocked transpose (a multiple of 4): a 32 × 32 complex64 tile is 8 KiB.
 const TILE: usize = 32;
 
 /// One worker's far-field transform of size `N × N`: the FFT plan (shared) and its scratch.
@@ -92,9 +92,7 @@ impl FarField {
     /// [`Error::InvalidArgument`] (`field`) when `field.len() != N²`.
     pub fn load_field(&mut self, field: &[Complex32]) -> Result<()> {
         self.check_len("field", field.len())?;
-        // Stream the (possibly uncached) input in contiguously, then transpose in cache.
-        self.work.copy_from_slice(field);
-        transpose(&self.work, &mut self.field_t, self.n);
+        transpose(field, &mut self.field_t, self.n);
         Ok(())
     }
 
@@ -135,21 +133,37 @@ impl FarField {
     }
 }
 
-/// `dst = srcᵀ` for square `n × n` row-major buffers, in tiles.
+/// `dst = srcᵀ` for square `n × n` row-major buffers: cache tiles of 4 × 2 blocks (each block
+/// becomes two 4-value runs of `dst`), then the odd rows and column left over.
 pub(crate) fn transpose(src: &[Complex32], dst: &mut [Complex32], n: usize) {
     if src.len() < n * n || dst.len() < n * n {
         return;
     }
-    for r0 in (0..n).step_by(TILE) {
-        let r1 = (r0 + TILE).min(n);
-        for c0 in (0..n).step_by(TILE) {
-            let c1 = (c0 + TILE).min(n);
-            for c in c0..c1 {
-                let drow = &mut dst[c * n + r0..c * n + r1];
-                for (d, r) in drow.iter_mut().zip(r0..r1) {
-                    *d = src[r * n + c];
+    let (r4, c2) = (n - n % 4, n - n % 2);
+    for r0 in (0..r4).step_by(TILE) {
+        let r1 = (r0 + TILE).min(r4);
+        for c0 in (0..c2).step_by(TILE) {
+            let c1 = (c0 + TILE).min(c2);
+            for r in (r0..r1).step_by(4) {
+                let row = |k: usize| src[(r + k) * n + c0..(r + k) * n + c1].chunks_exact(2);
+                let quads = row(0).zip(row(1)).zip(row(2).zip(row(3)));
+                for (k, ((a, b), (c, d))) in quads.enumerate() {
+                    let col = c0 + 2 * k;
+                    dst[col * n + r..col * n + r + 4].copy_from_slice(&[a[0], b[0], c[0], d[0]]);
+                    let next = (col + 1) * n + r;
+                    dst[next..next + 4].copy_from_slice(&[a[1], b[1], c[1], d[1]]);
                 }
             }
+        }
+    }
+    for r in r4..n {
+        for c in 0..n {
+            dst[c * n + r] = src[r * n + c];
+        }
+    }
+    for c in c2..n {
+        for r in 0..r4 {
+            dst[c * n + r] = src[r * n + c];
         }
     }
 }
@@ -270,9 +284,11 @@ pub fn diffract(
     out.par_chunks_mut(nn)
         .zip(src.par_chunks(nn))
         .for_each_init(
-            || template.clone(),
-            |ff, (o, p)| {
-                if ff.load_field(p).is_ok() {
+            || (template.clone(), vec![Complex32::new(0.0, 0.0); nn]),
+            |(ff, staging), (o, p)| {
+                // Stream the (likely uncached) patch in contiguously, transpose it in cache.
+                staging.copy_from_slice(p);
+                if ff.load_field(staging).is_ok() {
                     illuminate(ff.field_t_mut(), &sprobe_t);
                     ff.transform(o);
                 }
@@ -368,6 +384,20 @@ mod tests {
                     .enumerate()
                     .fold((0, f32::MIN), |m, (i, &v)| if v > m.1 { (i, v) } else { m });
             assert_eq!(imax, peak, "n={n}");
+        }
+    }
+
+    #[test]
+    fn transpose_matches_index_swap() {
+        for n in (1..=40).chain([63, 64, 65, 66, 67, 97, 128]) {
+            let src = field(n, 5);
+            let mut dst = vec![Complex32::new(f32::NAN, 0.0); n * n];
+            transpose(&src, &mut dst, n);
+            for r in 0..n {
+                for c in 0..n {
+                    assert_eq!(dst[c * n + r], src[r * n + c], "n={n} r={r} c={c}");
+                }
+            }
         }
     }
 

@@ -43,6 +43,44 @@ impl<'a> Object<'a> {
         Ok(Object { data, h, w })
     }
 
+    /// The object's dimensions `(H, W)`.
+    pub(crate) fn dim(&self) -> (usize, usize) {
+        (self.h, self.w)
+    }
+
+    /// The transposed object (`W × H`, C order), copied in parallel cache-sized tiles.
+    pub(crate) fn transposed(&self) -> Vec<Complex32> {
+        const T: usize = 32;
+        let (h, w) = (self.h, self.w);
+        let mut out = vec![Complex32::new(0.0, 0.0); h * w];
+        // Each job writes T rows of the transpose (T columns of the object).
+        out.par_chunks_mut(T * h).enumerate().for_each(|(j, dst)| {
+            let c0 = j * T;
+            for r0 in (0..h).step_by(T) {
+                let r1 = (r0 + T).min(h);
+                for (k, drow) in dst.chunks_exact_mut(h).enumerate() {
+                    let c = c0 + k;
+                    for (d, r) in drow[r0..r1].iter_mut().zip(r0..r1) {
+                        if let Some(v) = self.data.get(r * w + c) {
+                            *d = *v;
+                        }
+                    }
+                }
+            }
+        });
+        out
+    }
+
+    /// Wraps a row-major `h × w` buffer (`data.len() == h * w`, both non-zero).
+    pub(crate) fn from_slice(data: &'a [Complex32], h: usize, w: usize) -> Result<Self> {
+        if h == 0 || w == 0 || data.len() != h * w {
+            return Err(Error::Unsupported(
+                "object buffer does not match its shape".into(),
+            ));
+        }
+        Ok(Object { data, h, w })
+    }
+
     fn row(&self, r: usize) -> &'a [Complex32] {
         let start = r * self.w;
         self.data.get(start..start + self.w).unwrap_or(&[])
@@ -69,6 +107,8 @@ struct AxisTable {
     i0: Vec<i64>,
     /// Weight of the upper corner (`s − floor(s)`, in `f32`).
     w: Vec<f32>,
+    /// Whether `i0` steps by exactly one (f32 rounding can make it skip an index).
+    consecutive: bool,
 }
 
 impl AxisTable {
@@ -80,9 +120,14 @@ impl AxisTable {
             let s = i as f32 + p;
             let f = s.floor();
             self.w.push(s - f);
-            // `as` saturates (and maps NaN to 0); the bounds checks then reject the corner.
+            // Positions are finite, so `s` is finite or ±inf (beyond the f32 range); `as`
+            // saturates ±inf and the bounds checks then reject the corner.
             self.i0.push((f as i64).saturating_sub(half));
         }
+        self.consecutive = self
+            .i0
+            .windows(2)
+            .all(|p| p[0].checked_add(1) == Some(p[1]));
     }
 
     /// Whether both corners of every entry lie in `[0, size)` (the table is non-decreasing).
@@ -160,7 +205,7 @@ fn row_interior(
         return;
     };
     let (first, last) = (first as usize, last as usize);
-    if last - first + 1 == out.len() {
+    if cols.consecutive {
         // Consecutive columns (the usual case): plain slices, no gathers.
         let (Some(ra), Some(rb)) = (ra.get(first..last + 2), rb.get(first..last + 2)) else {
             return;
@@ -170,7 +215,7 @@ fn row_interior(
             *o = blend(weights(wx, wy), a[0], a[1], b[0], b[1]);
         }
     } else {
-        // f32 rounding made a column index repeat or skip; gather per column.
+        // f32 rounding made a column index skip; gather per column.
         for ((o, &ix), &wx) in out.iter_mut().zip(&cols.i0).zip(&cols.w) {
             let ix = ix as usize;
             if let (Some(a), Some(b)) = (ra.get(ix..ix + 2), rb.get(ix..ix + 2)) {
@@ -482,6 +527,61 @@ mod tests {
                         assert_eq!(p[[r, col]], want, "n={n} x={x} y={y} r={r} c={col}");
                     }
                 }
+            }
+        }
+    }
+
+    /// The documented formula, pixel by pixel (same f32 operations, so bitwise equal).
+    fn naive(obj: &Array2<Complex32>, x: f64, y: f64, n: usize) -> Array2<Complex32> {
+        let (h, w) = obj.dim();
+        let half = (n / 2) as i64;
+        let at = |r: i64, col: i64| {
+            let inside = (0..h as i64).contains(&r) && (0..w as i64).contains(&col);
+            inside.then(|| obj[[r as usize, col as usize]])
+        };
+        Array2::from_shape_fn((n, n), |(r, col)| {
+            let (sx, sy) = (col as f32 + x as f32, r as f32 + y as f32);
+            let (fx, fy) = (sx.floor(), sy.floor());
+            let (ix, iy) = (fx as i64 - half, fy as i64 - half);
+            let wt = weights(sx - fx, sy - fy);
+            let corners = [
+                at(iy, ix),
+                at(iy, ix + 1),
+                at(iy + 1, ix),
+                at(iy + 1, ix + 1),
+            ];
+            let v = corners.map(|v| v.unwrap_or(c(0.0)));
+            let wt = [0, 1, 2, 3].map(|k| if corners[k].is_some() { wt[k] } else { 0.0 });
+            blend(wt, v[0], v[1], v[2], v[3])
+        })
+    }
+
+    #[test]
+    fn all_paths_match_the_pixelwise_formula() {
+        let obj = ramp(40, 300);
+        let mut positions = vec![(255.99998f32 as f64, 20.0), (128.0 - 1e-5, 19.99999)];
+        let mut s = 0x2545_f491_4f6c_dd1du64;
+        for _ in 0..200 {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            let u = (s >> 11) as f64 / (1u64 << 53) as f64;
+            let v = (s & 0xffff) as f64 / 65536.0;
+            positions.push((u * 320.0 - 10.0, v * 60.0 - 10.0));
+        }
+        let mut table = AxisTable::default();
+        table.fill(16, 255.99998f32);
+        assert!(
+            !table.consecutive,
+            "the skip case must exercise the gather path"
+        );
+        for (x, y) in positions {
+            for n in [5usize, 16] {
+                assert_eq!(
+                    one(&obj, x, y, n),
+                    naive(&obj, x, y, n),
+                    "x={x} y={y} n={n}"
+                );
             }
         }
     }

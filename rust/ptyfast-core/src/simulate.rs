@@ -156,14 +156,34 @@ pub fn simulate_into(
     scale: f32,
     noise: Option<Noise>,
     divide_by_scale: bool,
+    amplitudes: ArrayViewMut3<'_, f32>,
+    patches: Option<ArrayViewMut3<'_, Complex32>>,
+) -> Result<()> {
+    let args = (object, positions, probe, scale, noise, divide_by_scale);
+    simulate_impl(args, amplitudes, patches, None)
+}
+
+type SimulateArgs<'a, 'b, 'c> = (
+    ArrayView2<'a, Complex32>,
+    ArrayView2<'b, f64>,
+    ArrayView2<'c, Complex32>,
+    f32,
+    Option<Noise>,
+    bool,
+);
+
+/// [`simulate_into`], with the sampling orientation forced in tests.
+fn simulate_impl(
+    (object, positions, probe, scale, noise, divide_by_scale): SimulateArgs<'_, '_, '_>,
     mut amplitudes: ArrayViewMut3<'_, f32>,
     patches: Option<ArrayViewMut3<'_, Complex32>>,
+    force_transposed_object: Option<bool>,
 ) -> Result<()> {
     check_positions(&positions)?;
     let n = check_probe(&probe, None)?;
     check_scale(scale)?;
-    // Validates `obj` in its own orientation (for the error message); borrowed, not copied.
-    Object::new(&standard_object(&object))?;
+    let cow = standard_object(&object);
+    let obj = Object::new(&cow)?;
     let m = positions.nrows();
     if let Some(nz) = noise {
         if nz.first_index.checked_add(m as u64).is_none() {
@@ -195,27 +215,55 @@ pub fn simulate_into(
         None => None,
     };
 
-    // The far field takes the field transposed; sampling the transposed object gives exactly
-    // that (the bilinear blend is symmetric in rows and columns, so the values are those of
-    // `extract_patches` bit for bit) and saves a transpose per pattern.
+    // The far field takes the field transposed. Sampling a transposed copy of the object gives
+    // exactly that (the bilinear blend is symmetric in rows and columns, so the values equal
+    // `extract_patches`' bit for bit) and saves a transpose per pattern; it pays when the
+    // patterns outweigh the object, e.g. not for a small chunk of a huge object.
+    let (h, w) = obj.dim();
+    let transposed = force_transposed_object.unwrap_or(h.saturating_mul(w) <= m.saturating_mul(nn));
+    let obj_t_data = if transposed {
+        obj.transposed()
+    } else {
+        Vec::new()
+    };
+    let obj_t = if transposed {
+        Object::from_slice(&obj_t_data, w, h)?
+    } else {
+        obj
+    };
     let sprobe_t = scaled_probe(&probe.t(), scale);
-    let object_t = object.t();
-    let obj_t_cow = object_t.as_standard_layout();
-    let obj_t = Object::new(&obj_t_cow)?;
     let pos = positions_list(&positions);
     let template = FarField::new(n)?;
-    let init = || (template.clone(), Sampler::default());
-    let one = |(ff, sampler): &mut (FarField, Sampler),
+    let init = || {
+        let staging = if transposed {
+            Vec::new()
+        } else {
+            vec![Complex32::new(0.0, 0.0); nn]
+        };
+        (template.clone(), Sampler::default(), staging)
+    };
+    type State = (FarField, Sampler, Vec<Complex32>);
+    let one = |(ff, sampler, staging): &mut State,
                i: usize,
                amp: &mut [f32],
                patch: Option<&mut [Complex32]>| {
         let Some(&[x, y]) = pos.get(i) else { return };
-        let field_t = ff.field_t_mut();
-        sampler.sample(&obj_t, y, x, n, n, field_t);
-        if let Some(p) = patch {
-            transpose(field_t, p, n);
+        if transposed {
+            let field_t = ff.field_t_mut();
+            sampler.sample(&obj_t, y, x, n, n, field_t);
+            if let Some(p) = patch {
+                transpose(field_t, p, n);
+            }
+        } else {
+            sampler.sample(&obj, x, y, n, n, staging);
+            if let Some(p) = patch {
+                p.copy_from_slice(staging);
+            }
+            if ff.load_field(staging).is_err() {
+                return;
+            }
         }
-        illuminate(field_t, &sprobe_t);
+        illuminate(ff.field_t_mut(), &sprobe_t);
         ff.transform(amp);
         if let Some(nz) = noise {
             observe_pattern(amp, nz.seed, nz.first_index.wrapping_add(i as u64));
@@ -286,6 +334,39 @@ mod tests {
             let div = simulate(obj.view(), pos.view(), pr.view(), 3.5, None, true, false).unwrap();
             assert!(div.patches.is_none());
             assert_eq!(div.amplitudes, amps.mapv(|v| v / 3.5));
+        }
+    }
+
+    #[test]
+    fn both_sampling_orientations_agree_bitwise() {
+        let (obj, pos, pr) = (object(30, 44), positions(), probe(9));
+        let noise = Some(Noise {
+            seed: 3,
+            first_index: 10,
+        });
+        let run = |force| {
+            let mut a = Array3::<f32>::zeros((6, 9, 9));
+            let mut p = Array3::<Complex32>::zeros((6, 9, 9));
+            let args = (obj.view(), pos.view(), pr.view(), 1.5, noise, true);
+            simulate_impl(args, a.view_mut(), Some(p.view_mut()), Some(force)).unwrap();
+            (a, p)
+        };
+        let (a1, p1) = run(true);
+        let (a2, p2) = run(false);
+        assert_eq!(a1, a2);
+        assert_eq!(p1, p2);
+        assert_eq!(p1, extract_patches(obj.view(), pos.view(), 9).unwrap());
+    }
+
+    #[test]
+    fn transposed_object_copy() {
+        for (h, w) in [(1, 1), (3, 70), (65, 33), (40, 40)] {
+            let o = object(h, w);
+            let view = o.view();
+            let cow = standard_object(&view);
+            let obj = Object::new(&cow).unwrap();
+            let t = Array2::from_shape_vec((w, h), obj.transposed()).unwrap();
+            assert_eq!(t, o.t());
         }
     }
 
