@@ -22,9 +22,10 @@ import sys
 import time
 
 import numpy as np
+from scipy.spatial import cKDTree
+
 from ptyfast import _kernels
 from ptyfast import grouping as G
-from scipy.spatial import cKDTree
 
 # --------------------------------------------------------------------------- baselines
 

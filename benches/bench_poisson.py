@@ -28,8 +28,9 @@ import sys
 import time
 
 import numpy as np
-from ptyfast import _kernels
 from scipy.ndimage import gaussian_filter
+
+from ptyfast import _kernels
 
 N = 64
 FLAT_RATES = (0.01, 1.0, 10.0, 1e3, 1e6)

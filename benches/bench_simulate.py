@@ -21,6 +21,7 @@ import numpy as np
 import scipy.fft
 import scipy.ndimage
 import scipy.signal
+
 from ptyfast import _kernels as K
 
 BATCH = 512  # patterns per NumPy batch: large enough to vectorise, small enough for cache

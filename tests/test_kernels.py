@@ -16,10 +16,11 @@ import textwrap
 from pathlib import Path
 
 import numpy as np
-import ptyfast
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+import ptyfast
 from ptyfast import _kernels as K
 
 # --------------------------------------------------------------------------- references

@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from ptyfast import _kernels
 from scipy.spatial import cKDTree
+
+from ptyfast import _kernels
 
 
 def brute(points, queries, k):

@@ -6,6 +6,7 @@ it uses is compared here against ``numpy.random.RandomState`` itself.
 
 import numpy as np
 import pytest
+
 from ptyfast import _kernels
 
 SEEDS = [0, 1, 2, 7, 42, 12345, 2**31 - 1, 2**31, 2**32 - 2, 2**32 - 1]

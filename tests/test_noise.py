@@ -17,9 +17,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
+from scipy import stats
+
 from ptyfast import _kernels
 from ptyfast._kernels import observe_amplitudes, poisson_counts
-from scipy import stats
 
 P_MIN = 1e-4
 N_SAMPLES = 200_000

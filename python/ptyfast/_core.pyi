@@ -3,6 +3,30 @@
 import numpy as np
 import numpy.typing as npt
 
+__all__ = [
+    "PtyfastError",
+    "__version__",
+    "extract_patches",
+    "diffract",
+    "poisson_amplitudes",
+    "poisson_counts",
+    "illuminated_energy",
+    "simulate",
+    "knn",
+    "sample_then_group",
+    "oversample_groups",
+    "gather_groups",
+    "num_threads",
+    "gather_groups_scaled",
+    "pattern_energies",
+    "gather_groups_normalized",
+    "gather_groups_complex",
+    "legacy_permutation",
+    "legacy_choice",
+    "legacy_uniform",
+    "legacy_raw",
+]
+
 __version__: str
 
 class PtyfastError(ValueError): ...
