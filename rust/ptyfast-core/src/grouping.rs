@@ -13,13 +13,13 @@
 //! is scipy's traversal order and the chosen group members may differ.
 
 use std::borrow::Cow;
-use std::mem::MaybeUninit;
 
 use ndarray::{Array2, Array4, ArrayView2, ArrayView3};
 use rayon::prelude::*;
 
 use crate::knn::KnnIndex;
 use crate::legacy_rng::LegacyRandomState;
+use crate::patches::{zeroed, Zeroable};
 use crate::{Complex32, Error, Result};
 
 fn check_xy(x: &[f64], y: &[f64]) -> Result<()> {
@@ -393,39 +393,6 @@ fn check_groups(groups: &ArrayView2<'_, i64>, m: usize) -> Result<()> {
     Ok(())
 }
 
-/// Asks Linux to back `buf` with transparent huge pages (as NumPy does for its large arrays).
-/// Outputs here are hundreds of MiB written once; with 4 KiB pages their first touch costs
-/// more than the copy itself.
-#[cfg(target_os = "linux")]
-fn advise_huge_pages<T>(buf: &mut [MaybeUninit<T>]) {
-    use std::ffi::{c_int, c_void};
-    extern "C" {
-        fn madvise(addr: *mut c_void, len: usize, advice: c_int) -> c_int;
-    }
-    const MADV_HUGEPAGE: c_int = 14;
-    const PAGE: usize = 4096;
-    let bytes = std::mem::size_of_val(buf);
-    if bytes < (4 << 20) {
-        return;
-    }
-    let start = buf.as_mut_ptr() as usize;
-    let (lo, hi) = (
-        (start + PAGE - 1) & !(PAGE - 1),
-        (start + bytes) & !(PAGE - 1),
-    );
-    if hi > lo {
-        // SAFETY: [lo, hi) lies inside `buf`, which this process owns; MADV_HUGEPAGE only
-        // changes how not-yet-touched pages are backed, never the memory's contents. The result
-        // is ignored: the call is a hint.
-        unsafe {
-            madvise(lo as *mut c_void, hi - lo, MADV_HUGEPAGE);
-        }
-    }
-}
-
-#[cfg(not(target_os = "linux"))]
-fn advise_huge_pages<T>(_buf: &mut [MaybeUninit<T>]) {}
-
 /// Validated, contiguous source and index slices of a gather.
 struct Gather<'a, T: Clone> {
     src: Cow<'a, [T]>,
@@ -433,7 +400,7 @@ struct Gather<'a, T: Clone> {
     shape: (usize, usize, usize, usize),
 }
 
-impl<'a, T: Copy + Send + Sync> Gather<'a, T> {
+impl<'a, T: Zeroable> Gather<'a, T> {
     fn new(src: &'a ArrayView3<'a, T>, groups: &'a ArrayView2<'a, i64>) -> Result<Self> {
         let (m, h, w) = src.dim();
         let (b, c) = groups.dim();
@@ -455,7 +422,7 @@ impl<'a, T: Copy + Send + Sync> Gather<'a, T> {
 
     /// Writes `out[p·C + c] = f(src[grow[c]][p])` for one group: every element of `out`
     /// (`len == H·W·C`) exactly once, since `grow.len() == C`.
-    fn fill(&self, grow: &[i64], out: &mut [MaybeUninit<T>], f: impl Fn(T) -> T) {
+    fn fill(&self, grow: &[i64], out: &mut [T], f: impl Fn(T) -> T) {
         let (_, h, w, c) = self.shape;
         let hw = h * w;
         // Indices were checked in `new`.
@@ -465,16 +432,9 @@ impl<'a, T: Copy + Send + Sync> Gather<'a, T> {
             .collect();
         for (p, px) in out.chunks_exact_mut(c).enumerate() {
             for (o, s) in px.iter_mut().zip(&srcs) {
-                o.write(f(s[p]));
+                *o = f(s[p]);
             }
         }
-    }
-
-    /// An uninitialised, huge-page backed output of `len` elements.
-    fn buffer(len: usize) -> Vec<T> {
-        let mut v = Vec::with_capacity(len);
-        advise_huge_pages(v.spare_capacity_mut());
-        v
     }
 
     fn array(&self, v: Vec<T>) -> Result<Array4<T>> {
@@ -484,37 +444,29 @@ impl<'a, T: Copy + Send + Sync> Gather<'a, T> {
     fn one(&self, f: impl Fn(T) -> T + Sync) -> Result<Array4<T>> {
         let (b, h, w, c) = self.shape;
         let (per, len) = (h * w * c, b * h * w * c);
-        let mut out = Self::buffer(len);
+        // Zeroed without touching the pages: the workers fault them in, in parallel.
+        let mut out = zeroed::<T>(len, "groups")?;
         if len > 0 {
-            out.spare_capacity_mut()[..len]
-                .par_chunks_mut(per)
+            out.par_chunks_mut(per)
                 .zip(self.groups.par_chunks_exact(c))
                 .for_each(|(o, g)| self.fill(g, o, &f));
         }
-        // SAFETY: the `b` chunks of `per` elements tile `[0, len)` and `fill` writes every
-        // element of its chunk (`groups` has exactly `b·c` entries, so each `g` has `c`).
-        unsafe { out.set_len(len) };
         self.array(out)
     }
 
     fn two(&self, f: impl Fn(T) -> T + Sync) -> Result<(Array4<T>, Array4<T>)> {
         let (b, h, w, c) = self.shape;
         let (per, len) = (h * w * c, b * h * w * c);
-        let (mut plain, mut mapped) = (Self::buffer(len), Self::buffer(len));
+        let (mut plain, mut mapped) = (zeroed::<T>(len, "groups")?, zeroed::<T>(len, "groups")?);
         if len > 0 {
-            plain.spare_capacity_mut()[..len]
+            plain
                 .par_chunks_mut(per)
-                .zip(mapped.spare_capacity_mut()[..len].par_chunks_mut(per))
+                .zip(mapped.par_chunks_mut(per))
                 .zip(self.groups.par_chunks_exact(c))
                 .for_each(|((o1, o2), g)| {
                     self.fill(g, o1, |v| v);
                     self.fill(g, o2, &f);
                 });
-        }
-        // SAFETY: as in `one`, for both buffers.
-        unsafe {
-            plain.set_len(len);
-            mapped.set_len(len);
         }
         Ok((self.array(plain)?, self.array(mapped)?))
     }

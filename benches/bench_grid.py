@@ -1,0 +1,107 @@
+"""Grid pipeline (``diffsim.mk_simdata``): the guide's example at N = 64 and N = 128.
+
+Prints patterns/s and peak memory of ptyfast's ``mk_simdata`` next to, in the same run, a
+vectorised NumPy/SciPy equivalent (strided slicing, ``scipy.fft.fft2(workers=-1)``, NumPy
+Poisson) and the TensorFlow reference path (``ptyfast.tf_reference``). Each variant runs in its
+own subprocess so that peak RSS is its own. The guide's set-up: gridsize 2, offset 4,
+outer_offset 8, size 392, 1e9 photons, lines objects.
+
+    python benches/bench_grid.py [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+
+CHILD = r"""
+import json, resource, sys, time
+import numpy as np
+variant, N, nimgs, size = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+from ptyfast.datagen.objects import sim_object_stack
+from ptyfast.probe import get_default_probe
+probe = get_default_probe(N)
+YY = sim_object_stack(nimgs, size, data_source="lines", seed=1)
+kw = dict(N=N, gridsize=2, offset=4, nphotons=1e9)
+t = time.perf_counter()
+if variant == "ptyfast":
+    from ptyfast.diffsim import mk_simdata
+    X, Y_I, Y_phi, coords = mk_simdata(nimgs, size, probe, 8, YY_I=YY, seed=0, **kw)
+    out = X.nbytes + Y_I.nbytes + Y_phi.nbytes + coords.nbytes
+elif variant == "tf":
+    from ptyfast import tf_reference
+    d = tf_reference.mk_simdata(YY, None, probe, 8, seed=0, **kw)
+    X = d["X"]
+    out = d["X"].nbytes + d["Y_I"].nbytes + d["Y_phi"].nbytes
+else:
+    import scipy.fft
+    from numpy.lib.stride_tricks import sliding_window_view
+    rng = np.random.default_rng(0)
+    g, off, stride, C = 2, 4, 4, 4
+    big = N + off
+    regions = sliding_window_view(YY[..., 0], (big, big), axis=(1, 2))[:, ::stride, ::stride]
+    n, G1 = regions.shape[0], regions.shape[1]
+    regions = regions.reshape(n * G1 * G1, big, big)
+    Y = np.stack([regions[:, (c // g) * off:(c // g) * off + N, (c % g) * off:(c % g) * off + N]
+                  for c in range(C)], axis=-1).astype(np.float32)
+    Y /= Y.reshape(len(Y), -1).max(axis=1).mean()
+    p = np.abs(probe).astype(np.float32)
+    s = np.sqrt(1e9 / np.mean(np.sum((np.moveaxis(Y, 3, 1) * p) ** 2, axis=(2, 3))))
+    X = np.empty_like(Y)
+    for a in range(0, len(Y), 512):
+        field = np.moveaxis(Y[a:a + 512], 3, 1) * probe.astype(np.complex64) * s
+        amp = np.abs(scipy.fft.fftshift(scipy.fft.fft2(field, workers=-1), axes=(2, 3))) / N
+        X[a:a + 512] = np.moveaxis(np.sqrt(rng.poisson(amp.astype(np.float64) ** 2)) / s, 1, 3)
+    out = X.nbytes + 2 * Y.nbytes
+dt = time.perf_counter() - t
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+print(json.dumps(dict(patterns=int(X.shape[0] * X.shape[3]), seconds=dt, peak=peak, out=out)))
+"""
+
+
+def run(variant: str, N: int, nimgs: int, size: int) -> dict:
+    res = subprocess.run(
+        [sys.executable, "-c", CHILD, variant, str(N), str(nimgs), str(size)],
+        capture_output=True,
+        text=True,
+    )
+    if res.returncode:
+        return {"error": res.stderr.strip().splitlines()[-1] if res.stderr else "failed"}
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true", help="small objects, no TF at N=128")
+    a = ap.parse_args()
+    size = 200 if a.quick else 392
+    print(f"mk_simdata, gridsize 2, offset 4, outer_offset 8, size {size}, 1e9 photons")
+    print(
+        f"{'N':>4} {'variant':>8} {'nimgs':>5} {'patterns/s':>11} {'peak GB':>8} "
+        f"{'out GB':>7} {'peak/out':>8} {'ptyfast ×':>9}"
+    )
+    for N in (64, 128):
+        rows = {"ptyfast": run("ptyfast", N, 2, size), "numpy": run("numpy", N, 1, size)}
+        if not (a.quick and N == 128):
+            # the TF path needs ~9 GB for one N=64 object; the guide's two would not fit here
+            rows["tf"] = run("tf", N, 1, size)
+        base = rows["ptyfast"]
+        for name, r in rows.items():
+            if "error" in r:
+                print(f"{N:>4} {name:>8} failed: {r['error']}")
+                continue
+            rate = r["patterns"] / r["seconds"]
+            ratio = (
+                base["patterns"] / base["seconds"] / rate if "error" not in base else float("nan")
+            )
+            nimgs = 2 if name == "ptyfast" else 1
+            print(
+                f"{N:>4} {name:>8} {nimgs:>5} {rate:>11,.0f} {r['peak'] / 1e9:>8.2f} "
+                f"{r['out'] / 1e9:>7.2f} {r['peak'] / r['out']:>8.2f} {ratio:>8.1f}×"
+            )
+
+
+if __name__ == "__main__":
+    main()
