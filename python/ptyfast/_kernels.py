@@ -39,6 +39,14 @@ __all__ = [
     "oversample_groups",
     "gather_groups",
     "num_threads",
+    "gather_groups_scaled",
+    "pattern_energies",
+    "legacy_permutation",
+    "legacy_choice",
+    "legacy_uniform",
+    "legacy_raw",
+    "group_diffraction",
+    "gather_groups_complex",
 ]
 
 SeedLike = int | np.integer | np.random.Generator | np.random.RandomState | None
@@ -545,16 +553,6 @@ def num_threads() -> int:
     return int(_core.num_threads())
 
 
-__all__ += [
-    "gather_groups_scaled",
-    "pattern_energies",
-    "legacy_permutation",
-    "legacy_choice",
-    "legacy_uniform",
-    "legacy_raw",
-]
-
-
 def gather_groups_scaled(diff3d: Any, groups: Any, scale: float) -> np.ndarray:
     """``float32(scale) * diff3d[groups]`` rearranged to ``(B, N, N, C)`` float32.
 
@@ -604,9 +602,6 @@ def legacy_raw(seed: int, size: int) -> np.ndarray:
     return _core.legacy_raw(_seed32(seed), _positive_int("size", size, minimum=0))
 
 
-__all__ += ["group_diffraction"]
-
-
 def group_diffraction(
     diff3d: Any, groups: Any, N: int
 ) -> tuple[np.ndarray, np.ndarray, np.float32]:
@@ -646,9 +641,6 @@ def group_diffraction(
         f = np.float32(np.sqrt((n / 2) ** 2 / np.mean(energies[g])))
     diffraction, x_full = _core.gather_groups_normalized(d, g, float(f))
     return diffraction, x_full, f
-
-
-__all__ += ["gather_groups_complex"]
 
 
 def gather_groups_complex(patches: Any, groups: Any) -> np.ndarray:
