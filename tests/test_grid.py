@@ -262,3 +262,38 @@ def test_outer_offset_and_gridsize_errors():
     flat = np.ones((6, 32, 32, 1), np.float32)
     with pytest.raises(ValueError, match="gridsize"):
         diffsim.illuminate_and_diffract(flat, flat, probe, gridsize=2, nphotons=1e9)
+
+
+def test_grid_kernels_reject_bad_input():
+    from ptyfast import _kernels
+
+    a = np.ones((2, 8, 8, 4), np.float32)
+    with pytest.raises(ValueError, match="Y_phi"):
+        _kernels.illuminate_groups(a, a[:1], np.ones((8, 8)), 1.0)
+    with pytest.raises(ValueError, match="probe"):
+        _kernels.illuminate_groups(a, a, np.ones((4, 4)), 1.0)
+    with pytest.raises(ValueError, match="scale"):
+        _kernels.illuminate_groups(a, a, np.ones((8, 8)), 0.0)
+    with pytest.raises(ValueError, match="multiple of C"):
+        _kernels.extract_grid_patches(np.ones((20, 20)), np.ones((5, 2)), 8, 4)
+
+
+def test_grid_output_does_not_depend_on_thread_count(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import numpy as np, sys; from ptyfast import diffsim; "
+        "from ptyfast.probe import get_default_probe; "
+        "yy = 1 + np.random.default_rng(0).random((1, 64, 64, 1)); "
+        "X, *_ = diffsim.mk_simdata(1, 64, get_default_probe(32), 8, YY_I=yy, N=32, "
+        "gridsize=2, offset=4, nphotons=1e6, seed=5); np.save(sys.argv[1], X)"
+    )
+    outs = []
+    for threads in ("1", "2"):
+        path = tmp_path / f"x{threads}.npy"
+        env = dict(os.environ, RAYON_NUM_THREADS=threads)
+        subprocess.run([sys.executable, "-c", code, str(path)], check=True, env=env)
+        outs.append(np.load(path))
+    assert outs[0].tobytes() == outs[1].tobytes()

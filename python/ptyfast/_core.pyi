@@ -25,6 +25,9 @@ __all__ = [
     "legacy_choice",
     "legacy_uniform",
     "legacy_raw",
+    "extract_grid_patches",
+    "illuminate_groups",
+    "channel_energies",
 ]
 
 __version__: str
@@ -97,3 +100,17 @@ def legacy_permutation(seed: int, n: int) -> npt.NDArray[np.int64]: ...
 def legacy_choice(seed: int, n: int, size: int, replace: bool) -> npt.NDArray[np.int64]: ...
 def legacy_uniform(seed: int, size: int) -> npt.NDArray[np.float64]: ...
 def legacy_raw(seed: int, size: int) -> npt.NDArray[np.uint32]: ...
+def extract_grid_patches(
+    image: npt.NDArray[np.complex64], positions: npt.NDArray[np.float64], n: int, c: int
+) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]: ...
+def illuminate_groups(
+    amplitude: npt.NDArray[np.float32],
+    phase: npt.NDArray[np.float32],
+    probe: npt.NDArray[np.complex64],
+    scale: float,
+    seed: int | None,
+    first_index: int,
+) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]: ...
+def channel_energies(
+    amplitude: npt.NDArray[np.float32], probe: npt.NDArray[np.complex64]
+) -> npt.NDArray[np.float64]: ...

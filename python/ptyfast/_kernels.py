@@ -23,6 +23,9 @@ from . import _core
 from ._core import PtyfastError
 
 __all__ = [
+    "channel_energies",
+    "extract_grid_patches",
+    "illuminate_groups",
     "PtyfastError",
     "as_array",
     "as_complex_image",
@@ -651,3 +654,59 @@ def gather_groups_complex(patches: Any, groups: Any) -> np.ndarray:
     if g.min() < 0 or g.max() >= p.shape[0]:
         raise ValueError(f"groups must index [0, {p.shape[0]}), got [{g.min()}, {g.max()}]")
     return _core.gather_groups_complex(p, g)
+
+
+def extract_grid_patches(
+    image: Any, positions: Any, N: int, C: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Bilinear patches of a complex ``image`` in channel format.
+
+    ``positions`` is ``(B*C, 2)``; flat position ``b*C + c`` fills channel ``c`` of group ``b``
+    (sampling as :func:`extract_patches`). Returns the real and imaginary parts, each float32
+    ``(B, N, N, C)``: an image ``amplitude + 1j*phase`` gives the amplitude and phase patches,
+    each interpolated separately as the reference does.
+    """
+    im = as_complex_image("image", image)
+    p = as_positions("positions", positions)
+    n = _positive_int("N", N)
+    c = _positive_int("C", C)
+    if p.shape[0] % c:
+        raise ValueError(f"positions must have a multiple of C = {c} rows, got {p.shape[0]}")
+    return _core.extract_grid_patches(im, p, n, c)
+
+
+def illuminate_groups(
+    amplitude: Any,
+    phase: Any,
+    probe: Any,
+    scale: float,
+    *,
+    poisson: bool = True,
+    seed: SeedLike = None,
+    first_index: int = 0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Illuminate and diffract channel-format patches (the grid path of the README).
+
+    For flat pattern ``i = b*C + c`` with ``O = amplitude * exp(1j * phase)``: returns
+    ``X = sqrt(Poisson(A**2)) / scale`` (``A / scale`` without noise), ``A`` the far field of
+    ``scale * probe * O``, pattern ``i`` on stream ``(seed, first_index + i)``, and the
+    post-probe amplitude ``|O * probe|``; both float32 ``(B, N, N, C)``.
+    """
+    a = as_array("Y_I", amplitude, np.float32, ndim=4, allow_complex=False)
+    ph = as_array("Y_phi", phase, np.float32, shape=a.shape, allow_complex=False)
+    if a.shape[1] != a.shape[2]:
+        raise ValueError(f"Y_I must be (B, N, N, C), got {a.shape}")
+    pr = _check_probe(probe, a.shape[1])
+    sc = np.float32(_positive_float("scale", scale))
+    s = resolve_seed(seed) if poisson else None
+    fi = _positive_int("first_index", first_index, minimum=0)
+    return _core.illuminate_groups(a, ph, pr, sc, s, fi)
+
+
+def channel_energies(amplitude: Any, probe: Any) -> np.ndarray:
+    """Per-pattern ``sum (amplitude * |probe|)**2`` of channel-format ``(B, N, N, C)``
+    amplitudes: float64 ``(B*C,)`` in flat order ``b*C + c``."""
+    a = as_array("Y_I", amplitude, np.float32, ndim=4, allow_complex=False)
+    if a.shape[1] != a.shape[2]:
+        raise ValueError(f"Y_I must be (B, N, N, C), got {a.shape}")
+    return _core.channel_energies(a, _check_probe(probe, a.shape[1]))

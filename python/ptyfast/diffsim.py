@@ -40,9 +40,6 @@ __all__ = [
     "sim_object_image",
 ]
 
-# Patterns per chunk inside mk_simdata / illuminate_and_diffract: bounds the temporaries.
-_CHUNK = 4096
-
 
 def _cfg(name: str, value: Any) -> Any:
     if value is not None:
@@ -181,8 +178,8 @@ def illuminate_and_diffract(
         s = _intensity_scale(float(energy.mean()), float(_cfg("nphotons", nphotons)))
     else:
         s = np.float32(_kernels._positive_float("intensity_scale", intensity_scale))
-    X = _illuminate_groups(Y_I_ch, Y_phi_ch, pr, s, poisson, seed)
-    return X, Y_I_ch, Y_phi_ch, s
+    X, Y_I_post = _illuminate_groups(Y_I_ch, Y_phi_ch, pr, s, poisson, seed)
+    return X, Y_I_post, Y_phi_ch, s
 
 
 def _intensity_scale(energy_mean: float, nphotons: float) -> np.float32:
@@ -193,27 +190,9 @@ def _intensity_scale(energy_mean: float, nphotons: float) -> np.float32:
     return np.float32(np.sqrt(nphotons / energy_mean))
 
 
-def _flat_chunk(a: np.ndarray, b0: int, b1: int) -> np.ndarray:
-    """Groups ``b0:b1`` of a channel-format array as flat ``(m*C, N, N)`` (a small copy)."""
-    return np.ascontiguousarray(np.moveaxis(a[b0:b1], 3, 1)).reshape(-1, a.shape[1], a.shape[2])
-
-
-def _groups_per_chunk(C: int) -> int:
-    return max(1, _CHUNK // C)
-
-
 def _energies(Y_I: np.ndarray, probe: np.ndarray) -> np.ndarray:
     """Per-pattern ``sum (Y_I * |probe|)**2`` (float64, flat order) of channel-format Y_I."""
-    C = Y_I.shape[3]
-    p_abs2 = (np.abs(probe).astype(np.float64)) ** 2
-    out = np.empty(Y_I.shape[0] * C)
-    step = _groups_per_chunk(C)
-    for b0 in range(0, Y_I.shape[0], step):
-        b1 = min(Y_I.shape[0], b0 + step)
-        out[b0 * C : b1 * C] = np.einsum(
-            "mij,ij->m", _flat_chunk(Y_I, b0, b1).astype(np.float64) ** 2, p_abs2
-        )
-    return out
+    return _kernels.channel_energies(Y_I, probe)
 
 
 def _illuminate_groups(
@@ -223,26 +202,10 @@ def _illuminate_groups(
     s: np.float32,
     poisson: bool,
     seed: _kernels.SeedLike,
-) -> np.ndarray:
-    """Diffract channel-format patches in chunks; returns X and turns ``Y_I`` (in place) into
-    the post-probe amplitude ``|O * P|``. Flat pattern ``b*C + c`` draws noise stream
-    ``(seed, b*C + c)``."""
-    B, N, _, C = Y_I.shape
-    noise_seed = _kernels.resolve_seed(seed) if poisson else None
-    X = np.empty_like(Y_I, dtype=np.float32)
-    p_abs = np.abs(probe).astype(np.float32)
-    x_view, yi_view = np.moveaxis(X, 3, 1), np.moveaxis(Y_I, 3, 1)
-    step = _groups_per_chunk(C)
-    for b0 in range(0, B, step):
-        b1 = min(B, b0 + step)
-        amp_in = _flat_chunk(Y_I, b0, b1)
-        obj = (amp_in * np.exp(1j * _flat_chunk(Y_phi, b0, b1))).astype(np.complex64)
-        amp = _kernels.diffract(obj, probe, s)
-        if noise_seed is not None:
-            amp = _kernels.observe_amplitudes(amp, noise_seed, first_index=b0 * C)
-        x_view[b0:b1] = (amp / s).reshape(b1 - b0, C, N, N)
-        yi_view[b0:b1] = (np.abs(obj) * p_abs).reshape(b1 - b0, C, N, N)
-    return X
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(X, |O * P|)`` of channel-format patches in one Rust pass; flat pattern ``b*C + c``
+    draws noise stream ``(seed, b*C + c)``."""
+    return _kernels.illuminate_groups(Y_I, Y_phi, probe, s, poisson=poisson, seed=seed)
 
 
 # --------------------------------------------------------------------------- grid geometry
@@ -461,23 +424,17 @@ def mk_simdata(
     B = n * g1 * g1
     pos_flat = np.ascontiguousarray(pos.reshape(n * g1 * g1 * C, 2))
 
-    # Pass 1: pre-probe patches straight into the channel-format outputs. Amplitude and phase
-    # ride in one complex image (real, imag), so one bilinear extraction interpolates both
-    # separately, exactly as the reference does.
+    # Pass 1: pre-probe patches in channel format. Amplitude and phase ride in one complex
+    # image (real, imag), so one bilinear extraction interpolates both separately, exactly as
+    # the reference does.
     Y_I = np.empty((B, N, N, C), np.float32)
     Y_phi = np.empty((B, N, N, C), np.float32)
-    yi_view, yp_view = np.moveaxis(Y_I, 3, 1), np.moveaxis(Y_phi, 3, 1)
     per_obj = g1 * g1
-    step = _groups_per_chunk(C)
     for k in range(n):
         img = yy_i[k, :, :, 0] + 1j * (0.0 if yy_phi is None else yy_phi[k, :, :, 0])
-        img = img.astype(np.complex64)
-        for a in range(0, per_obj, step):
-            b0, b1 = k * per_obj + a, k * per_obj + min(per_obj, a + step)
-            p = _kernels.extract_patches(img, pos_flat[b0 * C : b1 * C], N)
-            p = p.reshape(b1 - b0, C, N, N)
-            yi_view[b0:b1] = p.real
-            yp_view[b0:b1] = p.imag
+        rows = slice(k * per_obj, (k + 1) * per_obj)
+        flat = pos_flat[k * per_obj * C : (k + 1) * per_obj * C]
+        Y_I[rows], Y_phi[rows] = _kernels.extract_grid_patches(img.astype(np.complex64), flat, N, C)
     norm_y_i = np.float32(Y_I.reshape(B, -1).max(axis=1).mean(dtype=np.float64))
     if not norm_y_i > 0:
         raise ValueError("YY_I is zero at every grid patch; norm_Y_I is undefined")
@@ -491,7 +448,7 @@ def mk_simdata(
     if dict_fmt:
         out["I_pre_probe"] = _channel_to_flat(Y_I)
         out["phi_pre_probe"] = _channel_to_flat(Y_phi)
-    X = _illuminate_groups(Y_I, Y_phi, pr, s, poisson, root if seed is not None else None)
+    X, Y_I = _illuminate_groups(Y_I, Y_phi, pr, s, poisson, root if seed is not None else None)
     if not dict_fmt:
         return X, Y_I, Y_phi, coords
     phi_full = np.zeros_like(yy_i) if yy_phi is None else yy_phi

@@ -18,6 +18,7 @@
 
 pub mod diffraction;
 pub mod error;
+pub mod grid;
 pub mod grouping;
 pub mod knn;
 pub mod legacy_rng;

@@ -3,7 +3,7 @@
 
 use numpy::{
     Complex32, IntoPyArray, PyArray1, PyArray2, PyArray3, PyArray4, PyReadonlyArray1,
-    PyReadonlyArray2, PyReadonlyArray3,
+    PyReadonlyArray2, PyReadonlyArray3, PyReadonlyArray4,
 };
 use ptyfast_core as core;
 use pyo3::exceptions::PyValueError;
@@ -288,6 +288,50 @@ fn num_threads() -> usize {
     core::num_threads()
 }
 
+type GridPair<'py> = (Bound<'py, PyArray4<f32>>, Bound<'py, PyArray4<f32>>);
+
+#[pyfunction]
+fn extract_grid_patches<'py>(
+    py: Python<'py>,
+    image: PyReadonlyArray2<'py, Complex32>,
+    positions: PyReadonlyArray2<'py, f64>,
+    n: usize,
+    c: usize,
+) -> PyResult<GridPair<'py>> {
+    let (im, p) = (image.as_array(), positions.as_array());
+    let (re, imag) = detach(py, || core::grid::extract_grid_patches(im, p, n, c))?;
+    Ok((re.into_pyarray(py), imag.into_pyarray(py)))
+}
+
+#[pyfunction]
+#[pyo3(signature = (amplitude, phase, probe, scale, seed, first_index))]
+fn illuminate_groups<'py>(
+    py: Python<'py>,
+    amplitude: PyReadonlyArray4<'py, f32>,
+    phase: PyReadonlyArray4<'py, f32>,
+    probe: PyReadonlyArray2<'py, Complex32>,
+    scale: f32,
+    seed: Option<u64>,
+    first_index: u64,
+) -> PyResult<GridPair<'py>> {
+    let (a, ph, pr) = (amplitude.as_array(), phase.as_array(), probe.as_array());
+    let noise = seed.map(|seed| core::simulate::Noise { seed, first_index });
+    let (x, yi) = detach(py, || {
+        core::grid::illuminate_groups(a, ph, pr, scale, noise)
+    })?;
+    Ok((x.into_pyarray(py), yi.into_pyarray(py)))
+}
+
+#[pyfunction]
+fn channel_energies<'py>(
+    py: Python<'py>,
+    amplitude: PyReadonlyArray4<'py, f32>,
+    probe: PyReadonlyArray2<'py, Complex32>,
+) -> PyResult<Bound<'py, PyArray1<f64>>> {
+    let (a, pr) = (amplitude.as_array(), probe.as_array());
+    Ok(detach(py, || core::grid::channel_energies(a, pr))?.into_pyarray(py))
+}
+
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("PtyfastError", m.py().get_type::<PtyfastError>())?;
@@ -303,6 +347,9 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(oversample_groups, m)?)?;
     m.add_function(wrap_pyfunction!(gather_groups, m)?)?;
     m.add_function(wrap_pyfunction!(num_threads, m)?)?;
+    m.add_function(wrap_pyfunction!(extract_grid_patches, m)?)?;
+    m.add_function(wrap_pyfunction!(illuminate_groups, m)?)?;
+    m.add_function(wrap_pyfunction!(channel_energies, m)?)?;
     m.add_function(wrap_pyfunction!(gather_groups_scaled, m)?)?;
     m.add_function(wrap_pyfunction!(pattern_energies, m)?)?;
     m.add_function(wrap_pyfunction!(gather_groups_normalized, m)?)?;

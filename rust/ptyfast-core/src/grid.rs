@@ -1,0 +1,324 @@
+//! Grid-mode kernels working directly on the channel format `(B, N, N, C)`.
+//!
+//! Grid simulation (`diffsim.mk_simdata`) keeps its patches in channel format: group `b`,
+//! channel `c` is flat pattern `b·C + c`. These kernels read and write that layout in place of
+//! the flat `(B·C, N, N)` stacks the other kernels use, so no transposed copies of
+//! batch-sized arrays are ever made, and each group is one parallel work item.
+
+use ndarray::{Array4, ArrayView2, ArrayView4};
+use rayon::prelude::*;
+
+use crate::diffraction::{check_probe, check_scale, scaled_probe, FarField};
+use crate::noise::observe_pattern;
+use crate::patches::{
+    check_positions, checked_len, positions_list, standard_object, zeroed, Object, Sampler,
+};
+use crate::simulate::Noise;
+use crate::{Complex32, Error, Result};
+
+fn array4(shape: (usize, usize, usize, usize), v: Vec<f32>) -> Result<Array4<f32>> {
+    Array4::from_shape_vec(shape, v).map_err(|e| Error::Unsupported(e.to_string()))
+}
+
+/// Bilinear patches of a complex image in channel format: flat position `b·C + c` fills
+/// channel `c` of group `b`. Returns the real and imaginary parts, each `(B, N, N, C)` `f32`.
+///
+/// Interpolating a complex image interpolates its real and imaginary parts separately, so an
+/// image `amplitude + i·phase` yields exactly the reference's separately translated amplitude
+/// and phase patches. Sampling as [`crate::patches::extract_patches`].
+///
+/// # Errors
+/// [`Error::InvalidArgument`] when `image` is empty, `positions` is not a non-empty `(M, 2)`
+/// array of finite values, `n` or `c` is 0, or `M` is not a multiple of `c`.
+pub fn extract_grid_patches(
+    image: ArrayView2<'_, Complex32>,
+    positions: ArrayView2<'_, f64>,
+    n: usize,
+    c: usize,
+) -> Result<(Array4<f32>, Array4<f32>)> {
+    if n == 0 {
+        return Err(Error::invalid("N", "at least 1", "0"));
+    }
+    check_positions(&positions)?;
+    let m = positions.nrows();
+    if c == 0 || m % c != 0 {
+        return Err(Error::invalid(
+            "positions",
+            format!("a multiple of C = {c} rows"),
+            m.to_string(),
+        ));
+    }
+    let cow = standard_object(&image);
+    let obj = Object::new(&cow)?;
+    let b = m / c;
+    let nn = checked_len(n, n)?;
+    let per = checked_len(nn, c)?;
+    let len = checked_len(b, per)?;
+    let (mut re, mut im) = (
+        zeroed::<f32>(len, "positions")?,
+        zeroed::<f32>(len, "positions")?,
+    );
+    let pos = positions_list(&positions);
+    re.par_chunks_mut(per)
+        .zip(im.par_chunks_mut(per))
+        .zip(pos.par_chunks(c))
+        .for_each_init(
+            || (Sampler::default(), vec![Complex32::new(0.0, 0.0); nn]),
+            |(sampler, patch), ((re, im), group)| {
+                for (ch, &[x, y]) in group.iter().enumerate() {
+                    sampler.sample(&obj, x, y, n, n, patch);
+                    for (p, v) in patch.iter().enumerate() {
+                        re[p * c + ch] = v.re;
+                        im[p * c + ch] = v.im;
+                    }
+                }
+            },
+        );
+    Ok((array4((b, n, n, c), re)?, array4((b, n, n, c), im)?))
+}
+
+/// Illuminates and diffracts channel-format object patches, the reference's
+/// `illuminate_and_diffract` on `(B, N, N, C)` arrays.
+///
+/// For flat pattern `i = b·C + c` with `O = amplitude·exp(i·phase)` (complex64):
+/// `A = |fftshift(FFT2(O · scale·probe))| / N`, observed as `sqrt(Poisson(A²))` on stream
+/// `(seed, first_index + i)` when `noise` is given, and returned divided by `scale` (the
+/// reference's `X`), together with the post-probe amplitude `|O · probe|` (its `Y_I`).
+///
+/// # Errors
+/// [`Error::InvalidArgument`] when the arrays differ in shape, are empty or not square in
+/// `N ≥ 2`, `probe` is not `(N, N)`, or `scale` is not positive and finite.
+pub fn illuminate_groups(
+    amplitude: ArrayView4<'_, f32>,
+    phase: ArrayView4<'_, f32>,
+    probe: ArrayView2<'_, Complex32>,
+    scale: f32,
+    noise: Option<Noise>,
+) -> Result<(Array4<f32>, Array4<f32>)> {
+    let (b, h, w, c) = amplitude.dim();
+    if h != w || h < 2 || b == 0 || c == 0 {
+        return Err(Error::invalid(
+            "Y_I",
+            "a non-empty (B, N, N, C) array with N >= 2",
+            format!("{:?}", amplitude.dim()),
+        ));
+    }
+    if phase.dim() != amplitude.dim() {
+        return Err(Error::invalid(
+            "Y_phi",
+            format!("the shape of Y_I {:?}", amplitude.dim()),
+            format!("{:?}", phase.dim()),
+        ));
+    }
+    let n = check_probe(&probe, Some(h))?;
+    check_scale(scale)?;
+    if let Some(nz) = noise {
+        let total = (b as u64).checked_mul(c as u64);
+        if total.and_then(|t| nz.first_index.checked_add(t)).is_none() {
+            return Err(Error::invalid(
+                "first_index",
+                "small enough for every pattern index to fit in u64",
+                nz.first_index.to_string(),
+            ));
+        }
+    }
+    let (amp, ph) = (amplitude.as_standard_layout(), phase.as_standard_layout());
+    let (amp, ph) = match (amp.as_slice(), ph.as_slice()) {
+        (Some(a), Some(p)) => (a, p),
+        _ => return Err(Error::Unsupported("Y_I and Y_phi must be C-ordered".into())),
+    };
+    let nn = checked_len(n, n)?;
+    let per = checked_len(nn, c)?;
+    let len = checked_len(b, per)?;
+    // The far field takes its field transposed, so the probe is held transposed too.
+    let sprobe_t = scaled_probe(&probe.t(), scale);
+    let probe_t: Vec<Complex32> = probe.t().iter().copied().collect();
+    let template = FarField::new(n)?;
+    let (mut x, mut y_i) = (zeroed::<f32>(len, "Y_I")?, zeroed::<f32>(len, "Y_I")?);
+    let inv = 1.0 / scale;
+    x.par_chunks_mut(per)
+        .zip(y_i.par_chunks_mut(per))
+        .zip(amp.par_chunks(per).zip(ph.par_chunks(per)))
+        .enumerate()
+        .for_each_init(
+            || (template.clone(), vec![0.0f32; nn]),
+            |(ff, out), (g, ((xg, yg), (ag, pg)))| {
+                for ch in 0..c {
+                    // field_t[col·N + row] = O[row, col] · (scale · probe)[row, col]
+                    let field_t = ff.field_t_mut();
+                    for col in 0..n {
+                        for row in 0..n {
+                            let k = (row * n + col) * c + ch;
+                            // A zero phase (no `set_phi`, the common case) needs no sin/cos.
+                            let o = if pg[k] == 0.0 {
+                                Complex32::new(ag[k], 0.0)
+                            } else {
+                                let (s, co) = pg[k].sin_cos();
+                                Complex32::new(ag[k] * co, ag[k] * s)
+                            };
+                            let t = col * n + row;
+                            field_t[t] = o * sprobe_t[t];
+                            yg[k] = (o * probe_t[t]).norm();
+                        }
+                    }
+                    ff.transform(out);
+                    if let Some(nz) = noise {
+                        let index = nz.first_index + (g * c + ch) as u64;
+                        observe_pattern(out, nz.seed, index);
+                    }
+                    for (p, v) in out.iter().enumerate() {
+                        xg[p * c + ch] = v * inv;
+                    }
+                }
+            },
+        );
+    Ok((array4((b, n, n, c), x)?, array4((b, n, n, c), y_i)?))
+}
+
+/// Per-pattern illuminated energy `Σ (amplitude · |probe|)²` of channel-format amplitudes,
+/// `(B·C,)` `f64` in flat order `b·C + c`, each summed in a fixed order.
+///
+/// # Errors
+/// [`Error::InvalidArgument`] when `amplitude` is empty or not `(B, N, N, C)` with `probe`
+/// `(N, N)`.
+pub fn channel_energies(
+    amplitude: ArrayView4<'_, f32>,
+    probe: ArrayView2<'_, Complex32>,
+) -> Result<ndarray::Array1<f64>> {
+    let (b, h, w, c) = amplitude.dim();
+    if h != w || b == 0 || c == 0 {
+        return Err(Error::invalid(
+            "Y_I",
+            "a non-empty (B, N, N, C) array",
+            format!("{:?}", amplitude.dim()),
+        ));
+    }
+    let n = check_probe(&probe, Some(h))?;
+    let amp = amplitude.as_standard_layout();
+    let amp = amp
+        .as_slice()
+        .ok_or_else(|| Error::Unsupported("Y_I must be C-ordered".into()))?;
+    let p2: Vec<f64> = probe.iter().map(|p| f64::from(p.norm_sqr())).collect();
+    let per = checked_len(checked_len(n, n)?, c)?;
+    let mut out = vec![0.0f64; checked_len(b, c)?];
+    out.par_chunks_mut(c)
+        .zip(amp.par_chunks(per))
+        .for_each(|(e, group)| {
+            for (px, w2) in group.chunks_exact(c).zip(&p2) {
+                for (acc, &a) in e.iter_mut().zip(px) {
+                    *acc += f64::from(a) * f64::from(a) * w2;
+                }
+            }
+        });
+    Ok(ndarray::Array1::from(out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::diffraction::diffract;
+    use crate::patches::extract_patches;
+    use ndarray::{Array2, Array3};
+
+    fn image(h: usize, w: usize) -> Array2<Complex32> {
+        Array2::from_shape_fn((h, w), |(r, c)| {
+            Complex32::new(
+                1.0 + (r * 7 + c * 3) as f32 % 5.0,
+                0.1 * ((r + 2 * c) % 7) as f32,
+            )
+        })
+    }
+
+    #[test]
+    fn grid_patches_equal_flat_patches_in_channel_order() {
+        let img = image(40, 36);
+        let pos = Array2::from_shape_fn((6, 2), |(i, k)| 10.0 + i as f64 * 1.75 + k as f64);
+        let flat = extract_patches(img.view(), pos.view(), 8).unwrap();
+        let (re, im) = extract_grid_patches(img.view(), pos.view(), 8, 3).unwrap();
+        for i in 0..6 {
+            for r in 0..8 {
+                for col in 0..8 {
+                    assert_eq!(re[[i / 3, r, col, i % 3]], flat[[i, r, col]].re);
+                    assert_eq!(im[[i / 3, r, col, i % 3]], flat[[i, r, col]].im);
+                }
+            }
+        }
+        assert!(extract_grid_patches(img.view(), pos.view(), 8, 4).is_err());
+    }
+
+    #[test]
+    fn illumination_matches_the_flat_kernels() {
+        let (b, n, c) = (3, 8, 4);
+        let amp = Array4::from_shape_fn((b, n, n, c), |(g, r, col, ch)| {
+            0.5 + ((g + r * 3 + col * 5 + ch * 7) % 11) as f32 / 11.0
+        });
+        let ph = Array4::from_shape_fn((b, n, n, c), |(g, r, col, ch)| {
+            ((g * 2 + r + col * 3 + ch) % 13) as f32 / 5.0 - 1.0
+        });
+        let probe = Array2::from_shape_fn((n, n), |(r, col)| {
+            Complex32::from_polar(1.0 / (1.0 + (r + col) as f32), 0.1 * r as f32)
+        });
+        let scale = 3.5f32;
+        let (x, yi) = illuminate_groups(amp.view(), ph.view(), probe.view(), scale, None).unwrap();
+        let flat = Array3::from_shape_fn((b * c, n, n), |(i, r, col)| {
+            let (a, p) = (amp[[i / c, r, col, i % c]], ph[[i / c, r, col, i % c]]);
+            Complex32::new(a * p.cos(), a * p.sin())
+        });
+        let want = diffract(flat.view(), probe.view(), scale).unwrap();
+        for i in 0..b * c {
+            for r in 0..n {
+                for col in 0..n {
+                    let got = x[[i / c, r, col, i % c]];
+                    let w = want[[i, r, col]] / scale;
+                    assert!((got - w).abs() <= 1e-5 * w.abs().max(1.0), "{got} vs {w}");
+                    let y = (flat[[i, r, col]] * probe[[r, col]]).norm();
+                    assert!((yi[[i / c, r, col, i % c]] - y).abs() <= 1e-6 * y.max(1.0));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn channel_energies_sum_each_pattern() {
+        let amp = Array4::from_shape_fn((2, 3, 3, 2), |(g, r, col, ch)| (g + r + col + ch) as f32);
+        let probe = Array2::from_shape_fn((3, 3), |(r, _)| Complex32::new(r as f32, 1.0));
+        let e = channel_energies(amp.view(), probe.view()).unwrap();
+        for i in 0..4 {
+            let mut want = 0.0f64;
+            for r in 0..3 {
+                for col in 0..3 {
+                    let a = f64::from(amp[[i / 2, r, col, i % 2]]);
+                    want += a * a * f64::from(probe[[r, col]].norm_sqr());
+                }
+            }
+            assert!((e[i] - want).abs() < 1e-9);
+        }
+    }
+
+    #[test]
+    fn noise_streams_follow_the_flat_index() {
+        let (b, n, c) = (4, 8, 2);
+        let amp = Array4::from_elem((b, n, n, c), 2.0f32);
+        let ph = Array4::zeros((b, n, n, c));
+        let probe = Array2::from_elem((n, n), Complex32::new(1.0, 0.0));
+        let nz = |first_index| {
+            Some(Noise {
+                seed: 9,
+                first_index,
+            })
+        };
+        let (all, _) = illuminate_groups(amp.view(), ph.view(), probe.view(), 10.0, nz(0)).unwrap();
+        let (tail, _) = illuminate_groups(
+            amp.slice(ndarray::s![2.., .., .., ..]),
+            ph.slice(ndarray::s![2.., .., .., ..]),
+            probe.view(),
+            10.0,
+            nz(4),
+        )
+        .unwrap();
+        assert_eq!(all.slice(ndarray::s![2.., .., .., ..]), tail);
+        let (other, _) =
+            illuminate_groups(amp.view(), ph.view(), probe.view(), 10.0, nz(1)).unwrap();
+        assert_ne!(all, other);
+    }
+}
