@@ -68,7 +68,10 @@ def run(variant: str, N: int, nimgs: int, size: int) -> dict:
         text=True,
     )
     if res.returncode:
-        return {"error": res.stderr.strip().splitlines()[-1] if res.stderr else "failed"}
+        if res.returncode < 0:
+            return {"error": f"killed by signal {-res.returncode} (out of memory on 24 GB?)"}
+        lines = [ln for ln in res.stderr.splitlines() if "Error" in ln] or ["failed"]
+        return {"error": lines[-1]}
     return json.loads(res.stdout.strip().splitlines()[-1])
 
 

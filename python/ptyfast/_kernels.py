@@ -684,16 +684,20 @@ def illuminate_groups(
     poisson: bool = True,
     seed: SeedLike = None,
     first_index: int = 0,
+    check_finite: bool = True,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Illuminate and diffract channel-format patches (the grid path of the README).
 
     For flat pattern ``i = b*C + c`` with ``O = amplitude * exp(1j * phase)``: returns
     ``X = sqrt(Poisson(A**2)) / scale`` (``A / scale`` without noise), ``A`` the far field of
     ``scale * probe * O``, pattern ``i`` on stream ``(seed, first_index + i)``, and the
-    post-probe amplitude ``|O * probe|``; both float32 ``(B, N, N, C)``.
+    post-probe amplitude ``|O * probe|``; both float32 ``(B, N, N, C)``. ``check_finite=False``
+    skips the finiteness scan for arrays a kernel just produced from checked input.
     """
-    a = as_array("Y_I", amplitude, np.float32, ndim=4, allow_complex=False)
-    ph = as_array("Y_phi", phase, np.float32, shape=a.shape, allow_complex=False)
+    a = as_array("Y_I", amplitude, np.float32, ndim=4, allow_complex=False, finite=check_finite)
+    ph = as_array(
+        "Y_phi", phase, np.float32, shape=a.shape, allow_complex=False, finite=check_finite
+    )
     if a.shape[1] != a.shape[2]:
         raise ValueError(f"Y_I must be (B, N, N, C), got {a.shape}")
     pr = _check_probe(probe, a.shape[1])
@@ -703,10 +707,10 @@ def illuminate_groups(
     return _core.illuminate_groups(a, ph, pr, sc, s, fi)
 
 
-def channel_energies(amplitude: Any, probe: Any) -> np.ndarray:
+def channel_energies(amplitude: Any, probe: Any, *, check_finite: bool = True) -> np.ndarray:
     """Per-pattern ``sum (amplitude * |probe|)**2`` of channel-format ``(B, N, N, C)``
     amplitudes: float64 ``(B*C,)`` in flat order ``b*C + c``."""
-    a = as_array("Y_I", amplitude, np.float32, ndim=4, allow_complex=False)
+    a = as_array("Y_I", amplitude, np.float32, ndim=4, allow_complex=False, finite=check_finite)
     if a.shape[1] != a.shape[2]:
         raise ValueError(f"Y_I must be (B, N, N, C), got {a.shape}")
     return _core.channel_energies(a, _check_probe(probe, a.shape[1]))

@@ -192,7 +192,7 @@ def _intensity_scale(energy_mean: float, nphotons: float) -> np.float32:
 
 def _energies(Y_I: np.ndarray, probe: np.ndarray) -> np.ndarray:
     """Per-pattern ``sum (Y_I * |probe|)**2`` (float64, flat order) of channel-format Y_I."""
-    return _kernels.channel_energies(Y_I, probe)
+    return _kernels.channel_energies(Y_I, probe, check_finite=False)
 
 
 def _illuminate_groups(
@@ -205,7 +205,10 @@ def _illuminate_groups(
 ) -> tuple[np.ndarray, np.ndarray]:
     """``(X, |O * P|)`` of channel-format patches in one Rust pass; flat pattern ``b*C + c``
     draws noise stream ``(seed, b*C + c)``."""
-    return _kernels.illuminate_groups(Y_I, Y_phi, probe, s, poisson=poisson, seed=seed)
+    # The patches come from a kernel fed checked input: no second finiteness scan.
+    return _kernels.illuminate_groups(
+        Y_I, Y_phi, probe, s, poisson=poisson, seed=seed, check_finite=False
+    )
 
 
 # --------------------------------------------------------------------------- grid geometry
