@@ -17,7 +17,7 @@ import subprocess
 import sys
 
 CHILD = r"""
-import json, resource, sys, time
+import json, sys, time
 import numpy as np
 variant, N, nimgs, size = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 from ptyfast.datagen.objects import sim_object_stack
@@ -56,7 +56,8 @@ else:
         X[a:a + 512] = np.moveaxis(np.sqrt(rng.poisson(amp.astype(np.float64) ** 2)) / s, 1, 3)
     out = X.nbytes + 2 * Y.nbytes
 dt = time.perf_counter() - t
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+# VmHWM, not ru_maxrss: the latter survives exec and would include the parent's peak
+peak = int([ln.split()[1] for ln in open("/proc/self/status") if ln.startswith("VmHWM")][0]) * 1024
 print(json.dumps(dict(patterns=int(X.shape[0] * X.shape[3]), seconds=dt, peak=peak, out=out)))
 """
 
