@@ -23,6 +23,8 @@ from . import _core
 from ._core import PtyfastError
 
 __all__ = [
+    "legacy_random_state",
+    "legacy_seed",
     "channel_energies",
     "extract_grid_patches",
     "illuminate_groups",
@@ -172,6 +174,39 @@ def resolve_seed(seed: SeedLike, name: str = "seed") -> int:
     if not 0 <= int(seed) < 2**64:
         raise ValueError(f"{name} must be in [0, 2**64), got {seed}")
     return int(seed)
+
+
+def legacy_seed(seed: Any, name: str = "seed") -> int:
+    """A 32-bit seed for NumPy's legacy MT19937 stream, as ``np.random.seed`` accepts it.
+
+    An int in ``[0, 2**32)`` is used as is; a ``Generator`` gives one draw (advancing it);
+    ``None`` draws fresh OS entropy (NumPy's global state is never read).
+    """
+    if seed is None:
+        return int(np.random.SeedSequence().generate_state(1, np.uint32)[0])
+    if isinstance(seed, np.random.Generator):
+        return int(seed.integers(0, 2**32, dtype=np.uint64))
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+        raise TypeError(
+            f"{name} must be an int, numpy.random.Generator or None, got {type(seed).__name__}"
+        )
+    if not 0 <= int(seed) < 2**32:
+        raise ValueError(f"{name} must be between 0 and 2**32 - 1, got {seed}")
+    return int(seed)
+
+
+def legacy_random_state(seed: Any, name: str = "seed") -> np.random.RandomState:
+    """A private legacy ``RandomState``: ``seed`` as in :func:`legacy_seed`, or a
+    ``RandomState`` used as is (and advanced). Its draws equal the reference's after
+    ``np.random.seed(seed)``."""
+    if isinstance(seed, np.random.RandomState):
+        return seed
+    if seed is not None and not isinstance(seed, (np.random.Generator, numbers.Integral)):
+        raise TypeError(
+            f"{name} must be an int, numpy.random.RandomState, numpy.random.Generator or "
+            f"None, got {type(seed).__name__}"
+        )
+    return np.random.RandomState(legacy_seed(seed, name))
 
 
 def _check_probe(probe: Any, n: int | None = None, name: str = "probe") -> np.ndarray:
@@ -513,7 +548,7 @@ def sample_then_group(
         _positive_int("nsamples", nsamples),
         _positive_int("K", K),
         _positive_int("C", C),
-        _seed32(seed),
+        legacy_seed(seed),
         _seed_indices(seed_indices, xs.size),
     )
 
@@ -529,17 +564,9 @@ def oversample_groups(
         _positive_int("nsamples", nsamples),
         _positive_int("K", K),
         _positive_int("C", C),
-        _seed32(seed),
+        legacy_seed(seed),
         _seed_indices(seed_indices, xs.size),
     )
-
-
-def _seed32(seed: Any) -> int:
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
-        raise TypeError(f"seed must be an integer, got {type(seed).__name__}")
-    if not 0 <= int(seed) < 2**32:
-        raise ValueError(f"seed must be between 0 and 2**32 - 1, got {seed}")
-    return int(seed)
 
 
 def gather_groups(diff3d: Any, groups: Any) -> np.ndarray:
@@ -581,7 +608,7 @@ def pattern_energies(diff3d: Any) -> np.ndarray:
 
 def legacy_permutation(seed: int, n: int) -> np.ndarray:
     """``numpy.random.RandomState(seed).permutation(n)`` replayed by the core (int64)."""
-    return _core.legacy_permutation(_seed32(seed), _positive_int("n", n, minimum=0))
+    return _core.legacy_permutation(legacy_seed(seed), _positive_int("n", n, minimum=0))
 
 
 def legacy_choice(seed: int, n: int, size: int, *, replace: bool = True) -> np.ndarray:
@@ -592,17 +619,17 @@ def legacy_choice(seed: int, n: int, size: int, *, replace: bool = True) -> np.n
         raise ValueError("n must be >= 1 when size > 0, got 0")
     if not replace and sz > nn:
         raise ValueError(f"size must be <= n ({nn}) without replacement, got {sz}")
-    return _core.legacy_choice(_seed32(seed), nn, sz, bool(replace))
+    return _core.legacy_choice(legacy_seed(seed), nn, sz, bool(replace))
 
 
 def legacy_uniform(seed: int, size: int) -> np.ndarray:
     """``numpy.random.RandomState(seed).random_sample(size)`` replayed by the core."""
-    return _core.legacy_uniform(_seed32(seed), _positive_int("size", size, minimum=0))
+    return _core.legacy_uniform(legacy_seed(seed), _positive_int("size", size, minimum=0))
 
 
 def legacy_raw(seed: int, size: int) -> np.ndarray:
     """The first ``size`` raw 32-bit MT19937 outputs of ``RandomState(seed)`` (uint32)."""
-    return _core.legacy_raw(_seed32(seed), _positive_int("size", size, minimum=0))
+    return _core.legacy_raw(legacy_seed(seed), _positive_int("size", size, minimum=0))
 
 
 def group_diffraction(

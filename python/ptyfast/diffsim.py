@@ -301,20 +301,6 @@ def add_position_jitter(coords: Any, jitter_scale: float, *, seed: Any = None) -
 # --------------------------------------------------------------------------- mk_simdata
 
 
-def _seed32(seed: Any) -> int:
-    if seed is None:
-        return int(np.random.SeedSequence().generate_state(1)[0])
-    if isinstance(seed, np.random.Generator):
-        return int(seed.integers(0, 2**32))
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise TypeError(
-            f"seed must be an int, numpy.random.Generator or None, got {type(seed).__name__}"
-        )
-    if not 0 <= int(seed) < 2**32:
-        raise ValueError(f"seed must be between 0 and 2**32 - 1, got {seed}")
-    return int(seed)
-
-
 def mk_simdata(
     nimgs: int,
     size: int,
@@ -399,7 +385,7 @@ def mk_simdata(
         intensity_scale = _kernels._positive_float("intensity_scale", intensity_scale)
     if jitter_scale is not None and (not np.isfinite(jitter_scale) or jitter_scale < 0):
         raise ValueError(f"jitter_scale must be a finite number >= 0, got {jitter_scale}")
-    root = _seed32(seed)
+    root = _kernels.legacy_seed(seed)
 
     if YY_I is None:
         YY_I = sim_object_stack(

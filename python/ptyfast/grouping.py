@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import logging
 import math
-import numbers
 from typing import Any
 
 import numpy as np
@@ -52,29 +51,6 @@ _CHUNK_BYTES = 64 * 2**20
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def _legacy_seed(seed: SeedLike) -> int:
-    """The 32-bit seed of the legacy stream, as ``np.random.seed(seed)`` accepts it."""
-    if seed is None:
-        return int(np.random.SeedSequence().generate_state(1, np.uint32)[0])
-    if isinstance(seed, np.random.Generator):
-        return int(seed.integers(0, 2**32, dtype=np.uint64))
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
-        raise TypeError(
-            f"seed must be an int, numpy.random.Generator or None, got {type(seed).__name__}"
-        )
-    if not 0 <= int(seed) < 2**32:
-        raise ValueError(f"seed must be between 0 and 2**32 - 1, got {seed}")
-    return int(seed)
-
-
-def _count(name: str, v: Any, minimum: int = 1) -> int:
-    if isinstance(v, bool) or not isinstance(v, numbers.Integral):
-        raise TypeError(f"{name} must be an integer, got {type(v).__name__} {v!r}")
-    if int(v) < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {v}")
-    return int(v)
 
 
 def _coords(xcoords: Any, ycoords: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -193,7 +169,7 @@ def normalize_data(dset: dict[str, Any], N: int) -> np.ndarray:
     >>> float(np.mean(np.sum(x**2, axis=(1, 2))))
     16.0
     """
-    n = _count("N", N)
+    n = _kernels._positive_int("N", N)
     if "diffraction" not in dset:
         raise ValueError("dset must hold a 'diffraction' array, got keys " + repr(list(dset)))
     d = _kernels._to_numpy("dset['diffraction']", dset["diffraction"])
@@ -248,8 +224,8 @@ def get_image_patches(
     ((1, 8, 8, 1), (1+0j))
     """
     obj = as_complex_image("gt_image", gt_image)
-    n = _count("N", N)
-    g = _count("gridsize", gridsize)
+    n = _kernels._positive_int("N", N)
+    g = _kernels._positive_int("gridsize", gridsize)
     c = g * g
     go = as_array("global_offsets", global_offsets, np.float64, ndim=4, allow_complex=False)
     b = go.shape[0]
@@ -324,12 +300,12 @@ def generate_groups_efficiently(
     (10, 4)
     """
     x, y = _coords(xcoords, ycoords)
-    ns = _count("nsamples", nsamples)
-    k = _count("K", K)
-    c = _count("C", C)
+    ns = _kernels._positive_int("nsamples", nsamples)
+    k = _kernels._positive_int("K", K)
+    c = _kernels._positive_int("C", C)
     n = x.size
     if seed_indices is None:
-        s = _legacy_seed(seed)
+        s = _kernels.legacy_seed(seed)
         if ns > n:
             logger.warning("requested %d groups but only %d points: using all points", ns, n)
     else:
@@ -396,10 +372,10 @@ def generate_groups_with_oversampling(
     (100, 4)
     """
     x, y = _coords(xcoords, ycoords)
-    ns = _count("nsamples", nsamples)
-    k = _count("K", K)
-    c = _count("C", C)
-    groups = _kernels.oversample_groups(x, y, ns, k, c, _legacy_seed(seed), seed_indices)
+    ns = _kernels._positive_int("nsamples", nsamples)
+    k = _kernels._positive_int("K", K)
+    c = _kernels._positive_int("C", C)
+    groups = _kernels.oversample_groups(x, y, ns, k, c, _kernels.legacy_seed(seed), seed_indices)
     logger.info(
         "oversampled %d groups from %d points (K=%d, C=%d, %d combinations per seed)",
         ns,
@@ -520,7 +496,7 @@ def group_dataset(
                 f"xcoords_start must have the shape of xcoords {x.shape}, got {xs.shape}"
             )
         starts = (xs, ys)
-    n = _count("N", N)
+    n = _kernels._positive_int("N", N)
     d = _kernels._to_numpy("diff3d", diff3d)
     if d.dtype.kind not in "biuf":
         raise TypeError(f"diff3d must be a real array, got dtype {d.dtype}")
@@ -529,10 +505,14 @@ def group_dataset(
             f"diff3d must be (n, N, N) = ({n_pts}, {n}, {n}) (one pattern per coordinate), "
             f"got {d.shape}"
         )
-    k = _count("K", K)
-    ns = _count("nsamples", nsamples)
-    g = _count("gridsize", gridsize)
-    pool = None if neighbor_pool_size is None else _count("neighbor_pool_size", neighbor_pool_size)
+    k = _kernels._positive_int("K", K)
+    ns = _kernels._positive_int("nsamples", nsamples)
+    g = _kernels._positive_int("gridsize", gridsize)
+    pool = (
+        None
+        if neighbor_pool_size is None
+        else _kernels._positive_int("neighbor_pool_size", neighbor_pool_size)
+    )
     c = g * g
     if Y is not None:
         Y = _kernels._to_numpy("Y", Y)

@@ -55,26 +55,10 @@ def random_positions(
             f"objectGuess of shape ({height}, {width}) leaves no room for scan positions "
             f"with buffer {buffer}"
         )
-    rs = _legacy_state(seed)
+    rs = _kernels.legacy_random_state(seed)
     x = rs.uniform(buf, width - buf, n)
     y = rs.uniform(buf, height - buf, n)
     return x, y, buf
-
-
-def _legacy_state(seed: Any) -> np.random.RandomState:
-    if isinstance(seed, np.random.RandomState):
-        return seed
-    if isinstance(seed, np.random.Generator):
-        return np.random.RandomState(int(seed.integers(0, 2**32)))
-    if seed is None:
-        return np.random.RandomState()
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise TypeError(
-            f"seed must be an int, numpy.random.Generator or None, got {type(seed).__name__}"
-        )
-    if not 0 <= int(seed) < 2**32:
-        raise ValueError(f"seed must be between 0 and 2**32 - 1, got {seed}")
-    return np.random.RandomState(int(seed))
 
 
 def generate_simulated_data(
@@ -144,11 +128,9 @@ def generate_simulated_data(
     if not np.isfinite(nphotons) or nphotons <= 0:
         raise ValueError(f"config.nphotons must be a positive finite number, got {config.nphotons}")
     height, width = obj.shape
-    if isinstance(seed, np.random.Generator):
-        seed = int(seed.integers(0, 2**32))
-    elif seed is None:
-        seed = int(np.random.SeedSequence().generate_state(1)[0])
-    rs = _legacy_state(seed)
+    if not isinstance(seed, np.random.RandomState):
+        seed = _kernels.legacy_seed(seed)
+    rs = _kernels.legacy_random_state(seed)
     x, y, _ = random_positions(n, height, width, buffer, rs)
     noise_seed = int(seed) if not isinstance(seed, np.random.RandomState) else rs.randint(0, 2**31)
     raw = RawData.from_simulation(

@@ -49,13 +49,14 @@ only, which TensorFlow places on the CPU by itself.
 from __future__ import annotations
 
 import math
-import numbers
 from typing import Any
 
 import numpy as np
 import tensorflow as tf
 
 from ._kernels import SeedLike, resolve_seed
+from ._kernels import _positive_float as _positive
+from ._kernels import _positive_int as _int
 
 __all__ = [
     "n_regions_per_axis",
@@ -79,26 +80,6 @@ _STREAM_JITTER = 2
 
 
 # --------------------------------------------------------------------------- validation
-
-
-def _int(name: str, v: Any, *, minimum: int) -> int:
-    if isinstance(v, bool) or not isinstance(v, numbers.Integral):
-        raise TypeError(f"{name} must be an integer, got {type(v).__name__} {v!r}")
-    if int(v) < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {v}")
-    return int(v)
-
-
-def _positive(name: str, v: Any) -> float:
-    if hasattr(v, "numpy"):
-        v = v.numpy()
-    try:
-        f = float(v)
-    except (TypeError, ValueError) as exc:
-        raise TypeError(f"{name} must be a positive number, got {type(v).__name__}") from exc
-    if not math.isfinite(f) or f <= 0:
-        raise ValueError(f"{name} must be a positive finite number, got {f}")
-    return f
 
 
 def _geometry(

@@ -7,9 +7,9 @@ private :class:`numpy.random.RandomState` obtained by :func:`legacy_random_state
 
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
+
+from .._kernels import legacy_random_state as _legacy_random_state
 
 __all__ = ["RngLike", "legacy_random_state"]
 
@@ -43,17 +43,4 @@ def legacy_random_state(rng: RngLike, name: str = "rng") -> np.random.RandomStat
     ValueError
         For an integer outside ``[0, 2**32)``.
     """
-    if rng is None:
-        return np.random.RandomState(np.random.SeedSequence().generate_state(1)[0])
-    if isinstance(rng, np.random.RandomState):
-        return rng
-    if isinstance(rng, np.random.Generator):
-        return np.random.RandomState(int(rng.integers(0, 2**32, dtype=np.uint64)))
-    if isinstance(rng, bool) or not isinstance(rng, numbers.Integral):
-        raise TypeError(
-            f"{name} must be an int, numpy.random.RandomState, numpy.random.Generator or "
-            f"None, got {type(rng).__name__}"
-        )
-    if not 0 <= int(rng) < 2**32:
-        raise ValueError(f"{name} must be in [0, 2**32), got {rng}")
-    return np.random.RandomState(int(rng))
+    return _legacy_random_state(rng, name)
