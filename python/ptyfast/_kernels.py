@@ -537,12 +537,11 @@ def _seed_indices(seed_indices: Any, n: int) -> np.ndarray | None:
     return si
 
 
-def sample_then_group(
-    x: Any, y: Any, nsamples: int, K: int, C: int, seed: int, seed_indices: Any = None
-) -> np.ndarray:
-    """Reference "sample-then-group" selection; ``(n_seeds, C)`` int64 point indices."""
+def _grouping_args(
+    x: Any, y: Any, nsamples: int, K: int, C: int, seed: Any, seed_indices: Any
+) -> tuple[Any, ...]:
     xs, ys = _coords_1d(x, y)
-    return _core.sample_then_group(
+    return (
         xs,
         ys,
         _positive_int("nsamples", nsamples),
@@ -551,22 +550,20 @@ def sample_then_group(
         legacy_seed(seed),
         _seed_indices(seed_indices, xs.size),
     )
+
+
+def sample_then_group(
+    x: Any, y: Any, nsamples: int, K: int, C: int, seed: int, seed_indices: Any = None
+) -> np.ndarray:
+    """Reference "sample-then-group" selection; ``(n_seeds, C)`` int64 point indices."""
+    return _core.sample_then_group(*_grouping_args(x, y, nsamples, K, C, seed, seed_indices))
 
 
 def oversample_groups(
     x: Any, y: Any, nsamples: int, K: int, C: int, seed: int, seed_indices: Any = None
 ) -> np.ndarray:
     """Reference K-choose-C oversampling; ``(nsamples, C)`` int64 point indices."""
-    xs, ys = _coords_1d(x, y)
-    return _core.oversample_groups(
-        xs,
-        ys,
-        _positive_int("nsamples", nsamples),
-        _positive_int("K", K),
-        _positive_int("C", C),
-        legacy_seed(seed),
-        _seed_indices(seed_indices, xs.size),
-    )
+    return _core.oversample_groups(*_grouping_args(x, y, nsamples, K, C, seed, seed_indices))
 
 
 def gather_groups(diff3d: Any, groups: Any) -> np.ndarray:
