@@ -297,3 +297,26 @@ def test_grid_output_does_not_depend_on_thread_count(tmp_path):
         subprocess.run([sys.executable, "-c", code, str(path)], check=True, env=env)
         outs.append(np.load(path))
     assert outs[0].tobytes() == outs[1].tobytes()
+
+
+def test_grid_kernels_out_buffers_and_overwrite():
+    from ptyfast import _kernels
+
+    img = (1 + np.random.default_rng(1).random((40, 40))).astype(np.complex64)
+    pos = np.random.default_rng(2).uniform(10, 30, (6, 2))
+    re, im = _kernels.extract_grid_patches(img, pos, 8, 2)
+    out = (np.empty_like(re), np.empty_like(im))
+    assert _kernels.extract_grid_patches(img, pos, 8, 2, out=out) is out
+    np.testing.assert_array_equal(out[0], re)
+    with pytest.raises(ValueError, match="out"):
+        _kernels.extract_grid_patches(img, pos, 8, 2, out=(re[:1], im))
+    probe = get_default_probe(8)
+    keep = re.copy()
+    x, post = _kernels.illuminate_groups(re, im, probe, 2.0, poisson=False)
+    np.testing.assert_array_equal(re, keep)  # not modified by default
+    x2, post2 = _kernels.illuminate_groups(
+        re, im, probe, 2.0, poisson=False, overwrite_amplitude=True
+    )
+    assert post2 is re
+    np.testing.assert_array_equal(x2, x)
+    np.testing.assert_array_equal(post2, post)

@@ -26,6 +26,7 @@ __all__ = [
     "legacy_uniform",
     "legacy_raw",
     "extract_grid_patches",
+    "extract_grid_patches_into",
     "illuminate_groups",
     "channel_energies",
 ]
@@ -103,6 +104,12 @@ def legacy_raw(seed: int, size: int) -> npt.NDArray[np.uint32]: ...
 def extract_grid_patches(
     image: npt.NDArray[np.complex64], positions: npt.NDArray[np.float64], n: int, c: int
 ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]: ...
+def extract_grid_patches_into(
+    image: npt.NDArray[np.complex64],
+    positions: npt.NDArray[np.float64],
+    out_re: npt.NDArray[np.float32],
+    out_im: npt.NDArray[np.float32],
+) -> None: ...
 def illuminate_groups(
     amplitude: npt.NDArray[np.float32],
     phase: npt.NDArray[np.float32],
@@ -110,7 +117,7 @@ def illuminate_groups(
     scale: float,
     seed: int | None,
     first_index: int,
-) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]: ...
+) -> npt.NDArray[np.float32]: ...
 def channel_energies(
     amplitude: npt.NDArray[np.float32], probe: npt.NDArray[np.complex64]
 ) -> npt.NDArray[np.float64]: ...

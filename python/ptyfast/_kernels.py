@@ -681,14 +681,21 @@ def gather_groups_complex(patches: Any, groups: Any) -> np.ndarray:
 
 
 def extract_grid_patches(
-    image: Any, positions: Any, N: int, C: int
+    image: Any,
+    positions: Any,
+    N: int,
+    C: int,
+    *,
+    out: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Bilinear patches of a complex ``image`` in channel format.
 
     ``positions`` is ``(B*C, 2)``; flat position ``b*C + c`` fills channel ``c`` of group ``b``
     (sampling as :func:`extract_patches`). Returns the real and imaginary parts, each float32
     ``(B, N, N, C)``: an image ``amplitude + 1j*phase`` gives the amplitude and phase patches,
-    each interpolated separately as the reference does.
+    each interpolated separately as the reference does. With ``out=(re, im)`` (writeable,
+    C-contiguous float32 arrays of that shape) the patches are written there and ``out`` is
+    returned.
     """
     im = as_complex_image("image", image)
     p = as_positions("positions", positions)
@@ -696,7 +703,23 @@ def extract_grid_patches(
     c = _positive_int("C", C)
     if p.shape[0] % c:
         raise ValueError(f"positions must have a multiple of C = {c} rows, got {p.shape[0]}")
-    return _core.extract_grid_patches(im, p, n, c)
+    if out is None:
+        return _core.extract_grid_patches(im, p, n, c)
+    shape = (p.shape[0] // c, n, n, c)
+    for name, o in zip(("out[0]", "out[1]"), out, strict=True):
+        if not (
+            isinstance(o, np.ndarray)
+            and o.dtype == np.float32
+            and o.shape == shape
+            and o.flags.c_contiguous
+            and o.flags.writeable
+        ):
+            got = f"{getattr(o, 'dtype', type(o).__name__)} {getattr(o, 'shape', '')}"
+            raise ValueError(
+                f"{name} must be a writeable C-contiguous float32 {shape} array, got {got}"
+            )
+    _core.extract_grid_patches_into(im, p, out[0], out[1])
+    return out
 
 
 def illuminate_groups(
@@ -709,14 +732,20 @@ def illuminate_groups(
     seed: SeedLike = None,
     first_index: int = 0,
     check_finite: bool = True,
+    overwrite_amplitude: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Illuminate and diffract channel-format patches (the grid path of the README).
 
     For flat pattern ``i = b*C + c`` with ``O = amplitude * exp(1j * phase)``: returns
     ``X = sqrt(Poisson(A**2)) / scale`` (``A / scale`` without noise), ``A`` the far field of
     ``scale * probe * O``, pattern ``i`` on stream ``(seed, first_index + i)``, and the
-    post-probe amplitude ``|O * probe|``; both float32 ``(B, N, N, C)``. ``check_finite=False``
-    skips the finiteness scan for arrays a kernel just produced from checked input.
+    post-probe amplitude ``|O * probe|``; both float32 ``(B, N, N, C)``.
+
+    ``overwrite_amplitude=True`` (like SciPy's ``overwrite_x``) writes the post-probe
+    amplitude into ``amplitude`` itself when it is a writeable C-contiguous float32 array,
+    sparing a batch-sized allocation; otherwise ``amplitude`` is never modified.
+    ``check_finite=False`` skips the finiteness scan for arrays a kernel just produced from
+    checked input.
     """
     a = as_array("Y_I", amplitude, np.float32, ndim=4, allow_complex=False, finite=check_finite)
     ph = as_array(
@@ -728,7 +757,10 @@ def illuminate_groups(
     sc = np.float32(_positive_float("scale", scale))
     s = resolve_seed(seed) if poisson else None
     fi = _positive_int("first_index", first_index, minimum=0)
-    return _core.illuminate_groups(a, ph, pr, sc, s, fi)
+    if not (overwrite_amplitude and a is amplitude and a.flags.writeable):
+        a = a.copy()
+    x = _core.illuminate_groups(a, ph, pr, sc, s, fi)
+    return x, a
 
 
 def channel_energies(amplitude: Any, probe: Any, *, check_finite: bool = True) -> np.ndarray:

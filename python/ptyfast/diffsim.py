@@ -205,9 +205,17 @@ def _illuminate_groups(
 ) -> tuple[np.ndarray, np.ndarray]:
     """``(X, |O * P|)`` of channel-format patches in one Rust pass; flat pattern ``b*C + c``
     draws noise stream ``(seed, b*C + c)``."""
-    # The patches come from a kernel fed checked input: no second finiteness scan.
+    # The patches come from a kernel fed checked input (no second finiteness scan) and are
+    # ours to reuse: Y_I's buffer receives the post-probe amplitude.
     return _kernels.illuminate_groups(
-        Y_I, Y_phi, probe, s, poisson=poisson, seed=seed, check_finite=False
+        Y_I,
+        Y_phi,
+        probe,
+        s,
+        poisson=poisson,
+        seed=seed,
+        check_finite=False,
+        overwrite_amplitude=True,
     )
 
 
@@ -423,7 +431,9 @@ def mk_simdata(
         img = yy_i[k, :, :, 0] + 1j * (0.0 if yy_phi is None else yy_phi[k, :, :, 0])
         rows = slice(k * per_obj, (k + 1) * per_obj)
         flat = pos_flat[k * per_obj * C : (k + 1) * per_obj * C]
-        Y_I[rows], Y_phi[rows] = _kernels.extract_grid_patches(img.astype(np.complex64), flat, N, C)
+        _kernels.extract_grid_patches(
+            img.astype(np.complex64), flat, N, C, out=(Y_I[rows], Y_phi[rows])
+        )
     norm_y_i = np.float32(Y_I.reshape(B, -1).max(axis=1).mean(dtype=np.float64))
     if not norm_y_i > 0:
         raise ValueError("YY_I is zero at every grid patch; norm_Y_I is undefined")

@@ -5,7 +5,7 @@
 //! the flat `(B·C, N, N)` stacks the other kernels use, so no transposed copies of
 //! batch-sized arrays are ever made, and each group is one parallel work item.
 
-use ndarray::{Array4, ArrayView2, ArrayView4};
+use ndarray::{Array4, ArrayView2, ArrayView4, ArrayViewMut4};
 use rayon::prelude::*;
 
 use crate::diffraction::{check_probe, check_scale, scaled_probe, FarField};
@@ -36,28 +36,57 @@ pub fn extract_grid_patches(
     n: usize,
     c: usize,
 ) -> Result<(Array4<f32>, Array4<f32>)> {
-    if n == 0 {
-        return Err(Error::invalid("N", "at least 1", "0"));
-    }
-    check_positions(&positions)?;
-    let m = positions.nrows();
-    if c == 0 || m % c != 0 {
+    if c == 0 || positions.nrows() % c != 0 {
         return Err(Error::invalid(
             "positions",
             format!("a multiple of C = {c} rows"),
-            m.to_string(),
+            positions.nrows().to_string(),
+        ));
+    }
+    let b = positions.nrows() / c;
+    let len = checked_len(b, checked_len(checked_len(n, n)?, c)?)?;
+    let mut re = array4((b, n, n, c), zeroed::<f32>(len, "positions")?)?;
+    let mut im = array4((b, n, n, c), zeroed::<f32>(len, "positions")?)?;
+    extract_grid_patches_into(image, positions, re.view_mut(), im.view_mut())?;
+    Ok((re, im))
+}
+
+/// [`extract_grid_patches`] writing into caller-provided C-contiguous `(B, N, N, C)` buffers
+/// (`N` and `C` taken from them), so a grid dataset's patches land in their final arrays
+/// without an intermediate copy.
+///
+/// # Errors
+/// As [`extract_grid_patches`]; also when the outputs differ in shape, are not C-contiguous,
+/// or `positions` does not have `B·C` rows.
+pub fn extract_grid_patches_into(
+    image: ArrayView2<'_, Complex32>,
+    positions: ArrayView2<'_, f64>,
+    mut out_re: ArrayViewMut4<'_, f32>,
+    mut out_im: ArrayViewMut4<'_, f32>,
+) -> Result<()> {
+    let (b, n, w, c) = out_re.dim();
+    if n == 0 || n != w || c == 0 || out_im.dim() != out_re.dim() {
+        return Err(Error::invalid(
+            "out",
+            "two (B, N, N, C) arrays of one shape",
+            format!("{:?} and {:?}", out_re.dim(), out_im.dim()),
+        ));
+    }
+    check_positions(&positions)?;
+    if positions.nrows() != b * c {
+        return Err(Error::invalid(
+            "positions",
+            format!("B·C = {} rows", b * c),
+            positions.nrows().to_string(),
         ));
     }
     let cow = standard_object(&image);
     let obj = Object::new(&cow)?;
-    let b = m / c;
     let nn = checked_len(n, n)?;
     let per = checked_len(nn, c)?;
-    let len = checked_len(b, per)?;
-    let (mut re, mut im) = (
-        zeroed::<f32>(len, "positions")?,
-        zeroed::<f32>(len, "positions")?,
-    );
+    let contiguous = || Error::invalid("out", "C-contiguous arrays", "a strided array");
+    let re = out_re.as_slice_mut().ok_or_else(contiguous)?;
+    let im = out_im.as_slice_mut().ok_or_else(contiguous)?;
     let pos = positions_list(&positions);
     re.par_chunks_mut(per)
         .zip(im.par_chunks_mut(per))
@@ -74,7 +103,7 @@ pub fn extract_grid_patches(
                 }
             },
         );
-    Ok((array4((b, n, n, c), re)?, array4((b, n, n, c), im)?))
+    Ok(())
 }
 
 /// Illuminates and diffracts channel-format object patches, the reference's
@@ -83,18 +112,21 @@ pub fn extract_grid_patches(
 /// For flat pattern `i = b·C + c` with `O = amplitude·exp(i·phase)` (complex64):
 /// `A = |fftshift(FFT2(O · scale·probe))| / N`, observed as `sqrt(Poisson(A²))` on stream
 /// `(seed, first_index + i)` when `noise` is given, and returned divided by `scale` (the
-/// reference's `X`), together with the post-probe amplitude `|O · probe|` (its `Y_I`).
+/// reference's `X`). `amplitude` is overwritten with the post-probe amplitude `|O · probe|`
+/// (the reference's returned `Y_I`): the pre-probe amplitude is not needed afterwards, and
+/// reusing its buffer spares a batch-sized allocation.
 ///
 /// # Errors
 /// [`Error::InvalidArgument`] when the arrays differ in shape, are empty or not square in
-/// `N ≥ 2`, `probe` is not `(N, N)`, or `scale` is not positive and finite.
+/// `N ≥ 2`, `amplitude` is not C-contiguous, `probe` is not `(N, N)`, or `scale` is not
+/// positive and finite.
 pub fn illuminate_groups(
-    amplitude: ArrayView4<'_, f32>,
+    mut amplitude: ArrayViewMut4<'_, f32>,
     phase: ArrayView4<'_, f32>,
     probe: ArrayView2<'_, Complex32>,
     scale: f32,
     noise: Option<Noise>,
-) -> Result<(Array4<f32>, Array4<f32>)> {
+) -> Result<Array4<f32>> {
     let (b, h, w, c) = amplitude.dim();
     if h != w || h < 2 || b == 0 || c == 0 {
         return Err(Error::invalid(
@@ -122,11 +154,13 @@ pub fn illuminate_groups(
             ));
         }
     }
-    let (amp, ph) = (amplitude.as_standard_layout(), phase.as_standard_layout());
-    let (amp, ph) = match (amp.as_slice(), ph.as_slice()) {
-        (Some(a), Some(p)) => (a, p),
-        _ => return Err(Error::Unsupported("Y_I and Y_phi must be C-ordered".into())),
-    };
+    let ph = phase.as_standard_layout();
+    let ph = ph
+        .as_slice()
+        .ok_or_else(|| Error::Unsupported("Y_phi must be C-ordered".into()))?;
+    let amp = amplitude
+        .as_slice_mut()
+        .ok_or_else(|| Error::invalid("Y_I", "a C-contiguous array", "a strided array"))?;
     let nn = checked_len(n, n)?;
     let per = checked_len(nn, c)?;
     let len = checked_len(b, per)?;
@@ -134,15 +168,15 @@ pub fn illuminate_groups(
     let sprobe_t = scaled_probe(&probe.t(), scale);
     let probe_t: Vec<Complex32> = probe.t().iter().copied().collect();
     let template = FarField::new(n)?;
-    let (mut x, mut y_i) = (zeroed::<f32>(len, "Y_I")?, zeroed::<f32>(len, "Y_I")?);
+    let mut x = zeroed::<f32>(len, "Y_I")?;
     let inv = 1.0 / scale;
     x.par_chunks_mut(per)
-        .zip(y_i.par_chunks_mut(per))
-        .zip(amp.par_chunks(per).zip(ph.par_chunks(per)))
+        .zip(amp.par_chunks_mut(per))
+        .zip(ph.par_chunks(per))
         .enumerate()
         .for_each_init(
             || (template.clone(), vec![0.0f32; nn]),
-            |(ff, out), (g, ((xg, yg), (ag, pg)))| {
+            |(ff, out), (g, ((xg, ag), pg))| {
                 for ch in 0..c {
                     // field_t[col·N + row] = O[row, col] · (scale · probe)[row, col]
                     let field_t = ff.field_t_mut();
@@ -158,7 +192,7 @@ pub fn illuminate_groups(
                             };
                             let t = col * n + row;
                             field_t[t] = o * sprobe_t[t];
-                            yg[k] = (o * probe_t[t]).norm();
+                            ag[k] = (o * probe_t[t]).norm();
                         }
                     }
                     ff.transform(out);
@@ -172,7 +206,7 @@ pub fn illuminate_groups(
                 }
             },
         );
-    Ok((array4((b, n, n, c), x)?, array4((b, n, n, c), y_i)?))
+    array4((b, n, n, c), x)
 }
 
 /// Per-pattern illuminated energy `Σ (amplitude · |probe|)²` of channel-format amplitudes,
@@ -259,7 +293,8 @@ mod tests {
             Complex32::from_polar(1.0 / (1.0 + (r + col) as f32), 0.1 * r as f32)
         });
         let scale = 3.5f32;
-        let (x, yi) = illuminate_groups(amp.view(), ph.view(), probe.view(), scale, None).unwrap();
+        let mut yi = amp.clone();
+        let x = illuminate_groups(yi.view_mut(), ph.view(), probe.view(), scale, None).unwrap();
         let flat = Array3::from_shape_fn((b * c, n, n), |(i, r, col)| {
             let (a, p) = (amp[[i / c, r, col, i % c]], ph[[i / c, r, col, i % c]]);
             Complex32::new(a * p.cos(), a * p.sin())
@@ -307,18 +342,18 @@ mod tests {
                 first_index,
             })
         };
-        let (all, _) = illuminate_groups(amp.view(), ph.view(), probe.view(), 10.0, nz(0)).unwrap();
-        let (tail, _) = illuminate_groups(
-            amp.slice(ndarray::s![2.., .., .., ..]),
-            ph.slice(ndarray::s![2.., .., .., ..]),
-            probe.view(),
-            10.0,
-            nz(4),
-        )
-        .unwrap();
+        let run = |a: &Array4<f32>, p: &Array4<f32>, first| {
+            let mut a = a.clone();
+            illuminate_groups(a.view_mut(), p.view(), probe.view(), 10.0, nz(first)).unwrap()
+        };
+        let all = run(&amp, &ph, 0);
+        let tail = run(
+            &amp.slice(ndarray::s![2.., .., .., ..]).to_owned(),
+            &ph.slice(ndarray::s![2.., .., .., ..]).to_owned(),
+            4,
+        );
         assert_eq!(all.slice(ndarray::s![2.., .., .., ..]), tail);
-        let (other, _) =
-            illuminate_groups(amp.view(), ph.view(), probe.view(), 10.0, nz(1)).unwrap();
+        let other = run(&amp, &ph, 1);
         assert_ne!(all, other);
     }
 }

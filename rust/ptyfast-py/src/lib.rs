@@ -3,7 +3,7 @@
 
 use numpy::{
     Complex32, IntoPyArray, PyArray1, PyArray2, PyArray3, PyArray4, PyReadonlyArray1,
-    PyReadonlyArray2, PyReadonlyArray3, PyReadonlyArray4,
+    PyReadonlyArray2, PyReadonlyArray3, PyReadonlyArray4, PyReadwriteArray4,
 };
 use ptyfast_core as core;
 use pyo3::exceptions::PyValueError;
@@ -304,22 +304,33 @@ fn extract_grid_patches<'py>(
 }
 
 #[pyfunction]
+fn extract_grid_patches_into<'py>(
+    py: Python<'py>,
+    image: PyReadonlyArray2<'py, Complex32>,
+    positions: PyReadonlyArray2<'py, f64>,
+    mut out_re: PyReadwriteArray4<'py, f32>,
+    mut out_im: PyReadwriteArray4<'py, f32>,
+) -> PyResult<()> {
+    let (im, p) = (image.as_array(), positions.as_array());
+    let (re, imag) = (out_re.as_array_mut(), out_im.as_array_mut());
+    detach(py, || core::grid::extract_grid_patches_into(im, p, re, imag))
+}
+
+#[pyfunction]
 #[pyo3(signature = (amplitude, phase, probe, scale, seed, first_index))]
 fn illuminate_groups<'py>(
     py: Python<'py>,
-    amplitude: PyReadonlyArray4<'py, f32>,
+    mut amplitude: PyReadwriteArray4<'py, f32>,
     phase: PyReadonlyArray4<'py, f32>,
     probe: PyReadonlyArray2<'py, Complex32>,
     scale: f32,
     seed: Option<u64>,
     first_index: u64,
-) -> PyResult<GridPair<'py>> {
-    let (a, ph, pr) = (amplitude.as_array(), phase.as_array(), probe.as_array());
+) -> PyResult<Bound<'py, PyArray4<f32>>> {
+    let (a, ph, pr) = (amplitude.as_array_mut(), phase.as_array(), probe.as_array());
     let noise = seed.map(|seed| core::simulate::Noise { seed, first_index });
-    let (x, yi) = detach(py, || {
-        core::grid::illuminate_groups(a, ph, pr, scale, noise)
-    })?;
-    Ok((x.into_pyarray(py), yi.into_pyarray(py)))
+    let x = detach(py, || core::grid::illuminate_groups(a, ph, pr, scale, noise))?;
+    Ok(x.into_pyarray(py))
 }
 
 #[pyfunction]
@@ -348,6 +359,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(gather_groups, m)?)?;
     m.add_function(wrap_pyfunction!(num_threads, m)?)?;
     m.add_function(wrap_pyfunction!(extract_grid_patches, m)?)?;
+    m.add_function(wrap_pyfunction!(extract_grid_patches_into, m)?)?;
     m.add_function(wrap_pyfunction!(illuminate_groups, m)?)?;
     m.add_function(wrap_pyfunction!(channel_energies, m)?)?;
     m.add_function(wrap_pyfunction!(gather_groups_scaled, m)?)?;
