@@ -313,7 +313,9 @@ fn extract_grid_patches_into<'py>(
 ) -> PyResult<()> {
     let (im, p) = (image.as_array(), positions.as_array());
     let (re, imag) = (out_re.as_array_mut(), out_im.as_array_mut());
-    detach(py, || core::grid::extract_grid_patches_into(im, p, re, imag))
+    detach(py, || {
+        core::grid::extract_grid_patches_into(im, p, re, imag)
+    })
 }
 
 #[pyfunction]
@@ -329,7 +331,9 @@ fn illuminate_groups<'py>(
 ) -> PyResult<Bound<'py, PyArray4<f32>>> {
     let (a, ph, pr) = (amplitude.as_array_mut(), phase.as_array(), probe.as_array());
     let noise = seed.map(|seed| core::simulate::Noise { seed, first_index });
-    let x = detach(py, || core::grid::illuminate_groups(a, ph, pr, scale, noise))?;
+    let x = detach(py, || {
+        core::grid::illuminate_groups(a, ph, pr, scale, noise)
+    })?;
     Ok(x.into_pyarray(py))
 }
 
