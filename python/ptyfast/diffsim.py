@@ -49,14 +49,6 @@ def _cfg(name: str, value: Any) -> Any:
     return params.cfg[name]
 
 
-def _int_arg(name: str, v: Any, minimum: int) -> int:
-    if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
-        raise TypeError(f"{name} must be an integer, got {type(v).__name__} {v!r}")
-    if int(v) < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {v}")
-    return int(v)
-
-
 def _np(a: Any) -> Any:
     if a is not None and hasattr(a, "numpy") and not isinstance(a, np.ndarray):
         return a.numpy()
@@ -169,7 +161,7 @@ def illuminate_and_diffract(
         raise ValueError(f"Y_I must be flat (B, N, N, 1), got shape {yi.shape}")
     N = yi.shape[1]
     pr = _kernels.as_complex_image("probe", _np(probe), shape=(N, N))
-    g = _int_arg("gridsize", _cfg("gridsize", gridsize), 1)
+    g = _kernels._positive_int("gridsize", _cfg("gridsize", gridsize), minimum=1)
     C = g * g
     Y_I_ch = _flat_to_channel(yi[..., 0], C)
     Y_phi_ch = _flat_to_channel(yp[..., 0], C)
@@ -225,11 +217,11 @@ def _illuminate_groups(
 def _geometry(
     size: int, outer_offset: int, N: int, gridsize: int, offset: int
 ) -> tuple[int, int, int]:
-    size = _int_arg("size", size, 1)
-    outer_offset = _int_arg("outer_offset", outer_offset, 2)
-    N = _int_arg("N", N, 2)
-    gridsize = _int_arg("gridsize", gridsize, 1)
-    offset = _int_arg("offset", offset, 0)
+    size = _kernels._positive_int("size", size, minimum=1)
+    outer_offset = _kernels._positive_int("outer_offset", outer_offset, minimum=2)
+    N = _kernels._positive_int("N", N, minimum=2)
+    gridsize = _kernels._positive_int("gridsize", gridsize, minimum=1)
+    offset = _kernels._positive_int("offset", offset, minimum=0)
     big_n = N + (gridsize - 1) * offset
     stride = outer_offset // 2
     if big_n > size:
@@ -276,10 +268,10 @@ def extract_coords(
     """
     if outer_offset is None:
         raise ValueError("outer_offset must be given, got None")
-    N = _int_arg("N", _cfg("N", N), 2)
-    g = _int_arg("gridsize", _cfg("gridsize", gridsize), 1)
-    off = _int_arg("offset", _cfg("offset", offset), 0)
-    repeats = _int_arg("repeats", repeats, 1)
+    N = _kernels._positive_int("N", _cfg("N", N), minimum=2)
+    g = _kernels._positive_int("gridsize", _cfg("gridsize", gridsize), minimum=1)
+    off = _kernels._positive_int("offset", _cfg("offset", offset), minimum=0)
+    repeats = _kernels._positive_int("repeats", repeats, minimum=1)
     big_n, stride, g1 = _geometry(size, outer_offset, N, g, off)
     c = np.arange(g * g)
     if coord_type == "offsets":
@@ -377,10 +369,10 @@ def mk_simdata(
     >>> X.shape, coords.shape
     ((36, 32, 32, 4), (36, 1, 2, 4))
     """
-    n = _int_arg("nimgs", nimgs, 1)
-    N = _int_arg("N", _cfg("N", N), 2)
-    g = _int_arg("gridsize", _cfg("gridsize", gridsize), 1)
-    off = _int_arg("offset", _cfg("offset", offset), 0)
+    n = _kernels._positive_int("nimgs", nimgs, minimum=1)
+    N = _kernels._positive_int("N", _cfg("N", N), minimum=2)
+    g = _kernels._positive_int("gridsize", _cfg("gridsize", gridsize), minimum=1)
+    off = _kernels._positive_int("offset", _cfg("offset", offset), minimum=0)
     nph = float(_cfg("nphotons", nphotons))
     if not np.isfinite(nph) or nph <= 0:
         raise ValueError(f"nphotons must be a positive finite number, got {nph}")
