@@ -245,7 +245,7 @@ def test_seal_logs_a_warning(caplog):
         params.set("N", 64)
         params.set("intensity_scale", 1.0)
     messages = [r.getMessage() for r in caplog.records]
-    assert len(messages) == 1 and "post-seal" in messages[0] and "N" in messages[0]
+    assert len(messages) == 1 and "sealed" in messages[0] and "N" in messages[0]
     assert params.get("N") == 64
     params.unseal()
     caplog.clear()

@@ -324,12 +324,16 @@ def set(key: str, value: Any) -> None:  # noqa: A001 - reference name
     ...     p.get('data_source')
     'lines'
     """
-    logger.debug("Setting %s to %s in params", key, value)
+    logger.debug("params.set(%r, %r)", key, value)
     if _sealed and key not in _SEAL_WHITELIST:
         frame = inspect.currentframe()
-        caller = frame.f_back if frame is not None else None
-        where = f"{caller.f_code.co_filename}:{caller.f_lineno}" if caller else "<unknown>"
-        logger.warning("post-seal params.cfg write: %s (from %s)", key, where)
+        origin = frame.f_back if frame is not None else None
+        site = (
+            "unknown caller"
+            if origin is None
+            else (f"{origin.f_code.co_filename} line {origin.f_lineno}")
+        )
+        logger.warning("params are sealed; %r was still written by %s", key, site)
     ensure_defaults()
     validate_value(key, value)
     # As in the reference, every write re-checks data_source and the loss-weight pairing.

@@ -279,9 +279,8 @@ plateau_min_lr, plateau_threshold
             raise TypeError(f"model must be a ModelConfig, got {type(self.model).__name__}")
         if self.n_images is not None and self.n_groups is None:
             warnings.warn(
-                "Parameter 'n_images' is deprecated and will be removed in a future version. "
-                "Use 'n_groups' instead, which always means the number of groups regardless "
-                "of gridsize.",
+                "TrainingConfig.n_images is deprecated: set n_groups, the number of groups "
+                "(for every gridsize), instead.",
                 DeprecationWarning,
                 stacklevel=3,
             )
