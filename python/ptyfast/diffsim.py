@@ -22,7 +22,7 @@ import numpy as np
 from . import _kernels
 from .datagen.lines import mk_lines_img
 from .datagen.objects import sim_object_image, sim_object_stack
-from .intensity import count_photons, scale_nphotons
+from .intensity import _default_nphotons, count_photons, scale_nphotons, simulation_scale
 
 __all__ = [
     "add_position_jitter",
@@ -167,19 +167,11 @@ def illuminate_and_diffract(
     Y_phi_ch = _flat_to_channel(yp[..., 0], C)
     if intensity_scale is None:
         energy = _energies(Y_I_ch, pr)
-        s = _intensity_scale(float(energy.mean()), float(_cfg("nphotons", nphotons)))
+        s = simulation_scale(energy, _default_nphotons(nphotons))
     else:
         s = np.float32(_kernels._positive_float("intensity_scale", intensity_scale))
     X, Y_I_post = _illuminate_groups(Y_I_ch, Y_phi_ch, pr, s, poisson, seed)
     return X, Y_I_post, Y_phi_ch, s
-
-
-def _intensity_scale(energy_mean: float, nphotons: float) -> np.float32:
-    if not np.isfinite(nphotons) or nphotons <= 0:
-        raise ValueError(f"nphotons must be a positive finite number, got {nphotons}")
-    if not energy_mean > 0:
-        raise ValueError("the illuminated object has zero energy; the intensity scale is undefined")
-    return np.float32(np.sqrt(nphotons / energy_mean))
 
 
 def _energies(Y_I: np.ndarray, probe: np.ndarray) -> np.ndarray:
@@ -373,9 +365,7 @@ def mk_simdata(
     N = _kernels._positive_int("N", _cfg("N", N), minimum=2)
     g = _kernels._positive_int("gridsize", _cfg("gridsize", gridsize), minimum=1)
     off = _kernels._positive_int("offset", _cfg("offset", offset), minimum=0)
-    nph = float(_cfg("nphotons", nphotons))
-    if not np.isfinite(nph) or nph <= 0:
-        raise ValueError(f"nphotons must be a positive finite number, got {nph}")
+    nph = _default_nphotons(nphotons)
     C = g * g
     pr = _kernels.as_complex_image("probe", _np(probe))
     if pr.shape != (N, N):
@@ -431,7 +421,7 @@ def mk_simdata(
         raise ValueError("YY_I is zero at every grid patch; norm_Y_I is undefined")
     Y_I /= norm_y_i
     if intensity_scale is None:
-        s = _intensity_scale(float(_energies(Y_I, pr).mean()), nph)
+        s = simulation_scale(_energies(Y_I, pr), nph)
     else:
         s = np.float32(intensity_scale)
 

@@ -90,6 +90,27 @@ def _result_dtype(arr: np.ndarray) -> np.dtype:
     return arr.dtype if arr.dtype.kind == "f" else np.dtype(np.float64)
 
 
+def simulation_scale(energies: Any, nphotons: float) -> np.float32:
+    """The simulation's intensity scale ``s = sqrt(nphotons / mean(energies))`` (float32).
+
+    ``energies`` are the per-pattern illuminated energies ``sum |probe * patch|**2`` (float64,
+    reduced here in index order, so ``s`` does not depend on threads or chunking).
+
+    Raises
+    ------
+    ValueError
+        If ``nphotons`` is not positive and finite, or every pattern has zero energy.
+    """
+    nph = _positive_float("nphotons", nphotons)
+    mean = float(np.mean(energies))
+    if not mean > 0:
+        raise ValueError(
+            "the illuminated object has zero energy at every scan position; "
+            "the intensity scale is undefined"
+        )
+    return np.float32(np.sqrt(nph / mean))
+
+
 def _default_nphotons(nphotons: Any) -> float:
     if nphotons is None:
         from . import params  # the legacy shim; imported only when asked for its default

@@ -28,6 +28,7 @@ from .grouping import (
     group_dataset,
     normalize_data,
 )
+from .intensity import _default_nphotons, scale_nphotons, simulation_scale
 
 __all__ = [
     "RawData",
@@ -62,31 +63,13 @@ def _coords(name: str, a: Any) -> np.ndarray:
     return arr
 
 
-def _nphotons_default(nphotons: float | None) -> float:
-    if nphotons is None:
-        from . import params
-
-        nphotons = params.cfg["nphotons"]
-    f = float(nphotons)
-    if not np.isfinite(f) or f <= 0:
-        raise ValueError(f"nphotons must be a positive finite number, got {nphotons}")
-    return f
-
-
 def intensity_scale_of(obj: Any, positions: Any, probe: Any, nphotons: float) -> np.float32:
     """The simulation's intensity scale ``s = sqrt(nphotons / mean_i sum |probe * patch_i|**2)``.
 
     The per-pattern energies come from the Rust kernel (no FFT); the mean is a float64 NumPy
     reduction over them in index order, so ``s`` does not depend on threads or chunking.
     """
-    energy = _kernels.illuminated_energy(obj, positions, probe)
-    mean = float(np.mean(energy))
-    if not mean > 0:
-        raise ValueError(
-            "objectGuess times probeGuess has zero energy at every scan position; "
-            "the intensity scale is undefined"
-        )
-    return np.float32(np.sqrt(nphotons / mean))
+    return simulation_scale(_kernels.illuminated_energy(obj, positions, probe), nphotons)
 
 
 def simulate_raw(
@@ -314,7 +297,7 @@ class RawData:
         Works for any gridsize and for a single position (the reference refuses gridsize > 1
         and breaks on ``M = 1``): simulation is per position, grouping comes later.
         """
-        nph = _nphotons_default(nphotons)
+        nph = _default_nphotons(nphotons)
         diff3d, Y, s = simulate_raw(
             xcoords, ycoords, probeGuess, objectGuess, nphotons=nph, poisson=poisson, seed=seed
         )
@@ -322,8 +305,6 @@ class RawData:
         y = _coords("ycoords", ycoords)
         if scan_index is None:
             scan_index = np.zeros(x.shape[0], dtype=np.int64)
-        from .intensity import scale_nphotons
-
         raw = RawData(
             x,
             y,
