@@ -23,6 +23,7 @@ from . import _core
 from ._core import PtyfastError
 
 __all__ = [
+    "from_tensor",
     "legacy_random_state",
     "legacy_seed",
     "channel_energies",
@@ -60,12 +61,18 @@ SeedLike = int | np.integer | np.random.Generator | np.random.RandomState | None
 # --------------------------------------------------------------------------- coercion helpers
 
 
+def from_tensor(a: Any) -> Any:
+    """A TensorFlow tensor (anything with ``.numpy()``) as NumPy; anything else unchanged."""
+    if hasattr(a, "numpy") and not isinstance(a, np.ndarray | np.generic):
+        return a.numpy()
+    return a
+
+
 def _to_numpy(name: str, a: Any) -> np.ndarray:
     """NumPy view of ``a``; TensorFlow tensors (anything with ``.numpy()``) are converted."""
     if a is None:
         raise TypeError(f"{name} must be an array, got None")
-    if hasattr(a, "numpy") and not isinstance(a, np.ndarray):
-        a = a.numpy()
+    a = from_tensor(a)
     try:
         arr = np.asarray(a)
     except Exception as exc:  # pragma: no cover - exotic inputs
@@ -144,8 +151,7 @@ def _positive_int(name: str, v: Any, *, minimum: int = 1) -> int:
 
 
 def _positive_float(name: str, v: Any) -> float:
-    if hasattr(v, "numpy"):
-        v = v.numpy()
+    v = from_tensor(v)
     try:
         f = float(v)
     except (TypeError, ValueError) as exc:

@@ -49,12 +49,6 @@ def _cfg(name: str, value: Any) -> Any:
     return params.cfg[name]
 
 
-def _np(a: Any) -> Any:
-    if a is not None and hasattr(a, "numpy") and not isinstance(a, np.ndarray):
-        return a.numpy()
-    return a
-
-
 # --------------------------------------------------------------------------- forward model
 
 
@@ -64,7 +58,11 @@ def observe_amplitude(amplitude: Any, *, seed: _kernels.SeedLike = None) -> np.n
     The first axis indexes patterns; pattern ``i`` draws from stream ``(seed, i)``.
     """
     a = _kernels.as_array(
-        "amplitude", _np(amplitude), np.float32, allow_complex=False, nonnegative=True
+        "amplitude",
+        amplitude,
+        np.float32,
+        allow_complex=False,
+        nonnegative=True,
     )
     if a.ndim < 1:
         raise ValueError(f"amplitude must have a pattern axis, got shape {a.shape}")
@@ -79,7 +77,7 @@ def pad_and_diffract(input: Any, h: int, w: int, pad: bool = True) -> tuple[np.n
     reference; the data path never pads). Returns ``(padded_input, amplitude)``, float32
     amplitude of shape (B, h', w', 1).
     """
-    x = _kernels.as_array("input", _np(input), np.complex64, ndim=4)
+    x = _kernels.as_array("input", input, np.complex64, ndim=4)
     if x.shape[-1] != 1:
         raise ValueError(f"input must be (B, h, w, 1), got shape {x.shape}")
     if pad:
@@ -107,7 +105,7 @@ def dummy_phi(Y_I: Any) -> np.ndarray:
 
     ``max`` and ``mean`` run over the whole array, as the reference's.
     """
-    y = np.asarray(_np(Y_I), dtype=np.float64)
+    y = np.asarray(_kernels.from_tensor(Y_I), dtype=np.float64)
     return (math.pi * np.tanh((y - y.max() / 2) / (3 * y.mean()))).astype(np.float32)
 
 
@@ -155,12 +153,12 @@ def illuminate_and_diffract(
         (after the probe); ``Y_phi`` unchanged (the pre-probe phase, as the reference).
     s : numpy.float32
     """
-    yi = _kernels.as_array("Y_I", _np(Y_I), np.float32, ndim=4, allow_complex=False)
-    yp = _kernels.as_array("Y_phi", _np(Y_phi), np.float32, shape=yi.shape, allow_complex=False)
+    yi = _kernels.as_array("Y_I", Y_I, np.float32, ndim=4, allow_complex=False)
+    yp = _kernels.as_array("Y_phi", Y_phi, np.float32, shape=yi.shape, allow_complex=False)
     if yi.shape[-1] != 1 or yi.shape[1] != yi.shape[2]:
         raise ValueError(f"Y_I must be flat (B, N, N, 1), got shape {yi.shape}")
     N = yi.shape[1]
-    pr = _kernels.as_complex_image("probe", _np(probe), shape=(N, N))
+    pr = _kernels.as_complex_image("probe", probe, shape=(N, N))
     g = _kernels._positive_int("gridsize", _cfg("gridsize", gridsize), minimum=1)
     C = g * g
     Y_I_ch = _flat_to_channel(yi[..., 0], C)
@@ -283,7 +281,7 @@ def extract_coords(
 def add_position_jitter(coords: Any, jitter_scale: float, *, seed: Any = None) -> np.ndarray:
     """``coords + jitter_scale * normal(coords.shape)`` (float32), drawn from
     ``numpy.random.default_rng(seed)`` (``seed`` may also be a ``Generator``)."""
-    c = np.asarray(_np(coords), dtype=np.float32)
+    c = np.asarray(_kernels.from_tensor(coords), dtype=np.float32)
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     return (c + np.float32(jitter_scale) * rng.standard_normal(c.shape).astype(np.float32)).astype(
         np.float32
@@ -367,7 +365,7 @@ def mk_simdata(
     off = _kernels._positive_int("offset", _cfg("offset", offset), minimum=0)
     nph = _default_nphotons(nphotons)
     C = g * g
-    pr = _kernels.as_complex_image("probe", _np(probe))
+    pr = _kernels.as_complex_image("probe", probe)
     if pr.shape != (N, N):
         raise ValueError(f"probe must be (N, N) = ({N}, {N}), got {pr.shape}")
     big_n, stride, g1 = _geometry(size, outer_offset, N, g, off)
@@ -382,14 +380,22 @@ def mk_simdata(
             n, size, data_source=_cfg("data_source", data_source), seed=root, which=which
         )
     yy_i = _kernels.as_array(
-        "YY_I", _np(YY_I), np.float64, shape=(n, size, size, 1), allow_complex=False
+        "YY_I",
+        YY_I,
+        np.float64,
+        shape=(n, size, size, 1),
+        allow_complex=False,
     )
     if YY_phi is None and bool(_cfg("set_phi", set_phi)):
         YY_phi = dummy_phi(yy_i)
     yy_phi = None
     if YY_phi is not None:
         yy_phi = _kernels.as_array(
-            "YY_phi", _np(YY_phi), np.float64, shape=(n, size, size, 1), allow_complex=False
+            "YY_phi",
+            YY_phi,
+            np.float64,
+            shape=(n, size, size, 1),
+            allow_complex=False,
         )
 
     coords = extract_coords(size, n, "offsets", outer_offset, N=N, gridsize=g, offset=off)

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from ._kernels import SeedLike, _positive_float, _positive_int, _to_numpy
+from ._kernels import SeedLike, _positive_float, _positive_int, _to_numpy, from_tensor
 from .intensity import (
     calculate_intensity_scale,
     compute_dataset_intensity_stats,
@@ -40,15 +40,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-
-def _is_tensor(a: Any) -> bool:
-    return hasattr(a, "numpy") and not isinstance(a, np.ndarray | np.generic)
-
-
-def _plain(a: Any) -> Any:
-    """A TensorFlow tensor as NumPy; anything else unchanged."""
-    return a.numpy() if _is_tensor(a) else a
 
 
 def _optional_array(name: str, a: Any) -> np.ndarray | None:
@@ -151,11 +142,11 @@ dataset_intensity_stats
                 "dataset_intensity_stats must be a dict from compute_dataset_intensity_stats, "
                 f"got {type(dataset_intensity_stats).__name__}"
             )
-        self.norm_Y_I = _plain(norm_Y_I)
-        self.YY_full = _plain(YY_full)
-        self.nn_indices = _plain(nn_indices)
-        self.global_offsets = _plain(global_offsets)
-        self.local_offsets = _plain(local_offsets)
+        self.norm_Y_I = from_tensor(norm_Y_I)
+        self.YY_full = from_tensor(YY_full)
+        self.nn_indices = from_tensor(nn_indices)
+        self.global_offsets = from_tensor(global_offsets)
+        self.local_offsets = from_tensor(local_offsets)
         self.probeGuess = self._probe_np
         self.dataset_intensity_stats = (
             None if dataset_intensity_stats is None else dict(dataset_intensity_stats)
@@ -592,7 +583,7 @@ def load(
         dset = cb()
 
     def split(a: Any) -> Any:
-        a = _plain(a)
+        a = from_tensor(a)
         if a is None or not create_split:
             return a
         return split_tensor(a, train_frac, which)

@@ -29,6 +29,7 @@ from scipy.ndimage import gaussian_filter
 from scipy.signal.windows import gaussian
 
 from . import params
+from ._kernels import from_tensor
 
 __all__ = [
     "get_default_probe",
@@ -170,9 +171,7 @@ def get_probe_mask_real(N: int) -> np.ndarray:
 
 
 def _as_numpy(a: Any, name: str) -> np.ndarray:
-    if hasattr(a, "numpy") and not isinstance(a, np.ndarray):
-        a = a.numpy()
-    arr = np.asarray(a)
+    arr = np.asarray(from_tensor(a))
     if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_):
         raise TypeError(f"{name} must be a numeric array, got dtype {arr.dtype}")
     return arr

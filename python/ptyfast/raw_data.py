@@ -43,14 +43,13 @@ logger = logging.getLogger(__name__)
 _REQUIRED_KEYS = ("xcoords", "ycoords", "diff3d", "probeGuess")
 
 
-def _np(a: Any) -> Any:
-    if a is not None and hasattr(a, "numpy") and not isinstance(a, np.ndarray):
-        return a.numpy()
-    return a
+def _optional_array(a: Any) -> np.ndarray | None:
+    """``a`` as a NumPy array (TensorFlow tensors converted, no copy otherwise), or ``None``."""
+    return None if a is None else np.asarray(_kernels.from_tensor(a))
 
 
 def _coords(name: str, a: Any) -> np.ndarray:
-    arr = _np(a)
+    arr = _kernels.from_tensor(a)
     if arr is None:
         raise TypeError(f"{name} must be a 1-D array, got None")
     arr = np.asarray(arr)
@@ -94,8 +93,8 @@ def simulate_raw(
         raise ValueError(f"ycoords must have the shape of xcoords {x.shape}, got {y.shape}")
     if x.size == 0:
         raise ValueError("xcoords must hold at least one position, got 0")
-    obj = _kernels.as_complex_image("objectGuess", _np(objectGuess))
-    probe = _kernels.as_complex_image("probeGuess", _np(probeGuess))
+    obj = _kernels.as_complex_image("objectGuess", objectGuess)
+    probe = _kernels.as_complex_image("probeGuess", probeGuess)
     if probe.shape[0] != probe.shape[1] or probe.shape[0] < 2:
         raise ValueError(f"probeGuess must be square (N, N) with N >= 2, got {probe.shape}")
     positions = np.column_stack([x, y]).astype(np.float64)
@@ -195,7 +194,7 @@ class RawData:
             if arr is not None and arr.shape != n:
                 raise ValueError(f"{name} must have the shape of xcoords {n}, got {arr.shape}")
         m = n[0]
-        self.diff3d = np.asarray(_np(diff3d)) if diff3d is not None else None
+        self.diff3d = _optional_array(diff3d)
         if self.diff3d is not None:
             d = self.diff3d
             if d.ndim != 3 or d.shape[1] != d.shape[2]:
@@ -206,20 +205,19 @@ class RawData:
                 )
             if d.dtype.kind not in "iuf":
                 raise TypeError(f"diff3d must hold real amplitudes, got dtype {d.dtype}")
-        self.probeGuess = np.asarray(_np(probeGuess)) if probeGuess is not None else None
+        self.probeGuess = _optional_array(probeGuess)
         if self.probeGuess is not None and self.probeGuess.ndim != 2:
             raise ValueError(f"probeGuess must be 2-D (N, N), got shape {self.probeGuess.shape}")
-        self.scan_index = np.asarray(_np(scan_index)) if scan_index is not None else None
+        self.scan_index = _optional_array(scan_index)
         if self.scan_index is not None and self.scan_index.shape != n:
             raise ValueError(
                 f"scan_index must be 1-D of length {m}, got shape {self.scan_index.shape}"
             )
-        obj = _np(objectGuess)
-        self.objectGuess = None if obj is None else np.asarray(obj)
+        self.objectGuess = _optional_array(objectGuess)
         if self.objectGuess is not None and self.objectGuess.ndim != 2:
             raise ValueError(f"objectGuess must be 2-D (H, W), got shape {self.objectGuess.shape}")
-        self.Y = None if Y is None else np.asarray(_np(Y))
-        self.norm_Y_I = _np(norm_Y_I)
+        self.Y = _optional_array(Y)
+        self.norm_Y_I = _kernels.from_tensor(norm_Y_I)
         self.metadata = dict(metadata) if metadata else {}
         self.intensity_scale: float | None = None
         self.sample_indices: np.ndarray | None = None
@@ -311,9 +309,9 @@ class RawData:
             x,
             y,
             diff3d,
-            _np(probeGuess),
+            probeGuess,
             scan_index,
-            _np(objectGuess),
+            objectGuess,
             Y=Y,
             norm_Y_I=scale_nphotons(diff3d, nphotons=nph),
         )
