@@ -167,18 +167,25 @@ def resolve_seed(seed: SeedLike, name: str = "seed") -> int:
     ``None`` draws fresh OS entropy; an integer is used as is (it must be in ``[0, 2**64)``);
     a :class:`numpy.random.Generator` or ``RandomState`` gives one draw from it (advancing it).
     """
-    if seed is None:
-        return int(np.random.SeedSequence().generate_state(1, np.uint64)[0])
-    if isinstance(seed, np.random.Generator):
-        return int(seed.integers(0, 2**64, dtype=np.uint64))
     if isinstance(seed, np.random.RandomState):
         return int(seed.randint(0, 2**63, dtype=np.int64))
+    return _integer_seed(seed, 64, name)
+
+
+def _integer_seed(seed: Any, bits: int, name: str) -> int:
+    """An integer seed in ``[0, 2**bits)``: fresh OS entropy for ``None``, one draw from a
+    ``Generator`` (advancing it), an int as is."""
+    if seed is None:
+        dtype = np.uint64 if bits == 64 else np.uint32
+        return int(np.random.SeedSequence().generate_state(1, dtype)[0])
+    if isinstance(seed, np.random.Generator):
+        return int(seed.integers(0, 2**bits, dtype=np.uint64))
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
         raise TypeError(
             f"{name} must be an int, numpy.random.Generator or None, got {type(seed).__name__}"
         )
-    if not 0 <= int(seed) < 2**64:
-        raise ValueError(f"{name} must be in [0, 2**64), got {seed}")
+    if not 0 <= int(seed) < 2**bits:
+        raise ValueError(f"{name} must be in [0, 2**{bits}), got {seed}")
     return int(seed)
 
 
@@ -188,17 +195,7 @@ def legacy_seed(seed: Any, name: str = "seed") -> int:
     An int in ``[0, 2**32)`` is used as is; a ``Generator`` gives one draw (advancing it);
     ``None`` draws fresh OS entropy (NumPy's global state is never read).
     """
-    if seed is None:
-        return int(np.random.SeedSequence().generate_state(1, np.uint32)[0])
-    if isinstance(seed, np.random.Generator):
-        return int(seed.integers(0, 2**32, dtype=np.uint64))
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
-        raise TypeError(
-            f"{name} must be an int, numpy.random.Generator or None, got {type(seed).__name__}"
-        )
-    if not 0 <= int(seed) < 2**32:
-        raise ValueError(f"{name} must be between 0 and 2**32 - 1, got {seed}")
-    return int(seed)
+    return _integer_seed(seed, 32, name)
 
 
 def legacy_random_state(seed: Any, name: str = "seed") -> np.random.RandomState:
