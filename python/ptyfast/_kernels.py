@@ -185,7 +185,7 @@ def _integer_seed(seed: Any, bits: int, name: str) -> int:
             f"{name} must be an int, numpy.random.Generator or None, got {type(seed).__name__}"
         )
     if not 0 <= int(seed) < 2**bits:
-        raise ValueError(f"{name} must be in [0, 2**{bits}), got {seed}")
+        raise ValueError(f"{name} must be between 0 and 2**{bits} - 1, got {seed}")
     return int(seed)
 
 
