@@ -320,3 +320,60 @@ def test_grid_kernels_out_buffers_and_overwrite():
     assert post2 is re
     np.testing.assert_array_equal(x2, x)
     np.testing.assert_array_equal(post2, post)
+
+
+def test_absent_phase_equals_zero_phase():
+    from ptyfast import _kernels
+
+    rng = np.random.default_rng(3)
+    img = (1 + rng.random((40, 40))).astype(np.complex64)
+    pos = rng.uniform(10, 30, (8, 2))
+    re, im = _kernels.extract_grid_patches(img, pos, 8, 2)
+    np.testing.assert_array_equal(im, 0)
+    only_re = np.full_like(re, np.nan)
+    out = _kernels.extract_grid_patches(img, pos, 8, 2, out=(only_re, None))
+    assert out[0] is only_re and out[1] is None
+    np.testing.assert_array_equal(only_re, re)
+    probe = get_default_probe(8)
+    for poisson in (False, True):
+        kw = dict(poisson=poisson, seed=4)
+        x0, post0 = _kernels.illuminate_groups(re, np.zeros_like(re), probe, 30.0, **kw)
+        x1, post1 = _kernels.illuminate_groups(re, None, probe, 30.0, **kw)
+        np.testing.assert_array_equal(x1, x0)
+        np.testing.assert_array_equal(post1, post0)
+
+
+_SIMD_CHILD = """
+import hashlib, sys
+import numpy as np
+from ptyfast import _kernels, diffsim
+from ptyfast.probe import get_default_probe
+h = hashlib.sha256()
+yy = 1 + np.random.default_rng(0).random((1, 90, 90, 1))
+for phi in (None, 0.3 * np.random.default_rng(1).random((1, 90, 90, 1))):
+    X, Y_I, Y_phi, _ = diffsim.mk_simdata(1, 90, get_default_probe(32), 8, YY_I=yy, YY_phi=phi,
+        N=32, gridsize=2, offset=4, nphotons=1e9, seed=5)
+    for a in (X, Y_I, Y_phi):
+        h.update(a.tobytes())
+a = (10 ** np.random.default_rng(2).uniform(-3, 8, size=(40, 64, 64))).astype(np.float32)
+h.update(_kernels.observe_amplitudes(a, seed=9).tobytes())
+print(_kernels.simd_level(), h.hexdigest())
+"""
+
+
+def test_instruction_set_levels_give_identical_results():
+    """Every SIMD level the machine supports (PTYFAST_SIMD caps it) gives the same bits."""
+    import os
+    import subprocess
+    import sys
+
+    seen = {}
+    for cap in ("baseline", "avx2", "avx512"):
+        env = dict(os.environ, PTYFAST_SIMD=cap)
+        res = subprocess.run(
+            [sys.executable, "-c", _SIMD_CHILD], env=env, capture_output=True, text=True, check=True
+        )
+        level, digest = res.stdout.split()
+        seen[level] = digest
+    assert "baseline" in seen
+    assert len(set(seen.values())) == 1, seen

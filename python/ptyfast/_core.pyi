@@ -29,6 +29,7 @@ __all__ = [
     "extract_grid_patches_into",
     "illuminate_groups",
     "channel_energies",
+    "simd_level",
 ]
 
 __version__: str
@@ -108,11 +109,11 @@ def extract_grid_patches_into(
     image: npt.NDArray[np.complex64],
     positions: npt.NDArray[np.float64],
     out_re: npt.NDArray[np.float32],
-    out_im: npt.NDArray[np.float32],
+    out_im: npt.NDArray[np.float32] | None,
 ) -> None: ...
 def illuminate_groups(
     amplitude: npt.NDArray[np.float32],
-    phase: npt.NDArray[np.float32],
+    phase: npt.NDArray[np.float32] | None,
     probe: npt.NDArray[np.complex64],
     scale: float,
     seed: int | None,
@@ -121,3 +122,4 @@ def illuminate_groups(
 def channel_energies(
     amplitude: npt.NDArray[np.float32], probe: npt.NDArray[np.complex64]
 ) -> npt.NDArray[np.float64]: ...
+def simd_level() -> str: ...

@@ -45,6 +45,7 @@ __all__ = [
     "oversample_groups",
     "gather_groups",
     "num_threads",
+    "simd_level",
     "gather_groups_scaled",
     "pattern_energies",
     "legacy_permutation",
@@ -583,6 +584,15 @@ def num_threads() -> int:
     return int(_core.num_threads())
 
 
+def simd_level() -> str:
+    """Instruction set of the hot loops: ``'baseline'``, ``'avx2'`` or ``'avx512'``.
+
+    The widest the processor supports, capped by ``PTYFAST_SIMD`` (read once per process).
+    Results are bit-identical at every level; only speed differs.
+    """
+    return str(_core.simd_level())
+
+
 def gather_groups_scaled(diff3d: Any, groups: Any, scale: float) -> np.ndarray:
     """``float32(scale) * diff3d[groups]`` rearranged to ``(B, N, N, C)`` float32.
 
@@ -689,8 +699,8 @@ def extract_grid_patches(
     N: int,
     C: int,
     *,
-    out: tuple[np.ndarray, np.ndarray] | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
+    out: tuple[np.ndarray, np.ndarray | None] | None = None,
+) -> tuple[np.ndarray, np.ndarray | None]:
     """Bilinear patches of a complex ``image`` in channel format.
 
     ``positions`` is ``(B*C, 2)``; flat position ``b*C + c`` fills channel ``c`` of group ``b``
@@ -698,7 +708,7 @@ def extract_grid_patches(
     ``(B, N, N, C)``: an image ``amplitude + 1j*phase`` gives the amplitude and phase patches,
     each interpolated separately as the reference does. With ``out=(re, im)`` (writeable,
     C-contiguous float32 arrays of that shape) the patches are written there and ``out`` is
-    returned.
+    returned; ``im`` may be ``None`` (real parts only, for an object without phase).
     """
     im = as_complex_image("image", image)
     p = as_positions("positions", positions)
@@ -709,7 +719,11 @@ def extract_grid_patches(
     if out is None:
         return _core.extract_grid_patches(im, p, n, c)
     shape = (p.shape[0] // c, n, n, c)
+    if len(out) != 2:
+        raise ValueError(f"out must be a pair (re, im), got {len(out)} items")
     for name, o in zip(("out[0]", "out[1]"), out, strict=True):
+        if name == "out[1]" and o is None:
+            continue
         if not (
             isinstance(o, np.ndarray)
             and o.dtype == np.float32
@@ -739,7 +753,8 @@ def illuminate_groups(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Illuminate and diffract channel-format patches (the grid path of the README).
 
-    For flat pattern ``i = b*C + c`` with ``O = amplitude * exp(1j * phase)``: returns
+    For flat pattern ``i = b*C + c`` with ``O = amplitude * exp(1j * phase)`` (``phase=None``
+    is zero, without a buffer): returns
     ``X = sqrt(Poisson(A**2)) / scale`` (``A / scale`` without noise), ``A`` the far field of
     ``scale * probe * O``, pattern ``i`` on stream ``(seed, first_index + i)``, and the
     post-probe amplitude ``|O * probe|``; both float32 ``(B, N, N, C)``.
@@ -751,9 +766,11 @@ def illuminate_groups(
     checked input.
     """
     a = as_array("Y_I", amplitude, np.float32, ndim=4, allow_complex=False, finite=check_finite)
-    ph = as_array(
-        "Y_phi", phase, np.float32, shape=a.shape, allow_complex=False, finite=check_finite
-    )
+    ph = None
+    if phase is not None:
+        ph = as_array(
+            "Y_phi", phase, np.float32, shape=a.shape, allow_complex=False, finite=check_finite
+        )
     if a.shape[1] != a.shape[2]:
         raise ValueError(f"Y_I must be (B, N, N, C), got {a.shape}")
     pr = _check_probe(probe, a.shape[1])

@@ -179,7 +179,7 @@ def _energies(Y_I: np.ndarray, probe: np.ndarray) -> np.ndarray:
 
 def _illuminate_groups(
     Y_I: np.ndarray,
-    Y_phi: np.ndarray,
+    Y_phi: np.ndarray | None,
     probe: np.ndarray,
     s: np.float32,
     poisson: bool,
@@ -411,16 +411,21 @@ def mk_simdata(
 
     # Pass 1: pre-probe patches in channel format. Amplitude and phase ride in one complex
     # image (real, imag), so one bilinear extraction interpolates both separately, exactly as
-    # the reference does.
+    # the reference does. Without a phase, Y_phi is zeros that are never written: the kernels
+    # take it as absent, and its pages stay untouched until read.
     Y_I = np.empty((B, N, N, C), np.float32)
-    Y_phi = np.empty((B, N, N, C), np.float32)
+    Y_phi = np.zeros((B, N, N, C), np.float32)
     per_obj = g1 * g1
     for k in range(n):
         img = yy_i[k, :, :, 0] + 1j * (0.0 if yy_phi is None else yy_phi[k, :, :, 0])
         rows = slice(k * per_obj, (k + 1) * per_obj)
         flat = pos_flat[k * per_obj * C : (k + 1) * per_obj * C]
         _kernels.extract_grid_patches(
-            img.astype(np.complex64), flat, N, C, out=(Y_I[rows], Y_phi[rows])
+            img.astype(np.complex64),
+            flat,
+            N,
+            C,
+            out=(Y_I[rows], None if yy_phi is None else Y_phi[rows]),
         )
     norm_y_i = np.float32(Y_I.reshape(B, -1).max(axis=1).mean(dtype=np.float64))
     if not norm_y_i > 0:
@@ -435,7 +440,9 @@ def mk_simdata(
     if dict_fmt:
         out["I_pre_probe"] = _channel_to_flat(Y_I)
         out["phi_pre_probe"] = _channel_to_flat(Y_phi)
-    X, Y_I = _illuminate_groups(Y_I, Y_phi, pr, s, poisson, root if seed is not None else None)
+    X, Y_I = _illuminate_groups(
+        Y_I, None if yy_phi is None else Y_phi, pr, s, poisson, root if seed is not None else None
+    )
     if not dict_fmt:
         return X, Y_I, Y_phi, coords
     phi_full = np.zeros_like(yy_i) if yy_phi is None else yy_phi

@@ -120,6 +120,7 @@ impl FarField {
     }
 
     /// [`FarField::amplitudes_into`] for an `out` of the right length (checked by callers).
+    #[inline(always)]
     pub(crate) fn transform(&mut self, out: &mut [f32]) {
         let n = self.n;
         // Rows of fieldᵀ are columns of the field: `field_t[c][k1]` after the first pass,
@@ -135,6 +136,7 @@ impl FarField {
 
 /// `dst = srcᵀ` for square `n × n` row-major buffers: cache tiles of 4 × 2 blocks (each block
 /// becomes two 4-value runs of `dst`), then the odd rows and column left over.
+#[inline(always)]
 pub(crate) fn transpose(src: &[Complex32], dst: &mut [Complex32], n: usize) {
     if src.len() < n * n || dst.len() < n * n {
         return;
@@ -170,6 +172,7 @@ pub(crate) fn transpose(src: &[Complex32], dst: &mut [Complex32], n: usize) {
 
 /// `out[(k1 + h) % n][(k2 + h) % n] = sqrt((re² + im²) · (1/n²))` of `f[k1][k2]`, `h = n / 2`:
 /// the reference's `sqrt(fftshift(|F|² / N²))`, each row written as two contiguous runs.
+#[inline(always)]
 fn shifted_amplitudes(f: &[Complex32], out: &mut [f32], n: usize) {
     if f.len() < n * n || out.len() < n * n {
         return;

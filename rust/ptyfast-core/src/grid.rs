@@ -47,13 +47,14 @@ pub fn extract_grid_patches(
     let len = checked_len(b, checked_len(checked_len(n, n)?, c)?)?;
     let mut re = array4((b, n, n, c), zeroed::<f32>(len, "positions")?)?;
     let mut im = array4((b, n, n, c), zeroed::<f32>(len, "positions")?)?;
-    extract_grid_patches_into(image, positions, re.view_mut(), im.view_mut())?;
+    extract_grid_patches_into(image, positions, re.view_mut(), Some(im.view_mut()))?;
     Ok((re, im))
 }
 
 /// [`extract_grid_patches`] writing into caller-provided C-contiguous `(B, N, N, C)` buffers
 /// (`N` and `C` taken from them), so a grid dataset's patches land in their final arrays
-/// without an intermediate copy.
+/// without an intermediate copy. With `out_im = None` only the real parts are written (a real
+/// object needs no phase buffer).
 ///
 /// # Errors
 /// As [`extract_grid_patches`]; also when the outputs differ in shape, are not C-contiguous,
@@ -62,14 +63,15 @@ pub fn extract_grid_patches_into(
     image: ArrayView2<'_, Complex32>,
     positions: ArrayView2<'_, f64>,
     mut out_re: ArrayViewMut4<'_, f32>,
-    mut out_im: ArrayViewMut4<'_, f32>,
+    mut out_im: Option<ArrayViewMut4<'_, f32>>,
 ) -> Result<()> {
     let (b, n, w, c) = out_re.dim();
-    if n == 0 || n != w || c == 0 || out_im.dim() != out_re.dim() {
+    let im_dim = out_im.as_ref().map_or(out_re.dim(), ArrayViewMut4::dim);
+    if n == 0 || n != w || c == 0 || im_dim != out_re.dim() {
         return Err(Error::invalid(
             "out",
             "two (B, N, N, C) arrays of one shape",
-            format!("{:?} and {:?}", out_re.dim(), out_im.dim()),
+            format!("{:?} and {:?}", out_re.dim(), im_dim),
         ));
     }
     check_positions(&positions)?;
@@ -86,23 +88,38 @@ pub fn extract_grid_patches_into(
     let per = checked_len(nn, c)?;
     let contiguous = || Error::invalid("out", "C-contiguous arrays", "a strided array");
     let re = out_re.as_slice_mut().ok_or_else(contiguous)?;
-    let im = out_im.as_slice_mut().ok_or_else(contiguous)?;
     let pos = positions_list(&positions);
-    re.par_chunks_mut(per)
-        .zip(im.par_chunks_mut(per))
-        .zip(pos.par_chunks(c))
-        .for_each_init(
-            || (Sampler::default(), vec![Complex32::new(0.0, 0.0); nn]),
-            |(sampler, patch), ((re, im), group)| {
-                for (ch, &[x, y]) in group.iter().enumerate() {
-                    sampler.sample(&obj, x, y, n, n, patch);
-                    for (p, v) in patch.iter().enumerate() {
-                        re[p * c + ch] = v.re;
-                        im[p * c + ch] = v.im;
+    let init = || (Sampler::default(), vec![Complex32::new(0.0, 0.0); nn]);
+    match out_im.as_mut() {
+        Some(out_im) => {
+            let im = out_im.as_slice_mut().ok_or_else(contiguous)?;
+            re.par_chunks_mut(per)
+                .zip(im.par_chunks_mut(per))
+                .zip(pos.par_chunks(c))
+                .for_each_init(init, |(sampler, patch), ((re, im), group)| {
+                    for (ch, &[x, y]) in group.iter().enumerate() {
+                        sampler.sample(&obj, x, y, n, n, patch);
+                        for (p, v) in patch.iter().enumerate() {
+                            re[p * c + ch] = v.re;
+                            im[p * c + ch] = v.im;
+                        }
                     }
-                }
-            },
-        );
+                });
+        }
+        None => {
+            re.par_chunks_mut(per).zip(pos.par_chunks(c)).for_each_init(
+                init,
+                |(sampler, patch), (re, group)| {
+                    for (ch, &[x, y]) in group.iter().enumerate() {
+                        sampler.sample(&obj, x, y, n, n, patch);
+                        for (p, v) in patch.iter().enumerate() {
+                            re[p * c + ch] = v.re;
+                        }
+                    }
+                },
+            );
+        }
+    }
     Ok(())
 }
 
@@ -112,7 +129,8 @@ pub fn extract_grid_patches_into(
 /// For flat pattern `i = b·C + c` with `O = amplitude·exp(i·phase)` (complex64):
 /// `A = |fftshift(FFT2(O · scale·probe))| / N`, observed as `sqrt(Poisson(A²))` on stream
 /// `(seed, first_index + i)` when `noise` is given, and returned divided by `scale` (the
-/// reference's `X`). `amplitude` is overwritten with the post-probe amplitude `|O · probe|`
+/// reference's `X`). A `phase` of `None` is zero everywhere (and costs no memory traffic).
+/// `amplitude` is overwritten with the post-probe amplitude `|O · probe|`
 /// (the reference's returned `Y_I`): the pre-probe amplitude is not needed afterwards, and
 /// reusing its buffer spares a batch-sized allocation.
 ///
@@ -122,7 +140,7 @@ pub fn extract_grid_patches_into(
 /// positive and finite.
 pub fn illuminate_groups(
     mut amplitude: ArrayViewMut4<'_, f32>,
-    phase: ArrayView4<'_, f32>,
+    phase: Option<ArrayView4<'_, f32>>,
     probe: ArrayView2<'_, Complex32>,
     scale: f32,
     noise: Option<Noise>,
@@ -135,12 +153,14 @@ pub fn illuminate_groups(
             format!("{:?}", amplitude.dim()),
         ));
     }
-    if phase.dim() != amplitude.dim() {
-        return Err(Error::invalid(
-            "Y_phi",
-            format!("the shape of Y_I {:?}", amplitude.dim()),
-            format!("{:?}", phase.dim()),
-        ));
+    if let Some(ph) = &phase {
+        if ph.dim() != amplitude.dim() {
+            return Err(Error::invalid(
+                "Y_phi",
+                format!("the shape of Y_I {:?}", amplitude.dim()),
+                format!("{:?}", ph.dim()),
+            ));
+        }
     }
     let n = check_probe(&probe, Some(h))?;
     check_scale(scale)?;
@@ -154,10 +174,14 @@ pub fn illuminate_groups(
             ));
         }
     }
-    let ph = phase.as_standard_layout();
-    let ph = ph
-        .as_slice()
-        .ok_or_else(|| Error::Unsupported("Y_phi must be C-ordered".into()))?;
+    let ph = phase.as_ref().map(|p| p.as_standard_layout());
+    let ph = match &ph {
+        Some(p) => Some(
+            p.as_slice()
+                .ok_or_else(|| Error::Unsupported("Y_phi must be C-ordered".into()))?,
+        ),
+        None => None,
+    };
     let amp = amplitude
         .as_slice_mut()
         .ok_or_else(|| Error::invalid("Y_I", "a C-contiguous array", "a strided array"))?;
@@ -165,48 +189,78 @@ pub fn illuminate_groups(
     let per = checked_len(nn, c)?;
     let len = checked_len(b, per)?;
     // The far field takes its field transposed, so the probe is held transposed too.
-    let sprobe_t = scaled_probe(&probe.t(), scale);
-    let probe_t: Vec<Complex32> = probe.t().iter().copied().collect();
+    let probes = Probes {
+        scaled_t: scaled_probe(&probe.t(), scale),
+        plain_t: probe.t().iter().copied().collect(),
+    };
     let template = FarField::new(n)?;
     let mut x = zeroed::<f32>(len, "Y_I")?;
-    let inv = 1.0 / scale;
+    let work = |(ff, out): &mut (FarField, Vec<f32>),
+                (g, (xg, ag)): (usize, (&mut [f32], &mut [f32]))| {
+        let pg = ph.and_then(|p| p.get(g * per..(g + 1) * per));
+        let first = noise.map(|nz| (nz.seed, nz.first_index + (g * c) as u64));
+        illuminate_group(ff, out, xg, ag, pg, &probes, c, scale, first);
+    };
     x.par_chunks_mut(per)
         .zip(amp.par_chunks_mut(per))
-        .zip(ph.par_chunks(per))
         .enumerate()
-        .for_each_init(
-            || (template.clone(), vec![0.0f32; nn]),
-            |(ff, out), (g, ((xg, ag), pg))| {
-                for ch in 0..c {
-                    // field_t[col·N + row] = O[row, col] · (scale · probe)[row, col]
-                    let field_t = ff.field_t_mut();
-                    for col in 0..n {
-                        for row in 0..n {
-                            let k = (row * n + col) * c + ch;
-                            // A zero phase (no `set_phi`, the common case) needs no sin/cos.
-                            let o = if pg[k] == 0.0 {
-                                Complex32::new(ag[k], 0.0)
-                            } else {
-                                let (s, co) = pg[k].sin_cos();
-                                Complex32::new(ag[k] * co, ag[k] * s)
-                            };
-                            let t = col * n + row;
-                            field_t[t] = o * sprobe_t[t];
-                            ag[k] = (o * probe_t[t]).norm();
-                        }
-                    }
-                    ff.transform(out);
-                    if let Some(nz) = noise {
-                        let index = nz.first_index + (g * c + ch) as u64;
-                        observe_pattern(out, nz.seed, index);
-                    }
-                    for (p, v) in out.iter().enumerate() {
-                        xg[p * c + ch] = v * inv;
-                    }
-                }
-            },
-        );
+        .for_each_init(|| (template.clone(), vec![0.0f32; nn]), work);
     array4((b, n, n, c), x)
+}
+
+/// The probe, transposed as the far field takes its field: times the scale, and plain.
+struct Probes {
+    scaled_t: Vec<Complex32>,
+    plain_t: Vec<Complex32>,
+}
+
+crate::simd::multiversion! {
+    /// One group of [`illuminate_groups`]: channel by channel, the exit wave, its far field,
+    /// the noise (pattern streams `(seed, first + ch)` when `noise = Some((seed, first))`) and
+    /// the two outputs. A missing phase is zero.
+    #[allow(clippy::too_many_arguments)]
+    fn illuminate_group(
+        ff: &mut FarField,
+        out: &mut [f32],
+        xg: &mut [f32],
+        ag: &mut [f32],
+        pg: Option<&[f32]>,
+        probes: &Probes,
+        c: usize,
+        scale: f32,
+        noise: Option<(u64, u64)>,
+    ) {
+        let n = ff.n();
+        let inv = 1.0 / scale;
+        for ch in 0..c {
+            // field_t[col·N + row] = O[row, col] · (scale · probe)[row, col]
+            let field_t = ff.field_t_mut();
+            for col in 0..n {
+                for row in 0..n {
+                    let k = (row * n + col) * c + ch;
+                    let a = ag[k];
+                    // A zero phase (no `set_phi`, the common case) needs no sin/cos.
+                    let o = match pg {
+                        Some(p) if p[k] != 0.0 => {
+                            let (s, co) = p[k].sin_cos();
+                            Complex32::new(a * co, a * s)
+                        }
+                        _ => Complex32::new(a, 0.0),
+                    };
+                    let t = col * n + row;
+                    field_t[t] = o * probes.scaled_t[t];
+                    ag[k] = (o * probes.plain_t[t]).norm();
+                }
+            }
+            ff.transform(out);
+            if let Some((seed, first)) = noise {
+                observe_pattern(out, seed, first + ch as u64);
+            }
+            for (p, v) in out.iter().enumerate() {
+                xg[p * c + ch] = v * inv;
+            }
+        }
+    }
 }
 
 /// Per-pattern illuminated energy `Σ (amplitude · |probe|)²` of channel-format amplitudes,
@@ -294,7 +348,8 @@ mod tests {
         });
         let scale = 3.5f32;
         let mut yi = amp.clone();
-        let x = illuminate_groups(yi.view_mut(), ph.view(), probe.view(), scale, None).unwrap();
+        let x =
+            illuminate_groups(yi.view_mut(), Some(ph.view()), probe.view(), scale, None).unwrap();
         let flat = Array3::from_shape_fn((b * c, n, n), |(i, r, col)| {
             let (a, p) = (amp[[i / c, r, col, i % c]], ph[[i / c, r, col, i % c]]);
             Complex32::new(a * p.cos(), a * p.sin())
@@ -344,7 +399,7 @@ mod tests {
         };
         let run = |a: &Array4<f32>, p: &Array4<f32>, first| {
             let mut a = a.clone();
-            illuminate_groups(a.view_mut(), p.view(), probe.view(), 10.0, nz(first)).unwrap()
+            illuminate_groups(a.view_mut(), Some(p.view()), probe.view(), 10.0, nz(first)).unwrap()
         };
         let all = run(&amp, &ph, 0);
         let tail = run(

@@ -24,6 +24,7 @@ pub mod knn;
 pub mod legacy_rng;
 pub mod noise;
 pub mod patches;
+pub mod simd;
 pub mod simulate;
 
 pub use error::{Error, Result};

@@ -43,7 +43,7 @@ use ndarray::{Array1, Array3, ArrayView1, ArrayView3};
 use rayon::prelude::*;
 
 pub use self::block::BLOCK;
-use self::block::{counts_from_amplitudes, counts_in_place, with_scratch};
+use self::block::{counts_from_amplitudes, counts_in_place, with_scratch, Scratch};
 pub use self::poisson::{poisson, FAINT_MAX_RATE, PTRS_MIN_RATE};
 pub use self::rng::PatternRng;
 use crate::{Error, Result};
@@ -108,6 +108,7 @@ pub fn poisson_counts(rates: ArrayView1<'_, f64>, seed: u64, stream: u64) -> Res
 /// correctly rounded `f32` square root equals the `f64` one rounded to `f32` (double rounding
 /// is innocuous for square roots when 53 ≥ 2·24 + 2), so such blocks take the cheaper
 /// single-precision path with identical results.
+#[inline(always)]
 fn write_roots(out: &mut [f32], counts: &[f64]) {
     const EXACT_F32: f64 = 16_777_216.0; // 2^24
     if counts
@@ -150,25 +151,27 @@ fn first_invalid<T: Copy + Into<f64>>(values: &[T]) -> Option<(usize, f64)> {
 /// amplitudes are finite and non-negative by construction there, and any that is not becomes
 /// NaN.
 pub fn observe_pattern(amplitudes: &mut [f32], seed: u64, index: u64) {
-    let mut rng = PatternRng::new(seed, index);
-    with_scratch(|scratch| {
+    with_scratch(|scratch| observe_with(amplitudes, seed, index, scratch));
+}
+
+crate::simd::multiversion! {
+    /// [`observe_pattern`] with this thread's scratch, compiled per instruction-set level
+    /// ([`crate::simd`]).
+    fn observe_with(amplitudes: &mut [f32], seed: u64, index: u64, scratch: &mut Scratch) {
+        let mut rng = PatternRng::new(seed, index);
         let mut rates = std::mem::take(&mut scratch.rates);
         for chunk in amplitudes.chunks_mut(BLOCK) {
             rates.clear();
-            rates.extend(chunk.iter().map(|&a| {
+            for &a in chunk.iter() {
                 let a = f64::from(a);
                 // a < 0 would square to a valid rate; NaN fails the test too.
-                if a >= 0.0 {
-                    a * a
-                } else {
-                    f64::NAN
-                }
-            }));
+                rates.push(if a >= 0.0 { a * a } else { f64::NAN });
+            }
             counts_from_amplitudes(&mut rates, chunk, &mut rng, scratch);
             write_roots(chunk, &rates);
         }
         scratch.rates = rates;
-    });
+    }
 }
 
 #[cfg(test)]
@@ -193,6 +196,29 @@ mod tests {
         let a = Array3::<f32>::zeros((3, 4, 4));
         let out = poisson_amplitudes(a.view(), 1, 0).ok();
         assert_eq!(out, Some(a));
+    }
+
+    #[test]
+    fn every_instruction_set_gives_the_same_counts() {
+        use crate::simd::{with_cap, Level};
+        // Rates across all regimes, two block lengths (a 64 x 64 pattern and a ragged one).
+        for n in [64usize, 71] {
+            let a = pattern_stack(3, n);
+            let run = |cap| {
+                with_cap(cap, || {
+                    let mut out = a.clone();
+                    for (i, mut p) in out.outer_iter_mut().enumerate() {
+                        if let Some(s) = p.as_slice_mut() {
+                            observe_pattern(s, 21, i as u64);
+                        }
+                    }
+                    out
+                })
+            };
+            let base = run(Level::Baseline);
+            assert_eq!(run(Level::Avx2), base, "avx2, n={n}");
+            assert_eq!(run(Level::Avx512), base, "avx512, n={n}");
+        }
     }
 
     #[test]

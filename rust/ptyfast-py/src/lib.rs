@@ -282,6 +282,12 @@ fn legacy_raw<'py>(py: Python<'py>, seed: u32, size: usize) -> PyResult<Bound<'p
     Ok(v.into_pyarray(py))
 }
 
+/// The instruction-set level the kernels run at (`baseline`, `avx2` or `avx512`).
+#[pyfunction]
+fn simd_level() -> &'static str {
+    core::simd::level().name()
+}
+
 /// Number of threads in the kernels' pool (`RAYON_NUM_THREADS`, else the core count).
 #[pyfunction]
 fn num_threads() -> usize {
@@ -309,10 +315,13 @@ fn extract_grid_patches_into<'py>(
     image: PyReadonlyArray2<'py, Complex32>,
     positions: PyReadonlyArray2<'py, f64>,
     mut out_re: PyReadwriteArray4<'py, f32>,
-    mut out_im: PyReadwriteArray4<'py, f32>,
+    mut out_im: Option<PyReadwriteArray4<'py, f32>>,
 ) -> PyResult<()> {
     let (im, p) = (image.as_array(), positions.as_array());
-    let (re, imag) = (out_re.as_array_mut(), out_im.as_array_mut());
+    let (re, imag) = (
+        out_re.as_array_mut(),
+        out_im.as_mut().map(|o| o.as_array_mut()),
+    );
     detach(py, || {
         core::grid::extract_grid_patches_into(im, p, re, imag)
     })
@@ -323,13 +332,14 @@ fn extract_grid_patches_into<'py>(
 fn illuminate_groups<'py>(
     py: Python<'py>,
     mut amplitude: PyReadwriteArray4<'py, f32>,
-    phase: PyReadonlyArray4<'py, f32>,
+    phase: Option<PyReadonlyArray4<'py, f32>>,
     probe: PyReadonlyArray2<'py, Complex32>,
     scale: f32,
     seed: Option<u64>,
     first_index: u64,
 ) -> PyResult<Bound<'py, PyArray4<f32>>> {
-    let (a, ph, pr) = (amplitude.as_array_mut(), phase.as_array(), probe.as_array());
+    let ph = phase.as_ref().map(|p| p.as_array());
+    let (a, pr) = (amplitude.as_array_mut(), probe.as_array());
     let noise = seed.map(|seed| core::simulate::Noise { seed, first_index });
     let x = detach(py, || {
         core::grid::illuminate_groups(a, ph, pr, scale, noise)
@@ -366,6 +376,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(extract_grid_patches_into, m)?)?;
     m.add_function(wrap_pyfunction!(illuminate_groups, m)?)?;
     m.add_function(wrap_pyfunction!(channel_energies, m)?)?;
+    m.add_function(wrap_pyfunction!(simd_level, m)?)?;
     m.add_function(wrap_pyfunction!(gather_groups_scaled, m)?)?;
     m.add_function(wrap_pyfunction!(pattern_energies, m)?)?;
     m.add_function(wrap_pyfunction!(gather_groups_normalized, m)?)?;

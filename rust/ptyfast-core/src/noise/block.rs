@@ -61,6 +61,7 @@ thread_local! {
 }
 
 /// Runs `f` with this thread's scratch (a fresh one if it is already in use).
+#[inline(always)]
 pub fn with_scratch<R>(f: impl FnOnce(&mut Scratch) -> R) -> R {
     SCRATCH.with(|cell| match cell.try_borrow_mut() {
         Ok(mut s) => f(&mut s),
@@ -78,6 +79,7 @@ pub fn counts_in_place(x: &mut [f64], rng: &mut PatternRng, s: &mut Scratch) {
 
 /// [`counts_in_place`] for rates `x = A²` formed from the `f32` amplitudes `roots` (same length):
 /// identical results, using `A` as the exact `√λ`.
+#[inline(always)]
 pub fn counts_from_amplitudes(x: &mut [f64], roots: &[f32], rng: &mut PatternRng, s: &mut Scratch) {
     for (block, r) in x.chunks_mut(BLOCK).zip(roots.chunks(BLOCK)) {
         counts_block(block, Some(r), rng, s);
@@ -93,6 +95,7 @@ fn push(list: &mut [u32], n: &mut usize, i: u32, keep: bool) {
     *n += usize::from(keep);
 }
 
+#[inline(always)]
 fn counts_block(x: &mut [f64], roots: Option<&[f32]>, rng: &mut PatternRng, s: &mut Scratch) {
     s.reserve(x.len());
     let (mut nf, mut nt, mut np) = (0usize, 0usize, 0usize);
@@ -131,6 +134,7 @@ fn counts_block(x: &mut [f64], roots: Option<&[f32]>, rng: &mut PatternRng, s: &
 /// The PTRS rates of a block (`s.ptrs[..np]`), in rounds over the whole set so that no inner
 /// loop branches on a random outcome: one round each; the exact test for the rounds that
 /// missed the squeeze; a new round for those it rejected; and so on.
+#[inline(always)]
 fn ptrs_pass(
     x: &mut [f64],
     roots: Option<&[f32]>,

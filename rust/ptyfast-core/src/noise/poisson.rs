@@ -298,6 +298,7 @@ impl Ptrs {
 /// The exact tests of many missed rounds at once: `(decided[j], accept[j])` is
 /// `Ptrs::with_root(lam[j], slam[j]).quick_verdict(k[j], u[j], v[j])`. Branch-free, so the
 /// compiler vectorises it.
+#[inline(always)]
 pub(super) fn ptrs_verdicts(
     lam: &[f64],
     slam: &[f64],
@@ -316,6 +317,7 @@ pub(super) fn ptrs_verdicts(
 /// First PTRS rounds of many rates at once: for each `j`, `(k[j], squeeze[j])` is
 /// `Ptrs::with_root(lam[j], slam[j]).round(u[j], v[j])`, bit for bit. Branch-free, so the
 /// compiler vectorises it.
+#[inline(always)]
 pub(super) fn ptrs_rounds(
     lam: &[f64],
     slam: &[f64],
