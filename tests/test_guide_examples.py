@@ -110,6 +110,11 @@ def test_grid_direct_container_construction(probeGuess):
     )
     assert len(container) == X.shape[0]
     np.testing.assert_array_equal(container.X, X)
+    # as the guide promises, the statistics give the dataset-derived scale: the simulation's
+    from ptyfast.loader import calculate_intensity_scale
+
+    derived = calculate_intensity_scale(container, nphotons=params.cfg["nphotons"])
+    assert derived == pytest.approx(float(intensity_scale), rel=1e-3)
 
 
 # --------------------------------------------------------------------------- Nongrid Pipeline

@@ -171,11 +171,13 @@ def test_no_input_modified(shape, dtype):
     C=st.sampled_from([1, 4, 9]),
     seed=st.integers(0, 2**16),
 )
-def test_stats_normalized_undoes_the_scale(scale, C, seed):
+def test_normalized_stats_keep_the_stored_energy_and_record_the_scale(scale, C, seed):
     X = np.random.default_rng(seed).random((4, 8, 8, C)) + 0.1
-    raw = compute_dataset_intensity_stats(X)["batch_mean_sum_intensity"]
-    back = compute_dataset_intensity_stats(X * scale, intensity_scale=scale, is_normalized=True)
-    assert back["batch_mean_sum_intensity"] == pytest.approx(raw, rel=1e-12)
+    raw = compute_dataset_intensity_stats(X)
+    normed = compute_dataset_intensity_stats(X, intensity_scale=scale, is_normalized=True)
+    assert normed["batch_mean_sum_intensity"] == raw["batch_mean_sum_intensity"]
+    assert normed["intensity_scale"] == scale
+    assert "intensity_scale" not in raw
 
 
 # --------------------------------------------------------------------------- recovery of s
@@ -188,11 +190,48 @@ def test_derived_scale_recovers_simulation_scale(gridsize):
     Xc = to_channels(X, C)
     raw = compute_dataset_intensity_stats(Xc, is_normalized=False)
     assert calculate_intensity_scale(raw, nphotons=1e9) == pytest.approx(s, rel=1e-6)
-    photon = compute_dataset_intensity_stats(Xc * s, intensity_scale=s, is_normalized=True)
-    assert calculate_intensity_scale(photon, nphotons=1e9) == pytest.approx(s, rel=1e-6)
+    # the guide's call for data normalised by s (X = A_obs / s)
+    normed = compute_dataset_intensity_stats(Xc, intensity_scale=s, is_normalized=True)
+    assert calculate_intensity_scale(normed, nphotons=1e9) == pytest.approx(s, rel=1e-6)
     # 3-D input of the same patterns gives the same scale
     flat = compute_dataset_intensity_stats(X)
     assert calculate_intensity_scale(flat, nphotons=1e9) == pytest.approx(s, rel=1e-6)
+    # Why neither s² conversion is right for such data: dividing (the reference) gives s²,
+    # multiplying gives 1 (the photon count is nphotons by construction).
+    e = normed["batch_mean_sum_intensity"]
+    assert math.sqrt(1e9 / (e / s**2)) == pytest.approx(s**2, rel=1e-6)
+    assert math.sqrt(1e9 / (e * s**2)) == pytest.approx(1.0, rel=1e-6)
+
+
+@pytest.mark.parametrize("gridsize", [1, 2])
+@pytest.mark.parametrize("poisson", [False, True])
+def test_derived_scale_recovers_mk_simdata_scale(gridsize, poisson):
+    """mk_simdata's X passed as the guide does (its intensity_scale, is_normalized=True)."""
+    from ptyfast.diffsim import mk_simdata
+    from ptyfast.probe import get_default_probe
+
+    d = mk_simdata(
+        1,
+        96,
+        get_default_probe(32),
+        8,
+        dict_fmt=True,
+        seed=3,
+        poisson=poisson,
+        N=32,
+        gridsize=gridsize,
+        offset=4,
+        nphotons=1e7,
+        data_source="lines",
+    )
+    X, s = d["X"], float(d["intensity_scale"])
+    assert X.shape[-1] == gridsize**2
+    stats = compute_dataset_intensity_stats(X, intensity_scale=s, is_normalized=True)
+    # noise-free: exact up to float32 X; with noise: the total count of ~1e9 photons
+    rel = 1e-5 if not poisson else 1e-3
+    assert calculate_intensity_scale(stats, nphotons=1e7) == pytest.approx(s, rel=rel)
+    raw = compute_dataset_intensity_stats(X)
+    assert calculate_intensity_scale(raw, nphotons=1e7) == pytest.approx(s, rel=rel)
 
 
 def test_derived_scale_with_poisson_noise_is_close():

@@ -143,10 +143,10 @@ def test_guide_grid_direct_construction(monkeypatch):
         dataset_intensity_stats=dataset_stats,  # Required for correct intensity_scale
     )
     assert len(container) == 4
-    # mk_simdata's X is in unit-scale (raw) units: is_normalized=False recovers s, the
-    # guide's is_normalized=True does not (reference convention, see COMPATIBILITY.md)
-    raw = compute_dataset_intensity_stats(X, is_normalized=False)
-    assert calculate_intensity_scale(raw, nphotons=1e9) == pytest.approx(intensity_scale, rel=1e-6)
+    # the guide's statistics give back the simulation's scale (COMPATIBILITY.md)
+    assert calculate_intensity_scale(container, nphotons=1e9) == pytest.approx(
+        intensity_scale, rel=1e-6
+    )
 
 
 # --------------------------------------------------------------------------- container

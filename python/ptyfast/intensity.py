@@ -204,12 +204,21 @@ def compute_dataset_intensity_stats(
     ``E = mean over samples and channels of Σ_hw X²`` (float64, fixed order), the same
     channel mean as :func:`scale_nphotons` and the simulation's intensity scale.
 
-    Units: ``E`` is expressed in the units of the simulator's stored amplitudes
-    (``RawData.diff3d``, ``mk_simdata``'s ``X``, a grouped dict's ``diffraction``): the
-    unit-scale far field ``|F(O·P)|/N``, i.e. photon-count amplitudes divided by ``s``. Pass
-    such data with ``is_normalized=False`` (this includes ``mk_simdata`` output). Pass
-    ``is_normalized=True`` with ``intensity_scale=s`` only for data that was *multiplied* by
-    ``s`` (photon-count units, ``X·s`` as fed to the network); ``E`` is then divided by ``s²``.
+    **One rule.** ``E`` is always the energy of the amplitudes a container stores: the
+    simulator's amplitude divided by the intensity scale, ``X = A_obs / s`` (diffsim's
+    normalisation; ``|F(O·P)|/N`` without noise). ``RawData.diff3d``, a grouped dict's
+    ``diffraction`` and ``mk_simdata``'s ``X`` are all in these units, so
+    ``sqrt(nphotons / E)`` (:func:`calculate_intensity_scale`) is the ``s`` the simulation
+    used: exactly without noise, to ~1/sqrt(total counts) with it.
+
+    * ``is_normalized=False``: raw stored amplitudes (``RawData.diff3d``).
+    * ``is_normalized=True`` with ``intensity_scale=s``: data normalised by ``s`` the diffsim
+      way, as the guide passes ``mk_simdata``'s ``X``. ``X = A_obs / s`` is already in the
+      units above, so ``E`` is used as it is and ``s`` is recorded (``intensity_scale`` in the
+      result). The reference instead divides ``E`` by ``s²`` (right only for photon-count data
+      ``X·s``, which gives the guide's call ``s²``); multiplying by ``s²`` would give the
+      photon count itself and a scale of 1. COMPATIBILITY.md has the details. Photon-count
+      amplitudes ``A_obs`` are passed as ``A_obs / s``.
 
     Energy-normalised data (``X_full`` from ``normalize_data``, mean energy ``(N/2)²``) carries
     no scale information: its statistics make :func:`calculate_intensity_scale` return the
@@ -220,16 +229,17 @@ def compute_dataset_intensity_stats(
     X : array_like or tf.Tensor, (M, N, N) or (M, N, N, C)
         Real diffraction amplitudes (not intensities).
     intensity_scale : float, optional
-        The factor ``X`` was multiplied by; required when ``is_normalized``, ignored otherwise
+        The scale ``X`` was divided by; required when ``is_normalized``, ignored otherwise
         (as in the reference).
     is_normalized : bool, default False
-        Whether ``X`` is in photon-count units ``X_raw·s``.
+        Whether ``X`` was normalised by ``intensity_scale`` (``X = A_obs / s``).
 
     Returns
     -------
     dict
         ``batch_mean_sum_intensity`` (float, ``E``), ``n_samples`` (int, ``M``),
-        ``spec_reference`` (str, as the reference) and ``channel_reduction`` (``'mean'``).
+        ``spec_reference`` (str, as the reference), ``channel_reduction`` (``'mean'``) and,
+        with ``is_normalized``, ``intensity_scale`` (float, the recorded ``s``).
 
     Raises
     ------
@@ -245,10 +255,9 @@ def compute_dataset_intensity_stats(
     >>> X = np.full((10, 8, 8, 4), 0.5, np.float32)
     >>> compute_dataset_intensity_stats(X)["batch_mean_sum_intensity"]
     16.0
-    >>> compute_dataset_intensity_stats(2 * X, intensity_scale=2.0, is_normalized=True)[
-    ...     "batch_mean_sum_intensity"
-    ... ]
-    16.0
+    >>> stats = compute_dataset_intensity_stats(X, intensity_scale=2.0, is_normalized=True)
+    >>> stats["batch_mean_sum_intensity"], stats["intensity_scale"]
+    (16.0, 2.0)
     """
     arr = _real_array("X", X, min_ndim=0)
     if arr.ndim not in (3, 4):
@@ -258,15 +267,15 @@ def compute_dataset_intensity_stats(
         if intensity_scale is None:
             raise ValueError("intensity_scale must be provided when is_normalized=True")
         scale = _positive_float("intensity_scale", intensity_scale)
-    e = _mean_energy("X", arr)
-    if scale is not None:
-        e = e / (scale * scale)
-    return {
-        "batch_mean_sum_intensity": e,
+    stats: dict[str, Any] = {
+        "batch_mean_sum_intensity": _mean_energy("X", arr),
         "n_samples": int(arr.shape[0]),
         "spec_reference": SPEC_REFERENCE,
         "channel_reduction": "mean",
     }
+    if scale is not None:
+        stats["intensity_scale"] = scale
+    return stats
 
 
 def calculate_intensity_scale(
