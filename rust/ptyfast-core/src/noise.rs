@@ -161,11 +161,11 @@ crate::simd::multiversion! {
         let mut rng = PatternRng::new(seed, index);
         let mut rates = std::mem::take(&mut scratch.rates);
         for chunk in amplitudes.chunks_mut(BLOCK) {
-            rates.clear();
-            for &a in chunk.iter() {
+            rates.resize(chunk.len(), 0.0);
+            for (r, &a) in rates.iter_mut().zip(chunk.iter()) {
                 let a = f64::from(a);
                 // a < 0 would square to a valid rate; NaN fails the test too.
-                rates.push(if a >= 0.0 { a * a } else { f64::NAN });
+                *r = if a >= 0.0 { a * a } else { f64::NAN };
             }
             counts_from_amplitudes(&mut rates, chunk, &mut rng, scratch);
             write_roots(chunk, &rates);

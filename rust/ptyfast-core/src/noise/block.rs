@@ -24,8 +24,8 @@ pub const BLOCK: usize = 4096;
 /// results; one per thread is kept ([`with_scratch`]) so patterns allocate nothing.
 #[derive(Default)]
 pub struct Scratch {
-    faint: Vec<u32>,
-    tabled: Vec<u32>,
+    /// The regime of each rate of the block ([`Regime`] as `u8`).
+    regime: Vec<u8>,
     /// PTRS rates: their indices, then those still in play.
     ptrs: Vec<u32>,
     /// Rates of the current pattern block, for callers that start from amplitudes.
@@ -42,9 +42,8 @@ pub struct Scratch {
 impl Scratch {
     /// Buffers long enough for a block of `n` rates (zero-filled only when they grow).
     fn reserve(&mut self, n: usize) {
-        if self.faint.len() < n {
-            self.faint.resize(n, 0);
-            self.tabled.resize(n, 0);
+        if self.ptrs.len() < n {
+            self.regime.resize(n, 0);
             self.ptrs.resize(n, 0);
             self.lam.resize(n, 0.0);
             self.slam.resize(n, 0.0);
@@ -95,39 +94,54 @@ fn push(list: &mut [u32], n: &mut usize, i: u32, keep: bool) {
     *n += usize::from(keep);
 }
 
+/// The regimes of the module docs, as stored in [`Scratch`]. A rate in none of the three (zero
+/// or invalid) takes no uniform.
+mod regime {
+    pub const NONE: u8 = 0;
+    pub const FAINT: u8 = 1;
+    pub const TABLED: u8 = 2;
+    pub const PTRS: u8 = 3;
+}
+
 #[inline(always)]
 fn counts_block(x: &mut [f64], roots: Option<&[f32]>, rng: &mut PatternRng, s: &mut Scratch) {
     s.reserve(x.len());
-    let (mut nf, mut nt, mut np) = (0usize, 0usize, 0usize);
-    for (i, xi) in x.iter_mut().enumerate() {
+    let regimes = s.regime.get_mut(..x.len()).unwrap_or_default();
+    // One branch-free pass classifies every rate and settles the zero and invalid ones.
+    for (xi, r) in x.iter_mut().zip(regimes.iter_mut()) {
         let lam = *xi;
         let is_faint = lam > 0.0 && lam < FAINT_MAX_RATE;
         let is_tabled = (FAINT_MAX_RATE..PTRS_MIN_RATE).contains(&lam);
         let is_ptrs = (PTRS_MIN_RATE..f64::INFINITY).contains(&lam);
-        push(&mut s.faint, &mut nf, i as u32, is_faint);
-        push(&mut s.tabled, &mut nt, i as u32, is_tabled);
-        push(&mut s.ptrs, &mut np, i as u32, is_ptrs);
-        if !(is_faint || is_tabled || is_ptrs) {
-            // The count of a rate in no list: +0 for a zero (also −0), NaN for the invalid.
-            *xi = if lam == 0.0 { 0.0 } else { f64::NAN };
-        }
+        *r = u8::from(is_faint) * regime::FAINT
+            + u8::from(is_tabled) * regime::TABLED
+            + u8::from(is_ptrs) * regime::PTRS;
+        // The count of a rate in no regime: +0 for a zero (also −0), NaN for the invalid.
+        let none = if lam == 0.0 { 0.0 } else { f64::NAN };
+        *xi = if *r == regime::NONE { none } else { lam };
     }
 
-    for &i in s.faint.get(..nf).unwrap_or_default() {
-        if let Some(xi) = x.get_mut(i as usize) {
+    // Then each regime in turn, its rates in order (regimes come in long runs across a
+    // diffraction pattern, so these branches predict well).
+    for (xi, &r) in x.iter_mut().zip(regimes.iter()) {
+        if r == regime::FAINT {
             let u = rng.next_f64();
             *xi = faint(rng, *xi, u);
         }
     }
 
     let t = tables();
-    for &i in s.tabled.get(..nt).unwrap_or_default() {
-        if let Some(xi) = x.get_mut(i as usize) {
+    for (xi, &r) in x.iter_mut().zip(regimes.iter()) {
+        if r == regime::TABLED {
             let u = [rng.next_f64(), rng.next_f64()];
             *xi = tabled(rng, t, *xi, u);
         }
     }
 
+    let mut np = 0usize;
+    for (i, &r) in regimes.iter().enumerate() {
+        push(&mut s.ptrs, &mut np, i as u32, r == regime::PTRS);
+    }
     ptrs_pass(x, roots, np, rng, s);
 }
 
