@@ -357,6 +357,15 @@ for phi in (None, 0.3 * np.random.default_rng(1).random((1, 90, 90, 1))):
         h.update(a.tobytes())
 a = (10 ** np.random.default_rng(2).uniform(-3, 8, size=(40, 64, 64))).astype(np.float32)
 h.update(_kernels.observe_amplitudes(a, seed=9).tobytes())
+# the fused path, both object orientations (small and large object), with patches
+rng = np.random.default_rng(3)
+for size in (40, 400):
+    obj = (rng.random((size, size)) * np.exp(1j * rng.random((size, size)))).astype(np.complex64)
+    pos = rng.uniform(-3, size + 3, (30, 2))
+    x, p = _kernels.simulate(obj, pos, get_default_probe(16), scale=50.0, seed=1,
+                             divide_by_scale=True, return_patches=True)
+    h.update(x.tobytes())
+    h.update(p.tobytes())
 print(_kernels.simd_level(), h.hexdigest())
 """
 

@@ -90,6 +90,7 @@ impl FarField {
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] (`field`) when `field.len() != N²`.
+    #[inline(always)]
     pub fn load_field(&mut self, field: &[Complex32]) -> Result<()> {
         self.check_len("field", field.len())?;
         transpose(field, &mut self.field_t, self.n);
@@ -202,7 +203,7 @@ pub(crate) fn scaled_probe(probe: &ArrayView2<'_, Complex32>, scale: f32) -> Vec
 }
 
 /// `field ← field · sprobe`, the exit wave (one shared definition so all kernels agree bitwise).
-#[inline]
+#[inline(always)]
 pub(crate) fn illuminate(field: &mut [Complex32], sprobe: &[Complex32]) {
     for (f, p) in field.iter_mut().zip(sprobe) {
         *f *= *p;

@@ -97,30 +97,48 @@ pub fn extract_grid_patches_into(
                 .zip(im.par_chunks_mut(per))
                 .zip(pos.par_chunks(c))
                 .for_each_init(init, |(sampler, patch), ((re, im), group)| {
-                    for (ch, &[x, y]) in group.iter().enumerate() {
-                        sampler.sample(&obj, x, y, n, n, patch);
-                        for (p, v) in patch.iter().enumerate() {
-                            re[p * c + ch] = v.re;
-                            im[p * c + ch] = v.im;
-                        }
-                    }
+                    extract_group(&obj, group, n, sampler, patch, re, Some(im));
                 });
         }
         None => {
             re.par_chunks_mut(per).zip(pos.par_chunks(c)).for_each_init(
                 init,
                 |(sampler, patch), (re, group)| {
-                    for (ch, &[x, y]) in group.iter().enumerate() {
-                        sampler.sample(&obj, x, y, n, n, patch);
-                        for (p, v) in patch.iter().enumerate() {
-                            re[p * c + ch] = v.re;
-                        }
-                    }
+                    extract_group(&obj, group, n, sampler, patch, re, None);
                 },
             );
         }
     }
     Ok(())
+}
+
+crate::simd::multiversion! {
+    /// One group of [`extract_grid_patches_into`]: channel `ch` sampled at `group[ch]` into
+    /// `patch`, then spread into the channel-format outputs.
+    #[allow(clippy::too_many_arguments)]
+    fn extract_group(
+        obj: &Object<'_>,
+        group: &[[f64; 2]],
+        n: usize,
+        sampler: &mut Sampler,
+        patch: &mut [Complex32],
+        re: &mut [f32],
+        im: Option<&mut [f32]>,
+    ) {
+        let c = group.len();
+        let mut im = im;
+        for (ch, &[x, y]) in group.iter().enumerate() {
+            sampler.sample(obj, x, y, n, n, patch);
+            for (r, v) in re.iter_mut().skip(ch).step_by(c).zip(patch.iter()) {
+                *r = v.re;
+            }
+            if let Some(im) = im.as_deref_mut() {
+                for (m, v) in im.iter_mut().skip(ch).step_by(c).zip(patch.iter()) {
+                    *m = v.im;
+                }
+            }
+        }
+    }
 }
 
 /// Illuminates and diffracts channel-format object patches, the reference's

@@ -112,6 +112,7 @@ struct AxisTable {
 }
 
 impl AxisTable {
+    #[inline(always)]
     fn fill(&mut self, len: usize, p: f32) {
         let half = (len / 2) as i64;
         self.i0.clear();
@@ -131,6 +132,7 @@ impl AxisTable {
     }
 
     /// Whether both corners of every entry lie in `[0, size)` (the table is non-decreasing).
+    #[inline(always)]
     fn interior(&self, size: usize) -> bool {
         let size = size as i64;
         match (self.i0.first(), self.i0.last()) {
@@ -166,6 +168,8 @@ impl Sampler {
     /// Writes the `rows × cols` patch at `(x, y)` (row-major) into `out`.
     ///
     /// `out.len()` must be `rows * cols`; a shorter `out` is filled as far as it goes.
+    /// Inlined, so that it takes the instruction set of its caller ([`crate::simd`]).
+    #[inline(always)]
     pub(crate) fn sample(
         &mut self,
         obj: &Object<'_>,
@@ -194,6 +198,7 @@ impl Sampler {
     }
 }
 
+#[inline(always)]
 fn row_interior(
     out: &mut [Complex32],
     ra: &[Complex32],

@@ -231,7 +231,14 @@ fn simulate_impl(
     } else {
         obj
     };
-    let sprobe_t = scaled_probe(&probe.t(), scale);
+    let fused = Fused {
+        obj: if transposed { &obj_t } else { &obj },
+        transposed,
+        sprobe_t: scaled_probe(&probe.t(), scale),
+        n,
+        noise,
+        scale: divide_by_scale.then_some(scale),
+    };
     let pos = positions_list(&positions);
     let template = FarField::new(n)?;
     let init = || {
@@ -247,31 +254,8 @@ fn simulate_impl(
                i: usize,
                amp: &mut [f32],
                patch: Option<&mut [Complex32]>| {
-        let Some(&[x, y]) = pos.get(i) else { return };
-        if transposed {
-            let field_t = ff.field_t_mut();
-            sampler.sample(&obj_t, y, x, n, n, field_t);
-            if let Some(p) = patch {
-                transpose(field_t, p, n);
-            }
-        } else {
-            sampler.sample(&obj, x, y, n, n, staging);
-            if let Some(p) = patch {
-                p.copy_from_slice(staging);
-            }
-            if ff.load_field(staging).is_err() {
-                return;
-            }
-        }
-        illuminate(ff.field_t_mut(), &sprobe_t);
-        ff.transform(amp);
-        if let Some(nz) = noise {
-            observe_pattern(amp, nz.seed, nz.first_index.wrapping_add(i as u64));
-        }
-        if divide_by_scale {
-            for v in amp.iter_mut() {
-                *v /= scale;
-            }
+        if let Some(&xy) = pos.get(i) {
+            simulate_one(&fused, ff, sampler, staging, i, xy, amp, patch);
         }
     };
     match patch_out {
@@ -286,6 +270,62 @@ fn simulate_impl(
             .for_each_init(init, |st, (i, a)| one(st, i, a, None)),
     }
     Ok(())
+}
+
+/// What every pattern of one fused call shares.
+struct Fused<'a> {
+    /// The object, transposed when `transposed`.
+    obj: &'a Object<'a>,
+    transposed: bool,
+    /// `scale · probe`, transposed.
+    sprobe_t: Vec<Complex32>,
+    n: usize,
+    noise: Option<Noise>,
+    /// `Some(scale)` when the amplitudes are returned divided by it.
+    scale: Option<f32>,
+}
+
+crate::simd::multiversion! {
+    /// Pattern `i` at `xy = [x, y]`: its patch (also written to `patch`), exit wave, far field,
+    /// noise and scaling, into `amp`.
+    #[allow(clippy::too_many_arguments)]
+    fn simulate_one(
+        f: &Fused<'_>,
+        ff: &mut FarField,
+        sampler: &mut Sampler,
+        staging: &mut [Complex32],
+        i: usize,
+        xy: [f64; 2],
+        amp: &mut [f32],
+        patch: Option<&mut [Complex32]>,
+    ) {
+        let ([x, y], n) = (xy, f.n);
+        if f.transposed {
+            let field_t = ff.field_t_mut();
+            sampler.sample(f.obj, y, x, n, n, field_t);
+            if let Some(p) = patch {
+                transpose(field_t, p, n);
+            }
+        } else {
+            sampler.sample(f.obj, x, y, n, n, staging);
+            if let Some(p) = patch {
+                p.copy_from_slice(staging);
+            }
+            if ff.load_field(staging).is_err() {
+                return;
+            }
+        }
+        illuminate(ff.field_t_mut(), &f.sprobe_t);
+        ff.transform(amp);
+        if let Some(nz) = f.noise {
+            observe_pattern(amp, nz.seed, nz.first_index.wrapping_add(i as u64));
+        }
+        if let Some(scale) = f.scale {
+            for v in amp.iter_mut() {
+                *v /= scale;
+            }
+        }
+    }
 }
 
 #[cfg(test)]
