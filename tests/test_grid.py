@@ -366,6 +366,7 @@ for size in (40, 400):
                              divide_by_scale=True, return_patches=True)
     h.update(x.tobytes())
     h.update(p.tobytes())
+    h.update(_kernels.diffract(p, get_default_probe(16), 50.0).tobytes())
 print(_kernels.simd_level(), h.hexdigest())
 """
 

@@ -289,16 +289,27 @@ pub fn diffract(
         .zip(src.par_chunks(nn))
         .for_each_init(
             || (template.clone(), vec![Complex32::new(0.0, 0.0); nn]),
-            |(ff, staging), (o, p)| {
-                // Stream the (likely uncached) patch in contiguously, transpose it in cache.
-                staging.copy_from_slice(p);
-                if ff.load_field(staging).is_ok() {
-                    illuminate(ff.field_t_mut(), &sprobe_t);
-                    ff.transform(o);
-                }
-            },
+            |(ff, staging), (o, p)| diffract_one(ff, staging, p, &sprobe_t, o),
         );
     Array3::from_shape_vec((m, n, n), out).map_err(|e| Error::Unsupported(e.to_string()))
+}
+
+crate::simd::multiversion! {
+    /// One pattern of [`diffract`]: the patch `p` times `sprobe_t`, transformed into `out`.
+    fn diffract_one(
+        ff: &mut FarField,
+        staging: &mut [Complex32],
+        p: &[Complex32],
+        sprobe_t: &[Complex32],
+        out: &mut [f32],
+    ) {
+        // Stream the (likely uncached) patch in contiguously, transpose it in cache.
+        staging.copy_from_slice(p);
+        if ff.load_field(staging).is_ok() {
+            illuminate(ff.field_t_mut(), sprobe_t);
+            ff.transform(out);
+        }
+    }
 }
 
 #[cfg(test)]
