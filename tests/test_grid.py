@@ -387,3 +387,20 @@ def test_instruction_set_levels_give_identical_results():
         seen[level] = digest
     assert "baseline" in seen
     assert len(set(seen.values())) == 1, seen
+
+
+def test_dict_outputs_without_phase_are_zero_and_consistent():
+    probe = get_default_probe(32)
+    yy = 1 + np.random.default_rng(7).random((1, 80, 80, 1))
+    d = diffsim.mk_simdata(1, 80, probe, 16, dict_fmt=True, YY_I=yy, **_grid(poisson=False))
+    B, C = d["X"].shape[0], d["X"].shape[-1]
+    assert d["Y_phi"].shape == d["X"].shape and d["Y_phi"].dtype == np.float32
+    assert d["phi_pre_probe"].shape == (B * C, 32, 32, 1)
+    assert not d["Y_phi"].any() and not d["phi_pre_probe"].any()
+    assert d["Y_phi"].flags.writeable and d["phi_pre_probe"].flags.writeable
+    # an explicit zero phase takes the other path and gives the same bits
+    e = diffsim.mk_simdata(
+        1, 80, probe, 16, dict_fmt=True, YY_I=yy, YY_phi=np.zeros_like(yy), **_grid(poisson=False)
+    )
+    for key in ("X", "Y_I", "Y_phi", "I_pre_probe", "phi_pre_probe"):
+        np.testing.assert_array_equal(d[key], e[key], err_msg=key)

@@ -439,7 +439,11 @@ def mk_simdata(
     out: dict[str, Any] = {}
     if dict_fmt:
         out["I_pre_probe"] = _channel_to_flat(Y_I)
-        out["phi_pre_probe"] = _channel_to_flat(Y_phi)
+        out["phi_pre_probe"] = (
+            _channel_to_flat(Y_phi)
+            if yy_phi is not None
+            else np.zeros((B * C, N, N, 1), np.float32)  # untouched pages, like Y_phi
+        )
     X, Y_I = _illuminate_groups(
         Y_I, None if yy_phi is None else Y_phi, pr, s, poisson, root if seed is not None else None
     )
