@@ -36,7 +36,7 @@ pub fn extract_grid_patches(
     n: usize,
     c: usize,
 ) -> Result<(Array4<f32>, Array4<f32>)> {
-    if c == 0 || positions.nrows() % c != 0 {
+    if c == 0 || !positions.nrows().is_multiple_of(c) {
         return Err(Error::invalid(
             "positions",
             format!("a multiple of C = {c} rows"),

@@ -93,6 +93,7 @@ thread_local! {
 
 /// The level for a call on this thread (tests may cap it per thread).
 #[inline]
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))] // only x86-64 has levels to pick
 pub(crate) fn current() -> Level {
     #[cfg(test)]
     if let Some(cap) = TEST_CAP.with(std::cell::Cell::get) {
