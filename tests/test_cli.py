@@ -113,3 +113,18 @@ def test_input_npz(tmp_path):
     raw = RawData.from_file(out)
     np.testing.assert_array_equal(raw.probeGuess, probe)
     assert raw.diff3d.shape == (20, 16, 16)
+
+
+def test_output_file_gets_the_umask_mode_not_mkstemps(tmp_path):
+    import stat
+
+    from ptyfast._npz import save_npz
+
+    old = os.umask(0o027)
+    try:
+        save_npz(tmp_path / "a.npz", {"x": np.arange(3)})
+    finally:
+        os.umask(old)
+    mode = stat.S_IMODE((tmp_path / "a.npz").stat().st_mode)
+    assert mode == 0o640
+    np.testing.assert_array_equal(np.load(tmp_path / "a.npz")["x"], np.arange(3))

@@ -66,6 +66,9 @@ class NpzStreamWriter:
             self._zip.close()
         finally:
             if exc_type is None:
+                # mkstemp creates the file private (0600); give it the mode a plain open()
+                # would have, so datasets in shared directories stay readable.
+                os.chmod(self._tmp, _new_file_mode())
                 os.replace(self._tmp, self.path)
             else:
                 try:
@@ -120,6 +123,20 @@ class _MemberStream:
         self._f.close()
         if exc_type is None and self._rows != self.shape[0]:
             raise ValueError(f"{self.key}: wrote {self._rows} rows, declared {self.shape[0]}")
+
+
+def _new_file_mode() -> int:
+    """``0o666`` less the process umask: the mode ``open(path, 'w')`` gives a new file."""
+    try:
+        with open("/proc/self/status") as f:  # Linux >= 4.7: read without changing it
+            for line in f:
+                if line.startswith("Umask:"):
+                    return 0o666 & ~int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)  # elsewhere: read by setting, then restore at once
+    os.umask(mask)
+    return 0o666 & ~mask
 
 
 def _json_default(o: Any) -> Any:
