@@ -415,6 +415,7 @@ def mk_simdata(
     # take it as absent, and its pages stay untouched until read.
     Y_I = np.empty((B, N, N, C), np.float32)
     Y_phi = np.zeros((B, N, N, C), np.float32)
+    phase = None if yy_phi is None else Y_phi  # what the kernels read and write as the phase
     per_obj = g1 * g1
     for k in range(n):
         img = yy_i[k, :, :, 0] + 1j * (0.0 if yy_phi is None else yy_phi[k, :, :, 0])
@@ -425,7 +426,7 @@ def mk_simdata(
             flat,
             N,
             C,
-            out=(Y_I[rows], None if yy_phi is None else Y_phi[rows]),
+            out=(Y_I[rows], None if phase is None else phase[rows]),
         )
     norm_y_i = np.float32(Y_I.reshape(B, -1).max(axis=1).mean(dtype=np.float64))
     if not norm_y_i > 0:
@@ -440,13 +441,11 @@ def mk_simdata(
     if dict_fmt:
         out["I_pre_probe"] = _channel_to_flat(Y_I)
         out["phi_pre_probe"] = (
-            _channel_to_flat(Y_phi)
-            if yy_phi is not None
-            else np.zeros((B * C, N, N, 1), np.float32)  # untouched pages, like Y_phi
+            np.zeros((B * C, N, N, 1), np.float32)  # untouched pages, like Y_phi
+            if phase is None
+            else _channel_to_flat(phase)
         )
-    X, Y_I = _illuminate_groups(
-        Y_I, None if yy_phi is None else Y_phi, pr, s, poisson, root if seed is not None else None
-    )
+    X, Y_I = _illuminate_groups(Y_I, phase, pr, s, poisson, root if seed is not None else None)
     if not dict_fmt:
         return X, Y_I, Y_phi, coords
     phi_full = np.zeros_like(yy_i) if yy_phi is None else yy_phi

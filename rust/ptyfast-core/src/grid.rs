@@ -193,13 +193,13 @@ pub fn illuminate_groups(
         }
     }
     let ph = phase.as_ref().map(|p| p.as_standard_layout());
-    let ph = match &ph {
-        Some(p) => Some(
+    let ph = ph
+        .as_ref()
+        .map(|p| {
             p.as_slice()
-                .ok_or_else(|| Error::Unsupported("Y_phi must be C-ordered".into()))?,
-        ),
-        None => None,
-    };
+                .ok_or_else(|| Error::Unsupported("Y_phi must be C-ordered".into()))
+        })
+        .transpose()?;
     let amp = amplitude
         .as_slice_mut()
         .ok_or_else(|| Error::invalid("Y_I", "a C-contiguous array", "a strided array"))?;

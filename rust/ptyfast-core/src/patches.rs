@@ -11,7 +11,7 @@
 //! is symmetric in rows and columns). Results therefore agree with the reference to float32
 //! rounding, and integer positions give exact pixel copies.
 //!
-//! This module also holds the output allocation shared by the kernels ([`zeroed`]).
+//! This module also holds the output allocation shared by the kernels (`zeroed`).
 
 use ndarray::{Array3, ArrayView2, ArrayViewMut2, CowArray, Ix2};
 use rayon::prelude::*;

@@ -1,7 +1,7 @@
 //! Runtime choice of the instruction set for the hot loops.
 //!
 //! The crate is compiled for baseline x86-64 (SSE2), so that one build runs on any x86-64
-//! machine. The few functions that carry the per-pixel work ([`multiversion!`]) are compiled
+//! machine. The few functions that carry the per-pixel work (`multiversion!`) are compiled
 //! three times, for baseline, x86-64-v3 (AVX2) and x86-64-v4 (AVX-512), and the widest one the
 //! processor supports is chosen at run time.
 //!
