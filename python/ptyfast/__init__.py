@@ -1,12 +1,43 @@
 """ptyfast: fast, faithful, reproducible ptychography dataset simulation.
 
-A drop-in for the data-generation entry points of PtychoPINN (``ptycho.`` → ``ptyfast.``)
-with a parallel Rust core. See the README for the conventions every function follows.
+Two layers share this package:
 
-Note: the kernels run on a rayon thread pool, which does not survive ``fork``. Use the
-``spawn`` or ``forkserver`` start method for multiprocessing after ptyfast has run a kernel.
+* the drop-in for the data-generation entry points of PtychoPINN (``ptycho.`` → ``ptyfast.``:
+  ``diffsim``, ``nongrid_simulation``, ``raw_data``, ``loader``, ``probe``, ...), and
+* ptyfast's own physical model (:mod:`ptyfast.model`: ``Geometry``, ``probes``, ``scans``,
+  ``Detector``, ``Experiment`` → :func:`simulate` → ``Dataset``), with its formats
+  (:mod:`ptyfast.io`).
+
+See the README for the conventions every function follows. The model's names are imported on
+first use, so ``import ptyfast`` stays light.
 """
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 from ._core import PtyfastError, __version__
 
-__all__ = ["PtyfastError", "__version__"]
+# public name -> (module relative to this package, attribute or None for the module itself)
+_LAZY: dict[str, tuple[str, str | None]] = {
+    "Geometry": (".model.geometry", "Geometry"),
+    "Dataset": (".model.dataset", "Dataset"),
+}
+
+__all__ = ["PtyfastError", "__version__", *_LAZY]
+
+
+def __getattr__(name: str) -> Any:
+    try:
+        module, attr = _LAZY[name]
+    except KeyError:
+        raise AttributeError(f"module 'ptyfast' has no attribute {name!r}") from None
+    mod = importlib.import_module(module, __name__)
+    value = mod if attr is None else getattr(mod, attr)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
