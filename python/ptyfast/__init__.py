@@ -23,6 +23,8 @@ from ._core import PtyfastError, __version__
 _LAZY: dict[str, tuple[str, str | None]] = {
     "Geometry": (".model.geometry", "Geometry"),
     "Dataset": (".model.dataset", "Dataset"),
+    "open": (".io", "open"),
+    "io": (".io", None),
 }
 
 __all__ = ["PtyfastError", "__version__", *_LAZY]
