@@ -315,17 +315,18 @@ def test_ptychodus_reads_our_cxi(tmp_path, registry):
 
 
 @pytest.mark.parametrize("compress", [False, True])
-def test_zarr_and_xarray_open_the_store(tmp_path, compress):
+def test_zarr_and_xarray_open_the_store(tmp_path, compress, monkeypatch):
     zarr = pytest.importorskip("zarr")
     xr = pytest.importorskip("xarray")
-    ds = random_dataset(14, m=1200, n=32, shape=(80, 90), dtype=np.uint16, modes=2, patches=True)
+    ds = random_dataset(14, m=300, n=32, shape=(80, 90), dtype=np.uint16, modes=2, patches=True)
+    monkeypatch.setattr(io.zarr, "CHUNK_BYTES", 64 * 32 * 32 * 8)  # 64 patterns (+ patches)
     path = tmp_path / "d.zarr"
     ds.save(path, compress=compress)
 
     g = zarr.open_group(path, mode="r")
     d = g["diffraction"]
-    assert d.shape == (1200, 32, 32) and d.dtype == np.uint16
-    assert d.chunks == (512, 32, 32)  # blocks of patterns, 1 MiB
+    assert d.shape == (300, 32, 32) and d.dtype == np.uint16
+    assert d.chunks == (64, 32, 32)  # blocks of patterns
     codecs = [type(c).__name__ for c in d.compressors]
     assert codecs == (["ZstdCodec"] if compress else [])
     assert d.metadata.dimension_names == ("pattern", "detector_y", "detector_x")
@@ -339,7 +340,7 @@ def test_zarr_and_xarray_open_the_store(tmp_path, compress):
         x = xr.open_zarr(path)
     assert x["diffraction"].dims == ("pattern", "detector_y", "detector_x")
     assert x["probe"].dims == ("mode", "probe_y", "probe_x")
-    assert x.sizes["pattern"] == 1200
+    assert x.sizes["pattern"] == 300
     assert np.array_equal(x["diffraction"].values, ds.diffraction)
     assert np.array_equal(x["positions_true"].values, ds.positions_true)
     assert np.array_equal(x["object"].values, ds.object)

@@ -245,8 +245,10 @@ def amplitudes(readings: np.ndarray, detector: Any, intensity_scale: float) -> n
     fused kernel stores with ``divide_by_scale=True``, so an ideal-detector dataset gives
     ``RawData.from_simulation``'s ``diff3d`` bit for bit.
     """
-    photons = readings_to_photons(readings, detector).astype(np.float64, copy=False)
-    a = np.sqrt(np.maximum(photons, 0.0)).astype(np.float32)
+    photons = readings_to_photons(readings, detector).astype(np.float64)  # a copy: in place
+    np.maximum(photons, 0.0, out=photons)
+    np.sqrt(photons, out=photons)
+    a = photons.astype(np.float32)
     a /= np.float32(intensity_scale)
     return a
 

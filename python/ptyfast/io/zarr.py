@@ -2,7 +2,8 @@
 
 Every array carries ``dimension_names``, so ``xarray.open_zarr(path)`` gives a labelled
 ``xarray.Dataset``; ``zarr.open_group(path)`` gives the arrays. Patterns are chunked by
-pattern blocks (about 1 MiB per chunk) and, with ``compress=True``, compressed with zstd.
+pattern blocks (about 4 MiB per chunk, one file each; written whole, never read back and
+rewritten) and, with ``compress=True``, compressed with zstd.
 
 ==================== ================================= ========= ==============================
 array                dims                              dtype     content
@@ -50,8 +51,8 @@ __all__ = ["ZarrReader", "ZarrWriter", "ZSTD_LEVEL", "is_store"]
 
 #: zstd level with ``compress=True``.
 ZSTD_LEVEL = 3
-#: Target size of one chunk of patterns.
-CHUNK_BYTES = 1 << 20
+#: Target size of one chunk of patterns (4 MiB: few files to fsync, cheap partial reads).
+CHUNK_BYTES = 1 << 22
 
 _DIMS = {
     "diffraction": ("pattern", "detector_y", "detector_x"),
@@ -113,28 +114,45 @@ class ZarrWriter(BlockWriter):
                 chunks=chunks,
                 compressors=comp,
                 dimension_names=_DIMS[name],
+                # chunk files c.0.0.0 side by side, not one directory level per axis
+                chunk_key_encoding={"name": "default", "separator": "."},
             )
 
-        def rows(dtype: Any) -> int:
-            return max(1, min(m, CHUNK_BYTES // (n * n * np.dtype(dtype).itemsize)))
-
-        self._diffraction = array("diffraction", (m, n, n), h.dtype, (rows(h.dtype), n, n))
+        # one chunk length for both pattern arrays, so blocks can be regrouped into whole
+        # chunks (the widest dtype sets it)
+        widest = 8 if h.patches else h.dtype.itemsize
+        self._rows = rows = max(1, min(m, CHUNK_BYTES // (n * n * widest)))
+        self._diffraction = array("diffraction", (m, n, n), h.dtype, (rows, n, n))
         self._patches = (
-            array("patches", (m, n, n), np.complex64, (rows(np.complex64), n, n))
-            if h.patches
-            else None
+            array("patches", (m, n, n), np.complex64, (rows, n, n)) if h.patches else None
         )
+        self._pending: list[tuple[np.ndarray, np.ndarray | None]] = []
+        self._pending_start = 0
         for name in ("mask", "positions_true", "positions_nominal", "probe", "object"):
             value = np.ascontiguousarray(getattr(h, name))
             array(name, value.shape, value.dtype, value.shape)[...] = value
         self._zarr = zarr
 
     def _write(self, start: int, diffraction: np.ndarray, patches: np.ndarray | None) -> None:
+        """Write whole chunks only; the tail (less than a chunk) waits for the next block."""
         stop = start + diffraction.shape[0]
-        self._diffraction[start:stop] = diffraction
-        if patches is not None:
-            assert self._patches is not None
-            self._patches[start:stop] = patches
+        if self._pending:
+            self._pending.append((diffraction, patches))
+            d = np.concatenate([b[0] for b in self._pending])
+            p = None if patches is None else np.concatenate([b[1] for b in self._pending])
+            first, self._pending = self._pending_start, []
+        else:
+            d, p, first = diffraction, patches, start
+        end = stop if stop == self.header.n_patterns else stop - stop % self._rows
+        if end > first:
+            self._diffraction[first:end] = d[: end - first]
+            if p is not None:
+                assert self._patches is not None
+                self._patches[first:end] = p[: end - first]
+        if end < stop:  # copies: the caller may reuse its buffers
+            k = max(end, first) - first
+            self._pending = [(d[k:].copy(), None if p is None else p[k:].copy())]
+            self._pending_start = first + k
 
     def _finish(self) -> None:
         # xarray opens consolidated stores without a fallback warning; zarr warns that
