@@ -250,3 +250,13 @@ def test_target_that_is_a_file_or_directory(tmp_path):
     (tmp_path / "d.npz").mkdir()
     with pytest.raises(ValueError, match=r"d\.npz' is a directory"):
         random_dataset(16).save(tmp_path / "d.npz", overwrite=True)
+
+
+@pytest.mark.parametrize(
+    ("fmt", "module", "extra"), [("cxi", "h5py", "hdf5"), ("zarr", "zarr", "zarr")]
+)
+def test_missing_optional_package_names_the_extra(tmp_path, monkeypatch, fmt, module, extra):
+    monkeypatch.setitem(sys.modules, module, None)  # as if not installed
+    with pytest.raises(ImportError, match=rf"pip install 'ptyfast\[{extra}\]'"):
+        random_dataset(17).save(tmp_path / f"d.{EXT[fmt]}")
+    assert _listing(tmp_path) == []

@@ -50,7 +50,8 @@ def _alive(pid: int) -> bool:
 def clean_stale(target: Path) -> list[Path]:
     """Remove hidden siblings of ``target`` left by dead writers on this host; returns them."""
     parent = target.parent if str(target.parent) else Path(".")
-    prefix, host, removed = f".{target.name}.", _host(), []
+    prefix, host = f".{target.name}.", _host()
+    removed: list[Path] = []
     try:
         entries = list(parent.iterdir())
     except OSError:

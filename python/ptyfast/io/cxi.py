@@ -119,7 +119,9 @@ class CxiWriter(BlockWriter):
         h = self.header
         g = need_geometry(h, "CXI", self.path)
         target = stack.enter_context(atomic_output(self.path, overwrite=self.overwrite))
-        f = h5py.File(target.path, "w")
+        # the file object, not .path: HDF5 resolves links and cannot create a file through
+        # /proc/self/fd/N (what atomic_output gives on Linux for its unnamed file)
+        f = h5py.File(target.file, "w")
         stack.callback(f.close)
         m, n = h.n_patterns, h.N
         px, dp = g.object_pixel_m, g.detector_pixel_m

@@ -313,7 +313,7 @@ class NpzReader(BlockReader):
         try:
             self.header = Header(
                 n_patterns=m,
-                dtype=np.float32,
+                dtype=np.dtype(np.float32),
                 mask=np.ones((n, n), dtype=bool),
                 positions_true=np.column_stack([x, y]).astype(np.float64),
                 positions_nominal=np.column_stack(

@@ -135,9 +135,9 @@ class PtychodusWriter(BlockWriter):
         product, diffraction = ptychodus_paths(self.path)
         pt = stack.enter_context(atomic_output(product, overwrite=self.overwrite))
         dt = stack.enter_context(atomic_output(diffraction, overwrite=self.overwrite))
-        pf = h5py.File(pt.path, "w")
+        pf = h5py.File(pt.file, "w")  # file objects: HDF5 cannot use /proc/self/fd paths
         stack.callback(pf.close)
-        df = h5py.File(dt.path, "w")
+        df = h5py.File(dt.file, "w")
         stack.callback(df.close)
         m, n = h.n_patterns, h.N
         self._photons = not readings_are_photons(h.detector)
