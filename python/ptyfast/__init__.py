@@ -24,6 +24,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "Geometry": (".model.geometry", "Geometry"),
     "Dataset": (".model.dataset", "Dataset"),
     "probes": (".model.probes", None),
+    "scans": (".model.scans", None),
 }
 
 __all__ = ["PtyfastError", "__version__", *_LAZY]
