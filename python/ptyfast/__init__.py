@@ -25,6 +25,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "Dataset": (".model.dataset", "Dataset"),
     "probes": (".model.probes", None),
     "scans": (".model.scans", None),
+    "objects": (".model.objects", None),
 }
 
 __all__ = ["PtyfastError", "__version__", *_LAZY]
