@@ -268,3 +268,12 @@ def test_build_refuses_unrecorded_seeds_and_unknown_keys():
 def test_errors_name_the_argument(call, exc, match):
     with pytest.raises(exc, match=match):
         call()
+
+
+def test_docstring_examples_run():
+    import doctest
+
+    import ptyfast.model.objects as module
+
+    result = doctest.testmod(module)
+    assert result.attempted > 10 and result.failed == 0

@@ -556,3 +556,106 @@ def test_geometry_json_round_trip_gives_the_same_zone_plate():
     g2 = Geometry.from_dict(json.loads(json.dumps(G64.to_dict())))
     a = probes.fresnel_zone_plate(G64, 100e-6, 80e-9, 0.3, 100e-6)
     assert np.array_equal(a, probes.fresnel_zone_plate(g2, 100e-6, 80e-9, 0.3, 100e-6))
+
+
+# --------------------------------------------------------------------------- recipes
+
+
+@pytest.mark.parametrize(
+    "builder,params,operations",
+    [
+        ("disk", {"N": 32}, []),
+        ("gaussian", {"N": 32, "sigma_px": 3.0}, [{"op": "modes", "n": 2, "decay": 0.3}]),
+        ("super_gaussian", {"N": 32, "radius_px": np.float64(6.0), "order": 3}, []),
+        (
+            "fresnel_zone_plate",
+            {"geometry": G64, "diameter_m": 100e-6, "outer_zone_m": 2 * DX, "defocus_m": 1e-3},
+            [{"op": "modes", "n": 3, "method": "random", "seed": None}],
+        ),
+        ("zernike", {"N": 32, "aperture": 0.3}, []),
+        ("zernike", {"N": 64, "coefficients": np.array([0, 0, 0, 0.4])}, []),
+        (
+            "zernike",
+            {"N": 64, "plane": "pupil", "seed": np.random.default_rng(2)},
+            [{"op": "propagate", "distance_m": 2e-3, "geometry": G64}],
+        ),
+    ],
+)
+def test_probe_recipe_round_trip(builder, params, operations):
+    r = probes.recipe(builder, operations=operations, **params)
+    r2 = json.loads(json.dumps(r))
+    assert r2 == r and r["format"] == "ptyfast.probe" and r["version"] == 1
+    p = probes.build(r2)
+    assert np.array_equal(p, probes.build(r))
+    assert power(p) == pytest.approx(1.0, abs=1e-6)
+    # the same as calling the builder and operations by hand with the recorded values
+    kwargs = {k: v for k, v in r["params"].items()}
+    if "geometry" in kwargs:
+        kwargs["geometry"] = Geometry.from_dict(kwargs["geometry"])
+    by_hand = getattr(probes, builder)(**kwargs)
+    for op in r["operations"]:
+        kw = {k: v for k, v in op.items() if k != "op"}
+        if op["op"] == "propagate":
+            by_hand = probes.propagate(by_hand, kw["distance_m"], G64)
+        else:
+            by_hand = probes.modes(by_hand, **kw)
+    assert np.array_equal(p, probes.normalize(by_hand))
+
+
+def test_probe_recipe_records_fresh_seeds():
+    a = probes.recipe("zernike", N=32)
+    b = probes.recipe("zernike", N=32)
+    assert isinstance(a["params"]["seed"], int) and a["params"]["seed"] != b["params"]["seed"]
+    assert np.array_equal(probes.build(a), probes.zernike(32, seed=a["params"]["seed"]))
+    assert probes.recipe("zernike", N=32, coefficients=[0.0, 1.0])["params"]["seed"] is None
+    m = probes.recipe("disk", N=16, operations=[{"op": "modes", "n": 2, "method": "random"}])
+    assert isinstance(m["operations"][0]["seed"], int)
+
+
+@pytest.mark.parametrize(
+    "call,match",
+    [
+        (lambda: probes.recipe("load", path="x.npz"), "builder must be one of"),
+        (lambda: probes.recipe("gaussian", N=8), r"missing parameters \['sigma_px'\]"),
+        (lambda: probes.recipe("disk", N=8, sigma_px=1.0), r"unknown parameters \['sigma_px'\]"),
+        (lambda: probes.recipe("disk", N=8, operations=[{"op": "blur"}]), "must be one of"),
+        (
+            lambda: probes.recipe("disk", N=8, operations=[{"op": "modes"}]),
+            r"missing parameters \['n'\]",
+        ),
+        (lambda: probes.build({"format": "ptyfast.probe"}), "keys"),
+        (lambda: probes.build({**probes.recipe("disk", N=8), "version": 0}), "version"),
+        (lambda: probes.build({**probes.recipe("disk", N=8), "builder": "x"}), "builder"),
+        (
+            lambda: probes.build({**probes.recipe("zernike", N=8), "params": {"N": 8}}),
+            "params",
+        ),
+        (
+            lambda: probes.build(
+                {**probes.recipe("zernike", N=8), "params": {**_zernike_params(), "seed": None}}
+            ),
+            "recorded integer",
+        ),
+        (
+            lambda: probes.build(
+                {**probes.recipe("disk", N=8), "operations": [{"op": "propagate"}]}
+            ),
+            "must have the keys",
+        ),
+        (lambda: probes.build(None), "dict"),
+    ],
+)
+def test_probe_recipe_errors(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
+
+
+def _zernike_params():
+    return probes.recipe("zernike", N=8, seed=1)["params"]
+
+
+def test_docstring_examples_run():
+    import doctest
+
+    result = doctest.testmod(probes_module, optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 20 and result.failed == 0

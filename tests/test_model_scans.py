@@ -359,3 +359,12 @@ def test_placement_errors(args, exc, match):
 def test_errors_name_the_argument(call, exc, match):
     with pytest.raises(exc, match=match):
         call()
+
+
+def test_docstring_examples_run():
+    import doctest
+
+    import ptyfast.model.scans as module
+
+    result = doctest.testmod(module)
+    assert result.attempted > 10 and result.failed == 0

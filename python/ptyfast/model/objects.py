@@ -140,8 +140,8 @@ def texture_to_object(
     --------
     >>> import numpy as np
     >>> o = texture_to_object(np.array([[0.0, 1.0]]))
-    >>> np.abs(o).round(6).tolist(), np.angle(o).round(6).tolist()
-    ([[1.0, 0.5]], [[0.0, 1.570796]])
+    >>> [round(float(v), 6) for v in np.abs(o[0])], [round(float(v), 6) for v in np.angle(o[0])]
+    ([1.0, 0.5], [0.0, 1.570796])
     """
     amp, ph = _mapping(amplitude, phase)
     tt = np.asarray(t, dtype=np.float64)

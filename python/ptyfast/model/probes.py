@@ -25,19 +25,25 @@ builder                    what it is
 :func:`propagate`          band-limited angular-spectrum propagation (Matsushima 2009)
 :func:`modes`              orthogonal incoherent modes with given powers, first = primary
 :func:`load`               an experimental probe from NPZ or HDF5 (modes kept)
+:func:`recipe`             a JSON-serialisable description of a probe (builder,
+                           parameters, operations, resolved seeds)
+:func:`build`              the probe a recipe describes
 =========================  ============================================================
 
 Functions taking a ``seed`` draw from ``numpy.random.Generator(PCG64(seed))``; an integer
-seed reproduces the draw bit for bit. ``seed=None`` draws fresh OS entropy: resolve it first
-(``ptyfast._kernels.resolve_seed``) and pass the integer when the draw must be recorded.
+seed reproduces the draw bit for bit. ``seed=None`` draws fresh OS entropy, which a bare
+builder call cannot report: go through :func:`recipe` (which resolves every seed it will use
+to the recorded integer) and :func:`build` when the draw must be recorded.
 """
 
 from __future__ import annotations
 
+import inspect
 import math
 import numbers
 import os
 import zipfile
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -63,6 +69,8 @@ __all__ = [
     "modes",
     "load",
     "normalize",
+    "recipe",
+    "build",
 ]
 
 #: Largest probe side accepted (checked before anything is allocated).
@@ -375,10 +383,12 @@ def fresnel_zone_plate(
     Examples
     --------
     >>> from ptyfast import Geometry
-    >>> g = Geometry(energy_eV=8000.0, distance_m=2.0, detector_pixel_m=75e-6, N=64)
-    >>> p = fresnel_zone_plate(g, 160e-6, 50e-9, central_stop=0.3, defocus_m=20e-6)
+    >>> g = Geometry(energy_eV=8000.0, distance_m=2.0, detector_pixel_m=75e-6, N=128)
+    >>> round(g.object_pixel_m * 1e9, 2)  # nm, below the 50 nm outer zone
+    32.29
+    >>> p = fresnel_zone_plate(g, 160e-6, 50e-9, central_stop=0.3, defocus_m=500e-6)
     >>> p.shape, p.dtype
-    ((64, 64), dtype('complex64'))
+    ((128, 128), dtype('complex64'))
     """
     if not isinstance(geometry, Geometry):
         raise TypeError(f"geometry must be a ptyfast.Geometry, got {type(geometry).__name__}")
@@ -872,7 +882,7 @@ def modes(
     --------
     >>> import numpy as np
     >>> m = modes(gaussian(64, 6.0), 3, weights=[0.7, 0.2, 0.1])
-    >>> m.shape, np.round(np.sum(np.abs(m) ** 2, axis=(1, 2)), 5).tolist()
+    >>> m.shape, [round(float(w), 5) for w in np.sum(np.abs(m) ** 2, axis=(1, 2))]
     ((3, 64, 64), [0.7, 0.2, 0.1])
     """
     stack, single = _as_probe_stack("primary", primary)
@@ -1031,3 +1041,206 @@ def load(path: str | os.PathLike[str], *, key: str | None = None) -> np.ndarray:
                     )
                 return _probe_from_array(obj[()], f"{fspath!r}[{p!r}]")
         raise ValueError(f"{fspath!r} has no probe dataset: looked for {list(paths)}")
+
+
+# --------------------------------------------------------------------------- recipes
+
+#: ``format`` field of a probe recipe.
+RECIPE_FORMAT = "ptyfast.probe"
+#: Version of the recipe layout and of the builders' arithmetic.
+RECIPE_VERSION = 1
+
+_BUILDERS: dict[str, Callable[..., np.ndarray]] = {
+    "disk": disk,
+    "gaussian": gaussian,
+    "super_gaussian": super_gaussian,
+    "fresnel_zone_plate": fresnel_zone_plate,
+    "zernike": zernike,
+}
+_OPERATIONS: dict[str, Callable[..., np.ndarray]] = {"propagate": propagate, "modes": modes}
+
+
+def _signature_params(fn: Callable[..., Any], skip: tuple[str, ...]) -> dict[str, Any]:
+    """Parameter name -> default (``inspect.Parameter.empty`` when required)."""
+    return {k: p.default for k, p in inspect.signature(fn).parameters.items() if k not in skip}
+
+
+def _jsonable(name: str, v: Any) -> Any:
+    """Geometry as its dict, arrays and tuples as lists, NumPy scalars as Python ones."""
+    if isinstance(v, Geometry):
+        return v.to_dict()
+    if isinstance(v, np.ndarray):
+        return v.tolist()
+    if isinstance(v, tuple):
+        return [_jsonable(name, x) for x in v]
+    if isinstance(v, (np.integer, np.floating, np.bool_)):
+        return v.item()
+    return v
+
+
+def _complete(
+    where: str, fn: Callable[..., Any], given: dict[str, Any], skip: tuple[str, ...]
+) -> dict[str, Any]:
+    sig = _signature_params(fn, skip)
+    unknown = sorted(set(given) - set(sig))
+    if unknown:
+        raise ValueError(f"{where}: unknown parameters {unknown}; expected {list(sig)}")
+    missing = [k for k, d in sig.items() if d is inspect.Parameter.empty and k not in given]
+    if missing:
+        raise ValueError(f"{where}: missing parameters {missing}")
+    return {k: _jsonable(k, given.get(k, d)) for k, d in sig.items()}
+
+
+def recipe(builder: str, *, operations: Any = (), **params: Any) -> dict[str, Any]:
+    """The recorded description of a probe: builder, parameters, then operations.
+
+    Parameters
+    ----------
+    builder : {'disk', 'gaussian', 'super_gaussian', 'fresnel_zone_plate', 'zernike'}
+        The builder (:func:`load` has no recipe: a probe read from a file is recorded as its
+        array).
+    operations : sequence of dict, optional
+        Applied in order to the built probe: ``{"op": "propagate", "distance_m": d,
+        "geometry": g}`` (:func:`propagate`) or ``{"op": "modes", "n": n, ...}``
+        (:func:`modes`, with its keyword arguments).
+    **params
+        The builder's arguments; omitted ones take their defaults. A ``Geometry`` is stored
+        as its dict, arrays as lists. Seeds that will be used (``zernike`` without
+        coefficients, ``modes`` with ``method='random'``) are resolved to the recorded
+        integers (``None``: fresh entropy, recorded).
+
+    Returns
+    -------
+    dict
+        JSON-serialisable ``{"format": "ptyfast.probe", "version": 1, "builder": ...,
+        "params": {...}, "operations": [...]}``; :func:`build` makes the probe from it.
+
+    Raises
+    ------
+    ValueError
+        Unknown builder, operation or parameter, a missing required parameter, or a bad seed.
+
+    Examples
+    --------
+    >>> from ptyfast import Geometry
+    >>> g = Geometry(energy_eV=8000.0, distance_m=2.0, detector_pixel_m=75e-6, N=64)
+    >>> r = recipe("zernike", N=64, aperture=0.2,
+    ...            operations=[{"op": "propagate", "distance_m": 1e-4, "geometry": g},
+    ...                        {"op": "modes", "n": 3, "decay": 0.6}])
+    >>> isinstance(r["params"]["seed"], int), build(r).shape
+    (True, (3, 64, 64))
+    """
+    if builder not in _BUILDERS:
+        raise ValueError(f"builder must be one of {sorted(_BUILDERS)}, got {builder!r}")
+    p = _complete(builder, _BUILDERS[builder], params, ())
+    if builder == "zernike" and p["coefficients"] is None:
+        p["seed"] = _args.seed_int(p["seed"])
+    if isinstance(operations, (dict, str)) or not hasattr(operations, "__iter__"):
+        raise TypeError(f"operations must be a sequence of dicts, got {operations!r}")
+    ops = []
+    for i, op in enumerate(operations):
+        if not isinstance(op, dict) or op.get("op") not in _OPERATIONS:
+            got = op.get("op") if isinstance(op, dict) else op
+            raise ValueError(
+                f"operations[{i}]['op'] must be one of {sorted(_OPERATIONS)}, got {got!r}"
+            )
+        kind = op["op"]
+        given = {k: v for k, v in op.items() if k != "op"}
+        skip = ("probe",) if kind == "propagate" else ("primary",)
+        q = {"op": kind, **_complete(f"operations[{i}] ({kind})", _OPERATIONS[kind], given, skip)}
+        if kind == "modes" and q["method"] == "random":
+            q["seed"] = _args.seed_int(q["seed"])
+        ops.append(q)
+    return {
+        "format": RECIPE_FORMAT,
+        "version": RECIPE_VERSION,
+        "builder": builder,
+        "params": p,
+        "operations": ops,
+    }
+
+
+def build(recipe: dict[str, Any]) -> np.ndarray:
+    """Make the probe a :func:`recipe` describes, bit for bit the same every time.
+
+    The builder's probe goes through the operations in order; the result is normalised to
+    unit total intensity at the end (a propagation may have lost what left the window).
+
+    Parameters
+    ----------
+    recipe : dict
+        As returned by :func:`recipe` (possibly through JSON).
+
+    Returns
+    -------
+    numpy.ndarray, complex64, (N, N) or (P, N, N)
+
+    Raises
+    ------
+    ValueError
+        Not a probe recipe, another version, unknown or missing keys, a seed that is not a
+        recorded integer, or values the builders reject.
+
+    Examples
+    --------
+    >>> build(recipe("gaussian", N=32, sigma_px=4.0)).shape
+    (32, 32)
+    """
+    if not isinstance(recipe, dict):
+        raise ValueError(f"recipe must be a dict, got {type(recipe).__name__}")
+    want = {"format", "version", "builder", "params", "operations"}
+    if set(recipe) != want:
+        raise ValueError(f"recipe must have the keys {sorted(want)}, got {sorted(recipe)}")
+    if recipe["format"] != RECIPE_FORMAT:
+        raise ValueError(f"recipe['format'] must be {RECIPE_FORMAT!r}, got {recipe['format']!r}")
+    if recipe["version"] != RECIPE_VERSION:
+        raise ValueError(
+            f"recipe['version'] must be {RECIPE_VERSION} (this ptyfast's probe recipes), got "
+            f"{recipe['version']!r}"
+        )
+    name = recipe["builder"]
+    if name not in _BUILDERS:
+        raise ValueError(f"recipe['builder'] must be one of {sorted(_BUILDERS)}, got {name!r}")
+    params = recipe["params"]
+    if not isinstance(params, dict) or set(params) != set(_signature_params(_BUILDERS[name], ())):
+        raise ValueError(
+            f"recipe['params'] must have the keys of {name}: "
+            f"{list(_signature_params(_BUILDERS[name], ()))}"
+        )
+    kwargs = dict(params)
+    if "geometry" in kwargs:
+        kwargs["geometry"] = Geometry.from_dict(kwargs["geometry"])
+    if name == "zernike" and kwargs["coefficients"] is None:
+        _recorded_seed("recipe['params']['seed']", kwargs["seed"])
+    probe = _BUILDERS[name](**kwargs)
+    operations = recipe["operations"]
+    if not isinstance(operations, list):
+        raise ValueError(f"recipe['operations'] must be a list, got {type(operations).__name__}")
+    for i, op in enumerate(operations):
+        if not isinstance(op, dict) or op.get("op") not in _OPERATIONS:
+            raise ValueError(
+                f"recipe['operations'][{i}]['op'] must be one of {sorted(_OPERATIONS)}"
+            )
+        kind = op["op"]
+        skip = ("probe",) if kind == "propagate" else ("primary",)
+        keys = set(_signature_params(_OPERATIONS[kind], skip))
+        kw = {k: v for k, v in op.items() if k != "op"}
+        if set(kw) != keys:
+            raise ValueError(
+                f"recipe['operations'][{i}] ({kind}) must have the keys {sorted(keys)}, got "
+                f"{sorted(kw)}"
+            )
+        if kind == "propagate":
+            probe = propagate(probe, kw["distance_m"], Geometry.from_dict(kw["geometry"]))
+        else:
+            if kw["method"] == "random":
+                _recorded_seed(f"recipe['operations'][{i}]['seed']", kw["seed"])
+            if probe.ndim != 2:
+                raise ValueError(f"recipe['operations'][{i}]: modes of a mode stack")
+            probe = modes(probe, **kw)
+    return normalize(probe)
+
+
+def _recorded_seed(where: str, seed: Any) -> None:
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise ValueError(f"{where} must be a recorded integer, got {seed!r}")
