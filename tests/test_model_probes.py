@@ -659,3 +659,24 @@ def test_docstring_examples_run():
 
     result = doctest.testmod(probes_module, optionflags=doctest.ELLIPSIS)
     assert result.attempted > 20 and result.failed == 0
+
+
+def test_readme_model_example_runs():
+    """The README's model example (the first python block after its heading) runs."""
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    section = text.split("### The physical model: probes, scans, objects", 1)[1]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    namespace: dict = {}
+    exec(compile(code, "README.md", "exec"), namespace)
+    assert namespace["probe"].shape == (3, 128, 128)
+    assert namespace["nominal"].shape == (400, 2)
+
+
+@pytest.mark.parametrize("N", [1, 2, 63, 64, 128])
+@pytest.mark.parametrize("scale", [0.7, 0.35, 1.3])
+def test_disk_window_is_scipys_gaussian_window(N, scale):
+    w = gaussian_window(N, std=N / (scale * np.pi**2), sym=True)
+    w = w / w.max()
+    assert np.array_equal(probes_module._lowpass_window(N, scale), w)

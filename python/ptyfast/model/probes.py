@@ -49,7 +49,6 @@ from typing import Any
 import numpy as np
 from scipy import special
 from scipy.ndimage import gaussian_filter
-from scipy.signal.windows import gaussian as _gaussian_window
 
 from . import _args
 from .geometry import Geometry
@@ -211,8 +210,17 @@ def disk_profile(N: int, *, scale: float = 0.7) -> np.ndarray:
 
 
 def _lowpass_window(N: int, scale: float) -> np.ndarray:
-    """The 1-D window of :func:`disk_profile` (``ptyfast.probe.get_lowpass_filter``)."""
-    window = _gaussian_window(N, std=N / (scale * np.pi**2), sym=True)
+    """The 1-D window of :func:`disk_profile` (``ptyfast.probe.get_lowpass_filter``).
+
+    ``scipy.signal.windows.gaussian(N, std=N/(scale·π²), sym=True)`` with the same float
+    operations (tested bit for bit against it; ``scipy.signal`` itself is slow to import),
+    divided by its maximum.
+    """
+    if N <= 1:
+        return np.ones(N, dtype=np.float64)
+    std = N / (scale * np.pi**2)
+    n = np.arange(0, N, dtype=np.float64) - (N - 1.0) / 2.0
+    window = np.exp(-(n**2) / (2 * std * std))
     window /= window.max()
     return window
 
