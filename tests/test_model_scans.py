@@ -368,3 +368,13 @@ def test_docstring_examples_run():
 
     result = doctest.testmod(module)
     assert result.attempted > 10 and result.failed == 0
+
+
+def test_pickle_keeps_positions_and_immutability():
+    import pickle
+
+    s = scans.hexagonal(3, 3, 2.0).jitter(0.2, seed=4)
+    t = pickle.loads(pickle.dumps(s))
+    assert np.array_equal(t.true, s.true) and np.array_equal(t.nominal, s.nominal)
+    assert t.to_dict() == s.to_dict()
+    assert not t.true.flags.writeable and not t.nominal.flags.writeable

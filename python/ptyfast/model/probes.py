@@ -627,7 +627,8 @@ def zernike(
       of the grid's, ``λ/(2Δx)``); the probe is the focal field
       ``U(x) = ∫ P(ν) exp(2πi ν·x) dν``, ``x`` from ``(N − 1)/2``, computed by an inverse FFT
       on a 4× larger grid (pupil sampled 4× finer than ``1/(NΔx)``, periodic images 4 windows
-      away) of which the central ``N × N`` pixels are kept. Without aberrations it is the Airy
+      away; for ``N > 2048`` on the probe's own grid) of which the central ``N × N`` pixels
+      are kept. Without aberrations it is the Airy
       pattern, first zero at ``1.22/aperture`` pixels; ``Z_4`` (defocus) with coefficient
       ``c_4`` equals, to paraxial order and up to the piston ``−√3·c_4``, :func:`propagate` by
       ``d = −2√3·c_4 / (π λ ν_max²)``.

@@ -168,6 +168,10 @@ class Scan:
         scan._set(nominal, true, recipe)
         return scan
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pickle through _make so that the arrays come back read-only.
+        return (_restore, (np.array(self._nominal), np.array(self._true), self._recipe))
+
     # ------------------------------------------------------------------ facts
 
     @property
@@ -503,6 +507,11 @@ class Scan:
             else:
                 scan = scan.affine(kwargs["matrix"], offset_px=kwargs["offset_px"])
         return scan
+
+
+def _restore(nominal: np.ndarray, true: np.ndarray, recipe: dict[str, Any]) -> Scan:
+    same = np.array_equal(nominal, true)
+    return Scan._make(nominal, nominal if same else true, recipe)
 
 
 def _checked_params(where: str, params: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
