@@ -24,6 +24,9 @@ from ._errors import PtyfastError
 _LAZY: dict[str, tuple[str, str | None]] = {
     "Geometry": (".model.geometry", "Geometry"),
     "Dataset": (".model.dataset", "Dataset"),
+    "probes": (".model.probes", None),
+    "scans": (".model.scans", None),
+    "objects": (".model.objects", None),
 }
 
 __all__ = ["PtyfastError", "__version__", *_LAZY]
