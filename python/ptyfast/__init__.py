@@ -23,6 +23,7 @@ from ._core import PtyfastError, __version__
 _LAZY: dict[str, tuple[str, str | None]] = {
     "Geometry": (".model.geometry", "Geometry"),
     "Dataset": (".model.dataset", "Dataset"),
+    "Detector": (".model.detector", "Detector"),
 }
 
 __all__ = ["PtyfastError", "__version__", *_LAZY]
