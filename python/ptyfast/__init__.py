@@ -26,6 +26,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "probes": (".model.probes", None),
     "scans": (".model.scans", None),
     "objects": (".model.objects", None),
+    "Detector": (".model.detector", "Detector"),
 }
 
 __all__ = ["PtyfastError", "__version__", *_LAZY]
