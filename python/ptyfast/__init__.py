@@ -29,6 +29,10 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "Detector": (".model.detector", "Detector"),
     "open": (".io", "open"),
     "io": (".io", None),
+    "Experiment": (".model.experiment", "Experiment"),
+    "simulate": (".model.experiment", "simulate"),
+    "replay": (".model.provenance", "replay"),
+    "Campaign": (".model.campaign", "Campaign"),
 }
 
 __all__ = ["PtyfastError", "__version__", *_LAZY]
