@@ -814,9 +814,11 @@ READING_DTYPES = ("float32", "float64", "uint16", "uint32")
 #: Exact Poisson streams the shot-noise stage can draw from ("v1": today's).
 POISSON_STREAMS = ("v1",)
 
-#: Pixel-map codes (see ``ptyfast.model.detector``): valid, beamstop shadow, gap (no
-#: sensor), dead, hot.
-PIXEL_VALID, PIXEL_BEAMSTOP, PIXEL_GAP, PIXEL_DEAD, PIXEL_HOT = range(5)
+#: Pixel-map flags (see ``ptyfast.model.detector``): a pixel's code is the OR of its flags,
+#: 0 for a valid pixel. Beamstop shadow and gap (no sensor): no photons arrive; gap and dead:
+#: the pixel reads 0; hot: it reads the saturation level (unless also dead or in a gap).
+PIXEL_VALID, PIXEL_BEAMSTOP, PIXEL_GAP, PIXEL_DEAD, PIXEL_HOT = 0, 1, 2, 4, 8
+PIXEL_ALL = PIXEL_BEAMSTOP | PIXEL_GAP | PIXEL_DEAD | PIXEL_HOT
 
 _DETECTOR_DEFAULTS: dict[str, Any] = {
     "poisson": True,
@@ -881,7 +883,8 @@ def detector_settings(detector: Any, N: int) -> dict[str, Any]:
     rms, >= 0), ``dark`` (counts per pixel, >= 0), ``psf_sigma_px`` (>= 0), ``full_well``
     (ADU, > offset, or None), ``dtype`` (:data:`READING_DTYPES`), ``overflow`` (``'saturate'``
     or ``'wrap'``), ``dead_time_fraction`` (dead time / exposure, >= 0) and ``pixels`` (an
-    ``(N, N)`` map of pixel codes, or None); missing keys take the ideal values.
+    ``(N, N)`` map of pixel flags, ``PIXEL_*``, or None); missing keys take the ideal
+    values.
 
     Raises
     ------
@@ -936,13 +939,15 @@ def detector_settings(detector: Any, N: int) -> dict[str, Any]:
     px = s["pixels"]
     if px is not None:
         px = as_array("pixels", px, np.uint8, shape=(N, N), allow_complex=False)
-        if px.max() > PIXEL_HOT:
-            raise ValueError(f"pixels must hold codes 0..{PIXEL_HOT}, got {int(px.max())}")
-        if out["dtype"].startswith("float") and fw is None and np.any(px == PIXEL_HOT):
+        if np.any(px & ~np.uint8(PIXEL_ALL)):
+            bad = int(px[(px & ~np.uint8(PIXEL_ALL)) != 0][0])
+            raise ValueError(f"pixels must hold flags within {PIXEL_ALL}, got code {bad}")
+        hot = (px & PIXEL_HOT) != 0
+        if out["dtype"].startswith("float") and fw is None and np.any(hot):
             raise ValueError(
                 f"pixels must not mark hot pixels for {out['dtype']} readings without a "
                 f"full_well (a hot pixel reads the saturation level), got "
-                f"{int(np.sum(px == PIXEL_HOT))} hot pixels"
+                f"{int(np.sum(hot))} hot pixels"
             )
         if not np.any(px):
             px = None

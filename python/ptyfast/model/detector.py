@@ -105,7 +105,7 @@ from .. import _kernels
 
 __all__ = ["Detector", "PIXEL_CODES"]
 
-#: Pixel-map codes (:meth:`Detector.pixel_map`).
+#: Pixel-map flags (:meth:`Detector.pixel_map`): a pixel's code is the OR of its flags.
 PIXEL_CODES = {
     "valid": _kernels.PIXEL_VALID,
     "beamstop": _kernels.PIXEL_BEAMSTOP,
@@ -234,8 +234,8 @@ class Detector:
     --------
     >>> det = Detector(qe=0.8, gain=10.0, offset=100.0, read_noise=3.0, dtype="uint16",
     ...                full_well=60000.0)
-    >>> det.mask(64).all(), det.is_ideal
-    (np.True_, False)
+    >>> bool(det.mask(64).all()), det.is_ideal
+    (True, False)
     >>> Detector.from_dict(det.to_dict()) == det
     True
     """
@@ -571,9 +571,10 @@ class Detector:
         return n
 
     def pixel_map(self, N: int) -> np.ndarray:  # noqa: N803
-        """What each pixel of an ``N × N`` pattern is: uint8 codes :data:`PIXEL_CODES`.
-
-        Priority where several apply: gap, dead, hot, beamstop, valid.
+        """What each pixel of an ``N × N`` pattern is: uint8, the OR of the flags
+        :data:`PIXEL_CODES` that apply (0: valid). Beamstop and gap: no photons arrive; gap and
+        dead: the pixel reads 0; hot: it reads the saturation level unless also dead or in a
+        gap.
 
         Raises
         ------
@@ -586,15 +587,15 @@ class Detector:
         h = n // 2
         if self.beamstop_radius_px > 0:
             yy, xx = np.mgrid[:n, :n] - h
-            codes[np.hypot(yy, xx) < self.beamstop_radius_px] = _kernels.PIXEL_BEAMSTOP
+            codes[np.hypot(yy, xx) < self.beamstop_radius_px] |= _kernels.PIXEL_BEAMSTOP
         hot = np.zeros((n, n), bool) if self.hot_pixels is None else self.hot_pixels.copy()
         dead = np.zeros((n, n), bool) if self.dead_pixels is None else self.dead_pixels.copy()
         if self.dead_fraction > 0 or self.hot_fraction > 0:
             u = np.random.Generator(np.random.PCG64(self.bad_pixel_seed)).random((n, n))
             dead |= u < self.dead_fraction
             hot |= (u >= self.dead_fraction) & (u < self.dead_fraction + self.hot_fraction)
-        codes[hot] = _kernels.PIXEL_HOT
-        codes[dead] = _kernels.PIXEL_DEAD
+        codes[hot] |= _kernels.PIXEL_HOT
+        codes[dead] |= _kernels.PIXEL_DEAD
         beam = self.beam
         if self.module_px is not None and beam is not None:
             sensor = []
@@ -605,7 +606,7 @@ class Detector:
                 if ext is not None:
                     on &= (d >= 0) & (d < ext[k])
                 sensor.append(on)
-            codes[~(sensor[0][:, None] & sensor[1][None, :])] = _kernels.PIXEL_GAP
+            codes[~(sensor[0][:, None] & sensor[1][None, :])] |= _kernels.PIXEL_GAP
         if not np.any(codes == _kernels.PIXEL_VALID):
             raise ValueError(
                 f"the {n} x {n} pattern must keep at least one valid pixel (gaps, beamstop and "

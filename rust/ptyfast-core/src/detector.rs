@@ -6,7 +6,7 @@
 //!
 //! | # | stage | what it does (per pixel `q`) | randomness |
 //! |---|-------|------------------------------|------------|
-//! | 1 | shadow | `λ ← 0` where the pixel is [`pixel::BEAMSTOP`] or [`pixel::GAP`] (no photon arrives) | – |
+//! | 1 | shadow | `λ ← 0` where the pixel is flagged [`pixel::BEAMSTOP`] or [`pixel::GAP`] (no photon arrives) | – |
 //! | 2 | QE | `λ ← qe · λ` (a detected photon is a Bernoulli thinning, so counts stay Poisson) | – |
 //! | 3 | dead time | `λ ← λ / (1 + λ · τ/T)`: the mean of a non-paralyzable counter with dead time `τ` over an exposure `T` (the variance is left Poisson) | – |
 //! | 4 | Poisson | `c ~ Poisson(λ)` (exact), or `c = λ` without shot noise | stream `(seed, index)` |
@@ -15,7 +15,7 @@
 //! | 7 | gain, offset, read noise | `v = gain · (c + d) + offset + read_noise · z`, `z ~ N(0, 1)` (exact ziggurat) | stream `(stage_seed(seed, READ_NOISE), index)` |
 //! | 8 | saturation | `v ← min(v, full_well)` | – |
 //! | 9 | quantisation | the output type: `f32`/`f64` round to nearest; `u16`/`u32` round half to even, clip below at 0, and above the type's maximum either saturate or wrap modulo 2^bits ([`Overflow`]) | – |
-//! | 10 | mask | [`pixel::GAP`] and [`pixel::DEAD`] read 0; [`pixel::HOT`] reads the saturation level | – |
+//! | 10 | mask | pixels flagged [`pixel::GAP`] or [`pixel::DEAD`] read 0, else [`pixel::HOT`] the saturation level | – |
 //!
 //! Units: `λ`, `c`, `d` are photons (detected counts); `gain` is ADU per count, `offset`,
 //! `read_noise` and `full_well` are ADU. The ideal detector ([`Detector::default`]) is Poisson
@@ -47,22 +47,25 @@ use rayon::prelude::*;
 use crate::noise::{self, PatternRng};
 use crate::{Error, Result};
 
-/// What each pixel is: the codes of a pixel map (`u8`, one per pattern pixel, row-major).
+/// What each pixel is: a pixel map holds one `u8` per pattern pixel (row-major), the OR of
+/// these flags; 0 is a valid pixel, anything else is masked.
 pub mod pixel {
-    /// An ordinary, valid pixel.
+    /// An ordinary, valid pixel (no flag).
     pub const VALID: u8 = 0;
-    /// Shadowed by the beamstop: no photon arrives; the pixel still reads dark counts, offset
-    /// and read noise (and counts the PSF spreads into it). Masked.
+    /// Shadowed by the beamstop: no photon arrives; unless also dead or in a gap, the pixel
+    /// still reads dark counts, offset and read noise (and counts the PSF spreads into it).
     pub const BEAMSTOP: u8 = 1;
     /// No sensor (a module gap, or beyond the detector's edge): no photon is detected and the
-    /// pixel reads 0. Masked.
+    /// pixel reads 0.
     pub const GAP: u8 = 2;
-    /// A dead pixel: its photons are detected (and spread by the PSF) but it reads 0. Masked.
-    pub const DEAD: u8 = 3;
-    /// A hot pixel: reads the saturation level (`full_well`, else the type's maximum). Masked.
-    pub const HOT: u8 = 4;
-    /// The largest valid code.
-    pub const MAX: u8 = HOT;
+    /// A dead pixel: the photons reaching it are detected (and spread by the PSF) but it
+    /// reads 0.
+    pub const DEAD: u8 = 4;
+    /// A hot pixel: reads the saturation level (`full_well`, else the type's maximum), unless
+    /// it is also dead or in a gap.
+    pub const HOT: u8 = 8;
+    /// Every flag.
+    pub const ALL: u8 = BEAMSTOP | GAP | DEAD | HOT;
 }
 
 /// Stage keys of the per-stage random streams (see the module docs).
@@ -280,14 +283,15 @@ impl Detector {
                     format!("{} values", p.len()),
                 ));
             }
-            if let Some(bad) = p.iter().find(|&&c| c > pixel::MAX) {
+            if let Some(bad) = p.iter().find(|&&c| c & !pixel::ALL != 0) {
                 return Err(Error::invalid(
                     "pixels",
-                    format!("codes 0..={}", pixel::MAX),
+                    format!("flags within {}", pixel::ALL),
                     format!("code {bad}"),
                 ));
             }
-            if p.contains(&pixel::HOT) && self.full_well.is_none() && !T::INTEGER {
+            let hot = p.iter().any(|&c| c & pixel::HOT != 0);
+            if hot && self.full_well.is_none() && !T::INTEGER {
                 return Err(Error::invalid(
                     "pixels",
                     format!(
@@ -581,7 +585,7 @@ impl Stage {
     pub fn new<T: Reading>(detector: &Detector, n: usize, seed: u64) -> Result<Self> {
         detector.validate::<T>(n)?;
         let arrive = detector.pixels.as_ref().and_then(|p| {
-            let shadowed = |c: u8| c == pixel::BEAMSTOP || c == pixel::GAP;
+            let shadowed = |c: u8| c & (pixel::BEAMSTOP | pixel::GAP) != 0;
             p.iter().any(|&c| shadowed(c)).then(|| {
                 p.iter()
                     .map(|&c| if shadowed(c) { 0.0 } else { 1.0 })
@@ -737,10 +741,12 @@ pub(crate) fn write<T: Reading>(st: &Stage, v: &[f64], out: &mut [T], stats: Opt
             for ((o, &x), &code) in out.iter_mut().zip(v).zip(map) {
                 let (r, c) = T::quantise(x, d.overflow);
                 let valid = code == pixel::VALID;
-                *o = match code {
-                    pixel::GAP | pixel::DEAD => T::default(),
-                    pixel::HOT => hot,
-                    _ => r,
+                *o = if code & (pixel::GAP | pixel::DEAD) != 0 {
+                    T::default()
+                } else if code & pixel::HOT != 0 {
+                    hot
+                } else {
+                    r
                 };
                 if valid {
                     clipped += usize::from(c | full.is_some_and(|f| x >= f));
@@ -1066,6 +1072,8 @@ mod tests {
         pixels[2] = pixel::GAP;
         pixels[3] = pixel::DEAD;
         pixels[4] = pixel::HOT;
+        pixels[6] = pixel::BEAMSTOP | pixel::DEAD;
+        pixels[7] = pixel::BEAMSTOP | pixel::HOT;
         let det = Detector {
             poisson: None,
             qe: 0.5,
@@ -1082,7 +1090,8 @@ mod tests {
         detect_into(&det, e.view(), 1, 0, out.view_mut(), Some(stats.view_mut())).unwrap();
         let (mut detected, mut total, mut sat) = (0.0, 0.0, 0.0);
         for q in 0..n * n {
-            let lam = if q == 1 || q == 2 {
+            let shadow = [1, 2, 6, 7].contains(&q);
+            let lam = if shadow {
                 0.0
             } else {
                 0.5 * e[[0, q / n, q % n]]
@@ -1091,8 +1100,8 @@ mod tests {
             detected += lam;
             let v = (3.0 * (lam + 0.25) + 10.0).min(50.0);
             let want = match q {
-                2 | 3 => 0.0,
-                4 => 50.0,
+                2 | 3 | 6 => 0.0,
+                4 | 7 => 50.0,
                 _ => v,
             };
             let g = out[[0, q / n, q % n]];
@@ -1100,7 +1109,7 @@ mod tests {
                 (g - want).abs() < 1e-12 * want.max(1.0),
                 "pixel {q}: {g} vs {want}"
             );
-            if q == 0 || q > 4 {
+            if q == 0 || q == 5 || q > 7 {
                 total += v;
                 sat += f64::from(u8::from(v >= 50.0));
             }
@@ -1268,7 +1277,7 @@ mod tests {
             ..base()
         };
         assert_eq!(name(run(px(vec![0; 15]))), "pixels");
-        assert_eq!(name(run(px(vec![9; 16]))), "pixels");
+        assert_eq!(name(run(px(vec![16; 16]))), "pixels");
         assert_eq!(name(run(px(vec![pixel::HOT; 16]))), "pixels");
         // A uint16 cannot hold a full well of 1e6.
         let mut o16 = Array3::<u16>::zeros((1, 4, 4));
