@@ -449,3 +449,16 @@ def test_sha_helper_is_the_raw_bytes_hash():
 
     a = random_object(5, 8, 8)
     assert array_sha256(a) == hashlib.sha256(a.tobytes()).hexdigest()
+
+
+def test_readme_experiment_example_runs(tmp_path, monkeypatch):
+    """The README's experiment example (the first python block after its heading) runs."""
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    section = text.split("### Experiments, provenance, campaigns and recipes", 1)[1]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {}
+    exec(compile(code, "README.md", "exec"), namespace)
+    np.testing.assert_array_equal(namespace["again"].diffraction, namespace["ds"].diffraction)
+    assert namespace["raw"].diff3d.shape == (100, 32, 32)
+    assert (tmp_path / "big.zarr").is_dir()

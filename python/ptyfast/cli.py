@@ -25,6 +25,7 @@ import numpy as np
 
 from . import __version__, _kernels
 from ._npz import NpzStreamWriter
+from .model import _commands as model_commands
 from .nongrid_simulation import load_probe_object, random_positions
 from .raw_data import intensity_scale_of
 
@@ -103,6 +104,8 @@ def _parser() -> argparse.ArgumentParser:
         "--no-progress", dest="progress", action="store_false", help="never show a progress bar"
     )
     s.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
+    model_commands.add_simulate_options(s)
+    model_commands.add_subcommands(sub)
     return p
 
 
@@ -287,6 +290,8 @@ def write_preview(
 
 
 def _simulate(args: argparse.Namespace) -> int:
+    if model_commands.uses_model(args):
+        return model_commands.simulate(args)
     obj, probe = _object_and_probe(args)
     progress = (
         args.progress if args.progress is not None else (sys.stderr.isatty() and not args.quiet)
@@ -327,6 +332,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "simulate":
             return _simulate(args)
+        if getattr(args, "handler", None) is not None:
+            return int(args.handler(args))
     except (ValueError, TypeError, OSError) as exc:
         print(f"ptyfast: error: {exc}", file=sys.stderr)
         return 2

@@ -190,7 +190,8 @@ def decode_array(name: str, record: Any, given: Any = None) -> np.ndarray:
         As written by :func:`encode_array` (possibly through JSON).
     given : array_like, optional
         The array itself, required for a ``"reference"`` record (and checked against an
-        embedded one): its dtype, shape and SHA-256 must match the record.
+        embedded one): converted to the recorded dtype (a single ``(N, N)`` probe mode gains
+        its leading axis), its shape and SHA-256 must match the record.
 
     Returns
     -------
@@ -216,6 +217,10 @@ def decode_array(name: str, record: Any, given: Any = None) -> np.ndarray:
     enc = record["encoding"]
     if given is not None:
         arr = np.asarray(given)
+        if arr.ndim == len(shape) - 1 and shape[:1] == (1,):
+            arr = arr[None]  # one probe mode given as (N, N)
+        if arr.dtype != dtype and arr.dtype.kind in "biufc" and dtype.kind in "fc":
+            arr = arr.astype(dtype)  # the hash below decides whether it is the same array
         if arr.dtype.newbyteorder("<") != dtype or arr.shape != shape:
             raise ProvenanceError(
                 f"{name} must be the recorded {dtype.name} array of shape {shape}, got "
