@@ -5,7 +5,8 @@ A campaign is an experiment recipe (:mod:`ptyfast.model.recipes`: sections ``exp
 **distribution**, plus a size and a master seed. Experiment ``i`` resolves every distribution
 with its own keyed stream and fills every seed left out; its provenance records the values
 drawn and the resolved recipes, so :func:`ptyfast.replay` regenerates it bit for bit without
-the campaign.
+the campaign (and the campaign's spec, as TOML text, so the whole campaign can be written back
+out: :func:`ptyfast.model.recipes.from_provenance` with ``campaign=True``).
 
 =============================================  ===============================================
 distribution                                   draw
@@ -241,8 +242,9 @@ def _numeric(v: Any) -> bool:
 
 def _in_domain(lo: float, hi: float, dom: tuple[float, float, bool, bool]) -> bool:
     a, b, a_in, b_in = dom
-    ok_lo = lo > a or (a_in and lo == a)
-    ok_hi = hi < b or (b_in and hi == b)
+    # An infinite bound of a truncated normal never draws infinity: only finite values.
+    ok_lo = lo > a or ((a_in or math.isinf(a)) and lo == a)
+    ok_hi = hi < b or ((b_in or math.isinf(b)) and hi == b)
     return ok_lo and ok_hi
 
 
@@ -299,6 +301,13 @@ def _validate(node: Any, path: str) -> None:
             _validate(v, f"{path}[{i}]")
     elif dom is not None and _numeric(node) and not _in_domain(node, node, dom):
         raise CampaignError(f"{path} = {node!r} is outside the parameter's domain {_dom_text(dom)}")
+
+
+def _json_safe(v: Any) -> Any:
+    """A drawn value for JSON (non-finite floats as their TOML spelling)."""
+    if isinstance(v, float) and not math.isfinite(v):
+        return "nan" if math.isnan(v) else ("inf" if v > 0 else "-inf")
+    return v
 
 
 def _rng(seed: int, index: int, path: str) -> np.random.Generator:
@@ -528,8 +537,9 @@ class Campaign:
             "seed": self.seed,
             "index": i,
             "n_experiments": self.n_experiments,
-            "draws": draws,
-            "spec": copy.deepcopy(self.spec),
+            "draws": {k: _json_safe(v) for k, v in draws.items()},
+            # TOML text: JSON has no infinities (e.g. open normal bounds), TOML has.
+            "spec": dumps(self.spec),
         }
         try:
             return _build(spec, campaign=block)

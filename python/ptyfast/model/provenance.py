@@ -29,7 +29,7 @@ key                    content
                        ``probe_sha256`` (SHA-256 of the arrays actually simulated)
 ``campaign``           only for an experiment drawn by a :class:`ptyfast.Campaign`: its
                        ``name``, ``seed``, ``index``, ``n_experiments``, the ``draws``
-                       (``{path: value}``) and the campaign ``spec``
+                       (``{path: value}``) and the campaign ``spec`` (TOML text)
 =====================  ===================================================================
 
 **Arrays passed by the user** (an object or probe that was not built from a recipe) are

@@ -706,7 +706,7 @@ def from_provenance(record: dict[str, Any] | Dataset, *, campaign: bool = False)
                 "seed": c["seed"],
                 "n_experiments": c["n_experiments"],
             },
-            **copy.deepcopy(c["spec"]),
+            **loads(c["spec"], where="provenance['campaign']['spec']"),
         }
         head = (
             f"ptyfast campaign recipe, written from the provenance of experiment "
