@@ -174,3 +174,17 @@ def test_recipe_command_errors(tmp_path, capsys):
     assert "--campaign goes with --from" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["recipe"])  # one of --example / --from is required
+
+
+def test_preview_is_checked_before_any_work(tmp_path, capsys):
+    out = tmp_path / "d.npz"
+    base = ["simulate", "-o", str(out), *SMALL, "--object", "dead_leaves"]
+    assert main([*base, "--preview", str(tmp_path / "p.gif")]) == 2
+    assert "expected .png, .pdf or .svg" in capsys.readouterr().err
+    existing = tmp_path / "p.png"
+    existing.write_bytes(b"old")
+    assert main([*base, "--preview", str(existing)]) == 2
+    assert "exists; pass --overwrite" in capsys.readouterr().err
+    assert not out.exists() and existing.read_bytes() == b"old"
+    assert main([*base, "--preview", str(existing), "--overwrite"]) == 0
+    assert out.exists() and existing.read_bytes()[:4] == b"\x89PNG"

@@ -435,7 +435,25 @@ def simulate(args: argparse.Namespace) -> int:
         raise ValueError(str(exc)) from None
 
 
+def _check_preview(args: argparse.Namespace) -> None:
+    """A preview path with a known extension that may be written (before any work)."""
+    if not args.preview:
+        return
+    ext = Path(args.preview).suffix.lower()
+    if ext not in (".png", ".pdf", ".svg"):
+        raise ValueError(
+            f"--preview {args.preview!r}: the format follows the extension, expected .png, "
+            f".pdf or .svg, got {ext or 'none'}"
+        )
+    p = Path(args.preview)
+    if p.is_dir():
+        raise ValueError(f"--preview {args.preview!r} is a directory, expected a file path")
+    if p.exists() and not getattr(args, "overwrite", False):
+        raise ValueError(f"--preview {args.preview!r} exists; pass --overwrite to replace it")
+
+
 def _simulate(args: argparse.Namespace, recipes: Any, campaign_cls: Any) -> int:
+    _check_preview(args)
     obj = probe = None
     if args.input:
         obj, probe = _input_arrays(args.input)
@@ -487,7 +505,9 @@ def _simulate(args: argparse.Namespace, recipes: Any, campaign_cls: Any) -> int:
             plan.simulate_to(path, progress=progress, chunk_size=chunk, **wargs)
             seconds = time.perf_counter() - t
             if i == 0 and args.preview:
-                write_preview(args.preview, plan.experiment, plan.seed, overwrite=True)
+                write_preview(
+                    args.preview, plan.experiment, plan.seed, overwrite=wargs["overwrite"]
+                )
             if not args.quiet:
                 print(_summary(path, plan.experiment, seconds))
         if not args.quiet:
