@@ -10,12 +10,13 @@ Run as ``python benches/bench_formats.py`` (``--quick`` for a smoke run). Two pa
    (time and size). The NPZ holds PtychoPINN's ``diff3d`` amplitudes beside the exact
    readings, so about twice the bytes.
 2. **Streaming memory.** ``--stream-patterns`` (default 10^6) patterns of N = 32 streamed
-   through ``ptyfast.io.writer`` to every format in blocks of 4096, one fresh process per
-   format: the process' peak resident memory (``VmHWM``) after 10 % of the blocks and at the
-   end. Flat memory means the two agree although the data is 4 GB.
+   through ``ptyfast.io.writer`` to every format (uncompressed; ``--stream-compressed`` adds
+   the compressed writers) in blocks of 4096, one fresh process per format: the process'
+   peak resident memory (``VmHWM``) after 10 % of the blocks and at the end. Flat memory
+   means the two agree although the data is 4 GB.
 
-Everything is written under ``--dir`` (default: a temporary directory next to the repository)
-and removed afterwards.
+Everything is written under ``--dir`` (default: a new directory in the system's temporary
+directory; the 10^6-pattern part needs about 9 GB free there) and removed afterwards.
 """
 
 from __future__ import annotations
@@ -183,14 +184,14 @@ def stream_child(fmt: str, compress: bool, m: int, n: int, directory: Path) -> N
                       "size": size}))  # fmt: skip
 
 
-def streaming_memory(directory: Path, m: int) -> None:
+def streaming_memory(directory: Path, m: int, compressed: bool) -> None:
     n = 32
     print(f"\n== streaming memory: {m} patterns of N = {n} float32 ({m * n * n * 4 / 1e9:.1f} GB)"
           " in blocks of 4096 (16 MB), one process per format")  # fmt: skip
     print(f"{'format':>10} {'compress':>8} {'VmHWM start':>11} {'at 10%':>8} {'at end':>8} "
           f"{'seconds':>8} {'size GB':>8}")  # fmt: skip
     for fmt in EXT:
-        for compress in (False, True):
+        for compress in (False, True) if compressed else (False,):
             out = subprocess.run(
                 [
                     sys.executable,
@@ -217,6 +218,11 @@ def main() -> None:
     p.add_argument("--patterns", type=int, default=10_000)
     p.add_argument("--stream-patterns", type=int, default=1_000_000)
     p.add_argument("--skip-stream", action="store_true")
+    p.add_argument(
+        "--stream-compressed",
+        action="store_true",
+        help="also stream compressed (deflate at ~10-25 MB/s: tens of minutes for 4 GB)",
+    )
     p.add_argument("--dir", default=None, help="scratch directory (default: a temporary one)")
     p.add_argument("--child", nargs=5, help=argparse.SUPPRESS)
     a = p.parse_args()
@@ -226,14 +232,13 @@ def main() -> None:
         return
     if a.quick:
         a.patterns, a.stream_patterns = 1000, 20_000
-    root = Path(a.dir) if a.dir else Path(__file__).resolve().parent.parent
-    directory = Path(tempfile.mkdtemp(prefix="bench_formats.", dir=root))
+    directory = Path(tempfile.mkdtemp(prefix="bench_formats.", dir=a.dir))
     print(f"ptyfast {ptyfast.__version__}, {K.num_threads()} threads, {os.cpu_count()} cpus, "
           f"scratch {directory}")  # fmt: skip
     try:
         sizes_and_speeds(directory, a.patterns)
         if not a.skip_stream:
-            streaming_memory(directory, a.stream_patterns)
+            streaming_memory(directory, a.stream_patterns, a.stream_compressed)
     finally:
         shutil.rmtree(directory, ignore_errors=True)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import numpy as np
@@ -120,7 +119,3 @@ def object_from(a: np.ndarray, where: str) -> np.ndarray:
     if a.ndim != 2:
         raise FormatError(f"{where}: object must be (H, W) (one layer), got {a.shape}")
     return a.astype(np.complex64, copy=False)
-
-
-def name_of(path: os.PathLike[str] | str) -> str:
-    return os.fspath(path)
