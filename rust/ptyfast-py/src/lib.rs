@@ -655,10 +655,11 @@ struct DetectorArgs {
 impl DetectorArgs {
     fn into_core(
         self,
+        py: Python<'_>,
         pixels: Option<PyReadonlyArray2<'_, u8>>,
     ) -> PyResult<core::detector::Detector> {
         use core::detector::{Detector, Overflow, PoissonStream};
-        let err = |e: core::Error| PtyfastError::new_err(e.to_string());
+        let err = |e: core::Error| to_py(py, e);
         Ok(Detector {
             poisson: self
                 .poisson
@@ -746,7 +747,7 @@ fn acquire<'py>(
     mut patches: Option<PyReadwriteArray3<'py, Complex32>>,
     mut stats: Option<PyReadwriteArray2<'py, f64>>,
 ) -> PyResult<()> {
-    let det = detector.into_core(pixels)?;
+    let det = detector.into_core(py, pixels)?;
     let inputs = (&object, &positions, &modes);
     with_readings!(readings, |out| acquire_as(
         py,
@@ -791,7 +792,7 @@ fn detect<'py>(
     readings: Readings<'py>,
     mut stats: Option<PyReadwriteArray2<'py, f64>>,
 ) -> PyResult<()> {
-    let det = detector.into_core(pixels)?;
+    let det = detector.into_core(py, pixels)?;
     with_readings!(readings, |out| detect_as(
         py,
         &expected,
