@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from ._kernels import _positive_float, _to_numpy
+from ._kernels import _positive_float, _positive_int, _real_number, _to_numpy
 
 __all__ = [
     "count_photons",
@@ -302,14 +302,19 @@ def calculate_intensity_scale(
     Returns
     -------
     float
+        Statistics without ``batch_mean_sum_intensity`` (or ``None``), or with a mean of at
+        most ``1e-12``, give the closed form (the reference's fallback).
 
     Raises
     ------
     TypeError
-        If ``container_or_stats`` is neither a mapping, a container nor None.
+        If ``container_or_stats`` is neither a mapping, a container nor None; the mean energy
+        is not a real number; ``N`` is not an integer (``2.5``, ``True``, ``"64"``);
+        ``nphotons`` is not a real number (``"1e6"``).
     ValueError
-        If the closed form is needed and ``N`` is unknown or not positive, or ``nphotons`` is
-        not a positive finite number.
+        If the mean energy is NaN, infinite or negative (the reference silently returned 0 or
+        the closed form); the closed form is needed and ``N`` is unknown or below 1;
+        ``nphotons`` is not a positive finite number.
 
     Examples
     --------
@@ -331,12 +336,26 @@ def calculate_intensity_scale(
             f"got {type(container_or_stats).__name__}"
         )
     if stats is not None:
-        e = float(stats.get("batch_mean_sum_intensity", 0.0) or 0.0)
-        if e > MIN_BATCH_MEAN:
-            return math.sqrt(n_ph / e)
+        if not isinstance(stats, Mapping):
+            raise TypeError(
+                "dataset_intensity_stats must be a dict from compute_dataset_intensity_stats, "
+                f"got {type(stats).__name__}"
+            )
+        raw = stats.get("batch_mean_sum_intensity")
+        if raw is not None:
+            e = _real_number("batch_mean_sum_intensity", raw, "a finite mean pattern energy >= 0")
+            if e < 0:
+                raise ValueError(
+                    f"batch_mean_sum_intensity must be a finite mean pattern energy >= 0, got {e}"
+                )
+            if e > MIN_BATCH_MEAN:
+                return math.sqrt(n_ph / e)
     if N is None:
         if x is None or np.ndim(x) < 2:
-            raise ValueError("N is required for the closed-form intensity scale")
+            raise ValueError(
+                "N is required for the closed-form intensity scale (no statistics and no data "
+                "to read it from), got None"
+            )
         N = int(np.shape(x)[1])
-    n = _positive_float("N", N)
+    n = _positive_int("N", N)
     return math.sqrt(n_ph) / (n / 2.0)
