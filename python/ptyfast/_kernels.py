@@ -267,7 +267,9 @@ def as_array(
             raise ValueError(f"{name} must have shape {want}, got {arr.shape}")
     if nonempty and arr.size == 0:
         raise ValueError(f"{name} must not be empty, got shape {arr.shape}")
-    narrowing = kind in "fc" and target.kind in "fc" and target.itemsize < arr.dtype.itemsize
+    narrowing = (
+        kind in "fc" and target.kind in "fc" and np.finfo(target).bits < np.finfo(arr.dtype).bits
+    )
     if finite and kind in "fc" and not narrowing and not np.all(np.isfinite(arr)):
         raise ValueError(f"{name} must be finite, got NaN or inf values")
     if nonnegative and arr.size and np.min(arr.real) < 0:

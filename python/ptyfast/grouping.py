@@ -248,10 +248,15 @@ def normalize_data(dset: dict[str, Any], N: int) -> np.ndarray:
         raise TypeError(f"dset['diffraction'] must be real, got dtype {d.dtype}")
     if d.ndim != 4 or d.size == 0:
         raise ValueError(f"dset['diffraction'] must be non-empty (B, N, N, C), got {d.shape}")
+    return _normalized(d, n, "dset['diffraction']")
+
+
+def _normalized(d: np.ndarray, n: int, name: str) -> np.ndarray:
+    """``normalize_data`` of a real ``(B, N, N, C)`` array; errors name ``name``."""
     energies = _group_energies(d)
     if not np.all(np.isfinite(energies)):
-        raise ValueError("dset['diffraction'] must be finite, got NaN or inf values")
-    f = _kernels._normalization_factor(float(np.mean(energies)), n, "dset['diffraction']")
+        raise ValueError(f"{name} must be finite, got NaN or inf values")
+    f = _kernels._normalization_factor(float(np.mean(energies)), n, name)
     _kernels.require_memory(
         f"normalize_data: {d.shape[0]} groups of {d.shape[3]} float32 patterns",
         d.size * 4 * (2 if d.dtype != np.float32 else 1),
@@ -308,7 +313,9 @@ def get_image_patches(
     go = as_array("global_offsets", global_offsets, np.float64, ndim=4, allow_complex=False)
     b = go.shape[0]
     go = as_array("global_offsets", go, np.float64, shape=(b, 1, 2, 1), allow_complex=False)
-    lo = as_array("local_offsets", local_offsets, np.float64, shape=(b, 1, 2, c))
+    lo = as_array(
+        "local_offsets", local_offsets, np.float64, shape=(b, 1, 2, c), allow_complex=False
+    )
     with np.errstate(over="ignore"):
         offsets = (go + lo).astype(np.float32)
     if not np.all(np.isfinite(offsets)):
@@ -609,6 +616,8 @@ def group_dataset(
         if neighbor_pool_size is None
         else _kernels._positive_int("neighbor_pool_size", neighbor_pool_size)
     )
+    sequential_sampling = _kernels._flag("sequential_sampling", sequential_sampling)
+    enable_oversampling = _kernels._flag("enable_oversampling", enable_oversampling)
     c = g * g
     if Y is not None:
         Y = _kernels._to_numpy("Y", Y)
@@ -688,7 +697,7 @@ def group_dataset(
     }
     if sample_indices is not None:
         dset["sample_indices"] = np.array(sample_indices, copy=True)
-    dset["X_full"] = x_full if x_full is not None else normalize_data(dset, n)
+    dset["X_full"] = x_full if x_full is not None else _normalized(diffraction, n, "diff3d")
     dset["seed"] = used_seed
     return dset
 

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from ._kernels import _positive_float, _positive_int, _real_number, _to_numpy
+from ._kernels import _flag, _positive_float, _positive_int, _real_number, _to_numpy
 
 __all__ = [
     "count_photons",
@@ -263,7 +263,7 @@ def compute_dataset_intensity_stats(
     if arr.ndim not in (3, 4):
         raise ValueError(f"X must be (M, N, N) or (M, N, N, C), got shape {arr.shape}")
     scale = None
-    if is_normalized:
+    if _flag("is_normalized", is_normalized):
         if intensity_scale is None:
             raise ValueError("intensity_scale must be provided when is_normalized=True")
         scale = _positive_float("intensity_scale", intensity_scale)

@@ -93,6 +93,7 @@ def generate_simulated_data(
     *,
     seed: Any = ...,
     poisson: bool = ...,
+    noise_seed: Any = ...,
 ) -> tuple[RawData, np.ndarray]: ...
 
 
@@ -106,6 +107,7 @@ def generate_simulated_data(
     *,
     seed: Any = ...,
     poisson: bool = ...,
+    noise_seed: Any = ...,
 ) -> RawData: ...
 
 
@@ -119,6 +121,7 @@ def generate_simulated_data(
     *,
     seed: Any = ...,
     poisson: bool = ...,
+    noise_seed: Any = ...,
 ) -> RawData | tuple[RawData, np.ndarray]: ...
 
 
@@ -131,6 +134,7 @@ def generate_simulated_data(
     *,
     seed: Any = None,
     poisson: bool = True,
+    noise_seed: Any = None,
 ) -> RawData | tuple[RawData, np.ndarray]:
     """Simulate ``config.n_groups`` diffraction patterns at random positions.
 
@@ -156,6 +160,10 @@ def generate_simulated_data(
         positions and then the noise seed. Every seed used is recorded in ``raw.metadata``.
     poisson : bool
         Draw Poisson noise (default) or return noise-free amplitudes.
+    noise_seed : int, numpy.random.Generator or None
+        Seed of the noise alone (``[0, 2**64)``), overriding the one ``seed`` implies: with
+        ``seed=raw.metadata['position_seed']`` and ``noise_seed=raw.metadata['seed']`` any
+        dataset made without a ``RandomState`` is reproduced bit for bit.
 
     Returns
     -------
@@ -163,8 +171,9 @@ def generate_simulated_data(
         ``diff3d`` float32 ``(n, N, N)`` (amplitude divided by the intensity scale),
         ``xcoords``/``ycoords`` float64, ``Y`` complex64 ``(n, N, N, 1)`` pre-probe patches,
         ``intensity_scale`` the scale used, ``metadata`` with ``nphotons``,
-        ``intensity_scale``, ``N``, ``gridsize``, ``buffer``, ``seed`` (the noise seed used),
-        ``position_seed`` (``None`` for a ``RandomState``) and ``poisson``.
+        ``intensity_scale``, ``N``, ``gridsize``, ``buffer``, ``seed`` (the noise seed used;
+        ``None`` without noise), ``position_seed`` (``None`` for a ``RandomState``) and
+        ``poisson``.
 
     Raises
     ------
@@ -205,20 +214,25 @@ def generate_simulated_data(
         n * (N * N * 12 + 64),
     )
     height, width = obj.shape
+    given = None if noise_seed is None else _kernels.resolve_seed(noise_seed, "noise_seed")
+    position_seed: int | None
     if seed is None:
-        position_seed: int | None = REFERENCE_POSITION_SEED
+        position_seed = REFERENCE_POSITION_SEED
         rs = _kernels.legacy_random_state(position_seed)
-        noise_seed = _kernels.resolve_seed(None)
     elif isinstance(seed, np.random.RandomState):
         position_seed, rs = None, seed
-        noise_seed = None  # drawn from the RandomState after the positions, as before
     else:
         position_seed = _kernels.legacy_seed(seed)
         rs = _kernels.legacy_random_state(position_seed)
-        noise_seed = position_seed
     x, y, _ = random_positions(n, height, width, buffer, rs)
-    if noise_seed is None:
-        noise_seed = int(rs.randint(0, 2**31))
+    if given is not None:
+        noise = given
+    elif seed is None:
+        noise = _kernels.resolve_seed(None)  # fresh entropy, recorded below
+    elif position_seed is None:
+        noise = int(rs.randint(0, 2**31))  # the RandomState's next draw, after the positions
+    else:
+        noise = position_seed  # one seed for both: the CLI's --seed gives the same data
     raw = RawData.from_simulation(
         x,
         y,
@@ -227,12 +241,12 @@ def generate_simulated_data(
         np.zeros(n, dtype=np.int64),
         nphotons=nphotons,
         poisson=poisson,
-        seed=noise_seed,
+        seed=noise,
     )
     gridsize = getattr(getattr(config, "model", None), "gridsize", None)
     raw.metadata.update(
         {
-            "seed": noise_seed if poisson else None,
+            "seed": noise if poisson else None,
             "position_seed": position_seed,
             "buffer": float(buffer),
             "N": N,
@@ -291,6 +305,7 @@ def simulate_from_npz(
     *,
     seed: Any = ...,
     poisson: bool = ...,
+    noise_seed: Any = ...,
 ) -> tuple[RawData, np.ndarray]: ...
 
 
@@ -303,6 +318,7 @@ def simulate_from_npz(
     *,
     seed: Any = ...,
     poisson: bool = ...,
+    noise_seed: Any = ...,
 ) -> RawData: ...
 
 
@@ -315,6 +331,7 @@ def simulate_from_npz(
     *,
     seed: Any = ...,
     poisson: bool = ...,
+    noise_seed: Any = ...,
 ) -> RawData | tuple[RawData, np.ndarray]: ...
 
 
@@ -326,15 +343,23 @@ def simulate_from_npz(
     *,
     seed: Any = None,
     poisson: bool = True,
+    noise_seed: Any = None,
 ) -> RawData | tuple[RawData, np.ndarray]:
     """Load object and probe from ``file_path`` and run :func:`generate_simulated_data`.
 
-    ``buffer=None`` uses ``0.35 * min(objectGuess.shape)`` as the reference does; ``seed`` as
-    in :func:`generate_simulated_data`.
+    ``buffer=None`` uses ``0.35 * min(objectGuess.shape)`` as the reference does; ``seed`` and
+    ``noise_seed`` as in :func:`generate_simulated_data`.
     """
     obj, probe = load_probe_object(file_path)
     if buffer is None:
         buffer = min(obj.shape) * 0.35
     return generate_simulated_data(
-        config, obj, probe, buffer, return_patches=return_patches, seed=seed, poisson=poisson
+        config,
+        obj,
+        probe,
+        buffer,
+        return_patches=return_patches,
+        seed=seed,
+        poisson=poisson,
+        noise_seed=noise_seed,
     )
