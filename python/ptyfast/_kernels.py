@@ -2,7 +2,9 @@
 
 Every public function here checks and coerces its arguments (dtype, contiguity, shape,
 finiteness, ranges) and raises :class:`ValueError` / :class:`TypeError` naming the argument,
-the expected and the received value *before* any Rust code runs. Inputs are never modified:
+the expected and the received value *before* any Rust code runs. Output sizes are compared
+with the available memory first (:func:`require_memory`, the one helper every layer uses), and
+scales that would overflow the float32 far field are refused (:func:`check_field_range`). Inputs are never modified:
 arrays that already have the right dtype and layout are passed as read-only views, everything
 else is copied.
 
@@ -175,8 +177,9 @@ def require_memory(what: str, nbytes: int) -> None:
     ------
     ValueError
         ``"<what> needs <nbytes> bytes (<human>), but only <available> bytes (<human>) are
-        available (<source>)"`` when ``nbytes`` exceeds the available memory, or the address
-        space (2**63 - 1 bytes) when nothing is known about the memory.
+        available (<source>)"`` when ``nbytes`` exceeds the available memory, and
+        ``"... more than any machine can address"`` above 2**63 - 1 bytes (also when the
+        available memory cannot be read).
     TypeError
         If ``nbytes`` is not an integer.
 
@@ -513,13 +516,18 @@ def check_field_range(
         )
 
 
+#: ``|z|**2`` of a complex64 value is formed in float32: ``|z|`` must stay below this.
+_F32_SQRT_LIMIT = math.sqrt(_F32_SQUARE_LIMIT)
+
+
 def _check_product_range(obj: np.ndarray, probe: np.ndarray) -> None:
-    """Refuse an object and probe whose complex64 products would overflow."""
+    """Refuse an object and probe whose products' squared moduli would overflow float32 (the
+    energies square ``probe * patch`` in float32, as the reference does)."""
     bound = _max_abs(obj) * _max_abs(probe)
-    if not bound <= float(np.finfo(np.float32).max) / 4:
+    if not bound <= _F32_SQRT_LIMIT:
         raise ValueError(
-            f"obj and probe values must keep |probe * obj| within float32, got max|obj| * "
-            f"max|probe| = {bound:.4g}"
+            f"obj and probe values must keep |probe * obj|**2 within float32 "
+            f"(max|obj| * max|probe| <= {_F32_SQRT_LIMIT:.3g}), got {bound:.4g}"
         )
 
 
@@ -1193,4 +1201,10 @@ def channel_energies(amplitude: Any, probe: Any, *, check_finite: bool = True) -
     a = as_array("Y_I", amplitude, np.float32, ndim=4, allow_complex=False, finite=check_finite)
     if a.shape[1] != a.shape[2]:
         raise ValueError(f"Y_I must be (B, N, N, C), got {a.shape}")
-    return _core.channel_energies(a, _check_probe(probe, a.shape[1]))
+    pr = _check_probe(probe, a.shape[1])
+    if not _max_abs(pr) <= _F32_SQRT_LIMIT:
+        raise ValueError(
+            f"probe values must keep |probe|**2 within float32 (|probe| <= "
+            f"{_F32_SQRT_LIMIT:.3g}), got {_max_abs(pr):.4g}"
+        )
+    return _core.channel_energies(a, pr)

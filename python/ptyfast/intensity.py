@@ -138,7 +138,8 @@ def count_photons(x: Any) -> np.ndarray:
     TypeError
         If ``x`` is not a real numeric array.
     ValueError
-        If ``x`` has fewer than 3 dimensions.
+        If ``x`` has fewer than 3 dimensions, is not finite, or has energies beyond its dtype
+        (float32 amplitudes above ~1e19).
 
     Examples
     --------
@@ -148,7 +149,16 @@ def count_photons(x: Any) -> np.ndarray:
     """
     arr = _real_array("x", x)
     e = _pattern_energies(arr).reshape(arr.shape[:1] + arr.shape[3:])
-    return e.astype(_result_dtype(arr), copy=False)
+    dtype = _result_dtype(arr)
+    if e.size and not np.all(np.isfinite(e)):
+        raise ValueError("x must be finite, got NaN or inf values")
+    limit = float(np.finfo(dtype).max)
+    if e.size and float(e.max()) > limit:
+        raise ValueError(
+            f"x has pattern energies up to {float(e.max()):.4g}, beyond its dtype {dtype} "
+            f"(max {limit:.4g}); pass float64 amplitudes"
+        )
+    return e.astype(dtype, copy=False)
 
 
 def scale_nphotons(x: Any, *, nphotons: float | None = None) -> np.floating:
