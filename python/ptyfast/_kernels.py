@@ -4,9 +4,9 @@ Every public function here checks and coerces its arguments (dtype, contiguity, 
 finiteness, ranges) and raises :class:`ValueError` / :class:`TypeError` naming the argument,
 the expected and the received value *before* any Rust code runs. Output sizes are compared
 with the available memory first (:func:`require_memory`, the one helper every layer uses), and
-scales that would overflow the float32 far field are refused (:func:`check_field_range`). Inputs are never modified:
-arrays that already have the right dtype and layout are passed as read-only views, everything
-else is copied.
+scales that would overflow the float32 far field are refused (:func:`check_field_range`).
+Inputs are never modified: arrays that already have the right dtype and layout are passed as
+read-only views, everything else is copied.
 
 Conventions are those of the README ("Conventions"): coordinates in object pixels with
 ``x`` = column and ``y`` = row, position ``(x, y)`` sampled at patch pixel ``(N//2, N//2)``,

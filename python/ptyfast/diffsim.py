@@ -289,6 +289,10 @@ def grid_positions(
     """
     big_n, stride, g1 = _geometry(size, outer_offset, N, gridsize, offset)
     del big_n
+    _kernels.require_memory(
+        f"grid_positions: {g1 * g1} regions of C = {gridsize**2} positions",
+        64 * g1 * g1 * gridsize**2,
+    )
     ii, jj = np.meshgrid(np.arange(g1), np.arange(g1), indexing="ij")
     c = np.arange(gridsize * gridsize)
     top = ii.reshape(-1, 1) * stride + (c // gridsize) * offset + N // 2
@@ -320,6 +324,10 @@ def extract_coords(
     off = _kernels._positive_int("offset", _cfg("offset", offset), minimum=0)
     repeats = _kernels._positive_int("repeats", repeats, minimum=1)
     big_n, stride, g1 = _geometry(size, outer_offset, N, g, off)
+    _kernels.require_memory(
+        f"extract_coords: repeats={repeats} x {g1 * g1} regions of C = {g * g} coordinates",
+        repeats * g1 * g1 * g * g * 8 * 2 + 64 * g1 * g1 * g * g,
+    )
     c = np.arange(g * g)
     if coord_type == "offsets":
         dx = (big_n - 1) / 2 - ((c % g) * off + (N - 1) / 2)

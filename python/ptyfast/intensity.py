@@ -187,8 +187,8 @@ def scale_nphotons(x: Any, *, nphotons: float | None = None) -> np.floating:
     TypeError
         If ``x`` is not a real numeric array.
     ValueError
-        If ``x`` is not at least 3-D, is empty, holds non-finite values or has zero energy, or
-        ``nphotons`` is not a positive finite number.
+        If ``x`` is not at least 3-D, is empty, holds non-finite values or has zero energy,
+        ``nphotons`` is not a positive finite number, or the scale does not fit ``x``'s dtype.
 
     Examples
     --------
@@ -202,7 +202,14 @@ def scale_nphotons(x: Any, *, nphotons: float | None = None) -> np.floating:
     e = _mean_energy("x", arr)
     if e <= 0.0:
         raise ValueError("x has zero energy; the photon scale is undefined")
-    return _result_dtype(arr).type(math.sqrt(n / e))
+    dtype = _result_dtype(arr)
+    value = math.sqrt(n / e)
+    if not value <= float(np.finfo(dtype).max):
+        raise ValueError(
+            f"nphotons = {nphotons if nphotons is not None else n!r} gives a photon scale "
+            f"sqrt(nphotons / energy) = {value:.4g}, beyond x's dtype {dtype}"
+        )
+    return dtype.type(value)
 
 
 def compute_dataset_intensity_stats(
