@@ -43,7 +43,22 @@ _R = np.random.default_rng(7)
 
 # Integers that fit easily, or that no machine can hold (2**40 elements and beyond).
 INTS = [-(2**63), -7, -1, 0, 1, 2, 3, 5, 2**40, 2**63 - 1, 2**63, 2**64, 10**30]
-FLOATS = [np.nan, np.inf, -np.inf, -1.0, -0.0, 0.0, 5e-324, 1e-300, 0.5, 2.5, 1e38, 3.5e38, 1e300]
+FLOATS = [
+    np.nan,
+    np.inf,
+    -np.inf,
+    -1.0,
+    -0.0,
+    0.0,
+    5e-324,
+    1e-300,
+    0.5,
+    2.5,
+    1e38,
+    3.5e38,
+    1e300,
+    1.7e308,
+]
 DTYPES = [
     np.bool_,
     np.int8,
@@ -58,7 +73,7 @@ DTYPES = [
     object,
     "U3",
 ]
-POISON = [np.nan, np.inf, -np.inf, -1.0, 0.0, 1e38, -3e38, 1e300, 1e-310]
+POISON = [np.nan, np.inf, -np.inf, -1.0, 0.0, 1e38, -3e38, 1e300, -1.7e308, 1e-310]
 
 
 class _Odd:
@@ -576,3 +591,59 @@ def test_every_public_entry_point_is_fuzzed():
     ):  # fmt: skip
         missing = set(module.__all__) - covered - ignored
         assert not missing, f"{module.__name__}: no fuzz target for {sorted(missing)}"
+
+
+# --------------------------------------------------------------------------- files
+
+
+def _valid_npz_bytes(compressed: bool) -> bytes:
+    import io
+
+    x, y = xy(6)
+    buf = io.BytesIO()
+    save = np.savez_compressed if compressed else np.savez
+    save(
+        buf,
+        xcoords=x,
+        ycoords=y,
+        xcoords_start=x,
+        ycoords_start=y,
+        diff3d=f32(6, 4, 4),
+        probeGuess=c64(4, 4),
+        scan_index=np.arange(6),
+        objectGuess=c64(12, 12),
+        Y=c64(6, 4, 4, 1),
+        _metadata=np.array('{"nphotons": 1000.0, "intensity_scale": 2.0}'),
+    )
+    return buf.getvalue()
+
+
+_NPZ = {c: _valid_npz_bytes(c) for c in (False, True)}
+
+
+@FUZZ
+@given(
+    compressed=st.booleans(),
+    edits=st.lists(
+        st.tuples(st.floats(0, 1, exclude_max=True), st.integers(0, 255)), min_size=0, max_size=4
+    ),
+    cut=st.one_of(st.none(), st.floats(0, 1)),
+    tail=st.binary(max_size=8),
+)
+def test_fuzz_corrupt_files(tmp_path_factory, compressed, edits, cut, tail):
+    """Byte flips, truncations and trailing garbage in a raw NPZ: from_file returns a valid
+    RawData or raises ValueError/TypeError, never anything else (BadZipFile, EOFError, zlib,
+    struct, unpickling...)."""
+    data = bytearray(_NPZ[compressed])
+    for where, value in edits:
+        data[int(where * len(data))] = value
+    if cut is not None:
+        data = data[: int(cut * len(data))]
+    data += tail
+    path = tmp_path_factory.mktemp("npz") / "raw.npz"
+    path.write_bytes(bytes(data))
+    try:
+        raw = RawData.from_file(path)
+    except (ValueError, TypeError):
+        return
+    assert raw.diff3d.shape[0] == raw.xcoords.shape[0]

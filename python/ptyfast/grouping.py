@@ -138,7 +138,10 @@ def get_relative_coords(coords_nn: Any) -> tuple[np.ndarray, np.ndarray]:
     Raises
     ------
     ValueError
-        If ``coords_nn`` is not 4-D.
+        If ``coords_nn`` is not 4-D, not finite, or so large that its mean overflows (the
+        reference returns NaN for both).
+    TypeError
+        If ``coords_nn`` is not a real numeric array.
 
     Examples
     --------
@@ -149,10 +152,23 @@ def get_relative_coords(coords_nn: Any) -> tuple[np.ndarray, np.ndarray]:
     (array([1., 2.]), array([ 1., -1.]))
     """
     c = _kernels._to_numpy("coords_nn", coords_nn)
+    if c.dtype.kind not in "iuf":
+        raise TypeError(f"coords_nn must hold real coordinates, got dtype {c.dtype}")
     if c.ndim != 4:
         raise ValueError(f"coords_nn must be 4-D (B, 1, 2, C), got shape {c.shape}")
-    offsets = np.mean(c, axis=3)[..., None]
-    return offsets, -(c - offsets)
+    if c.dtype.kind == "f" and not np.all(np.isfinite(c)):
+        raise ValueError("coords_nn must be finite, got NaN or inf values")
+    with np.errstate(over="ignore", invalid="ignore"):
+        offsets = np.mean(c, axis=3)[..., None]
+        relative = -(c - offsets)
+    if relative.dtype.kind == "f" and not (
+        np.all(np.isfinite(offsets)) and np.all(np.isfinite(relative))
+    ):
+        raise ValueError(
+            f"coords_nn must stay within its dtype {c.dtype} when averaged, got values up to "
+            f"{float(np.max(np.abs(c))):.4g}"
+        )
+    return offsets, relative
 
 
 def get_neighbor_indices(xcoords: Any, ycoords: Any, K: int = 3) -> np.ndarray:

@@ -723,10 +723,9 @@ def load(
         raise ValueError(
             f"the {which!r} split of {b_all} groups with train_frac={train_frac} is empty"
         )
+    # Finiteness of X, the coordinates and Y is checked once, by the container.
     X = X.astype(np.float32, copy=False)
-    _check_finite("dset['X_full']", X)
     coords = split(f"dset[{coords_key!r}]", coords_all, "iuf").astype(np.float32, copy=False)
-    _check_finite(f"dset[{coords_key!r}]", coords)
 
     Y = split("dset['Y']", dset.get("Y"))
     # float32 copies of X and coordinates (when cast), and the two ground-truth arrays.
