@@ -283,7 +283,7 @@ def as_array(
         # Checked after the cast: finite float64 beyond the float32 range becomes inf there.
         if not np.all(np.isfinite(arr)):
             raise ValueError(f"{name} must be finite, got NaN or inf values")
-        big = float(np.max(np.abs(arr[~np.isfinite(out)])))
+        big = float(np.max(np.abs(arr).reshape(-1)[~np.isfinite(out).reshape(-1)]))
         raise ValueError(
             f"{name} must fit {target} (|value| <= {float(np.finfo(target).max):.4g}), "
             f"got a value of magnitude {big:.4g}"

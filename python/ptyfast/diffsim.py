@@ -289,6 +289,10 @@ def grid_positions(
     """
     big_n, stride, g1 = _geometry(size, outer_offset, N, gridsize, offset)
     del big_n
+    # Python ints from here on (NumPy integer scalars of small dtypes would overflow).
+    N = _kernels._positive_int("N", N, minimum=2)
+    gridsize = _kernels._positive_int("gridsize", gridsize, minimum=1)
+    offset = _kernels._positive_int("offset", offset, minimum=0)
     _kernels.require_memory(
         f"grid_positions: {g1 * g1} regions of C = {gridsize**2} positions",
         64 * g1 * g1 * gridsize**2,
@@ -444,6 +448,8 @@ def mk_simdata(
     ((36, 32, 32, 4), (36, 1, 2, 4))
     """
     n = _kernels._positive_int("nimgs", nimgs, minimum=1)
+    size = _kernels._positive_int("size", size, minimum=1)
+    outer_offset = _kernels._positive_int("outer_offset", outer_offset, minimum=2)
     N = _kernels._positive_int("N", _cfg("N", N), minimum=2)
     g = _kernels._positive_int("gridsize", _cfg("gridsize", gridsize), minimum=1)
     off = _kernels._positive_int("offset", _cfg("offset", offset), minimum=0)
