@@ -352,7 +352,7 @@ def add_position_jitter(coords: Any, jitter_scale: float, *, seed: Any = None) -
     ``numpy.random.default_rng(seed)`` (``seed`` may also be a ``Generator``)."""
     c = _kernels.as_array("coords", coords, np.float32, allow_complex=False, nonempty=False)
     js = _kernels._real_number("jitter_scale", jitter_scale, "a finite number >= 0")
-    if js < 0 or not np.isfinite(np.float32(js)):
+    if js < 0 or js > float(np.finfo(np.float32).max):
         raise ValueError(f"jitter_scale must be a finite float32 number >= 0, got {js}")
     jitter_scale = js
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from . import _kernels
-from ._npz import NpzReader, read_metadata, save_npz
+from ._npz import NpzReader, metadata_record, read_metadata, save_npz
 from .grouping import (
     generate_groups_efficiently,
     generate_groups_with_oversampling,
@@ -621,7 +621,7 @@ class RawData:
                 "scan_index": self.scan_index,
                 "Y": self.Y,
             },
-            metadata or None,
+            metadata_record(metadata) if metadata else None,
         )
 
     # ------------------------------------------------------------------ grouping
