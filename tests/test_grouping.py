@@ -221,7 +221,7 @@ def test_property_modes_match_reference(n, nsamples, gridsize, extra_k, seed, se
         with pytest.raises(ValueError):
             G.generate_groups_efficiently(x, y, nsamples, K, C, seed=seed)
         return
-    d = np.zeros((n, 2, 2), np.float32)
+    d = np.ones((n, 2, 2), np.float32)  # any non-zero patterns (zeros cannot be normalised)
     out = G.group_dataset(
         x,
         y,
@@ -317,7 +317,9 @@ def test_group_dataset_arrays(gridsize):
         "objectGuess",
         "sample_indices",
         "X_full",
+        "seed",
     ]
+    assert out["seed"] == 7
     dif = np.transpose(d[nn], [0, 2, 3, 1])
     assert out["diffraction"].dtype == np.float32
     np.testing.assert_array_equal(out["diffraction"], dif)
@@ -516,7 +518,7 @@ def _call(**kw):
             ValueError,
             "neighbor_pool_size",
         ),
-        ({"K": 3}, ValueError, "K must be >= C"),
+        ({"K": 3}, ValueError, "K=3 must be >= C=4"),
         ({"gridsize": 5}, ValueError, "at least C = 25 points"),
         ({"nsamples": 0}, ValueError, "nsamples must be >= 1"),
         ({"nsamples": 2.5}, TypeError, "nsamples must be an integer"),
@@ -547,7 +549,7 @@ def test_group_selection_errors():
     x, y = positions(10)
     with pytest.raises(ValueError, match="at least C"):
         G.generate_groups_efficiently(x[:3], y[:3], 1, 4, 4, seed=0)
-    with pytest.raises(ValueError, match="K must be >= C"):
+    with pytest.raises(ValueError, match="K=3 must be >= C=4"):
         G.generate_groups_with_oversampling(x, y, 50, 3, 4, seed=0)
     with pytest.raises(ValueError, match="seed_indices"):
         G.generate_groups_efficiently(x, y, 5, 4, 4, seed=0, seed_indices=[0, 10])
