@@ -143,7 +143,7 @@ def plot_stages(res: dict, recs: list[dict], out: Path, written: list[Path]) -> 
     ax.set_ylabel("patterns / s (log)")
     ax.set_title(f"per stage, N = {N}\n" + _title(res), fontsize=9)
     ax.grid(True, axis="y", which="both", alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.08), ncol=len(variants))
     _save(fig, out / "stages.png", written)
 
 
@@ -209,6 +209,9 @@ def markdown(res: dict, recs: list[dict]) -> str:
         f"| run | {res['started_utc']}, {res['duration_s']:.0f} s"
         f"{', quick (smoke) mode' if res['quick'] else ''} |",
     ]
+    loads = [b["load_average_after"][0] for b in res["benches"] if b.get("load_average_after")]
+    if loads:
+        lines.append(f"| load average after each module | {', '.join(f'{x:.1f}' for x in loads)} |")
     for note in res.get("notes", []):
         lines.append(f"| note | {note} |")
     lines += [

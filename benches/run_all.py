@@ -78,6 +78,7 @@ def run_module(name: str, quick: bool) -> tuple[dict, list[dict]]:
             "status": "skipped",
             "seconds": 0.0,
             "records": 0,
+            "load_average_after": None,
             "stdout": "",
             "error": "no run(quick) in this module: skipped in quick mode",
         }, []
@@ -93,6 +94,7 @@ def run_module(name: str, quick: bool) -> tuple[dict, list[dict]]:
     info = {
         "module": name,
         "status": status,
+        "load_average_after": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
         "seconds": round(time.perf_counter() - t0, 3),
         "records": len(records),
         "stdout": res.stdout,
