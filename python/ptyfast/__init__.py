@@ -23,6 +23,9 @@ from ._core import PtyfastError, __version__
 _LAZY: dict[str, tuple[str, str | None]] = {
     "Geometry": (".model.geometry", "Geometry"),
     "Dataset": (".model.dataset", "Dataset"),
+    "probes": (".model.probes", None),
+    "scans": (".model.scans", None),
+    "objects": (".model.objects", None),
 }
 
 __all__ = ["PtyfastError", "__version__", *_LAZY]
