@@ -380,6 +380,134 @@ def grouping() -> plt.Figure:
     return fig
 
 
+# --------------------------------------------------------------------------- the model
+
+
+def _show_complex(fig: plt.Figure, axa: plt.Axes, axp: plt.Axes, field: np.ndarray, title: str):
+    axa.imshow(np.abs(field), cmap="viridis")
+    axa.set_title(title, fontsize=9)
+    shown = np.ma.masked_where(np.abs(field) < 1e-3 * np.abs(field).max(), np.angle(field))
+    axp.imshow(shown, cmap="twilight", vmin=-np.pi, vmax=np.pi)
+    for ax in (axa, axp):
+        ax.set_xticks([])
+        ax.set_yticks([])
+
+
+@figure("probes")
+def probe_gallery() -> plt.Figure:
+    """The probe builders: amplitude (top) and phase (bottom), unit total intensity each."""
+    from ptyfast import probes
+
+    N = 128
+    g = ptyfast.Geometry(energy_eV=8000.0, distance_m=2.0, detector_pixel_m=75e-6, N=N)
+    fzp = probes.fresnel_zone_plate(g, 160e-6, 50e-9, central_stop=0.3, defocus_m=5e-4)
+    mode_stack = probes.modes(fzp, 3, decay=0.5)
+    gallery = [
+        (probes.disk(N), "disk(128):\nPtychoPINN's default"),
+        (probes.gaussian(N, 10.0), "gaussian(128, 10)\n"),
+        (probes.super_gaussian(N, 20.0, order=6), "super_gaussian(128, 20,\norder=6)"),
+        (fzp, "fresnel_zone_plate,\ndefocus 0.5 mm"),
+        (probes.zernike(N, seed=4), "zernike(128, seed=4):\nrandom aberrations"),
+        (mode_stack[1], "modes(fzp, 3,\ndecay=0.5)[1]"),
+    ]
+    for p, _ in gallery[:-1]:  # one mode alone carries its weight, not 1
+        assert p.dtype == np.complex64 and np.isclose((np.abs(p) ** 2).sum(), 1, rtol=1e-5)
+    overlap = np.abs(np.vdot(mode_stack[0], mode_stack[1]))  # incoherent modes: orthogonal
+    assert overlap < 1e-5 * np.abs(np.vdot(mode_stack[0], mode_stack[0])), overlap
+    assert np.isclose((np.abs(mode_stack) ** 2).sum(), 1, rtol=1e-5)
+    fig, axs = plt.subplots(2, len(gallery), figsize=(2.3 * len(gallery), 5))
+    for k, (p, title) in enumerate(gallery):
+        _show_complex(fig, axs[0, k], axs[1, k], p, title)
+    axs[0, 0].set_ylabel("amplitude |P|")
+    axs[1, 0].set_ylabel("phase (twilight: −π … π)")
+    fig.suptitle(
+        f"ptyfast.probes, N = {N}: complex64, Σ|P|² = 1 (modes: over all modes)", fontsize=10
+    )
+    fig.tight_layout()
+    return fig
+
+
+@figure("scans")
+def scan_gallery() -> plt.Figure:
+    """The scan builders, and position errors: nominal (commanded) vs true positions."""
+    from ptyfast import scans
+
+    gallery = [
+        (scans.raster(6, 6, 8.0, snake=True), "raster(6, 6, 8, snake=True)"),
+        (scans.hexagonal(6, 6, 8.0), "hexagonal(6, 6, 8)"),
+        (scans.fermat_spiral(60, 4.0), "fermat_spiral(60, 4)"),
+        (scans.concentric(4, 8.0), "concentric(4, 8)"),
+        (scans.lissajous(60, 24.0), "lissajous(60, 24)"),
+        (scans.random_uniform(40, 48.0, seed=1), "random_uniform(40, 48, seed=1)"),
+    ]
+    base = scans.fermat_spiral(60, 4.0)
+    err = base.jitter(0.8, seed=1).drift((0.05, 0.02))
+    assert np.array_equal(err.nominal, base.nominal) and not np.array_equal(err.true, base.true)
+    assert scans.Scan.from_dict(err.to_dict()).true.tobytes() == err.true.tobytes()
+    fig, grid = plt.subplots(2, 4, figsize=(11, 6))
+    grid[1, 3].remove()
+    axs = [*grid[0], *grid[1, :3]]
+    for ax, (sc, title) in zip(axs, gallery, strict=False):
+        p = sc.nominal
+        ax.plot(p[:, 0], p[:, 1], "-", color="0.75", lw=0.8)
+        ax.plot(p[:, 0], p[:, 1], ".", color="tab:blue", ms=4)
+        ax.plot(p[0, 0], p[0, 1], "o", color="tab:red", ms=5)
+        ax.set_title(title, fontsize=8)
+    ax = axs[-1]
+    ax.plot(
+        err.nominal[:, 0], err.nominal[:, 1], "o", mfc="none", mec="tab:blue", ms=5, label="nominal"
+    )
+    ax.plot(err.true[:, 0], err.true[:, 1], ".", color="tab:orange", ms=5, label="true")
+    for a, b in zip(err.nominal, err.true, strict=True):
+        ax.plot([a[0], b[0]], [a[1], b[1]], "-", color="tab:orange", lw=0.6)
+    ax.set_title("fermat_spiral(60, 4)\n.jitter(0.8, seed=1).drift((0.05, 0.02))", fontsize=8)
+    ax.legend(fontsize=7, loc="lower right")
+    for ax in axs:
+        ax.set_aspect("equal")
+        ax.invert_yaxis()
+        ax.tick_params(labelsize=7)
+    for ax in (grid[0, 0], grid[1, 0]):
+        ax.set_ylabel("v (object px, from the scan centre)", fontsize=8)
+    for ax in grid[1, :3]:
+        ax.set_xlabel("u (object px)", fontsize=8)
+    fig.suptitle("ptyfast.scans (red: first position; grey: scan order)", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+@figure("objects")
+def object_gallery() -> plt.Figure:
+    """The object families, amplitude (top) and phase (bottom)."""
+    from ptyfast import objects
+
+    size = 128
+    gallery = [
+        (objects.lines(size, seed=1), "lines(128, seed=1)"),
+        (objects.grf(size, seed=1), "grf(128, seed=1)"),
+        (objects.points(size, seed=1), "points(128, seed=1)"),
+        (objects.dead_leaves(size, seed=1), "dead_leaves(128, seed=1)"),
+    ]
+    plain = objects.lines(size, seed=1, amplitude=None, phase=(0, 0))
+    assert np.array_equal(plain, sim_object_image(size, data_source="lines", seed=1))
+    fig, axs = plt.subplots(2, len(gallery), figsize=(2.6 * len(gallery), 5.2))
+    for k, (o, title) in enumerate(gallery):
+        assert o.dtype == np.complex64 and o.shape == (size, size)
+        axs[0, k].imshow(np.abs(o), cmap="gray")
+        axs[0, k].set_title(title, fontsize=9)
+        im = axs[1, k].imshow(np.angle(o), cmap="twilight", vmin=-np.pi, vmax=np.pi)
+        for ax in axs[:, k]:
+            ax.set_xticks([])
+            ax.set_yticks([])
+    axs[0, 0].set_ylabel("amplitude")
+    axs[1, 0].set_ylabel("phase")
+    _colorbar(fig, im, axs[1, -1], "phase (rad)")
+    fig.suptitle(
+        "ptyfast.objects: default amplitude (1, 0.5) and phase (0, π/2) ranges", fontsize=10
+    )
+    fig.tight_layout()
+    return fig
+
+
 # --------------------------------------------------------------------------- driver
 
 
