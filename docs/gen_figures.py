@@ -69,6 +69,13 @@ def axes_and_patch() -> plt.Figure:
     expect = obj[y - N // 2 : y + N // 2, x - N // 2 : x + N // 2]
     assert np.array_equal(patch, expect), "patch extraction no longer follows the convention"
     assert patch[N // 2, N // 2] == obj[y, x]
+    # Placement: the relative position (0, 0) of a scan lands where a probe symmetric about
+    # its array centre (N - 1)/2 is centred on the object's array centre.
+    from ptyfast import scans
+
+    cx, cy = scans.placement_offset(obj.shape, N)
+    delta = N // 2 - (N - 1) / 2
+    assert (cx, cy) == ((obj.shape[1] - 1) / 2 + delta, (obj.shape[0] - 1) / 2 + delta)
 
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4.6), gridspec_kw={"width_ratios": [1.35, 1]})
     a.imshow(np.abs(obj), cmap="gray")
