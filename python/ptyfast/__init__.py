@@ -17,7 +17,8 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from ._core import PtyfastError, __version__
+from ._core import __version__
+from ._errors import PtyfastError
 
 # public name -> (module relative to this package, attribute or None for the module itself)
 _LAZY: dict[str, tuple[str, str | None]] = {

@@ -34,7 +34,7 @@ __all__ = [
 
 __version__: str
 
-class PtyfastError(ValueError): ...
+from ._errors import PtyfastError as PtyfastError
 
 def extract_patches(
     object: npt.NDArray[np.complex64], positions: npt.NDArray[np.float64], n: int
