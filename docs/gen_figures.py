@@ -522,9 +522,31 @@ def paths(out: Path = OUT) -> dict[str, Path]:
     return {name: out / f"{name}.png" for name in FIGURES}
 
 
+CLI_HELP = "ptyfast-simulate-help.txt"
+
+
+def write_cli_help(out: Path = OUT) -> Path:
+    """``ptyfast simulate --help`` of the installed version, for the CLI guide (no drift)."""
+    import os
+    import subprocess
+
+    env = dict(os.environ, COLUMNS="96")
+    res = subprocess.run(
+        [sys.executable, "-m", "ptyfast", "simulate", "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=env,
+    )
+    path = out / CLI_HELP
+    path.write_text(res.stdout)
+    return path
+
+
 def missing(out: Path = OUT) -> list[str]:
-    """Names of the figures not yet generated in ``out``."""
-    return [name for name, p in paths(out).items() if not p.exists()]
+    """Names of the figures (and texts) not yet generated in ``out``."""
+    gone = [name for name, p in paths(out).items() if not p.exists()]
+    return gone + ([CLI_HELP] if not (out / CLI_HELP).exists() else [])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -534,6 +556,8 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
     a.out.mkdir(parents=True, exist_ok=True)
     plt.rcParams.update({"figure.max_open_warning": 0, "svg.hashsalt": "ptyfast"})
+    if not a.names:
+        print(f"wrote {write_cli_help(a.out)}")
     for name in a.names or FIGURES:
         fig = FIGURES[name]()
         fig.savefig(paths(a.out)[name], **SAVE)

@@ -30,6 +30,7 @@ cmd = [
     "3",
     "--chunk-size",
     "256",
+    "--overwrite",
     "--no-progress",
     "-q",
 ]
