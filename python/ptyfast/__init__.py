@@ -27,6 +27,8 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "probes": (".model.probes", None),
     "scans": (".model.scans", None),
     "objects": (".model.objects", None),
+    "open": (".io", "open"),
+    "io": (".io", None),
 }
 
 __all__ = ["PtyfastError", "__version__", *_LAZY]

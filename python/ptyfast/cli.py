@@ -170,6 +170,9 @@ def _parser() -> argparse.ArgumentParser:
         "--no-progress", dest="progress", action="store_false", help="never show a progress bar"
     )
     s.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
+    from .io._commands import add_subcommands
+
+    add_subcommands(sub)
     return p
 
 
@@ -699,6 +702,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         with _terminate_like_interrupt():
             if args.command == "simulate":
                 return _simulate(args)
+            if hasattr(args, "handler"):  # info, convert (ptyfast.io._commands)
+                return int(args.handler(args))
     except (ValueError, TypeError, OSError) as exc:
         print(f"ptyfast: error: {exc}", file=sys.stderr)
         return 2
