@@ -1,6 +1,6 @@
 """Grouping: ptyfast against an independent NumPy/SciPy implementation of the reference.
 
-The reference (PtychoPINN ``RawData``, see reference-behavior §8) seeds NumPy's legacy global
+The reference (PtychoPINN ``RawData``, ``docs/guides/grouping.md``) seeds NumPy's legacy global
 RNG and uses ``cKDTree``; ``ref_efficient`` / ``ref_oversampling`` below re-implement that
 algorithm from its description with ``np.random.RandomState`` and ``cKDTree``. Random real
 positions have distinct neighbour distances, so indices must agree exactly.
@@ -32,7 +32,7 @@ def _neighbours(tree, pts, seeds, K):
 
 
 def ref_efficient(x, y, nsamples, K, C, seed, seed_indices=None):
-    """§8.2 with an explicit RandomState in place of the global one."""
+    """Sample-then-group with an explicit RandomState in place of the global one."""
     n = len(x)
     if n < C or K < C:
         raise ValueError("n < C or K < C")
@@ -57,7 +57,7 @@ def ref_efficient(x, y, nsamples, K, C, seed, seed_indices=None):
 
 
 def ref_oversampling(x, y, nsamples, K, C, seed, seed_indices=None):
-    """§8.3 with an explicit RandomState."""
+    """K-choose-C oversampling with an explicit RandomState."""
     rs = np.random.RandomState(seed)
     n = len(x)
     if n < C or K < C:
@@ -97,7 +97,7 @@ def ref_oversampling(x, y, nsamples, K, C, seed, seed_indices=None):
 
 
 def ref_mode(x, y, nsamples, K, C, seed, sequential, pool=None):
-    """§8.1 routing."""
+    """The reference's choice between the standard and the oversampling path."""
     n = len(x)
     si = np.arange(min(nsamples, n)) if sequential else None
     if nsamples > n and C > 1:

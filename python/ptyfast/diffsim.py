@@ -1,6 +1,6 @@
 """Grid-mode simulation and the forward model (the drop-in for ``ptycho.diffsim``).
 
-:func:`mk_simdata` reproduces the reference's grid pipeline (reference-behavior §6): a regular
+:func:`mk_simdata` reproduces the reference's grid pipeline (``docs/guides/grid.md``): a regular
 grid of "solution regions" of size ``bigN = N + (gridsize - 1) * offset`` with stride
 ``outer_offset // 2``, ``gridsize**2`` inner patches per region at spacing ``offset``
 (channel ``c`` at ``(row, col) = (c // gridsize, c % gridsize)``), patches normalised by
@@ -159,7 +159,7 @@ def illuminate_and_diffract(
     poisson: bool = True,
     seed: _kernels.SeedLike = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.float32]:
-    """Illuminate flat object patches with ``probe`` and diffract (reference-behavior §5).
+    """Illuminate flat object patches with ``probe`` and diffract (the reference's forward model).
 
     Parameters
     ----------

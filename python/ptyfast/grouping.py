@@ -131,9 +131,8 @@ def get_relative_coords(coords_nn: Any) -> tuple[np.ndarray, np.ndarray]:
     coords_relative : numpy.ndarray, (B, 1, 2, C)
         ``-(coords_nn - coords_offsets)``: note the minus sign (the reference's
         ``local_offset_sign = -1``); ``coords_offsets + coords_relative`` is the member position
-        reflected through the centroid.
-
-    Both keep the input's floating dtype (float64 for float64 input).
+        reflected through the centroid. Both keep the input's floating dtype (float64 for
+        float64 input).
 
     Raises
     ------
