@@ -286,7 +286,19 @@ def write_preview(
             tmp.unlink()
 
 
+def _require_matplotlib() -> None:
+    """``--preview`` needs matplotlib, an optional extra: say so before simulating."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise ValueError(
+            "--preview needs matplotlib, which is not installed: pip install 'ptyfast[plot]'"
+        ) from None
+
+
 def _simulate(args: argparse.Namespace) -> int:
+    if args.preview:
+        _require_matplotlib()
     obj, probe = _object_and_probe(args)
     progress = (
         args.progress if args.progress is not None else (sys.stderr.isatty() and not args.quiet)
