@@ -2,16 +2,17 @@
 
 An ``.npz`` file is a zip archive of ``.npy`` members. :class:`NpzStreamWriter` writes members
 uncompressed and lets a large member (e.g. ``diff3d`` of a million patterns) be appended
-chunk by chunk, so peak memory stays bounded by one chunk. Everything is written to a
-temporary file in the destination directory and moved into place with :func:`os.replace`
-only when the archive is complete: an interrupted run leaves no partial file behind.
+chunk by chunk, so peak memory stays bounded by one chunk. The archive is written through
+:func:`ptyfast._atomic.atomic_output`: it appears at its path only when complete, and an
+interrupted or killed run leaves neither a partial file nor a temporary one. No member is ever
+pickled (object arrays are refused).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-import tempfile
 import zipfile
 from pathlib import Path
 from types import TracebackType
@@ -20,6 +21,8 @@ from typing import Any, BinaryIO
 import numpy as np
 from numpy.lib import format as npformat
 
+from ._atomic import atomic_output
+
 METADATA_KEY = "_metadata"
 
 
@@ -27,7 +30,15 @@ class NpzStreamWriter:
     """Write an ``.npz`` archive atomically, streaming large members.
 
     Use as a context manager; the file appears at ``path`` only if the block exits without an
-    exception.
+    exception (see :func:`ptyfast._atomic.atomic_output`).
+
+    Parameters
+    ----------
+    path : str, os.PathLike or binary file object
+        The archive to create. A file object (anything with ``write``) is written directly,
+        from its current position, without the atomic guarantees.
+    overwrite : bool
+        Replace an existing file at ``path``; ``False`` raises ``ValueError`` on entering.
 
     Examples
     --------
@@ -42,17 +53,22 @@ class NpzStreamWriter:
     np.float32(4.0)
     """
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
-        self.path = Path(path)
-        self._tmp: str | None = None
+    def __init__(self, path: str | os.PathLike[str] | BinaryIO, *, overwrite: bool = True) -> None:
+        self._file_object: BinaryIO | None = path if hasattr(path, "write") else None  # type: ignore[assignment]
+        self.path = None if self._file_object is not None else Path(path)  # type: ignore[arg-type]
+        self._overwrite = overwrite
+        self._stack = contextlib.ExitStack()
         self._zip: zipfile.ZipFile | None = None
 
     def __enter__(self) -> NpzStreamWriter:
-        directory = self.path.parent if str(self.path.parent) else Path(".")
-        directory.mkdir(parents=True, exist_ok=True)
-        fd, self._tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=directory)
-        os.close(fd)
-        self._zip = zipfile.ZipFile(self._tmp, "w", compression=zipfile.ZIP_STORED, allowZip64=True)
+        with self._stack as stack:
+            if self._file_object is not None:
+                f = self._file_object
+            else:
+                assert self.path is not None
+                f = stack.enter_context(atomic_output(self.path, overwrite=self._overwrite)).file
+            self._zip = zipfile.ZipFile(f, "w", compression=zipfile.ZIP_STORED, allowZip64=True)
+            self._stack = stack.pop_all()
         return self
 
     def __exit__(
@@ -60,27 +76,22 @@ class NpzStreamWriter:
         exc_type: type[BaseException] | None,
         exc: BaseException | None,
         tb: TracebackType | None,
-    ) -> None:
-        assert self._zip is not None and self._tmp is not None
-        try:
-            self._zip.close()
-        finally:
-            if exc_type is None:
-                # mkstemp creates the file private (0600); give it the mode a plain open()
-                # would have, so datasets in shared directories stay readable.
-                os.chmod(self._tmp, _new_file_mode())
-                os.replace(self._tmp, self.path)
-            else:
-                try:
-                    os.unlink(self._tmp)
-                except FileNotFoundError:
-                    pass
+    ) -> bool | None:
+        assert self._zip is not None
+        zf, self._zip = self._zip, None
+        if exc_type is None:
+            with self._stack:  # an error writing the central directory discards the file too
+                zf.close()
+        else:
+            zf.fp = None  # no central directory into a discarded file (nor from ZipFile.__del__)
+            self._stack.__exit__(exc_type, exc, tb)  # discards the file; the error propagates
+        return None
 
     def write(self, key: str, array: Any) -> None:
         """Write a whole member ``key`` (no pickled objects)."""
         arr = np.asanyarray(array)
-        if arr.dtype == object:
-            raise TypeError(f"{key} must be a numeric array, got dtype object")
+        if arr.dtype.hasobject:
+            raise TypeError(f"{key} must be a numeric or string array, got dtype {arr.dtype}")
         assert self._zip is not None
         with self._zip.open(key + ".npy", "w", force_zip64=True) as f:
             npformat.write_array(f, np.asarray(arr, order="C"), allow_pickle=False)
@@ -116,27 +127,13 @@ class _MemberStream:
             raise ValueError(
                 f"too many rows for {self.key}: {self._rows + c.shape[0]} > {self.shape[0]}"
             )
-        self._f.write(c.tobytes())
+        self._f.write(c.reshape(-1).view(np.uint8))  # no copy
         self._rows += c.shape[0]
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         self._f.close()
         if exc_type is None and self._rows != self.shape[0]:
             raise ValueError(f"{self.key}: wrote {self._rows} rows, declared {self.shape[0]}")
-
-
-def _new_file_mode() -> int:
-    """``0o666`` less the process umask: the mode ``open(path, 'w')`` gives a new file."""
-    try:
-        with open("/proc/self/status") as f:  # Linux >= 4.7: read without changing it
-            for line in f:
-                if line.startswith("Umask:"):
-                    return 0o666 & ~int(line.split()[1], 8)
-    except (OSError, ValueError):
-        pass
-    mask = os.umask(0o022)  # elsewhere: read by setting, then restore at once
-    os.umask(mask)
-    return 0o666 & ~mask
 
 
 def _json_default(o: Any) -> Any:
@@ -148,10 +145,17 @@ def _json_default(o: Any) -> Any:
 
 
 def save_npz(
-    path: str | os.PathLike[str], arrays: dict[str, Any], metadata: dict[str, Any] | None = None
+    path: str | os.PathLike[str] | BinaryIO,
+    arrays: dict[str, Any],
+    metadata: dict[str, Any] | None = None,
+    *,
+    overwrite: bool = True,
 ) -> None:
-    """Atomically write ``arrays`` (``None`` values are skipped) and optional metadata."""
-    with NpzStreamWriter(path) as w:
+    """Atomically write ``arrays`` (``None`` values are skipped) and optional metadata.
+
+    ``path`` may also be a binary file object, written directly (see :class:`NpzStreamWriter`).
+    """
+    with NpzStreamWriter(path, overwrite=overwrite) as w:
         for key, value in arrays.items():
             if value is not None:
                 w.write(key, value)

@@ -14,13 +14,13 @@ from __future__ import annotations
 import json
 import logging
 import os
-import uuid
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import numpy as np
 
 from ._kernels import SeedLike, _positive_float, _positive_int, _to_numpy, from_tensor
+from ._npz import save_npz
 from .intensity import (
     calculate_intensity_scale,
     compute_dataset_intensity_stats,
@@ -234,10 +234,12 @@ dataset_intensity_stats
 
         The keys are the reference's (``X``, ``Y_I``, ``Y_phi``, ``norm_Y_I``, ``YY_full``,
         ``coords_nominal``, ``coords_true``, ``nn_indices``, ``global_offsets``,
-        ``local_offsets``, ``probe``), with the stored (uncast) arrays; ``None`` values become
-        object arrays as ``numpy.savez`` writes them (read them with ``allow_pickle=True``).
-        When present, ``dataset_intensity_stats`` is added as a JSON string. The file is
-        written beside the target and moved into place, so readers never see a partial file.
+        ``local_offsets``, ``probe``), with the stored (uncast) arrays; ``None`` values are
+        left out (the reference pickles them; nothing here is pickled, so the file loads with
+        ``allow_pickle=False``). When present, ``dataset_intensity_stats`` is added as a JSON
+        string. The file is written by ptyfast's one NPZ writer
+        (:func:`ptyfast._npz.save_npz`, through :func:`ptyfast._atomic.atomic_output`):
+        readers never see a partial file, and an interrupted run leaves none behind.
 
         Parameters
         ----------
@@ -275,26 +277,11 @@ dataset_intensity_stats
         }
         if self.dataset_intensity_stats is not None:
             arrays["dataset_intensity_stats"] = np.array(json.dumps(self.dataset_intensity_stats))
-        if hasattr(path, "write"):
-            np.savez(path, **arrays)
-            return
-        target = os.fspath(path)
-        if not target.endswith(".npz"):
-            target += ".npz"
-        directory, base = os.path.split(os.path.abspath(target))
-        tmp = os.path.join(directory, f".{base}.{uuid.uuid4().hex}.tmp")
-        # os.open with mode 0o666 lets the umask decide the permissions, as a plain open would.
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez(f, **arrays)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, target)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.remove(tmp)
-            raise
+        if not hasattr(path, "write"):
+            path = os.fspath(path)
+            if not path.endswith(".npz"):
+                path += ".npz"
+        save_npz(path, arrays)
 
     def as_tf_dataset(
         self,
