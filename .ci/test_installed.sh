@@ -5,8 +5,8 @@
 # plugin stops the run otherwise and prints where ptyfast came from).
 #
 # usage: .ci/test_installed.sh PYTHON VENV "REQUIREMENTS" [pytest arguments...]
-#   REQUIREMENTS: pip requirements, split on spaces, e.g. "/abs/dist/ptyfast-...whl[test]"
-#   (they must include mypy and pytest)
+#   REQUIREMENTS: pip requirement lines (one per line), e.g. "/abs/dist/ptyfast-...whl[test]";
+#   they must include mypy and pytest
 set -euo pipefail
 python=$1 venv=$2 requirements=$3
 shift 3
@@ -14,11 +14,11 @@ repo=$(cd "$(dirname "$0")/.." && pwd)
 venv=$(realpath -m "$venv")
 
 "$python" -m venv --clear "$venv"
-# shellcheck disable=SC2086  # the requirements are a list
-"$venv/bin/python" -m pip install -q $requirements
-
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
+printf '%s\n' "$requirements" > "$work/requirements.txt"
+"$venv/bin/python" -m pip install -q -r "$work/requirements.txt"
+rm "$work/requirements.txt"
 cp -r "$repo/tests" "$repo/README.md" "$repo/pyproject.toml" "$repo/.ci/installed_check.py" \
     "$work/"
 cd "$work"

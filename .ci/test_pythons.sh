@@ -8,8 +8,15 @@ set -euo pipefail
 wheel=$(realpath "$1")
 shift
 here=$(cd "$(dirname "$0")" && pwd)
-# The test extra without TensorFlow (TensorFlow's reference path is plain Python over TF).
-requirements="$wheel[plot] pytest hypothesis mypy scikit-image powerbox<1.0"
+# The wheel with the test extra's requirements but TensorFlow (its reference path is plain
+# Python over TF, and TF is the slowest install): one requirement per line, from pyproject.toml.
+requirements="$wheel[plot]
+$(python3 - "$here/../pyproject.toml" <<'PY'
+import sys, tomllib
+test = tomllib.load(open(sys.argv[1], "rb"))["project"]["optional-dependencies"]["test"]
+print("\n".join(r for r in test if not r.startswith("tensorflow")))
+PY
+)"
 
 find_python() {  # an interpreter that really is CPython $1, or nothing
     local v=$1 c
