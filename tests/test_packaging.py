@@ -97,27 +97,6 @@ def _python_blocks(text: str) -> list[str]:
     return re.findall(r"^```python\n(.*?)^```", text, flags=re.S | re.M)
 
 
-# mypy errors in the README's examples that wait for work on files this stream does not own.
-# Remove an entry when its fix lands: the test fails while an entry is no longer reported (so
-# the list cannot go stale), and any error not listed here fails it at once.
-_PENDING = {
-    # block 0: @overloads on generate_simulated_data(return_patches=...) (stream H1; the
-    # h1-inputs branch passes this block)
-    'readme_0.py: error: "RawData" object is not iterable  [misc]',
-    # block 2 calls ptyfast.model.experiment.simulate_to without importing that module (works
-    # at run time only once something else imported it): the README should import it
-    'readme_2.py: error: Module has no attribute "experiment"  [attr-defined]',
-    # block 3 is a fragment continuing block 2 with placeholders (header, readings_block,
-    # patches_block): the README should make it self-contained
-    'readme_3.py: error: Cannot determine type of "ds"  [has-type]',
-    'readme_3.py: error: Name "ds" is used before definition  [used-before-def]',
-    'readme_3.py: error: Name "ptyfast" is not defined  [name-defined]',
-    'readme_3.py: error: Name "header" is not defined  [name-defined]',
-    'readme_3.py: error: Name "readings_block" is not defined  [name-defined]',
-    'readme_3.py: error: Name "patches_block" is not defined  [name-defined]',
-}
-
-
 def test_readme_python_examples_pass_mypy_strict(tmp_path):
     blocks = _python_blocks(README.read_text(encoding="utf-8"))
     assert blocks, "README.md has no ```python blocks"
@@ -139,5 +118,12 @@ def test_readme_python_examples_pass_mypy_strict(tmp_path):
         if ": error: " in line
     }
     assert res.returncode in (0, 1), res.stdout + res.stderr  # 2: mypy itself failed
-    assert errors - _PENDING == set(), res.stdout
-    assert _PENDING - errors == set(), f"no longer reported, remove from _PENDING: {res.stdout}"
+    assert errors == set(), res.stdout
+    assert res.returncode == 0, res.stdout
+
+
+def test_readme_python_examples_run(tmp_path, monkeypatch):
+    """Each python block of the README runs on its own (in an empty directory)."""
+    monkeypatch.chdir(tmp_path)
+    for i, block in enumerate(_python_blocks(README.read_text(encoding="utf-8"))):
+        exec(compile(block, f"README.md python block {i}", "exec"), {})
