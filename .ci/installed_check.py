@@ -49,3 +49,17 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
         f"ptyfast {ptyfast.__version__} installed at {package.parent} "
         f"(extension {extension.name}, SIMD level {_kernels.simd_level()})"
     ]
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """With ``PTYFAST_NO_SKIPS=1`` (the full run: every extra installed) a skipped test fails
+    the run: a missing dependency must not hide a test."""
+    if os.environ.get("PTYFAST_NO_SKIPS") != "1":
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    skipped = reporter.stats.get("skipped", []) if reporter is not None else []
+    if skipped:
+        for report in skipped:
+            reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
+            print(f"\nskipped in a run that must skip nothing: {report.nodeid}: {reason}")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
