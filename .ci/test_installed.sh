@@ -19,7 +19,9 @@ trap 'rm -rf "$work"' EXIT
 printf '%s\n' "$requirements" > "$work/requirements.txt"
 "$venv/bin/python" -m pip install -q -r "$work/requirements.txt"
 rm "$work/requirements.txt"
+# The tests read the README, the examples, the benchmark harness and the docs beside them.
 cp -r "$repo/tests" "$repo/README.md" "$repo/pyproject.toml" "$repo/.ci/installed_check.py" \
+    "$repo/examples" "$repo/benches" "$repo/docs" "$repo/mkdocs.yml" "$repo/COMPATIBILITY.md" \
     "$work/"
 cd "$work"
 "$venv/bin/python" -m mypy.stubtest ptyfast._core
