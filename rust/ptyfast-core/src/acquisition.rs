@@ -1,7 +1,7 @@
 //! The acquisition pipeline: one pass per pattern from the object to the detector's readings.
 //!
 //! Pattern `i` (dataset-wide number `first_index + i`) at true position `(x, y)` goes through
-//! small stages, each one function, composed in [`acquire_one`]:
+//! small stages, each one function, composed in `acquire_one`:
 //!
 //! 1. **extract**: the object patch at `(x, y)` ([`crate::patches`] conventions), kept once;
 //! 2. **illuminate** by each of the `P` incoherent probe modes: `scale · P_k · patch`;
@@ -33,7 +33,7 @@ use rayon::iter::Either;
 use rayon::prelude::*;
 
 use crate::detector::{
-    self, check_first_index, output3, output_stats, stats_rows, Detector, Reading, Stage,
+    self, check_first_index, output3, output_stats, stats_rows, Detector, OutRow, Reading, Stage,
     StageScratch, N_STATS,
 };
 use crate::diffraction::{check_scale, illuminate, scaled_probe, transpose, FarField};
@@ -251,12 +251,11 @@ impl<'a, T: Reading> Acquisition<'a, T> {
             .zip(patch_rows)
             .zip(stats_rows(stats, len))
             .enumerate()
-            .for_each_init(init, |ws, (j, ((o, p), mut s))| {
+            .for_each_init(init, |ws, (j, ((o, p), s))| {
                 let row = rows.start + j;
                 if let Some(&xy) = self.positions.get(row) {
                     let index = self.first_index.wrapping_add(row as u64);
-                    acquire_one(&shared, ws, xy, index, p, s.as_deref_mut());
-                    detector::write(&self.stage, &ws.lam, o, s);
+                    acquire_one(&shared, ws, xy, index, p, T::row(o), s);
                 }
             });
         Ok(())
@@ -311,16 +310,16 @@ fn accumulate(lam: &mut [f64], amp: &[f32], first: bool) {
 }
 
 crate::simd::multiversion! {
-    /// Stages 1–5 of pattern `index` at `xy = [x, y]`: extract (also into `patch`), each
-    /// mode's far field, the incoherent sum into `ws.lam`, and the detector's analogue stages
-    /// (`sums` receives the first statistics).
+    /// Pattern `index` at `xy = [x, y]`: extract (also into `patch`), each mode's far field,
+    /// the incoherent sum, the detector, and the write into `out` (`stats`: its statistics).
     fn acquire_one(
         a: &Shared<'_>,
         ws: &mut Work,
         xy: [f64; 2],
         index: u64,
         patch: Option<&mut [Complex32]>,
-        sums: Option<&mut [f64]>,
+        out: OutRow<'_>,
+        stats: Option<&mut [f64]>,
     ) {
         let ([x, y], n, nn) = (xy, a.n, a.n * a.n);
         let single = a.modes == 1;
@@ -355,8 +354,10 @@ crate::simd::multiversion! {
             ws.ff.transform(&mut ws.amp);
             accumulate(&mut ws.lam, &ws.amp, k == 0);
         }
-        // 5. The detector, up to the analogue readings.
-        detector::analog(a.stage, &mut ws.lam, &mut ws.det, index, sums);
+        // 5–6. The detector, and the write.
+        let mut stats = stats;
+        detector::analog(a.stage, &mut ws.lam, &mut ws.det, index, stats.as_deref_mut());
+        detector::write(a.stage, &ws.lam, out, stats);
     }
 }
 

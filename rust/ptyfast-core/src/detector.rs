@@ -11,8 +11,8 @@
 //! | 3 | dead time | `λ ← λ / (1 + λ · τ/T)`: the mean of a non-paralyzable counter with dead time `τ` over an exposure `T` (the variance is left Poisson) | – |
 //! | 4 | Poisson | `c ~ Poisson(λ)` (exact), or `c = λ` without shot noise | stream `(seed, index)` |
 //! | 5 | PSF | `c ← G_σ ⊛ c`, a normalised Gaussian truncated at `⌊4σ + ½⌋` pixels, zero outside the pattern | – |
-//! | 6 | dark | `d ~ Poisson(dark)` (exact), or `d = dark` without shot noise | stream `(stage_seed(seed, DARK), index)` |
-//! | 7 | gain, offset, read noise | `v = gain · (c + d) + offset + read_noise · z`, `z ~ N(0, 1)` (exact ziggurat) | stream `(stage_seed(seed, READ_NOISE), index)` |
+//! | 6 | dark | `d ~ Poisson(dark)` (exact), or `d = dark` without shot noise | stage [`stage::DARK`]'s lanes |
+//! | 7 | gain, offset, read noise | `v = gain · (c + d) + offset + read_noise · z`, `z ~ N(0, 1)` (exact ziggurat) | stage [`stage::READ_NOISE`]'s lanes |
 //! | 8 | saturation | `v ← min(v, full_well)` | – |
 //! | 9 | quantisation | the output type: `f32`/`f64` round to nearest; `u16`/`u32` round half to even, clip below at 0, and above the type's maximum either saturate or wrap modulo 2^bits ([`Overflow`]) | – |
 //! | 10 | mask | pixels flagged [`pixel::GAP`] or [`pixel::DEAD`] read 0, else [`pixel::HOT`] the saturation level | – |
@@ -23,20 +23,30 @@
 //! `sqrt(reading)` is bit for bit what [`crate::noise::observe_pattern`] gives for the same
 //! amplitudes.
 //!
-//! **Randomness is keyed per stage.** Pattern `index` (the dataset-wide pattern number) of
-//! stage `k` draws from `PatternRng::new(stage_seed(seed, k), index)`
-//! ([`crate::noise::PatternRng`]). The Poisson stage is stage 0 with
-//! `stage_seed(seed, 0) = seed`: exactly today's stream ("poisson v1"). A later stage `k ≥ 1`
-//! uses `stage_seed(seed, k) = mix64(seed ⊕ mix64(STAGE_DOMAIN + k))`, `mix64` the SplitMix64
-//! output function (a bijection) and `STAGE_DOMAIN = 0x7074_7966_6173_7400` (so `mix64(·)` is
-//! never 0 and no stage shares the Poisson seed). Every stage draws for every pixel in C order,
-//! masked or not, so switching a stage or a mask on or off never moves another stage's draws,
-//! and no result depends on threads or chunking.
+//! **Randomness is keyed per stage.** The Poisson stage of pattern `index` (the dataset-wide
+//! pattern number) draws from `PatternRng::new(seed, index)` ([`crate::noise::PatternRng`]):
+//! exactly today's stream ("poisson v1"), so the ideal detector keeps today's bits. A later
+//! stage `k ≥ 1` has its own seed `stage_seed(seed, k) = mix64(seed ⊕ mix64(STAGE_DOMAIN +
+//! k))` (`mix64` the SplitMix64 output function, a bijection; `STAGE_DOMAIN =
+//! 0x7074_7966_6173_7400`, so no stage shares the Poisson seed) and draws from [`LANES`] = 64
+//! interleaved streams per pattern: lane `j` is `PatternRng::new(lane_seed(stage_seed, j),
+//! index)` with `lane_seed(s, j) = mix64(s ⊕ mix64(LANE_DOMAIN + j))`, `LANE_DOMAIN =
+//! 0x6c61_6e65_0000_0000`. Pixel `q` (C order) takes one output of lane `q mod 64`, pixels in
+//! order (the lanes step together, which vectorises); then the read-noise stage's rejected
+//! ziggurat tries (about 1 %) take further outputs of their own lane, pixel by pixel in order.
+//! Dark counts are stage 2 ([`stage::DARK`]), read noise stage 1 ([`stage::READ_NOISE`]).
+//! Every stage draws for every pixel, masked or not, so switching a stage or a mask on or off
+//! never moves another stage's draws; the lane count is fixed, so nothing depends on the
+//! instruction set, the thread count or chunking.
 //!
 //! The read noise uses Marsaglia and Tsang's ziggurat (256 layers, tail by Marsaglia's
 //! exponential method): an exact normal sampler whose only deviations from the normal law are
 //! the 2^-52 granularity of its uniforms and the ~1e-16 rounding of its tables. Dark counts
-//! use the exact Poisson sampler of [`crate::noise`].
+//! (one fixed rate for every pixel) are drawn by inversion: one 53-bit uniform per pixel
+//! against the cumulative distribution of `Poisson(dark)` tabulated once per call (exact up to
+//! a tail mass below 2^-59); rates of 32 and more use `noise::poisson` on one stream
+//! `PatternRng::new(stage_seed, index)` in pixel order. Neither depends on the shot-noise
+//! stream, so another photon sampler leaves them unchanged.
 
 use std::sync::OnceLock;
 
@@ -129,14 +139,6 @@ impl PoissonStream {
     fn counts(self, rates: &mut [f64], seed: u64, index: u64) {
         match self {
             PoissonStream::V1 => noise::counts_from_rates(rates, seed, index),
-        }
-    }
-
-    /// One exact Poisson count of `rate` from `rng` (the dark stage's constant rate).
-    #[inline(always)]
-    fn one(self, rng: &mut PatternRng, rate: f64) -> f64 {
-        match self {
-            PoissonStream::V1 => noise::poisson(rng, rate),
         }
     }
 }
@@ -319,6 +321,18 @@ pub trait Reading: Copy + Default + Send + Sync + 'static {
     fn quantise(v: f64, overflow: Overflow) -> (Self, bool);
     /// The reading as `f64` (exact).
     fn to_f64(self) -> f64;
+    /// A pattern's output in this type, as the (non-generic) per-pattern bodies take it.
+    fn row(out: &mut [Self]) -> OutRow<'_>;
+}
+
+/// One pattern's readings in one of the reading types: lets a per-pattern body compiled per
+/// instruction-set level ([`crate::simd`], not generic) write any of them.
+#[derive(Debug)]
+pub enum OutRow<'a> {
+    F32(&'a mut [f32]),
+    F64(&'a mut [f64]),
+    U16(&'a mut [u16]),
+    U32(&'a mut [u32]),
 }
 
 impl Reading for f32 {
@@ -327,12 +341,18 @@ impl Reading for f32 {
     const INTEGER: bool = false;
     #[inline(always)]
     fn quantise(v: f64, _: Overflow) -> (Self, bool) {
-        let over = v > <Self as Reading>::MAX;
-        (if over { f32::MAX } else { v as f32 }, over)
+        // Readings are never NaN; `min` keeps the conversion branch-free.
+        (
+            v.min(<Self as Reading>::MAX) as f32,
+            v > <Self as Reading>::MAX,
+        )
     }
     #[inline(always)]
     fn to_f64(self) -> f64 {
         f64::from(self)
+    }
+    fn row(out: &mut [Self]) -> OutRow<'_> {
+        OutRow::F32(out)
     }
 }
 
@@ -348,10 +368,13 @@ impl Reading for f64 {
     fn to_f64(self) -> f64 {
         self
     }
+    fn row(out: &mut [Self]) -> OutRow<'_> {
+        OutRow::F64(out)
+    }
 }
 
 macro_rules! integer_reading {
-    ($t:ty, $name:literal) => {
+    ($t:ty, $name:literal, $variant:ident) => {
         impl Reading for $t {
             const DTYPE: &'static str = $name;
             const MAX: f64 = <$t>::MAX as f64;
@@ -375,12 +398,15 @@ macro_rules! integer_reading {
             fn to_f64(self) -> f64 {
                 f64::from(self)
             }
+            fn row(out: &mut [Self]) -> OutRow<'_> {
+                OutRow::$variant(out)
+            }
         }
     };
 }
 
-integer_reading!(u16, "uint16");
-integer_reading!(u32, "uint32");
+integer_reading!(u16, "uint16", U16);
+integer_reading!(u32, "uint32", U32);
 
 /// The SplitMix64 output function (a bijection of `u64`).
 #[inline]
@@ -452,41 +478,38 @@ fn ziggurat() -> &'static Ziggurat {
     })
 }
 
-/// One standard normal from `rng` (ziggurat; see the module docs).
+/// One standard normal by the ziggurat, starting from the 64 random bits `bits` and drawing
+/// more from `next` only when the first try is rejected (about 1 % of the time).
 #[inline(always)]
-fn normal(rng: &mut PatternRng, z: &Ziggurat) -> f64 {
+fn ziggurat_from(mut bits: u64, next: &mut impl FnMut() -> u64, z: &Ziggurat) -> f64 {
     loop {
-        let bits = rng.next_u64();
+        // The layer from the low 8 bits, a uniform on [−1, 1) from the top 53 (disjoint).
         let i = (bits & 0xff) as usize;
-        // A uniform on [−1, 1) from the top 53 bits (disjoint from the layer bits).
-        let u = ((bits >> 11) as f64) * (2.0 / (1u64 << 53) as f64) - 1.0;
-        let (Some(&xi), Some(&xn)) = (z.x.get(i), z.x.get(i + 1)) else {
-            continue;
-        };
-        let x = u * xi;
-        if x.abs() < xn {
+        let u = ((bits >> 11) as f64) * (2.0 / TWO53) - 1.0;
+        let x = u * z.x[i];
+        if x.abs() < z.x[i + 1] {
             return x;
         }
         if i == 0 {
-            return normal_tail(rng, u < 0.0);
+            return normal_tail(next, u < 0.0);
         }
-        let (Some(&fi), Some(&fn_)) = (z.f.get(i), z.f.get(i + 1)) else {
-            continue;
-        };
-        if fi + (fn_ - fi) * rng.next_f64() < (-0.5 * x * x).exp() {
+        let v = ((next() >> 11) as f64) / TWO53;
+        if z.f[i] + (z.f[i + 1] - z.f[i]) * v < (-0.5 * x * x).exp() {
             return x;
         }
+        bits = next();
     }
 }
 
 /// A normal beyond `r` (Marsaglia 1964), with the sign asked for.
 #[cold]
 #[inline(never)]
-fn normal_tail(rng: &mut PatternRng, negative: bool) -> f64 {
+fn normal_tail(next: &mut impl FnMut() -> u64, negative: bool) -> f64 {
     loop {
         // Uniforms on (0, 1], so the logarithms are finite.
-        let x = -(1.0 - rng.next_f64()).ln() / ZIG_R;
-        let y = -(1.0 - rng.next_f64()).ln();
+        let u1 = 1.0 - ((next() >> 11) as f64) / TWO53;
+        let u2 = 1.0 - ((next() >> 11) as f64) / TWO53;
+        let (x, y) = (-u1.ln() / ZIG_R, -u2.ln());
         if 2.0 * y >= x * x {
             let t = ZIG_R + x;
             return if negative { -t } else { t };
@@ -494,12 +517,281 @@ fn normal_tail(rng: &mut PatternRng, negative: bool) -> f64 {
     }
 }
 
-/// `n` standard normals drawn in order from stream `(seed, index)` (for tests and benches of
-/// the read-noise sampler).
-pub fn standard_normals(n: usize, seed: u64, index: u64) -> Vec<f64> {
-    let z = ziggurat();
-    let mut rng = PatternRng::new(seed, index);
-    (0..n).map(|_| normal(&mut rng, z)).collect()
+/// 2^53.
+const TWO53: f64 = 9_007_199_254_740_992.0;
+
+// --------------------------------------------------------------------------- lanes
+
+/// The dark-count and read-noise stages draw from this many interleaved streams: pixel `q`
+/// (C order) takes its draws from lane `q mod LANES`, in pixel order. Fixed, so the bits do
+/// not depend on the instruction set; the lanes are stepped together (the loops vectorise).
+pub const LANES: usize = 64;
+
+/// Domain constant of the lane seeds ("lane").
+const LANE_DOMAIN: u64 = 0x6c61_6e65_0000_0000;
+
+/// The seed of lane `j` of a stage whose seed is `s`: `mix64(s ⊕ mix64(LANE_DOMAIN + j))`.
+fn lane_seed(s: u64, j: usize) -> u64 {
+    mix64(s ^ mix64(LANE_DOMAIN.wrapping_add(j as u64)))
+}
+
+/// SplitMix64 increment (the golden-ratio constant).
+const GAMMA: u64 = 0x9E37_79B9_7F4A_7C15;
+
+/// Per-call keys of a stage's lanes: lane `j`'s is the `key` from which
+/// `PatternRng::new(lane_seed(s, j), index)` derives every pattern's state.
+#[derive(Debug, Clone)]
+struct LaneKeys([u64; LANES]);
+
+impl LaneKeys {
+    fn new(stage_seed: u64) -> Self {
+        LaneKeys(std::array::from_fn(|j| {
+            mix64(lane_seed(stage_seed, j).wrapping_add(GAMMA))
+        }))
+    }
+}
+
+/// [`LANES`] xoshiro256++ streams: lane `j` of a stage seeded `s` for pattern `index` is the
+/// stream of `PatternRng::new(lane_seed(s, j), index)`.
+#[derive(Debug, Clone)]
+struct Lanes {
+    s: [[u64; LANES]; 4],
+}
+
+impl Lanes {
+    /// The lanes of pattern `index` ([`PatternRng`]'s derivation, every lane at once).
+    #[inline(always)]
+    fn new(keys: &LaneKeys, index: u64) -> Self {
+        let step = index.wrapping_add(1).wrapping_mul(GAMMA);
+        let mut z = [0u64; LANES];
+        for (zj, k) in z.iter_mut().zip(&keys.0) {
+            *zj = mix64(k.wrapping_add(step));
+        }
+        let mut s = [[0u64; LANES]; 4];
+        for w in s.iter_mut() {
+            for (v, zj) in w.iter_mut().zip(z.iter_mut()) {
+                *zj = zj.wrapping_add(GAMMA);
+                *v = mix64(*zj);
+            }
+        }
+        Lanes { s }
+    }
+
+    /// The next output of every lane.
+    #[inline(always)]
+    fn next(&mut self) -> [u64; LANES] {
+        let mut out = [0u64; LANES];
+        self.fill(&mut out);
+        out
+    }
+
+    /// Fills `out` (a multiple of [`LANES`] long; a shorter tail is left as is) with the
+    /// lanes' outputs, lane `q mod LANES` at `out[q]`. Each operation is a loop over the
+    /// lanes, which compiles to vector instructions.
+    #[inline(always)]
+    fn fill(&mut self, out: &mut [u64]) {
+        let [s0, s1, s2, s3] = &mut self.s;
+        let mut t = [0u64; LANES];
+        for o in out.chunks_exact_mut(LANES) {
+            for (((o, a), d), (b, t)) in o.iter_mut().zip(&*s0).zip(&*s3).zip(s1.iter().zip(&mut t))
+            {
+                *o = a.wrapping_add(*d).rotate_left(23).wrapping_add(*a);
+                *t = b << 17;
+            }
+            for (c, a) in s2.iter_mut().zip(&*s0) {
+                *c ^= a;
+            }
+            for (d, b) in s3.iter_mut().zip(&*s1) {
+                *d ^= b;
+            }
+            for (b, c) in s1.iter_mut().zip(&*s2) {
+                *b ^= c;
+            }
+            for (a, d) in s0.iter_mut().zip(&*s3) {
+                *a ^= d;
+            }
+            for (c, t) in s2.iter_mut().zip(&t) {
+                *c ^= t;
+            }
+            for d in s3.iter_mut() {
+                *d = d.rotate_left(45);
+            }
+        }
+    }
+
+    /// The next output of lane `j` alone.
+    fn next_lane(&mut self, j: usize) -> u64 {
+        let j = j % LANES;
+        let [s0, s1, s2, s3] = &mut self.s;
+        let out = s0[j]
+            .wrapping_add(s3[j])
+            .rotate_left(23)
+            .wrapping_add(s0[j]);
+        let t = s1[j] << 17;
+        s2[j] ^= s0[j];
+        s3[j] ^= s1[j];
+        s1[j] ^= s2[j];
+        s0[j] ^= s3[j];
+        s2[j] ^= t;
+        s3[j] = s3[j].rotate_left(45);
+        out
+    }
+
+    /// [`Lanes::fill`] for any length: the tail takes the first outputs of one more step.
+    #[inline(always)]
+    fn fill_all(&mut self, out: &mut [u64]) {
+        let full = out.len() - out.len() % LANES;
+        let (body, tail) = out.split_at_mut(full);
+        self.fill(body);
+        if !tail.is_empty() {
+            let last = self.next();
+            tail.copy_from_slice(&last[..tail.len()]);
+        }
+    }
+}
+
+/// Standard normals for one pattern's pixels into `z` (`bits`, `marks`: scratch of the same
+/// length): every pixel's first ziggurat try from one output of its lane (all lanes stepped
+/// together), then, pixel by pixel, the extra outputs the ~1 % rejected tries need, from the
+/// same lane.
+#[inline(always)]
+fn normals_into(
+    lanes: &mut Lanes,
+    zig: &Ziggurat,
+    bits: &mut [u64],
+    marks: &mut [u8],
+    z: &mut [f64],
+) {
+    lanes.fill_all(bits);
+    for ((zq, &b), m) in z.iter_mut().zip(bits.iter()).zip(marks.iter_mut()) {
+        let i = (b & 0xff) as usize;
+        let x = (((b >> 11) as i64) as f64 * (2.0 / TWO53) - 1.0) * zig.x[i];
+        *zq = x;
+        *m = u8::from(x.abs() >= zig.x[i + 1]);
+    }
+    // The rejected tries, found eight marks at a time.
+    for (c, (mc, (zc, bc))) in marks
+        .chunks(8)
+        .zip(z.chunks_mut(8).zip(bits.chunks(8)))
+        .enumerate()
+    {
+        if mc.iter().fold(0u8, |a, &m| a | m) == 0 {
+            continue;
+        }
+        for (k, ((zq, &b), &m)) in zc.iter_mut().zip(bc).zip(mc).enumerate() {
+            if m != 0 {
+                let lane = (c * 8 + k) % LANES;
+                *zq = ziggurat_from(b, &mut || lanes.next_lane(lane), zig);
+            }
+        }
+    }
+}
+
+/// `n` standard normals as the read-noise stage draws them for `n` pixels of pattern `index`
+/// of a stage seeded `stage_seed` (for tests and benches of the sampler).
+pub fn standard_normals(n: usize, stage_seed: u64, index: u64) -> Vec<f64> {
+    let (mut z, mut bits, mut marks) = (vec![0.0; n], vec![0u64; n], vec![0u8; n]);
+    let lanes = &mut Lanes::new(&LaneKeys::new(stage_seed), index);
+    normals_into(lanes, ziggurat(), &mut bits, &mut marks, &mut z);
+    z
+}
+
+// --------------------------------------------------------------------------- dark counts
+
+/// Exact draws of `Poisson(rate)` for one fixed rate (the dark counts of every pixel).
+#[derive(Debug, Clone)]
+enum DarkSampler {
+    /// Inversion: `k = #{j : u ≥ t_j}` for a 53-bit uniform integer `u` (one lane output),
+    /// with `t_j = ⌈F(j)·2^53⌉` (`F` the cumulative distribution; the last `t_j` is 2^53).
+    /// Comparing integers is exactly comparing `u·2^-53 < F(j)`. The probability beyond the
+    /// last tabulated count (below 2^-53) goes to that count.
+    Table(Vec<u64>),
+    /// Rates of 32 and more: [`noise::poisson`] per pixel, from one stream
+    /// `PatternRng::new(stage_seed, index)` in pixel order.
+    Large(f64),
+}
+
+impl DarkSampler {
+    fn new(rate: f64) -> Self {
+        if rate >= noise::PTRS_MIN_RATE {
+            return DarkSampler::Large(rate);
+        }
+        // Counts while their probability can still move a threshold (the tail beyond, below
+        // 2^-60 for rates < 32, is negligible against the 2^-53 granularity).
+        let mut t = Vec::new();
+        let (mut p, mut f) = ((-rate).exp(), 0.0f64);
+        for k in 1..=200u32 {
+            f += p;
+            let tk = (f * TWO53).ceil();
+            if tk >= TWO53 {
+                break;
+            }
+            t.push(tk as u64);
+            p *= rate / f64::from(k);
+            if p < 1.0 / (TWO53 * 128.0) && f64::from(k) > rate {
+                break;
+            }
+        }
+        t.push(1u64 << 53);
+        DarkSampler::Table(t)
+    }
+}
+
+/// Adds pattern `index`'s dark counts (a stage seeded `seed`) to `lam` (`bits`: scratch of
+/// the same length).
+#[inline(always)]
+fn add_dark(
+    sampler: &DarkSampler,
+    keys: &LaneKeys,
+    seed: u64,
+    index: u64,
+    lam: &mut [f64],
+    bits: &mut [u64],
+) {
+    match sampler {
+        DarkSampler::Table(table) => {
+            Lanes::new(keys, index).fill_all(bits);
+            let (t0, t1) = (table[0], table.get(1).copied().unwrap_or(u64::MAX));
+            // Counts 0 and 1 for every pixel at once; the rare larger ones after.
+            let mut more = false;
+            for (l, &b) in lam.iter_mut().zip(bits.iter()) {
+                let u = b >> 11;
+                *l += f64::from(u8::from(u >= t0));
+                more |= u >= t1;
+            }
+            if more {
+                for (l, &b) in lam.iter_mut().zip(bits.iter()) {
+                    let u = b >> 11;
+                    if u >= t1 {
+                        *l += (table.partition_point(|&t| t <= u) - 1) as f64;
+                    }
+                }
+            }
+        }
+        DarkSampler::Large(rate) => {
+            let mut rng = PatternRng::new(seed, index);
+            for l in lam.iter_mut() {
+                *l += noise::poisson(&mut rng, *rate);
+            }
+        }
+    }
+}
+
+/// `n` dark counts of `rate` as the dark stage draws them for `n` pixels of pattern `index`
+/// of a stage seeded `stage_seed` (for tests of the sampler).
+pub fn dark_counts(n: usize, rate: f64, stage_seed: u64, index: u64) -> Vec<f64> {
+    let mut out = vec![0.0; n];
+    let mut bits = vec![0u64; n];
+    let keys = LaneKeys::new(stage_seed);
+    add_dark(
+        &DarkSampler::new(rate),
+        &keys,
+        stage_seed,
+        index,
+        &mut out,
+        &mut bits,
+    );
+    out
 }
 
 // --------------------------------------------------------------------------- PSF
@@ -567,6 +859,9 @@ pub struct Stage {
     /// `1.0` where photons arrive, `0.0` in the beamstop's shadow and in gaps (`None`: all).
     arrive: Option<Vec<f64>>,
     psf: Option<Vec<f64>>,
+    dark: DarkSampler,
+    dark_keys: LaneKeys,
+    read_keys: LaneKeys,
     /// Whether stage 7 changes anything (`gain ≠ 1`, `offset ≠ 0`, dark or read noise).
     analog: bool,
 }
@@ -575,6 +870,8 @@ pub struct Stage {
 #[derive(Debug, Clone, Default)]
 pub struct StageScratch {
     tmp: Vec<f64>,
+    bits: Vec<u64>,
+    marks: Vec<u8>,
 }
 
 impl Stage {
@@ -595,15 +892,15 @@ impl Stage {
         let psf = (detector.psf_sigma_px > 0.0).then(|| gaussian_kernel(detector.psf_sigma_px));
         let d = detector;
         let analog = d.gain != 1.0 || d.offset != 0.0 || d.dark > 0.0 || d.read_noise > 0.0;
-        if d.read_noise > 0.0 {
-            ziggurat();
-        }
         Ok(Stage {
             n,
             seed,
             det: detector.clone(),
             arrive,
             psf,
+            dark: DarkSampler::new(detector.dark),
+            dark_keys: LaneKeys::new(stage_seed(seed, stage::DARK)),
+            read_keys: LaneKeys::new(stage_seed(seed, stage::READ_NOISE)),
             analog,
         })
     }
@@ -617,6 +914,8 @@ impl Stage {
     pub fn scratch(&self) -> StageScratch {
         StageScratch {
             tmp: vec![0.0; self.n * self.n],
+            bits: vec![0; self.n * self.n],
+            marks: vec![0; self.n * self.n],
         }
     }
 }
@@ -686,28 +985,32 @@ pub(crate) fn analog(
         correlate(lam, &mut ws.tmp, k, st.n, true);
         correlate(&ws.tmp, lam, k, st.n, false);
     }
-    // 6–7: dark counts, gain, offset, read noise; each stage on its own stream.
+    // 6–7: dark counts, gain, offset, read noise; each stage on its own streams.
     if st.analog {
-        let (g, o) = (d.gain, d.offset);
-        if d.dark > 0.0 {
-            match d.poisson {
-                Some(stream) => {
-                    let mut rng = PatternRng::new(stage_seed(st.seed, stage::DARK), index);
-                    for l in lam.iter_mut() {
-                        *l += stream.one(&mut rng, d.dark);
-                    }
-                }
-                None => lam.iter_mut().for_each(|l| *l += d.dark),
-            }
+        let (g, o, s) = (d.gain, d.offset, d.read_noise);
+        let shot = d.poisson.is_some() && d.dark > 0.0;
+        ws.bits.resize(lam.len(), 0);
+        if shot {
+            let seed = stage_seed(st.seed, stage::DARK);
+            add_dark(&st.dark, &st.dark_keys, seed, index, lam, &mut ws.bits);
         }
-        lam.iter_mut().for_each(|l| *l = g * *l + o);
-        if d.read_noise > 0.0 {
-            let z = ziggurat();
-            let mut rng = PatternRng::new(stage_seed(st.seed, stage::READ_NOISE), index);
-            let s = d.read_noise;
-            for l in lam.iter_mut() {
-                *l += s * normal(&mut rng, z);
+        let mean_dark = if shot { 0.0 } else { d.dark };
+        if s > 0.0 {
+            ws.tmp.resize(lam.len(), 0.0);
+            ws.marks.resize(lam.len(), 0);
+            let mut lanes = Lanes::new(&st.read_keys, index);
+            normals_into(
+                &mut lanes,
+                ziggurat(),
+                &mut ws.bits,
+                &mut ws.marks,
+                &mut ws.tmp,
+            );
+            for (l, zq) in lam.iter_mut().zip(&ws.tmp) {
+                *l = (g * (*l + mean_dark) + o) + s * zq;
             }
+        } else {
+            lam.iter_mut().for_each(|l| *l = g * (*l + mean_dark) + o);
         }
     }
     // 8: saturation.
@@ -718,63 +1021,81 @@ pub(crate) fn analog(
 
 /// Stages 9–10 on one pattern: the analogue readings `v` (from [`analog`]) quantised into
 /// `out` and masked. `stats`, when given (a row of [`N_STATS`]), receives `readings` and
-/// `saturated`.
-#[inline]
-pub(crate) fn write<T: Reading>(st: &Stage, v: &[f64], out: &mut [T], stats: Option<&mut [f64]>) {
+/// `saturated`. Inlined, so that it takes the instruction set of its caller.
+#[inline(always)]
+pub(crate) fn write(st: &Stage, v: &[f64], out: OutRow<'_>, stats: Option<&mut [f64]>) {
+    match out {
+        OutRow::F32(o) => write_as(st, v, o, stats),
+        OutRow::F64(o) => write_as(st, v, o, stats),
+        OutRow::U16(o) => write_as(st, v, o, stats),
+        OutRow::U32(o) => write_as(st, v, o, stats),
+    }
+}
+
+#[inline(always)]
+fn write_as<T: Reading>(st: &Stage, v: &[f64], out: &mut [T], stats: Option<&mut [f64]>) {
     let d = &st.det;
-    let full = d.full_well;
-    let mut clipped = 0usize;
-    let mut total = 0.0f64;
-    match &d.pixels {
-        None => {
-            for (o, &x) in out.iter_mut().zip(v) {
-                let (r, c) = T::quantise(x, d.overflow);
-                *o = r;
-                clipped += usize::from(c | full.is_some_and(|f| x >= f));
-            }
-            if stats.is_some() {
-                total = out.iter().map(|r| r.to_f64()).sum();
-            }
+    let (Some(s), map) = (stats, &d.pixels) else {
+        // No statistics: a plain conversion (vectorised), then the masked pixels.
+        for (o, &x) in out.iter_mut().zip(v) {
+            *o = T::quantise(x, d.overflow).0;
         }
-        Some(map) => {
-            let hot = T::quantise(full.unwrap_or(T::MAX), d.overflow).0;
-            for ((o, &x), &code) in out.iter_mut().zip(v).zip(map) {
-                let (r, c) = T::quantise(x, d.overflow);
-                let valid = code == pixel::VALID;
-                *o = if code & (pixel::GAP | pixel::DEAD) != 0 {
-                    T::default()
+        if let Some(map) = &d.pixels {
+            let hot = T::quantise(d.full_well.unwrap_or(T::MAX), d.overflow).0;
+            for (o, &code) in out.iter_mut().zip(map) {
+                if code & (pixel::GAP | pixel::DEAD) != 0 {
+                    *o = T::default();
                 } else if code & pixel::HOT != 0 {
-                    hot
-                } else {
-                    r
-                };
-                if valid {
-                    clipped += usize::from(c | full.is_some_and(|f| x >= f));
-                    total += r.to_f64();
+                    *o = hot;
                 }
             }
         }
+        return;
+    };
+    let full = d.full_well;
+    let mut clipped = 0usize;
+    let mut total = 0.0f64;
+    let hot = T::quantise(full.unwrap_or(T::MAX), d.overflow).0;
+    for (q, (o, &x)) in out.iter_mut().zip(v).enumerate() {
+        let (r, c) = T::quantise(x, d.overflow);
+        let code = map
+            .as_ref()
+            .and_then(|m| m.get(q))
+            .copied()
+            .unwrap_or(pixel::VALID);
+        *o = if code & (pixel::GAP | pixel::DEAD) != 0 {
+            T::default()
+        } else if code & pixel::HOT != 0 {
+            hot
+        } else {
+            r
+        };
+        if code == pixel::VALID {
+            clipped += usize::from(c | full.is_some_and(|f| x >= f));
+            total += r.to_f64();
+        }
     }
-    if let Some(s) = stats {
-        if let Some(t) = s.get_mut(3) {
-            *t = total;
-        }
-        if let Some(c) = s.get_mut(4) {
-            *c = clipped as f64;
-        }
+    if let Some(t) = s.get_mut(3) {
+        *t = total;
+    }
+    if let Some(c) = s.get_mut(4) {
+        *c = clipped as f64;
     }
 }
 
 crate::simd::multiversion! {
-    /// Stages 1–8 for one pattern of [`detect_into`], at the widest instruction set.
+    /// One pattern of [`detect_into`], at the widest instruction set.
     fn detect_one(
         st: &Stage,
         lam: &mut [f64],
         ws: &mut StageScratch,
         index: u64,
-        sums: Option<&mut [f64]>,
+        out: OutRow<'_>,
+        stats: Option<&mut [f64]>,
     ) {
-        analog(st, lam, ws, index, sums);
+        let mut stats = stats;
+        analog(st, lam, ws, index, stats.as_deref_mut());
+        write(st, lam, out, stats);
     }
 }
 
@@ -855,11 +1176,10 @@ pub fn detect_into<T: Reading>(
         .enumerate()
         .for_each_init(
             || (stage.scratch(), vec![0.0f64; nn]),
-            |(ws, lam), (i, ((o, e), mut s))| {
+            |(ws, lam), (i, ((o, e), s))| {
                 lam.copy_from_slice(e);
                 let index = first_index.wrapping_add(i as u64);
-                detect_one(&stage, lam, ws, index, s.as_deref_mut());
-                write(&stage, lam, o, s);
+                detect_one(&stage, lam, ws, index, T::row(o), s);
             },
         );
     Ok(())
@@ -975,6 +1295,68 @@ mod tests {
         }
         assert_eq!(standard_normals(5, 17, 3), x[..5].to_vec());
         assert_ne!(standard_normals(5, 17, 4), x[..5].to_vec());
+    }
+
+    #[test]
+    fn lanes_are_pattern_streams() {
+        let mut lanes = Lanes::new(&LaneKeys::new(77), 5);
+        let mut want: Vec<PatternRng> = (0..LANES)
+            .map(|j| PatternRng::new(lane_seed(77, j), 5))
+            .collect();
+        for _ in 0..3 {
+            let got = lanes.next();
+            for (g, r) in got.iter().zip(want.iter_mut()) {
+                assert_eq!(*g, r.next_u64());
+            }
+        }
+        assert_eq!(lanes.next_lane(3), want[3].next_u64());
+        assert_eq!(lanes.next()[3], want[3].next_u64());
+        assert_eq!(lanes.next()[0], {
+            want[0].next_u64();
+            want[0].next_u64()
+        });
+    }
+
+    #[test]
+    fn dark_counts_follow_the_poisson_law() {
+        let n = 400_000usize;
+        for rate in [0.05, 0.9, 5.0, 20.0, 45.0] {
+            let x = dark_counts(n, rate, 8, 1);
+            // χ² of the histogram against the Poisson pmf, bins with ≥ 20 expected counts.
+            let kmax = (rate + 12.0 * rate.sqrt() + 12.0) as usize;
+            let mut hist = vec![0usize; kmax + 1];
+            for &v in &x {
+                assert_eq!(v.fract(), 0.0);
+                hist[(v as usize).min(kmax)] += 1;
+            }
+            let (mut chi2, mut bins) = (0.0, 0usize);
+            let (mut p, mut lump_obs, mut lump_exp) = ((-rate).exp(), 0.0, 0.0);
+            for (k, &h) in hist.iter().enumerate() {
+                let e = p * n as f64;
+                if k > 0 {
+                    p *= rate / (k + 1) as f64;
+                } else {
+                    p *= rate;
+                }
+                lump_obs += h as f64;
+                lump_exp += e;
+                if lump_exp >= 20.0 {
+                    chi2 += (lump_obs - lump_exp).powi(2) / lump_exp;
+                    bins += 1;
+                    (lump_obs, lump_exp) = (0.0, 0.0);
+                }
+            }
+            let dof = bins as f64 - 1.0;
+            assert!(
+                (chi2 - dof).abs() < 6.0 * (2.0 * dof).sqrt(),
+                "rate {rate}: {chi2} / {dof}"
+            );
+            let mean = x.iter().sum::<f64>() / n as f64;
+            assert!(
+                (mean - rate).abs() < 5.0 * (rate / n as f64).sqrt(),
+                "{rate}: {mean}"
+            );
+        }
     }
 
     #[test]
@@ -1158,10 +1540,15 @@ mod tests {
                 assert_eq!(b[[i, row, col]], d[[i, row, col]] + 1.5 * zq);
             }
         }
-        // Dark counts are integers times the gain on top of the Poisson-only readings.
-        let diff = &d - &poisson_only;
-        assert!(diff.iter().all(|v| (v / 2.0).fract() == 0.0 && *v >= 0.0));
-        assert!(diff.iter().any(|&v| v > 0.0));
+        // Dark counts are their own stream's, times the gain, on the Poisson-only readings.
+        for i in 0..2 {
+            let dc = dark_counts(64, 0.3, stage_seed(9, stage::DARK), i as u64);
+            for (q, c) in dc.iter().enumerate() {
+                let (row, col) = (q / 8, q % 8);
+                assert_eq!(d[[i, row, col]], poisson_only[[i, row, col]] + 2.0 * c);
+            }
+        }
+        assert!((&d - &poisson_only).iter().any(|&v| v > 0.0));
     }
 
     #[test]
