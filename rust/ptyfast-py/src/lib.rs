@@ -56,7 +56,10 @@ fn poisson_amplitudes<'py>(
     first_index: u64,
 ) -> PyResult<Bound<'py, PyArray3<f32>>> {
     let a = amplitudes.as_array();
-    Ok(detach(py, || core::noise::poisson_amplitudes(a, seed, first_index))?.into_pyarray(py))
+    Ok(detach(py, || {
+        core::noise::poisson_amplitudes(a, seed, first_index, core::noise::PoissonStream::V1)
+    })?
+    .into_pyarray(py))
 }
 
 #[pyfunction]
@@ -67,7 +70,10 @@ fn poisson_counts<'py>(
     stream: u64,
 ) -> PyResult<Bound<'py, PyArray1<f64>>> {
     let r = rates.as_array();
-    Ok(detach(py, || core::noise::poisson_counts(r, seed, stream))?.into_pyarray(py))
+    Ok(detach(py, || {
+        core::noise::poisson_counts(r, seed, stream, core::noise::PoissonStream::V1)
+    })?
+    .into_pyarray(py))
 }
 
 #[pyfunction]
