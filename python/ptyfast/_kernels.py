@@ -38,6 +38,7 @@ __all__ = [
     "diffract",
     "observe_amplitudes",
     "poisson_counts",
+    "POISSON_STREAMS",
     "illuminated_energy",
     "simulate",
     "knn",
@@ -57,6 +58,9 @@ __all__ = [
 ]
 
 SeedLike = int | np.integer | np.random.Generator | np.random.RandomState | None
+
+#: Names of the Poisson noise streams, oldest first (README, "Noise streams").
+POISSON_STREAMS = ("v1", "v2")
 
 
 # --------------------------------------------------------------------------- coercion helpers
@@ -309,8 +313,17 @@ def diffract(patches: Any, probe: Any, scale: float = 1.0) -> np.ndarray:
     return _core.diffract(pa, pr, np.float32(_positive_float("scale", scale)))
 
 
+def _poisson_stream(version: Any) -> str:
+    """Validates a Poisson noise stream name (README, "Noise streams")."""
+    if not isinstance(version, str):
+        raise TypeError(f"version must be a str, one of {POISSON_STREAMS}, got {version!r}")
+    if version not in POISSON_STREAMS:
+        raise ValueError(f"version must be one of {POISSON_STREAMS}, got {version!r}")
+    return version
+
+
 def observe_amplitudes(
-    amplitudes: Any, seed: SeedLike = None, *, first_index: int = 0
+    amplitudes: Any, seed: SeedLike = None, *, first_index: int = 0, version: str = "v1"
 ) -> np.ndarray:
     """Noisy amplitudes ``sqrt(Poisson(amplitudes**2))``, sampled exactly.
 
@@ -330,6 +343,10 @@ def observe_amplitudes(
         (advancing it), None draws fresh OS entropy.
     first_index : int, keyword-only
         Stream index of the first pattern (``>= 0``); pattern ``i`` uses ``first_index + i``.
+    version : {"v1", "v2"}, keyword-only
+        The Poisson noise stream (README, "Noise streams"): ``"v1"`` (default) gives the bits
+        ptyfast has always given for a seed; ``"v2"`` is faster and samples the same law with
+        other draws.
 
     Returns
     -------
@@ -341,9 +358,9 @@ def observe_amplitudes(
     ------
     ValueError
         Amplitudes not 3-D, empty, negative, NaN or infinite; a seed or first_index out of
-        range.
+        range; an unknown version.
     TypeError
-        Complex or non-numeric amplitudes; a seed or first_index of the wrong type.
+        Complex or non-numeric amplitudes; a seed, first_index or version of the wrong type.
 
     Examples
     --------
@@ -360,10 +377,12 @@ def observe_amplitudes(
     )
     s = resolve_seed(seed)
     fi = _positive_int("first_index", first_index, minimum=0)
-    return _core.poisson_amplitudes(a, s, fi)
+    return _core.poisson_amplitudes(a, s, fi, _poisson_stream(version))
 
 
-def poisson_counts(rates: Any, seed: SeedLike = None, *, stream: int = 0) -> np.ndarray:
+def poisson_counts(
+    rates: Any, seed: SeedLike = None, *, stream: int = 0, version: str = "v1"
+) -> np.ndarray:
     """Exact Poisson counts for a vector of rates, all drawn from one stream.
 
     The sampler of :func:`observe_amplitudes`, exposed on rates (expected counts) for tests
@@ -377,6 +396,8 @@ def poisson_counts(rates: Any, seed: SeedLike = None, *, stream: int = 0) -> np.
         As in :func:`observe_amplitudes`.
     stream : int, keyword-only
         Stream index (``>= 0``), as a pattern index would be.
+    version : {"v1", "v2"}, keyword-only
+        The Poisson noise stream, as in :func:`observe_amplitudes`.
 
     Returns
     -------
@@ -387,9 +408,10 @@ def poisson_counts(rates: Any, seed: SeedLike = None, *, stream: int = 0) -> np.
     Raises
     ------
     ValueError
-        Rates not 1-D, empty, negative, NaN or infinite; seed or stream out of range.
+        Rates not 1-D, empty, negative, NaN or infinite; seed or stream out of range; an
+        unknown version.
     TypeError
-        Complex or non-numeric rates; seed or stream of the wrong type.
+        Complex or non-numeric rates; seed, stream or version of the wrong type.
 
     Examples
     --------
@@ -398,7 +420,9 @@ def poisson_counts(rates: Any, seed: SeedLike = None, *, stream: int = 0) -> np.
     True
     """
     r = as_array("rates", rates, np.float64, ndim=1, allow_complex=False, nonnegative=True)
-    return _core.poisson_counts(r, resolve_seed(seed), _positive_int("stream", stream, minimum=0))
+    s = resolve_seed(seed)
+    index = _positive_int("stream", stream, minimum=0)
+    return _core.poisson_counts(r, s, index, _poisson_stream(version))
 
 
 def illuminated_energy(obj: Any, positions: Any, probe: Any) -> np.ndarray:

@@ -21,16 +21,31 @@
 //! Details in the `poisson`, `tables` and `block` submodules.
 //!
 //! **Streams.** Pattern `i` of a call with `seed` and `first_index` draws from its own
-//! [`PatternRng`], derived from `(seed, first_index + i)` alone (index arithmetic wraps modulo
-//! 2^64): `key` = first SplitMix64 output of `seed`; `z` = SplitMix64 output number `index` of
-//! `key`, i.e. `mix64(key + (index + 1)·0x9E3779B97F4A7C15)`; the four words of a xoshiro256++
-//! state are the first four SplitMix64 outputs of `z`. Uniforms are the top 53 bits of an
-//! output scaled by 2^-53. Within a pattern the pixels are taken in C order in blocks of
-//! [`BLOCK`], regime by regime (the exact order is in the `block` submodule). So a dataset
-//! simulated in one call, in chunks (`first_index`), or on any number of threads is
-//! bit-identical; no random state lives in a thread (only scratch buffers do). `exp`/`ln` come
-//! from the platform's libm, so bit-identity across platforms is not promised: a sample can
-//! differ only when a uniform falls within an ulp of a decision boundary.
+//! generator, derived from `(seed, first_index + i)` alone (index arithmetic wraps modulo
+//! 2^64), so a dataset simulated in one call, in chunks (`first_index`), or on any number of
+//! threads is bit-identical; no random state lives in a thread (only scratch buffers do).
+//! Two streams exist, chosen by [`PoissonStream`]; both sample the exact law above with the
+//! same methods and differ only in where the uniforms come from:
+//!
+//! * **v1** (the default; its bits never change): one [`PatternRng`]. `key` = first SplitMix64
+//!   output of `seed`; `z` = SplitMix64 output number `index` of `key`, i.e. `mix64(key +
+//!   (index + 1)·0x9E3779B97F4A7C15)`; the four words of a xoshiro256++ state are the first four
+//!   SplitMix64 outputs of `z`. Within a block the faint rates take their uniforms first, then
+//!   the tabled ones, then the first PTRS rounds, each regime in pixel order.
+//! * **v2**: one [`LanesRng`], eight xoshiro256++ generators interleaved (output `n` is output
+//!   `n / 8` of lane `n % 8`), whose steps vectorise. `key` = `mix64(k1 ^ 0x706f6973736e7632)`
+//!   with `k1` the first SplitMix64 output of `seed`; `z = mix64(key + (index + 1)·γ)`; lane
+//!   `l`'s state is SplitMix64 outputs `4l + 1 … 4l + 4` of `z`. Within a block of `n` pixels
+//!   the first `2n` uniforms are keyed by position: pixel `j` owns `(U[2j], U[2j + 1])` for its
+//!   first draw (a faint pixel uses the first), so no pixel's draw depends on the regimes of
+//!   the others.
+//!
+//! In both, a uniform is the top 53 bits of an output scaled by 2^-53, the pixels are taken in
+//! C order in blocks of [`BLOCK`], and rejected PTRS rounds take fresh pairs after the first
+//! draws, in pixel order (the exact orders are in the `block` submodule). `exp`/`ln` come from
+//! the platform's libm, so bit-identity across platforms is not promised: a sample can differ
+//! only when a uniform falls within an ulp of a decision boundary. Results are identical at
+//! every instruction-set level ([`crate::simd`]).
 //!
 //! Parallelism is over patterns (rayon); a pattern is the unit of work.
 
@@ -284,22 +299,132 @@ mod tests {
     fn every_instruction_set_gives_the_same_counts() {
         use crate::simd::{with_cap, Level};
         // Rates across all regimes, two block lengths (a 64 x 64 pattern and a ragged one).
-        for n in [64usize, 71] {
-            let a = pattern_stack(3, n);
-            let run = |cap| {
-                with_cap(cap, || {
-                    let mut out = a.clone();
-                    for (i, mut p) in out.outer_iter_mut().enumerate() {
-                        if let Some(s) = p.as_slice_mut() {
-                            observe_pattern(s, 21, i as u64);
+        for stream in PoissonStream::ALL {
+            for n in [64usize, 71] {
+                let a = pattern_stack(3, n);
+                let run = |cap| {
+                    with_cap(cap, || {
+                        let mut out = a.clone();
+                        let mut counts = Vec::new();
+                        for (i, mut p) in out.outer_iter_mut().enumerate() {
+                            if let Some(s) = p.as_slice_mut() {
+                                let rates: Vec<f64> = s
+                                    .iter()
+                                    .map(|&v| f64::from(v) * f64::from(v) * 0.7)
+                                    .collect();
+                                let mut k = vec![0.0; rates.len()];
+                                let r = sample_counts(stream, &rates, 21, i as u64, &mut k);
+                                assert!(r.is_ok());
+                                counts.extend(k);
+                                observe_pattern_with(stream, s, 21, i as u64);
+                            }
                         }
-                    }
-                    out
-                })
-            };
-            let base = run(Level::Baseline);
-            assert_eq!(run(Level::Avx2), base, "avx2, n={n}");
-            assert_eq!(run(Level::Avx512), base, "avx512, n={n}");
+                        (out, counts)
+                    })
+                };
+                let base = run(Level::Baseline);
+                assert_eq!(run(Level::Avx2), base, "{stream:?} avx2, n={n}");
+                assert_eq!(run(Level::Avx512), base, "{stream:?} avx512, n={n}");
+            }
+        }
+    }
+
+    /// Rates over 16 decades and zeros, three 64 x 64 patterns (the pinned tests' input).
+    fn pinned_input() -> Vec<f32> {
+        (0..3 * 4096usize)
+            .map(|i| {
+                let t = ((i * 7919) % 4096) as f64 / 4096.0 * 16.0 - 6.0;
+                if i % 11 == 0 {
+                    0.0
+                } else {
+                    10f64.powf(t / 2.0) as f32
+                }
+            })
+            .collect()
+    }
+
+    /// FNV-1a over 64-bit words.
+    fn fnv(bits: impl Iterator<Item = u64>) -> u64 {
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in bits {
+            h ^= b;
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        h
+    }
+
+    #[test]
+    fn stream_v1_keeps_its_bits() {
+        // Digests of the original v1 sampler's output (before the bulk-uniform rewrite); v1
+        // must reproduce them forever (README, "Noise streams").
+        let mut a = pinned_input();
+        for (p, c) in a.chunks_mut(4096).enumerate() {
+            observe_pattern(c, 2024, 5 + p as u64);
+        }
+        let amp = fnv(a.iter().map(|v| u64::from(v.to_bits())));
+        assert_eq!(amp, 0x04f7_6904_0f91_900c);
+        let rates: Vec<f64> = pinned_input()
+            .iter()
+            .map(|&v| f64::from(v) * f64::from(v) * 0.9)
+            .collect();
+        let mut h = Vec::new();
+        for (p, c) in rates.chunks(4096).enumerate() {
+            let mut k = vec![0.0; c.len()];
+            assert!(sample_counts(V1, c, 3, p as u64, &mut k).is_ok());
+            h.extend(k.iter().map(|v| v.to_bits()));
+        }
+        assert_eq!(fnv(h.into_iter()), 0xdfc3_3b26_8dc5_e325);
+    }
+
+    #[test]
+    fn streams_are_keyed_and_distinct() {
+        let a = pattern_stack(6, 16);
+        for stream in PoissonStream::ALL {
+            let whole = poisson_amplitudes(a.view(), 7, 40, stream).unwrap();
+            let head = poisson_amplitudes(a.slice(s![..2, .., ..]), 7, 40, stream).unwrap();
+            let tail = poisson_amplitudes(a.slice(s![2.., .., ..]), 7, 42, stream).unwrap();
+            assert_eq!(whole.slice(s![..2, .., ..]), head);
+            assert_eq!(whole.slice(s![2.., .., ..]), tail);
+            let again = poisson_amplitudes(a.view(), 7, 40, stream).unwrap();
+            assert_eq!(whole, again);
+            assert_ne!(whole, poisson_amplitudes(a.view(), 8, 40, stream).unwrap());
+        }
+        let v1 = poisson_amplitudes(a.view(), 7, 40, V1).unwrap();
+        let v2 = poisson_amplitudes(a.view(), 7, 40, PoissonStream::V2).unwrap();
+        assert_ne!(v1, v2);
+    }
+
+    #[test]
+    fn stream_names() {
+        for s in PoissonStream::ALL {
+            assert_eq!(PoissonStream::from_name(s.name()), Ok(s));
+        }
+        assert_eq!(PoissonStream::default(), V1);
+        match PoissonStream::from_name("v3") {
+            Err(Error::InvalidArgument { name, got, .. }) => {
+                assert_eq!(name, "stream");
+                assert!(got.contains("v3"));
+            }
+            other => panic!("expected an error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn sample_counts_checks_lengths_and_matches_observe() {
+        let mut out = vec![0.0; 3];
+        assert!(sample_counts(V1, &[1.0, 2.0], 0, 0, &mut out).is_err());
+        // Counts of A² are the squares of the observed amplitudes, for both streams.
+        let a = pattern_stack(1, 64);
+        for stream in PoissonStream::ALL {
+            let flat: Vec<f32> = a.iter().copied().collect();
+            let rates: Vec<f64> = flat.iter().map(|&v| f64::from(v) * f64::from(v)).collect();
+            let mut k = vec![0.0; rates.len()];
+            assert!(sample_counts(stream, &rates, 5, 9, &mut k).is_ok());
+            let mut obs = flat.clone();
+            observe_pattern_with(stream, &mut obs, 5, 9);
+            for (&kk, &o) in k.iter().zip(&obs) {
+                assert_eq!(o, kk.sqrt() as f32);
+            }
         }
     }
 

@@ -49,31 +49,32 @@ fn diffract<'py>(
 }
 
 #[pyfunction]
+#[pyo3(signature = (amplitudes, seed, first_index, version="v1"))]
 fn poisson_amplitudes<'py>(
     py: Python<'py>,
     amplitudes: PyReadonlyArray3<'py, f32>,
     seed: u64,
     first_index: u64,
+    version: &str,
 ) -> PyResult<Bound<'py, PyArray3<f32>>> {
     let a = amplitudes.as_array();
-    Ok(detach(py, || {
-        core::noise::poisson_amplitudes(a, seed, first_index, core::noise::PoissonStream::V1)
-    })?
-    .into_pyarray(py))
+    let v = core::noise::PoissonStream::from_name(version);
+    let run = || core::noise::poisson_amplitudes(a, seed, first_index, v?);
+    Ok(detach(py, run)?.into_pyarray(py))
 }
 
 #[pyfunction]
+#[pyo3(signature = (rates, seed, stream, version="v1"))]
 fn poisson_counts<'py>(
     py: Python<'py>,
     rates: PyReadonlyArray1<'py, f64>,
     seed: u64,
     stream: u64,
+    version: &str,
 ) -> PyResult<Bound<'py, PyArray1<f64>>> {
     let r = rates.as_array();
-    Ok(detach(py, || {
-        core::noise::poisson_counts(r, seed, stream, core::noise::PoissonStream::V1)
-    })?
-    .into_pyarray(py))
+    let v = core::noise::PoissonStream::from_name(version);
+    Ok(detach(py, || core::noise::poisson_counts(r, seed, stream, v?))?.into_pyarray(py))
 }
 
 #[pyfunction]
