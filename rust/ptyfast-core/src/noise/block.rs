@@ -23,11 +23,12 @@
 //! rate its first-draw pair (v1 by spreading its uniforms over the rates of each regime, v2
 //! directly), then runs dense loops over words of 64 rates that the compiler vectorises (faint
 //! and first PTRS rounds are computed for a whole word and kept by mask), visits tabled rates
-//! through bit masks, and defers every rare case (a faint count above 0, a table window miss,
-//! a PTRS round that missed the squeeze) to short passes over lists. For v1 it assumes that no
-//! faint search restarts; if one must, the block is restored and sampled again by
-//! [`reference_block`] from the same generator state, so the two agree in every case (tested,
-//! with scripted uniforms that force it).
+//! through bit masks (their table loads stay scalar: as vector gathers they are slow on many
+//! machines), and defers every rare case (a faint count above 0, a table window miss, a PTRS
+//! round that missed the squeeze) to short passes over lists. For v1 it assumes that no faint
+//! search restarts; if one must, it leaves the data untouched and the block is sampled again
+//! by [`reference_block`] from the saved generator state, so the two agree in every case
+//! (tested, with scripted uniforms that force it).
 //!
 //! [`PatternRng`]: super::rng::PatternRng
 //! [`LanesRng`]: super::rng::LanesRng
