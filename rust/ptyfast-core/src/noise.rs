@@ -14,7 +14,7 @@
 //! | `λ ≥ 32`       | Hörmann's PTRS transformed rejection, exact test when needed   | 2/round  |
 //!
 //! The tables hold the cumulative distributions of the 256 rates `m/8 < 32` (built once per
-//! process, ~180 kB). PTRS takes 1.1–1.3 rounds on average; its exact acceptance test uses a
+//! process, ~230 kB). PTRS takes 1.1–1.3 rounds on average; its exact acceptance test uses a
 //! cancellation-free log-probability (Loader's saddle-point form) valid for any `λ`, evaluated
 //! with rigorous error bounds so that the library logarithm is needed only when the two sides
 //! are within ~1e-6 of each other. Above 2^53 a count is the exact sample rounded to `f64`.
