@@ -128,3 +128,118 @@ def test_output_file_gets_the_umask_mode_not_mkstemps(tmp_path):
     mode = stat.S_IMODE((tmp_path / "a.npz").stat().st_mode)
     assert mode == 0o640
     np.testing.assert_array_equal(np.load(tmp_path / "a.npz")["x"], np.arange(3))
+
+
+# --------------------------------------------------------------------------- user errors
+
+
+def _run(argv, capsys):
+    """``cli.main`` in-process: (exit status, stderr); argparse's exits included."""
+    try:
+        code = cli.main(argv)
+    except SystemExit as exc:
+        code = exc.code
+    return code, capsys.readouterr().err
+
+
+def _inputs(tmp_path):
+    d = tmp_path / "inputs"
+    d.mkdir()
+    (d / "corrupt.npz").write_bytes(os.urandom(300))
+    good = d / "good.npz"
+    np.savez(good, objectGuess=np.ones((40, 40), np.complex64), probeGuess=np.ones((8, 8)))
+    (d / "truncated.npz").write_bytes(good.read_bytes()[:200])
+    np.savez(d / "nokeys.npz", x=np.zeros(3))
+    (d / "exists.npz").write_bytes(b"keep me")
+    (d / "afile").write_bytes(b"")
+    return d
+
+
+BAD = {
+    "N=1": ["--N", "1"],
+    "N<0": ["--N", "-5"],
+    "N not int": ["--N", "x"],
+    "object-size 0": ["--object-size", "0"],
+    "n=1e9": ["-n", "1000000000"],
+    "huge N": ["--N", "1000000"],
+    "huge object": ["--object-size", "10000000"],
+    "nphotons nan": ["--nphotons", "nan"],
+    "nphotons inf": ["--nphotons", "inf"],
+    "buffer<0": ["--buffer", "-1"],
+    "seed<0": ["--seed", "-1"],
+    "unknown option": ["--bogus"],
+    "missing input": ["--input", "{d}/missing.npz"],
+    "corrupt input": ["--input", "{d}/corrupt.npz"],
+    "truncated input": ["--input", "{d}/truncated.npz"],
+    "input without keys": ["--input", "{d}/nokeys.npz"],
+    "preview format": ["--preview", "{d}/p.gif"],
+    "existing output": ["-o", "{d}/exists.npz"],
+    "output under a file": ["-o", "{d}/afile/x.npz"],
+    "preview is output": ["-o", "{d}/o.npz", "--preview", "{d}/o.npz"],
+}
+
+
+@pytest.mark.parametrize("case", list(BAD))
+def test_every_user_error_is_one_line_and_exit_2(tmp_path, case, capsys):
+    d = _inputs(tmp_path)
+    before = sorted(os.listdir(d))
+    argv = [a.format(d=d) for a in BAD[case]]
+    if "-o" not in argv:
+        argv = ["-o", str(d / "out.npz"), *argv]
+    code, err = _run(ARGS[:-2] + argv, capsys)  # ARGS without -q: warnings would show
+    assert code == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("ptyfast"), err
+    assert "Traceback" not in err
+    assert sorted(os.listdir(d)) == before  # nothing written, nothing left
+    assert (d / "exists.npz").read_bytes() == b"keep me"
+
+
+def test_too_big_datasets_are_refused_with_sizes(tmp_path, capsys):
+    code, err = _run(ARGS + ["-o", str(tmp_path / "x.npz"), "-n", "1000000000"], capsys)
+    assert code == 2
+    assert "are free on" in err or "MemAvailable" in err
+    assert "GB" in err or "TB" in err
+
+
+def test_output_directory_and_overwrite(tmp_path, capsys):
+    assert cli.main(ARGS + ["-o", f"{tmp_path}/new/"]) == 0  # a path ending in '/'
+    made = tmp_path / "new" / cli.DEFAULT_OUTPUT_NAME
+    assert made.is_file()
+    first = made.read_bytes()
+    # an existing directory, without the slash: the same file, refused without --overwrite
+    code, err = _run(ARGS + ["-o", str(tmp_path / "new"), "--seed", "8"], capsys)
+    assert code == 2 and "--overwrite" in err
+    assert made.read_bytes() == first
+    assert cli.main(ARGS + ["-o", str(tmp_path / "new"), "--seed", "8", "--overwrite"]) == 0
+    assert made.read_bytes() != first
+    assert sorted(os.listdir(tmp_path / "new")) == [cli.DEFAULT_OUTPUT_NAME]
+
+
+def test_geometry_warnings(tmp_path, caplog):
+    base = [a for a in ARGS if a != "-q"]
+    i = base.index("--buffer")
+    base = base[:i] + base[i + 2 :]
+    cases = {
+        "smaller than the": ["--object-size", "24", "--buffer", "4"],
+        "clamped to 47": ["--buffer", "60"],
+        "reach outside": ["--buffer", "4"],
+    }
+    for k, (expected, extra) in enumerate(cases.items()):
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="ptyfast"):
+            assert cli.main(base + extra + ["-o", str(tmp_path / f"{k}.npz")]) == 0
+        assert any(expected in r.getMessage() for r in caplog.records), caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="ptyfast"):  # the default buffer, ceil(N/2)
+        assert cli.main(base + ["-o", str(tmp_path / "d.npz")]) == 0
+    assert not caplog.records, caplog.text
+
+
+def test_help_states_defaults_and_units(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["simulate", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "(default: 10000)" in text and "(default: 2048)" in text
+    assert "in object pixels" in text and "ceil(N/2)" in text
+    assert "(default: None)" not in text and "(default: False)" not in text

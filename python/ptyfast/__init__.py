@@ -17,12 +17,23 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from ._core import PtyfastError, __version__
+from ._core import __version__
+from ._errors import PtyfastError
 
 # public name -> (module relative to this package, attribute or None for the module itself)
 _LAZY: dict[str, tuple[str, str | None]] = {
     "Geometry": (".model.geometry", "Geometry"),
     "Dataset": (".model.dataset", "Dataset"),
+    "probes": (".model.probes", None),
+    "scans": (".model.scans", None),
+    "objects": (".model.objects", None),
+    "Detector": (".model.detector", "Detector"),
+    "open": (".io", "open"),
+    "io": (".io", None),
+    "Experiment": (".model.experiment", "Experiment"),
+    "simulate": (".model.experiment", "simulate"),
+    "replay": (".model.provenance", "replay"),
+    "Campaign": (".model.campaign", "Campaign"),
 }
 
 __all__ = ["PtyfastError", "__version__", *_LAZY]

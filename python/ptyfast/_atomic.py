@@ -1,22 +1,49 @@
 """Crash-safe file creation: a target is either absent/old or complete, never partial.
 
-:func:`atomic_output` is the one way ptyfast writes a file. Inside the ``with`` block the data
-goes to a temporary file in the target's directory; only when the block ends without an
-exception is it flushed (``fsync``), moved into place in one step, and the directory synced.
-On any exception (``KeyboardInterrupt`` included) the temporary file is removed.
+:func:`atomic_output` is the one way ptyfast writes a file. What it guarantees, at any instant
+of a crash or ``kill -9``:
+
+* the target is either what it was before (absent, or the old file) or the complete new file;
+* on Linux, **no temporary file remains**: the data goes to an unnamed file (``O_TMPFILE``)
+  in the target's directory, which the kernel frees if the process dies, and which is linked
+  into place (``linkat``) only when complete. A new target appears in that one step.
+  Replacing an existing target needs a name for a moment: the finished file is linked as
+  ``.ptyfast-tmp-<pid>-<host>-<token>.<target name>`` and renamed over the target right away
+  (two metadata operations, microseconds apart). Only a kill in that window leaves the
+  temporary name; the next :func:`atomic_output` into that directory deletes every such file
+  whose process is dead.
+* elsewhere (no ``O_TMPFILE``: other systems, some file systems) the data goes to a file of
+  that temporary name, removed on every exit path Python sees (exceptions, ``Ctrl-C``, and
+  ``SIGTERM``/``SIGHUP`` in the command line, which turns them into ``Ctrl-C``); after a
+  ``kill -9`` it is removed by the next write into the directory, as above.
+
+The file is flushed and ``fsync``-ed before it is linked or renamed into place, and the
+directory is ``fsync``-ed after, so the new file survives a power cut once the block has
+exited. A new file gets the mode ``open(path, "w")`` would give it (``0o666`` less the umask).
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
-import tempfile
+import re
+import secrets
+import socket
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
 __all__ = ["AtomicTarget", "atomic_output", "new_file_mode"]
+
+logger = logging.getLogger("ptyfast")
+
+_TMP_PREFIX = ".ptyfast-tmp-"
+# .ptyfast-tmp-<pid>-<host tag>-<token>.<target name>
+_TMP_NAME = re.compile(r"\.ptyfast-tmp-(\d{1,10})-([0-9a-f]{8})-[0-9a-f]{8}\.")
+_NAME_MAX = 255  # bytes, the usual file-name limit
 
 
 @dataclass
@@ -28,8 +55,11 @@ class AtomicTarget:
     file : BinaryIO
         The temporary file, open for binary reading and writing at offset 0.
     path : str
-        A path that opens the same file (for writers that want a path, e.g. HDF5). Close any
-        handle opened through it before the ``with`` block ends.
+        A path that opens the same file, for writers that want a path: on Linux
+        ``/proc/self/fd/<n>`` (a link valid in this process only), elsewhere the temporary
+        file's name. Close any handle opened through it before the ``with`` block ends, and do
+        not rename or delete it. HDF5 resolves links and cannot open ``/proc/self/fd/<n>``:
+        give h5py the file object instead (``h5py.File(target.file, "w")``).
     target : pathlib.Path
         The final path.
     """
@@ -62,18 +92,131 @@ def _check_target(target: Path, overwrite: bool) -> None:
         )
 
 
+def _host_tag() -> str:
+    """Eight hex digits naming this machine: process ids only mean something on their host."""
+    return f"{zlib.crc32(socket.gethostname().encode('utf-8', 'replace')):08x}"
+
+
+def _temporary_name(target_name: str) -> str:
+    head = f"{_TMP_PREFIX}{os.getpid()}-{_host_tag()}-{secrets.token_hex(4)}."
+    tail = target_name.encode("utf-8", "surrogateescape")[: _NAME_MAX - len(head)]
+    return head + tail.decode("utf-8", "ignore")
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, ValueError):
+        return True  # someone else's process, or not a pid: leave its file alone
+    return True
+
+
+class _Directory:
+    """The target's directory, held open (``dir_fd``) where the platform allows it."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.fd: int | None = None
+        if os.open in os.supports_dir_fd and os.link in os.supports_dir_fd:
+            flags = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0)
+            self.fd = os.open(path, flags)
+
+    def close(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+    def join(self, name: str) -> str:
+        return os.path.join(self.path, name)
+
+    def kw(self) -> dict[str, int]:
+        return {} if self.fd is None else {"dir_fd": self.fd}
+
+    def link(self, src: str, name: str) -> None:
+        if self.fd is None:
+            os.link(self.join(src), self.join(name))
+        else:
+            os.link(src, name, src_dir_fd=self.fd, dst_dir_fd=self.fd)
+
+    def replace(self, src: str, name: str) -> None:
+        if self.fd is None:
+            os.replace(self.join(src), self.join(name))
+        else:
+            os.replace(src, name, src_dir_fd=self.fd, dst_dir_fd=self.fd)
+
+    def unlink(self, name: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            if self.fd is None:
+                os.unlink(self.join(name))
+            else:
+                os.unlink(name, dir_fd=self.fd)
+
+    def sync(self) -> None:
+        with contextlib.suppress(OSError):  # not every platform can fsync a directory
+            if self.fd is not None:
+                os.fsync(self.fd)
+                return
+            fd = os.open(self.path, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+
+    def clean_stale(self) -> None:
+        """Delete temporary files of dead processes of this host (left by ``kill -9``)."""
+        if os.name != "posix":  # os.kill(pid, 0) would not be a harmless probe
+            return
+        host, me = _host_tag(), os.getpid()
+        try:
+            entries = os.listdir(self.fd if self.fd is not None else self.path)
+        except OSError:
+            return
+        for name in entries:
+            m = _TMP_NAME.match(name) if name.startswith(_TMP_PREFIX) else None
+            if m is None or m.group(2) != host:
+                continue
+            pid = int(m.group(1))
+            if pid == me or _process_alive(pid):
+                continue
+            try:
+                self.unlink(name)
+            except OSError:
+                continue
+            logger.info("removed %s, left by process %d", self.join(name), pid)
+
+    def open_unnamed(self) -> int | None:
+        """An unnamed file in the directory (Linux ``O_TMPFILE``), or None if unsupported."""
+        flag = getattr(os, "O_TMPFILE", 0)
+        if not flag or self.fd is None:
+            return None
+        try:
+            # mode 0o666: the umask applies, as for open(path, "w")
+            return os.open(".", flag | os.O_RDWR | os.O_CLOEXEC, 0o666, dir_fd=self.fd)
+        except OSError:  # EOPNOTSUPP, EISDIR (old kernels), EINVAL: fall back to a name
+            return None
+
+    def open_named(self, name: str) -> int:
+        flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+        flags |= getattr(os, "O_BINARY", 0)
+        return os.open(name if self.fd is not None else self.join(name), flags, 0o666, **self.kw())
+
+
 @contextlib.contextmanager
 def atomic_output(
     path: str | os.PathLike[str], *, overwrite: bool = True
 ) -> Iterator[AtomicTarget]:
-    """Create ``path`` atomically.
+    """Create ``path`` atomically (see the module docs for the guarantees).
 
     Parameters
     ----------
     path : str or os.PathLike
         The file to create (its directory is created if needed).
     overwrite : bool
-        Replace an existing file; ``False`` raises ``ValueError`` before anything is written.
+        Replace an existing file; ``False`` raises ``ValueError`` before anything is written,
+        and again (without touching the file that appeared) if the target comes into being
+        while the block runs.
 
     Yields
     ------
@@ -85,31 +228,74 @@ def atomic_output(
     ------
     ValueError
         ``path`` is a directory, or exists and ``overwrite`` is false.
+    OSError
+        The directory cannot be created or written.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> target = os.path.join(tempfile.mkdtemp(), "a.bin")
+    >>> with atomic_output(target) as out:
+    ...     _ = out.file.write(b"complete")
+    >>> open(target, "rb").read(), os.listdir(os.path.dirname(target))
+    (b'complete', ['a.bin'])
     """
     target = Path(path)
     _check_target(target, overwrite)
-    directory = target.parent if str(target.parent) else Path(".")
-    directory.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".ptyfast-tmp", dir=directory)
-    f = os.fdopen(fd, "w+b")
+    directory_path = target.parent if str(target.parent) else Path(".")
+    directory_path.mkdir(parents=True, exist_ok=True)
+    directory = _Directory(directory_path)
+    name = target.name
+    named = ""  # a temporary name in the directory that must not outlive this call
+    f: BinaryIO | None = None
     try:
-        yield AtomicTarget(file=f, path=tmp, target=target)
+        directory.clean_stale()
+        fd = directory.open_unnamed()
+        if fd is not None:
+            f = os.fdopen(fd, "w+b")
+            writer_path = f"/proc/self/fd/{fd}"
+        else:
+            named = _temporary_name(name)
+            f = os.fdopen(directory.open_named(named), "w+b")
+            writer_path = directory.join(named)
+        yield AtomicTarget(file=f, path=writer_path, target=target)
         _check_target(target, overwrite)
         f.flush()
         os.fsync(f.fileno())
-        os.fchmod(f.fileno(), new_file_mode())
-        f.close()
-        os.replace(tmp, target)
-        tmp = ""
-        with contextlib.suppress(OSError):  # not every platform can fsync a directory
-            dfd = os.open(directory, os.O_RDONLY)
-            try:
-                os.fsync(dfd)
-            finally:
-                os.close(dfd)
+        if not named:
+            try:  # a new target appears in one step, with no name in between
+                directory.link(writer_path, name)
+            except FileExistsError:
+                if not overwrite:
+                    raise ValueError(
+                        f"output {os.fspath(target)!r} appeared while it was being written; "
+                        "pass overwrite=True (--overwrite) to replace it"
+                    ) from None
+                named = _temporary_name(name)
+                directory.link(writer_path, named)
+                directory.replace(named, name)  # the only window that can leave `named`
+                named = ""
+        elif overwrite:
+            directory.replace(named, name)
+            named = ""
+        else:
+            try:  # link refuses to replace: no race with a file appearing meanwhile
+                directory.link(named, name)
+            except FileExistsError:
+                raise ValueError(
+                    f"output {os.fspath(target)!r} appeared while it was being written; "
+                    "pass overwrite=True (--overwrite) to replace it"
+                ) from None
+            except OSError:  # file systems without hard links
+                _check_target(target, overwrite)
+                directory.replace(named, name)
+                named = ""
+        directory.sync()
     finally:
-        if not f.closed:
-            f.close()
-        if tmp:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
+        try:
+            if f is not None:
+                f.close()
+            if named:
+                directory.unlink(named)
+        finally:
+            directory.close()

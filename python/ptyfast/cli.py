@@ -8,23 +8,35 @@ intensity scale are computed first (cheap), then patterns are simulated and writ
 chunk, so memory stays bounded whatever the dataset size. The file appears atomically.
 The result is bit-identical to ``nongrid_simulation.generate_simulated_data`` with the same
 object, probe, buffer, seed and photon count, whatever the chunk size or thread count.
+
+Every user error (bad arguments, unreadable ``--input``, an output that exists without
+``--overwrite``, a dataset too big for the memory or the disk) is reported in one line on
+stderr with exit status 2, before any simulation. ``Ctrl-C``, ``SIGTERM`` and ``SIGHUP`` stop
+a run within a fraction of a second and leave nothing behind (exit status 128 + the signal).
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
+import shutil
+import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 
 from . import __version__, _kernels
-from ._npz import NpzStreamWriter
+from ._atomic import _check_target, atomic_output
+from ._npz import NpzStreamWriter, metadata_record
+from .io import _commands as io_commands
+from .model import _commands as model_commands
 from .nongrid_simulation import load_probe_object, random_positions
 from .raw_data import intensity_scale_of
 
@@ -36,33 +48,74 @@ _DEFAULTS = {
     "nphotons": 1e9,
     "object": "lines",
     "object_size": 256,
-    "buffer": 20.0,
+    "buffer": None,  # ceil(N/2): every patch lies inside the object
     "seed": 42,
     "chunk_size": 2048,
 }
 
+#: File name used when ``--output`` is a directory.
+DEFAULT_OUTPUT_NAME = "ptyfast_simulation.npz"
+
+#: Preview formats, by file extension.
+PREVIEW_FORMATS = ("png", "pdf", "svg")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line on stderr (exit status 2)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows a default only where there is one (not for flags and unset options)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default in (None, False, argparse.SUPPRESS) or action.nargs == 0:
+            return action.help
+        return super()._get_help_string(action)
+
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="ptyfast", description="Fast ptychography dataset simulation.")
+    p = _Parser(prog="ptyfast", description="Fast ptychography dataset simulation.")
     p.add_argument("--version", action="version", version=f"ptyfast {__version__}")
-    sub = p.add_subparsers(dest="command", required=True)
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
     s = sub.add_parser(
         "simulate",
         help="simulate a nongrid dataset to a raw NPZ file",
         description="Simulate diffraction at random scan positions and write a raw NPZ "
         "(keys xcoords, ycoords, xcoords_start, ycoords_start, diff3d, probeGuess, "
-        "objectGuess, scan_index, _metadata; Y with --patches).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        "objectGuess, scan_index, _metadata; Y with --patches). The file appears only when "
+        "complete; an existing file is replaced only with --overwrite.",
+        formatter_class=_HelpFormatter,
     )
-    s.add_argument("-o", "--output", default="ptyfast_simulation.npz", help="output NPZ path")
+    s.add_argument(
+        "-o",
+        "--output",
+        default=DEFAULT_OUTPUT_NAME,
+        help="output NPZ file; a directory (existing, or a path ending in '/') receives "
+        f"DIR/{DEFAULT_OUTPUT_NAME}",
+    )
+    s.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an existing output (and preview) file; without it they are refused",
+    )
     s.add_argument(
         "-n", "--n-images", type=int, default=_DEFAULTS["n_images"], help="number of patterns"
     )
     s.add_argument(
-        "--N", type=int, default=_DEFAULTS["N"], help="patch / detector size (default probe only)"
+        "--N",
+        type=int,
+        default=_DEFAULTS["N"],
+        help="patch and detector side in pixels, >= 2 (sets the built-in probe; with --input "
+        "the file's probe sets N)",
     )
     s.add_argument(
-        "--nphotons", type=float, default=_DEFAULTS["nphotons"], help="mean photons per pattern"
+        "--nphotons",
+        type=float,
+        default=_DEFAULTS["nphotons"],
+        help="mean number of photons per pattern",
     )
     s.add_argument(
         "--object",
@@ -71,25 +124,41 @@ def _parser() -> argparse.ArgumentParser:
         help="built-in object generator",
     )
     s.add_argument(
-        "--object-size", type=int, default=_DEFAULTS["object_size"], help="object side (pixels)"
+        "--object-size",
+        type=int,
+        default=_DEFAULTS["object_size"],
+        help="side of the built-in object in pixels",
     )
-    s.add_argument("--input", help="NPZ with objectGuess and probeGuess (replaces --object/--N)")
+    s.add_argument(
+        "--input",
+        help="NPZ with objectGuess and probeGuess (replaces --object, --object-size and --N)",
+    )
     s.add_argument(
         "--buffer",
         type=float,
         default=_DEFAULTS["buffer"],
-        help="distance of positions from the edges",
+        help="minimum distance of scan positions from the object's edges, in object pixels "
+        "(default: ceil(N/2), so that every patch lies inside the object; clamped to "
+        "min(H, W)/2 - 1, with a warning)",
     )
     s.add_argument(
-        "--seed", type=int, default=_DEFAULTS["seed"], help="seed of object, positions and noise"
+        "--seed",
+        type=int,
+        default=_DEFAULTS["seed"],
+        help="seed of the object, the positions and the Poisson noise",
     )
     s.add_argument("--no-poisson", action="store_true", help="write noise-free amplitudes")
     s.add_argument("--patches", action="store_true", help="also store the ground-truth patches Y")
     s.add_argument(
-        "--chunk-size", type=int, default=_DEFAULTS["chunk_size"], help="patterns per chunk"
+        "--chunk-size",
+        type=int,
+        default=_DEFAULTS["chunk_size"],
+        help="patterns simulated and written per chunk (memory grows with it, not with -n)",
     )
     s.add_argument(
-        "--preview", help="write a preview PNG (probe, object and positions, patterns, patches)"
+        "--preview",
+        help="also write a preview image (probe, object and positions, patterns, patches); "
+        "the format follows the extension: " + ", ".join(f".{f}" for f in PREVIEW_FORMATS),
     )
     g = s.add_mutually_exclusive_group()
     g.add_argument(
@@ -97,25 +166,177 @@ def _parser() -> argparse.ArgumentParser:
         dest="progress",
         action="store_true",
         default=None,
-        help="always show a progress bar",
+        help="always show a progress bar (default: when stderr is a terminal)",
     )
     g.add_argument(
         "--no-progress", dest="progress", action="store_false", help="never show a progress bar"
     )
     s.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
+    model_commands.add_simulate_options(s)
+    model_commands.add_subcommands(sub)
+    io_commands.add_subcommands(sub)
     return p
 
 
 def _object_and_probe(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray]:
     if args.input:
-        obj, probe = load_probe_object(args.input)
-        return obj.astype(np.complex64), probe.astype(np.complex64)
+        try:
+            obj, probe = load_probe_object(args.input)
+            return obj.astype(np.complex64), probe.astype(np.complex64)
+        except (ValueError, TypeError, MemoryError):
+            raise
+        except OSError as exc:
+            raise ValueError(f"--input {args.input}: {exc.strerror or exc}") from exc
+        except Exception as exc:  # a corrupt file: zip, npy or pickle errors of every kind
+            raise ValueError(
+                f"--input {args.input} is not a readable NPZ file ({type(exc).__name__}: {exc})"
+            ) from exc
     from .datagen.objects import sim_object_image
     from .probe import get_default_probe
 
     obj = sim_object_image(args.object_size, data_source=args.object, seed=args.seed)
     probe = get_default_probe(args.N, fmt="np", scale=0.7).astype(np.complex64)
     return np.asarray(obj, dtype=np.complex64), probe
+
+
+# --------------------------------------------------------------------------- resources
+
+
+def _memory_available() -> int | None:
+    """``MemAvailable`` of ``/proc/meminfo`` in bytes (Linux), else None."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def _disk_free(path: Path) -> tuple[int, Path] | None:
+    """Free bytes on the file system that will hold ``path`` (its nearest existing parent)."""
+    parent = path.absolute().parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    try:
+        return shutil.disk_usage(parent).free, parent
+    except OSError:
+        return None
+
+
+def _human(nbytes: float) -> str:
+    for unit in ("bytes", "kB", "MB", "GB", "TB", "PB"):
+        if abs(nbytes) < 1000 or unit == "PB":
+            return f"{nbytes:.0f} {unit}" if unit == "bytes" else f"{nbytes:.1f} {unit}"
+        nbytes /= 1000
+    return f"{nbytes:.1f} EB"  # pragma: no cover
+
+
+def estimate_output_bytes(
+    n_images: int, N: int, object_shape: tuple[int, int], *, store_patches: bool = False
+) -> int:
+    """Size in bytes of the NPZ :func:`simulate_to_file` writes (members plus headers).
+
+    ``diff3d`` (float32) and ``Y`` (complex64, with ``store_patches``) dominate; the four
+    coordinate arrays and ``scan_index`` add 40 bytes per pattern.
+    """
+    per_pattern = 4 * N * N + 5 * 8 + (8 * N * N if store_patches else 0)
+    fixed = 8 * object_shape[0] * object_shape[1] + 8 * N * N + (1 << 16)
+    return n_images * per_pattern + fixed
+
+
+def estimate_peak_memory(
+    n_images: int,
+    N: int,
+    object_shape: tuple[int, int],
+    *,
+    chunk_size: int,
+    store_patches: bool = False,
+) -> int:
+    """Rough upper bound of :func:`simulate_to_file`'s memory in bytes.
+
+    Per pattern: positions and their copies, the intensity pass and ``scan_index`` (64 bytes).
+    Per chunk: amplitudes, the first chunk's patches and, with ``store_patches``, ``Y``. The
+    object: itself, a transposed copy and the generator's temporaries.
+    """
+    chunk = min(chunk_size, n_images)
+    per_chunk = chunk * N * N * (4 + 8 + (8 if store_patches else 0))
+    return 64 * n_images + 2 * per_chunk + 16 * 8 * object_shape[0] * object_shape[1]
+
+
+def check_resources(
+    output: Path,
+    n_images: int,
+    N: int,
+    object_shape: tuple[int, int],
+    *,
+    chunk_size: int,
+    store_patches: bool = False,
+) -> None:
+    """Refuse (``ValueError``) a dataset that cannot fit the free disk or available memory.
+
+    Called before anything is simulated or allocated; the message gives both sizes.
+    """
+    need = estimate_output_bytes(n_images, N, object_shape, store_patches=store_patches)
+    disk = _disk_free(output)
+    if disk is not None and need > disk[0]:
+        raise ValueError(
+            f"the output would take {_human(need)} ({n_images} patterns of {N}x{N}), but only "
+            f"{_human(disk[0])} are free on {disk[1]}; reduce -n or --N, or write elsewhere"
+        )
+    peak = estimate_peak_memory(
+        n_images, N, object_shape, chunk_size=chunk_size, store_patches=store_patches
+    )
+    available = _memory_available()
+    if available is not None and peak > available:
+        raise ValueError(
+            f"simulating {n_images} patterns of {N}x{N} from a {object_shape[0]}x"
+            f"{object_shape[1]} object needs about {_human(peak)} of memory, but only "
+            f"{_human(available)} are available (MemAvailable); reduce -n, --N, "
+            "--object-size or --chunk-size"
+        )
+
+
+def _warn_geometry(
+    obj_shape: tuple[int, int], N: int, buffer: float, used: float, x: np.ndarray, y: np.ndarray
+) -> None:
+    """One warning line each: object smaller than the probe, buffer clamped, patches outside."""
+    h, w = obj_shape
+    if h < N or w < N:
+        logger.warning("the %dx%d object is smaller than the %dx%d probe", h, w, N, N)
+    if used < buffer:
+        logger.warning(
+            "buffer %g clamped to %g, the most a %dx%d object allows (min(H, W)/2 - 1)",
+            buffer,
+            used,
+            h,
+            w,
+        )
+    lo, hi = N // 2, N - 1 - N // 2  # patch pixels left/above and right/below the position
+    outside = (x - lo < 0) | (x + hi > w - 1) | (y - lo < 0) | (y + hi > h - 1)
+    count = int(np.count_nonzero(outside))
+    if count:
+        inside = N - N // 2  # the buffer that keeps every patch inside
+        hint = (
+            f"a buffer of {inside} keeps them inside"
+            if inside <= min(h, w) / 2 - 1
+            else "the object is too small to hold them"
+        )
+        logger.warning(
+            "%d of %d patches reach outside the %dx%d object (zero there); %s",
+            count,
+            len(x),
+            h,
+            w,
+            hint,
+        )
+
+
+def _check_int(name: str, value: Any, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
 
 
 def simulate_to_file(
@@ -125,7 +346,7 @@ def simulate_to_file(
     *,
     n_images: int,
     nphotons: float = 1e9,
-    buffer: float = 20.0,
+    buffer: float | None = None,
     seed: int = 42,
     poisson: bool = True,
     store_patches: bool = False,
@@ -133,34 +354,93 @@ def simulate_to_file(
     progress: bool = False,
     keep_preview: int = 3,
     metadata: dict[str, Any] | None = None,
+    overwrite: bool = True,
 ) -> dict[str, Any]:
     """Stream a simulated nongrid dataset to ``output`` (atomic raw NPZ).
 
     Equivalent to ``generate_simulated_data`` with the same arguments, written chunk by chunk.
-    Returns a summary dict (positions, intensity scale, the first ``keep_preview`` patterns
-    and patches for previews, timings).
+    Everything is checked before any simulation: the arguments, the output path (a directory,
+    or an existing file without ``overwrite``, is refused) and the resources (the file must fit
+    the free disk, the run the available memory: :func:`check_resources`). Warnings (logging)
+    flag an object smaller than the probe, a clamped ``buffer`` and patches reaching outside
+    the object.
+
+    Parameters
+    ----------
+    output : str or os.PathLike
+        The NPZ file to create.
+    objectGuess, probeGuess : array_like
+        Complex object ``(H, W)`` and probe ``(N, N)``.
+    n_images : int
+        Number of patterns, ``>= 1``.
+    nphotons : float
+        Mean photons per pattern.
+    buffer : float, optional
+        Minimum distance of positions from the object's edges in object pixels; ``None``:
+        ``ceil(N/2)``, so that every patch lies inside the object.
+    seed : int
+        Seed of the positions and the noise.
+    poisson : bool
+        Poisson noise; ``False`` writes noise-free amplitudes.
+    store_patches : bool
+        Also write the ground-truth patches ``Y``.
+    chunk_size : int
+        Patterns per chunk (memory grows with it, not with ``n_images``).
+    progress : bool
+        Show a progress bar.
+    keep_preview : int
+        Patterns (and patches) kept in the summary for a preview.
+    metadata : dict, optional
+        Extra entries for ``_metadata``.
+    overwrite : bool
+        Replace an existing ``output``.
+
+    Returns
+    -------
+    dict
+        Positions, the intensity scale, the first ``keep_preview`` patterns and patches,
+        timings.
+
+    Raises
+    ------
+    ValueError
+        A bad argument or output path, or a dataset too big for the disk or the memory.
     """
-    if isinstance(n_images, bool) or int(n_images) < 1:
-        raise ValueError(f"n_images must be a positive integer, got {n_images}")
-    if isinstance(chunk_size, bool) or int(chunk_size) < 1:
-        raise ValueError(f"chunk_size must be a positive integer, got {chunk_size}")
-    if not np.isfinite(nphotons) or nphotons <= 0:
+    n = _check_int("n_images", n_images, 1)
+    chunk_size = _check_int("chunk_size", chunk_size, 1)
+    if isinstance(nphotons, bool) or not isinstance(nphotons, int | float | np.number):
+        raise TypeError(f"nphotons must be a number, got {type(nphotons).__name__}")
+    if not math.isfinite(nphotons) or nphotons <= 0:
         raise ValueError(f"nphotons must be a positive finite number, got {nphotons}")
     obj = _kernels.as_complex_image("objectGuess", objectGuess)
     probe = _kernels.as_complex_image("probeGuess", probeGuess)
     if probe.shape[0] != probe.shape[1] or probe.shape[0] < 2:
         raise ValueError(f"probeGuess must be square (N, N) with N >= 2, got {probe.shape}")
-    n, N = int(n_images), probe.shape[0]
+    N = probe.shape[0]
+    if buffer is None:
+        buffer = float(N - N // 2)
+    output = Path(output)
+    _check_target(output, overwrite)
+    check_resources(output, n, N, obj.shape, chunk_size=chunk_size, store_patches=store_patches)
     t0 = time.perf_counter()
     x, y, buf = random_positions(n, obj.shape[0], obj.shape[1], buffer, seed)
+    _warn_geometry(obj.shape, N, buffer, buf, x, y)
     positions = np.column_stack([x, y])
     s = intensity_scale_of(obj, positions, probe, nphotons)
+    _kernels.check_field_range(
+        float(s),
+        float(np.max(np.abs(obj))),
+        float(np.sum(np.abs(probe))),
+        name="--nphotons",
+        value=nphotons,
+        limit_of="photons",
+    )
     meta = {
         "generator": f"ptyfast {__version__}",
         "nphotons": float(nphotons),
         "intensity_scale": float(s),
         "seed": int(seed),
-        "buffer": float(buffer),
+        "buffer": float(buf),
         "poisson": bool(poisson),
         "N": N,
         **(metadata or {}),
@@ -169,7 +449,7 @@ def simulate_to_file(
     preview_y: list[np.ndarray] = []
     from tqdm import tqdm
 
-    with NpzStreamWriter(output) as w:
+    with NpzStreamWriter(output, overwrite=overwrite) as w:
         w.write("xcoords", x)
         w.write("ycoords", y)
         w.write("xcoords_start", x)
@@ -177,7 +457,7 @@ def simulate_to_file(
         w.write("probeGuess", probe)
         w.write("objectGuess", obj)
         w.write("scan_index", np.zeros(n, dtype=np.int64))
-        w.write_metadata(meta)
+        w.write_metadata(metadata_record(meta))
         # A zip archive takes one member at a time: diff3d first, then (optionally) the
         # patches in a second, FFT-free pass.
         with (
@@ -224,10 +504,29 @@ def simulate_to_file(
     }
 
 
+def _preview_format(path: str | os.PathLike[str]) -> str:
+    ext = Path(path).suffix.lower().lstrip(".")
+    if ext not in PREVIEW_FORMATS:
+        raise ValueError(
+            f"preview {os.fspath(path)!r}: the format follows the extension, expected one of "
+            + ", ".join(f".{f}" for f in PREVIEW_FORMATS)
+            + f", got {'.' + ext if ext else 'none'}"
+        )
+    return ext
+
+
 def write_preview(
-    path: str | os.PathLike[str], obj: np.ndarray, probe: np.ndarray, summary: dict[str, Any]
+    path: str | os.PathLike[str],
+    obj: np.ndarray,
+    probe: np.ndarray,
+    summary: dict[str, Any],
+    *,
+    overwrite: bool = True,
 ) -> None:
-    """Preview PNG: probe, object with scan positions, patterns (log scale), patches."""
+    """Preview image (PNG, PDF or SVG, by extension): probe, object with scan positions,
+    patterns (log scale), patches. Written atomically (:func:`ptyfast._atomic.atomic_output`).
+    """
+    fmt = _preview_format(path)
     import matplotlib
 
     matplotlib.use("Agg", force=True)
@@ -237,62 +536,111 @@ def write_preview(
     pats, patches = summary["patterns"], summary["patches"]
     k = max(len(pats), 1)
     fig, axes = plt.subplots(3, max(k, 2), figsize=(4 * max(k, 2), 11), squeeze=False)
-    for ax in axes.ravel():
-        ax.set_axis_off()
-    ax = axes[0, 0]
-    ax.set_axis_on()
-    im = ax.imshow(np.abs(probe), cmap="magma")
-    ax.set_title(f"|probe| (N = {probe.shape[0]})")
-    fig.colorbar(im, ax=ax, fraction=0.046)
-    ax = axes[0, 1]
-    ax.set_axis_on()
-    im = ax.imshow(np.abs(obj), cmap="gray")
-    xs, ys = summary["xcoords"], summary["ycoords"]
-    step = max(1, len(xs) // 5000)
-    ax.scatter(xs[::step], ys[::step], s=2, c="tab:red", alpha=0.5, linewidths=0)
-    ax.set_title(f"|object| with {len(xs)} scan positions")
-    fig.colorbar(im, ax=ax, fraction=0.046)
-    for i, d in enumerate(pats):
-        ax = axes[1, i]
-        ax.set_axis_on()
-        positive = d[d > 0]
-        vmin = float(positive.min()) if positive.size else 1e-6
-        im = ax.imshow(
-            np.maximum(d, vmin),
-            norm=LogNorm(vmin=vmin, vmax=max(float(d.max()), vmin * 10)),
-            cmap="viridis",
-        )
-        ax.set_title(f"diffraction {i} (log amplitude)")
-        fig.colorbar(im, ax=ax, fraction=0.046)
-    for i, p in enumerate(patches):
-        ax = axes[2, i]
-        ax.set_axis_on()
-        im = ax.imshow(np.abs(p), cmap="gray")
-        ax.set_title(f"object patch {i} (|Y|)")
-        fig.colorbar(im, ax=ax, fraction=0.046)
-    fig.suptitle(
-        f"ptyfast simulate: {summary['n_images']} patterns, s = {summary['intensity_scale']:.4g}"
-    )
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.png")
     try:
-        fig.savefig(tmp, dpi=80)
-        os.replace(tmp, path)
+        for ax in axes.ravel():
+            ax.set_axis_off()
+        ax = axes[0, 0]
+        ax.set_axis_on()
+        im = ax.imshow(np.abs(probe), cmap="magma")
+        ax.set_title(f"|probe| (N = {probe.shape[0]})")
+        fig.colorbar(im, ax=ax, fraction=0.046)
+        ax = axes[0, 1]
+        ax.set_axis_on()
+        im = ax.imshow(np.abs(obj), cmap="gray")
+        xs, ys = summary["xcoords"], summary["ycoords"]
+        step = max(1, len(xs) // 5000)
+        ax.scatter(xs[::step], ys[::step], s=2, c="tab:red", alpha=0.5, linewidths=0)
+        ax.set_title(f"|object| with {len(xs)} scan positions")
+        fig.colorbar(im, ax=ax, fraction=0.046)
+        for i, d in enumerate(pats):
+            ax = axes[1, i]
+            ax.set_axis_on()
+            positive = d[d > 0]
+            vmin = float(positive.min()) if positive.size else 1e-6
+            im = ax.imshow(
+                np.maximum(d, vmin),
+                norm=LogNorm(vmin=vmin, vmax=max(float(d.max()), vmin * 10)),
+                cmap="viridis",
+            )
+            ax.set_title(f"diffraction {i} (log amplitude)")
+            fig.colorbar(im, ax=ax, fraction=0.046)
+        for i, p in enumerate(patches):
+            ax = axes[2, i]
+            ax.set_axis_on()
+            im = ax.imshow(np.abs(p), cmap="gray")
+            ax.set_title(f"object patch {i} (|Y|)")
+            fig.colorbar(im, ax=ax, fraction=0.046)
+        fig.suptitle(
+            f"ptyfast simulate: {summary['n_images']} patterns, "
+            f"s = {summary['intensity_scale']:.4g}"
+        )
+        fig.tight_layout()
+        with atomic_output(path, overwrite=overwrite) as out:
+            fig.savefig(out.file, format=fmt, dpi=80)
     finally:
         plt.close(fig)
-        if tmp.exists():
-            tmp.unlink()
+
+
+# --------------------------------------------------------------------------- command line
+
+
+def _resolve_output(output: str) -> Path:
+    """``-o DIR/`` (a path ending in a separator, or an existing directory) → the default name
+    inside it."""
+    seps = (os.sep, os.altsep) if os.altsep else (os.sep,)
+    path = Path(output)
+    if output.endswith(seps) or path.is_dir():
+        return path / DEFAULT_OUTPUT_NAME
+    return path
+
+
+def _check_arguments(args: argparse.Namespace) -> None:
+    """Every argument, in the command line's words, before any work."""
+
+    def at_least(option: str, value: int, minimum: int) -> None:
+        if value < minimum:
+            raise ValueError(f"{option} must be an integer >= {minimum}, got {value}")
+
+    at_least("-n/--n-images", args.n_images, 1)
+    at_least("--chunk-size", args.chunk_size, 1)
+    if not args.input:
+        at_least("--N", args.N, 2)
+        at_least("--object-size", args.object_size, 1)
+    if not math.isfinite(args.nphotons) or args.nphotons <= 0:
+        raise ValueError(f"--nphotons must be a positive finite number, got {args.nphotons}")
+    if args.buffer is not None and (not math.isfinite(args.buffer) or args.buffer < 0):
+        raise ValueError(f"--buffer must be a finite number >= 0 (pixels), got {args.buffer}")
+    if not 0 <= args.seed < 2**32:
+        raise ValueError(f"--seed must be between 0 and 2**32 - 1, got {args.seed}")
 
 
 def _simulate(args: argparse.Namespace) -> int:
+    _check_arguments(args)
+    if model_commands.uses_model(args):
+        return model_commands.simulate(args)
+    output = _resolve_output(args.output)
+    _check_target(output, args.overwrite)
+    if args.preview:
+        _preview_format(args.preview)
+        if Path(args.preview).absolute() == output.absolute():
+            raise ValueError(f"--preview and --output name the same file {args.preview!r}")
+        _check_target(Path(args.preview), args.overwrite)
+    if not args.input:  # the object and probe to be built must fit too
+        object_shape = (args.object_size, args.object_size)
+        check_resources(
+            output,
+            args.n_images,
+            args.N,
+            object_shape,
+            chunk_size=args.chunk_size,
+            store_patches=args.patches,
+        )
     obj, probe = _object_and_probe(args)
     progress = (
         args.progress if args.progress is not None else (sys.stderr.isatty() and not args.quiet)
     )
     summary = simulate_to_file(
-        args.output,
+        output,
         obj,
         probe,
         n_images=args.n_images,
@@ -304,13 +652,14 @@ def _simulate(args: argparse.Namespace) -> int:
         chunk_size=args.chunk_size,
         progress=progress,
         metadata={"object": "input" if args.input else args.object, "input": args.input},
+        overwrite=args.overwrite,
     )
     if args.preview:
-        write_preview(args.preview, obj, probe, summary)
+        write_preview(args.preview, obj, probe, summary, overwrite=args.overwrite)
     if not args.quiet:
         rate = summary["n_images"] / max(summary["seconds"], 1e-9)
         print(
-            f"wrote {args.output}: {summary['n_images']} patterns of "
+            f"wrote {output}: {summary['n_images']} patterns of "
             f"{summary['N']}x{summary['N']}, "
             f"intensity scale {summary['intensity_scale']:.6g}, {summary['seconds']:.2f} s "
             f"({rate:,.0f} patterns/s, {_kernels.num_threads()} threads)"
@@ -320,19 +669,64 @@ def _simulate(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``ptyfast`` console script."""
-    args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, raised like Ctrl-C so that every cleanup runs."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+@contextmanager
+def _terminate_like_interrupt() -> Iterator[None]:
+    """While the block runs, SIGTERM and SIGHUP raise :class:`_Terminated` (main thread only;
+    elsewhere signals cannot be handled and are left alone). The old handlers come back after.
+    """
+
+    def handler(signum: int, frame: Any) -> None:
+        raise _Terminated(signum)
+
+    previous: dict[int, Any] = {}
     try:
-        if args.command == "simulate":
-            return _simulate(args)
+        for name in ("SIGTERM", "SIGHUP"):
+            sig = getattr(signal, name, None)
+            if sig is not None:
+                try:
+                    previous[sig] = signal.signal(sig, handler)
+                except ValueError:  # not the main thread
+                    break
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``ptyfast`` console script.
+
+    Returns the exit status: 0 on success, 2 for any user error (one line on stderr), 128 + the
+    signal number when interrupted (130 for Ctrl-C, 143 for SIGTERM, 129 for SIGHUP).
+    """
+    args = _parser().parse_args(argv)
+    level = logging.ERROR if getattr(args, "quiet", False) else logging.WARNING
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        with _terminate_like_interrupt():
+            if args.command == "simulate":
+                return _simulate(args)
+            if getattr(args, "handler", None) is not None:  # recipe, info, convert
+                return int(args.handler(args))
     except (ValueError, TypeError, OSError) as exc:
         print(f"ptyfast: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("ptyfast: interrupted; no output written", file=sys.stderr)
-        return 130
+    except MemoryError as exc:
+        print(f"ptyfast: error: out of memory ({exc or 'no details'})", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt as exc:
+        signum = exc.signum if isinstance(exc, _Terminated) else signal.SIGINT
+        name = signal.Signals(signum).name
+        print(f"ptyfast: interrupted ({name}); no partial file left behind", file=sys.stderr)
+        return 128 + int(signum)
     return 1  # pragma: no cover - argparse enforces the command
 
 

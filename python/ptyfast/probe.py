@@ -1,6 +1,8 @@
 """Default probe and probe normalisation, compatible with ``ptycho.probe``.
 
-:func:`get_default_probe` reproduces the reference's idealised disk probe bit for bit:
+:func:`get_default_probe` reproduces the reference's idealised disk probe bit for bit (the
+recipe lives in the model, :func:`ptyfast.probes.disk_profile`; ``ptyfast.probes.disk`` is its
+normalised complex form):
 
 1. ``w = gaussian(N, std=N / (scale * pi**2), sym=True)`` (``scipy.signal.windows``),
    divided by its maximum;
@@ -25,11 +27,10 @@ import numbers
 from typing import Any
 
 import numpy as np
-from scipy.ndimage import gaussian_filter
-from scipy.signal.windows import gaussian
 
-from . import params
+from . import _kernels, params
 from ._kernels import from_tensor
+from .model import probes as _probes
 
 __all__ = [
     "get_default_probe",
@@ -50,6 +51,8 @@ logger = logging.getLogger(__name__)
 def _check_n(N: Any, name: str = "N") -> int:
     if not isinstance(N, numbers.Integral) or isinstance(N, bool) or N < 1:
         raise ValueError(f"{name} must be a positive integer, got {N!r}")
+    # The probe helpers make a few float64 (N, N) arrays: refuse sizes beyond the memory.
+    _kernels.require_memory(f"{name}={int(N)}: (N, N) float64 probe arrays", 32 * int(N) ** 2)
     return int(N)
 
 
@@ -69,9 +72,7 @@ def get_lowpass_filter(scale: float, N: int) -> np.ndarray:
     numpy.ndarray, (N,), float64
         Symmetric Gaussian window divided by its maximum.
     """
-    window = gaussian(N, std=N / (scale * np.pi**2), sym=True)
-    window /= window.max()
-    return window
+    return _probes._lowpass_window(N, scale)
 
 
 def get_default_probe(N: int, fmt: str = "np", *, scale: float | None = None) -> Any:
@@ -121,9 +122,7 @@ def get_default_probe(N: int, fmt: str = "np", *, scale: float | None = None) ->
         or scale <= 0
     ):
         raise ValueError(f"scale must be a finite number > 0, got {scale!r}")
-    window = get_lowpass_filter(scale, N)
-    mask = np.einsum("i,j->ij", window, window) > 0.5
-    probe = gaussian_filter(mask.astype(float), 1) + 1e-9
+    probe = _probes.disk_profile(N, scale=scale)
     if fmt == "np":
         return probe
     try:

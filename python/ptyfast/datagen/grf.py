@@ -22,6 +22,9 @@ the global one, with the same floating-point operations. With an int seed the re
 found bit-identical to the reference after ``np.random.seed(seed)`` (powerbox 0.9.0 on its
 NumPy FFT backend, i.e. without pyFFTW); the contract, though, is statistical equivalence
 (range, smoothness, spectrum), since a different FFT library may change the last bits.
+
+The recipe is implemented once, in ``ptyfast.model._textures`` (shared with
+``ptyfast.objects.grf``); this module keeps the reference's names and argument checks.
 """
 
 from __future__ import annotations
@@ -29,21 +32,14 @@ from __future__ import annotations
 import numbers
 
 import numpy as np
-from scipy import ndimage
-from scipy.interpolate import RegularGridInterpolator
 
+from ..model import _textures
 from ._rng import RngLike, legacy_random_state
 
 __all__ = ["gaussian_random_field", "mk_grf"]
 
 _BOXLENGTH = 100.0
 _INDEXLAW = -0.4
-_SIGMA = 1
-
-
-def _centred_frequencies(n: int, spacing: float) -> np.ndarray:
-    # Angular frequencies, zero at index n // 2, ascending.
-    return np.fft.fftshift(np.fft.fftfreq(n, d=spacing)) * (2 * np.pi)
 
 
 def gaussian_random_field(
@@ -80,38 +76,9 @@ def gaussian_random_field(
     """
     if not isinstance(n, numbers.Integral) or isinstance(n, bool) or n < 2:
         raise ValueError(f"n must be an integer >= 2, got {n!r}")
-    n = int(n)
-    rs = legacy_random_state(rng)
-    even = n % 2 == 0
-    m = n + 1 if even else n
-    magnitude = rs.normal(0, 1, size=(m, m))
-    phase = 2 * np.pi * rs.uniform(size=(m, m))
-    # Hermitian symmetry about the centre of the odd grid makes the field real.
-    magnitude = (magnitude + magnitude[::-1, ::-1]) / np.sqrt(2)
-    phase = (phase - phase[::-1, ::-1]) / 2 + np.pi
-    modes = magnitude * (np.cos(phase) + 1j * np.sin(phase))
-    if even:
-        modes = modes[:-1, :-1]
-
-    volume = boxlength**2
-    dx = float(boxlength) / n
-    kvec = _centred_frequencies(n, dx)
-    k = np.sqrt(np.sum(np.meshgrid(kvec**2, kvec**2, indexing="ij"), axis=0))
-    power = k
-    nonzero = k != 0
-    power[nonzero] = k[nonzero] ** index / volume
-    modes = np.sqrt(power) * modes
-
-    # Continuous-transform normalisation (angular-frequency convention), then the phase
-    # ramp that puts the real-space box's left edge at -L/2.
-    k_length = 2 * np.pi / dx
-    field = (k_length * k_length) * np.fft.ifftn(modes) * np.sqrt(1 / (2 * np.pi) ** 2) ** 2
-    field = np.fft.ifftshift(field)
-    x = _centred_frequencies(n, k_length / n)
-    ramp = np.exp(1j * x * (-k_length / 2.0))
-    field *= ramp[:, None]
-    field *= ramp[None, :]
-    return np.real(volume * field)
+    return _textures.gaussian_random_field(
+        int(n), legacy_random_state(rng), index=index, boxlength=boxlength
+    )
 
 
 def mk_grf(N: int, *, rng: RngLike = None) -> np.ndarray:
@@ -145,18 +112,4 @@ def mk_grf(N: int, *, rng: RngLike = None) -> np.ndarray:
     """
     if not isinstance(N, numbers.Integral) or isinstance(N, bool) or N < 4 or N % 2:
         raise ValueError(f"N must be an even integer >= 4, got {N!r}")
-    N = int(N)
-    boxsize = N // 2
-    field = gaussian_random_field(boxsize, rng=rng)
-    lo, hi = np.amin(field), np.amax(field)
-    field = (field - lo) / (hi - lo)
-
-    axis = np.linspace(0.0, float(boxsize - 1), num=boxsize)
-    interp = RegularGridInterpolator(
-        (axis, axis), field, method="linear", bounds_error=False, fill_value=None
-    )
-    query = np.linspace(0.0, float(boxsize - 1), num=N)
-    qy, qx = np.meshgrid(query, query, indexing="ij")
-    resized = interp(np.stack([qy, qx], axis=-1))
-    smooth = ndimage.gaussian_filter(resized, _SIGMA)
-    return smooth[:, :, None]
+    return _textures.grf_image(int(N), legacy_random_state(rng))

@@ -5,7 +5,9 @@ each as ``int(N * rng.uniform())``; the pixels of ``skimage.draw.line(r0, c0, r1
 (reproduced here by :func:`line`) are set to 1 in a zero (N, N) image. The image is copied
 into three identical channels and the result is ``G1 + 2*G5 + 5*G10`` with
 ``Gs = scipy.ndimage.gaussian_filter(stack, sigma=s)`` over the whole (N, N, 3) stack,
-exactly as the reference does. Nothing is normalised.
+exactly as the reference does. Nothing is normalised. The recipe is implemented once, in
+``ptyfast.model._textures`` (shared with ``ptyfast.objects.lines``); this module keeps the
+reference's names and argument checks.
 """
 
 from __future__ import annotations
@@ -14,8 +16,8 @@ import numbers
 from typing import Any
 
 import numpy as np
-from scipy.ndimage import gaussian_filter
 
+from ..model import _textures
 from ._rng import RngLike, legacy_random_state
 
 __all__ = ["line", "mk_rand", "mk_lines_img"]
@@ -24,7 +26,8 @@ __all__ = ["line", "mk_rand", "mk_lines_img"]
 def line(r0: int, c0: int, r1: int, c1: int) -> tuple[np.ndarray, np.ndarray]:
     """Pixels of the Bresenham segment from ``(r0, c0)`` to ``(r1, c1)``, ends included.
 
-    Same pixels and order as ``skimage.draw.line``.
+    Same pixels and order as ``skimage.draw.line`` (implemented once, in
+    ``ptyfast.model._textures.bresenham_line``).
 
     Parameters
     ----------
@@ -43,32 +46,7 @@ def line(r0: int, c0: int, r1: int, c1: int) -> tuple[np.ndarray, np.ndarray]:
     >>> rr.tolist(), cc.tolist()
     ([0, 0, 1, 1], [0, 1, 2, 3])
     """
-    r0, c0, r1, c1 = (int(v) for v in (r0, c0, r1, c1))
-    dr, dc = abs(r1 - r0), abs(c1 - c0)
-    sr = 1 if r1 - r0 > 0 else -1
-    sc = 1 if c1 - c0 > 0 else -1
-    steep = dr > dc
-    # Walk along the major axis; the minor coordinate advances whenever the decision
-    # variable d = 2*minor - major (+2*minor per step, -2*major per advance) is >= 0.
-    if steep:
-        major0, minor0, s_major, s_minor, d_major, d_minor = r0, c0, sr, sc, dr, dc
-    else:
-        major0, minor0, s_major, s_minor, d_major, d_minor = c0, r0, sc, sr, dc, dr
-    rr = np.empty(d_major + 1, dtype=np.intp)
-    cc = np.empty(d_major + 1, dtype=np.intp)
-    if d_major > 0:
-        i = np.arange(d_major, dtype=np.int64)
-        # Number of minor-axis advances before step i (closed form of the decision loop).
-        advances = np.zeros(d_major, dtype=np.int64)
-        advances[1:] = (2 * d_minor - d_major + 2 * d_minor * (i[1:] - 1)) // (2 * d_major) + 1
-        major = major0 + s_major * i
-        minor = minor0 + s_minor * advances
-        if steep:
-            rr[:-1], cc[:-1] = major, minor
-        else:
-            rr[:-1], cc[:-1] = minor, major
-    rr[-1], cc[-1] = r1, c1
-    return rr, cc
+    return _textures.bresenham_line(r0, c0, r1, c1)
 
 
 def mk_rand(N: int, rng: Any = None) -> int:
@@ -130,15 +108,4 @@ def mk_lines_img(
         raise ValueError(f"N must be a positive integer, got {N!r}")
     if not isinstance(nlines, numbers.Integral) or isinstance(nlines, bool) or nlines < 0:
         raise ValueError(f"nlines must be a non-negative integer, got {nlines!r}")
-    N = int(N)
-    rs = legacy_random_state(rng)
-    image = np.zeros((N, N))
-    for _ in range(int(nlines)):
-        r0, c0, r1, c1 = (int(N * rs.uniform()) for _ in range(4))
-        rr, cc = line(r0, c0, r1, c1)
-        image[rr, cc] = 1
-    stack = np.zeros((N, N, 3))
-    stack[:, :, :] = image[..., None]
-    return (
-        gaussian_filter(stack, 1) + 2 * gaussian_filter(stack, 5) + 5 * gaussian_filter(stack, 10)
-    )
+    return _textures.lines_image(int(N), int(nlines), legacy_random_state(rng))

@@ -20,10 +20,8 @@ from typing import Any
 import numpy as np
 
 from .. import params
+from ..model import _textures
 from ._rng import RngLike, legacy_random_state
-from .grf import mk_grf
-from .lines import mk_lines_img
-from .points import mk_points
 
 __all__ = ["SUPPORTED_SOURCES", "sim_object_image", "sim_object_stack"]
 
@@ -52,12 +50,10 @@ def _resolve_source(data_source: str | None) -> str:
 def _object_amplitude(size: int, source: str, rs: np.random.RandomState) -> np.ndarray:
     """One (size, size, 1) float64 amplitude, drawing from ``rs``."""
     if source == "lines":
-        half = size // 2
-        canvas = mk_lines_img(2 * size, nlines=400, rng=rs)
-        return canvas[half : half + size, half : half + size, :1]
+        return _textures.lines_object(size, 400, rs)
     if source == "grf":
-        return mk_grf(size, rng=rs)
-    return mk_points(size, rng=rs)
+        return _textures.grf_image(size, rs)
+    return _textures.points_image(size, 1, rs)
 
 
 def _check_which(which: Any) -> None:

@@ -4,6 +4,8 @@
 (``RandomState.choice(N*N, num)``) and accumulates them with ``np.add.at``, so repeated
 indices give counts >= 2. :func:`mk_points` blurs the counts with ``sigma`` and adds five
 times a ``10*sigma`` blur of the *blurred* image: ``img = G_s(c); img = img + 5*G_10s(img)``.
+The recipe is implemented once, in ``ptyfast.model._textures`` (shared with
+``ptyfast.objects.points``); this module keeps the reference's names and argument checks.
 """
 
 from __future__ import annotations
@@ -12,8 +14,8 @@ import numbers
 from typing import Any
 
 import numpy as np
-from scipy.ndimage import gaussian_filter
 
+from ..model import _textures
 from ._rng import RngLike, legacy_random_state
 
 __all__ = ["randones", "mk_points"]
@@ -43,11 +45,7 @@ def randones(N: int, pct: float = 0.1, *, rng: RngLike = None) -> np.ndarray:
         Non-negative integer counts summing to ``int(N*N*0.1)``.
     """
     N = _check_n(N)
-    rs = legacy_random_state(rng)
-    counts = np.zeros((N, N))
-    indices = rs.choice(N * N, int(N * N * 0.1))
-    np.add.at(counts, np.unravel_index(indices, (N, N)), 1)
-    return counts
+    return _textures.random_point_counts(N, legacy_random_state(rng))
 
 
 def mk_points(N: int, sigma: float = 1, pct: float = 0.15, *, rng: RngLike = None) -> np.ndarray:
@@ -90,7 +88,4 @@ def mk_points(N: int, sigma: float = 1, pct: float = 0.15, *, rng: RngLike = Non
         or sigma < 0
     ):
         raise ValueError(f"sigma must be a finite number >= 0, got {sigma!r}")
-    img = randones(N, pct=pct, rng=rng)
-    img = gaussian_filter(img, sigma)
-    img = img + gaussian_filter(img, 10 * sigma) * 5
-    return img[:, :, None]
+    return _textures.points_image(N, sigma, legacy_random_state(rng))

@@ -157,30 +157,46 @@ crate::simd::multiversion! {
 /// `N ≥ 2`, `amplitude` is not C-contiguous, `probe` is not `(N, N)`, or `scale` is not
 /// positive and finite.
 pub fn illuminate_groups(
-    mut amplitude: ArrayViewMut4<'_, f32>,
+    amplitude: ArrayViewMut4<'_, f32>,
     phase: Option<ArrayView4<'_, f32>>,
     probe: ArrayView2<'_, Complex32>,
     scale: f32,
     noise: Option<Noise>,
 ) -> Result<Array4<f32>> {
-    let (b, h, w, c) = amplitude.dim();
+    let shape = amplitude.dim();
+    let (b, h, w, c) = shape;
+    check_illuminate(shape, phase.as_ref(), &probe, scale, noise)?;
+    let len = checked_len(b, checked_len(checked_len(h, w)?, c)?)?;
+    let mut x = array4(shape, zeroed::<f32>(len, "Y_I")?)?;
+    illuminate_groups_into(amplitude, phase, probe, scale, noise, x.view_mut())?;
+    Ok(x)
+}
+
+/// The argument checks of [`illuminate_groups`].
+fn check_illuminate(
+    (b, h, w, c): (usize, usize, usize, usize),
+    phase: Option<&ArrayView4<'_, f32>>,
+    probe: &ArrayView2<'_, Complex32>,
+    scale: f32,
+    noise: Option<Noise>,
+) -> Result<usize> {
     if h != w || h < 2 || b == 0 || c == 0 {
         return Err(Error::invalid(
             "Y_I",
             "a non-empty (B, N, N, C) array with N >= 2",
-            format!("{:?}", amplitude.dim()),
+            format!("{:?}", (b, h, w, c)),
         ));
     }
-    if let Some(ph) = &phase {
-        if ph.dim() != amplitude.dim() {
+    if let Some(ph) = phase {
+        if ph.dim() != (b, h, w, c) {
             return Err(Error::invalid(
                 "Y_phi",
-                format!("the shape of Y_I {:?}", amplitude.dim()),
+                format!("the shape of Y_I {:?}", (b, h, w, c)),
                 format!("{:?}", ph.dim()),
             ));
         }
     }
-    let n = check_probe(&probe, Some(h))?;
+    let n = check_probe(probe, Some(h))?;
     check_scale(scale)?;
     if let Some(nz) = noise {
         let total = (b as u64).checked_mul(c as u64);
@@ -192,6 +208,36 @@ pub fn illuminate_groups(
             ));
         }
     }
+    Ok(n)
+}
+
+/// [`illuminate_groups`] writing `X` into a caller-provided C-contiguous `(B, N, N, C)` output
+/// (for callers that split the groups into pieces: pass `first_index` advanced by the piece's
+/// first pattern, `b0·C`).
+///
+/// # Errors
+/// As [`illuminate_groups`]; also when `x` differs from `amplitude` in shape or is not
+/// C-contiguous.
+pub fn illuminate_groups_into(
+    mut amplitude: ArrayViewMut4<'_, f32>,
+    phase: Option<ArrayView4<'_, f32>>,
+    probe: ArrayView2<'_, Complex32>,
+    scale: f32,
+    noise: Option<Noise>,
+    mut x: ArrayViewMut4<'_, f32>,
+) -> Result<()> {
+    let (b, _, _, c) = amplitude.dim();
+    let n = check_illuminate(amplitude.dim(), phase.as_ref(), &probe, scale, noise)?;
+    let x_shape = format!(
+        "a C-contiguous array of the shape of Y_I {:?}",
+        amplitude.dim()
+    );
+    if x.dim() != amplitude.dim() {
+        return Err(Error::invalid("X", x_shape, format!("{:?}", x.dim())));
+    }
+    let x = x
+        .as_slice_mut()
+        .ok_or_else(|| Error::invalid("X", x_shape, "a strided array"))?;
     let ph = phase.as_ref().map(|p| p.as_standard_layout());
     let ph = ph
         .as_ref()
@@ -205,14 +251,13 @@ pub fn illuminate_groups(
         .ok_or_else(|| Error::invalid("Y_I", "a C-contiguous array", "a strided array"))?;
     let nn = checked_len(n, n)?;
     let per = checked_len(nn, c)?;
-    let len = checked_len(b, per)?;
+    checked_len(b, per)?;
     let probes = Probes {
         scaled: scaled_probe(&probe, scale),
         plain: probe.iter().copied().collect(),
         channels: c,
     };
     let template = FarField::new(n)?;
-    let mut x = zeroed::<f32>(len, "Y_I")?;
     let init = || {
         let zero = Complex32::new(0.0, 0.0);
         (template.clone(), vec![0.0f32; nn], vec![zero; per])
@@ -227,7 +272,7 @@ pub fn illuminate_groups(
         .zip(amp.par_chunks_mut(per))
         .enumerate()
         .for_each_init(init, work);
-    array4((b, n, n, c), x)
+    Ok(())
 }
 
 /// `|z|` rounded to `f32`: `sqrt(re² + im²)` in `f64`, where both squares are exact and the
@@ -503,5 +548,32 @@ mod tests {
         assert_eq!(all.slice(ndarray::s![2.., .., .., ..]), tail);
         let other = run(&amp, &ph, 1);
         assert_ne!(all, other);
+        // into a caller's output, in two pieces of groups: the same bits
+        let mut a = amp.clone();
+        let mut x = Array4::<f32>::zeros(all.dim());
+        for (g0, g1) in [(0, 1), (1, b)] {
+            let rows = ndarray::s![g0..g1, .., .., ..];
+            illuminate_groups_into(
+                a.slice_mut(rows),
+                Some(ph.slice(rows)),
+                probe.view(),
+                10.0,
+                nz((g0 * c) as u64),
+                x.slice_mut(rows),
+            )
+            .unwrap();
+        }
+        assert_eq!(x, all);
+        let mut wrong = Array4::<f32>::zeros((1, n, n, c));
+        let mut a = amp.clone();
+        let r = illuminate_groups_into(
+            a.view_mut(),
+            None,
+            probe.view(),
+            1.0,
+            None,
+            wrong.view_mut(),
+        );
+        assert!(r.is_err());
     }
 }

@@ -14,12 +14,12 @@
 
 use std::borrow::Cow;
 
-use ndarray::{Array2, Array4, ArrayView2, ArrayView3};
+use ndarray::{Array2, Array4, ArrayView2, ArrayView3, ArrayViewMut4};
 use rayon::prelude::*;
 
 use crate::knn::KnnIndex;
 use crate::legacy_rng::LegacyRandomState;
-use crate::patches::{zeroed, Zeroable};
+use crate::patches::{filled, zeroed, Zeroable};
 use crate::{Complex32, Error, Result};
 
 fn check_xy(x: &[f64], y: &[f64]) -> Result<()> {
@@ -78,8 +78,22 @@ fn to_i64(v: usize) -> i64 {
 }
 
 fn column(v: &[usize]) -> Result<Array2<i64>> {
-    Array2::from_shape_vec((v.len(), 1), v.iter().map(|&i| to_i64(i)).collect())
-        .map_err(|e| Error::Unsupported(e.to_string()))
+    let mut out = filled(v.len(), 0i64, "nsamples")?;
+    for (o, &i) in out.iter_mut().zip(v) {
+        *o = to_i64(i);
+    }
+    Array2::from_shape_vec((v.len(), 1), out).map_err(|e| Error::Unsupported(e.to_string()))
+}
+
+/// `rows · c` as a checked element count of an output named after `nsamples`.
+fn group_len(rows: usize, c: usize) -> Result<usize> {
+    rows.checked_mul(c).ok_or_else(|| {
+        Error::invalid(
+            "nsamples",
+            format!("small enough for ({rows}, {c}) group indices to be addressable"),
+            rows.to_string(),
+        )
+    })
 }
 
 /// How the reference turns a seed's `k = min(K+1, n)` query hits into `available`, the
@@ -100,7 +114,7 @@ struct Candidates {
 impl Candidates {
     fn new(n: usize, k: usize, c: usize, oversampling: bool) -> Self {
         Self {
-            kq: (k + 1).min(n),
+            kq: k.saturating_add(1).min(n),
             k,
             c,
             oversampling,
@@ -196,7 +210,7 @@ pub fn sample_then_group(
     let replace = len < c;
 
     // The sequential part: which positions of `available` each seed draws.
-    let mut picks = vec![0usize; seeds.len() * c];
+    let mut picks = filled(group_len(seeds.len(), c)?, 0usize, "nsamples")?;
     let mut perm = vec![0usize; len];
     for row in picks.chunks_exact_mut(c) {
         if replace {
@@ -212,7 +226,7 @@ pub fn sample_then_group(
         for (o, &p) in row.iter_mut().zip(&picks[i * c..(i + 1) * c]) {
             *o = to_i64(cand.candidate(seeds[i], hits, p));
         }
-    });
+    })?;
     Array2::from_shape_vec((seeds.len(), c), out).map_err(|e| Error::Unsupported(e.to_string()))
 }
 
@@ -350,6 +364,8 @@ pub fn oversample_groups(
             nsamples.to_string(),
         )
     })?;
+    // The output first (the largest buffer, checked and fallible), then the draws.
+    let mut out = filled(group_len(nsamples, c)?, 0i64, "nsamples")?;
     let picks = rng.choice(pool_len, nsamples, nsamples > pool_len)?;
 
     // Only the seeds whose combinations made it into the pool are queried.
@@ -360,9 +376,8 @@ pub fn oversample_groups(
         for (j, o) in row.iter_mut().enumerate() {
             *o = cand.candidate(seeds[i], hits, j);
         }
-    });
+    })?;
     let binom = binomial_table(len, c);
-    let mut out = vec![0i64; nsamples * c];
     out.par_chunks_mut(c).zip(picks.par_iter()).for_each_init(
         || vec![0usize; c],
         |pos, (orow, &p)| {
@@ -443,32 +458,52 @@ impl<'a, T: Zeroable> Gather<'a, T> {
 
     fn one(&self, f: impl Fn(T) -> T + Sync) -> Result<Array4<T>> {
         let (b, h, w, c) = self.shape;
-        let (per, len) = (h * w * c, b * h * w * c);
         // Zeroed without touching the pages: the workers fault them in, in parallel.
-        let mut out = zeroed::<T>(len, "groups")?;
-        if len > 0 {
-            out.par_chunks_mut(per)
+        let mut out = zeroed::<T>(b * h * w * c, "groups")?;
+        self.one_into(&mut out, f);
+        self.array(out)
+    }
+
+    /// [`Gather::one`] into `out` (`B·H·W·C` values, checked by [`Gather::out`]).
+    fn one_into(&self, out: &mut [T], f: impl Fn(T) -> T + Sync) {
+        let (_, h, w, c) = self.shape;
+        if !out.is_empty() {
+            out.par_chunks_mut(h * w * c)
                 .zip(self.groups.par_chunks_exact(c))
                 .for_each(|(o, g)| self.fill(g, o, &f));
         }
-        self.array(out)
     }
 
     fn two(&self, f: impl Fn(T) -> T + Sync) -> Result<(Array4<T>, Array4<T>)> {
         let (b, h, w, c) = self.shape;
-        let (per, len) = (h * w * c, b * h * w * c);
+        let len = b * h * w * c;
         let (mut plain, mut mapped) = (zeroed::<T>(len, "groups")?, zeroed::<T>(len, "groups")?);
-        if len > 0 {
+        self.two_into(&mut plain, &mut mapped, f);
+        Ok((self.array(plain)?, self.array(mapped)?))
+    }
+
+    fn two_into(&self, plain: &mut [T], mapped: &mut [T], f: impl Fn(T) -> T + Sync) {
+        let (_, h, w, c) = self.shape;
+        if !plain.is_empty() {
             plain
-                .par_chunks_mut(per)
-                .zip(mapped.par_chunks_mut(per))
+                .par_chunks_mut(h * w * c)
+                .zip(mapped.par_chunks_mut(h * w * c))
                 .zip(self.groups.par_chunks_exact(c))
                 .for_each(|((o1, o2), g)| {
                     self.fill(g, o1, |v| v);
                     self.fill(g, o2, &f);
                 });
         }
-        Ok((self.array(plain)?, self.array(mapped)?))
+    }
+
+    /// A caller-provided output as a slice, if it is C-contiguous of the gather's shape.
+    fn out<'o>(&self, out: &'o mut ArrayViewMut4<'_, T>) -> Result<&'o mut [T]> {
+        let expected = format!("a C-contiguous array of shape {:?}", self.shape);
+        if out.dim() != self.shape {
+            return Err(Error::invalid("out", expected, format!("{:?}", out.dim())));
+        }
+        out.as_slice_mut()
+            .ok_or_else(|| Error::invalid("out", expected, "a strided array"))
     }
 }
 
@@ -518,6 +553,58 @@ pub fn gather_groups_normalized(
     scale: f32,
 ) -> Result<(Array4<f32>, Array4<f32>)> {
     Gather::new(&diff3d, &groups)?.two(|v| scale * v)
+}
+
+/// [`gather_groups`] into a caller-provided C-contiguous `(B, H, W, C)` output (for callers
+/// that split the groups into pieces); with `scale`, every value is multiplied by it as in
+/// [`gather_groups_scaled`].
+///
+/// # Errors
+/// [`Error::InvalidArgument`] on an index out of range or an output of another shape.
+pub fn gather_groups_into(
+    diff3d: ArrayView3<'_, f32>,
+    groups: ArrayView2<'_, i64>,
+    scale: Option<f32>,
+    mut out: ArrayViewMut4<'_, f32>,
+) -> Result<()> {
+    let g = Gather::new(&diff3d, &groups)?;
+    let o = g.out(&mut out)?;
+    match scale {
+        Some(s) => g.one_into(o, |v| s * v),
+        None => g.one_into(o, |v| v),
+    }
+    Ok(())
+}
+
+/// [`gather_groups_normalized`] into caller-provided C-contiguous `(B, H, W, C)` outputs.
+///
+/// # Errors
+/// As [`gather_groups_into`].
+pub fn gather_groups_normalized_into(
+    diff3d: ArrayView3<'_, f32>,
+    groups: ArrayView2<'_, i64>,
+    scale: f32,
+    mut plain: ArrayViewMut4<'_, f32>,
+    mut scaled: ArrayViewMut4<'_, f32>,
+) -> Result<()> {
+    let g = Gather::new(&diff3d, &groups)?;
+    let (p, s) = (g.out(&mut plain)?, g.out(&mut scaled)?);
+    g.two_into(p, s, |v| scale * v);
+    Ok(())
+}
+
+/// [`gather_groups_complex`] into a caller-provided C-contiguous `(B, H, W, C)` output.
+///
+/// # Errors
+/// As [`gather_groups_into`].
+pub fn gather_groups_complex_into(
+    patches: ArrayView3<'_, Complex32>,
+    groups: ArrayView2<'_, i64>,
+    mut out: ArrayViewMut4<'_, Complex32>,
+) -> Result<()> {
+    let g = Gather::new(&patches, &groups)?;
+    g.one_into(g.out(&mut out)?, |v| v);
+    Ok(())
 }
 
 /// Per-pattern energy `Σ_{h,w} diff3d[m, h, w]²`, accumulated in `f64` in row-major order
@@ -664,6 +751,39 @@ mod tests {
         let mut xn = x.clone();
         xn[2] = f64::NAN;
         assert!(sample_then_group(&xn, &y, 1, 4, 4, 0, None).is_err());
+        // Coordinates whose squared distances overflow f64 are refused, not searched.
+        xn[2] = 1e154;
+        let e = sample_then_group(&xn, &y, 3, 4, 4, 0, None).unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("points must be finite and within"),
+            "{e}"
+        );
+        assert!(oversample_groups(&xn, &y, 30, 4, 4, 0, None).is_err());
+    }
+
+    #[test]
+    fn sizes_from_the_caller_never_abort_or_panic() {
+        // The examples: 10**12 and 2**62 oversampled groups, and any nsamples up to
+        // usize::MAX, are errors (allocation refused), not SIGABRT or capacity overflow.
+        let (x, y) = random_xy(30, 4);
+        for ns in [1_000_000_000_000usize, 1 << 62, usize::MAX / 2, usize::MAX] {
+            let e = oversample_groups(&x, &y, ns, 6, 4, 0, None).unwrap_err();
+            assert!(
+                matches!(&e, Error::InvalidArgument { name, .. } if *name == "nsamples"),
+                "{ns}: {e}"
+            );
+            // C == 1 draws `nsamples` seeds the same way.
+            assert!(oversample_groups(&x, &y, ns, 6, 1, 0, None).is_err());
+            // The standard path caps the groups at the number of points: fine for any nsamples.
+            assert_eq!(
+                sample_then_group(&x, &y, ns, 6, 4, 0, None).unwrap().dim(),
+                (30, 4)
+            );
+        }
+        // K and C far beyond the number of points are argument errors too.
+        assert!(sample_then_group(&x, &y, 5, usize::MAX, 4, 0, None).is_ok());
+        assert!(sample_then_group(&x, &y, 5, usize::MAX, usize::MAX, 0, None).is_err());
     }
 
     #[test]
@@ -698,6 +818,34 @@ mod tests {
         let gb = Array2::from_shape_fn((2048, 4), |(b, c)| ((b * 7 + c) % 64) as i64);
         let ob = gather_groups(big.view(), gb.view()).unwrap();
         assert_eq!(ob[[1000, 3, 5, 2]], big[[gb[[1000, 2]] as usize, 3, 5]]);
+        // the *_into forms, over two pieces of the groups, give the same bits
+        let mut into = Array4::<f32>::zeros(out.dim());
+        let mut into_s = Array4::<f32>::zeros(out.dim());
+        let mut into_p = Array4::<f32>::zeros(out.dim());
+        let mut into_n = Array4::<f32>::zeros(out.dim());
+        let mut into_c = Array4::<Complex32>::zeros(zc.dim());
+        for (a, b) in [(0, 1), (1, g.nrows())] {
+            let gp = g.slice(ndarray::s![a..b, ..]);
+            let rows = ndarray::s![a..b, .., .., ..];
+            gather_groups_into(d.view(), gp, None, into.slice_mut(rows)).unwrap();
+            gather_groups_into(d.view(), gp, Some(0.5), into_s.slice_mut(rows)).unwrap();
+            gather_groups_normalized_into(
+                d.view(),
+                gp,
+                0.5,
+                into_p.slice_mut(rows),
+                into_n.slice_mut(rows),
+            )
+            .unwrap();
+            gather_groups_complex_into(z.view(), gp, into_c.slice_mut(rows)).unwrap();
+        }
+        assert_eq!(into, out);
+        assert_eq!(into_s, scaled);
+        assert_eq!(into_p, plain);
+        assert_eq!(into_n, norm);
+        assert_eq!(into_c, zc);
+        let mut wrong = Array4::<f32>::zeros((1, 1, 1, 1));
+        assert!(gather_groups_into(d.view(), g.view(), None, wrong.view_mut()).is_err());
         assert!(gather_groups(d.view(), ndarray::array![[3i64]].view()).is_err());
         assert!(gather_groups(d.view(), ndarray::array![[-1i64]].view()).is_err());
         let e = pattern_energies(d.view());

@@ -1,8 +1,9 @@
 //! # ptyfast-core
 //!
 //! The numerical kernels of ptyfast, free of any Python type: sub-pixel patch extraction,
-//! far-field diffraction, exact Poisson observation, the fused per-pattern simulation, k-nearest
-//! neighbour search, NumPy's legacy random stream and the PtychoPINN neighbour grouping.
+//! far-field diffraction, exact Poisson observation, the fused per-pattern simulation, the
+//! acquisition pipeline (incoherent probe modes and a detector model), k-nearest neighbour
+//! search, NumPy's legacy random stream and the PtychoPINN neighbour grouping.
 //!
 //! Conventions (stated once, referred to everywhere):
 //! * Arrays are C-ordered. A stack of patterns is `(M, N, N)`; grouped data is `(B, N, N, C)`
@@ -13,9 +14,13 @@
 //!   zero frequency at `[N/2, N/2]`; unitary scaling, so `Σ A² = Σ |probe · patch|²`.
 //! * Randomness: pattern `i` draws from its own stream derived from `(seed, i)`, so outputs are
 //!   bit-identical for any thread count or chunking.
+//! * Threads: callers run kernels inside [`install`], on a pool owned by the calling process
+//!   and rebuilt after `fork` ([`runtime`]).
 
 #![doc(html_root_url = "https://docs.rs/ptyfast-core")]
 
+pub mod acquisition;
+pub mod detector;
 pub mod diffraction;
 pub mod error;
 pub mod grid;
@@ -24,13 +29,10 @@ pub mod knn;
 pub mod legacy_rng;
 pub mod noise;
 pub mod patches;
+pub mod runtime;
 pub mod simd;
 pub mod simulate;
 
 pub use error::{Error, Result};
 pub use num_complex::Complex32;
-
-/// Number of worker threads the kernels use (`RAYON_NUM_THREADS`, else one per core).
-pub fn num_threads() -> usize {
-    rayon::current_num_threads()
-}
+pub use runtime::{install, num_threads, pool};

@@ -249,6 +249,14 @@ crate::simd::multiversion! {
     }
 }
 
+/// Replaces each rate of one pattern (`f64`, finite and `≥ 0`) by an exact Poisson count drawn
+/// from stream v1 of `(seed, index)`, in the order of the module docs: the counts whose square
+/// roots [`observe_pattern`] writes when the rates are its squared amplitudes. Infallible: an
+/// invalid rate becomes NaN. ([`sample_counts`] is the same for either stream.)
+pub fn counts_from_rates(rates: &mut [f64], seed: u64, index: u64) {
+    with_scratch(|scratch| counts_v1(rates, seed, index, scratch));
+}
+
 crate::simd::multiversion! {
     /// [`observe_body`] on stream v2.
     fn observe_v2(amplitudes: &mut [f32], seed: u64, index: u64, scratch: &mut Scratch) {

@@ -13,7 +13,7 @@
 //!
 //! This module also holds the output allocation shared by the kernels (`zeroed`).
 
-use ndarray::{Array3, ArrayView2, ArrayViewMut2, CowArray, Ix2};
+use ndarray::{Array3, ArrayView2, ArrayViewMut2, ArrayViewMut3, CowArray, Ix2};
 use rayon::prelude::*;
 
 use crate::{Complex32, Error, Result};
@@ -308,6 +308,24 @@ pub(crate) fn checked_len(m: usize, per: usize) -> Result<usize> {
         })
 }
 
+/// A vector of `len` copies of `value`, allocated fallibly: a size from the caller that
+/// overflows or cannot be allocated is an error, never an abort or a capacity-overflow panic.
+///
+/// # Errors
+/// [`Error::InvalidArgument`] (`name`) when the allocation fails.
+pub(crate) fn filled<T: Copy>(len: usize, value: T, name: &'static str) -> Result<Vec<T>> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(len).map_err(|_| {
+        Error::invalid(
+            name,
+            "small enough to allocate",
+            format!("{len} values of {} bytes", std::mem::size_of::<T>()),
+        )
+    })?;
+    v.resize(len, value);
+    Ok(v)
+}
+
 /// Values whose all-zero bit pattern is a valid value (`0.0`, `0 + 0i`).
 ///
 /// # Safety
@@ -320,6 +338,10 @@ unsafe impl Zeroable for f32 {}
 unsafe impl Zeroable for f64 {}
 // SAFETY: `Complex<f32>` is `#[repr(C)] { re: f32, im: f32 }`.
 unsafe impl Zeroable for Complex32 {}
+// SAFETY: plain integers (detector readings, `runtime::Element`).
+unsafe impl Zeroable for u16 {}
+// SAFETY: as above.
+unsafe impl Zeroable for u32 {}
 
 /// A zero-filled output buffer of `len` values, allocated without being written.
 ///
@@ -435,15 +457,55 @@ pub fn extract_patches(
     let obj = Object::new(&cow)?;
     let m = positions.nrows();
     let nn = checked_len(n, n)?;
-    let mut out = zeroed::<Complex32>(checked_len(m, nn)?, "positions")?;
-    let pos = positions_list(&positions);
+    let out = zeroed::<Complex32>(checked_len(m, nn)?, "positions")?;
+    let mut out =
+        Array3::from_shape_vec((m, n, n), out).map_err(|e| Error::Unsupported(e.to_string()))?;
+    sample_into(&obj, &positions, n, &mut out.view_mut())?;
+    Ok(out)
+}
+
+/// [`extract_patches`] into a caller-provided C-contiguous `(M, N, N)` output (`N` taken from
+/// it), for callers that split the positions into pieces.
+///
+/// # Errors
+/// As [`extract_patches`]; also when `out` is not C-contiguous `(M, N, N)` with `N >= 1`.
+pub fn extract_patches_into(
+    object: ArrayView2<'_, Complex32>,
+    positions: ArrayView2<'_, f64>,
+    mut out: ArrayViewMut3<'_, Complex32>,
+) -> Result<()> {
+    let (m, n, w) = out.dim();
+    if n == 0 || n != w || m != positions.nrows() {
+        return Err(Error::invalid(
+            "out",
+            format!("({}, N, N) with N >= 1", positions.nrows()),
+            format!("{:?}", out.dim()),
+        ));
+    }
+    check_positions(&positions)?;
+    let cow = standard_object(&object);
+    let obj = Object::new(&cow)?;
+    sample_into(&obj, &positions, n, &mut out)
+}
+
+fn sample_into(
+    obj: &Object<'_>,
+    positions: &ArrayView2<'_, f64>,
+    n: usize,
+    out: &mut ArrayViewMut3<'_, Complex32>,
+) -> Result<()> {
+    let nn = checked_len(n, n)?;
+    let out = out
+        .as_slice_mut()
+        .ok_or_else(|| Error::invalid("out", "a C-contiguous array", "a strided array"))?;
+    let pos = positions_list(positions);
     out.par_chunks_mut(nn).zip(pos.par_iter()).for_each_init(
         Sampler::default,
         |sampler, (patch, &[x, y])| {
-            sampler.sample(&obj, x, y, n, n, patch);
+            sampler.sample(obj, x, y, n, n, patch);
         },
     );
-    Array3::from_shape_vec((m, n, n), out).map_err(|e| Error::Unsupported(e.to_string()))
+    Ok(())
 }
 
 #[cfg(test)]
@@ -472,6 +534,21 @@ mod tests {
         extract_patches(obj.view(), p.view(), n)
             .unwrap()
             .index_axis_move(Axis(0), 0)
+    }
+
+    #[test]
+    fn extract_into_pieces_equals_one_call() {
+        let obj = ramp(30, 25);
+        let pos = Array2::from_shape_fn((7, 2), |(i, k)| 3.3 + 2.1 * i as f64 + 0.7 * k as f64);
+        let whole = extract_patches(obj.view(), pos.view(), 6).unwrap();
+        let mut out = Array3::from_elem((7, 6, 6), c(-1.0));
+        for (a, b) in [(0, 2), (2, 7)] {
+            let (p, o) = (pos.slice(s![a..b, ..]), out.slice_mut(s![a..b, .., ..]));
+            extract_patches_into(obj.view(), p, o).unwrap();
+        }
+        assert_eq!(out, whole);
+        let mut wrong = Array3::from_elem((6, 6, 6), c(0.0));
+        assert!(extract_patches_into(obj.view(), pos.view(), wrong.view_mut()).is_err());
     }
 
     #[test]
@@ -623,6 +700,13 @@ mod tests {
 
     #[test]
     fn zeroed_buffers() {
+        assert!(filled(0, 1u8, "x").unwrap().is_empty());
+        assert_eq!(filled(3, 7usize, "x").unwrap(), vec![7, 7, 7]);
+        let e = filled(usize::MAX / 4, 0u64, "nsamples").unwrap_err();
+        assert!(
+            e.to_string().starts_with("nsamples must be small enough"),
+            "{e}"
+        );
         assert!(zeroed::<f32>(0, "x").unwrap().is_empty());
         let small = zeroed::<Complex32>(5, "x").unwrap();
         assert_eq!(small, vec![c(0.0); 5]);

@@ -1,29 +1,131 @@
 //! `ptyfast._core`: argument conversion, GIL release and error mapping over `ptyfast-core`.
 //! Nothing else lives here; `ptyfast._kernels` validates every argument before calling in.
+//!
+//! Every kernel runs with the GIL released on the core's per-process pool
+//! ([`core::runtime`], fork-safe). Kernels that can run long run in pieces ([`in_pieces`]):
+//! between pieces the GIL is taken back and pending signals are handled, so Ctrl-C (or any
+//! signal handler that raises) stops a call within about [`PIECE_SECONDS`]. The kernels are
+//! keyed per pattern index, so the split never changes a bit of the output.
 
+use std::time::Instant;
+
+use ndarray::{Dim, Ix1};
 use numpy::{
-    Complex32, IntoPyArray, PyArray1, PyArray2, PyArray3, PyArray4, PyReadonlyArray1,
-    PyReadonlyArray2, PyReadonlyArray3, PyReadonlyArray4, PyReadwriteArray4,
+    Complex32, Element, IntoPyArray, PyArray1, PyArray2, PyArray3, PyArray4, PyReadonlyArray1,
+    PyReadonlyArray2, PyReadonlyArray3, PyReadonlyArray4, PyReadwriteArray2, PyReadwriteArray3,
+    PyReadwriteArray4,
 };
 use ptyfast_core as core;
-use pyo3::exceptions::PyValueError;
+use ptyfast_core::runtime::{rows, rows_mut, write_rows, zeros};
 use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::PyType;
 
-pyo3::create_exception!(
-    _core,
-    PtyfastError,
-    PyValueError,
-    "Raised when a ptyfast kernel rejects its input."
-);
+/// `ptyfast.PtyfastError`: defined in Python (`ptyfast._errors`), so that it pickles and
+/// crosses process boundaries; imported once.
+static PTYFAST_ERROR: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 
-/// Runs `f` with the GIL released and maps the core's error to `PtyfastError`.
+fn ptyfast_error(py: Python<'_>) -> PyResult<&Bound<'_, PyType>> {
+    PTYFAST_ERROR.import(py, "ptyfast._errors", "PtyfastError")
+}
+
+/// The core's error as `ptyfast.PtyfastError` (a `ValueError` subclass).
+fn to_py(py: Python<'_>, e: core::Error) -> PyErr {
+    match ptyfast_error(py) {
+        Ok(t) => PyErr::from_type(t.clone(), e.to_string()),
+        Err(import) => import,
+    }
+}
+
+/// Runs `f` with the GIL released, on the core's per-process pool, and maps the core's error
+/// to `PtyfastError`.
 fn detach<T, F>(py: Python<'_>, f: F) -> PyResult<T>
 where
     T: Send,
     F: Send + FnOnce() -> core::Result<T>,
 {
-    py.detach(f)
-        .map_err(|e| PtyfastError::new_err(e.to_string()))
+    py.detach(|| core::install(f)).map_err(|e| to_py(py, e))
+}
+
+/// Wall time a piece of [`in_pieces`] aims at, in seconds: short enough that Ctrl-C acts
+/// within a fraction of a second, long enough that the per-piece setup and the GIL round trip
+/// cost nothing measurable.
+const PIECE_SECONDS: f64 = 0.2;
+
+/// Runs a kernel over items `0..total` (patterns, groups, ...) in consecutive pieces
+/// `piece(start, stop)`, each with the GIL released on the kernels' pool (as [`detach`]), and
+/// handles pending signals between pieces: a `KeyboardInterrupt` (or whatever a Python signal
+/// handler raises) ends the call there and is returned. The caller allocates its outputs
+/// first ([`zeros`]) and drops them on error, so an interrupted call leaves no partial result.
+///
+/// Pieces start at one item per thread and grow (at most fourfold per piece) towards
+/// [`PIECE_SECONDS`] of measured work; `piece` must therefore give the same result for any
+/// split, which kernels keyed per item index (`first_index + start`) do. `piece(0, 0)` runs
+/// once when `total` is 0, so a kernel still validates its arguments. Pieces are usually
+/// written with [`rows`] (input rows `start..stop`), [`rows_mut`] (output rows) or, for
+/// kernels that return a new array, [`write_rows`] (copy into the output):
+///
+/// ```ignore
+/// let mut out = zeros::<f32, _>(Dim([m, n, n]), "positions").map_err(|e| to_py(py, e))?;
+/// let mut view = out.view_mut();
+/// in_pieces(py, m, |a, b| {
+///     let first = first_index + a as u64; // checked for the whole call beforehand
+///     kernel_into(rows("positions", &positions, a, b)?, first, rows_mut("out", &mut view, a, b)?)
+/// })?;
+/// Ok(out.into_pyarray(py))
+/// ```
+///
+/// Checks that relate whole arrays (equal lengths, `first_index + total` in range) belong
+/// before the call: a kernel only sees its piece.
+fn in_pieces<F>(py: Python<'_>, total: usize, mut piece: F) -> PyResult<()>
+where
+    F: Send + FnMut(usize, usize) -> core::Result<()>,
+{
+    let mut start: usize = 0;
+    let mut size = core::num_threads().max(1);
+    loop {
+        let stop = start.saturating_add(size).min(total);
+        let seconds = detach(py, || {
+            let t0 = Instant::now();
+            piece(start, stop)?;
+            Ok(t0.elapsed().as_secs_f64())
+        })?;
+        py.check_signals()?;
+        if stop >= total {
+            return Ok(());
+        }
+        let done = (stop - start) as f64;
+        let grow = if seconds > 0.0 {
+            (PIECE_SECONDS / seconds).min(4.0)
+        } else {
+            4.0
+        };
+        size = ((done * grow) as usize).max(1);
+        start = stop;
+    }
+}
+
+/// `first_index + count` must fit in `u64` (the pattern streams of one call).
+fn check_first_index(first_index: u64, count: usize) -> core::Result<()> {
+    match first_index.checked_add(count as u64) {
+        Some(_) => Ok(()),
+        None => Err(core::Error::invalid(
+            "first_index",
+            format!("at most 2**64 - 1 - {count}"),
+            first_index.to_string(),
+        )),
+    }
+}
+
+/// Maps a core error in binding code that holds the GIL.
+trait OrPy<T> {
+    fn or_py(self, py: Python<'_>) -> PyResult<T>;
+}
+
+impl<T> OrPy<T> for core::Result<T> {
+    fn or_py(self, py: Python<'_>) -> PyResult<T> {
+        self.map_err(|e| to_py(py, e))
+    }
 }
 
 #[pyfunction]
@@ -34,7 +136,14 @@ fn extract_patches<'py>(
     n: usize,
 ) -> PyResult<Bound<'py, PyArray3<Complex32>>> {
     let (o, p) = (object.as_array(), positions.as_array());
-    Ok(detach(py, || core::patches::extract_patches(o, p, n))?.into_pyarray(py))
+    let m = p.nrows();
+    let mut out = zeros::<Complex32, _>(Dim([m, n, n]), "positions").or_py(py)?;
+    let mut view = out.view_mut();
+    in_pieces(py, m, |a, b| {
+        let out = rows_mut("out", &mut view, a, b)?;
+        core::patches::extract_patches_into(o, rows("positions", &p, a, b)?, out)
+    })?;
+    Ok(out.into_pyarray(py))
 }
 
 #[pyfunction]
@@ -45,7 +154,14 @@ fn diffract<'py>(
     scale: f32,
 ) -> PyResult<Bound<'py, PyArray3<f32>>> {
     let (pa, pr) = (patches.as_array(), probe.as_array());
-    Ok(detach(py, || core::diffraction::diffract(pa, pr, scale))?.into_pyarray(py))
+    let (m, h, w) = pa.dim();
+    let mut out = zeros::<f32, _>(Dim([m, h, w]), "patches").or_py(py)?;
+    let mut view = out.view_mut();
+    in_pieces(py, m, |a, b| {
+        let piece = core::diffraction::diffract(rows("patches", &pa, a, b)?, pr, scale)?;
+        write_rows(&mut view, a, &piece.view())
+    })?;
+    Ok(out.into_pyarray(py))
 }
 
 #[pyfunction]
@@ -57,12 +173,22 @@ fn poisson_amplitudes<'py>(
     first_index: u64,
     version: &str,
 ) -> PyResult<Bound<'py, PyArray3<f32>>> {
-    let a = amplitudes.as_array();
-    let v = core::noise::PoissonStream::from_name(version);
-    let run = || core::noise::poisson_amplitudes(a, seed, first_index, v?);
-    Ok(detach(py, run)?.into_pyarray(py))
+    let v = core::noise::PoissonStream::from_name(version).or_py(py)?;
+    let am = amplitudes.as_array();
+    let (m, h, w) = am.dim();
+    let mut out = zeros::<f32, _>(Dim([m, h, w]), "amplitudes").or_py(py)?;
+    let mut view = out.view_mut();
+    // Pattern i's stream is (seed, first_index + i) with wrapping addition, as in the core.
+    in_pieces(py, m, |a, b| {
+        let first = first_index.wrapping_add(a as u64);
+        let rows = rows("amplitudes", &am, a, b)?;
+        let piece = core::noise::poisson_amplitudes(rows, seed, first, v)?;
+        write_rows(&mut view, a, &piece.view())
+    })?;
+    Ok(out.into_pyarray(py))
 }
 
+/// One sequential stream: not split (the draws of a piece depend on all earlier draws).
 #[pyfunction]
 #[pyo3(signature = (rates, seed, stream, version="v1"))]
 fn poisson_counts<'py>(
@@ -85,7 +211,14 @@ fn illuminated_energy<'py>(
     probe: PyReadonlyArray2<'py, Complex32>,
 ) -> PyResult<Bound<'py, PyArray1<f64>>> {
     let (o, p, pr) = (object.as_array(), positions.as_array(), probe.as_array());
-    Ok(detach(py, || core::simulate::illuminated_energy(o, p, pr))?.into_pyarray(py))
+    let m = p.nrows();
+    let mut out = zeros::<f64, Ix1>(Dim([m]), "positions").or_py(py)?;
+    let mut view = out.view_mut();
+    in_pieces(py, m, |a, b| {
+        let piece = core::simulate::illuminated_energy(o, rows("positions", &p, a, b)?, pr)?;
+        write_rows(&mut view, a, &piece.view())
+    })?;
+    Ok(out.into_pyarray(py))
 }
 
 type SimulateOut<'py> = (
@@ -108,17 +241,48 @@ fn simulate<'py>(
     return_patches: bool,
 ) -> PyResult<SimulateOut<'py>> {
     let (o, p, pr) = (object.as_array(), positions.as_array(), probe.as_array());
-    let noise = seed.map(|seed| core::simulate::Noise { seed, first_index });
-    let sim = detach(py, || {
-        core::simulate::simulate(o, p, pr, scale, noise, divide_by_scale, return_patches)
+    let (m, n) = (p.nrows(), pr.nrows());
+    if seed.is_some() {
+        check_first_index(first_index, m).or_py(py)?;
+    }
+    let mut amplitudes = zeros::<f32, _>(Dim([m, n, n]), "positions").or_py(py)?;
+    let mut patches = if return_patches {
+        Some(zeros::<Complex32, _>(Dim([m, n, n]), "positions").or_py(py)?)
+    } else {
+        None
+    };
+    let mut av = amplitudes.view_mut();
+    let mut pv = patches.as_mut().map(|p| p.view_mut());
+    in_pieces(py, m, |a, b| {
+        let noise = seed.map(|seed| core::simulate::Noise {
+            seed,
+            first_index: first_index + a as u64,
+        });
+        let patch_piece = match pv.as_mut() {
+            Some(v) => Some(rows_mut("patches", v, a, b)?),
+            None => None,
+        };
+        core::simulate::simulate_into(
+            o,
+            rows("positions", &p, a, b)?,
+            pr,
+            scale,
+            noise,
+            divide_by_scale,
+            rows_mut("amplitudes", &mut av, a, b)?,
+            patch_piece,
+        )
     })?;
     Ok((
-        sim.amplitudes.into_pyarray(py),
-        sim.patches.map(|a| a.into_pyarray(py)),
+        amplitudes.into_pyarray(py),
+        patches.map(|a| a.into_pyarray(py)),
     ))
 }
 
 type KnnOut<'py> = (Bound<'py, PyArray2<i64>>, Bound<'py, PyArray2<f64>>);
+
+// The k-NN search and the two groupings build a tree (and draw from one sequential stream)
+// per call: they run as one piece. 10^6 points take well under a second.
 
 #[pyfunction]
 fn knn<'py>(
@@ -179,6 +343,15 @@ fn oversample_groups<'py>(
     Ok(g.into_pyarray(py))
 }
 
+/// `(B, H, W, C)` output of a gather over `groups` `(B, C)` of `(M, H, W)` sources.
+fn gather_shape(sources: &[usize], groups: (usize, usize)) -> Dim<[usize; 4]> {
+    let (h, w) = (
+        sources.get(1).copied().unwrap_or(0),
+        sources.get(2).copied().unwrap_or(0),
+    );
+    Dim([groups.0, h, w, groups.1])
+}
+
 #[pyfunction]
 fn gather_groups<'py>(
     py: Python<'py>,
@@ -186,7 +359,13 @@ fn gather_groups<'py>(
     groups: PyReadonlyArray2<'py, i64>,
 ) -> PyResult<Bound<'py, PyArray4<f32>>> {
     let (d, g) = (diff3d.as_array(), groups.as_array());
-    Ok(detach(py, || core::grouping::gather_groups(d, g))?.into_pyarray(py))
+    let mut out = zeros::<f32, _>(gather_shape(d.shape(), g.dim()), "groups").or_py(py)?;
+    let mut view = out.view_mut();
+    in_pieces(py, g.nrows(), |a, b| {
+        let out = rows_mut("out", &mut view, a, b)?;
+        core::grouping::gather_groups_into(d, rows("groups", &g, a, b)?, None, out)
+    })?;
+    Ok(out.into_pyarray(py))
 }
 
 #[pyfunction]
@@ -197,7 +376,13 @@ fn gather_groups_scaled<'py>(
     scale: f32,
 ) -> PyResult<Bound<'py, PyArray4<f32>>> {
     let (d, g) = (diff3d.as_array(), groups.as_array());
-    Ok(detach(py, || core::grouping::gather_groups_scaled(d, g, scale))?.into_pyarray(py))
+    let mut out = zeros::<f32, _>(gather_shape(d.shape(), g.dim()), "groups").or_py(py)?;
+    let mut view = out.view_mut();
+    in_pieces(py, g.nrows(), |a, b| {
+        let out = rows_mut("out", &mut view, a, b)?;
+        core::grouping::gather_groups_into(d, rows("groups", &g, a, b)?, Some(scale), out)
+    })?;
+    Ok(out.into_pyarray(py))
 }
 
 #[pyfunction]
@@ -206,7 +391,14 @@ fn pattern_energies<'py>(
     diff3d: PyReadonlyArray3<'py, f32>,
 ) -> PyResult<Bound<'py, PyArray1<f64>>> {
     let d = diff3d.as_array();
-    Ok(detach(py, || Ok(core::grouping::pattern_energies(d)))?.into_pyarray(py))
+    let m = d.shape()[0];
+    let mut out = zeros::<f64, Ix1>(Dim([m]), "diff3d").or_py(py)?;
+    let mut view = out.view_mut();
+    in_pieces(py, m, |a, b| {
+        let piece = core::grouping::pattern_energies(rows("diff3d", &d, a, b)?);
+        write_rows(&mut view, a, &ndarray::ArrayView1::from(&piece))
+    })?;
+    Ok(out.into_pyarray(py))
 }
 
 type GatherPair<'py> = (Bound<'py, PyArray4<f32>>, Bound<'py, PyArray4<f32>>);
@@ -219,8 +411,18 @@ fn gather_groups_normalized<'py>(
     scale: f32,
 ) -> PyResult<GatherPair<'py>> {
     let (d, g) = (diff3d.as_array(), groups.as_array());
-    let (a, b) = detach(py, || core::grouping::gather_groups_normalized(d, g, scale))?;
-    Ok((a.into_pyarray(py), b.into_pyarray(py)))
+    let shape = gather_shape(d.shape(), g.dim());
+    let mut plain = zeros::<f32, _>(shape, "groups").or_py(py)?;
+    let mut scaled = zeros::<f32, _>(shape, "groups").or_py(py)?;
+    let (mut pv, mut sv) = (plain.view_mut(), scaled.view_mut());
+    in_pieces(py, g.nrows(), |a, b| {
+        let (p, s) = (
+            rows_mut("out", &mut pv, a, b)?,
+            rows_mut("out", &mut sv, a, b)?,
+        );
+        core::grouping::gather_groups_normalized_into(d, rows("groups", &g, a, b)?, scale, p, s)
+    })?;
+    Ok((plain.into_pyarray(py), scaled.into_pyarray(py)))
 }
 
 #[pyfunction]
@@ -230,7 +432,13 @@ fn gather_groups_complex<'py>(
     groups: PyReadonlyArray2<'py, i64>,
 ) -> PyResult<Bound<'py, PyArray4<Complex32>>> {
     let (p, g) = (patches.as_array(), groups.as_array());
-    Ok(detach(py, || core::grouping::gather_groups_complex(p, g))?.into_pyarray(py))
+    let mut out = zeros::<Complex32, _>(gather_shape(p.shape(), g.dim()), "groups").or_py(py)?;
+    let mut view = out.view_mut();
+    in_pieces(py, g.nrows(), |a, b| {
+        let out = rows_mut("out", &mut view, a, b)?;
+        core::grouping::gather_groups_complex_into(p, rows("groups", &g, a, b)?, out)
+    })?;
+    Ok(out.into_pyarray(py))
 }
 
 fn to_i64_vec(v: Vec<usize>) -> Vec<i64> {
@@ -295,7 +503,8 @@ fn simd_level() -> &'static str {
     core::simd::level().name()
 }
 
-/// Number of threads in the kernels' pool (`RAYON_NUM_THREADS`, else the core count).
+/// Number of threads in the kernels' pool (`RAYON_NUM_THREADS`, else the core count); builds
+/// the pool (again after a `fork`).
 #[pyfunction]
 fn num_threads() -> usize {
     core::num_threads()
@@ -312,7 +521,23 @@ fn extract_grid_patches<'py>(
     c: usize,
 ) -> PyResult<GridPair<'py>> {
     let (im, p) = (image.as_array(), positions.as_array());
-    let (re, imag) = detach(py, || core::grid::extract_grid_patches(im, p, n, c))?;
+    if c == 0 || !p.nrows().is_multiple_of(c) {
+        // The core names the problem.
+        let (re, imag) = detach(py, || core::grid::extract_grid_patches(im, p, n, c))?;
+        return Ok((re.into_pyarray(py), imag.into_pyarray(py)));
+    }
+    let b = p.nrows() / c;
+    let mut re = zeros::<f32, _>(Dim([b, n, n, c]), "positions").or_py(py)?;
+    let mut imag = zeros::<f32, _>(Dim([b, n, n, c]), "positions").or_py(py)?;
+    let (mut rv, mut iv) = (re.view_mut(), imag.view_mut());
+    in_pieces(py, b, |g0, g1| {
+        core::grid::extract_grid_patches_into(
+            im,
+            rows("positions", &p, g0 * c, g1 * c)?,
+            rows_mut("out", &mut rv, g0, g1)?,
+            Some(rows_mut("out", &mut iv, g0, g1)?),
+        )
+    })?;
     Ok((re.into_pyarray(py), imag.into_pyarray(py)))
 }
 
@@ -325,12 +550,28 @@ fn extract_grid_patches_into<'py>(
     mut out_im: Option<PyReadwriteArray4<'py, f32>>,
 ) -> PyResult<()> {
     let (im, p) = (image.as_array(), positions.as_array());
-    let (re, imag) = (
-        out_re.as_array_mut(),
-        out_im.as_mut().map(|o| o.as_array_mut()),
-    );
-    detach(py, || {
-        core::grid::extract_grid_patches_into(im, p, re, imag)
+    let mut re = out_re.as_array_mut();
+    let mut imag = out_im.as_mut().map(|o| o.as_array_mut());
+    let (b, _, _, c) = re.dim();
+    let whole_ok =
+        imag.as_ref().is_none_or(|i| i.dim() == re.dim()) && Some(p.nrows()) == b.checked_mul(c);
+    if !whole_ok || b == 0 {
+        // The core names the mismatch (whole arrays, one call).
+        return detach(py, || {
+            core::grid::extract_grid_patches_into(im, p, re, imag)
+        });
+    }
+    in_pieces(py, b, |g0, g1| {
+        let imag_piece = match imag.as_mut() {
+            Some(v) => Some(rows_mut("out_im", v, g0, g1)?),
+            None => None,
+        };
+        core::grid::extract_grid_patches_into(
+            im,
+            rows("positions", &p, g0 * c, g1 * c)?,
+            rows_mut("out_re", &mut re, g0, g1)?,
+            imag_piece,
+        )
     })
 }
 
@@ -346,10 +587,40 @@ fn illuminate_groups<'py>(
     first_index: u64,
 ) -> PyResult<Bound<'py, PyArray4<f32>>> {
     let ph = phase.as_ref().map(|p| p.as_array());
-    let (a, pr) = (amplitude.as_array_mut(), probe.as_array());
-    let noise = seed.map(|seed| core::simulate::Noise { seed, first_index });
-    let x = detach(py, || {
-        core::grid::illuminate_groups(a, ph, pr, scale, noise)
+    let (mut amp, pr) = (amplitude.as_array_mut(), probe.as_array());
+    let dim = amp.dim();
+    let (b, h, w, c) = dim;
+    let phase_ok = ph.as_ref().is_none_or(|p| p.dim() == dim);
+    if !phase_ok || b == 0 || h != w || h < 2 || c == 0 {
+        // The core names the problem (whole arrays, one call).
+        let noise = seed.map(|seed| core::simulate::Noise { seed, first_index });
+        let x = detach(py, || {
+            core::grid::illuminate_groups(amp, ph, pr, scale, noise)
+        })?;
+        return Ok(x.into_pyarray(py));
+    }
+    if seed.is_some() {
+        let count = b.saturating_mul(c);
+        check_first_index(first_index, count).or_py(py)?;
+    }
+    let mut x = zeros::<f32, _>(Dim([b, h, w, c]), "Y_I").or_py(py)?;
+    let mut xv = x.view_mut();
+    // Interrupted, the call leaves `amplitude` partly overwritten (with |O · probe|, as
+    // documented); its caller owns that buffer and discards it.
+    in_pieces(py, b, |g0, g1| {
+        let noise = seed.map(|seed| core::simulate::Noise {
+            seed,
+            first_index: first_index + (g0 * c) as u64,
+        });
+        let phase_piece = match ph.as_ref() {
+            Some(p) => Some(rows("Y_phi", p, g0, g1)?),
+            None => None,
+        };
+        let (amp_piece, x_piece) = (
+            rows_mut("Y_I", &mut amp, g0, g1)?,
+            rows_mut("X", &mut xv, g0, g1)?,
+        );
+        core::grid::illuminate_groups_into(amp_piece, phase_piece, pr, scale, noise, x_piece)
     })?;
     Ok(x.into_pyarray(py))
 }
@@ -360,13 +631,189 @@ fn channel_energies<'py>(
     amplitude: PyReadonlyArray4<'py, f32>,
     probe: PyReadonlyArray2<'py, Complex32>,
 ) -> PyResult<Bound<'py, PyArray1<f64>>> {
-    let (a, pr) = (amplitude.as_array(), probe.as_array());
-    Ok(detach(py, || core::grid::channel_energies(a, pr))?.into_pyarray(py))
+    let (am, pr) = (amplitude.as_array(), probe.as_array());
+    let (b, _, _, c) = am.dim();
+    let total = b.saturating_mul(c);
+    let mut out = zeros::<f64, Ix1>(Dim([total]), "Y_I").or_py(py)?;
+    let mut view = out.view_mut();
+    in_pieces(py, b, |g0, g1| {
+        let piece = core::grid::channel_energies(rows("Y_I", &am, g0, g1)?, pr)?;
+        write_rows(&mut view, g0 * c, &piece.view())
+    })?;
+    Ok(out.into_pyarray(py))
+}
+
+/// The detector's parameters as `ptyfast._kernels` passes them: a dict with every key.
+#[derive(FromPyObject)]
+#[pyo3(from_item_all)]
+struct DetectorArgs {
+    poisson: Option<String>,
+    qe: f64,
+    dead_time: f64,
+    psf_sigma_px: f64,
+    gain: f64,
+    offset: f64,
+    dark: f64,
+    read_noise: f64,
+    full_well: Option<f64>,
+    overflow: String,
+}
+
+impl DetectorArgs {
+    fn into_core(
+        self,
+        py: Python<'_>,
+        pixels: Option<PyReadonlyArray2<'_, u8>>,
+    ) -> PyResult<core::detector::Detector> {
+        use core::detector::{Detector, Overflow, PoissonStream};
+        let err = |e: core::Error| to_py(py, e);
+        Ok(Detector {
+            poisson: self
+                .poisson
+                .map(|s| PoissonStream::from_name(&s))
+                .transpose()
+                .map_err(err)?,
+            qe: self.qe,
+            dead_time: self.dead_time,
+            psf_sigma_px: self.psf_sigma_px,
+            gain: self.gain,
+            offset: self.offset,
+            dark: self.dark,
+            read_noise: self.read_noise,
+            full_well: self.full_well,
+            overflow: Overflow::from_name(&self.overflow).map_err(err)?,
+            pixels: pixels.map(|p| core::detector::pixel_map(p.as_array())),
+        })
+    }
+}
+
+/// A caller's readings buffer, in one of the detector's dtypes.
+#[derive(FromPyObject)]
+enum Readings<'py> {
+    F32(PyReadwriteArray3<'py, f32>),
+    F64(PyReadwriteArray3<'py, f64>),
+    U16(PyReadwriteArray3<'py, u16>),
+    U32(PyReadwriteArray3<'py, u32>),
+}
+
+/// Runs `f` on the readings buffer with its element type.
+macro_rules! with_readings {
+    ($readings:expr, |$out:ident| $body:expr) => {
+        match $readings {
+            Readings::F32(mut $out) => $body,
+            Readings::F64(mut $out) => $body,
+            Readings::U16(mut $out) => $body,
+            Readings::U32(mut $out) => $body,
+        }
+    };
+}
+
+#[allow(clippy::too_many_arguments)]
+fn acquire_as<T: core::detector::Reading + Element>(
+    py: Python<'_>,
+    inputs: (
+        &PyReadonlyArray2<'_, Complex32>,
+        &PyReadonlyArray2<'_, f64>,
+        &PyReadonlyArray3<'_, Complex32>,
+    ),
+    scale: f32,
+    detector: &core::detector::Detector,
+    seed: u64,
+    first_index: u64,
+    readings: &mut PyReadwriteArray3<'_, T>,
+    patches: Option<&mut PyReadwriteArray3<'_, Complex32>>,
+    stats: Option<&mut PyReadwriteArray2<'_, f64>>,
+) -> PyResult<()> {
+    let (o, p, m) = (
+        inputs.0.as_array(),
+        inputs.1.as_array(),
+        inputs.2.as_array(),
+    );
+    let r = readings.as_array_mut();
+    let pa = patches.map(|a| a.as_array_mut());
+    let st = stats.map(|a| a.as_array_mut());
+    detach(py, || {
+        core::acquisition::acquire_into(o, p, m, scale, detector, seed, first_index, r, pa, st)
+    })
+}
+
+#[pyfunction]
+#[allow(clippy::too_many_arguments)]
+#[pyo3(signature = (object, positions, modes, scale, seed, first_index, detector, pixels, readings, patches, stats))]
+fn acquire<'py>(
+    py: Python<'py>,
+    object: PyReadonlyArray2<'py, Complex32>,
+    positions: PyReadonlyArray2<'py, f64>,
+    modes: PyReadonlyArray3<'py, Complex32>,
+    scale: f32,
+    seed: u64,
+    first_index: u64,
+    detector: DetectorArgs,
+    pixels: Option<PyReadonlyArray2<'py, u8>>,
+    readings: Readings<'py>,
+    mut patches: Option<PyReadwriteArray3<'py, Complex32>>,
+    mut stats: Option<PyReadwriteArray2<'py, f64>>,
+) -> PyResult<()> {
+    let det = detector.into_core(py, pixels)?;
+    let inputs = (&object, &positions, &modes);
+    with_readings!(readings, |out| acquire_as(
+        py,
+        inputs,
+        scale,
+        &det,
+        seed,
+        first_index,
+        &mut out,
+        patches.as_mut(),
+        stats.as_mut()
+    ))
+}
+
+fn detect_as<T: core::detector::Reading + Element>(
+    py: Python<'_>,
+    expected: &PyReadonlyArray3<'_, f64>,
+    detector: &core::detector::Detector,
+    seed: u64,
+    first_index: u64,
+    readings: &mut PyReadwriteArray3<'_, T>,
+    stats: Option<&mut PyReadwriteArray2<'_, f64>>,
+) -> PyResult<()> {
+    let e = expected.as_array();
+    let r = readings.as_array_mut();
+    let st = stats.map(|a| a.as_array_mut());
+    detach(py, || {
+        core::detector::detect_into(detector, e, seed, first_index, r, st)
+    })
+}
+
+#[pyfunction]
+#[allow(clippy::too_many_arguments)]
+#[pyo3(signature = (expected, seed, first_index, detector, pixels, readings, stats))]
+fn detect<'py>(
+    py: Python<'py>,
+    expected: PyReadonlyArray3<'py, f64>,
+    seed: u64,
+    first_index: u64,
+    detector: DetectorArgs,
+    pixels: Option<PyReadonlyArray2<'py, u8>>,
+    readings: Readings<'py>,
+    mut stats: Option<PyReadwriteArray2<'py, f64>>,
+) -> PyResult<()> {
+    let det = detector.into_core(py, pixels)?;
+    with_readings!(readings, |out| detect_as(
+        py,
+        &expected,
+        &det,
+        seed,
+        first_index,
+        &mut out,
+        stats.as_mut()
+    ))
 }
 
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    m.add("PtyfastError", m.py().get_type::<PtyfastError>())?;
+    m.add("PtyfastError", ptyfast_error(m.py())?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_function(wrap_pyfunction!(extract_patches, m)?)?;
     m.add_function(wrap_pyfunction!(diffract, m)?)?;
@@ -374,6 +821,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(poisson_counts, m)?)?;
     m.add_function(wrap_pyfunction!(illuminated_energy, m)?)?;
     m.add_function(wrap_pyfunction!(simulate, m)?)?;
+    m.add_function(wrap_pyfunction!(acquire, m)?)?;
+    m.add_function(wrap_pyfunction!(detect, m)?)?;
     m.add_function(wrap_pyfunction!(knn, m)?)?;
     m.add_function(wrap_pyfunction!(sample_then_group, m)?)?;
     m.add_function(wrap_pyfunction!(oversample_groups, m)?)?;

@@ -1,0 +1,161 @@
+"""Crash-safe creation of a directory (a Zarr store): a hidden sibling renamed into place.
+
+A directory cannot be written atomically file by file, but it can be *published* atomically:
+the store is written into a hidden sibling ``.<name>.<host>.<pid>.<token>.ptyfast-tmp`` in
+the same directory, every file and directory in it is ``fsync``-ed, and only then is it
+renamed onto the target in one step. Replacing an existing store uses Linux's
+``renameat2(RENAME_EXCHANGE)`` (the old and new store swap names atomically; readers see one
+or the other, never neither), falling back elsewhere to rename-aside-then-rename (a moment
+with no store at the target, never a partial one). The old store is removed afterwards.
+
+An interrupted writer leaves its hidden sibling behind; the next write to the same target
+removes siblings left by dead processes of this host (writers on other hosts are left alone:
+their process ids mean nothing here).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import errno
+import os
+import secrets
+import shutil
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+__all__ = ["atomic_directory", "clean_stale"]
+
+_TMP = ".ptyfast-tmp"
+_OLD = ".ptyfast-old"
+_RENAME_EXCHANGE = 2
+_AT_FDCWD = -100
+
+
+def _host() -> str:
+    return "".join(c if c.isalnum() or c == "-" else "_" for c in socket.gethostname()) or "host"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def clean_stale(target: Path) -> list[Path]:
+    """Remove hidden siblings of ``target`` left by dead writers on this host; returns them."""
+    parent = target.parent if str(target.parent) else Path(".")
+    prefix, host = f".{target.name}.", _host()
+    removed: list[Path] = []
+    try:
+        entries = list(parent.iterdir())
+    except OSError:
+        return removed
+    for p in entries:
+        name = p.name
+        if not name.startswith(prefix) or not name.endswith((_TMP, _OLD)):
+            continue
+        parts = name[len(prefix) :].split(".")
+        if len(parts) != 4 or parts[0] != host or not parts[1].isdigit():
+            continue
+        if _alive(int(parts[1])):  # this process included: it may be writing it now
+            continue
+        shutil.rmtree(p, ignore_errors=True)
+        removed.append(p)
+    return removed
+
+
+def _fsync_tree(root: Path) -> None:
+    for dirpath, _dirnames, filenames in os.walk(root):
+        for name in filenames:
+            fd = os.open(os.path.join(dirpath, name), os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        _fsync_dir(Path(dirpath))
+
+
+def _fsync_dir(path: Path) -> None:
+    with contextlib.suppress(OSError):  # not every platform can fsync a directory
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths atomically (Linux ``renameat2``); ``False`` where unsupported."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    renameat2.argtypes = [
+        ctypes.c_int,
+        ctypes.c_char_p,
+        ctypes.c_int,
+        ctypes.c_char_p,
+        ctypes.c_uint,
+    ]
+    rc = renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE)
+    if rc == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+        return False
+    raise OSError(err, os.strerror(err), os.fspath(b))
+
+
+def _check(target: Path, overwrite: bool) -> None:
+    if target.is_file() or (target.is_symlink() and not target.is_dir()):
+        raise ValueError(f"output {os.fspath(target)!r} exists and is a file, expected a store")
+    if not overwrite and (target.exists() or target.is_symlink()):
+        raise ValueError(
+            f"output {os.fspath(target)!r} exists; pass overwrite=True (--overwrite) to replace it"
+        )
+
+
+@contextlib.contextmanager
+def atomic_directory(path: str | os.PathLike[str], *, overwrite: bool = False) -> Iterator[Path]:
+    """Create directory ``path`` atomically; yields the hidden sibling to fill.
+
+    Raises
+    ------
+    ValueError
+        ``path`` is a file, or exists and ``overwrite`` is false (before anything is written).
+    """
+    target = Path(path)
+    _check(target, overwrite)
+    parent = target.parent if str(target.parent) else Path(".")
+    parent.mkdir(parents=True, exist_ok=True)
+    clean_stale(target)
+    stem = f".{target.name}.{_host()}.{os.getpid()}.{secrets.token_hex(4)}"
+    tmp = parent / (stem + _TMP)
+    tmp.mkdir()
+    try:
+        yield tmp
+        _check(target, overwrite)
+        _fsync_tree(tmp)
+        if target.exists():
+            if _exchange(tmp, target):
+                old = tmp  # now holds the previous store
+            else:
+                old = parent / (stem + _OLD)
+                os.rename(target, old)
+                os.rename(tmp, target)
+            _fsync_dir(parent)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.rename(tmp, target)
+            _fsync_dir(parent)
+        tmp = Path()
+    finally:
+        if tmp != Path() and tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)

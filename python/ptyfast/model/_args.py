@@ -1,0 +1,107 @@
+"""Argument checks shared by the model's builders (probes, scans, objects).
+
+Every check raises before any work, with a message naming the argument, what was expected and
+what was received (``"sigma_px must be a positive finite number, got nan"``). Seeds are
+resolved here to the integers that are recorded: :func:`seed_int` (64-bit, for
+``numpy.random.Generator(PCG64(seed))``) and :func:`legacy_seed_int` (32-bit, for the
+PtychoPINN recipes that draw from NumPy's legacy MT19937 stream).
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from typing import Any
+
+import numpy as np
+
+from .._kernels import legacy_seed, resolve_seed
+
+__all__ = [
+    "integer",
+    "real",
+    "pair",
+    "choice",
+    "seed_int",
+    "legacy_seed_int",
+    "generator",
+]
+
+
+def integer(name: str, v: Any, *, minimum: int | None = None, maximum: int | None = None) -> int:
+    """``v`` as an ``int`` (bools and non-integers raise ``TypeError``), within the bounds."""
+    if isinstance(v, bool) or not isinstance(v, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {type(v).__name__} {v!r}")
+    i = int(v)
+    if minimum is not None and i < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {i}")
+    if maximum is not None and i > maximum:
+        raise ValueError(f"{name} must be <= {maximum}, got {i}")
+    return i
+
+
+def real(
+    name: str,
+    v: Any,
+    *,
+    positive: bool = False,
+    nonnegative: bool = False,
+    minimum: float | None = None,
+    maximum: float | None = None,
+    below: float | None = None,
+) -> float:
+    """``v`` as a finite ``float`` (bools and non-numbers raise ``TypeError``).
+
+    ``positive``: ``> 0``; ``nonnegative``: ``>= 0``; ``minimum``/``maximum``: inclusive
+    bounds; ``below``: exclusive upper bound.
+    """
+    if isinstance(v, bool) or not isinstance(v, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {type(v).__name__} {v!r}")
+    f = float(v)
+    if not math.isfinite(f):
+        raise ValueError(f"{name} must be finite, got {f}")
+    if positive and f <= 0:
+        raise ValueError(f"{name} must be a positive finite number, got {f}")
+    if nonnegative and f < 0:
+        raise ValueError(f"{name} must be >= 0, got {f}")
+    if minimum is not None and f < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {f}")
+    if maximum is not None and f > maximum:
+        raise ValueError(f"{name} must be <= {maximum}, got {f}")
+    if below is not None and f >= below:
+        raise ValueError(f"{name} must be < {below}, got {f}")
+    return f
+
+
+def pair(name: str, v: Any, **bounds: Any) -> tuple[float, float]:
+    """A 2-sequence of reals (each checked as :func:`real` with ``bounds``) as a tuple."""
+    if isinstance(v, (str, bytes)) or not hasattr(v, "__len__") or len(v) != 2:
+        raise TypeError(f"{name} must be a pair of numbers, got {v!r}")
+    return (real(f"{name}[0]", v[0], **bounds), real(f"{name}[1]", v[1], **bounds))
+
+
+def choice(name: str, v: Any, options: tuple[str, ...]) -> str:
+    """``v`` if it is one of ``options`` (strings)."""
+    if not isinstance(v, str) or v not in options:
+        raise ValueError(f"{name} must be one of {list(options)}, got {v!r}")
+    return v
+
+
+def seed_int(seed: Any, name: str = "seed") -> int:
+    """The recorded 64-bit seed: an int as is, one draw from a ``Generator``, or fresh OS
+    entropy for ``None`` (see :func:`ptyfast._kernels.resolve_seed`)."""
+    if isinstance(seed, np.random.RandomState):
+        raise TypeError(f"{name} must be an int, numpy.random.Generator or None, got RandomState")
+    return resolve_seed(seed, name)
+
+
+def legacy_seed_int(seed: Any, name: str = "seed") -> int:
+    """The recorded 32-bit seed of NumPy's legacy MT19937 stream (PtychoPINN's recipes)."""
+    if isinstance(seed, np.random.RandomState):
+        raise TypeError(f"{name} must be an int, numpy.random.Generator or None, got RandomState")
+    return legacy_seed(seed, name)
+
+
+def generator(seed: int) -> np.random.Generator:
+    """``numpy.random.Generator(PCG64(seed))`` from a resolved integer seed."""
+    return np.random.Generator(np.random.PCG64(seed))
