@@ -47,7 +47,6 @@ __all__ = [
     "diffract",
     "observe_amplitudes",
     "poisson_counts",
-    "POISSON_STREAMS",
     "illuminated_energy",
     "simulate",
     "knn",
@@ -75,8 +74,9 @@ __all__ = [
 
 SeedLike = int | np.integer | np.random.Generator | np.random.RandomState | None
 
-#: Names of the Poisson noise streams, oldest first (README, "Noise streams").
-POISSON_STREAMS = ("v1", "v2")
+# Names of the Poisson noise streams of the sampling kernels, oldest first (README, "Noise
+# streams"); the detector's setting (POISSON_STREAMS) lists those its pipeline is wired for.
+_NOISE_VERSIONS = ("v1", "v2")
 
 
 # --------------------------------------------------------------------------- memory
@@ -644,9 +644,9 @@ def diffract(patches: Any, probe: Any, scale: float = 1.0) -> np.ndarray:
 def _poisson_stream(version: Any) -> str:
     """Validates a Poisson noise stream name (README, "Noise streams")."""
     if not isinstance(version, str):
-        raise TypeError(f"version must be a str, one of {POISSON_STREAMS}, got {version!r}")
-    if version not in POISSON_STREAMS:
-        raise ValueError(f"version must be one of {POISSON_STREAMS}, got {version!r}")
+        raise TypeError(f"version must be a str, one of {_NOISE_VERSIONS}, got {version!r}")
+    if version not in _NOISE_VERSIONS:
+        raise ValueError(f"version must be one of {_NOISE_VERSIONS}, got {version!r}")
     return version
 
 
