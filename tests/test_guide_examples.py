@@ -72,6 +72,7 @@ def test_grid_entry_point_with_required_setup():
     assert X.dtype == np.float32 and np.isfinite(X).all()
 
 
+@pytest.mark.tf
 def test_grid_direct_container_construction(probeGuess):
     params.set("N", 64)
     params.set("gridsize", 2)

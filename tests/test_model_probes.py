@@ -680,3 +680,12 @@ def test_disk_window_is_scipys_gaussian_window(N, scale):
     w = gaussian_window(N, std=N / (scale * np.pi**2), sym=True)
     w = w / w.max()
     assert np.array_equal(probes_module._lowpass_window(N, scale), w)
+
+
+@pytest.mark.parametrize("scale", [1e10, 1e300])
+def test_disk_refuses_a_scale_that_leaves_it_empty(scale):
+    # PtychoPINN returns a flat 1e-9 array here (its window is 0/0 = NaN): refused instead.
+    with pytest.raises(ValueError, match="leaves the disk of an N = 8 probe empty"):
+        probes_module.disk_profile(8, scale=scale)
+    with pytest.raises(ValueError, match="scale = "):
+        get_default_probe(8, fmt="np", scale=scale)

@@ -15,7 +15,7 @@ first use, so ``import ptyfast`` stays light.
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._core import __version__
 from ._errors import PtyfastError
@@ -32,11 +32,27 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "io": (".io", None),
     "Experiment": (".model.experiment", "Experiment"),
     "simulate": (".model.experiment", "simulate"),
+    "simulate_to": (".model.experiment", "simulate_to"),
     "replay": (".model.provenance", "replay"),
     "Campaign": (".model.campaign", "Campaign"),
 }
 
 __all__ = ["PtyfastError", "__version__", *_LAZY]
+
+if TYPE_CHECKING:  # the lazy names, for type checkers (at run time __getattr__ imports them)
+    from . import io as io
+    from .io import open as open  # noqa: A004 - ptyfast.open, the one reader
+    from .model import objects as objects
+    from .model import probes as probes
+    from .model import scans as scans
+    from .model.campaign import Campaign as Campaign
+    from .model.dataset import Dataset as Dataset
+    from .model.detector import Detector as Detector
+    from .model.experiment import Experiment as Experiment
+    from .model.experiment import simulate as simulate
+    from .model.experiment import simulate_to as simulate_to
+    from .model.geometry import Geometry as Geometry
+    from .model.provenance import replay as replay
 
 
 def __getattr__(name: str) -> Any:

@@ -614,8 +614,20 @@ def _check_arguments(args: argparse.Namespace) -> None:
         raise ValueError(f"--seed must be between 0 and 2**32 - 1, got {args.seed}")
 
 
+def _require_matplotlib() -> None:
+    """``--preview`` needs matplotlib, an optional extra: say so before simulating."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise ValueError(
+            "--preview needs matplotlib, which is not installed: pip install 'ptyfast[plot]'"
+        ) from None
+
+
 def _simulate(args: argparse.Namespace) -> int:
     _check_arguments(args)
+    if args.preview:
+        _require_matplotlib()
     if model_commands.uses_model(args):
         return model_commands.simulate(args)
     output = _resolve_output(args.output)

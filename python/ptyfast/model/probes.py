@@ -188,7 +188,7 @@ def disk_profile(N: int, *, scale: float = 0.7) -> np.ndarray:
     Raises
     ------
     TypeError, ValueError
-        ``N`` or ``scale`` out of range.
+        ``N`` or ``scale`` out of range, or a ``scale`` so large that the disk is empty.
 
     Examples
     --------
@@ -206,6 +206,11 @@ def disk_profile(N: int, *, scale: float = 0.7) -> np.ndarray:
         raise ValueError(f"scale must be a finite number > 0, got {scale!r}")
     window = _lowpass_window(N, float(scale))
     mask = np.einsum("i,j->ij", window, window) > 0.5
+    if not mask.any():
+        raise ValueError(
+            f"scale = {scale!r} leaves the disk of an N = {N} probe empty (no pixel of the "
+            f"window product exceeds 0.5); use a smaller scale (the default is 0.7)"
+        )
     return gaussian_filter(mask.astype(float), 1) + 1e-9
 
 
@@ -220,8 +225,9 @@ def _lowpass_window(N: int, scale: float) -> np.ndarray:
         return np.ones(N, dtype=np.float64)
     std = N / (scale * np.pi**2)
     n = np.arange(0, N, dtype=np.float64) - (N - 1.0) / 2.0
-    window = np.exp(-(n**2) / (2 * std * std))
-    window /= window.max()
+    with np.errstate(divide="ignore", invalid="ignore", under="ignore"):
+        window = np.exp(-(n**2) / (2 * std * std))
+        window /= window.max()  # NaN when every sample underflows: the disk is then empty
     return window
 
 
