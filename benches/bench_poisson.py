@@ -1,10 +1,13 @@
 """Exact Poisson observation: ptyfast against NumPy, in one run.
 
 Prints ns per sample and samples/s for ``ptyfast._kernels.observe_amplitudes`` (which samples
-``sqrt(Poisson(A**2))``) and for NumPy's ``Generator.poisson`` / ``RandomState.poisson`` on the
-same rates (NumPy timed on the rate array alone, without the square and square root, which
-favours NumPy slightly). ptyfast runs once with ``RAYON_NUM_THREADS=1`` (in a subprocess, since
-rayon reads the variable once) and once with the thread count of the environment.
+``sqrt(Poisson(A**2))``) on both noise streams (``version="v1"``, the original bits, and
+``"v2"``, README "Noise streams") and for NumPy's ``Generator.poisson`` /
+``RandomState.poisson`` on the same rates (NumPy timed on the rate array alone, without the
+square and square root, which favours NumPy slightly). ptyfast runs once with
+``RAYON_NUM_THREADS=1`` (in a subprocess, since rayon reads the variable once) and once with the
+thread count of the environment (``all``, v2). Within each process the variants are timed in
+turn, repeat by repeat, so that a change of machine load hits them alike.
 
 Workloads: realistic far-field patterns, ``|fftshift(fft2(probe * patch))| / N`` for a smooth
 disk probe and random smooth complex object patches, scaled to 1e6 and 1e9 photons per 64x64
@@ -15,7 +18,8 @@ Timing is the best of ``--repeat`` runs of wall-clock time; on a shared machine,
 single-thread columns only, since all threads together burn more CPU time than wall time).
 
 Usage: ``PYTHONPATH=python python benches/bench_poisson.py [--patterns 2000] [--repeat 3]
-[--timer wall|cpu]``
+[--timer wall|cpu] [--runs 1]`` (``--runs`` repeats the whole comparison, NumPy included, and
+prints each run, for a loaded machine.)
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from ptyfast import _kernels
 
 N = 64
 FLAT_RATES = (0.01, 1.0, 10.0, 1e3, 1e6)
+VERSIONS = ("v1", "v2")
 
 
 def realistic_amplitudes(n_patterns: int, photons: float, seed: int = 0) -> np.ndarray:
@@ -67,22 +72,30 @@ TIMERS = {"wall": time.perf_counter, "cpu": time.process_time}
 
 
 def best_of(fn, repeat: int, timer: str = "wall") -> float:
+    return best_of_each([fn], repeat, timer)[0]
+
+
+def best_of_each(fns: list, repeat: int, timer: str = "wall") -> list[float]:
+    """Best time of each function over ``repeat`` rounds, the functions run in turn."""
     clock = TIMERS[timer]
-    best = np.inf
+    best = [np.inf] * len(fns)
     for _ in range(repeat):
-        t0 = clock()
-        fn()
-        best = min(best, clock() - t0)
+        for i, fn in enumerate(fns):
+            t0 = clock()
+            fn()
+            best[i] = min(best[i], clock() - t0)
     return best
 
 
-def time_ptyfast(n_patterns: int, repeat: int, timer: str) -> dict[str, float]:
-    """Seconds per sample of ``observe_amplitudes`` for every workload."""
+def time_ptyfast(n_patterns: int, repeat: int, timer: str) -> dict[str, dict[str, float]]:
+    """Seconds per sample of ``observe_amplitudes`` for every workload and stream."""
     out = {}
     for name, amp in workloads(n_patterns):
-        _kernels.observe_amplitudes(amp[:2], 0)  # warm the thread pool
-        run = lambda a=amp: _kernels.observe_amplitudes(a, 1)  # noqa: E731
-        out[name] = best_of(run, repeat, timer) / amp.size
+        for v in VERSIONS:
+            _kernels.observe_amplitudes(amp[:2], 0, version=v)  # warm the pool and the tables
+        runs = [lambda a=amp, v=v: _kernels.observe_amplitudes(a, 1, version=v) for v in VERSIONS]
+        times = best_of_each(runs, repeat, timer)
+        out[name] = {v: t / amp.size for v, t in zip(VERSIONS, times, strict=True)}
     return out
 
 
@@ -105,12 +118,19 @@ def main() -> None:
     ap.add_argument("--patterns", type=int, default=2000, help="realistic patterns per case")
     ap.add_argument("--repeat", type=int, default=3, help="best of this many runs")
     ap.add_argument("--timer", choices=sorted(TIMERS), default="wall", help="clock to use")
+    ap.add_argument("--runs", type=int, default=1, help="repeat the whole comparison")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
         print(json.dumps(time_ptyfast(args.patterns, args.repeat, args.timer)))
         return
+    for run in range(args.runs):
+        if args.runs > 1:
+            print(f"== run {run + 1} of {args.runs}")
+        compare(args)
 
+
+def compare(args: argparse.Namespace) -> None:
     single = ptyfast_in_subprocess(args.patterns, args.repeat, 1, args.timer)
     threads = _kernels.num_threads()
     multi = time_ptyfast(args.patterns, args.repeat, "wall")
@@ -119,23 +139,29 @@ def main() -> None:
     legacy = np.random.RandomState(0)
     print(f"ptyfast vs NumPy {np.__version__}: exact Poisson, N = {N}, best of {args.repeat}")
     print(
-        f"ns/sample (lower is better); NumPy and 1thr by {args.timer} time, 'all' by wall "
+        f"ns/sample (lower is better); NumPy and 1thr by {args.timer} time, 'all' (v2) by wall "
         f"time on {threads} threads (RAYON_NUM_THREADS or cores)"
     )
     head = (
-        f"{'workload':<16}{'samples':>10}{'np.Gen':>9}{'np.RS':>9}"
-        f"{'pf 1thr':>9}{'Gen/1thr':>10}{'pf all':>9}{'Gen/all':>9}{'Msamp/s all':>13}"
+        f"{'workload':<16}{'samples':>10}{'np.Gen':>9}{'np.RS':>9}{'v1 1thr':>9}"
+        f"{'v2 1thr':>9}{'Gen/v1':>8}{'Gen/v2':>8}{'v2 all':>9}{'Msamp/s all':>13}"
     )
     print(head)
     print("-" * len(head))
     for name, amp in workloads(args.patterns):
         rates = amp.astype(np.float64) ** 2
-        t_gen = best_of(lambda r=rates: gen.poisson(r), args.repeat, args.timer) / rates.size
-        t_rs = best_of(lambda r=rates: legacy.poisson(r), args.repeat, args.timer) / rates.size
-        t1, tn = single[name], multi[name]
+        t_gen, t_rs = (
+            t / rates.size
+            for t in best_of_each(
+                [lambda r=rates: gen.poisson(r), lambda r=rates: legacy.poisson(r)],
+                args.repeat,
+                args.timer,
+            )
+        )
+        t1, t2, tn = single[name]["v1"], single[name]["v2"], multi[name]["v2"]
         print(
-            f"{name:<16}{rates.size:>10}{t_gen * 1e9:>9.2f}{t_rs * 1e9:>9.2f}"
-            f"{t1 * 1e9:>9.2f}{t_gen / t1:>10.2f}{tn * 1e9:>9.2f}{t_gen / tn:>9.2f}"
+            f"{name:<16}{rates.size:>10}{t_gen * 1e9:>9.2f}{t_rs * 1e9:>9.2f}{t1 * 1e9:>9.2f}"
+            f"{t2 * 1e9:>9.2f}{t_gen / t1:>8.2f}{t_gen / t2:>8.2f}{tn * 1e9:>9.2f}"
             f"{1e-6 / tn:>13.1f}"
         )
 

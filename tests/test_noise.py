@@ -1,4 +1,5 @@
-"""Exact Poisson observation: ``observe_amplitudes`` and ``poisson_counts``.
+"""Exact Poisson observation: ``observe_amplitudes`` and ``poisson_counts``, both noise
+streams (``version="v1"``, the original bits, and ``"v2"``, the faster keyed stream).
 
 Statistical tests use fixed seeds and a p-value threshold of 1e-4, so they are deterministic:
 they pass or fail the same way on every run, and a correct sampler fails one of them with
@@ -24,6 +25,7 @@ from ptyfast._kernels import observe_amplitudes, poisson_counts
 
 P_MIN = 1e-4
 N_SAMPLES = 200_000
+VERSIONS = ["v1", "v2"]
 
 # Regime boundaries of the sampler (faint < 1/8 <= tables < 32 <= PTRS) and table grid points.
 SWITCH_RATES = [
@@ -150,9 +152,10 @@ def test_coerced_and_strided_inputs_match_contiguous_float32():
 # --------------------------------------------------------------------------- distribution
 
 
-@pytest.mark.parametrize("lam", [0.0, 1e-3, 1.0, 10.0, 1e3, 1e6, 1e9])
-def test_mean_and_variance(lam):
-    k = poisson_counts(np.full(N_SAMPLES, lam), seed=10)
+@pytest.mark.parametrize("version", VERSIONS)
+@pytest.mark.parametrize("lam", [0.0, 1e-3, 1.0, 10.0, 1e3, 1e6, 1e9, 1e12, 1e15])
+def test_mean_and_variance(lam, version):
+    k = poisson_counts(np.full(N_SAMPLES, lam), seed=10, version=version)
     if lam == 0:
         assert not k.any()
         return
@@ -163,42 +166,59 @@ def test_mean_and_variance(lam):
     assert abs(k.var(ddof=1) - lam) < 5 * se_var
 
 
+@pytest.mark.parametrize("version", VERSIONS)
 @pytest.mark.parametrize("lam", [1e-3, 0.05, 1.0, 10.0, 1e3])
-def test_goodness_of_fit(lam):
-    k = poisson_counts(np.full(N_SAMPLES, lam), seed=11)
+def test_goodness_of_fit(lam, version):
+    k = poisson_counts(np.full(N_SAMPLES, lam), seed=11, version=version)
     assert poisson_gof(k, lam) > P_MIN
 
 
-@pytest.mark.parametrize("lam", [1e6, 1e9])
-def test_goodness_of_fit_large_rates(lam):
-    k = poisson_counts(np.full(N_SAMPLES, lam), seed=12)
+@pytest.mark.parametrize("version", VERSIONS)
+@pytest.mark.parametrize("lam", [1e6, 1e9, 1e12])
+def test_goodness_of_fit_large_rates(lam, version):
+    k = poisson_counts(np.full(N_SAMPLES, lam), seed=12, version=version)
     assert binned_gof(k, lam) > P_MIN
 
 
+@pytest.mark.parametrize("version", VERSIONS)
 @pytest.mark.parametrize("lam", SWITCH_RATES)
-def test_exact_near_algorithm_switches(lam):
-    k = poisson_counts(np.full(N_SAMPLES, lam), seed=13)
+def test_exact_near_algorithm_switches(lam, version):
+    k = poisson_counts(np.full(N_SAMPLES, lam), seed=13, version=version)
     assert poisson_gof(k, lam) > P_MIN
     assert abs(k.mean() - lam) < 5 * np.sqrt(lam / k.size)
 
 
+@pytest.mark.parametrize("version", VERSIONS)
+@pytest.mark.parametrize("lam", [1e-6, 1e-4])
+def test_tiny_rates(lam, version):
+    # Nonzero counts are rare events: their number is Poisson(n·λ·(1 + O(λ))); 2 of them
+    # would show a bias in the polynomial bound that decides k = 0.
+    n = 2_000_000
+    k = poisson_counts(np.full(n, lam), seed=16, version=version)
+    expect = n * lam
+    assert abs(np.count_nonzero(k) - expect) < 5 * np.sqrt(expect) + 1
+    assert (k <= 3).all()
+
+
+@pytest.mark.parametrize("version", VERSIONS)
 @pytest.mark.parametrize("lam", [0.01, 0.7, 20.0, 40.0, 5e4, 3e8])
-def test_amplitude_path_goodness_of_fit(lam):
+def test_amplitude_path_goodness_of_fit(lam, version):
     # observe_amplitudes uses the amplitude as the exact sqrt of the rate: check that path.
     a = np.full((N_SAMPLES // 4096, 64, 64), np.sqrt(lam), np.float32)
     rate = float(np.float64(a.flat[0]) ** 2)
-    k = np.round(observe_amplitudes(a, seed=14).astype(np.float64).ravel() ** 2)
+    k = np.round(observe_amplitudes(a, seed=14, version=version).astype(np.float64).ravel() ** 2)
     p = binned_gof(k, rate) if rate > 1e4 else poisson_gof(k, rate)
     assert p > P_MIN
 
 
-def test_mixed_rates_in_one_pattern():
+@pytest.mark.parametrize("version", VERSIONS)
+def test_mixed_rates_in_one_pattern(version):
     # Every regime interleaved within each pattern: per-rate-class fits must still hold.
     rates = np.array([0.0, 0.02, 0.4, 2.5, 17.0, 33.0, 900.0, 2e5])
     m = 400
     a = np.tile(np.sqrt(rates).astype(np.float32), (m, 8, 1)).reshape(m, 8, 8)
     rate = np.float64(a[0, 0]) ** 2
-    k = np.round(observe_amplitudes(a, seed=15).astype(np.float64) ** 2)
+    k = np.round(observe_amplitudes(a, seed=15, version=version).astype(np.float64) ** 2)
     assert not k[:, :, 0].any()
     for j in range(1, rates.size):
         kj = k[:, :, j].ravel()
@@ -225,23 +245,56 @@ def test_same_seed_same_result_different_seed_different():
     assert (poisson_counts(r, seed=1, stream=0) != poisson_counts(r, seed=1, stream=1)).any()
 
 
-def test_patterns_have_independent_streams():
+@pytest.mark.parametrize("version", VERSIONS)
+def test_patterns_have_independent_streams(version):
     a = np.full((2, 16, 16), 3.0, np.float32)
-    out = observe_amplitudes(a, seed=23)
+    out = observe_amplitudes(a, seed=23, version=version)
     assert out[0].tobytes() != out[1].tobytes()
 
 
-def test_chunking_does_not_change_results():
+@pytest.mark.parametrize("version", VERSIONS)
+def test_chunking_does_not_change_results(version):
     a = _pattern_stack(m=37)
-    whole = observe_amplitudes(a, seed=24, first_index=5)
+    kw = {"seed": 24, "version": version}
+    whole = observe_amplitudes(a, first_index=5, **kw)
     parts = [
-        observe_amplitudes(a[:10], seed=24, first_index=5),
-        observe_amplitudes(a[10:11], seed=24, first_index=15),
-        observe_amplitudes(a[11:], seed=24, first_index=16),
+        observe_amplitudes(a[:10], first_index=5, **kw),
+        observe_amplitudes(a[10:11], first_index=15, **kw),
+        observe_amplitudes(a[11:], first_index=16, **kw),
     ]
     assert np.concatenate(parts).tobytes() == whole.tobytes()
     # first_index shifts the streams: pattern j of a call is stream first_index + j.
-    assert observe_amplitudes(a[1:], seed=24, first_index=6).tobytes() == whole[1:].tobytes()
+    assert observe_amplitudes(a[1:], first_index=6, **kw).tobytes() == whole[1:].tobytes()
+
+
+def test_versions_differ_and_default_is_v1():
+    a = _pattern_stack(m=4)
+    v1 = observe_amplitudes(a, seed=25)
+    assert observe_amplitudes(a, seed=25, version="v1").tobytes() == v1.tobytes()
+    v2 = observe_amplitudes(a, seed=25, version="v2")
+    assert v2.tobytes() != v1.tobytes()
+    assert observe_amplitudes(a, seed=25, version="v2").tobytes() == v2.tobytes()
+    r = np.full(5000, 12.5)
+    assert (poisson_counts(r, seed=1) == poisson_counts(r, seed=1, version="v1")).all()
+    assert (poisson_counts(r, seed=1, version="v2") != poisson_counts(r, seed=1)).any()
+
+
+def test_v1_bits_are_pinned():
+    # Digests of the original v1 sampler (commit 1e135b1) on a fixed input: the stream v1
+    # gives these bits for these seeds forever (README, "Noise streams").
+    rng = np.random.default_rng(0)
+    a = (10 ** rng.uniform(-4, 5, size=(40, 64, 64))).astype(np.float32)
+    a[:, ::7, ::5] = 0
+    out = observe_amplitudes(a, seed=2024, first_index=3)
+    assert hashlib.sha256(out.tobytes()).hexdigest() == (
+        "70081671d2e97812a0a7ae88a1dc5def674e562f074588da4d36697580a59749"
+    )
+    r = np.concatenate([np.zeros(5), 10 ** np.linspace(-6, 10, 5000), np.full(300, 7.3)])
+    r = np.concatenate([r, np.full(300, 1e9)])
+    k = poisson_counts(r, seed=7, stream=11)
+    assert hashlib.sha256(k.tobytes()).hexdigest() == (
+        "5e57d71d70000f37ae62a4d12dcd88abbb71edbb12600c66b0e769ceb364c2c8"
+    )
 
 
 def test_generator_seed_is_reproducible():
@@ -251,38 +304,58 @@ def test_generator_seed_is_reproducible():
     assert x.tobytes() == y.tobytes()
 
 
-_CHILD = """
-import hashlib, sys
+_DIGESTS = """
+import hashlib
 import numpy as np
 from ptyfast import _kernels
-rng = np.random.default_rng(0)
-a = (10 ** rng.uniform(-3, 6, size=(300, 64, 64))).astype(np.float32)
-print(hashlib.sha256(_kernels.observe_amplitudes(a, seed=99).tobytes()).hexdigest())
-print(_kernels.num_threads())
+
+
+def digests():
+    rng = np.random.default_rng(0)
+    a = (10 ** rng.uniform(-3, 6, size=(300, 64, 64))).astype(np.float32)
+    r = (10 ** rng.uniform(-7, 13, size=9000)) * (rng.uniform(size=9000) > 0.1)
+    out = []
+    for v in ("v1", "v2"):
+        h = hashlib.sha256(_kernels.observe_amplitudes(a, seed=99, version=v).tobytes())
+        h.update(_kernels.poisson_counts(r, seed=98, stream=3, version=v).tobytes())
+        out.append(h.hexdigest())
+    return out
 """
+_CHILD = _DIGESTS + "print(*digests(), _kernels.num_threads(), _kernels.simd_level())\n"
 
 
-def _digest_in_subprocess(threads: str | None) -> tuple[str, int]:
+def _digests_in_subprocess(**env_vars: str | None) -> tuple[list[str], int, str]:
     env = dict(os.environ)
-    env.pop("RAYON_NUM_THREADS", None)
-    if threads is not None:
-        env["RAYON_NUM_THREADS"] = threads
+    for key, value in env_vars.items():
+        env.pop(key, None)
+        if value is not None:
+            env[key] = value
     out = subprocess.run(
         [sys.executable, "-c", _CHILD], env=env, capture_output=True, text=True, check=True
     ).stdout.split()
-    return out[0], int(out[1])
+    return out[:2], int(out[2]), out[3]
 
 
 def test_thread_count_does_not_change_results():
-    one, n1 = _digest_in_subprocess("1")
-    four, n4 = _digest_in_subprocess("4")
-    default, _ = _digest_in_subprocess(None)
+    one, n1, _ = _digests_in_subprocess(RAYON_NUM_THREADS="1")
+    four, n4, _ = _digests_in_subprocess(RAYON_NUM_THREADS="4")
+    default, _, _ = _digests_in_subprocess(RAYON_NUM_THREADS=None)
     assert (n1, n4) == (1, 4)
     assert one == four == default
-    rng = np.random.default_rng(0)
-    a = (10 ** rng.uniform(-3, 6, size=(300, 64, 64))).astype(np.float32)
-    here = hashlib.sha256(observe_amplitudes(a, seed=99).tobytes()).hexdigest()
-    assert here == one
+    namespace: dict = {}
+    exec(_DIGESTS, namespace)  # the same computation in this process
+    assert namespace["digests"]() == one
+    assert one[0] != one[1]
+
+
+def test_instruction_set_levels_give_identical_noise():
+    """Both streams give the same bits at every SIMD level the machine has (PTYFAST_SIMD)."""
+    seen = {}
+    for cap in ("baseline", "avx2", "avx512"):
+        digests, _, level = _digests_in_subprocess(PTYFAST_SIMD=cap, RAYON_NUM_THREADS="2")
+        seen[level] = tuple(digests)
+    assert "baseline" in seen
+    assert len(set(seen.values())) == 1, seen
 
 
 # --------------------------------------------------------------------------- errors
@@ -338,6 +411,16 @@ def test_bad_seed_and_index(kwargs, exc, name):
         observe_amplitudes(np.ones((1, 2, 2), np.float32), **kwargs)
 
 
+@pytest.mark.parametrize(
+    ("version", "exc"), [("v3", ValueError), ("V2", ValueError), ("", ValueError), (2, TypeError)]
+)
+def test_bad_version(version, exc):
+    with pytest.raises(exc, match="version"):
+        observe_amplitudes(np.ones((1, 2, 2), np.float32), seed=0, version=version)
+    with pytest.raises(exc, match="version"):
+        poisson_counts(np.ones(3), seed=0, version=version)
+
+
 def test_errors_leave_input_untouched():
     a = np.ones((2, 3, 3), np.float32)
     a[1, 2, 2] = -1.0
@@ -358,15 +441,16 @@ def test_errors_leave_input_untouched():
         elements=st.floats(0, 1e5, width=32),
     ),
     st.integers(0, 2**64 - 1),
+    st.sampled_from(VERSIONS),
 )
-def test_observe_properties(a, seed):
-    out = observe_amplitudes(a, seed=seed)
+def test_observe_properties(a, seed, version):
+    out = observe_amplitudes(a, seed=seed, version=version)
     assert out.shape == a.shape and out.dtype == np.float32
     assert np.isfinite(out).all() and (out >= 0).all()
     assert (out[a == 0] == 0).all()
     k = out.astype(np.float64) ** 2
     assert np.all(np.abs(k - np.round(k)) <= 4 * np.finfo(np.float32).eps * np.maximum(k, 1))
-    assert observe_amplitudes(a, seed=seed).tobytes() == out.tobytes()
+    assert observe_amplitudes(a, seed=seed, version=version).tobytes() == out.tobytes()
 
 
 def test_num_threads_positive():

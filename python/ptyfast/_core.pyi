@@ -47,10 +47,10 @@ def diffract(
     patches: npt.NDArray[np.complex64], probe: npt.NDArray[np.complex64], scale: float
 ) -> npt.NDArray[np.float32]: ...
 def poisson_amplitudes(
-    amplitudes: npt.NDArray[np.float32], seed: int, first_index: int
+    amplitudes: npt.NDArray[np.float32], seed: int, first_index: int, version: str = "v1"
 ) -> npt.NDArray[np.float32]: ...
 def poisson_counts(
-    rates: npt.NDArray[np.float64], seed: int, stream: int
+    rates: npt.NDArray[np.float64], seed: int, stream: int, version: str = "v1"
 ) -> npt.NDArray[np.float64]: ...
 def illuminated_energy(
     object: npt.NDArray[np.complex64],

@@ -74,6 +74,10 @@ __all__ = [
 
 SeedLike = int | np.integer | np.random.Generator | np.random.RandomState | None
 
+# Names of the Poisson noise streams of the sampling kernels, oldest first (README, "Noise
+# streams"); the detector's setting (POISSON_STREAMS) lists those its pipeline is wired for.
+_NOISE_VERSIONS = ("v1", "v2")
+
 
 # --------------------------------------------------------------------------- memory
 
@@ -637,8 +641,17 @@ def diffract(patches: Any, probe: Any, scale: float = 1.0) -> np.ndarray:
     return _core.diffract(pa, pr, np.float32(sc))
 
 
+def _poisson_stream(version: Any) -> str:
+    """Validates a Poisson noise stream name (README, "Noise streams")."""
+    if not isinstance(version, str):
+        raise TypeError(f"version must be a str, one of {_NOISE_VERSIONS}, got {version!r}")
+    if version not in _NOISE_VERSIONS:
+        raise ValueError(f"version must be one of {_NOISE_VERSIONS}, got {version!r}")
+    return version
+
+
 def observe_amplitudes(
-    amplitudes: Any, seed: SeedLike = None, *, first_index: int = 0
+    amplitudes: Any, seed: SeedLike = None, *, first_index: int = 0, version: str = "v1"
 ) -> np.ndarray:
     """Noisy amplitudes ``sqrt(Poisson(amplitudes**2))``, sampled exactly.
 
@@ -658,6 +671,10 @@ def observe_amplitudes(
         (advancing it), None draws fresh OS entropy.
     first_index : int, keyword-only
         Stream index of the first pattern (``>= 0``); pattern ``i`` uses ``first_index + i``.
+    version : {"v1", "v2"}, keyword-only
+        The Poisson noise stream (README, "Noise streams"): ``"v1"`` (default) gives the bits
+        ptyfast has always given for a seed; ``"v2"`` is faster and samples the same law with
+        other draws.
 
     Returns
     -------
@@ -669,9 +686,9 @@ def observe_amplitudes(
     ------
     ValueError
         Amplitudes not 3-D, empty, negative, NaN or infinite; a seed or first_index out of
-        range.
+        range; an unknown version.
     TypeError
-        Complex or non-numeric amplitudes; a seed or first_index of the wrong type.
+        Complex or non-numeric amplitudes; a seed, first_index or version of the wrong type.
 
     Examples
     --------
@@ -688,11 +705,14 @@ def observe_amplitudes(
     )
     s = resolve_seed(seed)
     fi = _positive_int("first_index", first_index, minimum=0)
+    v = _poisson_stream(version)
     require_memory(f"observe_amplitudes: {a.shape[0]} float32 patterns", a.nbytes)
-    return _core.poisson_amplitudes(a, s, fi)
+    return _core.poisson_amplitudes(a, s, fi, v)
 
 
-def poisson_counts(rates: Any, seed: SeedLike = None, *, stream: int = 0) -> np.ndarray:
+def poisson_counts(
+    rates: Any, seed: SeedLike = None, *, stream: int = 0, version: str = "v1"
+) -> np.ndarray:
     """Exact Poisson counts for a vector of rates, all drawn from one stream.
 
     The sampler of :func:`observe_amplitudes`, exposed on rates (expected counts) for tests
@@ -706,6 +726,8 @@ def poisson_counts(rates: Any, seed: SeedLike = None, *, stream: int = 0) -> np.
         As in :func:`observe_amplitudes`.
     stream : int, keyword-only
         Stream index (``>= 0``), as a pattern index would be.
+    version : {"v1", "v2"}, keyword-only
+        The Poisson noise stream, as in :func:`observe_amplitudes`.
 
     Returns
     -------
@@ -716,9 +738,10 @@ def poisson_counts(rates: Any, seed: SeedLike = None, *, stream: int = 0) -> np.
     Raises
     ------
     ValueError
-        Rates not 1-D, empty, negative, NaN or infinite; seed or stream out of range.
+        Rates not 1-D, empty, negative, NaN or infinite; seed or stream out of range; an
+        unknown version.
     TypeError
-        Complex or non-numeric rates; seed or stream of the wrong type.
+        Complex or non-numeric rates; seed, stream or version of the wrong type.
 
     Examples
     --------
@@ -729,8 +752,9 @@ def poisson_counts(rates: Any, seed: SeedLike = None, *, stream: int = 0) -> np.
     r = as_array("rates", rates, np.float64, ndim=1, allow_complex=False, nonnegative=True)
     seed_value = resolve_seed(seed)
     st = _positive_int("stream", stream, minimum=0)
+    v = _poisson_stream(version)
     require_memory(f"poisson_counts: {r.size} float64 counts", r.nbytes)
-    return _core.poisson_counts(r, seed_value, st)
+    return _core.poisson_counts(r, seed_value, st, v)
 
 
 def illuminated_energy(obj: Any, positions: Any, probe: Any) -> np.ndarray:

@@ -14,23 +14,38 @@
 //! | `λ ≥ 32`       | Hörmann's PTRS transformed rejection, exact test when needed   | 2/round  |
 //!
 //! The tables hold the cumulative distributions of the 256 rates `m/8 < 32` (built once per
-//! process, ~180 kB). PTRS takes 1.1–1.3 rounds on average; its exact acceptance test uses a
+//! process, ~230 kB). PTRS takes 1.1–1.3 rounds on average; its exact acceptance test uses a
 //! cancellation-free log-probability (Loader's saddle-point form) valid for any `λ`, evaluated
 //! with rigorous error bounds so that the library logarithm is needed only when the two sides
 //! are within ~1e-6 of each other. Above 2^53 a count is the exact sample rounded to `f64`.
 //! Details in the `poisson`, `tables` and `block` submodules.
 //!
 //! **Streams.** Pattern `i` of a call with `seed` and `first_index` draws from its own
-//! [`PatternRng`], derived from `(seed, first_index + i)` alone (index arithmetic wraps modulo
-//! 2^64): `key` = first SplitMix64 output of `seed`; `z` = SplitMix64 output number `index` of
-//! `key`, i.e. `mix64(key + (index + 1)·0x9E3779B97F4A7C15)`; the four words of a xoshiro256++
-//! state are the first four SplitMix64 outputs of `z`. Uniforms are the top 53 bits of an
-//! output scaled by 2^-53. Within a pattern the pixels are taken in C order in blocks of
-//! [`BLOCK`], regime by regime (the exact order is in the `block` submodule). So a dataset
-//! simulated in one call, in chunks (`first_index`), or on any number of threads is
-//! bit-identical; no random state lives in a thread (only scratch buffers do). `exp`/`ln` come
-//! from the platform's libm, so bit-identity across platforms is not promised: a sample can
-//! differ only when a uniform falls within an ulp of a decision boundary.
+//! generator, derived from `(seed, first_index + i)` alone (index arithmetic wraps modulo
+//! 2^64), so a dataset simulated in one call, in chunks (`first_index`), or on any number of
+//! threads is bit-identical; no random state lives in a thread (only scratch buffers do).
+//! Two streams exist, chosen by [`PoissonStream`]; both sample the exact law above with the
+//! same methods and differ only in where the uniforms come from:
+//!
+//! * **v1** (the default; its bits never change): one [`PatternRng`]. `key` = first SplitMix64
+//!   output of `seed`; `z` = SplitMix64 output number `index` of `key`, i.e. `mix64(key +
+//!   (index + 1)·0x9E3779B97F4A7C15)`; the four words of a xoshiro256++ state are the first four
+//!   SplitMix64 outputs of `z`. Within a block the faint rates take their uniforms first, then
+//!   the tabled ones, then the first PTRS rounds, each regime in pixel order.
+//! * **v2**: one [`LanesRng`], eight xoshiro256++ generators interleaved (output `n` is output
+//!   `n / 8` of lane `n % 8`), whose steps vectorise. `key` = `mix64(k1 ^ 0x706f6973736e7632)`
+//!   with `k1` the first SplitMix64 output of `seed`; `z = mix64(key + (index + 1)·γ)`; lane
+//!   `l`'s state is SplitMix64 outputs `4l + 1 … 4l + 4` of `z`. Within a block of `n` pixels
+//!   the first `2n` uniforms are keyed by position: pixel `j` owns `(U[2j], U[2j + 1])` for its
+//!   first draw (a faint pixel uses the first), so no pixel's draw depends on the regimes of
+//!   the others.
+//!
+//! In both, a uniform is the top 53 bits of an output scaled by 2^-53, the pixels are taken in
+//! C order in blocks of [`BLOCK`], and rejected PTRS rounds take fresh pairs after the first
+//! draws, in pixel order (the exact orders are in the `block` submodule). `exp`/`ln` come from
+//! the platform's libm, so bit-identity across platforms is not promised: a sample can differ
+//! only when a uniform falls within an ulp of a decision boundary. Results are identical at
+//! every instruction-set level ([`crate::simd`]).
 //!
 //! Parallelism is over patterns (rayon); a pattern is the unit of work.
 
@@ -43,13 +58,84 @@ use ndarray::{Array1, Array3, ArrayView1, ArrayView3};
 use rayon::prelude::*;
 
 pub use self::block::BLOCK;
-use self::block::{counts_from_amplitudes, counts_in_place, with_scratch, Scratch};
+use self::block::{counts_in_place, observe_in_place, with_scratch, Sampling, Scratch};
 pub use self::poisson::{poisson, FAINT_MAX_RATE, PTRS_MIN_RATE};
-pub use self::rng::PatternRng;
+pub use self::rng::{LanesRng, PatternRng, Uniforms};
 use crate::{Error, Result};
 
+/// Which random stream the Poisson sampler draws from (module docs, "Streams"). Both give
+/// exact Poisson samples; for the same `(seed, index)` they give different ones. `V1` is the
+/// default and never changes its bits.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum PoissonStream {
+    /// One xoshiro256++ generator per pattern ([`PatternRng`]): the original stream.
+    #[default]
+    V1,
+    /// Eight interleaved xoshiro256++ generators per pattern ([`LanesRng`]), faster.
+    V2,
+}
+
+impl PoissonStream {
+    /// Every stream, oldest first.
+    pub const ALL: [PoissonStream; 2] = [PoissonStream::V1, PoissonStream::V2];
+
+    /// The stream's name, `"v1"` or `"v2"` (the name recorded in provenance is
+    /// `"poisson-" + name`).
+    pub fn name(self) -> &'static str {
+        match self {
+            PoissonStream::V1 => "v1",
+            PoissonStream::V2 => "v2",
+        }
+    }
+
+    /// The stream called `name` (`"v1"` or `"v2"`).
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] (`stream`) on any other name.
+    pub fn from_name(name: &str) -> Result<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|s| s.name() == name)
+            .ok_or_else(|| Error::invalid("stream", "\"v1\" or \"v2\"", format!("{name:?}")))
+    }
+}
+
+/// Exact Poisson counts of one pattern's rates: `out[q] ~ Poisson(rates[q])`, drawn from
+/// `stream`'s generator for `(seed, index)` in the order of the module docs, so the result
+/// depends on nothing else (not on the thread, nor on other patterns). This is the entry point
+/// of a per-pattern pipeline stage; with [`PoissonStream::V1`] and `rates = A²` of `f32`
+/// amplitudes `A` it gives the counts whose square roots [`observe_pattern`] returns.
+///
+/// Counts are integer-valued `f64` (rounded to the nearest `f64` above 2^53); a zero rate
+/// gives +0 and draws nothing; a negative, NaN or infinite rate gives NaN (validate first).
+///
+/// # Errors
+/// [`Error::InvalidArgument`] (`out`) when `out` and `rates` differ in length.
+pub fn sample_counts(
+    stream: PoissonStream,
+    rates: &[f64],
+    seed: u64,
+    index: u64,
+    out: &mut [f64],
+) -> Result<()> {
+    if out.len() != rates.len() {
+        return Err(Error::invalid(
+            "out",
+            format!("{} counts (one per rate)", rates.len()),
+            out.len().to_string(),
+        ));
+    }
+    out.copy_from_slice(rates);
+    with_scratch(|s| match stream {
+        PoissonStream::V1 => counts_v1(out, seed, index, s),
+        PoissonStream::V2 => counts_v2(out, seed, index, s),
+    });
+    Ok(())
+}
+
 /// `sqrt(Poisson(A²))` for every amplitude of an `(M, N, N)` stack (any `(M, H, W)` works),
-/// pattern `i` on stream `(seed, first_index + i)`, in parallel over patterns.
+/// pattern `i` on `stream`'s generator for `(seed, first_index + i)`, in parallel over
+/// patterns.
 ///
 /// # Errors
 /// [`Error::InvalidArgument`] (`amplitudes`) on a negative or non-finite amplitude.
@@ -57,6 +143,7 @@ pub fn poisson_amplitudes(
     amplitudes: ArrayView3<'_, f32>,
     seed: u64,
     first_index: u64,
+    stream: PoissonStream,
 ) -> Result<Array3<f32>> {
     let mut out = amplitudes.as_standard_layout().into_owned();
     let (_, h, w) = out.dim();
@@ -75,19 +162,24 @@ pub fn poisson_amplitudes(
         data.par_chunks_mut(pattern)
             .enumerate()
             .for_each(|(i, chunk)| {
-                observe_pattern(chunk, seed, first_index.wrapping_add(i as u64))
+                observe_pattern_with(stream, chunk, seed, first_index.wrapping_add(i as u64))
             });
     }
     Ok(out)
 }
 
-/// Poisson counts for a vector of rates, all drawn from stream `(seed, stream)` in the order
-/// of the module docs. Counts are integer-valued `f64` (rounded to the nearest `f64` above
-/// 2^53).
+/// Poisson counts for a vector of rates, all drawn from `stream`'s generator for `(seed,
+/// index)` in the order of the module docs. Counts are integer-valued `f64` (rounded to the
+/// nearest `f64` above 2^53).
 ///
 /// # Errors
 /// [`Error::InvalidArgument`] (`rates`) on a negative or non-finite rate.
-pub fn poisson_counts(rates: ArrayView1<'_, f64>, seed: u64, stream: u64) -> Result<Array1<f64>> {
+pub fn poisson_counts(
+    rates: ArrayView1<'_, f64>,
+    seed: u64,
+    index: u64,
+    stream: PoissonStream,
+) -> Result<Array1<f64>> {
     let mut out = rates.as_standard_layout().into_owned();
     let x = out
         .as_slice_mut()
@@ -99,30 +191,11 @@ pub fn poisson_counts(rates: ArrayView1<'_, f64>, seed: u64, stream: u64) -> Res
             format!("{r} at index {i}"),
         ));
     }
-    let mut rng = PatternRng::new(seed, stream);
-    with_scratch(|s| counts_in_place(x, &mut rng, s));
+    with_scratch(|s| match stream {
+        PoissonStream::V1 => counts_v1(x, seed, index, s),
+        PoissonStream::V2 => counts_v2(x, seed, index, s),
+    });
     Ok(out)
-}
-
-/// `out = sqrt(counts)` rounded to `f32`. Below 2^24 every count is exact in `f32`, and the
-/// correctly rounded `f32` square root equals the `f64` one rounded to `f32` (double rounding
-/// is innocuous for square roots when 53 ≥ 2·24 + 2), so such blocks take the cheaper
-/// single-precision path with identical results.
-#[inline(always)]
-fn write_roots(out: &mut [f32], counts: &[f64]) {
-    const EXACT_F32: f64 = 16_777_216.0; // 2^24
-    if counts
-        .iter()
-        .fold(true, |small, &k| small & (k < EXACT_F32))
-    {
-        for (a, &k) in out.iter_mut().zip(counts) {
-            *a = (k as f32).sqrt();
-        }
-    } else {
-        for (a, &k) in out.iter_mut().zip(counts) {
-            *a = k.sqrt() as f32;
-        }
-    }
 }
 
 /// Index and value of the first negative, NaN or infinite entry. A branch-free pass per chunk
@@ -146,47 +219,62 @@ fn first_invalid<T: Copy + Into<f64>>(values: &[T]) -> Option<(usize, f64)> {
     None
 }
 
-/// Replaces each amplitude of one pattern by `sqrt(Poisson(A²))`, drawing from stream
+/// Replaces each amplitude of one pattern by `sqrt(Poisson(A²))`, drawing from stream v1 of
 /// `(seed, index)` in the order of the module docs. Used by the fused simulation; infallible:
 /// amplitudes are finite and non-negative by construction there, and any that is not becomes
 /// NaN.
 pub fn observe_pattern(amplitudes: &mut [f32], seed: u64, index: u64) {
-    with_scratch(|scratch| observe_with(amplitudes, seed, index, scratch));
+    observe_pattern_with(PoissonStream::V1, amplitudes, seed, index);
+}
+
+/// [`observe_pattern`] on the generator of `stream`.
+pub fn observe_pattern_with(stream: PoissonStream, amplitudes: &mut [f32], seed: u64, index: u64) {
+    with_scratch(|scratch| match stream {
+        PoissonStream::V1 => observe_v1(amplitudes, seed, index, scratch),
+        PoissonStream::V2 => observe_v2(amplitudes, seed, index, scratch),
+    });
+}
+
+/// The body of [`observe_pattern_with`] for one generator.
+#[inline(always)]
+fn observe_body<U: Sampling>(amplitudes: &mut [f32], rng: &mut U, scratch: &mut Scratch) {
+    observe_in_place(amplitudes, rng, scratch);
+}
+
+// The per-pattern bodies, compiled per instruction-set level ([`crate::simd`]).
+crate::simd::multiversion! {
+    /// [`observe_body`] on stream v1.
+    fn observe_v1(amplitudes: &mut [f32], seed: u64, index: u64, scratch: &mut Scratch) {
+        observe_body(amplitudes, &mut PatternRng::new(seed, index), scratch);
+    }
 }
 
 /// Replaces each rate of one pattern (`f64`, finite and `≥ 0`) by an exact Poisson count drawn
-/// from stream `(seed, index)`, in the order of the module docs: the counts whose square roots
-/// [`observe_pattern`] writes when the rates are its squared amplitudes. Infallible: an invalid
-/// rate becomes NaN.
+/// from stream v1 of `(seed, index)`, in the order of the module docs: the counts whose square
+/// roots [`observe_pattern`] writes when the rates are its squared amplitudes. Infallible: an
+/// invalid rate becomes NaN. ([`sample_counts`] is the same for either stream.)
 pub fn counts_from_rates(rates: &mut [f64], seed: u64, index: u64) {
-    with_scratch(|scratch| counts_with(rates, seed, index, scratch));
+    with_scratch(|scratch| counts_v1(rates, seed, index, scratch));
 }
 
 crate::simd::multiversion! {
-    /// [`counts_from_rates`] with this thread's scratch, per instruction-set level.
-    fn counts_with(rates: &mut [f64], seed: u64, index: u64, scratch: &mut Scratch) {
-        let mut rng = PatternRng::new(seed, index);
-        counts_in_place(rates, &mut rng, scratch);
+    /// [`observe_body`] on stream v2.
+    fn observe_v2(amplitudes: &mut [f32], seed: u64, index: u64, scratch: &mut Scratch) {
+        observe_body(amplitudes, &mut LanesRng::new(seed, index), scratch);
     }
 }
 
 crate::simd::multiversion! {
-    /// [`observe_pattern`] with this thread's scratch, compiled per instruction-set level
-    /// ([`crate::simd`]).
-    fn observe_with(amplitudes: &mut [f32], seed: u64, index: u64, scratch: &mut Scratch) {
-        let mut rng = PatternRng::new(seed, index);
-        let mut rates = std::mem::take(&mut scratch.rates);
-        for chunk in amplitudes.chunks_mut(BLOCK) {
-            rates.resize(chunk.len(), 0.0);
-            for (r, &a) in rates.iter_mut().zip(chunk.iter()) {
-                let a = f64::from(a);
-                // a < 0 would square to a valid rate; NaN fails the test too.
-                *r = if a >= 0.0 { a * a } else { f64::NAN };
-            }
-            counts_from_amplitudes(&mut rates, chunk, &mut rng, scratch);
-            write_roots(chunk, &rates);
-        }
-        scratch.rates = rates;
+    /// Counts in place on stream v1.
+    fn counts_v1(x: &mut [f64], seed: u64, index: u64, scratch: &mut Scratch) {
+        counts_in_place(x, &mut PatternRng::new(seed, index), scratch);
+    }
+}
+
+crate::simd::multiversion! {
+    /// Counts in place on stream v2.
+    fn counts_v2(x: &mut [f64], seed: u64, index: u64, scratch: &mut Scratch) {
+        counts_in_place(x, &mut LanesRng::new(seed, index), scratch);
     }
 }
 
@@ -194,6 +282,7 @@ crate::simd::multiversion! {
 mod tests {
     use super::*;
     use ndarray::{s, Array};
+    use PoissonStream::V1;
 
     fn pattern_stack(m: usize, n: usize) -> Array3<f32> {
         // Rates spanning 0 .. 1e8 over the pixels, different per pattern.
@@ -210,7 +299,7 @@ mod tests {
     #[test]
     fn zero_amplitudes_stay_zero() {
         let a = Array3::<f32>::zeros((3, 4, 4));
-        let out = poisson_amplitudes(a.view(), 1, 0).ok();
+        let out = poisson_amplitudes(a.view(), 1, 0, V1).ok();
         assert_eq!(out, Some(a));
     }
 
@@ -218,29 +307,139 @@ mod tests {
     fn every_instruction_set_gives_the_same_counts() {
         use crate::simd::{with_cap, Level};
         // Rates across all regimes, two block lengths (a 64 x 64 pattern and a ragged one).
-        for n in [64usize, 71] {
-            let a = pattern_stack(3, n);
-            let run = |cap| {
-                with_cap(cap, || {
-                    let mut out = a.clone();
-                    for (i, mut p) in out.outer_iter_mut().enumerate() {
-                        if let Some(s) = p.as_slice_mut() {
-                            observe_pattern(s, 21, i as u64);
+        for stream in PoissonStream::ALL {
+            for n in [64usize, 71] {
+                let a = pattern_stack(3, n);
+                let run = |cap| {
+                    with_cap(cap, || {
+                        let mut out = a.clone();
+                        let mut counts = Vec::new();
+                        for (i, mut p) in out.outer_iter_mut().enumerate() {
+                            if let Some(s) = p.as_slice_mut() {
+                                let rates: Vec<f64> = s
+                                    .iter()
+                                    .map(|&v| f64::from(v) * f64::from(v) * 0.7)
+                                    .collect();
+                                let mut k = vec![0.0; rates.len()];
+                                let r = sample_counts(stream, &rates, 21, i as u64, &mut k);
+                                assert!(r.is_ok());
+                                counts.extend(k);
+                                observe_pattern_with(stream, s, 21, i as u64);
+                            }
                         }
-                    }
-                    out
-                })
-            };
-            let base = run(Level::Baseline);
-            assert_eq!(run(Level::Avx2), base, "avx2, n={n}");
-            assert_eq!(run(Level::Avx512), base, "avx512, n={n}");
+                        (out, counts)
+                    })
+                };
+                let base = run(Level::Baseline);
+                assert_eq!(run(Level::Avx2), base, "{stream:?} avx2, n={n}");
+                assert_eq!(run(Level::Avx512), base, "{stream:?} avx512, n={n}");
+            }
+        }
+    }
+
+    /// Rates over 16 decades and zeros, three 64 x 64 patterns (the pinned tests' input).
+    fn pinned_input() -> Vec<f32> {
+        (0..3 * 4096usize)
+            .map(|i| {
+                let t = ((i * 7919) % 4096) as f64 / 4096.0 * 16.0 - 6.0;
+                if i % 11 == 0 {
+                    0.0
+                } else {
+                    10f64.powf(t / 2.0) as f32
+                }
+            })
+            .collect()
+    }
+
+    /// FNV-1a over 64-bit words.
+    fn fnv(bits: impl Iterator<Item = u64>) -> u64 {
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in bits {
+            h ^= b;
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        h
+    }
+
+    #[test]
+    fn stream_v1_keeps_its_bits() {
+        // Digests of the original v1 sampler's output (before the bulk-uniform rewrite); v1
+        // must reproduce them forever (README, "Noise streams").
+        let mut a = pinned_input();
+        for (p, c) in a.chunks_mut(4096).enumerate() {
+            observe_pattern(c, 2024, 5 + p as u64);
+        }
+        let amp = fnv(a.iter().map(|v| u64::from(v.to_bits())));
+        assert_eq!(amp, 0x04f7_6904_0f91_900c);
+        let rates: Vec<f64> = pinned_input()
+            .iter()
+            .map(|&v| f64::from(v) * f64::from(v) * 0.9)
+            .collect();
+        let mut h = Vec::new();
+        for (p, c) in rates.chunks(4096).enumerate() {
+            let mut k = vec![0.0; c.len()];
+            assert!(sample_counts(V1, c, 3, p as u64, &mut k).is_ok());
+            h.extend(k.iter().map(|v| v.to_bits()));
+        }
+        assert_eq!(fnv(h.into_iter()), 0xdfc3_3b26_8dc5_e325);
+    }
+
+    #[test]
+    fn streams_are_keyed_and_distinct() {
+        let a = pattern_stack(6, 16);
+        for stream in PoissonStream::ALL {
+            let whole = poisson_amplitudes(a.view(), 7, 40, stream).unwrap();
+            let head = poisson_amplitudes(a.slice(s![..2, .., ..]), 7, 40, stream).unwrap();
+            let tail = poisson_amplitudes(a.slice(s![2.., .., ..]), 7, 42, stream).unwrap();
+            assert_eq!(whole.slice(s![..2, .., ..]), head);
+            assert_eq!(whole.slice(s![2.., .., ..]), tail);
+            let again = poisson_amplitudes(a.view(), 7, 40, stream).unwrap();
+            assert_eq!(whole, again);
+            assert_ne!(whole, poisson_amplitudes(a.view(), 8, 40, stream).unwrap());
+        }
+        let v1 = poisson_amplitudes(a.view(), 7, 40, V1).unwrap();
+        let v2 = poisson_amplitudes(a.view(), 7, 40, PoissonStream::V2).unwrap();
+        assert_ne!(v1, v2);
+    }
+
+    #[test]
+    fn stream_names() {
+        for s in PoissonStream::ALL {
+            assert_eq!(PoissonStream::from_name(s.name()), Ok(s));
+        }
+        assert_eq!(PoissonStream::default(), V1);
+        match PoissonStream::from_name("v3") {
+            Err(Error::InvalidArgument { name, got, .. }) => {
+                assert_eq!(name, "stream");
+                assert!(got.contains("v3"));
+            }
+            other => panic!("expected an error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn sample_counts_checks_lengths_and_matches_observe() {
+        let mut out = vec![0.0; 3];
+        assert!(sample_counts(V1, &[1.0, 2.0], 0, 0, &mut out).is_err());
+        // Counts of A² are the squares of the observed amplitudes, for both streams.
+        let a = pattern_stack(1, 64);
+        for stream in PoissonStream::ALL {
+            let flat: Vec<f32> = a.iter().copied().collect();
+            let rates: Vec<f64> = flat.iter().map(|&v| f64::from(v) * f64::from(v)).collect();
+            let mut k = vec![0.0; rates.len()];
+            assert!(sample_counts(stream, &rates, 5, 9, &mut k).is_ok());
+            let mut obs = flat.clone();
+            observe_pattern_with(stream, &mut obs, 5, 9);
+            for (&kk, &o) in k.iter().zip(&obs) {
+                assert_eq!(o, kk.sqrt() as f32);
+            }
         }
     }
 
     #[test]
     fn squares_are_integers() {
         let a = pattern_stack(4, 16);
-        let out = poisson_amplitudes(a.view(), 9, 0).unwrap();
+        let out = poisson_amplitudes(a.view(), 9, 0, V1).unwrap();
         assert_eq!(out.dim(), a.dim());
         for (&x, &o) in a.iter().zip(out.iter()) {
             let k = f64::from(o) * f64::from(o);
@@ -255,23 +454,23 @@ mod tests {
     #[test]
     fn streams_are_deterministic() {
         let a = pattern_stack(5, 8);
-        let x = poisson_amplitudes(a.view(), 42, 0).unwrap();
-        let y = poisson_amplitudes(a.view(), 42, 0).unwrap();
-        let z = poisson_amplitudes(a.view(), 43, 0).unwrap();
+        let x = poisson_amplitudes(a.view(), 42, 0, V1).unwrap();
+        let y = poisson_amplitudes(a.view(), 42, 0, V1).unwrap();
+        let z = poisson_amplitudes(a.view(), 43, 0, V1).unwrap();
         assert_eq!(x, y);
         assert_ne!(x, z);
         // Each pattern has its own stream: identical inputs, different noise.
         let same = Array3::from_elem((2, 8, 8), 3.0f32);
-        let o = poisson_amplitudes(same.view(), 1, 0).unwrap();
+        let o = poisson_amplitudes(same.view(), 1, 0, V1).unwrap();
         assert_ne!(o.slice(s![0, .., ..]), o.slice(s![1, .., ..]));
     }
 
     #[test]
     fn chunking_and_threads_do_not_matter() {
         let a = pattern_stack(13, 8);
-        let whole = poisson_amplitudes(a.view(), 7, 100).unwrap();
-        let head = poisson_amplitudes(a.slice(s![..5, .., ..]), 7, 100).unwrap();
-        let tail = poisson_amplitudes(a.slice(s![5.., .., ..]), 7, 105).unwrap();
+        let whole = poisson_amplitudes(a.view(), 7, 100, V1).unwrap();
+        let head = poisson_amplitudes(a.slice(s![..5, .., ..]), 7, 100, V1).unwrap();
+        let tail = poisson_amplitudes(a.slice(s![5.., .., ..]), 7, 105, V1).unwrap();
         assert_eq!(whole.slice(s![..5, .., ..]), head);
         assert_eq!(whole.slice(s![5.., .., ..]), tail);
         // One pattern at a time, serially, through the fused-simulation entry point.
@@ -285,7 +484,7 @@ mod tests {
         // A single-thread pool gives the same bytes.
         let one = rayon::ThreadPoolBuilder::new().num_threads(1).build();
         if let Ok(pool) = one {
-            let single = pool.install(|| poisson_amplitudes(a.view(), 7, 100).unwrap());
+            let single = pool.install(|| poisson_amplitudes(a.view(), 7, 100, V1).unwrap());
             assert_eq!(whole, single);
         }
     }
@@ -295,15 +494,15 @@ mod tests {
         let a = pattern_stack(3, 6);
         let t = a.view().reversed_axes(); // (6, 6, 3), Fortran order
         let owned = t.as_standard_layout().into_owned();
-        let x = poisson_amplitudes(t, 3, 0).unwrap();
-        let y = poisson_amplitudes(owned.view(), 3, 0).unwrap();
+        let x = poisson_amplitudes(t, 3, 0, V1).unwrap();
+        let y = poisson_amplitudes(owned.view(), 3, 0, V1).unwrap();
         assert_eq!(x, y);
     }
 
     #[test]
     fn counts_match_sampler() {
         let rates = Array1::from(vec![0.0, 0.5, 12.0, 1e6]);
-        let got = poisson_counts(rates.view(), 5, 2).unwrap();
+        let got = poisson_counts(rates.view(), 5, 2, V1).unwrap();
         let mut rng = PatternRng::new(5, 2);
         let want: Vec<f64> = rates.iter().map(|&r| poisson(&mut rng, r)).collect();
         assert_eq!(got.to_vec(), want);
@@ -314,7 +513,7 @@ mod tests {
     fn invalid_inputs_are_errors() {
         let mut a = Array3::<f32>::ones((2, 3, 3));
         a[[1, 2, 0]] = -1.0;
-        match poisson_amplitudes(a.view(), 0, 0) {
+        match poisson_amplitudes(a.view(), 0, 0, V1) {
             Err(Error::InvalidArgument { name, got, .. }) => {
                 assert_eq!(name, "amplitudes");
                 assert!(got.contains("-1"), "{got}");
@@ -322,10 +521,10 @@ mod tests {
             other => panic!("expected an error, got {other:?}"),
         }
         a[[1, 2, 0]] = f32::NAN;
-        assert!(poisson_amplitudes(a.view(), 0, 0).is_err());
+        assert!(poisson_amplitudes(a.view(), 0, 0, V1).is_err());
         for bad in [-0.5, f64::NAN, f64::INFINITY] {
             let r = Array1::from(vec![1.0, bad]);
-            match poisson_counts(r.view(), 0, 0) {
+            match poisson_counts(r.view(), 0, 0, V1) {
                 Err(Error::InvalidArgument { name, .. }) => assert_eq!(name, "rates"),
                 other => panic!("expected an error, got {other:?}"),
             }
@@ -338,10 +537,10 @@ mod tests {
     #[test]
     fn empty_inputs() {
         let a = Array3::<f32>::zeros((0, 4, 4));
-        assert_eq!(poisson_amplitudes(a.view(), 0, 0).ok(), Some(a));
+        assert_eq!(poisson_amplitudes(a.view(), 0, 0, V1).ok(), Some(a));
         let b = Array3::<f32>::zeros((2, 0, 4));
-        assert_eq!(poisson_amplitudes(b.view(), 0, 0).ok(), Some(b));
+        assert_eq!(poisson_amplitudes(b.view(), 0, 0, V1).ok(), Some(b));
         let r = Array1::<f64>::zeros(0);
-        assert_eq!(poisson_counts(r.view(), 0, 0).ok(), Some(r));
+        assert_eq!(poisson_counts(r.view(), 0, 0, V1).ok(), Some(r));
     }
 }

@@ -165,12 +165,15 @@ fn diffract<'py>(
 }
 
 #[pyfunction]
+#[pyo3(signature = (amplitudes, seed, first_index, version="v1"))]
 fn poisson_amplitudes<'py>(
     py: Python<'py>,
     amplitudes: PyReadonlyArray3<'py, f32>,
     seed: u64,
     first_index: u64,
+    version: &str,
 ) -> PyResult<Bound<'py, PyArray3<f32>>> {
+    let v = core::noise::PoissonStream::from_name(version).or_py(py)?;
     let am = amplitudes.as_array();
     let (m, h, w) = am.dim();
     let mut out = zeros::<f32, _>(Dim([m, h, w]), "amplitudes").or_py(py)?;
@@ -178,7 +181,8 @@ fn poisson_amplitudes<'py>(
     // Pattern i's stream is (seed, first_index + i) with wrapping addition, as in the core.
     in_pieces(py, m, |a, b| {
         let first = first_index.wrapping_add(a as u64);
-        let piece = core::noise::poisson_amplitudes(rows("amplitudes", &am, a, b)?, seed, first)?;
+        let rows = rows("amplitudes", &am, a, b)?;
+        let piece = core::noise::poisson_amplitudes(rows, seed, first, v)?;
         write_rows(&mut view, a, &piece.view())
     })?;
     Ok(out.into_pyarray(py))
@@ -186,14 +190,17 @@ fn poisson_amplitudes<'py>(
 
 /// One sequential stream: not split (the draws of a piece depend on all earlier draws).
 #[pyfunction]
+#[pyo3(signature = (rates, seed, stream, version="v1"))]
 fn poisson_counts<'py>(
     py: Python<'py>,
     rates: PyReadonlyArray1<'py, f64>,
     seed: u64,
     stream: u64,
+    version: &str,
 ) -> PyResult<Bound<'py, PyArray1<f64>>> {
     let r = rates.as_array();
-    Ok(detach(py, || core::noise::poisson_counts(r, seed, stream))?.into_pyarray(py))
+    let v = core::noise::PoissonStream::from_name(version);
+    Ok(detach(py, || core::noise::poisson_counts(r, seed, stream, v?))?.into_pyarray(py))
 }
 
 #[pyfunction]

@@ -1,57 +1,239 @@
 //! Poisson counts for a block of rates, regime by regime, so that each inner loop is short,
-//! branch-predictable and free of calls in its common path.
+//! branch-free or branch-predictable, and free of calls in its common path.
 //!
-//! Order of the draws (this is what makes results reproducible): the rates are taken in
-//! blocks of [`BLOCK`] in order; within a block, first every faint rate (`0 < λ < 1/8`) in
-//! order takes one uniform, then every rate `1/8 ≤ λ < 32` in order takes two, then every
-//! rate `λ ≥ 32` in order takes one PTRS round (two uniforms); then, as long as some round was
-//! rejected (it missed the squeeze and failed the exact test), every rate whose round was
-//! rejected takes a new round, in order.
-//! Zero rates take none.
+//! **Which uniforms a rate uses.** The rates are taken in blocks of [`BLOCK`] in order. Within
+//! a block, each rate's *first draw* takes uniforms as follows (zero rates take none):
+//!
+//! * stream v1 ([`PatternRng`]): every faint rate (`0 < λ < 1/8`) in order takes one uniform,
+//!   then every rate `1/8 ≤ λ < 32` in order takes two, then every rate `λ ≥ 32` in order takes
+//!   two for its first PTRS round;
+//! * stream v2 ([`LanesRng`]): the block first draws `2n` uniforms, and rate `i` (in block
+//!   order) owns the pair `(U[2i], U[2i+1])`: a faint rate uses `U[2i]`, a tabled rate both, a
+//!   PTRS rate both for its first round; unused ones are skipped.
+//!
+//! Then, from the uniforms that follow, in this order: the faint searches that must restart
+//! (a uniform in the ~1e-16 rounding gap of the cumulative sum takes a fresh one; in v1 at the
+//! point where it happens, which shifts every later draw; in v2 faint rates in block order,
+//! then tabled rates in block order); then PTRS rounds: as long as some round was rejected
+//! (it missed the squeeze and failed the exact test), every rate whose round was rejected
+//! takes two uniforms for a new round, in block order.
+//!
+//! Two implementations follow that order. [`reference_block`] does it literally for v1, one
+//! regime pass after another. The fast one (`fast_block`, both streams) first gives every
+//! rate its first-draw pair (v1 by spreading its uniforms over the rates of each regime, v2
+//! directly), then runs dense loops over words of 64 rates that the compiler vectorises (faint
+//! and first PTRS rounds are computed for a whole word and kept by mask), visits tabled rates
+//! through bit masks (their table loads stay scalar: as vector gathers they are slow on many
+//! machines), and defers every rare case (a faint count above 0, a table window miss, a PTRS
+//! round that missed the squeeze) to short passes over lists. For v1 it assumes that no faint
+//! search restarts; if one must, it leaves the data untouched and the block is sampled again
+//! by [`reference_block`] from the saved generator state, so the two agree in every case
+//! (tested, with scripted uniforms that force it).
+//!
+//! [`PatternRng`]: super::rng::PatternRng
+//! [`LanesRng`]: super::rng::LanesRng
 
 use std::cell::RefCell;
 
 use super::poisson::{
-    faint, ptrs_rounds, ptrs_verdicts, tabled, Ptrs, FAINT_MAX_RATE, PTRS_MAX_ROUNDS, PTRS_MIN_RATE,
+    faint, faint_search_once, faint_zero_bound, ptrs_rounds, ptrs_verdicts, split_rate, tabled,
+    Ptrs, FAINT_MAX_RATE, PTRS_MAX_ROUNDS, PTRS_MIN_RATE,
 };
-use super::rng::PatternRng;
-use super::tables::tables;
+use super::rng::{LanesRng, PatternRng, Uniforms};
+use super::tables::{tables, Tables};
 
 /// Rates per block (a 64 × 64 pattern is one block).
 pub const BLOCK: usize = 4096;
 
-/// Working memory of the block sampler: index lists and buffers. Its contents never influence
-/// results; one per thread is kept ([`with_scratch`]) so patterns allocate nothing.
-#[derive(Default)]
+/// Rates per classification word (one bit each).
+const WORD: usize = 64;
+
+/// How a stream hands out the first draws of a block (module docs).
+pub trait Sampling: Uniforms {
+    /// Whether a restarted faint search takes its fresh uniform after the block's first draws
+    /// (v2) rather than in the middle of them (v1, which then needs the reference sampler).
+    const KEYED: bool;
+
+    /// Writes rate `i`'s first-draw uniforms to `pairs[i / 64][2(i % 64)]` (and the next)
+    /// for the `n` rates of a block whose regimes are `masks` (faint, tabled, PTRS bits per
+    /// word), `counts` of each; `tmp` (at least `2n` long) is working space.
+    fn first_draws(
+        &mut self,
+        n: usize,
+        masks: &[[u64; 3]],
+        counts: [usize; 3],
+        pairs: &mut [Pairs],
+        tmp: &mut [f64],
+    );
+}
+
+impl Sampling for PatternRng {
+    const KEYED: bool = false;
+
+    #[inline(always)]
+    fn first_draws(
+        &mut self,
+        _: usize,
+        masks: &[[u64; 3]],
+        counts: [usize; 3],
+        pairs: &mut [Pairs],
+        tmp: &mut [f64],
+    ) {
+        spread_first_draws(self, masks, counts, pairs, tmp);
+    }
+}
+
+/// The first draws in stream v1's order: faint rates' uniforms, then tabled rates' pairs, then
+/// PTRS rates' pairs, each regime's rates in block order, spread over `pairs` by position.
+#[inline(always)]
+fn spread_first_draws<U: Uniforms>(
+    rng: &mut U,
+    masks: &[[u64; 3]],
+    [nf, nt, np]: [usize; 3],
+    pairs: &mut [Pairs],
+    tmp: &mut [f64],
+) {
+    let tmp = tmp.get_mut(..nf + 2 * nt + 2 * np).unwrap_or_default();
+    rng.fill(tmp);
+    let (tf, rest) = tmp.split_at(nf);
+    let (tt, tp) = rest.split_at(2 * nt);
+    let (mut jf, mut jt, mut jp) = (tf.iter(), tt.chunks_exact(2), tp.chunks_exact(2));
+    for (m, p) in masks.iter().zip(pairs.iter_mut()) {
+        let mut bits = m[0];
+        while bits != 0 {
+            let b = bits.trailing_zeros() as usize % WORD;
+            bits &= bits - 1;
+            if let Some(&u) = jf.next() {
+                p[2 * b] = u;
+            }
+        }
+        for (bits, src) in [(m[1], &mut jt), (m[2], &mut jp)] {
+            let mut bits = bits;
+            while bits != 0 {
+                let b = bits.trailing_zeros() as usize % WORD;
+                bits &= bits - 1;
+                if let Some(u) = src.next() {
+                    p[2 * b] = u[0];
+                    p[2 * b + 1] = u[1];
+                }
+            }
+        }
+    }
+}
+
+impl Sampling for LanesRng {
+    const KEYED: bool = true;
+
+    #[inline(always)]
+    fn first_draws(
+        &mut self,
+        n: usize,
+        _: &[[u64; 3]],
+        _: [usize; 3],
+        pairs: &mut [Pairs],
+        _: &mut [f64],
+    ) {
+        self.fill(
+            pairs
+                .as_flattened_mut()
+                .get_mut(..2 * n)
+                .unwrap_or_default(),
+        );
+    }
+}
+
+/// [`WORD`] rates, counts or roots.
+type Word = [f64; WORD];
+/// The first-draw pairs of [`WORD`] rates.
+type Pairs = [f64; 2 * WORD];
+/// Words per block.
+const WORDS: usize = BLOCK / WORD;
+
+/// Working memory of the block samplers. Its contents never influence results; one per thread
+/// is kept ([`with_scratch`]) so patterns allocate nothing. The per-rate arrays have the fixed
+/// size of a block, so positions index them without bounds checks (reduced modulo [`BLOCK`]).
 pub struct Scratch {
-    /// The regime of each rate of the block (a [`regime`] constant).
-    regime: Vec<u8>,
-    /// PTRS rates: their indices, then those still in play.
-    ptrs: Vec<u32>,
     /// Rates of the current pattern block, for callers that start from amplitudes.
     pub rates: Vec<f64>,
-    /// PTRS rates in play: rate, square root, uniforms, candidate, squeeze or verdict flags.
+    /// Per rate (a short block uses a prefix, its last word padded with zero rates): the
+    /// rates, replaced by the counts; their regimes; `√λ`; first PTRS candidates; first-draw
+    /// pairs.
+    work: Box<[Word; WORDS]>,
+    regime: Box<[[u8; WORD]; WORDS]>,
+    slam: Box<[Word; WORDS]>,
+    cand: Box<[Word; WORDS]>,
+    pairs: Box<[Pairs; WORDS]>,
+    /// Per word: the bits of its faint, tabled and PTRS rates.
+    masks: Box<[[u64; 3]; WORDS]>,
+    /// Uniforms before they are spread over the rates (v1).
+    tmp: Box<[f64; 2 * BLOCK]>,
+    /// Rare cases of the faint and tabled passes; PTRS rounds awaiting a verdict (positions).
+    slow: Box<[u32; BLOCK]>,
+    live: Box<[u32; BLOCK]>,
+    /// PTRS rounds in play, densely.
+    dense: Dense,
+    /// Buffers of [`reference_block`].
+    reference: Dense,
+    regime_ref: Vec<u8>,
+}
+
+impl Default for Scratch {
+    fn default() -> Self {
+        Scratch {
+            rates: Vec::new(),
+            work: Box::new([[0.0; WORD]; WORDS]),
+            regime: Box::new([[0; WORD]; WORDS]),
+            slam: Box::new([[0.0; WORD]; WORDS]),
+            cand: Box::new([[0.0; WORD]; WORDS]),
+            pairs: Box::new([[0.0; 2 * WORD]; WORDS]),
+            masks: Box::new([[0; 3]; WORDS]),
+            tmp: Box::new([0.0; 2 * BLOCK]),
+            slow: Box::new([0; BLOCK]),
+            live: Box::new([0; BLOCK]),
+            dense: Dense::default(),
+            reference: Dense::default(),
+            regime_ref: Vec::new(),
+        }
+    }
+}
+
+/// PTRS rates in play, stored densely: position, rate, root, `u − ½`, `v`, candidate, fresh
+/// uniforms, verdict.
+#[derive(Default)]
+struct Dense {
+    idx: Vec<u32>,
     lam: Vec<f64>,
     slam: Vec<f64>,
-    uv: Vec<(f64, f64)>,
+    u: Vec<f64>,
+    v: Vec<f64>,
     k: Vec<f64>,
+    fresh: Vec<f64>,
     flag: Vec<bool>,
     accept: Vec<bool>,
 }
 
-impl Scratch {
-    /// Buffers long enough for a block of `n` rates (zero-filled only when they grow).
+/// Grows `v` to at least `n` entries (zero-filled only when it grows).
+fn grow<T: Clone>(v: &mut Vec<T>, n: usize, fill: T) {
+    if v.len() < n {
+        v.resize(n, fill);
+    }
+}
+
+impl Dense {
     fn reserve(&mut self, n: usize) {
-        if self.ptrs.len() < n {
-            self.regime.resize(n, 0);
-            self.ptrs.resize(n, 0);
-            self.lam.resize(n, 0.0);
-            self.slam.resize(n, 0.0);
-            self.uv.resize(n, (0.0, 0.0));
-            self.k.resize(n, 0.0);
-            self.flag.resize(n, false);
-            self.accept.resize(n, false);
+        grow(&mut self.idx, n, 0);
+        for b in [
+            &mut self.lam,
+            &mut self.slam,
+            &mut self.u,
+            &mut self.v,
+            &mut self.k,
+        ] {
+            grow(b, n, 0.0);
         }
+        grow(&mut self.fresh, 2 * n, 0.0);
+        grow(&mut self.flag, n, false);
+        grow(&mut self.accept, n, false);
     }
 }
 
@@ -71,26 +253,108 @@ pub fn with_scratch<R>(f: impl FnOnce(&mut Scratch) -> R) -> R {
 /// Replaces every rate of `x` by an exact Poisson count drawn from `rng` (see the module
 /// docs for the order). Negative, NaN or infinite rates become NaN; zero becomes 0.
 #[inline(always)]
-pub fn counts_in_place(x: &mut [f64], rng: &mut PatternRng, s: &mut Scratch) {
+pub fn counts_in_place<U: Sampling>(x: &mut [f64], rng: &mut U, s: &mut Scratch) {
     for block in x.chunks_mut(BLOCK) {
-        counts_block(block, None, rng, s);
+        counts_block(Io::Rates(block), rng, s);
     }
 }
 
-/// [`counts_in_place`] for rates `x = A²` formed from the `f32` amplitudes `roots` (same length):
-/// identical results, using `A` as the exact `√λ`.
+/// Replaces every amplitude `A` of `a` by `sqrt(K)`, `K` the count [`counts_in_place`] draws
+/// for the rate `A²` (formed exactly in `f64`), rounded once to `f32`. `A` serves as the exact
+/// `√λ`. A negative or NaN amplitude becomes NaN.
 #[inline(always)]
-pub fn counts_from_amplitudes(x: &mut [f64], roots: &[f32], rng: &mut PatternRng, s: &mut Scratch) {
-    for (block, r) in x.chunks_mut(BLOCK).zip(roots.chunks(BLOCK)) {
-        counts_block(block, Some(r), rng, s);
+pub fn observe_in_place<U: Sampling>(a: &mut [f32], rng: &mut U, s: &mut Scratch) {
+    for block in a.chunks_mut(BLOCK) {
+        counts_block(Io::Amplitudes(block), rng, s);
     }
 }
 
-/// Writes `i` at `list[*n]` and advances `n` if `keep`: branch-free compaction.
+/// The data of one block: rates replaced by counts, or amplitudes replaced by observed ones.
+enum Io<'a> {
+    Rates(&'a mut [f64]),
+    Amplitudes(&'a mut [f32]),
+}
+
+impl Io<'_> {
+    fn len(&self) -> usize {
+        match self {
+            Io::Rates(x) => x.len(),
+            Io::Amplitudes(a) => a.len(),
+        }
+    }
+
+    /// The rate at `i` as given (`A²` for an amplitude).
+    #[inline(always)]
+    fn rate(&self, i: usize) -> f64 {
+        match self {
+            Io::Rates(x) => x.get(i).copied().unwrap_or(f64::NAN),
+            Io::Amplitudes(a) => a.get(i).map_or(f64::NAN, |&a| rate_of(a)),
+        }
+    }
+}
+
+/// The rate of an amplitude: `A²` exactly in `f64`, NaN for a negative or NaN amplitude (whose
+/// square would be a valid rate).
 #[inline(always)]
-fn push(list: &mut [u32], n: &mut usize, i: u32, keep: bool) {
+fn rate_of(a: f32) -> f64 {
+    let a = f64::from(a);
+    if a >= 0.0 {
+        a * a
+    } else {
+        f64::NAN
+    }
+}
+
+/// `out = sqrt(counts)` rounded to `f32`. Below 2^24 every count is exact in `f32`, and the
+/// correctly rounded `f32` square root equals the `f64` one rounded to `f32` (double rounding
+/// is innocuous for square roots when 53 ≥ 2·24 + 2), so such words take the cheaper
+/// single-precision path with identical results.
+#[inline(always)]
+fn write_roots(out: &mut [f32], counts: &[f64]) {
+    const EXACT_F32: f64 = 16_777_216.0; // 2^24
+    for (o, c) in out.chunks_mut(WORD).zip(counts.chunks(WORD)) {
+        if c.iter().fold(true, |small, &k| small & (k < EXACT_F32)) {
+            for (a, &k) in o.iter_mut().zip(c) {
+                *a = (k as f32).sqrt();
+            }
+        } else {
+            for (a, &k) in o.iter_mut().zip(c) {
+                *a = k.sqrt() as f32;
+            }
+        }
+    }
+}
+
+/// One block (at most [`BLOCK`] values): the fast sampler, or the reference one in its rare
+/// fallback case (v1 only).
+#[inline(always)]
+fn counts_block<U: Sampling>(mut io: Io<'_>, rng: &mut U, s: &mut Scratch) {
+    if U::KEYED {
+        fast_block(&mut io, rng, s);
+        return;
+    }
+    let saved = rng.clone();
+    if !fast_block(&mut io, rng, s) {
+        *rng = saved;
+        match io {
+            Io::Rates(x) => reference_block(x, None, rng, s),
+            Io::Amplitudes(a) => {
+                let mut rates = std::mem::take(&mut s.rates);
+                rates.clear();
+                rates.extend(a.iter().map(|&v| rate_of(v)));
+                reference_block(&mut rates, Some(a), rng, s);
+                write_roots(a, &rates);
+                s.rates = rates;
+            }
+        }
+    }
+}
+
+/// Writes `v` at `list[*n]` and advances `n` if `keep`: branch-free compaction.
+#[inline(always)]
+fn push<T>(list: &mut [T], n: &mut usize, v: T, keep: bool) {
     if let Some(slot) = list.get_mut(*n) {
-        *slot = i;
+        *slot = v;
     }
     *n += usize::from(keep);
 }
@@ -104,34 +368,370 @@ mod regime {
     pub const PTRS: u8 = 3;
 }
 
+/// `(faint, tabled, ptrs)` membership of a rate, and its count if it is in none of them: +0 for
+/// a zero (also −0), NaN for a negative or non-finite rate.
 #[inline(always)]
-fn counts_block(x: &mut [f64], roots: Option<&[f32]>, rng: &mut PatternRng, s: &mut Scratch) {
-    s.reserve(x.len());
-    let regimes = s.regime.get_mut(..x.len()).unwrap_or_default();
-    // One branch-free pass classifies every rate and settles the zero and invalid ones.
-    for (xi, r) in x.iter_mut().zip(regimes.iter_mut()) {
-        let lam = *xi;
-        let is_faint = lam > 0.0 && lam < FAINT_MAX_RATE;
-        let is_tabled = (FAINT_MAX_RATE..PTRS_MIN_RATE).contains(&lam);
-        let is_ptrs = (PTRS_MIN_RATE..f64::INFINITY).contains(&lam);
-        *r = u8::from(is_faint) * regime::FAINT
-            + u8::from(is_tabled) * regime::TABLED
-            + u8::from(is_ptrs) * regime::PTRS;
-        // The count of a rate in no regime: +0 for a zero (also −0), NaN for the invalid.
-        let none = if lam == 0.0 { 0.0 } else { f64::NAN };
-        *xi = if *r == regime::NONE { none } else { lam };
+fn classify(lam: f64) -> (bool, bool, bool, f64) {
+    let is_faint = lam > 0.0 && lam < FAINT_MAX_RATE;
+    let is_tabled = (FAINT_MAX_RATE..PTRS_MIN_RATE).contains(&lam);
+    let is_ptrs = (PTRS_MIN_RATE..f64::INFINITY).contains(&lam);
+    let none = if lam == 0.0 { 0.0 } else { f64::NAN };
+    (is_faint, is_tabled, is_ptrs, none)
+}
+
+/// Pushes `base + b` for every set bit `b` of `bits` onto `list` (from `*n` on).
+#[inline(always)]
+fn push_bits(list: &mut [u32], n: &mut usize, base: usize, mut bits: u64) {
+    while bits != 0 {
+        push(
+            list,
+            n,
+            (base + bits.trailing_zeros() as usize) as u32,
+            true,
+        );
+        bits &= bits - 1;
+    }
+}
+
+/// A faint count for the slow passes: the exact search; where it must restart, v2 draws the
+/// fresh uniform and v1 gives up (`None`: the caller falls back to the reference sampler).
+#[inline(always)]
+fn faint_slow<U: Sampling>(rng: &mut U, r: f64, u: f64) -> Option<f64> {
+    if U::KEYED {
+        Some(faint(rng, r, u))
+    } else if u < faint_zero_bound(r) {
+        Some(0.0)
+    } else {
+        faint_search_once(r, u)
+    }
+}
+
+/// Classifies one word of rates: the regime bytes, the settled counts of zero and invalid
+/// rates, and the three regime masks.
+#[inline(always)]
+fn classify_word(w: &mut Word, r: &mut [u8; WORD]) -> [u64; 3] {
+    for (wi, ri) in w.iter_mut().zip(r.iter_mut()) {
+        let lam = *wi;
+        let (is_f, is_t, is_p, none) = classify(lam);
+        *ri = u8::from(is_f) * regime::FAINT
+            + u8::from(is_t) * regime::TABLED
+            + u8::from(is_p) * regime::PTRS;
+        *wi = if is_f | is_t | is_p { lam } else { none };
+    }
+    let mut m = [0u64; 3];
+    for (b, &ri) in r.iter().enumerate() {
+        m[0] |= u64::from(ri == regime::FAINT) << b;
+        m[1] |= u64::from(ri == regime::TABLED) << b;
+        m[2] |= u64::from(ri == regime::PTRS) << b;
+    }
+    m
+}
+
+/// Faint rates of one word: `k = 0` where the uniform is below the polynomial bound; the bits
+/// of the others.
+#[inline(always)]
+fn faint_word(w: &mut Word, r: &[u8; WORD], p: &Pairs) -> u64 {
+    let mut rare = 0u64;
+    for (b, ((wi, &ri), pr)) in w.iter_mut().zip(r).zip(p.chunks_exact(2)).enumerate() {
+        let is_f = ri == regime::FAINT;
+        let zero = pr[0] < faint_zero_bound(*wi);
+        *wi = if is_f & zero { 0.0 } else { *wi };
+        rare |= u64::from(is_f & !zero) << b;
+    }
+    rare
+}
+
+/// First PTRS rounds of one word, computed for every rate and kept for the PTRS ones: the
+/// bits of those that missed the squeeze. `sl` holds the roots if `have_roots`, and receives
+/// them; `c` receives the candidates.
+#[inline(always)]
+fn ptrs_word(
+    w: &mut Word,
+    r: &[u8; WORD],
+    p: &Pairs,
+    sl: &mut Word,
+    c: &mut Word,
+    have_roots: bool,
+) -> u64 {
+    let mut miss = 0u64;
+    let lanes = w.iter_mut().zip(r).zip(p.chunks_exact(2));
+    for (b, (((wi, &ri), pr), (si, ci))) in lanes.zip(sl.iter_mut().zip(c.iter_mut())).enumerate() {
+        let is_p = ri == regime::PTRS;
+        let l = *wi;
+        let s = if have_roots { *si } else { l.sqrt() };
+        let (k, squeeze) = Ptrs::with_root(l, s).round(pr[0] - 0.5, pr[1]);
+        *wi = if is_p { k } else { l };
+        (*si, *ci) = (s, k);
+        miss |= u64::from(is_p & !squeeze) << b;
+    }
+    miss
+}
+
+/// Tabled rates (`1/8 ≤ λ < 32`) of one word (bits `bits`): the table window and the faint
+/// part, settled without branches in ~95 % of cases; returns the bits of the others. Scalar on
+/// purpose: as vector gathers, its table loads would be slow on many machines.
+#[inline(always)]
+fn tabled_word(w: &mut Word, p: &Pairs, bits: u64, t: &Tables) -> u64 {
+    let mut rare = 0u64;
+    let mut left = bits;
+    while left != 0 {
+        let b = left.trailing_zeros() as usize % WORD;
+        left &= left - 1;
+        let lam = w[b];
+        let (row, r) = split_rate(lam);
+        let (k, found) = t.window(Tables::key(row, p[2 * b]), p[2 * b]);
+        let settled = found & (p[2 * b + 1] < faint_zero_bound(r));
+        w[b] = if settled { f64::from(k) } else { lam };
+        rare |= u64::from(!settled) << b;
+    }
+    rare
+}
+
+/// The fast sampler of the module docs. Returns `false`, with the data untouched and `rng` in an
+/// unspecified state, where a v1 faint search needed a fresh uniform; then the caller restores
+/// the generator and runs [`reference_block`].
+#[inline(always)]
+fn fast_block<U: Sampling>(io: &mut Io<'_>, rng: &mut U, s: &mut Scratch) -> bool {
+    let n = io.len().min(BLOCK);
+    let have_roots = matches!(io, Io::Amplitudes(_));
+    let words = n.div_ceil(WORD);
+    let Scratch {
+        work: work_all,
+        regime: reg,
+        slam,
+        cand,
+        pairs: pairs_all,
+        masks,
+        tmp,
+        slow,
+        live,
+        dense,
+        ..
+    } = s;
+    let work = &mut work_all[..words];
+    let (reg, slam, cand) = (&mut reg[..words], &mut slam[..words], &mut cand[..words]);
+    let (pairs, masks) = (&mut pairs_all[..words], &mut masks[..words]);
+
+    // Classify every rate; settle zero and invalid rates. The last word is padded with zeros.
+    let mut counts = [0usize; 3];
+    for (wi, ((w, r), m)) in work
+        .iter_mut()
+        .zip(reg.iter_mut())
+        .zip(masks.iter_mut())
+        .enumerate()
+    {
+        let range = wi * WORD..((wi + 1) * WORD).min(n);
+        match io {
+            Io::Rates(x) => {
+                let xs = x.get(range).unwrap_or_default();
+                if xs.len() == WORD {
+                    w.copy_from_slice(xs);
+                } else {
+                    *w = [0.0; WORD];
+                    w[..xs.len()].copy_from_slice(xs);
+                }
+            }
+            Io::Amplitudes(a) => {
+                let sw = &mut slam[wi];
+                let xs = a.get(range).unwrap_or_default();
+                if let Ok(xs) = <&[f32; WORD]>::try_from(xs) {
+                    for ((wb, sb), &ab) in w.iter_mut().zip(sw.iter_mut()).zip(xs) {
+                        (*wb, *sb) = (rate_of(ab), f64::from(ab));
+                    }
+                } else {
+                    (*w, *sw) = ([0.0; WORD], [0.0; WORD]);
+                    for ((wb, sb), &ab) in w.iter_mut().zip(sw.iter_mut()).zip(xs) {
+                        (*wb, *sb) = (rate_of(ab), f64::from(ab));
+                    }
+                }
+            }
+        }
+        *m = classify_word(w, r);
+        for (c, bits) in counts.iter_mut().zip(m.iter()) {
+            *c += bits.count_ones() as usize;
+        }
     }
 
-    // Then each regime in turn, its rates in order. These branches predict well where regimes
-    // come in runs (a smooth pattern); speckled patterns mispredict more, but no worse than the
-    // index lists this replaced.
+    rng.first_draws(n, masks, counts, pairs, &mut tmp[..]);
+
+    // Word by word, faint rates and first PTRS rounds densely; rare cases to lists.
+    let (mut nsf, mut nl) = (0usize, 0usize);
+    let lanes = work.iter_mut().zip(reg.iter()).zip(pairs.iter());
+    for (wi, (((w, r), p), ((sw, cw), m))) in lanes
+        .zip(slam.iter_mut().zip(cand.iter_mut()).zip(masks.iter()))
+        .enumerate()
+    {
+        if m[0] != 0 {
+            let rare = faint_word(w, r, p);
+            push_bits(&mut slow[..], &mut nsf, wi * WORD, rare);
+        }
+        if m[2] != 0 {
+            let miss = ptrs_word(w, r, p, sw, cw, have_roots);
+            push_bits(&mut live[..], &mut nl, wi * WORD, miss);
+        }
+    }
+    // Tabled rates, word by word.
+    let mut nst = nsf;
+    let t = tables();
+    for (wi, ((w, p), m)) in work
+        .iter_mut()
+        .zip(pairs.iter())
+        .zip(masks.iter())
+        .enumerate()
+    {
+        if m[1] != 0 {
+            let rare = tabled_word(w, p, m[1], t);
+            push_bits(&mut slow[..], &mut nst, wi * WORD, rare);
+        }
+    }
+
+    // The rare cases in block order: faint counts above 0, then tabled rates.
+    let flat_pairs = pairs_all.as_flattened();
+    let work = work_all.as_flattened_mut();
+    for (j, &i) in slow.iter().take(nst).enumerate() {
+        let i = i as usize;
+        let (Some(wi), Some(pr)) = (work.get_mut(i), flat_pairs.get(2 * i..2 * i + 2)) else {
+            continue;
+        };
+        let count = if j >= nsf {
+            let (row, r) = split_rate(*wi);
+            faint_slow(rng, r, pr[1]).map(|e| tables().sample(row, pr[0]) + e)
+        } else {
+            faint_slow(rng, *wi, pr[0])
+        };
+        match count {
+            Some(k) => *wi = k,
+            None => return false,
+        }
+    }
+
+    // PTRS rounds that missed the squeeze, gathered densely.
+    dense.reserve(nl);
+    let fs = slam.as_flattened();
+    let fc = cand.as_flattened();
+    for (j, &i) in live.iter().take(nl).enumerate() {
+        let i = i as usize;
+        if let (Some(d), l, Some(&sl), Some(pr), Some(&k)) = (
+            dense.idx.get_mut(j),
+            io.rate(i),
+            fs.get(i),
+            flat_pairs.get(2 * i..2 * i + 2),
+            fc.get(i),
+        ) {
+            *d = i as u32;
+            dense.lam[j] = l;
+            dense.slam[j] = sl;
+            dense.u[j] = pr[0] - 0.5;
+            dense.v[j] = pr[1];
+            dense.k[j] = k;
+        }
+    }
+    ptrs_settle(work, nl, rng, dense);
+    match io {
+        Io::Rates(x) => {
+            if let Some(w) = work.get(..x.len()) {
+                x.copy_from_slice(w);
+            }
+        }
+        Io::Amplitudes(a) => write_roots(a, work),
+    }
+    true
+}
+
+/// Settles PTRS rounds that missed the squeeze (`d[..n]`, in block order): the exact test,
+/// then a new round for every rate whose round it rejected, in order, until all are accepted.
+/// Results go to `out` at each rate's position.
+#[inline(always)]
+fn ptrs_settle<U: Uniforms>(out: &mut [f64], mut n: usize, rng: &mut U, d: &mut Dense) {
+    let Dense {
+        idx,
+        lam,
+        slam,
+        u,
+        v,
+        k,
+        fresh,
+        flag,
+        accept,
+    } = d;
+    // Round 1 was drawn by the caller.
+    for round in 1..=PTRS_MAX_ROUNDS {
+        if n == 0 {
+            return;
+        }
+        // The exact test; the library logarithm only where the bracket is too wide.
+        ptrs_verdicts(
+            &lam[..n],
+            &slam[..n],
+            &u[..n],
+            &v[..n],
+            &k[..n],
+            &mut flag[..n],
+            &mut accept[..n],
+        );
+        let mut m = 0usize;
+        for j in 0..n {
+            let ok = if flag[j] {
+                accept[j]
+            } else {
+                Ptrs::with_root(lam[j], slam[j]).exact_accept(k[j], u[j], v[j])
+            };
+            (idx[m], lam[m], slam[m]) = (idx[j], lam[j], slam[j]);
+            m += usize::from(!ok);
+        }
+        if m == 0 {
+            return;
+        }
+        if round == PTRS_MAX_ROUNDS {
+            for &i in idx.iter().take(m) {
+                if let Some(o) = out.get_mut(i as usize) {
+                    *o = f64::NAN;
+                }
+            }
+            return;
+        }
+        // A new round for each rejected rate, in order; keep those that miss the squeeze.
+        let fresh = &mut fresh[..2 * m];
+        rng.fill(fresh);
+        n = 0;
+        for j in 0..m {
+            let (uu, vv) = (fresh[2 * j] - 0.5, fresh[2 * j + 1]);
+            let (kj, squeeze) = Ptrs::with_root(lam[j], slam[j]).round(uu, vv);
+            if let Some(o) = out.get_mut(idx[j] as usize) {
+                *o = kj;
+            }
+            (idx[n], lam[n], slam[n], u[n], v[n], k[n]) = (idx[j], lam[j], slam[j], uu, vv, kj);
+            n += usize::from(!squeeze);
+        }
+    }
+}
+
+/// The module docs' order, literally: a pass per regime over the whole block, then PTRS
+/// rounds. The fallback of the fast sampler and its reference in tests.
+#[inline(never)]
+pub(super) fn reference_block<U: Uniforms>(
+    x: &mut [f64],
+    roots: Option<&[f32]>,
+    rng: &mut U,
+    s: &mut Scratch,
+) {
+    grow(&mut s.regime_ref, x.len(), 0);
+    s.reference.reserve(x.len());
+    let regimes = s.regime_ref.get_mut(..x.len()).unwrap_or_default();
+    for (xi, r) in x.iter_mut().zip(regimes.iter_mut()) {
+        let lam = *xi;
+        let (is_f, is_t, is_p, none) = classify(lam);
+        *r = u8::from(is_f) * regime::FAINT
+            + u8::from(is_t) * regime::TABLED
+            + u8::from(is_p) * regime::PTRS;
+        *xi = if *r == regime::NONE { none } else { lam };
+    }
     for (xi, &r) in x.iter_mut().zip(regimes.iter()) {
         if r == regime::FAINT {
             let u = rng.next_f64();
             *xi = faint(rng, *xi, u);
         }
     }
-
     let t = tables();
     for (xi, &r) in x.iter_mut().zip(regimes.iter()) {
         if r == regime::TABLED {
@@ -139,35 +739,33 @@ fn counts_block(x: &mut [f64], roots: Option<&[f32]>, rng: &mut PatternRng, s: &
             *xi = tabled(rng, t, *xi, u);
         }
     }
-
     let mut np = 0usize;
     for (i, &r) in regimes.iter().enumerate() {
-        push(&mut s.ptrs, &mut np, i as u32, r == regime::PTRS);
+        push(&mut s.reference.idx, &mut np, i as u32, r == regime::PTRS);
     }
-    ptrs_pass(x, roots, np, rng, s);
+    reference_ptrs(x, roots, np, rng, &mut s.reference);
 }
 
-/// The PTRS rates of a block (`s.ptrs[..np]`), in rounds over the whole set so that no inner
-/// loop branches on a random outcome: one round each; the exact test for the rounds that
-/// missed the squeeze; a new round for those it rejected; and so on.
-#[inline(always)]
-fn ptrs_pass(
+/// The PTRS rounds of [`reference_block`] over `s.idx[..np]`.
+fn reference_ptrs<U: Uniforms>(
     x: &mut [f64],
     roots: Option<&[f32]>,
     np: usize,
-    rng: &mut PatternRng,
-    s: &mut Scratch,
+    rng: &mut U,
+    d: &mut Dense,
 ) {
-    let Scratch {
-        ptrs: idx,
+    let Dense {
+        idx,
         lam,
         slam,
-        uv,
+        u: us,
+        v: vs,
         k,
         flag,
         accept,
         ..
-    } = s;
+    } = d;
+    let mut uv = vec![(0.0, 0.0); np];
     for (j, &i) in idx.iter().take(np).enumerate() {
         let l = x.get(i as usize).copied().unwrap_or(f64::NAN);
         let r = match roots.and_then(|r| r.get(i as usize)) {
@@ -181,13 +779,21 @@ fn ptrs_pass(
     let mut n = np; // rates whose latest round awaits a verdict
     let mut fresh = np; // rates needing a new round (all, at first)
     for _ in 0..PTRS_MAX_ROUNDS {
-        // A new round for each of the first `fresh` rates, in order.
         let m = fresh.min(lam.len());
         for d in uv.iter_mut().take(m) {
             *d = (rng.next_f64() - 0.5, rng.next_f64());
         }
-        ptrs_rounds(&lam[..m], &slam[..m], &uv[..m], &mut k[..m], &mut flag[..m]);
-        // Keep the rounds the squeeze did not accept (compacted in place).
+        for (j, p) in uv.iter().take(m).enumerate() {
+            (us[j], vs[j]) = *p;
+        }
+        ptrs_rounds(
+            &lam[..m],
+            &slam[..m],
+            &us[..m],
+            &vs[..m],
+            &mut k[..m],
+            &mut flag[..m],
+        );
         n = 0;
         for j in 0..m {
             if let Some(xi) = x.get_mut(idx[j] as usize) {
@@ -199,11 +805,14 @@ fn ptrs_pass(
         if n == 0 {
             return;
         }
-        // The exact test of those; the library logarithm only where the bracket is too wide.
+        for (j, p) in uv.iter().take(n).enumerate() {
+            (us[j], vs[j]) = *p;
+        }
         ptrs_verdicts(
             &lam[..n],
             &slam[..n],
-            &uv[..n],
+            &us[..n],
+            &vs[..n],
             &k[..n],
             &mut flag[..n],
             &mut accept[..n],
@@ -324,5 +933,243 @@ mod tests {
         counts_in_place(&mut b, &mut r, &mut s);
         a.extend(b);
         assert_eq!(x, a);
+    }
+
+    /// Rates over every regime and their boundaries, in runs and interleaved.
+    fn mixed_rates(n: usize, seed: u64) -> Vec<f64> {
+        let mut r = PatternRng::new(seed, 99);
+        let special = [
+            0.0,
+            -0.0,
+            1e-300,
+            0.124_999_999,
+            0.125,
+            1.0,
+            31.999_999,
+            32.0,
+            1e9,
+            1e15,
+        ];
+        (0..n)
+            .map(|i| {
+                let u = r.next_f64();
+                if i % 13 == 0 {
+                    special[(u * special.len() as f64) as usize % special.len()]
+                } else if (i / 200) % 2 == 0 {
+                    10f64.powf(u * 14.0 - 5.0)
+                } else {
+                    ((i / 200) as f64).powi(3) * 0.01 * (1.0 + u)
+                }
+            })
+            .collect()
+    }
+
+    fn bits<T: Copy + Into<f64>>(v: &[T]) -> Vec<u64> {
+        v.iter().map(|&x| x.into().to_bits()).collect()
+    }
+
+    fn check_fast_equals_reference<U: Sampling + PartialEq + std::fmt::Debug>(
+        make: impl Fn() -> U,
+    ) {
+        for (n, seed) in [(BLOCK, 1), (1000, 2), (BLOCK, 3), (77, 4), (1, 5)] {
+            let rates = mixed_rates(n, seed);
+            let mut s = Scratch::default();
+            // Rates.
+            let (mut a, mut b) = (rates.clone(), rates.clone());
+            let (mut ra, mut rb) = (make(), make());
+            assert!(fast_block(&mut Io::Rates(&mut a), &mut ra, &mut s));
+            reference_block(&mut b, None, &mut rb, &mut s);
+            assert_eq!(bits(&a), bits(&b), "rates n={n} seed={seed}");
+            assert_eq!(ra, rb);
+            // Amplitudes, whose squares are the rates.
+            let roots: Vec<f32> = rates.iter().map(|&r| r.sqrt() as f32).collect();
+            let mut squares: Vec<f64> = roots.iter().map(|&v| rate_of(v)).collect();
+            let mut got = roots.clone();
+            let (mut ra, mut rb) = (make(), make());
+            assert!(fast_block(&mut Io::Amplitudes(&mut got), &mut ra, &mut s));
+            reference_block(&mut squares, Some(&roots), &mut rb, &mut s);
+            let mut want = roots.clone();
+            write_roots(&mut want, &squares);
+            assert_eq!(bits(&got), bits(&want), "amplitudes n={n} seed={seed}");
+            assert_eq!(ra, rb);
+        }
+    }
+
+    #[test]
+    fn fast_block_equals_reference_v1() {
+        check_fast_equals_reference(|| PatternRng::new(31, 7));
+    }
+
+    /// Stream v2's order of the module docs, one rate at a time with the scalar sampler's
+    /// pieces: the independent reference of the keyed fast path.
+    fn keyed_reference(x: &mut [f64], roots: Option<&[f32]>, rng: &mut LanesRng) {
+        let t = tables();
+        for (bi, block) in x.chunks_mut(BLOCK).enumerate() {
+            let n = block.len();
+            let orig = block.to_vec();
+            let mut pairs = vec![0.0; 2 * n];
+            for p in pairs.iter_mut() {
+                *p = rng.next_f64();
+            }
+            let root = |i: usize, l: f64| match roots {
+                Some(r) => f64::from(r[bi * BLOCK + i]),
+                None => l.sqrt(),
+            };
+            let mut pending = Vec::new(); // PTRS rates whose first round was rejected
+            let mut restarts_f = Vec::new();
+            let mut restarts_t = Vec::new();
+            for i in 0..n {
+                let lam = block[i];
+                let (u1, u2) = (pairs[2 * i], pairs[2 * i + 1]);
+                if lam > 0.0 && lam < FAINT_MAX_RATE {
+                    match faint_search_once(lam, u1) {
+                        Some(k) => block[i] = if u1 < faint_zero_bound(lam) { 0.0 } else { k },
+                        None => restarts_f.push(i),
+                    }
+                } else if (FAINT_MAX_RATE..PTRS_MIN_RATE).contains(&lam) {
+                    let (m, r) = split_rate(lam);
+                    match faint_search_once(r, u2) {
+                        Some(e) => {
+                            let e = if u2 < faint_zero_bound(r) { 0.0 } else { e };
+                            block[i] = t.sample(m, u1) + e;
+                        }
+                        None => restarts_t.push(i),
+                    }
+                } else if (PTRS_MIN_RATE..f64::INFINITY).contains(&lam) {
+                    let c = Ptrs::with_root(lam, root(i, lam));
+                    let (k, fast) = c.round(u1 - 0.5, u2);
+                    block[i] = k;
+                    if !fast && !c.slow_accept(k, u1 - 0.5, u2) {
+                        pending.push(i);
+                    }
+                } else {
+                    block[i] = if lam == 0.0 { 0.0 } else { f64::NAN };
+                }
+            }
+            for i in restarts_f {
+                let u = pairs[2 * i];
+                block[i] = faint(rng, block[i], u);
+            }
+            for i in restarts_t {
+                let (m, r) = split_rate(block[i]);
+                block[i] = t.sample(m, pairs[2 * i]) + faint(rng, r, pairs[2 * i + 1]);
+            }
+            while !pending.is_empty() {
+                let draws: Vec<(usize, f64, f64)> = pending
+                    .iter()
+                    .map(|&i| (i, rng.next_f64() - 0.5, rng.next_f64()))
+                    .collect();
+                pending.clear();
+                for (i, u, v) in draws {
+                    let lam = orig[i];
+                    let c = Ptrs::with_root(lam, root(i, lam));
+                    let (k, fast) = c.round(u, v);
+                    block[i] = k;
+                    if !fast && !c.slow_accept(k, u, v) {
+                        pending.push(i);
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn fast_block_equals_reference_v2() {
+        for (n, seed) in [(BLOCK, 1), (1000, 2), (2 * BLOCK + 5, 3), (77, 4), (1, 5)] {
+            let rates = mixed_rates(n, seed);
+            let mut s = Scratch::default();
+            let (mut a, mut b) = (rates.clone(), rates.clone());
+            let (mut ra, mut rb) = (LanesRng::new(31, 7), LanesRng::new(31, 7));
+            counts_in_place(&mut a, &mut ra, &mut s);
+            keyed_reference(&mut b, None, &mut rb);
+            assert_eq!(bits(&a), bits(&b), "rates n={n} seed={seed}");
+            assert_eq!(ra, rb);
+            let roots: Vec<f32> = rates.iter().map(|&r| r.sqrt() as f32).collect();
+            let mut squares: Vec<f64> = roots.iter().map(|&v| rate_of(v)).collect();
+            let mut got = roots.clone();
+            let (mut ra, mut rb) = (LanesRng::new(31, 7), LanesRng::new(31, 7));
+            observe_in_place(&mut got, &mut ra, &mut s);
+            keyed_reference(&mut squares, Some(&roots), &mut rb);
+            let mut want = roots.clone();
+            write_roots(&mut want, &squares);
+            assert_eq!(bits(&got), bits(&want), "amplitudes n={n} seed={seed}");
+            assert_eq!(ra, rb);
+        }
+    }
+
+    /// Uniforms from a script, then from a generator: forces the faint search's restart.
+    #[derive(Clone, Debug, PartialEq)]
+    struct Scripted {
+        script: Vec<f64>,
+        pos: usize,
+        rest: PatternRng,
+    }
+
+    impl Uniforms for Scripted {
+        fn next_f64(&mut self) -> f64 {
+            let u = self.script.get(self.pos).copied();
+            self.pos += 1;
+            u.unwrap_or_else(|| self.rest.next_f64())
+        }
+        fn fill(&mut self, out: &mut [f64]) {
+            for o in out {
+                *o = self.next_f64();
+            }
+        }
+    }
+
+    impl Sampling for Scripted {
+        const KEYED: bool = false;
+        fn first_draws(
+            &mut self,
+            _: usize,
+            m: &[[u64; 3]],
+            c: [usize; 3],
+            p: &mut [Pairs],
+            t: &mut [f64],
+        ) {
+            spread_first_draws(self, m, c, p, t);
+        }
+    }
+
+    #[test]
+    fn restart_falls_back_to_the_reference() {
+        // A uniform above every computed F(k) of a faint rate makes the search draw again.
+        let top = 1.0 - f64::EPSILON / 2.0;
+        let r = (1..128)
+            .map(|i| f64::from(i) / 1024.0)
+            .find(|&r| faint_search_once(r, top).is_none());
+        let Some(r) = r else {
+            return; // no rounding gap at all: the fallback can never be needed
+        };
+        // Faint rates, a tabled one whose faint part is `r`, PTRS rates: uniform 1 goes to
+        // the faint rate `r`, uniform 4 to the faint part of the tabled rate.
+        let rates = [0.05, r, 0.07, 3.0 + r, 100.0, 1e6];
+        for pos in [1usize, 4] {
+            let mut script = vec![0.5; 16];
+            script[pos] = top;
+            let make = || Scripted {
+                script: script.clone(),
+                pos: 0,
+                rest: PatternRng::new(1, 1),
+            };
+            let mut s = Scratch::default();
+            let (mut a, mut b) = (rates.to_vec(), rates.to_vec());
+            let (mut ra, mut rb) = (make(), make());
+            let mut probe = a.clone();
+            assert!(!fast_block(
+                &mut Io::Rates(&mut probe),
+                &mut ra.clone(),
+                &mut s
+            ));
+            counts_in_place(&mut a, &mut ra, &mut s);
+            reference_block(&mut b, None, &mut rb, &mut s);
+            assert_eq!(a, b, "pos={pos}");
+            assert_eq!(ra, rb);
+            // The restarted draw took the next uniform (0.5): a faint count of 0 stays 0 for
+            // the faint rate, and the plain order would have taken 7 + PTRS uniforms.
+            let plain = rates.iter().filter(|&&l| l < 32.0).count() + 2;
+            assert!(ra.pos > plain, "{} <= {plain}", ra.pos);
+        }
     }
 }

@@ -13,7 +13,7 @@
 //!   cheaply with rigorous error bounds ([`Ptrs::quick_verdict`]), and falls back to library
 //!   logarithms ([`Ptrs::exact_accept`]) only when the two are too close to call.
 
-use super::rng::PatternRng;
+use super::rng::Uniforms;
 use super::tables::{Tables, STEPS};
 
 /// Upper end of the faint regime: the table step `1 / STEPS`.
@@ -65,7 +65,7 @@ const TWO_POW_51: f64 = 2_251_799_813_685_248.0;
 /// the exact sample rounded to the nearest `f64`. Negative, NaN or infinite rates return NaN
 /// (callers validate first).
 #[inline]
-pub fn poisson(rng: &mut PatternRng, rate: f64) -> f64 {
+pub fn poisson<U: Uniforms>(rng: &mut U, rate: f64) -> f64 {
     if rate < FAINT_MAX_RATE {
         if rate > 0.0 {
             let u = rng.next_f64();
@@ -96,45 +96,66 @@ pub fn poisson(rng: &mut PatternRng, rate: f64) -> f64 {
 /// Poisson(`r`), `0 ≤ r < 1/8`, by inversion of the uniform `u` (more uniforms only in the
 /// ~1e-16 event that `u` falls in the rounding gap of the cumulative sum).
 #[inline(always)]
-pub(super) fn faint(rng: &mut PatternRng, r: f64, u: f64) -> f64 {
-    // exp(−r) ≥ 1 − r + r²/2 − r³/6 (alternating series); the 2^-52 margin covers the rounding
-    // of the polynomial, so k = 0 is only decided here when it is certain.
-    let lower = 1.0 - r * (1.0 - r * (0.5 - r * (1.0 / 6.0))) - f64::EPSILON;
-    if u < lower {
+pub(super) fn faint<U: Uniforms>(rng: &mut U, r: f64, u: f64) -> f64 {
+    if u < faint_zero_bound(r) {
         0.0
     } else {
         faint_search(rng, r, u)
     }
 }
 
-/// `min{k : u < F(k)}` by summing the probabilities of Poisson(`r`) term by term. Kept out of
-/// line so that `exp` is never hoisted into the common path.
+/// A uniform below this gives `k = 0` for Poisson(`r`), `0 ≤ r ≤ 1/8`, without `exp`:
+/// `exp(−r) ≥ 1 − r + r²/2 − r³/6` (alternating series), less a 2^-52 margin for the rounding
+/// of the polynomial, so `k = 0` is only decided here when it is certain.
+#[inline(always)]
+pub(super) fn faint_zero_bound(r: f64) -> f64 {
+    1.0 - r * (1.0 - r * (0.5 - r * (1.0 / 6.0))) - f64::EPSILON
+}
+
+/// `min{k : u < F(k)}` by summing the probabilities of Poisson(`r`) term by term, restarting
+/// with a fresh uniform in the ~1e-16 event of [`FAINT_CAP`]. Kept out of line so that `exp`
+/// is never hoisted into the common path.
 #[cold]
 #[inline(never)]
-fn faint_search(rng: &mut PatternRng, r: f64, mut u: f64) -> f64 {
-    let p0 = (-r).exp();
+fn faint_search<U: Uniforms>(rng: &mut U, r: f64, mut u: f64) -> f64 {
     loop {
-        let (mut p, mut f, mut k) = (p0, p0, 0u32);
-        while u >= f && k <= FAINT_CAP {
-            k += 1;
-            p *= r / f64::from(k);
-            f += p;
-        }
-        if k <= FAINT_CAP {
-            return f64::from(k);
+        if let Some(k) = faint_search_once(r, u) {
+            return k;
         }
         u = rng.next_f64();
     }
 }
 
+/// One pass of [`faint_search`]: the count, or `None` where the uniform falls in the rounding
+/// gap and a fresh one must be drawn.
+#[cold]
+#[inline(never)]
+pub(super) fn faint_search_once(r: f64, u: f64) -> Option<f64> {
+    let p0 = (-r).exp();
+    let (mut p, mut f, mut k) = (p0, p0, 0u32);
+    while u >= f && k <= FAINT_CAP {
+        k += 1;
+        p *= r / f64::from(k);
+        f += p;
+    }
+    (k <= FAINT_CAP).then_some(f64::from(k))
+}
+
 /// Poisson(`λ`), `1/8 ≤ λ < 32` (any `0 ≤ λ < 32` works), from two uniforms:
 /// `Poisson(m/8) + Poisson(r)` with `λ = m/8 + r`, `0 ≤ r < 1/8`.
 #[inline(always)]
-pub(super) fn tabled(rng: &mut PatternRng, t: &Tables, lam: f64, u: [f64; 2]) -> f64 {
+pub(super) fn tabled<U: Uniforms>(rng: &mut U, t: &Tables, lam: f64, u: [f64; 2]) -> f64 {
+    let (m, r) = split_rate(lam);
+    t.sample(m, u[0]) + faint(rng, r, u[1])
+}
+
+/// `λ = m/8 + r` with `m` integer and `0 ≤ r < 1/8`, exactly, for `0 ≤ λ < 32`.
+#[inline(always)]
+pub(super) fn split_rate(lam: f64) -> (usize, f64) {
     let scaled = lam * STEPS as f64; // exact (power of two)
-    let m = scaled as u32; // truncation = floor for λ ≥ 0
+    let m = scaled as i32; // truncation = floor for λ ≥ 0
     let r = (scaled - f64::from(m)) * FAINT_MAX_RATE; // exact
-    t.sample(m as usize, u[0]) + faint(rng, r, u[1])
+    (m as usize, r)
 }
 
 /// `⌊x⌋` without a libm call or branch (baseline x86-64 has no rounding instruction), so that
@@ -282,7 +303,7 @@ impl Ptrs {
 
     /// Fresh rounds until one is accepted.
     #[inline(never)]
-    pub(super) fn sample(&self, rng: &mut PatternRng) -> f64 {
+    pub(super) fn sample<U: Uniforms>(&self, rng: &mut U) -> f64 {
         for _ in 0..PTRS_MAX_ROUNDS {
             let u = rng.next_f64() - 0.5;
             let v = rng.next_f64();
@@ -302,32 +323,34 @@ impl Ptrs {
 pub(super) fn ptrs_verdicts(
     lam: &[f64],
     slam: &[f64],
-    uv: &[(f64, f64)],
+    u: &[f64],
+    v: &[f64],
     k: &[f64],
     decided: &mut [bool],
     accept: &mut [bool],
 ) {
-    let inputs = lam.iter().zip(slam).zip(uv).zip(k);
+    let inputs = lam.iter().zip(slam).zip(u).zip(v).zip(k);
     let outputs = decided.iter_mut().zip(accept.iter_mut());
-    for ((((&l, &s), &(u, v)), &kj), (dj, aj)) in inputs.zip(outputs) {
-        (*dj, *aj) = Ptrs::with_root(l, s).quick_verdict(kj, u, v);
+    for (((((&l, &s), &uj), &vj), &kj), (dj, aj)) in inputs.zip(outputs) {
+        (*dj, *aj) = Ptrs::with_root(l, s).quick_verdict(kj, uj, vj);
     }
 }
 
-/// First PTRS rounds of many rates at once: for each `j`, `(k[j], squeeze[j])` is
+/// PTRS rounds of many rates at once: for each `j`, `(k[j], squeeze[j])` is
 /// `Ptrs::with_root(lam[j], slam[j]).round(u[j], v[j])`, bit for bit. Branch-free, so the
 /// compiler vectorises it.
 #[inline(always)]
 pub(super) fn ptrs_rounds(
     lam: &[f64],
     slam: &[f64],
-    uv: &[(f64, f64)],
+    u: &[f64],
+    v: &[f64],
     k: &mut [f64],
     squeeze: &mut [bool],
 ) {
-    let inputs = lam.iter().zip(slam).zip(uv);
-    for (((&l, &s), &(u, v)), (kj, qj)) in inputs.zip(k.iter_mut().zip(squeeze.iter_mut())) {
-        (*kj, *qj) = Ptrs::with_root(l, s).round(u, v);
+    let inputs = lam.iter().zip(slam).zip(u).zip(v);
+    for ((((&l, &s), &uj), &vj), (kj, qj)) in inputs.zip(k.iter_mut().zip(squeeze.iter_mut())) {
+        (*kj, *qj) = Ptrs::with_root(l, s).round(uj, vj);
     }
 }
 
@@ -432,6 +455,7 @@ fn ln_approx(y: f64) -> (f64, bool) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::noise::rng::PatternRng;
 
     /// Naive `ln P(X = k)`, `ln k!` summed term by term (fine for moderate `λ` and `k`).
     fn ln_pmf_naive(k: u64, lam: f64) -> f64 {

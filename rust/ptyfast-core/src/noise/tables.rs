@@ -22,34 +22,49 @@ const WINDOW: usize = 4;
 /// out is ~1e-22, far below the 2^-53 resolution of a uniform.
 const TAIL_CUTOFF: f64 = 1e-22;
 
-/// All rows, flattened (~180 kB in all: L2-resident).
+/// Capacity of the cumulative values (~21,000 are used): a power of two for the window start,
+/// plus the window, so that a masked start and its window are always in bounds.
+const CDF_CAP: usize = (1 << 15) + WINDOW;
+
+/// All rows (~230 kB touched: L2-resident). Indices are reduced modulo the fixed array sizes,
+/// so the hot loops carry no bounds checks and vectorise (gathers); callers pass rows
+/// `< ROWS`.
 pub struct Tables {
     /// Per row: `F(0), F(1), …, F(K) = 1` then `WINDOW` sentinels `2.0`, above every uniform.
-    cdf: Vec<f64>,
+    cdf: Box<[f64; CDF_CAP]>,
     /// Per row: the index in `cdf` of `F(0)`.
-    start: Vec<usize>,
-    /// Per row, `GUIDE` entries: for cell `c`, the least `k` with `F(k) > c / GUIDE`.
-    guide: Vec<u16>,
+    start: [u32; ROWS],
+    /// Per row, `GUIDE` entries: for cell `c`, `g << 16 | (start + g)` where `g` is the least
+    /// `k` with `F(k) > c / GUIDE` (one load gives the count and where to compare).
+    guide: Box<[[u32; GUIDE]; ROWS]>,
 }
 
 impl Tables {
     fn build() -> Self {
+        let mut cdf = Vec::new();
         let mut t = Tables {
-            cdf: Vec::new(),
-            start: Vec::with_capacity(ROWS),
-            guide: Vec::with_capacity(ROWS * GUIDE),
+            cdf: Box::new([2.0; CDF_CAP]),
+            start: [0; ROWS],
+            guide: Box::new([[0; GUIDE]; ROWS]),
         };
         for m in 0..ROWS {
-            t.push_row(m as f64 / STEPS as f64);
+            t.push_row(m, &mut cdf);
+        }
+        for (d, &f) in t.cdf.iter_mut().zip(&cdf) {
+            *d = f;
         }
         t
     }
 
-    fn push_row(&mut self, lam: f64) {
-        let start = self.cdf.len();
-        self.start.push(start);
+    /// Appends row `m` to `cdf` and fills its start and guide entries.
+    fn push_row(&mut self, m: usize, cdf: &mut Vec<f64>) {
+        let lam = m as f64 / STEPS as f64;
+        let start = cdf.len();
+        if let Some(s) = self.start.get_mut(m) {
+            *s = start as u32;
+        }
         if lam == 0.0 {
-            self.cdf.push(1.0);
+            cdf.push(1.0);
         } else {
             let mut pmf = Vec::new();
             let mut k = 0.0f64;
@@ -65,48 +80,70 @@ impl Tables {
             // few-ulp relative errors of the probabilities leave no gap below 1 at the end.
             let sums = compensated_cumsum(&pmf);
             let total = sums.last().copied().unwrap_or(1.0);
-            self.cdf.extend(sums.iter().map(|f| f / total));
+            cdf.extend(sums.iter().map(|f| f / total));
         }
-        self.cdf.extend([2.0; WINDOW]);
-        let row = &self.cdf[start..];
+        cdf.extend([2.0; WINDOW]);
+        let row = &cdf[start..];
         let mut k = 0usize;
         for c in 0..GUIDE {
             let threshold = c as f64 / GUIDE as f64;
             while row[k] <= threshold {
                 k += 1;
             }
-            self.guide.push(k as u16);
+            if let Some(g) = self.guide.get_mut(m).and_then(|r| r.get_mut(c)) {
+                *g = ((k as u32) << 16) | (start + k) as u32;
+            }
         }
     }
 
     /// `min{k : u < F(k)}` in row `m` (rate `m / STEPS`) for `u ∈ [0, 1)`.
     #[inline(always)]
     pub fn sample(&self, m: usize, u: f64) -> f64 {
-        let cell = (u * GUIDE as f64) as usize;
-        let g = self.guide.get(m * GUIDE + cell).copied().unwrap_or(0) as usize;
-        let i = self.start.get(m).copied().unwrap_or(0) + g;
-        let Some(w) = self.cdf.get(i..i + WINDOW) else {
-            return f64::NAN; // unreachable: every row ends with WINDOW sentinels
-        };
-        let above = w.iter().map(|&f| usize::from(u >= f)).sum::<usize>();
-        if above < WINDOW {
-            (g + above) as f64
+        let (k, found) = self.sample_window(m, u);
+        if found {
+            k
         } else {
-            self.scan(i + WINDOW, u) - self.start.get(m).copied().unwrap_or(0) as f64
+            self.scan(m, k as usize, u)
         }
     }
 
-    /// The index of the first `F > u` from `i` on, as `f64`.
+    /// [`Tables::sample`] without its rare scan: `(k, true)` when the answer lies in the
+    /// window after the guide cell (~98 % of uniforms), else `(k₀, false)` with the answer
+    /// known to be at least `k₀`. No branch.
+    #[inline(always)]
+    pub fn sample_window(&self, m: usize, u: f64) -> (f64, bool) {
+        let (k, found) = self.window(Self::key(m, u), u);
+        (f64::from(k), found)
+    }
+
+    /// The guide cell of row `m` (`< ROWS`) for `u ∈ [0, 1)`, as a key for [`Tables::window`].
+    #[inline(always)]
+    pub fn key(m: usize, u: f64) -> u32 {
+        let cell = (u * GUIDE as f64) as i32 as u32 % GUIDE as u32;
+        ((m as u32 % ROWS as u32) << GUIDE.trailing_zeros()) | cell
+    }
+
+    /// [`Tables::sample_window`] from the [`Tables::key`] of `(m, u)`: `(k, found)` as integers.
+    #[inline(always)]
+    pub fn window(&self, key: u32, u: f64) -> (u32, bool) {
+        let e = self.guide.as_flattened()[key as usize % (ROWS * GUIDE)];
+        let (g, i) = (e >> 16, e as usize % (CDF_CAP - WINDOW));
+        let w = &self.cdf[i..i + WINDOW];
+        let mut ge = 0u32;
+        for (q, &f) in w.iter().enumerate() {
+            ge |= u32::from(u >= f) << q;
+        }
+        let above = ge.count_ones();
+        (g + above, above < WINDOW as u32)
+    }
+
+    /// `min{k : u < F(k)}` in row `m` by a linear scan from `k₀` on (`F(k) ≤ u` below `k₀`).
     #[cold]
     #[inline(never)]
-    fn scan(&self, mut i: usize, u: f64) -> f64 {
-        while let Some(&f) = self.cdf.get(i) {
-            if u < f {
-                break;
-            }
-            i += 1;
-        }
-        i as f64
+    pub fn scan(&self, m: usize, k0: usize, u: f64) -> f64 {
+        let start = self.start[m % ROWS] as usize + k0;
+        let rest = self.cdf.get(start..).unwrap_or_default();
+        (k0 + rest.iter().position(|&f| u < f).unwrap_or(rest.len())) as f64
     }
 }
 
@@ -139,19 +176,25 @@ mod tests {
     use super::*;
 
     fn row(t: &Tables, m: usize) -> &[f64] {
-        let end = t.start.get(m + 1).copied().unwrap_or(t.cdf.len());
-        &t.cdf[t.start[m]..end]
+        let used = t
+            .cdf
+            .iter()
+            .rposition(|&f| f != 2.0)
+            .map_or(0, |i| i + 1 + WINDOW);
+        let end = t.start.get(m + 1).map_or(used, |&e| e as usize);
+        &t.cdf[t.start[m] as usize..end]
     }
 
     #[test]
     fn rows_are_cumulative_distributions() {
         let t = tables();
-        assert_eq!(t.start.len(), ROWS);
-        assert!(
-            t.cdf.len() * 8 + t.guide.len() * 2 < 200_000,
-            "{}",
-            t.cdf.len()
-        );
+        let used = t
+            .cdf
+            .iter()
+            .rposition(|&f| f != 2.0)
+            .map_or(0, |i| i + 1 + WINDOW);
+        assert!(used <= CDF_CAP - WINDOW, "{used}");
+        assert!(used * 8 + ROWS * GUIDE * 4 < 250_000, "{used}");
         for m in 0..ROWS {
             let r = row(t, m);
             let (body, tail) = r.split_at(r.len() - WINDOW);
