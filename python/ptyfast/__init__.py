@@ -27,8 +27,13 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "probes": (".model.probes", None),
     "scans": (".model.scans", None),
     "objects": (".model.objects", None),
+    "Detector": (".model.detector", "Detector"),
     "open": (".io", "open"),
     "io": (".io", None),
+    "Experiment": (".model.experiment", "Experiment"),
+    "simulate": (".model.experiment", "simulate"),
+    "replay": (".model.provenance", "replay"),
+    "Campaign": (".model.campaign", "Campaign"),
 }
 
 __all__ = ["PtyfastError", "__version__", *_LAZY]

@@ -1,5 +1,7 @@
 """Type stubs of the compiled kernels. Call them through ``ptyfast._kernels``, which validates."""
 
+from typing import Any
+
 import numpy as np
 import numpy.typing as npt
 
@@ -12,6 +14,8 @@ __all__ = [
     "poisson_counts",
     "illuminated_energy",
     "simulate",
+    "acquire",
+    "detect",
     "knn",
     "sample_then_group",
     "oversample_groups",
@@ -63,6 +67,36 @@ def simulate(
     divide_by_scale: bool,
     return_patches: bool,
 ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.complex64] | None]: ...
+
+_Readings = (
+    npt.NDArray[np.float32]
+    | npt.NDArray[np.float64]
+    | npt.NDArray[np.uint16]
+    | npt.NDArray[np.uint32]
+)
+
+def acquire(
+    object: npt.NDArray[np.complex64],
+    positions: npt.NDArray[np.float64],
+    modes: npt.NDArray[np.complex64],
+    scale: float,
+    seed: int,
+    first_index: int,
+    detector: dict[str, Any],
+    pixels: npt.NDArray[np.uint8] | None,
+    readings: _Readings,
+    patches: npt.NDArray[np.complex64] | None,
+    stats: npt.NDArray[np.float64] | None,
+) -> None: ...
+def detect(
+    expected: npt.NDArray[np.float64],
+    seed: int,
+    first_index: int,
+    detector: dict[str, Any],
+    pixels: npt.NDArray[np.uint8] | None,
+    readings: _Readings,
+    stats: npt.NDArray[np.float64] | None,
+) -> None: ...
 def knn(
     points: npt.NDArray[np.float64], queries: npt.NDArray[np.float64], k: int
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]: ...

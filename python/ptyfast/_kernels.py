@@ -15,7 +15,8 @@ intensities), one random stream per pattern derived from ``(seed, pattern index)
 from __future__ import annotations
 
 import numbers
-from typing import Any
+import os
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -54,6 +55,13 @@ __all__ = [
     "legacy_raw",
     "group_diffraction",
     "gather_groups_complex",
+    "acquire",
+    "detect",
+    "detector_settings",
+    "Acquired",
+    "ACQUIRE_STATS",
+    "READING_DTYPES",
+    "POISSON_STREAMS",
 ]
 
 SeedLike = int | np.integer | np.random.Generator | np.random.RandomState | None
@@ -790,3 +798,400 @@ def channel_energies(amplitude: Any, probe: Any, *, check_finite: bool = True) -
     if a.shape[1] != a.shape[2]:
         raise ValueError(f"Y_I must be (B, N, N, C), got {a.shape}")
     return _core.channel_energies(a, _check_probe(probe, a.shape[1]))
+
+
+# --------------------------------------------------------------------------- acquisition (M2)
+
+#: The per-pattern statistics of :func:`acquire` / :func:`detect`, in column order: expected
+#: photons reaching the detector (``Σ λ``), expected detected counts (after beamstop, gaps, QE
+#: and dead time), detected counts as drawn (before the PSF), the sum of the readings over
+#: valid pixels, and how many valid pixels saturated (or wrapped).
+ACQUIRE_STATS = ("photons", "detected", "counts", "readings", "saturated")
+
+#: Reading dtypes the detector stage writes.
+READING_DTYPES = ("float32", "float64", "uint16", "uint32")
+
+#: Exact Poisson streams the shot-noise stage can draw from ("v1": today's).
+POISSON_STREAMS = ("v1",)
+
+#: Pixel-map flags (see ``ptyfast.model.detector``): a pixel's code is the OR of its flags,
+#: 0 for a valid pixel. Beamstop shadow and gap (no sensor): no photons arrive; gap and dead:
+#: the pixel reads 0; hot: it reads the saturation level (unless also dead or in a gap).
+PIXEL_VALID, PIXEL_BEAMSTOP, PIXEL_GAP, PIXEL_DEAD, PIXEL_HOT = 0, 1, 2, 4, 8
+PIXEL_ALL = PIXEL_BEAMSTOP | PIXEL_GAP | PIXEL_DEAD | PIXEL_HOT
+
+_DETECTOR_DEFAULTS: dict[str, Any] = {
+    "poisson": True,
+    "poisson_stream": "v1",
+    "qe": 1.0,
+    "gain": 1.0,
+    "offset": 0.0,
+    "read_noise": 0.0,
+    "dark": 0.0,
+    "psf_sigma_px": 0.0,
+    "full_well": None,
+    "dtype": "float32",
+    "overflow": "saturate",
+    "dead_time_fraction": 0.0,
+    "pixels": None,
+}
+
+
+class Acquired(NamedTuple):
+    """What :func:`acquire` returns."""
+
+    readings: np.ndarray
+    """``(M, N, N)`` detector readings in the detector's dtype."""
+    patches: np.ndarray | None
+    """``(M, N, N)`` complex64 object patches before the probe, when asked."""
+    stats: dict[str, np.ndarray] | None
+    """Per-pattern statistics, float64 ``(M,)`` each (:data:`ACQUIRE_STATS`), when asked."""
+
+
+def _real(name: str, v: Any, *, minimum: float | None = None, above: float | None = None) -> float:
+    v = from_tensor(v)
+    if isinstance(v, bool) or not isinstance(v, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {type(v).__name__} {v!r}")
+    f = float(v)
+    if not np.isfinite(f):
+        raise ValueError(f"{name} must be finite, got {f}")
+    if minimum is not None and f < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {f}")
+    if above is not None and f <= above:
+        raise ValueError(f"{name} must be > {above}, got {f}")
+    return f
+
+
+def _choice(name: str, v: Any, options: tuple[str, ...]) -> str:
+    if not isinstance(v, str) or v not in options:
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, options))}, got {v!r}")
+    return v
+
+
+def _reading_max(dtype: str) -> float:
+    d = np.dtype(dtype)
+    return float(np.iinfo(d).max) if d.kind == "u" else float(np.finfo(d).max)
+
+
+def detector_settings(detector: Any, N: int) -> dict[str, Any]:
+    """The detector stage's settings for ``N × N`` patterns, validated.
+
+    ``detector`` is ``None`` (the ideal detector: exact Poisson counts on today's stream,
+    float32), an object with a ``kernel_args(N)`` method (a :class:`ptyfast.Detector`), or a
+    mapping with any of the keys ``poisson`` (bool), ``poisson_stream`` (``'v1'``), ``qe``
+    (0 < qe <= 1), ``gain`` (ADU per count, > 0), ``offset`` (ADU, >= 0), ``read_noise`` (ADU
+    rms, >= 0), ``dark`` (counts per pixel, >= 0), ``psf_sigma_px`` (>= 0), ``full_well``
+    (ADU, > offset, or None), ``dtype`` (:data:`READING_DTYPES`), ``overflow`` (``'saturate'``
+    or ``'wrap'``), ``dead_time_fraction`` (dead time / exposure, >= 0) and ``pixels`` (an
+    ``(N, N)`` map of pixel flags, ``PIXEL_*``, or None); missing keys take the ideal
+    values.
+
+    Raises
+    ------
+    TypeError, ValueError
+        Naming the setting, the expected and the received value.
+    """
+    if detector is None:
+        raw: Any = {}
+    elif hasattr(detector, "kernel_args") and not isinstance(detector, dict):
+        raw = detector.kernel_args(N)
+    else:
+        raw = detector
+    if not hasattr(raw, "keys"):
+        raise TypeError(
+            f"detector must be None, a ptyfast.Detector or a mapping of settings, got "
+            f"{type(detector).__name__}"
+        )
+    unknown = sorted(set(raw) - set(_DETECTOR_DEFAULTS))
+    if unknown:
+        raise ValueError(
+            f"detector must have settings among {sorted(_DETECTOR_DEFAULTS)}, got unknown {unknown}"
+        )
+    s = {**_DETECTOR_DEFAULTS, **raw}
+    if not isinstance(s["poisson"], bool | np.bool_):
+        raise TypeError(f"poisson must be a bool, got {type(s['poisson']).__name__}")
+    out: dict[str, Any] = {
+        "poisson": bool(s["poisson"]),
+        "poisson_stream": _choice("poisson_stream", s["poisson_stream"], POISSON_STREAMS),
+        "qe": _real("qe", s["qe"], above=0.0),
+        "gain": _real("gain", s["gain"], above=0.0),
+        "offset": _real("offset", s["offset"], minimum=0.0),
+        "read_noise": _real("read_noise", s["read_noise"], minimum=0.0),
+        "dark": _real("dark", s["dark"], minimum=0.0),
+        "psf_sigma_px": _real("psf_sigma_px", s["psf_sigma_px"], minimum=0.0),
+        "dtype": _choice("dtype", s["dtype"], READING_DTYPES),
+        "overflow": _choice("overflow", s["overflow"], ("saturate", "wrap")),
+        "dead_time_fraction": _real("dead_time_fraction", s["dead_time_fraction"], minimum=0.0),
+    }
+    if out["qe"] > 1:
+        raise ValueError(f"qe must be in (0, 1], got {out['qe']}")
+    if out["psf_sigma_px"] > 1e4:
+        raise ValueError(f"psf_sigma_px must be <= 1e4, got {out['psf_sigma_px']}")
+    top = _reading_max(out["dtype"])
+    fw = s["full_well"]
+    if fw is not None:
+        fw = _real("full_well", fw, above=out["offset"])
+        if fw > top:
+            raise ValueError(
+                f"dtype {out['dtype']!r} cannot hold full_well = {fw} ADU (largest reading {top:g})"
+            )
+    out["full_well"] = fw
+    px = s["pixels"]
+    if px is not None:
+        px = as_array("pixels", px, np.uint8, shape=(N, N), allow_complex=False)
+        if np.any(px & ~np.uint8(PIXEL_ALL)):
+            bad = int(px[(px & ~np.uint8(PIXEL_ALL)) != 0][0])
+            raise ValueError(f"pixels must hold flags within {PIXEL_ALL}, got code {bad}")
+        hot = (px & PIXEL_HOT) != 0
+        if out["dtype"].startswith("float") and fw is None and np.any(hot):
+            raise ValueError(
+                f"pixels must not mark hot pixels for {out['dtype']} readings without a "
+                f"full_well (a hot pixel reads the saturation level), got "
+                f"{int(np.sum(hot))} hot pixels"
+            )
+        if not np.any(px):
+            px = None
+    out["pixels"] = px
+    return out
+
+
+def _core_detector(s: dict[str, Any]) -> tuple[dict[str, Any], np.ndarray | None]:
+    """The binding's detector dict and pixel map from validated settings."""
+    return (
+        {
+            "poisson": s["poisson_stream"] if s["poisson"] else None,
+            "qe": s["qe"],
+            "dead_time": s["dead_time_fraction"],
+            "psf_sigma_px": s["psf_sigma_px"],
+            "gain": s["gain"],
+            "offset": s["offset"],
+            "dark": s["dark"],
+            "read_noise": s["read_noise"],
+            "full_well": s["full_well"],
+            "overflow": s["overflow"],
+        },
+        s["pixels"],
+    )
+
+
+def _fits_in_memory(name: str, nbytes: int, what: str) -> None:
+    """Refuses outputs larger than this machine's physical memory (before allocating)."""
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):  # pragma: no cover - non-POSIX
+        return
+    if total > 0 and nbytes > total:
+        raise ValueError(
+            f"{name} must describe outputs that fit in memory ({total / 2**30:.1f} GiB here), "
+            f"got {what} of {nbytes / 2**30:.1f} GiB; write in chunks with out= and "
+            f"first_index"
+        )
+
+
+def _out_buffer(
+    name: str, a: Any, dtype: Any, shape: tuple[int, ...], inputs: tuple[np.ndarray, ...]
+) -> np.ndarray:
+    want = f"a writeable C-contiguous {np.dtype(dtype)} array of shape {shape}"
+    if not isinstance(a, np.ndarray):
+        raise TypeError(f"{name} must be {want}, got {type(a).__name__}")
+    if a.dtype != dtype or a.shape != shape or not a.flags.c_contiguous or not a.flags.writeable:
+        got = f"{a.dtype} {a.shape}"
+        if not a.flags.c_contiguous:
+            got += " (strided)"
+        if not a.flags.writeable:
+            got += " (read-only)"
+        raise ValueError(f"{name} must be {want}, got {got}")
+    if any(np.may_share_memory(a, x) for x in inputs):
+        raise ValueError(f"{name} must not share memory with an input array, got an overlap")
+    return a
+
+
+def _as_modes(probe: Any) -> np.ndarray:
+    """``(P, N, N)`` complex64 probe modes from ``(N, N)``, ``(N, N, 1)`` or ``(P, N, N)``."""
+    arr = _to_numpy("probe", probe)
+    if arr.ndim == 2 or (arr.ndim == 3 and arr.shape[-1] == 1 and arr.shape[0] == arr.shape[1]):
+        return _check_probe(arr)[None]
+    m = as_array("probe", arr, np.complex64, ndim=3)
+    if m.shape[1] != m.shape[2] or m.shape[1] < 2:
+        raise ValueError(f"probe must be (N, N) or (P, N, N) modes with N >= 2, got {m.shape}")
+    return m
+
+
+def acquire(
+    obj: Any,
+    positions: Any,
+    probe: Any,
+    *,
+    scale: float = 1.0,
+    detector: Any = None,
+    seed: SeedLike = None,
+    first_index: int = 0,
+    return_patches: bool = False,
+    return_stats: bool = False,
+    out: np.ndarray | None = None,
+    out_patches: np.ndarray | None = None,
+    out_stats: np.ndarray | None = None,
+) -> Acquired:
+    """The acquisition pipeline: patches, incoherent probe modes, far field and detector.
+
+    Pattern ``i`` (dataset-wide number ``first_index + i``) is computed in one pass on a
+    worker thread, straight into the output: the patch at ``positions[i]`` (as
+    :func:`extract_patches`), the far field of each mode
+    ``A_k = |fftshift(fft2(scale * probe[k] * patch))| / N`` in float32 (as :func:`diffract`),
+    the expected photons ``λ = Σ_k A_k²`` (float64), then the detector stage (beamstop and
+    gaps, QE, dead time, exact Poisson, PSF, dark counts, gain/offset/read noise, saturation,
+    quantisation, mask; see :mod:`ptyfast.model.detector`). Every random draw comes from a
+    stream keyed by ``(seed, stage, first_index + i)``: the output does not depend on the
+    thread count or on how a dataset is split into calls. With one mode and the ideal detector
+    the readings are today's Poisson counts: ``sqrt(readings)`` equals
+    ``simulate(..., poisson=True)``'s amplitudes bit for bit (for counts below 2**24 in
+    float32 readings; at any count in float64).
+
+    Parameters
+    ----------
+    obj : array_like, (H, W), real or complex
+        The object (converted to complex64).
+    positions : array_like, (M, 2)
+        True scan positions ``(x, y)`` in object pixels (README "Conventions").
+    probe : array_like, (N, N) or (P, N, N), complex
+        The illumination, or its ``P`` incoherent modes; ``N >= 2``.
+    scale : float, optional
+        Positive field factor (the intensity scale ``s``: ``λ`` is in photons).
+    detector : ptyfast.Detector, mapping or None, optional
+        The detector (see :func:`detector_settings`); None is the ideal detector (exact
+        Poisson counts, float32).
+    seed : int, numpy.random.Generator or None, optional
+        Noise seed (see :func:`resolve_seed`); record it to reproduce the data.
+    first_index : int, optional
+        Dataset-wide number of the first pattern, so chunks of a dataset equal one call.
+    return_patches, return_stats : bool, optional
+        Also return the object patches (before the probe) / the per-pattern statistics.
+    out : numpy.ndarray, optional
+        Writeable C-contiguous ``(M, N, N)`` buffer of the detector's dtype for the readings
+        (returned); e.g. a chunk of a memory-mapped file.
+    out_patches, out_stats : numpy.ndarray, optional
+        Buffers for the patches (complex64 ``(M, N, N)``) and the statistics (float64
+        ``(M, 5)``); giving one implies ``return_patches`` / ``return_stats``.
+
+    Returns
+    -------
+    Acquired
+        ``readings`` ``(M, N, N)`` in the detector's dtype; ``patches`` complex64
+        ``(M, N, N)`` or None; ``stats``: a dict of float64 ``(M,)`` arrays named as
+        :data:`ACQUIRE_STATS` (columns of one ``(M, 5)`` array), or None.
+
+    Raises
+    ------
+    TypeError
+        If an argument has the wrong type.
+    ValueError
+        If a shape is wrong, an array is empty or not finite, ``scale`` is not positive, a
+        detector setting is out of range, an output buffer does not match, the outputs would
+        not fit in memory, or ``seed`` / ``first_index`` is out of range.
+
+    Examples
+    --------
+    >>> obj = np.ones((64, 64), np.complex64)
+    >>> r = acquire(obj, [[32, 32]], np.ones((8, 8)), detector={"poisson": False})
+    >>> float(r.readings[0, 4, 4]), r.readings.dtype  # |64 / 8|**2 photons at zero frequency
+    (64.0, dtype('float32'))
+    """
+    o = as_complex_image("obj", obj)
+    p = as_positions("positions", positions)
+    modes = _as_modes(probe)
+    m, n = p.shape[0], modes.shape[1]
+    sc = np.float32(_positive_float("scale", scale))
+    settings = detector_settings(detector, n)
+    s = resolve_seed(seed)
+    fi = _positive_int("first_index", first_index, minimum=0)
+    if fi + m > 2**64 - 1:
+        raise ValueError(f"first_index must be <= 2**64 - 1 - {m}, got {fi}")
+    want_patches = bool(return_patches) or out_patches is not None
+    want_stats = bool(return_stats) or out_stats is not None
+    dtype = np.dtype(settings["dtype"])
+    inputs = (o, p, modes)
+    shape = (m, n, n)
+    nbytes = m * n * n * (dtype.itemsize + (8 if want_patches else 0))
+    if out is None or (want_patches and out_patches is None):
+        _fits_in_memory("positions", nbytes, f"{m} patterns of {n} x {n}")
+    readings = (
+        np.empty(shape, dtype) if out is None else _out_buffer("out", out, dtype, shape, inputs)
+    )
+    patches = None
+    if want_patches:
+        patches = (
+            np.empty(shape, np.complex64)
+            if out_patches is None
+            else _out_buffer("out_patches", out_patches, np.complex64, shape, inputs)
+        )
+    stats = None
+    if want_stats:
+        st_shape = (m, len(ACQUIRE_STATS))
+        stats = (
+            np.empty(st_shape, np.float64)
+            if out_stats is None
+            else _out_buffer("out_stats", out_stats, np.float64, st_shape, inputs)
+        )
+    det, pixels = _core_detector(settings)
+    _core.acquire(o, p, modes, sc, s, fi, det, pixels, readings, patches, stats)
+    named = None if stats is None else {k: stats[:, j] for j, k in enumerate(ACQUIRE_STATS)}
+    return Acquired(readings, patches, named)
+
+
+def detect(
+    expected: Any,
+    *,
+    detector: Any = None,
+    seed: SeedLike = None,
+    first_index: int = 0,
+    return_stats: bool = False,
+    out: np.ndarray | None = None,
+    out_stats: np.ndarray | None = None,
+) -> tuple[np.ndarray, dict[str, np.ndarray] | None]:
+    """The detector stage alone, on given expected photons.
+
+    Parameters
+    ----------
+    expected : array_like, (M, N, N), real
+        Expected photons per pixel reaching the detector (finite, >= 0; float64).
+    detector, seed, first_index, return_stats, out, out_stats
+        As in :func:`acquire`; pattern ``i`` draws as pattern ``first_index + i`` would there,
+        so ``detect(λ)`` equals ``acquire``'s readings for the same ``λ``.
+
+    Returns
+    -------
+    readings : numpy.ndarray, (M, N, N), the detector's dtype
+    stats : dict of float64 (M,) arrays (:data:`ACQUIRE_STATS`), or None
+
+    Raises
+    ------
+    TypeError, ValueError
+        As in :func:`acquire`; ``expected`` negative, not finite or not ``(M, N, N)``.
+    """
+    e = as_array("expected", expected, np.float64, ndim=3, allow_complex=False, nonnegative=True)
+    if e.shape[1] != e.shape[2]:
+        raise ValueError(f"expected must be (M, N, N), got {e.shape}")
+    m, n = e.shape[0], e.shape[1]
+    settings = detector_settings(detector, n)
+    s = resolve_seed(seed)
+    fi = _positive_int("first_index", first_index, minimum=0)
+    if fi + m > 2**64 - 1:
+        raise ValueError(f"first_index must be <= 2**64 - 1 - {m}, got {fi}")
+    dtype = np.dtype(settings["dtype"])
+    if out is None:
+        _fits_in_memory("expected", e.size * dtype.itemsize, f"{m} patterns of {n} x {n}")
+        readings = np.empty(e.shape, dtype)
+    else:
+        readings = _out_buffer("out", out, dtype, e.shape, (e,))
+    stats = None
+    if return_stats or out_stats is not None:
+        st_shape = (m, len(ACQUIRE_STATS))
+        stats = (
+            np.empty(st_shape, np.float64)
+            if out_stats is None
+            else _out_buffer("out_stats", out_stats, np.float64, st_shape, (e,))
+        )
+    det, pixels = _core_detector(settings)
+    _core.detect(e, s, fi, det, pixels, readings, stats)
+    named = None if stats is None else {k: stats[:, j] for j, k in enumerate(ACQUIRE_STATS)}
+    return readings, named

@@ -35,6 +35,8 @@ import numpy as np
 from . import __version__, _kernels
 from ._atomic import _check_target, atomic_output
 from ._npz import NpzStreamWriter
+from .io import _commands as io_commands
+from .model import _commands as model_commands
 from .nongrid_simulation import load_probe_object, random_positions
 from .raw_data import intensity_scale_of
 
@@ -170,9 +172,9 @@ def _parser() -> argparse.ArgumentParser:
         "--no-progress", dest="progress", action="store_false", help="never show a progress bar"
     )
     s.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
-    from .io._commands import add_subcommands
-
-    add_subcommands(sub)
+    model_commands.add_simulate_options(s)
+    model_commands.add_subcommands(sub)
+    io_commands.add_subcommands(sub)
     return p
 
 
@@ -606,6 +608,8 @@ def _check_arguments(args: argparse.Namespace) -> None:
 
 def _simulate(args: argparse.Namespace) -> int:
     _check_arguments(args)
+    if model_commands.uses_model(args):
+        return model_commands.simulate(args)
     output = _resolve_output(args.output)
     _check_target(output, args.overwrite)
     if args.preview:
@@ -702,7 +706,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         with _terminate_like_interrupt():
             if args.command == "simulate":
                 return _simulate(args)
-            if hasattr(args, "handler"):  # info, convert (ptyfast.io._commands)
+            if getattr(args, "handler", None) is not None:  # recipe, info, convert
                 return int(args.handler(args))
     except (ValueError, TypeError, OSError) as exc:
         print(f"ptyfast: error: {exc}", file=sys.stderr)

@@ -320,6 +320,68 @@ class RawData:
         return raw
 
     @staticmethod
+    def from_dataset(dataset: Any) -> RawData:
+        """PtychoPINN's view of a :class:`ptyfast.Dataset` (``Dataset.to_raw_data``).
+
+        ``diff3d`` holds amplitudes divided by the intensity scale, ``sqrt(photons) / s``, with
+        ``photons = dataset.detector.readings_to_photons(readings)`` (the readings themselves
+        for the ideal detector; detected photons, after QE, otherwise; 0 in masked pixels):
+        :func:`ptyfast.io.amplitudes`, the conversion every format uses. ``xcoords``/
+        ``ycoords`` are the true positions, ``*_start`` the nominal ones; ``probeGuess`` is the
+        first probe mode (with ``P > 1`` modes the patterns hold the incoherent sum of all of
+        them, which one ``probeGuess`` cannot express: ``metadata['n_modes']`` says so);
+        ``objectGuess`` the object; ``Y`` the patches ``(M, N, N, 1)`` when the dataset has
+        them; ``norm_Y_I`` and ``intensity_scale`` as :meth:`from_simulation` sets them.
+
+        For the ideal detector, one mode and the same noise seed this equals
+        ``from_simulation(x, y, probe, object, nphotons=photons, seed=seed)`` bit for bit as
+        long as the float32 readings hold the counts exactly (every pixel below 2**24 =
+        16,777,216 photons; ``Detector(dtype="float64")`` readings hold any count).
+
+        Raises
+        ------
+        TypeError
+            ``dataset`` is not a ``ptyfast.Dataset``.
+        ValueError
+            Its intensity scale is not positive and finite.
+        """
+        from .io import amplitudes
+        from .model.dataset import Dataset
+
+        if not isinstance(dataset, Dataset):
+            raise TypeError(f"dataset must be a ptyfast.Dataset, got {type(dataset).__name__}")
+        s = float(dataset.intensity_scale)
+        if not (np.isfinite(s) and s > 0):
+            raise ValueError(f"dataset.intensity_scale must be positive and finite, got {s}")
+        diff3d = amplitudes(dataset.diffraction, dataset.detector, s)
+        pt, pn = dataset.positions_true, dataset.positions_nominal
+        m = dataset.n_patterns
+        raw = RawData(
+            np.ascontiguousarray(pt[:, 0]),
+            np.ascontiguousarray(pt[:, 1]),
+            np.ascontiguousarray(pn[:, 0]),
+            np.ascontiguousarray(pn[:, 1]),
+            diff3d,
+            dataset.probe[0],
+            np.zeros(m, dtype=np.int64),
+            dataset.object,
+            Y=None if dataset.patches is None else dataset.patches[..., None],
+            norm_Y_I=scale_nphotons(diff3d, nphotons=dataset.photons),
+        )
+        raw.intensity_scale = s
+        sim = dataset.provenance.get("simulation", {})
+        raw.metadata = {
+            "nphotons": float(dataset.photons),
+            "intensity_scale": s,
+            "poisson": bool(getattr(dataset.detector, "poisson", True)),
+            "seed": sim.get("seed"),
+            "N": dataset.N,
+            "n_modes": dataset.n_modes,
+            "source": "ptyfast.Dataset",
+        }
+        return raw
+
+    @staticmethod
     def from_file(train_data_file_path: str | os.PathLike[str]) -> RawData:
         """Load a raw NPZ (data contract: README, "NPZ files").
 

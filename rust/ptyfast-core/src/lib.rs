@@ -1,8 +1,9 @@
 //! # ptyfast-core
 //!
 //! The numerical kernels of ptyfast, free of any Python type: sub-pixel patch extraction,
-//! far-field diffraction, exact Poisson observation, the fused per-pattern simulation, k-nearest
-//! neighbour search, NumPy's legacy random stream and the PtychoPINN neighbour grouping.
+//! far-field diffraction, exact Poisson observation, the fused per-pattern simulation, the
+//! acquisition pipeline (incoherent probe modes and a detector model), k-nearest neighbour
+//! search, NumPy's legacy random stream and the PtychoPINN neighbour grouping.
 //!
 //! Conventions (stated once, referred to everywhere):
 //! * Arrays are C-ordered. A stack of patterns is `(M, N, N)`; grouped data is `(B, N, N, C)`
@@ -18,6 +19,8 @@
 
 #![doc(html_root_url = "https://docs.rs/ptyfast-core")]
 
+pub mod acquisition;
+pub mod detector;
 pub mod diffraction;
 pub mod error;
 pub mod grid;

@@ -154,6 +154,22 @@ pub fn observe_pattern(amplitudes: &mut [f32], seed: u64, index: u64) {
     with_scratch(|scratch| observe_with(amplitudes, seed, index, scratch));
 }
 
+/// Replaces each rate of one pattern (`f64`, finite and `≥ 0`) by an exact Poisson count drawn
+/// from stream `(seed, index)`, in the order of the module docs: the counts whose square roots
+/// [`observe_pattern`] writes when the rates are its squared amplitudes. Infallible: an invalid
+/// rate becomes NaN.
+pub fn counts_from_rates(rates: &mut [f64], seed: u64, index: u64) {
+    with_scratch(|scratch| counts_with(rates, seed, index, scratch));
+}
+
+crate::simd::multiversion! {
+    /// [`counts_from_rates`] with this thread's scratch, per instruction-set level.
+    fn counts_with(rates: &mut [f64], seed: u64, index: u64, scratch: &mut Scratch) {
+        let mut rng = PatternRng::new(seed, index);
+        counts_in_place(rates, &mut rng, scratch);
+    }
+}
+
 crate::simd::multiversion! {
     /// [`observe_pattern`] with this thread's scratch, compiled per instruction-set level
     /// ([`crate::simd`]).

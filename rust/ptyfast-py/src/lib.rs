@@ -11,9 +11,9 @@ use std::time::Instant;
 
 use ndarray::{Dim, Ix1};
 use numpy::{
-    Complex32, IntoPyArray, PyArray1, PyArray2, PyArray3, PyArray4, PyReadonlyArray1,
-    PyReadonlyArray2, PyReadonlyArray3, PyReadonlyArray4, PyReadwriteArray1, PyReadwriteArray3,
-    PyReadwriteArray4,
+    Complex32, Element, IntoPyArray, PyArray1, PyArray2, PyArray3, PyArray4, PyReadonlyArray1,
+    PyReadonlyArray2, PyReadonlyArray3, PyReadonlyArray4, PyReadwriteArray1, PyReadwriteArray2,
+    PyReadwriteArray3, PyReadwriteArray4,
 };
 use ptyfast_core as core;
 use ptyfast_core::runtime::{rows, rows_mut, write_rows, zeros};
@@ -681,6 +681,174 @@ fn channel_energies<'py>(
     Ok(out.into_pyarray(py))
 }
 
+/// The detector's parameters as `ptyfast._kernels` passes them: a dict with every key.
+#[derive(FromPyObject)]
+#[pyo3(from_item_all)]
+struct DetectorArgs {
+    poisson: Option<String>,
+    qe: f64,
+    dead_time: f64,
+    psf_sigma_px: f64,
+    gain: f64,
+    offset: f64,
+    dark: f64,
+    read_noise: f64,
+    full_well: Option<f64>,
+    overflow: String,
+}
+
+impl DetectorArgs {
+    fn into_core(
+        self,
+        py: Python<'_>,
+        pixels: Option<PyReadonlyArray2<'_, u8>>,
+    ) -> PyResult<core::detector::Detector> {
+        use core::detector::{Detector, Overflow, PoissonStream};
+        let err = |e: core::Error| to_py(py, e);
+        Ok(Detector {
+            poisson: self
+                .poisson
+                .map(|s| PoissonStream::from_name(&s))
+                .transpose()
+                .map_err(err)?,
+            qe: self.qe,
+            dead_time: self.dead_time,
+            psf_sigma_px: self.psf_sigma_px,
+            gain: self.gain,
+            offset: self.offset,
+            dark: self.dark,
+            read_noise: self.read_noise,
+            full_well: self.full_well,
+            overflow: Overflow::from_name(&self.overflow).map_err(err)?,
+            pixels: pixels.map(|p| core::detector::pixel_map(p.as_array())),
+        })
+    }
+}
+
+/// A caller's readings buffer, in one of the detector's dtypes.
+#[derive(FromPyObject)]
+enum Readings<'py> {
+    F32(PyReadwriteArray3<'py, f32>),
+    F64(PyReadwriteArray3<'py, f64>),
+    U16(PyReadwriteArray3<'py, u16>),
+    U32(PyReadwriteArray3<'py, u32>),
+}
+
+/// Runs `f` on the readings buffer with its element type.
+macro_rules! with_readings {
+    ($readings:expr, |$out:ident| $body:expr) => {
+        match $readings {
+            Readings::F32(mut $out) => $body,
+            Readings::F64(mut $out) => $body,
+            Readings::U16(mut $out) => $body,
+            Readings::U32(mut $out) => $body,
+        }
+    };
+}
+
+#[allow(clippy::too_many_arguments)]
+fn acquire_as<T: core::detector::Reading + Element>(
+    py: Python<'_>,
+    inputs: (
+        &PyReadonlyArray2<'_, Complex32>,
+        &PyReadonlyArray2<'_, f64>,
+        &PyReadonlyArray3<'_, Complex32>,
+    ),
+    scale: f32,
+    detector: &core::detector::Detector,
+    seed: u64,
+    first_index: u64,
+    readings: &mut PyReadwriteArray3<'_, T>,
+    patches: Option<&mut PyReadwriteArray3<'_, Complex32>>,
+    stats: Option<&mut PyReadwriteArray2<'_, f64>>,
+) -> PyResult<()> {
+    let (o, p, m) = (
+        inputs.0.as_array(),
+        inputs.1.as_array(),
+        inputs.2.as_array(),
+    );
+    let r = readings.as_array_mut();
+    let pa = patches.map(|a| a.as_array_mut());
+    let st = stats.map(|a| a.as_array_mut());
+    detach(py, || {
+        core::acquisition::acquire_into(o, p, m, scale, detector, seed, first_index, r, pa, st)
+    })
+}
+
+#[pyfunction]
+#[allow(clippy::too_many_arguments)]
+#[pyo3(signature = (object, positions, modes, scale, seed, first_index, detector, pixels, readings, patches, stats))]
+fn acquire<'py>(
+    py: Python<'py>,
+    object: PyReadonlyArray2<'py, Complex32>,
+    positions: PyReadonlyArray2<'py, f64>,
+    modes: PyReadonlyArray3<'py, Complex32>,
+    scale: f32,
+    seed: u64,
+    first_index: u64,
+    detector: DetectorArgs,
+    pixels: Option<PyReadonlyArray2<'py, u8>>,
+    readings: Readings<'py>,
+    mut patches: Option<PyReadwriteArray3<'py, Complex32>>,
+    mut stats: Option<PyReadwriteArray2<'py, f64>>,
+) -> PyResult<()> {
+    let det = detector.into_core(py, pixels)?;
+    let inputs = (&object, &positions, &modes);
+    with_readings!(readings, |out| acquire_as(
+        py,
+        inputs,
+        scale,
+        &det,
+        seed,
+        first_index,
+        &mut out,
+        patches.as_mut(),
+        stats.as_mut()
+    ))
+}
+
+fn detect_as<T: core::detector::Reading + Element>(
+    py: Python<'_>,
+    expected: &PyReadonlyArray3<'_, f64>,
+    detector: &core::detector::Detector,
+    seed: u64,
+    first_index: u64,
+    readings: &mut PyReadwriteArray3<'_, T>,
+    stats: Option<&mut PyReadwriteArray2<'_, f64>>,
+) -> PyResult<()> {
+    let e = expected.as_array();
+    let r = readings.as_array_mut();
+    let st = stats.map(|a| a.as_array_mut());
+    detach(py, || {
+        core::detector::detect_into(detector, e, seed, first_index, r, st)
+    })
+}
+
+#[pyfunction]
+#[allow(clippy::too_many_arguments)]
+#[pyo3(signature = (expected, seed, first_index, detector, pixels, readings, stats))]
+fn detect<'py>(
+    py: Python<'py>,
+    expected: PyReadonlyArray3<'py, f64>,
+    seed: u64,
+    first_index: u64,
+    detector: DetectorArgs,
+    pixels: Option<PyReadonlyArray2<'py, u8>>,
+    readings: Readings<'py>,
+    mut stats: Option<PyReadwriteArray2<'py, f64>>,
+) -> PyResult<()> {
+    let det = detector.into_core(py, pixels)?;
+    with_readings!(readings, |out| detect_as(
+        py,
+        &expected,
+        &det,
+        seed,
+        first_index,
+        &mut out,
+        stats.as_mut()
+    ))
+}
+
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("PtyfastError", ptyfast_error(m.py())?)?;
@@ -692,6 +860,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(illuminated_energy, m)?)?;
     m.add_function(wrap_pyfunction!(simulate, m)?)?;
     m.add_function(wrap_pyfunction!(simulate_into, m)?)?;
+    m.add_function(wrap_pyfunction!(acquire, m)?)?;
+    m.add_function(wrap_pyfunction!(detect, m)?)?;
     m.add_function(wrap_pyfunction!(knn, m)?)?;
     m.add_function(wrap_pyfunction!(sample_then_group, m)?)?;
     m.add_function(wrap_pyfunction!(oversample_groups, m)?)?;

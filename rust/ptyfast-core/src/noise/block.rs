@@ -70,6 +70,7 @@ pub fn with_scratch<R>(f: impl FnOnce(&mut Scratch) -> R) -> R {
 
 /// Replaces every rate of `x` by an exact Poisson count drawn from `rng` (see the module
 /// docs for the order). Negative, NaN or infinite rates become NaN; zero becomes 0.
+#[inline(always)]
 pub fn counts_in_place(x: &mut [f64], rng: &mut PatternRng, s: &mut Scratch) {
     for block in x.chunks_mut(BLOCK) {
         counts_block(block, None, rng, s);

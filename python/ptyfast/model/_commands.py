@@ -1,0 +1,559 @@
+"""The physical model on the command line: ``ptyfast simulate`` options and ``ptyfast recipe``.
+
+``cli.py`` wires this module in four places (see :func:`add_simulate_options`,
+:func:`add_subcommands`, :func:`uses_model` and :func:`simulate`):
+
+* ``ptyfast simulate --recipe recipe.toml -o data.npz`` runs an experiment recipe,
+  ``... -o DIR/`` a campaign (one file per experiment, ``DIR/<name>-00000.npz`` ...);
+* ``ptyfast simulate --probe fresnel_zone_plate --energy-eV 8000 ... --scan fermat_spiral
+  --jitter-px 0.3 --detector eiger -o data.zarr`` builds the same kind of recipe from options
+  (any model option selects this path; without one, ``simulate`` is PtychoPINN's nongrid
+  simulation, unchanged);
+* ``ptyfast recipe --example`` prints the commented template; ``ptyfast recipe --from FILE``
+  writes a dataset's provenance back as a recipe (``--campaign``: its whole campaign).
+
+Everything streams (:func:`ptyfast.model.experiment.simulate_to`: one chunk in memory, the
+file appears atomically); every user error raises ``ValueError`` before any work, which the
+CLI prints as one line with exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["add_simulate_options", "add_subcommands", "uses_model", "simulate", "recipe"]
+
+_PROBES = ("disk", "gaussian", "super_gaussian", "fresnel_zone_plate", "zernike")
+_SCANS = ("raster", "hexagonal", "fermat_spiral", "concentric", "lissajous", "random_uniform")
+_DETECTORS = ("ideal", "eiger", "pilatus", "integrating")
+_FORMAT_EXT = {"npz": ".npz", "zarr": ".zarr", "cxi": ".cxi", "ptychodus": ".ptychodus.h5"}
+#: Options whose presence selects the model path (dest names).
+_MODEL_DESTS = (
+    "recipe",
+    "probe",
+    "probe_param",
+    "modes",
+    "defocus_m",
+    "scan",
+    "scan_param",
+    "step_px",
+    "jitter_px",
+    "drift_px",
+    "energy_eV",
+    "distance_m",
+    "detector_pixel_m",
+    "detector",
+    "detector_param",
+    "object_param",
+)
+
+
+def add_simulate_options(parser: argparse.ArgumentParser) -> None:
+    """Add the model's options to the ``simulate`` subparser (and ``dead_leaves`` to its
+    ``--object`` choices)."""
+    for action in parser._actions:
+        if action.dest == "object" and action.choices is not None:
+            if "dead_leaves" not in action.choices:
+                action.choices = [*action.choices, "dead_leaves"]
+    g = parser.add_argument_group(
+        "physical model",
+        "Any of these simulates a ptyfast.Experiment (probe, scan, detector, geometry) instead "
+        "of PtychoPINN's nongrid simulation, and writes the format of -o's extension "
+        "(.npz, .ptychodus.h5, .cxi, .zarr). -n, --N, --nphotons, --object, --object-size, "
+        "--seed (the noise seed, and the master of every seed not given), --patches, "
+        "--no-poisson and --input keep their meaning.",
+    )
+    g.add_argument(
+        "--recipe",
+        metavar="FILE",
+        help="a TOML recipe (ptyfast recipe --example): an experiment, or a campaign written "
+        "to -o DIR/ one file per experiment; replaces the other model options",
+    )
+    g.add_argument("--probe", choices=_PROBES, help="probe builder (default disk)")
+    g.add_argument(
+        "--probe-param",
+        action="append",
+        metavar="KEY=VALUE",
+        help="a probe builder parameter (repeatable), e.g. sigma_px=6 or diameter_m=60e-6",
+    )
+    g.add_argument("--modes", type=int, metavar="P", help="incoherent probe modes (>= 1)")
+    g.add_argument(
+        "--mode-decay",
+        type=float,
+        default=0.5,
+        help="power ratio of successive modes (with --modes)",
+    )
+    g.add_argument(
+        "--defocus-m",
+        type=float,
+        help="probe defocus in metres (zone plate: its defocus_m; others: propagated; "
+        "needs the geometry options)",
+    )
+    g.add_argument(
+        "--scan",
+        choices=_SCANS,
+        help="scan builder (default random_uniform over the object, -n positions)",
+    )
+    g.add_argument(
+        "--scan-param",
+        action="append",
+        metavar="KEY=VALUE",
+        help="a scan builder parameter (repeatable), e.g. rows=20 (n defaults to -n)",
+    )
+    g.add_argument("--step-px", type=float, help="scan step in object pixels")
+    g.add_argument("--jitter-px", type=float, help="Gaussian position error (pixels rms)")
+    g.add_argument("--drift-px", metavar="VX,VY", help="linear drift per position (pixels)")
+    g.add_argument("--energy-eV", type=float, dest="energy_eV", help="photon energy (eV)")
+    g.add_argument("--distance-m", type=float, help="sample-detector distance (m)")
+    g.add_argument("--detector-pixel-m", type=float, help="detector pixel pitch (m)")
+    g.add_argument("--detector", choices=_DETECTORS, help="detector preset (default ideal)")
+    g.add_argument(
+        "--detector-param",
+        action="append",
+        metavar="KEY=VALUE",
+        help="a ptyfast.Detector parameter (repeatable), e.g. qe=0.8, beamstop_radius_px=3",
+    )
+    g.add_argument(
+        "--object-param",
+        action="append",
+        metavar="KEY=VALUE",
+        help="an object family parameter (repeatable), e.g. alpha=2.5, phase=[0, 1]",
+    )
+
+
+def uses_model(args: argparse.Namespace) -> bool:
+    """Whether ``simulate``'s arguments select the model path."""
+    if getattr(args, "object", None) == "dead_leaves":
+        return True
+    return any(getattr(args, d, None) not in (None, []) for d in _MODEL_DESTS)
+
+
+def add_subcommands(subparsers: Any) -> None:
+    """Add ``ptyfast recipe`` (sets ``handler``)."""
+    r = subparsers.add_parser(
+        "recipe",
+        help="print the recipe template, or write a dataset's provenance as a recipe",
+        description="--example prints a commented TOML recipe (a campaign; without its "
+        "[campaign] section and distributions, one experiment). --from FILE writes the "
+        "provenance of a dataset file (any format ptyfast writes) as a recipe that "
+        "ptyfast simulate --recipe regenerates bit for bit.",
+    )
+    what = r.add_mutually_exclusive_group(required=True)
+    what.add_argument("--example", action="store_true", help="the commented template")
+    what.add_argument("--from", dest="from_file", metavar="FILE", help="a dataset file")
+    r.add_argument(
+        "--campaign",
+        action="store_true",
+        help="with --from: the whole campaign the dataset's experiment was drawn from",
+    )
+    r.add_argument("-o", "--output", help="write to this file (default: standard output)")
+    r.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    r.set_defaults(handler=recipe)
+
+
+# --------------------------------------------------------------------------- option parsing
+
+
+def _value(text: str) -> Any:
+    """A TOML value (number, bool, array, inline table, quoted string), else the text."""
+    from .recipes import RecipeError, loads
+
+    try:
+        return loads(f"v = {text}")["v"]
+    except RecipeError:
+        return text
+
+
+def _params(option: str, items: list[str] | None) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ValueError(f"{option} must be KEY=VALUE, got {item!r}")
+        out[key] = _value(text.strip())
+    return out
+
+
+def _finite(option: str, v: float | None, *, positive: bool = False) -> None:
+    if v is None:
+        return
+    if not math.isfinite(v) or (positive and v <= 0):
+        want = "a positive finite number" if positive else "finite"
+        raise ValueError(f"{option} must be {want}, got {v}")
+
+
+def _doc_from_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The experiment recipe the options describe (recipes module docstring)."""
+    for option, v in (("--nphotons", args.nphotons), ("--defocus-m", args.defocus_m)):
+        _finite(option, v, positive=option == "--nphotons")
+    for option, v in (("--step-px", args.step_px), ("--mode-decay", args.mode_decay)):
+        _finite(option, v, positive=True)
+    _finite("--jitter-px", args.jitter_px)
+    if args.n_images < 1:
+        raise ValueError(f"-n/--n-images must be an integer >= 1, got {args.n_images}")
+    doc: dict[str, Any] = {
+        "experiment": {
+            "photons": args.nphotons,
+            "seed": args.seed,
+            "patches": bool(args.patches),
+        }
+    }
+    geo = (args.energy_eV, args.distance_m, args.detector_pixel_m)
+    if any(v is not None for v in geo):
+        if any(v is None for v in geo):
+            raise ValueError(
+                "--energy-eV, --distance-m and --detector-pixel-m go together (a geometry), got "
+                "only some of them"
+            )
+        n = args.N
+        doc["geometry"] = {
+            "energy_eV": args.energy_eV,
+            "distance_m": args.distance_m,
+            "detector_pixel_m": args.detector_pixel_m,
+            "N": n,
+        }
+    # Object and probe: built-in, or the arrays of --input (recorded by hash, given again).
+    if args.input:
+        if args.object_param:
+            raise ValueError("--object-param needs a built-in object, not --input")
+        doc["object"] = {"array": "input"}
+    else:
+        obj = {"family": args.object, "shape": args.object_size}
+        doc["object"] = {**obj, **_params("--object-param", args.object_param)}
+    if args.input and args.probe is None:
+        if args.probe_param or args.defocus_m is not None:
+            raise ValueError("--probe-param and --defocus-m need --probe (not --input's probe)")
+        doc["probe"] = {"array": "input"}
+    else:
+        builder = args.probe or "disk"
+        probe: dict[str, Any] = {"builder": builder, **_params("--probe-param", args.probe_param)}
+        if builder != "fresnel_zone_plate":
+            probe.setdefault("N", args.N)
+        ops: list[dict[str, Any]] = []
+        if args.defocus_m is not None:
+            if builder == "fresnel_zone_plate":
+                probe["defocus_m"] = args.defocus_m
+            else:
+                ops.append({"op": "propagate", "distance_m": args.defocus_m})
+        if args.modes is not None:
+            if args.modes < 1:
+                raise ValueError(f"--modes must be an integer >= 1, got {args.modes}")
+            if args.modes > 1:
+                ops.append({"op": "modes", "n": args.modes, "decay": args.mode_decay})
+        if ops:
+            probe["operations"] = ops
+        doc["probe"] = probe
+    builder = args.scan or "random_uniform"
+    scan: dict[str, Any] = {"builder": builder, **_params("--scan-param", args.scan_param)}
+    if builder in ("fermat_spiral", "random_uniform", "lissajous"):
+        scan.setdefault("n", args.n_images)
+    if args.step_px is not None:
+        scan["step_px"] = args.step_px
+    if builder == "random_uniform" and "width_px" not in scan:
+        scan["width_px"] = "auto"  # the object's size less N: every patch inside
+    errors: list[dict[str, Any]] = []
+    if args.jitter_px is not None:
+        errors.append({"op": "jitter", "sigma_px": args.jitter_px})
+    if args.drift_px is not None:
+        try:
+            vx, vy = (float(v) for v in args.drift_px.split(","))
+        except ValueError:
+            raise ValueError(f"--drift-px must be VX,VY (pixels), got {args.drift_px!r}") from None
+        errors.append({"op": "drift", "velocity_px": [vx, vy]})
+    if errors:
+        scan["errors"] = errors
+    doc["scan"] = scan
+    det = _params("--detector-param", args.detector_param)
+    if args.no_poisson:
+        det["poisson"] = False
+    if args.detector is not None or det:
+        doc["detector"] = {"preset": args.detector or "ideal", **det}
+    return doc
+
+
+def _input_arrays(path: str) -> tuple[np.ndarray, np.ndarray]:
+    from ..nongrid_simulation import load_probe_object
+
+    try:
+        obj, probe = load_probe_object(path)
+    except (ValueError, TypeError):
+        raise
+    except OSError as exc:
+        raise ValueError(f"--input {path}: {exc.strerror or exc}") from None
+    except Exception as exc:  # a corrupt file: zip, npy or pickle errors of every kind
+        raise ValueError(
+            f"--input {path} is not a readable NPZ file ({type(exc).__name__}: {exc})"
+        ) from None
+    return np.asarray(obj, np.complex64), np.asarray(probe, np.complex64)
+
+
+def _resolve_arrays(
+    doc: dict[str, Any], obj: np.ndarray | None, probe: np.ndarray | None
+) -> dict[str, Any]:
+    """``array = "input"`` entries → reference records of the ``--input`` arrays."""
+    from .provenance import encode_array
+
+    for name, arr in (("object", obj), ("probe", probe)):
+        if doc.get(name, {}).get("array") == "input":
+            assert arr is not None
+            doc[name] = {"array": encode_array(arr, embed_max_bytes=0)}
+    return doc
+
+
+# --------------------------------------------------------------------------- outputs
+
+
+def _is_dir_target(output: str) -> bool:
+    seps = (os.sep, os.altsep) if os.altsep else (os.sep,)
+    return output.endswith(seps) or Path(output).is_dir()
+
+
+def _ext(args: argparse.Namespace) -> str:
+    fmt = getattr(args, "format", None)
+    return _FORMAT_EXT[fmt] if fmt else ".npz"
+
+
+def _writer_args(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "format": getattr(args, "format", None),
+        "compress": bool(getattr(args, "compress", False)),
+        "overwrite": bool(getattr(args, "overwrite", False)),
+    }
+
+
+def _progress(args: argparse.Namespace) -> bool:
+    p = getattr(args, "progress", None)
+    return bool(p) if p is not None else (sys.stderr.isatty() and not args.quiet)
+
+
+def write_preview(
+    path: str | os.PathLike[str], experiment: Any, seed: int, *, overwrite: bool = True
+) -> None:
+    """Preview image (PNG/PDF/SVG by extension): the probe modes, the scan (nominal and true
+    positions on the object), the detector mask and the first pattern as read."""
+    from .. import _kernels
+    from .._atomic import atomic_output
+
+    fmt = Path(path).suffix.lower().lstrip(".")
+    if fmt not in ("png", "pdf", "svg"):
+        raise ValueError(
+            f"--preview {os.fspath(path)!r}: the format follows the extension, expected .png, "
+            f".pdf or .svg"
+        )
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import LogNorm
+
+    e = experiment
+    first = _kernels.acquire(
+        e.object,
+        e.positions_true[:1],
+        e.probe,
+        scale=e.intensity_scale,
+        detector=e._detector_args,
+        seed=seed,
+    ).readings[0]
+    k = min(e.n_modes, 3)
+    fig, axes = plt.subplots(2, 3, figsize=(13, 8.5), squeeze=False)
+    try:
+        for ax in axes.ravel():
+            ax.set_axis_off()
+        powers = np.sum(np.abs(e.probe.astype(np.complex128)) ** 2, axis=(1, 2))
+        for i in range(k):
+            ax = axes[0, i]
+            ax.set_axis_on()
+            im = ax.imshow(np.abs(e.probe[i]), cmap="magma")
+            ax.set_title(f"|probe mode {i}|, power {powers[i] / powers.sum():.3f}")
+            fig.colorbar(im, ax=ax, fraction=0.046)
+        ax = axes[1, 0]
+        ax.set_axis_on()
+        ax.imshow(np.abs(e.object), cmap="gray")
+        step = max(1, e.n_patterns // 5000)
+        pn, pt = e.positions_nominal[::step], e.positions_true[::step]
+        ax.scatter(
+            pn[:, 0], pn[:, 1], s=14, facecolors="none", edgecolors="tab:cyan", label="nominal"
+        )
+        ax.scatter(pt[:, 0], pt[:, 1], s=4, c="tab:red", label="true", linewidths=0)
+        ax.legend(loc="upper right", fontsize=8)
+        ax.set_title(f"|object| and {e.n_patterns} scan positions")
+        ax = axes[1, 1]
+        ax.set_axis_on()
+        ax.imshow(e.mask, cmap="gray", vmin=0, vmax=1)
+        ax.set_title(f"detector mask ({e.detector.name}: {int(e.mask.sum())} valid pixels)")
+        ax = axes[1, 2]
+        ax.set_axis_on()
+        d = np.where(e.mask, first.astype(np.float64), np.nan)
+        positive = d[np.isfinite(d) & (d > 0)]
+        vmin = float(positive.min()) if positive.size else 1.0
+        vmax = max(float(positive.max()) if positive.size else 10.0, vmin * 10)
+        cmap = plt.get_cmap("viridis").with_extremes(bad="0.6")
+        im = ax.imshow(np.maximum(d, vmin), norm=LogNorm(vmin=vmin, vmax=vmax), cmap=cmap)
+        ax.set_title(f"pattern 0 as read ({first.dtype}; grey: masked)")
+        fig.colorbar(im, ax=ax, fraction=0.046)
+        fig.suptitle(
+            f"ptyfast simulate: {e.n_patterns} patterns of {e.N}x{e.N}, {e.n_modes} mode(s), "
+            f"{e.photons:g} photons, s = {e.intensity_scale:.4g}"
+        )
+        fig.tight_layout()
+        with atomic_output(path, overwrite=overwrite) as out:
+            fig.savefig(out.file, format=fmt, dpi=80)
+    finally:
+        plt.close(fig)
+
+
+# --------------------------------------------------------------------------- handlers
+
+
+def _summary(path: Path, e: Any, seconds: float) -> str:
+    rate = e.n_patterns / max(seconds, 1e-9)
+    return (
+        f"wrote {path}: {e.n_patterns} patterns of {e.N}x{e.N}, {e.n_modes} mode(s), detector "
+        f"{e.detector.name} ({e.detector.dtype}), intensity scale {e.intensity_scale:.6g}, "
+        f"{seconds:.2f} s ({rate:,.0f} patterns/s)"
+    )
+
+
+def simulate(args: argparse.Namespace) -> int:
+    """``ptyfast simulate`` with the model's options (see the module docstring)."""
+    from . import recipes
+    from .campaign import Campaign
+
+    try:
+        return _simulate(args, recipes, Campaign)
+    except ImportError as exc:  # an optional format package: a user error, one line
+        raise ValueError(str(exc)) from None
+
+
+def _check_preview(args: argparse.Namespace) -> None:
+    """A preview path with a known extension that may be written (before any work)."""
+    if not args.preview:
+        return
+    ext = Path(args.preview).suffix.lower()
+    if ext not in (".png", ".pdf", ".svg"):
+        raise ValueError(
+            f"--preview {args.preview!r}: the format follows the extension, expected .png, "
+            f".pdf or .svg, got {ext or 'none'}"
+        )
+    p = Path(args.preview)
+    if p.is_dir():
+        raise ValueError(f"--preview {args.preview!r} is a directory, expected a file path")
+    if p.exists() and not getattr(args, "overwrite", False):
+        raise ValueError(f"--preview {args.preview!r} exists; pass --overwrite to replace it")
+
+
+def _simulate(args: argparse.Namespace, recipes: Any, campaign_cls: Any) -> int:
+    _check_preview(args)
+    obj = probe = None
+    if args.input:
+        obj, probe = _input_arrays(args.input)
+    if args.recipe:
+        given = [f"--{d.replace('_', '-')}" for d in _MODEL_DESTS[1:] if getattr(args, d, None)]
+        if given:
+            raise ValueError(f"--recipe takes the whole experiment from its file; drop {given}")
+        doc = recipes.load(args.recipe)
+    else:
+        doc = _resolve_arrays(_doc_from_options(args), obj, probe)
+        scan = doc["scan"]
+        if scan.get("width_px") == "auto":
+            if obj is not None:
+                h, w = obj.shape
+            else:
+                h = w = int(args.object_size)
+            n = int(probe.shape[-1]) if (probe is not None and args.probe is None) else args.N
+            if min(h, w) - n <= 0:
+                raise ValueError(
+                    f"the object ({h} x {w}) must be larger than the probe (N = {n}) for a "
+                    f"random scan over it"
+                )
+            scan["width_px"], scan["height_px"] = float(w - n), float(h - n)
+    progress = _progress(args)
+    chunk = getattr(args, "chunk_size", None)
+    wargs = _writer_args(args)
+    if recipes.is_campaign(doc):
+        c = campaign_cls.from_dict(doc)
+        if not _is_dir_target(args.output):
+            raise ValueError(
+                f"a campaign writes one file per experiment: -o must be a directory (a path "
+                f"ending in '/'), got {args.output!r}"
+            )
+        directory = Path(args.output)
+        ext = _ext(args)
+        if not wargs["overwrite"]:
+            existing = [p for i in range(len(c)) if (p := c.path_for(directory, i, ext)).exists()]
+            if existing:
+                raise ValueError(
+                    f"output {os.fspath(existing[0])!r} exists ({len(existing)} of "
+                    f"{len(c)} files); pass --overwrite to replace them"
+                )
+        t0 = time.perf_counter()
+        for i in range(len(c)):
+            plan = c.plan(i)
+            t = time.perf_counter()
+            path = c.path_for(directory, i, ext)
+            directory.mkdir(parents=True, exist_ok=True)
+            plan.simulate_to(path, progress=progress, chunk_size=chunk, **wargs)
+            seconds = time.perf_counter() - t
+            if i == 0 and args.preview:
+                write_preview(
+                    args.preview, plan.experiment, plan.seed, overwrite=wargs["overwrite"]
+                )
+            if not args.quiet:
+                print(_summary(path, plan.experiment, seconds))
+        if not args.quiet:
+            print(
+                f"campaign {c.name!r}: {len(c)} experiments in {directory} "
+                f"({time.perf_counter() - t0:.2f} s)"
+            )
+        return 0
+    plan = recipes.plan(doc, object=obj, probe=probe)
+    output = Path(args.output)
+    if _is_dir_target(args.output):
+        output = output / f"ptyfast_simulation{_ext(args)}"
+    t = time.perf_counter()
+    plan.simulate_to(output, progress=progress, chunk_size=chunk, **wargs)
+    seconds = time.perf_counter() - t
+    if args.preview:
+        write_preview(args.preview, plan.experiment, plan.seed, overwrite=wargs["overwrite"])
+    if not args.quiet:
+        print(_summary(output, plan.experiment, seconds))
+        if args.preview:
+            print(f"wrote {args.preview}")
+    return 0
+
+
+def recipe(args: argparse.Namespace) -> int:
+    """``ptyfast recipe``: the template, or a dataset's provenance as a recipe."""
+    from .. import io
+    from .._atomic import atomic_output
+    from . import recipes
+
+    if args.example:
+        if args.campaign:
+            raise ValueError("--campaign goes with --from FILE, not --example")
+        text = recipes.example()
+    else:
+        try:
+            with io.reader(args.from_file) as r:
+                prov = r.header.provenance
+        except ImportError as exc:
+            raise ValueError(str(exc)) from None
+        if not prov:
+            raise ValueError(f"{args.from_file} has no ptyfast provenance (not simulated by it)")
+        text = recipes.from_provenance(prov, campaign=args.campaign)
+    if args.output:
+        with atomic_output(args.output, overwrite=args.overwrite) as out:
+            out.file.write(text.encode("utf-8"))
+    else:
+        sys.stdout.write(text)
+    return 0

@@ -1,0 +1,572 @@
+"""``Experiment`` and ``simulate``: an acquisition, described and then run.
+
+An :class:`Experiment` ties the model's parts together: an object, a probe (one mode or ``P``
+incoherent modes), a :class:`~ptyfast.scans.Scan`, a :class:`~ptyfast.Detector`, the dose
+``photons`` and, optionally, a :class:`~ptyfast.Geometry`. It validates them together (a probe
+larger than the object, a scan leaving it, a dose the float32 far field cannot hold, ...),
+places the scan on the object (README "Conventions", placement) and computes the intensity
+scale
+
+    ``s = sqrt(photons / mean_i Σ_k Σ |P_k · patch_i|²)``
+
+(PtychoPINN's definition, generalised to modes). The per-pattern energies come from the Rust
+kernel (no FFT) mode by mode, are added in mode order in float64, and averaged by one NumPy
+reduction over all patterns in index order: ``s`` does not depend on chunking or threads, and
+with one mode it is ``RawData.from_simulation``'s ``s`` bit for bit. The pass keeps 8 bytes per
+pattern (besides the positions' 16).
+
+:func:`simulate` runs the acquisition pipeline (``ptyfast._kernels.acquire``: patch at the
+true position → each mode → far field → incoherent sum ``λ = Σ_k A_k²`` → detector) in chunks
+of patterns straight into the output, each chunk at its ``first_index``: every random draw is
+keyed by ``(seed, stage, pattern)``, so the result is bit-identical for any chunk size and
+thread count. :func:`simulate_to` does the same into a file through :mod:`ptyfast.io`'s
+streaming writer, holding one chunk in memory, and writes exactly the dataset
+:func:`simulate` returns.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import math
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .. import _kernels
+from ..intensity import simulation_scale
+from . import _args, objects, probes, provenance
+from .dataset import Dataset
+from .detector import Detector
+from .geometry import Geometry
+from .scans import Scan
+
+__all__ = ["Experiment", "simulate", "simulate_to", "CHUNK_BYTES"]
+
+#: Default chunk: about this many bytes of readings (and patches) per ``acquire`` call.
+CHUNK_BYTES = 1 << 24
+#: Relative tolerance of the unit total intensity of a stack of probe modes.
+_NORM_TOL = 1e-4
+_F32_HALF_MAX = float(np.finfo(np.float32).max) / 2
+
+
+def _readonly(a: np.ndarray) -> np.ndarray:
+    a.flags.writeable = False
+    return a
+
+
+def _is_recipe(v: Any, fmt: str) -> bool:
+    return isinstance(v, dict) and v.get("format") == fmt
+
+
+class Experiment:
+    """One ptychography acquisition: object, probe, scan, detector, dose and geometry.
+
+    Parameters
+    ----------
+    object : array_like (H, W) or dict
+        The object (complex transmission; real input is converted to complex64), or an object
+        recipe (:func:`ptyfast.objects.recipe`), built here and recorded as a recipe in the
+        provenance (an array is recorded as itself, see :mod:`ptyfast.model.provenance`).
+    probe : array_like (N, N) or (P, N, N), or dict
+        The illumination or its ``P`` incoherent modes (complex64), or a probe recipe
+        (:func:`ptyfast.probes.recipe`). A single mode may have any norm (the dose is set by
+        ``photons``); a stack of ``P > 1`` modes must have unit total intensity
+        ``Σ_k Σ |P_k|² = 1`` (as ``ptyfast.probes`` builds them).
+    scan : ptyfast.scans.Scan
+        Scan positions relative to the scan centre; placed so that the centre lands on the
+        object's centre (:meth:`ptyfast.scans.Scan.placed`). The simulation uses the true
+        positions.
+    detector : ptyfast.Detector, optional
+        The detector; default ``Detector()`` (ideal: exact Poisson counts, float32).
+    photons : float, optional
+        Mean number of photons per pattern reaching the detector (before QE), ``> 0``.
+        Default 1e9 (PtychoPINN's default).
+    geometry : ptyfast.Geometry, optional
+        Physical geometry; its ``N`` must be the probe's.
+
+    Attributes
+    ----------
+    object : numpy.ndarray, complex64, (H, W), read-only
+    probe : numpy.ndarray, complex64, (P, N, N), read-only
+    scan : Scan
+    detector : Detector
+    photons : float
+    geometry : Geometry or None
+    object_recipe, probe_recipe : dict or None
+        The recipes the object / probe were built from.
+    positions_nominal, positions_true : numpy.ndarray, float64, (M, 2), read-only
+        Absolute positions ``(x, y)`` in object pixels.
+    mask : numpy.ndarray, bool, (N, N), read-only
+        The detector's valid pixels.
+    intensity_scale : float
+        ``s`` (a float32 value; module docstring).
+
+    Raises
+    ------
+    TypeError
+        A part of the wrong type (e.g. ``scan`` not a ``Scan``).
+    ValueError
+        Naming the parameter: a probe larger than the object (``probe``), a scan leaving the
+        object (``scan``), ``photons`` not positive and finite or so large that the far field
+        overflows float32 (with the largest dose that fits), a mode stack not normalised
+        (``probe``), ``geometry.N`` unlike the probe's ``N``, a detector setting that does not
+        fit ``N × N`` patterns (``detector``), an object that is zero under every position.
+
+    Examples
+    --------
+    >>> import ptyfast
+    >>> from ptyfast import objects, probes, scans
+    >>> e = ptyfast.Experiment(objects.dead_leaves(96, seed=1), probes.gaussian(32, 5.0),
+    ...                        scans.fermat_spiral(50, 3.0), ptyfast.Detector(), 1e6)
+    >>> e.n_patterns, e.N, e.n_modes
+    (50, 32, 1)
+    """
+
+    __slots__ = (
+        "object",
+        "probe",
+        "scan",
+        "detector",
+        "photons",
+        "geometry",
+        "object_recipe",
+        "probe_recipe",
+        "positions_nominal",
+        "positions_true",
+        "mask",
+        "intensity_scale",
+        "_detector_args",
+    )
+
+    def __init__(
+        self,
+        object: Any,  # noqa: A002 - the documented parameter name
+        probe: Any,
+        scan: Scan,
+        detector: Detector | None = None,
+        photons: float = 1e9,
+        geometry: Geometry | None = None,
+    ) -> None:
+        # Cheap checks first (types, scalars), then the arrays, then the joint checks.
+        if not isinstance(scan, Scan):
+            raise TypeError(f"scan must be a ptyfast.scans.Scan, got {type(scan).__name__}")
+        if detector is None:
+            detector = Detector()
+        if not isinstance(detector, Detector):
+            raise TypeError(
+                f"detector must be a ptyfast.Detector or None, got {type(detector).__name__}"
+            )
+        if geometry is not None and not isinstance(geometry, Geometry):
+            raise TypeError(
+                f"geometry must be a ptyfast.Geometry or None, got {type(geometry).__name__}"
+            )
+        self.photons = _args.real("photons", photons, positive=True)
+        self.scan = scan
+        self.detector = detector
+        self.geometry = geometry
+
+        self.object_recipe: dict[str, Any] | None = None
+        if isinstance(object, dict):
+            if not _is_recipe(object, objects.RECIPE_FORMAT):
+                raise ValueError(
+                    f"object must be an array or an object recipe (format "
+                    f"{objects.RECIPE_FORMAT!r}, ptyfast.objects.recipe), got a dict with "
+                    f"format {object.get('format')!r}"
+                )
+            built = objects.build(object)
+            self.object_recipe = copy.deepcopy(object)
+        else:
+            built = object
+        obj = _kernels.as_complex_image("object", built)
+        if obj is built or np.may_share_memory(obj, built):
+            obj = obj.copy()
+        self.object = _readonly(obj)
+
+        self.probe_recipe: dict[str, Any] | None = None
+        if isinstance(probe, dict):
+            if not _is_recipe(probe, probes.RECIPE_FORMAT):
+                raise ValueError(
+                    f"probe must be an array or a probe recipe (format {probes.RECIPE_FORMAT!r}"
+                    f", ptyfast.probes.recipe), got a dict with format {probe.get('format')!r}"
+                )
+            pbuilt = probes.build(probe)
+            self.probe_recipe = copy.deepcopy(probe)
+        else:
+            pbuilt = probe
+        modes = _kernels._as_modes(pbuilt)
+        if modes is pbuilt or np.may_share_memory(modes, pbuilt):
+            modes = modes.copy()
+        self.probe = _readonly(modes)
+        p, n = modes.shape[0], modes.shape[1]
+        h, w = self.object.shape
+        if n > min(h, w):
+            raise ValueError(
+                f"probe must not be larger than the object: N = {n} > the object's smaller "
+                f"side {min(h, w)} (object {h} x {w})"
+            )
+        power = float(np.sum(np.abs(modes.astype(np.complex128)) ** 2))
+        if not power > 0:
+            raise ValueError("probe must not be zero everywhere, got total intensity 0")
+        if p > 1 and abs(power - 1.0) > _NORM_TOL:
+            raise ValueError(
+                f"probe modes must have unit total intensity Σ_k Σ |P_k|² = 1 (within "
+                f"{_NORM_TOL:g}; ptyfast.probes.normalize), got {power:.6g} for {p} modes"
+            )
+        if geometry is not None and geometry.N != n:
+            raise ValueError(f"geometry.N must equal the probe size N = {n}, got {geometry.N}")
+        if (
+            geometry is not None
+            and detector.pixel_m is not None
+            and not math.isclose(detector.pixel_m, geometry.detector_pixel_m, rel_tol=1e-9)
+        ):
+            raise ValueError(
+                f"detector.pixel_m must equal geometry.detector_pixel_m = "
+                f"{geometry.detector_pixel_m:g} m, got {detector.pixel_m:g} m"
+            )
+        try:
+            self._detector_args = detector.kernel_args(n)
+            _kernels.detector_settings(self._detector_args, n)
+            self.mask = _readonly(np.array(detector.mask(n)))
+        except (TypeError, ValueError) as exc:
+            raise type(exc)(f"detector: {exc}") from None
+
+        nominal, true = scan.placed(self.object.shape, n)
+        self.positions_nominal = _readonly(nominal)
+        self.positions_true = _readonly(true)
+        self.intensity_scale = self._scale()
+
+    # ------------------------------------------------------------------ derived facts
+
+    def _scale(self) -> float:
+        energies = _kernels.illuminated_energy(self.object, self.positions_true, self.probe[0])
+        for k in range(1, self.n_modes):
+            energies += _kernels.illuminated_energy(self.object, self.positions_true, self.probe[k])
+        if not float(np.max(energies)) > 0:
+            raise ValueError(
+                "object must not be zero under every scan position (the illuminated energy is "
+                "0, so the intensity scale for photons is undefined)"
+            )
+        # |FFT2(s·P_k·patch)| <= s·max|patch|·Σ|P_k|; λ sums P such squares in float64 and
+        # float32 readings hold it, so P·(s·max|object|·max_k Σ|P_k|)² must fit float32.
+        mean = float(np.mean(energies))
+        l1 = float(np.max(np.sum(np.abs(self.probe), axis=(1, 2), dtype=np.float64)))
+        per_photon = self.n_modes * (float(np.max(np.abs(self.object))) * l1) ** 2 / mean
+        if not self.photons * per_photon <= _F32_HALF_MAX:
+            raise ValueError(
+                f"photons = {self.photons!r} would overflow the float32 far field: "
+                f"P·(s·max|object|·Σ|probe|)² = {self.photons * per_photon:.3g} exceeds "
+                f"float32.max / 2 = {_F32_HALF_MAX:.3g}; at most photons = "
+                f"{_F32_HALF_MAX / per_photon:.3g} fits this object and probe"
+            )
+        s = simulation_scale(energies, self.photons)
+        if not s >= np.finfo(np.float32).tiny:
+            raise ValueError(
+                f"photons = {self.photons!r} gives an intensity scale s = "
+                f"{math.sqrt(self.photons / mean):.4g} below the "
+                f"float32 range of normal numbers"
+            )
+        return float(s)
+
+    @property
+    def N(self) -> int:  # noqa: N802 - the field's usual name
+        """Pattern (probe) size ``N``."""
+        return int(self.probe.shape[1])
+
+    @property
+    def n_modes(self) -> int:
+        """Number of incoherent probe modes ``P``."""
+        return int(self.probe.shape[0])
+
+    @property
+    def n_patterns(self) -> int:
+        """``M``, the number of scan positions (patterns)."""
+        return int(self.positions_true.shape[0])
+
+    def __repr__(self) -> str:
+        h, w = self.object.shape
+        obj = self.object_recipe["family"] if self.object_recipe else "array"
+        pr = self.probe_recipe["builder"] if self.probe_recipe else "array"
+        return (
+            f"Experiment(object={obj} {h}x{w}, probe={pr} {self.n_modes}x{self.N}x{self.N}, "
+            f"scan={self.scan!r}, detector={self.detector.name}, photons={self.photons:g}, "
+            f"s={self.intensity_scale:.6g}, geometry={'yes' if self.geometry else 'no'})"
+        )
+
+
+# --------------------------------------------------------------------------- simulation
+
+
+def _chunk_size(e: Experiment, chunk_size: Any, patches: bool) -> int:
+    if chunk_size is None:
+        per = e.N * e.N * (np.dtype(e.detector.dtype).itemsize + (8 if patches else 0))
+        return max(1, min(e.n_patterns, CHUNK_BYTES // per))
+    return min(_args.integer("chunk_size", chunk_size, minimum=1), e.n_patterns)
+
+
+def _check_memory(nbytes: int, what: str) -> None:
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):  # pragma: no cover - non-POSIX
+        return
+    if total > 0 and nbytes > total:
+        raise ValueError(
+            f"experiment must describe a dataset that fits in memory ({total / 2**30:.1f} GiB "
+            f"here), got {what} of {nbytes / 2**30:.1f} GiB: use ptyfast.model.experiment."
+            f"simulate_to (streams to a file)"
+        )
+
+
+@contextlib.contextmanager
+def _bar(progress: bool, total: int, desc: str) -> Iterator[Any]:
+    if not progress:
+        yield None
+        return
+    from tqdm import tqdm
+
+    with tqdm(total=total, unit="pattern", desc=desc, smoothing=0.1) as bar:
+        yield bar
+
+
+def _check_flags(patches: Any, progress: Any) -> None:
+    for name, v in (("patches", patches), ("progress", progress)):
+        if not isinstance(v, (bool, np.bool_)):
+            raise TypeError(f"{name} must be a bool, got {type(v).__name__} {v!r}")
+
+
+def _acquire(
+    e: Experiment,
+    seed: int,
+    start: int,
+    stop: int,
+    out: np.ndarray,
+    out_patches: np.ndarray | None,
+) -> None:
+    _kernels.acquire(
+        e.object,
+        e.positions_true[start:stop],
+        e.probe,
+        scale=e.intensity_scale,
+        detector=e._detector_args,
+        seed=seed,
+        first_index=start,
+        out=out,
+        out_patches=out_patches,
+    )
+
+
+def _run(
+    e: Experiment,
+    seed: int,
+    patches: bool,
+    progress: bool,
+    chunk_size: Any,
+    record: dict[str, Any],
+) -> Dataset:
+    """The simulation behind :func:`simulate`, :func:`ptyfast.replay` and campaigns."""
+    m, n = e.n_patterns, e.N
+    dtype = np.dtype(e.detector.dtype)
+    step = _chunk_size(e, chunk_size, patches)
+    _check_memory(
+        m * n * n * (dtype.itemsize + (8 if patches else 0)), f"{m} patterns of {n} x {n}"
+    )
+    readings = np.empty((m, n, n), dtype)
+    pat = np.empty((m, n, n), np.complex64) if patches else None
+    with _bar(progress, m, "simulate") as bar:
+        for a in range(0, m, step):
+            b = min(m, a + step)
+            _acquire(e, seed, a, b, readings[a:b], None if pat is None else pat[a:b])
+            if bar is not None:
+                bar.update(b - a)
+    return Dataset(
+        diffraction=readings,
+        mask=e.mask,
+        positions_nominal=e.positions_nominal,
+        positions_true=e.positions_true,
+        probe=e.probe,
+        object=e.object,
+        provenance=record,
+        geometry=e.geometry,
+        detector=e.detector,
+        photons=e.photons,
+        intensity_scale=e.intensity_scale,
+        patches=pat,
+    )
+
+
+def simulate(
+    experiment: Experiment,
+    *,
+    seed: Any,
+    patches: bool = False,
+    progress: bool = False,
+    chunk_size: int | None = None,
+    embed_max_bytes: int = provenance.EMBED_MAX_BYTES,
+) -> Dataset:
+    """Simulate an experiment's dataset in memory.
+
+    Parameters
+    ----------
+    experiment : Experiment
+    seed : int, numpy.random.Generator or None
+        The noise seed (every detector stream is keyed by it); ``None`` draws fresh OS
+        entropy. The integer used is recorded in ``dataset.provenance``.
+    patches : bool, optional
+        Also keep the object patches at the true positions (before the probe).
+    progress : bool, optional
+        Show a tqdm progress bar.
+    chunk_size : int, optional
+        Patterns per kernel call (default: about 16 MiB of readings); the result does not
+        depend on it.
+    embed_max_bytes : int, optional
+        Object/probe arrays (not recipes) up to this size are embedded in the provenance,
+        larger ones referenced by SHA-256 (:mod:`ptyfast.model.provenance`).
+
+    Returns
+    -------
+    Dataset
+        ``diffraction`` ``(M, N, N)``: the detector's readings in its dtype (zero frequency at
+        ``[N//2, N//2]``); ``mask``; ``positions_nominal`` / ``positions_true`` (absolute,
+        object pixels); ``probe`` ``(P, N, N)``; ``object``; ``patches`` or None;
+        ``provenance``; ``geometry``; ``detector``; ``photons``; ``intensity_scale``. The
+        probe, object, positions and mask are the experiment's read-only arrays (shared).
+
+    Raises
+    ------
+    TypeError, ValueError
+        A bad seed, flag or chunk size, or a dataset larger than this machine's memory (use
+        :func:`simulate_to`); all before any pattern is simulated.
+
+    Examples
+    --------
+    >>> import ptyfast
+    >>> from ptyfast import probes, scans
+    >>> import numpy as np
+    >>> e = ptyfast.Experiment(np.ones((64, 64)), probes.disk(16), scans.raster(4, 4, 5.0),
+    ...                        ptyfast.Detector(), photons=1e4)
+    >>> ds = ptyfast.simulate(e, seed=1)
+    >>> ds.diffraction.shape, ds.diffraction.dtype, ds.provenance["simulation"]["seed"]
+    ((16, 16, 16), dtype('float32'), 1)
+    """
+    if not isinstance(experiment, Experiment):
+        raise TypeError(f"experiment must be a ptyfast.Experiment, got {type(experiment).__name__}")
+    _check_flags(patches, progress)
+    embed = _args.integer("embed_max_bytes", embed_max_bytes, minimum=0)
+    _chunk_size(experiment, chunk_size, bool(patches))
+    s = _args.seed_int(seed)
+    record = provenance.make(experiment, seed=s, patches=bool(patches), embed_max_bytes=embed)
+    return _run(experiment, s, bool(patches), bool(progress), chunk_size, record)
+
+
+def simulate_to(
+    experiment: Experiment,
+    path: str | os.PathLike[str],
+    *,
+    seed: Any,
+    patches: bool = False,
+    progress: bool = False,
+    chunk_size: int | None = None,
+    format: str | None = None,  # noqa: A002 - io's keyword
+    compress: bool = False,
+    overwrite: bool = False,
+    embed_max_bytes: int = provenance.EMBED_MAX_BYTES,
+    **options: Any,
+) -> list[Path]:
+    """Simulate an experiment straight into a file, one chunk in memory at a time.
+
+    The file holds exactly what :func:`simulate` would return (``ptyfast.open(path)`` gives
+    the same readings, bit for bit, for any ``chunk_size``) and appears atomically: nothing is
+    left at ``path`` if the simulation fails or is interrupted.
+
+    Parameters
+    ----------
+    experiment : Experiment
+    path : str or os.PathLike
+        ``.npz``, ``.ptychodus.h5`` / ``.h5``, ``.cxi`` or ``.zarr`` (:func:`ptyfast.io.writer`).
+    seed, patches, progress, chunk_size, embed_max_bytes
+        As for :func:`simulate` (``chunk_size``: patterns per chunk written).
+    format, compress, overwrite, **options
+        As for :func:`ptyfast.io.writer`.
+
+    Returns
+    -------
+    list of pathlib.Path
+        The files written.
+
+    Raises
+    ------
+    TypeError, ValueError
+        As :func:`simulate`, and the writer's errors (an existing target without
+        ``overwrite``, a format that needs a geometry, ...), raised before any pattern is
+        simulated.
+    ImportError
+        The format's optional package is missing.
+    """
+    from .. import io
+
+    if not isinstance(experiment, Experiment):
+        raise TypeError(f"experiment must be a ptyfast.Experiment, got {type(experiment).__name__}")
+    _check_flags(patches, progress)
+    embed = _args.integer("embed_max_bytes", embed_max_bytes, minimum=0)
+    s = _args.seed_int(seed)
+    record = provenance.make(experiment, seed=s, patches=bool(patches), embed_max_bytes=embed)
+    return _run_to(
+        experiment,
+        path,
+        s,
+        bool(patches),
+        bool(progress),
+        chunk_size,
+        record,
+        io,
+        format=format,
+        compress=compress,
+        overwrite=overwrite,
+        **options,
+    )
+
+
+def _run_to(
+    e: Experiment,
+    path: str | os.PathLike[str],
+    seed: int,
+    patches: bool,
+    progress: bool,
+    chunk_size: Any,
+    record: dict[str, Any],
+    io: Any,
+    **writer_args: Any,
+) -> list[Path]:
+    m, n = e.n_patterns, e.N
+    dtype = np.dtype(e.detector.dtype)
+    step = _chunk_size(e, chunk_size, patches)
+    header = io.Header(
+        n_patterns=m,
+        dtype=dtype,
+        mask=e.mask,
+        positions_nominal=e.positions_nominal,
+        positions_true=e.positions_true,
+        probe=e.probe,
+        object=e.object,
+        provenance=record,
+        geometry=e.geometry,
+        detector=e.detector,
+        photons=e.photons,
+        intensity_scale=e.intensity_scale,
+        patches=patches,
+    )
+    w = io.writer(path, header, **writer_args)
+    buf = np.empty((step, n, n), dtype)
+    pbuf = np.empty((step, n, n), np.complex64) if patches else None
+    with w, _bar(progress, m, "simulate") as bar:
+        for a in range(0, m, step):
+            b = min(m, a + step)
+            out, out_p = buf[: b - a], None if pbuf is None else pbuf[: b - a]
+            _acquire(e, seed, a, b, out, out_p)
+            w.write(a, out, out_p)
+            if bar is not None:
+                bar.update(b - a)
+    return list(w.paths)

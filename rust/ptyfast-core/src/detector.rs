@@ -1,0 +1,1302 @@
+//! The detector stage: what a pixel detector makes of the expected photons of one pattern.
+//!
+//! The acquisition pipeline ([`crate::acquisition`]) hands this stage the expected number of
+//! photons reaching each pixel, `λ_q` (`f64`, one pattern, row-major `N × N`, zero frequency at
+//! `[N/2, N/2]`); the stage turns it into the detector's readings, in this order:
+//!
+//! | # | stage | what it does (per pixel `q`) | randomness |
+//! |---|-------|------------------------------|------------|
+//! | 1 | shadow | `λ ← 0` where the pixel is flagged [`pixel::BEAMSTOP`] or [`pixel::GAP`] (no photon arrives) | – |
+//! | 2 | QE | `λ ← qe · λ` (a detected photon is a Bernoulli thinning, so counts stay Poisson) | – |
+//! | 3 | dead time | `λ ← λ / (1 + λ · τ/T)`: the mean of a non-paralyzable counter with dead time `τ` over an exposure `T` (the variance is left Poisson) | – |
+//! | 4 | Poisson | `c ~ Poisson(λ)` (exact), or `c = λ` without shot noise | stream `(seed, index)` |
+//! | 5 | PSF | `c ← G_σ ⊛ c`, a normalised Gaussian truncated at `⌊4σ + ½⌋` pixels, zero outside the pattern | – |
+//! | 6 | dark | `d ~ Poisson(dark)` (exact), or `d = dark` without shot noise | stream `(stage_seed(seed, DARK), index)` |
+//! | 7 | gain, offset, read noise | `v = gain · (c + d) + offset + read_noise · z`, `z ~ N(0, 1)` (exact ziggurat) | stream `(stage_seed(seed, READ_NOISE), index)` |
+//! | 8 | saturation | `v ← min(v, full_well)` | – |
+//! | 9 | quantisation | the output type: `f32`/`f64` round to nearest; `u16`/`u32` round half to even, clip below at 0, and above the type's maximum either saturate or wrap modulo 2^bits ([`Overflow`]) | – |
+//! | 10 | mask | pixels flagged [`pixel::GAP`] or [`pixel::DEAD`] read 0, else [`pixel::HOT`] the saturation level | – |
+//!
+//! Units: `λ`, `c`, `d` are photons (detected counts); `gain` is ADU per count, `offset`,
+//! `read_noise` and `full_well` are ADU. The ideal detector ([`Detector::default`]) is Poisson
+//! counting alone: readings are the counts, drawn from today's stream, so
+//! `sqrt(reading)` is bit for bit what [`crate::noise::observe_pattern`] gives for the same
+//! amplitudes.
+//!
+//! **Randomness is keyed per stage.** Pattern `index` (the dataset-wide pattern number) of
+//! stage `k` draws from `PatternRng::new(stage_seed(seed, k), index)`
+//! ([`crate::noise::PatternRng`]). The Poisson stage is stage 0 with
+//! `stage_seed(seed, 0) = seed`: exactly today's stream ("poisson v1"). A later stage `k ≥ 1`
+//! uses `stage_seed(seed, k) = mix64(seed ⊕ mix64(STAGE_DOMAIN + k))`, `mix64` the SplitMix64
+//! output function (a bijection) and `STAGE_DOMAIN = 0x7074_7966_6173_7400` (so `mix64(·)` is
+//! never 0 and no stage shares the Poisson seed). Every stage draws for every pixel in C order,
+//! masked or not, so switching a stage or a mask on or off never moves another stage's draws,
+//! and no result depends on threads or chunking.
+//!
+//! The read noise uses Marsaglia and Tsang's ziggurat (256 layers, tail by Marsaglia's
+//! exponential method): an exact normal sampler whose only deviations from the normal law are
+//! the 2^-52 granularity of its uniforms and the ~1e-16 rounding of its tables. Dark counts
+//! use the exact Poisson sampler of [`crate::noise`].
+
+use std::sync::OnceLock;
+
+use ndarray::{ArrayView2, ArrayView3, ArrayViewMut2, ArrayViewMut3};
+use rayon::iter::Either;
+use rayon::prelude::*;
+
+use crate::noise::{self, PatternRng};
+use crate::{Error, Result};
+
+/// What each pixel is: a pixel map holds one `u8` per pattern pixel (row-major), the OR of
+/// these flags; 0 is a valid pixel, anything else is masked.
+pub mod pixel {
+    /// An ordinary, valid pixel (no flag).
+    pub const VALID: u8 = 0;
+    /// Shadowed by the beamstop: no photon arrives; unless also dead or in a gap, the pixel
+    /// still reads dark counts, offset and read noise (and counts the PSF spreads into it).
+    pub const BEAMSTOP: u8 = 1;
+    /// No sensor (a module gap, or beyond the detector's edge): no photon is detected and the
+    /// pixel reads 0.
+    pub const GAP: u8 = 2;
+    /// A dead pixel: the photons reaching it are detected (and spread by the PSF) but it
+    /// reads 0.
+    pub const DEAD: u8 = 4;
+    /// A hot pixel: reads the saturation level (`full_well`, else the type's maximum), unless
+    /// it is also dead or in a gap.
+    pub const HOT: u8 = 8;
+    /// Every flag.
+    pub const ALL: u8 = BEAMSTOP | GAP | DEAD | HOT;
+}
+
+/// Stage keys of the per-stage random streams (see the module docs).
+pub mod stage {
+    /// The Poisson (shot noise) stage: today's stream, `stage_seed(seed, 0) = seed`.
+    pub const POISSON: u64 = 0;
+    /// Read noise, one standard normal per pixel.
+    pub const READ_NOISE: u64 = 1;
+    /// Dark counts, one Poisson draw per pixel.
+    pub const DARK: u64 = 2;
+}
+
+/// Names of the per-pattern statistics, in their column order.
+///
+/// * `photons`: `Σ λ`, the expected photons reaching the detector plane (before the shadow
+///   and QE);
+/// * `detected`: `Σ λ` after shadow, QE and dead time: the expected detected counts;
+/// * `counts`: the sum of the detected counts as drawn (stage 4; equals `detected` without
+///   shot noise);
+/// * `readings`: the sum of the written readings over valid pixels;
+/// * `saturated`: how many valid pixels were clipped at the full well or the type's maximum
+///   (or wrapped).
+pub const STATS: [&str; 5] = ["photons", "detected", "counts", "readings", "saturated"];
+
+/// Number of per-pattern statistics ([`STATS`]).
+pub const N_STATS: usize = STATS.len();
+
+/// Which exact Poisson stream the shot-noise stage draws from: the one place where a sampler
+/// is chosen, so another can be added beside today's without touching the pipeline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PoissonStream {
+    /// Today's sampler and stream ([`crate::noise`]): the bits of `observe_pattern`.
+    V1,
+}
+
+impl PoissonStream {
+    /// The stream's name in settings and provenance.
+    pub fn name(self) -> &'static str {
+        match self {
+            PoissonStream::V1 => "v1",
+        }
+    }
+
+    /// The stream called `name`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] (`poisson_stream`) for an unknown name.
+    pub fn from_name(name: &str) -> Result<Self> {
+        match name {
+            "v1" => Ok(PoissonStream::V1),
+            _ => Err(Error::invalid(
+                "poisson_stream",
+                "'v1'",
+                format!("{name:?}"),
+            )),
+        }
+    }
+
+    /// Replaces each rate of one pattern by an exact Poisson count from stream `(seed, index)`.
+    #[inline(always)]
+    fn counts(self, rates: &mut [f64], seed: u64, index: u64) {
+        match self {
+            PoissonStream::V1 => noise::counts_from_rates(rates, seed, index),
+        }
+    }
+
+    /// One exact Poisson count of `rate` from `rng` (the dark stage's constant rate).
+    #[inline(always)]
+    fn one(self, rng: &mut PatternRng, rate: f64) -> f64 {
+        match self {
+            PoissonStream::V1 => noise::poisson(rng, rate),
+        }
+    }
+}
+
+/// What an integer reading does above its type's maximum.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Overflow {
+    /// Clip at the maximum (a counter with overflow protection, an ADC at full scale).
+    Saturate,
+    /// Keep the count modulo 2^bits (a counter that rolls over).
+    Wrap,
+}
+
+impl Overflow {
+    /// The behaviour called `name` (`"saturate"` or `"wrap"`).
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] (`overflow`) for another name.
+    pub fn from_name(name: &str) -> Result<Self> {
+        match name {
+            "saturate" => Ok(Overflow::Saturate),
+            "wrap" => Ok(Overflow::Wrap),
+            _ => Err(Error::invalid(
+                "overflow",
+                "'saturate' or 'wrap'",
+                format!("{name:?}"),
+            )),
+        }
+    }
+}
+
+/// The detector's parameters (see the module docs for what each does). The default is the
+/// ideal detector: exact Poisson counting on today's stream and nothing else.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Detector {
+    /// The shot-noise stream, or `None` for expected counts (no shot noise, photons or dark).
+    pub poisson: Option<PoissonStream>,
+    /// Quantum efficiency, `0 < qe ≤ 1`.
+    pub qe: f64,
+    /// Dead time as a fraction of the exposure, `τ/T ≥ 0` (0: none).
+    pub dead_time: f64,
+    /// Gaussian point-spread of the detected counts, in pixels (0: none).
+    pub psf_sigma_px: f64,
+    /// ADU per detected count, `> 0`.
+    pub gain: f64,
+    /// ADU added to every reading, `≥ 0`.
+    pub offset: f64,
+    /// Mean dark counts per pixel per frame, `≥ 0`.
+    pub dark: f64,
+    /// Read noise in ADU rms, `≥ 0`.
+    pub read_noise: f64,
+    /// Saturation level of the readings in ADU (`> offset`), or none.
+    pub full_well: Option<f64>,
+    /// Integer readings above the type's maximum saturate or wrap.
+    pub overflow: Overflow,
+    /// Pixel map of [`pixel`] codes, `N × N` row-major, or `None` (every pixel valid).
+    pub pixels: Option<Vec<u8>>,
+}
+
+impl Default for Detector {
+    fn default() -> Self {
+        Detector {
+            poisson: Some(PoissonStream::V1),
+            qe: 1.0,
+            dead_time: 0.0,
+            psf_sigma_px: 0.0,
+            gain: 1.0,
+            offset: 0.0,
+            dark: 0.0,
+            read_noise: 0.0,
+            full_well: None,
+            overflow: Overflow::Saturate,
+            pixels: None,
+        }
+    }
+}
+
+fn finite_at_least(name: &'static str, v: f64, min: f64) -> Result<()> {
+    if v.is_finite() && v >= min {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            name,
+            format!("finite and >= {min}"),
+            v.to_string(),
+        ))
+    }
+}
+
+impl Detector {
+    /// Checks every parameter for patterns of `n × n` pixels read as `T`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] naming the parameter: `qe` outside `(0, 1]`; `gain` not
+    /// positive; `offset`, `read_noise`, `dark`, `dead_time` or `psf_sigma_px` negative or not
+    /// finite (`psf_sigma_px` also above 1e4); `full_well` not above `offset` or above what `T`
+    /// holds; `pixels` not of length `n²` or holding an unknown code; hot pixels with neither a
+    /// `full_well` nor an integer type (no saturation level to read).
+    pub fn validate<T: Reading>(&self, n: usize) -> Result<()> {
+        if !(self.qe.is_finite() && self.qe > 0.0 && self.qe <= 1.0) {
+            return Err(Error::invalid("qe", "in (0, 1]", self.qe.to_string()));
+        }
+        if !(self.gain.is_finite() && self.gain > 0.0) {
+            return Err(Error::invalid(
+                "gain",
+                "positive and finite",
+                self.gain.to_string(),
+            ));
+        }
+        finite_at_least("offset", self.offset, 0.0)?;
+        finite_at_least("read_noise", self.read_noise, 0.0)?;
+        finite_at_least("dark", self.dark, 0.0)?;
+        finite_at_least("dead_time", self.dead_time, 0.0)?;
+        finite_at_least("psf_sigma_px", self.psf_sigma_px, 0.0)?;
+        if self.psf_sigma_px > 1e4 {
+            return Err(Error::invalid(
+                "psf_sigma_px",
+                "at most 1e4",
+                self.psf_sigma_px.to_string(),
+            ));
+        }
+        if let Some(fw) = self.full_well {
+            if !(fw.is_finite() && fw > self.offset) {
+                return Err(Error::invalid(
+                    "full_well",
+                    format!("finite and > offset ({})", self.offset),
+                    fw.to_string(),
+                ));
+            }
+            if fw > T::MAX {
+                return Err(Error::invalid(
+                    "full_well",
+                    format!("at most the largest {} ({})", T::DTYPE, T::MAX),
+                    fw.to_string(),
+                ));
+            }
+        }
+        if let Some(p) = &self.pixels {
+            let nn = n.saturating_mul(n);
+            if p.len() != nn {
+                return Err(Error::invalid(
+                    "pixels",
+                    format!("an (N, N) = ({n}, {n}) map"),
+                    format!("{} values", p.len()),
+                ));
+            }
+            if let Some(bad) = p.iter().find(|&&c| c & !pixel::ALL != 0) {
+                return Err(Error::invalid(
+                    "pixels",
+                    format!("flags within {}", pixel::ALL),
+                    format!("code {bad}"),
+                ));
+            }
+            let hot = p.iter().any(|&c| c & pixel::HOT != 0);
+            if hot && self.full_well.is_none() && !T::INTEGER {
+                return Err(Error::invalid(
+                    "pixels",
+                    format!(
+                        "no hot pixels when the {} readings have no full_well to saturate at",
+                        T::DTYPE
+                    ),
+                    "hot pixels",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A reading type: `f32`, `f64`, `u16` or `u32`.
+pub trait Reading: Copy + Default + Send + Sync + 'static {
+    /// The NumPy name of the type.
+    const DTYPE: &'static str;
+    /// The largest reading the type holds (finite).
+    const MAX: f64;
+    /// Whether readings are integers (quantised).
+    const INTEGER: bool;
+    /// The reading of the analogue value `v` (already clipped at the full well), and whether
+    /// the type clipped or wrapped it.
+    fn quantise(v: f64, overflow: Overflow) -> (Self, bool);
+    /// The reading as `f64` (exact).
+    fn to_f64(self) -> f64;
+}
+
+impl Reading for f32 {
+    const DTYPE: &'static str = "float32";
+    const MAX: f64 = f32::MAX as f64;
+    const INTEGER: bool = false;
+    #[inline(always)]
+    fn quantise(v: f64, _: Overflow) -> (Self, bool) {
+        let over = v > <Self as Reading>::MAX;
+        (if over { f32::MAX } else { v as f32 }, over)
+    }
+    #[inline(always)]
+    fn to_f64(self) -> f64 {
+        f64::from(self)
+    }
+}
+
+impl Reading for f64 {
+    const DTYPE: &'static str = "float64";
+    const MAX: f64 = f64::MAX;
+    const INTEGER: bool = false;
+    #[inline(always)]
+    fn quantise(v: f64, _: Overflow) -> (Self, bool) {
+        (v, false)
+    }
+    #[inline(always)]
+    fn to_f64(self) -> f64 {
+        self
+    }
+}
+
+macro_rules! integer_reading {
+    ($t:ty, $name:literal) => {
+        impl Reading for $t {
+            const DTYPE: &'static str = $name;
+            const MAX: f64 = <$t>::MAX as f64;
+            const INTEGER: bool = true;
+            #[inline(always)]
+            fn quantise(v: f64, overflow: Overflow) -> (Self, bool) {
+                // Round half to even; NaN and negatives read 0 (an ADC's floor).
+                let r = v.round_ties_even();
+                let r = if r > 0.0 { r } else { 0.0 };
+                if r <= <Self as Reading>::MAX {
+                    (r as $t, false)
+                } else {
+                    match overflow {
+                        Overflow::Saturate => (<$t>::MAX, true),
+                        // `as u64` saturates beyond 2^64; below, this is the exact residue.
+                        Overflow::Wrap => ((r as u64) as $t, true),
+                    }
+                }
+            }
+            #[inline(always)]
+            fn to_f64(self) -> f64 {
+                f64::from(self)
+            }
+        }
+    };
+}
+
+integer_reading!(u16, "uint16");
+integer_reading!(u32, "uint32");
+
+/// The SplitMix64 output function (a bijection of `u64`).
+#[inline]
+fn mix64(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// Domain constant of the stage seeds ("ptyfast" and a zero byte).
+const STAGE_DOMAIN: u64 = 0x7074_7966_6173_7400;
+
+/// The seed of stage `stage`'s streams: `seed` itself for the Poisson stage (today's stream),
+/// else `mix64(seed ⊕ mix64(STAGE_DOMAIN + stage))` (module docs).
+pub fn stage_seed(seed: u64, stage: u64) -> u64 {
+    if stage == stage::POISSON {
+        seed
+    } else {
+        mix64(seed ^ mix64(STAGE_DOMAIN.wrapping_add(stage)))
+    }
+}
+
+// --------------------------------------------------------------------------- read noise
+
+/// Layers of the ziggurat.
+const ZIG_LAYERS: usize = 256;
+/// Right edge of the base layer (Marsaglia & Tsang's `r` for 256 layers).
+const ZIG_R: f64 = 3.654_152_885_361_009;
+
+/// The ziggurat's layer edges `x[0..=256]` (decreasing, `x[1] = r`, `x[256] = 0`) and the
+/// normal density (unnormalised, `exp(−x²/2)`) at each edge.
+struct Ziggurat {
+    x: [f64; ZIG_LAYERS + 1],
+    f: [f64; ZIG_LAYERS + 1],
+}
+
+/// `∫_r^∞ exp(−t²/2) dt / exp(−r²/2)` (Mills' ratio) by Laplace's continued fraction
+/// `1/(r + 1/(r + 2/(r + 3/(r + …))))`, evaluated backwards (converged to `f64` for `r > 3`).
+fn mills_ratio(r: f64) -> f64 {
+    let mut t = r;
+    for k in (1..=200).rev() {
+        t = r + f64::from(k) / t;
+    }
+    1.0 / t
+}
+
+fn ziggurat() -> &'static Ziggurat {
+    static Z: OnceLock<Ziggurat> = OnceLock::new();
+    Z.get_or_init(|| {
+        let pdf = |x: f64| (-0.5 * x * x).exp();
+        let fr = pdf(ZIG_R);
+        // Every layer has the area of the base layer: the rectangle under f(r) plus the tail.
+        let v = ZIG_R * fr + fr * mills_ratio(ZIG_R);
+        let mut z = Ziggurat {
+            x: [0.0; ZIG_LAYERS + 1],
+            f: [0.0; ZIG_LAYERS + 1],
+        };
+        z.x[0] = v / fr;
+        z.x[1] = ZIG_R;
+        z.f[1] = fr;
+        for i in 1..ZIG_LAYERS - 1 {
+            let fi = z.f[i] + v / z.x[i];
+            z.f[i + 1] = fi;
+            z.x[i + 1] = (-2.0 * fi.ln()).sqrt();
+        }
+        z.x[ZIG_LAYERS] = 0.0;
+        z.f[ZIG_LAYERS] = 1.0;
+        z
+    })
+}
+
+/// One standard normal from `rng` (ziggurat; see the module docs).
+#[inline(always)]
+fn normal(rng: &mut PatternRng, z: &Ziggurat) -> f64 {
+    loop {
+        let bits = rng.next_u64();
+        let i = (bits & 0xff) as usize;
+        // A uniform on [−1, 1) from the top 53 bits (disjoint from the layer bits).
+        let u = ((bits >> 11) as f64) * (2.0 / (1u64 << 53) as f64) - 1.0;
+        let (Some(&xi), Some(&xn)) = (z.x.get(i), z.x.get(i + 1)) else {
+            continue;
+        };
+        let x = u * xi;
+        if x.abs() < xn {
+            return x;
+        }
+        if i == 0 {
+            return normal_tail(rng, u < 0.0);
+        }
+        let (Some(&fi), Some(&fn_)) = (z.f.get(i), z.f.get(i + 1)) else {
+            continue;
+        };
+        if fi + (fn_ - fi) * rng.next_f64() < (-0.5 * x * x).exp() {
+            return x;
+        }
+    }
+}
+
+/// A normal beyond `r` (Marsaglia 1964), with the sign asked for.
+#[cold]
+#[inline(never)]
+fn normal_tail(rng: &mut PatternRng, negative: bool) -> f64 {
+    loop {
+        // Uniforms on (0, 1], so the logarithms are finite.
+        let x = -(1.0 - rng.next_f64()).ln() / ZIG_R;
+        let y = -(1.0 - rng.next_f64()).ln();
+        if 2.0 * y >= x * x {
+            let t = ZIG_R + x;
+            return if negative { -t } else { t };
+        }
+    }
+}
+
+/// `n` standard normals drawn in order from stream `(seed, index)` (for tests and benches of
+/// the read-noise sampler).
+pub fn standard_normals(n: usize, seed: u64, index: u64) -> Vec<f64> {
+    let z = ziggurat();
+    let mut rng = PatternRng::new(seed, index);
+    (0..n).map(|_| normal(&mut rng, z)).collect()
+}
+
+// --------------------------------------------------------------------------- PSF
+
+/// SciPy's `gaussian_filter` kernel: `exp(−j²/(2σ²))` for `|j| ≤ ⌊4σ + ½⌋`, normalised to sum 1.
+fn gaussian_kernel(sigma: f64) -> Vec<f64> {
+    let radius = (4.0 * sigma + 0.5) as i64;
+    let w: Vec<f64> = (-radius..=radius)
+        .map(|j| (-0.5 * (j * j) as f64 / (sigma * sigma)).exp())
+        .collect();
+    let sum: f64 = w.iter().sum();
+    w.into_iter().map(|v| v / sum).collect()
+}
+
+/// `dst = Σ_j k[j] · src shifted by j − r` along rows (`along_rows`) or columns, zero outside:
+/// one axpy of contiguous slices per kernel tap, so the loops vectorise.
+#[inline(always)]
+fn correlate(src: &[f64], dst: &mut [f64], kernel: &[f64], n: usize, along_rows: bool) {
+    dst.iter_mut().for_each(|v| *v = 0.0);
+    let r = kernel.len() / 2;
+    for (j, &w) in kernel.iter().enumerate() {
+        // Output index i reads input index i + s (s may be negative).
+        let s = j as isize - r as isize;
+        let lo = (-s).max(0) as usize;
+        let hi = (n as isize - s).clamp(0, n as isize) as usize;
+        if lo >= hi {
+            continue;
+        }
+        if along_rows {
+            for (drow, srow) in dst.chunks_exact_mut(n).zip(src.chunks_exact(n)) {
+                let from = (lo as isize + s) as usize;
+                let (Some(d), Some(x)) = (drow.get_mut(lo..hi), srow.get(from..from + hi - lo))
+                else {
+                    continue;
+                };
+                for (d, x) in d.iter_mut().zip(x) {
+                    *d += w * x;
+                }
+            }
+        } else {
+            for i in lo..hi {
+                let from = (i as isize + s) as usize;
+                let (Some(d), Some(x)) = (
+                    dst.get_mut(i * n..(i + 1) * n),
+                    src.get(from * n..(from + 1) * n),
+                ) else {
+                    continue;
+                };
+                for (d, x) in d.iter_mut().zip(x) {
+                    *d += w * x;
+                }
+            }
+        }
+    }
+}
+
+// --------------------------------------------------------------------------- the stage
+
+/// The detector stage prepared for one call: validated parameters, derived seeds and tables.
+#[derive(Debug, Clone)]
+pub struct Stage {
+    n: usize,
+    seed: u64,
+    det: Detector,
+    /// `1.0` where photons arrive, `0.0` in the beamstop's shadow and in gaps (`None`: all).
+    arrive: Option<Vec<f64>>,
+    psf: Option<Vec<f64>>,
+    /// Whether stage 7 changes anything (`gain ≠ 1`, `offset ≠ 0`, dark or read noise).
+    analog: bool,
+}
+
+/// One worker's buffers for the stage (contents never influence results).
+#[derive(Debug, Clone, Default)]
+pub struct StageScratch {
+    tmp: Vec<f64>,
+}
+
+impl Stage {
+    /// Prepares `detector` for `n × n` patterns read as `T`, noise from `seed`.
+    ///
+    /// # Errors
+    /// As [`Detector::validate`].
+    pub fn new<T: Reading>(detector: &Detector, n: usize, seed: u64) -> Result<Self> {
+        detector.validate::<T>(n)?;
+        let arrive = detector.pixels.as_ref().and_then(|p| {
+            let shadowed = |c: u8| c & (pixel::BEAMSTOP | pixel::GAP) != 0;
+            p.iter().any(|&c| shadowed(c)).then(|| {
+                p.iter()
+                    .map(|&c| if shadowed(c) { 0.0 } else { 1.0 })
+                    .collect()
+            })
+        });
+        let psf = (detector.psf_sigma_px > 0.0).then(|| gaussian_kernel(detector.psf_sigma_px));
+        let d = detector;
+        let analog = d.gain != 1.0 || d.offset != 0.0 || d.dark > 0.0 || d.read_noise > 0.0;
+        if d.read_noise > 0.0 {
+            ziggurat();
+        }
+        Ok(Stage {
+            n,
+            seed,
+            det: detector.clone(),
+            arrive,
+            psf,
+            analog,
+        })
+    }
+
+    /// The pattern size `N`.
+    pub fn n(&self) -> usize {
+        self.n
+    }
+
+    /// A scratch for [`Stage`]'s per-pattern work.
+    pub fn scratch(&self) -> StageScratch {
+        StageScratch {
+            tmp: vec![0.0; self.n * self.n],
+        }
+    }
+}
+
+/// `Σ x` in `f64` over eight interleaved partial sums combined in a fixed order.
+#[inline(always)]
+pub(crate) fn sum(x: &[f64]) -> f64 {
+    let mut acc = [0.0f64; 8];
+    let chunks = x.chunks_exact(8);
+    let tail: f64 = chunks.remainder().iter().sum();
+    for c in chunks {
+        for (a, v) in acc.iter_mut().zip(c) {
+            *a += v;
+        }
+    }
+    ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail
+}
+
+/// Stages 1–8 on one pattern: `lam` (expected photons, `N²`) becomes the analogue readings,
+/// clipped at the full well. `sums`, when given, receives `photons`, `detected` and `counts`
+/// ([`STATS`]). `index` is the dataset-wide pattern number. Inlined, so that it takes the
+/// instruction set of its caller ([`crate::simd`]).
+#[inline(always)]
+pub(crate) fn analog(
+    st: &Stage,
+    lam: &mut [f64],
+    ws: &mut StageScratch,
+    index: u64,
+    mut sums: Option<&mut [f64]>,
+) {
+    let d = &st.det;
+    let want = sums.is_some();
+    let mut put = |k: usize, v: f64| {
+        if let Some(s) = sums.as_deref_mut().and_then(|s| s.get_mut(k)) {
+            *s = v;
+        }
+    };
+    if want {
+        put(0, sum(lam));
+    }
+    // 1–3: shadow, QE, dead time.
+    if let Some(a) = &st.arrive {
+        for (l, &k) in lam.iter_mut().zip(a) {
+            *l *= k;
+        }
+    }
+    if d.qe != 1.0 {
+        lam.iter_mut().for_each(|l| *l *= d.qe);
+    }
+    if d.dead_time > 0.0 {
+        let f = d.dead_time;
+        lam.iter_mut().for_each(|l| *l /= 1.0 + *l * f);
+    }
+    if want {
+        put(1, sum(lam));
+    }
+    // 4: shot noise.
+    if let Some(stream) = d.poisson {
+        stream.counts(lam, st.seed, index);
+    }
+    if want {
+        put(2, sum(lam));
+    }
+    // 5: PSF.
+    if let Some(k) = &st.psf {
+        ws.tmp.resize(lam.len(), 0.0);
+        correlate(lam, &mut ws.tmp, k, st.n, true);
+        correlate(&ws.tmp, lam, k, st.n, false);
+    }
+    // 6–7: dark counts, gain, offset, read noise; each stage on its own stream.
+    if st.analog {
+        let (g, o) = (d.gain, d.offset);
+        if d.dark > 0.0 {
+            match d.poisson {
+                Some(stream) => {
+                    let mut rng = PatternRng::new(stage_seed(st.seed, stage::DARK), index);
+                    for l in lam.iter_mut() {
+                        *l += stream.one(&mut rng, d.dark);
+                    }
+                }
+                None => lam.iter_mut().for_each(|l| *l += d.dark),
+            }
+        }
+        lam.iter_mut().for_each(|l| *l = g * *l + o);
+        if d.read_noise > 0.0 {
+            let z = ziggurat();
+            let mut rng = PatternRng::new(stage_seed(st.seed, stage::READ_NOISE), index);
+            let s = d.read_noise;
+            for l in lam.iter_mut() {
+                *l += s * normal(&mut rng, z);
+            }
+        }
+    }
+    // 8: saturation.
+    if let Some(fw) = d.full_well {
+        lam.iter_mut().for_each(|l| *l = l.min(fw));
+    }
+}
+
+/// Stages 9–10 on one pattern: the analogue readings `v` (from [`analog`]) quantised into
+/// `out` and masked. `stats`, when given (a row of [`N_STATS`]), receives `readings` and
+/// `saturated`.
+#[inline]
+pub(crate) fn write<T: Reading>(st: &Stage, v: &[f64], out: &mut [T], stats: Option<&mut [f64]>) {
+    let d = &st.det;
+    let full = d.full_well;
+    let mut clipped = 0usize;
+    let mut total = 0.0f64;
+    match &d.pixels {
+        None => {
+            for (o, &x) in out.iter_mut().zip(v) {
+                let (r, c) = T::quantise(x, d.overflow);
+                *o = r;
+                clipped += usize::from(c | full.is_some_and(|f| x >= f));
+            }
+            if stats.is_some() {
+                total = out.iter().map(|r| r.to_f64()).sum();
+            }
+        }
+        Some(map) => {
+            let hot = T::quantise(full.unwrap_or(T::MAX), d.overflow).0;
+            for ((o, &x), &code) in out.iter_mut().zip(v).zip(map) {
+                let (r, c) = T::quantise(x, d.overflow);
+                let valid = code == pixel::VALID;
+                *o = if code & (pixel::GAP | pixel::DEAD) != 0 {
+                    T::default()
+                } else if code & pixel::HOT != 0 {
+                    hot
+                } else {
+                    r
+                };
+                if valid {
+                    clipped += usize::from(c | full.is_some_and(|f| x >= f));
+                    total += r.to_f64();
+                }
+            }
+        }
+    }
+    if let Some(s) = stats {
+        if let Some(t) = s.get_mut(3) {
+            *t = total;
+        }
+        if let Some(c) = s.get_mut(4) {
+            *c = clipped as f64;
+        }
+    }
+}
+
+crate::simd::multiversion! {
+    /// Stages 1–8 for one pattern of [`detect_into`], at the widest instruction set.
+    fn detect_one(
+        st: &Stage,
+        lam: &mut [f64],
+        ws: &mut StageScratch,
+        index: u64,
+        sums: Option<&mut [f64]>,
+    ) {
+        analog(st, lam, ws, index, sums);
+    }
+}
+
+/// Checks a `(m, n, n)` output is C-contiguous and returns its data.
+pub(crate) fn output3<'a, T>(
+    name: &'static str,
+    a: &'a mut ArrayViewMut3<'_, T>,
+    m: usize,
+    n: usize,
+) -> Result<&'a mut [T]> {
+    let shape = format!("C-contiguous ({m}, {n}, {n})");
+    if a.dim() != (m, n, n) {
+        return Err(Error::invalid(name, shape, format!("{:?}", a.dim())));
+    }
+    a.as_slice_mut()
+        .ok_or_else(|| Error::invalid(name, shape, "a strided array"))
+}
+
+/// Checks an optional `(m, N_STATS)` statistics output is C-contiguous and returns its data.
+pub(crate) fn output_stats<'a>(
+    a: Option<&'a mut ArrayViewMut2<'_, f64>>,
+    m: usize,
+) -> Result<Option<&'a mut [f64]>> {
+    let Some(a) = a else { return Ok(None) };
+    let shape = format!("C-contiguous ({m}, {N_STATS})");
+    if a.dim() != (m, N_STATS) {
+        return Err(Error::invalid("stats", shape, format!("{:?}", a.dim())));
+    }
+    a.as_slice_mut()
+        .map(Some)
+        .ok_or_else(|| Error::invalid("stats", shape, "a strided array"))
+}
+
+/// Applies the detector to given expected photons: `expected` `(M, N, N)` (finite, `≥ 0`)
+/// becomes readings in `out` (`(M, N, N)`, C-contiguous), pattern `i` drawing as pattern
+/// `first_index + i` of a dataset. `stats`, when given, is `(M, N_STATS)` ([`STATS`]).
+///
+/// # Errors
+/// [`Error::InvalidArgument`] when `expected` is empty, not square in its last two axes, or
+/// holds a negative or non-finite value; an output has the wrong shape or is strided;
+/// `first_index + M` overflows; or a parameter is invalid ([`Detector::validate`]).
+pub fn detect_into<T: Reading>(
+    detector: &Detector,
+    expected: ArrayView3<'_, f64>,
+    seed: u64,
+    first_index: u64,
+    mut out: ArrayViewMut3<'_, T>,
+    mut stats: Option<ArrayViewMut2<'_, f64>>,
+) -> Result<()> {
+    let (m, n, n2) = expected.dim();
+    if n != n2 || m == 0 || n == 0 {
+        return Err(Error::invalid(
+            "expected",
+            "a non-empty (M, N, N) array",
+            format!("{:?}", expected.dim()),
+        ));
+    }
+    if let Some(bad) = expected.iter().find(|v| !(v.is_finite() && **v >= 0.0)) {
+        return Err(Error::invalid(
+            "expected",
+            "finite and non-negative",
+            format!("a value of {bad}"),
+        ));
+    }
+    check_first_index(first_index, m)?;
+    let stage = Stage::new::<T>(detector, n, seed)?;
+    let out = output3("out", &mut out, m, n)?;
+    let stats = output_stats(stats.as_mut(), m)?;
+    let expected = expected.as_standard_layout();
+    let src = expected
+        .as_slice()
+        .ok_or_else(|| Error::Unsupported("expected: standard layout".into()))?;
+    let nn = n * n;
+    let rows = stats_rows(stats, m);
+    out.par_chunks_mut(nn)
+        .zip(src.par_chunks(nn))
+        .zip(rows)
+        .enumerate()
+        .for_each_init(
+            || (stage.scratch(), vec![0.0f64; nn]),
+            |(ws, lam), (i, ((o, e), mut s))| {
+                lam.copy_from_slice(e);
+                let index = first_index.wrapping_add(i as u64);
+                detect_one(&stage, lam, ws, index, s.as_deref_mut());
+                write(&stage, lam, o, s);
+            },
+        );
+    Ok(())
+}
+
+/// The rows of an optional statistics buffer, or `None` per pattern: one indexed parallel
+/// iterator either way, to zip with the patterns.
+pub(crate) fn stats_rows<'a>(
+    stats: Option<&'a mut [f64]>,
+    m: usize,
+) -> impl IndexedParallelIterator<Item = Option<&'a mut [f64]>> + 'a {
+    match stats {
+        Some(s) => Either::Left(s.par_chunks_mut(N_STATS).map(Some)),
+        None => Either::Right((0..m).into_par_iter().map(|_| None)),
+    }
+}
+
+/// Checks `first_index + m` fits in `u64`.
+pub(crate) fn check_first_index(first_index: u64, m: usize) -> Result<()> {
+    if first_index.checked_add(m as u64).is_none() {
+        return Err(Error::invalid(
+            "first_index",
+            format!("at most 2**64 - 1 - {m}"),
+            first_index.to_string(),
+        ));
+    }
+    Ok(())
+}
+
+/// Converts a pixel map view to the stage's row-major codes.
+pub fn pixel_map(map: ArrayView2<'_, u8>) -> Vec<u8> {
+    map.iter().copied().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::{s, Array2, Array3};
+
+    /// Expected photons spanning the sampler's regimes, different per pattern.
+    fn expected(m: usize, n: usize) -> Array3<f64> {
+        Array3::from_shape_fn((m, n, n), |(p, r, c)| {
+            let t = ((r * n + c) as f64 / (n * n) as f64) * 10.0 - 4.0 + p as f64 * 0.1;
+            if (r + 2 * c) % 9 == 0 {
+                0.0
+            } else {
+                10f64.powf(t)
+            }
+        })
+    }
+
+    fn detect<T: Reading>(det: &Detector, e: &Array3<f64>, seed: u64, first: u64) -> Array3<T> {
+        let mut out = Array3::<T>::from_elem(e.dim(), T::default());
+        detect_into(det, e.view(), seed, first, out.view_mut(), None).unwrap();
+        out
+    }
+
+    fn name<T: std::fmt::Debug>(r: Result<T>) -> &'static str {
+        match r {
+            Err(Error::InvalidArgument { name, .. }) => name,
+            other => panic!("expected an error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn ziggurat_layers_close_and_have_equal_areas() {
+        let z = ziggurat();
+        let v = z.x[0] * z.f[1];
+        // The recursion ends at the top of the density: the last layer's area is v too.
+        let top = z.x[ZIG_LAYERS - 1] * (1.0 - z.f[ZIG_LAYERS - 1]);
+        assert!((top - v).abs() < 1e-10 * v, "{top} vs {v}");
+        for i in 1..ZIG_LAYERS - 1 {
+            assert!(z.x[i] > z.x[i + 1] && z.f[i] < z.f[i + 1], "layer {i}");
+            let area = z.x[i] * (z.f[i + 1] - z.f[i]);
+            assert!((area - v).abs() < 1e-12, "layer {i}: {area} vs {v}");
+            let fx = (-0.5 * z.x[i] * z.x[i]).exp();
+            assert!((fx - z.f[i]).abs() < 1e-14, "layer {i}");
+        }
+        // Mills' ratio against the closed form at r where erfc is known to many digits:
+        // ∫_3^∞ φ = 1.3498980316301e-3 (normal tail), φ(3) = exp(−4.5)/√(2π).
+        let phi3 = (-4.5f64).exp() / (2.0 * std::f64::consts::PI).sqrt();
+        assert!((mills_ratio(3.0) * phi3 - 1.349_898_031_630_095e-3).abs() < 1e-15);
+    }
+
+    #[test]
+    fn normals_follow_the_normal_law() {
+        let n = 2_000_000usize;
+        let x = standard_normals(n, 17, 3);
+        let nf = n as f64;
+        let mean = x.iter().sum::<f64>() / nf;
+        let var = x.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / nf;
+        let m4 = x.iter().map(|v| v.powi(4)).sum::<f64>() / nf;
+        assert!(mean.abs() < 5.0 / nf.sqrt(), "mean {mean}");
+        assert!((var - 1.0).abs() < 5.0 * (2.0 / nf).sqrt(), "var {var}");
+        assert!((m4 - 3.0).abs() < 5.0 * (96.0 / nf).sqrt(), "m4 {m4}");
+        // Φ(t) at points across the layers and into the tail (t = ±3.8 > r).
+        let cdf = [
+            (-3.8, 7.234_804_392_511_999e-5),
+            (-3.0, 1.349_898_031_630_095e-3),
+            (-2.0, 2.275_013_194_817_921e-2),
+            (-1.0, 0.158_655_253_931_457_05),
+            (-0.3, 0.382_088_577_811_047_2),
+            (0.0, 0.5),
+            (0.7, 0.758_036_347_776_926_9),
+            (1.5, 0.933_192_798_731_141_9),
+            (2.5, 0.993_790_334_674_224),
+            (3.8, 1.0 - 7.234_804_392_511_999e-5),
+        ];
+        for (t, p) in cdf {
+            let got = x.iter().filter(|&&v| v < t).count() as f64 / nf;
+            let sd = (p * (1.0 - p) / nf).sqrt();
+            assert!((got - p).abs() < 5.0 * sd, "P(x < {t}) = {got}, want {p}");
+        }
+        assert_eq!(standard_normals(5, 17, 3), x[..5].to_vec());
+        assert_ne!(standard_normals(5, 17, 4), x[..5].to_vec());
+    }
+
+    #[test]
+    fn integer_readings_round_clip_and_overflow() {
+        use Overflow::{Saturate, Wrap};
+        assert_eq!(u16::quantise(2.5, Saturate), (2, false));
+        assert_eq!(u16::quantise(3.5, Saturate), (4, false));
+        assert_eq!(u16::quantise(-7.2, Saturate), (0, false));
+        assert_eq!(u16::quantise(f64::NAN, Saturate), (0, false));
+        assert_eq!(u16::quantise(65535.4, Saturate), (65535, false));
+        assert_eq!(u16::quantise(65536.0, Saturate), (65535, true));
+        assert_eq!(u16::quantise(65536.0 + 5.0, Wrap), (5, true));
+        assert_eq!(u16::quantise(3.0 * 65536.0 + 9.0, Wrap), (9, true));
+        assert_eq!(u32::quantise(4_294_967_296.0 + 1.0, Wrap), (1, true));
+        assert_eq!(u32::quantise(1e12, Saturate), (u32::MAX, true));
+        assert_eq!(f32::quantise(1e40, Saturate), (f32::MAX, true));
+        assert_eq!(f32::quantise(0.1, Saturate), (0.1f32, false));
+        assert_eq!(f64::quantise(0.1, Wrap), (0.1, false));
+    }
+
+    #[test]
+    fn stage_seeds_are_keyed() {
+        assert_eq!(stage_seed(42, stage::POISSON), 42);
+        let s: Vec<u64> = (0..4).map(|k| stage_seed(42, k)).collect();
+        for i in 0..4 {
+            for j in 0..i {
+                assert_ne!(s[i], s[j]);
+            }
+        }
+        assert_ne!(stage_seed(43, stage::DARK), stage_seed(42, stage::DARK));
+        // The documented derivation.
+        let want = mix64(42 ^ mix64(0x7074_7966_6173_7400 + 1));
+        assert_eq!(stage_seed(42, stage::READ_NOISE), want);
+    }
+
+    #[test]
+    fn psf_matches_a_direct_convolution() {
+        let n = 11;
+        let x: Vec<f64> = (0..n * n).map(|i| ((i * 37) % 17) as f64).collect();
+        for sigma in [0.4, 1.0, 2.3, 4.0] {
+            let k = gaussian_kernel(sigma);
+            let r = (k.len() / 2) as isize;
+            let mut tmp = vec![0.0; n * n];
+            let mut got = x.clone();
+            correlate(&x, &mut tmp, &k, n, true);
+            correlate(&tmp, &mut got, &k, n, false);
+            for i in 0..n as isize {
+                for j in 0..n as isize {
+                    let mut want = 0.0;
+                    for a in -r..=r {
+                        for b in -r..=r {
+                            let (ii, jj) = (i + a, j + b);
+                            if (0..n as isize).contains(&ii) && (0..n as isize).contains(&jj) {
+                                want += k[(a + r) as usize]
+                                    * k[(b + r) as usize]
+                                    * x[ii as usize * n + jj as usize];
+                            }
+                        }
+                    }
+                    let g = got[i as usize * n + j as usize];
+                    assert!(
+                        (g - want).abs() < 1e-12 * want.max(1.0),
+                        "{sigma}: {g} {want}"
+                    );
+                }
+            }
+            let ksum: f64 = k.iter().sum();
+            assert!((ksum - 1.0).abs() < 1e-15);
+            assert_eq!(k.len(), 2 * (4.0 * sigma + 0.5) as usize + 1);
+        }
+    }
+
+    #[test]
+    fn ideal_detector_counts_on_todays_stream() {
+        let e = expected(3, 16);
+        let got = detect::<f64>(&Detector::default(), &e, 5, 10);
+        for (i, (p, g)) in e.outer_iter().zip(got.outer_iter()).enumerate() {
+            let mut want: Vec<f64> = p.iter().copied().collect();
+            noise::counts_from_rates(&mut want, 5, 10 + i as u64);
+            assert_eq!(g.iter().copied().collect::<Vec<_>>(), want);
+        }
+        let none = Detector {
+            poisson: None,
+            ..Detector::default()
+        };
+        assert_eq!(detect::<f64>(&none, &e, 5, 0), e);
+    }
+
+    #[test]
+    fn every_stage_follows_its_formula_without_noise() {
+        let n = 6;
+        let e = Array3::from_shape_fn((1, n, n), |(_, r, c)| (r * n + c) as f64 * 1.5);
+        let mut pixels = vec![pixel::VALID; n * n];
+        pixels[1] = pixel::BEAMSTOP;
+        pixels[2] = pixel::GAP;
+        pixels[3] = pixel::DEAD;
+        pixels[4] = pixel::HOT;
+        pixels[6] = pixel::BEAMSTOP | pixel::DEAD;
+        pixels[7] = pixel::BEAMSTOP | pixel::HOT;
+        let det = Detector {
+            poisson: None,
+            qe: 0.5,
+            dead_time: 0.01,
+            gain: 3.0,
+            offset: 10.0,
+            dark: 0.25,
+            full_well: Some(50.0),
+            pixels: Some(pixels),
+            ..Detector::default()
+        };
+        let mut out = Array3::<f64>::zeros((1, n, n));
+        let mut stats = Array2::<f64>::zeros((1, N_STATS));
+        detect_into(&det, e.view(), 1, 0, out.view_mut(), Some(stats.view_mut())).unwrap();
+        let (mut detected, mut total, mut sat) = (0.0, 0.0, 0.0);
+        for q in 0..n * n {
+            let shadow = [1, 2, 6, 7].contains(&q);
+            let lam = if shadow {
+                0.0
+            } else {
+                0.5 * e[[0, q / n, q % n]]
+            };
+            let lam = lam / (1.0 + lam * 0.01);
+            detected += lam;
+            let v = (3.0 * (lam + 0.25) + 10.0).min(50.0);
+            let want = match q {
+                2 | 3 | 6 => 0.0,
+                4 | 7 => 50.0,
+                _ => v,
+            };
+            let g = out[[0, q / n, q % n]];
+            assert!(
+                (g - want).abs() < 1e-12 * want.max(1.0),
+                "pixel {q}: {g} vs {want}"
+            );
+            if q == 0 || q == 5 || q > 7 {
+                total += v;
+                sat += f64::from(u8::from(v >= 50.0));
+            }
+        }
+        assert!((stats[[0, 0]] - e.sum()).abs() < 1e-9);
+        assert!((stats[[0, 1]] - detected).abs() < 1e-9);
+        assert_eq!(stats[[0, 2]], stats[[0, 1]]);
+        assert!((stats[[0, 3]] - total).abs() < 1e-9);
+        assert_eq!(stats[[0, 4]], sat);
+        assert!(sat > 0.0);
+    }
+
+    #[test]
+    fn noise_stages_use_their_own_streams() {
+        let e = expected(2, 8);
+        let base = Detector {
+            gain: 2.0,
+            offset: 5.0,
+            ..Detector::default()
+        };
+        let poisson_only = detect::<f64>(&base, &e, 9, 0);
+        let read = Detector {
+            read_noise: 1.5,
+            ..base.clone()
+        };
+        let dark = Detector {
+            dark: 0.3,
+            ..base.clone()
+        };
+        let both = Detector {
+            dark: 0.3,
+            read_noise: 1.5,
+            ..base.clone()
+        };
+        let r = detect::<f64>(&read, &e, 9, 0);
+        let d = detect::<f64>(&dark, &e, 9, 0);
+        let b = detect::<f64>(&both, &e, 9, 0);
+        // Read noise alone adds exactly its own normals to the Poisson-only readings.
+        for i in 0..2 {
+            let z = standard_normals(64, stage_seed(9, stage::READ_NOISE), i as u64);
+            for (q, zq) in z.iter().enumerate() {
+                let (row, col) = (q / 8, q % 8);
+                let want = poisson_only[[i, row, col]] + 1.5 * zq;
+                assert_eq!(r[[i, row, col]], want);
+                // Adding dark counts does not move the read-noise draws either.
+                assert_eq!(b[[i, row, col]], d[[i, row, col]] + 1.5 * zq);
+            }
+        }
+        // Dark counts are integers times the gain on top of the Poisson-only readings.
+        let diff = &d - &poisson_only;
+        assert!(diff.iter().all(|v| (v / 2.0).fract() == 0.0 && *v >= 0.0));
+        assert!(diff.iter().any(|&v| v > 0.0));
+    }
+
+    #[test]
+    fn chunks_threads_and_levels_do_not_matter() {
+        use crate::simd::{with_cap, Level};
+        let e = expected(7, 9);
+        let mut pixels = vec![pixel::VALID; 81];
+        pixels[40] = pixel::BEAMSTOP;
+        pixels[0] = pixel::GAP;
+        pixels[5] = pixel::HOT;
+        let det = Detector {
+            qe: 0.8,
+            psf_sigma_px: 0.7,
+            gain: 4.0,
+            offset: 20.0,
+            dark: 0.2,
+            read_noise: 2.0,
+            full_well: Some(60000.0),
+            pixels: Some(pixels),
+            ..Detector::default()
+        };
+        let run = |m: std::ops::Range<usize>| {
+            let mut out = Array3::<u16>::zeros((m.len(), 9, 9));
+            let mut st = Array2::zeros((m.len(), N_STATS));
+            let view = e.slice(s![m.start..m.end, .., ..]);
+            detect_into(
+                &det,
+                view,
+                3,
+                100 + m.start as u64,
+                out.view_mut(),
+                Some(st.view_mut()),
+            )
+            .unwrap();
+            (out, st)
+        };
+        let (whole, wstats) = run(0..7);
+        let (a, sa) = run(0..3);
+        let (b, sb) = run(3..7);
+        assert_eq!(whole.slice(s![..3, .., ..]), a);
+        assert_eq!(whole.slice(s![3.., .., ..]), b);
+        assert_eq!(wstats.slice(s![..3, ..]), sa);
+        assert_eq!(wstats.slice(s![3.., ..]), sb);
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build()
+            .unwrap();
+        assert_eq!(pool.install(|| run(0..7)), (whole.clone(), wstats.clone()));
+        for level in [Level::Baseline, Level::Avx2, Level::Avx512] {
+            assert_eq!(with_cap(level, || run(0..7).0), whole, "{level:?}");
+        }
+    }
+
+    #[test]
+    fn rejects_bad_parameters() {
+        let e = expected(1, 4);
+        let mut out = Array3::<f32>::zeros((1, 4, 4));
+        let mut run = |d: Detector| detect_into(&d, e.view(), 0, 0, out.view_mut(), None);
+        let base = Detector::default;
+        assert_eq!(name(run(Detector { qe: 0.0, ..base() })), "qe");
+        assert_eq!(name(run(Detector { qe: 1.5, ..base() })), "qe");
+        assert_eq!(
+            name(run(Detector {
+                gain: 0.0,
+                ..base()
+            })),
+            "gain"
+        );
+        assert_eq!(
+            name(run(Detector {
+                offset: -1.0,
+                ..base()
+            })),
+            "offset"
+        );
+        assert_eq!(
+            name(run(Detector {
+                read_noise: f64::NAN,
+                ..base()
+            })),
+            "read_noise"
+        );
+        assert_eq!(
+            name(run(Detector {
+                dark: -0.1,
+                ..base()
+            })),
+            "dark"
+        );
+        assert_eq!(
+            name(run(Detector {
+                dead_time: -1.0,
+                ..base()
+            })),
+            "dead_time"
+        );
+        assert_eq!(
+            name(run(Detector {
+                psf_sigma_px: 1e5,
+                ..base()
+            })),
+            "psf_sigma_px"
+        );
+        let fw = |f| Detector {
+            offset: 10.0,
+            full_well: Some(f),
+            ..base()
+        };
+        assert_eq!(name(run(fw(5.0))), "full_well");
+        assert_eq!(name(run(fw(f64::INFINITY))), "full_well");
+        let px = |p: Vec<u8>| Detector {
+            pixels: Some(p),
+            ..base()
+        };
+        assert_eq!(name(run(px(vec![0; 15]))), "pixels");
+        assert_eq!(name(run(px(vec![16; 16]))), "pixels");
+        assert_eq!(name(run(px(vec![pixel::HOT; 16]))), "pixels");
+        // A uint16 cannot hold a full well of 1e6.
+        let mut o16 = Array3::<u16>::zeros((1, 4, 4));
+        let r = detect_into(&fw(1e6), e.view(), 0, 0, o16.view_mut(), None);
+        assert_eq!(name(r), "full_well");
+        // Shapes, values and indices.
+        let bad = Array3::from_elem((1, 4, 4), -1.0);
+        let r = detect_into(&base(), bad.view(), 0, 0, o16.view_mut(), None);
+        assert_eq!(name(r), "expected");
+        let r = detect_into(&base(), e.view(), 0, u64::MAX, o16.view_mut(), None);
+        assert_eq!(name(r), "first_index");
+        let mut wrong = Array3::<u16>::zeros((1, 4, 5));
+        let r = detect_into(&base(), e.view(), 0, 0, wrong.view_mut(), None);
+        assert_eq!(name(r), "out");
+        let mut st = Array2::<f64>::zeros((2, N_STATS));
+        let r = detect_into(&base(), e.view(), 0, 0, o16.view_mut(), Some(st.view_mut()));
+        assert_eq!(name(r), "stats");
+        assert_eq!(name(PoissonStream::from_name("v9")), "poisson_stream");
+        assert_eq!(name(Overflow::from_name("clip")), "overflow");
+        assert_eq!(PoissonStream::from_name("v1").map(|s| s.name()), Ok("v1"));
+    }
+}

@@ -1,0 +1,190 @@
+"""The model on the command line: ``ptyfast simulate`` with model options or ``--recipe``,
+``ptyfast recipe --example`` / ``--from``.
+
+Outputs are compared with the Python API (the same recipe simulated in process) bit for bit;
+errors are one line with exit status 2 and leave no file.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pytest
+
+import ptyfast
+from ptyfast.cli import main
+from ptyfast.model import recipes
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+SMALL = ["-n", "30", "--N", "16", "--object-size", "64", "--nphotons", "1e5", "-q"]
+
+
+def test_simulate_with_model_options_equals_the_api(tmp_path, capsys):
+    out = tmp_path / "a.npz"
+    argv = [
+        "simulate",
+        "-o",
+        str(out),
+        *SMALL,
+        "--object",
+        "dead_leaves",
+        "--probe",
+        "gaussian",
+        "--probe-param",
+        "sigma_px=3.5",
+        "--modes",
+        "2",
+        "--scan",
+        "fermat_spiral",
+        "--step-px",
+        "1.5",
+        "--jitter-px",
+        "0.3",
+        "--drift-px",
+        "0.01,-0.02",
+        "--detector",
+        "integrating",
+        "--detector-param",
+        "beamstop_radius_px=1.5",
+        "--seed",
+        "5",
+        "--patches",
+    ]
+    assert main(argv) == 0
+    assert capsys.readouterr().out == ""
+    ds = ptyfast.open(out)
+    assert ds.diffraction.dtype == np.uint16 and ds.n_modes == 2 and ds.patches is not None
+    assert not ds.mask.all()
+    doc = tomllib.loads(recipes.from_provenance(ds))
+    assert doc["experiment"]["seed"] == 5 and doc["probe"]["sigma_px"] == 3.5
+    again = recipes.plan(doc).simulate()
+    np.testing.assert_array_equal(again.diffraction, ds.diffraction)
+    np.testing.assert_array_equal(again.patches, ds.patches)
+    np.testing.assert_array_equal(ds.positions_true, again.positions_true)
+    assert again.provenance["experiment"] == ds.provenance["experiment"]
+
+
+def test_recipe_from_a_dataset_regenerates_it_through_the_cli(tmp_path):
+    a, toml, b = tmp_path / "a.zarr", tmp_path / "a.toml", tmp_path / "b.npz"
+    pytest.importorskip("zarr")
+    argv = ["simulate", "-o", str(a), *SMALL, "--scan", "raster", "--scan-param", "rows=5"]
+    argv += ["--scan-param", "cols=6", "--step-px", "3", "--energy-eV", "8000"]
+    argv += ["--distance-m", "2", "--detector-pixel-m", "75e-6", "--detector", "eiger"]
+    assert main(argv) == 0
+    assert main(["recipe", "--from", str(a), "-o", str(toml)]) == 0
+    assert main(["simulate", "--recipe", str(toml), "-o", str(b), "-q"]) == 0
+    da, db = ptyfast.open(a), ptyfast.open(b)
+    assert da.geometry == db.geometry and da.geometry is not None
+    np.testing.assert_array_equal(da.diffraction, db.diffraction)
+    assert da.provenance == db.provenance
+
+
+def test_recipe_example_is_printed_and_a_campaign_goes_to_a_directory(tmp_path, capsys):
+    assert main(["recipe", "--example"]) == 0
+    text = capsys.readouterr().out
+    doc = tomllib.loads(text)
+    # A small version of the template: two experiments, few positions.
+    doc["campaign"]["n_experiments"] = 2
+    doc["scan"]["n"] = 12
+    doc["object"]["shape"] = [128, 128]
+    path = tmp_path / "c.toml"
+    path.write_text(recipes.dumps(doc))
+    out = tmp_path / "out"
+    preview = tmp_path / "p.png"
+    rc = main(["simulate", "--recipe", str(path), "-o", f"{out}/", "--preview", str(preview)])
+    assert rc == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 3 and lines[-1].startswith("campaign 'example': 2 experiments")
+    files = sorted(out.iterdir())
+    assert [f.name for f in files] == ["example-00000.npz", "example-00001.npz"]
+    assert preview.stat().st_size > 1000
+    c = ptyfast.Campaign.from_dict(doc)
+    for i, f in enumerate(files):
+        np.testing.assert_array_equal(ptyfast.open(f).diffraction, c.simulate(i).diffraction)
+    # The whole campaign back from one of its files.
+    assert main(["recipe", "--from", str(files[1]), "--campaign"]) == 0
+    back = ptyfast.Campaign.from_dict(tomllib.loads(capsys.readouterr().out))
+    assert back.to_dict() == c.to_dict()
+    # Running it again without --overwrite is refused before anything is written.
+    before = [f.stat().st_mtime_ns for f in files]
+    assert main(["simulate", "--recipe", str(path), "-o", f"{out}/"]) == 2
+    assert "exists" in capsys.readouterr().err
+    assert [f.stat().st_mtime_ns for f in files] == before
+
+
+def test_input_arrays_are_recorded_by_reference_and_replayable(tmp_path):
+    rng = np.random.default_rng(0)
+    obj = (1 + rng.random((64, 64))).astype(np.complex64)
+    probe = ptyfast.probes.gaussian(16, 3.0)
+    inp = tmp_path / "in.npz"
+    np.savez(inp, objectGuess=obj, probeGuess=probe)
+    out = tmp_path / "d.npz"
+    argv = ["simulate", "-o", str(out), "--input", str(inp), "-n", "20", "-q"]
+    assert main([*argv, "--jitter-px", "0.2", "--nphotons", "1e4"]) == 0
+    ds = ptyfast.open(out)
+    np.testing.assert_array_equal(ds.object, obj)
+    assert_equal = np.testing.assert_array_equal
+    assert_equal(ptyfast.replay(ds).diffraction, ds.diffraction)
+    toml = tmp_path / "r.toml"
+    assert main(["recipe", "--from", str(out), "-o", str(toml)]) == 0
+    again = tmp_path / "again.npz"
+    assert main(["simulate", "--recipe", str(toml), "-o", str(again), "--input", str(inp)]) == 0
+    assert_equal(ptyfast.open(again).diffraction, ds.diffraction)
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--probe-param", "sigma_px"], "--probe-param must be KEY=VALUE"),
+        (["--energy-eV", "8000"], "--energy-eV, --distance-m and --detector-pixel-m go together"),
+        (["--probe", "fresnel_zone_plate"], "fresnel_zone_plate needs a geometry"),
+        (["--jitter-px", "nan"], "--jitter-px must be finite"),
+        (["--drift-px", "1"], "--drift-px must be VX,VY"),
+        (["--modes", "0"], "--modes must be an integer >= 1"),
+        (["--nphotons", "0", "--modes", "2"], "--nphotons must be a positive finite number"),
+        (["--detector-param", "qe=2"], r"\[detector\]: qe must be in"),
+        (["--object-size", "10", "--object", "dead_leaves"], "must be larger than the probe"),
+        (["--scan", "raster", "--scan-param", "rows=3"], r"\[scan\]"),
+        (["--recipe", "missing.toml"], "no such recipe file"),
+        (["--recipe", "x.toml", "--probe", "disk"], "--recipe takes the whole experiment"),
+        (["--scan", "fermat_spiral", "--step-px", "40"], "scan leaves the object"),
+    ],
+)
+def test_errors_are_one_line_with_exit_2_and_no_file(tmp_path, capsys, argv, message):
+    out = tmp_path / "e.npz"
+    rc = main(["simulate", "-o", str(out), "-n", "20", "--N", "16", "--object-size", "64", *argv])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert err.startswith("ptyfast: error: ") and err.count("\n") == 1
+    assert __import__("re").search(message, err), err
+    assert not out.exists()
+
+
+def test_recipe_command_errors(tmp_path, capsys):
+    bad = tmp_path / "x.toml"
+    bad.write_text("x = 1\n")
+    assert main(["recipe", "--from", str(bad)]) == 2
+    assert "not a ptyfast dataset" in capsys.readouterr().err
+    assert main(["recipe", "--example", "--campaign"]) == 2
+    assert "--campaign goes with --from" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["recipe"])  # one of --example / --from is required
+
+
+def test_preview_is_checked_before_any_work(tmp_path, capsys):
+    out = tmp_path / "d.npz"
+    base = ["simulate", "-o", str(out), *SMALL, "--object", "dead_leaves"]
+    assert main([*base, "--preview", str(tmp_path / "p.gif")]) == 2
+    assert "expected .png, .pdf or .svg" in capsys.readouterr().err
+    existing = tmp_path / "p.png"
+    existing.write_bytes(b"old")
+    assert main([*base, "--preview", str(existing)]) == 2
+    assert "exists; pass --overwrite" in capsys.readouterr().err
+    assert not out.exists() and existing.read_bytes() == b"old"
+    assert main([*base, "--preview", str(existing), "--overwrite"]) == 0
+    assert out.exists() and existing.read_bytes()[:4] == b"\x89PNG"
