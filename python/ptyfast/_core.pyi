@@ -67,6 +67,18 @@ def simulate(
     divide_by_scale: bool,
     return_patches: bool,
 ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.complex64] | None]: ...
+def simulate_into(
+    object: npt.NDArray[np.complex64],
+    positions: npt.NDArray[np.float64],
+    probe: npt.NDArray[np.complex64],
+    scale: float,
+    seed: int | None,
+    first_index: int,
+    divide_by_scale: bool,
+    amplitudes: npt.NDArray[np.float32],
+    patches: npt.NDArray[np.complex64] | None,
+    energies: npt.NDArray[np.float64] | None,
+) -> None: ...
 
 _Readings = (
     npt.NDArray[np.float32]
