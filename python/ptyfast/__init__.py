@@ -34,6 +34,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "simulate": (".model.experiment", "simulate"),
     "replay": (".model.provenance", "replay"),
     "Campaign": (".model.campaign", "Campaign"),
+    "distributed": (".distributed", None),
 }
 
 __all__ = ["PtyfastError", "__version__", *_LAZY]
