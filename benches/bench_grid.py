@@ -8,14 +8,19 @@ own. The guide's set-up: gridsize 2, offset 4, outer_offset 8, size 392, 1e9 pho
 objects.
 
     python benches/bench_grid.py [--quick]
+
+``run(quick)`` returns the records (``benches/_harness.py``); ``--quick`` is a smoke run.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
+
+from _harness import record
 
 CHILD = r"""
 import json, sys, time
@@ -63,7 +68,7 @@ print(json.dumps(dict(patterns=int(X.shape[0] * X.shape[3]), seconds=dt, peak=pe
 """
 
 
-def run(variant: str, N: int, nimgs: int, size: int, repeats: int = 3) -> dict:
+def run_variant(variant: str, N: int, nimgs: int, size: int, repeats: int = 3) -> dict:
     """Best of ``repeats`` fresh processes: the first touch of fresh memory costs 0.1-2 s/GB
     on these VMs depending on what the host has backed, and every variant pays it."""
     runs = [run_once(variant, N, nimgs, size) for _ in range(repeats)]
@@ -85,41 +90,78 @@ def run_once(variant: str, N: int, nimgs: int, size: int) -> dict:
     return json.loads(res.stdout.strip().splitlines()[-1])
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--quick", action="store_true", help="small objects, no TF at N=128")
-    a = ap.parse_args()
-    size = 200 if a.quick else 392
+def run(quick: bool = False) -> list[dict]:
+    """Measure; one record per (N, variant). ``quick``: a smoke run on tiny sizes, no TF."""
+    size = 100 if quick else 392
+    sizes = (32,) if quick else (64, 128)
+    repeats = 1 if quick else 3
     from ptyfast import _kernels
 
+    threads = _kernels.num_threads()
     print(
         f"mk_simdata, gridsize 2, offset 4, outer_offset 8, size {size}, 1e9 photons; "
-        f"best of 3 fresh processes (TF at N=128: 1); ptyfast on {_kernels.num_threads()} "
+        f"best of {repeats} fresh processes (TF at N=128: 1); ptyfast on {threads} "
         f"threads, SIMD level {_kernels.simd_level()}"
     )
+    records = []
+    for N in sizes:
+        rows = {
+            "ptyfast": run_variant("ptyfast", N, 2, size, repeats),
+            "numpy": run_variant("numpy", N, 1, size, repeats),
+        }
+        if not quick:
+            # the TF path needs ~9 GB for one N=64 object; the guide's two would not fit here
+            rows["tf"] = run_variant("tf", N, 1, size, repeats=1 if N == 128 else 3)
+        for name, r in rows.items():
+            variant = {"tf": "tensorflow"}.get(name, name)
+            nimgs = 2 if name == "ptyfast" else 1
+            if "error" in r:
+                print(f"{N:>4} {name:>8} failed: {r['error']}")
+                continue
+            records.append(
+                record(
+                    "grid",
+                    "mk_simdata (guide example)",
+                    stage="end-to-end",
+                    variant=variant,
+                    N=N,
+                    n=r["patterns"],
+                    seconds=r["seconds"],
+                    threads={"ptyfast": threads, "numpy": os.cpu_count()}.get(name),
+                    repeats=repeats if name != "tf" or N != 128 else 1,
+                    nimgs=nimgs,
+                    size=size,
+                    gridsize=2,
+                    offset=4,
+                    outer_offset=8,
+                    photons=1e9,
+                    peak_bytes=r["peak"],
+                    output_bytes=r["out"],
+                )
+            )
     print(
         f"{'N':>4} {'variant':>8} {'nimgs':>5} {'patterns/s':>11} {'peak GB':>8} "
         f"{'out GB':>7} {'peak/out':>8} {'ptyfast ×':>9}"
     )
-    for N in (64, 128):
-        rows = {"ptyfast": run("ptyfast", N, 2, size), "numpy": run("numpy", N, 1, size)}
-        if not (a.quick and N == 128):
-            # the TF path needs ~9 GB for one N=64 object; the guide's two would not fit here
-            rows["tf"] = run("tf", N, 1, size, repeats=1 if N == 128 else 3)
-        base = rows["ptyfast"]
-        for name, r in rows.items():
-            if "error" in r:
-                print(f"{N:>4} {name:>8} failed: {r['error']}")
-                continue
-            rate = r["patterns"] / r["seconds"]
-            ratio = (
-                base["patterns"] / base["seconds"] / rate if "error" not in base else float("nan")
-            )
-            nimgs = 2 if name == "ptyfast" else 1
-            print(
-                f"{N:>4} {name:>8} {nimgs:>5} {rate:>11,.0f} {r['peak'] / 1e9:>8.2f} "
-                f"{r['out'] / 1e9:>7.2f} {r['peak'] / r['out']:>8.2f} {ratio:>8.1f}×"
-            )
+    base = {r["N"]: r["rate"] for r in records if r["variant"] == "ptyfast"}
+    for r in records:
+        p = r["params"]
+        ratio = base.get(r["N"], float("nan")) / r["rate"]
+        name = {"tensorflow": "tf"}.get(r["variant"], r["variant"])
+        print(
+            f"{r['N']:>4} {name:>8} {p['nimgs']:>5} {r['rate']:>11,.0f} "
+            f"{p['peak_bytes'] / 1e9:>8.2f} {p['output_bytes'] / 1e9:>7.2f} "
+            f"{p['peak_bytes'] / p['output_bytes']:>8.2f} {ratio:>8.1f}×"
+        )
+
+    return records
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true", help="smoke run: tiny object, N=32, no TF")
+    a = ap.parse_args()
+    run(a.quick)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,8 @@ subprocesses) on the same inputs and checks that they agree.
     points, N = 32, gridsize 2; peak memory (VmHWM above the inputs) against the returned arrays.
 (c) k-NN alone: 10**6 points, k = 8, self-queries, against ``cKDTree(workers=-1)`` build + query.
 
-Usage: ``python benches/bench_grouping.py [--points-a N] [--points-b N] [--groups-b N]``.
+Usage: ``python benches/bench_grouping.py [--quick] [--points-a N] [--points-b N] [--groups-b N]``;
+``run(quick)`` returns the records (``benches/_harness.py``); ``--quick`` is a smoke run.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import sys
 import time
 
 import numpy as np
+from _harness import record
 from scipy.spatial import cKDTree
 
 from ptyfast import _kernels
@@ -137,9 +139,11 @@ def run_child(which, n, groups, N):
 
 
 class Timing(float):
-    """Best wall-clock seconds, carrying the process CPU seconds of that run as ``cpu``."""
+    """Best wall-clock seconds, carrying the process CPU seconds of that run as ``cpu`` and the
+    number of runs it is the best of as ``repeats``."""
 
     cpu: float
+    repeats: int
 
 
 def best_of(f, repeat):
@@ -152,10 +156,11 @@ def best_of(f, repeat):
         if best is None or wall < best:
             best = Timing(wall)
             best.cpu = cpu
+    best.repeats = repeat
     return best, out
 
 
-def main():
+def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--points-a", type=int, default=10**6)
     ap.add_argument("--points-b", type=int, default=10**5)
@@ -164,33 +169,86 @@ def main():
     ap.add_argument("--n", type=int, default=32)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--only", default="abc", help="which benchmarks to run, e.g. 'ab'")
+    ap.add_argument("--quick", action="store_true", help="smoke run: tiny sizes, one repeat")
     ap.add_argument("--child", choices=["ours", "ref"])
-    a = ap.parse_args()
-    if a.child:
-        child(a.child, a.points_b, a.groups_b, a.n)
-        return
+    return ap
 
+
+QUICK = [
+    "--points-a",
+    "3000",
+    "--points-b",
+    "2000",
+    "--groups-b",
+    "500",
+    "--points-c",
+    "3000",
+    "--n",
+    "16",
+    "--repeat",
+    "1",
+]
+
+
+def run(quick: bool = False, argv: list[str] | None = None) -> list[dict]:
+    """Measure; one record per (benchmark, side). ``quick``: a smoke run on tiny sizes."""
+    a = parser().parse_args((QUICK if quick else []) + (argv or []))
     rows = []
-    print(f"ptyfast threads: {_kernels.num_threads()}  cpus: {os.cpu_count()}")
+    threads = _kernels.num_threads()
+    print(f"ptyfast threads: {threads}  cpus: {os.cpu_count()}")
     print(f"load average before the run: {os.getloadavg()[0]:.1f}")
 
-    # (a) group selection
     if "a" in a.only:
-        rows.append(bench_a(a))
+        rows.append(bench_a(a) + ("grouping", a.points_a, "points/s", {"K": 7, "C": 4}))
     if "b" in a.only:
-        rows.append(bench_b(a))
+        rows.append(
+            bench_b(a)
+            + ("grouping", a.groups_b, "groups/s", {"points": a.points_b, "K": 7, "C": 4})
+        )
     if "c" in a.only:
-        rows.append(bench_c(a))
+        rows.append(bench_c(a) + ("knn", a.points_c, "points/s", {"k": 8}))
     head = (
         f"{'benchmark':<46} {'ptyfast s':>10} {'(cpu s)':>8} {'scipy/numpy s':>14} {'(cpu s)':>8}"
     )
     print(f"{head} {'speedup':>8}  notes")
-    for name, to, tr, note in rows:
+    records = []
+    for name, to, tr, note, stage, n, unit, params in rows:
         print(
             f"{name:<46} {to:>10.3f} {to.cpu:>8.2f} {tr:>14.3f} {tr.cpu:>8.2f}"
             f" {tr / to:>7.1f}x  {note}"
         )
+        N = a.n if stage == "grouping" and "group_dataset" in name else None
+        for variant, t, th, reps in (
+            ("ptyfast", to, threads, a.repeat),
+            ("numpy", tr, os.cpu_count(), tr.repeats),
+        ):
+            records.append(
+                record(
+                    "grouping",
+                    name,
+                    stage=stage,
+                    variant=variant,
+                    N=N,
+                    n=n,
+                    seconds=float(t),
+                    threads=th,
+                    unit=unit,
+                    repeats=reps,
+                    cpu_seconds=t.cpu,
+                    note=note,
+                    **params,
+                )
+            )
     print(f"load average after the run: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cpus")
+    return records
+
+
+def main():
+    a = parser().parse_args()
+    if a.child:
+        child(a.child, a.points_b, a.groups_b, a.n)
+        return
+    run(a.quick, [x for x in sys.argv[1:] if x != "--quick"])
 
 
 def bench_a(a):

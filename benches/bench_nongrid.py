@@ -5,6 +5,8 @@ NumPy/SciPy equivalent run in the same process (bilinear sub-pixel patches, ``sc
 all workers, ``numpy`` Poisson), and the peak resident memory of the streaming CLI.
 
     python benches/bench_nongrid.py [--quick] [--stream-n 1000000]
+
+``run(quick)`` returns the records (``benches/_harness.py``); ``--quick`` is a smoke run.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import time
 
 import numpy as np
 import scipy.fft
+from _harness import record
 
 from ptyfast import _kernels
 from ptyfast.config import ModelConfig, TrainingConfig
@@ -63,34 +66,60 @@ def numpy_equivalent(obj, probe, n, buffer, nphotons, rng, chunk=2048):
     return out
 
 
-def bench_inmemory(quick: bool) -> None:
-    N = 64
+def bench_inmemory(quick: bool, smoke: bool = False) -> list[dict]:
+    N = 32 if smoke else 64
     probe = get_default_probe(N).astype(np.complex64)
-    print(
-        f"generate_simulated_data, N = {N}, Poisson on, 1e9 photons, "
-        f"{_kernels.num_threads()} threads"
-    )
+    threads = _kernels.num_threads()
+    print(f"generate_simulated_data, N = {N}, Poisson on, 1e9 photons, {threads} threads")
     print(f"{'object':>8} {'n':>8} {'ptyfast/s':>12} {'numpy/s':>10} {'ratio':>7}")
-    for size in (256, 1024):
+    records = []
+    for size in (128,) if smoke else (256, 1024):
         obj = sim_object_image(size, data_source="lines", seed=1)
-        for n in (10_000,) if quick else (10_000, 100_000):
+        for n in (300,) if smoke else (10_000,) if quick else (10_000, 100_000):
             cfg = TrainingConfig(model=ModelConfig(N=N), n_groups=n, nphotons=1e9)
             t = time.perf_counter()
             generate_simulated_data(cfg, obj, probe, 20.0, return_patches=False, seed=0)
-            fast = n / (time.perf_counter() - t)
+            t_fast = time.perf_counter() - t
             m = min(n, 10_000)  # the baseline's rate is flat in n; time a slice of it
             t = time.perf_counter()
             numpy_equivalent(obj, probe, m, 20.0, 1e9, np.random.default_rng(0))
-            slow = m / (time.perf_counter() - t)
+            t_slow = time.perf_counter() - t
+            fast, slow = n / t_fast, m / t_slow
             print(f"{size:>7}² {n:>8} {fast:>12,.0f} {slow:>10,.0f} {fast / slow:>6.1f}×")
+            case = f"generate_simulated_data, object {size}², n = {n}"
+            common = dict(stage="end-to-end", N=N, object_size=size, photons=1e9, buffer=20.0)
+            records.append(
+                record(
+                    "nongrid",
+                    case,
+                    variant="ptyfast",
+                    n=n,
+                    seconds=t_fast,
+                    threads=threads,
+                    **common,
+                )
+            )
+            records.append(
+                record(
+                    "nongrid",
+                    case,
+                    variant="numpy",
+                    n=m,
+                    seconds=t_slow,
+                    threads=os.cpu_count(),
+                    **common,
+                )
+            )
+    return records
 
 
-def bench_streaming(n: int) -> None:
+def bench_streaming(n: int, N: int = 64) -> dict:
     with tempfile.TemporaryDirectory(dir=os.environ.get("PTYFAST_BENCH_DIR")) as d:
         out = os.path.join(d, "stream.npz")
         code = (
             "from ptyfast import cli; "
-            f"cli.main(['simulate', '-o', {out!r}, '-n', '{n}', '--no-progress', '-q']); "
+            f"cli.main(['simulate', '-o', {out!r}, '-n', '{n}', '--N', '{N}', "
+            "'--no-progress', '-q']); "
             # VmHWM, not ru_maxrss: the latter survives exec and would report the parent's peak
             "print([ln.split()[1] for ln in open('/proc/self/status') "
             "if ln.startswith('VmHWM')][0])"
@@ -103,16 +132,35 @@ def bench_streaming(n: int) -> None:
         peak_mb = int(res.stdout.strip().splitlines()[-1]) / 1024
         size_gb = os.path.getsize(out) / 1e9
     print(
-        f"streaming CLI: {n:,} patterns of 64² in {dt:.1f} s ({n / dt:,.0f}/s), "
+        f"streaming CLI: {n:,} patterns of {N}² in {dt:.1f} s ({n / dt:,.0f}/s), "
         f"file {size_gb:.2f} GB, peak RSS {peak_mb:,.0f} MB"
     )
+    return record(
+        "nongrid",
+        f"streaming CLI to NPZ, n = {n}",
+        stage="end-to-end",
+        variant="ptyfast",
+        N=N,
+        n=n,
+        seconds=dt,
+        threads=_kernels.num_threads(),
+        file_bytes=int(size_gb * 1e9),
+        peak_rss_bytes=int(peak_mb * 2**20),
+        note="whole command in a fresh process",
+    )
+
+
+def run(quick: bool = False, stream_n: int | None = None) -> list[dict]:
+    """Measure; ``quick``: a smoke run on tiny sizes (timings meaningless)."""
+    records = bench_inmemory(False, smoke=quick)
+    for n in ((1000,) if quick else (10_000, 100_000)) if stream_n is None else (stream_n,):
+        records.append(bench_streaming(n, 32 if quick else 64))
+    return records
 
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()
-    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--quick", action="store_true", help="smoke run: tiny sizes")
     ap.add_argument("--stream-n", type=int, default=None, help="patterns for the streaming run")
     a = ap.parse_args()
-    bench_inmemory(a.quick)
-    for n in ((20_000,) if a.quick else (10_000, 100_000)) if a.stream_n is None else (a.stream_n,):
-        bench_streaming(n)
+    run(a.quick, a.stream_n)

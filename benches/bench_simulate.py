@@ -1,6 +1,7 @@
 """Throughput of the fused simulation against the best vectorised NumPy/SciPy equivalent.
 
-Run as ``python benches/bench_simulate.py`` (``--quick`` for a smoke run). Prints patterns/s
+Run as ``python benches/bench_simulate.py`` (``--quick`` for a smoke run on tiny sizes);
+``run(quick)`` returns the records (``benches/_harness.py``). Prints patterns/s
 and ratios for N = 64 and 128 on a 512² random complex object with the default-recipe probe,
 random sub-pixel positions, and Poisson noise off and at 1e6 and 1e9 photons per pattern
 (``scale = sqrt(nphotons / mean illuminated energy)``). Both sides compute the reference's
@@ -21,6 +22,7 @@ import numpy as np
 import scipy.fft
 import scipy.ndimage
 import scipy.signal
+from _harness import record
 
 from ptyfast import _kernels as K
 
@@ -28,7 +30,7 @@ BATCH = 512  # patterns per NumPy batch: large enough to vectorise, small enough
 
 
 def default_probe(n: int) -> np.ndarray:
-    """The reference's default probe recipe (reference-behavior.md §2)."""
+    """The reference's default-probe recipe, written out (``get_default_probe(n)``)."""
     w = scipy.signal.windows.gaussian(n, std=n / (0.7 * np.pi**2), sym=True)
     w = w / w.max()
     mask = (np.outer(w, w) > 0.5).astype(np.float64)
@@ -58,7 +60,7 @@ def numpy_patches(objp: np.ndarray, pad: int, pos: np.ndarray, n: int) -> np.nda
     )
 
 
-def numpy_simulate(obj, pos, probe, scale, seed, poisson):
+def numpy_simulate(obj, pos, probe, scale, seed, poisson, workers=-1):
     n = probe.shape[0]
     rng = np.random.default_rng(seed)
     pad = n + 2
@@ -68,7 +70,7 @@ def numpy_simulate(obj, pos, probe, scale, seed, poisson):
     for a in range(0, len(pos), BATCH):
         b = min(a + BATCH, len(pos))
         field = numpy_patches(objp, pad, pos[a:b], n) * sprobe
-        amp = np.abs(np.fft.fftshift(scipy.fft.fft2(field, workers=-1), axes=(1, 2)))
+        amp = np.abs(np.fft.fftshift(scipy.fft.fft2(field, workers=workers), axes=(1, 2)))
         amp /= np.float32(n)
         if poisson:
             amp = np.sqrt(rng.poisson(amp.astype(np.float64) ** 2)).astype(np.float32)
@@ -76,12 +78,12 @@ def numpy_simulate(obj, pos, probe, scale, seed, poisson):
     return out
 
 
-def scipy_fft_only(patches, probe, scale):
+def scipy_fft_only(patches, probe, scale, workers=-1):
     n = probe.shape[0]
     out = np.empty(patches.shape, np.float32)
     sprobe = (probe * np.float32(scale)).astype(np.complex64)
     for a in range(0, len(patches), BATCH):
-        f = scipy.fft.fft2(patches[a : a + BATCH] * sprobe, workers=-1)
+        f = scipy.fft.fft2(patches[a : a + BATCH] * sprobe, workers=workers)
         out[a : a + BATCH] = np.abs(np.fft.fftshift(f, axes=(1, 2))) / np.float32(n)
     return out
 
@@ -95,15 +97,13 @@ def best_time(fn, repeats):
     return best
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="few patterns, one repeat")
-    args = ap.parse_args()
+def run(quick: bool = False) -> list[dict]:
+    """Measure; one record per (N, case, variant). ``quick``: a smoke run on tiny sizes."""
     sizes = [(64, 20_000), (128, 5_000)]
-    if args.quick:
-        sizes = [(64, 1_000), (128, 250)]
-    reps = 1 if args.quick else 7  # ptyfast runs are short: best of several damps noise
-    if not args.quick:
+    if quick:
+        sizes = [(64, 200), (128, 50)]
+    reps = 1 if quick else 7  # ptyfast runs are short: best of several damps noise
+    if not quick:
         # On a fresh VM the first touch of memory is slow (host-side faults, ~ms per 2 MiB
         # page) whoever allocates it; touch a few GiB once so both sides see warm memory.
         np.ones(4 << 30, np.uint8).sum()
@@ -112,13 +112,40 @@ def main() -> None:
     side = 512
     obj = rng.random((side, side)) * np.exp(1j * rng.uniform(0, 2 * np.pi, (side, side)))
     obj = obj.astype(np.complex64)
+    threads, workers = K.num_threads(), os.cpu_count()
     print(
-        f"ptyfast simulate benchmark: {os.cpu_count()} CPUs, {K.num_threads()} kernel threads, "
+        f"ptyfast simulate benchmark: {os.cpu_count()} CPUs, {threads} kernel threads, "
         f"{side}x{side} object; outputs are fresh arrays on every run (both sides); "
         f"ptyfast best of {reps}, NumPy best of 1 (fused) / {reps} (FFT)"
     )
     stub_noted = False
-    rows = []
+    records = []
+
+    def add(n, m, what, stage, t_ours, t_np, reps_np, **params):
+        common = dict(stage=stage, N=n, n=m, object=f"{side}x{side}", **params)
+        records.append(
+            record(
+                "simulate",
+                what,
+                variant="ptyfast",
+                seconds=t_ours,
+                threads=threads,
+                repeats=reps,
+                **common,
+            )
+        )
+        records.append(
+            record(
+                "simulate",
+                what,
+                variant="numpy",
+                seconds=t_np,
+                threads=workers,
+                repeats=reps_np,
+                **common,
+            )
+        )
+
     for n, m in sizes:
         probe = default_probe(n)
         pos = rng.uniform(n / 2, side - n / 2, (m, 2))
@@ -144,16 +171,26 @@ def main() -> None:
             kw = dict(scale=scale, poisson=poisson, seed=3, divide_by_scale=True)
             t_ours = best_time(partial(K.simulate, obj, pos, probe, **kw), reps)
             t_np = best_time(partial(numpy_simulate, obj, pos, probe, scale, 3, poisson), 1)
-            rows.append((n, m, f"fused, poisson {label}", m / t_ours, m / t_np))
+            add(n, m, f"fused, poisson {label}", "end-to-end", t_ours, t_np, 1, photons=nph)
         patches = K.extract_patches(obj, pos, n)
         t_ours = best_time(partial(K.diffract, patches, probe, 2.0), reps)
         t_np = best_time(partial(scipy_fft_only, patches, probe, 2.0), reps)
-        rows.append((n, m, "FFT stage only", m / t_ours, m / t_np))
+        add(n, m, "FFT stage only", "fft", t_ours, t_np, reps)
         del patches
-
     print(f"{'N':>4} {'M':>7}  {'what':<22} {'ptyfast/s':>11} {'numpy/s':>10} {'ratio':>7}")
-    for n, m, what, ours, theirs in rows:
-        print(f"{n:>4} {m:>7}  {what:<22} {ours:>11.0f} {theirs:>10.0f} {ours / theirs:>6.1f}x")
+    for ours, theirs in zip(records[::2], records[1::2], strict=True):
+        print(
+            f"{ours['N']:>4} {ours['n']:>7}  {ours['case']:<22} {ours['rate']:>11.0f} "
+            f"{theirs['rate']:>10.0f} {ours['rate'] / theirs['rate']:>6.1f}x"
+        )
+    return records
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="smoke run: tiny sizes, one repeat")
+    args = ap.parse_args()
+    run(args.quick)
 
 
 if __name__ == "__main__":

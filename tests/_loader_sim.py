@@ -2,7 +2,7 @@
 
 Independent of ptyfast on purpose: the far field is ``|fftshift(fft2(O·P))| / N`` (README
 conventions), the intensity scale ``s = sqrt(nphotons / mean Σ|O·P|²)``, and the grouped dict
-follows the reference's key layout (reference-behavior §8.4).
+follows the reference's key layout (``docs/guides/grouping.md``).
 """
 
 from __future__ import annotations

@@ -31,7 +31,7 @@ def test_extract_coords_matches_the_reference_example():
 
 
 def test_ramp_image_patch_origins():
-    # reference-behavior §6: N=64, g=2, size 128, outer_offset 16
+    # the reference's grid: N=64, g=2, size 128, outer_offset 16
     size = 128
     rows, cols = np.mgrid[:size, :size]
     ramp = (rows * 1000 + cols).astype(np.float64)[None, ..., None]

@@ -1,6 +1,6 @@
 """Grouping: ptyfast against an independent NumPy/SciPy implementation of the reference.
 
-The reference (PtychoPINN ``RawData``, see reference-behavior §8) seeds NumPy's legacy global
+The reference (PtychoPINN ``RawData``, ``docs/guides/grouping.md``) seeds NumPy's legacy global
 RNG and uses ``cKDTree``; ``ref_efficient`` / ``ref_oversampling`` below re-implement that
 algorithm from its description with ``np.random.RandomState`` and ``cKDTree``. Random real
 positions have distinct neighbour distances, so indices must agree exactly.
@@ -32,7 +32,7 @@ def _neighbours(tree, pts, seeds, K):
 
 
 def ref_efficient(x, y, nsamples, K, C, seed, seed_indices=None):
-    """§8.2 with an explicit RandomState in place of the global one."""
+    """Sample-then-group with an explicit RandomState in place of the global one."""
     n = len(x)
     if n < C or K < C:
         raise ValueError("n < C or K < C")
@@ -57,7 +57,7 @@ def ref_efficient(x, y, nsamples, K, C, seed, seed_indices=None):
 
 
 def ref_oversampling(x, y, nsamples, K, C, seed, seed_indices=None):
-    """§8.3 with an explicit RandomState."""
+    """K-choose-C oversampling with an explicit RandomState."""
     rs = np.random.RandomState(seed)
     n = len(x)
     if n < C or K < C:
@@ -97,7 +97,7 @@ def ref_oversampling(x, y, nsamples, K, C, seed, seed_indices=None):
 
 
 def ref_mode(x, y, nsamples, K, C, seed, sequential, pool=None):
-    """§8.1 routing."""
+    """The reference's choice between the standard and the oversampling path."""
     n = len(x)
     si = np.arange(min(nsamples, n)) if sequential else None
     if nsamples > n and C > 1:
@@ -221,7 +221,7 @@ def test_property_modes_match_reference(n, nsamples, gridsize, extra_k, seed, se
         with pytest.raises(ValueError):
             G.generate_groups_efficiently(x, y, nsamples, K, C, seed=seed)
         return
-    d = np.zeros((n, 2, 2), np.float32)
+    d = np.ones((n, 2, 2), np.float32)  # any non-zero patterns (zeros cannot be normalised)
     out = G.group_dataset(
         x,
         y,
@@ -317,7 +317,9 @@ def test_group_dataset_arrays(gridsize):
         "objectGuess",
         "sample_indices",
         "X_full",
+        "seed",
     ]
+    assert out["seed"] == 7
     dif = np.transpose(d[nn], [0, 2, 3, 1])
     assert out["diffraction"].dtype == np.float32
     np.testing.assert_array_equal(out["diffraction"], dif)
@@ -516,7 +518,7 @@ def _call(**kw):
             ValueError,
             "neighbor_pool_size",
         ),
-        ({"K": 3}, ValueError, "K must be >= C"),
+        ({"K": 3}, ValueError, "K=3 must be >= C=4"),
         ({"gridsize": 5}, ValueError, "at least C = 25 points"),
         ({"nsamples": 0}, ValueError, "nsamples must be >= 1"),
         ({"nsamples": 2.5}, TypeError, "nsamples must be an integer"),
@@ -547,7 +549,7 @@ def test_group_selection_errors():
     x, y = positions(10)
     with pytest.raises(ValueError, match="at least C"):
         G.generate_groups_efficiently(x[:3], y[:3], 1, 4, 4, seed=0)
-    with pytest.raises(ValueError, match="K must be >= C"):
+    with pytest.raises(ValueError, match="K=3 must be >= C=4"):
         G.generate_groups_with_oversampling(x, y, 50, 3, 4, seed=0)
     with pytest.raises(ValueError, match="seed_indices"):
         G.generate_groups_efficiently(x, y, 5, 4, 4, seed=0, seed_indices=[0, 10])

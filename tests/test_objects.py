@@ -1,6 +1,6 @@
 """Object generators: exact re-derivations (lines, points), GRF statistics, dispatch.
 
-The re-derivations below follow reference-behavior.md §3 and draw, like the reference,
+The re-derivations below follow the reference's object recipes and draw, like the reference,
 from NumPy's *global* RNG after ``np.random.seed(seed)`` (the ``global_rng`` fixture
 restores the global state afterwards); ptyfast must give the same arrays from a private
 ``RandomState`` without touching the global one.

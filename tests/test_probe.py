@@ -22,7 +22,7 @@ def _fresh_params():
 
 
 def reference_default_probe(N: int, scale: float = 0.7) -> np.ndarray:
-    """The recipe of reference-behavior.md §2, written out independently."""
+    """The reference's default-probe recipe, written out independently."""
     w = gaussian(N, std=N / (scale * np.pi**2), sym=True)
     w = w / w.max()
     mask = np.outer(w, w) > 0.5

@@ -113,7 +113,12 @@ def test_ptyfast_error_crosses_a_spawn_pool():
 # --------------------------------------------------------------------------- Ctrl-C
 
 LONG_RUN = r"""
+import signal
 import time
+
+# A job a non-interactive shell starts in the background inherits SIGINT ignored, and Python
+# then installs no handler: restore the default one, which is what an interactive user has.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 import numpy as np
 from ptyfast.config import ModelConfig, TrainingConfig
 from ptyfast.nongrid_simulation import generate_simulated_data

@@ -1,7 +1,7 @@
 """The TensorFlow reference of the grid path against independent NumPy computations.
 
 Everything expected here is computed with plain NumPy slicing, a float64 bilinear sampler
-and ``numpy.fft`` from the behaviour described in reference-behavior.md (sections 3.5, 5, 6),
+and ``numpy.fft`` from the reference's behaviour (``ptyfast.tf_reference``'s docstring),
 never with TensorFlow.
 """
 

@@ -2,9 +2,11 @@
 
 Every public function here checks and coerces its arguments (dtype, contiguity, shape,
 finiteness, ranges) and raises :class:`ValueError` / :class:`TypeError` naming the argument,
-the expected and the received value *before* any Rust code runs. Inputs are never modified:
-arrays that already have the right dtype and layout are passed as read-only views, everything
-else is copied.
+the expected and the received value *before* any Rust code runs. Output sizes are compared
+with the available memory first (:func:`require_memory`, the one helper every layer uses), and
+scales that would overflow the float32 far field are refused (:func:`check_field_range`).
+Inputs are never modified: arrays that already have the right dtype and layout are passed as
+read-only views, everything else is copied.
 
 Conventions are those of the README ("Conventions"): coordinates in object pixels with
 ``x`` = column and ``y`` = row, position ``(x, y)`` sampled at patch pixel ``(N//2, N//2)``,
@@ -14,6 +16,7 @@ intensities), one random stream per pattern derived from ``(seed, pattern index)
 
 from __future__ import annotations
 
+import math
 import numbers
 import os
 from typing import Any, NamedTuple
@@ -24,6 +27,11 @@ from . import _core
 from ._core import PtyfastError
 
 __all__ = [
+    "available_memory",
+    "require_memory",
+    "check_field_range",
+    "check_coordinate_range",
+    "MAX_COORDINATE",
     "from_tensor",
     "legacy_random_state",
     "legacy_seed",
@@ -65,6 +73,146 @@ __all__ = [
 ]
 
 SeedLike = int | np.integer | np.random.Generator | np.random.RandomState | None
+
+
+# --------------------------------------------------------------------------- memory
+
+
+def _meminfo_available() -> int | None:
+    """``MemAvailable`` of ``/proc/meminfo`` in bytes (Linux), or ``None``."""
+    try:
+        with open("/proc/meminfo", "rb") as f:
+            for line in f:
+                if line.startswith(b"MemAvailable:"):
+                    parts = line.split()
+                    unit = 1024 if parts[2:3] == [b"kB"] else 1
+                    return int(parts[1]) * unit
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def _cgroup_available() -> int | None:
+    """What the process's cgroup (v2) still allows, ``memory.max - memory.current``, or
+    ``None`` without a limit. Containers often cap memory far below the host's MemAvailable."""
+    try:
+        with open("/proc/self/cgroup") as f:
+            rel = next((ln.split(":", 2)[2].strip() for ln in f if ln.startswith("0::")), None)
+        if rel is None:
+            return None
+        base = os.path.join("/sys/fs/cgroup", rel.lstrip("/"))
+        with open(os.path.join(base, "memory.max")) as f:
+            limit = f.read().strip()
+        if limit == "max":
+            return None
+        with open(os.path.join(base, "memory.current")) as f:
+            current = int(f.read().strip())
+        return max(0, int(limit) - current)
+    except (OSError, ValueError, StopIteration, IndexError):
+        return None
+
+
+def available_memory() -> tuple[int | None, str]:
+    """Bytes of memory this process can still allocate without swapping, and their source.
+
+    On Linux, ``MemAvailable`` from ``/proc/meminfo`` (the kernel's estimate of memory
+    available to new allocations without swapping), lowered to the room left under the
+    process's cgroup-v2 ``memory.max`` when one is set. Elsewhere the free physical pages
+    (``os.sysconf('SC_AVPHYS_PAGES')``), else the total physical memory; ``(None, reason)``
+    when nothing can be read (then only the address-space limit applies).
+
+    Returns
+    -------
+    (int or None, str)
+        The byte count and where it came from (``'MemAvailable'``, ``'cgroup memory.max'``,
+        ``'free physical memory'``, ``'physical memory'`` or ``'unknown'``).
+
+    Examples
+    --------
+    >>> n, source = available_memory()
+    >>> n is None or n > 0
+    True
+    """
+    avail, source = _meminfo_available(), "MemAvailable"
+    if avail is None:
+        for key, src in (
+            ("SC_AVPHYS_PAGES", "free physical memory"),
+            ("SC_PHYS_PAGES", "physical memory"),
+        ):
+            try:
+                avail = os.sysconf(key) * os.sysconf("SC_PAGE_SIZE")
+                source = src
+                break
+            except (AttributeError, ValueError, OSError):
+                continue
+    cg = _cgroup_available()
+    if cg is not None and (avail is None or cg < avail):
+        avail, source = cg, "cgroup memory.max"
+    if avail is None:
+        return None, "unknown"
+    return int(avail), source
+
+
+def _human(nbytes: int) -> str:
+    for unit, size in (("TiB", 2**40), ("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if nbytes >= size:
+            return f"{nbytes / size:.3g} {unit}"
+    return f"{nbytes} B"
+
+
+#: Allocations above this many bytes can never be addressed (``isize::MAX`` / NumPy's limit).
+_ADDRESS_LIMIT = 2**63 - 1
+
+
+def require_memory(what: str, nbytes: int) -> None:
+    """Refuse an allocation of ``nbytes`` that the machine cannot hold, *before* making it.
+
+    The one check every size computed from user input goes through (in this module, the
+    compatibility layer and the model wing): sizes are exact Python integers (no overflow),
+    compared with :func:`available_memory`. Call it with the total of the arrays a step is
+    about to create.
+
+    Parameters
+    ----------
+    what : str
+        What would be allocated, in the user's terms, naming the argument that sets its size
+        (e.g. ``"nsamples=10**12 groups of 4 patterns of 8 x 8 float32"``); starts the message.
+    nbytes : int
+        The bytes needed (an exact integer; any size is accepted, negative counts as 0).
+
+    Raises
+    ------
+    ValueError
+        ``"<what> needs <nbytes> bytes (<human>), but only <available> bytes (<human>) are
+        available (<source>)"`` when ``nbytes`` exceeds the available memory, and
+        ``"... more than any machine can address"`` above 2**63 - 1 bytes (also when the
+        available memory cannot be read).
+    TypeError
+        If ``nbytes`` is not an integer.
+
+    Examples
+    --------
+    >>> require_memory("a small buffer", 1024)
+    >>> require_memory("nsamples=2**62 groups", 2**65)
+    Traceback (most recent call last):
+    ...
+    ValueError: nsamples=2**62 groups needs 36893488147419103232 bytes (3.36e+07 TiB), more \
+than any machine can address (9223372036854775807 bytes)
+    """
+    if isinstance(nbytes, bool) or not isinstance(nbytes, numbers.Integral):
+        raise TypeError(f"nbytes must be an integer, got {type(nbytes).__name__}")
+    need = max(0, int(nbytes))
+    if need > _ADDRESS_LIMIT:
+        raise ValueError(
+            f"{what} needs {need} bytes ({_human(need)}), more than any machine can address "
+            f"({_ADDRESS_LIMIT} bytes)"
+        )
+    avail, source = available_memory()
+    if avail is not None and need > avail:
+        raise ValueError(
+            f"{what} needs {need} bytes ({_human(need)}), but only {avail} bytes "
+            f"({_human(avail)}) are available ({source})"
+        )
 
 
 # --------------------------------------------------------------------------- coercion helpers
@@ -129,11 +277,25 @@ def as_array(
             raise ValueError(f"{name} must have shape {want}, got {arr.shape}")
     if nonempty and arr.size == 0:
         raise ValueError(f"{name} must not be empty, got shape {arr.shape}")
-    if finite and kind in "fc" and not np.all(np.isfinite(arr)):
+    narrowing = (
+        kind in "fc" and target.kind in "fc" and np.finfo(target).bits < np.finfo(arr.dtype).bits
+    )
+    if finite and kind in "fc" and not narrowing and not np.all(np.isfinite(arr)):
         raise ValueError(f"{name} must be finite, got NaN or inf values")
     if nonnegative and arr.size and np.min(arr.real) < 0:
         raise ValueError(f"{name} must be non-negative, got minimum {np.min(arr.real)}")
-    return np.ascontiguousarray(arr, dtype=target)
+    with np.errstate(over="ignore", invalid="ignore"):
+        out = np.ascontiguousarray(arr, dtype=target)
+    if finite and narrowing and not np.all(np.isfinite(out)):
+        # Checked after the cast: finite float64 beyond the float32 range becomes inf there.
+        if not np.all(np.isfinite(arr)):
+            raise ValueError(f"{name} must be finite, got NaN or inf values")
+        big = float(np.max(np.abs(arr).reshape(-1)[~np.isfinite(out).reshape(-1)]))
+        raise ValueError(
+            f"{name} must fit {target} (|value| <= {float(np.finfo(target).max):.4g}), "
+            f"got a value of magnitude {big:.4g}"
+        )
+    return out
 
 
 def as_complex_image(name: str, a: Any, *, shape: tuple[int, int] | None = None) -> np.ndarray:
@@ -151,21 +313,54 @@ def as_positions(name: str, a: Any) -> np.ndarray:
     return as_array(name, a, np.float64, shape=(None, 2), allow_complex=False)
 
 
-def _positive_int(name: str, v: Any, *, minimum: int = 1) -> int:
-    if isinstance(v, bool) or not isinstance(v, numbers.Integral):
+def _positive_int(name: str, v: Any, *, minimum: int = 1, maximum: int = 2**63 - 1) -> int:
+    """``v`` as an ``int`` in ``[minimum, maximum]``: Python/NumPy integers only (no bool, no
+    float such as ``2.5`` or ``64.0``, no string such as ``"64"``)."""
+    v = from_tensor(v)
+    if isinstance(v, np.ndarray) and v.ndim == 0 and v.dtype.kind in "iu":
+        v = v.item()
+    if isinstance(v, bool | np.bool_) or not isinstance(v, numbers.Integral):
         raise TypeError(f"{name} must be an integer, got {type(v).__name__} {v!r}")
     if int(v) < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {v}")
+    if int(v) > maximum:
+        raise ValueError(f"{name} must be <= {maximum}, got {v}")
     return int(v)
 
 
-def _positive_float(name: str, v: Any) -> float:
+def _real_number(name: str, v: Any, what: str = "a finite number") -> float:
+    """``v`` as a finite ``float``: real Python/NumPy numbers (and 0-d real arrays or scalar
+    tensors) only; no bool, string or complex. Integers too large for float64 are a
+    ``ValueError``, not an ``OverflowError``."""
     v = from_tensor(v)
+    if isinstance(v, np.ndarray) and v.ndim == 0 and v.dtype.kind in "iuf":
+        v = v.item()
+    if isinstance(v, bool | np.bool_) or not isinstance(v, numbers.Real):
+        raise TypeError(f"{name} must be {what}, got {type(v).__name__} {v!r}")
     try:
         f = float(v)
-    except (TypeError, ValueError) as exc:
-        raise TypeError(f"{name} must be a positive number, got {type(v).__name__}") from exc
-    if not np.isfinite(f) or f <= 0:
+    except OverflowError:
+        raise ValueError(f"{name} must be {what}, got an integer too large for float64") from None
+    if not math.isfinite(f):
+        raise ValueError(f"{name} must be {what}, got {f}")
+    return f
+
+
+def _flag(name: str, v: Any) -> bool:
+    """A boolean argument: ``bool``, ``numpy.bool_`` or the integers 0 and 1 (not ``"yes"``,
+    ``None`` or other truthy objects, which would silently pick a branch)."""
+    v = from_tensor(v)
+    if isinstance(v, bool | np.bool_):
+        return bool(v)
+    if isinstance(v, numbers.Integral) and int(v) in (0, 1):
+        return bool(v)
+    raise TypeError(f"{name} must be True or False, got {type(v).__name__} {v!r}")
+
+
+def _positive_float(name: str, v: Any) -> float:
+    """``v`` as a positive finite ``float`` (see :func:`_real_number` for the types)."""
+    f = _real_number(name, v, "a positive finite number")
+    if f <= 0:
         raise ValueError(f"{name} must be a positive finite number, got {f}")
     return f
 
@@ -232,6 +427,126 @@ def _check_probe(probe: Any, n: int | None = None, name: str = "probe") -> np.nd
     return p
 
 
+#: Largest coordinate magnitude the neighbour search accepts: squared distances between such
+#: points, ``(2 * 1e150)**2 * 2 = 8e300``, stay far inside float64.
+MAX_COORDINATE = 1e150
+
+#: The largest value the float32 far field may reach *before* its modulus is taken: the
+#: kernels form ``re**2 + im**2`` in float32 (as the reference), so ``|FFT2(field)|**2`` must
+#: stay below ``float32.max``; the factor 2 covers the FFT's rounding.
+_F32_SQUARE_LIMIT = float(np.finfo(np.float32).max) / 2
+
+
+def check_coordinate_range(name: str, coords: np.ndarray) -> None:
+    """Refuse coordinates whose squared distances would overflow float64 (|value| > 1e150).
+
+    ``coords`` is a finite float64 array (already checked). Such coordinates made the
+    neighbour search meaningless (infinite distances) and could make it fail.
+
+    Raises
+    ------
+    ValueError
+        ``"<name> must lie within +-1e+150 (squared distances must fit float64), got <v> at
+        index <i>"``.
+    """
+    if coords.size == 0:
+        return
+    mags = np.abs(coords)
+    i = int(np.argmax(mags))
+    if mags.flat[i] > MAX_COORDINATE:
+        where = np.unravel_index(i, coords.shape)
+        idx = where[0] if len(where) == 1 else tuple(int(w) for w in where)
+        raise ValueError(
+            f"{name} must lie within +-{MAX_COORDINATE:g} (squared distances must fit "
+            f"float64), got {coords.flat[i]:g} at index {idx}"
+        )
+
+
+def check_field_range(
+    scale: float,
+    max_object: float,
+    probe_l1: float,
+    *,
+    name: str,
+    value: Any,
+    limit_of: str = "scale",
+) -> None:
+    """Refuse an intensity scale whose far field would overflow float32 (silent NaN/inf).
+
+    For any pattern, ``|FFT2(s * probe * patch)[k]| <= s * max|patch| * sum|probe|``; the
+    kernels square that in float32, so ``(s * max|object| * sum|probe|)**2`` must stay below
+    ``float32.max / 2``. The bound is reached by a flat object under a real, positive probe (the
+    zero-frequency pixel); it also keeps ``s * probe`` and every Poisson rate within the
+    sampler's range. ``s`` must be a positive float32 (not rounded to 0 or inf).
+
+    Parameters
+    ----------
+    scale : float
+        The intensity scale ``s`` about to be used (float32 value).
+    max_object : float
+        ``max |patch|`` (or ``max |object|``, an upper bound of it).
+    probe_l1 : float
+        ``sum |probe|`` over all pixels.
+    name, value
+        The user's argument that set ``s`` (``'nphotons'``, ``'intensity_scale'``, ``'scale'``)
+        and its value, for the message.
+    limit_of : {'scale', 'photons'}
+        How the user's argument enters: ``s`` itself (``'scale'``: the largest allowed value
+        scales like ``s``) or ``nphotons`` (``'photons'``: it scales like ``s**2``).
+
+    Raises
+    ------
+    ValueError
+        ``"nphotons = 1e+38 would overflow the float32 far field: (s * max|object| *
+        sum|probe|)**2 = ... exceeds float32.max / 2 = ...; at most nphotons = ... fits this
+        object and probe"``; or the scale underflows/overflows float32.
+    """
+    s32 = np.float32(scale)
+    if not (np.isfinite(s32) and s32 >= np.finfo(np.float32).tiny):
+        raise ValueError(
+            f"{name} = {value!r} gives an intensity scale s = {float(scale):.4g} outside the "
+            "float32 range of normal numbers (1.2e-38 .. 3.4e38)"
+        )
+    bound = (float(s32) * float(max_object) * float(probe_l1)) ** 2
+    if not math.isfinite(bound) or bound > _F32_SQUARE_LIMIT:
+        ratio = _F32_SQUARE_LIMIT / bound if math.isfinite(bound) and bound > 0 else 0.0
+        try:
+            v = float(value)
+        except (TypeError, ValueError, OverflowError):
+            v = math.nan
+        largest = v * ratio if limit_of == "photons" else v * math.sqrt(ratio)
+        raise ValueError(
+            f"{name} = {value!r} would overflow the float32 far field: "
+            f"(s * max|object| * sum|probe|)**2 = {bound:.3g} exceeds float32.max / 2 = "
+            f"{_F32_SQUARE_LIMIT:.3g} (s = {float(s32):.4g}); at most {name} = {largest:.3g} "
+            "fits this object and probe"
+        )
+
+
+#: ``|z|**2`` of a complex64 value is formed in float32: ``|z|`` must stay below this.
+_F32_SQRT_LIMIT = math.sqrt(_F32_SQUARE_LIMIT)
+
+
+def _check_product_range(obj: np.ndarray, probe: np.ndarray) -> None:
+    """Refuse an object and probe whose products' squared moduli would overflow float32 (the
+    energies square ``probe * patch`` in float32, as the reference does)."""
+    bound = _max_abs(obj) * _max_abs(probe)
+    if not bound <= _F32_SQRT_LIMIT:
+        raise ValueError(
+            f"obj and probe values must keep |probe * obj|**2 within float32 "
+            f"(max|obj| * max|probe| <= {_F32_SQRT_LIMIT:.3g}), got {bound:.4g}"
+        )
+
+
+def _max_abs(a: np.ndarray) -> float:
+    """``max |a|`` in float64 (0 for an empty array)."""
+    if a.size == 0:
+        return 0.0
+    if a.dtype.kind == "c":
+        return float(np.max(np.abs(a)))
+    return float(max(abs(float(a.max())), abs(float(a.min()))))
+
+
 # --------------------------------------------------------------------------- kernels
 
 
@@ -274,6 +589,8 @@ def extract_patches(obj: Any, positions: Any, N: int) -> np.ndarray:
     o = as_complex_image("obj", obj)
     p = as_positions("positions", positions)
     n = _positive_int("N", N)
+    m = p.shape[0]
+    require_memory(f"extract_patches: {m} patches of N = {n} (complex64)", m * n * n * 8)
     return _core.extract_patches(o, p, n)
 
 
@@ -314,7 +631,10 @@ def diffract(patches: Any, probe: Any, scale: float = 1.0) -> np.ndarray:
     if pa.shape[1] != pa.shape[2]:
         raise ValueError(f"patches must be (M, N, N), got {pa.shape}")
     pr = _check_probe(probe, pa.shape[1])
-    return _core.diffract(pa, pr, np.float32(_positive_float("scale", scale)))
+    sc = _positive_float("scale", scale)
+    check_field_range(sc, _max_abs(pa), float(np.sum(np.abs(pr))), name="scale", value=scale)
+    require_memory(f"diffract: {pa.shape[0]} float32 patterns", pa.nbytes // 2)
+    return _core.diffract(pa, pr, np.float32(sc))
 
 
 def observe_amplitudes(
@@ -368,6 +688,7 @@ def observe_amplitudes(
     )
     s = resolve_seed(seed)
     fi = _positive_int("first_index", first_index, minimum=0)
+    require_memory(f"observe_amplitudes: {a.shape[0]} float32 patterns", a.nbytes)
     return _core.poisson_amplitudes(a, s, fi)
 
 
@@ -406,7 +727,10 @@ def poisson_counts(rates: Any, seed: SeedLike = None, *, stream: int = 0) -> np.
     True
     """
     r = as_array("rates", rates, np.float64, ndim=1, allow_complex=False, nonnegative=True)
-    return _core.poisson_counts(r, resolve_seed(seed), _positive_int("stream", stream, minimum=0))
+    seed_value = resolve_seed(seed)
+    st = _positive_int("stream", stream, minimum=0)
+    require_memory(f"poisson_counts: {r.size} float64 counts", r.nbytes)
+    return _core.poisson_counts(r, seed_value, st)
 
 
 def illuminated_energy(obj: Any, positions: Any, probe: Any) -> np.ndarray:
@@ -445,6 +769,7 @@ def illuminated_energy(obj: Any, positions: Any, probe: Any) -> np.ndarray:
     o = as_complex_image("obj", obj)
     p = as_positions("positions", positions)
     pr = _check_probe(probe)
+    _check_product_range(o, pr)
     return _core.illuminated_energy(o, p, pr)
 
 
@@ -533,11 +858,18 @@ def simulate(
     o = as_complex_image("obj", obj)
     p = as_positions("positions", positions)
     pr = _check_probe(probe)
-    sc = np.float32(_positive_float("scale", scale))
+    scale_value = _positive_float("scale", scale)
+    check_field_range(
+        scale_value, _max_abs(o), float(np.sum(np.abs(pr))), name="scale", value=scale
+    )
+    sc = np.float32(scale_value)
     s = resolve_seed(seed) if poisson else None
     fi = _positive_int("first_index", first_index, minimum=0)
     buffers = (out, out_patches, out_energies)
     if not return_energies and all(b is None for b in buffers):
+        m, n = p.shape[0], pr.shape[0]
+        per = n * n * (12 if return_patches else 4)
+        require_memory(f"simulate: {m} patterns of N = {n}", m * per)
         return _core.simulate(o, p, pr, sc, s, fi, bool(divide_by_scale), bool(return_patches))
     return _simulate_into(
         o, p, pr, sc, s, fi, bool(divide_by_scale), bool(return_patches), *buffers
@@ -564,7 +896,7 @@ def _simulate_into(
     fresh = (
         m * n * n * ((4 if out is None else 0) + (8 if want_patches and out_patches is None else 0))
     )
-    _fits_in_memory("positions", fresh, f"{m} patterns of {n} x {n}")
+    require_memory(f"simulate: {m} patterns of N = {n}", fresh + 8 * m)
     amps = (
         np.empty(shape, np.float32)
         if out is None
@@ -598,9 +930,13 @@ def knn(points: Any, queries: Any, k: int) -> tuple[np.ndarray, np.ndarray]:
     ordered by distance, ties by index."""
     p = as_positions("points", points)
     q = as_positions("queries", queries)
+    check_coordinate_range("points", p)
+    check_coordinate_range("queries", q)
     kk = _positive_int("k", k)
     if kk > p.shape[0]:
         raise ValueError(f"k must be <= the number of points ({p.shape[0]}), got {kk}")
+    # The outputs, plus the tree and the visiting buffers of the same order.
+    require_memory(f"knn: {q.shape[0]} queries x k = {kk}", q.shape[0] * kk * 32 + p.nbytes * 2)
     return _core.knn(p, q, kk)
 
 
@@ -609,6 +945,8 @@ def _coords_1d(x: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
     ys = as_array("ycoords", y, np.float64, ndim=1, allow_complex=False)
     if xs.shape != ys.shape:
         raise ValueError(f"ycoords must have the shape of xcoords {xs.shape}, got {ys.shape}")
+    check_coordinate_range("xcoords", xs)
+    check_coordinate_range("ycoords", ys)
     return xs, ys
 
 
@@ -640,14 +978,33 @@ def sample_then_group(
     x: Any, y: Any, nsamples: int, K: int, C: int, seed: int, seed_indices: Any = None
 ) -> np.ndarray:
     """Reference "sample-then-group" selection; ``(n_seeds, C)`` int64 point indices."""
-    return _core.sample_then_group(*_grouping_args(x, y, nsamples, K, C, seed, seed_indices))
+    args = _grouping_args(x, y, nsamples, K, C, seed, seed_indices)
+    n, ns, k, c = args[0].size, args[2], args[3], args[4]
+    m = min(ns, n)
+    # Output and draws (m * C each), the seed permutation (n), the tree and the query buffers.
+    need = 16 * m * c + 8 * n + 48 * n + 16 * m * min(k + 1, n)
+    require_memory(f"grouping: nsamples = {ns} groups of C = {c}", need)
+    return _core.sample_then_group(*args)
+
+
+def oversampled_bytes(nsamples: int, K: int, C: int, n: int) -> int:
+    """Bytes the K-choose-C oversampling kernel allocates for ``nsamples`` groups of ``C``
+    among ``n`` points with pool size ``K``: the ``(nsamples, C)`` int64 output, the
+    ``nsamples`` drawn pool rows and the neighbour table of the seeds it queries."""
+    seeds = min(2 * nsamples, n)
+    return 16 * nsamples * C + 8 * nsamples + 8 * n + 48 * n + 8 * seeds * (K + 1)
 
 
 def oversample_groups(
     x: Any, y: Any, nsamples: int, K: int, C: int, seed: int, seed_indices: Any = None
 ) -> np.ndarray:
     """Reference K-choose-C oversampling; ``(nsamples, C)`` int64 point indices."""
-    return _core.oversample_groups(*_grouping_args(x, y, nsamples, K, C, seed, seed_indices))
+    args = _grouping_args(x, y, nsamples, K, C, seed, seed_indices)
+    n, ns, k, c = args[0].size, args[2], args[3], args[4]
+    require_memory(
+        f"oversampling: nsamples = {ns} groups of C = {c}", oversampled_bytes(ns, k, c, n)
+    )
+    return _core.oversample_groups(*args)
 
 
 def gather_groups(diff3d: Any, groups: Any) -> np.ndarray:
@@ -656,6 +1013,7 @@ def gather_groups(diff3d: Any, groups: Any) -> np.ndarray:
     g = as_array("groups", groups, np.int64, ndim=2)
     if g.min() < 0 or g.max() >= d.shape[0]:
         raise ValueError(f"groups must index [0, {d.shape[0]}), got [{g.min()}, {g.max()}]")
+    require_memory(f"gather_groups: {g.size} float32 patterns", g.size * d[0].nbytes)
     return _core.gather_groups(d, g)
 
 
@@ -683,9 +1041,12 @@ def gather_groups_scaled(diff3d: Any, groups: Any, scale: float) -> np.ndarray:
     g = as_array("groups", groups, np.int64, ndim=2)
     if g.min() < 0 or g.max() >= d.shape[0]:
         raise ValueError(f"groups must index [0, {d.shape[0]}), got [{g.min()}, {g.max()}]")
-    f = np.float32(scale)
-    if np.isnan(f):
-        raise ValueError(f"scale must not be NaN, got {scale}")
+    f = np.float32(_real_number("scale", scale))
+    if not np.isfinite(f):
+        raise ValueError(f"scale must fit float32, got {scale}")
+    if not np.all(np.isfinite(f * np.array([_max_abs(d)], np.float32))):
+        raise ValueError(f"scale = {scale} times diff3d overflows float32")
+    require_memory(f"gather_groups_scaled: {g.size} float32 patterns", g.size * d[0].nbytes)
     return _core.gather_groups_scaled(d, g, float(f))
 
 
@@ -698,7 +1059,10 @@ def pattern_energies(diff3d: Any) -> np.ndarray:
 
 def legacy_permutation(seed: int, n: int) -> np.ndarray:
     """``numpy.random.RandomState(seed).permutation(n)`` replayed by the core (int64)."""
-    return _core.legacy_permutation(legacy_seed(seed), _positive_int("n", n, minimum=0))
+    s = legacy_seed(seed)
+    nn = _positive_int("n", n, minimum=0)
+    require_memory(f"legacy_permutation: n = {nn}", 16 * nn)
+    return _core.legacy_permutation(s, nn)
 
 
 def legacy_choice(seed: int, n: int, size: int, *, replace: bool = True) -> np.ndarray:
@@ -709,17 +1073,25 @@ def legacy_choice(seed: int, n: int, size: int, *, replace: bool = True) -> np.n
         raise ValueError("n must be >= 1 when size > 0, got 0")
     if not replace and sz > nn:
         raise ValueError(f"size must be <= n ({nn}) without replacement, got {sz}")
-    return _core.legacy_choice(legacy_seed(seed), nn, sz, bool(replace))
+    s = legacy_seed(seed)
+    require_memory(f"legacy_choice: size = {sz}", 16 * sz + (0 if replace else 8 * nn))
+    return _core.legacy_choice(s, nn, sz, bool(replace))
 
 
 def legacy_uniform(seed: int, size: int) -> np.ndarray:
     """``numpy.random.RandomState(seed).random_sample(size)`` replayed by the core."""
-    return _core.legacy_uniform(legacy_seed(seed), _positive_int("size", size, minimum=0))
+    s = legacy_seed(seed)
+    sz = _positive_int("size", size, minimum=0)
+    require_memory(f"legacy_uniform: size = {sz}", 16 * sz)
+    return _core.legacy_uniform(s, sz)
 
 
 def legacy_raw(seed: int, size: int) -> np.ndarray:
     """The first ``size`` raw 32-bit MT19937 outputs of ``RandomState(seed)`` (uint32)."""
-    return _core.legacy_raw(legacy_seed(seed), _positive_int("size", size, minimum=0))
+    s = legacy_seed(seed)
+    sz = _positive_int("size", size, minimum=0)
+    require_memory(f"legacy_raw: size = {sz}", 8 * sz)
+    return _core.legacy_raw(s, sz)
 
 
 def group_diffraction(
@@ -757,10 +1129,33 @@ def group_diffraction(
     energies = _core.pattern_energies(d)
     if not np.all(np.isfinite(energies)):
         raise ValueError("diff3d must be finite, got NaN or inf values")
-    with np.errstate(divide="ignore", invalid="ignore"):
-        f = np.float32(np.sqrt((n / 2) ** 2 / np.mean(energies[g])))
+    f = _normalization_factor(float(np.mean(energies[g])), n, "diff3d")
+    require_memory(
+        f"grouped diffraction and X_full: {g.shape[0]} groups of {g.shape[1]} float32 patterns",
+        2 * g.size * d[0].nbytes,
+    )
     diffraction, x_full = _core.gather_groups_normalized(d, g, float(f))
     return diffraction, x_full, f
+
+
+def _normalization_factor(mean_energy: float, n: int, name: str) -> np.float32:
+    """``float32(sqrt((N/2)**2 / mean_energy))``, the reference's ``normalize_data`` factor.
+
+    Raises ``ValueError`` naming ``name`` when the selected patterns carry no energy (the
+    reference divides by zero there) or the factor leaves the float32 range."""
+    if not mean_energy > 0:
+        raise ValueError(
+            f"{name} is zero in every selected pattern: the normalisation to a mean energy "
+            f"(N/2)**2 divides by the mean energy, got {mean_energy}"
+        )
+    f = np.float32(math.sqrt((n / 2) ** 2 / mean_energy))
+    if not (np.isfinite(f) and f > 0):
+        raise ValueError(
+            f"{name} has a mean pattern energy of {mean_energy:.4g}: the normalisation factor "
+            f"sqrt((N/2)**2 / energy) = {math.sqrt((n / 2) ** 2 / mean_energy):.4g} does not "
+            "fit float32"
+        )
+    return f
 
 
 def gather_groups_complex(patches: Any, groups: Any) -> np.ndarray:
@@ -770,6 +1165,7 @@ def gather_groups_complex(patches: Any, groups: Any) -> np.ndarray:
     g = as_array("groups", groups, np.int64, ndim=2)
     if g.min() < 0 or g.max() >= p.shape[0]:
         raise ValueError(f"groups must index [0, {p.shape[0]}), got [{g.min()}, {g.max()}]")
+    require_memory(f"gather_groups_complex: {g.size} complex64 patches", g.size * p[0].nbytes)
     return _core.gather_groups_complex(p, g)
 
 
@@ -797,6 +1193,10 @@ def extract_grid_patches(
     if p.shape[0] % c:
         raise ValueError(f"positions must have a multiple of C = {c} rows, got {p.shape[0]}")
     if out is None:
+        require_memory(
+            f"extract_grid_patches: {p.shape[0]} patches of N = {n} (two float32 parts)",
+            p.shape[0] * n * n * 8,
+        )
         return _core.extract_grid_patches(im, p, n, c)
     shape = (p.shape[0] // c, n, n, c)
     if len(out) != 2:
@@ -843,7 +1243,8 @@ def illuminate_groups(
     amplitude into ``amplitude`` itself when it is a writeable C-contiguous float32 array,
     sparing a batch-sized allocation; otherwise ``amplitude`` is never modified.
     ``check_finite=False`` skips the finiteness scan for arrays a kernel just produced from
-    checked input.
+    checked input, and the float32 range check of the far field (:func:`check_field_range`,
+    which needs ``max(amplitude)``): the caller must have made that check.
     """
     a = as_array("Y_I", amplitude, np.float32, ndim=4, allow_complex=False, finite=check_finite)
     ph = None
@@ -854,10 +1255,20 @@ def illuminate_groups(
     if a.shape[1] != a.shape[2]:
         raise ValueError(f"Y_I must be (B, N, N, C), got {a.shape}")
     pr = _check_probe(probe, a.shape[1])
-    sc = np.float32(_positive_float("scale", scale))
+    scale_value = _positive_float("scale", scale)
+    if check_finite:
+        check_field_range(
+            scale_value, _max_abs(a), float(np.sum(np.abs(pr))), name="scale", value=scale
+        )
+    sc = np.float32(scale_value)
     s = resolve_seed(seed) if poisson else None
     fi = _positive_int("first_index", first_index, minimum=0)
-    if not (overwrite_amplitude and a is amplitude and a.flags.writeable):
+    in_place = overwrite_amplitude and a is amplitude and a.flags.writeable
+    require_memory(
+        f"illuminate_groups: {a.size // a.shape[1] ** 2} float32 patterns",
+        a.nbytes * (1 if in_place else 2),
+    )
+    if not in_place:
         a = a.copy()
     x = _core.illuminate_groups(a, ph, pr, sc, s, fi)
     return x, a
@@ -869,7 +1280,13 @@ def channel_energies(amplitude: Any, probe: Any, *, check_finite: bool = True) -
     a = as_array("Y_I", amplitude, np.float32, ndim=4, allow_complex=False, finite=check_finite)
     if a.shape[1] != a.shape[2]:
         raise ValueError(f"Y_I must be (B, N, N, C), got {a.shape}")
-    return _core.channel_energies(a, _check_probe(probe, a.shape[1]))
+    pr = _check_probe(probe, a.shape[1])
+    if not _max_abs(pr) <= _F32_SQRT_LIMIT:
+        raise ValueError(
+            f"probe values must keep |probe|**2 within float32 (|probe| <= "
+            f"{_F32_SQRT_LIMIT:.3g}), got {_max_abs(pr):.4g}"
+        )
+    return _core.channel_energies(a, pr)
 
 
 # --------------------------------------------------------------------------- acquisition (M2)

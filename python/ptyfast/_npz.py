@@ -1,4 +1,4 @@
-"""Atomic, streaming NPZ writing and tolerant NPZ reading.
+"""Atomic, streaming NPZ writing and strict, memory-bounded NPZ reading.
 
 An ``.npz`` file is a zip archive of ``.npy`` members. :class:`NpzStreamWriter` writes members
 uncompressed and lets a large member (e.g. ``diff3d`` of a million patterns) be appended
@@ -10,13 +10,18 @@ pickled (object arrays are refused).
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import json
+import logging
+import math
 import os
+import struct
 import zipfile
+import zlib
 from pathlib import Path
 from types import TracebackType
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, NamedTuple
 
 import numpy as np
 from numpy.lib import format as npformat
@@ -24,6 +29,56 @@ from numpy.lib import format as npformat
 from ._atomic import atomic_output
 
 METADATA_KEY = "_metadata"
+
+logger = logging.getLogger(__name__)
+
+#: ``schema_version`` of PtychoPINN's ``MetadataManager`` that :func:`metadata_record` follows.
+METADATA_SCHEMA_VERSION = "1.0.0"
+#: Flat keys that PtychoPINN keeps under ``physics_parameters``.
+_PHYSICS_KEYS = ("nphotons", "N", "gridsize", "intensity_scale")
+_NESTED_KEYS = (
+    "schema_version",
+    "creation_info",
+    "physics_parameters",
+    "additional_parameters",
+    "data_transformations",
+)
+
+
+def metadata_record(metadata: dict[str, Any]) -> dict[str, Any]:
+    """``metadata`` in the schema PtychoPINN's ``MetadataManager`` reads, keeping every key.
+
+    The flat keys ptyfast records (``nphotons``, ``intensity_scale``, ``seed``, ``generator``,
+    ...) stay at the top level, as readers of earlier ptyfast files expect, and are also
+    arranged as the reference arranges them: ``schema_version``, ``creation_info``
+    (``script``), ``physics_parameters`` (``nphotons``, ``N``, ``gridsize``,
+    ``intensity_scale`` when known), ``additional_parameters`` (the rest) and
+    ``data_transformations``. So ``MetadataManager.get_nphotons`` reads the photon count of a
+    ptyfast file instead of falling back to its 1e9 default. Nested entries already present
+    (a record read back and written again) are kept and updated, not nested twice. No
+    timestamp or host name is written: the same inputs give the same file.
+
+    Examples
+    --------
+    >>> r = metadata_record({"nphotons": 1e6, "seed": 3, "generator": "ptyfast 0.1.0"})
+    >>> r["physics_parameters"], r["additional_parameters"], r["nphotons"]
+    ({'nphotons': 1000000.0}, {'seed': 3}, 1000000.0)
+    """
+    flat = {k: v for k, v in metadata.items() if k not in _NESTED_KEYS}
+    record: dict[str, Any] = dict(flat)
+    record["schema_version"] = metadata.get("schema_version", METADATA_SCHEMA_VERSION)
+    creation = dict(metadata.get("creation_info") or {})
+    if "generator" in flat:
+        creation.setdefault("script", flat["generator"])
+    record["creation_info"] = creation
+    physics = dict(metadata.get("physics_parameters") or {})
+    physics.update({k: flat[k] for k in _PHYSICS_KEYS if flat.get(k) is not None})
+    record["physics_parameters"] = physics
+    extra = dict(metadata.get("additional_parameters") or {})
+    extra.update({k: v for k, v in flat.items() if k not in _PHYSICS_KEYS and k != "generator"})
+    record["additional_parameters"] = extra
+    record["data_transformations"] = list(metadata.get("data_transformations") or [])
+    return record
 
 
 class NpzStreamWriter:
@@ -163,28 +218,285 @@ def save_npz(
             w.write_metadata(metadata)
 
 
+# --------------------------------------------------------------------------- reading
+
+#: Members declaring more than this many bytes must not expand more than
+#: :data:`MAX_COMPRESSION_RATIO` times their compressed size (a decompression bomb otherwise).
+RATIO_CHECK_MIN_BYTES = 64 * 2**20
+#: Largest accepted ratio of a large compressed member's declared size to its stored size.
+#: Real data (noisy diffraction, objects, coordinates) compresses far less; only near-constant
+#: data reaches deflate's ceiling of ~1000:1, which is what a small file expanding to gigabytes
+#: is made of. Rewrite such data uncompressed (``numpy.savez``) to read it.
+MAX_COMPRESSION_RATIO = 100
+#: Largest ``.npy`` header accepted (NumPy's own default limit).
+MAX_HEADER_BYTES = 10_000
+#: Bytes read per ``readinto`` call: bounds the temporary copies while a member is read.
+_READ_CHUNK = 16 * 2**20
+
+_READ_ERRORS = (
+    zipfile.BadZipFile,
+    zipfile.LargeZipFile,
+    EOFError,
+    OSError,
+    zlib.error,
+    RuntimeError,
+    NotImplementedError,
+    ValueError,
+    SyntaxError,
+    TypeError,
+    struct.error,
+    UnicodeDecodeError,
+    MemoryError,
+    OverflowError,
+    KeyError,
+)
+
+
+class NpyHeader(NamedTuple):
+    """A member's declared layout: ``shape``, ``dtype``, ``fortran_order``, the header length
+    in bytes and the data bytes it declares."""
+
+    shape: tuple[int, ...]
+    dtype: np.dtype
+    fortran_order: bool
+    header_bytes: int
+    data_bytes: int
+
+
+class NpzReader:
+    """Strict, memory-bounded reader of an ``.npz`` archive; never unpickles.
+
+    * An archive that is not a zip file, or is truncated (no central directory), is a
+      ``ValueError`` naming the file.
+    * A member is read only when asked for (:meth:`read`). Its ``.npy`` header is parsed
+      without NumPy's private helpers; the declared data size must equal what the archive says
+      the member holds, compressed members may not expand more than
+      :data:`MAX_COMPRESSION_RATIO` times once larger than :data:`RATIO_CHECK_MIN_BYTES`, and
+      the declared size must fit in memory (:func:`ptyfast._kernels.require_memory`), all
+      *before* the array is allocated. The data is then read in bounded pieces straight into
+      the array, and the zip CRC is checked. Any failure is a ``ValueError`` naming the file
+      and the key; a member that is present is never silently skipped.
+    * Members holding Python objects (pickles) are reported by :meth:`is_pickled` and refused
+      by :meth:`read`: they are never unpickled.
+
+    Examples
+    --------
+    >>> import numpy as np, tempfile, os
+    >>> path = os.path.join(tempfile.mkdtemp(), "d.npz")
+    >>> np.savez_compressed(path, x=np.arange(4.0))
+    >>> with NpzReader(path) as r:
+    ...     r.keys, r.header("x").shape, r.read("x").sum()
+    (['x'], (4,), np.float64(6.0))
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = os.fspath(path)
+        try:
+            self._zip = zipfile.ZipFile(self.path)
+        except (FileNotFoundError, IsADirectoryError, PermissionError):
+            raise
+        except _READ_ERRORS as exc:
+            raise ValueError(
+                f"{self.path} is not a readable .npz archive (a zip of .npy members): {exc}"
+            ) from None
+        # Only .npy members are arrays; anything else in the zip is not read.
+        self._members = {n[:-4]: n for n in self._zip.namelist() if n.endswith(".npy")}
+        self._headers: dict[str, NpyHeader] = {}
+
+    def __enter__(self) -> NpzReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the archive."""
+        self._zip.close()
+
+    @property
+    def keys(self) -> list[str]:
+        """Member names, without the ``.npy`` suffix, in archive order."""
+        return list(self._members)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._members
+
+    def _fail(self, key: str, why: str) -> ValueError:
+        return ValueError(f"{self.path}: member {key!r} is unreadable: {why}")
+
+    def header(self, key: str) -> NpyHeader:
+        """The declared shape, dtype and sizes of member ``key`` (nothing allocated).
+
+        Raises
+        ------
+        KeyError
+            No such member (test with ``key in reader``).
+        ValueError
+            A header that is not a valid ``.npy`` header, or whose declared data size differs
+            from the size the archive records for the member.
+        """
+        if key in self._headers:
+            return self._headers[key]
+        name = self._members[key]
+        info = self._zip.getinfo(name)
+        try:
+            with self._zip.open(name) as f:
+                h = _parse_npy_header(f, info.file_size)
+        except ValueError as exc:
+            raise self._fail(key, str(exc)) from None
+        except _READ_ERRORS as exc:
+            raise self._fail(key, f"{type(exc).__name__}: {exc}") from None
+        if not h.dtype.hasobject and h.header_bytes + h.data_bytes != info.file_size:
+            raise self._fail(
+                key,
+                f"its header declares shape {h.shape} of {h.dtype} ({h.data_bytes} bytes of "
+                f"data) but the archive holds {info.file_size - h.header_bytes} data bytes "
+                "(truncated or corrupt)",
+            )
+        self._headers[key] = h
+        return h
+
+    def is_pickled(self, key: str) -> bool:
+        """Whether member ``key`` holds Python objects (a pickle, never loaded)."""
+        return bool(self.header(key).dtype.hasobject)
+
+    def read(self, key: str) -> np.ndarray:
+        """Member ``key`` as an array, read with bounded memory (see the class docs).
+
+        Raises
+        ------
+        KeyError
+            No such member.
+        ValueError
+            Unreadable, truncated, corrupt (CRC), pickled, a possible decompression bomb, or
+            larger than the available memory; the message names the file and the key.
+        """
+        from ._kernels import require_memory
+
+        h = self.header(key)
+        if h.dtype.hasobject:
+            raise self._fail(
+                key, "it holds Python objects (a pickle); ptyfast never unpickles files"
+            )
+        name = self._members[key]
+        info = self._zip.getinfo(name)
+        if (
+            info.compress_type != zipfile.ZIP_STORED
+            and info.file_size > RATIO_CHECK_MIN_BYTES
+            and info.file_size > MAX_COMPRESSION_RATIO * max(1, info.compress_size)
+        ):
+            raise self._fail(
+                key,
+                f"it would expand from {info.compress_size} to {info.file_size} bytes "
+                f"({info.file_size / max(1, info.compress_size):.0f}:1, more than "
+                f"{MAX_COMPRESSION_RATIO}:1): refused as a possible decompression bomb; store "
+                "it uncompressed (numpy.savez) to read it",
+            )
+        require_memory(f"{self.path}: member {key!r} of shape {h.shape} {h.dtype}", h.data_bytes)
+        count = math.prod(h.shape)
+        flat = np.empty(count, dtype=h.dtype)
+        try:
+            with self._zip.open(name) as f:
+                f.read(h.header_bytes)
+                view = memoryview(flat.view(np.uint8)) if h.data_bytes else memoryview(b"")
+                pos = 0
+                while pos < h.data_bytes:
+                    got = f.readinto(view[pos : pos + _READ_CHUNK])
+                    if not got:
+                        raise EOFError(f"the data ends after {pos} of {h.data_bytes} bytes")
+                    pos += got
+                if f.read(1):
+                    raise ValueError("data continues past the declared shape")
+        except _READ_ERRORS as exc:
+            raise self._fail(key, f"{type(exc).__name__}: {exc}") from None
+        if h.fortran_order:
+            return flat.reshape(h.shape[::-1]).transpose()
+        return flat.reshape(h.shape)
+
+
+def _parse_npy_header(f: BinaryIO, member_size: int) -> NpyHeader:
+    """Parse the ``.npy`` header at the start of ``f`` (versions 1.0, 2.0 and 3.0)."""
+    magic = f.read(8)
+    if len(magic) != 8 or magic[:6] != b"\x93NUMPY":
+        raise ValueError("it is not an .npy array (bad magic string)")
+    version = (magic[6], magic[7])
+    if version == (1, 0):
+        size_bytes, encoding = 2, "latin1"
+    elif version in ((2, 0), (3, 0)):
+        size_bytes, encoding = 4, "latin1" if version == (2, 0) else "utf8"
+    else:
+        raise ValueError(f"unsupported .npy format version {version[0]}.{version[1]}")
+    raw_len = f.read(size_bytes)
+    if len(raw_len) != size_bytes:
+        raise ValueError("the header is truncated")
+    hlen = struct.unpack("<H" if size_bytes == 2 else "<I", raw_len)[0]
+    if hlen > MAX_HEADER_BYTES:
+        raise ValueError(f"its header of {hlen} bytes exceeds {MAX_HEADER_BYTES}")
+    text = f.read(hlen)
+    if len(text) != hlen:
+        raise ValueError("the header is truncated")
+    d = ast.literal_eval(text.decode(encoding))
+    if not isinstance(d, dict) or set(d) != {"descr", "fortran_order", "shape"}:
+        raise ValueError(f"the header is not an .npy header dict: {text[:80]!r}")
+    shape, fortran = d["shape"], d["fortran_order"]
+    if not (
+        isinstance(shape, tuple)
+        and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in shape)
+    ):
+        raise ValueError(f"its header declares an invalid shape {shape!r}")
+    if not isinstance(fortran, bool):
+        raise ValueError(f"its header declares an invalid fortran_order {fortran!r}")
+    dtype = npformat.descr_to_dtype(d["descr"])
+    data_bytes = math.prod(shape) * dtype.itemsize
+    header_bytes = 8 + size_bytes + hlen
+    del member_size
+    return NpyHeader(tuple(shape), dtype, fortran, header_bytes, data_bytes)
+
+
+def read_metadata(reader: NpzReader) -> dict[str, Any] | None:
+    """The JSON ``_metadata`` of an archive, ``None`` when absent or pickled.
+
+    The reference's ``MetadataManager`` stores the JSON inside a pickled object array; it is not
+    unpickled (ptyfast never loads pickles), so such metadata reads as ``None``.
+
+    Raises
+    ------
+    ValueError
+        A ``_metadata`` member that is not a string or not a JSON object (naming the file).
+    """
+    if METADATA_KEY not in reader:
+        return None
+    if reader.is_pickled(METADATA_KEY):
+        logger.info("%s: _metadata is pickled (PtychoPINN's writer); ignored", reader.path)
+        return None
+    value = reader.read(METADATA_KEY)
+    if value.dtype.kind not in "US" or value.size != 1:
+        raise reader._fail(METADATA_KEY, f"expected a JSON string, got {value.dtype} {value.shape}")
+    text = value.reshape(-1)[0]
+    try:
+        meta = json.loads(text.decode() if isinstance(text, bytes) else str(text))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise reader._fail(METADATA_KEY, f"not valid JSON ({exc})") from None
+    if not isinstance(meta, dict):
+        raise reader._fail(METADATA_KEY, f"expected a JSON object, got {type(meta).__name__}")
+    return meta
+
+
 def load_npz(
     path: str | os.PathLike[str],
 ) -> tuple[dict[str, np.ndarray | None], dict[str, Any] | None]:
-    """Load every member of an ``.npz`` without unpickling.
+    """Load every member of an ``.npz`` strictly (:class:`NpzReader`), without unpickling.
 
     Pickled object members (the reference stores a missing ``objectGuess`` as an object array
-    holding ``None``) are returned as ``None``. Returns ``(arrays, metadata)``.
+    holding ``None``) are returned as ``None``; a member that is present but unreadable is a
+    ``ValueError`` naming the file and the key. Returns ``(arrays, metadata)``; ``metadata`` is
+    the JSON ``_metadata`` (see :func:`read_metadata`).
     """
     out: dict[str, np.ndarray | None] = {}
-    metadata = None
-    with np.load(path, allow_pickle=False) as data:
-        for key in data.files:
-            try:
-                value = data[key]
-            except ValueError:  # object array: never unpickle untrusted files
-                out[key] = None
-                continue
+    with NpzReader(path) as r:
+        metadata = read_metadata(r)
+        for key in r.keys:
             if key == METADATA_KEY:
-                try:
-                    metadata = json.loads(str(value.reshape(-1)[0]) if value.size else "")
-                except json.JSONDecodeError:
-                    metadata = None
                 continue
-            out[key] = value
+            out[key] = None if r.is_pickled(key) else r.read(key)
     return out, metadata

@@ -34,7 +34,7 @@ import numpy as np
 
 from . import __version__, _kernels
 from ._atomic import _check_target, atomic_output
-from ._npz import NpzStreamWriter
+from ._npz import NpzStreamWriter, metadata_record
 from .io import _commands as io_commands
 from .model import _commands as model_commands
 from .nongrid_simulation import load_probe_object, random_positions
@@ -427,6 +427,14 @@ def simulate_to_file(
     _warn_geometry(obj.shape, N, buffer, buf, x, y)
     positions = np.column_stack([x, y])
     s = intensity_scale_of(obj, positions, probe, nphotons)
+    _kernels.check_field_range(
+        float(s),
+        float(np.max(np.abs(obj))),
+        float(np.sum(np.abs(probe))),
+        name="--nphotons",
+        value=nphotons,
+        limit_of="photons",
+    )
     meta = {
         "generator": f"ptyfast {__version__}",
         "nphotons": float(nphotons),
@@ -449,7 +457,7 @@ def simulate_to_file(
         w.write("probeGuess", probe)
         w.write("objectGuess", obj)
         w.write("scan_index", np.zeros(n, dtype=np.int64))
-        w.write_metadata(meta)
+        w.write_metadata(metadata_record(meta))
         # A zip archive takes one member at a time: diff3d first, then (optionally) the
         # patches in a second, FFT-free pass.
         with (

@@ -1,6 +1,6 @@
 """Grid-mode simulation and the forward model (the drop-in for ``ptycho.diffsim``).
 
-:func:`mk_simdata` reproduces the reference's grid pipeline (reference-behavior §6): a regular
+:func:`mk_simdata` reproduces the reference's grid pipeline (``docs/guides/grid.md``): a regular
 grid of "solution regions" of size ``bigN = N + (gridsize - 1) * offset`` with stride
 ``outer_offset // 2``, ``gridsize**2`` inner patches per region at spacing ``offset``
 (channel ``c`` at ``(row, col) = (c // gridsize, c % gridsize)``), patches normalised by
@@ -80,10 +80,24 @@ def pad_and_diffract(input: Any, h: int, w: int, pad: bool = True) -> tuple[np.n
     x = _kernels.as_array("input", input, np.complex64, ndim=4)
     if x.shape[-1] != 1:
         raise ValueError(f"input must be (B, h, w, 1), got shape {x.shape}")
-    if pad:
-        x = np.pad(x, ((0, 0), (h // 4, h // 4), (w // 4, w // 4), (0, 0)))
+    if _kernels._flag("pad", pad):
+        ph = _kernels._positive_int("h", h, minimum=0) // 4
+        pw = _kernels._positive_int("w", w, minimum=0) // 4
+        _kernels.require_memory(
+            f"pad_and_diffract: {x.shape[0]} padded patterns",
+            x.shape[0] * (x.shape[1] + 2 * ph) * (x.shape[2] + 2 * pw) * 12,
+        )
+        x = np.pad(x, ((0, 0), (ph, ph), (pw, pw), (0, 0)))
     if x.shape[1] != x.shape[2]:
         raise ValueError(f"input must be square after padding, got shape {x.shape}")
+    if x.shape[1] < 2:
+        raise ValueError(f"input patterns must be at least 2 x 2, got shape {x.shape}")
+    bound = (_kernels._max_abs(x) * x.shape[1] * x.shape[2]) ** 2
+    if not bound <= _kernels._F32_SQUARE_LIMIT:
+        raise ValueError(
+            f"input values up to {_kernels._max_abs(x):.4g} would overflow the float32 far "
+            f"field: (max|input| * h * w)**2 = {bound:.3g} exceeds float32.max / 2"
+        )
     ones = np.ones(x.shape[1:3], np.complex64)
     amp = _kernels.diffract(x[..., 0], ones, 1.0)
     return x, amp[..., None]
@@ -95,7 +109,7 @@ def diffract_obj(
     """Diffract exit waves ``sample`` (B, N, N, 1): amplitude, observed with Poisson noise
     when ``draw_poisson``. float32 (B, N, N, 1)."""
     _, amp = pad_and_diffract(sample, 0, 0, pad=False)
-    if draw_poisson:
+    if _kernels._flag("draw_poisson", draw_poisson):
         amp = observe_amplitude(amp, seed=seed)
     return amp
 
@@ -104,9 +118,22 @@ def dummy_phi(Y_I: Any) -> np.ndarray:
     """Synthetic phase ``pi * tanh((Y_I - max(Y_I)/2) / (3 * mean(Y_I)))`` (float32).
 
     ``max`` and ``mean`` run over the whole array, as the reference's.
+
+    Raises
+    ------
+    ValueError
+        ``Y_I`` empty, not finite, or with a mean that is not positive (an all-zero object:
+        the reference returns NaN there).
+    TypeError
+        ``Y_I`` complex or not numeric.
     """
-    y = np.asarray(_kernels.from_tensor(Y_I), dtype=np.float64)
-    return (math.pi * np.tanh((y - y.max() / 2) / (3 * y.mean()))).astype(np.float32)
+    y = _kernels.as_array("Y_I", Y_I, np.float64, allow_complex=False)
+    mean = float(y.mean())
+    if not mean > 0:
+        raise ValueError(
+            f"Y_I must have a positive mean (dummy_phi divides by 3 * mean(Y_I)), got {mean}"
+        )
+    return (math.pi * np.tanh((y - y.max() / 2) / (3 * mean))).astype(np.float32)
 
 
 def _channel_to_flat(a: np.ndarray) -> np.ndarray:
@@ -132,7 +159,7 @@ def illuminate_and_diffract(
     poisson: bool = True,
     seed: _kernels.SeedLike = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.float32]:
-    """Illuminate flat object patches with ``probe`` and diffract (reference-behavior §5).
+    """Illuminate flat object patches with ``probe`` and diffract (the reference's forward model).
 
     Parameters
     ----------
@@ -152,6 +179,17 @@ def illuminate_and_diffract(
         ``X = A_obs / s`` with ``A = |fftshift(fft2(s * O * P))| / N``; ``Y_I = |O * P|``
         (after the probe); ``Y_phi`` unchanged (the pre-probe phase, as the reference).
     s : numpy.float32
+
+    Raises
+    ------
+    ValueError
+        Shapes inconsistent (``Y_I`` not flat ``(B', N, N, 1)``, ``B'`` not a multiple of
+        ``gridsize**2``, ``probe`` not ``(N, N)``), values not finite, ``nphotons`` or
+        ``intensity_scale`` not positive, or so large that the scaled far field would overflow
+        float32 (named, with the largest value that fits), before any FFT runs.
+    TypeError
+        Non-numeric or complex ``Y_I``/``Y_phi``; ``nphotons``/``intensity_scale`` not a real
+        number.
     """
     yi = _kernels.as_array("Y_I", Y_I, np.float32, ndim=4, allow_complex=False)
     yp = _kernels.as_array("Y_phi", Y_phi, np.float32, shape=yi.shape, allow_complex=False)
@@ -161,13 +199,32 @@ def illuminate_and_diffract(
     pr = _kernels.as_complex_image("probe", probe, shape=(N, N))
     g = _kernels._positive_int("gridsize", _cfg("gridsize", gridsize), minimum=1)
     C = g * g
+    if yi.shape[0] % C:
+        raise ValueError(
+            f"Y_I must hold a multiple of gridsize**2 = {C} patterns, got {yi.shape[0]}"
+        )
+    poisson = _kernels._flag("poisson", poisson)
+    if intensity_scale is None:
+        nph = _default_nphotons(nphotons)
+        name, value, limit = "nphotons", nph if nphotons is None else nphotons, "photons"
+    else:
+        s = np.float32(_kernels._positive_float("intensity_scale", intensity_scale))
+        name, value, limit = "intensity_scale", intensity_scale, "scale"
+    _kernels.require_memory(
+        f"illuminate_and_diffract: {yi.shape[0]} patterns of N = {N}", yi.nbytes * 4
+    )
     Y_I_ch = _flat_to_channel(yi[..., 0], C)
     Y_phi_ch = _flat_to_channel(yp[..., 0], C)
     if intensity_scale is None:
-        energy = _energies(Y_I_ch, pr)
-        s = simulation_scale(energy, _default_nphotons(nphotons))
-    else:
-        s = np.float32(_kernels._positive_float("intensity_scale", intensity_scale))
+        s = simulation_scale(_energies(Y_I_ch, pr), nph)
+    _kernels.check_field_range(
+        float(s),
+        _kernels._max_abs(yi),
+        float(np.sum(np.abs(pr))),
+        name=name,
+        value=value,
+        limit_of=limit,
+    )
     X, Y_I_post = _illuminate_groups(Y_I_ch, Y_phi_ch, pr, s, poisson, seed)
     return X, Y_I_post, Y_phi_ch, s
 
@@ -232,6 +289,14 @@ def grid_positions(
     """
     big_n, stride, g1 = _geometry(size, outer_offset, N, gridsize, offset)
     del big_n
+    # Python ints from here on (NumPy integer scalars of small dtypes would overflow).
+    N = _kernels._positive_int("N", N, minimum=2)
+    gridsize = _kernels._positive_int("gridsize", gridsize, minimum=1)
+    offset = _kernels._positive_int("offset", offset, minimum=0)
+    _kernels.require_memory(
+        f"grid_positions: {g1 * g1} regions of C = {gridsize**2} positions",
+        64 * g1 * g1 * gridsize**2,
+    )
     ii, jj = np.meshgrid(np.arange(g1), np.arange(g1), indexing="ij")
     c = np.arange(gridsize * gridsize)
     top = ii.reshape(-1, 1) * stride + (c // gridsize) * offset + N // 2
@@ -263,6 +328,10 @@ def extract_coords(
     off = _kernels._positive_int("offset", _cfg("offset", offset), minimum=0)
     repeats = _kernels._positive_int("repeats", repeats, minimum=1)
     big_n, stride, g1 = _geometry(size, outer_offset, N, g, off)
+    _kernels.require_memory(
+        f"extract_coords: repeats={repeats} x {g1 * g1} regions of C = {g * g} coordinates",
+        repeats * g1 * g1 * g * g * 8 * 2 + 64 * g1 * g1 * g * g,
+    )
     c = np.arange(g * g)
     if coord_type == "offsets":
         dx = (big_n - 1) / 2 - ((c % g) * off + (N - 1) / 2)
@@ -281,7 +350,11 @@ def extract_coords(
 def add_position_jitter(coords: Any, jitter_scale: float, *, seed: Any = None) -> np.ndarray:
     """``coords + jitter_scale * normal(coords.shape)`` (float32), drawn from
     ``numpy.random.default_rng(seed)`` (``seed`` may also be a ``Generator``)."""
-    c = np.asarray(_kernels.from_tensor(coords), dtype=np.float32)
+    c = _kernels.as_array("coords", coords, np.float32, allow_complex=False, nonempty=False)
+    js = _kernels._real_number("jitter_scale", jitter_scale, "a finite number >= 0")
+    if js < 0 or js > float(np.finfo(np.float32).max):
+        raise ValueError(f"jitter_scale must be a finite float32 number >= 0, got {js}")
+    jitter_scale = js
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     return (c + np.float32(jitter_scale) * rng.standard_normal(c.shape).astype(np.float32)).astype(
         np.float32
@@ -349,7 +422,22 @@ def mk_simdata(
         ``coords`` the nominal offsets ``(B, 1, 2, C)``. With ``dict_fmt``: keys ``X``,
         ``Y_I``, ``Y_phi``, ``intensity_scale``, ``norm_Y_I``, ``coords`` (nominal, true),
         ``YY_full`` (complex64 ``(nimgs, size, size, 1)``), ``I_pre_probe`` and
-        ``phi_pre_probe`` (normalised pre-probe patches, flat ``(B*C, N, N, 1)``).
+        ``phi_pre_probe`` (normalised pre-probe patches, flat ``(B*C, N, N, 1)``) and
+        ``seeds``: the integer seeds used for the ``objects`` (``None`` when ``YY_I`` was
+        given), the ``jitter`` and the ``noise`` (``None`` when not drawn); with
+        ``seed=None`` these are the fresh draws, so any dataset can be replayed.
+
+    Raises
+    ------
+    ValueError
+        Before anything runs: inconsistent sizes (``size < bigN``, probe not ``(N, N)``),
+        counts below their minimum, ``nphotons``/``intensity_scale``/``jitter_scale`` out of
+        range, or outputs larger than the available memory (the message gives the bytes
+        needed and available; e.g. ``nimgs=10**12``). Before the FFT pass: ``nphotons`` or
+        ``intensity_scale`` so large that the scaled far field would overflow float32 (the
+        reference returns NaN there), naming the argument and the largest value that fits.
+    TypeError
+        Arguments of the wrong type (``N=2.5``, ``nphotons="1e6"``, ``dict_fmt="yes"``).
 
     Examples
     --------
@@ -360,6 +448,8 @@ def mk_simdata(
     ((36, 32, 32, 4), (36, 1, 2, 4))
     """
     n = _kernels._positive_int("nimgs", nimgs, minimum=1)
+    size = _kernels._positive_int("size", size, minimum=1)
+    outer_offset = _kernels._positive_int("outer_offset", outer_offset, minimum=2)
     N = _kernels._positive_int("N", _cfg("N", N), minimum=2)
     g = _kernels._positive_int("gridsize", _cfg("gridsize", gridsize), minimum=1)
     off = _kernels._positive_int("offset", _cfg("offset", offset), minimum=0)
@@ -369,12 +459,33 @@ def mk_simdata(
     if pr.shape != (N, N):
         raise ValueError(f"probe must be (N, N) = ({N}, {N}), got {pr.shape}")
     big_n, stride, g1 = _geometry(size, outer_offset, N, g, off)
+    user_scale = intensity_scale
     if intensity_scale is not None:
         intensity_scale = _kernels._positive_float("intensity_scale", intensity_scale)
-    if jitter_scale is not None and (not np.isfinite(jitter_scale) or jitter_scale < 0):
-        raise ValueError(f"jitter_scale must be a finite number >= 0, got {jitter_scale}")
+    if jitter_scale is not None:
+        js = _kernels._real_number("jitter_scale", jitter_scale, "a finite number >= 0")
+        if js < 0:
+            raise ValueError(f"jitter_scale must be a finite number >= 0, got {js}")
+    dict_fmt = _kernels._flag("dict_fmt", dict_fmt)
+    poisson = _kernels._flag("poisson", poisson)
+    with_phase = YY_phi is not None or (YY_I is None and bool(_cfg("set_phi", set_phi)))
+    # Everything this call allocates, estimated before any of it is: the objects (float64
+    # amplitude and phase, as the reference stacks them), the patch arrays X, Y_I and Y_phi
+    # (float32, B x N x N x C each), positions, and with dict_fmt the flat pre-probe copies
+    # and the complex object stack.
+    B = n * g1 * g1
+    per_object = size * size * 8 * (2 if with_phase else 1)
+    patterns = B * C * N * N * 4 * (5 if dict_fmt else 3)
+    _kernels.require_memory(
+        f"mk_simdata: nimgs={n} objects of {size} x {size}, {B} groups of C={C} patterns of N={N}",
+        n * per_object + patterns + B * C * 40 + (n * size * size * 8 if dict_fmt else 0),
+    )
     root = _kernels.legacy_seed(seed)
+    # Noise: from the seed when one is given (the documented stream), else fresh entropy,
+    # drawn here so that it can be recorded (dict_fmt's 'seeds').
+    noise_seed = root if seed is not None else _kernels.resolve_seed(None)
 
+    YY_I_given = YY_I is not None
     if YY_I is None:
         YY_I = sim_object_stack(
             n, size, data_source=_cfg("data_source", data_source), seed=root, which=which
@@ -436,6 +547,16 @@ def mk_simdata(
         s = simulation_scale(_energies(Y_I, pr), nph)
     else:
         s = np.float32(intensity_scale)
+    # Before the FFT pass: the scaled far field must fit float32 (else NaN/inf would come out
+    # silently). Patches interpolate the objects, so max|patch| <= max|YY_I| / norm_Y_I.
+    _kernels.check_field_range(
+        float(s),
+        _kernels._max_abs(yy_i) / float(norm_y_i),
+        float(np.sum(np.abs(pr))),
+        name="nphotons" if intensity_scale is None else "intensity_scale",
+        value=(nph if nphotons is None else nphotons) if intensity_scale is None else user_scale,
+        limit_of="photons" if intensity_scale is None else "scale",
+    )
 
     out: dict[str, Any] = {}
     if dict_fmt:
@@ -445,7 +566,7 @@ def mk_simdata(
             if phase is None
             else _channel_to_flat(phase)
         )
-    X, Y_I = _illuminate_groups(Y_I, phase, pr, s, poisson, root if seed is not None else None)
+    X, Y_I = _illuminate_groups(Y_I, phase, pr, s, poisson, noise_seed)
     if not dict_fmt:
         return X, Y_I, Y_phi, coords
     phi_full = np.zeros_like(yy_i) if yy_phi is None else yy_phi
@@ -457,5 +578,10 @@ def mk_simdata(
         norm_Y_I=norm_y_i,
         coords=(coords, true_coords),
         YY_full=(yy_i * np.exp(1j * phi_full)).astype(np.complex64),
+        seeds={
+            "objects": root if YY_I_given is False else None,
+            "jitter": root if jitter_scale is not None else None,
+            "noise": noise_seed if poisson else None,
+        },
     )
     return out

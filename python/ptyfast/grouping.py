@@ -34,6 +34,8 @@ from . import _kernels
 from ._kernels import as_array, as_complex_image
 
 __all__ = [
+    "OVERSAMPLING_FINDING",
+    "get_neighbor_indices",
     "get_relative_coords",
     "normalize_data",
     "get_image_patches",
@@ -49,16 +51,40 @@ SeedLike = int | np.integer | np.random.Generator | None
 #: Largest temporary (bytes) the chunked gathers allocate beyond their outputs.
 _CHUNK_BYTES = 64 * 2**20
 
+#: The reference's finding id for its oversampling guards; the errors of those guards carry it
+#: so that code (and PtychoPINN's tests) matching on it keep working.
+OVERSAMPLING_FINDING = "OVERSAMPLING-001"
+
 
 # --------------------------------------------------------------------------- helpers
 
 
-def _coords(xcoords: Any, ycoords: Any) -> tuple[np.ndarray, np.ndarray]:
-    x = as_array("xcoords", xcoords, np.float64, ndim=1, allow_complex=False)
-    y = as_array("ycoords", ycoords, np.float64, ndim=1, allow_complex=False)
+def _coords(
+    xcoords: Any, ycoords: Any, names: tuple[str, str] = ("xcoords", "ycoords")
+) -> tuple[np.ndarray, np.ndarray]:
+    x = as_array(names[0], xcoords, np.float64, ndim=1, allow_complex=False, nonempty=False)
+    y = as_array(names[1], ycoords, np.float64, ndim=1, allow_complex=False, nonempty=False)
     if x.shape != y.shape:
-        raise ValueError(f"ycoords must have the shape of xcoords {x.shape}, got {y.shape}")
+        raise ValueError(f"{names[1]} must have the shape of {names[0]} {x.shape}, got {y.shape}")
+    if x.size == 0:
+        raise ValueError(f"{names[0]} must hold at least one position, got shape {x.shape}")
+    _kernels.check_coordinate_range(names[0], x)
+    _kernels.check_coordinate_range(names[1], y)
     return x, y
+
+
+def _check_group_sizes(n: int, k: int, c: int) -> None:
+    """The reference's two grouping preconditions, with the facts its messages give."""
+    if n < c:
+        raise ValueError(
+            f"xcoords must hold at least C = {c} points (one group needs C distinct points, "
+            f"C = gridsize**2), got {n}"
+        )
+    if k < c:
+        raise ValueError(
+            f"K={k} must be >= C={c}: each group takes C = gridsize**2 of the K nearest "
+            f"neighbours (got K={k}, C={c}); raise K or lower gridsize"
+        )
 
 
 def _gather_channels(arr: np.ndarray, nn: np.ndarray) -> np.ndarray:
@@ -87,11 +113,6 @@ def _group_energies(d: np.ndarray) -> np.ndarray:
     return out
 
 
-def _norm_factor(mean_energy: float, N: int) -> np.float32:
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.float32(np.sqrt((N / 2) ** 2 / mean_energy))
-
-
 # --------------------------------------------------------------------------- public API
 
 
@@ -110,14 +131,16 @@ def get_relative_coords(coords_nn: Any) -> tuple[np.ndarray, np.ndarray]:
     coords_relative : numpy.ndarray, (B, 1, 2, C)
         ``-(coords_nn - coords_offsets)``: note the minus sign (the reference's
         ``local_offset_sign = -1``); ``coords_offsets + coords_relative`` is the member position
-        reflected through the centroid.
-
-    Both keep the input's floating dtype (float64 for float64 input).
+        reflected through the centroid. Both keep the input's floating dtype (float64 for
+        float64 input).
 
     Raises
     ------
     ValueError
-        If ``coords_nn`` is not 4-D.
+        If ``coords_nn`` is not 4-D, not finite, or so large that its mean overflows (the
+        reference returns NaN for both).
+    TypeError
+        If ``coords_nn`` is not a real numeric array.
 
     Examples
     --------
@@ -128,10 +151,73 @@ def get_relative_coords(coords_nn: Any) -> tuple[np.ndarray, np.ndarray]:
     (array([1., 2.]), array([ 1., -1.]))
     """
     c = _kernels._to_numpy("coords_nn", coords_nn)
+    if c.dtype.kind not in "iuf":
+        raise TypeError(f"coords_nn must hold real coordinates, got dtype {c.dtype}")
     if c.ndim != 4:
         raise ValueError(f"coords_nn must be 4-D (B, 1, 2, C), got shape {c.shape}")
-    offsets = np.mean(c, axis=3)[..., None]
-    return offsets, -(c - offsets)
+    if c.dtype.kind == "f" and not np.all(np.isfinite(c)):
+        raise ValueError("coords_nn must be finite, got NaN or inf values")
+    with np.errstate(over="ignore", invalid="ignore"):
+        offsets = np.mean(c, axis=3)[..., None]
+        relative = -(c - offsets)
+    if relative.dtype.kind == "f" and not (
+        np.all(np.isfinite(offsets)) and np.all(np.isfinite(relative))
+    ):
+        raise ValueError(
+            f"coords_nn must stay within its dtype {c.dtype} when averaged, got values up to "
+            f"{float(np.max(np.abs(c))):.4g}"
+        )
+    return offsets, relative
+
+
+def get_neighbor_indices(xcoords: Any, ycoords: Any, K: int = 3) -> np.ndarray:
+    """Each point's ``K + 1`` nearest points, the point itself included (reference helper).
+
+    The reference's ``raw_data.get_neighbor_indices``: a k-d tree query of every point with
+    ``k = K + 1``.
+
+    Parameters
+    ----------
+    xcoords, ycoords : array_like, (n,)
+        Scan positions in pixels (``x`` = column, ``y`` = row); finite, within ``±1e150``.
+    K : int, default 3
+        Neighbours per point besides the point itself (``>= 0``).
+
+    Returns
+    -------
+    numpy.ndarray, int64, (n, K + 1)
+        Row ``i`` lists point indices by increasing distance from point ``i``, exact ties by
+        index, so column 0 is ``i`` itself unless another point coincides with it and has a
+        lower index. When ``K + 1 > n`` the columns past ``n`` hold ``n``, the marker of a
+        missing neighbour that the reference's ``scipy.spatial.cKDTree.query`` returns.
+
+    Raises
+    ------
+    ValueError
+        Coordinates of different lengths, empty, not finite or beyond ``±1e150``; ``K < 0``;
+        an output too large for the available memory.
+    TypeError
+        Non-numeric or complex coordinates; ``K`` not an integer.
+
+    Examples
+    --------
+    >>> get_neighbor_indices([0.0, 1.0, 5.0], [0.0, 0.0, 0.0], K=1).tolist()
+    [[0, 1], [1, 0], [2, 1]]
+    >>> get_neighbor_indices([0.0, 1.0], [0.0, 0.0], K=2).tolist()
+    [[0, 1, 2], [1, 0, 2]]
+    """
+    x, y = _coords(xcoords, ycoords)
+    k = _kernels._positive_int("K", K, minimum=0)
+    n = x.size
+    width = k + 1
+    _kernels.require_memory(f"get_neighbor_indices: {n} points x K+1 = {width}", n * width * 8)
+    pts = np.column_stack([x, y])
+    idx, _ = _kernels.knn(pts, pts, min(width, n))
+    if width <= n:
+        return idx
+    out = np.full((n, width), n, dtype=np.int64)
+    out[:, :n] = idx
+    return out
 
 
 def normalize_data(dset: dict[str, Any], N: int) -> np.ndarray:
@@ -151,15 +237,15 @@ def normalize_data(dset: dict[str, Any], N: int) -> np.ndarray:
     Returns
     -------
     numpy.ndarray, float32, (B, N, N, C)
-        The normalised amplitudes. An all-zero input gives ``f = inf`` and NaNs, as in the
-        reference.
+        The normalised amplitudes.
 
     Raises
     ------
     ValueError
-        If the diffraction is not 4-D or empty; ``N < 1``.
+        If the diffraction is not 4-D, empty, not finite, or zero everywhere (the reference
+        divides by zero there and returns NaN); ``N < 1``; the output does not fit in memory.
     TypeError
-        If the diffraction is complex or not numeric.
+        If the diffraction is complex or not numeric, or ``N`` is not an integer.
 
     Examples
     --------
@@ -177,7 +263,19 @@ def normalize_data(dset: dict[str, Any], N: int) -> np.ndarray:
         raise TypeError(f"dset['diffraction'] must be real, got dtype {d.dtype}")
     if d.ndim != 4 or d.size == 0:
         raise ValueError(f"dset['diffraction'] must be non-empty (B, N, N, C), got {d.shape}")
-    f = _norm_factor(float(np.mean(_group_energies(d))), n)
+    return _normalized(d, n, "dset['diffraction']")
+
+
+def _normalized(d: np.ndarray, n: int, name: str) -> np.ndarray:
+    """``normalize_data`` of a real ``(B, N, N, C)`` array; errors name ``name``."""
+    energies = _group_energies(d)
+    if not np.all(np.isfinite(energies)):
+        raise ValueError(f"{name} must be finite, got NaN or inf values")
+    f = _kernels._normalization_factor(float(np.mean(energies)), n, name)
+    _kernels.require_memory(
+        f"normalize_data: {d.shape[0]} groups of {d.shape[3]} float32 patterns",
+        d.size * 4 * (2 if d.dtype != np.float32 else 1),
+    )
     return f * d.astype(np.float32, copy=False)
 
 
@@ -230,8 +328,20 @@ def get_image_patches(
     go = as_array("global_offsets", global_offsets, np.float64, ndim=4, allow_complex=False)
     b = go.shape[0]
     go = as_array("global_offsets", go, np.float64, shape=(b, 1, 2, 1), allow_complex=False)
-    lo = as_array("local_offsets", local_offsets, np.float64, shape=(b, 1, 2, c))
-    offsets = (go + lo).astype(np.float32)
+    lo = as_array(
+        "local_offsets", local_offsets, np.float64, shape=(b, 1, 2, c), allow_complex=False
+    )
+    with np.errstate(over="ignore"):
+        offsets = (go + lo).astype(np.float32)
+    if not np.all(np.isfinite(offsets)):
+        raise ValueError(
+            "global_offsets + local_offsets must fit float32 (the reference rounds them), got "
+            "values beyond 3.4e38"
+        )
+    _kernels.require_memory(
+        f"get_image_patches: {b} groups of C = {c} complex64 patches of N = {n}",
+        b * c * n * n * 8,
+    )
     # Flattened b-major, c-minor; columns [x, y].
     pos = np.ascontiguousarray(offsets[:, 0].transpose(0, 2, 1).reshape(b * c, 2), np.float64)
     if c == 1:
@@ -304,6 +414,7 @@ def generate_groups_efficiently(
     k = _kernels._positive_int("K", K)
     c = _kernels._positive_int("C", C)
     n = x.size
+    _check_group_sizes(n, k, c)
     if seed_indices is None:
         s = _kernels.legacy_seed(seed)
         if ns > n:
@@ -375,6 +486,7 @@ def generate_groups_with_oversampling(
     ns = _kernels._positive_int("nsamples", nsamples)
     k = _kernels._positive_int("K", K)
     c = _kernels._positive_int("C", C)
+    _check_group_sizes(x.size, k, c)
     groups = _kernels.oversample_groups(x, y, ns, k, c, _kernels.legacy_seed(seed), seed_indices)
     logger.info(
         "oversampled %d groups from %d points (K=%d, C=%d, %d combinations per seed)",
@@ -464,13 +576,19 @@ def group_dataset(
         * ``sample_indices``: a copy, only when given.
         * ``X_full``: float32, :func:`normalize_data` of the diffraction (mean per-pattern
           energy ``(N/2)**2``).
+        * ``seed``: the integer seed the group draws used (``seed`` resolved: fresh entropy
+          for ``None``, one draw from a ``Generator``; 0 for sequential sampling, which the
+          reference forces), so every grouping can be replayed. Not in the reference's dict.
 
     Raises
     ------
     ValueError
-        Oversampling needed but not enabled, or pool smaller than ``C``; ``n < C`` or ``K < C``;
-        coordinate arrays of different lengths or non-finite; ``diff3d`` not ``(n, N, N)``;
-        ``Y`` of the wrong length; counts below 1; ``seed`` outside ``[0, 2**32)``.
+        Oversampling needed but not enabled, or pool smaller than ``C`` (both messages carry
+        the reference's finding id ``OVERSAMPLING-001``); ``n < C`` or ``K < C`` (``"K=3 must
+        be >= C=5 ..."``); coordinate arrays of different lengths, non-finite or beyond
+        ``±1e150``; ``diff3d`` not ``(n, N, N)``, not finite or zero in every selected pattern;
+        ``Y`` of the wrong length; counts below 1; ``seed`` outside ``[0, 2**32)``; outputs
+        larger than the available memory (checked before anything is allocated).
     TypeError
         Non-integer counts, complex ``diff3d``.
 
@@ -490,7 +608,7 @@ def group_dataset(
         raise ValueError("xcoords_start and ycoords_start must both be arrays or both be None")
     starts: tuple[np.ndarray, np.ndarray] | None = None
     if xcoords_start is not None:
-        xs, ys = _coords(xcoords_start, ycoords_start)
+        xs, ys = _coords(xcoords_start, ycoords_start, ("xcoords_start", "ycoords_start"))
         if xs.shape != x.shape:
             raise ValueError(
                 f"xcoords_start must have the shape of xcoords {x.shape}, got {xs.shape}"
@@ -513,6 +631,8 @@ def group_dataset(
         if neighbor_pool_size is None
         else _kernels._positive_int("neighbor_pool_size", neighbor_pool_size)
     )
+    sequential_sampling = _kernels._flag("sequential_sampling", sequential_sampling)
+    enable_oversampling = _kernels._flag("enable_oversampling", enable_oversampling)
     c = g * g
     if Y is not None:
         Y = _kernels._to_numpy("Y", Y)
@@ -524,21 +644,33 @@ def group_dataset(
     if needs_oversampling:
         if not enable_oversampling:
             raise ValueError(
-                f"requesting {ns} groups but only {n_pts} points are available "
-                f"(gridsize={g}, C={c}): K-choose-C oversampling is required but not enabled; "
-                f"set enable_oversampling=True with neighbor_pool_size >= {c}"
+                f"nsamples={ns} groups exceed the {n_pts} scan positions (gridsize={g}, C={c}): "
+                f"that needs K-choose-C oversampling, which must be asked for explicitly "
+                f"({OVERSAMPLING_FINDING}); pass enable_oversampling=True (with "
+                f"neighbor_pool_size >= C={c}) or ask for nsamples <= {n_pts}"
             )
         if effective_k < c:
             raise ValueError(
-                f"K-choose-C oversampling requires neighbor_pool_size >= C = {c} (gridsize**2), "
-                f"got {effective_k}"
+                f"K-choose-C oversampling needs neighbor_pool_size >= C (C = gridsize**2 = {c}), "
+                f"got neighbor_pool_size={effective_k} ({OVERSAMPLING_FINDING})"
             )
+    _check_group_sizes(n_pts, effective_k if needs_oversampling else k, c)
+    b = ns if needs_oversampling else min(ns, n_pts)
+    _kernels.require_memory(
+        f"generate_grouped_data: nsamples={ns} groups of C={c} patterns of N={n}",
+        _grouped_bytes(b, c, n, n_pts, d, Y, objectGuess, starts is not None)
+        + (_kernels.oversampled_bytes(ns, effective_k, c, n_pts) if needs_oversampling else 0),
+    )
+    if sequential_sampling and not needs_oversampling:
+        used_seed = 0  # the reference forces np.random.seed(0) for sequential sampling
+    else:
+        used_seed = _kernels.legacy_seed(seed)
     seed_indices = np.arange(min(ns, n_pts)) if sequential_sampling else None
     if needs_oversampling:
         logger.info("using K-choose-C oversampling: %d groups from %d points", ns, n_pts)
-        nn = generate_groups_with_oversampling(x, y, ns, effective_k, c, seed, seed_indices)
+        nn = generate_groups_with_oversampling(x, y, ns, effective_k, c, used_seed, seed_indices)
     else:
-        nn = generate_groups_efficiently(x, y, ns, k, c, seed, seed_indices)
+        nn = generate_groups_efficiently(x, y, ns, k, c, used_seed, seed_indices)
 
     x_full: np.ndarray | None = None
     if d.dtype == np.float32:
@@ -580,5 +712,20 @@ def group_dataset(
     }
     if sample_indices is not None:
         dset["sample_indices"] = np.array(sample_indices, copy=True)
-    dset["X_full"] = x_full if x_full is not None else normalize_data(dset, n)
+    dset["X_full"] = x_full if x_full is not None else _normalized(diffraction, n, "diff3d")
+    dset["seed"] = used_seed
     return dset
+
+
+def _grouped_bytes(
+    b: int, c: int, n: int, n_pts: int, d: np.ndarray, Y: Any, objectGuess: Any, starts: bool
+) -> int:
+    """Bytes of the arrays :func:`group_dataset` returns for ``b`` groups of ``c`` patterns."""
+    pattern = n * n
+    total = b * c * pattern * (d.itemsize + 4)  # diffraction (input dtype) and X_full
+    if Y is not None:
+        total += b * c * int(np.prod(Y.shape[1:3])) * Y.itemsize
+    elif objectGuess is not None:
+        total += b * c * pattern * 8
+    total += b * c * 8 + (2 if starts else 1) * 3 * b * 2 * c * 8  # nn_indices, coordinates
+    return total + 16 * b * min(c, n_pts)

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from ._kernels import _positive_float, _to_numpy
+from ._kernels import _flag, _positive_float, _positive_int, _real_number, _to_numpy
 
 __all__ = [
     "count_photons",
@@ -138,7 +138,8 @@ def count_photons(x: Any) -> np.ndarray:
     TypeError
         If ``x`` is not a real numeric array.
     ValueError
-        If ``x`` has fewer than 3 dimensions.
+        If ``x`` has fewer than 3 dimensions, is not finite, or has energies beyond its dtype
+        (float32 amplitudes above ~1e19).
 
     Examples
     --------
@@ -148,7 +149,16 @@ def count_photons(x: Any) -> np.ndarray:
     """
     arr = _real_array("x", x)
     e = _pattern_energies(arr).reshape(arr.shape[:1] + arr.shape[3:])
-    return e.astype(_result_dtype(arr), copy=False)
+    dtype = _result_dtype(arr)
+    if e.size and not np.all(np.isfinite(e)):
+        raise ValueError("x must be finite, got NaN or inf values")
+    limit = float(np.finfo(dtype).max)
+    if e.size and float(e.max()) > limit:
+        raise ValueError(
+            f"x has pattern energies up to {float(e.max()):.4g}, beyond its dtype {dtype} "
+            f"(max {limit:.4g}); pass float64 amplitudes"
+        )
+    return e.astype(dtype, copy=False)
 
 
 def scale_nphotons(x: Any, *, nphotons: float | None = None) -> np.floating:
@@ -177,8 +187,8 @@ def scale_nphotons(x: Any, *, nphotons: float | None = None) -> np.floating:
     TypeError
         If ``x`` is not a real numeric array.
     ValueError
-        If ``x`` is not at least 3-D, is empty, holds non-finite values or has zero energy, or
-        ``nphotons`` is not a positive finite number.
+        If ``x`` is not at least 3-D, is empty, holds non-finite values or has zero energy,
+        ``nphotons`` is not a positive finite number, or the scale does not fit ``x``'s dtype.
 
     Examples
     --------
@@ -192,7 +202,14 @@ def scale_nphotons(x: Any, *, nphotons: float | None = None) -> np.floating:
     e = _mean_energy("x", arr)
     if e <= 0.0:
         raise ValueError("x has zero energy; the photon scale is undefined")
-    return _result_dtype(arr).type(math.sqrt(n / e))
+    dtype = _result_dtype(arr)
+    value = math.sqrt(n / e)
+    if not value <= float(np.finfo(dtype).max):
+        raise ValueError(
+            f"nphotons = {nphotons if nphotons is not None else n!r} gives a photon scale "
+            f"sqrt(nphotons / energy) = {value:.4g}, beyond x's dtype {dtype}"
+        )
+    return dtype.type(value)
 
 
 def compute_dataset_intensity_stats(
@@ -263,7 +280,7 @@ def compute_dataset_intensity_stats(
     if arr.ndim not in (3, 4):
         raise ValueError(f"X must be (M, N, N) or (M, N, N, C), got shape {arr.shape}")
     scale = None
-    if is_normalized:
+    if _flag("is_normalized", is_normalized):
         if intensity_scale is None:
             raise ValueError("intensity_scale must be provided when is_normalized=True")
         scale = _positive_float("intensity_scale", intensity_scale)
@@ -302,14 +319,19 @@ def calculate_intensity_scale(
     Returns
     -------
     float
+        Statistics without ``batch_mean_sum_intensity`` (or ``None``), or with a mean of at
+        most ``1e-12``, give the closed form (the reference's fallback).
 
     Raises
     ------
     TypeError
-        If ``container_or_stats`` is neither a mapping, a container nor None.
+        If ``container_or_stats`` is neither a mapping, a container nor None; the mean energy
+        is not a real number; ``N`` is not an integer (``2.5``, ``True``, ``"64"``);
+        ``nphotons`` is not a real number (``"1e6"``).
     ValueError
-        If the closed form is needed and ``N`` is unknown or not positive, or ``nphotons`` is
-        not a positive finite number.
+        If the mean energy is NaN, infinite or negative (the reference silently returned 0 or
+        the closed form); the closed form is needed and ``N`` is unknown or below 1;
+        ``nphotons`` is not a positive finite number.
 
     Examples
     --------
@@ -331,12 +353,26 @@ def calculate_intensity_scale(
             f"got {type(container_or_stats).__name__}"
         )
     if stats is not None:
-        e = float(stats.get("batch_mean_sum_intensity", 0.0) or 0.0)
-        if e > MIN_BATCH_MEAN:
-            return math.sqrt(n_ph / e)
+        if not isinstance(stats, Mapping):
+            raise TypeError(
+                "dataset_intensity_stats must be a dict from compute_dataset_intensity_stats, "
+                f"got {type(stats).__name__}"
+            )
+        raw = stats.get("batch_mean_sum_intensity")
+        if raw is not None:
+            e = _real_number("batch_mean_sum_intensity", raw, "a finite mean pattern energy >= 0")
+            if e < 0:
+                raise ValueError(
+                    f"batch_mean_sum_intensity must be a finite mean pattern energy >= 0, got {e}"
+                )
+            if e > MIN_BATCH_MEAN:
+                return math.sqrt(n_ph / e)
     if N is None:
         if x is None or np.ndim(x) < 2:
-            raise ValueError("N is required for the closed-form intensity scale")
+            raise ValueError(
+                "N is required for the closed-form intensity scale (no statistics and no data "
+                "to read it from), got None"
+            )
         N = int(np.shape(x)[1])
-    n = _positive_float("N", N)
+    n = _positive_int("N", N)
     return math.sqrt(n_ph) / (n / 2.0)

@@ -19,7 +19,16 @@ from typing import Any
 
 import numpy as np
 
-from ._kernels import SeedLike, _positive_float, _positive_int, _to_numpy, from_tensor
+from ._kernels import (
+    SeedLike,
+    _flag,
+    _positive_float,
+    _positive_int,
+    _real_number,
+    _to_numpy,
+    from_tensor,
+    require_memory,
+)
 from ._npz import save_npz
 from .intensity import (
     calculate_intensity_scale,
@@ -42,8 +51,34 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 
-def _optional_array(name: str, a: Any) -> np.ndarray | None:
-    return None if a is None else _to_numpy(name, a)
+def _optional_array(
+    name: str, a: Any, kinds: str = "biufc", what: str = "a numeric array"
+) -> np.ndarray | None:
+    """``a`` as a NumPy array (tensors converted, no copy), ``None`` kept; the dtype kind must
+    be one of ``kinds`` (strings and objects are refused)."""
+    if a is None:
+        return None
+    arr = _to_numpy(name, a)
+    if arr.dtype.kind not in kinds:
+        raise TypeError(f"{name} must be {what}, got dtype {arr.dtype}")
+    return arr
+
+
+def _check_finite(name: str, a: np.ndarray | None) -> None:
+    if a is not None and a.dtype.kind in "fc" and not np.all(np.isfinite(a)):
+        raise ValueError(f"{name} must be finite, got NaN or inf values")
+
+
+def _check_leading(name: str, a: np.ndarray | None, want: tuple[int | None, ...]) -> None:
+    """``a.shape`` must match ``want`` (``None`` entries match anything)."""
+    if a is None:
+        return
+    ok = a.ndim == len(want) and all(
+        w is None or w == d for w, d in zip(want, a.shape, strict=True)
+    )
+    if not ok:
+        spec = "(" + ", ".join("*" if w is None else str(w) for w in want) + ")"
+        raise ValueError(f"{name} must have shape {spec}, got {a.shape}")
 
 
 def _cast(a: np.ndarray | None, dtype: Any) -> np.ndarray | None:
@@ -90,9 +125,15 @@ dataset_intensity_stats
     Raises
     ------
     TypeError
-        If an array argument is not numeric or ``dataset_intensity_stats`` is not a mapping.
+        If an array argument is not numeric (strings, objects), ``X``, ``Y_I``, ``Y_phi`` or a
+        coordinate array is complex (the imaginary part would be lost), ``nn_indices`` is not
+        integer, ``norm_Y_I`` is not a real scalar or ``dataset_intensity_stats`` is not a
+        mapping.
     ValueError
-        If ``X`` is missing or ``Y_I``, ``Y_phi`` and ``X`` disagree in shape.
+        If ``X`` is missing or not ``(B, N, N, C)`` (or flat ``(B, N, N)``); ``Y_I`` or
+        ``Y_phi`` differ from ``X`` in shape; coordinates are not ``(B, 1, 2, C)``,
+        ``nn_indices`` not ``(B, C)``, ``global_offsets`` or ``local_offsets`` not
+        ``(B, 1, 2, *)``, ``probeGuess`` not ``(N, N)``; a value is NaN or infinite.
 
     Examples
     --------
@@ -126,27 +167,54 @@ dataset_intensity_stats
     ) -> None:
         if X is None:
             raise ValueError("X must be an array of diffraction amplitudes, got None")
-        self._X_np = _to_numpy("X", X)
-        self._Y_I_np = _optional_array("Y_I", Y_I)
-        self._Y_phi_np = _optional_array("Y_phi", Y_phi)
-        self._coords_nominal_np = _optional_array("coords_nominal", coords_nominal)
-        self._coords_true_np = _optional_array("coords_true", coords_true)
-        self._probe_np = _optional_array("probeGuess", probeGuess)
+        real = "real amplitudes (a real numeric array)"
+        x = _optional_array("X", X, "biuf", real + "; take |X| of complex data first")
+        assert x is not None
+        if x.ndim not in (3, 4):
+            raise ValueError(f"X must be (B, N, N, C) (or flat (B, N, N)), got shape {x.shape}")
+        _check_finite("X", x)
+        self._X_np = x
+        b = x.shape[0]
+        c = x.shape[3] if x.ndim == 4 else 1
+        self._Y_I_np = _optional_array("Y_I", Y_I, "biuf", real)
+        self._Y_phi_np = _optional_array("Y_phi", Y_phi, "biuf", "real phases")
         for name, a in (("Y_I", self._Y_I_np), ("Y_phi", self._Y_phi_np)):
-            if a is not None and a.shape != self._X_np.shape:
-                raise ValueError(
-                    f"{name} must have the shape of X {self._X_np.shape}, got {a.shape}"
-                )
+            if a is not None and a.shape != x.shape:
+                raise ValueError(f"{name} must have the shape of X {x.shape}, got {a.shape}")
+            _check_finite(name, a)
+        coords_shape = (b, 1, 2, c) if x.ndim == 4 else (b, 1, 2, None)
+        rc = "real coordinates"
+        self._coords_nominal_np = _optional_array("coords_nominal", coords_nominal, "iuf", rc)
+        self._coords_true_np = _optional_array("coords_true", coords_true, "iuf", rc)
+        for name, a in (
+            ("coords_nominal", self._coords_nominal_np),
+            ("coords_true", self._coords_true_np),
+        ):
+            _check_leading(name, a, coords_shape)
+            _check_finite(name, a)
+        self._probe_np = _optional_array("probeGuess", probeGuess, "iufc", "a numeric probe")
+        if self._probe_np is not None and not (
+            self._probe_np.ndim == 2 or (self._probe_np.ndim == 3 and self._probe_np.shape[2] == 1)
+        ):
+            raise ValueError(f"probeGuess must be (N, N), got shape {self._probe_np.shape}")
+        _check_finite("probeGuess", self._probe_np)
         if dataset_intensity_stats is not None and not isinstance(dataset_intensity_stats, Mapping):
             raise TypeError(
                 "dataset_intensity_stats must be a dict from compute_dataset_intensity_stats, "
                 f"got {type(dataset_intensity_stats).__name__}"
             )
         self.norm_Y_I = from_tensor(norm_Y_I)
-        self.YY_full = from_tensor(YY_full)
-        self.nn_indices = from_tensor(nn_indices)
-        self.global_offsets = from_tensor(global_offsets)
-        self.local_offsets = from_tensor(local_offsets)
+        if self.norm_Y_I is not None and (
+            np.ndim(self.norm_Y_I) != 0 or np.asarray(self.norm_Y_I).dtype.kind not in "iuf"
+        ):
+            raise TypeError(f"norm_Y_I must be a real scalar, got {self.norm_Y_I!r}")
+        self.YY_full = _optional_array("YY_full", YY_full)
+        self.nn_indices = _optional_array("nn_indices", nn_indices, "iu", "integer indices")
+        _check_leading("nn_indices", self.nn_indices, (b, c) if x.ndim == 4 else (b, None))
+        self.global_offsets = _optional_array("global_offsets", global_offsets, "iuf", rc)
+        _check_leading("global_offsets", self.global_offsets, (b, 1, 2, None))
+        self.local_offsets = _optional_array("local_offsets", local_offsets, "iuf", rc)
+        _check_leading("local_offsets", self.local_offsets, (b, 1, 2, None))
         self.probeGuess = self._probe_np
         self.dataset_intensity_stats = (
             None if dataset_intensity_stats is None else dict(dataset_intensity_stats)
@@ -523,9 +591,11 @@ def load(
     """Grouped dict → :class:`PtychoDataContainer`.
 
     ``X`` is ``dset['X_full']`` (energy-normalised), the coordinates are
-    ``dset['coords_start_relative']``, ``Y_I``/``Y_phi`` are ``|Y|``/``angle(Y)`` (ones and
-    zeros when ``Y`` is None), all float32; ``norm_Y_I = scale_nphotons(X)`` (988.21 for
-    N=64, 1e9 photons), ``global_offsets = dset['coords_offsets']``,
+    ``dset['coords_start_relative']`` (``dset['coords_relative']`` for grouped data without
+    start coordinates, whose start positions are the positions), ``Y_I``/``Y_phi`` are
+    ``|Y|``/``angle(Y)`` (ones and zeros when ``Y`` is None), all float32;
+    ``norm_Y_I = scale_nphotons(X)`` (988.21 for N=64, 1e9 photons),
+    ``global_offsets = dset['coords_offsets']``,
     ``local_offsets = dset['coords_relative']``. The container also carries
     ``compute_dataset_intensity_stats(dset['diffraction'])`` of the **raw** (un-normalised)
     diffraction, so :func:`calculate_intensity_scale` gives the dataset-derived scale.
@@ -551,40 +621,107 @@ def load(
     Raises
     ------
     ValueError
-        If ``which`` is invalid with ``create_split``, ``train_frac`` is outside [0, 1], or
-        ``X`` and ``Y`` differ in their number of channels.
+        If ``which`` is invalid with ``create_split``, ``train_frac`` is outside [0, 1] or
+        leaves the split empty, a
+        required key (``X_full``; ``coords_start_relative``, or ``coords_relative`` when the
+        data has no start coordinates) is missing, ``X_full`` is not ``(B, N, N, C)``, another
+        array's shape disagrees with it (``X`` and ``Y`` differing in their number of channels
+        included), a value is not finite, or the container would not fit in memory.
+    TypeError
+        If ``cb`` is not callable or does not return a dict (or ``(dict, train_frac)``), an
+        array is not numeric (e.g. a string ``X_full``), ``create_split`` is not a bool or
+        ``train_frac`` not a number.
 
     Examples
     --------
     >>> container = load(lambda: grouped, probe, nphotons=1e9)  # doctest: +SKIP
     >>> train = load(lambda: (grouped, 0.8), probe, "train", True)  # doctest: +SKIP
     """
-    if create_split and which not in ("train", "test"):
+    if not callable(cb):
+        raise TypeError(
+            f"cb must be a callable returning the grouped dict, got {type(cb).__name__}"
+        )
+    split_on = _flag("create_split", create_split)
+    if split_on and which not in ("train", "test"):
         raise ValueError(f"Invalid split type specified: must be 'train' or 'test', got {which!r}")
-    if create_split:
-        dset, train_frac = cb()
-        train_frac = float(train_frac)
+    train_frac = 1.0
+    if split_on:
+        got = cb()
+        if not (isinstance(got, tuple | list) and len(got) == 2):
+            raise TypeError(
+                "with create_split=True, cb must return (grouped dict, train_frac), got "
+                f"{type(got).__name__}"
+            )
+        dset, frac = got
+        train_frac = _real_number("train_frac", frac, "a number in [0, 1]")
         if not 0.0 <= train_frac <= 1.0:
             raise ValueError(f"train_frac must be in [0, 1], got {train_frac}")
     else:
         dset = cb()
+    if not isinstance(dset, Mapping):
+        raise TypeError(f"cb must return the grouped dict (a mapping), got {type(dset).__name__}")
+    missing = [k for k in ("X_full",) if dset.get(k) is None]
+    coords_key = "coords_start_relative"
+    if dset.get(coords_key) is None:
+        # Grouped data without start coordinates: the positions themselves are the nominal
+        # ones (RawData's rule), so the coordinates fall back to coords_relative.
+        coords_key = "coords_relative"
+        if dset.get(coords_key) is None:
+            missing.append("coords_start_relative (or coords_relative)")
+    if missing:
+        raise ValueError(
+            f"the grouped dict must hold {missing}, got keys {sorted(map(str, dset))}; "
+            "use RawData.generate_grouped_data to build it"
+        )
 
-    def split(a: Any) -> Any:
-        a = from_tensor(a)
-        if a is None or not create_split:
-            return a
-        return split_tensor(a, train_frac, which)
+    def split(name: str, a: Any, kinds: str = "biufc") -> Any:
+        arr = _optional_array(name, from_tensor(a), kinds)
+        if arr is None or not split_on:
+            return arr
+        return split_tensor(arr, train_frac, which)
 
-    X = np.asarray(split(dset["X_full"])).astype(np.float32, copy=False)
-    coords = np.asarray(split(dset["coords_start_relative"])).astype(np.float32, copy=False)
+    x_all = _optional_array("dset['X_full']", dset["X_full"], "biuf", "real amplitudes")
+    assert x_all is not None
+    if x_all.ndim != 4:
+        raise ValueError(f"dset['X_full'] must be (B, N, N, C), got shape {x_all.shape}")
+    b_all, _, _, c = x_all.shape
+    coords_all = _optional_array(f"dset[{coords_key!r}]", dset[coords_key], "iuf", "real")
+    _check_leading(f"dset[{coords_key!r}]", coords_all, (b_all, 1, 2, c))
+    for key, want in (
+        ("Y", None),
+        ("diffraction", x_all.shape),
+        ("nn_indices", (b_all, c)),
+        ("coords_offsets", (b_all, 1, 2, 1)),
+        ("coords_relative", (b_all, 1, 2, c)),
+    ):
+        v = dset.get(key)
+        if v is None:
+            continue
+        shape = np.shape(from_tensor(v))
+        if key == "Y":
+            if len(shape) != 4 or shape[0] != b_all:
+                raise ValueError(f"dset['Y'] must be ({b_all}, N, N, C), got shape {shape}")
+            if shape[3] != c:
+                raise ValueError(f"Channel mismatch between X ({c}) and Y ({shape[3]})")
+        elif shape != want:
+            raise ValueError(f"dset[{key!r}] must have shape {want}, got {shape}")
+    X = x_all if not split_on else split_tensor(x_all, train_frac, which)
+    if len(X) == 0:
+        raise ValueError(
+            f"the {which!r} split of {b_all} groups with train_frac={train_frac} is empty"
+        )
+    # Finiteness of X, the coordinates and Y is checked once, by the container.
+    X = X.astype(np.float32, copy=False)
+    coords = split(f"dset[{coords_key!r}]", coords_all, "iuf").astype(np.float32, copy=False)
 
-    Y = split(dset.get("Y"))
+    Y = split("dset['Y']", dset.get("Y"))
+    # float32 copies of X and coordinates (when cast), and the two ground-truth arrays.
+    require_memory(f"load: {len(X)} groups of {c} patterns", X.size * 4 * 3 + coords.nbytes)
     if Y is None:
         Y_I = np.ones(X.shape, dtype=np.float32)
         Y_phi = np.zeros(X.shape, dtype=np.float32)
         logger.info("loader: no ground truth Y; using Y_I = 1, Y_phi = 0 of X's shape")
     else:
-        Y = np.asarray(Y)
         Y_I = np.abs(Y).astype(np.float32, copy=False)
         Y_phi = np.angle(Y).astype(np.float32, copy=False)
         logger.info("loader: using provided ground truth patches")
@@ -593,7 +730,7 @@ def load(
 
     norm_Y_I = scale_nphotons(X, nphotons=nphotons)
 
-    diffraction = split(dset.get("diffraction"))
+    diffraction = split("dset['diffraction']", dset.get("diffraction"), "biuf")
     stats = (
         None
         if diffraction is None
@@ -607,9 +744,9 @@ def load(
         None,
         coords,
         coords,
-        split(dset.get("nn_indices")),
-        split(dset.get("coords_offsets")),
-        split(dset.get("coords_relative")),
+        split("dset['nn_indices']", dset.get("nn_indices"), "iu"),
+        split("dset['coords_offsets']", dset.get("coords_offsets"), "iuf"),
+        split("dset['coords_relative']", dset.get("coords_relative"), "iuf"),
         probeGuess,
         dataset_intensity_stats=stats,
     )

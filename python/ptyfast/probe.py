@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from . import params
+from . import _kernels, params
 from ._kernels import from_tensor
 from .model import probes as _probes
 
@@ -51,6 +51,8 @@ logger = logging.getLogger(__name__)
 def _check_n(N: Any, name: str = "N") -> int:
     if not isinstance(N, numbers.Integral) or isinstance(N, bool) or N < 1:
         raise ValueError(f"{name} must be a positive integer, got {N!r}")
+    # The probe helpers make a few float64 (N, N) arrays: refuse sizes beyond the memory.
+    _kernels.require_memory(f"{name}={int(N)}: (N, N) float64 probe arrays", 32 * int(N) ** 2)
     return int(N)
 
 

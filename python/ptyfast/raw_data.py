@@ -14,16 +14,18 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
 from . import _kernels
-from ._npz import load_npz, save_npz
+from ._npz import NpzReader, metadata_record, read_metadata, save_npz
 from .grouping import (
     generate_groups_efficiently,
     generate_groups_with_oversampling,
     get_image_patches,
+    get_neighbor_indices,
     get_relative_coords,
     group_dataset,
     normalize_data,
@@ -33,33 +35,61 @@ from .intensity import _default_nphotons, scale_nphotons, simulation_scale
 __all__ = [
     "RawData",
     "get_image_patches",
+    "get_neighbor_indices",
     "get_relative_coords",
+    "key_coords_offsets",
+    "key_coords_relative",
+    "local_offset_sign",
     "normalize_data",
     "simulate_raw",
 ]
 
 logger = logging.getLogger(__name__)
 
+#: Sign of the member offsets in ``coords_relative = sign * (coords_nn - centroid)`` (the
+#: reference's constant; see :func:`get_relative_coords`).
+local_offset_sign = -1
+#: Keys of the grouped dict the loader takes its coordinates from (the reference's names).
+key_coords_offsets = "coords_start_offsets"
+key_coords_relative = "coords_start_relative"
+
 _REQUIRED_KEYS = ("xcoords", "ycoords", "diff3d", "probeGuess")
 
 
-def _optional_array(a: Any) -> np.ndarray | None:
-    """``a`` as a NumPy array (TensorFlow tensors converted, no copy otherwise), or ``None``."""
-    return None if a is None else np.asarray(_kernels.from_tensor(a))
+def _array(name: str, a: Any, kinds: str, what: str) -> np.ndarray:
+    """``a`` as a NumPy array (tensors converted, no copy) whose dtype kind is in ``kinds``."""
+    if a is None:
+        raise TypeError(f"{name} must be {what}, got None")
+    arr = np.asarray(_kernels.from_tensor(a))
+    if arr.dtype.kind not in kinds:
+        raise TypeError(f"{name} must be {what}, got dtype {arr.dtype}")
+    return arr
+
+
+def _finite(name: str, arr: np.ndarray) -> None:
+    if arr.dtype.kind in "fc" and not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} must be finite, got NaN or inf values")
 
 
 def _coords(name: str, a: Any) -> np.ndarray:
-    arr = _kernels.from_tensor(a)
-    if arr is None:
-        raise TypeError(f"{name} must be a 1-D array, got None")
-    arr = np.asarray(arr)
+    arr = _array(name, a, "iuf", "a 1-D array of real coordinates")
     if arr.ndim != 1:
         raise ValueError(f"{name} must be 1-D, got shape {arr.shape}")
-    if arr.dtype.kind not in "iuf":
-        raise TypeError(f"{name} must be a real numeric array, got dtype {arr.dtype}")
-    if not np.all(np.isfinite(arr)):
-        raise ValueError(f"{name} must be finite, got NaN or inf values")
+    _finite(name, arr)
     return arr
+
+
+def _drop_unit_channel(a: Any) -> Any:
+    """An ``(H, W, 1)`` image as ``(H, W)`` (a view), anything else as given."""
+    arr = np.asarray(_kernels.from_tensor(a))
+    return arr[..., 0] if arr.ndim == 3 and arr.shape[-1] == 1 else arr
+
+
+def _norm_y_i(v: Any) -> Any:
+    """A scalar ``norm_Y_I`` (any real number, kept as given), else a ``TypeError``."""
+    if np.ndim(v) != 0 or np.asarray(v).dtype.kind not in "iuf":
+        raise TypeError(f"norm_Y_I must be a real scalar, got {type(v).__name__} {v!r}")
+    return v
 
 
 def intensity_scale_of(obj: Any, positions: Any, probe: Any, nphotons: float) -> np.float32:
@@ -86,6 +116,12 @@ def simulate_raw(
     Returns ``(diff3d, Y, s)``: float32 ``(M, N, N)`` amplitudes divided by the intensity scale
     ``s`` (the reference's stored ``X``), complex64 ``(M, N, N, 1)`` pre-probe object patches,
     and ``s`` (float32).
+
+    Everything is checked before the simulation runs: the inputs, the memory the outputs need
+    (:func:`ptyfast._kernels.require_memory`) and, once ``s`` is known (a cheap pass without
+    FFTs), that ``nphotons`` keeps the scaled far field within float32
+    (:func:`ptyfast._kernels.check_field_range`): an error names ``nphotons`` and the largest
+    value that fits instead of returning NaN.
     """
     x = _coords("xcoords", xcoords)
     y = _coords("ycoords", ycoords)
@@ -93,13 +129,27 @@ def simulate_raw(
         raise ValueError(f"ycoords must have the shape of xcoords {x.shape}, got {y.shape}")
     if x.size == 0:
         raise ValueError("xcoords must hold at least one position, got 0")
+    nph = _kernels._positive_float("nphotons", nphotons)
     obj = _kernels.as_complex_image("objectGuess", objectGuess)
     probe = _kernels.as_complex_image("probeGuess", probeGuess)
     if probe.shape[0] != probe.shape[1] or probe.shape[0] < 2:
         raise ValueError(f"probeGuess must be square (N, N) with N >= 2, got {probe.shape}")
-    positions = np.column_stack([x, y]).astype(np.float64)
-    s = intensity_scale_of(obj, positions, probe, nphotons)
     seed_value = _kernels.resolve_seed(seed) if poisson else None
+    m, n = x.size, probe.shape[0]
+    _kernels.require_memory(
+        f"simulation of {m} positions at N = {n} (diff3d float32 and Y complex64)",
+        m * (n * n * 12 + 48),
+    )
+    positions = np.column_stack([x, y]).astype(np.float64)
+    s = intensity_scale_of(obj, positions, probe, nph)
+    _kernels.check_field_range(
+        float(s),
+        _kernels._max_abs(obj),
+        float(np.sum(np.abs(probe))),
+        name="nphotons",
+        value=nphotons,
+        limit_of="photons",
+    )
     diff3d, patches = _kernels.simulate(
         obj,
         positions,
@@ -114,6 +164,50 @@ def simulate_raw(
     return diff3d, patches[..., None], s
 
 
+def _check_declared_shapes(r: NpzReader, path: str, diff_key: str, optional: list[str]) -> None:
+    """Shapes declared by the members' headers agree, before any of them is read."""
+    shape = {k: r.header(k).shape for k in ("xcoords", "ycoords", diff_key, "probeGuess")}
+    shape.update({k: r.header(k).shape for k in optional})
+    m = shape["xcoords"]
+    if len(m) != 1:
+        raise ValueError(f"{path}: xcoords must be 1-D, got shape {m}")
+    for key in ("ycoords", "xcoords_start", "ycoords_start", "scan_index"):
+        if key in shape and shape[key] != m:
+            raise ValueError(f"{path}: {key} must have the shape of xcoords {m}, got {shape[key]}")
+    d = shape[diff_key]
+    if len(d) != 3 or d[0] != m[0] or d[1] != d[2]:
+        raise ValueError(
+            f"{path}: {diff_key} must be (M, N, N) with M = {m[0]} (one pattern per position), "
+            f"got shape {d}"
+        )
+    if shape["probeGuess"] != d[1:]:
+        raise ValueError(f"{path}: probeGuess must be (N, N) = {d[1:]}, got {shape['probeGuess']}")
+    if "Y" in shape and (len(shape["Y"]) not in (3, 4) or shape["Y"][0] != m[0]):
+        raise ValueError(f"{path}: Y must be ({m[0]}, H, W[, 1]), got {shape['Y']}")
+
+
+def _metadata_mismatches(metadata: dict[str, Any], config: Any) -> list[str]:
+    """Mismatches of ``nphotons``, ``N``, ``gridsize`` between file metadata and a config."""
+    physics = dict(metadata.get("physics_parameters") or {})
+    for key in ("nphotons", "N", "gridsize"):
+        if key not in physics and key in metadata:
+            physics[key] = metadata[key]
+    model = getattr(config, "model", None)
+    current = {
+        "nphotons": getattr(config, "nphotons", None),
+        "N": getattr(model, "N", None),
+        "gridsize": getattr(model, "gridsize", None),
+    }
+    out = []
+    for key, want in current.items():
+        have = physics.get(key)
+        if have is None or want is None:
+            continue
+        if (abs(float(have) - float(want)) > 1e-9) if key == "nphotons" else have != want:
+            out.append(f"{key} mismatch: dataset={have}, config={want}")
+    return out
+
+
 class RawData:
     """Ungrouped ptychography scan data.
 
@@ -121,20 +215,21 @@ class RawData:
     ----------
     xcoords, ycoords : array_like, (M,)
         Scan positions in object pixels (``x`` = column, ``y`` = row).
-    xcoords_start, ycoords_start : array_like, (M,)
+    xcoords_start, ycoords_start : array_like, (M,), or None
         Nominal ("start") positions; equal to ``xcoords``/``ycoords`` for simulated data.
+        ``None`` (both) means the positions themselves, as ``from_file`` defaults them.
     diff3d : array_like, (M, N, N)
         Diffraction amplitudes (float32; legacy uint16 intensities are accepted as stored).
     probeGuess : array_like, (N, N)
-        The probe, real or complex.
+        The probe, real or complex, the size of the patterns.
     scan_index : array_like, (M,)
-        Integer scan index per position.
+        Integer scan index per position (integer dtype, or floats holding integers).
     objectGuess : array_like, (H, W), optional
-        The full object.
-    Y : array_like, (M, N, N) or (M, N, N, 1), optional
-        Ground-truth object patches.
+        The full object, real or complex, finite.
+    Y : array_like, (M, H, W) or (M, H, W, 1), optional
+        Ground-truth object patches (numeric).
     norm_Y_I : float, optional
-        ``scale_nphotons(diff3d)`` as the reference records it.
+        ``scale_nphotons(diff3d)`` as the reference records it (a real scalar).
     metadata : dict, optional
         Free-form metadata, stored under ``_metadata`` by :meth:`to_file`.
 
@@ -142,8 +237,13 @@ class RawData:
     ------
     ValueError
         On inconsistent shapes: coordinate arrays of different shapes, ``diff3d`` not
-        ``(M, N, N)`` with ``M`` the number of positions, ``probeGuess`` not 2-D,
-        ``scan_index`` not 1-D of length ``M``, ``objectGuess`` not 2-D, non-finite coordinates.
+        ``(M, N, N)`` with ``M`` the number of positions, ``probeGuess`` not ``(N, N)``,
+        ``scan_index`` not 1-D of length ``M`` or not integral, ``objectGuess`` not 2-D, ``Y``
+        not ``(M, H, W[, 1])``; non-finite coordinates, probe or object; only one of the start
+        coordinates given.
+    TypeError
+        A required array is ``None`` or of a non-numeric dtype (strings, objects; complex
+        coordinates or ``diff3d``); ``norm_Y_I`` not a real scalar; ``metadata`` not a dict.
 
     Notes
     -----
@@ -177,13 +277,17 @@ class RawData:
         norm_Y_I: Any = None,
         metadata: dict[str, Any] | None = None,
     ) -> None:
-        self.xcoords = _coords("xcoords", xcoords)
-        self.ycoords = _coords("ycoords", ycoords)
-        self.xcoords_start = (
-            None if xcoords_start is None else _coords("xcoords_start", xcoords_start)
+        self.xcoords: np.ndarray = _coords("xcoords", xcoords)
+        self.ycoords: np.ndarray = _coords("ycoords", ycoords)
+        if (xcoords_start is None) != (ycoords_start is None):
+            raise ValueError("xcoords_start and ycoords_start must both be arrays or both None")
+        # Without start coordinates the start positions are the positions (as from_file and
+        # the reference's data contract default them), so grouped data always has them.
+        self.xcoords_start: np.ndarray = (
+            self.xcoords if xcoords_start is None else _coords("xcoords_start", xcoords_start)
         )
-        self.ycoords_start = (
-            None if ycoords_start is None else _coords("ycoords_start", ycoords_start)
+        self.ycoords_start: np.ndarray = (
+            self.ycoords if ycoords_start is None else _coords("ycoords_start", ycoords_start)
         )
         n = self.xcoords.shape
         for name, arr in (
@@ -191,34 +295,49 @@ class RawData:
             ("xcoords_start", self.xcoords_start),
             ("ycoords_start", self.ycoords_start),
         ):
-            if arr is not None and arr.shape != n:
+            if arr.shape != n:
                 raise ValueError(f"{name} must have the shape of xcoords {n}, got {arr.shape}")
         m = n[0]
-        self.diff3d = _optional_array(diff3d)
-        if self.diff3d is not None:
-            d = self.diff3d
-            if d.ndim != 3 or d.shape[1] != d.shape[2]:
-                raise ValueError(f"diff3d must be (M, N, N), got shape {d.shape}")
-            if d.shape[0] != m:
-                raise ValueError(
-                    f"diff3d must hold one pattern per position ({m}), got {d.shape[0]}"
-                )
-            if d.dtype.kind not in "iuf":
-                raise TypeError(f"diff3d must hold real amplitudes, got dtype {d.dtype}")
-        self.probeGuess = _optional_array(probeGuess)
-        if self.probeGuess is not None and self.probeGuess.ndim != 2:
-            raise ValueError(f"probeGuess must be 2-D (N, N), got shape {self.probeGuess.shape}")
-        self.scan_index = _optional_array(scan_index)
-        if self.scan_index is not None and self.scan_index.shape != n:
+        d = _array("diff3d", diff3d, "iuf", "real amplitudes (float32; legacy uint16 counts)")
+        if d.ndim != 3 or d.shape[1] != d.shape[2]:
+            raise ValueError(f"diff3d must be (M, N, N), got shape {d.shape}")
+        if d.shape[0] != m:
+            raise ValueError(f"diff3d must hold one pattern per position ({m}), got {d.shape[0]}")
+        self.diff3d: np.ndarray = d
+        N = d.shape[1]
+        p = _array("probeGuess", probeGuess, "iufc", "a numeric (N, N) probe")
+        if p.shape != (N, N):
             raise ValueError(
-                f"scan_index must be 1-D of length {m}, got shape {self.scan_index.shape}"
+                f"probeGuess must be (N, N) = ({N}, {N}) like the diffraction patterns, "
+                f"got shape {p.shape}"
             )
-        self.objectGuess = _optional_array(objectGuess)
-        if self.objectGuess is not None and self.objectGuess.ndim != 2:
-            raise ValueError(f"objectGuess must be 2-D (H, W), got shape {self.objectGuess.shape}")
-        self.Y = _optional_array(Y)
+        _finite("probeGuess", p)
+        self.probeGuess: np.ndarray = p
+        si = _array("scan_index", scan_index, "iuf", "a 1-D integer array")
+        if si.shape != n:
+            raise ValueError(f"scan_index must be 1-D of length {m}, got shape {si.shape}")
+        if si.dtype.kind == "f" and not np.all(np.isfinite(si) & (si == np.round(si))):
+            raise ValueError("scan_index must hold integers, got fractions or NaN")
+        self.scan_index: np.ndarray = si
+        self.objectGuess: np.ndarray | None = None
+        if objectGuess is not None:
+            o = _array("objectGuess", objectGuess, "iufc", "a numeric (H, W) object")
+            if o.ndim != 2 or o.size == 0:
+                raise ValueError(f"objectGuess must be a non-empty (H, W) array, got {o.shape}")
+            _finite("objectGuess", o)
+            self.objectGuess = o
+        self.Y: np.ndarray | None = None
+        if Y is not None:
+            y = _array("Y", Y, "iufc", "numeric ground-truth patches")
+            if y.ndim not in (3, 4) or y.shape[0] != m or (y.ndim == 4 and y.shape[3] != 1):
+                raise ValueError(f"Y must be ({m}, H, W) or ({m}, H, W, 1), got {y.shape}")
+            self.Y = y
         self.norm_Y_I = _kernels.from_tensor(norm_Y_I)
-        self.metadata = dict(metadata) if metadata else {}
+        if self.norm_Y_I is not None:
+            self.norm_Y_I = _norm_y_i(self.norm_Y_I)
+        if metadata is not None and not isinstance(metadata, Mapping):
+            raise TypeError(f"metadata must be a dict, got {type(metadata).__name__}")
+        self.metadata: dict[str, Any] = dict(metadata) if metadata else {}
         self.intensity_scale: float | None = None
         self.sample_indices: np.ndarray | None = None
         self.subsample_seed: int | None = None
@@ -280,7 +399,9 @@ class RawData:
         poisson : bool
             Draw Poisson noise (default) or return noise-free amplitudes.
         seed : int, numpy.random.Generator or None
-            Seed of the Poisson noise (pattern ``i`` uses stream ``(seed, i)``).
+            Seed of the Poisson noise (pattern ``i`` uses stream ``(seed, i)``). ``None`` draws
+            fresh OS entropy; the integer actually used is recorded as ``metadata['seed']``,
+            so ``from_simulation(..., seed=raw.metadata['seed'])`` reproduces ``raw``.
 
         Returns
         -------
@@ -288,7 +409,19 @@ class RawData:
             ``diff3d`` float32 ``(M, N, N)``: amplitudes divided by the intensity scale ``s``;
             ``Y`` complex64 ``(M, N, N, 1)``: pre-probe object patches; ``norm_Y_I``:
             ``scale_nphotons(diff3d)``; ``intensity_scale``: ``s``; start coordinates equal
-            to the coordinates.
+            to the coordinates; ``metadata``: ``nphotons``, ``intensity_scale``, ``poisson``,
+            ``seed`` (the noise seed used, ``None`` without noise) and ``N``.
+
+        Raises
+        ------
+        ValueError
+            Inconsistent or non-finite positions, probe or object; ``nphotons`` not positive
+            and finite, or so large that the scaled far field would overflow float32 (the
+            message gives the largest value that fits); outputs larger than the available
+            memory. All checked before the simulation runs.
+        TypeError
+            Non-numeric arrays, ``nphotons`` not a real number (strings such as ``"1e6"``
+            are refused), a seed of the wrong type.
 
         Notes
         -----
@@ -296,27 +429,39 @@ class RawData:
         and breaks on ``M = 1``): simulation is per position, grouping comes later.
         """
         nph = _default_nphotons(nphotons)
-        diff3d, Y, s = simulate_raw(
-            xcoords, ycoords, probeGuess, objectGuess, nphotons=nph, poisson=poisson, seed=seed
-        )
         x = _coords("xcoords", xcoords)
         y = _coords("ycoords", ycoords)
         if scan_index is None:
             scan_index = np.zeros(x.shape[0], dtype=np.int64)
+        si = _array("scan_index", scan_index, "iuf", "a 1-D integer array")
+        if si.shape != x.shape:
+            raise ValueError(f"scan_index must be 1-D of length {x.size}, got shape {si.shape}")
+        # The seed is resolved (fresh entropy drawn for None) before anything runs, so that the
+        # one actually used can be recorded.
+        seed_value = _kernels.resolve_seed(seed) if poisson else None
+        diff3d, Y, s = simulate_raw(
+            x, y, probeGuess, objectGuess, nphotons=nph, poisson=poisson, seed=seed_value
+        )
         raw = RawData(
             x,
             y,
             x,
             y,
             diff3d,
-            probeGuess,
-            scan_index,
-            objectGuess,
+            _drop_unit_channel(probeGuess),
+            si,
+            _drop_unit_channel(objectGuess),
             Y=Y,
             norm_Y_I=scale_nphotons(diff3d, nphotons=nph),
         )
         raw.intensity_scale = float(s)
-        raw.metadata = {"nphotons": nph, "intensity_scale": float(s), "poisson": bool(poisson)}
+        raw.metadata = {
+            "nphotons": nph,
+            "intensity_scale": float(s),
+            "poisson": bool(poisson),
+            "seed": seed_value,
+            "N": int(diff3d.shape[1]),
+        }
         return raw
 
     @staticmethod
@@ -382,71 +527,145 @@ class RawData:
         return raw
 
     @staticmethod
-    def from_file(train_data_file_path: str | os.PathLike[str]) -> RawData:
-        """Load a raw NPZ (data contract: README, "NPZ files").
+    def from_file(
+        train_data_file_path: str | os.PathLike[str],
+        validate_config: bool = False,
+        current_config: Any = None,
+    ) -> RawData:
+        """Load a raw NPZ (data contract: README, "NPZ files"), strictly.
 
         Required keys: ``xcoords``, ``ycoords``, ``diff3d`` (or ``diffraction``), ``probeGuess``.
         Optional: ``xcoords_start``/``ycoords_start`` (default: the coordinates), ``scan_index``
         (default: int64 zeros), ``objectGuess``, ``Y``, ``_metadata`` (JSON).
 
+        Reading is strict and memory-bounded (:class:`ptyfast._npz.NpzReader`): only these
+        members are read; every declared shape is checked against the others and against the
+        available memory before anything is allocated; a member that is present but unreadable
+        (corrupt, truncated, a decompression bomb) is an error naming the file and the key,
+        never replaced by a default. Pickles are never loaded: an optional member stored as a
+        pickled object array (the reference writes a missing ``objectGuess`` as a pickled
+        ``None``) reads as absent; a required one is an error.
+
+        Parameters
+        ----------
+        train_data_file_path : str or os.PathLike
+            The ``.npz`` file.
+        validate_config : bool, default False
+            Compare ``nphotons``, ``N`` and ``gridsize`` of the file's metadata with
+            ``current_config`` and log a warning for each mismatch (as the reference does).
+        current_config : TrainingConfig, optional
+            The configuration to compare with.
+
+        Returns
+        -------
+        RawData
+            With ``metadata`` from ``_metadata`` and ``intensity_scale`` from it when recorded.
+
         Raises
         ------
         ValueError
-            If a required key is missing or an array has the wrong rank or dtype.
+            Not an ``.npz`` archive, truncated; a required key missing or pickled; any member
+            read unreadable; inconsistent shapes; wrong dtypes; larger than the memory
+            available; invalid ``_metadata``.
+        OSError
+            The file cannot be opened (e.g. ``FileNotFoundError``).
         """
-        arrays, metadata = load_npz(train_data_file_path)
-        if "diff3d" not in arrays and "diffraction" in arrays:
-            arrays["diff3d"] = arrays["diffraction"]
-        missing = [k for k in _REQUIRED_KEYS if arrays.get(k) is None]
-        if missing:
-            raise ValueError(
-                f"{os.fspath(train_data_file_path)} is missing required key(s) {missing}; "
-                f"a raw NPZ needs {list(_REQUIRED_KEYS)} ('diffraction' is accepted for 'diff3d')"
-            )
-        x = arrays["xcoords"]
-        y = arrays["ycoords"]
-        assert x is not None and y is not None
+        path = os.fspath(train_data_file_path)
+        with NpzReader(path) as r:
+            diff_key = "diff3d" if "diff3d" in r else "diffraction"
+            required = ("xcoords", "ycoords", diff_key, "probeGuess")
+            missing = [k for k in required if k not in r]
+            if missing:
+                raise ValueError(
+                    f"{path} is missing required key(s) {missing}; a raw NPZ needs "
+                    f"{list(_REQUIRED_KEYS)} ('diffraction' is accepted for 'diff3d')"
+                )
+            for key in required:
+                if r.is_pickled(key):
+                    raise ValueError(
+                        f"{path}: required member {key!r} is a pickled object array; "
+                        "ptyfast never unpickles files"
+                    )
+            optional = [
+                k
+                for k in ("xcoords_start", "ycoords_start", "scan_index", "objectGuess", "Y")
+                if k in r and not r.is_pickled(k)
+            ]
+            _check_declared_shapes(r, path, diff_key, optional)
+            metadata = read_metadata(r)
+            arrays = {k: r.read(k) for k in (*required, *optional)}
         for key in ("xcoords", "ycoords", "xcoords_start", "ycoords_start"):
             v = arrays.get(key)
             if v is not None and v.dtype.kind not in "iuf":
-                raise ValueError(f"{key} must be real numbers (float64), got dtype {v.dtype}")
-        d = arrays["diff3d"]
-        assert d is not None
+                raise ValueError(f"{path}: {key} must be real numbers (float64), got {v.dtype}")
+        d = arrays[diff_key]
         if d.dtype.kind not in "iuf":
             raise ValueError(
-                f"diff3d must be real amplitudes (float32) or uint16 counts, got dtype {d.dtype}"
+                f"{path}: diff3d must be real amplitudes (float32) or uint16 counts, got "
+                f"dtype {d.dtype}"
             )
         p = arrays["probeGuess"]
-        assert p is not None
         if p.dtype.kind not in "fc":
-            raise ValueError(f"probeGuess must be complex64 (or real), got dtype {p.dtype}")
-        xs = arrays.get("xcoords_start")
-        ys = arrays.get("ycoords_start")
+            raise ValueError(f"{path}: probeGuess must be complex64 (or real), got {p.dtype}")
+        x, y = arrays["xcoords"], arrays["ycoords"]
+        xs, ys = arrays.get("xcoords_start"), arrays.get("ycoords_start")
+        if (xs is None) != (ys is None):
+            xs = ys = None  # one start array alone is not a start position; as the reference
+            logger.warning("%s: only one of xcoords_start/ycoords_start; using the positions", path)
         scan_index = arrays.get("scan_index")
         if scan_index is None:
             scan_index = np.zeros(x.shape[0], dtype=np.int64)
-        raw = RawData(
-            x,
-            y,
-            x if xs is None else xs,
-            y if ys is None else ys,
-            d,
-            p,
-            scan_index,
-            arrays.get("objectGuess"),
-            Y=arrays.get("Y"),
-            metadata=metadata,
-        )
-        if metadata and "intensity_scale" in metadata:
-            raw.intensity_scale = float(metadata["intensity_scale"])
+        try:
+            raw = RawData(
+                x,
+                y,
+                xs,
+                ys,
+                d,
+                p,
+                scan_index,
+                arrays.get("objectGuess"),
+                Y=arrays.get("Y"),
+                metadata=metadata,
+            )
+        except (ValueError, TypeError) as exc:
+            raise type(exc)(f"{path}: {exc}") from None
+        if metadata:
+            scale = metadata.get("intensity_scale")
+            if scale is None:
+                scale = (metadata.get("physics_parameters") or {}).get("intensity_scale")
+            if scale is not None:
+                try:
+                    raw.intensity_scale = _kernels._positive_float("intensity_scale", scale)
+                except (TypeError, ValueError) as exc:
+                    raise ValueError(f"{path}: _metadata {exc}") from None
+        if validate_config and metadata and current_config is not None:
+            for warning in _metadata_mismatches(metadata, current_config):
+                logger.warning("Parameter mismatch: %s", warning)
         return raw
+
+    @staticmethod
+    def from_files(
+        train_data_file_path: str | os.PathLike[str], test_data_file_path: str | os.PathLike[str]
+    ) -> tuple[RawData, RawData]:
+        """``(from_file(train), from_file(test))``, as the reference's helper.
+
+        Raises
+        ------
+        ValueError, OSError
+            As :meth:`from_file`, for either file.
+        """
+        return RawData.from_file(train_data_file_path), RawData.from_file(test_data_file_path)
 
     def to_file(self, file_path: str | os.PathLike[str]) -> None:
         """Write the raw NPZ atomically (temporary file + rename).
 
         Keys: ``xcoords``, ``ycoords``, ``xcoords_start``, ``ycoords_start``, ``diff3d``,
         ``probeGuess``, ``scan_index``, ``objectGuess`` (omitted when ``None``), ``Y`` (when
-        present) and ``_metadata`` (JSON, when there is any).
+        present) and ``_metadata`` (JSON, when there is any): the recorded keys (``nphotons``,
+        ``intensity_scale``, ``seed``, ...) at the top level, and arranged in the schema of
+        PtychoPINN's ``MetadataManager`` (``physics_parameters.nphotons`` ...; see
+        :func:`ptyfast._npz.metadata_record`), so PtychoPINN reads the real photon count.
         """
         metadata = dict(self.metadata)
         if self.intensity_scale is not None:
@@ -464,7 +683,7 @@ class RawData:
                 "scan_index": self.scan_index,
                 "Y": self.Y,
             },
-            metadata or None,
+            metadata_record(metadata) if metadata else None,
         )
 
     # ------------------------------------------------------------------ grouping
@@ -493,8 +712,6 @@ class RawData:
             from . import params
 
             gridsize = params.cfg["gridsize"]
-        if self.diff3d is None:
-            raise ValueError("diff3d must be set to group data, got None")
         return group_dataset(
             self.xcoords,
             self.ycoords,

@@ -17,7 +17,7 @@ object pixels with ``x`` = column (second image axis) and ``y`` = row; offsets c
 ``ifftshift`` before the FFT, zero frequency at ``[N/2, N/2]``, unitary so that
 ``sum(A**2) == sum(|psi|**2)``); diffraction data are amplitudes, not intensities.
 
-Reference behaviours reproduced (see ``reference-behavior.md`` sections 3.5, 5 and 6):
+Reference behaviours reproduced (COMPATIBILITY.md lists what ptyfast keeps and changes):
 
 * outer stride ``outer_offset // 2``; ``G1 = (size - bigN) // (outer_offset // 2) + 1``
   regions per axis, row-major, object-major over the stack;

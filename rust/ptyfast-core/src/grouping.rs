@@ -19,7 +19,7 @@ use rayon::prelude::*;
 
 use crate::knn::KnnIndex;
 use crate::legacy_rng::LegacyRandomState;
-use crate::patches::{zeroed, Zeroable};
+use crate::patches::{filled, zeroed, Zeroable};
 use crate::{Complex32, Error, Result};
 
 fn check_xy(x: &[f64], y: &[f64]) -> Result<()> {
@@ -78,8 +78,22 @@ fn to_i64(v: usize) -> i64 {
 }
 
 fn column(v: &[usize]) -> Result<Array2<i64>> {
-    Array2::from_shape_vec((v.len(), 1), v.iter().map(|&i| to_i64(i)).collect())
-        .map_err(|e| Error::Unsupported(e.to_string()))
+    let mut out = filled(v.len(), 0i64, "nsamples")?;
+    for (o, &i) in out.iter_mut().zip(v) {
+        *o = to_i64(i);
+    }
+    Array2::from_shape_vec((v.len(), 1), out).map_err(|e| Error::Unsupported(e.to_string()))
+}
+
+/// `rows · c` as a checked element count of an output named after `nsamples`.
+fn group_len(rows: usize, c: usize) -> Result<usize> {
+    rows.checked_mul(c).ok_or_else(|| {
+        Error::invalid(
+            "nsamples",
+            format!("small enough for ({rows}, {c}) group indices to be addressable"),
+            rows.to_string(),
+        )
+    })
 }
 
 /// How the reference turns a seed's `k = min(K+1, n)` query hits into `available`, the
@@ -100,7 +114,7 @@ struct Candidates {
 impl Candidates {
     fn new(n: usize, k: usize, c: usize, oversampling: bool) -> Self {
         Self {
-            kq: (k + 1).min(n),
+            kq: k.saturating_add(1).min(n),
             k,
             c,
             oversampling,
@@ -196,7 +210,7 @@ pub fn sample_then_group(
     let replace = len < c;
 
     // The sequential part: which positions of `available` each seed draws.
-    let mut picks = vec![0usize; seeds.len() * c];
+    let mut picks = filled(group_len(seeds.len(), c)?, 0usize, "nsamples")?;
     let mut perm = vec![0usize; len];
     for row in picks.chunks_exact_mut(c) {
         if replace {
@@ -212,7 +226,7 @@ pub fn sample_then_group(
         for (o, &p) in row.iter_mut().zip(&picks[i * c..(i + 1) * c]) {
             *o = to_i64(cand.candidate(seeds[i], hits, p));
         }
-    });
+    })?;
     Array2::from_shape_vec((seeds.len(), c), out).map_err(|e| Error::Unsupported(e.to_string()))
 }
 
@@ -350,6 +364,8 @@ pub fn oversample_groups(
             nsamples.to_string(),
         )
     })?;
+    // The output first (the largest buffer, checked and fallible), then the draws.
+    let mut out = filled(group_len(nsamples, c)?, 0i64, "nsamples")?;
     let picks = rng.choice(pool_len, nsamples, nsamples > pool_len)?;
 
     // Only the seeds whose combinations made it into the pool are queried.
@@ -360,9 +376,8 @@ pub fn oversample_groups(
         for (j, o) in row.iter_mut().enumerate() {
             *o = cand.candidate(seeds[i], hits, j);
         }
-    });
+    })?;
     let binom = binomial_table(len, c);
-    let mut out = vec![0i64; nsamples * c];
     out.par_chunks_mut(c).zip(picks.par_iter()).for_each_init(
         || vec![0usize; c],
         |pos, (orow, &p)| {
@@ -736,6 +751,39 @@ mod tests {
         let mut xn = x.clone();
         xn[2] = f64::NAN;
         assert!(sample_then_group(&xn, &y, 1, 4, 4, 0, None).is_err());
+        // Coordinates whose squared distances overflow f64 are refused, not searched.
+        xn[2] = 1e154;
+        let e = sample_then_group(&xn, &y, 3, 4, 4, 0, None).unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("points must be finite and within"),
+            "{e}"
+        );
+        assert!(oversample_groups(&xn, &y, 30, 4, 4, 0, None).is_err());
+    }
+
+    #[test]
+    fn sizes_from_the_caller_never_abort_or_panic() {
+        // The examples: 10**12 and 2**62 oversampled groups, and any nsamples up to
+        // usize::MAX, are errors (allocation refused), not SIGABRT or capacity overflow.
+        let (x, y) = random_xy(30, 4);
+        for ns in [1_000_000_000_000usize, 1 << 62, usize::MAX / 2, usize::MAX] {
+            let e = oversample_groups(&x, &y, ns, 6, 4, 0, None).unwrap_err();
+            assert!(
+                matches!(&e, Error::InvalidArgument { name, .. } if *name == "nsamples"),
+                "{ns}: {e}"
+            );
+            // C == 1 draws `nsamples` seeds the same way.
+            assert!(oversample_groups(&x, &y, ns, 6, 1, 0, None).is_err());
+            // The standard path caps the groups at the number of points: fine for any nsamples.
+            assert_eq!(
+                sample_then_group(&x, &y, ns, 6, 4, 0, None).unwrap().dim(),
+                (30, 4)
+            );
+        }
+        // K and C far beyond the number of points are argument errors too.
+        assert!(sample_then_group(&x, &y, 5, usize::MAX, 4, 0, None).is_ok());
+        assert!(sample_then_group(&x, &y, 5, usize::MAX, usize::MAX, 0, None).is_err());
     }
 
     #[test]

@@ -19,10 +19,35 @@ use kiddo::SquaredEuclidean;
 use ndarray::{Array2, ArrayView2};
 use rayon::prelude::*;
 
+use crate::patches::filled;
 use crate::{Error, Result};
 
 /// Leaf bucket size of the KD-tree.
 const BUCKET: usize = 16;
+
+/// Largest coordinate magnitude accepted: squared distances between points within
+/// `±MAX_COORDINATE`, at most `2·(2·10^150)² = 8·10^300`, stay finite in `f64`. Larger
+/// coordinates would give infinite distances, and with them no meaningful order.
+pub const MAX_COORDINATE: f64 = 1e150;
+
+/// Whether `p` is finite and within [`MAX_COORDINATE`] on both axes.
+#[inline]
+fn in_range(p: &[f64; 2]) -> bool {
+    p[0].abs() <= MAX_COORDINATE && p[1].abs() <= MAX_COORDINATE
+}
+
+/// The first point of `points` that is not finite or exceeds [`MAX_COORDINATE`], as an error
+/// naming `name`.
+fn check_range(name: &'static str, points: &[[f64; 2]]) -> Result<()> {
+    match points.iter().position(|p| !in_range(p)) {
+        None => Ok(()),
+        Some(i) => Err(Error::invalid(
+            name,
+            "finite and within ±1e150 (squared distances must fit f64)",
+            format!("{:?} at index {i}", points[i]),
+        )),
+    }
+}
 
 /// A KD-tree over 2-D points answering exact, deterministically ordered k-NN queries.
 #[derive(Debug)]
@@ -48,7 +73,7 @@ impl KnnIndex {
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] when `points` is empty, holds `2**32 − 1` or more points, or a
-    /// coordinate is not finite.
+    /// coordinate is not finite or exceeds [`MAX_COORDINATE`] in magnitude.
     pub fn new(points: Vec<[f64; 2]>) -> Result<Self> {
         if points.is_empty() {
             return Err(Error::invalid("points", "non-empty", "0 points"));
@@ -60,16 +85,7 @@ impl KnnIndex {
                 format!("{} points", points.len()),
             ));
         }
-        if let Some(i) = points
-            .iter()
-            .position(|p| !(p[0].is_finite() && p[1].is_finite()))
-        {
-            return Err(Error::invalid(
-                "points",
-                "finite",
-                format!("{:?} at index {i}", points[i]),
-            ));
-        }
+        check_range("points", &points)?;
         let tree = ImmutableKdTree::new_from_slice(&points);
         Ok(Self { tree, points })
     }
@@ -105,7 +121,9 @@ impl KnnIndex {
     }
 
     /// Writes the `k` nearest `(squared distance, index)` pairs of `query` into `out`, ordered
-    /// by distance then index. `k` is clamped to `1..=len()`; `out` is cleared first.
+    /// by distance then index. `k` is clamped to `1..=len()`; `out` is cleared first. A query
+    /// beyond [`MAX_COORDINATE`] (not reachable through the checked entry points) yields
+    /// neighbours in an unspecified order, never a panic.
     pub fn query_into(&self, query: &[f64; 2], k: usize, out: &mut Vec<(f64, u32)>) {
         let m = self.points.len();
         let k = k.clamp(1, m);
@@ -119,7 +137,7 @@ impl KnnIndex {
             .tree
             .nearest_n_within::<SquaredEuclidean>(query, f64::INFINITY, nz, false);
         self.collect(found, query, out);
-        if qty > k && out[k].0 == out[k - 1].0 {
+        if qty > k && out.len() > k && out[k].0 == out[k - 1].0 {
             // A tie at the boundary: the tree may have returned any subset of the tied points.
             let radius = out[k - 1].0;
             let all = NonZero::<usize>::MAX;
@@ -138,17 +156,36 @@ impl KnnIndex {
     ///
     /// Queries are visited in Z-order of their position ([`locality_order`]) so that
     /// consecutive queries touch the same tree nodes; the output does not depend on it.
-    pub fn map_rows<T, F>(&self, queries: &[[f64; 2]], k: usize, width: usize, f: F) -> Vec<T>
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] (`queries`) when `q · width` values overflow or cannot be
+    /// allocated (the buffers are allocated fallibly, never aborting).
+    pub fn map_rows<T, F>(
+        &self,
+        queries: &[[f64; 2]],
+        k: usize,
+        width: usize,
+        f: F,
+    ) -> Result<Vec<T>>
     where
         T: Copy + Default + Send + Sync,
         F: Fn(usize, &[(f64, u32)], &mut [T]) + Sync,
     {
         let q = queries.len();
         if width == 0 || q == 0 {
-            return Vec::new();
+            return Ok(Vec::new());
         }
+        let len = q.checked_mul(width).ok_or_else(|| {
+            Error::invalid(
+                "queries",
+                "few enough for the output rows to be addressable",
+                format!("{q} rows of {width}"),
+            )
+        })?;
+        let mut visited = filled(len, T::default(), "queries")?;
+        let mut rank = filled(q, 0usize, "queries")?;
+        let mut out = filled(len, T::default(), "queries")?;
         let order = locality_order(queries);
-        let mut visited = vec![T::default(); q * width];
         visited
             .par_chunks_mut(width)
             .zip(order.par_iter())
@@ -156,15 +193,13 @@ impl KnnIndex {
                 self.query_into(&queries[i], k, buf);
                 f(i, buf, row);
             });
-        let mut rank = vec![0usize; q];
         for (r, &i) in order.iter().enumerate() {
             rank[i] = r;
         }
-        let mut out = vec![T::default(); q * width];
         out.par_chunks_mut(width)
             .zip(rank.par_iter())
             .for_each(|(o, &r)| o.copy_from_slice(&visited[r * width..(r + 1) * width]));
-        out
+        Ok(out)
     }
 
     fn collect(
@@ -263,23 +298,15 @@ pub fn knn(
             k.to_string(),
         ));
     }
-    if let Some(i) = (0..queries.nrows())
-        .find(|&i| !(queries[[i, 0]].is_finite() && queries[[i, 1]].is_finite()))
-    {
-        return Err(Error::invalid(
-            "queries",
-            "finite",
-            format!("a non-finite coordinate at row {i}"),
-        ));
-    }
-    let index = KnnIndex::new(points.rows().into_iter().map(|r| [r[0], r[1]]).collect())?;
     let qs: Vec<[f64; 2]> = queries.rows().into_iter().map(|r| [r[0], r[1]]).collect();
+    check_range("queries", &qs)?;
     let q = qs.len();
+    let index = KnnIndex::new(points.rows().into_iter().map(|r| [r[0], r[1]]).collect())?;
     let rows = index.map_rows(&qs, k, k, |_, hits, row: &mut [(i64, f64)]| {
         for (o, &(d2, j)) in row.iter_mut().zip(hits) {
             *o = (i64::from(j), d2.sqrt());
         }
-    });
+    })?;
     let (idx, dist): (Vec<i64>, Vec<f64>) = rows.into_par_iter().unzip();
     let shape_err = |e: ndarray::ShapeError| Error::Unsupported(e.to_string());
     Ok((
@@ -368,12 +395,14 @@ mod tests {
         assert_eq!(o, (0..5000).collect::<Vec<_>>());
         // Results come back in query order whatever the visiting order.
         let index = KnnIndex::new(pts.clone()).unwrap();
-        let rows = index.map_rows(&pts, 3, 3, |i, hits, row: &mut [i64]| {
-            assert_eq!(hits[0].1 as usize, i);
-            for (r, h) in row.iter_mut().zip(hits) {
-                *r = i64::from(h.1);
-            }
-        });
+        let rows = index
+            .map_rows(&pts, 3, 3, |i, hits, row: &mut [i64]| {
+                assert_eq!(hits[0].1 as usize, i);
+                for (r, h) in row.iter_mut().zip(hits) {
+                    *r = i64::from(h.1);
+                }
+            })
+            .unwrap();
         let mut buf = Vec::new();
         for i in (0..5000).step_by(97) {
             index.query_into(&pts[i], 3, &mut buf);
@@ -396,5 +425,32 @@ mod tests {
         assert!(knn(p.view(), bad.view(), 1).is_err());
         let (i, _) = knn(p.view(), Array2::zeros((0, 2)).view(), 2).unwrap();
         assert_eq!(i.shape(), &[0, 2]);
+    }
+
+    #[test]
+    fn coordinates_beyond_the_squared_distance_range_are_refused() {
+        // Within range: exact answers even at the limit (squared distances up to 8e300).
+        let m = MAX_COORDINATE;
+        let p = array![[-m, -m], [m, m], [0.0, 0.0], [m / 2.0, m / 2.0]];
+        let (i, d) = knn(p.view(), array![[m, m]].view(), 4).unwrap();
+        assert_eq!(i.row(0).to_vec(), vec![1, 3, 2, 0]);
+        assert!(d.iter().all(|v| v.is_finite()));
+        // Beyond it, as points or as queries: an error naming the argument, never a panic.
+        for big in [1.01e150, 1e154, 1e300, f64::MAX] {
+            let bad = array![[0.0, 0.0], [big, 1.0], [2.0, 2.0]];
+            let e = knn(bad.view(), array![[0.0, 0.0]].view(), 2).unwrap_err();
+            assert!(
+                e.to_string()
+                    .starts_with("points must be finite and within"),
+                "{e}"
+            );
+            let e = knn(p.view(), array![[-big, 0.0]].view(), 2).unwrap_err();
+            assert!(e.to_string().starts_with("queries must be"), "{e}");
+        }
+        // A direct query far outside (infinite distances) returns without panicking.
+        let index = KnnIndex::new(vec![[0.0, 0.0], [1.0, 1.0], [2.0, 2.0]]).unwrap();
+        let mut buf = Vec::new();
+        index.query_into(&[1e200, -1e200], 2, &mut buf);
+        assert!(buf.len() <= 2);
     }
 }

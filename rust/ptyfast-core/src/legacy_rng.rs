@@ -144,6 +144,17 @@ impl LegacyRandomState {
         a
     }
 
+    /// [`LegacyRandomState::permutation`] with a fallible allocation.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] (`n`) when `n` indices cannot be allocated.
+    pub fn try_permutation(&mut self, n: usize) -> Result<Vec<usize>> {
+        let mut a = reserve(n, "n")?;
+        a.extend(0..n);
+        self.shuffle(&mut a);
+        Ok(a)
+    }
+
     /// Fills `buf` with `permutation(buf.len())`, reusing the allocation.
     pub fn permutation_into(&mut self, buf: &mut [usize]) {
         for (i, v) in buf.iter_mut().enumerate() {
@@ -155,12 +166,19 @@ impl LegacyRandomState {
     /// `randint(0, n, size)` with the legacy masked-rejection sampler (`n ≥ 1`; `n == 1` gives
     /// zeros without consuming the stream, as NumPy does).
     pub fn randint_below(&mut self, n: usize, size: usize) -> Vec<usize> {
+        let mut out = Vec::with_capacity(size);
+        self.randint_below_into(n, size, &mut out);
+        out
+    }
+
+    /// Appends `randint(0, n, size)` to `out` (see [`LegacyRandomState::randint_below`]).
+    fn randint_below_into(&mut self, n: usize, size: usize, out: &mut Vec<usize>) {
         let rng = n.saturating_sub(1) as u64;
         if rng == 0 {
-            return vec![0; size];
+            out.resize(out.len() + size, 0);
+            return;
         }
         let mask = mask_for(rng);
-        let mut out = Vec::with_capacity(size);
         if rng == u64::from(u32::MAX) {
             out.extend((0..size).map(|_| self.next_u32() as usize));
         } else if rng < u64::from(u32::MAX) {
@@ -184,14 +202,16 @@ impl LegacyRandomState {
                 out.push(v as usize);
             }
         }
-        out
     }
 
     /// `choice(n, size, replace)` for an integer population `arange(n)` without weights.
     ///
+    /// The result is allocated fallibly: a `size` (or `n`) too large to allocate is an error,
+    /// never an abort.
+    ///
     /// # Errors
     /// [`Error::InvalidArgument`] when `n == 0` and `size > 0`, or when `size > n` without
-    /// replacement (NumPy's `ValueError`s).
+    /// replacement (NumPy's `ValueError`s); `size` / `n` when the result cannot be allocated.
     pub fn choice(&mut self, n: usize, size: usize, replace: bool) -> Result<Vec<usize>> {
         if n == 0 && size > 0 {
             return Err(Error::invalid(
@@ -201,7 +221,9 @@ impl LegacyRandomState {
             ));
         }
         if replace {
-            Ok(self.randint_below(n, size))
+            let mut out = reserve(size, "size")?;
+            self.randint_below_into(n, size, &mut out);
+            Ok(out)
         } else {
             if size > n {
                 return Err(Error::invalid(
@@ -210,11 +232,24 @@ impl LegacyRandomState {
                     size.to_string(),
                 ));
             }
-            let mut p = self.permutation(n);
+            let mut p = self.try_permutation(n)?;
             p.truncate(size);
             Ok(p)
         }
     }
+}
+
+/// An empty vector with room for `len` indices, or an error naming `name` (no abort).
+fn reserve(len: usize, name: &'static str) -> Result<Vec<usize>> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(len).map_err(|_| {
+        Error::invalid(
+            name,
+            "small enough to allocate",
+            format!("{len} indices of 8 bytes"),
+        )
+    })?;
+    Ok(v)
 }
 
 #[cfg(test)]
@@ -278,6 +313,13 @@ mod tests {
         assert!(r.choice(0, 1, true).is_err());
         assert_eq!(r.choice(0, 0, false), Ok(vec![]));
         assert_eq!(r.choice(3, 4, true).map(|v| v.len()), Ok(4));
+        // Sizes that cannot be allocated are errors, not capacity-overflow panics or aborts.
+        assert!(r.choice(10, 1 << 62, true).is_err());
+        assert!(r.choice(1 << 62, 3, false).is_err());
+        assert!(r.try_permutation(usize::MAX / 2).is_err());
+        let mut a = LegacyRandomState::new(3);
+        let mut b = LegacyRandomState::new(3);
+        assert_eq!(a.try_permutation(50).unwrap(), b.permutation(50));
     }
 
     #[test]

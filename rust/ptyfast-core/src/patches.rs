@@ -308,6 +308,24 @@ pub(crate) fn checked_len(m: usize, per: usize) -> Result<usize> {
         })
 }
 
+/// A vector of `len` copies of `value`, allocated fallibly: a size from the caller that
+/// overflows or cannot be allocated is an error, never an abort or a capacity-overflow panic.
+///
+/// # Errors
+/// [`Error::InvalidArgument`] (`name`) when the allocation fails.
+pub(crate) fn filled<T: Copy>(len: usize, value: T, name: &'static str) -> Result<Vec<T>> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(len).map_err(|_| {
+        Error::invalid(
+            name,
+            "small enough to allocate",
+            format!("{len} values of {} bytes", std::mem::size_of::<T>()),
+        )
+    })?;
+    v.resize(len, value);
+    Ok(v)
+}
+
 /// Values whose all-zero bit pattern is a valid value (`0.0`, `0 + 0i`).
 ///
 /// # Safety
@@ -682,6 +700,13 @@ mod tests {
 
     #[test]
     fn zeroed_buffers() {
+        assert!(filled(0, 1u8, "x").unwrap().is_empty());
+        assert_eq!(filled(3, 7usize, "x").unwrap(), vec![7, 7, 7]);
+        let e = filled(usize::MAX / 4, 0u64, "nsamples").unwrap_err();
+        assert!(
+            e.to_string().starts_with("nsamples must be small enough"),
+            "{e}"
+        );
         assert!(zeroed::<f32>(0, "x").unwrap().is_empty());
         let small = zeroed::<Complex32>(5, "x").unwrap();
         assert_eq!(small, vec![c(0.0); 5]);

@@ -1,0 +1,570 @@
+"""Generate the documentation's figures with ptyfast itself (``make docs`` runs this).
+
+Each figure is drawn from what ptyfast computes, and each function first *checks* the
+convention it illustrates (an ``assert`` against an independent NumPy computation), so a
+figure cannot show a convention the code no longer follows: the docs build fails instead.
+Deterministic: fixed seeds, matplotlib's Agg backend, no timestamps in the PNGs.
+
+    python docs/gen_figures.py [--out docs/figures] [NAME ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.colors import LogNorm  # noqa: E402
+from matplotlib.patches import Circle, Rectangle  # noqa: E402
+
+import ptyfast  # noqa: E402
+from ptyfast.config import ModelConfig, TrainingConfig  # noqa: E402
+from ptyfast.diffsim import grid_positions, sim_object_image  # noqa: E402
+from ptyfast.nongrid_simulation import generate_simulated_data, random_positions  # noqa: E402
+from ptyfast.probe import get_default_probe  # noqa: E402
+from ptyfast.raw_data import RawData  # noqa: E402
+
+OUT = Path(__file__).resolve().parent / "figures"
+DPI = 110
+SAVE = {"dpi": DPI, "bbox_inches": "tight", "metadata": {"Software": None}}
+FIGURES: dict[str, Callable[[], plt.Figure]] = {}
+
+
+def figure(name: str) -> Callable[[Callable[[], plt.Figure]], Callable[[], plt.Figure]]:
+    def register(fn: Callable[[], plt.Figure]) -> Callable[[], plt.Figure]:
+        FIGURES[name] = fn
+        return fn
+
+    return register
+
+
+def _colorbar(fig: plt.Figure, im: object, ax: plt.Axes, label: str) -> None:
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04).set_label(label)
+
+
+def _patches(obj: np.ndarray, xy: np.ndarray, probe: np.ndarray) -> RawData:
+    """Noise-free simulation at positions ``xy`` (M, 2): ``.Y`` holds the object patches."""
+    return RawData.from_simulation(
+        xy[:, 0], xy[:, 1], probe, obj, np.zeros(len(xy), np.int64), nphotons=1e6, poisson=False
+    )
+
+
+# --------------------------------------------------------------------------- conventions
+
+
+@figure("axes")
+def axes_and_patch() -> plt.Figure:
+    """Object axes (x = column, y = row, origin top-left) and where the scan point sits."""
+    N, x, y = 32, 70, 44
+    obj = sim_object_image(128, data_source="lines", seed=3)
+    probe = get_default_probe(N)
+    patch = _patches(obj, np.array([[x, y]], float), probe).Y[0, :, :, 0]
+    # The convention: patch[r, c] = object[y + r - N//2, x + c - N//2] (integer positions copy).
+    expect = obj[y - N // 2 : y + N // 2, x - N // 2 : x + N // 2]
+    assert np.array_equal(patch, expect), "patch extraction no longer follows the convention"
+    assert patch[N // 2, N // 2] == obj[y, x]
+    # Placement: the relative position (0, 0) of a scan lands where a probe symmetric about
+    # its array centre (N - 1)/2 is centred on the object's array centre.
+    from ptyfast import scans
+
+    cx, cy = scans.placement_offset(obj.shape, N)
+    delta = N // 2 - (N - 1) / 2
+    assert (cx, cy) == ((obj.shape[1] - 1) / 2 + delta, (obj.shape[0] - 1) / 2 + delta)
+
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4.6), gridspec_kw={"width_ratios": [1.35, 1]})
+    a.imshow(np.abs(obj), cmap="gray")
+    a.add_patch(
+        Rectangle((x - N // 2 - 0.5, y - N // 2 - 0.5), N, N, fill=False, ec="tab:orange", lw=2)
+    )
+    a.plot([x], [y], "x", color="tab:red", ms=10, mew=2)
+    a.annotate(
+        f"scan point (x, y) = ({x}, {y})",
+        (x, y),
+        (x - 62, y - 30),
+        color="tab:red",
+        bbox={"fc": "white", "alpha": 0.8, "lw": 0},
+        arrowprops={"arrowstyle": "->", "color": "tab:red"},
+    )
+    a.plot([0], [0], "o", color="tab:blue", ms=7)
+    a.annotate(
+        "origin: pixel (row 0, col 0)",
+        (0, 0),
+        (8, 118),
+        color="tab:blue",
+        bbox={"fc": "white", "alpha": 0.8, "lw": 0},
+        arrowprops={"arrowstyle": "->", "color": "tab:blue"},
+    )
+    a.set_xlabel("x = column (second array axis) →")
+    a.set_ylabel("← y = row (first array axis)")
+    a.set_title(f"object {obj.shape} (|object|), patch of N = {N} in orange")
+    b.imshow(np.abs(patch), cmap="gray", extent=(-0.5, N - 0.5, N - 0.5, -0.5))
+    b.plot([N // 2], [N // 2], "x", color="tab:red", ms=10, mew=2)
+    b.axhline(N // 2, color="tab:red", lw=0.6, ls=":")
+    b.axvline(N // 2, color="tab:red", lw=0.6, ls=":")
+    b.set_title(f"the patch: scan point at pixel (N//2, N//2) = ({N // 2}, {N // 2})")
+    b.set_xlabel("patch column c")
+    b.set_ylabel("patch row r")
+    fig.tight_layout()
+    return fig
+
+
+@figure("zero_frequency")
+def zero_frequency() -> plt.Figure:
+    """Where the zero frequency sits in a pattern: [N//2, N//2]."""
+    N = 32
+    probe = get_default_probe(N)
+    obj = np.ones((96, 96), np.complex64)  # flat object: the pattern is the probe's transform
+    raw = _patches(obj, np.array([[48.0, 48.0]]), probe)
+    amp = raw.diff3d[0] * raw.intensity_scale
+    assert np.unravel_index(np.argmax(amp), amp.shape) == (N // 2, N // 2)
+    field = (probe * raw.Y[0, :, :, 0]).astype(np.complex64)
+    ref = np.abs(np.fft.fftshift(np.fft.fft2(field))) / N  # no shift before the FFT
+    assert np.allclose(raw.diff3d[0], ref, rtol=1e-4, atol=1e-6 * ref.max())
+    assert np.isclose((ref**2).sum(), (np.abs(field) ** 2).sum(), rtol=1e-5)  # unitary
+
+    rng = np.random.default_rng(2)  # a random-phase object scatters into speckle
+    speckle_obj = np.exp(2j * np.pi * rng.random((96, 96))).astype(np.complex64)
+    pat = _patches(speckle_obj, np.array([[48.0, 48.0]]), probe).diff3d[0]
+    cmap = plt.get_cmap("magma").copy()
+    cmap.set_bad(cmap(0.0))  # exact zeros (log of 0) drawn as the lowest colour
+    fig, axs = plt.subplots(1, 2, figsize=(10, 4.4))
+    for ax, img, title in [
+        (axs[0], amp, "flat object: the probe's own far field"),
+        (axs[1], pat, "random-phase object: speckle"),
+    ]:
+        im = ax.imshow(img**2 / (img**2).max(), cmap=cmap, norm=LogNorm(1e-6, 1))
+        ax.plot([N // 2], [N // 2], "o", mfc="none", mec="cyan", ms=14, mew=1.5)
+        ax.annotate(
+            f"zero frequency [N//2, N//2] = [{N // 2}, {N // 2}]",
+            (N // 2, N // 2),
+            (1, 3),
+            color="cyan",
+            arrowprops={"arrowstyle": "->", "color": "cyan"},
+        )
+        ax.set_title(title)
+        ax.set_xlabel("detector column (pixels)")
+        ax.set_ylabel("detector row (pixels)")
+        _colorbar(fig, im, ax, "intensity / max (log)")
+    fig.tight_layout()
+    return fig
+
+
+@figure("units")
+def amplitude_intensity_counts() -> plt.Figure:
+    """One pattern as amplitude, expected photons, counts and the stored diff3d."""
+    N, photons = 32, 1e4
+    cfg = TrainingConfig(model=ModelConfig(N=N), n_groups=4, nphotons=photons)
+    obj = sim_object_image(128, data_source="lines", seed=1)
+    probe = get_default_probe(N)
+    clean = generate_simulated_data(cfg, obj, probe, 20.0, False, seed=5, poisson=False)
+    noisy = generate_simulated_data(cfg, obj, probe, 20.0, False, seed=5)
+    s = float(clean.intensity_scale)
+    assert np.array_equal(clean.xcoords, noisy.xcoords) and s == float(noisy.intensity_scale)
+    amp = clean.diff3d[0].astype(np.float64)  # A / s ... noise-free stored value = A (unit probe)
+    lam = (s * amp) ** 2  # expected photons per pixel
+    counts = (s * noisy.diff3d[0].astype(np.float64)) ** 2
+    assert np.allclose(counts, np.round(counts), atol=1e-3 * max(1.0, counts.max()) ** 0.5)
+    mean_photons = ((s * clean.diff3d.astype(np.float64)) ** 2).sum(axis=(1, 2)).mean()
+    assert np.isclose(mean_photons, photons, rtol=1e-4), mean_photons
+
+    fig, axs = plt.subplots(1, 4, figsize=(15, 3.8))
+    panels = [
+        (amp, "noise-free diff3d = A\n(amplitude; photons ÷ s²)", "amplitude (a.u.)", None),
+        (lam, "λ = s² A²\n(expected photons)", "photons / pixel", LogNorm(1e-2, lam.max())),
+        (counts, "counts ~ Poisson(λ)", "photons / pixel", LogNorm(1, max(counts.max(), 2))),
+        (noisy.diff3d[0], "stored diff3d = √counts / s", "amplitude (a.u.)", None),
+    ]
+    for ax, (img, title, unit, norm) in zip(axs, panels, strict=True):
+        shown = np.ma.masked_less_equal(img, 0) if norm is not None else img
+        im = ax.imshow(shown, cmap="viridis", norm=norm)
+        ax.set_title(title, fontsize=10)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        _colorbar(fig, im, ax, unit)
+    fig.suptitle(
+        f"one pattern, N = {N}, nphotons = {photons:g} (mean Σλ over the dataset), s = {s:.4g}; "
+        "zero counts blank in the log panels",
+        fontsize=10,
+    )
+    fig.tight_layout()
+    return fig
+
+
+@figure("default_probe")
+def default_probe() -> plt.Figure:
+    """The default probe, in pixels and (for one geometry) in micrometres."""
+    N = 64
+    probe = get_default_probe(N)
+    assert probe.dtype == np.float64 and probe.shape == (N, N)
+    assert np.allclose(probe, probe[::-1, ::-1])  # symmetric about the array centre (N-1)/2
+    g = ptyfast.Geometry(energy_eV=8000.0, distance_m=2.0, detector_pixel_m=75e-6, N=N)
+    px_um = g.object_pixel_m * 1e6
+    fig, axs = plt.subplots(1, 3, figsize=(14, 4))
+    im = axs[0].imshow(np.abs(probe), cmap="viridis")
+    axs[0].set_title(f"get_default_probe({N}): |P| (pixels)")
+    axs[0].set_xlabel("column (object pixels)")
+    axs[0].set_ylabel("row (object pixels)")
+    _colorbar(fig, im, axs[0], "amplitude")
+    half = N * px_um / 2
+    im = axs[1].imshow(np.abs(probe), cmap="viridis", extent=(-half, half, half, -half))
+    axs[1].set_title(
+        f"same probe in µm: E = 8 keV, z = 2 m, Δ = 75 µm\n(object pixel {px_um * 1e3:.1f} nm)",
+        fontsize=10,
+    )
+    axs[1].set_xlabel("x (µm)")
+    axs[1].set_ylabel("y (µm)")
+    _colorbar(fig, im, axs[1], "amplitude")
+    axs[2].plot(np.arange(N), probe[N // 2], ".-")
+    axs[2].axvline(N // 2, color="gray", ls=":")
+    axs[2].set_title("profile through row N//2 (zero phase: real probe)")
+    axs[2].set_xlabel("column (object pixels)")
+    axs[2].set_ylabel("amplitude")
+    fig.tight_layout()
+    return fig
+
+
+# --------------------------------------------------------------------------- guides
+
+
+@figure("scan_nongrid")
+def nongrid_scan() -> plt.Figure:
+    """A lines object with random (nongrid) scan positions, the buffer and one probe footprint."""
+    N, size, buffer, n = 64, 256, 20.0, 400
+    obj = sim_object_image(size, data_source="lines", seed=1)
+    x, y, used = random_positions(n, size, size, buffer, 42)
+    assert x.min() >= used and x.max() < size - used and y.min() >= used
+    probe = get_default_probe(N)
+    fig, ax = plt.subplots(figsize=(6.2, 6))
+    ax.imshow(np.abs(obj), cmap="gray")
+    ax.plot(x, y, ".", color="tab:orange", ms=3, label=f"{n} positions (seed 42)")
+    ax.add_patch(
+        Rectangle(
+            (used, used),
+            size - 2 * used,
+            size - 2 * used,
+            fill=False,
+            ls="--",
+            ec="tab:cyan",
+            label=f"buffer = {used:g} px",
+        )
+    )
+    r = np.sqrt((probe > probe.max() / 2).sum() / np.pi)  # radius of the half-maximum disk
+    ax.add_patch(
+        Circle(
+            (x[0], y[0]),
+            r,
+            fill=False,
+            ec="tab:red",
+            lw=1.5,
+            label="probe half-maximum, first position",
+        )
+    )
+    ax.set_xlabel("x = column (object pixels)")
+    ax.set_ylabel("y = row (object pixels)")
+    ax.set_title("generate_simulated_data: random positions on a lines object")
+    ax.legend(loc="lower left", fontsize=8, framealpha=0.9)
+    fig.tight_layout()
+    return fig
+
+
+@figure("grid_layout")
+def grid_layout() -> plt.Figure:
+    """The grid mode: regions of bigN, stride outer_offset // 2, channels c = (row, col)."""
+    N, g, offset, outer, size = 16, 2, 8, 24, 96
+    pos = grid_positions(size, outer, N=N, gridsize=g, offset=offset)  # (G1², C, 2)
+    stride, big_n = outer // 2, N + (g - 1) * offset
+    g1 = int(round(np.sqrt(len(pos))))
+    assert g1 == (size - big_n) // stride + 1
+    for c in range(g * g):  # channel c sits at (row, col) = (c // g, c % g)
+        assert np.array_equal(pos[0, c], [N // 2 + (c % g) * offset, N // 2 + (c // g) * offset])
+    obj = sim_object_image(size, data_source="lines", seed=1)
+    fig, axs = plt.subplots(1, 2, figsize=(11, 5))
+    axs[0].imshow(np.abs(obj), cmap="gray")
+    axs[0].plot(pos[..., 0].ravel(), pos[..., 1].ravel(), ".", color="tab:orange", ms=4)
+    for r in (0, g1 + 1, len(pos) - 1):
+        top, left = (r // g1) * stride, (r % g1) * stride
+        axs[0].add_patch(
+            Rectangle((left - 0.5, top - 0.5), big_n, big_n, fill=False, lw=1.5, ec="tab:cyan")
+        )
+        axs[0].annotate(
+            f"region {r}",
+            (left, top),
+            (left + 1, top + 4),
+            color="tab:cyan",
+            fontsize=9,
+            bbox={"fc": "white", "alpha": 0.8, "lw": 0},
+        )
+    axs[0].set_title(
+        f"{g1}×{g1} regions of bigN = {big_n}, stride outer_offset // 2 = {stride}\n"
+        f"(orange: the {g * g} patch positions of every region)",
+        fontsize=10,
+    )
+    axs[0].set_xlabel("x = column (object pixels)")
+    axs[0].set_ylabel("y = row (object pixels)")
+    ax = axs[1]
+    ax.imshow(
+        np.abs(obj[:big_n, :big_n]), cmap="gray", extent=(-0.5, big_n - 0.5, big_n - 0.5, -0.5)
+    )
+    colors = ["tab:red", "tab:orange", "tab:green", "tab:purple"]
+    styles = ["-", "--", "-.", ":"]
+    for c in range(g * g):
+        px, py = pos[0, c]
+        inset = 0.3 * c  # keep coincident edges apart
+        ax.add_patch(
+            Rectangle(
+                (px - N // 2 - 0.5 + inset, py - N // 2 - 0.5 + inset),
+                N - 2 * inset,
+                N - 2 * inset,
+                fill=False,
+                ec=colors[c],
+                lw=2,
+                ls=styles[c],
+                label=f"channel c = {c}: (row, col) = ({c // g}, {c % g})",
+            )
+        )
+        ax.plot([px], [py], "x", color=colors[c], ms=9, mew=2.5)
+    ax.set_xlim(-1, big_n)
+    ax.set_ylim(big_n, -1)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=2, fontsize=8)
+    ax.set_title(
+        f"region 0: gridsize² = {g * g} patches of N = {N} at offset {offset}\n"
+        "(× = each patch's scan point, pixel N//2)",
+        fontsize=10,
+    )
+    ax.set_xlabel("x (object pixels)")
+    ax.set_ylabel("y (object pixels)")
+    fig.tight_layout()
+    return fig
+
+
+@figure("grouping")
+def grouping() -> plt.Figure:
+    """Groups of gridsize² = 4 positions among each seed's K = 7 nearest neighbours."""
+    N, g, K = 32, 2, 7
+    cfg = TrainingConfig(model=ModelConfig(N=N, gridsize=g), n_groups=150, nphotons=1e6)
+    raw = generate_simulated_data(
+        cfg, sim_object_image(128, data_source="lines", seed=1), get_default_probe(N), 10.0, False
+    )
+    grouped = raw.generate_grouped_data(N=N, K=K, nsamples=150, gridsize=g, seed=0)
+    nn = grouped["nn_indices"]
+    pts = np.column_stack([raw.xcoords, raw.ycoords])
+    fig, ax = plt.subplots(figsize=(6.2, 6))
+    ax.plot(pts[:, 0], pts[:, 1], ".", color="0.6", ms=4, label="positions")
+    colors = plt.get_cmap("tab10").colors
+    for k, i in enumerate((0, 40, 80, 120)):
+        grp = nn[i]
+        d = np.hypot(*(pts[grp] - pts[grp].mean(axis=0)).T)
+        kth = np.sort(np.hypot(*(pts - pts[grp[0]]).T))[K]  # seeds draw among K neighbours
+        assert d.max() <= 2 * kth + 1e-9
+        c = colors[k]
+        ax.plot(
+            pts[grp, 0],
+            pts[grp, 1],
+            "o",
+            mfc="none",
+            mec=c,
+            ms=8,
+            mew=1.8,
+            label=f"group {i}: indices {list(map(int, grp))}",
+        )
+        ctr = pts[grp].mean(axis=0)
+        for j in grp:
+            ax.plot([ctr[0], pts[j, 0]], [ctr[1], pts[j, 1]], "-", color=c, lw=1)
+        ax.plot(*ctr, "+", color=c, ms=10, mew=2)
+    ax.set_xlabel("x (object pixels)")
+    ax.set_ylabel("y (object pixels)")
+    ax.invert_yaxis()
+    ax.set_aspect("equal")
+    ax.set_title(f"generate_grouped_data: K = {K}, gridsize = {g} (+ = group centre)")
+    ax.legend(fontsize=7, loc="lower left", framealpha=0.9)
+    fig.tight_layout()
+    return fig
+
+
+# --------------------------------------------------------------------------- the model
+
+
+def _show_complex(fig: plt.Figure, axa: plt.Axes, axp: plt.Axes, field: np.ndarray, title: str):
+    axa.imshow(np.abs(field), cmap="viridis")
+    axa.set_title(title, fontsize=9)
+    shown = np.ma.masked_where(np.abs(field) < 1e-3 * np.abs(field).max(), np.angle(field))
+    axp.imshow(shown, cmap="twilight", vmin=-np.pi, vmax=np.pi)
+    for ax in (axa, axp):
+        ax.set_xticks([])
+        ax.set_yticks([])
+
+
+@figure("probes")
+def probe_gallery() -> plt.Figure:
+    """The probe builders: amplitude (top) and phase (bottom), unit total intensity each."""
+    from ptyfast import probes
+
+    N = 128
+    g = ptyfast.Geometry(energy_eV=8000.0, distance_m=2.0, detector_pixel_m=75e-6, N=N)
+    fzp = probes.fresnel_zone_plate(g, 160e-6, 50e-9, central_stop=0.3, defocus_m=5e-4)
+    mode_stack = probes.modes(fzp, 3, decay=0.5)
+    gallery = [
+        (probes.disk(N), "disk(128):\nPtychoPINN's default"),
+        (probes.gaussian(N, 10.0), "gaussian(128, 10)\n"),
+        (probes.super_gaussian(N, 20.0, order=6), "super_gaussian(128, 20,\norder=6)"),
+        (fzp, "fresnel_zone_plate,\ndefocus 0.5 mm"),
+        (probes.zernike(N, seed=4), "zernike(128, seed=4):\nrandom aberrations"),
+        (mode_stack[1], "modes(fzp, 3,\ndecay=0.5)[1]"),
+    ]
+    for p, _ in gallery[:-1]:  # one mode alone carries its weight, not 1
+        assert p.dtype == np.complex64 and np.isclose((np.abs(p) ** 2).sum(), 1, rtol=1e-5)
+    overlap = np.abs(np.vdot(mode_stack[0], mode_stack[1]))  # incoherent modes: orthogonal
+    assert overlap < 1e-5 * np.abs(np.vdot(mode_stack[0], mode_stack[0])), overlap
+    assert np.isclose((np.abs(mode_stack) ** 2).sum(), 1, rtol=1e-5)
+    fig, axs = plt.subplots(2, len(gallery), figsize=(2.3 * len(gallery), 5))
+    for k, (p, title) in enumerate(gallery):
+        _show_complex(fig, axs[0, k], axs[1, k], p, title)
+    axs[0, 0].set_ylabel("amplitude |P|")
+    axs[1, 0].set_ylabel("phase (twilight: −π … π)")
+    fig.suptitle(
+        f"ptyfast.probes, N = {N}: complex64, Σ|P|² = 1 (modes: over all modes)", fontsize=10
+    )
+    fig.tight_layout()
+    return fig
+
+
+@figure("scans")
+def scan_gallery() -> plt.Figure:
+    """The scan builders, and position errors: nominal (commanded) vs true positions."""
+    from ptyfast import scans
+
+    gallery = [
+        (scans.raster(6, 6, 8.0, snake=True), "raster(6, 6, 8, snake=True)"),
+        (scans.hexagonal(6, 6, 8.0), "hexagonal(6, 6, 8)"),
+        (scans.fermat_spiral(60, 4.0), "fermat_spiral(60, 4)"),
+        (scans.concentric(4, 8.0), "concentric(4, 8)"),
+        (scans.lissajous(60, 24.0), "lissajous(60, 24)"),
+        (scans.random_uniform(40, 48.0, seed=1), "random_uniform(40, 48, seed=1)"),
+    ]
+    base = scans.fermat_spiral(60, 4.0)
+    err = base.jitter(0.8, seed=1).drift((0.05, 0.02))
+    assert np.array_equal(err.nominal, base.nominal) and not np.array_equal(err.true, base.true)
+    assert scans.Scan.from_dict(err.to_dict()).true.tobytes() == err.true.tobytes()
+    fig, grid = plt.subplots(2, 4, figsize=(11, 6))
+    grid[1, 3].remove()
+    axs = [*grid[0], *grid[1, :3]]
+    for ax, (sc, title) in zip(axs, gallery, strict=False):
+        p = sc.nominal
+        ax.plot(p[:, 0], p[:, 1], "-", color="0.75", lw=0.8)
+        ax.plot(p[:, 0], p[:, 1], ".", color="tab:blue", ms=4)
+        ax.plot(p[0, 0], p[0, 1], "o", color="tab:red", ms=5)
+        ax.set_title(title, fontsize=8)
+    ax = axs[-1]
+    ax.plot(
+        err.nominal[:, 0], err.nominal[:, 1], "o", mfc="none", mec="tab:blue", ms=5, label="nominal"
+    )
+    ax.plot(err.true[:, 0], err.true[:, 1], ".", color="tab:orange", ms=5, label="true")
+    for a, b in zip(err.nominal, err.true, strict=True):
+        ax.plot([a[0], b[0]], [a[1], b[1]], "-", color="tab:orange", lw=0.6)
+    ax.set_title("fermat_spiral(60, 4)\n.jitter(0.8, seed=1).drift((0.05, 0.02))", fontsize=8)
+    ax.legend(fontsize=7, loc="lower right")
+    for ax in axs:
+        ax.set_aspect("equal")
+        ax.invert_yaxis()
+        ax.tick_params(labelsize=7)
+    for ax in (grid[0, 0], grid[1, 0]):
+        ax.set_ylabel("v (object px, from the scan centre)", fontsize=8)
+    for ax in grid[1, :3]:
+        ax.set_xlabel("u (object px)", fontsize=8)
+    fig.suptitle("ptyfast.scans (red: first position; grey: scan order)", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+@figure("objects")
+def object_gallery() -> plt.Figure:
+    """The object families, amplitude (top) and phase (bottom)."""
+    from ptyfast import objects
+
+    size = 128
+    gallery = [
+        (objects.lines(size, seed=1), "lines(128, seed=1)"),
+        (objects.grf(size, seed=1), "grf(128, seed=1)"),
+        (objects.points(size, seed=1), "points(128, seed=1)"),
+        (objects.dead_leaves(size, seed=1), "dead_leaves(128, seed=1)"),
+    ]
+    plain = objects.lines(size, seed=1, amplitude=None, phase=(0, 0))
+    assert np.array_equal(plain, sim_object_image(size, data_source="lines", seed=1))
+    fig, axs = plt.subplots(2, len(gallery), figsize=(2.6 * len(gallery), 5.2))
+    for k, (o, title) in enumerate(gallery):
+        assert o.dtype == np.complex64 and o.shape == (size, size)
+        axs[0, k].imshow(np.abs(o), cmap="gray")
+        axs[0, k].set_title(title, fontsize=9)
+        im = axs[1, k].imshow(np.angle(o), cmap="twilight", vmin=-np.pi, vmax=np.pi)
+        for ax in axs[:, k]:
+            ax.set_xticks([])
+            ax.set_yticks([])
+    axs[0, 0].set_ylabel("amplitude")
+    axs[1, 0].set_ylabel("phase")
+    _colorbar(fig, im, axs[1, -1], "phase (rad)")
+    fig.suptitle(
+        "ptyfast.objects: default amplitude (1, 0.5) and phase (0, π/2) ranges", fontsize=10
+    )
+    fig.tight_layout()
+    return fig
+
+
+# --------------------------------------------------------------------------- driver
+
+
+def paths(out: Path = OUT) -> dict[str, Path]:
+    return {name: out / f"{name}.png" for name in FIGURES}
+
+
+CLI_HELP = "ptyfast-simulate-help.txt"
+
+
+def write_cli_help(out: Path = OUT) -> Path:
+    """``ptyfast simulate --help`` of the installed version, for the CLI guide (no drift)."""
+    import os
+    import subprocess
+
+    env = dict(os.environ, COLUMNS="96")
+    res = subprocess.run(
+        [sys.executable, "-m", "ptyfast", "simulate", "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=env,
+    )
+    path = out / CLI_HELP
+    path.write_text(res.stdout)
+    return path
+
+
+def missing(out: Path = OUT) -> list[str]:
+    """Names of the figures (and texts) not yet generated in ``out``."""
+    gone = [name for name, p in paths(out).items() if not p.exists()]
+    return gone + ([CLI_HELP] if not (out / CLI_HELP).exists() else [])
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", type=Path, default=OUT, help="output directory")
+    ap.add_argument("names", nargs="*", choices=[*FIGURES, []], help="figures (default: all)")
+    a = ap.parse_args(argv)
+    a.out.mkdir(parents=True, exist_ok=True)
+    plt.rcParams.update({"figure.max_open_warning": 0, "svg.hashsalt": "ptyfast"})
+    if not a.names:
+        print(f"wrote {write_cli_help(a.out)}")
+    for name in a.names or FIGURES:
+        fig = FIGURES[name]()
+        fig.savefig(paths(a.out)[name], **SAVE)
+        plt.close(fig)
+        print(f"wrote {paths(a.out)[name]}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
