@@ -17,7 +17,8 @@ Per thread count ``t`` (1, 2, ... up to the CPUs this process may use; a fresh p
 
 Dask (``N = 64``): ``ptyfast.distributed.simulate`` into a Zarr store on a LocalCluster of 1 and
 of 2 worker processes, one kernel thread each; efficiency = rate₂ / (2 · rate₁). The cluster's
-start is not timed; the store's writing is.
+start is not timed; the store's writing is. Not in ``--quick`` runs (``tests/test_distributed.py``
+exercises that path).
 
     python benches/bench_scale.py [--quick] [--no-dask]
 """
@@ -26,43 +27,9 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import tempfile
 
-try:
-    from _harness import record, run_python
-except ImportError:  # the harness of the docs stream; the same schema, written out here
-    import json
-    import subprocess
-
-    def record(bench, case, *, stage, variant, n, seconds, N=None, threads=None, **params):
-        seconds = float(seconds)
-        return {
-            "bench": bench,
-            "case": case,
-            "stage": stage,
-            "variant": variant,
-            "N": N,
-            "threads": threads,
-            "n": int(n),
-            "unit": "patterns/s",
-            "rate": float(n) / seconds,
-            "seconds": seconds,
-            "repeats": int(params.pop("repeats", 1)),
-            "params": params,
-        }
-
-    def run_python(code, *args, env=None):
-        here = os.path.dirname(os.path.abspath(__file__))
-        e = dict(os.environ, **(env or {}))
-        e["PYTHONPATH"] = os.pathsep.join(filter(None, [here, e.get("PYTHONPATH")]))
-        out = subprocess.run(
-            [sys.executable, "-c", code, *args], capture_output=True, text=True, env=e
-        )
-        if out.returncode:
-            raise RuntimeError(out.stderr)
-        return json.loads(out.stdout.strip().splitlines()[-1])
-
+from _harness import record, run_python
 
 CHILD = r"""
 import json, sys, time
@@ -220,8 +187,8 @@ def run(quick: bool = False, dask: bool = True) -> list[dict]:
                 f"{rate['ptyfast.simulate'] / rate['acquire']:>5.2f} {rate['numpy']:>7,.0f} "
                 f"{rate['from_simulation'] / rate['numpy']:>5.1f}"
             )
-    if dask:
-        m, shard = (400, 100) if quick else (16_000, 1000)
+    if dask and not quick:  # tests/test_distributed.py exercises this path
+        m, shard = 16_000, 1000
         r = run_python(DASK_CHILD, str(m), str(shard), env={"RAYON_NUM_THREADS": "1"})
         one, two = m / r["1"], m / r["2"]
         for w, s in (("1", r["1"]), ("2", r["2"])):

@@ -114,3 +114,90 @@ def test_energies_mark_non_finite_patterns():
     _core.simulate_into(obj, pos, probe, np.float32(2.0), None, 0, False, amps, None, e)
     assert np.isnan(e[0]) and np.isnan(amps[0]).any()
     assert np.all(np.isfinite(e[1:])) and np.all(np.isfinite(amps[1:]))
+
+
+def test_from_simulation_norm_and_reused_buffers():
+    from ptyfast.raw_data import RawData
+
+    obj, pos, probe = _inputs(m=30)
+    x, y = pos[:, 0], pos[:, 1]
+    raw = RawData.from_simulation(x, y, probe, obj, nphotons=1e5, seed=4)
+    assert raw.norm_Y_I == scale_nphotons(raw.diff3d, nphotons=1e5)
+    assert raw.norm_Y_I.dtype == np.float32
+    again = RawData.from_simulation(x, y, probe, obj, nphotons=1e5, seed=4, out=raw)
+    assert again.diff3d is raw.diff3d and np.shares_memory(again.Y, raw.Y)
+    fresh = RawData.from_simulation(x, y, probe, obj, nphotons=1e5, seed=4)
+    np.testing.assert_array_equal(again.diff3d, fresh.diff3d, strict=True)
+    np.testing.assert_array_equal(again.Y, fresh.Y, strict=True)
+    assert again.norm_Y_I == fresh.norm_Y_I and again.intensity_scale == fresh.intensity_scale
+    other = RawData.from_simulation(x[:5], y[:5], probe, obj, nphotons=1e5, seed=4)
+    with pytest.raises(ValueError, match="out must be a RawData of 30 patterns"):
+        RawData.from_simulation(x, y, probe, obj, nphotons=1e5, seed=4, out=other)
+    with pytest.raises(TypeError, match="out must be a RawData"):
+        RawData.from_simulation(x, y, probe, obj, nphotons=1e5, seed=4, out=raw.diff3d)
+
+
+def test_generate_simulated_data_reuses_buffers():
+    from ptyfast.config import ModelConfig, TrainingConfig
+    from ptyfast.nongrid_simulation import generate_simulated_data
+
+    obj, _, probe = _inputs()
+    config = TrainingConfig(model=ModelConfig(N=16), n_groups=50, nphotons=1e6)
+    first, y1 = generate_simulated_data(config, obj, probe, 10.0, seed=3)
+    want = (first.diff3d.copy(), y1.copy(), first.norm_Y_I)
+    second, y2 = generate_simulated_data(config, obj, probe, 10.0, seed=3, out=first)
+    assert second.diff3d is first.diff3d
+    np.testing.assert_array_equal(second.diff3d, want[0], strict=True)
+    np.testing.assert_array_equal(y2, want[1], strict=True)
+    assert second.norm_Y_I == want[2] == scale_nphotons(second.diff3d, nphotons=1e6)
+
+
+def test_scale_from_energies_errors_as_scale_nphotons():
+    from ptyfast.intensity import scale_from_energies
+
+    with pytest.raises(ValueError, match="zero energy"):
+        scale_from_energies(np.zeros(3), nphotons=1e6)
+    with pytest.raises(ValueError, match="finite"):
+        scale_from_energies(np.array([1.0, np.nan]), nphotons=1e6)
+    with pytest.raises(ValueError, match="zero energy"):
+        scale_nphotons(np.zeros((3, 4, 4), np.float32), nphotons=1e6)
+
+
+def test_model_simulate_into_reused_buffers():
+    import ptyfast
+    from ptyfast import objects, probes, scans
+
+    e = ptyfast.Experiment(
+        objects.dead_leaves(64, seed=1),
+        probes.gaussian(16, 3.0),
+        scans.fermat_spiral(40, 2.0),
+        ptyfast.Detector(dtype="uint16"),
+        1e4,
+    )
+    ref = ptyfast.simulate(e, seed=5, patches=True)
+    buf = np.full((40, 16, 16), 7, np.uint16)
+    pbuf = np.zeros((40, 16, 16), np.complex64)
+    ds = ptyfast.simulate(e, seed=5, patches=True, out=buf, out_patches=pbuf, chunk_size=7)
+    assert ds.diffraction is buf and ds.patches is pbuf
+    np.testing.assert_array_equal(buf, ref.diffraction, strict=True)
+    np.testing.assert_array_equal(pbuf, ref.patches, strict=True)
+    with pytest.raises(ValueError, match="out must be"):
+        ptyfast.simulate(e, seed=5, out=np.zeros((40, 16, 16), np.float32))
+    with pytest.raises(ValueError, match="out_patches must be None"):
+        ptyfast.simulate(e, seed=5, out_patches=pbuf)
+
+
+def test_row_max_and_division_are_numpys():
+    rng = np.random.default_rng(1)
+    a = rng.normal(size=(50, 300)).astype(np.float32)
+    np.testing.assert_array_equal(_kernels.row_max(a), a.max(axis=1), strict=True)
+    a[3, 7] = np.nan
+    assert np.isnan(_kernels.row_max(a)[3])
+    b = rng.uniform(0, 5, (10, 8, 8, 4)).astype(np.float32)
+    want = b / np.float32(0.37)
+    _kernels.divide_in_place(b, 0.37)
+    np.testing.assert_array_equal(b, want, strict=True)
+    with pytest.raises(ValueError, match="writeable C-contiguous float32"):
+        _kernels.divide_in_place(b[:, ::2], 2.0)
+    with pytest.raises(ValueError, match="must not be empty"):
+        _kernels.row_max(np.zeros((3, 0), np.float32))

@@ -1684,3 +1684,25 @@ def detect(
     _core.detect(e, s, fi, det, pixels, readings, stats)
     named = None if stats is None else {k: stats[:, j] for j, k in enumerate(ACQUIRE_STATS)}
     return readings, named
+
+
+def row_max(a: Any) -> np.ndarray:
+    """``a.max(axis=1)`` of a float32 ``(R, L)`` array (``L >= 1``), in parallel: bit for bit
+    NumPy's (a maximum is exact; a NaN in a row gives NaN)."""
+    arr = as_array("a", a, np.float32, ndim=2, allow_complex=False, finite=False)
+    return _core.row_max(arr)
+
+
+def divide_in_place(a: np.ndarray, d: float) -> None:
+    """``a /= np.float32(d)`` for a writeable C-contiguous float32 array, in parallel (the same
+    IEEE quotients as NumPy's)."""
+    if (
+        not isinstance(a, np.ndarray)
+        or a.dtype != np.float32
+        or not a.flags.c_contiguous
+        or not a.flags.writeable
+    ):
+        got = type(a).__name__ if not isinstance(a, np.ndarray) else f"{a.dtype} {a.shape}"
+        raise ValueError(f"a must be a writeable C-contiguous float32 array, got {got}")
+    if a.size:
+        _core.divide_in_place(a.reshape(a.shape[0] if a.ndim else 1, -1), np.float32(d))

@@ -849,6 +849,32 @@ fn detect<'py>(
     ))
 }
 
+/// Row maxima of `a` `(R, L)` into a new `(R,)` array, in pieces over rows.
+#[pyfunction]
+fn row_max<'py>(
+    py: Python<'py>,
+    a: PyReadonlyArray2<'py, f32>,
+) -> PyResult<Bound<'py, PyArray1<f32>>> {
+    let av = a.as_array();
+    let r = av.nrows();
+    let mut out = zeros::<f32, Ix1>(Dim([r]), "a").or_py(py)?;
+    let mut view = out.view_mut();
+    in_pieces(py, r, |s, e| {
+        core::reduce::row_max_into(rows("a", &av, s, e)?, rows_mut("out", &mut view, s, e)?)
+    })?;
+    Ok(out.into_pyarray(py))
+}
+
+/// `a /= d` in place (`a` `(R, L)`), in pieces over rows.
+#[pyfunction]
+fn divide_in_place(py: Python<'_>, mut a: PyReadwriteArray2<'_, f32>, d: f32) -> PyResult<()> {
+    let mut av = a.as_array_mut();
+    let r = av.nrows();
+    in_pieces(py, r, |s, e| {
+        core::reduce::divide_in_place(rows_mut("a", &mut av, s, e)?, d)
+    })
+}
+
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("PtyfastError", ptyfast_error(m.py())?)?;
@@ -860,6 +886,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(illuminated_energy, m)?)?;
     m.add_function(wrap_pyfunction!(simulate, m)?)?;
     m.add_function(wrap_pyfunction!(simulate_into, m)?)?;
+    m.add_function(wrap_pyfunction!(row_max, m)?)?;
+    m.add_function(wrap_pyfunction!(divide_in_place, m)?)?;
     m.add_function(wrap_pyfunction!(acquire, m)?)?;
     m.add_function(wrap_pyfunction!(detect, m)?)?;
     m.add_function(wrap_pyfunction!(knn, m)?)?;
