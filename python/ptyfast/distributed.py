@@ -116,7 +116,8 @@ def _complete_matches(target: Path, record: dict[str, Any], compress: bool) -> b
         r = zio.ZarrReader(target)
     except (ValueError, OSError, ImportError):
         return False
-    return r.header.provenance == record and r.compressed == compress
+    same = json.loads(json.dumps(record, allow_nan=False))  # as the store keeps it
+    return r.header.provenance == same and r.compressed == compress
 
 
 def _done_chunks(partial: Path, rows: int) -> set[int]:
