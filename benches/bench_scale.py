@@ -6,8 +6,9 @@ Per thread count ``t`` (1, 2, ... up to the CPUs this process may use; a fresh p
 ``RAYON_NUM_THREADS=t``) and ``N`` = 64/128/256, patterns/s of
 
 * ``kernel``: ``_kernels.simulate`` (the fused pass: patches, FFT, Poisson, division, patches
-  kept: what ``RawData.from_simulation`` runs), fresh outputs, and ``kernel reused``: the same
-  into reused buffers (``out=``, ``out_patches=``: no first touch of fresh memory);
+  kept, per-pattern energies: the call ``RawData.from_simulation`` makes), fresh outputs, and
+  ``kernel reused``: the same into reused buffers (``out=``, ``out_patches=``: no first touch
+  of fresh memory);
 * ``from_simulation``: the whole ``RawData.from_simulation`` call (positions → the intensity
   scale's energy pass → kernel → ``norm_Y_I`` → ``RawData``), fresh outputs;
 * ``acquire`` / ``ptyfast.simulate``: the model's kernel call over all patterns (fresh) and the
@@ -69,6 +70,7 @@ pos = rng.uniform(N, side - N, (m, 2))
 x, y = pos[:, 0].copy(), pos[:, 1].copy()
 scale = float(np.sqrt(1e9 / K.illuminated_energy(obj, pos, probe).mean()))
 kw = dict(scale=scale, poisson=True, seed=3, divide_by_scale=True, return_patches=True)
+kw["return_energies"] = True  # the call from_simulation makes (energies from the same pass)
 K.simulate(obj, pos[:50], probe, **kw)
 out = np.empty((m, N, N), np.float32)
 outp = np.empty((m, N, N), np.complex64)
