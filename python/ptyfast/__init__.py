@@ -35,6 +35,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "simulate_to": (".model.experiment", "simulate_to"),
     "replay": (".model.provenance", "replay"),
     "Campaign": (".model.campaign", "Campaign"),
+    "distributed": (".distributed", None),
 }
 
 __all__ = ["PtyfastError", "__version__", *_LAZY]

@@ -14,6 +14,9 @@ __all__ = [
     "poisson_counts",
     "illuminated_energy",
     "simulate",
+    "simulate_into",
+    "row_max",
+    "divide_in_place",
     "acquire",
     "detect",
     "knn",
@@ -67,6 +70,20 @@ def simulate(
     divide_by_scale: bool,
     return_patches: bool,
 ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.complex64] | None]: ...
+def simulate_into(
+    object: npt.NDArray[np.complex64],
+    positions: npt.NDArray[np.float64],
+    probe: npt.NDArray[np.complex64],
+    scale: float,
+    seed: int | None,
+    first_index: int,
+    divide_by_scale: bool,
+    amplitudes: npt.NDArray[np.float32],
+    patches: npt.NDArray[np.complex64] | None,
+    energies: npt.NDArray[np.float64] | None,
+) -> None: ...
+def row_max(a: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]: ...
+def divide_in_place(a: npt.NDArray[np.float32], d: float) -> None: ...
 
 _Readings = (
     npt.NDArray[np.float32]

@@ -808,7 +808,11 @@ def simulate(
     first_index: int = 0,
     divide_by_scale: bool = False,
     return_patches: bool = False,
-) -> tuple[np.ndarray, np.ndarray | None]:
+    return_energies: bool = False,
+    out: np.ndarray | None = None,
+    out_patches: np.ndarray | None = None,
+    out_energies: np.ndarray | None = None,
+) -> Any:
     """Fused simulation: patch, probe, FFT and optional Poisson noise, one pass per pattern.
 
     Each pattern is computed in one pass on a worker thread, straight into the preallocated
@@ -837,14 +841,28 @@ def simulate(
         Divide the (noisy) amplitudes by ``scale``: the reference's stored ``X``.
     return_patches : bool, optional
         Also return the complex64 object patches (before the probe).
+    return_energies : bool, optional
+        Also return each written pattern's energy ``Σ amplitudes[i]**2`` (float64, ``(M,)``),
+        computed in the same pass, summed in NumPy's pairwise order: bit for bit
+        ``(amplitudes.astype(np.float64)**2).reshape(M, -1).sum(axis=1)``. A non-finite
+        energy marks a non-finite pattern, so no pass over the output is needed afterwards.
+    out : numpy.ndarray, optional
+        Writeable C-contiguous float32 ``(M, N, N)`` buffer for the amplitudes (returned), for
+        callers that simulate repeatedly into the same memory (its pages are touched once) or
+        into a chunk of a larger array. Interrupted (Ctrl-C), it holds the pieces done so far.
+    out_patches, out_energies : numpy.ndarray, optional
+        Buffers for the patches (complex64 ``(M, N, N)``) and the energies (float64 ``(M,)``);
+        giving one implies ``return_patches`` / ``return_energies``.
 
     Returns
     -------
     amplitudes : numpy.ndarray, float32, (M, N, N)
         ``|fftshift(fft2(scale * probe * patch))| / N`` (README "Conventions"), observed and
-        divided as asked.
+        divided as asked (``out`` when given).
     patches : numpy.ndarray, complex64, (M, N, N), or None
         The patches, when ``return_patches``.
+    energies : numpy.ndarray, float64, (M,)
+        Only with ``return_energies`` (or ``out_energies``): a third item.
 
     Raises
     ------
@@ -871,10 +889,64 @@ def simulate(
     sc = np.float32(scale_value)
     s = resolve_seed(seed) if poisson else None
     fi = _positive_int("first_index", first_index, minimum=0)
+    buffers = (out, out_patches, out_energies)
+    if not return_energies and all(b is None for b in buffers):
+        m, n = p.shape[0], pr.shape[0]
+        per = n * n * (12 if return_patches else 4)
+        require_memory(f"simulate: {m} patterns of N = {n}", m * per)
+        return _core.simulate(o, p, pr, sc, s, fi, bool(divide_by_scale), bool(return_patches))
+    return _simulate_into(
+        o, p, pr, sc, s, fi, bool(divide_by_scale), bool(return_patches), *buffers
+    )
+
+
+def _simulate_into(
+    o: np.ndarray,
+    p: np.ndarray,
+    pr: np.ndarray,
+    sc: np.float32,
+    s: int | None,
+    fi: int,
+    divide: bool,
+    want_patches: bool,
+    out: Any,
+    out_patches: Any,
+    out_energies: Any,
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+    """:func:`simulate` into given (or fresh) buffers, with the per-pattern energies."""
     m, n = p.shape[0], pr.shape[0]
-    per = n * n * (12 if return_patches else 4)
-    require_memory(f"simulate: {m} patterns of N = {n}", m * per)
-    return _core.simulate(o, p, pr, sc, s, fi, bool(divide_by_scale), bool(return_patches))
+    shape, inputs = (m, n, n), (o, p, pr)
+    want_patches = want_patches or out_patches is not None
+    fresh = (
+        m * n * n * ((4 if out is None else 0) + (8 if want_patches and out_patches is None else 0))
+    )
+    require_memory(f"simulate: {m} patterns of N = {n}", fresh + 8 * m)
+    amps = (
+        np.empty(shape, np.float32)
+        if out is None
+        else _out_buffer("out", out, np.float32, shape, inputs)
+    )
+    patches = None
+    if want_patches:
+        patches = (
+            np.empty(shape, np.complex64)
+            if out_patches is None
+            else _out_buffer("out_patches", out_patches, np.complex64, shape, inputs)
+        )
+    energies = (
+        np.empty(m, np.float64)
+        if out_energies is None
+        else _out_buffer("out_energies", out_energies, np.float64, (m,), inputs)
+    )
+    for name, a, b in (
+        ("out", amps, patches),
+        ("out", amps, energies),
+        ("out_patches", patches, energies),
+    ):
+        if a is not None and b is not None and np.may_share_memory(a, b):
+            raise ValueError(f"{name} must not share memory with another output, got an overlap")
+    _core.simulate_into(o, p, pr, sc, s, fi, divide, amps, patches, energies)
+    return amps, patches, energies
 
 
 def knn(points: Any, queries: Any, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -1636,3 +1708,25 @@ def detect(
     _core.detect(e, s, fi, det, pixels, readings, stats)
     named = None if stats is None else {k: stats[:, j] for j, k in enumerate(ACQUIRE_STATS)}
     return readings, named
+
+
+def row_max(a: Any) -> np.ndarray:
+    """``a.max(axis=1)`` of a float32 ``(R, L)`` array (``L >= 1``), in parallel: bit for bit
+    NumPy's (a maximum is exact; a NaN in a row gives NaN)."""
+    arr = as_array("a", a, np.float32, ndim=2, allow_complex=False, finite=False)
+    return _core.row_max(arr)
+
+
+def divide_in_place(a: np.ndarray, d: float) -> None:
+    """``a /= np.float32(d)`` for a writeable C-contiguous float32 array, in parallel (the same
+    IEEE quotients as NumPy's)."""
+    if (
+        not isinstance(a, np.ndarray)
+        or a.dtype != np.float32
+        or not a.flags.c_contiguous
+        or not a.flags.writeable
+    ):
+        got = type(a).__name__ if not isinstance(a, np.ndarray) else f"{a.dtype} {a.shape}"
+        raise ValueError(f"a must be a writeable C-contiguous float32 array, got {got}")
+    if a.size:
+        _core.divide_in_place(a.reshape(a.shape[0] if a.ndim else 1, -1), np.float32(d))

@@ -539,10 +539,11 @@ def mk_simdata(
             C,
             out=(Y_I[rows], None if phase is None else phase[rows]),
         )
-    norm_y_i = np.float32(Y_I.reshape(B, -1).max(axis=1).mean(dtype=np.float64))
+    # Row maxima and the division in parallel kernels (NumPy's bits), not serial NumPy passes.
+    norm_y_i = np.float32(_kernels.row_max(Y_I.reshape(B, -1)).mean(dtype=np.float64))
     if not norm_y_i > 0:
         raise ValueError("YY_I is zero at every grid patch; norm_Y_I is undefined")
-    Y_I /= norm_y_i
+    _kernels.divide_in_place(Y_I, norm_y_i)
     if intensity_scale is None:
         s = simulation_scale(_energies(Y_I, pr), nph)
     else:

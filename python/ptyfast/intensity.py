@@ -199,10 +199,12 @@ def scale_nphotons(x: Any, *, nphotons: float | None = None) -> np.floating:
     """
     n = _default_nphotons(nphotons)
     arr = _real_array("x", x)
-    e = _mean_energy("x", arr)
+    return _scale_of_mean(_mean_energy("x", arr), n, nphotons, _result_dtype(arr))
+
+
+def _scale_of_mean(e: float, n: float, nphotons: Any, dtype: np.dtype) -> np.floating:
     if e <= 0.0:
         raise ValueError("x has zero energy; the photon scale is undefined")
-    dtype = _result_dtype(arr)
     value = math.sqrt(n / e)
     if not value <= float(np.finfo(dtype).max):
         raise ValueError(
@@ -210,6 +212,24 @@ def scale_nphotons(x: Any, *, nphotons: float | None = None) -> np.floating:
             f"sqrt(nphotons / energy) = {value:.4g}, beyond x's dtype {dtype}"
         )
     return dtype.type(value)
+
+
+def scale_from_energies(energies: np.ndarray, *, nphotons: float) -> np.float32:
+    """:func:`scale_nphotons` of float32 patterns from their per-pattern energies.
+
+    ``energies`` are ``Σ_hw x²`` of each pattern, float64 in NumPy's summation order, as the
+    simulation kernel returns them from the pass that writes the patterns
+    (``_kernels.simulate(..., return_energies=True)``): the result equals
+    ``scale_nphotons(x, nphotons=nphotons)`` bit for bit without a pass over ``x``, and the
+    same errors are raised (non-finite patterns, zero energy, a scale beyond float32).
+    """
+    n = _default_nphotons(nphotons)
+    e = np.asarray(energies, np.float64).ravel()
+    if e.size == 0:
+        raise ValueError("x must not be empty, got 0 patterns")
+    if not np.all(np.isfinite(e)):
+        raise ValueError("x must be finite, got NaN or inf values")
+    return _scale_of_mean(float(np.mean(e)), n, nphotons, np.dtype(np.float32))
 
 
 def compute_dataset_intensity_stats(

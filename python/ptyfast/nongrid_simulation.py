@@ -94,6 +94,7 @@ def generate_simulated_data(
     seed: Any = ...,
     poisson: bool = ...,
     noise_seed: Any = ...,
+    out: RawData | None = ...,
 ) -> tuple[RawData, np.ndarray]: ...
 
 
@@ -108,6 +109,7 @@ def generate_simulated_data(
     seed: Any = ...,
     poisson: bool = ...,
     noise_seed: Any = ...,
+    out: RawData | None = ...,
 ) -> RawData: ...
 
 
@@ -122,6 +124,7 @@ def generate_simulated_data(
     seed: Any = ...,
     poisson: bool = ...,
     noise_seed: Any = ...,
+    out: RawData | None = ...,
 ) -> RawData | tuple[RawData, np.ndarray]: ...
 
 
@@ -135,6 +138,7 @@ def generate_simulated_data(
     seed: Any = None,
     poisson: bool = True,
     noise_seed: Any = None,
+    out: RawData | None = None,
 ) -> RawData | tuple[RawData, np.ndarray]:
     """Simulate ``config.n_groups`` diffraction patterns at random positions.
 
@@ -164,6 +168,9 @@ def generate_simulated_data(
         Seed of the noise alone (``[0, 2**64)``), overriding the one ``seed`` implies: with
         ``seed=raw.metadata['position_seed']`` and ``noise_seed=raw.metadata['seed']`` any
         dataset made without a ``RandomState`` is reproduced bit for bit.
+    out : RawData, optional
+        An earlier result of the same size whose ``diff3d`` and ``Y`` buffers are reused
+        (overwritten), for callers that simulate repeatedly (``RawData.from_simulation``).
 
     Returns
     -------
@@ -242,6 +249,7 @@ def generate_simulated_data(
         nphotons=nphotons,
         poisson=poisson,
         seed=noise,
+        out=out,
     )
     gridsize = getattr(getattr(config, "model", None), "gridsize", None)
     raw.metadata.update(
@@ -306,6 +314,7 @@ def simulate_from_npz(
     seed: Any = ...,
     poisson: bool = ...,
     noise_seed: Any = ...,
+    out: RawData | None = ...,
 ) -> tuple[RawData, np.ndarray]: ...
 
 
@@ -319,6 +328,7 @@ def simulate_from_npz(
     seed: Any = ...,
     poisson: bool = ...,
     noise_seed: Any = ...,
+    out: RawData | None = ...,
 ) -> RawData: ...
 
 
@@ -332,6 +342,7 @@ def simulate_from_npz(
     seed: Any = ...,
     poisson: bool = ...,
     noise_seed: Any = ...,
+    out: RawData | None = ...,
 ) -> RawData | tuple[RawData, np.ndarray]: ...
 
 

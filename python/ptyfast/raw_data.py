@@ -30,7 +30,7 @@ from .grouping import (
     group_dataset,
     normalize_data,
 )
-from .intensity import _default_nphotons, scale_nphotons, simulation_scale
+from .intensity import _default_nphotons, scale_from_energies, scale_nphotons, simulation_scale
 
 __all__ = [
     "RawData",
@@ -110,12 +110,17 @@ def simulate_raw(
     nphotons: float,
     poisson: bool = True,
     seed: _kernels.SeedLike = None,
-) -> tuple[np.ndarray, np.ndarray, np.float32]:
+    out: RawData | None = None,
+    return_energies: bool = False,
+) -> Any:
     """Simulate diffraction at explicit positions; the engine behind ``RawData.from_simulation``.
 
     Returns ``(diff3d, Y, s)``: float32 ``(M, N, N)`` amplitudes divided by the intensity scale
     ``s`` (the reference's stored ``X``), complex64 ``(M, N, N, 1)`` pre-probe object patches,
-    and ``s`` (float32).
+    and ``s`` (float32); with ``return_energies`` a fourth item, each pattern's energy
+    ``Σ diff3d[i]**2`` (float64, from the kernel's pass: :func:`ptyfast._kernels.simulate`).
+    ``out``, a ``RawData`` of ``M`` patterns of this ``N`` from an earlier call, lends its
+    ``diff3d`` and ``Y`` buffers (overwritten) instead of fresh ones.
 
     Everything is checked before the simulation runs: the inputs, the memory the outputs need
     (:func:`ptyfast._kernels.require_memory`) and, once ``s`` is known (a cheap pass without
@@ -136,9 +141,10 @@ def simulate_raw(
         raise ValueError(f"probeGuess must be square (N, N) with N >= 2, got {probe.shape}")
     seed_value = _kernels.resolve_seed(seed) if poisson else None
     m, n = x.size, probe.shape[0]
+    buffers = _out_buffers(out, m, n)
     _kernels.require_memory(
         f"simulation of {m} positions at N = {n} (diff3d float32 and Y complex64)",
-        m * (n * n * 12 + 48),
+        m * (48 if buffers else n * n * 12 + 48),
     )
     positions = np.column_stack([x, y]).astype(np.float64)
     s = intensity_scale_of(obj, positions, probe, nph)
@@ -150,7 +156,8 @@ def simulate_raw(
         value=nphotons,
         limit_of="photons",
     )
-    diff3d, patches = _kernels.simulate(
+    # One pass writes the amplitudes, the patches and the energies (no pass over them after).
+    diff3d, patches, energies = _kernels.simulate(
         obj,
         positions,
         probe,
@@ -159,9 +166,35 @@ def simulate_raw(
         seed=seed_value,
         divide_by_scale=True,
         return_patches=True,
+        return_energies=True,
+        out=buffers[0] if buffers else None,
+        out_patches=buffers[1] if buffers else None,
     )
     assert patches is not None
-    return diff3d, patches[..., None], s
+    result = (diff3d, patches[..., None], s)
+    return (*result, energies) if return_energies else result
+
+
+def _out_buffers(out: Any, m: int, n: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """The ``diff3d`` and ``Y`` buffers an earlier ``RawData`` lends (checked), or None."""
+    if out is None:
+        return None
+    if not isinstance(out, RawData):
+        raise TypeError(
+            f"out must be a RawData from an earlier simulation, got {type(out).__name__}"
+        )
+    want = f"a RawData of {m} patterns of {n} x {n} (float32 diff3d, complex64 Y)"
+    d, y = out.diff3d, out.Y
+    if (
+        y is None
+        or d.shape != (m, n, n)
+        or d.dtype != np.float32
+        or y.shape != (m, n, n, 1)
+        or y.dtype != np.complex64
+    ):
+        got = f"diff3d {d.dtype} {d.shape}, Y {None if y is None else (y.dtype, y.shape)}"
+        raise ValueError(f"out must be {want}, got {got}")
+    return d, y[..., 0]
 
 
 def _check_declared_shapes(r: NpzReader, path: str, diff_key: str, optional: list[str]) -> None:
@@ -381,6 +414,7 @@ class RawData:
         nphotons: float | None = None,
         poisson: bool = True,
         seed: _kernels.SeedLike = None,
+        out: RawData | None = None,
     ) -> RawData:
         """Simulate diffraction from ``objectGuess`` at explicit positions.
 
@@ -402,13 +436,19 @@ class RawData:
             Seed of the Poisson noise (pattern ``i`` uses stream ``(seed, i)``). ``None`` draws
             fresh OS entropy; the integer actually used is recorded as ``metadata['seed']``,
             so ``from_simulation(..., seed=raw.metadata['seed'])`` reproduces ``raw``.
+        out : RawData, optional
+            A ``RawData`` of ``M`` patterns of this ``N`` from an earlier call, for callers
+            that simulate repeatedly: its ``diff3d`` and ``Y`` buffers are reused (and
+            overwritten; the result shares them) instead of fresh memory, whose first touch is
+            slow on virtual machines. The result does not depend on it.
 
         Returns
         -------
         RawData
             ``diff3d`` float32 ``(M, N, N)``: amplitudes divided by the intensity scale ``s``;
             ``Y`` complex64 ``(M, N, N, 1)``: pre-probe object patches; ``norm_Y_I``:
-            ``scale_nphotons(diff3d)``; ``intensity_scale``: ``s``; start coordinates equal
+            ``scale_nphotons(diff3d)`` (from the energies the simulation pass computes, no
+            pass over ``diff3d``); ``intensity_scale``: ``s``; start coordinates equal
             to the coordinates; ``metadata``: ``nphotons``, ``intensity_scale``, ``poisson``,
             ``seed`` (the noise seed used, ``None`` without noise) and ``N``.
 
@@ -439,8 +479,16 @@ class RawData:
         # The seed is resolved (fresh entropy drawn for None) before anything runs, so that the
         # one actually used can be recorded.
         seed_value = _kernels.resolve_seed(seed) if poisson else None
-        diff3d, Y, s = simulate_raw(
-            x, y, probeGuess, objectGuess, nphotons=nph, poisson=poisson, seed=seed_value
+        diff3d, Y, s, energies = simulate_raw(
+            x,
+            y,
+            probeGuess,
+            objectGuess,
+            nphotons=nph,
+            poisson=poisson,
+            seed=seed_value,
+            out=out,
+            return_energies=True,
         )
         raw = RawData(
             x,
@@ -452,7 +500,8 @@ class RawData:
             si,
             _drop_unit_channel(objectGuess),
             Y=Y,
-            norm_Y_I=scale_nphotons(diff3d, nphotons=nph),
+            # scale_nphotons(diff3d) bit for bit, from the kernel's energies.
+            norm_Y_I=scale_from_energies(energies, nphotons=nph),
         )
         raw.intensity_scale = float(s)
         raw.metadata = {

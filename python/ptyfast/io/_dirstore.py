@@ -25,7 +25,7 @@ import socket
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["atomic_directory", "clean_stale"]
+__all__ = ["atomic_directory", "clean_stale", "publish"]
 
 _TMP = ".ptyfast-tmp"
 _OLD = ".ptyfast-old"
@@ -141,21 +141,37 @@ def atomic_directory(path: str | os.PathLike[str], *, overwrite: bool = False) -
     tmp.mkdir()
     try:
         yield tmp
-        _check(target, overwrite)
-        _fsync_tree(tmp)
-        if target.exists():
-            if _exchange(tmp, target):
-                old = tmp  # now holds the previous store
-            else:
-                old = parent / (stem + _OLD)
-                os.rename(target, old)
-                os.rename(tmp, target)
-            _fsync_dir(parent)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.rename(tmp, target)
-            _fsync_dir(parent)
+        publish(tmp, target, overwrite=overwrite)
         tmp = Path()
     finally:
         if tmp != Path() and tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def publish(tmp: str | os.PathLike[str], path: str | os.PathLike[str], *, overwrite: bool) -> None:
+    """Move the complete directory ``tmp`` (a sibling of ``path``) onto ``path`` in one step:
+    every file and directory in it ``fsync``-ed first, an existing store swapped out
+    atomically (``renameat2``) and removed afterwards. :func:`atomic_directory` ends with it;
+    :func:`ptyfast.distributed.simulate` publishes its resumable partial stores with it.
+
+    Raises
+    ------
+    ValueError
+        ``path`` is a file, or exists and ``overwrite`` is false.
+    """
+    tmp, target = Path(tmp), Path(path)
+    parent = target.parent if str(target.parent) else Path(".")
+    _check(target, overwrite)
+    _fsync_tree(tmp)
+    if target.exists():
+        if _exchange(tmp, target):
+            old = tmp  # now holds the previous store
+        else:
+            old = parent / f".{target.name}.{_host()}.{os.getpid()}.{secrets.token_hex(4)}{_OLD}"
+            os.rename(target, old)
+            os.rename(tmp, target)
+        _fsync_dir(parent)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.rename(tmp, target)
+        _fsync_dir(parent)

@@ -47,7 +47,16 @@ import numpy as np
 from ._common import BlockReader, BlockWriter, FormatError, Header, dumps, loads, require
 from ._dirstore import atomic_directory
 
-__all__ = ["ZarrReader", "ZarrWriter", "ZSTD_LEVEL", "is_store"]
+__all__ = [
+    "ZarrReader",
+    "ZarrWriter",
+    "ZSTD_LEVEL",
+    "is_store",
+    "chunk_rows",
+    "create_store",
+    "write_region",
+    "finish_store",
+]
 
 #: zstd level with ``compress=True``.
 ZSTD_LEVEL = 3
@@ -89,49 +98,14 @@ class ZarrWriter(BlockWriter):
     format = "zarr"
 
     def _open(self, stack: contextlib.ExitStack) -> None:
-        zarr = require("zarr")
-        from zarr.codecs import ZstdCodec
-
-        h = self.header
         tmp = stack.enter_context(atomic_directory(self.path, overwrite=self.overwrite))
         self._tmp = tmp
-        root = zarr.open_group(store=os.fspath(tmp), mode="w", zarr_format=3)
-        root.attrs.update(
-            {
-                "ptyfast": h.meta(),
-                "provenance": loads(dumps(h.provenance), where="provenance"),
-                "conventions": _CONVENTIONS,
-            }
-        )
-        comp: Any = (ZstdCodec(level=ZSTD_LEVEL),) if self.compress else None
-        m, n = h.n_patterns, h.N
-
-        def array(name: str, shape: tuple[int, ...], dtype: Any, chunks: tuple[int, ...]) -> Any:
-            return root.create_array(
-                name,
-                shape=shape,
-                dtype=np.dtype(dtype),
-                chunks=chunks,
-                compressors=comp,
-                dimension_names=_DIMS[name],
-                # chunk files c.0.0.0 side by side, not one directory level per axis
-                chunk_key_encoding={"name": "default", "separator": "."},
-            )
-
-        # one chunk length for both pattern arrays, so blocks can be regrouped into whole
-        # chunks (the widest dtype sets it)
-        widest = 8 if h.patches else h.dtype.itemsize
-        self._rows = rows = max(1, min(m, CHUNK_BYTES // (n * n * widest)))
-        self._diffraction = array("diffraction", (m, n, n), h.dtype, (rows, n, n))
-        self._patches = (
-            array("patches", (m, n, n), np.complex64, (rows, n, n)) if h.patches else None
-        )
+        self._rows = create_store(tmp, self.header, compress=self.compress)
+        root = require("zarr").open_group(store=os.fspath(tmp), mode="r+")
+        self._diffraction = root["diffraction"]
+        self._patches = root["patches"] if self.header.patches else None
         self._pending: list[tuple[np.ndarray, np.ndarray | None]] = []
         self._pending_start = 0
-        for name in ("mask", "positions_true", "positions_nominal", "probe", "object"):
-            value = np.ascontiguousarray(getattr(h, name))
-            array(name, value.shape, value.dtype, value.shape)[...] = value
-        self._zarr = zarr
 
     def _write(self, start: int, diffraction: np.ndarray, patches: np.ndarray | None) -> None:
         """Write whole chunks only; the tail (less than a chunk) waits for the next block."""
@@ -155,11 +129,134 @@ class ZarrWriter(BlockWriter):
             self._pending_start = first + k
 
     def _finish(self) -> None:
-        # xarray opens consolidated stores without a fallback warning; zarr warns that
-        # consolidation is not (yet) in the v3 spec, which is known and harmless here.
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="Consolidated metadata", module="zarr")
-            self._zarr.consolidate_metadata(os.fspath(self._tmp))
+        finish_store(self._tmp)
+
+
+def chunk_rows(header: Header) -> int:
+    """Patterns per chunk of a store for ``header``: about :data:`CHUNK_BYTES` of the widest
+    pattern array (one length for ``diffraction`` and ``patches``, so blocks regroup into
+    whole chunks of both)."""
+    n = header.N
+    widest = 8 if header.patches else header.dtype.itemsize
+    return max(1, min(header.n_patterns, CHUNK_BYTES // (n * n * widest)))
+
+
+def create_store(
+    directory: str | os.PathLike[str], header: Header, *, compress: bool, rows: int | None = None
+) -> int:
+    """Lay out a store for ``header`` in the empty directory ``directory``.
+
+    Writes the group attributes and every array but the patterns, and declares the pattern
+    arrays (``diffraction``, and ``patches`` when the header says so) chunked by
+    :func:`chunk_rows` patterns; :func:`write_region` fills them (from any process, any
+    order), :func:`finish_store` completes the store. :class:`ZarrWriter` and
+    :func:`ptyfast.distributed.simulate` lay stores out through here, so both give one
+    layout. ``rows`` overrides the chunk length (a distributed run with small shards).
+    Returns the chunk length in patterns.
+    """
+    zarr = require("zarr")
+    from zarr.codecs import ZstdCodec
+
+    h = header
+    root = zarr.open_group(store=os.fspath(directory), mode="w", zarr_format=3)
+    root.attrs.update(
+        {
+            "ptyfast": h.meta(),
+            "provenance": loads(dumps(h.provenance), where="provenance"),
+            "conventions": _CONVENTIONS,
+        }
+    )
+    comp: Any = (ZstdCodec(level=ZSTD_LEVEL),) if compress else None
+    m, n = h.n_patterns, h.N
+
+    def array(name: str, shape: tuple[int, ...], dtype: Any, chunks: tuple[int, ...]) -> Any:
+        return root.create_array(
+            name,
+            shape=shape,
+            dtype=np.dtype(dtype),
+            chunks=chunks,
+            compressors=comp,
+            dimension_names=_DIMS[name],
+            # chunk files c.0.0.0 side by side, not one directory level per axis
+            chunk_key_encoding={"name": "default", "separator": "."},
+        )
+
+    if rows is None:
+        rows = chunk_rows(h)
+    elif isinstance(rows, bool) or not isinstance(rows, int) or rows < 1:
+        raise ValueError(f"rows must be a positive integer, got {rows!r}")
+    array("diffraction", (m, n, n), h.dtype, (rows, n, n))
+    if h.patches:
+        array("patches", (m, n, n), np.complex64, (rows, n, n))
+    for name in ("mask", "positions_true", "positions_nominal", "probe", "object"):
+        value = np.ascontiguousarray(getattr(h, name))
+        array(name, value.shape, value.dtype, value.shape)[...] = value
+    return rows
+
+
+def write_region(
+    directory: str | os.PathLike[str],
+    start: int,
+    diffraction: np.ndarray,
+    patches: np.ndarray | None = None,
+) -> list[Path]:
+    """Write patterns ``start : start + len(diffraction)`` into a store laid out by
+    :func:`create_store`, as whole chunks: ``start`` a multiple of the chunk length and the
+    end one too or the last pattern (so that concurrent writers never share a chunk file).
+
+    Returns the chunk files of the region (those that exist: zarr stores no chunk that holds
+    only zeros), for a caller that makes them durable (``fsync``) before recording the region
+    as done.
+
+    Raises
+    ------
+    ValueError
+        A region not aligned with the chunks, past the end, or of the wrong shape or dtype;
+        ``patches`` missing where the store keeps them, or given where it does not.
+    """
+    zarr = require("zarr")
+    where = Path(directory)
+    root = zarr.open_group(store=os.fspath(where), mode="r+")
+    d = root["diffraction"]
+    m, rows = d.shape[0], d.chunks[0]
+    b = int(diffraction.shape[0]) if np.ndim(diffraction) == 3 else -1
+    stop = start + b
+    if b < 1 or start % rows or stop > m or (stop % rows and stop != m):
+        raise ValueError(
+            f"region must be whole chunks of {rows} patterns within 0..{m}, got {start}..{stop}"
+        )
+    if diffraction.shape[1:] != d.shape[1:] or diffraction.dtype != d.dtype:
+        raise ValueError(
+            f"diffraction must be {d.dtype} (B, {d.shape[1]}, {d.shape[2]}), got "
+            f"{diffraction.dtype} {diffraction.shape}"
+        )
+    has_patches = "patches" in root
+    if has_patches != (patches is not None):
+        raise ValueError(
+            "patches must be given exactly when the store keeps them "
+            f"({'it does' if has_patches else 'it does not'})"
+        )
+    d[start:stop] = diffraction
+    names = ["diffraction"]
+    if patches is not None:
+        root["patches"][start:stop] = patches
+        names.append("patches")
+    files = [
+        where / name / f"c.{k}.0.0"
+        for name in names
+        for k in range(start // rows, -(-stop // rows))
+    ]
+    return [f for f in files if f.exists()]
+
+
+def finish_store(directory: str | os.PathLike[str]) -> None:
+    """Complete a store laid out by :func:`create_store` (consolidated metadata for xarray)."""
+    zarr = require("zarr")
+    # xarray opens consolidated stores without a fallback warning; zarr warns that
+    # consolidation is not (yet) in the v3 spec, which is known and harmless here.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Consolidated metadata", module="zarr")
+        zarr.consolidate_metadata(os.fspath(directory))
 
 
 class ZarrReader(BlockReader):

@@ -127,12 +127,31 @@ def add_simulate_options(parser: argparse.ArgumentParser) -> None:
         metavar="KEY=VALUE",
         help="an object family parameter (repeatable), e.g. alpha=2.5, phase=[0, 1]",
     )
+    d = parser.add_argument_group(
+        "cluster (Dask)",
+        "Simulate the model's dataset on a dask.distributed cluster straight into a Zarr store "
+        "(-o *.zarr, or a campaign's -o DIR/): shards of patterns are tasks that write their "
+        "chunks themselves; the result equals the single-machine one bit for bit, and "
+        "re-running the same command after an interruption completes only the missing "
+        "shards (pip install 'ptyfast[dask]').",
+    )
+    w = d.add_mutually_exclusive_group()
+    w.add_argument("--workers", type=int, metavar="N", help="a local cluster of N worker processes")
+    w.add_argument("--scheduler", metavar="ADDRESS", help="an existing cluster's scheduler")
+    d.add_argument(
+        "--shard-size",
+        type=int,
+        metavar="PATTERNS",
+        help="patterns per task, rounded up to whole Zarr chunks (default about 64 MiB)",
+    )
 
 
 def uses_model(args: argparse.Namespace) -> bool:
     """Whether ``simulate``'s arguments select the model path."""
     if getattr(args, "object", None) == "dead_leaves":
         return True
+    if getattr(args, "workers", None) is not None or getattr(args, "scheduler", None):
+        return True  # the cluster runs the model's simulation
     return any(getattr(args, d, None) not in (None, []) for d in _MODEL_DESTS)
 
 
@@ -480,6 +499,8 @@ def _simulate(args: argparse.Namespace, recipes: Any, campaign_cls: Any) -> int:
     progress = _progress(args)
     chunk = getattr(args, "chunk_size", None)
     wargs = _writer_args(args)
+    if getattr(args, "workers", None) is not None or getattr(args, "scheduler", None):
+        return _simulate_on_cluster(args, recipes, campaign_cls, doc, obj, probe, progress)
     if recipes.is_campaign(doc):
         c = campaign_cls.from_dict(doc)
         if not _is_dir_target(args.output):
@@ -529,6 +550,70 @@ def _simulate(args: argparse.Namespace, recipes: Any, campaign_cls: Any) -> int:
         print(_summary(output, plan.experiment, seconds))
         if args.preview:
             print(f"wrote {args.preview}")
+    return 0
+
+
+def _simulate_on_cluster(
+    args: argparse.Namespace,
+    recipes: Any,
+    campaign_cls: Any,
+    doc: dict[str, Any],
+    obj: Any,
+    probe: Any,
+    progress: bool,
+) -> int:
+    """``ptyfast simulate --workers N | --scheduler ADDRESS`` (:mod:`ptyfast.distributed`)."""
+    from .. import distributed
+
+    if args.workers is not None and args.workers < 1:
+        raise ValueError(f"--workers must be at least 1, got {args.workers}")
+    if args.shard_size is not None and args.shard_size < 1:
+        raise ValueError(f"--shard-size must be at least 1, got {args.shard_size}")
+    if args.preview:
+        raise ValueError("--preview is not available with --workers/--scheduler")
+    fmt = getattr(args, "format", None)
+    campaign = recipes.is_campaign(doc)
+    if campaign:
+        if not _is_dir_target(args.output):
+            raise ValueError(
+                f"a campaign writes one store per experiment: -o must be a directory (a path "
+                f"ending in '/'), got {args.output!r}"
+            )
+        what: Any = campaign_cls.from_dict(doc)
+        output, seed, patches = Path(args.output), None, False
+    else:
+        plan = recipes.plan(doc, object=obj, probe=probe)
+        output = Path(args.output)
+        if _is_dir_target(args.output):
+            output = output / "ptyfast_simulation.zarr"
+        what, seed, patches = plan.experiment, plan.seed, plan.patches
+    if (fmt not in (None, "zarr")) or (not campaign and output.suffix.lower() != ".zarr"):
+        raise ValueError(
+            f"--workers/--scheduler write a Zarr store: -o must end in .zarr (or be a "
+            f"campaign's directory), got {args.output!r}" + (f" with --format {fmt}" if fmt else "")
+        )
+    distributed._require_distributed()
+    t = time.perf_counter()
+    kw = {
+        "seed": seed,
+        "shard_size": args.shard_size,
+        "compress": bool(getattr(args, "compress", False)),
+        "overwrite": bool(getattr(args, "overwrite", False)),
+        "progress": progress,
+    }
+    if not campaign:
+        kw["patches"] = patches
+    if args.scheduler:
+        from distributed import Client
+
+        with Client(args.scheduler) as client:
+            paths = distributed.simulate(what, output, client=client, **kw)
+    else:
+        with distributed.local_client(args.workers) as client:
+            paths = distributed.simulate(what, output, client=client, **kw)
+    if not args.quiet:
+        seconds = time.perf_counter() - t
+        print(f"wrote {len(paths)} store(s) under {output} on the cluster ({seconds:.2f} s)")
     return 0
 
 

@@ -365,16 +365,32 @@ def _run(
     progress: bool,
     chunk_size: Any,
     record: dict[str, Any],
+    out: Any = None,
+    out_patches: Any = None,
 ) -> Dataset:
     """The simulation behind :func:`simulate`, :func:`ptyfast.replay` and campaigns."""
     m, n = e.n_patterns, e.N
     dtype = np.dtype(e.detector.dtype)
     step = _chunk_size(e, chunk_size, patches)
-    _check_memory(
-        m * n * n * (dtype.itemsize + (8 if patches else 0)), f"{m} patterns of {n} x {n}"
+    if out_patches is not None and not patches:
+        raise ValueError("out_patches must be None unless patches=True, got an array")
+    inputs = (e.object, e.probe, e.positions_true)
+    fresh = (dtype.itemsize if out is None else 0) + (8 if patches and out_patches is None else 0)
+    _check_memory(m * n * n * fresh, f"{m} patterns of {n} x {n}")
+    readings = (
+        np.empty((m, n, n), dtype)
+        if out is None
+        else _kernels._out_buffer("out", out, dtype, (m, n, n), inputs)
     )
-    readings = np.empty((m, n, n), dtype)
-    pat = np.empty((m, n, n), np.complex64) if patches else None
+    pat = None
+    if patches:
+        pat = (
+            np.empty((m, n, n), np.complex64)
+            if out_patches is None
+            else _kernels._out_buffer("out_patches", out_patches, np.complex64, (m, n, n), inputs)
+        )
+        if np.may_share_memory(readings, pat):
+            raise ValueError("out_patches must not share memory with out, got an overlap")
     with _bar(progress, m, "simulate") as bar:
         for a in range(0, m, step):
             b = min(m, a + step)
@@ -405,6 +421,8 @@ def simulate(
     progress: bool = False,
     chunk_size: int | None = None,
     embed_max_bytes: int = provenance.EMBED_MAX_BYTES,
+    out: np.ndarray | None = None,
+    out_patches: np.ndarray | None = None,
 ) -> Dataset:
     """Simulate an experiment's dataset in memory.
 
@@ -424,6 +442,11 @@ def simulate(
     embed_max_bytes : int, optional
         Object/probe arrays (not recipes) up to this size are embedded in the provenance,
         larger ones referenced by SHA-256 (:mod:`ptyfast.model.provenance`).
+    out, out_patches : numpy.ndarray, optional
+        Writeable C-contiguous ``(M, N, N)`` buffers (the detector's dtype; complex64 for
+        the patches, with ``patches=True``) that receive the readings / patches instead of
+        fresh memory, for callers that simulate repeatedly into the same buffers (the first
+        touch of fresh memory is slow on virtual machines). The dataset then holds them.
 
     Returns
     -------
@@ -458,7 +481,7 @@ def simulate(
     _chunk_size(experiment, chunk_size, bool(patches))
     s = _args.seed_int(seed)
     record = provenance.make(experiment, seed=s, patches=bool(patches), embed_max_bytes=embed)
-    return _run(experiment, s, bool(patches), bool(progress), chunk_size, record)
+    return _run(experiment, s, bool(patches), bool(progress), chunk_size, record, out, out_patches)
 
 
 def simulate_to(

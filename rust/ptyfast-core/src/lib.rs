@@ -29,6 +29,7 @@ pub mod knn;
 pub mod legacy_rng;
 pub mod noise;
 pub mod patches;
+pub mod reduce;
 pub mod runtime;
 pub mod simd;
 pub mod simulate;

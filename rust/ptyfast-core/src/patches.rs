@@ -43,11 +43,6 @@ impl<'a> Object<'a> {
         Ok(Object { data, h, w })
     }
 
-    /// The object's dimensions `(H, W)`.
-    pub(crate) fn dim(&self) -> (usize, usize) {
-        (self.h, self.w)
-    }
-
     /// The transposed object (`W × H`, C order), copied in parallel cache-sized tiles.
     pub(crate) fn transposed(&self) -> Vec<Complex32> {
         const T: usize = 32;

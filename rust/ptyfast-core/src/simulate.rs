@@ -7,7 +7,11 @@
 //! tables); pattern `i`'s noise comes from stream `(seed, first_index + i)`, so no result
 //! depends on the thread count or on how a dataset is split into calls.
 
-use ndarray::{Array1, Array3, ArrayView2, ArrayViewMut3};
+use std::borrow::Cow;
+use std::ops::Range;
+
+use ndarray::{Array1, Array3, ArrayView2, ArrayViewMut1, ArrayViewMut3};
+use rayon::iter::Either;
 use rayon::prelude::*;
 
 use crate::diffraction::{check_probe, check_scale, illuminate, scaled_probe, transpose, FarField};
@@ -160,7 +164,8 @@ pub fn simulate_into(
     patches: Option<ArrayViewMut3<'_, Complex32>>,
 ) -> Result<()> {
     let args = (object, positions, probe, scale, noise, divide_by_scale);
-    simulate_impl(args, amplitudes, patches, None)
+    let sim = Simulator::prepare(args, None)?;
+    sim.run_into(0..sim.len(), amplitudes, patches, None)
 }
 
 type SimulateArgs<'a, 'b, 'c> = (
@@ -172,113 +177,277 @@ type SimulateArgs<'a, 'b, 'c> = (
     bool,
 );
 
-/// [`simulate_into`], with the sampling orientation forced in tests.
-fn simulate_impl(
-    (object, positions, probe, scale, noise, divide_by_scale): SimulateArgs<'_, '_, '_>,
-    mut amplitudes: ArrayViewMut3<'_, f32>,
-    patches: Option<ArrayViewMut3<'_, Complex32>>,
-    force_transposed_object: Option<bool>,
-) -> Result<()> {
-    check_positions(&positions)?;
-    let n = check_probe(&probe, None)?;
-    check_scale(scale)?;
-    let cow = standard_object(&object);
-    let obj = Object::new(&cow)?;
-    let m = positions.nrows();
-    if let Some(nz) = noise {
-        if nz.first_index.checked_add(m as u64).is_none() {
-            return Err(Error::invalid(
-                "first_index",
-                format!("at most 2**64 - 1 - {m}"),
-                nz.first_index.to_string(),
-            ));
-        }
-    }
-    let nn = checked_len(n, n)?;
-    let shape = format!("C-contiguous ({m}, {n}, {n})");
-    if amplitudes.dim() != (m, n, n) {
-        let got = format!("{:?}", amplitudes.dim());
-        return Err(Error::invalid("amplitudes", shape, got));
-    }
-    let out = amplitudes
-        .as_slice_mut()
-        .ok_or_else(|| Error::invalid("amplitudes", shape.clone(), "a strided array"))?;
-    let mut patches = patches;
-    let patch_out = match patches.as_mut() {
-        Some(p) if p.dim() != (m, n, n) => {
-            return Err(Error::invalid("patches", shape, format!("{:?}", p.dim())));
-        }
-        Some(p) => Some(
-            p.as_slice_mut()
-                .ok_or_else(|| Error::invalid("patches", shape, "a strided array"))?,
-        ),
-        None => None,
-    };
-
-    // The far field takes the field transposed. Sampling a transposed copy of the object gives
-    // exactly that (the bilinear blend is symmetric in rows and columns, so the values equal
-    // `extract_patches`' bit for bit) and saves a transpose per pattern; it pays when the
-    // patterns outweigh the object, e.g. not for a small chunk of a huge object.
-    let (h, w) = obj.dim();
-    let transposed = force_transposed_object.unwrap_or(h.saturating_mul(w) <= m.saturating_mul(nn));
-    let obj_t_data = if transposed {
-        obj.transposed()
-    } else {
-        Vec::new()
-    };
-    let obj_t = if transposed {
-        Object::from_slice(&obj_t_data, w, h)?
-    } else {
-        obj
-    };
-    let fused = Fused {
-        obj: if transposed { &obj_t } else { &obj },
-        transposed,
-        sprobe_t: scaled_probe(&probe.t(), scale),
-        n,
-        noise,
-        scale: divide_by_scale.then_some(scale),
-    };
-    let pos = positions_list(&positions);
-    let template = FarField::new(n)?;
-    let init = || {
-        let staging = if transposed {
-            Vec::new()
-        } else {
-            vec![Complex32::new(0.0, 0.0); nn]
-        };
-        (template.clone(), Sampler::default(), staging)
-    };
-    type State = (FarField, Sampler, Vec<Complex32>);
-    let one = |(ff, sampler, staging): &mut State,
-               i: usize,
-               amp: &mut [f32],
-               patch: Option<&mut [Complex32]>| {
-        if let Some(&xy) = pos.get(i) {
-            simulate_one(&fused, ff, sampler, staging, i, xy, amp, patch);
-        }
-    };
-    match patch_out {
-        Some(ps) => out
-            .par_chunks_mut(nn)
-            .zip(ps.par_chunks_mut(nn))
-            .enumerate()
-            .for_each_init(init, |st, (i, (a, p))| one(st, i, a, Some(p))),
-        None => out
-            .par_chunks_mut(nn)
-            .enumerate()
-            .for_each_init(init, |st, (i, a)| one(st, i, a, None)),
-    }
-    Ok(())
-}
-
-/// What every pattern of one fused call shares.
-struct Fused<'a> {
-    /// The object, transposed when `transposed`.
-    obj: &'a Object<'a>,
+/// A fused simulation of `M` patterns, prepared once per call: validated inputs, the object in
+/// the orientation the far field wants (a transposed copy when that pays, decided for the
+/// whole call), the scaled probe and an FFT plan. [`Simulator::run_into`] then fills any range
+/// of rows (pattern `r` is stream `first_index + r`) with the bits of one call, so a caller that
+/// runs the patterns in pieces (to handle signals between them) pays the setup once.
+pub struct Simulator<'a> {
+    object: Cow<'a, [Complex32]>,
+    /// Dimensions of `object` as stored (transposed when `transposed`).
+    dim: (usize, usize),
     transposed: bool,
+    positions: Vec<[f64; 2]>,
     /// `scale · probe`, transposed.
     sprobe_t: Vec<Complex32>,
+    n: usize,
+    noise: Option<Noise>,
+    /// `Some(scale)` when the amplitudes are returned divided by it.
+    divide: Option<f32>,
+    template: FarField,
+}
+
+impl<'a> Simulator<'a> {
+    /// Prepares the simulation of `M = positions.nrows()` patterns (arguments as
+    /// [`simulate_into`]).
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] when `obj` is empty; `positions` is not a non-empty `(M, 2)`
+    /// array of finite values; `probe` is not square with `N ≥ 2`; `scale` is not positive and
+    /// finite; or `first_index + M` overflows `u64`.
+    pub fn new(
+        object: ArrayView2<'a, Complex32>,
+        positions: ArrayView2<'_, f64>,
+        probe: ArrayView2<'_, Complex32>,
+        scale: f32,
+        noise: Option<Noise>,
+        divide_by_scale: bool,
+    ) -> Result<Self> {
+        Self::prepare(
+            (object, positions, probe, scale, noise, divide_by_scale),
+            None,
+        )
+    }
+
+    /// [`Simulator::new`], with the sampling orientation forced in tests.
+    fn prepare(
+        (object, positions, probe, scale, noise, divide_by_scale): SimulateArgs<'a, '_, '_>,
+        force_transposed_object: Option<bool>,
+    ) -> Result<Self> {
+        check_positions(&positions)?;
+        let n = check_probe(&probe, None)?;
+        check_scale(scale)?;
+        let (h, w) = object.dim();
+        if h == 0 || w == 0 {
+            return Err(Error::invalid(
+                "obj",
+                "a non-empty (H, W) array",
+                format!("shape ({h}, {w})"),
+            ));
+        }
+        let m = positions.nrows();
+        if let Some(nz) = noise {
+            if nz.first_index.checked_add(m as u64).is_none() {
+                return Err(Error::invalid(
+                    "first_index",
+                    format!("at most 2**64 - 1 - {m}"),
+                    nz.first_index.to_string(),
+                ));
+            }
+        }
+        let nn = checked_len(n, n)?;
+        let data: Cow<'a, [Complex32]> = match object.to_slice() {
+            Some(s) => Cow::Borrowed(s),
+            None => Cow::Owned(object.iter().copied().collect()),
+        };
+        // The far field takes the field transposed. Sampling a transposed copy of the object
+        // gives exactly that (the bilinear blend is symmetric in rows and columns, so the
+        // values equal `extract_patches`' bit for bit) and saves a transpose per pattern; it
+        // pays when the patterns outweigh the object, e.g. not for a small chunk of a huge
+        // object. Decided (and the copy made) once for the whole call.
+        let transposed =
+            force_transposed_object.unwrap_or(h.saturating_mul(w) <= m.saturating_mul(nn));
+        let (object, dim) = if transposed {
+            let t = Object::from_slice(&data, h, w)?.transposed();
+            (Cow::Owned(t), (w, h))
+        } else {
+            (data, (h, w))
+        };
+        Ok(Simulator {
+            object,
+            dim,
+            transposed,
+            positions: positions_list(&positions),
+            sprobe_t: scaled_probe(&probe.t(), scale),
+            n,
+            noise,
+            divide: divide_by_scale.then_some(scale),
+            template: FarField::new(n)?,
+        })
+    }
+
+    /// The number of patterns `M`.
+    pub fn len(&self) -> usize {
+        self.positions.len()
+    }
+
+    /// Whether there are no patterns (never: [`Simulator::new`] refuses that).
+    pub fn is_empty(&self) -> bool {
+        self.positions.is_empty()
+    }
+
+    /// The pattern size `N`.
+    pub fn n(&self) -> usize {
+        self.n
+    }
+
+    /// Simulates patterns `rows` into outputs sized to the range: `amplitudes` `(len, N, N)`,
+    /// optional `patches` `(len, N, N)` and `energies` `(len,)`, all C-contiguous. Any split of
+    /// `0..M` into ranges gives the bits of one call.
+    ///
+    /// `energies[i]` receives `Σ amplitudes[i]²` of the pattern as written (after noise and the
+    /// division by `scale`), each value squared in `f64` and summed in NumPy's pairwise order
+    /// ([`sum_squares`]): bit for bit what NumPy computes from the stored patterns
+    /// (`(x.astype(float64)**2).sum(axis=(1, 2))` over a C-contiguous row), out of the same
+    /// pass. A non-finite pattern value makes its energy non-finite, so the energies also
+    /// tell whether the output is finite.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] when `rows` is not within `0..M` or an output has the wrong
+    /// shape or is strided.
+    pub fn run_into(
+        &self,
+        rows: Range<usize>,
+        mut amplitudes: ArrayViewMut3<'_, f32>,
+        mut patches: Option<ArrayViewMut3<'_, Complex32>>,
+        mut energies: Option<ArrayViewMut1<'_, f64>>,
+    ) -> Result<()> {
+        let m = self.len();
+        if rows.start > rows.end || rows.end > m {
+            return Err(Error::invalid(
+                "rows",
+                format!("a range within 0..{m}"),
+                format!("{}..{}", rows.start, rows.end),
+            ));
+        }
+        let (len, n) = (rows.len(), self.n);
+        let nn = n * n;
+        let shape = format!("C-contiguous ({len}, {n}, {n})");
+        if amplitudes.dim() != (len, n, n) {
+            let got = format!("{:?}", amplitudes.dim());
+            return Err(Error::invalid("amplitudes", shape, got));
+        }
+        let out = amplitudes
+            .as_slice_mut()
+            .ok_or_else(|| Error::invalid("amplitudes", shape.clone(), "a strided array"))?;
+        let patch_out = match patches.as_mut() {
+            Some(p) if p.dim() != (len, n, n) => {
+                return Err(Error::invalid("patches", shape, format!("{:?}", p.dim())));
+            }
+            Some(p) => Some(
+                p.as_slice_mut()
+                    .ok_or_else(|| Error::invalid("patches", shape, "a strided array"))?,
+            ),
+            None => None,
+        };
+        let energy_out = match energies.as_mut() {
+            Some(e) if e.len() != len => {
+                let want = format!("C-contiguous ({len},)");
+                return Err(Error::invalid("energies", want, format!("({},)", e.len())));
+            }
+            Some(e) => Some(e.as_slice_mut().ok_or_else(|| {
+                Error::invalid(
+                    "energies",
+                    format!("C-contiguous ({len},)"),
+                    "a strided array",
+                )
+            })?),
+            None => None,
+        };
+        if len == 0 {
+            return Ok(());
+        }
+        let fused = Fused {
+            obj: Object::from_slice(&self.object, self.dim.0, self.dim.1)?,
+            transposed: self.transposed,
+            sprobe_t: &self.sprobe_t,
+            n,
+            noise: self.noise,
+            scale: self.divide,
+        };
+        let init = || {
+            let staging = if self.transposed {
+                Vec::new()
+            } else {
+                vec![Complex32::new(0.0, 0.0); nn]
+            };
+            (self.template.clone(), Sampler::default(), staging)
+        };
+        let patch_rows = match patch_out {
+            Some(p) => Either::Left(p.par_chunks_mut(nn).map(Some)),
+            None => Either::Right((0..len).into_par_iter().map(|_| None)),
+        };
+        let energy_rows = match energy_out {
+            Some(e) => Either::Left(e.par_iter_mut().map(Some)),
+            None => Either::Right((0..len).into_par_iter().map(|_| None)),
+        };
+        out.par_chunks_mut(nn)
+            .zip(patch_rows)
+            .zip(energy_rows)
+            .enumerate()
+            .for_each_init(init, |(ff, sampler, staging), (j, ((a, p), e))| {
+                let row = rows.start + j;
+                if let Some(&xy) = self.positions.get(row) {
+                    simulate_one(&fused, ff, sampler, staging, row, xy, a, p);
+                    if let Some(e) = e {
+                        *e = sum_squares(a);
+                    }
+                }
+            });
+        Ok(())
+    }
+}
+
+/// `Σ v²` over `a`, each value squared in `f64` (exactly: a float32 square fits a float64),
+/// summed in NumPy's pairwise order: the order `numpy.add.reduce` uses over a contiguous
+/// float64 row (blocks of at most 128 summed by eight interleaved accumulators, halves split
+/// at a multiple of 8), so the result equals NumPy's sum of the squared row bit for bit.
+pub fn sum_squares(a: &[f32]) -> f64 {
+    #[inline(always)]
+    fn sq(v: f32) -> f64 {
+        let v = f64::from(v);
+        v * v
+    }
+    let n = a.len();
+    if n < 8 {
+        let mut res = 0.0;
+        for &v in a {
+            res += sq(v);
+        }
+        res
+    } else if n <= 128 {
+        let (body, tail) = a.split_at(n - n % 8);
+        let mut r = [0.0f64; 8];
+        let mut blocks = body.chunks_exact(8);
+        if let Some(first) = blocks.next() {
+            for (r, &v) in r.iter_mut().zip(first) {
+                *r = sq(v);
+            }
+        }
+        for block in blocks {
+            for (r, &v) in r.iter_mut().zip(block) {
+                *r += sq(v);
+            }
+        }
+        let mut res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]));
+        for &v in tail {
+            res += sq(v);
+        }
+        res
+    } else {
+        let half = n / 2;
+        let (lo, hi) = a.split_at(half - half % 8);
+        sum_squares(lo) + sum_squares(hi)
+    }
+}
+
+/// What every pattern of one fused run shares.
+struct Fused<'a> {
+    /// The object, transposed when `transposed`.
+    obj: Object<'a>,
+    transposed: bool,
+    /// `scale · probe`, transposed.
+    sprobe_t: &'a [Complex32],
     n: usize,
     noise: Option<Noise>,
     /// `Some(scale)` when the amplitudes are returned divided by it.
@@ -286,15 +455,15 @@ struct Fused<'a> {
 }
 
 crate::simd::multiversion! {
-    /// Pattern `i` at `xy = [x, y]`: its patch (also written to `patch`), exit wave, far field,
-    /// noise and scaling, into `amp`.
+    /// Pattern `row` (stream `first_index + row`) at `xy = [x, y]`: its patch (also written to
+    /// `patch`), exit wave, far field, noise and scaling, into `amp`.
     #[allow(clippy::too_many_arguments)]
     fn simulate_one(
         f: &Fused<'_>,
         ff: &mut FarField,
         sampler: &mut Sampler,
         staging: &mut [Complex32],
-        i: usize,
+        row: usize,
         xy: [f64; 2],
         amp: &mut [f32],
         patch: Option<&mut [Complex32]>,
@@ -302,12 +471,12 @@ crate::simd::multiversion! {
         let ([x, y], n) = (xy, f.n);
         if f.transposed {
             let field_t = ff.field_t_mut();
-            sampler.sample(f.obj, y, x, n, n, field_t);
+            sampler.sample(&f.obj, y, x, n, n, field_t);
             if let Some(p) = patch {
                 transpose(field_t, p, n);
             }
         } else {
-            sampler.sample(f.obj, x, y, n, n, staging);
+            sampler.sample(&f.obj, x, y, n, n, staging);
             if let Some(p) = patch {
                 p.copy_from_slice(staging);
             }
@@ -315,10 +484,10 @@ crate::simd::multiversion! {
                 return;
             }
         }
-        illuminate(ff.field_t_mut(), &f.sprobe_t);
+        illuminate(ff.field_t_mut(), f.sprobe_t);
         ff.transform(amp);
         if let Some(nz) = f.noise {
-            observe_pattern(amp, nz.seed, nz.first_index.wrapping_add(i as u64));
+            observe_pattern(amp, nz.seed, nz.first_index.wrapping_add(row as u64));
         }
         if let Some(scale) = f.scale {
             for v in amp.iter_mut() {
@@ -388,7 +557,9 @@ mod tests {
             let mut a = Array3::<f32>::zeros((6, 9, 9));
             let mut p = Array3::<Complex32>::zeros((6, 9, 9));
             let args = (obj.view(), pos.view(), pr.view(), 1.5, noise, true);
-            simulate_impl(args, a.view_mut(), Some(p.view_mut()), Some(force)).unwrap();
+            let sim = Simulator::prepare(args, Some(force)).unwrap();
+            sim.run_into(0..6, a.view_mut(), Some(p.view_mut()), None)
+                .unwrap();
             (a, p)
         };
         let (a1, p1) = run(true);
@@ -460,6 +631,113 @@ mod tests {
             .unwrap();
         }
         assert_eq!(buf, whole.amplitudes);
+    }
+
+    /// NumPy's pairwise summation written out recursively as NumPy's source states it.
+    fn pairwise_reference(a: &[f64]) -> f64 {
+        let n = a.len();
+        if n < 8 {
+            a.iter().fold(0.0, |r, &v| r + v)
+        } else if n <= 128 {
+            let mut r: Vec<f64> = a[..8].to_vec();
+            let mut i = 8;
+            while i < n - n % 8 {
+                for k in 0..8 {
+                    r[k] += a[i + k];
+                }
+                i += 8;
+            }
+            let mut res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]));
+            while i < n {
+                res += a[i];
+                i += 1;
+            }
+            res
+        } else {
+            let n2 = n / 2 - (n / 2) % 8;
+            pairwise_reference(&a[..n2]) + pairwise_reference(&a[n2..])
+        }
+    }
+
+    #[test]
+    fn sum_squares_follows_the_pairwise_order() {
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        for len in [
+            0usize, 1, 5, 7, 8, 9, 64, 100, 127, 128, 129, 255, 1000, 4096, 16_384,
+        ] {
+            let a: Vec<f32> = (0..len)
+                .map(|_| {
+                    state ^= state << 13;
+                    state ^= state >> 7;
+                    state ^= state << 17;
+                    (state >> 40) as f32 * 1e-3 + 1e-7
+                })
+                .collect();
+            let squares: Vec<f64> = a.iter().map(|&v| f64::from(v) * f64::from(v)).collect();
+            assert_eq!(
+                sum_squares(&a).to_bits(),
+                pairwise_reference(&squares).to_bits()
+            );
+            let naive: f64 = squares.iter().sum();
+            assert!((sum_squares(&a) - naive).abs() <= 1e-12 * naive.max(1.0));
+        }
+        assert!(sum_squares(&[1.0, f32::NAN]).is_nan());
+        assert!(sum_squares(&[f32::INFINITY; 9]).is_infinite());
+    }
+
+    #[test]
+    fn pieces_and_energies_equal_one_call() {
+        let (obj, pos, pr) = (object(40, 40), positions(), probe(12));
+        let noise = Some(Noise {
+            seed: 11,
+            first_index: 5,
+        });
+        for force in [None, Some(true), Some(false)] {
+            let args = (obj.view(), pos.view(), pr.view(), 2.5, noise, true);
+            let sim = Simulator::prepare(args, force).unwrap();
+            let whole =
+                simulate(obj.view(), pos.view(), pr.view(), 2.5, noise, true, true).unwrap();
+            let mut amps = Array3::<f32>::zeros((6, 12, 12));
+            let mut patches = Array3::<Complex32>::zeros((6, 12, 12));
+            let mut energies = Array1::<f64>::zeros(6);
+            for (a, b) in [(0usize, 1usize), (1, 1), (1, 4), (4, 6)] {
+                sim.run_into(
+                    a..b,
+                    amps.slice_mut(ndarray::s![a..b, .., ..]),
+                    Some(patches.slice_mut(ndarray::s![a..b, .., ..])),
+                    Some(energies.slice_mut(ndarray::s![a..b])),
+                )
+                .unwrap();
+            }
+            assert_eq!(amps, whole.amplitudes);
+            assert_eq!(Some(&patches), whole.patches.as_ref());
+            for (i, e) in energies.iter().enumerate() {
+                let row = amps.slice(ndarray::s![i, .., ..]);
+                let direct: f64 = row.iter().map(|&v| f64::from(v) * f64::from(v)).sum();
+                assert!((e - direct).abs() <= 1e-12 * direct, "{e} vs {direct}");
+                let flat: Vec<f32> = row.iter().copied().collect();
+                assert_eq!(e.to_bits(), sum_squares(&flat).to_bits());
+            }
+            let mut short = Array1::<f64>::zeros(2);
+            let r = sim.run_into(
+                0..3,
+                amps.slice_mut(ndarray::s![0..3, .., ..]),
+                None,
+                Some(short.view_mut()),
+            );
+            assert!(matches!(
+                r,
+                Err(Error::InvalidArgument {
+                    name: "energies",
+                    ..
+                })
+            ));
+            let r = sim.run_into(4..7, amps.slice_mut(ndarray::s![0..3, .., ..]), None, None);
+            assert!(matches!(
+                r,
+                Err(Error::InvalidArgument { name: "rows", .. })
+            ));
+        }
     }
 
     #[test]

@@ -12,8 +12,8 @@ use std::time::Instant;
 use ndarray::{Dim, Ix1};
 use numpy::{
     Complex32, Element, IntoPyArray, PyArray1, PyArray2, PyArray3, PyArray4, PyReadonlyArray1,
-    PyReadonlyArray2, PyReadonlyArray3, PyReadonlyArray4, PyReadwriteArray2, PyReadwriteArray3,
-    PyReadwriteArray4,
+    PyReadonlyArray2, PyReadonlyArray3, PyReadonlyArray4, PyReadwriteArray1, PyReadwriteArray2,
+    PyReadwriteArray3, PyReadwriteArray4,
 };
 use ptyfast_core as core;
 use ptyfast_core::runtime::{rows, rows_mut, write_rows, zeros};
@@ -245,6 +245,12 @@ fn simulate<'py>(
     if seed.is_some() {
         check_first_index(first_index, m).or_py(py)?;
     }
+    let noise = seed.map(|seed| core::simulate::Noise { seed, first_index });
+    // Prepared once per call (the object's orientation and copy, the scaled probe, the FFT
+    // plan); the pieces only run it.
+    let sim = detach(py, || {
+        core::simulate::Simulator::new(o, p, pr, scale, noise, divide_by_scale)
+    })?;
     let mut amplitudes = zeros::<f32, _>(Dim([m, n, n]), "positions").or_py(py)?;
     let mut patches = if return_patches {
         Some(zeros::<Complex32, _>(Dim([m, n, n]), "positions").or_py(py)?)
@@ -254,29 +260,68 @@ fn simulate<'py>(
     let mut av = amplitudes.view_mut();
     let mut pv = patches.as_mut().map(|p| p.view_mut());
     in_pieces(py, m, |a, b| {
-        let noise = seed.map(|seed| core::simulate::Noise {
-            seed,
-            first_index: first_index + a as u64,
-        });
         let patch_piece = match pv.as_mut() {
             Some(v) => Some(rows_mut("patches", v, a, b)?),
             None => None,
         };
-        core::simulate::simulate_into(
-            o,
-            rows("positions", &p, a, b)?,
-            pr,
-            scale,
-            noise,
-            divide_by_scale,
+        sim.run_into(
+            a..b,
             rows_mut("amplitudes", &mut av, a, b)?,
             patch_piece,
+            None,
         )
     })?;
     Ok((
         amplitudes.into_pyarray(py),
         patches.map(|a| a.into_pyarray(py)),
     ))
+}
+
+/// [`simulate`] into the caller's buffers (`amplitudes` `(M, N, N)`, optional `patches`
+/// `(M, N, N)` and per-pattern `energies` `(M,)`, checked by `ptyfast._kernels`), in pieces
+/// over one prepared simulation. Interrupted, the buffers hold the pieces done so far. The
+/// buffers' shapes are checked by `ptyfast._kernels`; a mismatch found here names the buffer.
+#[pyfunction]
+#[allow(clippy::too_many_arguments)]
+#[pyo3(signature = (object, positions, probe, scale, seed, first_index, divide_by_scale, amplitudes, patches, energies))]
+fn simulate_into<'py>(
+    py: Python<'py>,
+    object: PyReadonlyArray2<'py, Complex32>,
+    positions: PyReadonlyArray2<'py, f64>,
+    probe: PyReadonlyArray2<'py, Complex32>,
+    scale: f32,
+    seed: Option<u64>,
+    first_index: u64,
+    divide_by_scale: bool,
+    mut amplitudes: PyReadwriteArray3<'py, f32>,
+    mut patches: Option<PyReadwriteArray3<'py, Complex32>>,
+    mut energies: Option<PyReadwriteArray1<'py, f64>>,
+) -> PyResult<()> {
+    let (o, p, pr) = (object.as_array(), positions.as_array(), probe.as_array());
+    let m = p.nrows();
+    let noise = seed.map(|seed| core::simulate::Noise { seed, first_index });
+    let sim = detach(py, || {
+        core::simulate::Simulator::new(o, p, pr, scale, noise, divide_by_scale)
+    })?;
+    let mut av = amplitudes.as_array_mut();
+    let mut pv = patches.as_mut().map(|a| a.as_array_mut());
+    let mut ev = energies.as_mut().map(|a| a.as_array_mut());
+    in_pieces(py, m, |a, b| {
+        let patch_piece = match pv.as_mut() {
+            Some(v) => Some(rows_mut("patches", v, a, b)?),
+            None => None,
+        };
+        let energy_piece = match ev.as_mut() {
+            Some(v) => Some(rows_mut("energies", v, a, b)?),
+            None => None,
+        };
+        sim.run_into(
+            a..b,
+            rows_mut("amplitudes", &mut av, a, b)?,
+            patch_piece,
+            energy_piece,
+        )
+    })
 }
 
 type KnnOut<'py> = (Bound<'py, PyArray2<i64>>, Bound<'py, PyArray2<f64>>);
@@ -811,6 +856,32 @@ fn detect<'py>(
     ))
 }
 
+/// Row maxima of `a` `(R, L)` into a new `(R,)` array, in pieces over rows.
+#[pyfunction]
+fn row_max<'py>(
+    py: Python<'py>,
+    a: PyReadonlyArray2<'py, f32>,
+) -> PyResult<Bound<'py, PyArray1<f32>>> {
+    let av = a.as_array();
+    let r = av.nrows();
+    let mut out = zeros::<f32, Ix1>(Dim([r]), "a").or_py(py)?;
+    let mut view = out.view_mut();
+    in_pieces(py, r, |s, e| {
+        core::reduce::row_max_into(rows("a", &av, s, e)?, rows_mut("out", &mut view, s, e)?)
+    })?;
+    Ok(out.into_pyarray(py))
+}
+
+/// `a /= d` in place (`a` `(R, L)`), in pieces over rows.
+#[pyfunction]
+fn divide_in_place(py: Python<'_>, mut a: PyReadwriteArray2<'_, f32>, d: f32) -> PyResult<()> {
+    let mut av = a.as_array_mut();
+    let r = av.nrows();
+    in_pieces(py, r, |s, e| {
+        core::reduce::divide_in_place(rows_mut("a", &mut av, s, e)?, d)
+    })
+}
+
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("PtyfastError", ptyfast_error(m.py())?)?;
@@ -821,6 +892,9 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(poisson_counts, m)?)?;
     m.add_function(wrap_pyfunction!(illuminated_energy, m)?)?;
     m.add_function(wrap_pyfunction!(simulate, m)?)?;
+    m.add_function(wrap_pyfunction!(simulate_into, m)?)?;
+    m.add_function(wrap_pyfunction!(row_max, m)?)?;
+    m.add_function(wrap_pyfunction!(divide_in_place, m)?)?;
     m.add_function(wrap_pyfunction!(acquire, m)?)?;
     m.add_function(wrap_pyfunction!(detect, m)?)?;
     m.add_function(wrap_pyfunction!(knn, m)?)?;
