@@ -272,7 +272,8 @@ class Report:
             lines.append(f"  disk          needs {need}; free space unknown")
         else:
             ok = "fits" if self.disk_need <= disk[0] else "does NOT fit"
-            lines.append(f"  disk          needs {need}; {human(disk[0])} free on {disk[1]}: {ok}")
+            where = "here" if disk[1] == Path.cwd() else f"on {disk[1]}"
+            lines.append(f"  disk          needs {need}; {human(disk[0])} free {where}: {ok}")
         mem = memory_available()
         avail = f"{human(mem)} available" if mem is not None else "available memory unknown"
         ok = "" if mem is None else (": fits" if self.peak_memory <= mem else ": does NOT fit")

@@ -55,7 +55,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .model.experiment import Experiment
     from .model.geometry import Geometry
 
-__all__ = ["FORMATS", "PreviewData", "figure", "preview", "preview_format"]
+__all__ = ["FORMATS", "PreviewData", "figure", "pixel_map_rgb", "preview", "preview_format"]
 
 #: File formats of a preview, by extension.
 FORMATS = ("png", "pdf", "svg")
@@ -534,24 +534,8 @@ def _draw(figure_cls: Any, d: PreviewData) -> Any:
 
     ax = on(axs[0, 3])
     codes = np.asarray(d.pixel_map)
-    classes = [  # drawn in this order: the last that applies wins
-        ("valid", None, (0.93, 0.93, 0.93)),
-        ("hot", _kernels.PIXEL_HOT, matplotlib.colors.to_rgb("tab:orange")),
-        ("dead", _kernels.PIXEL_DEAD, matplotlib.colors.to_rgb("tab:red")),
-        ("masked", _MASKED, matplotlib.colors.to_rgb("tab:purple")),
-        ("beamstop", _kernels.PIXEL_BEAMSTOP, matplotlib.colors.to_rgb("tab:blue")),
-        ("module gap", _kernels.PIXEL_GAP, (0.0, 0.0, 0.0)),
-    ]
-    rgb = np.empty((n, n, 3))
-    handles = []
-    for label, flag, color in classes:
-        sel = codes == 0 if flag is None else (codes & flag) != 0
-        rgb[sel] = color
-        count = int(sel.sum())
-        if count or flag is None:
-            handles.append(
-                Patch(fc=color, ec="0.4", label=f"{label}: {count} ({count / n / n:.1%})")
-            )
+    rgb, legend = pixel_map_rgb(codes)
+    handles = [Patch(fc=c, ec="0.4", label=label) for label, c in legend]
     ax.imshow(rgb, interpolation="nearest")
     ax.set_title(f"detector mask: {int((codes == 0).sum())} of {n}×{n} pixels valid")
     ax.set_xlabel(_detector_label("column", d))
@@ -647,6 +631,34 @@ def _draw(figure_cls: Any, d: PreviewData) -> Any:
     _colorbar(fig, im, ax, f"{d.readings_unit}; white: 0", extend="min")
     fig.suptitle(_title(d), fontsize=11)
     return fig
+
+
+def pixel_map_rgb(codes: Any) -> tuple[np.ndarray, list[tuple[str, tuple[float, float, float]]]]:
+    """An RGB image of a detector's pixel map (:meth:`ptyfast.Detector.pixel_map`) and its
+    legend ``[(label with count and share, colour), ...]``: valid pixels light grey, module
+    gaps black, the beamstop blue, dead pixels red, hot ones orange (a pixel in several
+    classes shows the later one of gap, beamstop, masked, dead, hot).
+    """
+    c = np.asarray(codes)
+    if c.ndim != 2:
+        raise ValueError(f"codes must be a 2-D pixel map, got shape {c.shape}")
+    classes = [  # drawn in this order: the last that applies wins
+        ("valid", None, (0.93, 0.93, 0.93)),
+        ("hot", _kernels.PIXEL_HOT, (1.0, 0.498, 0.055)),
+        ("dead", _kernels.PIXEL_DEAD, (0.839, 0.153, 0.157)),
+        ("masked", _MASKED, (0.58, 0.404, 0.741)),
+        ("beamstop", _kernels.PIXEL_BEAMSTOP, (0.122, 0.467, 0.706)),
+        ("module gap", _kernels.PIXEL_GAP, (0.0, 0.0, 0.0)),
+    ]
+    rgb = np.empty((*c.shape, 3))
+    legend = []
+    for label, flag, color in classes:
+        sel = c == 0 if flag is None else (c & flag) != 0
+        rgb[sel] = color
+        count = int(sel.sum())
+        if count or flag is None:
+            legend.append((f"{label}: {count} ({count / c.size:.1%})", color))
+    return rgb, legend
 
 
 def _colorbar(fig: Any, im: Any, ax: Any, label: str, **kw: Any) -> Any:
