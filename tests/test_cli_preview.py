@@ -66,7 +66,7 @@ def test_preview_formats_follow_the_extension(tmp_path):
         head = path.read_bytes()[:400]
         assert head.startswith(MAGIC[fmt]) if fmt in MAGIC else b"<svg" in head, fmt
     with pytest.raises(ValueError, match="exists"):
-        plotting.preview(ds, tmp_path / "p.PDF")  # no overwrite, refused before drawing
+        ds.preview(tmp_path / "p.PDF")  # no overwrite, refused before drawing
     assert sorted(p.name for p in tmp_path.iterdir()) == ["p.PDF", "p.SVG"]
 
 
@@ -355,3 +355,46 @@ def test_output_directory_and_overwrite_on_the_model_path(tmp_path, capsys):
     assert cli.main([*MODEL, "-q", "-o", str(tmp_path / "new"), "--seed", "9", "--overwrite"]) == 0
     assert made.read_bytes() != first
     assert sorted(os.listdir(tmp_path / "new")) == ["ptyfast_simulation.npz"]
+
+
+@pytest.mark.parametrize("fmt", ["npz", "zarr"])
+def test_peak_memory_estimate_bounds_the_measured_peak(tmp_path, fmt):
+    """The dry run's peak memory is an upper estimate of the arrays a run allocates (NumPy's
+    allocations, which tracemalloc sees; the Rust kernels' per-thread scratch is small)."""
+    import tracemalloc
+
+    if fmt == "zarr":
+        pytest.importorskip("zarr")
+    for patches in (False, True):
+        tracemalloc.start()
+        try:
+            e = ptyfast.Experiment(
+                ptyfast.objects.recipe("dead_leaves", shape=160, seed=1),
+                probes.recipe("gaussian", N=32, sigma_px=4.0, operations=[{"op": "modes", "n": 2}]),
+                scans.random_uniform(1500, 100.0, seed=1),
+                ptyfast.Detector.integrating(),
+                1e5,
+            )
+            out = tmp_path / f"m{int(patches)}.{fmt}"
+            experiment.simulate_to(e, out, seed=1, patches=patches, chunk_size=512)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        est = _dryrun.model_peak_memory(
+            m=1500, n=32, n_modes=2, object_shape=(160, 160), itemsize=2, chunk=512,
+            patches=patches, fmt=fmt,
+        )  # fmt: skip
+        assert peak <= est <= 6 * peak, (fmt, patches, peak, est)
+    if fmt != "npz":
+        return
+    tracemalloc.start()  # PtychoPINN's path
+    try:
+        cli.simulate_to_file(
+            tmp_path / "p.npz", sim_object_image(160, data_source="lines", seed=1),
+            get_default_probe(32), n_images=1500, chunk_size=512, store_patches=True,
+        )  # fmt: skip
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    est = cli.estimate_peak_memory(1500, 32, (160, 160), chunk_size=512, store_patches=True)
+    assert peak <= est <= 6 * peak, ("plain", peak, est)

@@ -555,6 +555,7 @@ def model_report(
     progress: bool,
     *,
     n_jobs: int,
+    notes: list[str] | None = None,
 ) -> Report:
     """The dry run of the model's path: ``jobs`` yields ``(path, plan_fn)`` per output file
     (``plan_fn()`` builds the :class:`~ptyfast.model.recipes.Planned` experiment, timed as the
@@ -639,7 +640,7 @@ def model_report(
     )
     if len(details) == 1:
         title = f"{title}: {details[0]}"
-    r = Report(title, outputs, compress, peak)
+    r = Report(title, outputs, compress, peak, notes=list(notes or []))
     r.phases = [
         ("set-up", setup, "measured (object, probe, scan, intensity pass: built for real)"),
         ("simulation", sim_total, how),

@@ -428,6 +428,15 @@ def _preview(args: argparse.Namespace, plan: Any, name: str, progress: bool) -> 
         bar.update(1)
 
 
+def _fresh(fresh: bool) -> list[str]:
+    if not fresh:
+        return []
+    return [
+        "the recipe gives no seed: this dry run drew one, and the run will draw its own from "
+        "fresh entropy (recorded in its provenance)"
+    ]
+
+
 def _simulate(args: argparse.Namespace, recipes: Any, campaign_cls: Any) -> int:
     _check_preview(args)
     obj = probe = None
@@ -487,8 +496,11 @@ def _simulate(args: argparse.Namespace, recipes: Any, campaign_cls: Any) -> int:
 
             jobs = ((c.path_for(directory, i, ext), lambda i=i: c.plan(i)) for i in range(len(c)))
             title = f"campaign {c.name!r}, {len(c)} experiments into {directory}"
+            fresh = (doc.get("campaign") or {}).get("seed") is None
             return _dryrun.print_report(
-                _dryrun.model_report(jobs, title, wargs, chunk, progress, n_jobs=len(c))
+                _dryrun.model_report(
+                    jobs, title, wargs, chunk, progress, n_jobs=len(c), notes=_fresh(fresh)
+                )
             )
         t0 = time.perf_counter()
         for i in range(len(c)):
@@ -518,8 +530,17 @@ def _simulate(args: argparse.Namespace, recipes: Any, campaign_cls: Any) -> int:
         from .. import _dryrun
 
         job = (output, lambda: recipes.plan(doc, object=obj, probe=probe, progress=progress))
+        fresh = (doc.get("experiment") or {}).get("seed") is None
         return _dryrun.print_report(
-            _dryrun.model_report([job], f"{name} into {output}", wargs, chunk, progress, n_jobs=1)
+            _dryrun.model_report(
+                [job],
+                f"{name} into {output}",
+                wargs,
+                chunk,
+                progress,
+                n_jobs=1,
+                notes=_fresh(fresh),
+            )
         )
     plan = recipes.plan(doc, object=obj, probe=probe, progress=progress)
     t = time.perf_counter()
