@@ -11,6 +11,7 @@ Deterministic: fixed seeds, matplotlib's Agg backend, no timestamps in the PNGs.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -515,6 +516,221 @@ def object_gallery() -> plt.Figure:
     return fig
 
 
+# --------------------------------------------------------------------------- detectors, experiments
+
+
+def _detector_experiment(detector: object, N: int = 128) -> ptyfast.Experiment:
+    """One experiment seen by different detectors: dead leaves lit by a disk probe."""
+    from ptyfast import objects, probes, scans
+
+    return ptyfast.Experiment(
+        objects.dead_leaves(256, seed=1),
+        probes.disk(N),
+        scans.fermat_spiral(20, 3.0),
+        detector,  # type: ignore[arg-type]
+        photons=1e7,
+    )
+
+
+def _presets() -> list[tuple[str, object]]:
+    from ptyfast import Detector
+
+    return [
+        ("Detector.ideal()", Detector.ideal()),
+        (
+            "Detector.eiger('4M', beamstop_radius_px=4,\nbeam_px=(495, 990))",
+            Detector.eiger("4M", beamstop_radius_px=4.0, beam_px=(495, 990)),
+        ),
+        ("Detector.pilatus('1M', beam_px=(160, 440))", Detector.pilatus("1M", beam_px=(160, 440))),
+        (
+            "Detector.integrating(dead_fraction=0.003,\nhot_fraction=0.002, bad_pixel_seed=1)",
+            Detector.integrating(dead_fraction=0.003, hot_fraction=0.002, bad_pixel_seed=1),
+        ),
+    ]
+
+
+@figure("detectors")
+def detector_presets() -> plt.Figure:
+    """Each preset's pixel map (top) and the first pattern as it reads it (bottom)."""
+    from ptyfast import _kernels
+    from ptyfast.plotting import pixel_map_rgb
+
+    presets = _presets()
+    fig, axs = plt.subplots(2, len(presets), figsize=(4.1 * len(presets), 8.4))
+    for k, (title, det) in enumerate(presets):
+        e = _detector_experiment(det)
+        ds = ptyfast.simulate(e, seed=5)
+        r = ds.diffraction[0]
+        codes = det.pixel_map(e.N)  # type: ignore[attr-defined]
+        # what the table says the readings are
+        assert np.all(r[(codes & _kernels.PIXEL_GAP) != 0] == 0), "gap pixels must read 0"
+        no_sensor = _kernels.PIXEL_GAP | _kernels.PIXEL_DEAD
+        hot = ((codes & _kernels.PIXEL_HOT) != 0) & ((codes & no_sensor) == 0)
+        assert np.all(r[hot] == det.saturation), "hot pixels must read the saturation level"  # type: ignore[attr-defined]
+        if k == 0:  # the ideal detector keeps PtychoPINN's bits
+            ref = RawData.from_simulation(
+                e.positions_true[:, 0], e.positions_true[:, 1], e.probe[0], e.object,
+                np.zeros(e.n_patterns, np.int64), nphotons=1e7, seed=5,
+            )  # fmt: skip
+            assert np.array_equal(ds.to_raw_data().diff3d, ref.diff3d)
+        rgb, legend = pixel_map_rgb(codes)
+        a = axs[0, k]
+        a.imshow(rgb, interpolation="nearest")
+        a.set_title(title, fontsize=9)
+        a.legend(
+            handles=[Rectangle((0, 0), 1, 1, fc=c, ec="0.4", label=t) for t, c in legend],
+            loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2, fontsize=7,
+        )  # fmt: skip
+        a = axs[1, k]
+        unit = "counts" if det.gain == 1 and det.offset == 0 else "ADU"  # type: ignore[attr-defined]
+        pos = r[r > 0]
+        cmap = plt.get_cmap("viridis").with_extremes(under="white")
+        im = a.imshow(
+            np.where(r > 0, r, 0.5), cmap=cmap, norm=LogNorm(max(1, pos.min()), pos.max()),
+            interpolation="nearest",
+        )  # fmt: skip
+        a.set_title(f"pattern 0 as read: {r.dtype}, {unit}", fontsize=9)
+        _colorbar(fig, im, a, f"reading ({unit}); white: 0")
+        for ax in axs[:, k]:
+            ax.set_xlabel("detector column (pixels)", fontsize=8)
+            ax.set_ylabel("detector row (pixels)", fontsize=8)
+            ax.tick_params(labelsize=7)
+    fig.suptitle(
+        "The same experiment (N = 128, 1e7 photons/pattern, seed 5) read by each preset: "
+        "pixel maps (top), readings of pattern 0 (bottom, log scale)",
+        fontsize=10,
+    )
+    fig.tight_layout()
+    return fig
+
+
+def _readme_experiment() -> tuple[ptyfast.Experiment, ptyfast.Dataset]:
+    """The README's experiment, with a geometry (so the preview is in µm)."""
+    from ptyfast import objects, probes, scans
+
+    g = ptyfast.Geometry(energy_eV=8000.0, distance_m=2.0, detector_pixel_m=75e-6, N=32)
+    e = ptyfast.Experiment(
+        objects.recipe("dead_leaves", shape=128, seed=2),
+        probes.recipe("gaussian", N=32, sigma_px=5.0, operations=[{"op": "modes", "n": 2}]),
+        scans.fermat_spiral(100, 2.0).jitter(0.3, seed=1),
+        ptyfast.Detector.eiger(qe=0.9),
+        photons=1e6,
+        geometry=g,
+    )
+    return e, ptyfast.simulate(e, seed=7)
+
+
+@figure("preview")
+def experiment_preview() -> plt.Figure:
+    """``ptyfast.plotting.figure`` of the README's experiment (what ``--preview`` draws)."""
+    from ptyfast import plotting
+
+    e, ds = _readme_experiment()
+    # Units: the mean detected photons per pattern is photons × QE (5σ of the mean of M sums).
+    detected = ds.detector.readings_to_photons(ds.diffraction).sum(axis=(1, 2))
+    assert ds.mask.all() and abs(detected.mean() - 0.9e6) < 5 * np.sqrt(0.9e6 / len(ds))
+    d = plotting.PreviewData.from_dataset(ds)
+    assert np.array_equal(d.photons_patterns, ds.diffraction[:3].astype(np.float64))
+    return plotting.figure(ds, name="README experiment")
+
+
+@figure("replay")
+def replay_figure() -> plt.Figure:
+    """Replay gives the same bits; another seed gives other noise."""
+    e, ds = _readme_experiment()
+    again = ptyfast.replay(ds.provenance)
+    assert np.array_equal(again.diffraction, ds.diffraction)
+    assert again.provenance == ds.provenance
+    other = ptyfast.simulate(e, seed=8)
+    assert not np.array_equal(other.diffraction, ds.diffraction)
+    panels = [
+        (ds.diffraction[0], "ptyfast.simulate(e, seed=7): pattern 0"),
+        (again.diffraction[0], "ptyfast.replay(ds.provenance): pattern 0"),
+        (again.diffraction[0].astype(np.int64) - ds.diffraction[0], "replayed − original"),
+        (other.diffraction[0].astype(np.int64) - ds.diffraction[0], "seed 8 − seed 7"),
+    ]
+    fig, axs = plt.subplots(1, 4, figsize=(15, 3.8))
+    cmap = plt.get_cmap("viridis").with_extremes(under="white")
+    for k, (img, title) in enumerate(panels):
+        a = axs[k]
+        if k < 2:
+            im = a.imshow(np.where(img > 0, img, 0.5), cmap=cmap, norm=LogNorm(1, img.max()))
+            _colorbar(fig, im, a, "counts (log); white: 0")
+        else:
+            lim = max(1, int(np.abs(img).max()))
+            im = a.imshow(img, cmap="RdBu_r", vmin=-lim, vmax=lim)
+            _colorbar(fig, im, a, "difference (counts)")
+        a.set_title(title, fontsize=9)
+        a.set_xlabel("detector column (pixels)", fontsize=8)
+        a.set_ylabel("detector row (pixels)", fontsize=8)
+    fig.suptitle(
+        f"The README's experiment ({len(ds)} patterns, EIGER2, 2 modes): replay is bit for bit "
+        f"(max |difference| = {int(np.abs(panels[2][0]).max())}); the noise seed sets the draws",
+        fontsize=10,
+    )
+    fig.tight_layout()
+    return fig
+
+
+def _small_campaign() -> ptyfast.Campaign:
+    """The template (``ptyfast recipe --example``), six experiments of 40 positions."""
+    from ptyfast.model import recipes
+
+    doc = recipes.loads(recipes.example())
+    doc["campaign"]["n_experiments"] = 6
+    doc["scan"]["n"] = 40
+    doc["object"]["shape"] = [192, 192]
+    return ptyfast.Campaign.from_dict(doc)
+
+
+@figure("campaign")
+def campaign_figure() -> plt.Figure:
+    """Six experiments drawn from the template: probe, pattern 0 and the draws of each."""
+    c = _small_campaign()
+    fig, axs = plt.subplots(2, len(c), figsize=(2.9 * len(c), 6.8))
+    cmap = plt.get_cmap("viridis").with_extremes(under="white", bad="0.55")
+    for i in range(len(c)):
+        ds = c.simulate(i)
+        draws = ds.provenance["campaign"]["draws"]
+        assert 1e4 <= draws["experiment.photons"] <= 1e8
+        assert 0.5e-3 <= draws["probe.defocus_m"] <= 1.5e-3
+        assert draws["detector.preset"] in ("eiger", "integrating")
+        if i == 2:  # any one experiment replays alone, bit for bit
+            assert np.array_equal(ptyfast.replay(ds.provenance).diffraction, ds.diffraction)
+        a = axs[0, i]
+        a.imshow(np.abs(ds.probe[0]), cmap="magma")
+        a.set_title(
+            f"#{i}: defocus {draws['probe.defocus_m'] * 1e3:.2f} mm\n{draws['object.family']}",
+            fontsize=8,
+        )
+        photons = ds.detector.readings_to_photons(ds.diffraction[0], masked_value=np.nan)
+        pos = photons[photons > 0]
+        a = axs[1, i]
+        a.imshow(
+            np.ma.masked_invalid(np.where(photons > 0, photons, 0.5 * pos.min())),
+            cmap=cmap,
+            norm=LogNorm(pos.min(), pos.max()),
+        )
+        a.set_title(
+            f"{draws['detector.preset']}, {draws['experiment.photons']:.2g} photons".replace(
+                "e+0", "e"
+            ),
+            fontsize=8,
+        )
+        for ax in axs[:, i]:
+            ax.set_xticks([])
+            ax.set_yticks([])
+    axs[0, 0].set_ylabel("probe mode 0 |P|", fontsize=8)
+    axs[1, 0].set_ylabel("pattern 0, detected photons (log)", fontsize=8)
+    fig.suptitle(
+        f"ptyfast.Campaign of the template: {len(c)} experiments drawn with seed {c.seed} "
+        "(white: 0 photons, grey: masked)",
+        fontsize=10,
+    )
+    fig.tight_layout(h_pad=2.0)
+    return fig
+
+
 # --------------------------------------------------------------------------- driver
 
 
@@ -523,30 +739,145 @@ def paths(out: Path = OUT) -> dict[str, Path]:
 
 
 CLI_HELP = "ptyfast-simulate-help.txt"
+ARTIFACTS: dict[str, Callable[[Path], Path]] = {}
 
 
-def write_cli_help(out: Path = OUT) -> Path:
-    """``ptyfast simulate --help`` of the installed version, for the CLI guide (no drift)."""
+def artifact(name: str) -> Callable[[Callable[[Path], Path]], Callable[[Path], Path]]:
+    """Register a generated file other than a figure (texts included by the pages)."""
+
+    def register(fn: Callable[[Path], Path]) -> Callable[[Path], Path]:
+        ARTIFACTS[name] = fn
+        return fn
+
+    return register
+
+
+def _run_cli(args: list[str], cwd: Path) -> str:
     import os
     import subprocess
 
     env = dict(os.environ, COLUMNS="96")
     res = subprocess.run(
-        [sys.executable, "-m", "ptyfast", "simulate", "--help"],
+        [sys.executable, "-m", "ptyfast", *args],
         capture_output=True,
         text=True,
         check=True,
         env=env,
+        cwd=cwd,
     )
+    return res.stdout
+
+
+@artifact(CLI_HELP)
+def write_cli_help(out: Path = OUT) -> Path:
+    """``ptyfast simulate --help`` of the installed version, for the CLI guide (no drift)."""
     path = out / CLI_HELP
-    path.write_text(res.stdout)
+    path.write_text(_run_cli(["simulate", "--help"], out))
+    return path
+
+
+@artifact("ptyfast-simulate-dry-run.txt")
+def write_dry_run(out: Path = OUT) -> Path:
+    """``ptyfast simulate --dry-run -o run/`` on the defaults, as this machine prints it."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        text = _run_cli(["simulate", "--dry-run", "-o", "run/"], Path(tmp))
+        assert not any(Path(tmp).iterdir()), "a dry run must write nothing"
+    assert "run/ptyfast_simulation.npz (npz)" in text and "diff3d: (10,000 × 64 × 64)" in text
+    path = out / "ptyfast-simulate-dry-run.txt"
+    path.write_text(text)
+    return path
+
+
+@artifact("cli_preview.png")
+def write_cli_preview(out: Path = OUT) -> Path:
+    """What ``ptyfast simulate --preview`` writes (PtychoPINN's path, 1,000 patterns), run in
+    this process through the command's entry point."""
+    import tempfile
+
+    from ptyfast import cli
+
+    path = out / "cli_preview.png"
+    with tempfile.TemporaryDirectory() as tmp:
+        argv = ["simulate", "-n", "1000", "-o", f"{tmp}/d.npz", "--preview", str(path)]
+        assert cli.main([*argv, "--overwrite", "-q", "--no-progress"]) == 0
+    return path
+
+
+@artifact("recipe-example.toml")
+def write_recipe_example(out: Path = OUT) -> Path:
+    """``ptyfast recipe --example``: the template the campaigns guide shows."""
+    from ptyfast.model import recipes
+
+    text = recipes.example()
+    assert ptyfast.Campaign.from_dict(recipes.loads(text)).n_experiments >= 1
+    path = out / "recipe-example.toml"
+    path.write_text(text)
+    return path
+
+
+@artifact("provenance-example.json")
+def write_provenance_example(out: Path = OUT) -> Path:
+    """The provenance of the README's experiment (recipes only: nothing embedded)."""
+    import json
+
+    _, ds = _readme_experiment()
+    path = out / "provenance-example.json"
+    path.write_text(json.dumps(ds.provenance, indent=2) + "\n")
+    return path
+
+
+def _docstring_markdown(module: object, name: str, out: Path) -> Path:
+    """A module docstring past its summary line, as Markdown (the API reference's rewrite)."""
+    import importlib.util
+    import inspect
+
+    spec = importlib.util.spec_from_file_location(
+        "griffe_ext", Path(__file__).with_name("griffe_ext.py")
+    )
+    assert spec is not None and spec.loader is not None
+    ext = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ext)
+    doc = inspect.getdoc(module) or ""
+    body = doc.split("\n", 1)[1].lstrip("\n")
+    path = out / name
+    path.write_text(ext.rewrite(body) + "\n")
+    return path
+
+
+@artifact("detector-physics.md")
+def write_detector_physics(out: Path = OUT) -> Path:
+    """The physics table of ``ptyfast.model.detector`` (its module docstring), as Markdown."""
+    import dataclasses
+
+    from ptyfast.model import detector
+
+    path = _docstring_markdown(detector, "detector-physics.md", out)
+    table = path.read_text()
+    documented = set(re.findall(r"^\| ([^|]+) \|", table, re.MULTILINE))
+    names = set(re.findall(r"`(\w+)`", " ".join(documented)))
+    fields = {f.name for f in dataclasses.fields(detector.Detector)} - {"name"}
+    assert fields <= names, f"Detector parameters missing from the table: {fields - names}"
+    return path
+
+
+@artifact("provenance-schema.md")
+def write_provenance_schema(out: Path = OUT) -> Path:
+    """The provenance layout (``ptyfast.model.provenance``'s docstring), as Markdown."""
+    from ptyfast.model import provenance
+
+    _, ds = _readme_experiment()
+    path = _docstring_markdown(provenance, "provenance-schema.md", out)
+    keys = set(re.findall(r"^\| `(\w+)` \|", path.read_text(), re.MULTILINE))
+    assert set(ds.provenance) <= keys, f"undocumented provenance keys {set(ds.provenance) - keys}"
     return path
 
 
 def missing(out: Path = OUT) -> list[str]:
     """Names of the figures (and texts) not yet generated in ``out``."""
     gone = [name for name, p in paths(out).items() if not p.exists()]
-    return gone + ([CLI_HELP] if not (out / CLI_HELP).exists() else [])
+    return gone + [name for name in ARTIFACTS if not (out / name).exists()]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -557,7 +888,8 @@ def main(argv: list[str] | None = None) -> int:
     a.out.mkdir(parents=True, exist_ok=True)
     plt.rcParams.update({"figure.max_open_warning": 0, "svg.hashsalt": "ptyfast"})
     if not a.names:
-        print(f"wrote {write_cli_help(a.out)}")
+        for write in ARTIFACTS.values():
+            print(f"wrote {write(a.out)}")
     for name in a.names or FIGURES:
         fig = FIGURES[name]()
         fig.savefig(paths(a.out)[name], **SAVE)

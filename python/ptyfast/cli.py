@@ -32,13 +32,14 @@ from typing import Any, NoReturn
 
 import numpy as np
 
-from . import __version__, _kernels
-from ._atomic import _check_target, atomic_output
+from . import __version__, _kernels, plotting
+from ._atomic import _check_target
 from ._npz import NpzStreamWriter, metadata_record
+from ._progress import Phases
+from .intensity import simulation_scale
 from .io import _commands as io_commands
 from .model import _commands as model_commands
 from .nongrid_simulation import load_probe_object, random_positions
-from .raw_data import intensity_scale_of
 
 logger = logging.getLogger("ptyfast")
 
@@ -57,7 +58,9 @@ _DEFAULTS = {
 DEFAULT_OUTPUT_NAME = "ptyfast_simulation.npz"
 
 #: Preview formats, by file extension.
-PREVIEW_FORMATS = ("png", "pdf", "svg")
+PREVIEW_FORMATS = plotting.FORMATS
+#: Pixels (patterns × N²) per piece of the intensity pass (its progress steps).
+_PASS_PIXELS = 1 << 24
 
 
 class _Parser(argparse.ArgumentParser):
@@ -172,6 +175,12 @@ def _parser() -> argparse.ArgumentParser:
         "--no-progress", dest="progress", action="store_false", help="never show a progress bar"
     )
     s.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
+    s.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="write nothing: print the output's shapes and size, the free disk, the peak "
+        "memory and the time estimated from a calibration run of a few hundred patterns",
+    )
     model_commands.add_simulate_options(s)
     model_commands.add_subcommands(sub)
     io_commands.add_subcommands(sub)
@@ -423,10 +432,21 @@ def simulate_to_file(
     _check_target(output, overwrite)
     check_resources(output, n, N, obj.shape, chunk_size=chunk_size, store_patches=store_patches)
     t0 = time.perf_counter()
+    phases = Phases(progress)
     x, y, buf = random_positions(n, obj.shape[0], obj.shape[1], buffer, seed)
     _warn_geometry(obj.shape, N, buffer, buf, x, y)
     positions = np.column_stack([x, y])
-    s = intensity_scale_of(obj, positions, probe, nphotons)
+    # RawData.intensity_scale_of in pieces: each pattern's energy is computed alone, and the
+    # mean is one reduction over all of them, so s does not change a bit.
+    energies = np.empty(n, np.float64)
+    step = max(1, _PASS_PIXELS // (N * N))
+    with phases("intensity", n, "pattern") as bar:
+        for a in range(0, n, step):
+            b = min(n, a + step)
+            energies[a:b] = _kernels.illuminated_energy(obj, positions[a:b], probe)
+            bar.update(b - a)
+    s = simulation_scale(energies, nphotons)
+    del energies
     _kernels.check_field_range(
         float(s),
         float(np.max(np.abs(obj))),
@@ -447,9 +467,9 @@ def simulate_to_file(
     }
     preview_d: list[np.ndarray] = []
     preview_y: list[np.ndarray] = []
-    from tqdm import tqdm
-
-    with NpzStreamWriter(output, overwrite=overwrite) as w:
+    w = NpzStreamWriter(output, overwrite=overwrite)
+    w.__enter__()
+    try:
         w.write("xcoords", x)
         w.write("ycoords", y)
         w.write("xcoords_start", x)
@@ -462,9 +482,7 @@ def simulate_to_file(
         # patches in a second, FFT-free pass.
         with (
             w.stream("diff3d", (n, N, N), np.float32) as ds,
-            tqdm(
-                total=n, unit="pattern", disable=not progress, desc="simulate", smoothing=0.1
-            ) as bar,
+            phases("simulate+write", n, "pattern") as bar,
         ):
             for start in range(0, n, chunk_size):
                 stop = min(n, start + chunk_size)
@@ -487,10 +505,21 @@ def simulate_to_file(
                         preview_y.extend(patches[:take])
                 bar.update(stop - start)
         if store_patches:
-            with w.stream("Y", (n, N, N, 1), np.complex64) as ys:
+            with (
+                w.stream("Y", (n, N, N, 1), np.complex64) as ys,
+                phases("patches", n, "pattern") as bar,
+            ):
                 for start in range(0, n, chunk_size):
                     stop = min(n, start + chunk_size)
                     ys.append(_kernels.extract_patches(obj, positions[start:stop], N)[..., None])
+                    bar.update(stop - start)
+    except BaseException:
+        w.__exit__(*sys.exc_info())
+        raise
+    # Closing is part of writing: the archive's directory, fsync, the atomic link.
+    with phases("finish", 1) as bar:
+        w.__exit__(None, None, None)
+        bar.update(1)
     return {
         "xcoords": x,
         "ycoords": y,
@@ -501,18 +530,40 @@ def simulate_to_file(
         "seconds": time.perf_counter() - t0,
         "n_images": n,
         "N": N,
+        "seed": int(seed),
+        "nphotons": float(nphotons),
+        "poisson": bool(poisson),
+        "object": (metadata or {}).get("object"),
     }
 
 
-def _preview_format(path: str | os.PathLike[str]) -> str:
-    ext = Path(path).suffix.lower().lstrip(".")
-    if ext not in PREVIEW_FORMATS:
-        raise ValueError(
-            f"preview {os.fspath(path)!r}: the format follows the extension, expected one of "
-            + ", ".join(f".{f}" for f in PREVIEW_FORMATS)
-            + f", got {'.' + ext if ext else 'none'}"
-        )
-    return ext
+def preview_data(
+    obj: np.ndarray, probe: np.ndarray, summary: dict[str, Any]
+) -> plotting.PreviewData:
+    """What the preview of a :func:`simulate_to_file` run shows (:mod:`ptyfast.plotting`):
+    the counts ``(s·diff3d)²`` of the patterns kept in ``summary``, pattern 0 as stored."""
+    s = float(summary["intensity_scale"])
+    pats = np.asarray(summary["patterns"], np.float64)
+    n = int(summary["N"])
+    xy = np.column_stack([summary["xcoords"], summary["ycoords"]])
+    obj_name = str(summary.get("object") or "array")
+    return plotting.PreviewData(
+        object=obj,
+        probe=probe,
+        positions_nominal=xy,
+        positions_true=xy,
+        photons_patterns=(s * pats) ** 2,
+        readings=np.asarray(summary["patterns"][0]),
+        readings_title="pattern 0 as stored: diff3d = √counts / s",
+        readings_unit="diff3d (amplitude, float32)",
+        pixel_map=np.zeros((n, n), np.uint8),
+        intensity_scale=s,
+        photons=float(summary.get("nphotons", float("nan"))),
+        seed=summary.get("seed"),
+        name="PtychoPINN nongrid simulation",
+        detector="ideal: Poisson counts" if summary.get("poisson", True) else "noise-free",
+        object_name=obj_name,
+    )
 
 
 def write_preview(
@@ -523,62 +574,9 @@ def write_preview(
     *,
     overwrite: bool = True,
 ) -> None:
-    """Preview image (PNG, PDF or SVG, by extension): probe, object with scan positions,
-    patterns (log scale), patches. Written atomically (:func:`ptyfast._atomic.atomic_output`).
-    """
-    fmt = _preview_format(path)
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-    from matplotlib.colors import LogNorm
-
-    pats, patches = summary["patterns"], summary["patches"]
-    k = max(len(pats), 1)
-    fig, axes = plt.subplots(3, max(k, 2), figsize=(4 * max(k, 2), 11), squeeze=False)
-    try:
-        for ax in axes.ravel():
-            ax.set_axis_off()
-        ax = axes[0, 0]
-        ax.set_axis_on()
-        im = ax.imshow(np.abs(probe), cmap="magma")
-        ax.set_title(f"|probe| (N = {probe.shape[0]})")
-        fig.colorbar(im, ax=ax, fraction=0.046)
-        ax = axes[0, 1]
-        ax.set_axis_on()
-        im = ax.imshow(np.abs(obj), cmap="gray")
-        xs, ys = summary["xcoords"], summary["ycoords"]
-        step = max(1, len(xs) // 5000)
-        ax.scatter(xs[::step], ys[::step], s=2, c="tab:red", alpha=0.5, linewidths=0)
-        ax.set_title(f"|object| with {len(xs)} scan positions")
-        fig.colorbar(im, ax=ax, fraction=0.046)
-        for i, d in enumerate(pats):
-            ax = axes[1, i]
-            ax.set_axis_on()
-            positive = d[d > 0]
-            vmin = float(positive.min()) if positive.size else 1e-6
-            im = ax.imshow(
-                np.maximum(d, vmin),
-                norm=LogNorm(vmin=vmin, vmax=max(float(d.max()), vmin * 10)),
-                cmap="viridis",
-            )
-            ax.set_title(f"diffraction {i} (log amplitude)")
-            fig.colorbar(im, ax=ax, fraction=0.046)
-        for i, p in enumerate(patches):
-            ax = axes[2, i]
-            ax.set_axis_on()
-            im = ax.imshow(np.abs(p), cmap="gray")
-            ax.set_title(f"object patch {i} (|Y|)")
-            fig.colorbar(im, ax=ax, fraction=0.046)
-        fig.suptitle(
-            f"ptyfast simulate: {summary['n_images']} patterns, "
-            f"s = {summary['intensity_scale']:.4g}"
-        )
-        fig.tight_layout()
-        with atomic_output(path, overwrite=overwrite) as out:
-            fig.savefig(out.file, format=fmt, dpi=80)
-    finally:
-        plt.close(fig)
+    """The preview of a :func:`simulate_to_file` run (``summary``: what it returned) as PNG,
+    PDF or SVG by extension: :func:`ptyfast.plotting.preview` of :func:`preview_data`."""
+    plotting.preview(preview_data(obj, probe, summary), path, overwrite=overwrite)
 
 
 # --------------------------------------------------------------------------- command line
@@ -633,10 +631,14 @@ def _simulate(args: argparse.Namespace) -> int:
     output = _resolve_output(args.output)
     _check_target(output, args.overwrite)
     if args.preview:
-        _preview_format(args.preview)
+        plotting.preview_format(args.preview)
         if Path(args.preview).absolute() == output.absolute():
             raise ValueError(f"--preview and --output name the same file {args.preview!r}")
         _check_target(Path(args.preview), args.overwrite)
+    if args.dry_run:
+        from . import _dryrun
+
+        return _dryrun.print_report(_dryrun.plain_report(args, output, _object_and_probe))
     if not args.input:  # the object and probe to be built must fit too
         object_shape = (args.object_size, args.object_size)
         check_resources(
@@ -647,10 +649,13 @@ def _simulate(args: argparse.Namespace) -> int:
             chunk_size=args.chunk_size,
             store_patches=args.patches,
         )
-    obj, probe = _object_and_probe(args)
     progress = (
         args.progress if args.progress is not None else (sys.stderr.isatty() and not args.quiet)
     )
+    phases = Phases(progress)
+    with phases("object", 1) as bar:
+        obj, probe = _object_and_probe(args)
+        bar.update(1)
     summary = simulate_to_file(
         output,
         obj,
@@ -667,7 +672,9 @@ def _simulate(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
     )
     if args.preview:
-        write_preview(args.preview, obj, probe, summary, overwrite=args.overwrite)
+        with phases("preview", 1) as bar:
+            write_preview(args.preview, obj, probe, summary, overwrite=args.overwrite)
+            bar.update(1)
     if not args.quiet:
         rate = summary["n_images"] / max(summary["seconds"], 1e-9)
         print(

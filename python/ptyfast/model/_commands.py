@@ -77,30 +77,35 @@ def add_simulate_options(parser: argparse.ArgumentParser) -> None:
         help="a TOML recipe (ptyfast recipe --example): an experiment, or a campaign written "
         "to -o DIR/ one file per experiment; replaces the other model options",
     )
-    g.add_argument("--probe", choices=_PROBES, help="probe builder (default disk)")
+    g.add_argument(
+        "--probe", choices=_PROBES, help="probe builder (default: disk, PtychoPINN's probe)"
+    )
     g.add_argument(
         "--probe-param",
         action="append",
         metavar="KEY=VALUE",
         help="a probe builder parameter (repeatable), e.g. sigma_px=6 or diameter_m=60e-6",
     )
-    g.add_argument("--modes", type=int, metavar="P", help="incoherent probe modes (>= 1)")
+    g.add_argument(
+        "--modes", type=int, metavar="P", help="incoherent probe modes, >= 1 (default: 1)"
+    )
     g.add_argument(
         "--mode-decay",
         type=float,
         default=0.5,
-        help="power ratio of successive modes (with --modes)",
+        help="power ratio of successive modes (with --modes > 1)",
     )
     g.add_argument(
         "--defocus-m",
         type=float,
-        help="probe defocus in metres (zone plate: its defocus_m; others: propagated; "
-        "needs the geometry options)",
+        help="probe defocus in metres, + downstream (zone plate: its defocus_m; others: "
+        "propagated; needs the geometry options; default: 0, in focus)",
     )
     g.add_argument(
         "--scan",
         choices=_SCANS,
-        help="scan builder (default random_uniform over the object, -n positions)",
+        help="scan builder (default: random_uniform, -n positions over the object less "
+        "--buffer, by default N/2, on each side: every patch inside)",
     )
     g.add_argument(
         "--scan-param",
@@ -108,13 +113,30 @@ def add_simulate_options(parser: argparse.ArgumentParser) -> None:
         metavar="KEY=VALUE",
         help="a scan builder parameter (repeatable), e.g. rows=20 (n defaults to -n)",
     )
-    g.add_argument("--step-px", type=float, help="scan step in object pixels")
-    g.add_argument("--jitter-px", type=float, help="Gaussian position error (pixels rms)")
-    g.add_argument("--drift-px", metavar="VX,VY", help="linear drift per position (pixels)")
-    g.add_argument("--energy-eV", type=float, dest="energy_eV", help="photon energy (eV)")
-    g.add_argument("--distance-m", type=float, help="sample-detector distance (m)")
-    g.add_argument("--detector-pixel-m", type=float, help="detector pixel pitch (m)")
-    g.add_argument("--detector", choices=_DETECTORS, help="detector preset (default ideal)")
+    g.add_argument(
+        "--step-px", type=float, help="scan step in object pixels (default: the builder's)"
+    )
+    g.add_argument(
+        "--jitter-px",
+        type=float,
+        help="Gaussian position error, object pixels rms per coordinate (default: 0)",
+    )
+    g.add_argument(
+        "--drift-px",
+        metavar="VX,VY",
+        help="linear drift per position, object pixels (default: 0,0)",
+    )
+    g.add_argument(
+        "--energy-eV",
+        type=float,
+        dest="energy_eV",
+        help="photon energy in eV (the three geometry options go together; without them, pixels)",
+    )
+    g.add_argument("--distance-m", type=float, help="sample-detector distance in metres")
+    g.add_argument("--detector-pixel-m", type=float, help="detector pixel pitch in metres")
+    g.add_argument(
+        "--detector", choices=_DETECTORS, help="detector preset (default: ideal, float32 counts)"
+    )
     g.add_argument(
         "--detector-param",
         action="append",
@@ -277,8 +299,13 @@ def _doc_from_options(args: argparse.Namespace) -> dict[str, Any]:
         scan.setdefault("n", args.n_images)
     if args.step_px is not None:
         scan["step_px"] = args.step_px
+    if args.buffer is not None and (builder != "random_uniform" or "width_px" in scan):
+        raise ValueError(
+            "--buffer sets the margin of the random scan (the default --scan, without "
+            "--scan-param width_px); other scans are placed at the object's centre"
+        )
     if builder == "random_uniform" and "width_px" not in scan:
-        scan["width_px"] = "auto"  # the object's size less N: every patch inside
+        scan["width_px"] = "auto"  # the object's size less N (or 2 --buffer): patches inside
     errors: list[dict[str, Any]] = []
     if args.jitter_px is not None:
         errors.append({"op": "jitter", "sigma_px": args.jitter_px})
@@ -355,80 +382,18 @@ def _progress(args: argparse.Namespace) -> bool:
 
 
 def write_preview(
-    path: str | os.PathLike[str], experiment: Any, seed: int, *, overwrite: bool = True
+    path: str | os.PathLike[str],
+    experiment: Any,
+    seed: int,
+    *,
+    overwrite: bool = True,
+    name: str | None = None,
 ) -> None:
-    """Preview image (PNG/PDF/SVG by extension): the probe modes, the scan (nominal and true
-    positions on the object), the detector mask and the first pattern as read."""
-    from .. import _kernels
-    from .._atomic import atomic_output
+    """The preview of ``simulate(experiment, seed=seed)`` (:func:`ptyfast.plotting.preview`;
+    its first patterns are simulated for it, the same bits as the file's)."""
+    from .. import plotting
 
-    fmt = Path(path).suffix.lower().lstrip(".")
-    if fmt not in ("png", "pdf", "svg"):
-        raise ValueError(
-            f"--preview {os.fspath(path)!r}: the format follows the extension, expected .png, "
-            f".pdf or .svg"
-        )
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-    from matplotlib.colors import LogNorm
-
-    e = experiment
-    first = _kernels.acquire(
-        e.object,
-        e.positions_true[:1],
-        e.probe,
-        scale=e.intensity_scale,
-        detector=e._detector_args,
-        seed=seed,
-    ).readings[0]
-    k = min(e.n_modes, 3)
-    fig, axes = plt.subplots(2, 3, figsize=(13, 8.5), squeeze=False)
-    try:
-        for ax in axes.ravel():
-            ax.set_axis_off()
-        powers = np.sum(np.abs(e.probe.astype(np.complex128)) ** 2, axis=(1, 2))
-        for i in range(k):
-            ax = axes[0, i]
-            ax.set_axis_on()
-            im = ax.imshow(np.abs(e.probe[i]), cmap="magma")
-            ax.set_title(f"|probe mode {i}|, power {powers[i] / powers.sum():.3f}")
-            fig.colorbar(im, ax=ax, fraction=0.046)
-        ax = axes[1, 0]
-        ax.set_axis_on()
-        ax.imshow(np.abs(e.object), cmap="gray")
-        step = max(1, e.n_patterns // 5000)
-        pn, pt = e.positions_nominal[::step], e.positions_true[::step]
-        ax.scatter(
-            pn[:, 0], pn[:, 1], s=14, facecolors="none", edgecolors="tab:cyan", label="nominal"
-        )
-        ax.scatter(pt[:, 0], pt[:, 1], s=4, c="tab:red", label="true", linewidths=0)
-        ax.legend(loc="upper right", fontsize=8)
-        ax.set_title(f"|object| and {e.n_patterns} scan positions")
-        ax = axes[1, 1]
-        ax.set_axis_on()
-        ax.imshow(e.mask, cmap="gray", vmin=0, vmax=1)
-        ax.set_title(f"detector mask ({e.detector.name}: {int(e.mask.sum())} valid pixels)")
-        ax = axes[1, 2]
-        ax.set_axis_on()
-        d = np.where(e.mask, first.astype(np.float64), np.nan)
-        positive = d[np.isfinite(d) & (d > 0)]
-        vmin = float(positive.min()) if positive.size else 1.0
-        vmax = max(float(positive.max()) if positive.size else 10.0, vmin * 10)
-        cmap = plt.get_cmap("viridis").with_extremes(bad="0.6")
-        im = ax.imshow(np.maximum(d, vmin), norm=LogNorm(vmin=vmin, vmax=vmax), cmap=cmap)
-        ax.set_title(f"pattern 0 as read ({first.dtype}; grey: masked)")
-        fig.colorbar(im, ax=ax, fraction=0.046)
-        fig.suptitle(
-            f"ptyfast simulate: {e.n_patterns} patterns of {e.N}x{e.N}, {e.n_modes} mode(s), "
-            f"{e.photons:g} photons, s = {e.intensity_scale:.4g}"
-        )
-        fig.tight_layout()
-        with atomic_output(path, overwrite=overwrite) as out:
-            fig.savefig(out.file, format=fmt, dpi=80)
-    finally:
-        plt.close(fig)
+    plotting.preview(experiment, path, seed=seed, overwrite=overwrite, name=name)
 
 
 # --------------------------------------------------------------------------- handlers
@@ -456,19 +421,39 @@ def simulate(args: argparse.Namespace) -> int:
 
 def _check_preview(args: argparse.Namespace) -> None:
     """A preview path with a known extension that may be written (before any work)."""
+    from .. import plotting
+
     if not args.preview:
         return
-    ext = Path(args.preview).suffix.lower()
-    if ext not in (".png", ".pdf", ".svg"):
-        raise ValueError(
-            f"--preview {args.preview!r}: the format follows the extension, expected .png, "
-            f".pdf or .svg, got {ext or 'none'}"
-        )
+    plotting.preview_format(args.preview)
     p = Path(args.preview)
     if p.is_dir():
         raise ValueError(f"--preview {args.preview!r} is a directory, expected a file path")
     if p.exists() and not getattr(args, "overwrite", False):
         raise ValueError(f"--preview {args.preview!r} exists; pass --overwrite to replace it")
+
+
+def _preview(args: argparse.Namespace, plan: Any, name: str, progress: bool) -> None:
+    from .._progress import Phases
+
+    with Phases(progress)("preview", 1) as bar:
+        write_preview(
+            args.preview,
+            plan.experiment,
+            plan.seed,
+            overwrite=bool(getattr(args, "overwrite", False)),
+            name=name,
+        )
+        bar.update(1)
+
+
+def _fresh(fresh: bool) -> list[str]:
+    if not fresh:
+        return []
+    return [
+        "the recipe gives no seed: this dry run drew one, and the run will draw its own from "
+        "fresh entropy (recorded in its provenance)"
+    ]
 
 
 def _simulate(args: argparse.Namespace, recipes: Any, campaign_cls: Any) -> int:
@@ -478,6 +463,8 @@ def _simulate(args: argparse.Namespace, recipes: Any, campaign_cls: Any) -> int:
         obj, probe = _input_arrays(args.input)
     if args.recipe:
         given = [f"--{d.replace('_', '-')}" for d in _MODEL_DESTS[1:] if getattr(args, d, None)]
+        if args.buffer is not None:
+            given.append("--buffer")
         if given:
             raise ValueError(f"--recipe takes the whole experiment from its file; drop {given}")
         doc = recipes.load(args.recipe)
@@ -495,11 +482,20 @@ def _simulate(args: argparse.Namespace, recipes: Any, campaign_cls: Any) -> int:
                     f"the object ({h} x {w}) must be larger than the probe (N = {n}) for a "
                     f"random scan over it"
                 )
-            scan["width_px"], scan["height_px"] = float(w - n), float(h - n)
+            margin = n if args.buffer is None else 2 * args.buffer
+            if min(h, w) - margin <= 0:
+                raise ValueError(
+                    f"--buffer must leave room for the random scan: less than "
+                    f"{min(h, w) / 2:g} object pixels for the {h} x {w} object, got "
+                    f"{args.buffer:g}"
+                )
+            scan["width_px"], scan["height_px"] = float(w - margin), float(h - margin)
     progress = _progress(args)
     chunk = getattr(args, "chunk_size", None)
     wargs = _writer_args(args)
-    if getattr(args, "workers", None) is not None or getattr(args, "scheduler", None):
+    dry = bool(getattr(args, "dry_run", False))
+    on_cluster = getattr(args, "workers", None) is not None or getattr(args, "scheduler", None)
+    if on_cluster and not dry:
         return _simulate_on_cluster(args, recipes, campaign_cls, doc, obj, probe, progress)
     if recipes.is_campaign(doc):
         c = campaign_cls.from_dict(doc)
@@ -517,18 +513,27 @@ def _simulate(args: argparse.Namespace, recipes: Any, campaign_cls: Any) -> int:
                     f"output {os.fspath(existing[0])!r} exists ({len(existing)} of "
                     f"{len(c)} files); pass --overwrite to replace them"
                 )
+        if dry:
+            from .. import _dryrun
+
+            jobs = ((c.path_for(directory, i, ext), lambda i=i: c.plan(i)) for i in range(len(c)))
+            title = f"campaign {c.name!r}, {len(c)} experiments into {directory}"
+            fresh = (doc.get("campaign") or {}).get("seed") is None
+            return _dryrun.print_report(
+                _dryrun.model_report(
+                    jobs, title, wargs, chunk, progress, n_jobs=len(c), notes=_fresh(fresh)
+                )
+            )
         t0 = time.perf_counter()
         for i in range(len(c)):
-            plan = c.plan(i)
+            plan = c.plan(i, progress=progress)
             t = time.perf_counter()
             path = c.path_for(directory, i, ext)
             directory.mkdir(parents=True, exist_ok=True)
             plan.simulate_to(path, progress=progress, chunk_size=chunk, **wargs)
             seconds = time.perf_counter() - t
             if i == 0 and args.preview:
-                write_preview(
-                    args.preview, plan.experiment, plan.seed, overwrite=wargs["overwrite"]
-                )
+                _preview(args, plan, f"campaign {c.name!r} #0", progress)
             if not args.quiet:
                 print(_summary(path, plan.experiment, seconds))
         if not args.quiet:
@@ -537,15 +542,34 @@ def _simulate(args: argparse.Namespace, recipes: Any, campaign_cls: Any) -> int:
                 f"({time.perf_counter() - t0:.2f} s)"
             )
         return 0
-    plan = recipes.plan(doc, object=obj, probe=probe)
     output = Path(args.output)
     if _is_dir_target(args.output):
         output = output / f"ptyfast_simulation{_ext(args)}"
+    name = str((doc.get("experiment") or {}).get("name") or "experiment")
+    if args.recipe:
+        name = f"{name} ({Path(args.recipe).name})"
+    if dry:
+        from .. import _dryrun
+
+        job = (output, lambda: recipes.plan(doc, object=obj, probe=probe, progress=progress))
+        fresh = (doc.get("experiment") or {}).get("seed") is None
+        return _dryrun.print_report(
+            _dryrun.model_report(
+                [job],
+                f"{name} into {output}",
+                wargs,
+                chunk,
+                progress,
+                n_jobs=1,
+                notes=_fresh(fresh),
+            )
+        )
+    plan = recipes.plan(doc, object=obj, probe=probe, progress=progress)
     t = time.perf_counter()
     plan.simulate_to(output, progress=progress, chunk_size=chunk, **wargs)
     seconds = time.perf_counter() - t
     if args.preview:
-        write_preview(args.preview, plan.experiment, plan.seed, overwrite=wargs["overwrite"])
+        _preview(args, plan, name, progress)
     if not args.quiet:
         print(_summary(output, plan.experiment, seconds))
         if args.preview:

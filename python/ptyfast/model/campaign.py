@@ -521,8 +521,9 @@ class Campaign:
         _fill_seeds(spec, lambda path, bits: derive_seed(self.seed, i, path, bits=bits))
         return spec, draws
 
-    def plan(self, index: int) -> Planned:
-        """Experiment ``index``, built and ready to simulate (:class:`recipes.Planned`).
+    def plan(self, index: int, *, progress: bool = False) -> Planned:
+        """Experiment ``index``, built and ready to simulate (:class:`recipes.Planned`);
+        ``progress``: bars over building it (``Experiment(progress=True)``).
 
         Raises
         ------
@@ -542,7 +543,7 @@ class Campaign:
             "spec": dumps(self.spec),
         }
         try:
-            return _build(spec, campaign=block)
+            return _build(spec, campaign=block, progress=progress)
         except (TypeError, ValueError) as exc:
             raise type(exc)(
                 f"campaign {self.name!r} experiment {i} (draws {draws}): {exc}"

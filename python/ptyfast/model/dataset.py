@@ -149,6 +149,15 @@ class Dataset:
 
         return RawData.from_dataset(self)
 
+    def preview(
+        self, path: str | os.PathLike[str], *, overwrite: bool = False, **options: Any
+    ) -> Any:
+        """Write the preview figure (PNG, PDF or SVG by extension): :func:`ptyfast.plotting.preview`
+        (``options``: ``n_patterns``, ``name``, ``dpi``); returns the path."""
+        from .. import plotting
+
+        return plotting.preview(self, path, overwrite=overwrite, **options)
+
     def save(
         self,
         path: str | os.PathLike[str],

@@ -26,17 +26,17 @@ streaming writer, holding one chunk in memory, and writes exactly the dataset
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import math
 import os
-from collections.abc import Iterator
+import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from .. import _kernels
+from .._progress import Phases
 from ..intensity import simulation_scale
 from . import _args, objects, probes, provenance
 from .dataset import Dataset
@@ -48,6 +48,8 @@ __all__ = ["Experiment", "simulate", "simulate_to", "CHUNK_BYTES"]
 
 #: Default chunk: about this many bytes of readings (and patches) per ``acquire`` call.
 CHUNK_BYTES = 1 << 24
+#: Pixels (patterns × N²) per piece of the intensity pass (its progress steps).
+_PASS_PIXELS = 1 << 24
 #: Relative tolerance of the unit total intensity of a stack of probe modes.
 _NORM_TOL = 1e-4
 _F32_HALF_MAX = float(np.finfo(np.float32).max) / 2
@@ -87,6 +89,9 @@ class Experiment:
         Default 1e9 (PtychoPINN's default).
     geometry : ptyfast.Geometry, optional
         Physical geometry; its ``N`` must be the probe's.
+    progress : bool, optional, keyword-only
+        Show a progress bar per set-up phase: building the object and the probe (from
+        recipes) and the intensity pass over every position (:mod:`ptyfast._progress`).
 
     Attributes
     ----------
@@ -150,8 +155,12 @@ class Experiment:
         detector: Detector | None = None,
         photons: float = 1e9,
         geometry: Geometry | None = None,
+        *,
+        progress: bool = False,
     ) -> None:
         # Cheap checks first (types, scalars), then the arrays, then the joint checks.
+        _check_flags(False, progress)
+        phases = Phases(bool(progress))
         if not isinstance(scan, Scan):
             raise TypeError(f"scan must be a ptyfast.scans.Scan, got {type(scan).__name__}")
         if detector is None:
@@ -177,7 +186,9 @@ class Experiment:
                     f"{objects.RECIPE_FORMAT!r}, ptyfast.objects.recipe), got a dict with "
                     f"format {object.get('format')!r}"
                 )
-            built = objects.build(object)
+            with phases("object", 1) as bar:
+                built = objects.build(object)
+                bar.update(1)
             self.object_recipe = copy.deepcopy(object)
         else:
             built = object
@@ -193,7 +204,9 @@ class Experiment:
                     f"probe must be an array or a probe recipe (format {probes.RECIPE_FORMAT!r}"
                     f", ptyfast.probes.recipe), got a dict with format {probe.get('format')!r}"
                 )
-            pbuilt = probes.build(probe)
+            with phases("probe", 1) as bar:
+                pbuilt = probes.build(probe)
+                bar.update(1)
             self.probe_recipe = copy.deepcopy(probe)
         else:
             pbuilt = probe
@@ -237,14 +250,29 @@ class Experiment:
         nominal, true = scan.placed(self.object.shape, n)
         self.positions_nominal = _readonly(nominal)
         self.positions_true = _readonly(true)
-        self.intensity_scale = self._scale()
+        self.intensity_scale = self._scale(phases)
 
     # ------------------------------------------------------------------ derived facts
 
-    def _scale(self) -> float:
-        energies = _kernels.illuminated_energy(self.object, self.positions_true, self.probe[0])
-        for k in range(1, self.n_modes):
-            energies += _kernels.illuminated_energy(self.object, self.positions_true, self.probe[k])
+    def _energies(self, phases: Phases) -> np.ndarray:
+        """``Σ_k Σ |P_k · patch_i|²`` per pattern, modes added in order, in pieces (each
+        pattern's energy is computed alone, so the pieces do not change a bit)."""
+        m, n = self.n_patterns, self.N
+        step = max(1, _PASS_PIXELS // (n * n))
+        energies = np.empty(m, np.float64)
+        with phases("intensity", m, "pattern") as bar:
+            for a in range(0, m, step):
+                b = min(m, a + step)
+                pos = self.positions_true[a:b]
+                e = _kernels.illuminated_energy(self.object, pos, self.probe[0])
+                for k in range(1, self.n_modes):
+                    e += _kernels.illuminated_energy(self.object, pos, self.probe[k])
+                energies[a:b] = e
+                bar.update(b - a)
+        return energies
+
+    def _scale(self, phases: Phases) -> float:
+        energies = self._energies(phases)
         if not float(np.max(energies)) > 0:
             raise ValueError(
                 "object must not be zero under every scan position (the illuminated energy is "
@@ -320,17 +348,6 @@ def _check_memory(nbytes: int, what: str) -> None:
         )
 
 
-@contextlib.contextmanager
-def _bar(progress: bool, total: int, desc: str) -> Iterator[Any]:
-    if not progress:
-        yield None
-        return
-    from tqdm import tqdm
-
-    with tqdm(total=total, unit="pattern", desc=desc, smoothing=0.1) as bar:
-        yield bar
-
-
 def _check_flags(patches: Any, progress: Any) -> None:
     for name, v in (("patches", patches), ("progress", progress)):
         if not isinstance(v, (bool, np.bool_)):
@@ -391,12 +408,11 @@ def _run(
         )
         if np.may_share_memory(readings, pat):
             raise ValueError("out_patches must not share memory with out, got an overlap")
-    with _bar(progress, m, "simulate") as bar:
+    with Phases(progress)("simulate", m, "pattern") as bar:
         for a in range(0, m, step):
             b = min(m, a + step)
             _acquire(e, seed, a, b, readings[a:b], None if pat is None else pat[a:b])
-            if bar is not None:
-                bar.update(b - a)
+            bar.update(b - a)
     return Dataset(
         diffraction=readings,
         mask=e.mask,
@@ -584,12 +600,21 @@ def _run_to(
     w = io.writer(path, header, **writer_args)
     buf = np.empty((step, n, n), dtype)
     pbuf = np.empty((step, n, n), np.complex64) if patches else None
-    with w, _bar(progress, m, "simulate") as bar:
-        for a in range(0, m, step):
-            b = min(m, a + step)
-            out, out_p = buf[: b - a], None if pbuf is None else pbuf[: b - a]
-            _acquire(e, seed, a, b, out, out_p)
-            w.write(a, out, out_p)
-            if bar is not None:
+    phases = Phases(progress)
+    w.__enter__()
+    try:
+        with phases("simulate+write", m, "pattern") as bar:
+            for a in range(0, m, step):
+                b = min(m, a + step)
+                out, out_p = buf[: b - a], None if pbuf is None else pbuf[: b - a]
+                _acquire(e, seed, a, b, out, out_p)
+                w.write(a, out, out_p)
                 bar.update(b - a)
+    except BaseException:
+        w.__exit__(*sys.exc_info())
+        raise
+    # Closing is part of writing (the archive's directory, fsync, the atomic rename).
+    with phases("finish", 1) as bar:
+        w.__exit__(None, None, None)
+        bar.update(1)
     return list(w.paths)

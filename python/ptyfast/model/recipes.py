@@ -469,6 +469,7 @@ def _build(
     probe: Any = None,
     campaign: dict[str, Any] | None = None,
     build_arrays: bool = True,
+    progress: bool = False,
 ) -> Planned:
     """The Planned experiment of a fully resolved spec (no distributions, seeds filled)."""
     from .experiment import Experiment
@@ -525,7 +526,9 @@ def _build(
         raise _where("detector", exc) from None
     if not build_arrays:
         return Planned(None, seed, patches, name, campaign)
-    e = Experiment(parts["object"], parts["probe"], scan, detector, photons, geometry)
+    e = Experiment(
+        parts["object"], parts["probe"], scan, detector, photons, geometry, progress=progress
+    )
     return Planned(e, seed, patches, name, campaign)
 
 
@@ -534,6 +537,7 @@ def plan(
     *,
     object: Any = None,  # noqa: A002 - the part's name
     probe: Any = None,
+    progress: bool = False,
 ) -> Planned:
     """The experiment an experiment recipe describes, ready to simulate.
 
@@ -544,6 +548,8 @@ def plan(
         (use :class:`ptyfast.Campaign`).
     object, probe : array_like, optional
         Arrays for ``array = {...}`` entries recorded by reference.
+    progress : bool, optional
+        Progress bars over building the experiment (``Experiment(progress=True)``).
 
     Returns
     -------
@@ -598,7 +604,7 @@ def plan(
     master = _args.seed_int(ex.get("seed"), "seed")
     ex["seed"] = master
     _fill_seeds(spec, lambda path, bits: derive_seed(master, 0, path, bits=bits))
-    return _build(spec, object=object, probe=probe)
+    return _build(spec, object=object, probe=probe, progress=progress)
 
 
 # --------------------------------------------------------------------------- provenance -> spec
