@@ -158,8 +158,17 @@ def add_simulate_options(parser: argparse.ArgumentParser) -> None:
         "shards (pip install 'ptyfast[dask]').",
     )
     w = d.add_mutually_exclusive_group()
-    w.add_argument("--workers", type=int, metavar="N", help="a local cluster of N worker processes")
-    w.add_argument("--scheduler", metavar="ADDRESS", help="an existing cluster's scheduler")
+    w.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="a local Dask cluster of N worker processes (default: no cluster, this process)",
+    )
+    w.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="an existing Dask cluster's scheduler (default: no cluster, this process)",
+    )
     d.add_argument(
         "--shard-size",
         type=int,
