@@ -153,9 +153,20 @@ pub(super) fn tabled<U: Uniforms>(rng: &mut U, t: &Tables, lam: f64, u: [f64; 2]
 #[inline(always)]
 pub(super) fn split_rate(lam: f64) -> (usize, f64) {
     let scaled = lam * STEPS as f64; // exact (power of two)
-    let m = scaled as i32; // truncation = floor for λ ≥ 0
+    let m = floor_small(scaled);
     let r = (scaled - f64::from(m)) * FAINT_MAX_RATE; // exact
     (m as usize, r)
+}
+
+/// `⌊x⌋` for `0 ≤ x < 2^31`, exactly, without the saturation checks of an `as` conversion
+/// (which lengthen the table sampler's scalar loop): adding 2^52 rounds to the nearest
+/// integer, which lands in the low bits, then one step down if that overshot. Outside that
+/// range the result is unspecified (but defined: no panic).
+#[inline(always)]
+pub(super) fn floor_small(x: f64) -> u32 {
+    const SHIFT: f64 = 4_503_599_627_370_496.0; // 2^52
+    let near = (x + SHIFT).to_bits() as u32;
+    near.wrapping_sub(u32::from(f64::from(near) > x))
 }
 
 /// `⌊x⌋` without a libm call or branch (baseline x86-64 has no rounding instruction), so that
@@ -455,6 +466,25 @@ fn ln_approx(y: f64) -> (f64, bool) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn floor_small_is_the_floor() {
+        let mut r = crate::noise::PatternRng::new(5, 5);
+        let mut xs = vec![0.0, 0.5, 1.0, 1.5, 2.5, 255.999_999_999, 2_147_483_647.0];
+        for k in [1.0f64, 2.0, 3.0, 7.0, 64.0, 255.0, 1e6, 2_147_483_646.0] {
+            xs.extend([k, k.next_down(), k.next_up(), k - 0.5, k + 0.5]);
+        }
+        for _ in 0..100_000 {
+            let u = r.next_f64();
+            xs.extend([u, u * 64.0, u * 256.0, u * 2_147_483_648.0]);
+        }
+        for x in xs
+            .into_iter()
+            .filter(|x| (0.0..2_147_483_648.0).contains(x))
+        {
+            assert_eq!(f64::from(floor_small(x)), x.floor(), "{x}");
+        }
+    }
     use crate::noise::rng::PatternRng;
 
     /// Naive `ln P(X = k)`, `ln k!` summed term by term (fine for moderate `λ` and `k`).
