@@ -25,7 +25,9 @@
 //!
 //! **Randomness is keyed per stage.** The Poisson stage of pattern `index` (the dataset-wide
 //! pattern number) draws from `PatternRng::new(seed, index)` ([`crate::noise::PatternRng`]):
-//! exactly today's stream ("poisson v1"), so the ideal detector keeps today's bits. A later
+//! exactly today's stream ("poisson v1"), so the ideal detector keeps today's bits; with
+//! [`PoissonStream::V2`] it draws the counts of the noise module's stream v2 for `(seed,
+//! index)` instead ([`crate::noise::LanesRng`]). A later
 //! stage `k ≥ 1` has its own seed `stage_seed(seed, k) = mix64(seed ⊕ mix64(STAGE_DOMAIN +
 //! k))` (`mix64` the SplitMix64 output function, a bijection; `STAGE_DOMAIN =
 //! 0x7074_7966_6173_7400`, so no stage shares the Poisson seed) and draws from [`LANES`] = 64
