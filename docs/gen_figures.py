@@ -3,7 +3,8 @@
 Each figure is drawn from what ptyfast computes, and each function first *checks* the
 convention it illustrates (an ``assert`` against an independent NumPy computation), so a
 figure cannot show a convention the code no longer follows: the docs build fails instead.
-Deterministic: fixed seeds, matplotlib's Agg backend, no timestamps in the PNGs.
+Deterministic: fixed seeds, matplotlib's Agg backend, no timestamps in the PNGs (one
+exception: which Dask worker ran which shard in ``dask_shards``; the bits it checks are fixed).
 
     python docs/gen_figures.py [--out docs/figures] [NAME ...]
 """
