@@ -609,7 +609,7 @@ def scan_errors() -> plt.Figure:
     """Every builder with jitter and drift: nominal vs true; then the displacement over time."""
     from ptyfast import scans
 
-    sigma, v, walk = 0.6, (0.04, -0.02), 0.15
+    sigma, v, walk = 0.3, (0.06, -0.04), 0.15
     gallery = [
         (scans.raster(7, 7, 8.0, snake=True), "raster(7, 7, 8, snake=True)"),
         (scans.hexagonal(7, 7, 8.0), "hexagonal(7, 7, 8)"),
@@ -977,7 +977,7 @@ def dask_shards() -> plt.Figure:
     for row, (tasks, _) in enumerate(runs.values()):
         for lo, hi, w in tasks:
             a.barh(row, hi - lo, left=lo, color=color[w], ec="white", height=0.6)
-            a.text((lo + hi) / 2, row, f"{lo}–{hi}", ha="center", va="center", fontsize=6)
+            a.text((lo + hi) / 2, row, f"{lo}–\n{hi}", ha="center", va="center", fontsize=6)
     for k, w in enumerate(workers):
         a.barh([0], [0], color=color[w], label=f"worker {k + 1} ({w.rsplit(':', 1)[-1]})")
     a.set_yticks(range(len(runs)), [f"shard_size={s}" for s in runs])
@@ -986,17 +986,24 @@ def dask_shards() -> plt.Figure:
     a.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=2)
     a.invert_yaxis()
     tasks, ds = runs[64]
-    total = ds.diffraction.reshape(len(ds), -1).sum(axis=1, dtype=np.int64)
+    show = 256  # the first four shards of 64: the plot stays readable
+    total = ds.diffraction[:show].reshape(show, -1).sum(axis=1, dtype=np.int64)
     b.plot(
-        ref.diffraction.reshape(len(ref), -1).sum(axis=1, dtype=np.int64),
-        "-", color="0.6", lw=2.5, label="ptyfast.simulate(e, seed=7), one process",
+        ref.diffraction[:show].reshape(show, -1).sum(axis=1, dtype=np.int64),
+        "-", color="0.55", lw=1, label="ptyfast.simulate(e, seed=7), one process",
     )  # fmt: skip
     for lo, hi, w in tasks:
-        b.plot(range(lo, hi), total[lo:hi], ".", color=color[w], ms=2.5)
-    b.plot([], [], ".", color="k", label="the Zarr store, coloured by the worker that wrote it")
+        if lo < show:
+            b.plot(range(lo, hi), total[lo:hi], "o", color=color[w], ms=2.5)
+            b.axvline(lo, color="0.85", lw=0.8, zorder=0)
+    b.plot(
+        [], [], "o", color="k", ms=2.5, label="the Zarr store (shard_size=64), coloured by worker"
+    )
     b.set_xlabel("pattern index")
     b.set_ylabel("counts in the pattern (sum of readings)")
-    b.set_title("per-pattern counts: store = single process, bit for bit", fontsize=9)
+    b.set_title(
+        f"counts per pattern, the first {show}: store = single process, bit for bit", fontsize=9
+    )
     b.legend(fontsize=7, loc="lower right")
     fig.suptitle(
         f"ptyfast.distributed.simulate on a LocalCluster of 2 workers: {len(ref)} patterns, "
