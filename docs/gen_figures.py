@@ -946,8 +946,12 @@ def dask_shards() -> plt.Figure:
     The only figure that is not the same at every build: which worker runs which shard is
     Dask's choice. The bits are not: the script checks them against one ``ptyfast.simulate``.
     """
+    import os
     import tempfile
 
+    # Dask logs every worker's start and stop at INFO; the site build keeps to warnings (the
+    # variable reaches the worker processes, which read it when they import dask).
+    os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")
     import distributed
 
     import ptyfast.distributed as D
