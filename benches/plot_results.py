@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 from collections import defaultdict
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -324,7 +325,7 @@ OPTIONAL_PLOTS = {
 }
 
 
-def markdown(res: dict, recs: list[dict], plots: list[str] = (), prefix: str = "") -> str:
+def markdown(res: dict, recs: list[dict], plots: Sequence[str] = (), prefix: str = "") -> str:
     """The summary; ``plots`` (file names) that are optional are shown first, linked as
     ``prefix + name`` (relative to the page that includes the file)."""
     m = res["machine"]

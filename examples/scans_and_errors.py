@@ -27,7 +27,7 @@ print(f"position error: mean {err.mean():.2f} px, max {err.max():.2f} px")
 # The jitter is the documented draw: Generator(PCG64(seed)).normal(0, sigma, (M, 2)).
 jit = spiral.jitter(0.5, seed=1)
 expect = np.random.Generator(np.random.PCG64(1)).normal(0.0, 0.5, (len(spiral), 2))
-np.testing.assert_array_equal(jit.true - spiral.nominal, expect)
+np.testing.assert_array_equal(jit.true, spiral.nominal + expect)
 
 # The recipe is JSON and rebuilds the scan bit for bit.
 text = json.dumps(scan.to_dict())
