@@ -15,7 +15,9 @@ pattern; and flat rates 0.01, 1, 10, 1e3, 1e6.
 
 Timing is the best of ``--repeat`` runs of wall-clock time; on a shared machine,
 ``--timer cpu`` uses the process CPU time instead (robust to time slicing; meaningful for the
-single-thread columns only, since all threads together burn more CPU time than wall time).
+single-thread columns only, since all threads together burn more CPU time than wall time; BLAS
+is kept on one thread so that its idle workers add nothing). On a machine whose cores are
+shared (hyperthreads), CPU time still grows with the neighbours' load: state the load.
 
 Usage: ``PYTHONPATH=python python benches/bench_poisson.py [--patterns 2000] [--repeat 3]
 [--timer wall|cpu] [--runs 1]`` (``--runs`` repeats the whole comparison, NumPy included, and
@@ -31,10 +33,16 @@ import subprocess
 import sys
 import time
 
-import numpy as np
-from scipy.ndimage import gaussian_filter
+# Process CPU time (``--timer cpu``) counts every thread of the process, and idle BLAS worker
+# threads that spin-wait would be counted with the sampler: keep BLAS on one thread (set
+# before NumPy loads it; the variable is inherited by the single-thread child).
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-from ptyfast import _kernels
+import numpy as np  # noqa: E402
+from scipy.ndimage import gaussian_filter  # noqa: E402
+
+from ptyfast import _kernels  # noqa: E402
 
 N = 64
 FLAT_RATES = (0.01, 1.0, 10.0, 1e3, 1e6)

@@ -1324,8 +1324,9 @@ ACQUIRE_STATS = ("photons", "detected", "counts", "readings", "saturated")
 #: Reading dtypes the detector stage writes.
 READING_DTYPES = ("float32", "float64", "uint16", "uint32")
 
-#: Exact Poisson streams the shot-noise stage can draw from ("v1": today's).
-POISSON_STREAMS = ("v1",)
+#: Exact Poisson streams the shot-noise stage can draw from, oldest first ("v1": today's, the
+#: default; "v2": the faster stream of ``observe_amplitudes(version="v2")``).
+POISSON_STREAMS = ("v1", "v2")
 
 #: Pixel-map flags (see ``ptyfast.model.detector``): a pixel's code is the OR of its flags,
 #: 0 for a valid pixel. Beamstop shadow and gap (no sensor): no photons arrive; gap and dead:
@@ -1391,13 +1392,13 @@ def detector_settings(detector: Any, N: int) -> dict[str, Any]:
 
     ``detector`` is ``None`` (the ideal detector: exact Poisson counts on today's stream,
     float32), an object with a ``kernel_args(N)`` method (a :class:`ptyfast.Detector`), or a
-    mapping with any of the keys ``poisson`` (bool), ``poisson_stream`` (``'v1'``), ``qe``
-    (0 < qe <= 1), ``gain`` (ADU per count, > 0), ``offset`` (ADU, >= 0), ``read_noise`` (ADU
-    rms, >= 0), ``dark`` (counts per pixel, >= 0), ``psf_sigma_px`` (>= 0), ``full_well``
-    (ADU, > offset, or None), ``dtype`` (:data:`READING_DTYPES`), ``overflow`` (``'saturate'``
-    or ``'wrap'``), ``dead_time_fraction`` (dead time / exposure, >= 0) and ``pixels`` (an
-    ``(N, N)`` map of pixel flags, ``PIXEL_*``, or None); missing keys take the ideal
-    values.
+    mapping with any of the keys ``poisson`` (bool), ``poisson_stream``
+    (:data:`POISSON_STREAMS`), ``qe`` (0 < qe <= 1), ``gain`` (ADU per count, > 0),
+    ``offset`` (ADU, >= 0), ``read_noise`` (ADU rms, >= 0), ``dark`` (counts per pixel,
+    >= 0), ``psf_sigma_px`` (>= 0), ``full_well`` (ADU, > offset, or None), ``dtype``
+    (:data:`READING_DTYPES`), ``overflow`` (``'saturate'`` or ``'wrap'``),
+    ``dead_time_fraction`` (dead time / exposure, >= 0) and ``pixels`` (an ``(N, N)`` map of
+    pixel flags, ``PIXEL_*``, or None); missing keys take the ideal values.
 
     Raises
     ------

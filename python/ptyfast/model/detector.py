@@ -29,8 +29,9 @@ parameter                   what it models, and how                             
 ``poisson``                 shot noise: detected counts ``c ~ Poisson(λ)``      –
                             (exact at every rate); ``False``: ``c = λ`` and
                             dark counts at their mean
-``poisson_stream``          the exact Poisson sampler and stream (``"v1"``:     –
-                            today's, ``(seed, pattern)``)
+``poisson_stream``          the exact Poisson stream, keyed by ``(seed,         –
+                            pattern)``: ``"v1"`` (default, today's bits) or
+                            ``"v2"`` (faster; README, "Noise streams")
 ``psf_sigma_px``            point spread of the detected counts (charge         pixels
                             sharing, scintillator blur): ``c ← G_σ ⊛ c``,
                             ``G_σ ∝ exp(−d²/2σ²)`` separable, truncated at
@@ -179,7 +180,10 @@ class Detector:
     poisson : bool
         Exact Poisson shot noise on the detected (and dark) counts; False: expected counts.
     poisson_stream : str
-        The exact Poisson stream (``"v1"``: today's; the ideal detector's bits).
+        The exact Poisson stream: ``"v1"`` (the default; today's bits, the ideal detector's)
+        or ``"v2"`` (the faster stream of ``observe_amplitudes(version="v2")``; README,
+        "Noise streams (stability policy)"). Both sample the exact Poisson law; the name is
+        recorded in provenance and a replay uses it.
     qe : float
         Quantum efficiency in (0, 1].
     gain : float

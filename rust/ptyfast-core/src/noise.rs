@@ -257,6 +257,15 @@ pub fn counts_from_rates(rates: &mut [f64], seed: u64, index: u64) {
     with_scratch(|scratch| counts_v1(rates, seed, index, scratch));
 }
 
+/// [`counts_from_rates`] on the generator of `stream`: in place, infallible (an invalid rate
+/// becomes NaN), the counts [`sample_counts`] writes for the same arguments.
+pub fn counts_from_rates_with(stream: PoissonStream, rates: &mut [f64], seed: u64, index: u64) {
+    with_scratch(|scratch| match stream {
+        PoissonStream::V1 => counts_v1(rates, seed, index, scratch),
+        PoissonStream::V2 => counts_v2(rates, seed, index, scratch),
+    });
+}
+
 crate::simd::multiversion! {
     /// [`observe_body`] on stream v2.
     fn observe_v2(amplitudes: &mut [f32], seed: u64, index: u64, scratch: &mut Scratch) {

@@ -468,10 +468,42 @@ fn ptrs_word(
 }
 
 /// Tabled rates (`1/8 ≤ λ < 32`) of one word (bits `bits`): the table window and the faint
-/// part, settled without branches in ~95 % of cases; returns the bits of the others. Scalar on
-/// purpose: as vector gathers, its table loads would be slow on many machines.
+/// part, settled without branches in ~95 % of cases; returns the bits of the others. In a word
+/// with many tabled rates the arithmetic (guide key, faint part) first runs densely over the
+/// word, where it vectorises (lanes that are not tabled compute values never read); the table
+/// loads stay scalar on purpose: as vector gathers they would be slow on many machines.
 #[inline(always)]
 fn tabled_word(w: &mut Word, p: &Pairs, bits: u64, t: &Tables) -> u64 {
+    if bits.count_ones() < DENSE_TABLED {
+        return tabled_word_sparse(w, p, bits, t);
+    }
+    let mut keys = [0u32; WORD];
+    let mut faint_zero = [false; WORD];
+    let lanes = w.iter().zip(p.chunks_exact(2));
+    for ((&lam, pr), (key, fz)) in lanes.zip(keys.iter_mut().zip(faint_zero.iter_mut())) {
+        let (row, r) = split_rate(lam);
+        *key = Tables::key(row, pr[0]);
+        *fz = pr[1] < faint_zero_bound(r);
+    }
+    let mut rare = 0u64;
+    let mut left = bits;
+    while left != 0 {
+        let b = left.trailing_zeros() as usize % WORD;
+        left &= left - 1;
+        let (k, found) = t.window(keys[b], p[2 * b]);
+        let settled = found & faint_zero[b];
+        w[b] = if settled { f64::from(k) } else { w[b] };
+        rare |= u64::from(!settled) << b;
+    }
+    rare
+}
+
+/// Tabled rates per word from which [`tabled_word`] computes the arithmetic densely.
+const DENSE_TABLED: u32 = 8;
+
+/// [`tabled_word`] one rate at a time.
+#[inline(always)]
+fn tabled_word_sparse(w: &mut Word, p: &Pairs, bits: u64, t: &Tables) -> u64 {
     let mut rare = 0u64;
     let mut left = bits;
     while left != 0 {

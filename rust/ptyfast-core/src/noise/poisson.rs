@@ -3,7 +3,8 @@
 //!
 //! Three regimes, all exact (no normal approximation):
 //! * faint, `0 < λ < 1/8`: inversion of one uniform; `k = 0` is decided without `exp` when the
-//!   uniform lies below a polynomial lower bound of `exp(−λ)` (all but ~λ of the time);
+//!   uniform lies below a polynomial lower bound of `exp(−λ)` (all but ~λ of the time), and
+//!   `k = 1` likewise between polynomial bounds of `F(0)` and `F(1)` (all but ~λ²/2);
 //! * `1/8 ≤ λ < 32`: `λ` is split exactly as `m/8 + r` (`m` integer, `0 ≤ r < 1/8`) and,
 //!   Poisson variables being additive, `Poisson(m/8) + Poisson(r)` is drawn with two uniforms:
 //!   one inversion of a precomputed cumulative table ([`super::tables`]) and one faint draw;
@@ -131,6 +132,30 @@ fn faint_search<U: Uniforms>(rng: &mut U, r: f64, mut u: f64) -> f64 {
 #[cold]
 #[inline(never)]
 pub(super) fn faint_search_once(r: f64, u: f64) -> Option<f64> {
+    if faint_is_one(r, u) {
+        return Some(1.0);
+    }
+    faint_search_exp(r, u)
+}
+
+/// Whether [`faint_search_exp`] certainly returns 1 (most of the faint counts above 0), decided
+/// without `exp`: for `0 ≤ r ≤ 1/8` the alternating series bound `exp(−r)` between
+/// `1 − r + r²/2 − r³/6` and `1 − r + r²/2`, so `u` is above the computed `F(0) = exp(−r)` when
+/// it is above the upper bound, and below the computed `F(1) = exp(−r) + exp(−r)·r` when it
+/// is below `(1 − r + r²/2 − r³/6)(1 + r)`, each widened by margins (4 and 8 ulps of 1) that
+/// exceed the rounding of the library `exp`, of the sum and of the polynomials. Where it says
+/// no, the search decides, so the count is the search's in every case.
+#[inline(always)]
+fn faint_is_one(r: f64, u: f64) -> bool {
+    let upper0 = 1.0 - r * (1.0 - r * 0.5) + 4.0 * f64::EPSILON;
+    let lower1 = faint_zero_bound(r) * (1.0 + r) - 8.0 * f64::EPSILON;
+    (0.0..=FAINT_MAX_RATE).contains(&r) && u >= upper0 && u < lower1
+}
+
+/// [`faint_search_once`] with `exp`: the terms of the cumulative sum, as the definition.
+#[cold]
+#[inline(never)]
+fn faint_search_exp(r: f64, u: f64) -> Option<f64> {
     let p0 = (-r).exp();
     let (mut p, mut f, mut k) = (p0, p0, 0u32);
     while u >= f && k <= FAINT_CAP {
@@ -153,9 +178,20 @@ pub(super) fn tabled<U: Uniforms>(rng: &mut U, t: &Tables, lam: f64, u: [f64; 2]
 #[inline(always)]
 pub(super) fn split_rate(lam: f64) -> (usize, f64) {
     let scaled = lam * STEPS as f64; // exact (power of two)
-    let m = scaled as i32; // truncation = floor for λ ≥ 0
+    let m = floor_small(scaled);
     let r = (scaled - f64::from(m)) * FAINT_MAX_RATE; // exact
     (m as usize, r)
+}
+
+/// `⌊x⌋` for `0 ≤ x < 2^31`, exactly, without the saturation checks of an `as` conversion
+/// (which lengthen the table sampler's scalar loop): adding 2^52 rounds to the nearest
+/// integer, which lands in the low bits, then one step down if that overshot. Outside that
+/// range the result is unspecified (but defined: no panic).
+#[inline(always)]
+pub(super) fn floor_small(x: f64) -> u32 {
+    const SHIFT: f64 = 4_503_599_627_370_496.0; // 2^52
+    let near = (x + SHIFT).to_bits() as u32;
+    near.wrapping_sub(u32::from(f64::from(near) > x))
 }
 
 /// `⌊x⌋` without a libm call or branch (baseline x86-64 has no rounding instruction), so that
@@ -455,6 +491,61 @@ fn ln_approx(y: f64) -> (f64, bool) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn faint_ones_without_exp_are_the_searchs() {
+        // Uniforms spread over [F(0) − 64 ulp, F(1) + 64 ulp] and near both computed ends.
+        let mut rng = crate::noise::PatternRng::new(9, 9);
+        let mut quick = 0;
+        for i in 0..200_000 {
+            let r = match i % 4 {
+                0 => rng.next_f64() * FAINT_MAX_RATE,
+                1 => FAINT_MAX_RATE * (1.0 - rng.next_f64() * 1e-3),
+                2 => rng.next_f64() * 1e-6,
+                _ => f64::from(i % 128) / 1024.0,
+            };
+            let f0 = (-r).exp();
+            let f1 = f0 + f0 * r;
+            let u = match i % 5 {
+                0 => f0 + (rng.next_f64() - 0.5) * 128.0 * f64::EPSILON,
+                1 => f1 + (rng.next_f64() - 0.5) * 128.0 * f64::EPSILON,
+                _ => f0 - 64.0 * f64::EPSILON + rng.next_f64() * (f1 - f0 + 128.0 * f64::EPSILON),
+            };
+            let u = (u * 9_007_199_254_740_992.0).floor() / 9_007_199_254_740_992.0; // 2^-53 grid
+            if !(0.0..1.0).contains(&u) {
+                continue;
+            }
+            if faint_is_one(r, u) {
+                quick += 1;
+                assert_eq!(faint_search_exp(r, u), Some(1.0), "r={r} u={u}");
+            }
+            assert_eq!(
+                faint_search_once(r, u),
+                faint_search_exp(r, u),
+                "r={r} u={u}"
+            );
+        }
+        assert!(quick > 100_000, "{quick}");
+    }
+
+    #[test]
+    fn floor_small_is_the_floor() {
+        let mut r = crate::noise::PatternRng::new(5, 5);
+        let mut xs = vec![0.0, 0.5, 1.0, 1.5, 2.5, 255.999_999_999, 2_147_483_647.0];
+        for k in [1.0f64, 2.0, 3.0, 7.0, 64.0, 255.0, 1e6, 2_147_483_646.0] {
+            xs.extend([k, k.next_down(), k.next_up(), k - 0.5, k + 0.5]);
+        }
+        for _ in 0..100_000 {
+            let u = r.next_f64();
+            xs.extend([u, u * 64.0, u * 256.0, u * 2_147_483_648.0]);
+        }
+        for x in xs
+            .into_iter()
+            .filter(|x| (0.0..2_147_483_648.0).contains(x))
+        {
+            assert_eq!(f64::from(floor_small(x)), x.floor(), "{x}");
+        }
+    }
     use crate::noise::rng::PatternRng;
 
     /// Naive `ln P(X = k)`, `ln k!` summed term by term (fine for moderate `λ` and `k`).

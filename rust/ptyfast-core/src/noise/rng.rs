@@ -116,7 +116,7 @@ pub const LANES: usize = 8;
 /// share a seed word with stream v1's.
 const V2_TAG: u64 = 0x706f_6973_736e_7632;
 
-/// The random stream v2 of one pattern: [`LANES`] xoshiro256++ generators stepped together,
+/// The random stream v2 of one pattern: eight (`LANES`) xoshiro256++ generators stepped together,
 /// read in round-robin order (output `n` of the stream is output `n / 8` of lane `n % 8`).
 /// Each step of all lanes is a handful of vector instructions, so uniforms cost a fraction of
 /// [`PatternRng`]'s serial chain.

@@ -4,7 +4,7 @@
 
 use std::sync::OnceLock;
 
-use super::poisson::ln_pmf;
+use super::poisson::{floor_small, ln_pmf};
 
 /// Rates below this are sampled from the tables.
 pub const TABLE_MAX_RATE: f64 = 32.0;
@@ -119,7 +119,7 @@ impl Tables {
     /// The guide cell of row `m` (`< ROWS`) for `u ∈ [0, 1)`, as a key for [`Tables::window`].
     #[inline(always)]
     pub fn key(m: usize, u: f64) -> u32 {
-        let cell = (u * GUIDE as f64) as i32 as u32 % GUIDE as u32;
+        let cell = floor_small(u * GUIDE as f64) % GUIDE as u32;
         ((m as u32 % ROWS as u32) << GUIDE.trailing_zeros()) | cell
     }
 
@@ -129,11 +129,13 @@ impl Tables {
         let e = self.guide.as_flattened()[key as usize % (ROWS * GUIDE)];
         let (g, i) = (e >> 16, e as usize % (CDF_CAP - WINDOW));
         let w = &self.cdf[i..i + WINDOW];
-        let mut ge = 0u32;
-        for (q, &f) in w.iter().enumerate() {
-            ge |= u32::from(u >= f) << q;
-        }
-        let above = ge.count_ones();
+        // `u ≥ f` as integers: non-negative doubles order as their bits, and the sign bit of
+        // `bits(f) − bits(u) − 1` says `f ≤ u` (plain integer work, no mask registers).
+        let ub = u.to_bits();
+        let above = w
+            .iter()
+            .map(|f| f.to_bits().wrapping_sub(ub).wrapping_sub(1) >> 63)
+            .sum::<u64>() as u32;
         (g + above, above < WINDOW as u32)
     }
 
