@@ -20,6 +20,7 @@ from .._kernels import legacy_seed, resolve_seed
 __all__ = [
     "integer",
     "real",
+    "length",
     "pair",
     "choice",
     "seed_int",
@@ -73,9 +74,20 @@ def real(
     return f
 
 
+def length(v: Any) -> int | None:
+    """``len(v)`` for a sequence or array, ``None`` for anything unsized (a string, a 0-d
+    array, a number), so that ``length(v) != 2`` checks a pair without raising."""
+    if isinstance(v, (str, bytes)):
+        return None
+    try:
+        return len(v)
+    except TypeError:  # no __len__, or a 0-d array
+        return None
+
+
 def pair(name: str, v: Any, **bounds: Any) -> tuple[float, float]:
     """A 2-sequence of reals (each checked as :func:`real` with ``bounds``) as a tuple."""
-    if isinstance(v, (str, bytes)) or not hasattr(v, "__len__") or len(v) != 2:
+    if length(v) != 2:
         raise TypeError(f"{name} must be a pair of numbers, got {v!r}")
     return (real(f"{name}[0]", v[0], **bounds), real(f"{name}[1]", v[1], **bounds))
 

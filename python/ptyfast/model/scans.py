@@ -71,6 +71,16 @@ def _count(name: str, v: Any) -> int:
     return _args.integer(name, v, minimum=1, maximum=MAX_POSITIONS)
 
 
+def _short(params: dict[str, Any]) -> str:
+    """The parameters for a message, long position lists elided."""
+    return repr(
+        {
+            k: (f"<{len(v)} values>" if isinstance(v, list) and len(v) > 4 else v)
+            for k, v in params.items()
+        }
+    )
+
+
 def _readonly(a: np.ndarray) -> np.ndarray:
     a = np.array(a, dtype=np.float64, copy=True, order="C")
     a.flags.writeable = False
@@ -164,6 +174,17 @@ class Scan:
 
     @classmethod
     def _make(cls, nominal: np.ndarray, true: np.ndarray, recipe: dict[str, Any]) -> Scan:
+        # Finite parameters can still overflow float64 (step_px=1e308 times an index):
+        # refuse rather than hand out inf/NaN positions, naming the recipe's parameters.
+        for what, arr in (("nominal", nominal), ("true", true)):
+            if not np.all(np.isfinite(arr)):
+                errors = recipe.get("errors") or []
+                raise ValueError(
+                    f"the scan's {what} positions overflow float64: {recipe['builder']} with "
+                    f"parameters {_short(recipe['params'])}"
+                    + (f" and error operations {errors}" if errors else "")
+                    + " give non-finite positions; use smaller steps, amplitudes or errors"
+                )
         scan = cls.__new__(cls)
         scan._set(nominal, true, recipe)
         return scan
@@ -568,11 +589,7 @@ def placement_offset(object_shape: Any, N: int, *, center: Any = None) -> tuple[
     >>> placement_offset((64, 64), 15)
     (31.5, 31.5)
     """
-    if (
-        isinstance(object_shape, (str, bytes))
-        or not hasattr(object_shape, "__len__")
-        or len(object_shape) != 2
-    ):
+    if _args.length(object_shape) != 2:
         raise TypeError(f"object_shape must be (H, W), got {object_shape!r}")
     h = _args.integer("object_shape[0]", object_shape[0], minimum=1)
     w = _args.integer("object_shape[1]", object_shape[1], minimum=1)
