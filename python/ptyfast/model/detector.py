@@ -105,6 +105,14 @@ from .. import _kernels
 
 __all__ = ["Detector", "PIXEL_CODES"]
 
+
+def _one_of(v: Any, options: tuple[Any, ...]) -> bool:
+    """``v in options`` for hashable scalars only (an array compared with ``in`` raises)."""
+    if isinstance(v, np.ndarray) or not isinstance(v, str | int | np.integer):
+        return False
+    return v in options
+
+
 #: Pixel-map flags (:meth:`Detector.pixel_map`): a pixel's code is the OR of its flags.
 PIXEL_CODES = {
     "valid": _kernels.PIXEL_VALID,
@@ -275,7 +283,7 @@ class Detector:
         if not isinstance(self.poisson, bool | np.bool_):
             raise TypeError(f"poisson must be a bool, got {type(self.poisson).__name__}")
         put("poisson", bool(self.poisson))
-        if self.poisson_stream not in _kernels.POISSON_STREAMS:
+        if not _one_of(self.poisson_stream, _kernels.POISSON_STREAMS):
             raise ValueError(
                 f"poisson_stream must be one of {_kernels.POISSON_STREAMS}, got "
                 f"{self.poisson_stream!r}"
@@ -288,9 +296,9 @@ class Detector:
             put(name, _real(name, getattr(self, name), minimum=0.0))
         if self.psf_sigma_px > 1e4:
             raise ValueError(f"psf_sigma_px must be <= 1e4, got {self.psf_sigma_px!r}")
-        if self.dtype not in _kernels.READING_DTYPES:
+        if not _one_of(self.dtype, _kernels.READING_DTYPES):
             raise ValueError(f"dtype must be one of {_kernels.READING_DTYPES}, got {self.dtype!r}")
-        if self.overflow not in ("saturate", "wrap"):
+        if not _one_of(self.overflow, ("saturate", "wrap")):
             raise ValueError(f"overflow must be 'saturate' or 'wrap', got {self.overflow!r}")
         top = _kernels._reading_max(self.dtype)
         if self.full_well is not None:
@@ -413,9 +421,9 @@ class Detector:
         ValueError
             Unknown ``size`` or ``generation``.
         """
-        if generation not in _EIGER:
+        if isinstance(generation, bool) or not _one_of(generation, tuple(_EIGER)):
             raise ValueError(f"generation must be 1 or 2, got {generation!r}")
-        if size not in _EIGER_SIZES:
+        if not _one_of(size, tuple(_EIGER_SIZES)):
             raise ValueError(f"size must be one of {sorted(_EIGER_SIZES)}, got {size!r}")
         base = {
             **_EIGER[generation],
@@ -442,7 +450,7 @@ class Detector:
         ValueError
             Unknown ``size``.
         """
-        if size not in _PILATUS_SIZES:
+        if not _one_of(size, tuple(_PILATUS_SIZES)):
             raise ValueError(f"size must be one of {sorted(_PILATUS_SIZES)}, got {size!r}")
         base = {
             **_PILATUS,
@@ -484,7 +492,7 @@ class Detector:
         ValueError
             Unknown preset name.
         """
-        if name not in cls._PRESETS:
+        if not _one_of(name, cls._PRESETS):
             raise ValueError(f"name must be a preset among {list(cls._PRESETS)}, got {name!r}")
         if name == "ideal":
             return cls._with({"name": "ideal"}, kwargs)
@@ -557,6 +565,8 @@ class Detector:
         if isinstance(N, bool) or not isinstance(N, numbers.Integral) or int(N) < 2:
             raise ValueError(f"N must be an integer >= 2, got {N!r}")
         n = int(N)
+        # The pixel map, its defect masks and the uniforms of the bad-pixel draw.
+        _kernels.require_memory(f"the detector's N={n} x {n} pixel map", n * n * 12)
         for name in ("dead_pixels", "hot_pixels"):
             a = getattr(self, name)
             if a is not None and a.shape != (n, n):
@@ -681,6 +691,9 @@ class Detector:
         ValueError, TypeError
             ``readings`` not real, not at least 2-D with square trailing axes, or not finite.
         """
+        if not isinstance(clip_negative, bool | np.bool_):
+            raise TypeError(f"clip_negative must be a bool, got {type(clip_negative).__name__}")
+        fill = _real("masked_value", masked_value)
         r = _kernels.as_array("readings", readings, np.float64, allow_complex=False)
         if r.ndim < 2 or r.shape[-1] != r.shape[-2]:
             raise ValueError(f"readings must be (..., N, N), got shape {r.shape}")
@@ -689,7 +702,7 @@ class Detector:
             np.maximum(photons, 0.0, out=photons)
         mask = self.mask(r.shape[-1])
         if not mask.all():
-            photons[..., ~mask] = float(masked_value)
+            photons[..., ~mask] = fill
         return photons
 
     # ------------------------------------------------------------------ serialisation

@@ -780,7 +780,8 @@ def _zernike_pupil(u: np.ndarray, radius: float, c: np.ndarray) -> np.ndarray:
     weight = np.clip(radius + 0.5 - r, 0.0, 1.0)
     if not np.any(weight > 0):  # pragma: no cover - the grid centre is always inside
         raise ValueError("the pupil covers no pixel")
-    rho = r / radius
+    with np.errstate(all="ignore"):  # outside the pupil rho is never used: 0 there
+        rho = np.where(weight > 0, r / radius, 0.0)
     theta = np.arctan2(u[:, None], u[None, :])
     phase = np.zeros(r.shape, dtype=np.float64)
     for j, cj in enumerate(c, start=1):
