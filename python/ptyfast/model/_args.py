@@ -77,7 +77,7 @@ def real(
 def length(v: Any) -> int | None:
     """``len(v)`` for a sequence or array, ``None`` for anything unsized (a string, a 0-d
     array, a number), so that ``length(v) != 2`` checks a pair without raising."""
-    if isinstance(v, (str, bytes)):
+    if isinstance(v, (str, bytes, dict, set, frozenset)):  # not indexable by position
         return None
     try:
         return len(v)

@@ -515,6 +515,8 @@ class Campaign:
         i = self._index(index)
         draws: dict[str, Any] = {}
         spec = _resolve(self.spec, self.seed, i, "", draws)
+        # A section drawn by a distribution ({fixed = 1.0}) must still be a table.
+        _check_sections(spec, where=f"campaign {self.name!r} experiment {i} (drawn)")
         ex = spec.setdefault("experiment", {})
         if ex.get("seed") is None:
             ex["seed"] = derive_seed(self.seed, i, "experiment.seed")
