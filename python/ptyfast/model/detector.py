@@ -693,7 +693,12 @@ class Detector:
         """
         if not isinstance(clip_negative, bool | np.bool_):
             raise TypeError(f"clip_negative must be a bool, got {type(clip_negative).__name__}")
-        fill = _real("masked_value", masked_value)
+        if isinstance(masked_value, bool) or not isinstance(masked_value, numbers.Real):
+            raise TypeError(
+                f"masked_value must be a real number (NaN allowed: it marks masked pixels), "
+                f"got {type(masked_value).__name__} {masked_value!r}"
+            )
+        fill = float(masked_value)
         r = _kernels.as_array("readings", readings, np.float64, allow_complex=False)
         if r.ndim < 2 or r.shape[-1] != r.shape[-2]:
             raise ValueError(f"readings must be (..., N, N), got shape {r.shape}")

@@ -31,6 +31,7 @@ resolved to an integer first and recorded in the recipe.
 from __future__ import annotations
 
 import copy
+import functools
 import math
 from collections.abc import Callable
 from typing import Any
@@ -65,6 +66,18 @@ MAX_POSITIONS = 100_000_000
 
 #: The golden angle ``π (3 − √5)`` in radians (Fermat spiral).
 GOLDEN_ANGLE = math.pi * (3.0 - math.sqrt(5.0))
+
+
+def _quiet(fn: Callable[..., Scan]) -> Callable[..., Scan]:
+    """Run ``fn`` without NumPy's overflow warnings: an overflow is reported by
+    :meth:`Scan._make` as a ValueError naming the parameters, not as a stray warning."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Scan:
+        with np.errstate(over="ignore", invalid="ignore"):
+            return fn(*args, **kwargs)
+
+    return wrapper
 
 
 def _count(name: str, v: Any) -> int:
@@ -252,6 +265,7 @@ class Scan:
         recipe["errors"].append(op)
         return Scan._make(self._nominal, true, recipe)
 
+    @_quiet
     def jitter(self, sigma_px: float, *, seed: Any = None) -> Scan:
         """Independent Gaussian position errors.
 
@@ -287,6 +301,7 @@ class Scan:
         shift = _args.generator(s).normal(0.0, sigma, size=self._true.shape)
         return self._with_error(self._true + shift, {"op": "jitter", "sigma_px": sigma, "seed": s})
 
+    @_quiet
     def drift(
         self,
         velocity_px: Any = (0.0, 0.0),
@@ -342,6 +357,7 @@ class Scan:
             op["seed"] = None
         return self._with_error(self._true + shift, op)
 
+    @_quiet
     def affine(self, matrix: Any, *, offset_px: Any = (0.0, 0.0)) -> Scan:
         """A linear stage error about the scan centre: ``true ← A·true + b``.
 
@@ -624,6 +640,7 @@ def _grid_order(rows: int, cols: int, snake: bool) -> tuple[np.ndarray, np.ndarr
     return r, c
 
 
+@_quiet
 def raster(
     rows: int, cols: int, step_px: float, *, snake: bool = False, step_y_px: float | None = None
 ) -> Scan:
@@ -674,6 +691,7 @@ def raster(
     return _scan("raster", params, x, y)
 
 
+@_quiet
 def hexagonal(rows: int, cols: int, step_px: float, *, snake: bool = False) -> Scan:
     """Hexagonal (triangular-lattice) grid: every position has its neighbours at ``step_px``.
 
@@ -720,6 +738,7 @@ def hexagonal(rows: int, cols: int, step_px: float, *, snake: bool = False) -> S
     return _scan("hexagonal", {"rows": rows, "cols": cols, "step_px": step, "snake": snake}, x, y)
 
 
+@_quiet
 def fermat_spiral(n: int, step_px: float) -> Scan:
     """Fermat (sunflower) spiral: ``r_k = step_px·√k``, ``θ_k = k·π(3 − √5)``.
 
@@ -759,6 +778,7 @@ def fermat_spiral(n: int, step_px: float) -> Scan:
     return _scan("fermat_spiral", {"n": n, "step_px": step}, r * np.cos(theta), r * np.sin(theta))
 
 
+@_quiet
 def concentric(n_rings: int, step_px: float, *, n_first: int = 6) -> Scan:
     """Concentric circles: the centre, then ring ``j = 1 .. n_rings`` of radius ``j·step_px``
     with ``n_first·j`` equally spaced positions starting on the ``+x`` axis.
@@ -805,6 +825,7 @@ def concentric(n_rings: int, step_px: float, *, n_first: int = 6) -> Scan:
     return _scan("concentric", params, np.concatenate(xs), np.concatenate(ys))
 
 
+@_quiet
 def lissajous(
     n: int,
     amplitude_x_px: float,
@@ -870,6 +891,7 @@ def lissajous(
     return _scan("lissajous", params, ax * np.sin(fx * t + ph), ay * np.sin(fy * t))
 
 
+@_quiet
 def random_uniform(
     n: int, width_px: float, height_px: float | None = None, *, seed: Any = None
 ) -> Scan:
@@ -915,6 +937,7 @@ def random_uniform(
     return _scan("random_uniform", params, x, y)
 
 
+@_quiet
 def custom(x: Any, y: Any, *, true_x: Any = None, true_y: Any = None) -> Scan:
     """Explicit positions, relative to the scan centre (taken as given, not re-centred).
 
