@@ -813,7 +813,10 @@ def concentric(n_rings: int, step_px: float, *, n_first: int = 6) -> Scan:
     n_rings = _args.integer("n_rings", n_rings, minimum=0, maximum=100_000)
     step = _args.real("step_px", step_px, positive=True)
     n_first = _args.integer("n_first", n_first, minimum=1)
-    _count("positions", 1 + n_first * n_rings * (n_rings + 1) // 2)
+    _count(
+        "positions (1 + n_first·n_rings·(n_rings + 1)/2)",
+        1 + n_first * n_rings * (n_rings + 1) // 2,
+    )
     xs = [np.zeros(1)]
     ys = [np.zeros(1)]
     for j in range(1, n_rings + 1):
