@@ -21,6 +21,7 @@ from __future__ import annotations
 import copy
 import io as _bytesio
 import math
+import re
 import zipfile
 from collections.abc import Callable
 from typing import Any
@@ -141,6 +142,11 @@ def _inputs_finite(kwargs: dict[str, Any]) -> bool:
     return True
 
 
+def _names(word: str, message: str) -> bool:
+    """``word`` in ``message`` as a name (not inside another word: ``t`` is not in "got")."""
+    return re.search(rf"(?<![A-Za-z_]){re.escape(word)}(?![A-Za-z_])", message) is not None
+
+
 def check_call(
     fn: Callable[..., Any], kwargs: dict[str, Any], key: str | None, names: tuple[str, ...]
 ) -> str | None:
@@ -150,7 +156,7 @@ def check_call(
         out = fn(**kwargs)
     except (ValueError, TypeError) as exc:
         out = None
-        if key is not None and not any(n in str(exc) for n in (key, *names)):
+        if key is not None and not any(_names(n, str(exc)) for n in (key, *names)):
             return f"message does not name {key!r}: {type(exc).__name__}: {exc}"
     except FileNotFoundError as exc:
         out = None
@@ -451,6 +457,14 @@ REGRESSIONS: list[tuple[str, Callable[[], Any], type[Exception], str]] = [
         TypeError,
         "masked_value",
     ),
+    # complex silently cast to real (the imaginary part dropped), strings parsed as numbers
+    (
+        "complex texture",
+        lambda: objects.texture_to_object(np.full((2, 2), 0.5 + 0.5j)),
+        TypeError,
+        "t must be a real array",
+    ),
+    ("string rho", lambda: probes.zernike_polynomial(4, "0.5", 0.0), TypeError, "rho"),
     # sizes no machine holds: refused with the bytes asked, before allocating
     ("mask huge N", lambda: Detector().mask(2**40), ValueError, "bytes"),
     (

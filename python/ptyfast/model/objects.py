@@ -147,14 +147,17 @@ def texture_to_object(
     ([1.0, 0.5], [0.0, 1.570796])
     """
     amp, ph = _mapping(amplitude, phase)
-    tt = np.asarray(t, dtype=np.float64)
-    if tt.ndim != 2 or not np.all(np.isfinite(tt)) or tt.min() < 0 or tt.max() > 1:
-        raise ValueError("t must be a finite (H, W) texture within [0, 1]")
+    tt = _args.real_array("t", t)
+    if tt.ndim != 2 or tt.size == 0 or tt.min() < 0 or tt.max() > 1:
+        raise ValueError(
+            f"t must be a finite (H, W) texture within [0, 1], got shape {tt.shape}"
+            + (f" and range [{tt.min()}, {tt.max()}]" if tt.size else "")
+        )
     if amp is None:
         if raw is None:
             raise ValueError("amplitude=None needs raw (the amplitude to use as is)")
-        a = np.asarray(raw, dtype=np.float64)
-        if a.shape != tt.shape or not np.all(np.isfinite(a)) or a.min() < 0:
+        a = _args.real_array("raw", raw)
+        if a.shape != tt.shape or a.min() < 0:
             raise ValueError(f"raw must be a finite, non-negative {tt.shape} array")
     else:
         a = amp[0] + (amp[1] - amp[0]) * tt
