@@ -958,3 +958,64 @@ def test_cli_user_errors_are_one_line_and_exit_2(capsys, tmp_path, recipe_file, 
     assert len(err) == 1 and err[0].startswith("ptyfast: error:"), err
     assert text in err[0]
     assert not [p for p in tmp_path.iterdir() if p != recipe_file]  # nothing written
+
+
+# --------------------------------------------------------------------------- probe files
+
+
+@pytest.fixture(scope="module")
+def probe_files(tmp_path_factory) -> dict[str, bytes]:
+    h5py = pytest.importorskip("h5py")
+    root = tmp_path_factory.mktemp("probes")
+    np.savez(root / "p.npz", probeGuess=PROBE)
+    with h5py.File(root / "p.h5", "w") as f:
+        f["probe"] = PROBE
+    return {ext: (root / f"p.{ext}").read_bytes() for ext in ("npz", "h5")}
+
+
+@FUZZ
+@given(
+    ext=st.sampled_from(["npz", "h5"]),
+    edits=st.lists(
+        st.tuples(st.floats(0, 1, exclude_max=True), st.integers(0, 255)), min_size=1, max_size=4
+    ),
+    cut=st.one_of(st.none(), st.floats(0, 1)),
+)
+def test_fuzz_corrupt_probe_files(probe_files, tmp_path_factory, ext, edits, cut) -> None:
+    data = bytearray(probe_files[ext])
+    for where, value in edits:
+        data[int(where * len(data))] = value
+    if cut is not None:
+        data = data[: int(cut * len(data))]
+    path = tmp_path_factory.mktemp("p") / f"p.{ext}"
+    path.write_bytes(bytes(data))
+    try:
+        p = probes.load(path)
+    except (ValueError, TypeError):
+        return
+    assert p.dtype == np.complex64 and np.all(np.isfinite(p))
+
+
+def test_probe_load_wrong_paths_and_contents(tmp_path) -> None:
+    with pytest.raises(FileNotFoundError, match="missing"):
+        probes.load(tmp_path / "missing.npz")
+    with pytest.raises(ValueError, match="directory"):
+        probes.load(tmp_path)
+    with pytest.raises(TypeError, match="path"):
+        probes.load(3)
+    with pytest.raises(TypeError, match="key"):
+        probes.load(tmp_path / "x.npz", key=3)
+    for name, arr in [
+        ("object", np.array([{"a": 1}], dtype=object)),
+        ("strings", np.array(["ab"])),
+        ("1-D", np.ones(5)),
+        ("NaN", np.full((4, 4), np.nan)),
+        ("zeros", np.zeros((4, 4))),
+        ("too wide", np.zeros((2, MAX_PROBE + 1), np.bool_)),
+    ]:
+        np.savez(tmp_path / f"{name}.npz", probeGuess=arr)
+        with pytest.raises((ValueError, TypeError)):
+            probes.load(tmp_path / f"{name}.npz")
+
+
+MAX_PROBE = probes.MAX_N

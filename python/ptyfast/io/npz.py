@@ -163,8 +163,9 @@ class NpzWriter(BlockWriter):
             self._copy("Y", self._spool_y, (m, n, n, 1), np.complex64)
 
 
-#: What reading a damaged zip member raises (CRC, inflate, short stream, I/O).
-_CORRUPT = (zipfile.BadZipFile, zlib.error, EOFError, OSError)
+#: What reading a damaged zip member raises (CRC, inflate, short stream, I/O, a header
+#: naming an unsupported zip version or compression).
+_CORRUPT = (zipfile.BadZipFile, zlib.error, EOFError, OSError, NotImplementedError)
 
 
 class _Member:
@@ -230,7 +231,7 @@ class NpzReader(BlockReader):
         where = os.fspath(path)
         try:
             self._zip = zipfile.ZipFile(path)
-        except (zipfile.BadZipFile, OSError) as exc:
+        except (zipfile.BadZipFile, OSError, NotImplementedError) as exc:
             raise FormatError(f"{where} is not a readable NPZ (zip) archive: {exc}") from None
         try:
             self._init(where)

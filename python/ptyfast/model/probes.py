@@ -43,10 +43,12 @@ import math
 import numbers
 import os
 import zipfile
+import zlib
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+from numpy.lib import format as npformat
 from scipy import special
 from scipy.ndimage import gaussian_filter
 
@@ -1093,19 +1095,59 @@ def load(path: str | os.PathLike[str], *, key: str | None = None) -> np.ndarray:
     fspath = os.fspath(path)
     if not os.path.exists(fspath):
         raise FileNotFoundError(f"probe file {fspath!r} does not exist")
+    if os.path.isdir(fspath):
+        raise ValueError(f"path must be a probe file (NPZ or HDF5), got the directory {fspath!r}")
     if zipfile.is_zipfile(fspath):
-        with np.load(fspath, allow_pickle=False) as data:
-            keys = (key,) if key is not None else NPZ_PROBE_KEYS
-            for k in keys:
-                if k in data.files:
-                    return _probe_from_array(data[k], f"{fspath!r}[{k!r}]")
-            raise ValueError(
-                f"{fspath!r} has no probe: looked for keys {list(keys)}, found {data.files}"
-            )
+        try:
+            return _load_npz(fspath, key)
+        except (
+            zipfile.BadZipFile,
+            zlib.error,
+            EOFError,
+            OSError,
+            KeyError,
+            NotImplementedError,
+        ) as exc:
+            raise ValueError(f"{fspath!r} is a damaged NPZ file: {exc}") from None
     with open(fspath, "rb") as fh:
         magic = fh.read(8)
     if magic != b"\x89HDF\r\n\x1a\n":
         raise ValueError(f"{fspath!r} is neither an NPZ nor an HDF5 file")
+    try:
+        return _load_h5(fspath, key)
+    except (OSError, KeyError, RuntimeError) as exc:  # h5py's errors on a damaged file
+        raise ValueError(f"{fspath!r} is a damaged HDF5 file: {exc}") from None
+
+
+def _load_npz(fspath: str, key: str | None) -> np.ndarray:
+    with zipfile.ZipFile(fspath) as zf, np.load(fspath, allow_pickle=False) as data:
+        keys = (key,) if key is not None else NPZ_PROBE_KEYS
+        for k in keys:
+            if k in data.files:
+                # The declared shape is checked before NumPy allocates it.
+                with zf.open(k + ".npy") as f:
+                    version = npformat.read_magic(f)
+                    if version not in ((1, 0), (2, 0)):
+                        raise ValueError(f"{fspath!r}[{k!r}] has .npy version {version}")
+                    header = (
+                        npformat.read_array_header_1_0
+                        if version == (1, 0)
+                        else npformat.read_array_header_2_0
+                    )
+                    shape = header(f)[0]
+                if len(shape) not in (2, 3, 4) or any(n > MAX_N for n in shape[-2:]):
+                    raise ValueError(
+                        f"{fspath!r}[{k!r}] must be (N, N), (P, N, N) or (1, P, N, N) with "
+                        f"N <= {MAX_N}, got {shape}"
+                    )
+                require_memory(f"the probe {fspath!r}[{k!r}] {shape}", 16 * math.prod(shape))
+                return _probe_from_array(data[k], f"{fspath!r}[{k!r}]")
+        raise ValueError(
+            f"{fspath!r} has no probe: looked for keys {list(keys)}, found {data.files}"
+        )
+
+
+def _load_h5(fspath: str, key: str | None) -> np.ndarray:
     import h5py
 
     with h5py.File(fspath, "r") as h5:
@@ -1119,6 +1161,7 @@ def load(path: str | os.PathLike[str], *, key: str | None = None) -> np.ndarray:
                         f"{fspath!r}[{p!r}] must be (N, N), (P, N, N) or (1, P, N, N) with "
                         f"N <= {MAX_N}, got {shape}"
                     )
+                require_memory(f"the probe {fspath!r}[{p!r}] {shape}", 16 * math.prod(shape))
                 return _probe_from_array(obj[()], f"{fspath!r}[{p!r}]")
         raise ValueError(f"{fspath!r} has no probe dataset: looked for {list(paths)}")
 
