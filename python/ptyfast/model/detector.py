@@ -159,7 +159,49 @@ def _int_pair(name: str, v: Any, *, minimum: int) -> tuple[int, int]:
     a, b = int(v[0]), int(v[1])
     if a < minimum or b < minimum:
         raise ValueError(f"{name} must be >= {minimum} in both axes, got {v!r}")
+    if max(abs(a), abs(b)) > _MAX_PIXELS:
+        raise ValueError(f"{name} must be at most {_MAX_PIXELS} pixels in magnitude, got {v!r}")
     return a, b
+
+
+#: Largest pixel count or offset of a detector's geometry (beyond any real detector; keeps
+#: the arithmetic on them within int64).
+_MAX_PIXELS = 1 << 24
+
+
+def pixel_table(name: str, v: Any) -> np.ndarray:
+    """The ``(N, N)`` bool map of a recorded ``{"shape": [N, N], "pixels": [[row, col], ...]}``
+    table (:meth:`Detector.to_dict`, recipes), checked before anything is allocated."""
+    if not isinstance(v, dict) or set(v) != {"shape", "pixels"}:
+        got = sorted(v) if isinstance(v, dict) else type(v).__name__
+        raise ValueError(f"{name} must be a table {{shape, pixels}}, got {got}")
+    shape, pixels = v["shape"], v["pixels"]
+    if not isinstance(shape, list | tuple) or len(shape) != 2:
+        raise TypeError(f"{name}.shape must be [N, N], got {shape!r}")
+    n = shape[0]
+    if isinstance(n, bool) or not isinstance(n, int) or n < 2 or shape[1] != n:
+        raise ValueError(f"{name}.shape must be [N, N] with an integer N >= 2, got {shape!r}")
+    _kernels.require_memory(f"{name}.shape = [{n}, {n}] bool map", n * n)
+    ok = isinstance(pixels, list | tuple) and all(
+        isinstance(q, list | tuple)
+        and len(q) == 2
+        and all(isinstance(c, int) and not isinstance(c, bool) for c in q)
+        for q in pixels
+    )
+    if not ok:
+        raise TypeError(
+            f"{name}.pixels must be a list of [row, col] integer pairs, got {pixels!r:.80}"
+        )
+    outside = [q for q in pixels if not (0 <= q[0] < n and 0 <= q[1] < n)]
+    if outside:
+        raise ValueError(
+            f"{name}.pixels must be within 0..{n - 1} (shape [{n}, {n}]), got {outside[0]!r}"
+        )
+    a = np.zeros((n, n), bool)
+    if len(pixels):
+        idx = np.asarray(pixels, np.int64).reshape(-1, 2)
+        a[idx[:, 0], idx[:, 1]] = True
+    return a
 
 
 def _bool_map(name: str, v: Any) -> np.ndarray | None:
@@ -744,10 +786,7 @@ class Detector:
         for name in ("dead_pixels", "hot_pixels"):
             v = kw.get(name)
             if isinstance(v, dict):
-                a = np.zeros(tuple(v["shape"]), bool)
-                idx = np.asarray(v["pixels"], np.int64).reshape(-1, 2)
-                a[idx[:, 0], idx[:, 1]] = True
-                kw[name] = a
+                kw[name] = pixel_table(name, v)
         for name in ("module_px", "gap_px", "n_modules", "beam_px"):
             if isinstance(kw.get(name), list):
                 kw[name] = tuple(kw[name])

@@ -433,7 +433,7 @@ def fresnel_zone_plate(
     zone = _args.real("outer_zone_m", outer_zone_m, positive=True)
     eps = _args.real("central_stop", central_stop, nonnegative=True, below=1.0)
     d = _args.real("defocus_m", defocus_m)
-    lam, dx, N = geometry.wavelength_m, geometry.object_pixel_m, geometry.N
+    lam, dx, N = geometry.wavelength_m, geometry.object_pixel_m, _check_N(geometry.N, "geometry.N")
     if zone < dx:
         raise ValueError(
             f"outer_zone_m must be >= geometry.object_pixel_m = {dx:.6g} m (the focus would "

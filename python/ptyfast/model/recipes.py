@@ -57,11 +57,10 @@ from typing import Any
 
 import numpy as np
 
-from .. import _kernels
 from . import _args, objects, probes, scans
 from . import provenance as _provenance
 from .dataset import Dataset
-from .detector import Detector
+from .detector import Detector, pixel_table
 from .geometry import Geometry
 
 __all__ = [
@@ -326,33 +325,7 @@ def _det_kwargs(params: dict[str, Any]) -> dict[str, Any]:
     for name in ("dead_pixels", "hot_pixels"):
         v = kw.get(name)
         if isinstance(v, dict):
-            if set(v) != {"shape", "pixels"}:
-                raise ValueError(f"{name} must be a table {{shape, pixels}}, got {sorted(v)}")
-            shape = v["shape"]
-            if _args.length(shape) != 2:
-                raise TypeError(f"{name}.shape must be [N, N], got {shape!r}")
-            n = _args.integer(f"{name}.shape[0]", shape[0], minimum=2)
-            _args.integer(f"{name}.shape[1]", shape[1], minimum=n, maximum=n)
-            _kernels.require_memory(f"{name}.shape = [{n}, {n}] bool map", n * n)
-            pixels = v["pixels"]
-            if not isinstance(pixels, list) or not all(
-                _args.length(q) == 2
-                and all(isinstance(c, int) and not isinstance(c, bool) for c in q)
-                for q in pixels
-            ):
-                raise TypeError(
-                    f"{name}.pixels must be a list of [row, col] integer pairs, got {pixels!r:.80}"
-                )
-            outside = [q for q in pixels if not (0 <= q[0] < n and 0 <= q[1] < n)]
-            if outside:
-                raise ValueError(
-                    f"{name}.pixels must be within 0..{n - 1} (shape [{n}, {n}]), got "
-                    f"{outside[0]!r}"
-                )
-            idx = np.asarray(pixels, np.int64).reshape(-1, 2)
-            a = np.zeros((n, n), bool)
-            a[idx[:, 0], idx[:, 1]] = True
-            kw[name] = a
+            kw[name] = pixel_table(name, v)
     for name in ("module_px", "gap_px", "n_modules", "beam_px"):
         if isinstance(kw.get(name), list):
             kw[name] = tuple(kw[name])
