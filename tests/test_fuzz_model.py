@@ -40,7 +40,7 @@ from ptyfast.model import experiment as _experiment
 from ptyfast.model import recipes
 
 FUZZ = settings(
-    max_examples=25,
+    max_examples=80,
     deadline=None,
     derandomize=True,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
@@ -465,6 +465,20 @@ REGRESSIONS: list[tuple[str, Callable[[], Any], type[Exception], str]] = [
         "t must be a real array",
     ),
     ("string rho", lambda: probes.zernike_polynomial(4, "0.5", 0.0), TypeError, "rho"),
+    # sizes from a geometry or a record that overflowed int64 or NumPy's allocator
+    (
+        "zone plate geometry.N huge",
+        lambda: probes.fresnel_zone_plate(Geometry(8000.0, 2.0, 75e-6, 2**40), 50e-6, 500e-9),
+        ValueError,
+        "geometry.N must be <=",
+    ),
+    ("module_px huge", lambda: Detector(module_px=(2**64, 8)), ValueError, "module_px"),
+    (
+        "recorded defect table",
+        lambda: Detector.from_dict({**Detector().to_dict(), "dead_pixels": {}}),
+        ValueError,
+        "dead_pixels must be a table",
+    ),
     # sizes no machine holds: refused with the bytes asked, before allocating
     ("mask huge N", lambda: Detector().mask(2**40), ValueError, "bytes"),
     (
@@ -1019,3 +1033,51 @@ def test_probe_load_wrong_paths_and_contents(tmp_path) -> None:
 
 
 MAX_PROBE = probes.MAX_N
+
+
+# --------------------------------------------------------------------------- provenance
+
+
+def _leaves(d: Any, prefix: tuple = ()) -> list[tuple]:
+    out = [prefix] if prefix else []
+    if isinstance(d, dict):
+        for k, v in d.items():
+            out.extend(_leaves(v, (*prefix, k)))
+    elif isinstance(d, list):
+        for i, v in enumerate(d[:2]):
+            out.extend(_leaves(v, (*prefix, i)))
+    return out
+
+
+@pytest.fixture(scope="module")
+def recorded() -> dict[str, Any]:
+    return _experiment.simulate(EXPERIMENT, seed=4).provenance
+
+
+@FUZZ
+@given(data=st.data())
+def test_fuzz_replay_of_a_damaged_provenance(recorded, data: st.DataObject) -> None:
+    """Any field of a provenance record replaced or deleted: replay gives a dataset or a
+    ValueError/TypeError (ProvenanceError), never AttributeError, KeyError, OverflowError."""
+    doc = copy.deepcopy(recorded)
+    path = data.draw(st.sampled_from(_leaves(doc)), label="path")
+    value = data.draw(st.sampled_from([*RECIPE_VALUES, "DELETE"]), label="value")
+    node = doc
+    for k in path[:-1]:
+        node = node[k]
+    if value == "DELETE":
+        if isinstance(node, list):
+            return
+        del node[path[-1]]
+    else:
+        node[path[-1]] = copy.deepcopy(value)
+    try:
+        ds = ptyfast.replay(doc)
+    except (ValueError, TypeError):
+        return
+    assert np.all(np.isfinite(ds.diffraction.astype(np.float64)))
+
+
+def test_replay_result_must_be_a_table(recorded) -> None:
+    with pytest.raises(ValueError, match="result"):
+        ptyfast.replay({**recorded, "result": None})
