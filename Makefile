@@ -36,7 +36,7 @@ build: $(PY) ## build the extension (release) into .venv (editable) with the tes
 demo: $(PY) ## build, then simulate a dataset on built-in defaults into out/
 	rm -f python/ptyfast/_core.*.so
 	$(VENV)/bin/maturin develop --release --locked --extras plot -q
-	$(VENV)/bin/ptyfast simulate --output out/demo.npz --preview out/demo.png
+	$(VENV)/bin/ptyfast simulate --output out/demo.npz --preview out/demo.png --overwrite
 
 test-rust: ## cargo test, clippy (-D warnings), fmt --check
 	cargo test --locked -p ptyfast-core --release

@@ -18,6 +18,12 @@ Run as ``python benches/bench_acquire.py`` (``--quick`` for a smoke run). Three 
 Outputs are fresh arrays on every run on both sides; ptyfast is timed best of several runs.
 ``--clock cpu`` times process CPU seconds instead of wall seconds (patterns per CPU-second):
 steadier on a shared machine, and fair to both sides, since each uses every core it is given.
+
+``run(quick)`` (the protocol of ``benches/_harness.py``, for ``run_all.py``) returns one
+record per rate: table 1 as ``end-to-end`` (case ``pipeline, P mode(s)``), table 2 as
+``end-to-end`` (case ``detector <name>, end to end``), table 3 as stage ``detector`` (case
+``detector <name>``, with ``ns_per_pixel``), all at the same N as ``bench_stages``' N = 64
+(N = 32 in quick mode, which ``bench_stages`` also covers).
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ from functools import partial
 
 import numpy as np
 import scipy.fft
+from _harness import record
 
 import ptyfast
 from ptyfast import _kernels as K
@@ -146,29 +153,36 @@ def detectors(n: int) -> dict[str, ptyfast.Detector]:
     }
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="few patterns, one repeat")
-    ap.add_argument("--clock", choices=("wall", "cpu"), default="wall", help="what to time")
-    args = ap.parse_args()
+def run(quick: bool = False, clock: str = "wall") -> list[dict]:
+    """Measure and print the three tables; one record per rate (see the module docstring)."""
     global CLOCK
-    CLOCK = time.process_time if args.clock == "cpu" else time.perf_counter
-    per = "CPU-second" if args.clock == "cpu" else "second"
-    reps = 1 if args.quick else 5
-    sizes = [(64, 8000), (128, 2000), (256, 500)]
-    if args.quick:
-        sizes = [(64, 500), (128, 100), (256, 30)]
-    if not args.quick:
+    CLOCK = time.process_time if clock == "cpu" else time.perf_counter
+    per = "CPU-second" if clock == "cpu" else "second"
+    reps = 1 if quick else 5
+    sizes = [(32, 200), (64, 100)] if quick else [(64, 8000), (128, 2000), (256, 500)]
+    if not quick:
         np.ones(2 << 30, np.uint8).sum()  # touch memory once (fresh VMs fault slowly)
+    threads, workers = K.num_threads(), os.cpu_count()
+    records: list[dict] = []
+
+    def add(case, stage, variant, n, m, seconds, repeats, th=None, **params):
+        # ptyfast: its rayon threads; NumPy/SciPy: the FFT workers (-1: every CPU)
+        th = th or (threads if variant == "ptyfast" else workers)
+        records.append(
+            record(
+                "acquire", case, stage=stage, variant=variant, N=n, n=m, seconds=seconds,
+                threads=th, repeats=repeats, photons=1e9, clock=clock, **params,
+            )
+        )  # fmt: skip
 
     rng = np.random.default_rng(0)
     side = 512
     obj = rng.random((side, side)) * np.exp(1j * rng.uniform(0, 2 * np.pi, (side, side)))
     obj = obj.astype(np.complex64)
     print(
-        f"ptyfast acquisition benchmark: {os.cpu_count()} CPUs, {K.num_threads()} kernel threads, "
+        f"ptyfast acquisition benchmark: {os.cpu_count()} CPUs, {threads} kernel threads, "
         f"SIMD {K.simd_level()}, {side}x{side} object, 1e9 photons per pattern; ptyfast best of "
-        f"{reps}, NumPy best of 1; {args.clock} clock (patterns per {per})"
+        f"{reps}, NumPy best of 1; {clock} clock (patterns per {per})"
     )
 
     print("\n1. pipeline (ideal detector), patterns/s")
@@ -184,15 +198,19 @@ def main() -> None:
             patches = K.extract_patches(obj, pos[:200], n)
             energy = (np.abs(mm[None] * patches[:, None]) ** 2).sum(axis=(1, 2, 3)).mean()
             scale = float(np.sqrt(1e9 / energy))
-            run = partial(K.acquire, obj, pos, mm, scale=scale, seed=3)
-            run()  # warm up
-            t_acq = best_time(run, reps)
+            run_acq = partial(K.acquire, obj, pos, mm, scale=scale, seed=3)
+            run_acq()  # warm up
+            t_acq = best_time(run_acq, reps)
+            case = f"pipeline, {p} mode{'s' if p > 1 else ''}"
+            add(case, "end-to-end", "ptyfast", n, m, t_acq, reps, modes=p)
             t_sim = np.nan
             if p == 1:
                 sim = partial(K.simulate, obj, pos, mm[0], scale=scale, seed=3)
                 sim()
                 t_sim = best_time(sim, reps)
+                add(f"{case}, fused simulate", "end-to-end", "ptyfast", n, m, t_sim, reps)
             t_np = best_time(partial(numpy_acquire, obj, pos, mm, scale, 3), 1)
+            add(case, "end-to-end", "numpy", n, m, t_np, 1, modes=p)
             vs_sim = f"{t_sim / t_acq:10.2f}x" if p == 1 else f"{'':>11}"
             print(
                 f"{n:>4} {m:>6} {p:>2}  {m / t_acq:9.0f} {m / t_sim:9.0f} {m / t_np:8.0f}"
@@ -210,7 +228,7 @@ def main() -> None:
             f"ratio {(t4 - t1) / 3 / t_fft:.2f}"
         )
 
-    n, m = (64, 500) if args.quick else (64, 8000)
+    n, m = (32, 200) if quick else (64, 8000)
     pos = rng.uniform(n / 2, side - n / 2, (m, 2))
     mm = modes(n, 1)
     patches = K.extract_patches(obj, pos[:200], n)
@@ -219,10 +237,11 @@ def main() -> None:
     print(f"\n2. detector presets end to end, N = {n}, M = {m}, patterns/s (ratio to Poisson only)")
     base = None
     for name, det in dets.items():
-        run = partial(K.acquire, obj, pos, mm, scale=scale, detector=det, seed=5)
-        run()
-        t = best_time(run, reps)
+        run_det = partial(K.acquire, obj, pos, mm, scale=scale, detector=det, seed=5)
+        run_det()
+        t = best_time(run_det, reps)
         base = base or t
+        add(f"detector {name}, end to end", "end-to-end", "ptyfast", n, m, t, reps)
         print(f"   {name:<24} {m / t:9.0f}/s  {t / base:5.2f}x")
 
     lam = K.acquire(obj, pos, mm, scale=scale, detector={"poisson": False, "dtype": "float64"})
@@ -232,17 +251,29 @@ def main() -> None:
     base = None
     px = lam.size
     for name, det in dets.items():
-        run = partial(K.detect, lam, detector=det, seed=5)
-        run()
-        t = best_time(run, reps)
+        run_det = partial(K.detect, lam, detector=det, seed=5)
+        run_det()
+        t = best_time(run_det, reps)
         base = base or t
+        add(f"detector {name}", "detector", "ptyfast", n, m, t, reps, ns_per_pixel=t / px * 1e9)
         t_np = np.nan
         if det.psf_sigma_px == 0:
             t_np = best_time(partial(numpy_detector, lam, det, 5), 1)
+            ns = t_np / px * 1e9  # NumPy's Generator: one thread
+            add(f"detector {name}", "detector", "numpy", n, m, t_np, 1, th=1, ns_per_pixel=ns)
         print(
             f"   {name:<24} {t / px * 1e9:8.2f} {t / base:5.2f}x {t_np / px * 1e9:8.2f}"
             f" {t_np / t:7.1f}x"
         )
+    return records
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="few patterns, one repeat")
+    ap.add_argument("--clock", choices=("wall", "cpu"), default="wall", help="what to time")
+    args = ap.parse_args()
+    run(args.quick, args.clock)
 
 
 if __name__ == "__main__":

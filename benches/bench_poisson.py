@@ -168,3 +168,46 @@ def compare(args: argparse.Namespace) -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def run(quick: bool = False) -> list[dict]:
+    """The protocol of ``benches/_harness.py`` (``run_all.py``): stage ``noise``, unit
+    samples/s, ``ns_per_sample`` in ``params``. Per workload: NumPy's ``Generator.poisson``
+    (case = the workload; RandomState's time in ``params``) and ptyfast on one thread for each
+    stream (``"v1"``, the default, under the same case, so the two compare), then on every
+    thread (``..., all threads``)."""
+    from _harness import record
+
+    patterns, repeat = (8, 1) if quick else (2000, 3)
+    single = ptyfast_in_subprocess(patterns, repeat, 1, "wall")
+    multi = time_ptyfast(patterns, repeat, "wall")
+    threads = _kernels.num_threads()
+    gen, legacy = np.random.default_rng(0), np.random.RandomState(0)
+    records = []
+    for name, amp in workloads(patterns):
+        rates = amp.astype(np.float64) ** 2
+        t_gen, t_rs = best_of_each(
+            [lambda r=rates: gen.poisson(r), lambda r=rates: legacy.poisson(r)], repeat
+        )
+        rows = [("numpy", name, 1, t_gen, {"randomstate_ns_per_sample": t_rs / rates.size * 1e9})]
+        for v, per_sample in single[name].items():
+            rows.append(
+                ("ptyfast", name if v == "v1" else f"{name}, stream {v}", 1,
+                 per_sample * rates.size, {"stream": v})
+            )  # fmt: skip
+        for v, per_sample in multi[name].items():
+            rows.append(
+                ("ptyfast", f"{name}, stream {v}, all threads", threads,
+                 per_sample * rates.size, {"stream": v})
+            )  # fmt: skip
+        for variant, case, th, seconds, params in rows:
+            r = record(
+                "poisson", case, stage="noise", variant=variant, N=N, threads=th,
+                n=rates.size, seconds=seconds, unit="samples/s", repeats=repeat,
+                ns_per_sample=seconds / rates.size * 1e9, **params,
+            )  # fmt: skip
+            records.append(r)
+            print(
+                f"{case:<36} {variant:<8} {th:>2} thr {r['params']['ns_per_sample']:8.2f} ns/sample"
+            )
+    return records

@@ -212,6 +212,8 @@ def run(quick: bool = False, dask: bool = True) -> list[dict]:
                     seconds=s,
                     N=64,
                     threads=int(w),
+                    workers=int(w),
+                    threads_per_worker=1,
                     shard_size=shard,
                 )
             )

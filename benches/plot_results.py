@@ -2,9 +2,14 @@
 
 Writes, next to the JSON (or into ``--out-dir``): ``vs_N.png`` (end-to-end patterns/s against
 N, every variant), ``vs_threads.png`` (patterns/s against threads, with ideal scaling),
-``stages.png`` (patterns/s per stage at one N, every variant), ``speedups.png`` (ptyfast's rate
-over each baseline's, every benchmark) and ``results.md`` (the machine and every record as
-tables, included by the documentation's Benchmarks page). Deterministic: Agg backend, no
+``stages.png`` (patterns/s per stage at one N, every variant: extraction, FFT, noise, the
+detector stage of each detector ``bench_acquire`` measures, write, end to end),
+``speedups.png`` (ptyfast's rate over each baseline's, every benchmark), when the results hold
+their records ``dask_workers.png`` (``ptyfast.distributed`` on 1, 2, ... Dask workers, with the
+efficiency ``rate / (workers × single-worker rate)``) and ``poisson.png`` (the exact Poisson
+sampler, ns per sample, against NumPy), and ``results.md`` (the machine and every record as
+tables, included by the documentation's Benchmarks page; it shows the optional plots that were
+drawn). A plot whose records are missing is not drawn. Deterministic: Agg backend, no
 timestamps in the images.
 
     python benches/plot_results.py docs/benchmarks/results.json [--out-dir DIR]
@@ -15,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 from collections import defaultdict
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -110,50 +116,174 @@ def plot_vs_threads(res: dict, recs: list[dict], out: Path, written: list[Path])
     _save(fig, out / "vs_threads.png", written)
 
 
-def plot_stages(res: dict, recs: list[dict], out: Path, written: list[Path]) -> None:
+STAGE_ORDER = ("extract", "fft", "noise", "detector", "write", "end-to-end")
+
+
+def stage_categories(recs: list[dict]) -> tuple[int | None, list[tuple[str, list[dict]]]]:
+    """The per-stage plot's N and its categories ``(label, records)``: ``bench_stages``' stages
+    at one N (64 when measured), with the detector stage of each detector ``bench_acquire``
+    timed at that N (``Detector`` presets against NumPy) between noise and write."""
     rows = [r for r in recs if r["bench"] == "stages"]
+    ns = sorted({r["N"] for r in rows if r["N"] is not None})
+    if not ns:
+        return None, []
+    N = 64 if 64 in ns else ns[len(ns) // 2]
+    cats: list[tuple[str, list[dict]]] = []
+    for s in STAGE_ORDER:
+        got = [r for r in rows if r["N"] == N and r["stage"] == s]
+        if got:
+            cats.append((s, got))
+        if s == "detector":
+            det = [r for r in recs if r["bench"] == "acquire" and r["stage"] == "detector"]
+            for case in dict.fromkeys(r["case"] for r in det if r["N"] == N):
+                label = "detector\n" + case.removeprefix("detector ").replace(" (ideal)", "")
+                cats.append((label, [r for r in det if r["N"] == N and r["case"] == case]))
+    return N, cats
+
+
+def plot_stages(res: dict, recs: list[dict], out: Path, written: list[Path]) -> None:
+    N, cats = stage_categories(recs)
+    if not cats:
+        return
+    used = {r["variant"] for _, rs in cats for r in rs}
+    variants = [v for v in STYLE if v in used]
+    fig, ax = plt.subplots(figsize=(max(8, 1.1 * len(cats) + 2), 4.8))
+    w = 0.8 / len(variants)
+    labelled: set[str] = set()
+    for i, (_, rs) in enumerate(cats):
+        for j, v in enumerate(variants):
+            r = next((r for r in rs if r["variant"] == v), None)
+            if r is None:
+                continue
+            ax.bar(
+                i + (j - (len(variants) - 1) / 2) * w,
+                r["rate"],
+                w,
+                color=STYLE[v]["color"],
+                label=None if v in labelled else LABEL[v],
+            )
+            labelled.add(v)
+    ax.set_xticks(range(len(cats)), [c for c, _ in cats], fontsize=8)
+    ax.set_yscale("log")
+    ax.set_ylabel("patterns / s (log; higher is better)")
+    det = any(c.startswith("detector\n") for c, _ in cats)
+    note = " (detector: the presets on precomputed expected photons)" if det else ""
+    ax.set_title(f"per stage, N = {N}, each stage timed alone{note}\n" + _title(res), fontsize=9)
+    ax.grid(True, axis="y", which="both", alpha=0.3)
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=len(variants))
+    _save(fig, out / "stages.png", written)
+
+
+def dask_rows(recs: list[dict]) -> list[tuple[int, float, float]]:
+    """``(workers, patterns/s, efficiency)`` of ``bench_scale``'s Dask records, by workers;
+    efficiency = rate / (workers × the single-worker rate)."""
+    rows = sorted(
+        (int(r["params"].get("workers", r["threads"])), r["rate"])
+        for r in recs
+        if r["bench"] == "scale" and r["variant"] == "dask"
+    )
+    one = next((rate for w, rate in rows if w == 1), None)
+    return [(w, rate, rate / (w * one) if one else float("nan")) for w, rate in rows]
+
+
+def plot_dask(res: dict, recs: list[dict], out: Path, written: list[Path]) -> None:
+    rows = dask_rows(recs)
     if not rows:
         return
-    ns = sorted({r["N"] for r in rows})
-    N = 64 if 64 in ns else ns[len(ns) // 2]
-    rows = [r for r in rows if r["N"] == N]
-    stages = [
-        s
-        for s in ("extract", "fft", "noise", "detector", "write", "end-to-end")
-        if any(r["stage"] == s for r in rows)
-    ]
-    variants = [v for v in STYLE if any(r["variant"] == v for r in rows)]
-    fig, ax = plt.subplots(figsize=(8, 4.5))
-    w = 0.8 / len(variants)
-    for j, v in enumerate(variants):
-        for i, s in enumerate(stages):
-            r = next((r for r in rows if r["stage"] == s and r["variant"] == v), None)
-            if r is not None:
-                ax.bar(
-                    i + (j - (len(variants) - 1) / 2) * w,
-                    r["rate"],
-                    w,
-                    color=STYLE[v]["color"],
-                    label=LABEL[v]
-                    if i == stages.index(next(q["stage"] for q in rows if q["variant"] == v))
-                    else None,
-                )
-    ax.set_xticks(range(len(stages)), stages)
+    ws = [w for w, _, _ in rows]
+    single = next(
+        (r for r in recs if r["bench"] == "scale" and r["case"].startswith("simulate_to")), None
+    )
+    first = next(r for r in recs if r["bench"] == "scale" and r["variant"] == "dask")
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4.2))
+    a.plot(ws, [rate for _, rate, _ in rows], label="ptyfast.distributed.simulate", **STYLE["dask"])
+    one = next((rate for w, rate, _ in rows if w == 1), None)
+    if one:
+        a.plot(
+            ws,
+            [one * w for w in ws],
+            ":",
+            color=STYLE["dask"]["color"],
+            label="ideal: w × 1 worker",
+        )
+    if single is not None:
+        a.axhline(
+            single["rate"], color=STYLE["ptyfast"]["color"], ls="--", lw=1,
+            label=f"one process, {single['threads']} thread(s), no Dask",
+        )  # fmt: skip
+    a.set_xticks(ws, [str(w) for w in ws])
+    a.set_xlabel("Dask workers (one kernel thread each)")
+    a.set_ylabel("patterns / s into a Zarr store")
+    a.set_ylim(bottom=0)
+    a.grid(True, alpha=0.3)
+    a.legend(fontsize=7)
+    a.set_title(f"N = {first['N']}, {first['n']:,} patterns", fontsize=9)
+    b.bar([str(w) for w in ws], [e for _, _, e in rows], color=STYLE["dask"]["color"])
+    for k, (_, _, e) in enumerate(rows):
+        b.text(k, e, f" {e:.2f}", ha="center", va="bottom", fontsize=8)
+    b.axhline(1, color="k", lw=0.8)
+    b.set_xlabel("Dask workers")
+    b.set_ylabel("efficiency = rate / (workers × 1-worker rate)")
+    b.set_ylim(0, max(1.1, max(e for _, _, e in rows) * 1.15))
+    b.grid(True, axis="y", alpha=0.3)
+    b.set_title("parallel efficiency", fontsize=9)
+    fig.suptitle("ptyfast.distributed on a local Dask cluster\n" + _title(res), fontsize=9)
+    fig.tight_layout()
+    _save(fig, out / "dask_workers.png", written)
+
+
+def plot_poisson(res: dict, recs: list[dict], out: Path, written: list[Path]) -> None:
+    rows = [r for r in recs if r["bench"] == "poisson"]
+    if not rows:
+        return
+    workloads = list(dict.fromkeys(r["case"].split(",")[0] for r in rows))
+    series: dict[str, dict[str, float]] = {}
+    for r in rows:
+        base = r["case"].split(",")[0]
+        if r["variant"] == "numpy":
+            label = "NumPy Generator.poisson (1 thread)"
+        else:
+            stream = r["params"].get("stream", "v1")
+            label = f"ptyfast {stream}, " + (
+                "1 thread" if r["threads"] == 1 else f"{r['threads']} threads"
+            )
+        series.setdefault(label, {})[base] = r["params"].get("ns_per_sample", 1e9 / r["rate"])
+    fig, ax = plt.subplots(figsize=(max(8, 1.1 * len(workloads) + 2), 4.5))
+    w = 0.8 / len(series)
+    colors = plt.get_cmap("tab10").colors
+    for j, (label, vals) in enumerate(series.items()):
+        xs = [i for i, wl in enumerate(workloads) if wl in vals]
+        ax.bar(
+            [x + (j - (len(series) - 1) / 2) * w for x in xs],
+            [vals[workloads[x]] for x in xs],
+            w,
+            color=STYLE["numpy"]["color"] if label.startswith("NumPy") else colors[(j + 2) % 10],
+            label=label,
+        )
+    ax.set_xticks(range(len(workloads)), workloads, fontsize=8)
     ax.set_yscale("log")
-    ax.set_ylabel("patterns / s (log)")
-    ax.set_title(f"per stage, N = {N}\n" + _title(res), fontsize=9)
+    ax.set_ylabel("ns per sample (log; lower is better)")
+    ax.set_title(
+        "exact Poisson sampling sqrt(Poisson(A²)), N = 64 patterns and flat rates\n" + _title(res),
+        fontsize=9,
+    )
     ax.grid(True, axis="y", which="both", alpha=0.3)
-    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.08), ncol=len(variants))
-    _save(fig, out / "stages.png", written)
+    ax.legend(fontsize=7)
+    _save(fig, out / "poisson.png", written)
+
+
+def ratio_key(r: dict) -> tuple:
+    """Records with the same key are compared (ptyfast against each baseline). The thread
+    count is part of the key where the benchmark sweeps it (``threads``, ``scale``)."""
+    sweep = r["bench"] in ("threads", "scale")
+    return (r["bench"], r["case"], r["N"], r["threads"] if sweep else None)
 
 
 def speedups(recs: list[dict]) -> list[tuple[str, str, float]]:
     """``(label, baseline, ptyfast rate / baseline rate)`` for every case with both."""
     by = defaultdict(dict)
     for r in recs:
-        by[(r["bench"], r["case"], r["N"], r["threads"] if r["bench"] == "threads" else None)][
-            r["variant"]
-        ] = r
+        by[ratio_key(r)][r["variant"]] = r
     out = []
     for (bench, case, N, _), vs in by.items():
         if "ptyfast" not in vs:
@@ -187,12 +317,32 @@ def plot_speedups(res: dict, recs: list[dict], out: Path, written: list[Path]) -
     _save(fig, out / "speedups.png", written)
 
 
-def markdown(res: dict, recs: list[dict]) -> str:
+#: Plots the Benchmarks page always shows; the others appear in ``results.md`` when drawn.
+FIXED_PLOTS = ("vs_N.png", "vs_threads.png", "stages.png", "speedups.png")
+OPTIONAL_PLOTS = {
+    "dask_workers.png": "Patterns per second against Dask workers, and the parallel efficiency",
+    "poisson.png": "The exact Poisson sampler against NumPy, ns per sample",
+}
+
+
+def markdown(res: dict, recs: list[dict], plots: Sequence[str] = (), prefix: str = "") -> str:
+    """The summary; ``plots`` (file names) that are optional are shown first, linked as
+    ``prefix + name`` (relative to the page that includes the file)."""
     m = res["machine"]
     gib = m["memory_bytes"] / 2**30 if m.get("memory_bytes") else float("nan")
-    lines = [
-        "<!-- generated by benches/plot_results.py from results.json: do not edit -->",
-        "",
+    lines = ["<!-- generated by benches/plot_results.py from results.json: do not edit -->", ""]
+    for name, alt in OPTIONAL_PLOTS.items():
+        if name in plots:
+            lines += [f"![{alt}]({prefix}{name})", ""]
+    dask = dask_rows(recs)
+    if dask:
+        lines += [
+            "| Dask workers | patterns/s | efficiency = rate / (workers × 1-worker rate) |",
+            "|---|---|---|",
+            *(f"| {w} | {rate:,.0f} | {e:.2f} |" for w, rate, e in dask),
+            "",
+        ]
+    lines += [
         "| machine | |",
         "|---|---|",
         f"| CPU | {m['cpu_model']} |",
@@ -219,15 +369,9 @@ def markdown(res: dict, recs: list[dict]) -> str:
         "| bench | case | N | threads | variant | n | rate | ptyfast × |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    base = {
-        (r["bench"], r["case"], r["N"], r["threads"] if r["bench"] == "threads" else None): r[
-            "rate"
-        ]
-        for r in recs
-        if r["variant"] == "ptyfast"
-    }
+    base = {ratio_key(r): r["rate"] for r in recs if r["variant"] == "ptyfast"}
     for r in recs:
-        key = (r["bench"], r["case"], r["N"], r["threads"] if r["bench"] == "threads" else None)
+        key = ratio_key(r)
         ratio = f"{base[key] / r['rate']:.1f}" if key in base and r["variant"] != "ptyfast" else ""
         lines.append(
             f"| {r['bench']} | {r['case']} | {r['N'] if r['N'] is not None else ''} | "
@@ -257,9 +401,11 @@ def main(argv: list[str] | None = None) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     recs = res["records"]
     written: list[Path] = []
-    for plot in (plot_vs_n, plot_vs_threads, plot_stages, plot_speedups):
+    for plot in (plot_vs_n, plot_vs_threads, plot_stages, plot_speedups, plot_dask, plot_poisson):
         plot(res, recs, out, written)
-    (out / "results.md").write_text(markdown(res, recs))
+    # results.md is included by docs/benchmarks.md: links relative to that page
+    names = [p.name for p in written]
+    (out / "results.md").write_text(markdown(res, recs, names, prefix=f"{out.resolve().name}/"))
     written.append(out / "results.md")
     print("wrote " + ", ".join(str(p) for p in written))
     return written

@@ -3,7 +3,8 @@
 Each figure is drawn from what ptyfast computes, and each function first *checks* the
 convention it illustrates (an ``assert`` against an independent NumPy computation), so a
 figure cannot show a convention the code no longer follows: the docs build fails instead.
-Deterministic: fixed seeds, matplotlib's Agg backend, no timestamps in the PNGs.
+Deterministic: fixed seeds, matplotlib's Agg backend, no timestamps in the PNGs (one
+exception: which Dask worker ran which shard in ``dask_shards``; the bits it checks are fixed).
 
     python docs/gen_figures.py [--out docs/figures] [NAME ...]
 """
@@ -435,6 +436,126 @@ def probe_gallery() -> plt.Figure:
     return fig
 
 
+def _overlap(a: np.ndarray, b: np.ndarray) -> float:
+    """|⟨a, b⟩| / (‖a‖ ‖b‖): 1 for fields equal up to a constant factor."""
+    a, b = a.astype(np.complex128).ravel(), b.astype(np.complex128).ravel()
+    return float(abs(np.vdot(a, b)) / (np.linalg.norm(a) * np.linalg.norm(b)))
+
+
+def _probe_geometry() -> ptyfast.Geometry:
+    return ptyfast.Geometry(energy_eV=8000.0, distance_m=2.0, detector_pixel_m=75e-6, N=128)
+
+
+@figure("probe_focus")
+def probe_focus() -> plt.Figure:
+    """A zone plate through focus (checked against ``propagate``) and Zernike aberrations."""
+    from ptyfast import probes
+
+    g = _probe_geometry()
+    fzp = {
+        d: probes.fresnel_zone_plate(g, 160e-6, 50e-9, central_stop=0.3, defocus_m=d)
+        for d in (-5e-4, 0.0, 5e-4)
+    }
+    # Two independent computations of the same defocused field: the zone plate's own Hankel
+    # quadrature at z = f + d, and angular-spectrum propagation of its focus by d.
+    moved = probes.propagate(fzp[0.0], 5e-4, g)
+    assert _overlap(moved, fzp[5e-4]) > 0.99, _overlap(moved, fzp[5e-4])
+    coma = np.zeros(8)
+    coma[7] = 2.0  # Noll j = 8: x coma, 2 rad
+    gallery = [
+        (probes.disk(g.N), "disk(128)\n(PtychoPINN's default)"),
+        (fzp[-5e-4], "fresnel_zone_plate,\ndefocus −0.5 mm"),
+        (fzp[0.0], "fresnel_zone_plate,\nin focus"),
+        (fzp[5e-4], "fresnel_zone_plate,\ndefocus +0.5 mm"),
+        (moved, "propagate(in focus,\n+0.5 mm)"),
+        (probes.zernike(g.N, coma, aperture=0.25), "zernike: Z8 (coma)\n= 2 rad"),
+        (probes.zernike(g.N, seed=4), "zernike(128, seed=4)\nrandom, 1 rad RMS"),
+    ]
+    for p, title in gallery:
+        assert p.dtype == np.complex64 and p.shape == (g.N, g.N), title
+        if "propagate" not in title:  # built probes carry unit intensity; propagate keeps its
+            assert np.isclose((np.abs(p) ** 2).sum(), 1, rtol=1e-5), title
+    # Focus: the in-focus annulus is the smallest spot of the three.
+    widths = {d: (np.abs(p) ** 2 > 0.5 * (np.abs(p) ** 2).max()).sum() for d, p in fzp.items()}
+    assert widths[0.0] < min(widths[-5e-4], widths[5e-4]), widths
+    um = g.object_pixel_m * 1e6
+    half = g.N * um / 2
+    ext = (-half, half, half, -half)
+    fig, axs = plt.subplots(2, len(gallery), figsize=(2.25 * len(gallery), 5.1))
+    for k, (p, title) in enumerate(gallery):
+        axs[0, k].imshow(np.abs(p), cmap="viridis", extent=ext)
+        axs[0, k].set_title(title, fontsize=8)
+        shown = np.ma.masked_where(np.abs(p) < 1e-3 * np.abs(p).max(), np.angle(p))
+        im = axs[1, k].imshow(shown, cmap="twilight", vmin=-np.pi, vmax=np.pi, extent=ext)
+        for ax in axs[:, k]:
+            ax.tick_params(labelsize=6)
+        axs[1, k].set_xlabel("x (µm)", fontsize=7)
+    axs[0, 0].set_ylabel("amplitude |P|\ny (µm)", fontsize=8)
+    axs[1, 0].set_ylabel("phase\ny (µm)", fontsize=8)
+    _colorbar(fig, im, axs[1, -1], "phase (rad)")
+    fig.suptitle(
+        f"N = {g.N}, E = 8 keV, object pixel {um * 1e3:.1f} nm; zone plate D = 160 µm, "
+        f"Δr = 50 nm, central stop 0.3 (f = {160e-6 * 50e-9 / g.wavelength_m * 1e3:.1f} mm). "
+        f"Overlap of the two +0.5 mm fields: {_overlap(moved, fzp[5e-4]):.4f}",
+        fontsize=9,
+    )
+    fig.tight_layout()
+    return fig
+
+
+@figure("probe_modes")
+def probe_modes() -> plt.Figure:
+    """Incoherent modes of a defocused zone plate: each mode, its power, the total intensity."""
+    from ptyfast import probes
+
+    g = _probe_geometry()
+    primary = probes.fresnel_zone_plate(g, 160e-6, 50e-9, central_stop=0.3, defocus_m=2e-4)
+    n, decay = 4, 0.5
+    stack = probes.modes(primary, n, decay=decay)
+    assert stack.shape == (n, g.N, g.N) and stack.dtype == np.complex64
+    flat = stack.reshape(n, -1).astype(np.complex128)
+    gram = flat.conj() @ flat.T  # ⟨P_i, P_j⟩ = δ_ij w_i
+    want = decay ** np.arange(n) / (decay ** np.arange(n)).sum()
+    assert np.allclose(np.diag(gram).real, want, atol=1e-6), np.diag(gram).real
+    assert np.abs(gram - np.diag(np.diag(gram))).max() < 1e-6
+    assert _overlap(stack[0], primary) > 1 - 1e-6  # the first mode is the primary
+    powers = np.diag(gram).real
+    fig, axs = plt.subplots(2, n + 1, figsize=(2.5 * (n + 1), 5.3))
+    for k in range(n):
+        p = stack[k]
+        axs[0, k].imshow(np.abs(p), cmap="viridis")
+        axs[0, k].set_title(f"mode {k}: power Σ|P_{k}|² = {powers[k]:.4f}", fontsize=8)
+        shown = np.ma.masked_where(np.abs(p) < 1e-3 * np.abs(p).max(), np.angle(p))
+        axs[1, k].imshow(shown, cmap="twilight", vmin=-np.pi, vmax=np.pi)
+        for ax in axs[:, k]:
+            ax.set_xticks([])
+            ax.set_yticks([])
+    axs[0, 0].set_ylabel("amplitude |P_k|", fontsize=8)
+    axs[1, 0].set_ylabel("phase (twilight: −π … π)", fontsize=8)
+    a = axs[0, n]
+    a.bar(range(n), powers, color="tab:blue")
+    a.plot(range(n), want, "o", mfc="none", mec="tab:red", label=f"∝ {decay}^k")
+    a.set_xticks(range(n))
+    a.set_xlabel("mode k", fontsize=8)
+    a.set_ylabel("power (sum over modes = 1)", fontsize=8)
+    a.set_title("powers: decay=0.5", fontsize=8)
+    a.legend(fontsize=7)
+    a.tick_params(labelsize=7)
+    a = axs[1, n]
+    im = a.imshow((np.abs(stack) ** 2).sum(axis=0), cmap="magma")
+    a.set_title("total intensity Σ_k |P_k|²\n(what the detector sums)", fontsize=8)
+    a.set_xticks([])
+    a.set_yticks([])
+    _colorbar(fig, im, a, "intensity")
+    fig.suptitle(
+        f"probes.modes(fresnel_zone_plate(..., defocus_m=2e-4), {n}, decay={decay}): "
+        "orthogonal modes (method='hermite'), the first one the primary",
+        fontsize=9,
+    )
+    fig.tight_layout()
+    return fig
+
+
 @figure("scans")
 def scan_gallery() -> plt.Figure:
     """The scan builders, and position errors: nominal (commanded) vs true positions."""
@@ -479,6 +600,77 @@ def scan_gallery() -> plt.Figure:
     for ax in grid[1, :3]:
         ax.set_xlabel("u (object px)", fontsize=8)
     fig.suptitle("ptyfast.scans (red: first position; grey: scan order)", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+@figure("scan_errors")
+def scan_errors() -> plt.Figure:
+    """Every builder with jitter and drift: nominal vs true; then the displacement over time."""
+    from ptyfast import scans
+
+    sigma, v, walk = 0.3, (0.06, -0.04), 0.15
+    gallery = [
+        (scans.raster(7, 7, 8.0, snake=True), "raster(7, 7, 8, snake=True)"),
+        (scans.hexagonal(7, 7, 8.0), "hexagonal(7, 7, 8)"),
+        (scans.fermat_spiral(50, 4.5), "fermat_spiral(50, 4.5)"),
+        (scans.concentric(3, 8.0), "concentric(3, 8)"),
+        (scans.lissajous(50, 24.0), "lissajous(50, 24)"),
+        (scans.random_uniform(50, 48.0, seed=1), "random_uniform(50, 48, seed=1)"),
+    ]
+    errs = []
+    for sc, title in gallery:
+        e = sc.jitter(sigma, seed=3).drift(v, random_walk_px=walk, seed=4)
+        # The documented draws, recomputed with NumPy: jitter, then drift v·k + a random walk.
+        m = len(sc)
+        k = np.arange(m, dtype=np.float64)[:, None]
+        jit = np.random.Generator(np.random.PCG64(3)).normal(0.0, sigma, (m, 2))
+        steps = np.random.Generator(np.random.PCG64(4)).normal(0.0, walk, (m - 1, 2))
+        wk = np.vstack([np.zeros((1, 2)), np.cumsum(steps, axis=0)])
+        assert np.allclose(e.true, sc.nominal + jit + k * np.array(v) + wk, atol=1e-12), title
+        assert np.array_equal(e.nominal, sc.nominal), "errors must leave nominal as it is"
+        assert scans.Scan.from_dict(e.to_dict()).true.tobytes() == e.true.tobytes(), title
+        errs.append((e, title))
+    rot = np.deg2rad(3.0)
+    mat = [[1.02 * np.cos(rot), -np.sin(rot)], [np.sin(rot), 1.02 * np.cos(rot)]]
+    aff = scans.raster(7, 7, 8.0).affine(mat)
+    assert np.allclose(aff.true, aff.nominal @ np.array(mat).T)
+    errs.append((aff, "raster(7, 7, 8).affine(3° rotation,\n2 % scale)"))
+
+    fig, grid = plt.subplots(2, 4, figsize=(13, 6.8))
+    for ax, (e, title) in zip(grid.ravel(), errs, strict=False):
+        nom, tru = e.nominal, e.true
+        for a, b in zip(nom, tru, strict=True):
+            ax.plot([a[0], b[0]], [a[1], b[1]], "-", color="tab:orange", lw=0.7)
+        ax.plot(nom[:, 0], nom[:, 1], "o", mfc="none", mec="tab:blue", ms=4, label="nominal")
+        ax.plot(tru[:, 0], tru[:, 1], ".", color="tab:orange", ms=4, label="true")
+        ax.set_title(title, fontsize=8)
+        ax.set_aspect("equal")
+        ax.invert_yaxis()
+        ax.tick_params(labelsize=7)
+    grid[0, 0].legend(fontsize=7, loc="lower left", framealpha=0.9)
+    for ax in grid[:, 0]:
+        ax.set_ylabel("v (object px from the scan centre)", fontsize=8)
+    for ax in grid[1, :3]:
+        ax.set_xlabel("u (object px)", fontsize=8)
+    spiral = errs[2][0]
+    d = spiral.true - spiral.nominal
+    ax = grid[1, 3]
+    ax.plot(d[:, 0], ".-", color="tab:red", ms=3, lw=0.8, label="x: true − nominal")
+    ax.plot(d[:, 1], ".-", color="tab:green", ms=3, lw=0.8, label="y: true − nominal")
+    ax.plot(np.arange(len(d)) * v[0], ":", color="tab:red", lw=1, label=f"drift v·k, v = {v}")
+    ax.plot(np.arange(len(d)) * v[1], ":", color="tab:green", lw=1)
+    ax.set_xlabel("position index k (scan order)", fontsize=8)
+    ax.set_ylabel("displacement (object px)", fontsize=8)
+    ax.set_title("fermat_spiral: the error over the scan", fontsize=8)
+    ax.legend(fontsize=6.5, loc="lower left")
+    ax.tick_params(labelsize=7)
+    fig.suptitle(
+        f"Each builder, then .jitter({sigma}, seed=3).drift({v}, random_walk_px={walk}, seed=4); "
+        "circles: nominal (what a reconstruction is given), dots: true (what the simulation "
+        "uses)",
+        fontsize=9,
+    )
     fig.tight_layout()
     return fig
 
@@ -728,6 +920,101 @@ def campaign_figure() -> plt.Figure:
         fontsize=10,
     )
     fig.tight_layout(h_pad=2.0)
+    return fig
+
+
+# --------------------------------------------------------------------------- Dask
+
+
+def _dask_experiment() -> ptyfast.Experiment:
+    """A small experiment for the Dask figure and guide: 600 patterns of 32², EIGER-like."""
+    from ptyfast import objects, probes, scans
+
+    return ptyfast.Experiment(
+        objects.dead_leaves(160, seed=1),
+        probes.modes(probes.gaussian(32, 4.0), 2, decay=0.5),
+        scans.fermat_spiral(600, 1.8).jitter(0.3, seed=2),
+        ptyfast.Detector.eiger(qe=0.9),
+        photons=1e5,
+    )
+
+
+@figure("dask_shards")
+def dask_shards() -> plt.Figure:
+    """Shards of one experiment on two Dask workers: who wrote which patterns, and the bits.
+
+    The only figure that is not the same at every build: which worker runs which shard is
+    Dask's choice. The bits are not: the script checks them against one ``ptyfast.simulate``.
+    """
+    import os
+    import tempfile
+
+    # Dask logs every worker's start and stop at INFO; the site build keeps to warnings (the
+    # variable reaches the worker processes, which read it when they import dask).
+    os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")
+    import distributed
+
+    import ptyfast.distributed as D
+
+    e, seed = _dask_experiment(), 7
+    ref = ptyfast.simulate(e, seed=seed)
+    runs = {}
+    with tempfile.TemporaryDirectory() as tmp, D.local_client(2, threads=1) as client:
+        for shard in (64, 250):
+            with distributed.get_task_stream(client) as ts:
+                (store,) = D.simulate(
+                    e, f"{tmp}/run{shard}.zarr", seed=seed, client=client, shard_size=shard
+                )
+            ds = ptyfast.open(store)
+            assert np.array_equal(ds.diffraction, ref.diffraction), "Dask must give the same bits"
+            assert ds.provenance == ref.provenance
+            tasks = []
+            for t in ts.data:
+                parts = str(t["key"]).split("-")
+                if parts[:2] == ["ptyfast", "shard"]:
+                    tasks.append((int(parts[2]), int(parts[3]), t["worker"]))
+            assert sorted(a for a, _, _ in tasks) == list(range(0, len(e.scan), shard)), tasks
+            runs[shard] = (sorted(tasks), ds)
+    workers = sorted({w for tasks, _ in runs.values() for _, _, w in tasks})
+    color = {w: c for w, c in zip(workers, ("tab:blue", "tab:orange", "tab:green"), strict=False)}
+    fig, (a, b) = plt.subplots(1, 2, figsize=(12, 4.2), gridspec_kw={"width_ratios": [1.1, 1]})
+    for row, (tasks, _) in enumerate(runs.values()):
+        for lo, hi, w in tasks:
+            a.barh(row, hi - lo, left=lo, color=color[w], ec="white", height=0.6)
+            a.text((lo + hi) / 2, row, f"{lo}–\n{hi}", ha="center", va="center", fontsize=6)
+    for k, w in enumerate(workers):
+        a.barh([0], [0], color=color[w], label=f"worker {k + 1} ({w.rsplit(':', 1)[-1]})")
+    a.set_yticks(range(len(runs)), [f"shard_size={s}" for s in runs])
+    a.set_xlabel("pattern index")
+    a.set_title("which worker simulated and wrote which shard (one task each)", fontsize=9)
+    a.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=2)
+    a.invert_yaxis()
+    tasks, ds = runs[64]
+    show = 256  # the first four shards of 64: the plot stays readable
+    total = ds.diffraction[:show].reshape(show, -1).sum(axis=1, dtype=np.int64)
+    b.plot(
+        ref.diffraction[:show].reshape(show, -1).sum(axis=1, dtype=np.int64),
+        "-", color="0.55", lw=1, label="ptyfast.simulate(e, seed=7), one process",
+    )  # fmt: skip
+    for lo, hi, w in tasks:
+        if lo < show:
+            b.plot(range(lo, hi), total[lo:hi], "o", color=color[w], ms=2.5)
+            b.axvline(lo, color="0.85", lw=0.8, zorder=0)
+    b.plot(
+        [], [], "o", color="k", ms=2.5, label="the Zarr store (shard_size=64), coloured by worker"
+    )
+    b.set_xlabel("pattern index")
+    b.set_ylabel("counts in the pattern (sum of readings)")
+    b.set_title(
+        f"counts per pattern, the first {show}: store = single process, bit for bit", fontsize=9
+    )
+    b.legend(fontsize=7, loc="lower right")
+    fig.suptitle(
+        f"ptyfast.distributed.simulate on a LocalCluster of 2 workers: {len(ref)} patterns, "
+        f"N = {e.N}, EIGER-like detector; max |store − single process| = 0 for both shard sizes",
+        fontsize=9,
+    )
+    fig.tight_layout()
     return fig
 
 

@@ -106,10 +106,56 @@ def test_stages_threads_and_baselines_covered(quick_run: tuple[dict, Path]) -> N
     assert 1 in threads
 
 
+def test_detector_and_poisson_records(quick_run: tuple[dict, Path]) -> None:
+    recs = quick_run[0]["records"]
+    det = {(r["case"], r["variant"]) for r in recs if r["bench"] == "acquire"}
+    for name in ("Poisson only (ideal)", "EIGER-like", "integrating"):
+        assert {(f"detector {name}", "ptyfast"), (f"detector {name}", "numpy")} <= det, name
+    # the detector stage is timed at an N of bench_stages, so the per-stage plot shows it
+    import plot_results
+
+    _, cats = plot_results.stage_categories(recs)
+    labels = [c for c, _ in cats]
+    assert "detector\nEIGER-like" in labels and "write" in labels, labels
+    assert labels.index("noise") < labels.index("detector\nEIGER-like") < labels.index("write")
+    poisson = [r for r in recs if r["bench"] == "poisson"]
+    assert {r["variant"] for r in poisson} == {"ptyfast", "numpy"}
+    assert all(r["unit"] == "samples/s" and r["stage"] == "noise" for r in poisson)
+
+
 def test_plots_and_summary_written(quick_run: tuple[dict, Path]) -> None:
     res, d = quick_run
-    for name in ("vs_N.png", "vs_threads.png", "stages.png", "speedups.png"):
+    for name in ("vs_N.png", "vs_threads.png", "stages.png", "speedups.png", "poisson.png"):
         assert (d / name).stat().st_size > 1000, name
     md = (d / "results.md").read_text()
     assert res["machine"]["cpu_model"] in md
     assert md.count("\n| ") >= len(res["records"])
+    assert f"]({d.name}/poisson.png)" in md  # the optional plot is shown by the summary
+    assert not (d / "dask_workers.png").exists()  # no Dask records in quick mode: no plot
+
+
+def test_dask_plot_and_efficiency(tmp_path: Path) -> None:
+    """The committed results (which may predate some benchmarks) still plot; Dask records, when
+    present, give the workers plot and the efficiency rate / (workers × 1-worker rate)."""
+    import plot_results
+
+    res = json.loads((ROOT / "docs" / "benchmarks" / "results.json").read_text())
+    old = tmp_path / "old"
+    written = plot_results.main([str(ROOT / "docs/benchmarks/results.json"), "--out-dir", str(old)])
+    assert {p.name for p in written} >= {"vs_N.png", "stages.png", "results.md"}
+    dask = [
+        _harness.record(
+            "scale", f"dask, {w} worker(s)", stage="end-to-end", variant="dask", n=1000,
+            seconds=s, N=64, threads=w, workers=w,
+        )
+        for w, s in ((1, 10.0), (2, 20 / 3))  # 100/s, then 150/s: efficiency 0.75
+    ]  # fmt: skip
+    assert plot_results.dask_rows(dask) == [(1, 100.0, 1.0), (2, 150.0, 0.75)]
+    res["records"] = res["records"] + dask
+    new = tmp_path / "benchmarks"
+    new.mkdir()
+    (new / "results.json").write_text(json.dumps(res))
+    written = plot_results.main([str(new / "results.json")])
+    assert (new / "dask_workers.png").stat().st_size > 1000
+    md = (new / "results.md").read_text()
+    assert "](benchmarks/dask_workers.png)" in md and "| 2 | 150 | 0.75 |" in md

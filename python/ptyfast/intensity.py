@@ -36,7 +36,9 @@ __all__ = [
     "MIN_BATCH_MEAN",
 ]
 
-#: The ``spec_reference`` entry of the statistics dict, as the reference writes it.
+#: The ``spec_reference`` entry of the statistics dict, as the reference writes it (a path in
+#: PtychoPINN's repository, kept for compatibility; ptyfast states the invariant in README
+#: "Conventions", Units).
 SPEC_REFERENCE = "specs/spec-ptycho-core.md §Normalization Invariants"
 
 #: Statistics with a mean energy at or below this are ignored by ``calculate_intensity_scale``.

@@ -23,6 +23,7 @@ python=${2:-}
 if [[ -z $python ]]; then
     if [[ -x $here/.venv/bin/python ]]; then python=$here/.venv/bin/python; else python=python3; fi
 fi
+if [[ $python == */* ]]; then python=$(realpath -s "$python"); fi  # absolute; a venv link kept
 shift $(( $# >= 2 ? 2 : 1 ))
 
 files=(test_raw_data_grouping.py test_coordinate_grouping.py test_oversampling.py
