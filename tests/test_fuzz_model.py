@@ -357,6 +357,25 @@ TARGETS: dict[str, tuple[Callable[..., Any], Callable[[], dict[str, Any]], dict[
         lambda: dict(experiment=EXPERIMENT, seed=1, patches=False, chunk_size=None),
         {},
     ),
+    "io.Header": (
+        pio.Header,
+        lambda: dict(
+            n_patterns=9,
+            dtype=np.uint32,
+            mask=np.ones((N, N), bool),
+            positions_nominal=np.zeros((9, 2)),
+            positions_true=np.zeros((9, 2)),
+            probe=PROBE[None],
+            object=OBJ,
+            geometry=G,
+            photons=1e6,
+            patches=False,
+        ),
+        {
+            "n_patterns": ("positions_nominal",),
+            "probe": ("mask", "geometry.N"),
+        },
+    ),
     "campaign.draw": (
         _campaign.draw,
         lambda: dict(dist={"uniform": [1.0, 2.0]}, seed=1, index=0, path="x"),
