@@ -355,13 +355,14 @@ def simulate(
     from .io._common import require
 
     require("zarr")
-    if client is None:
-        try:
-            client = distributed.get_client()
-        except ValueError:
-            raise ValueError(
-                "client must be a distributed.Client, got None and no client is active"
-            ) from None
+    # Every argument is checked before the client is looked up or anything is written.
+    if not isinstance(experiment_or_campaign, Experiment | Campaign):
+        raise TypeError(
+            "experiment_or_campaign must be a ptyfast.Experiment or ptyfast.Campaign, got "
+            f"{type(experiment_or_campaign).__name__}"
+        )
+    if not isinstance(store, str | os.PathLike) or not os.fspath(store):
+        raise TypeError(f"store must be a non-empty path (str or os.PathLike), got {store!r}")
     for name, v in (
         ("patches", patches),
         ("compress", compress),
@@ -376,6 +377,21 @@ def simulate(
         if embed_max_bytes is None
         else _check_int("embed_max_bytes", embed_max_bytes, 0)
     )
+    if isinstance(experiment_or_campaign, Campaign) and seed is not None:
+        raise ValueError(
+            "seed must be None for a campaign (its experiments carry their own seeds), "
+            f"got {seed!r}"
+        )
+    s = None if isinstance(experiment_or_campaign, Campaign) else seed_int(seed)
+    if client is None:
+        try:
+            client = distributed.get_client()
+        except ValueError:
+            raise ValueError(
+                "client must be a distributed.Client, got None and no client is active"
+            ) from None
+    elif not isinstance(client, distributed.Client):
+        raise TypeError(f"client must be a distributed.Client, got {type(client).__name__}")
     options = {
         "compress": bool(compress),
         "overwrite": bool(overwrite),
@@ -383,19 +399,9 @@ def simulate(
         "embed_max_bytes": embed,
     }
     if isinstance(experiment_or_campaign, Campaign):
-        if seed is not None:
-            raise ValueError(
-                "seed must be None for a campaign (its experiments carry their own seeds), "
-                f"got {seed!r}"
-            )
         return _campaign(experiment_or_campaign, Path(store), client, options, bool(progress))
-    if not isinstance(experiment_or_campaign, Experiment):
-        raise TypeError(
-            "experiment_or_campaign must be a ptyfast.Experiment or ptyfast.Campaign, got "
-            f"{type(experiment_or_campaign).__name__}"
-        )
     e = experiment_or_campaign
-    s = seed_int(seed)
+    assert s is not None
     record = _prov.make(e, seed=s, patches=bool(patches), embed_max_bytes=embed)
     target = Path(store)
     found = _prepare(

@@ -420,6 +420,8 @@ def _data(source: Any, *, seed: Any, n_patterns: int, name: str | None) -> Previ
     from .model.dataset import Dataset
     from .model.experiment import Experiment
 
+    if name is not None and not isinstance(name, str):
+        raise TypeError(f"name must be a str or None, got {type(name).__name__} {name!r}")
     if isinstance(source, PreviewData):
         if seed is not None:
             raise ValueError("seed is for an Experiment; a PreviewData has its patterns")

@@ -394,6 +394,8 @@ class Header:
             if isinstance(v, bool) or not isinstance(v, numbers.Real):
                 raise TypeError(f"{name} must be a real number, got {type(v).__name__}")
             setattr(self, name, float(v))
+        if not isinstance(self.patches, bool | np.bool_):
+            raise TypeError(f"patches must be a bool, got {type(self.patches).__name__}")
         self.patches = bool(self.patches)
 
     @property

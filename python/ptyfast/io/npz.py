@@ -46,10 +46,12 @@ NPZ without ``readings`` (not written by ptyfast) is read as photons ``(diff3d Â
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import shutil
 import tempfile
 import zipfile
+import zlib
 from pathlib import Path
 from typing import IO, Any
 
@@ -161,12 +163,20 @@ class NpzWriter(BlockWriter):
             self._copy("Y", self._spool_y, (m, n, n, 1), np.complex64)
 
 
+#: What reading a damaged zip member raises (CRC, inflate, short stream, I/O, a header
+#: naming an unsupported zip version or compression).
+_CORRUPT = (zipfile.BadZipFile, zlib.error, EOFError, OSError, NotImplementedError)
+
+
 class _Member:
     """One ``.npy`` member read in row blocks (seekable; deflated members decompress)."""
 
     def __init__(self, zf: zipfile.ZipFile, key: str, where: str) -> None:
         self.where = f"{where}: member {key!r}"
-        self._f = zf.open(key + ".npy")
+        try:
+            self._f = zf.open(key + ".npy")
+        except (*_CORRUPT, KeyError) as exc:
+            raise FormatError(f"{self.where} cannot be opened: {exc}") from None
         try:
             version = npformat.read_magic(self._f)
             reader = {
@@ -176,7 +186,7 @@ class _Member:
             if reader is None:
                 raise ValueError(f"unsupported .npy version {version}")
             shape, fortran, dtype = reader(self._f)
-        except ValueError as exc:
+        except (ValueError, *_CORRUPT) as exc:
             self._f.close()
             raise FormatError(f"{self.where} is not a readable .npy array: {exc}") from None
         if fortran or dtype.hasobject or len(shape) < 1:
@@ -184,12 +194,25 @@ class _Member:
             raise FormatError(f"{self.where} must be a C-ordered numeric array of rank >= 1")
         self.shape, self.dtype = tuple(shape), dtype
         self.offset = self._f.tell()
-        self.row = int(np.prod(shape[1:], dtype=np.int64)) * dtype.itemsize
+        self.row = math.prod(self.shape[1:]) * dtype.itemsize
+        # The declared shape must be what the member holds: checked before any read, so a
+        # corrupt header can neither allocate a huge buffer nor pass short data off as whole.
+        declared = math.prod(self.shape) * dtype.itemsize
+        held = zf.getinfo(key + ".npy").file_size - self.offset
+        if declared != held:
+            self._f.close()
+            raise FormatError(
+                f"{self.where} declares {dtype} {self.shape} ({declared} bytes) but holds "
+                f"{held} bytes: the file is corrupt or truncated"
+            )
 
     def read(self, start: int, stop: int) -> np.ndarray:
-        self._f.seek(self.offset + start * self.row)
         want = (stop - start) * self.row
-        buf = self._f.read(want)
+        try:
+            self._f.seek(self.offset + start * self.row)
+            buf = self._f.read(want)
+        except _CORRUPT as exc:
+            raise FormatError(f"{self.where} is corrupt: {exc}") from None
         if len(buf) != want:
             raise FormatError(f"{self.where} is truncated ({len(buf)} of {want} bytes)")
         return np.frombuffer(buf, dtype=self.dtype).reshape((stop - start, *self.shape[1:])).copy()
@@ -208,7 +231,7 @@ class NpzReader(BlockReader):
         where = os.fspath(path)
         try:
             self._zip = zipfile.ZipFile(path)
-        except (zipfile.BadZipFile, OSError) as exc:
+        except (zipfile.BadZipFile, OSError, NotImplementedError) as exc:
             raise FormatError(f"{where} is not a readable NPZ (zip) archive: {exc}") from None
         try:
             self._init(where)
@@ -236,11 +259,17 @@ class NpzReader(BlockReader):
         self.compressed = any(i.compress_type != zipfile.ZIP_STORED for i in self._zip.infolist())
         meta: dict[str, Any] = {}
         if _METADATA + ".npy" in self._names:
-            with self._zip.open(_METADATA + ".npy") as f:
-                try:
+            try:
+                with self._zip.open(_METADATA + ".npy") as f:
                     text = npformat.read_array(f, allow_pickle=False)
-                except ValueError:
-                    text = None
+            except ValueError as exc:
+                if "allow_pickle" not in str(exc):  # a pickled foreign record is skipped
+                    raise FormatError(
+                        f"{where}: member '_metadata' is not a readable .npy array: {exc}"
+                    ) from None
+                text = None
+            except _CORRUPT as exc:
+                raise FormatError(f"{where}: member '_metadata' is corrupt: {exc}") from None
             if text is not None:
                 parsed = loads(text, where=f"{where}: member '_metadata'")
                 meta = parsed if isinstance(parsed, dict) else {}

@@ -20,7 +20,9 @@ from .._kernels import legacy_seed, resolve_seed
 __all__ = [
     "integer",
     "real",
+    "length",
     "pair",
+    "real_array",
     "choice",
     "seed_int",
     "legacy_seed_int",
@@ -73,11 +75,38 @@ def real(
     return f
 
 
+def length(v: Any) -> int | None:
+    """``len(v)`` for a sequence or array, ``None`` for anything unsized (a string, a 0-d
+    array, a number), so that ``length(v) != 2`` checks a pair without raising."""
+    if isinstance(v, (str, bytes, dict, set, frozenset)):  # not indexable by position
+        return None
+    try:
+        return len(v)
+    except TypeError:  # no __len__, or a 0-d array
+        return None
+
+
 def pair(name: str, v: Any, **bounds: Any) -> tuple[float, float]:
     """A 2-sequence of reals (each checked as :func:`real` with ``bounds``) as a tuple."""
-    if isinstance(v, (str, bytes)) or not hasattr(v, "__len__") or len(v) != 2:
+    if length(v) != 2:
         raise TypeError(f"{name} must be a pair of numbers, got {v!r}")
     return (real(f"{name}[0]", v[0], **bounds), real(f"{name}[1]", v[1], **bounds))
+
+
+def real_array(name: str, v: Any) -> np.ndarray:
+    """``v`` as a finite real float64 array (a new array: the input is never modified).
+
+    Bools and integers are accepted; complex (whose imaginary part would be dropped),
+    strings, objects and ``None`` raise ``TypeError``; NaN or inf raise ``ValueError``."""
+    if v is None or isinstance(v, (str, bytes)):
+        raise TypeError(f"{name} must be a real array, got {v!r}")
+    a = np.asarray(v)
+    if a.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must be a real array, got dtype {a.dtype}")
+    a = a.astype(np.float64)
+    if not np.all(np.isfinite(a)):
+        raise ValueError(f"{name} must be finite, got NaN or inf values")
+    return a
 
 
 def choice(name: str, v: Any, options: tuple[str, ...]) -> str:

@@ -504,6 +504,12 @@ def _simulate(args: argparse.Namespace, recipes: Any, campaign_cls: Any) -> int:
     wargs = _writer_args(args)
     dry = bool(getattr(args, "dry_run", False))
     on_cluster = getattr(args, "workers", None) is not None or getattr(args, "scheduler", None)
+    shard = getattr(args, "shard_size", None)
+    if shard is not None:
+        if shard < 1:
+            raise ValueError(f"--shard-size must be at least 1, got {shard}")
+        if not on_cluster:
+            raise ValueError("--shard-size splits a cluster run: it needs --workers or --scheduler")
     if on_cluster and not dry:
         return _simulate_on_cluster(args, recipes, campaign_cls, doc, obj, probe, progress)
     if recipes.is_campaign(doc):

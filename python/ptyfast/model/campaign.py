@@ -73,6 +73,8 @@ _MODIFIERS = {"normal": {"bounds"}, "choice": {"weights"}}
 MAX_EXPERIMENTS = 10_000_000
 
 _INF = math.inf
+#: Largest |z| a truncated normal draws (beyond any float64 uniform's ndtri but ±inf).
+_MAX_Z = 40.0
 # (section, parameter) -> (low, high, low inclusive, high inclusive): the values a
 # distribution there may take. Checked on the distribution's support.
 _DOMAINS: dict[tuple[str, str], tuple[float, float, bool, bool]] = {
@@ -174,6 +176,10 @@ def _check_distribution(path: str, kind: str, d: dict[str, Any]) -> None:
             raise CampaignError(f"{path}: {kind} needs low <= high, got [{lo}, {hi}]")
         if kind == "log_uniform" and lo <= 0:
             raise CampaignError(f"{path}: log_uniform needs 0 < low, got [{lo}, {hi}]")
+        if kind == "uniform" and not math.isfinite(hi - lo):
+            raise CampaignError(
+                f"{path}: uniform width high - low must be finite (float64), got [{lo}, {hi}]"
+            )
     elif kind == "randint":
         v = d[kind]
         ok = isinstance(v, (list, tuple)) and len(v) == 2
@@ -181,11 +187,17 @@ def _check_distribution(path: str, kind: str, d: dict[str, Any]) -> None:
             raise CampaignError(f"{path}: randint must be a pair of integers [lo, hi], got {v!r}")
         if v[0] > v[1]:
             raise CampaignError(f"{path}: randint needs lo <= hi, got {v!r}")
+        if v[0] < -(2**63) or v[1] > 2**63 - 1:
+            raise CampaignError(f"{path}: randint bounds must fit int64, got {v!r}")
     elif kind == "normal":
         mean, sd = _pair(path, kind, d[kind])
         if not (math.isfinite(mean) and math.isfinite(sd)) or sd < 0:
             raise CampaignError(
                 f"{path}: normal needs a finite mean and sd >= 0, got [{mean}, {sd}]"
+            )
+        if not math.isfinite(abs(mean) + _MAX_Z * sd):
+            raise CampaignError(
+                f"{path}: normal mean ± {_MAX_Z:g} sd must be finite (float64), got [{mean}, {sd}]"
             )
         lo, hi = _pair(path, "bounds", d.get("bounds", [-_INF, _INF]))
         if math.isnan(lo) or math.isnan(hi) or lo > hi:
@@ -213,7 +225,8 @@ def _check_distribution(path: str, kind: str, d: dict[str, Any]) -> None:
                     f"{path}: weights must be {len(opts)} numbers (one per option), got {w!r}"
                 )
             ws = [_real(path, "weights", x) for x in w]
-            if any(not math.isfinite(x) or x < 0 for x in ws) or not sum(ws) > 0:
+            total = sum(ws)
+            if any(not math.isfinite(x) or x < 0 for x in ws) or not 0 < total < _INF:
                 raise CampaignError(
                     f"{path}: weights must be finite, >= 0 and not all 0, got {w!r}"
                 )
@@ -329,6 +342,11 @@ def draw(dist: Any, *, seed: int, index: int, path: str) -> Any:
     >>> 1.0 <= v <= 2.0, v == draw({"uniform": [1.0, 2.0]}, seed=0, index=0, path="x")
     (True, True)
     """
+    if not isinstance(path, str):
+        raise TypeError(f"path must be a str, got {type(path).__name__}")
+    _validate(dist, path)
+    seed = _args.integer("seed", seed, minimum=0, maximum=2**64 - 1)
+    index = _args.integer("index", index, minimum=0, maximum=2**63 - 1)
     draws: dict[str, Any] = {}
     return _resolve(dist, seed, index, path, draws)
 
@@ -364,7 +382,8 @@ def _resolve(node: Any, seed: int, index: int, path: str, draws: dict[str, Any])
             value = mean
         else:
             pa, pb = special.ndtr((lo - mean) / sd), special.ndtr((hi - mean) / sd)
-            z = float(special.ndtri(rng.uniform(pa, pb)))
+            # ndtri(0) is -inf (a uniform draw of exactly 0): the largest finite |z| instead.
+            z = min(max(float(special.ndtri(rng.uniform(pa, pb))), -_MAX_Z), _MAX_Z)
             value = min(max(mean + sd * z, lo), hi)
     else:
         opts = node["choice"]
@@ -515,6 +534,8 @@ class Campaign:
         i = self._index(index)
         draws: dict[str, Any] = {}
         spec = _resolve(self.spec, self.seed, i, "", draws)
+        # A section drawn by a distribution ({fixed = 1.0}) must still be a table.
+        _check_sections(spec, where=f"campaign {self.name!r} experiment {i} (drawn)")
         ex = spec.setdefault("experiment", {})
         if ex.get("seed") is None:
             ex["seed"] = derive_seed(self.seed, i, "experiment.seed")

@@ -106,6 +106,14 @@ from .. import _kernels
 
 __all__ = ["Detector", "PIXEL_CODES"]
 
+
+def _one_of(v: Any, options: tuple[Any, ...]) -> bool:
+    """``v in options`` for hashable scalars only (an array compared with ``in`` raises)."""
+    if isinstance(v, np.ndarray) or not isinstance(v, str | int | np.integer):
+        return False
+    return v in options
+
+
 #: Pixel-map flags (:meth:`Detector.pixel_map`): a pixel's code is the OR of its flags.
 PIXEL_CODES = {
     "valid": _kernels.PIXEL_VALID,
@@ -152,7 +160,49 @@ def _int_pair(name: str, v: Any, *, minimum: int) -> tuple[int, int]:
     a, b = int(v[0]), int(v[1])
     if a < minimum or b < minimum:
         raise ValueError(f"{name} must be >= {minimum} in both axes, got {v!r}")
+    if max(abs(a), abs(b)) > _MAX_PIXELS:
+        raise ValueError(f"{name} must be at most {_MAX_PIXELS} pixels in magnitude, got {v!r}")
     return a, b
+
+
+#: Largest pixel count or offset of a detector's geometry (beyond any real detector; keeps
+#: the arithmetic on them within int64).
+_MAX_PIXELS = 1 << 24
+
+
+def pixel_table(name: str, v: Any) -> np.ndarray:
+    """The ``(N, N)`` bool map of a recorded ``{"shape": [N, N], "pixels": [[row, col], ...]}``
+    table (:meth:`Detector.to_dict`, recipes), checked before anything is allocated."""
+    if not isinstance(v, dict) or set(v) != {"shape", "pixels"}:
+        got = sorted(v) if isinstance(v, dict) else type(v).__name__
+        raise ValueError(f"{name} must be a table {{shape, pixels}}, got {got}")
+    shape, pixels = v["shape"], v["pixels"]
+    if not isinstance(shape, list | tuple) or len(shape) != 2:
+        raise TypeError(f"{name}.shape must be [N, N], got {shape!r}")
+    n = shape[0]
+    if isinstance(n, bool) or not isinstance(n, int) or n < 2 or shape[1] != n:
+        raise ValueError(f"{name}.shape must be [N, N] with an integer N >= 2, got {shape!r}")
+    _kernels.require_memory(f"{name}.shape = [{n}, {n}] bool map", n * n)
+    ok = isinstance(pixels, list | tuple) and all(
+        isinstance(q, list | tuple)
+        and len(q) == 2
+        and all(isinstance(c, int) and not isinstance(c, bool) for c in q)
+        for q in pixels
+    )
+    if not ok:
+        raise TypeError(
+            f"{name}.pixels must be a list of [row, col] integer pairs, got {pixels!r:.80}"
+        )
+    outside = [q for q in pixels if not (0 <= q[0] < n and 0 <= q[1] < n)]
+    if outside:
+        raise ValueError(
+            f"{name}.pixels must be within 0..{n - 1} (shape [{n}, {n}]), got {outside[0]!r}"
+        )
+    a = np.zeros((n, n), bool)
+    if len(pixels):
+        idx = np.asarray(pixels, np.int64).reshape(-1, 2)
+        a[idx[:, 0], idx[:, 1]] = True
+    return a
 
 
 def _bool_map(name: str, v: Any) -> np.ndarray | None:
@@ -279,7 +329,7 @@ class Detector:
         if not isinstance(self.poisson, bool | np.bool_):
             raise TypeError(f"poisson must be a bool, got {type(self.poisson).__name__}")
         put("poisson", bool(self.poisson))
-        if self.poisson_stream not in _kernels.POISSON_STREAMS:
+        if not _one_of(self.poisson_stream, _kernels.POISSON_STREAMS):
             raise ValueError(
                 f"poisson_stream must be one of {_kernels.POISSON_STREAMS}, got "
                 f"{self.poisson_stream!r}"
@@ -292,9 +342,9 @@ class Detector:
             put(name, _real(name, getattr(self, name), minimum=0.0))
         if self.psf_sigma_px > 1e4:
             raise ValueError(f"psf_sigma_px must be <= 1e4, got {self.psf_sigma_px!r}")
-        if self.dtype not in _kernels.READING_DTYPES:
+        if not _one_of(self.dtype, _kernels.READING_DTYPES):
             raise ValueError(f"dtype must be one of {_kernels.READING_DTYPES}, got {self.dtype!r}")
-        if self.overflow not in ("saturate", "wrap"):
+        if not _one_of(self.overflow, ("saturate", "wrap")):
             raise ValueError(f"overflow must be 'saturate' or 'wrap', got {self.overflow!r}")
         top = _kernels._reading_max(self.dtype)
         if self.full_well is not None:
@@ -417,9 +467,9 @@ class Detector:
         ValueError
             Unknown ``size`` or ``generation``.
         """
-        if generation not in _EIGER:
+        if isinstance(generation, bool) or not _one_of(generation, tuple(_EIGER)):
             raise ValueError(f"generation must be 1 or 2, got {generation!r}")
-        if size not in _EIGER_SIZES:
+        if not _one_of(size, tuple(_EIGER_SIZES)):
             raise ValueError(f"size must be one of {sorted(_EIGER_SIZES)}, got {size!r}")
         base = {
             **_EIGER[generation],
@@ -446,7 +496,7 @@ class Detector:
         ValueError
             Unknown ``size``.
         """
-        if size not in _PILATUS_SIZES:
+        if not _one_of(size, tuple(_PILATUS_SIZES)):
             raise ValueError(f"size must be one of {sorted(_PILATUS_SIZES)}, got {size!r}")
         base = {
             **_PILATUS,
@@ -488,7 +538,7 @@ class Detector:
         ValueError
             Unknown preset name.
         """
-        if name not in cls._PRESETS:
+        if not _one_of(name, cls._PRESETS):
             raise ValueError(f"name must be a preset among {list(cls._PRESETS)}, got {name!r}")
         if name == "ideal":
             return cls._with({"name": "ideal"}, kwargs)
@@ -561,6 +611,8 @@ class Detector:
         if isinstance(N, bool) or not isinstance(N, numbers.Integral) or int(N) < 2:
             raise ValueError(f"N must be an integer >= 2, got {N!r}")
         n = int(N)
+        # The pixel map, its defect masks and the uniforms of the bad-pixel draw.
+        _kernels.require_memory(f"the detector's N={n} x {n} pixel map", n * n * 12)
         for name in ("dead_pixels", "hot_pixels"):
             a = getattr(self, name)
             if a is not None and a.shape != (n, n):
@@ -685,6 +737,14 @@ class Detector:
         ValueError, TypeError
             ``readings`` not real, not at least 2-D with square trailing axes, or not finite.
         """
+        if not isinstance(clip_negative, bool | np.bool_):
+            raise TypeError(f"clip_negative must be a bool, got {type(clip_negative).__name__}")
+        if isinstance(masked_value, bool) or not isinstance(masked_value, numbers.Real):
+            raise TypeError(
+                f"masked_value must be a real number (NaN allowed: it marks masked pixels), "
+                f"got {type(masked_value).__name__} {masked_value!r}"
+            )
+        fill = float(masked_value)
         r = _kernels.as_array("readings", readings, np.float64, allow_complex=False)
         if r.ndim < 2 or r.shape[-1] != r.shape[-2]:
             raise ValueError(f"readings must be (..., N, N), got shape {r.shape}")
@@ -693,7 +753,7 @@ class Detector:
             np.maximum(photons, 0.0, out=photons)
         mask = self.mask(r.shape[-1])
         if not mask.all():
-            photons[..., ~mask] = float(masked_value)
+            photons[..., ~mask] = fill
         return photons
 
     # ------------------------------------------------------------------ serialisation
@@ -730,10 +790,7 @@ class Detector:
         for name in ("dead_pixels", "hot_pixels"):
             v = kw.get(name)
             if isinstance(v, dict):
-                a = np.zeros(tuple(v["shape"]), bool)
-                idx = np.asarray(v["pixels"], np.int64).reshape(-1, 2)
-                a[idx[:, 0], idx[:, 1]] = True
-                kw[name] = a
+                kw[name] = pixel_table(name, v)
         for name in ("module_px", "gap_px", "n_modules", "beam_px"):
             if isinstance(kw.get(name), list):
                 kw[name] = tuple(kw[name])

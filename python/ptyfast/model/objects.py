@@ -70,6 +70,9 @@ RECIPE_VERSION = 1
 #: Largest object side (``lines`` works on a ``2S`` canvas and allows half of it).
 MAX_SIDE = 8192
 
+#: Largest dead-leaves exponent: ``r**(1 − alpha)`` must stay a normal float64 for radii up
+#: to ``4·MAX_SIDE``.
+_MAX_ALPHA = 50.0
 _DEFAULT_AMPLITUDE = (1.0, 0.5)
 _DEFAULT_PHASE = (0.0, math.pi / 2)
 
@@ -77,7 +80,7 @@ _DEFAULT_PHASE = (0.0, math.pi / 2)
 def _shape(shape: Any, max_side: int = MAX_SIDE) -> tuple[int, int]:
     if isinstance(shape, (int, np.integer)) and not isinstance(shape, bool):
         shape = (shape, shape)
-    if isinstance(shape, (str, bytes)) or not hasattr(shape, "__len__") or len(shape) != 2:
+    if _args.length(shape) != 2:
         raise TypeError(f"shape must be an int or (H, W), got {shape!r}")
     h = _args.integer("shape[0]", shape[0], minimum=1, maximum=max_side)
     w = _args.integer("shape[1]", shape[1], minimum=1, maximum=max_side)
@@ -144,14 +147,17 @@ def texture_to_object(
     ([1.0, 0.5], [0.0, 1.570796])
     """
     amp, ph = _mapping(amplitude, phase)
-    tt = np.asarray(t, dtype=np.float64)
-    if tt.ndim != 2 or not np.all(np.isfinite(tt)) or tt.min() < 0 or tt.max() > 1:
-        raise ValueError("t must be a finite (H, W) texture within [0, 1]")
+    tt = _args.real_array("t", t)
+    if tt.ndim != 2 or tt.size == 0 or tt.min() < 0 or tt.max() > 1:
+        raise ValueError(
+            f"t must be a finite (H, W) texture within [0, 1], got shape {tt.shape}"
+            + (f" and range [{tt.min()}, {tt.max()}]" if tt.size else "")
+        )
     if amp is None:
         if raw is None:
             raise ValueError("amplitude=None needs raw (the amplitude to use as is)")
-        a = np.asarray(raw, dtype=np.float64)
-        if a.shape != tt.shape or not np.all(np.isfinite(a)) or a.min() < 0:
+        a = _args.real_array("raw", raw)
+        if a.shape != tt.shape or a.min() < 0:
             raise ValueError(f"raw must be a finite, non-negative {tt.shape} array")
     else:
         a = amp[0] + (amp[1] - amp[0]) * tt
@@ -284,7 +290,7 @@ def points(
     shape : int or (int, int)
         ``S`` or ``(H, W)``, sides ``1 ..`` :data:`MAX_SIDE`.
     sigma_px : float, default 1.0
-        ``σ`` in pixels, ``>= 0``.
+        ``σ`` in pixels, ``0 <= σ <= max(H, W)`` (a wider blur only flattens the image).
     seed : int, numpy.random.Generator or None
         As for :func:`lines`.
     amplitude, phase
@@ -305,7 +311,7 @@ def points(
     dtype('complex64')
     """
     h, w = _shape(shape)
-    sigma = _args.real("sigma_px", sigma_px, nonnegative=True)
+    sigma = _args.real("sigma_px", sigma_px, nonnegative=True, maximum=float(max(h, w)))
     _mapping(amplitude, phase)
     rs = np.random.RandomState(_args.legacy_seed_int(seed))
     s = max(h, w)
@@ -339,11 +345,12 @@ def dead_leaves(
     shape : int or (int, int)
         ``S`` or ``(H, W)``, sides ``1 ..`` :data:`MAX_SIDE`.
     radius_min_px : float, default 2.0
-        Smallest radius in pixels, ``>= 0.5``.
+        Smallest radius in pixels, ``0.5 <= radius_min_px <= 4·max(H, W)``.
     radius_max_px : float, optional
-        Largest radius, ``>= radius_min_px``; default ``max(radius_min_px, min(H, W)/4)``.
+        Largest radius, ``radius_min_px <= radius_max_px <= 4·max(H, W)``; default
+        ``max(radius_min_px, min(H, W)/4)``.
     alpha : float, default 3.0
-        Power-law exponent, finite, ``>= 0``.
+        Power-law exponent, ``0 <= alpha <= 50`` (larger ones underflow the radii).
     seed : int, numpy.random.Generator or None
         Resolved to a 64-bit integer for ``Generator(PCG64(seed))``.
     amplitude, phase
@@ -365,14 +372,17 @@ def dead_leaves(
     ((48, 64), dtype('complex64'))
     """
     h, w = _shape(shape)
-    r_min = _args.real("radius_min_px", radius_min_px, minimum=0.5)
+    # Leaves are centred within radius_max_px of the image: far larger radii would make
+    # almost every leaf miss it (an endless loop), so radii stop at 4 image sides.
+    r_cap = 4.0 * max(h, w)
+    r_min = _args.real("radius_min_px", radius_min_px, minimum=0.5, maximum=r_cap)
     default_max = max(r_min, min(h, w) / 4.0)
     r_max = (
         default_max
         if radius_max_px is None
-        else _args.real("radius_max_px", radius_max_px, minimum=r_min)
+        else _args.real("radius_max_px", radius_max_px, minimum=r_min, maximum=r_cap)
     )
-    a = _args.real("alpha", alpha, nonnegative=True)
+    a = _args.real("alpha", alpha, nonnegative=True, maximum=_MAX_ALPHA)
     _mapping(amplitude, phase)
     rng = _args.generator(_args.seed_int(seed))
     texture, _ = _textures.dead_leaves_image((h, w), r_min, r_max, a, rng)

@@ -43,18 +43,22 @@ import math
 import numbers
 import os
 import zipfile
+import zlib
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+from numpy.lib import format as npformat
 from scipy import special
 from scipy.ndimage import gaussian_filter
 
+from .._kernels import require_memory
 from . import _args
 from .geometry import Geometry
 
 __all__ = [
     "MAX_N",
+    "MAX_NOLL",
     "disk",
     "disk_profile",
     "gaussian",
@@ -74,6 +78,11 @@ __all__ = [
 
 #: Largest probe side accepted (checked before anything is allocated).
 MAX_N = 8192
+#: Largest Noll index :func:`noll_to_nm` accepts (radial degree about 1400).
+MAX_NOLL = 1_000_000
+#: Largest Noll index :func:`zernike_polynomial` evaluates (radial degree 60: its integer
+#: coefficients still fit float64).
+_MAX_POLYNOMIAL_NOLL = 1891
 
 
 # --------------------------------------------------------------------------- helpers
@@ -120,10 +129,17 @@ def _power(stack: np.ndarray) -> float:
 
 
 def _finish(field: np.ndarray, name: str = "probe") -> np.ndarray:
-    """``field / sqrt(Σ|field|²)`` as complex64; zero or non-finite power raises."""
-    power = _power(field)
+    """``field / sqrt(Σ|field|²)`` as complex64; zero or non-finite power raises.
+
+    ``name`` is the call with its arguments (``"gaussian(N=16, sigma_px=5e-324)"``), so the
+    message names the arguments that made the field vanish or overflow."""
+    with np.errstate(all="ignore"):
+        power = _power(field)
     if not math.isfinite(power) or power <= 0.0:
-        raise ValueError(f"{name} has zero (or non-finite) total intensity: {power}")
+        raise ValueError(
+            f"{name} has zero (or non-finite) total intensity {power}: an argument is out of "
+            f"the representable range"
+        )
     return (field / math.sqrt(power)).astype(np.complex64)
 
 
@@ -259,7 +275,9 @@ def disk(N: int, *, scale: float = 0.7) -> np.ndarray:
     (dtype('complex64'), 1.0)
     """
     N = _check_N(N)
-    return _finish(disk_profile(N, scale=scale).astype(np.complex128), "disk")
+    return _finish(
+        disk_profile(N, scale=scale).astype(np.complex128), f"disk(N={N}, scale={scale!r})"
+    )
 
 
 def gaussian(N: int, sigma_px: float) -> np.ndarray:
@@ -295,7 +313,9 @@ def gaussian(N: int, sigma_px: float) -> np.ndarray:
     N = _check_N(N)
     sigma = _args.real("sigma_px", sigma_px, positive=True)
     r = _radius(N)
-    return _finish(np.exp(-(r * r) / (2.0 * sigma * sigma)).astype(np.complex128), "gaussian")
+    with np.errstate(all="ignore"):  # a tiny sigma underflows to zero: _finish names it
+        field = np.exp(-(r * r) / (2.0 * sigma * sigma))
+    return _finish(field.astype(np.complex128), f"gaussian(N={N}, sigma_px={sigma!r})")
 
 
 def super_gaussian(N: int, radius_px: float, *, order: float = 4.0) -> np.ndarray:
@@ -334,8 +354,11 @@ def super_gaussian(N: int, radius_px: float, *, order: float = 4.0) -> np.ndarra
     radius = _args.real("radius_px", radius_px, positive=True)
     p = _args.real("order", order, positive=True)
     r = _radius(N)
-    field = np.exp(-0.5 * (r / radius) ** (2.0 * p))
-    return _finish(field.astype(np.complex128), "super_gaussian")
+    with np.errstate(all="ignore"):  # a tiny radius underflows to zero: _finish names it
+        field = np.exp(-0.5 * (r / radius) ** (2.0 * p))
+    return _finish(
+        field.astype(np.complex128), f"super_gaussian(N={N}, radius_px={radius!r}, order={p!r})"
+    )
 
 
 # --------------------------------------------------------------------------- zone plate
@@ -410,13 +433,18 @@ def fresnel_zone_plate(
     zone = _args.real("outer_zone_m", outer_zone_m, positive=True)
     eps = _args.real("central_stop", central_stop, nonnegative=True, below=1.0)
     d = _args.real("defocus_m", defocus_m)
-    lam, dx, N = geometry.wavelength_m, geometry.object_pixel_m, geometry.N
+    lam, dx, N = geometry.wavelength_m, geometry.object_pixel_m, _check_N(geometry.N, "geometry.N")
     if zone < dx:
         raise ValueError(
             f"outer_zone_m must be >= geometry.object_pixel_m = {dx:.6g} m (the focus would "
             f"be under-sampled), got {zone}"
         )
     f = diameter * zone / lam
+    if not (math.isfinite(f) and f > 0.0):
+        raise ValueError(
+            f"diameter_m * outer_zone_m / wavelength (the focal length) must be a positive "
+            f"finite number, got diameter_m={diameter!r}, outer_zone_m={zone!r}: f = {f!r}"
+        )
     if d <= -f:
         raise ValueError(f"defocus_m must be > -f = {-f:.6g} m (the focal length D·Δr/λ), got {d}")
     z = f + d
@@ -434,7 +462,14 @@ def fresnel_zone_plate(
     a = (1.0 / z - 1.0 / f) / lam  # defocus: exp(iπ a ρ²)
     beta = 2.0 * math.pi * float(r[-1]) / (lam * z)  # largest J0 frequency in ρ
     rate = beta + 2.0 * math.pi * abs(a) * R  # largest phase rate in ρ
-    n_panels = max(4, int(math.ceil((R - rho_lo) * rate / (math.pi / 2))))
+    panels = (R - rho_lo) * rate / (math.pi / 2)
+    if not math.isfinite(panels) or panels > _FZP_MAX_PANELS:
+        raise ValueError(
+            f"diameter_m={diameter!r} with outer_zone_m={zone!r} and defocus_m={d!r} needs "
+            f"{panels:.3g} quadrature panels (at most {_FZP_MAX_PANELS:.0e}): the zone plate "
+            f"is too large for this geometry"
+        )
+    n_panels = max(4, int(math.ceil(panels)))
     x, w = np.polynomial.legendre.leggauss(_FZP_NODES)
     edges = np.linspace(rho_lo, R, n_panels + 1)
     half = 0.5 * np.diff(edges)[:, None]
@@ -448,11 +483,17 @@ def fresnel_zone_plate(
         radial[lo : lo + chunk] = special.j0(arg) @ pupil
     radial *= (f / z) * np.exp(1j * math.pi * r * r / (lam * z))
     field = radial[inverse].reshape(N, N)
-    return _finish(field, "fresnel_zone_plate")
+    return _finish(
+        field,
+        f"fresnel_zone_plate(diameter_m={diameter!r}, outer_zone_m={zone!r}, "
+        f"central_stop={eps!r}, defocus_m={d!r})",
+    )
 
 
 #: Gauss–Legendre nodes per panel of :func:`fresnel_zone_plate`'s quadrature.
 _FZP_NODES = 10
+#: Most quadrature panels (about four per zone): beyond this the plate is refused.
+_FZP_MAX_PANELS = 1e7
 
 
 # --------------------------------------------------------------------------- Zernike
@@ -468,7 +509,7 @@ def noll_to_nm(j: int) -> tuple[int, int]:
     Parameters
     ----------
     j : int
-        Noll index, ``>= 1``.
+        Noll index, ``1 <= j <= MAX_NOLL`` (10⁶).
 
     Returns
     -------
@@ -485,8 +526,8 @@ def noll_to_nm(j: int) -> tuple[int, int]:
     >>> [noll_to_nm(j) for j in (1, 2, 3, 4, 5, 6, 11)]
     [(0, 0), (1, 1), (1, -1), (2, 0), (2, -2), (2, 2), (4, 0)]
     """
-    j = _args.integer("j", j, minimum=1)
-    n = 0
+    j = _args.integer("j", j, minimum=1, maximum=MAX_NOLL)
+    n = max(0, (math.isqrt(8 * j) - 3) // 2)  # then step up to the degree holding j
     while (n + 1) * (n + 2) // 2 < j:
         n += 1
     first = n * (n + 1) // 2 + 1  # Noll index of the first term of degree n
@@ -513,7 +554,7 @@ def zernike_polynomial(j: int, rho: Any, theta: Any) -> np.ndarray:
     Parameters
     ----------
     j : int
-        Noll index, ``>= 1``.
+        Noll index, ``1 <= j <= 1891`` (radial degree ``n <= 60``).
     rho, theta : array_like
         Polar coordinates (radius in units of the disk radius; angle in radians from the
         ``x`` axis towards ``y``). Values with ``ρ > 1`` are evaluated as polynomials.
@@ -525,28 +566,45 @@ def zernike_polynomial(j: int, rho: Any, theta: Any) -> np.ndarray:
     Raises
     ------
     TypeError, ValueError
-        ``j`` is not an integer ``>= 1``.
+        ``j`` is not an integer in range; ``rho`` or ``theta`` is not a finite real array,
+        they do not broadcast, or ``Z_j`` overflows float64 (huge ``rho``).
 
     Examples
     --------
     >>> float(zernike_polynomial(4, 1.0, 0.0))  # defocus √3 (2ρ² − 1)
     1.7320508075688772
     """
+    j = _args.integer("j", j, minimum=1, maximum=_MAX_POLYNOMIAL_NOLL)
     n, m = noll_to_nm(j)
-    rho = np.asarray(rho, dtype=np.float64)
-    theta = np.asarray(theta, dtype=np.float64)
+    rho = _args.real_array("rho", rho)
+    theta = _args.real_array("theta", theta)
+    try:
+        shape = np.broadcast_shapes(rho.shape, theta.shape)
+    except ValueError:
+        raise ValueError(
+            f"rho and theta must broadcast together, got shapes {rho.shape} and {theta.shape}"
+        ) from None
+    require_memory(
+        f"zernike_polynomial on rho {rho.shape} x theta {theta.shape}", 3 * 8 * math.prod(shape)
+    )
     am = abs(m)
-    radial = np.zeros(np.broadcast(rho, theta).shape, dtype=np.float64)
-    for k in range((n - am) // 2 + 1):
-        c = (-1) ** k * math.factorial(n - k)
-        c //= math.factorial(k)
-        c //= math.factorial((n + am) // 2 - k)
-        c //= math.factorial((n - am) // 2 - k)
-        radial = radial + c * rho ** (n - 2 * k)
-    if m == 0:
-        return math.sqrt(n + 1) * radial
-    angular = np.cos(am * theta) if m > 0 else np.sin(am * theta)
-    return math.sqrt(2 * (n + 1)) * radial * angular
+    with np.errstate(all="ignore"):  # an overflow is refused below, by name
+        radial = np.zeros(shape, dtype=np.float64)
+        for k in range((n - am) // 2 + 1):
+            c = (-1) ** k * math.factorial(n - k)
+            c //= math.factorial(k)
+            c //= math.factorial((n + am) // 2 - k)
+            c //= math.factorial((n - am) // 2 - k)
+            radial = radial + c * rho ** (n - 2 * k)
+        if m == 0:
+            out = math.sqrt(n + 1) * radial
+        else:
+            angular = np.cos(am * theta) if m > 0 else np.sin(am * theta)
+            out = math.sqrt(2 * (n + 1)) * radial * angular
+    if not np.all(np.isfinite(out)):
+        big = float(np.max(np.abs(rho)))
+        raise ValueError(f"rho is too large: Z_{j} overflows float64 at |rho| = {big!r}")
+    return out
 
 
 def random_zernike_coefficients(
@@ -686,8 +744,9 @@ def zernike(
         if seed is not None:
             raise ValueError("give coefficients or seed, not both (seed draws coefficients)")
         c = _check_coefficients(coefficients)
+    where = f"zernike(N={N}, aperture={ap!r}, rms_rad={rms_rad!r}, coefficients={c.tolist()})"
     if plane == "pupil":
-        return _finish(_zernike_pupil(_coords(N), ap * N / 2.0, c), "zernike")
+        return _finish(_zernike_pupil(_coords(N), ap * N / 2.0, c), where)
     # Focus: U(x) = Σ_ν P(ν) exp(2πi ν·(x − c)/M), c = (M − 1)/2, by the inverse FFT on a
     # grid M ≈ 4N (the same parity as N) whose central N × N pixels are kept: the pupil is
     # sampled 4× finer and the field's periodic images are 4 windows away.
@@ -697,7 +756,7 @@ def zernike(
     pupil = _zernike_pupil(u, ap * M / 2.0, c)
     ramp = np.exp(-2j * np.pi * u * ((M - 1) / 2.0) / M)
     field = np.fft.ifft2(np.fft.ifftshift(pupil * ramp[:, None] * ramp[None, :]))
-    return _finish(field[pad : pad + N, pad : pad + N], "zernike")
+    return _finish(field[pad : pad + N, pad : pad + N], where)
 
 
 #: Pupil sampling of :func:`zernike` in focus, relative to the probe grid.
@@ -711,13 +770,15 @@ def _zernike_pupil(u: np.ndarray, radius: float, c: np.ndarray) -> np.ndarray:
     weight = np.clip(radius + 0.5 - r, 0.0, 1.0)
     if not np.any(weight > 0):  # pragma: no cover - the grid centre is always inside
         raise ValueError("the pupil covers no pixel")
-    rho = r / radius
+    with np.errstate(all="ignore"):  # outside the pupil rho is never used: 0 there
+        rho = np.where(weight > 0, r / radius, 0.0)
     theta = np.arctan2(u[:, None], u[None, :])
     phase = np.zeros(r.shape, dtype=np.float64)
-    for j, cj in enumerate(c, start=1):
-        if cj != 0.0:
-            phase += cj * zernike_polynomial(j, rho, theta)
-    return np.where(weight > 0, weight * np.exp(1j * phase), 0.0)
+    with np.errstate(all="ignore"):  # a huge phase gives NaN: _finish refuses it by name
+        for j, cj in enumerate(c, start=1):
+            if cj != 0.0:
+                phase += cj * zernike_polynomial(j, rho, theta)
+        return np.where(weight > 0, weight * np.exp(1j * phase), 0.0)
 
 
 # --------------------------------------------------------------------------- propagation
@@ -782,7 +843,13 @@ def propagate(probe: Any, distance_m: float, geometry: Geometry) -> np.ndarray:
     kz = -nu2 / (1.0 / lam + np.sqrt(np.where(propagating, inv_lam2 - nu2, 0.0)))
     limit = 1.0 / (lam * math.sqrt((d / (N * dx)) ** 2 + 1.0))
     band = (np.abs(nu)[:, None] <= limit) & (np.abs(nu)[None, :] <= limit) & propagating
-    H = np.where(band, np.exp(2j * np.pi * d * kz), 0.0)
+    with np.errstate(all="ignore"):
+        H = np.where(band, np.exp(2j * np.pi * d * kz), 0.0)
+    if not np.all(np.isfinite(H)):
+        raise ValueError(
+            f"distance_m is too large to propagate in float64 (the transfer function "
+            f"overflows), got {d!r}"
+        )
     out = np.empty(stack.shape, dtype=np.complex64)
     padded = np.zeros((M, M), dtype=np.complex128)
     lo = N // 2
@@ -1028,19 +1095,59 @@ def load(path: str | os.PathLike[str], *, key: str | None = None) -> np.ndarray:
     fspath = os.fspath(path)
     if not os.path.exists(fspath):
         raise FileNotFoundError(f"probe file {fspath!r} does not exist")
+    if os.path.isdir(fspath):
+        raise ValueError(f"path must be a probe file (NPZ or HDF5), got the directory {fspath!r}")
     if zipfile.is_zipfile(fspath):
-        with np.load(fspath, allow_pickle=False) as data:
-            keys = (key,) if key is not None else NPZ_PROBE_KEYS
-            for k in keys:
-                if k in data.files:
-                    return _probe_from_array(data[k], f"{fspath!r}[{k!r}]")
-            raise ValueError(
-                f"{fspath!r} has no probe: looked for keys {list(keys)}, found {data.files}"
-            )
+        try:
+            return _load_npz(fspath, key)
+        except (
+            zipfile.BadZipFile,
+            zlib.error,
+            EOFError,
+            OSError,
+            KeyError,
+            NotImplementedError,
+        ) as exc:
+            raise ValueError(f"{fspath!r} is a damaged NPZ file: {exc}") from None
     with open(fspath, "rb") as fh:
         magic = fh.read(8)
     if magic != b"\x89HDF\r\n\x1a\n":
         raise ValueError(f"{fspath!r} is neither an NPZ nor an HDF5 file")
+    try:
+        return _load_h5(fspath, key)
+    except (OSError, KeyError, RuntimeError) as exc:  # h5py's errors on a damaged file
+        raise ValueError(f"{fspath!r} is a damaged HDF5 file: {exc}") from None
+
+
+def _load_npz(fspath: str, key: str | None) -> np.ndarray:
+    with zipfile.ZipFile(fspath) as zf, np.load(fspath, allow_pickle=False) as data:
+        keys = (key,) if key is not None else NPZ_PROBE_KEYS
+        for k in keys:
+            if k in data.files:
+                # The declared shape is checked before NumPy allocates it.
+                with zf.open(k + ".npy") as f:
+                    version = npformat.read_magic(f)
+                    if version not in ((1, 0), (2, 0)):
+                        raise ValueError(f"{fspath!r}[{k!r}] has .npy version {version}")
+                    header = (
+                        npformat.read_array_header_1_0
+                        if version == (1, 0)
+                        else npformat.read_array_header_2_0
+                    )
+                    shape = header(f)[0]
+                if len(shape) not in (2, 3, 4) or any(n > MAX_N for n in shape[-2:]):
+                    raise ValueError(
+                        f"{fspath!r}[{k!r}] must be (N, N), (P, N, N) or (1, P, N, N) with "
+                        f"N <= {MAX_N}, got {shape}"
+                    )
+                require_memory(f"the probe {fspath!r}[{k!r}] {shape}", 16 * math.prod(shape))
+                return _probe_from_array(data[k], f"{fspath!r}[{k!r}]")
+        raise ValueError(
+            f"{fspath!r} has no probe: looked for keys {list(keys)}, found {data.files}"
+        )
+
+
+def _load_h5(fspath: str, key: str | None) -> np.ndarray:
     import h5py
 
     with h5py.File(fspath, "r") as h5:
@@ -1054,6 +1161,7 @@ def load(path: str | os.PathLike[str], *, key: str | None = None) -> np.ndarray:
                         f"{fspath!r}[{p!r}] must be (N, N), (P, N, N) or (1, P, N, N) with "
                         f"N <= {MAX_N}, got {shape}"
                     )
+                require_memory(f"the probe {fspath!r}[{p!r}] {shape}", 16 * math.prod(shape))
                 return _probe_from_array(obj[()], f"{fspath!r}[{p!r}]")
         raise ValueError(f"{fspath!r} has no probe dataset: looked for {list(paths)}")
 

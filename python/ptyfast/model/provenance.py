@@ -414,6 +414,10 @@ def check(provenance: Any) -> dict[str, Any]:
     missing = [k for k in _KEYS if k not in provenance]
     if missing:
         raise ProvenanceError(f"provenance is missing the field(s) {missing}")
+    if not isinstance(provenance["result"], dict):
+        raise ProvenanceError(
+            f"provenance['result'] must be a dict, got {type(provenance['result']).__name__}"
+        )
     exp = provenance["experiment"]
     want = {"object", "probe", "scan", "detector", "photons", "geometry"}
     if not isinstance(exp, dict) or set(exp) != want:

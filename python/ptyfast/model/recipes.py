@@ -60,7 +60,7 @@ import numpy as np
 from . import _args, objects, probes, scans
 from . import provenance as _provenance
 from .dataset import Dataset
-from .detector import Detector
+from .detector import Detector, pixel_table
 from .geometry import Geometry
 
 __all__ = [
@@ -325,12 +325,7 @@ def _det_kwargs(params: dict[str, Any]) -> dict[str, Any]:
     for name in ("dead_pixels", "hot_pixels"):
         v = kw.get(name)
         if isinstance(v, dict):
-            if set(v) != {"shape", "pixels"}:
-                raise ValueError(f"{name} must be a table {{shape, pixels}}, got {sorted(v)}")
-            a = np.zeros(tuple(v["shape"]), bool)
-            idx = np.asarray(v["pixels"], np.int64).reshape(-1, 2)
-            a[idx[:, 0], idx[:, 1]] = True
-            kw[name] = a
+            kw[name] = pixel_table(name, v)
     for name in ("module_px", "gap_px", "n_modules", "beam_px"):
         if isinstance(kw.get(name), list):
             kw[name] = tuple(kw[name])

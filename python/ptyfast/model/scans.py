@@ -31,6 +31,7 @@ resolved to an integer first and recorded in the recipe.
 from __future__ import annotations
 
 import copy
+import functools
 import math
 from collections.abc import Callable
 from typing import Any
@@ -67,8 +68,30 @@ MAX_POSITIONS = 100_000_000
 GOLDEN_ANGLE = math.pi * (3.0 - math.sqrt(5.0))
 
 
+def _quiet(fn: Callable[..., Scan]) -> Callable[..., Scan]:
+    """Run ``fn`` without NumPy's overflow warnings: an overflow is reported by
+    :meth:`Scan._make` as a ValueError naming the parameters, not as a stray warning."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Scan:
+        with np.errstate(over="ignore", invalid="ignore"):
+            return fn(*args, **kwargs)
+
+    return wrapper
+
+
 def _count(name: str, v: Any) -> int:
     return _args.integer(name, v, minimum=1, maximum=MAX_POSITIONS)
+
+
+def _short(params: dict[str, Any]) -> str:
+    """The parameters for a message, long position lists elided."""
+    return repr(
+        {
+            k: (f"<{len(v)} values>" if isinstance(v, list) and len(v) > 4 else v)
+            for k, v in params.items()
+        }
+    )
 
 
 def _readonly(a: np.ndarray) -> np.ndarray:
@@ -164,6 +187,17 @@ class Scan:
 
     @classmethod
     def _make(cls, nominal: np.ndarray, true: np.ndarray, recipe: dict[str, Any]) -> Scan:
+        # Finite parameters can still overflow float64 (step_px=1e308 times an index):
+        # refuse rather than hand out inf/NaN positions, naming the recipe's parameters.
+        for what, arr in (("nominal", nominal), ("true", true)):
+            if not np.all(np.isfinite(arr)):
+                errors = recipe.get("errors") or []
+                raise ValueError(
+                    f"the scan's {what} positions overflow float64: {recipe['builder']} with "
+                    f"parameters {_short(recipe['params'])}"
+                    + (f" and error operations {errors}" if errors else "")
+                    + " give non-finite positions; use smaller steps, amplitudes or errors"
+                )
         scan = cls.__new__(cls)
         scan._set(nominal, true, recipe)
         return scan
@@ -231,6 +265,7 @@ class Scan:
         recipe["errors"].append(op)
         return Scan._make(self._nominal, true, recipe)
 
+    @_quiet
     def jitter(self, sigma_px: float, *, seed: Any = None) -> Scan:
         """Independent Gaussian position errors.
 
@@ -266,6 +301,7 @@ class Scan:
         shift = _args.generator(s).normal(0.0, sigma, size=self._true.shape)
         return self._with_error(self._true + shift, {"op": "jitter", "sigma_px": sigma, "seed": s})
 
+    @_quiet
     def drift(
         self,
         velocity_px: Any = (0.0, 0.0),
@@ -321,6 +357,7 @@ class Scan:
             op["seed"] = None
         return self._with_error(self._true + shift, op)
 
+    @_quiet
     def affine(self, matrix: Any, *, offset_px: Any = (0.0, 0.0)) -> Scan:
         """A linear stage error about the scan centre: ``true ← A·true + b``.
 
@@ -568,11 +605,7 @@ def placement_offset(object_shape: Any, N: int, *, center: Any = None) -> tuple[
     >>> placement_offset((64, 64), 15)
     (31.5, 31.5)
     """
-    if (
-        isinstance(object_shape, (str, bytes))
-        or not hasattr(object_shape, "__len__")
-        or len(object_shape) != 2
-    ):
+    if _args.length(object_shape) != 2:
         raise TypeError(f"object_shape must be (H, W), got {object_shape!r}")
     h = _args.integer("object_shape[0]", object_shape[0], minimum=1)
     w = _args.integer("object_shape[1]", object_shape[1], minimum=1)
@@ -607,6 +640,7 @@ def _grid_order(rows: int, cols: int, snake: bool) -> tuple[np.ndarray, np.ndarr
     return r, c
 
 
+@_quiet
 def raster(
     rows: int, cols: int, step_px: float, *, snake: bool = False, step_y_px: float | None = None
 ) -> Scan:
@@ -657,6 +691,7 @@ def raster(
     return _scan("raster", params, x, y)
 
 
+@_quiet
 def hexagonal(rows: int, cols: int, step_px: float, *, snake: bool = False) -> Scan:
     """Hexagonal (triangular-lattice) grid: every position has its neighbours at ``step_px``.
 
@@ -703,6 +738,7 @@ def hexagonal(rows: int, cols: int, step_px: float, *, snake: bool = False) -> S
     return _scan("hexagonal", {"rows": rows, "cols": cols, "step_px": step, "snake": snake}, x, y)
 
 
+@_quiet
 def fermat_spiral(n: int, step_px: float) -> Scan:
     """Fermat (sunflower) spiral: ``r_k = step_px·√k``, ``θ_k = k·π(3 − √5)``.
 
@@ -742,6 +778,7 @@ def fermat_spiral(n: int, step_px: float) -> Scan:
     return _scan("fermat_spiral", {"n": n, "step_px": step}, r * np.cos(theta), r * np.sin(theta))
 
 
+@_quiet
 def concentric(n_rings: int, step_px: float, *, n_first: int = 6) -> Scan:
     """Concentric circles: the centre, then ring ``j = 1 .. n_rings`` of radius ``j·step_px``
     with ``n_first·j`` equally spaced positions starting on the ``+x`` axis.
@@ -776,7 +813,10 @@ def concentric(n_rings: int, step_px: float, *, n_first: int = 6) -> Scan:
     n_rings = _args.integer("n_rings", n_rings, minimum=0, maximum=100_000)
     step = _args.real("step_px", step_px, positive=True)
     n_first = _args.integer("n_first", n_first, minimum=1)
-    _count("positions", 1 + n_first * n_rings * (n_rings + 1) // 2)
+    _count(
+        "positions (1 + n_first·n_rings·(n_rings + 1)/2)",
+        1 + n_first * n_rings * (n_rings + 1) // 2,
+    )
     xs = [np.zeros(1)]
     ys = [np.zeros(1)]
     for j in range(1, n_rings + 1):
@@ -788,6 +828,7 @@ def concentric(n_rings: int, step_px: float, *, n_first: int = 6) -> Scan:
     return _scan("concentric", params, np.concatenate(xs), np.concatenate(ys))
 
 
+@_quiet
 def lissajous(
     n: int,
     amplitude_x_px: float,
@@ -853,6 +894,7 @@ def lissajous(
     return _scan("lissajous", params, ax * np.sin(fx * t + ph), ay * np.sin(fy * t))
 
 
+@_quiet
 def random_uniform(
     n: int, width_px: float, height_px: float | None = None, *, seed: Any = None
 ) -> Scan:
@@ -898,6 +940,7 @@ def random_uniform(
     return _scan("random_uniform", params, x, y)
 
 
+@_quiet
 def custom(x: Any, y: Any, *, true_x: Any = None, true_y: Any = None) -> Scan:
     """Explicit positions, relative to the scan centre (taken as given, not re-centred).
 
