@@ -150,8 +150,6 @@ def test_input_arrays_are_recorded_by_reference_and_replayable(tmp_path):
         (["--detector-param", "qe=2"], r"\[detector\]: qe must be in"),
         (["--object-size", "10", "--object", "dead_leaves"], "must be larger than the probe"),
         (["--scan", "raster", "--scan-param", "rows=3"], r"\[scan\]"),
-        (["--recipe", "missing.toml"], "no such recipe file"),
-        (["--recipe", "x.toml", "--probe", "disk"], "--recipe takes the whole experiment"),
         (["--scan", "fermat_spiral", "--step-px", "40"], "scan leaves the object"),
     ],
 )
@@ -163,6 +161,38 @@ def test_errors_are_one_line_with_exit_2_and_no_file(tmp_path, capsys, argv, mes
     assert err.startswith("ptyfast: error: ") and err.count("\n") == 1
     assert __import__("re").search(message, err), err
     assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        ([], "no such recipe file"),
+        (["--probe", "disk"], r"--recipe takes the whole experiment.*--probe"),
+        # options with defaults: given ones are refused, not silently ignored
+        (["-n", "20"], r"drop \['--n-images'\]"),
+        (["--N", "16", "--seed", "3"], r"drop \['--N', '--seed'\]"),
+        (["--nphotons", "1e6", "--object", "grf"], r"--nphotons.*--object"),
+        (["--object-size", "64", "--patches", "--no-poisson"], r"--object-size.*--no-poisson"),
+        (["--mode-decay", "0.3"], r"--mode-decay"),
+    ],
+)
+def test_recipe_refuses_options_it_would_ignore(tmp_path, capsys, argv, message):
+    out = tmp_path / "e.npz"
+    rc = main(["simulate", "--recipe", str(tmp_path / "missing.toml"), "-o", str(out), *argv])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.startswith("ptyfast: error: ") and err.count("\n") == 1
+    assert __import__("re").search(message, err), err
+    assert not out.exists()
+
+
+def test_mode_decay_needs_modes(tmp_path, capsys):
+    out = tmp_path / "e.npz"
+    base = ["simulate", "-o", str(out), "-n", "8", "--N", "16", "--object-size", "64", "-q"]
+    assert main([*base, "--mode-decay", "0.3"]) == 2
+    assert "--mode-decay applies only with --modes > 1" in capsys.readouterr().err
+    assert not out.exists()
+    assert main([*base, "--mode-decay", "0.3", "--modes", "2"]) == 0
+    assert ptyfast.open(out).probe.shape == (2, 16, 16)
 
 
 def test_recipe_command_errors(tmp_path, capsys):

@@ -54,6 +54,7 @@ _DEFAULTS = {
     "chunk_size": 2048,
 }
 
+
 #: File name used when ``--output`` is a directory.
 DEFAULT_OUTPUT_NAME = "ptyfast_simulation.npz"
 
@@ -105,12 +106,18 @@ def _parser() -> argparse.ArgumentParser:
         help="replace an existing output (and preview) file; without it they are refused",
     )
     s.add_argument(
-        "-n", "--n-images", type=int, default=_DEFAULTS["n_images"], help="number of patterns"
+        "-n",
+        "--n-images",
+        type=int,
+        default=_DEFAULTS["n_images"],
+        action=model_commands.Given,
+        help="number of patterns",
     )
     s.add_argument(
         "--N",
         type=int,
         default=_DEFAULTS["N"],
+        action=model_commands.Given,
         help="patch and detector side in pixels, >= 2 (sets the built-in probe; with --input "
         "the file's probe sets N)",
     )
@@ -118,18 +125,21 @@ def _parser() -> argparse.ArgumentParser:
         "--nphotons",
         type=float,
         default=_DEFAULTS["nphotons"],
+        action=model_commands.Given,
         help="mean number of photons per pattern",
     )
     s.add_argument(
         "--object",
         choices=["lines", "grf", "points"],
         default=_DEFAULTS["object"],
+        action=model_commands.Given,
         help="built-in object generator",
     )
     s.add_argument(
         "--object-size",
         type=int,
         default=_DEFAULTS["object_size"],
+        action=model_commands.Given,
         help="side of the built-in object in pixels",
     )
     s.add_argument(
@@ -148,6 +158,7 @@ def _parser() -> argparse.ArgumentParser:
         "--seed",
         type=int,
         default=_DEFAULTS["seed"],
+        action=model_commands.Given,
         help="seed of the object, the positions and the Poisson noise",
     )
     s.add_argument("--no-poisson", action="store_true", help="write noise-free amplitudes")

@@ -35,7 +35,29 @@ _PROBES = ("disk", "gaussian", "super_gaussian", "fresnel_zone_plate", "zernike"
 _SCANS = ("raster", "hexagonal", "fermat_spiral", "concentric", "lissajous", "random_uniform")
 _DETECTORS = ("ideal", "eiger", "pilatus", "integrating")
 _FORMAT_EXT = {"npz": ".npz", "zarr": ".zarr", "cxi": ".cxi", "ptychodus": ".ptychodus.h5"}
+
+
 #: Options whose presence selects the model path (dest names).
+class Given(argparse.Action):
+    """Store an option's value and remember that the user gave it (``args.given_options``).
+
+    Options with a default cannot tell a given value from the default otherwise; a recipe
+    takes the whole experiment from its file and refuses options it would ignore.
+    """
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        setattr(namespace, self.dest, values)
+        given = set(getattr(namespace, "given_options", ()))
+        given.add(self.option_strings[-1])
+        namespace.given_options = sorted(given)
+
+
 _MODEL_DESTS = (
     "recipe",
     "probe",
@@ -93,6 +115,7 @@ def add_simulate_options(parser: argparse.ArgumentParser) -> None:
         "--mode-decay",
         type=float,
         default=0.5,
+        action=Given,
         help="power ratio of successive modes (with --modes > 1)",
     )
     g.add_argument(
@@ -183,6 +206,8 @@ def uses_model(args: argparse.Namespace) -> bool:
         return True
     if getattr(args, "workers", None) is not None or getattr(args, "scheduler", None):
         return True  # the cluster runs the model's simulation
+    if "--mode-decay" in getattr(args, "given_options", ()):
+        return True  # a model option (refused there without --modes > 1)
     return any(getattr(args, d, None) not in (None, []) for d in _MODEL_DESTS)
 
 
@@ -294,6 +319,10 @@ def _doc_from_options(args: argparse.Namespace) -> dict[str, Any]:
                 probe["defocus_m"] = args.defocus_m
             else:
                 ops.append({"op": "propagate", "distance_m": args.defocus_m})
+        if "--mode-decay" in getattr(args, "given_options", ()) and (args.modes or 1) < 2:
+            raise ValueError(
+                f"--mode-decay applies only with --modes > 1, got --modes {args.modes or 1}"
+            )
         if args.modes is not None:
             if args.modes < 1:
                 raise ValueError(f"--modes must be an integer >= 1, got {args.modes}")
@@ -474,6 +503,12 @@ def _simulate(args: argparse.Namespace, recipes: Any, campaign_cls: Any) -> int:
         given = [f"--{d.replace('_', '-')}" for d in _MODEL_DESTS[1:] if getattr(args, d, None)]
         if args.buffer is not None:
             given.append("--buffer")
+        given += list(getattr(args, "given_options", ()))
+        given += [
+            o
+            for o, d in (("--no-poisson", "no_poisson"), ("--patches", "patches"))
+            if getattr(args, d, False)
+        ]
         if given:
             raise ValueError(f"--recipe takes the whole experiment from its file; drop {given}")
         doc = recipes.load(args.recipe)
