@@ -30,20 +30,21 @@ What it does, exactly as a ptychodus user would:
    ``result.npz``. As a control, ``--mirror`` hands pty-chi the CXI file's sign convention
    read the ptychodus-1.7 way (positions point-mirrored about the object centre).
 
-Measured (ptychodus 1.7.0, pty-chi 2.1.0, torch 2 CPU, 2 shared CPU cores under load from
-other jobs, so the times are loose), ``--epochs 50``, 1e6 photons:
+Measured (ptychodus 1.7.0, pty-chi 2.1.0, torch CPU, ``OMP_NUM_THREADS=2`` on 2 CPU cores
+shared with other jobs, load average ~3.4, so the times are loose: the same N = 64 LSQML
+run took 8 s of ``task.run`` at a quiet moment), ``--epochs 50``, 1e6 photons:
 
 ========================== ========= =========== ========== ===========
 run                        error     phase corr. final loss wall time
 ========================== ========= =========== ========== ===========
-default (N = 64)           0.096     0.945       1.62       16–220 s
+default (N = 64)           0.096     0.945       1.62       220–320 s
 ``--n 65``                 0.096     0.934       0.54       44 s
 ``--mirror``               0.993     0.033       1.62       300 s
 ========================== ========= =========== ========== ===========
 
 The loss is pty-chi's ``mse_sqrt`` (mean squared amplitude error per pixel); the Poisson
 floor of these data is 0.30 (``mean((√counts − √λ)²)``). Starting from the true object
-(``--truth-start``, 10 epochs) gives 0.089 / loss 1.6 at N = 64 and 0.034 / loss 0.47 at
+(``--truth-start``, 10 epochs) gives 0.089 / loss 1.63 at N = 64 and 0.044 / loss 0.49 at
 N = 65. The mirrored control fits the data as well as the right frame (same loss) because
 the disk probe is real and centro-symmetric: it reconstructs the twin ``conj(O(−r))``,
 which matches ``conj(truth[::-1, ::-1])`` with error 0.096, and the truth with error ~1.
