@@ -66,9 +66,10 @@ Two pty-chi 2.1 defects this script lives with (consumer side, not ptyfast's):
 * even N: with equal probe and object pixels pty-chi snaps positions to whole pixels and
   then cuts a window centred ``(N−1)/2`` from the snapped point with half-to-even
   rounding, so the modelled probe centre is the position ± ½ pixel depending on the parity
-  of the snapped pixel (a 1-pixel jump between neighbours; centres between two integers
-  are unreachable). Hence the 6 % forward mismatch and the loss floor of 1.6 at N = 64;
-  the reconstruction still reaches 0.1.
+  of the snapped pixel (a 1-pixel jump where the snapped pixel changes; centres in every
+  other pixel interval are unreachable, those in the others are reached twice). Hence the
+  6 % forward mismatch and the loss floor of 1.6 at N = 64; the reconstruction still
+  reaches 0.1.
 * odd N: pty-chi moves the zero frequency to ``[0, 0]`` with ``fftshift``, which is right
   for even N only (for odd N it needs ``ifftshift``): the script passes odd-N patterns and
   mask already ifftshifted with ``data_options.fft_shift = False``.
@@ -88,7 +89,7 @@ from ptyfast import _kernels
 from ptyfast.model.geometry import Geometry
 
 
-def simulate(out: Path, photons: float, seed: int = 7, n: int = 65) -> ptyfast.Dataset:
+def simulate(out: Path, photons: float, seed: int = 7, n: int = 64) -> ptyfast.Dataset:
     size = 256
     rng = np.random.default_rng(seed)
     f = np.fft.fft2(rng.normal(size=(size, size)) + 1j * rng.normal(size=(size, size)))
