@@ -94,18 +94,6 @@ def disk_free(path: Path) -> tuple[int, Path] | None:
         return None
 
 
-def memory_available() -> int | None:
-    """``MemAvailable`` of ``/proc/meminfo`` (Linux), else None."""
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
-
-
 # --------------------------------------------------------------------------- calibration
 
 
@@ -231,11 +219,11 @@ class Report:
                 f"the output would take {human(self.disk_need)}, but only {human(disk[0])} "
                 f"are free on {disk[1]}"
             )
-        mem = memory_available()
+        mem, source = _kernels.available_memory()
         if mem is not None and self.peak_memory > mem:
             return (
                 f"the run needs about {human(self.peak_memory)} of memory, but only "
-                f"{human(mem)} are available (MemAvailable)"
+                f"{human(mem)} are available ({source})"
             )
         return None
 
@@ -274,7 +262,7 @@ class Report:
             ok = "fits" if self.disk_need <= disk[0] else "does NOT fit"
             where = "here" if disk[1] == Path.cwd() else f"on {disk[1]}"
             lines.append(f"  disk          needs {need}; {human(disk[0])} free {where}: {ok}")
-        mem = memory_available()
+        mem = _kernels.available_memory()[0]
         avail = f"{human(mem)} available" if mem is not None else "available memory unknown"
         ok = "" if mem is None else (": fits" if self.peak_memory <= mem else ": does NOT fit")
         lines.append(f"  peak memory   about {human(self.peak_memory)} of arrays; {avail}{ok}")

@@ -21,7 +21,6 @@ import argparse
 import logging
 import math
 import os
-import shutil
 import signal
 import sys
 import time
@@ -34,6 +33,7 @@ import numpy as np
 
 from . import __version__, _kernels, plotting
 from ._atomic import _check_target
+from ._dryrun import disk_free, human
 from ._npz import NpzStreamWriter, metadata_record
 from ._progress import Phases
 from .intensity import simulation_scale
@@ -222,37 +222,6 @@ def _object_and_probe(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray]
 # --------------------------------------------------------------------------- resources
 
 
-def _memory_available() -> int | None:
-    """``MemAvailable`` of ``/proc/meminfo`` in bytes (Linux), else None."""
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
-
-
-def _disk_free(path: Path) -> tuple[int, Path] | None:
-    """Free bytes on the file system that will hold ``path`` (its nearest existing parent)."""
-    parent = path.absolute().parent
-    while not parent.exists() and parent != parent.parent:
-        parent = parent.parent
-    try:
-        return shutil.disk_usage(parent).free, parent
-    except OSError:
-        return None
-
-
-def _human(nbytes: float) -> str:
-    for unit in ("bytes", "kB", "MB", "GB", "TB", "PB"):
-        if abs(nbytes) < 1000 or unit == "PB":
-            return f"{nbytes:.0f} {unit}" if unit == "bytes" else f"{nbytes:.1f} {unit}"
-        nbytes /= 1000
-    return f"{nbytes:.1f} EB"  # pragma: no cover
-
-
 def estimate_output_bytes(
     n_images: int, N: int, object_shape: tuple[int, int], *, store_patches: bool = False
 ) -> int:
@@ -299,21 +268,21 @@ def check_resources(
     Called before anything is simulated or allocated; the message gives both sizes.
     """
     need = estimate_output_bytes(n_images, N, object_shape, store_patches=store_patches)
-    disk = _disk_free(output)
+    disk = disk_free(output)
     if disk is not None and need > disk[0]:
         raise ValueError(
-            f"the output would take {_human(need)} ({n_images} patterns of {N}x{N}), but only "
-            f"{_human(disk[0])} are free on {disk[1]}; reduce -n or --N, or write elsewhere"
+            f"the output would take {human(need)} ({n_images} patterns of {N}x{N}), but only "
+            f"{human(disk[0])} are free on {disk[1]}; reduce -n or --N, or write elsewhere"
         )
     peak = estimate_peak_memory(
         n_images, N, object_shape, chunk_size=chunk_size, store_patches=store_patches
     )
-    available = _memory_available()
+    available, source = _kernels.available_memory()
     if available is not None and peak > available:
         raise ValueError(
             f"simulating {n_images} patterns of {N}x{N} from a {object_shape[0]}x"
-            f"{object_shape[1]} object needs about {_human(peak)} of memory, but only "
-            f"{_human(available)} are available (MemAvailable); reduce -n, --N, "
+            f"{object_shape[1]} object needs about {human(peak)} of memory, but only "
+            f"{human(available)} are available ({source}); reduce -n, --N, "
             "--object-size or --chunk-size"
         )
 
