@@ -83,22 +83,9 @@ def _recipe_hash(provenance: dict[str, Any], compress: bool, patches: bool) -> s
 
 def _header(e: Any, record: dict[str, Any], patches: bool) -> Any:
     from . import io
+    from .model.experiment import _io_header
 
-    return io.Header(
-        n_patterns=e.n_patterns,
-        dtype=np.dtype(e.detector.dtype),
-        mask=e.mask,
-        positions_nominal=e.positions_nominal,
-        positions_true=e.positions_true,
-        probe=e.probe,
-        object=e.object,
-        provenance=record,
-        geometry=e.geometry,
-        detector=e.detector,
-        photons=e.photons,
-        intensity_scale=e.intensity_scale,
-        patches=patches,
-    )
+    return _io_header(e, record, patches, io)
 
 
 def _write_json(path: Path, value: Any) -> None:

@@ -568,6 +568,25 @@ def simulate_to(
     )
 
 
+def _io_header(e: Experiment, record: dict[str, Any], patches: bool, io: Any) -> Any:
+    """The ``ptyfast.io.Header`` of ``e``'s dataset (every writer's metadata, no patterns)."""
+    return io.Header(
+        n_patterns=e.n_patterns,
+        dtype=np.dtype(e.detector.dtype),
+        mask=e.mask,
+        positions_nominal=e.positions_nominal,
+        positions_true=e.positions_true,
+        probe=e.probe,
+        object=e.object,
+        provenance=record,
+        geometry=e.geometry,
+        detector=e.detector,
+        photons=e.photons,
+        intensity_scale=e.intensity_scale,
+        patches=patches,
+    )
+
+
 def _run_to(
     e: Experiment,
     path: str | os.PathLike[str],
@@ -582,21 +601,7 @@ def _run_to(
     m, n = e.n_patterns, e.N
     dtype = np.dtype(e.detector.dtype)
     step = _chunk_size(e, chunk_size, patches)
-    header = io.Header(
-        n_patterns=m,
-        dtype=dtype,
-        mask=e.mask,
-        positions_nominal=e.positions_nominal,
-        positions_true=e.positions_true,
-        probe=e.probe,
-        object=e.object,
-        provenance=record,
-        geometry=e.geometry,
-        detector=e.detector,
-        photons=e.photons,
-        intensity_scale=e.intensity_scale,
-        patches=patches,
-    )
+    header = _io_header(e, record, patches, io)
     w = io.writer(path, header, **writer_args)
     buf = np.empty((step, n, n), dtype)
     pbuf = np.empty((step, n, n), np.complex64) if patches else None
