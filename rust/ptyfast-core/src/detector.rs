@@ -659,6 +659,15 @@ impl Lanes {
     }
 }
 
+/// The ziggurat's first try from the 64 bits `b`: the candidate and whether it is rejected
+/// (then [`ziggurat_from`] restarts from the same `b`).
+#[inline(always)]
+fn first_try(b: u64, zig: &Ziggurat) -> (f64, bool) {
+    let i = (b & 0xff) as usize;
+    let x = (((b >> 11) as i64) as f64 * (2.0 / TWO53) - 1.0) * zig.x[i];
+    (x, x.abs() >= zig.x[i + 1])
+}
+
 /// Standard normals for one pattern's pixels into `z` (`bits`, `marks`: scratch of the same
 /// length): every pixel's first ziggurat try from one output of its lane (all lanes stepped
 /// together), then, pixel by pixel, the extra outputs the ~1 % rejected tries need, from the
@@ -673,10 +682,9 @@ fn normals_into(
 ) {
     lanes.fill_all(bits);
     for ((zq, &b), m) in z.iter_mut().zip(bits.iter()).zip(marks.iter_mut()) {
-        let i = (b & 0xff) as usize;
-        let x = (((b >> 11) as i64) as f64 * (2.0 / TWO53) - 1.0) * zig.x[i];
+        let (x, rejected) = first_try(b, zig);
         *zq = x;
-        *m = u8::from(x.abs() >= zig.x[i + 1]);
+        *m = u8::from(rejected);
     }
     // The rejected tries, found eight marks at a time.
     for (c, (mc, (zc, bc))) in marks
@@ -879,8 +887,8 @@ pub struct Stage {
 #[derive(Debug, Clone, Default)]
 pub struct StageScratch {
     tmp: Vec<f64>,
+    /// Lane outputs of a large-rate dark stage, or the read noise's rejected tries.
     bits: Vec<u64>,
-    marks: Vec<u8>,
 }
 
 impl Stage {
@@ -924,7 +932,6 @@ impl Stage {
         StageScratch {
             tmp: vec![0.0; self.n * self.n],
             bits: vec![0; self.n * self.n],
-            marks: vec![0; self.n * self.n],
         }
     }
 }
@@ -966,17 +973,35 @@ pub(crate) fn analog(
         put(0, sum(lam));
     }
     // 1–3: shadow, QE, dead time.
-    if let Some(a) = &st.arrive {
-        for (l, &k) in lam.iter_mut().zip(a) {
-            *l *= k;
+    let (qe, f) = (d.qe, d.dead_time);
+    match (&st.arrive, qe != 1.0, f > 0.0) {
+        (None, false, false) => {}
+        (None, true, false) => lam.iter_mut().for_each(|l| *l *= qe),
+        (Some(a), true, false) => {
+            for (l, &k) in lam.iter_mut().zip(a) {
+                *l = (*l * k) * qe;
+            }
         }
-    }
-    if d.qe != 1.0 {
-        lam.iter_mut().for_each(|l| *l *= d.qe);
-    }
-    if d.dead_time > 0.0 {
-        let f = d.dead_time;
-        lam.iter_mut().for_each(|l| *l /= 1.0 + *l * f);
+        // The general case, one pass; each factor is skipped exactly when it is 1.
+        (a, _, _) => {
+            let ones = std::iter::repeat(&1.0);
+            let arrive = a
+                .as_deref()
+                .map_or(Either::Right(ones), |a| Either::Left(a.iter()));
+            for (l, &k) in lam.iter_mut().zip(arrive) {
+                let mut v = *l;
+                if a.is_some() {
+                    v *= k;
+                }
+                if qe != 1.0 {
+                    v *= qe;
+                }
+                if f > 0.0 {
+                    v /= 1.0 + v * f;
+                }
+                *l = v;
+            }
+        }
     }
     if want {
         put(1, sum(lam));
@@ -996,35 +1021,101 @@ pub(crate) fn analog(
     }
     // 6–7: dark counts, gain, offset, read noise; each stage on its own streams.
     if st.analog {
-        let (g, o, s) = (d.gain, d.offset, d.read_noise);
-        let shot = d.poisson.is_some() && d.dark > 0.0;
-        ws.bits.resize(lam.len(), 0);
-        if shot {
-            let seed = stage_seed(st.seed, stage::DARK);
-            add_dark(&st.dark, &st.dark_keys, seed, index, lam, &mut ws.bits);
-        }
-        let mean_dark = if shot { 0.0 } else { d.dark };
-        if s > 0.0 {
-            ws.tmp.resize(lam.len(), 0.0);
-            ws.marks.resize(lam.len(), 0);
-            let mut lanes = Lanes::new(&st.read_keys, index);
-            normals_into(
-                &mut lanes,
-                ziggurat(),
-                &mut ws.bits,
-                &mut ws.marks,
-                &mut ws.tmp,
-            );
-            for (l, zq) in lam.iter_mut().zip(&ws.tmp) {
-                *l = (g * (*l + mean_dark) + o) + s * zq;
-            }
-        } else {
-            lam.iter_mut().for_each(|l| *l = g * (*l + mean_dark) + o);
-        }
+        dark_gain_read(st, lam, ws, index);
     }
     // 8: saturation.
     if let Some(fw) = d.full_well {
         lam.iter_mut().for_each(|l| *l = l.min(fw));
+    }
+}
+
+/// Stages 6–7 on one pattern, 64 pixels (one step of every lane) at a time: dark counts
+/// (when shot noise is on), then `v = (gain · (c + d) + offset) + read_noise · z`. The draws
+/// and the arithmetic are those of [`add_dark`] followed by [`normals_into`] and the affine
+/// map (same lane outputs, same order of the rejected ziggurat tries after the sweep, same
+/// operations per pixel, so the same bits), without the full-pattern scratch passes.
+#[inline(always)]
+fn dark_gain_read(st: &Stage, lam: &mut [f64], ws: &mut StageScratch, index: u64) {
+    let d = &st.det;
+    let (g, o, s) = (d.gain, d.offset, d.read_noise);
+    let shot = d.poisson.is_some() && d.dark > 0.0;
+    let mean_dark = if shot { 0.0 } else { d.dark };
+    // Tabled dark counts are drawn in the sweep; large rates keep their sequential stream.
+    let table = match (&st.dark, shot) {
+        (DarkSampler::Table(t), true) => Some(t.as_slice()),
+        (DarkSampler::Large(_), true) => {
+            ws.bits.resize(lam.len(), 0);
+            let seed = stage_seed(st.seed, stage::DARK);
+            add_dark(&st.dark, &st.dark_keys, seed, index, lam, &mut ws.bits);
+            None
+        }
+        _ => None,
+    };
+    if table.is_none() && s <= 0.0 {
+        lam.iter_mut().for_each(|l| *l = g * (*l + mean_dark) + o);
+        return;
+    }
+    let zig = ziggurat();
+    let mut dark_lanes = table.map(|_| Lanes::new(&st.dark_keys, index));
+    let mut read_lanes = (s > 0.0).then(|| Lanes::new(&st.read_keys, index));
+    let (t0, t1) = table.map_or((0, 0), |t| (t[0], t.get(1).copied().unwrap_or(u64::MAX)));
+    // Rejected first tries: (pixel, its 64 bits), in pixel order.
+    let rejected = &mut ws.bits;
+    rejected.clear();
+    let mut z = [0.0f64; LANES];
+    let mut bad = [false; LANES];
+    for (c, chunk) in lam.chunks_mut(LANES).enumerate() {
+        if let (Some(lanes), Some(table)) = (dark_lanes.as_mut(), table) {
+            let bits = lanes.next();
+            let mut more = false;
+            for (l, &b) in chunk.iter_mut().zip(&bits) {
+                let u = b >> 11;
+                *l += f64::from(u8::from(u >= t0));
+                more |= u >= t1;
+            }
+            if more {
+                for (l, &b) in chunk.iter_mut().zip(&bits) {
+                    let u = b >> 11;
+                    if u >= t1 {
+                        *l += (table.partition_point(|&t| t <= u) - 1) as f64;
+                    }
+                }
+            }
+        }
+        let Some(lanes) = read_lanes.as_mut() else {
+            chunk.iter_mut().for_each(|l| *l = g * (*l + mean_dark) + o);
+            continue;
+        };
+        let bits = lanes.next();
+        let mut any = false;
+        for ((zq, r), &b) in z.iter_mut().zip(bad.iter_mut()).zip(&bits) {
+            (*zq, *r) = first_try(b, zig);
+            any |= *r;
+        }
+        if !any {
+            for (l, zq) in chunk.iter_mut().zip(&z) {
+                *l = (g * (*l + mean_dark) + o) + s * zq;
+            }
+            continue;
+        }
+        for (k, ((l, zq), &r)) in chunk.iter_mut().zip(&z).zip(&bad).enumerate() {
+            if r {
+                rejected.push((c * LANES + k) as u64);
+                rejected.push(bits[k]);
+            } else {
+                *l = (g * (*l + mean_dark) + o) + s * zq;
+            }
+        }
+    }
+    if let Some(lanes) = read_lanes.as_mut() {
+        for pair in rejected.chunks_exact(2) {
+            let &[q, b] = pair else { continue };
+            let q = q as usize;
+            let zq = ziggurat_from(b, &mut || lanes.next_lane(q), zig);
+            if let Some(l) = lam.get_mut(q) {
+                *l = (g * (*l + mean_dark) + o) + s * zq;
+            }
+        }
     }
 }
 
@@ -1162,7 +1253,19 @@ pub fn detect_into<T: Reading>(
             format!("{:?}", expected.dim()),
         ));
     }
-    if let Some(bad) = expected.iter().find(|v| !(v.is_finite() && **v >= 0.0)) {
+    let expected = expected.as_standard_layout();
+    let src = expected
+        .as_slice()
+        .ok_or_else(|| Error::Unsupported("expected: standard layout".into()))?;
+    // In parallel, a branch-free test per piece (this pass reads the whole input).
+    let invalid = |v: &f64| !(v.is_finite() && *v >= 0.0);
+    let bad = src.par_chunks(1 << 14).find_map_any(|c| {
+        c.iter()
+            .fold(false, |a, v| a | invalid(v))
+            .then(|| c.iter().copied().find(invalid))
+            .flatten()
+    });
+    if let Some(bad) = bad {
         return Err(Error::invalid(
             "expected",
             "finite and non-negative",
@@ -1173,10 +1276,6 @@ pub fn detect_into<T: Reading>(
     let stage = Stage::new::<T>(detector, n, seed)?;
     let out = output3("out", &mut out, m, n)?;
     let stats = output_stats(stats.as_mut(), m)?;
-    let expected = expected.as_standard_layout();
-    let src = expected
-        .as_slice()
-        .ok_or_else(|| Error::Unsupported("expected: standard layout".into()))?;
     let nn = n * n;
     let rows = stats_rows(stats, m);
     out.par_chunks_mut(nn)
@@ -1589,6 +1688,39 @@ mod tests {
             }
         }
         assert!((&d - &poisson_only).iter().any(|&v| v > 0.0));
+    }
+
+    #[test]
+    fn fused_dark_and_read_noise_are_their_streams_composed() {
+        // N² = 1369: 21 full steps of the lanes and a partial one; ~1 % of 4107 first
+        // ziggurat tries are rejected, so the deferred redraws are exercised too.
+        let (m, n) = (3, 37);
+        let e = expected(m, n);
+        let counts = detect::<f64>(&Detector::default(), &e, 9, 4);
+        for dark in [0.3, 5.0, 40.0] {
+            let det = Detector {
+                gain: 2.0,
+                offset: 5.0,
+                dark,
+                read_noise: 1.5,
+                ..Detector::default()
+            };
+            let r = detect::<f64>(&det, &e, 9, 4);
+            for i in 0..m {
+                let index = 4 + i as u64;
+                let z = standard_normals(n * n, stage_seed(9, stage::READ_NOISE), index);
+                let dk = dark_counts(n * n, dark, stage_seed(9, stage::DARK), index);
+                for q in 0..n * n {
+                    let (row, col) = (q / n, q % n);
+                    let want = (2.0 * (counts[[i, row, col]] + dk[q]) + 5.0) + 1.5 * z[q];
+                    assert_eq!(
+                        r[[i, row, col]],
+                        want,
+                        "dark {dark}, pattern {i}, pixel {q}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]
