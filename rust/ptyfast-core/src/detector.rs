@@ -754,6 +754,31 @@ impl DarkSampler {
     }
 }
 
+/// Adds to each `lam[q]` the count `#{j : u ≥ t_j}` of the uniform integer `u = bits[q] >> 11`
+/// ([`DarkSampler::Table`]): counts 0 and 1 for every pixel at once, the rare larger ones after
+/// (as `+ 1` then `+ (k − 1)`).
+#[inline(always)]
+fn add_tabled(table: &[u64], lam: &mut [f64], bits: &[u64]) {
+    let (t0, t1) = (
+        table.first().copied().unwrap_or(u64::MAX),
+        table.get(1).copied().unwrap_or(u64::MAX),
+    );
+    let mut more = false;
+    for (l, &b) in lam.iter_mut().zip(bits) {
+        let u = b >> 11;
+        *l += f64::from(u8::from(u >= t0));
+        more |= u >= t1;
+    }
+    if more {
+        for (l, &b) in lam.iter_mut().zip(bits) {
+            let u = b >> 11;
+            if u >= t1 {
+                *l += (table.partition_point(|&t| t <= u) - 1) as f64;
+            }
+        }
+    }
+}
+
 /// Adds pattern `index`'s dark counts (a stage seeded `seed`) to `lam` (`bits`: scratch of
 /// the same length).
 #[inline(always)]
@@ -768,22 +793,7 @@ fn add_dark(
     match sampler {
         DarkSampler::Table(table) => {
             Lanes::new(keys, index).fill_all(bits);
-            let (t0, t1) = (table[0], table.get(1).copied().unwrap_or(u64::MAX));
-            // Counts 0 and 1 for every pixel at once; the rare larger ones after.
-            let mut more = false;
-            for (l, &b) in lam.iter_mut().zip(bits.iter()) {
-                let u = b >> 11;
-                *l += f64::from(u8::from(u >= t0));
-                more |= u >= t1;
-            }
-            if more {
-                for (l, &b) in lam.iter_mut().zip(bits.iter()) {
-                    let u = b >> 11;
-                    if u >= t1 {
-                        *l += (table.partition_point(|&t| t <= u) - 1) as f64;
-                    }
-                }
-            }
+            add_tabled(table, lam, bits);
         }
         DarkSampler::Large(rate) => {
             let mut rng = PatternRng::new(seed, index);
@@ -1058,7 +1068,6 @@ fn dark_gain_read(st: &Stage, lam: &mut [f64], ws: &mut StageScratch, index: u64
     let zig = ziggurat();
     let mut dark_lanes = table.map(|_| Lanes::new(&st.dark_keys, index));
     let mut read_lanes = (s > 0.0).then(|| Lanes::new(&st.read_keys, index));
-    let (t0, t1) = table.map_or((0, 0), |t| (t[0], t.get(1).copied().unwrap_or(u64::MAX)));
     // Rejected first tries: (pixel, its 64 bits), in pixel order.
     let rejected = &mut ws.bits;
     rejected.clear();
@@ -1066,21 +1075,7 @@ fn dark_gain_read(st: &Stage, lam: &mut [f64], ws: &mut StageScratch, index: u64
     let mut bad = [false; LANES];
     for (c, chunk) in lam.chunks_mut(LANES).enumerate() {
         if let (Some(lanes), Some(table)) = (dark_lanes.as_mut(), table) {
-            let bits = lanes.next();
-            let mut more = false;
-            for (l, &b) in chunk.iter_mut().zip(&bits) {
-                let u = b >> 11;
-                *l += f64::from(u8::from(u >= t0));
-                more |= u >= t1;
-            }
-            if more {
-                for (l, &b) in chunk.iter_mut().zip(&bits) {
-                    let u = b >> 11;
-                    if u >= t1 {
-                        *l += (table.partition_point(|&t| t <= u) - 1) as f64;
-                    }
-                }
-            }
+            add_tabled(table, chunk, &lanes.next());
         }
         let Some(lanes) = read_lanes.as_mut() else {
             chunk.iter_mut().for_each(|l| *l = g * (*l + mean_dark) + o);
