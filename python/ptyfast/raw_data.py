@@ -151,9 +151,7 @@ def simulate_raw(
     # Each check over the object runs once: its dtype and finiteness above, max|object| here
     # (for the energies' and the far field's float32 range).
     max_obj = _kernels._max_abs(obj)
-    s = simulation_scale(
-        _kernels._illuminated_energy_checked(obj, positions, probe, max_obj), nph
-    )
+    s = simulation_scale(_kernels._illuminated_energy_checked(obj, positions, probe, max_obj), nph)
     _kernels.check_field_range(
         float(s),
         max_obj,

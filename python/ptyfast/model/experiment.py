@@ -19,9 +19,9 @@ pattern (besides the positions' 16).
 true position → each mode → far field → incoherent sum ``λ = Σ_k A_k²`` → detector) straight
 into the output, in one kernel call (in chunks, each at its ``first_index``, when a progress
 bar or ``chunk_size`` asks for them): every random draw is keyed by ``(seed, stage,
-pattern)``, so the result is bit-identical for any chunk size and thread count. :func:`simulate_to` does the same into a file through :mod:`ptyfast.io`'s
-streaming writer, holding one chunk in memory, and writes exactly the dataset
-:func:`simulate` returns.
+pattern)``, so the result is bit-identical for any chunk size and thread count.
+:func:`simulate_to` does the same into a file through :mod:`ptyfast.io`'s streaming writer,
+holding one chunk in memory, and writes exactly the dataset :func:`simulate` returns.
 """
 
 from __future__ import annotations

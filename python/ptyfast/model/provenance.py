@@ -316,7 +316,9 @@ def seeds(provenance: dict[str, Any]) -> dict[str, int]:
     return out
 
 
-def _invariant(e: Experiment, embed_max_bytes: int) -> tuple[dict[str, Any], dict[str, int], str, str]:
+def _invariant(
+    e: Experiment, embed_max_bytes: int
+) -> tuple[dict[str, Any], dict[str, int], str, str]:
     """The experiment's part of every record (``experiment`` block, its seeds, the object's and
     probe's SHA-256), computed once per experiment and embedding choice and cached on it.
 
@@ -330,8 +332,10 @@ def _invariant(e: Experiment, embed_max_bytes: int) -> tuple[dict[str, Any], dic
     parts += (e.photons, e.geometry)
     cache = getattr(e, "_provenance_cache", None)
     hit = None if cache is None else cache.get(embed)
-    if hit is not None and len(hit[0]) == len(parts) and all(
-        a is b for a, b in zip(hit[0], parts, strict=True)
+    if (
+        hit is not None
+        and len(hit[0]) == len(parts)
+        and all(a is b for a, b in zip(hit[0], parts, strict=True))
     ):
         return hit[1]
     obj = (
