@@ -9,19 +9,27 @@ Per thread count ``t`` (1, 2, ... up to the CPUs this process may use; a fresh p
   kept, per-pattern energies: the call ``RawData.from_simulation`` makes), fresh outputs, and
   ``kernel reused``: the same into reused buffers (``out=``, ``out_patches=``: no first touch
   of fresh memory);
-* ``from_simulation``: the whole ``RawData.from_simulation`` call (positions → the intensity
-  scale's energy pass → kernel → ``norm_Y_I`` → ``RawData``), fresh outputs;
-* ``acquire`` / ``ptyfast.simulate``: the model's kernel call over all patterns (fresh) and the
-  whole ``ptyfast.simulate`` call (provenance, chunks into one output);
+* ``from_simulation`` / ``from_simulation reused``: the whole ``RawData.from_simulation`` call
+  (positions → the intensity scale's energy pass → kernel → ``norm_Y_I`` → ``RawData``), fresh
+  outputs / into an earlier result's buffers (``out=previous``);
+* ``acquire`` / ``acquire reused``: the model's kernel call over all patterns (fresh / ``out=``)
+  and ``ptyfast.simulate`` / ``ptyfast.simulate reused``: the whole call (provenance, the
+  kernel into one output), fresh / ``out=``;
+* ``illuminate_groups`` and ``mk_simdata``: the grid path's fused kernel (FFT, Poisson, the
+  call ``mk_simdata`` makes, on its patches, restored before each repeat, untimed) and the
+  whole ``diffsim.mk_simdata`` call (given objects ``YY_I``/``YY_phi``, ``gridsize = 2``; about
+  as many patterns as the other cases), fresh outputs (it has no ``out=``);
 * ``numpy``: the NumPy/SciPy equivalent (bilinear gather, ``scipy.fft.fft2(workers=t)``,
   ``Generator.poisson``, division, energies for ``norm_Y_I``), one repeat.
+
+The ratios compare like with like: a whole call fresh ÷ its kernel fresh, reused ÷ reused.
 
 Dask (``N = 64``): ``ptyfast.distributed.simulate`` into a Zarr store on a LocalCluster of 1 and
 of 2 worker processes, one kernel thread each; efficiency = rate₂ / (2 · rate₁). The cluster's
 start is not timed; the store's writing is. Not in ``--quick`` runs (``tests/test_distributed.py``
 exercises that path).
 
-    python benches/bench_scale.py [--quick] [--no-dask]
+    python benches/bench_scale.py [--quick] [--no-dask] [--threads 1,2]
 """
 
 from __future__ import annotations
@@ -77,16 +85,40 @@ outp = np.empty((m, N, N), np.complex64)
 c = (side - 1) / 2 + 0.5
 e = ptyfast.Experiment(obj, probe, scans.custom(x - c, y - c), ptyfast.Detector(), 1e9)
 buf = np.empty((m, N, N), np.float32)
+buf2 = np.empty((m, N, N), np.float32)
 acq = dict(scale=e.intensity_scale, detector=e._detector_args, seed=3)
+prev = RawData.from_simulation(x, y, probe, obj, nphotons=1e9, seed=3)
+# The grid path: about m patterns of gridsize 2 (C = 4) from one object of the same side.
+from ptyfast import diffsim
+g1 = max(2, int((m / 4) ** 0.5))
+outer = 2 * max(1, (side - N - 4) // (g1 - 1))
+yy_i = rng.uniform(0.5, 1, (1, side, side, 1))
+yy_phi = rng.uniform(-1, 1, (1, side, side, 1))
+mk = dict(YY_I=yy_i, YY_phi=yy_phi, N=N, gridsize=2, offset=4, nphotons=1e9, seed=3)
+d = diffsim.mk_simdata(1, side, probe, outer, dict_fmt=True, **mk)
+m_grid = d["X"].shape[0] * 4
+yi0 = diffsim._flat_to_channel(d["I_pre_probe"][..., 0], 4)
+yphi0 = diffsim._flat_to_channel(d["phi_pre_probe"][..., 0], 4)
+yi = np.empty_like(yi0)
+ig = dict(seed=3, check_finite=False, overwrite_amplitude=True)
 cases = {
     "kernel": lambda: K.simulate(obj, pos, probe, **kw),
     "kernel reused": lambda: K.simulate(obj, pos, probe, out=out, out_patches=outp, **kw),
     "from_simulation": lambda: RawData.from_simulation(x, y, probe, obj, nphotons=1e9, seed=3),
+    "from_simulation reused": lambda: RawData.from_simulation(
+        x, y, probe, obj, nphotons=1e9, seed=3, out=prev
+    ),
     "acquire": lambda: K.acquire(e.object, e.positions_true, e.probe, **acq),
     "acquire reused": lambda: K.acquire(e.object, e.positions_true, e.probe, out=buf, **acq),
     "ptyfast.simulate": lambda: ptyfast.simulate(e, seed=3),
+    "ptyfast.simulate reused": lambda: ptyfast.simulate(e, seed=3, out=buf2),
+    "illuminate_groups": lambda: K.illuminate_groups(yi, yphi0, probe, d["intensity_scale"], **ig),
+    "mk_simdata": lambda: diffsim.mk_simdata(1, side, probe, outer, **mk),
 }
-for f in cases.values():
+setup = {"illuminate_groups": lambda: np.copyto(yi, yi0)}  # untimed: the patches it overwrites
+count = {"illuminate_groups": m_grid, "mk_simdata": m_grid}
+for k, f in cases.items():
+    setup.get(k, lambda: None)()
     f()  # warm; the reused buffers are touched here
 # Round robin, best of `reps` per case, wall clock and process CPU time: on a shared machine
 # one case's wall clock swings with the others' load; CPU time much less.
@@ -94,6 +126,7 @@ wall = {k: float("inf") for k in cases}
 cpu = dict(wall)
 for _ in range(reps):
     for k, f in cases.items():
+        setup.get(k, lambda: None)()
         t0, c0 = time.perf_counter(), time.process_time()
         f()
         wall[k] = min(wall[k], time.perf_counter() - t0)
@@ -101,7 +134,7 @@ for _ in range(reps):
 t0, c0 = time.perf_counter(), time.process_time()
 numpy_simulate(obj, pos, probe, scale, 3, t)
 wall["numpy"], cpu["numpy"] = time.perf_counter() - t0, time.process_time() - c0
-res = {"threads": K.num_threads(), "wall": wall, "cpu": cpu}
+res = {"threads": K.num_threads(), "wall": wall, "cpu": cpu, "count": count}
 print(json.dumps(res))
 """
 
@@ -149,27 +182,29 @@ def thread_counts() -> list[int]:
 SIZES = {64: 6000, 128: 2000, 256: 500}
 
 
-def run(quick: bool = False, dask: bool = True) -> list[dict]:
+def run(quick: bool = False, dask: bool = True, threads: list[int] | None = None) -> list[dict]:
     """Measure; records per thread count and N, then the Dask pair."""
     records: list[dict] = []
     sizes = {32: 200} if quick else SIZES
     reps = 1 if quick else 5
     print(
-        f"whole calls vs the fused kernel (patterns/s), Poisson 1e9, best of {reps} (wall "
-        f"clock; cpu: patterns per CPU-second of the process)"
+        f"whole calls vs their fused kernel (patterns/s), Poisson 1e9, best of {reps} (wall "
+        f"clock; cpu: patterns per CPU-second of the process); ratios like for like: fresh "
+        f"÷ fresh (f), reused ÷ reused (r)"
     )
     head = (
-        f"{'t':>2} {'N':>4} {'':>4} {'kernel':>8} {'reused':>8} {'from_sim':>8} {'ratio':>5} "
-        f"{'acquire':>8} {'reused':>8} {'simulate':>8} {'ratio':>5} {'numpy':>7} {'×np':>5}"
+        f"{'t':>2} {'N':>4} {'':>4} | {'kernel':>7} {'reused':>7} {'from_sim':>8} {'reused':>7} "
+        f"{'f':>4} {'r':>4} | {'acquire':>7} {'reused':>7} {'simulate':>8} {'reused':>7} "
+        f"{'f':>4} {'r':>4} | {'ill_grp':>7} {'mk_sim':>7} {'f':>4} | {'numpy':>6} {'×np':>5}"
     )
     print(head)
-    for t in thread_counts():
+    for t in threads or thread_counts():
         for N, m in sizes.items():
             r = run_python(
                 CHILD, str(N), str(m), str(reps), str(t), env={"RAYON_NUM_THREADS": str(t)}
             )
             assert r["threads"] == t
-            wall, cpu = r["wall"], r["cpu"]
+            wall, cpu, count = r["wall"], r["cpu"], r["count"]
             for case, seconds in wall.items():
                 variant = "numpy" if case == "numpy" else "ptyfast"
                 records.append(
@@ -178,7 +213,7 @@ def run(quick: bool = False, dask: bool = True) -> list[dict]:
                         case,
                         stage="end-to-end",
                         variant=variant,
-                        n=m,
+                        n=count.get(case, m),
                         seconds=seconds,
                         N=N,
                         threads=t,
@@ -188,14 +223,24 @@ def run(quick: bool = False, dask: bool = True) -> list[dict]:
                     )
                 )
             for label, sec in (("wall", wall), ("cpu", cpu)):
-                rate = {k: m / v for k, v in sec.items()}
+                v = {k: count.get(k, m) / x for k, x in sec.items()}
+
+                def ratio(whole: str, kernel: str, v: dict[str, float] = v) -> str:
+                    return f"{v[whole] / v[kernel]:>4.2f}"
+
                 print(
-                    f"{t:>2} {N:>4} {label:>4} {rate['kernel']:>8,.0f} "
-                    f"{rate['kernel reused']:>8,.0f} {rate['from_simulation']:>8,.0f} "
-                    f"{rate['from_simulation'] / rate['kernel']:>5.2f} {rate['acquire']:>8,.0f} "
-                    f"{rate['acquire reused']:>8,.0f} {rate['ptyfast.simulate']:>8,.0f} "
-                    f"{rate['ptyfast.simulate'] / rate['acquire']:>5.2f} {rate['numpy']:>7,.0f} "
-                    f"{rate['from_simulation'] / rate['numpy']:>5.1f}"
+                    f"{t:>2} {N:>4} {label:>4} | {v['kernel']:>7,.0f} {v['kernel reused']:>7,.0f} "
+                    f"{v['from_simulation']:>8,.0f} {v['from_simulation reused']:>7,.0f} "
+                    f"{ratio('from_simulation', 'kernel')} "
+                    f"{ratio('from_simulation reused', 'kernel reused')} | "
+                    f"{v['acquire']:>7,.0f} {v['acquire reused']:>7,.0f} "
+                    f"{v['ptyfast.simulate']:>8,.0f} {v['ptyfast.simulate reused']:>7,.0f} "
+                    f"{ratio('ptyfast.simulate', 'acquire')} "
+                    f"{ratio('ptyfast.simulate reused', 'acquire reused')} | "
+                    f"{v['illuminate_groups']:>7,.0f} {v['mk_simdata']:>7,.0f} "
+                    f"{ratio('mk_simdata', 'illuminate_groups')} | {v['numpy']:>6,.0f} "
+                    f"{v['from_simulation'] / v['numpy']:>5.1f}",
+                    flush=True,
                 )
     if dask and not quick:  # tests/test_distributed.py exercises this path
         m, shard = 16_000, 1000
@@ -241,6 +286,8 @@ if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="smoke run: tiny sizes")
     ap.add_argument("--no-dask", action="store_true", help="skip the Dask measurement")
+    ap.add_argument("--threads", help="comma-separated thread counts (default: 1, 2, 4, ... all)")
     a = ap.parse_args()
+    counts = [int(v) for v in a.threads.split(",")] if a.threads else None
     with tempfile.TemporaryDirectory():
-        run(a.quick, not a.no_dask)
+        run(a.quick, not a.no_dask, counts)

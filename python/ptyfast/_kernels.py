@@ -531,10 +531,11 @@ def check_field_range(
 _F32_SQRT_LIMIT = math.sqrt(_F32_SQUARE_LIMIT)
 
 
-def _check_product_range(obj: np.ndarray, probe: np.ndarray) -> None:
+def _check_product_range(obj: np.ndarray, probe: np.ndarray, max_obj: float | None = None) -> None:
     """Refuse an object and probe whose products' squared moduli would overflow float32 (the
-    energies square ``probe * patch`` in float32, as the reference does)."""
-    bound = _max_abs(obj) * _max_abs(probe)
+    energies square ``probe * patch`` in float32, as the reference does). ``max_obj``:
+    ``max|obj|`` when the caller knows it already (no pass over the object)."""
+    bound = (_max_abs(obj) if max_obj is None else max_obj) * _max_abs(probe)
     if not bound <= _F32_SQRT_LIMIT:
         raise ValueError(
             f"obj and probe values must keep |probe * obj|**2 within float32 "
@@ -794,6 +795,16 @@ def illuminated_energy(obj: Any, positions: Any, probe: Any) -> np.ndarray:
     p = as_positions("positions", positions)
     pr = _check_probe(probe)
     _check_product_range(o, pr)
+    return _core.illuminated_energy(o, p, pr)
+
+
+def _illuminated_energy_checked(
+    o: np.ndarray, p: np.ndarray, pr: np.ndarray, max_obj: float
+) -> np.ndarray:
+    """:func:`illuminated_energy` of arrays the caller has checked as it does (``o`` from
+    :func:`as_complex_image`, ``p`` finite float64 C-contiguous ``(M, 2)``, ``pr`` from
+    :func:`_check_probe`), ``max_obj = max|o|`` known: no second pass over the object."""
+    _check_product_range(o, pr, max_obj)
     return _core.illuminated_energy(o, p, pr)
 
 

@@ -146,29 +146,35 @@ def simulate_raw(
         f"simulation of {m} positions at N = {n} (diff3d float32 and Y complex64)",
         m * (48 if buffers else n * n * 12 + 48),
     )
-    positions = np.column_stack([x, y]).astype(np.float64)
-    s = intensity_scale_of(obj, positions, probe, nph)
+    positions = np.empty((m, 2), np.float64)
+    positions[:, 0], positions[:, 1] = x, y  # finite (checked above)
+    # Each check over the object runs once: its dtype and finiteness above, max|object| here
+    # (for the energies' and the far field's float32 range).
+    max_obj = _kernels._max_abs(obj)
+    s = simulation_scale(_kernels._illuminated_energy_checked(obj, positions, probe, max_obj), nph)
     _kernels.check_field_range(
         float(s),
-        _kernels._max_abs(obj),
+        max_obj,
         float(np.sum(np.abs(probe))),
         name="nphotons",
         value=nphotons,
         limit_of="photons",
     )
-    # One pass writes the amplitudes, the patches and the energies (no pass over them after).
-    diff3d, patches, energies = _kernels.simulate(
+    # One pass writes the amplitudes, the patches and the energies (no pass over them after;
+    # a non-finite pattern shows in its energy). The inputs are checked: straight to the
+    # kernel's buffer path.
+    diff3d, patches, energies = _kernels._simulate_into(
         obj,
         positions,
         probe,
-        scale=s,
-        poisson=poisson,
-        seed=seed_value,
-        divide_by_scale=True,
-        return_patches=True,
-        return_energies=True,
-        out=buffers[0] if buffers else None,
-        out_patches=buffers[1] if buffers else None,
+        np.float32(s),
+        seed_value,
+        0,
+        True,
+        True,
+        buffers[0] if buffers else None,
+        buffers[1] if buffers else None,
+        None,
     )
     assert patches is not None
     result = (diff3d, patches[..., None], s)
@@ -498,11 +504,14 @@ class RawData:
             diff3d,
             _drop_unit_channel(probeGuess),
             si,
-            _drop_unit_channel(objectGuess),
+            None,
             Y=Y,
             # scale_nphotons(diff3d) bit for bit, from the kernel's energies.
             norm_Y_I=scale_from_energies(energies, nphotons=nph),
         )
+        # simulate_raw checked the object (2-D, non-empty, finite as complex64, hence finite
+        # as given): no second pass over it.
+        raw.objectGuess = _drop_unit_channel(objectGuess)
         raw.intensity_scale = float(s)
         raw.metadata = {
             "nphotons": nph,

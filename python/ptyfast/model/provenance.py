@@ -316,6 +316,53 @@ def seeds(provenance: dict[str, Any]) -> dict[str, int]:
     return out
 
 
+def _invariant(
+    e: Experiment, embed_max_bytes: int
+) -> tuple[dict[str, Any], dict[str, int], str, str]:
+    """The experiment's part of every record (``experiment`` block, its seeds, the object's and
+    probe's SHA-256), computed once per experiment and embedding choice and cached on it.
+
+    An :class:`~ptyfast.Experiment` is immutable (read-only arrays, immutable parts), so this
+    part never changes; the cache is keyed by the parts themselves (identity) all the same, so
+    a part replaced behind its back is noticed. Two threads may both compute it: they store
+    equal values. Callers copy what they hand out (records are the user's to modify).
+    """
+    embed = (e.object.nbytes <= embed_max_bytes, e.probe.nbytes <= embed_max_bytes)
+    parts = (e.object, e.probe, e.object_recipe, e.probe_recipe, e.scan, e.detector)
+    parts += (e.photons, e.geometry)
+    cache = getattr(e, "_provenance_cache", None)
+    hit = None if cache is None else cache.get(embed)
+    if (
+        hit is not None
+        and len(hit[0]) == len(parts)
+        and all(a is b for a, b in zip(hit[0], parts, strict=True))
+    ):
+        return hit[1]
+    obj = (
+        {"recipe": copy.deepcopy(e.object_recipe)}
+        if e.object_recipe is not None
+        else {"array": encode_array(e.object, embed_max_bytes=embed_max_bytes)}
+    )
+    if e.probe_recipe is not None:
+        probe: dict[str, Any] = {"recipe": copy.deepcopy(e.probe_recipe)}
+    else:
+        probe = {"array": encode_array(e.probe, embed_max_bytes=embed_max_bytes)}
+    exp = {
+        "object": obj,
+        "probe": probe,
+        "scan": e.scan.to_dict(),
+        "detector": e.detector.to_dict(),
+        "photons": float(e.photons),
+        "geometry": None if e.geometry is None else e.geometry.to_dict(),
+    }
+    # Everything must survive JSON exactly (replay reads files); checked once here.
+    json.dumps(exp, allow_nan=False)
+    value = (exp, dict(_walk_seeds(exp, "")), array_sha256(e.object), array_sha256(e.probe))
+    if cache is not None:
+        cache[embed] = (parts, value)
+    return value
+
+
 def make(
     experiment: Experiment,
     *,
@@ -327,48 +374,32 @@ def make(
     """The provenance record of ``simulate(experiment, seed=seed, patches=patches)``.
 
     ``seed`` must already be the resolved integer. ``campaign`` is the block a
-    :class:`~ptyfast.Campaign` adds (module docstring).
+    :class:`~ptyfast.Campaign` adds (module docstring). The experiment's part (hashes,
+    encoded arrays, the scan's recipe) is computed once per experiment and cached on it.
     """
     e = experiment
-    obj = (
-        {"recipe": copy.deepcopy(e.object_recipe)}
-        if e.object_recipe is not None
-        else {"array": encode_array(e.object, embed_max_bytes=embed_max_bytes)}
-    )
-    if e.probe_recipe is not None:
-        probe: dict[str, Any] = {"recipe": copy.deepcopy(e.probe_recipe)}
-    else:
-        probe = {"array": encode_array(e.probe, embed_max_bytes=embed_max_bytes)}
+    exp, exp_seeds, object_sha, probe_sha = _invariant(e, embed_max_bytes)
     rec: dict[str, Any] = {
         "schema": SCHEMA,
         "schema_version": SCHEMA_VERSION,
         "ptyfast_version": __version__,
-        "experiment": {
-            "object": obj,
-            "probe": probe,
-            "scan": e.scan.to_dict(),
-            "detector": e.detector.to_dict(),
-            "photons": float(e.photons),
-            "geometry": None if e.geometry is None else e.geometry.to_dict(),
-        },
+        "experiment": copy.deepcopy(exp),
         "simulation": {"seed": int(seed), "patches": bool(patches)},
         "noise_streams": noise_streams(e.detector),
-        "seeds": {},
+        "seeds": {"noise": int(seed), **exp_seeds},
         "result": {
             "n_patterns": e.n_patterns,
             "N": e.N,
             "n_modes": e.n_modes,
             "readings_dtype": str(np.dtype(e.detector.dtype)),
             "intensity_scale": float(e.intensity_scale),
-            "object_sha256": array_sha256(e.object),
-            "probe_sha256": array_sha256(e.probe),
+            "object_sha256": object_sha,
+            "probe_sha256": probe_sha,
         },
     }
-    rec["seeds"] = seeds(rec)
     if campaign is not None:
         rec["campaign"] = copy.deepcopy(campaign)
-    # Everything must survive JSON exactly (replay reads files).
-    json.dumps(rec, allow_nan=False)
+        json.dumps(rec["campaign"], allow_nan=False)
     return rec
 
 

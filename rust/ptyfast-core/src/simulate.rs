@@ -63,15 +63,32 @@ pub fn illuminated_energy(
     out.par_iter_mut().zip(pos.par_iter()).for_each_init(
         || (Sampler::default(), vec![Complex32::new(0.0, 0.0); nn]),
         |(sampler, patch), (e, &[x, y])| {
-            sampler.sample(&obj, x, y, n, n, patch);
-            *e = energy(patch, &probe);
+            *e = patch_energy(sampler, &obj, [x, y], n, patch, &probe);
         },
     );
     Ok(Array1::from_vec(out))
 }
 
+crate::simd::multiversion! {
+    /// The patch at `xy = [x, y]` (into `patch`) and its energy `Σ |probe · patch|²`
+    /// ([`energy`]), compiled for the widest instruction set (the sampler and the sum are
+    /// inlined; the same bits at every level, [`crate::simd`]).
+    fn patch_energy(
+        sampler: &mut Sampler,
+        obj: &Object<'_>,
+        xy: [f64; 2],
+        n: usize,
+        patch: &mut [Complex32],
+        probe: &[Complex32],
+    ) -> f64 {
+        sampler.sample(obj, xy[0], xy[1], n, n, patch);
+        energy(patch, probe)
+    }
+}
+
 /// `Σ |a · p|²` with the product in complex64 and the sum in `f64`, over eight interleaved
 /// partial sums combined in a fixed order (deterministic, and not one long dependency chain).
+#[inline(always)]
 fn energy(a: &[Complex32], p: &[Complex32]) -> f64 {
     const LANES: usize = 8;
     let sq = |a: &Complex32, p: &Complex32| {
