@@ -393,8 +393,9 @@ fn push_bits(list: &mut [u32], n: &mut usize, base: usize, mut bits: u64) {
     }
 }
 
-/// A faint count for the slow passes: the exact search; where it must restart, v2 draws the
-/// fresh uniform and v1 gives up (`None`: the caller falls back to the reference sampler).
+/// A faint count for the slow passes: the polynomial bounds where they decide it (inline, as
+/// most counts of 1 are), else the exact search; where that must restart, v2 draws the fresh
+/// uniform and v1 gives up (`None`: the caller falls back to the reference sampler).
 #[inline(always)]
 fn faint_slow<U: Sampling>(rng: &mut U, r: f64, u: f64) -> Option<f64> {
     if U::KEYED {
