@@ -162,7 +162,7 @@ pub(super) fn faint_quick(r: f64, u: f64) -> (f64, bool) {
     let zero = u < faint_zero_bound(r);
     let upper0 = 1.0 - r * (1.0 - r * 0.5) + 4.0 * f64::EPSILON;
     let lower1 = faint_zero_bound(r) * (1.0 + r) - 8.0 * f64::EPSILON;
-    let one = (r >= 0.0) & (r <= FAINT_MAX_RATE) & (u >= upper0) & (u < lower1);
+    let one = (0.0..=FAINT_MAX_RATE).contains(&r) & (u >= upper0) & (u < lower1);
     (if zero { 0.0 } else { 1.0 }, zero | one)
 }
 
