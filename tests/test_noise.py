@@ -189,6 +189,20 @@ def test_exact_near_algorithm_switches(lam, version):
 
 
 @pytest.mark.parametrize("version", VERSIONS)
+@pytest.mark.parametrize("lam", [0.25 - 2.0**-40, 3.1249, 17.0 + 0.124, 31.875 + 0.0625])
+def test_tabled_rates_with_large_faint_part(lam, version):
+    # A tabled rate m/8 + r takes its faint part r (here up to 1/8) with a second uniform;
+    # counts of 1 in that part are decided by polynomial bounds in the dense pass, the rest by
+    # the exact search: the sum must still follow the exact law, on both entry points.
+    k = poisson_counts(np.full(N_SAMPLES, lam), seed=17, version=version)
+    assert poisson_gof(k, lam) > P_MIN
+    a = np.full((N_SAMPLES // 4096, 64, 64), np.sqrt(lam), np.float32)
+    rate = float(np.float64(a.flat[0]) ** 2)
+    ka = np.round(observe_amplitudes(a, seed=18, version=version).astype(np.float64) ** 2)
+    assert poisson_gof(ka.ravel(), rate) > P_MIN
+
+
+@pytest.mark.parametrize("version", VERSIONS)
 @pytest.mark.parametrize("lam", [1e-6, 1e-4])
 def test_tiny_rates(lam, version):
     # Nonzero counts are rare events: their number is Poisson(n·λ·(1 + O(λ))); 2 of them

@@ -54,7 +54,7 @@ mod poisson;
 mod rng;
 mod tables;
 
-use ndarray::{Array1, Array3, ArrayView1, ArrayView3};
+use ndarray::{Array1, Array3, ArrayView1, ArrayView3, ArrayViewMut3};
 use rayon::prelude::*;
 
 pub use self::block::BLOCK;
@@ -145,27 +145,68 @@ pub fn poisson_amplitudes(
     first_index: u64,
     stream: PoissonStream,
 ) -> Result<Array3<f32>> {
-    let mut out = amplitudes.as_standard_layout().into_owned();
-    let (_, h, w) = out.dim();
-    let data = out
-        .as_slice_mut()
-        .ok_or_else(|| Error::Unsupported("amplitudes: standard layout expected".into()))?;
-    if let Some((i, a)) = first_invalid(data) {
+    let mut out = Array3::zeros(amplitudes.dim());
+    poisson_amplitudes_into(amplitudes, seed, first_index, stream, out.view_mut())?;
+    Ok(out)
+}
+
+/// [`poisson_amplitudes`] into a caller-provided C-contiguous output of the same shape, for
+/// callers that split the patterns into pieces (pattern `i` of the piece uses `first_index +
+/// i`). It spares the whole-stack copy and the separate validation pass: each pattern is
+/// checked, copied into its place in `out` and observed there while it is in cache.
+/// `amplitudes` is not modified.
+///
+/// # Errors
+/// [`Error::InvalidArgument`] (`amplitudes`) on a negative or non-finite amplitude, naming the
+/// first one in C order (`out` then holds unspecified values); (`out`) when `out` is not
+/// C-contiguous or its shape differs (checked before any work).
+pub fn poisson_amplitudes_into(
+    amplitudes: ArrayView3<'_, f32>,
+    seed: u64,
+    first_index: u64,
+    stream: PoissonStream,
+    mut out: ArrayViewMut3<'_, f32>,
+) -> Result<()> {
+    if out.dim() != amplitudes.dim() {
         return Err(Error::invalid(
-            "amplitudes",
-            "finite and non-negative",
-            format!("{a} at flat index {i}"),
+            "out",
+            format!("shape {:?} (as amplitudes)", amplitudes.dim()),
+            format!("{:?}", out.dim()),
         ));
     }
+    let (_, h, w) = out.dim();
+    let input = amplitudes.as_standard_layout();
+    let src = input
+        .as_slice()
+        .ok_or_else(|| Error::Unsupported("amplitudes: standard layout expected".into()))?;
+    let dst = out
+        .as_slice_mut()
+        .ok_or_else(|| Error::invalid("out", "a C-contiguous array", "a strided array"))?;
     let pattern = h * w;
-    if pattern > 0 {
-        data.par_chunks_mut(pattern)
-            .enumerate()
-            .for_each(|(i, chunk)| {
-                observe_pattern_with(stream, chunk, seed, first_index.wrapping_add(i as u64))
-            });
+    if pattern == 0 {
+        return Ok(());
     }
-    Ok(out)
+    let first_bad = dst
+        .par_chunks_mut(pattern)
+        .zip(src.par_chunks(pattern))
+        .enumerate()
+        .filter_map(|(i, (chunk, a))| {
+            if let Some((j, v)) = first_invalid(a) {
+                return Some((i * pattern + j, v));
+            }
+            chunk.copy_from_slice(a);
+            observe_pattern_with(stream, chunk, seed, first_index.wrapping_add(i as u64));
+            None
+        })
+        .min_by_key(|&(j, _)| j);
+    match first_bad {
+        Some((j, v)) => Err(Error::invalid(
+            "amplitudes",
+            "finite and non-negative",
+            format!("{v} at flat index {j}"),
+        )),
+        None => Ok(()),
+    }
 }
 
 /// Poisson counts for a vector of rates, all drawn from `stream`'s generator for `(seed,
@@ -541,6 +582,53 @@ mod tests {
         let mut p = [1.0f32, -2.0, f32::NAN, 0.0];
         observe_pattern(&mut p, 0, 0);
         assert!(p[1].is_nan() && p[2].is_nan() && p[3] == 0.0);
+    }
+
+    #[test]
+    fn into_matches_owned_and_checks_its_arguments() {
+        let a = pattern_stack(5, 16);
+        for stream in PoissonStream::ALL {
+            let want = poisson_amplitudes(a.view(), 3, 10, stream).unwrap();
+            // Whole, and in two pieces whose first indices follow on.
+            let mut out = Array3::from_elem(a.dim(), -7.0f32);
+            assert!(poisson_amplitudes_into(a.view(), 3, 10, stream, out.view_mut()).is_ok());
+            assert_eq!(out, want);
+            let mut out = Array3::from_elem(a.dim(), -7.0f32);
+            let (head, tail) = out.view_mut().split_at(ndarray::Axis(0), 2);
+            assert!(poisson_amplitudes_into(a.slice(s![..2, .., ..]), 3, 10, stream, head).is_ok());
+            assert!(poisson_amplitudes_into(a.slice(s![2.., .., ..]), 3, 12, stream, tail).is_ok());
+            assert_eq!(out, want);
+            // A non-standard-layout input gives the same as its standard copy.
+            let t = a.view().permuted_axes([0, 2, 1]);
+            let mut x = Array3::zeros(t.dim());
+            assert!(poisson_amplitudes_into(t, 3, 10, stream, x.view_mut()).is_ok());
+            let y = poisson_amplitudes(t.as_standard_layout().view(), 3, 10, stream).unwrap();
+            assert_eq!(x, y);
+        }
+        // Wrong shape or layout of `out`: an error naming it.
+        let mut small = Array3::<f32>::zeros((4, 16, 16));
+        match poisson_amplitudes_into(a.view(), 0, 0, V1, small.view_mut()) {
+            Err(Error::InvalidArgument { name, .. }) => assert_eq!(name, "out"),
+            other => panic!("expected an error, got {other:?}"),
+        }
+        let mut fortran = Array3::<f32>::zeros((16, 16, 5));
+        let strided = fortran.view_mut().reversed_axes();
+        match poisson_amplitudes_into(a.view(), 0, 0, V1, strided) {
+            Err(Error::InvalidArgument { name, .. }) => assert_eq!(name, "out"),
+            other => panic!("expected an error, got {other:?}"),
+        }
+        // The first invalid amplitude in C order is named, whichever thread meets it first.
+        let mut bad = a.clone();
+        bad[[4, 0, 1]] = f32::NAN;
+        bad[[1, 3, 2]] = -2.5;
+        let mut out = Array3::zeros(a.dim());
+        match poisson_amplitudes_into(bad.view(), 0, 0, V1, out.view_mut()) {
+            Err(Error::InvalidArgument { name, got, .. }) => {
+                assert_eq!(name, "amplitudes");
+                assert_eq!(got, format!("-2.5 at flat index {}", 256 + 3 * 16 + 2));
+            }
+            other => panic!("expected an error, got {other:?}"),
+        }
     }
 
     #[test]

@@ -182,8 +182,13 @@ fn poisson_amplitudes<'py>(
     in_pieces(py, m, |a, b| {
         let first = first_index.wrapping_add(a as u64);
         let rows = rows("amplitudes", &am, a, b)?;
-        let piece = core::noise::poisson_amplitudes(rows, seed, first, v)?;
-        write_rows(&mut view, a, &piece.view())
+        core::noise::poisson_amplitudes_into(
+            rows,
+            seed,
+            first,
+            v,
+            rows_mut("out", &mut view, a, b)?,
+        )
     })?;
     Ok(out.into_pyarray(py))
 }

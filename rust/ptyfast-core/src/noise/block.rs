@@ -36,8 +36,8 @@
 use std::cell::RefCell;
 
 use super::poisson::{
-    faint, faint_search_once, faint_zero_bound, ptrs_rounds, ptrs_verdicts, split_rate, tabled,
-    Ptrs, FAINT_MAX_RATE, PTRS_MAX_ROUNDS, PTRS_MIN_RATE,
+    faint, faint_quick, faint_search_once, faint_zero_bound, ptrs_rounds, ptrs_verdicts,
+    split_rate, tabled, Ptrs, FAINT_MAX_RATE, PTRS_MAX_ROUNDS, PTRS_MIN_RATE,
 };
 use super::rng::{LanesRng, PatternRng, Uniforms};
 use super::tables::{tables, Tables};
@@ -393,8 +393,9 @@ fn push_bits(list: &mut [u32], n: &mut usize, base: usize, mut bits: u64) {
     }
 }
 
-/// A faint count for the slow passes: the exact search; where it must restart, v2 draws the
-/// fresh uniform and v1 gives up (`None`: the caller falls back to the reference sampler).
+/// A faint count for the slow passes: the polynomial bounds where they decide it (inline, as
+/// most counts of 1 are), else the exact search; where that must restart, v2 draws the fresh
+/// uniform and v1 gives up (`None`: the caller falls back to the reference sampler).
 #[inline(always)]
 fn faint_slow<U: Sampling>(rng: &mut U, r: f64, u: f64) -> Option<f64> {
     if U::KEYED {
@@ -428,7 +429,8 @@ fn classify_word(w: &mut Word, r: &mut [u8; WORD]) -> [u64; 3] {
 }
 
 /// Faint rates of one word: `k = 0` where the uniform is below the polynomial bound; the bits
-/// of the others.
+/// of the others. (Deciding `k = 1` here too, as the tabled rates do, costs more per word than
+/// the ~`λ` of faint rates it would keep from the slow pass.)
 #[inline(always)]
 fn faint_word(w: &mut Word, r: &[u8; WORD], p: &Pairs) -> u64 {
     let mut rare = 0u64;
@@ -478,12 +480,13 @@ fn tabled_word(w: &mut Word, p: &Pairs, bits: u64, t: &Tables) -> u64 {
         return tabled_word_sparse(w, p, bits, t);
     }
     let mut keys = [0u32; WORD];
-    let mut faint_zero = [false; WORD];
-    let lanes = w.iter().zip(p.chunks_exact(2));
-    for ((&lam, pr), (key, fz)) in lanes.zip(keys.iter_mut().zip(faint_zero.iter_mut())) {
+    let mut extra = [0.0; WORD];
+    let mut decided = [false; WORD];
+    let lanes = w.iter().zip(p.chunks_exact(2)).zip(keys.iter_mut());
+    for (((&lam, pr), key), (e, d)) in lanes.zip(extra.iter_mut().zip(decided.iter_mut())) {
         let (row, r) = split_rate(lam);
         *key = Tables::key(row, pr[0]);
-        *fz = pr[1] < faint_zero_bound(r);
+        (*e, *d) = faint_quick(r, pr[1]);
     }
     let mut rare = 0u64;
     let mut left = bits;
@@ -491,8 +494,12 @@ fn tabled_word(w: &mut Word, p: &Pairs, bits: u64, t: &Tables) -> u64 {
         let b = left.trailing_zeros() as usize % WORD;
         left &= left - 1;
         let (k, found) = t.window(keys[b], p[2 * b]);
-        let settled = found & faint_zero[b];
-        w[b] = if settled { f64::from(k) } else { w[b] };
+        let settled = found & decided[b];
+        w[b] = if settled {
+            f64::from(k) + extra[b]
+        } else {
+            w[b]
+        };
         rare |= u64::from(!settled) << b;
     }
     rare
@@ -512,8 +519,9 @@ fn tabled_word_sparse(w: &mut Word, p: &Pairs, bits: u64, t: &Tables) -> u64 {
         let lam = w[b];
         let (row, r) = split_rate(lam);
         let (k, found) = t.window(Tables::key(row, p[2 * b]), p[2 * b]);
-        let settled = found & (p[2 * b + 1] < faint_zero_bound(r));
-        w[b] = if settled { f64::from(k) } else { lam };
+        let (e, decided) = faint_quick(r, p[2 * b + 1]);
+        let settled = found & decided;
+        w[b] = if settled { f64::from(k) + e } else { lam };
         rare |= u64::from(!settled) << b;
     }
     rare
