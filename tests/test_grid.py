@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 from _reference import far_field
+from _simd import digests_per_level
 
 from ptyfast import diffsim, params
 from ptyfast.probe import get_default_probe
@@ -373,18 +374,7 @@ print(_kernels.simd_level(), h.hexdigest())
 
 def test_instruction_set_levels_give_identical_results():
     """Every SIMD level the machine supports (PTYFAST_SIMD caps it) gives the same bits."""
-    import os
-    import subprocess
-    import sys
-
-    seen = {}
-    for cap in ("baseline", "avx2", "avx512"):
-        env = dict(os.environ, PTYFAST_SIMD=cap)
-        res = subprocess.run(
-            [sys.executable, "-c", _SIMD_CHILD], env=env, capture_output=True, text=True, check=True
-        )
-        level, digest = res.stdout.split()
-        seen[level] = digest
+    seen = digests_per_level(_SIMD_CHILD)
     assert "baseline" in seen
     assert len(set(seen.values())) == 1, seen
 
