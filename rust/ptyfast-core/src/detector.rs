@@ -1841,6 +1841,23 @@ mod tests {
         let bad = Array3::from_elem((1, 4, 4), -1.0);
         let r = detect_into(&base(), bad.view(), 0, 0, o16.view_mut(), None);
         assert_eq!(name(r), "expected");
+        // A bad value in the last piece of the parallel check, and in a transposed view.
+        for v in [f64::NAN, f64::INFINITY, -0.5] {
+            let mut big = Array3::<f64>::ones((5, 64, 64));
+            big[[4, 63, 63]] = v;
+            let mut o = Array3::<f32>::zeros((5, 64, 64));
+            let r = detect_into(&base(), big.view(), 0, 0, o.view_mut(), None);
+            assert_eq!(name(r), "expected");
+            let r = detect_into(
+                &base(),
+                big.view().reversed_axes(),
+                0,
+                0,
+                o.view_mut(),
+                None,
+            );
+            assert!(r.is_err());
+        }
         let r = detect_into(&base(), e.view(), 0, u64::MAX, o16.view_mut(), None);
         assert_eq!(name(r), "first_index");
         let mut wrong = Array3::<u16>::zeros((1, 4, 5));
