@@ -439,20 +439,7 @@ def _run(
             b = min(m, a + step)
             _acquire(e, seed, a, b, readings[a:b], None if pat is None else pat[a:b])
             bar.update(b - a)
-    return Dataset(
-        diffraction=readings,
-        mask=e.mask,
-        positions_nominal=e.positions_nominal,
-        positions_true=e.positions_true,
-        probe=e.probe,
-        object=e.object,
-        provenance=record,
-        geometry=e.geometry,
-        detector=e.detector,
-        photons=e.photons,
-        intensity_scale=e.intensity_scale,
-        patches=pat,
-    )
+    return Dataset(diffraction=readings, patches=pat, **_described(e, record))
 
 
 def simulate(
@@ -600,18 +587,27 @@ def _io_header(e: Experiment, record: dict[str, Any], patches: bool, io: Any) ->
     return io.Header(
         n_patterns=e.n_patterns,
         dtype=np.dtype(e.detector.dtype),
-        mask=e.mask,
-        positions_nominal=e.positions_nominal,
-        positions_true=e.positions_true,
-        probe=e.probe,
-        object=e.object,
-        provenance=record,
-        geometry=e.geometry,
-        detector=e.detector,
-        photons=e.photons,
-        intensity_scale=e.intensity_scale,
         patches=patches,
+        **_described(e, record),
     )
+
+
+def _described(e: Experiment, record: dict[str, Any]) -> dict[str, Any]:
+    """What a :class:`Dataset` and an ``io.Header`` of ``e``'s dataset both hold besides the
+    patterns: mask, positions, probe, object, provenance ``record``, geometry, detector,
+    photons and intensity scale."""
+    return {
+        "mask": e.mask,
+        "positions_nominal": e.positions_nominal,
+        "positions_true": e.positions_true,
+        "probe": e.probe,
+        "object": e.object,
+        "provenance": record,
+        "geometry": e.geometry,
+        "detector": e.detector,
+        "photons": e.photons,
+        "intensity_scale": e.intensity_scale,
+    }
 
 
 def _run_to(
