@@ -15,10 +15,14 @@ Per thread count ``t`` (1, 2, ... up to the CPUs this process may use; a fresh p
 * ``acquire`` / ``acquire reused``: the model's kernel call over all patterns (fresh / ``out=``)
   and ``ptyfast.simulate`` / ``ptyfast.simulate reused``: the whole call (provenance, the
   kernel into one output), fresh / ``out=``;
-* ``illuminate_groups`` and ``mk_simdata``: the grid path's fused kernel (FFT, Poisson, the
-  call ``mk_simdata`` makes, on its patches, restored before each repeat, untimed) and the
-  whole ``diffsim.mk_simdata`` call (given objects ``YY_I``/``YY_phi``, ``gridsize = 2``; about
-  as many patterns as the other cases), fresh outputs (it has no ``out=``);
+* ``illuminate_groups`` / ``illuminate_groups reused`` and ``mk_simdata`` / ``mk_simdata
+  reused``: the grid path's fused kernel (FFT, Poisson, the call ``mk_simdata`` makes, on its
+  patches, restored before each repeat, untimed), ``X`` fresh / into a reused buffer
+  (``out=``), and the whole ``diffsim.mk_simdata`` call (given objects ``YY_I``/``YY_phi``,
+  ``gridsize = 2``; about as many patterns as the other cases), fresh outputs / into an
+  earlier result's arrays (``out=previous``). The whole call makes three output stacks
+  (``X``, ``Y_I``, ``Y_phi``) where the kernel makes one, so fresh ÷ fresh also counts the
+  first touch of two more stacks;
 * ``numpy``: the NumPy/SciPy equivalent (bilinear gather, ``scipy.fft.fft2(workers=t)``,
   ``Generator.poisson``, division, energies for ``norm_Y_I``), one repeat.
 
@@ -100,6 +104,8 @@ m_grid = d["X"].shape[0] * 4
 yi0 = diffsim._flat_to_channel(d["I_pre_probe"][..., 0], 4)
 yphi0 = diffsim._flat_to_channel(d["phi_pre_probe"][..., 0], 4)
 yi = np.empty_like(yi0)
+xg = np.empty_like(yi0)
+prev_mk = diffsim.mk_simdata(1, side, probe, outer, **mk)
 ig = dict(seed=3, check_finite=False, overwrite_amplitude=True)
 cases = {
     "kernel": lambda: K.simulate(obj, pos, probe, **kw),
@@ -113,10 +119,15 @@ cases = {
     "ptyfast.simulate": lambda: ptyfast.simulate(e, seed=3),
     "ptyfast.simulate reused": lambda: ptyfast.simulate(e, seed=3, out=buf2),
     "illuminate_groups": lambda: K.illuminate_groups(yi, yphi0, probe, d["intensity_scale"], **ig),
+    "illuminate_groups reused": lambda: K.illuminate_groups(
+        yi, yphi0, probe, d["intensity_scale"], out=xg, **ig
+    ),
     "mk_simdata": lambda: diffsim.mk_simdata(1, side, probe, outer, **mk),
+    "mk_simdata reused": lambda: diffsim.mk_simdata(1, side, probe, outer, out=prev_mk, **mk),
 }
-setup = {"illuminate_groups": lambda: np.copyto(yi, yi0)}  # untimed: the patches it overwrites
-count = {"illuminate_groups": m_grid, "mk_simdata": m_grid}
+restore = lambda: np.copyto(yi, yi0)  # untimed: the patches the kernel overwrites
+setup = {"illuminate_groups": restore, "illuminate_groups reused": restore}
+count = {k: m_grid for k in cases if k.startswith(("illuminate_groups", "mk_simdata"))}
 for k, f in cases.items():
     setup.get(k, lambda: None)()
     f()  # warm; the reused buffers are touched here
@@ -195,7 +206,8 @@ def run(quick: bool = False, dask: bool = True, threads: list[int] | None = None
     head = (
         f"{'t':>2} {'N':>4} {'':>4} | {'kernel':>7} {'reused':>7} {'from_sim':>8} {'reused':>7} "
         f"{'f':>4} {'r':>4} | {'acquire':>7} {'reused':>7} {'simulate':>8} {'reused':>7} "
-        f"{'f':>4} {'r':>4} | {'ill_grp':>7} {'mk_sim':>7} {'f':>4} | {'numpy':>6} {'×np':>5}"
+        f"{'f':>4} {'r':>4} | {'ill_grp':>7} {'reused':>7} {'mk_sim':>7} {'reused':>7} "
+        f"{'f':>4} {'r':>4} | {'numpy':>6} {'×np':>5}"
     )
     print(head)
     for t in threads or thread_counts():
@@ -237,8 +249,11 @@ def run(quick: bool = False, dask: bool = True, threads: list[int] | None = None
                     f"{v['ptyfast.simulate']:>8,.0f} {v['ptyfast.simulate reused']:>7,.0f} "
                     f"{ratio('ptyfast.simulate', 'acquire')} "
                     f"{ratio('ptyfast.simulate reused', 'acquire reused')} | "
-                    f"{v['illuminate_groups']:>7,.0f} {v['mk_simdata']:>7,.0f} "
-                    f"{ratio('mk_simdata', 'illuminate_groups')} | {v['numpy']:>6,.0f} "
+                    f"{v['illuminate_groups']:>7,.0f} {v['illuminate_groups reused']:>7,.0f} "
+                    f"{v['mk_simdata']:>7,.0f} {v['mk_simdata reused']:>7,.0f} "
+                    f"{ratio('mk_simdata', 'illuminate_groups')} "
+                    f"{ratio('mk_simdata reused', 'illuminate_groups reused')} | "
+                    f"{v['numpy']:>6,.0f} "
                     f"{v['from_simulation'] / v['numpy']:>5.1f}",
                     flush=True,
                 )

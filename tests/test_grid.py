@@ -394,3 +394,185 @@ def test_dict_outputs_without_phase_are_zero_and_consistent():
     )
     for key in ("X", "Y_I", "Y_phi", "I_pre_probe", "phi_pre_probe"):
         np.testing.assert_array_equal(d[key], e[key], err_msg=key)
+
+
+# ------------------------------------------------------- mk_simdata's fused passes (issue 13)
+
+
+def _sequential_energies(amp, probe):
+    """Per-pattern ``sum (a*a)*|p|**2`` summed left to right in float64 (``cumsum`` is
+    sequential), flat order ``b*C + c``: the order the energy pass documents."""
+    B, N, _, C = amp.shape
+    p2 = (probe.real * probe.real + probe.imag * probe.imag).astype(np.float32)
+    a = np.moveaxis(amp, 3, 1).reshape(B * C, N * N).astype(np.float64)
+    terms = a * a * p2.reshape(1, -1).astype(np.float64)
+    return np.cumsum(terms, axis=1)[:, -1]
+
+
+@pytest.mark.parametrize("C", [1, 2, 4, 9])
+def test_energy_passes_are_sequential_sums_bit_for_bit(C):
+    from ptyfast import _kernels
+
+    rng = np.random.default_rng(C)
+    B, N = 7, 12  # 7 groups: one step of four groups side by side, then three one at a time
+    amp = (rng.random((B, N, N, C)) * 3).astype(np.float32)
+    probe = (rng.random((N, N)) * np.exp(1j * rng.random((N, N)))).astype(np.complex64)
+    want = _sequential_energies(amp, probe)
+    got = _kernels.channel_energies(amp, probe)
+    assert got.tobytes() == want.tobytes()
+    # the fused division: NumPy's float32 quotients, then the same sums
+    a = amp.copy()
+    norm = np.float32(1.7)
+    e = _kernels.normalize_channel_energies(a, probe, norm)
+    np.testing.assert_array_equal(a, amp / norm)
+    assert e.tobytes() == _sequential_energies(amp / norm, probe).tobytes()
+
+
+def test_normalize_channel_energies_rejects_bad_arguments():
+    from ptyfast import _kernels
+
+    amp = np.ones((2, 8, 8, 4), np.float32)
+    probe = get_default_probe(8)
+    for bad in (amp.astype(np.float64), amp[:, :, :, ::2], np.ones((2, 8, 6, 4), np.float32)):
+        with pytest.raises(ValueError, match="Y_I"):
+            _kernels.normalize_channel_energies(bad, probe, 2.0)
+    ro = amp.copy()
+    ro.flags.writeable = False
+    with pytest.raises(ValueError, match="Y_I"):
+        _kernels.normalize_channel_energies(ro, probe, 2.0)
+    for d in (0.0, -1.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="divisor"):
+            _kernels.normalize_channel_energies(amp, probe, d)
+    with pytest.raises(ValueError, match="divisor"):
+        _kernels.normalize_channel_energies(amp, probe, 1e300)  # inf as float32
+    with pytest.raises(ValueError, match="probe"):
+        _kernels.normalize_channel_energies(amp, get_default_probe(16), 2.0)
+    np.testing.assert_array_equal(amp, 1.0)  # nothing was divided by a rejected call
+
+
+def test_extraction_maxima_are_the_row_maxima():
+    from ptyfast import _kernels
+
+    rng = np.random.default_rng(4)
+    img = (rng.random((50, 50)) + 1j * rng.random((50, 50))).astype(np.complex64)
+    pos = rng.uniform(-4, 54, (5 * 4, 2))  # some patches partly outside the object
+    re, im = np.empty((5, 10, 10, 4), np.float32), np.empty((5, 10, 10, 4), np.float32)
+    m = np.full(5, np.nan, np.float32)
+    _kernels.extract_grid_patches(img, pos, 10, 4, out=(re, im), maxima=m)
+    ref_re, ref_im = _kernels.extract_grid_patches(img, pos, 10, 4)
+    np.testing.assert_array_equal(re, ref_re)
+    np.testing.assert_array_equal(im, ref_im)
+    assert m.tobytes() == re.reshape(5, -1).max(axis=1).tobytes()
+    for bad in (np.empty(4, np.float32), np.empty(5, np.float64), np.empty(10, np.float32)[::2]):
+        with pytest.raises(ValueError, match="maxima"):
+            _kernels.extract_grid_patches(img, pos, 10, 4, out=(re, im), maxima=bad)
+    with pytest.raises(ValueError, match="maxima"):
+        _kernels.extract_grid_patches(img, pos, 10, 4, maxima=m)
+
+
+@pytest.mark.parametrize("phase", [False, True])
+@pytest.mark.parametrize("given_scale", [False, True])
+def test_mk_simdata_equals_its_steps(phase, given_scale):
+    """The fused passes (maxima during extraction, division with the energy pass) give the
+    bits of the separate steps: extraction, row maxima, division, sequential energies, scale,
+    illumination."""
+    from ptyfast import _kernels
+    from ptyfast.intensity import simulation_scale
+
+    rng = np.random.default_rng(11)
+    yy = 0.5 + rng.random((2, 90, 90, 1))
+    phi = 0.4 * rng.random((2, 90, 90, 1)) if phase else None
+    probe = get_default_probe(32)
+    kw = _grid(YY_I=yy, YY_phi=phi, seed=8, nphotons=1e7)
+    if given_scale:
+        kw["intensity_scale"] = 123.5
+    d = diffsim.mk_simdata(2, 90, probe, 16, dict_fmt=True, **kw)
+    B, N, C = d["X"].shape[0], 32, 4
+    pos = diffsim.grid_positions(90, 16, N=N, gridsize=2, offset=4)
+    pos = np.broadcast_to(pos, (2,) + pos.shape).reshape(-1, 2)
+    parts = []
+    for k in range(2):
+        img = (yy[k, :, :, 0] + 1j * (0 if phi is None else phi[k, :, :, 0])).astype(np.complex64)
+        parts.append(
+            _kernels.extract_grid_patches(img, pos[k * B // 2 * C : (k + 1) * B // 2 * C], N, C)
+        )
+    yi = np.concatenate([p[0] for p in parts])
+    yphi = np.concatenate([p[1] for p in parts])
+    norm = np.float32(yi.reshape(B, -1).max(axis=1).mean(dtype=np.float64))
+    assert d["norm_Y_I"] == norm
+    yi = yi / norm
+    np.testing.assert_array_equal(diffsim._channel_to_flat(yi), d["I_pre_probe"])
+    s = (
+        np.float32(123.5)
+        if given_scale
+        else simulation_scale(_sequential_energies(yi, probe.astype(np.complex64)), 1e7)
+    )
+    assert d["intensity_scale"] == s
+    x, post = _kernels.illuminate_groups(yi, yphi if phase else None, probe, s, seed=8)
+    np.testing.assert_array_equal(d["X"], x)
+    np.testing.assert_array_equal(d["Y_I"], post)
+    np.testing.assert_array_equal(d["Y_phi"], yphi if phase else 0)
+
+
+def test_mk_simdata_into_an_earlier_result():
+    probe = get_default_probe(32)
+    rng = np.random.default_rng(12)
+    yy, phi = 1 + rng.random((1, 80, 80, 1)), 0.3 * rng.random((1, 80, 80, 1))
+    fresh = diffsim.mk_simdata(1, 80, probe, 16, YY_I=yy, YY_phi=phi, **_grid())
+    prev = diffsim.mk_simdata(1, 80, probe, 16, YY_I=2 * yy, YY_phi=phi, **_grid(seed=9))
+    again = diffsim.mk_simdata(1, 80, probe, 16, YY_I=yy, YY_phi=phi, out=prev, **_grid())
+    for a, b, c in zip(again[:3], prev[:3], fresh[:3], strict=True):
+        assert a is b  # the earlier result's arrays, overwritten
+        np.testing.assert_array_equal(a, c)
+    np.testing.assert_array_equal(again[3], fresh[3])
+    # a dict result, and a call without phase into buffers that held one: Y_phi is zeroed
+    d = diffsim.mk_simdata(1, 80, probe, 16, dict_fmt=True, YY_I=yy, YY_phi=phi, **_grid())
+    nophase = diffsim.mk_simdata(1, 80, probe, 16, YY_I=yy, **_grid())
+    e = diffsim.mk_simdata(1, 80, probe, 16, dict_fmt=True, YY_I=yy, out=d, **_grid())
+    assert e["X"] is d["X"] and e["Y_phi"] is d["Y_phi"]
+    for k, ref in zip(("X", "Y_I", "Y_phi"), nophase[:3], strict=True):
+        np.testing.assert_array_equal(e[k], ref, err_msg=k)
+
+
+def test_mk_simdata_rejects_a_bad_out_before_work():
+    probe = get_default_probe(32)
+    yy = 1 + np.random.default_rng(13).random((1, 80, 80, 1))
+    X, Y_I, Y_phi, coords = diffsim.mk_simdata(1, 80, probe, 16, YY_I=yy, **_grid())
+    keep = [a.copy() for a in (X, Y_I, Y_phi)]
+    ro = X.copy()
+    ro.flags.writeable = False
+    cases = [
+        ((X[:-1], Y_I, Y_phi), ValueError, "out X"),
+        ((X, Y_I.astype(np.float64), Y_phi), ValueError, "out Y_I"),
+        ((X, Y_I, np.asfortranarray(Y_phi)), ValueError, "out Y_phi"),
+        ((ro, Y_I, Y_phi), ValueError, "out X"),
+        ((X, X, Y_phi), ValueError, "share memory"),
+        ({"X": X, "Y_I": Y_I}, ValueError, "Y_phi"),
+        (X, TypeError, "earlier mk_simdata result"),
+        ((X, [1.0], Y_phi), TypeError, "out Y_I"),
+    ]
+    for out, err, match in cases:
+        with pytest.raises(err, match=match):
+            diffsim.mk_simdata(1, 80, probe, 16, YY_I=yy, out=out, **_grid())
+    for a, k in zip((X, Y_I, Y_phi), keep, strict=True):
+        np.testing.assert_array_equal(a, k)  # untouched by the rejected calls
+
+
+def test_illuminate_groups_into_out():
+    from ptyfast import _kernels
+
+    rng = np.random.default_rng(14)
+    re = (1 + rng.random((3, 8, 8, 4))).astype(np.float32)
+    im = rng.random((3, 8, 8, 4)).astype(np.float32)
+    probe = get_default_probe(8)
+    x, post = _kernels.illuminate_groups(re, im, probe, 20.0, seed=2)
+    out = np.full_like(re, np.nan)
+    x2, post2 = _kernels.illuminate_groups(re, im, probe, 20.0, seed=2, out=out)
+    assert x2 is out
+    np.testing.assert_array_equal(x2, x)
+    np.testing.assert_array_equal(post2, post)
+    for bad in (out[:2], out.astype(np.float64), re, im):
+        with pytest.raises(ValueError, match="out"):
+            _kernels.illuminate_groups(re, im, probe, 20.0, seed=2, out=bad)
+    with pytest.raises(TypeError, match="out"):
+        _kernels.illuminate_groups(re, im, probe, 20.0, seed=2, out=[0.0])

@@ -161,6 +161,7 @@ def extract_grid_patches_into(
     positions: npt.NDArray[np.float64],
     out_re: npt.NDArray[np.float32],
     out_im: npt.NDArray[np.float32] | None,
+    maxima: npt.NDArray[np.float32] | None = None,
 ) -> None: ...
 def illuminate_groups(
     amplitude: npt.NDArray[np.float32],
@@ -169,8 +170,12 @@ def illuminate_groups(
     scale: float,
     seed: int | None,
     first_index: int,
+    out: npt.NDArray[np.float32] | None = None,
 ) -> npt.NDArray[np.float32]: ...
 def channel_energies(
     amplitude: npt.NDArray[np.float32], probe: npt.NDArray[np.complex64]
+) -> npt.NDArray[np.float64]: ...
+def normalize_channel_energies(
+    amplitude: npt.NDArray[np.float32], probe: npt.NDArray[np.complex64], divisor: float
 ) -> npt.NDArray[np.float64]: ...
 def simd_level() -> str: ...

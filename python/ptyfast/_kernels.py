@@ -1211,6 +1211,7 @@ def extract_grid_patches(
     C: int,
     *,
     out: tuple[np.ndarray, np.ndarray | None] | None = None,
+    maxima: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Bilinear patches of a complex ``image`` in channel format.
 
@@ -1220,6 +1221,9 @@ def extract_grid_patches(
     each interpolated separately as the reference does. With ``out=(re, im)`` (writeable,
     C-contiguous float32 arrays of that shape) the patches are written there and ``out`` is
     returned; ``im`` may be ``None`` (real parts only, for an object without phase).
+    ``maxima`` (with ``out``; a writeable C-contiguous float32 ``(B,)`` array) receives each
+    group's largest real part, ``re.reshape(B, -1).max(axis=1)`` bit for bit (NaN when a group
+    holds one), computed while the group is in cache.
     """
     im = as_complex_image("image", image)
     p = as_positions("positions", positions)
@@ -1228,6 +1232,8 @@ def extract_grid_patches(
     if p.shape[0] % c:
         raise ValueError(f"positions must have a multiple of C = {c} rows, got {p.shape[0]}")
     if out is None:
+        if maxima is not None:
+            raise ValueError("maxima must be None unless out is given, got an array")
         require_memory(
             f"extract_grid_patches: {p.shape[0]} patches of N = {n} (two float32 parts)",
             p.shape[0] * n * n * 8,
@@ -1250,7 +1256,11 @@ def extract_grid_patches(
             raise ValueError(
                 f"{name} must be a writeable C-contiguous float32 {shape} array, got {got}"
             )
-    _core.extract_grid_patches_into(im, p, out[0], out[1])
+    if maxima is not None:
+        _out_buffer(
+            "maxima", maxima, np.float32, (shape[0],), tuple(o for o in out if o is not None)
+        )
+    _core.extract_grid_patches_into(im, p, out[0], out[1], maxima)
     return out
 
 
@@ -1265,6 +1275,7 @@ def illuminate_groups(
     first_index: int = 0,
     check_finite: bool = True,
     overwrite_amplitude: bool = False,
+    out: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Illuminate and diffract channel-format patches (the grid path of the README).
 
@@ -1279,7 +1290,10 @@ def illuminate_groups(
     sparing a batch-sized allocation; otherwise ``amplitude`` is never modified.
     ``check_finite=False`` skips the finiteness scan for arrays a kernel just produced from
     checked input, and the float32 range check of the far field (:func:`check_field_range`,
-    which needs ``max(amplitude)``): the caller must have made that check.
+    which needs ``max(amplitude)``): the caller must have made that check. ``out`` (a
+    writeable C-contiguous float32 array of ``amplitude``'s shape, sharing no memory with the
+    inputs) receives ``X`` instead of a new array: no first touch of fresh memory when
+    simulating repeatedly.
     """
     a = as_array("Y_I", amplitude, np.float32, ndim=4, allow_complex=False, finite=check_finite)
     ph = None
@@ -1299,13 +1313,16 @@ def illuminate_groups(
     s = resolve_seed(seed) if poisson else None
     fi = _positive_int("first_index", first_index, minimum=0)
     in_place = overwrite_amplitude and a is amplitude and a.flags.writeable
+    inputs = (a,) if ph is None else (a, ph)
+    if out is not None:
+        _out_buffer("out", out, np.float32, a.shape, inputs)
     require_memory(
         f"illuminate_groups: {a.size // a.shape[1] ** 2} float32 patterns",
-        a.nbytes * (1 if in_place else 2),
+        a.nbytes * ((0 if in_place else 1) + (0 if out is not None else 1)),
     )
     if not in_place:
         a = a.copy()
-    x = _core.illuminate_groups(a, ph, pr, sc, s, fi)
+    x = _core.illuminate_groups(a, ph, pr, sc, s, fi, out)
     return x, a
 
 
@@ -1720,6 +1737,40 @@ def detect(
     _core.detect(e, s, fi, det, pixels, readings, stats)
     named = None if stats is None else {k: stats[:, j] for j, k in enumerate(ACQUIRE_STATS)}
     return readings, named
+
+
+def normalize_channel_energies(amplitude: np.ndarray, probe: Any, divisor: float) -> np.ndarray:
+    """``amplitude /= np.float32(divisor)`` in place, then :func:`channel_energies` of the
+    result, in one parallel pass (the same quotients and sums as the two calls).
+    ``amplitude`` must be a writeable C-contiguous float32 ``(B, N, N, C)`` array of finite
+    values (not checked again: the grid path passes patches a kernel just wrote)."""
+    if (
+        not isinstance(amplitude, np.ndarray)
+        or amplitude.dtype != np.float32
+        or amplitude.ndim != 4
+        or not amplitude.flags.c_contiguous
+        or not amplitude.flags.writeable
+    ):
+        got = (
+            f"{amplitude.dtype} {amplitude.shape}"
+            if isinstance(amplitude, np.ndarray)
+            else type(amplitude).__name__
+        )
+        raise ValueError(
+            f"Y_I must be a writeable C-contiguous float32 (B, N, N, C) array, got {got}"
+        )
+    if amplitude.shape[1] != amplitude.shape[2]:
+        raise ValueError(f"Y_I must be (B, N, N, C), got {amplitude.shape}")
+    pr = _check_probe(probe, amplitude.shape[1])
+    if not _max_abs(pr) <= _F32_SQRT_LIMIT:
+        raise ValueError(
+            f"probe values must keep |probe|**2 within float32 (|probe| <= "
+            f"{_F32_SQRT_LIMIT:.3g}), got {_max_abs(pr):.4g}"
+        )
+    d = _positive_float("divisor", divisor)
+    if not d <= float(np.finfo(np.float32).max):
+        raise ValueError(f"divisor must be a positive finite float32, got {d}")
+    return _core.normalize_channel_energies(amplitude, pr, np.float32(d))
 
 
 def row_max(a: Any) -> np.ndarray:

@@ -241,9 +241,10 @@ def _illuminate_groups(
     s: np.float32,
     poisson: bool,
     seed: _kernels.SeedLike,
+    out: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """``(X, |O * P|)`` of channel-format patches in one Rust pass; flat pattern ``b*C + c``
-    draws noise stream ``(seed, b*C + c)``."""
+    draws noise stream ``(seed, b*C + c)``; ``X`` into ``out`` when given."""
     # The patches come from a kernel fed checked input (no second finiteness scan) and are
     # ours to reuse: Y_I's buffer receives the post-probe amplitude.
     return _kernels.illuminate_groups(
@@ -255,7 +256,36 @@ def _illuminate_groups(
         seed=seed,
         check_finite=False,
         overwrite_amplitude=True,
+        out=out,
     )
+
+
+def _reused_outputs(
+    out: Any, shape: tuple[int, int, int, int]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """``(X, Y_I, Y_phi)`` of an earlier :func:`mk_simdata` result ``out`` (tuple or dict),
+    checked to be distinct writeable C-contiguous float32 arrays of ``shape``; None for None."""
+    if out is None:
+        return None
+    if isinstance(out, dict):
+        missing = [k for k in ("X", "Y_I", "Y_phi") if k not in out]
+        if missing:
+            raise ValueError(
+                f"out must be an earlier mk_simdata result (tuple or dict with X, Y_I, Y_phi), "
+                f"got a dict without {', '.join(missing)}"
+            )
+        arrays = (out["X"], out["Y_I"], out["Y_phi"])
+    elif isinstance(out, (tuple, list)) and len(out) >= 3:
+        arrays = (out[0], out[1], out[2])
+    else:
+        raise TypeError(
+            f"out must be an earlier mk_simdata result (tuple or dict with X, Y_I, Y_phi), "
+            f"got {type(out).__name__}"
+        )
+    checked: list[np.ndarray] = []
+    for name, a in zip(("out X", "out Y_I", "out Y_phi"), arrays, strict=True):
+        checked.append(_kernels._out_buffer(name, a, np.float32, shape, tuple(checked)))
+    return checked[0], checked[1], checked[2]
 
 
 # --------------------------------------------------------------------------- grid geometry
@@ -384,6 +414,7 @@ def mk_simdata(
     nphotons: float | None = None,
     data_source: str | None = None,
     set_phi: bool | None = None,
+    out: Any = None,
 ) -> Any:
     """Simulate a grid-mode dataset (reference ``diffsim.mk_simdata``).
 
@@ -414,6 +445,11 @@ def mk_simdata(
         Standard deviation (pixels) of Gaussian jitter of the true positions.
     N, gridsize, offset, nphotons, data_source, set_phi : optional
         Default to ``ptyfast.params.cfg`` (the guide's set-up).
+    out : tuple or dict, optional
+        An earlier result of this function (the tuple, or the dict of ``dict_fmt=True``) whose
+        ``X``, ``Y_I`` and ``Y_phi`` arrays receive this call's instead of new arrays (they
+        must have this call's shape; the result holds the same arrays). For callers that
+        simulate repeatedly: no first touch of fresh memory, the same bits as without ``out``.
 
     Returns
     -------
@@ -436,6 +472,8 @@ def mk_simdata(
         needed and available; e.g. ``nimgs=10**12``). Before the FFT pass: ``nphotons`` or
         ``intensity_scale`` so large that the scaled far field would overflow float32 (the
         reference returns NaN there), naming the argument and the largest value that fits.
+        ``out`` that is not an earlier result of this shape (arrays of another shape or dtype,
+        read-only, strided, or sharing memory with each other or with the objects).
     TypeError
         Arguments of the wrong type (``N=2.5``, ``nphotons="1e6"``, ``dict_fmt="yes"``).
 
@@ -474,8 +512,9 @@ def mk_simdata(
     # (float32, B x N x N x C each), positions, and with dict_fmt the flat pre-probe copies
     # and the complex object stack.
     B = n * g1 * g1
+    reuse = _reused_outputs(out, (B, N, N, C))
     per_object = size * size * 8 * (2 if with_phase else 1)
-    patterns = B * C * N * N * 4 * (5 if dict_fmt else 3)
+    patterns = B * C * N * N * 4 * ((5 if dict_fmt else 3) - (3 if reuse else 0))
     _kernels.require_memory(
         f"mk_simdata: nimgs={n} objects of {size} x {size}, {B} groups of C={C} patterns of N={N}",
         n * per_object + patterns + B * C * 40 + (n * size * size * 8 if dict_fmt else 0),
@@ -520,13 +559,27 @@ def mk_simdata(
     B = n * g1 * g1
     pos_flat = np.ascontiguousarray(pos.reshape(n * g1 * g1 * C, 2))
 
-    # Pass 1: pre-probe patches in channel format. Amplitude and phase ride in one complex
-    # image (real, imag), so one bilinear extraction interpolates both separately, exactly as
-    # the reference does. Without a phase, Y_phi is zeros that are never written: the kernels
-    # take it as absent, and its pages stay untouched until read.
-    Y_I = np.empty((B, N, N, C), np.float32)
-    Y_phi = np.zeros((B, N, N, C), np.float32)
+    if reuse is not None:
+        given = (yy_i, pr) if yy_phi is None else (yy_i, yy_phi, pr)
+        for name, a in zip(("out X", "out Y_I", "out Y_phi"), reuse, strict=True):
+            if any(np.may_share_memory(a, x) for x in given):
+                raise ValueError(f"{name} must not share memory with the objects or the probe")
+
+    # Pass 1: pre-probe patches in channel format, and each group's largest amplitude (for
+    # norm_Y_I) while the group is in cache. Amplitude and phase ride in one complex image
+    # (real, imag), so one bilinear extraction interpolates both separately, exactly as the
+    # reference does. Without a phase, Y_phi is zeros that are never written: the kernels take
+    # it as absent, and (fresh) its pages stay untouched until read.
+    if reuse is None:
+        Y_I = np.empty((B, N, N, C), np.float32)
+        Y_phi = np.zeros((B, N, N, C), np.float32)
+        X_out = None
+    else:
+        X_out, Y_I, Y_phi = reuse
+        if yy_phi is None:
+            Y_phi.fill(0.0)
     phase = None if yy_phi is None else Y_phi  # what the kernels read and write as the phase
+    maxima = np.empty(B, np.float32)
     per_obj = g1 * g1
     for k in range(n):
         img = yy_i[k, :, :, 0] + 1j * (0.0 if yy_phi is None else yy_phi[k, :, :, 0])
@@ -538,15 +591,17 @@ def mk_simdata(
             N,
             C,
             out=(Y_I[rows], None if phase is None else phase[rows]),
+            maxima=maxima[rows],
         )
-    # Row maxima and the division in parallel kernels (NumPy's bits), not serial NumPy passes.
-    norm_y_i = np.float32(_kernels.row_max(Y_I.reshape(B, -1)).mean(dtype=np.float64))
+    # norm_Y_I from the groups' maxima (NumPy's bits); then the division and, when the scale
+    # is computed, the energy pass of the normalised patches, in one parallel pass.
+    norm_y_i = np.float32(maxima.mean(dtype=np.float64))
     if not norm_y_i > 0:
         raise ValueError("YY_I is zero at every grid patch; norm_Y_I is undefined")
-    _kernels.divide_in_place(Y_I, norm_y_i)
     if intensity_scale is None:
-        s = simulation_scale(_energies(Y_I, pr), nph)
+        s = simulation_scale(_kernels.normalize_channel_energies(Y_I, pr, norm_y_i), nph)
     else:
+        _kernels.divide_in_place(Y_I, norm_y_i)
         s = np.float32(intensity_scale)
     # Before the FFT pass: the scaled far field must fit float32 (else NaN/inf would come out
     # silently). Patches interpolate the objects, so max|patch| <= max|YY_I| / norm_Y_I.
@@ -567,7 +622,7 @@ def mk_simdata(
             if phase is None
             else _channel_to_flat(phase)
         )
-    X, Y_I = _illuminate_groups(Y_I, phase, pr, s, poisson, noise_seed)
+    X, Y_I = _illuminate_groups(Y_I, phase, pr, s, poisson, noise_seed, out=X_out)
     if not dict_fmt:
         return X, Y_I, Y_phi, coords
     phi_full = np.zeros_like(yy_i) if yy_phi is None else yy_phi

@@ -5,7 +5,7 @@
 //! the flat `(B·C, N, N)` stacks the other kernels use, so no transposed copies of
 //! batch-sized arrays are ever made, and each group is one parallel work item.
 
-use ndarray::{Array4, ArrayView2, ArrayView4, ArrayViewMut4};
+use ndarray::{Array4, ArrayView2, ArrayView4, ArrayViewMut1, ArrayViewMut4};
 use rayon::prelude::*;
 
 use crate::diffraction::{check_probe, check_scale, scaled_probe, FarField};
@@ -13,6 +13,7 @@ use crate::noise::observe_pattern;
 use crate::patches::{
     check_positions, checked_len, positions_list, standard_object, zeroed, Object, Sampler,
 };
+use crate::reduce::max_propagating_nan;
 use crate::simulate::Noise;
 use crate::{Complex32, Error, Result};
 
@@ -62,8 +63,47 @@ pub fn extract_grid_patches(
 pub fn extract_grid_patches_into(
     image: ArrayView2<'_, Complex32>,
     positions: ArrayView2<'_, f64>,
+    out_re: ArrayViewMut4<'_, f32>,
+    out_im: Option<ArrayViewMut4<'_, f32>>,
+) -> Result<()> {
+    extract_into(image, positions, out_re, out_im, None)
+}
+
+/// [`extract_grid_patches_into`] that also writes each group's largest real part into
+/// `maxima` (`(B,)`), as [`crate::reduce::row_max_into`] over the group's `N·N·C` values gives
+/// it (NaN when the group holds one), while the group is still in cache: `mk_simdata`'s
+/// `norm_Y_I` without a second pass over the patches.
+///
+/// # Errors
+/// As [`extract_grid_patches_into`]; also when `maxima` is not a contiguous `(B,)` array.
+pub fn extract_grid_patches_max_into(
+    image: ArrayView2<'_, Complex32>,
+    positions: ArrayView2<'_, f64>,
+    out_re: ArrayViewMut4<'_, f32>,
+    out_im: Option<ArrayViewMut4<'_, f32>>,
+    mut maxima: ArrayViewMut1<'_, f32>,
+) -> Result<()> {
+    let b = out_re.dim().0;
+    let len = maxima.len();
+    let m = maxima
+        .as_slice_mut()
+        .filter(|m| m.len() == b)
+        .ok_or_else(|| {
+            Error::invalid(
+                "maxima",
+                format!("a contiguous ({b},) array"),
+                format!("{len} values"),
+            )
+        })?;
+    extract_into(image, positions, out_re, out_im, Some(m))
+}
+
+fn extract_into(
+    image: ArrayView2<'_, Complex32>,
+    positions: ArrayView2<'_, f64>,
     mut out_re: ArrayViewMut4<'_, f32>,
     mut out_im: Option<ArrayViewMut4<'_, f32>>,
+    maxima: Option<&mut [f32]>,
 ) -> Result<()> {
     let (b, n, w, c) = out_re.dim();
     let im_dim = out_im.as_ref().map_or(out_re.dim(), ArrayViewMut4::dim);
@@ -89,56 +129,89 @@ pub fn extract_grid_patches_into(
     let contiguous = || Error::invalid("out", "C-contiguous arrays", "a strided array");
     let re = out_re.as_slice_mut().ok_or_else(contiguous)?;
     let pos = positions_list(&positions);
-    let init = || (Sampler::default(), vec![Complex32::new(0.0, 0.0); nn]);
-    match out_im.as_mut() {
-        Some(out_im) => {
-            let im = out_im.as_slice_mut().ok_or_else(contiguous)?;
-            re.par_chunks_mut(per)
-                .zip(im.par_chunks_mut(per))
-                .zip(pos.par_chunks(c))
-                .for_each_init(init, |(sampler, patch), ((re, im), group)| {
-                    extract_group(&obj, group, n, sampler, patch, re, Some(im));
-                });
-        }
+    let want_max = maxima.is_some();
+    let mut unused = Vec::new();
+    let maxima = match maxima {
+        Some(m) => m,
         None => {
-            re.par_chunks_mut(per).zip(pos.par_chunks(c)).for_each_init(
-                init,
-                |(sampler, patch), (re, group)| {
-                    extract_group(&obj, group, n, sampler, patch, re, None);
-                },
-            );
+            unused.resize(b, 0.0f32);
+            &mut unused[..]
         }
+    };
+    let im = match out_im.as_mut() {
+        Some(o) => Some(o.as_slice_mut().ok_or_else(contiguous)?),
+        None => None,
+    };
+    let init = || GridScratch {
+        sampler: Sampler::default(),
+        patch: vec![Complex32::new(0.0, 0.0); nn],
+    };
+    let groups = re
+        .par_chunks_mut(per)
+        .zip(pos.par_chunks(c))
+        .zip(maxima.par_iter_mut());
+    let run = |scratch: &mut GridScratch,
+               re: &mut [f32],
+               im: Option<&mut [f32]>,
+               group: &[[f64; 2]],
+               m: &mut f32| {
+        extract_group(&obj, group, n, scratch, re, im);
+        if want_max {
+            *m = max_propagating_nan(re);
+        }
+    };
+    match im {
+        Some(im) => groups
+            .zip(im.par_chunks_mut(per))
+            .for_each_init(init, |state, (((re, group), m), im)| {
+                run(state, re, Some(im), group, m)
+            }),
+        None => groups.for_each_init(init, |state, ((re, group), m)| {
+            run(state, re, None, group, m)
+        }),
     }
     Ok(())
 }
 
 crate::simd::multiversion! {
     /// One group of [`extract_grid_patches_into`]: channel `ch` sampled at `group[ch]` into
-    /// `patch`, then spread into the channel-format outputs.
-    #[allow(clippy::too_many_arguments)]
+    /// `scratch.patch`, then spread into the channel-format outputs (pixel by pixel: a chunk
+    /// of `C` values per pixel, which compiles to plainer stores than a stepped iterator).
     fn extract_group(
         obj: &Object<'_>,
         group: &[[f64; 2]],
         n: usize,
-        sampler: &mut Sampler,
-        patch: &mut [Complex32],
+        scratch: &mut GridScratch,
         re: &mut [f32],
         im: Option<&mut [f32]>,
     ) {
         let c = group.len();
         let mut im = im;
+        let GridScratch { sampler, patch } = scratch;
         for (ch, &[x, y]) in group.iter().enumerate() {
             sampler.sample(obj, x, y, n, n, patch);
-            for (r, v) in re.iter_mut().skip(ch).step_by(c).zip(patch.iter()) {
-                *r = v.re;
-            }
-            if let Some(im) = im.as_deref_mut() {
-                for (m, v) in im.iter_mut().skip(ch).step_by(c).zip(patch.iter()) {
-                    *m = v.im;
+            match im.as_deref_mut() {
+                Some(im) => {
+                    let px = re.chunks_exact_mut(c).zip(im.chunks_exact_mut(c));
+                    for ((r, m), v) in px.zip(patch.iter()) {
+                        r[ch] = v.re;
+                        m[ch] = v.im;
+                    }
+                }
+                None => {
+                    for (r, v) in re.chunks_exact_mut(c).zip(patch.iter()) {
+                        r[ch] = v.re;
+                    }
                 }
             }
         }
     }
+}
+
+/// Per-thread working space of [`extract_group`].
+struct GridScratch {
+    sampler: Sampler,
+    patch: Vec<Complex32>,
 }
 
 /// Illuminates and diffracts channel-format object patches, the reference's
@@ -366,7 +439,8 @@ crate::simd::multiversion! {
 }
 
 /// Per-pattern illuminated energy `Σ (amplitude · |probe|)²` of channel-format amplitudes,
-/// `(B·C,)` `f64` in flat order `b·C + c`, each summed in a fixed order.
+/// `(B·C,)` `f64` in flat order `b·C + c`, each summed in a fixed order: pixel by pixel in
+/// row-major order from `0.0`, each term `(a·a)·|p|²` in `f64`.
 ///
 /// # Errors
 /// [`Error::InvalidArgument`] when `amplitude` is empty or not `(B, N, N, C)` with `probe`
@@ -375,32 +449,148 @@ pub fn channel_energies(
     amplitude: ArrayView4<'_, f32>,
     probe: ArrayView2<'_, Complex32>,
 ) -> Result<ndarray::Array1<f64>> {
-    let (b, h, w, c) = amplitude.dim();
-    if h != w || b == 0 || c == 0 {
-        return Err(Error::invalid(
-            "Y_I",
-            "a non-empty (B, N, N, C) array",
-            format!("{:?}", amplitude.dim()),
-        ));
-    }
-    let n = check_probe(&probe, Some(h))?;
+    let (b, n, c, p2) = energy_args(amplitude.dim(), &probe)?;
     let amp = amplitude.as_standard_layout();
     let amp = amp
         .as_slice()
         .ok_or_else(|| Error::Unsupported("Y_I must be C-ordered".into()))?;
-    let p2: Vec<f64> = probe.iter().map(|p| f64::from(p.norm_sqr())).collect();
     let per = checked_len(checked_len(n, n)?, c)?;
     let mut out = vec![0.0f64; checked_len(b, c)?];
-    out.par_chunks_mut(c)
-        .zip(amp.par_chunks(per))
-        .for_each(|(e, group)| {
-            for (px, w2) in group.chunks_exact(c).zip(&p2) {
-                for (acc, &a) in e.iter_mut().zip(px) {
-                    *acc += f64::from(a) * f64::from(a) * w2;
-                }
-            }
+    out.par_chunks_mut(ENERGY_GROUPS * c)
+        .zip(amp.par_chunks(ENERGY_GROUPS * per))
+        .for_each(|(e, groups)| energies_groups(groups, per, c, &p2, e));
+    Ok(ndarray::Array1::from(out))
+}
+
+/// `amplitude /= divisor` in place, then the energies of the divided amplitudes, as
+/// [`channel_energies`] gives them (the quotients of a separate `f32` division, the same
+/// sums), in one parallel pass that reads each group from memory once: `mk_simdata`'s
+/// normalisation by `norm_Y_I` and the intensity scale's energy pass.
+///
+/// # Errors
+/// As [`channel_energies`]; also when `amplitude` is not C-contiguous or `divisor` is not
+/// finite and non-zero.
+pub fn normalize_channel_energies(
+    mut amplitude: ArrayViewMut4<'_, f32>,
+    probe: ArrayView2<'_, Complex32>,
+    divisor: f32,
+) -> Result<ndarray::Array1<f64>> {
+    if !(divisor.is_finite() && divisor != 0.0) {
+        return Err(Error::invalid(
+            "divisor",
+            "a finite non-zero number",
+            divisor.to_string(),
+        ));
+    }
+    let (b, n, c, p2) = energy_args(amplitude.dim(), &probe)?;
+    let amp = amplitude
+        .as_slice_mut()
+        .ok_or_else(|| Error::invalid("Y_I", "a C-contiguous array", "a strided array"))?;
+    let per = checked_len(checked_len(n, n)?, c)?;
+    let mut out = vec![0.0f64; checked_len(b, c)?];
+    out.par_chunks_mut(ENERGY_GROUPS * c)
+        .zip(amp.par_chunks_mut(ENERGY_GROUPS * per))
+        .for_each(|(e, groups)| {
+            divide(groups, divisor);
+            energies_groups(groups, per, c, &p2, e);
         });
     Ok(ndarray::Array1::from(out))
+}
+
+/// The checks of the energy passes; `(B, N, C, |probe|²)`.
+fn energy_args(
+    dim: (usize, usize, usize, usize),
+    probe: &ArrayView2<'_, Complex32>,
+) -> Result<(usize, usize, usize, Vec<f64>)> {
+    let (b, h, w, c) = dim;
+    if h != w || b == 0 || c == 0 {
+        return Err(Error::invalid(
+            "Y_I",
+            "a non-empty (B, N, N, C) array",
+            format!("{dim:?}"),
+        ));
+    }
+    let n = check_probe(probe, Some(h))?;
+    let p2 = probe.iter().map(|p| f64::from(p.norm_sqr())).collect();
+    Ok((b, n, c, p2))
+}
+
+/// Groups summed side by side in [`energies_groups`]: each pattern's sum is still one chain
+/// in pixel order, but four groups' chains interleave, hiding the latency of each `f64`
+/// addition (a single chain per pattern is latency-bound).
+const ENERGY_GROUPS: usize = 4;
+
+crate::simd::multiversion! {
+    /// `v /= d` for every value (IEEE `f32` quotients, as NumPy's).
+    fn divide(values: &mut [f32], d: f32) {
+        for v in values {
+            *v /= d;
+        }
+    }
+}
+
+crate::simd::multiversion! {
+    /// Energies of up to [`ENERGY_GROUPS`] groups of `per = N²·C` values each: `e` receives
+    /// their `C` energies per group, each `Σ (a·a)·|p|²` from `0.0` in pixel order.
+    fn energies_groups(groups: &[f32], per: usize, c: usize, p2: &[f64], e: &mut [f64]) {
+        match c {
+            1 => energies_fixed::<1>(groups, per, p2, e),
+            4 => energies_fixed::<4>(groups, per, p2, e),
+            9 => energies_fixed::<9>(groups, per, p2, e),
+            _ => {
+                // Any other C: one group at a time, the accumulators in memory.
+                for (g, eg) in groups.chunks_exact(per).zip(e.chunks_exact_mut(c)) {
+                    for (px, &w2) in g.chunks_exact(c).zip(p2) {
+                        for (acc, &a) in eg.iter_mut().zip(px) {
+                            *acc += f64::from(a) * f64::from(a) * w2;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// [`energies_groups`] for a fixed `C`: the accumulators live in registers.
+#[inline(always)]
+fn energies_fixed<const C: usize>(groups: &[f32], per: usize, p2: &[f64], e: &mut [f64]) {
+    #[inline(always)]
+    fn term(a: f32, w2: f64) -> f64 {
+        let a = f64::from(a);
+        a * a * w2
+    }
+    if groups.len() == ENERGY_GROUPS * per {
+        let (g01, g23) = groups.split_at(2 * per);
+        let ((g0, g1), (g2, g3)) = (g01.split_at(per), g23.split_at(per));
+        let mut acc = [[0.0f64; C]; ENERGY_GROUPS];
+        let pixels = g0
+            .chunks_exact(C)
+            .zip(g1.chunks_exact(C))
+            .zip(g2.chunks_exact(C).zip(g3.chunks_exact(C)))
+            .zip(p2);
+        for (((a0, a1), (a2, a3)), &w2) in pixels {
+            for ch in 0..C {
+                acc[0][ch] += term(a0[ch], w2);
+                acc[1][ch] += term(a1[ch], w2);
+                acc[2][ch] += term(a2[ch], w2);
+                acc[3][ch] += term(a3[ch], w2);
+            }
+        }
+        for (dst, src) in e.chunks_exact_mut(C).zip(&acc) {
+            dst.copy_from_slice(src);
+        }
+    } else {
+        // The last few groups of the array: one at a time.
+        for (g, eg) in groups.chunks_exact(per).zip(e.chunks_exact_mut(C)) {
+            let mut acc = [0.0f64; C];
+            for (px, &w2) in g.chunks_exact(C).zip(p2) {
+                for ch in 0..C {
+                    acc[ch] += term(px[ch], w2);
+                }
+            }
+            eg.copy_from_slice(&acc);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -521,6 +711,75 @@ mod tests {
             }
             assert!((e[i] - want).abs() < 1e-9);
         }
+    }
+
+    #[test]
+    fn normalized_energies_are_the_division_then_the_sums() {
+        // 6 groups: one step of four groups side by side, then two one at a time; C = 4 and
+        // C = 3 (the generic path).
+        for c in [4, 3] {
+            let amp = Array4::from_shape_fn((6, 5, 5, c), |(g, r, col, ch)| {
+                0.3 + ((g * 7 + r * 3 + col * 5 + ch * 11) % 13) as f32 / 7.0
+            });
+            let probe = Array2::from_shape_fn((5, 5), |(r, col)| {
+                Complex32::new(0.5 + r as f32 / 3.0, col as f32 / 4.0)
+            });
+            let d = 1.37f32;
+            let mut divided = amp.clone();
+            let e = normalize_channel_energies(divided.view_mut(), probe.view(), d).unwrap();
+            let want_amp = amp.mapv(|v| v / d);
+            assert_eq!(divided, want_amp);
+            let want = channel_energies(want_amp.view(), probe.view()).unwrap();
+            for i in 0..6 * c {
+                let mut seq = 0.0f64;
+                for r in 0..5 {
+                    for col in 0..5 {
+                        let a = f64::from(want_amp[[i / c, r, col, i % c]]);
+                        seq += a * a * f64::from(probe[[r, col]].norm_sqr());
+                    }
+                }
+                assert_eq!(e[i].to_bits(), seq.to_bits());
+                assert_eq!(want[i].to_bits(), seq.to_bits());
+            }
+            for bad in [0.0, f32::NAN, f32::INFINITY] {
+                let mut a = amp.clone();
+                assert!(normalize_channel_energies(a.view_mut(), probe.view(), bad).is_err());
+                assert_eq!(a, amp);
+            }
+        }
+    }
+
+    #[test]
+    fn extraction_maxima_propagate_nan_and_match_the_rows() {
+        let mut img = image(40, 36);
+        img[[20, 20]] = Complex32::new(f32::NAN, 0.0);
+        // group 0 samples around (20, 20); group 1 lies far from it
+        let pos = ndarray::arr2(&[[20.0, 20.0], [21.0, 20.5], [8.0, 8.0], [9.5, 8.25]]);
+        let (b, n, c) = (2, 6, 2);
+        let mut re = Array4::<f32>::zeros((b, n, n, c));
+        let mut im = Array4::<f32>::zeros((b, n, n, c));
+        let mut m = ndarray::Array1::<f32>::zeros(b);
+        extract_grid_patches_max_into(
+            img.view(),
+            pos.view(),
+            re.view_mut(),
+            Some(im.view_mut()),
+            m.view_mut(),
+        )
+        .unwrap();
+        assert!(m[0].is_nan());
+        let row1 = re.slice(ndarray::s![1, .., .., ..]);
+        let want = row1.iter().fold(f32::NEG_INFINITY, |a, &v| a.max(v));
+        assert_eq!(m[1], want);
+        let mut short = ndarray::Array1::<f32>::zeros(1);
+        let r = extract_grid_patches_max_into(
+            img.view(),
+            pos.view(),
+            re.view_mut(),
+            None,
+            short.view_mut(),
+        );
+        assert!(r.is_err());
     }
 
     #[test]

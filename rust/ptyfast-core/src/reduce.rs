@@ -43,7 +43,7 @@ crate::simd::multiversion! {
     /// dependency chain, vectorised). A maximum is exact, so the lanes change nothing but
     /// which zero a row of `+0.0` and `-0.0` reports as its maximum (their mean, `norm_Y_I`,
     /// is the same).
-    fn max_propagating_nan(row: &[f32]) -> f32 {
+    pub(crate) fn max_propagating_nan(row: &[f32]) -> f32 {
         const LANES: usize = 16;
         let mut acc = [f32::NEG_INFINITY; LANES];
         let mut nan = [false; LANES];

@@ -9,11 +9,11 @@
 
 use std::time::Instant;
 
-use ndarray::{Dim, Ix1};
+use ndarray::{ArrayView2, ArrayViewMut1, ArrayViewMut4, Dim, Ix1};
 use numpy::{
-    Complex32, Element, IntoPyArray, PyArray1, PyArray2, PyArray3, PyArray4, PyReadonlyArray1,
-    PyReadonlyArray2, PyReadonlyArray3, PyReadonlyArray4, PyReadwriteArray1, PyReadwriteArray2,
-    PyReadwriteArray3, PyReadwriteArray4,
+    Complex32, Element, IntoPyArray, PyArray1, PyArray2, PyArray3, PyArray4, PyArrayMethods,
+    PyReadonlyArray1, PyReadonlyArray2, PyReadonlyArray3, PyReadonlyArray4, PyReadwriteArray1,
+    PyReadwriteArray2, PyReadwriteArray3, PyReadwriteArray4,
 };
 use ptyfast_core as core;
 use ptyfast_core::runtime::{rows, rows_mut, write_rows, zeros};
@@ -592,41 +592,61 @@ fn extract_grid_patches<'py>(
 }
 
 #[pyfunction]
+#[pyo3(signature = (image, positions, out_re, out_im, maxima=None))]
 fn extract_grid_patches_into<'py>(
     py: Python<'py>,
     image: PyReadonlyArray2<'py, Complex32>,
     positions: PyReadonlyArray2<'py, f64>,
     mut out_re: PyReadwriteArray4<'py, f32>,
     mut out_im: Option<PyReadwriteArray4<'py, f32>>,
+    mut maxima: Option<PyReadwriteArray1<'py, f32>>,
 ) -> PyResult<()> {
     let (im, p) = (image.as_array(), positions.as_array());
     let mut re = out_re.as_array_mut();
     let mut imag = out_im.as_mut().map(|o| o.as_array_mut());
+    let mut mx = maxima.as_mut().map(|m| m.as_array_mut());
     let (b, _, _, c) = re.dim();
-    let whole_ok =
-        imag.as_ref().is_none_or(|i| i.dim() == re.dim()) && Some(p.nrows()) == b.checked_mul(c);
+    let whole_ok = imag.as_ref().is_none_or(|i| i.dim() == re.dim())
+        && mx.as_ref().is_none_or(|m| m.len() == b)
+        && Some(p.nrows()) == b.checked_mul(c);
+    fn run(
+        im: ArrayView2<'_, Complex32>,
+        p: ArrayView2<'_, f64>,
+        re: ArrayViewMut4<'_, f32>,
+        imag: Option<ArrayViewMut4<'_, f32>>,
+        mx: Option<ArrayViewMut1<'_, f32>>,
+    ) -> core::Result<()> {
+        match mx {
+            Some(m) => core::grid::extract_grid_patches_max_into(im, p, re, imag, m),
+            None => core::grid::extract_grid_patches_into(im, p, re, imag),
+        }
+    }
     if !whole_ok || b == 0 {
         // The core names the mismatch (whole arrays, one call).
-        return detach(py, || {
-            core::grid::extract_grid_patches_into(im, p, re, imag)
-        });
+        return detach(py, || run(im, p, re, imag, mx));
     }
     in_pieces(py, b, |g0, g1| {
         let imag_piece = match imag.as_mut() {
             Some(v) => Some(rows_mut("out_im", v, g0, g1)?),
             None => None,
         };
-        core::grid::extract_grid_patches_into(
+        let max_piece = match mx.as_mut() {
+            Some(v) => Some(rows_mut("maxima", v, g0, g1)?),
+            None => None,
+        };
+        run(
             im,
             rows("positions", &p, g0 * c, g1 * c)?,
             rows_mut("out_re", &mut re, g0, g1)?,
             imag_piece,
+            max_piece,
         )
     })
 }
 
 #[pyfunction]
-#[pyo3(signature = (amplitude, phase, probe, scale, seed, first_index))]
+#[pyo3(signature = (amplitude, phase, probe, scale, seed, first_index, out=None))]
+#[allow(clippy::too_many_arguments)]
 fn illuminate_groups<'py>(
     py: Python<'py>,
     mut amplitude: PyReadwriteArray4<'py, f32>,
@@ -635,6 +655,7 @@ fn illuminate_groups<'py>(
     scale: f32,
     seed: Option<u64>,
     first_index: u64,
+    out: Option<Bound<'py, PyArray4<f32>>>,
 ) -> PyResult<Bound<'py, PyArray4<f32>>> {
     let ph = phase.as_ref().map(|p| p.as_array());
     let (mut amp, pr) = (amplitude.as_array_mut(), probe.as_array());
@@ -653,8 +674,20 @@ fn illuminate_groups<'py>(
         let count = b.saturating_mul(c);
         check_first_index(first_index, count).or_py(py)?;
     }
-    let mut x = zeros::<f32, _>(Dim([b, h, w, c]), "Y_I").or_py(py)?;
-    let mut xv = x.view_mut();
+    let x = match out {
+        Some(x) => x,
+        None => zeros::<f32, _>(Dim([b, h, w, c]), "Y_I")
+            .or_py(py)?
+            .into_pyarray(py),
+    };
+    let mut xw = x.try_readwrite()?;
+    let mut xv = xw.as_array_mut();
+    if xv.dim() != dim {
+        return Err(to_py(
+            py,
+            core::Error::invalid("out", format!("shape {dim:?}"), format!("{:?}", xv.dim())),
+        ));
+    }
     // Interrupted, the call leaves `amplitude` partly overwritten (with |O · probe|, as
     // documented); its caller owns that buffer and discards it.
     in_pieces(py, b, |g0, g1| {
@@ -672,7 +705,8 @@ fn illuminate_groups<'py>(
         );
         core::grid::illuminate_groups_into(amp_piece, phase_piece, pr, scale, noise, x_piece)
     })?;
-    Ok(x.into_pyarray(py))
+    drop(xw);
+    Ok(x)
 }
 
 #[pyfunction]
@@ -688,6 +722,27 @@ fn channel_energies<'py>(
     let mut view = out.view_mut();
     in_pieces(py, b, |g0, g1| {
         let piece = core::grid::channel_energies(rows("Y_I", &am, g0, g1)?, pr)?;
+        write_rows(&mut view, g0 * c, &piece.view())
+    })?;
+    Ok(out.into_pyarray(py))
+}
+
+/// `amplitude /= divisor` in place and the energies of the result, in pieces over groups.
+#[pyfunction]
+fn normalize_channel_energies<'py>(
+    py: Python<'py>,
+    mut amplitude: PyReadwriteArray4<'py, f32>,
+    probe: PyReadonlyArray2<'py, Complex32>,
+    divisor: f32,
+) -> PyResult<Bound<'py, PyArray1<f64>>> {
+    let (mut am, pr) = (amplitude.as_array_mut(), probe.as_array());
+    let (b, _, _, c) = am.dim();
+    let total = b.saturating_mul(c);
+    let mut out = zeros::<f64, Ix1>(Dim([total]), "Y_I").or_py(py)?;
+    let mut view = out.view_mut();
+    in_pieces(py, b, |g0, g1| {
+        let piece =
+            core::grid::normalize_channel_energies(rows_mut("Y_I", &mut am, g0, g1)?, pr, divisor)?;
         write_rows(&mut view, g0 * c, &piece.view())
     })?;
     Ok(out.into_pyarray(py))
@@ -911,6 +966,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(extract_grid_patches_into, m)?)?;
     m.add_function(wrap_pyfunction!(illuminate_groups, m)?)?;
     m.add_function(wrap_pyfunction!(channel_energies, m)?)?;
+    m.add_function(wrap_pyfunction!(normalize_channel_energies, m)?)?;
     m.add_function(wrap_pyfunction!(simd_level, m)?)?;
     m.add_function(wrap_pyfunction!(gather_groups_scaled, m)?)?;
     m.add_function(wrap_pyfunction!(pattern_energies, m)?)?;
