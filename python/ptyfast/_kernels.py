@@ -1330,6 +1330,12 @@ def channel_energies(amplitude: Any, probe: Any, *, check_finite: bool = True) -
     """Per-pattern ``sum (amplitude * |probe|)**2`` of channel-format ``(B, N, N, C)``
     amplitudes: float64 ``(B*C,)`` in flat order ``b*C + c``."""
     a = as_array("Y_I", amplitude, np.float32, ndim=4, allow_complex=False, finite=check_finite)
+    return _core.channel_energies(a, _energy_probe(a, probe))
+
+
+def _energy_probe(a: np.ndarray, probe: Any) -> np.ndarray:
+    """The checked ``(N, N)`` probe of an energy pass over ``(B, N, N, C)`` amplitudes ``a``
+    (whose shape this checks too): ``|probe|**2`` must fit float32."""
     if a.shape[1] != a.shape[2]:
         raise ValueError(f"Y_I must be (B, N, N, C), got {a.shape}")
     pr = _check_probe(probe, a.shape[1])
@@ -1338,7 +1344,7 @@ def channel_energies(amplitude: Any, probe: Any, *, check_finite: bool = True) -
             f"probe values must keep |probe|**2 within float32 (|probe| <= "
             f"{_F32_SQRT_LIMIT:.3g}), got {_max_abs(pr):.4g}"
         )
-    return _core.channel_energies(a, pr)
+    return pr
 
 
 # --------------------------------------------------------------------------- acquisition (M2)
@@ -1759,14 +1765,7 @@ def normalize_channel_energies(amplitude: np.ndarray, probe: Any, divisor: float
         raise ValueError(
             f"Y_I must be a writeable C-contiguous float32 (B, N, N, C) array, got {got}"
         )
-    if amplitude.shape[1] != amplitude.shape[2]:
-        raise ValueError(f"Y_I must be (B, N, N, C), got {amplitude.shape}")
-    pr = _check_probe(probe, amplitude.shape[1])
-    if not _max_abs(pr) <= _F32_SQRT_LIMIT:
-        raise ValueError(
-            f"probe values must keep |probe|**2 within float32 (|probe| <= "
-            f"{_F32_SQRT_LIMIT:.3g}), got {_max_abs(pr):.4g}"
-        )
+    pr = _energy_probe(amplitude, probe)
     d = _positive_float("divisor", divisor)
     if not d <= float(np.finfo(np.float32).max):
         raise ValueError(f"divisor must be a positive finite float32, got {d}")
