@@ -36,6 +36,7 @@ __all__ = [
     "extract_grid_patches_into",
     "illuminate_groups",
     "channel_energies",
+    "normalize_channel_energies",
     "simd_level",
 ]
 
