@@ -144,12 +144,13 @@ pub(super) fn faint_search_once(r: f64, u: f64) -> Option<f64> {
 /// it is above the upper bound, and below the computed `F(1) = exp(−r) + exp(−r)·r` when it
 /// is below `(1 − r + r²/2 − r³/6)(1 + r)`, each widened by margins (4 and 8 ulps of 1) that
 /// exceed the rounding of the library `exp`, of the sum and of the polynomials. Where it says
-/// no, the search decides, so the count is the search's in every case.
+/// no, the search decides, so the count is the search's in every case. Branch-free (`&`, no
+/// short circuit), so that it vectorises inside [`faint_quick`].
 #[inline(always)]
 fn faint_is_one(r: f64, u: f64) -> bool {
     let upper0 = 1.0 - r * (1.0 - r * 0.5) + 4.0 * f64::EPSILON;
     let lower1 = faint_zero_bound(r) * (1.0 + r) - 8.0 * f64::EPSILON;
-    (0.0..=FAINT_MAX_RATE).contains(&r) && u >= upper0 && u < lower1
+    (0.0..=FAINT_MAX_RATE).contains(&r) & (u >= upper0) & (u < lower1)
 }
 
 /// The faint count of `u` where it is decided by the polynomial bounds alone, as
@@ -160,10 +161,7 @@ fn faint_is_one(r: f64, u: f64) -> bool {
 #[inline(always)]
 pub(super) fn faint_quick(r: f64, u: f64) -> (f64, bool) {
     let zero = u < faint_zero_bound(r);
-    let upper0 = 1.0 - r * (1.0 - r * 0.5) + 4.0 * f64::EPSILON;
-    let lower1 = faint_zero_bound(r) * (1.0 + r) - 8.0 * f64::EPSILON;
-    let one = (0.0..=FAINT_MAX_RATE).contains(&r) & (u >= upper0) & (u < lower1);
-    (if zero { 0.0 } else { 1.0 }, zero | one)
+    (if zero { 0.0 } else { 1.0 }, zero | faint_is_one(r, u))
 }
 
 /// [`faint_search_once`] with `exp`: the terms of the cumulative sum, as the definition.
