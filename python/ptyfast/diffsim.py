@@ -576,7 +576,9 @@ def mk_simdata(
         X_out = None
     else:
         X_out, Y_I, Y_phi = reuse
-        if yy_phi is None:
+        # Zero phase: only when the earlier result had one. An earlier zero Y_phi's pages may
+        # never have been touched; filling them would be a slow serial first touch.
+        if yy_phi is None and Y_phi.any():
             Y_phi.fill(0.0)
     phase = None if yy_phi is None else Y_phi  # what the kernels read and write as the phase
     maxima = np.empty(B, np.float32)
