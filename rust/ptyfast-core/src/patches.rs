@@ -18,12 +18,57 @@ use rayon::prelude::*;
 
 use crate::{Complex32, Error, Result};
 
+/// A value the sampler interpolates: a complex pixel, or a real one (the grid kernel's
+/// amplitude-only passes, which give the real parts of the complex result bit for bit).
+pub(crate) trait Pixel: Copy + Send + Sync {
+    /// The value outside the object.
+    const ZERO: Self;
+    /// `(w0·a0 + w3·b1) + (w1·a1 + w2·b0)` in `f32`, per real component.
+    fn blend(w: [f32; 4], a0: Self, a1: Self, b0: Self, b1: Self) -> Self;
+}
+
+impl Pixel for Complex32 {
+    const ZERO: Self = Complex32::new(0.0, 0.0);
+    #[inline(always)]
+    fn blend(w: [f32; 4], a0: Self, a1: Self, b0: Self, b1: Self) -> Self {
+        Complex32::new(
+            f32::blend(w, a0.re, a1.re, b0.re, b1.re),
+            f32::blend(w, a0.im, a1.im, b0.im, b1.im),
+        )
+    }
+}
+
+impl Pixel for f32 {
+    const ZERO: Self = 0.0;
+    #[inline(always)]
+    fn blend(w: [f32; 4], a0: Self, a1: Self, b0: Self, b1: Self) -> Self {
+        (w[0] * a0 + w[3] * b1) + (w[1] * a1 + w[2] * b0)
+    }
+}
+
 /// A row-major view of the object with its dimensions, shared by all workers.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Object<'a> {
-    data: &'a [Complex32],
+pub(crate) struct Object<'a, T = Complex32> {
+    data: &'a [T],
     h: usize,
     w: usize,
+}
+
+impl<'a, T: Pixel> Object<'a, T> {
+    /// Wraps a row-major `h × w` buffer (`data.len() == h * w`, both non-zero).
+    pub(crate) fn from_slice(data: &'a [T], h: usize, w: usize) -> Result<Self> {
+        if h == 0 || w == 0 || data.len() != h * w {
+            return Err(Error::Unsupported(
+                "object buffer does not match its shape".into(),
+            ));
+        }
+        Ok(Object { data, h, w })
+    }
+
+    fn row(&self, r: usize) -> &'a [T] {
+        let start = r * self.w;
+        self.data.get(start..start + self.w).unwrap_or(&[])
+    }
 }
 
 impl<'a> Object<'a> {
@@ -64,21 +109,6 @@ impl<'a> Object<'a> {
             }
         });
         out
-    }
-
-    /// Wraps a row-major `h × w` buffer (`data.len() == h * w`, both non-zero).
-    pub(crate) fn from_slice(data: &'a [Complex32], h: usize, w: usize) -> Result<Self> {
-        if h == 0 || w == 0 || data.len() != h * w {
-            return Err(Error::Unsupported(
-                "object buffer does not match its shape".into(),
-            ));
-        }
-        Ok(Object { data, h, w })
-    }
-
-    fn row(&self, r: usize) -> &'a [Complex32] {
-        let start = r * self.w;
-        self.data.get(start..start + self.w).unwrap_or(&[])
     }
 }
 
@@ -141,12 +171,10 @@ impl AxisTable {
 /// w10·b0)`. The pairing is symmetric under swapping rows and columns (`a1 ↔ b0`,
 /// `w01 ↔ w10`), so sampling the transposed object gives the transposed patch bit for bit,
 /// which the fused simulation relies on.
+/// Per real component (a complex pixel's real part is blended exactly as a real pixel).
 #[inline(always)]
-fn blend(w: [f32; 4], a0: Complex32, a1: Complex32, b0: Complex32, b1: Complex32) -> Complex32 {
-    Complex32::new(
-        (w[0] * a0.re + w[3] * b1.re) + (w[1] * a1.re + w[2] * b0.re),
-        (w[0] * a0.im + w[3] * b1.im) + (w[1] * a1.im + w[2] * b0.im),
-    )
+fn blend<T: Pixel>(w: [f32; 4], a0: T, a1: T, b0: T, b1: T) -> T {
+    T::blend(w, a0, a1, b0, b1)
 }
 
 #[inline(always)]
@@ -165,14 +193,14 @@ impl Sampler {
     /// `out.len()` must be `rows * cols`; a shorter `out` is filled as far as it goes.
     /// Inlined, so that it takes the instruction set of its caller ([`crate::simd`]).
     #[inline(always)]
-    pub(crate) fn sample(
+    pub(crate) fn sample<T: Pixel>(
         &mut self,
-        obj: &Object<'_>,
+        obj: &Object<'_, T>,
         x: f64,
         y: f64,
         rows: usize,
         cols: usize,
-        out: &mut [Complex32],
+        out: &mut [T],
     ) {
         self.rows.fill(rows, y as f32);
         self.cols.fill(cols, x as f32);
@@ -194,13 +222,7 @@ impl Sampler {
 }
 
 #[inline(always)]
-fn row_interior(
-    out: &mut [Complex32],
-    ra: &[Complex32],
-    rb: &[Complex32],
-    cols: &AxisTable,
-    wy: f32,
-) {
+fn row_interior<T: Pixel>(out: &mut [T], ra: &[T], rb: &[T], cols: &AxisTable, wy: f32) {
     let (Some(&first), Some(&last)) = (cols.i0.first(), cols.i0.last()) else {
         return;
     };
@@ -225,13 +247,12 @@ fn row_interior(
     }
 }
 
-fn row_edge(out: &mut [Complex32], obj: &Object<'_>, iy: i64, wy: f32, cols: &AxisTable) {
-    let zero = Complex32::new(0.0, 0.0);
-    let row_at = |r: i64| -> Option<&[Complex32]> {
-        (r >= 0 && r < obj.h as i64).then(|| obj.row(r as usize))
-    };
+fn row_edge<T: Pixel>(out: &mut [T], obj: &Object<'_, T>, iy: i64, wy: f32, cols: &AxisTable) {
+    let zero = T::ZERO;
+    let row_at =
+        |r: i64| -> Option<&[T]> { (r >= 0 && r < obj.h as i64).then(|| obj.row(r as usize)) };
     let (ra, rb) = (row_at(iy), row_at(iy.saturating_add(1)));
-    let pick = |row: Option<&[Complex32]>, c: i64| -> Option<Complex32> {
+    let pick = |row: Option<&[T]>, c: i64| -> Option<T> {
         if c < 0 {
             return None;
         }
