@@ -15,14 +15,19 @@ Per thread count ``t`` (1, 2, ... up to the CPUs this process may use; a fresh p
 * ``acquire`` / ``acquire reused``: the model's kernel call over all patterns (fresh / ``out=``)
   and ``ptyfast.simulate`` / ``ptyfast.simulate reused``: the whole call (provenance, the
   kernel into one output), fresh / ``out=``;
-* ``illuminate_groups`` / ``illuminate_groups reused`` and ``mk_simdata`` / ``mk_simdata
-  reused``: the grid path's fused kernel (FFT, Poisson, the call ``mk_simdata`` makes, on its
-  patches, restored before each repeat, untimed), ``X`` fresh / into a reused buffer
+* ``grid kernel`` / ``grid kernel reused`` and ``mk_simdata`` / ``mk_simdata reused``: the
+  grid path's fused kernel ``_kernels.simulate_grid`` (patches sampled from the objects,
+  normalised, ground truth ``Y_I``/``Y_phi`` written, FFT, Poisson: the call ``mk_simdata``
+  makes once ``norm_Y_I`` and the scale are known), fresh outputs / into reused buffers
   (``out=``), and the whole ``diffsim.mk_simdata`` call (given objects ``YY_I``/``YY_phi``,
-  ``gridsize = 2``; about as many patterns as the other cases), fresh outputs / into an
-  earlier result's arrays (``out=previous``). The whole call makes three output stacks
-  (``X``, ``Y_I``, ``Y_phi``) where the kernel makes one, so fresh ÷ fresh also counts the
-  first touch of two more stacks;
+  ``gridsize = 2``; about as many patterns as the other cases; its two read-only passes for
+  ``norm_Y_I`` and the scale, then the kernel), fresh outputs / into an earlier result's
+  arrays (``out=previous``). Both make the same three output stacks (``X``, ``Y_I``,
+  ``Y_phi``);
+* ``illuminate_groups`` / ``illuminate_groups reused``: the illumination alone on
+  pre-extracted patches (restored before each repeat, untimed), ``X`` only; the column
+  ``÷ill`` gives ``mk_simdata reused`` ÷ ``illuminate_groups reused``, the whole call against
+  a kernel that makes one stack of its three;
 * ``numpy``: the NumPy/SciPy equivalent (bilinear gather, ``scipy.fft.fft2(workers=t)``,
   ``Generator.poisson``, division, energies for ``norm_Y_I``), one repeat.
 
@@ -105,6 +110,11 @@ yi0 = diffsim._flat_to_channel(d["I_pre_probe"][..., 0], 4)
 yphi0 = diffsim._flat_to_channel(d["phi_pre_probe"][..., 0], 4)
 yi = np.empty_like(yi0)
 xg = np.empty_like(yi0)
+images = (yy_i[..., 0] + 1j * yy_phi[..., 0]).astype(np.complex64)
+pos_g = diffsim.grid_positions(side, outer, N=N, gridsize=2, offset=4).reshape(-1, 2)
+gk = (images, pos_g, N, 4, probe, d["norm_Y_I"], d["intensity_scale"])
+gkw = dict(seed=3, check_finite=False)
+outs_g = tuple(np.empty_like(yi0) for _ in range(3))
 prev_mk = diffsim.mk_simdata(1, side, probe, outer, **mk)
 ig = dict(seed=3, check_finite=False, overwrite_amplitude=True)
 cases = {
@@ -118,6 +128,8 @@ cases = {
     "acquire reused": lambda: K.acquire(e.object, e.positions_true, e.probe, out=buf, **acq),
     "ptyfast.simulate": lambda: ptyfast.simulate(e, seed=3),
     "ptyfast.simulate reused": lambda: ptyfast.simulate(e, seed=3, out=buf2),
+    "grid kernel": lambda: K.simulate_grid(*gk, **gkw),
+    "grid kernel reused": lambda: K.simulate_grid(*gk, out=outs_g, **gkw),
     "illuminate_groups": lambda: K.illuminate_groups(yi, yphi0, probe, d["intensity_scale"], **ig),
     "illuminate_groups reused": lambda: K.illuminate_groups(
         yi, yphi0, probe, d["intensity_scale"], out=xg, **ig
@@ -127,7 +139,8 @@ cases = {
 }
 restore = lambda: np.copyto(yi, yi0)  # untimed: the patches the kernel overwrites
 setup = {"illuminate_groups": restore, "illuminate_groups reused": restore}
-count = {k: m_grid for k in cases if k.startswith(("illuminate_groups", "mk_simdata"))}
+grid_cases = ("grid kernel", "illuminate_groups", "mk_simdata")
+count = {k: m_grid for k in cases if k.startswith(grid_cases)}
 for k, f in cases.items():
     setup.get(k, lambda: None)()
     f()  # warm; the reused buffers are touched here
@@ -214,8 +227,8 @@ def run(quick: bool = False, dask: bool = True, threads: list[int] | None = None
     head = (
         f"{'t':>2} {'N':>4} {'':>4} | {'kernel':>7} {'reused':>7} {'from_sim':>8} {'reused':>7} "
         f"{'f':>4} {'r':>4} | {'acquire':>7} {'reused':>7} {'simulate':>8} {'reused':>7} "
-        f"{'f':>4} {'r':>4} | {'ill_grp':>7} {'reused':>7} {'mk_sim':>7} {'reused':>7} "
-        f"{'f':>4} {'r':>4} | {'numpy':>6} {'×np':>5}"
+        f"{'f':>4} {'r':>4} | {'grid_k':>7} {'reused':>7} {'mk_sim':>7} {'reused':>7} "
+        f"{'f':>4} {'r':>4} {'÷ill':>4} | {'numpy':>6} {'×np':>5}"
     )
     print(head)
     for t in threads or thread_counts():
@@ -257,15 +270,16 @@ def run(quick: bool = False, dask: bool = True, threads: list[int] | None = None
                     f"{v['ptyfast.simulate']:>8,.0f} {v['ptyfast.simulate reused']:>7,.0f} "
                     f"{ratio('ptyfast.simulate', 'acquire')} "
                     f"{ratio('ptyfast.simulate reused', 'acquire reused')} | "
-                    f"{v['illuminate_groups']:>7,.0f} {v['illuminate_groups reused']:>7,.0f} "
+                    f"{v['grid kernel']:>7,.0f} {v['grid kernel reused']:>7,.0f} "
                     f"{v['mk_simdata']:>7,.0f} {v['mk_simdata reused']:>7,.0f} "
-                    f"{ratio('mk_simdata', 'illuminate_groups')} "
+                    f"{ratio('mk_simdata', 'grid kernel')} "
+                    f"{ratio('mk_simdata reused', 'grid kernel reused')} "
                     f"{ratio('mk_simdata reused', 'illuminate_groups reused')} | "
                     f"{v['numpy']:>6,.0f} "
                     f"{v['from_simulation'] / v['numpy']:>5.1f}",
                     flush=True,
                 )
-            grid = ("illuminate_groups", "mk_simdata")
+            grid = ("grid kernel", "illuminate_groups", "mk_simdata")
             print(
                 "   of the cpu column, system time (fresh memory's first touch), ms: "
                 + ", ".join(

@@ -576,3 +576,124 @@ def test_illuminate_groups_into_out():
             _kernels.illuminate_groups(re, im, probe, 20.0, seed=2, out=bad)
     with pytest.raises(TypeError, match="out"):
         _kernels.illuminate_groups(re, im, probe, 20.0, seed=2, out=[0.0])
+
+
+@pytest.mark.parametrize("C", [1, 2, 4, 9])
+@pytest.mark.parametrize("phase", [False, True])
+def test_fused_grid_kernel_equals_the_separate_steps(C, phase):
+    """The grid kernel's passes (maxima, energies, the fused sampling + illumination) against
+    the separate steps they replace, bit for bit: three objects, positions partly outside the
+    objects (the edge path), group counts that leave partial work items."""
+    from ptyfast import _kernels
+
+    rng = np.random.default_rng(C)
+    K, H, W, N, per_obj = 3, 41, 37, 16, 7
+    amp = (0.2 + rng.random((K, H, W))).astype(np.float32)
+    ph = (rng.uniform(-1, 1, (K, H, W)) if phase else np.zeros((K, H, W))).astype(np.float32)
+    images = (amp + 1j * ph).astype(np.complex64)
+    B = K * per_obj
+    pos = rng.uniform(-6.0, 45.0, (B * C, 2))
+    probe = get_default_probe(N).astype(np.complex64)
+    # The steps: extraction per object, row maxima, division, energies, illumination.
+    parts = [
+        _kernels.extract_grid_patches(images[k], pos[k * per_obj * C : (k + 1) * per_obj * C], N, C)
+        for k in range(K)
+    ]
+    yi = np.concatenate([p[0] for p in parts])
+    yphi = np.concatenate([p[1] for p in parts])
+    maxima = yi.reshape(B, -1).max(axis=1)
+    divisor = np.float32(maxima.mean(dtype=np.float64))
+    yi /= divisor
+    energies = _sequential_energies(yi, probe)
+    x, post = _kernels.illuminate_groups(yi, yphi if phase else None, probe, 7.5, seed=5)
+    # The kernel's passes.
+    np.testing.assert_array_equal(_kernels.grid_maxima(images, pos, N, C), maxima)
+    got = _kernels.grid_energies(images, pos, N, C, probe, divisor)
+    assert got.dtype == np.float64 and got.tobytes() == energies.tobytes()
+    X, Y_I, Y_phi, pre_i, pre_phi = _kernels.simulate_grid(
+        images, pos, N, C, probe, divisor, 7.5, with_phase=phase, seed=5, pre_probe=True
+    )
+    np.testing.assert_array_equal(X, x)
+    np.testing.assert_array_equal(Y_I, post)
+    np.testing.assert_array_equal(pre_i, diffsim._channel_to_flat(yi))
+    if phase:
+        np.testing.assert_array_equal(Y_phi, yphi)
+        np.testing.assert_array_equal(pre_phi, diffsim._channel_to_flat(yphi))
+    else:
+        assert Y_phi is None and pre_phi is None
+    # Into reused buffers (filled with garbage first): the same bits.
+    outs = tuple(np.full_like(X, np.nan) for _ in range(3))
+    outs = outs if phase else outs[:2] + (None,)
+    again = _kernels.simulate_grid(
+        images, pos, N, C, probe, divisor, 7.5, with_phase=phase, seed=5, out=outs
+    )
+    assert again[0] is outs[0] and again[1] is outs[1]
+    np.testing.assert_array_equal(again[0], x)
+    np.testing.assert_array_equal(again[1], post)
+
+
+def test_fused_grid_kernel_rejects_bad_arguments():
+    from ptyfast import _kernels
+
+    images = np.ones((2, 30, 30), np.complex64)
+    pos = np.full((2 * 3 * 4, 2), 10.0)
+    probe = get_default_probe(8)
+    before = images.copy()
+    cases = [
+        (lambda: _kernels.grid_maxima(images[0], pos, 8, 4), "images must"),
+        (lambda: _kernels.grid_maxima(images, pos[:20], 8, 4), "B\\*C rows"),
+        (lambda: _kernels.grid_maxima(images, pos[:12], 8, 4), "multiple of the 2 images"),
+        (lambda: _kernels.grid_maxima(images, pos, 1, 4), "N must be >= 2"),
+        (lambda: _kernels.grid_energies(images, pos, 8, 4, probe, 0.0), "divisor must"),
+        (lambda: _kernels.grid_energies(images, pos, 8, 4, probe, 1e39), "divisor must"),
+        (lambda: _kernels.grid_energies(images, pos, 8, 4, probe[:4, :4], 1.0), "probe must"),
+        (lambda: _kernels.simulate_grid(images, pos, 8, 4, probe, 1.0, -1.0), "scale must"),
+        (
+            lambda: _kernels.simulate_grid(
+                images, pos, 8, 4, probe, 1.0, 1.0, out=(np.zeros((6, 8, 8, 4), np.float32),)
+            ),
+            "out must be a tuple",
+        ),
+        (
+            lambda: _kernels.simulate_grid(
+                images, pos, 8, 4, probe, 1.0, 1.0, out=(np.zeros((6, 8, 8, 4), np.float32),) * 3
+            ),
+            "must not share memory",
+        ),
+        (
+            lambda: _kernels.simulate_grid(
+                images,
+                pos,
+                8,
+                4,
+                probe,
+                1.0,
+                1.0,
+                with_phase=False,
+                out=tuple(np.zeros((6, 8, 8, 4), np.float32) for _ in range(3)),
+            ),
+            "None without one",
+        ),
+        (
+            lambda: _kernels.simulate_grid(
+                images,
+                pos,
+                8,
+                4,
+                probe,
+                1.0,
+                1.0,
+                out=tuple(np.zeros((6, 8, 8, 1), np.float32) for _ in range(3)),
+            ),
+            "out X must be",
+        ),
+        (lambda: _kernels.simulate_grid(images, pos, 8, 4, probe, 1.0, 1e30), "scale"),
+    ]
+    for call, match in cases:
+        with pytest.raises(ValueError, match=match):
+            call()
+    bad = images.copy()
+    bad[1, 3, 3] = np.nan
+    with pytest.raises(ValueError, match="images"):
+        _kernels.simulate_grid(bad, pos, 8, 4, probe, 1.0, 1.0)
+    np.testing.assert_array_equal(images, before)

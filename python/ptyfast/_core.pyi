@@ -37,6 +37,9 @@ __all__ = [
     "illuminate_groups",
     "channel_energies",
     "normalize_channel_energies",
+    "grid_maxima",
+    "grid_energies",
+    "simulate_grid",
     "simd_level",
 ]
 
@@ -179,4 +182,29 @@ def channel_energies(
 def normalize_channel_energies(
     amplitude: npt.NDArray[np.float32], probe: npt.NDArray[np.complex64], divisor: float
 ) -> npt.NDArray[np.float64]: ...
+def grid_maxima(
+    images: npt.NDArray[np.complex64], positions: npt.NDArray[np.float64], n: int, c: int
+) -> npt.NDArray[np.float32]: ...
+def grid_energies(
+    images: npt.NDArray[np.complex64],
+    positions: npt.NDArray[np.float64],
+    n: int,
+    c: int,
+    probe: npt.NDArray[np.complex64],
+    divisor: float,
+) -> npt.NDArray[np.float64]: ...
+def simulate_grid(
+    images: npt.NDArray[np.complex64],
+    positions: npt.NDArray[np.float64],
+    probe: npt.NDArray[np.complex64],
+    divisor: float,
+    scale: float,
+    seed: int | None,
+    first_index: int,
+    x: npt.NDArray[np.float32],
+    amplitude: npt.NDArray[np.float32],
+    phase: npt.NDArray[np.float32] | None = None,
+    pre_amplitude: npt.NDArray[np.float32] | None = None,
+    pre_phase: npt.NDArray[np.float32] | None = None,
+) -> None: ...
 def simd_level() -> str: ...

@@ -1326,6 +1326,151 @@ def illuminate_groups(
     return x, a
 
 
+def _grid_scan(images: Any, positions: Any, N: int, C: int, check_finite: bool) -> tuple:
+    """The checked arguments of the fused grid kernels: a C-contiguous complex64 ``(K, H, W)``
+    stack, ``(B*C, 2)`` positions with the ``B`` groups a multiple of ``K``, ``N``, ``C``."""
+    im = as_array("images", images, np.complex64, ndim=3, finite=check_finite)
+    p = as_positions("positions", positions)
+    n = _positive_int("N", N, minimum=2)
+    c = _positive_int("C", C)
+    k = im.shape[0]
+    if p.shape[0] % c or (p.shape[0] // c) % k:
+        raise ValueError(
+            f"positions must have B*C rows (C = {c}) with the B groups a multiple of the "
+            f"{k} images, got {p.shape[0]} rows"
+        )
+    return im, p, n, c
+
+
+def grid_maxima(images: Any, positions: Any, N: int, C: int, *, check_finite: bool = True):
+    """Each group's largest pre-probe amplitude, float32 ``(B,)``: the first pass of the grid
+    kernel, the values ``extract_grid_patches(...)[0].reshape(B, -1).max(axis=1)`` gives
+    (NaN when a group holds one), with no patch written to memory.
+
+    ``images`` is a ``(K, H, W)`` stack of complex images ``amplitude + 1j*phase``;
+    ``positions`` ``(B*C, 2)``, object-major: group ``b`` samples image ``b // (B // K)``.
+    """
+    im, p, n, c = _grid_scan(images, positions, N, C, check_finite)
+    return _core.grid_maxima(im, p, n, c)
+
+
+def grid_energies(
+    images: Any,
+    positions: Any,
+    N: int,
+    C: int,
+    probe: Any,
+    divisor: float,
+    *,
+    check_finite: bool = True,
+) -> np.ndarray:
+    """The energies ``sum (a * |probe|)**2`` of the pre-probe amplitudes divided by
+    ``np.float32(divisor)``, float64 ``(B*C,)`` in flat order: the grid kernel's second pass,
+    the values of :func:`normalize_channel_energies` on the extracted patches, bit for bit,
+    with no patch written to memory. Arguments as :func:`grid_maxima`."""
+    im, p, n, c = _grid_scan(images, positions, N, C, check_finite)
+    pr = _check_probe(probe, n)
+    return _core.grid_energies(im, p, n, c, pr, _grid_divisor(divisor))
+
+
+def _grid_divisor(divisor: Any) -> np.float32:
+    """``divisor`` (``norm_Y_I``) as a positive finite float32."""
+    d = _positive_float("divisor", divisor)
+    if d > float(np.finfo(np.float32).max):
+        raise ValueError(f"divisor must be a positive finite float32 number, got {divisor}")
+    return np.float32(d)
+
+
+def simulate_grid(
+    images: Any,
+    positions: Any,
+    N: int,
+    C: int,
+    probe: Any,
+    divisor: float,
+    scale: float,
+    *,
+    with_phase: bool = True,
+    poisson: bool = True,
+    seed: SeedLike = None,
+    first_index: int = 0,
+    pre_probe: bool = False,
+    out: tuple[np.ndarray, np.ndarray, np.ndarray | None] | None = None,
+    check_finite: bool = True,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None, np.ndarray | None]:
+    """The grid path's fused kernel (``mk_simdata`` once its scale is known).
+
+    For each group, in one parallel pass while the group is in cache: its ``C`` patches are
+    sampled from ``images`` (as :func:`extract_grid_patches`), the amplitude divided by
+    ``np.float32(divisor)`` (``norm_Y_I``), and the group illuminated and diffracted as
+    :func:`illuminate_groups` does (pattern ``b*C + c`` on stream
+    ``(seed, first_index + b*C + c)``). Returns ``(X, Y_I, Y_phi, I_pre, phi_pre)``: ``X``
+    and the post-probe amplitude ``Y_I``, float32 ``(B, N, N, C)``; ``Y_phi`` the pre-probe
+    phase patches (``None`` with ``with_phase=False``: the images' imaginary parts are then
+    ignored, taken as zero); with ``pre_probe=True`` the normalised pre-probe amplitude and
+    phase in flat order ``(B*C, N, N, 1)`` (``phi_pre`` ``None`` without phase), else
+    ``None``. The same bits as the separate steps: extraction, division, ``illuminate_groups``.
+
+    ``out=(X, Y_I, Y_phi)`` (writeable C-contiguous float32 ``(B, N, N, C)`` arrays sharing
+    no memory; ``Y_phi`` ``None`` without phase) receives the results instead of new arrays.
+    ``check_finite=False`` skips the finiteness scan of ``images`` and the float32 range
+    check of the far field (:func:`check_field_range`): the caller must have made both.
+    Arguments otherwise as :func:`grid_maxima`.
+    """
+    im, p, n, c = _grid_scan(images, positions, N, C, check_finite)
+    pr = _check_probe(probe, n)
+    d = _grid_divisor(divisor)
+    scale_value = _positive_float("scale", scale)
+    with_phase = _flag("with_phase", with_phase)
+    pre_probe = _flag("pre_probe", pre_probe)
+    if check_finite:
+        # Patches interpolate the real parts (amplitudes): |O| <= max |Re images| / divisor.
+        check_field_range(
+            scale_value,
+            _max_abs(im.real) / float(d),
+            float(np.sum(np.abs(pr))),
+            name="scale",
+            value=scale,
+        )
+    s = resolve_seed(seed) if poisson else None
+    fi = _positive_int("first_index", first_index, minimum=0)
+    b = p.shape[0] // c
+    shape = (b, n, n, c)
+    if out is not None:
+        if not isinstance(out, tuple) or len(out) != 3:
+            raise ValueError(
+                f"out must be a tuple (X, Y_I, Y_phi), got "
+                f"{type(out).__name__} of {len(out) if isinstance(out, tuple) else '?'} items"
+            )
+        if with_phase is (out[2] is None):
+            raise ValueError(
+                "out[2] (Y_phi) must be an array with a phase and None without one, got "
+                f"{type(out[2]).__name__}"
+            )
+        given: tuple[np.ndarray, ...] = (im, p, pr)
+        for name, a in zip(("out X", "out Y_I", "out Y_phi"), out, strict=True):
+            if a is not None:
+                _out_buffer(name, a, np.float32, shape, given)
+                given = given + (a,)
+    count = (0 if out is not None else (3 if with_phase else 2)) + (
+        (2 if with_phase else 1) if pre_probe else 0
+    )
+    require_memory(
+        f"simulate_grid: {b} groups of C={c} float32 patterns of N={n}",
+        count * b * c * n * n * 4,
+    )
+    if out is None:
+        x = np.empty(shape, np.float32)
+        y_i = np.empty(shape, np.float32)
+        y_phi = np.empty(shape, np.float32) if with_phase else None
+    else:
+        x, y_i, y_phi = out
+    pre_a = np.empty((b * c, n, n, 1), np.float32) if pre_probe else None
+    pre_p = np.empty((b * c, n, n, 1), np.float32) if pre_probe and with_phase else None
+    _core.simulate_grid(im, p, pr, d, np.float32(scale_value), s, fi, x, y_i, y_phi, pre_a, pre_p)
+    return x, y_i, y_phi, pre_a, pre_p
+
+
 def channel_energies(amplitude: Any, probe: Any, *, check_finite: bool = True) -> np.ndarray:
     """Per-pattern ``sum (amplitude * |probe|)**2`` of channel-format ``(B, N, N, C)``
     amplitudes: float64 ``(B*C,)`` in flat order ``b*C + c``."""

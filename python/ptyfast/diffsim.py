@@ -508,7 +508,8 @@ def mk_simdata(
     poisson = _kernels._flag("poisson", poisson)
     with_phase = YY_phi is not None or (YY_I is None and bool(_cfg("set_phi", set_phi)))
     # Everything this call allocates, estimated before any of it is: the objects (float64
-    # amplitude and phase, as the reference stacks them), the patch arrays X, Y_I and Y_phi
+    # amplitude and phase, as the reference stacks them, and the complex64 stack the kernels
+    # read), the patch arrays X, Y_I and Y_phi
     # (float32, B x N x N x C each), positions, and with dict_fmt the flat pre-probe copies
     # and the complex object stack.
     B = n * g1 * g1
@@ -517,7 +518,11 @@ def mk_simdata(
     patterns = B * C * N * N * 4 * ((5 if dict_fmt else 3) - (3 if reuse else 0))
     _kernels.require_memory(
         f"mk_simdata: nimgs={n} objects of {size} x {size}, {B} groups of C={C} patterns of N={N}",
-        n * per_object + patterns + B * C * 40 + (n * size * size * 8 if dict_fmt else 0),
+        n * per_object
+        + n * size * size * 8  # the objects, and their complex64 stack
+        + patterns
+        + B * C * 40
+        + (n * size * size * 8 if dict_fmt else 0),
     )
     root = _kernels.legacy_seed(seed)
     # Noise: from the seed when one is given (the documented stream), else fresh entropy,
@@ -565,45 +570,22 @@ def mk_simdata(
             if any(np.may_share_memory(a, x) for x in given):
                 raise ValueError(f"{name} must not share memory with the objects or the probe")
 
-    # Pass 1: pre-probe patches in channel format, and each group's largest amplitude (for
-    # norm_Y_I) while the group is in cache. Amplitude and phase ride in one complex image
-    # (real, imag), so one bilinear extraction interpolates both separately, exactly as the
-    # reference does. Without a phase, Y_phi is zeros that are never written: the kernels take
-    # it as absent, and (fresh) its pages stay untouched until read.
-    if reuse is None:
-        Y_I = np.empty((B, N, N, C), np.float32)
-        Y_phi = np.zeros((B, N, N, C), np.float32)
-        X_out = None
-    else:
-        X_out, Y_I, Y_phi = reuse
-        # Zero phase: only when the earlier result had one. An earlier zero Y_phi's pages may
-        # never have been touched; filling them would be a slow serial first touch.
-        if yy_phi is None and Y_phi.any():
-            Y_phi.fill(0.0)
-    phase = None if yy_phi is None else Y_phi  # what the kernels read and write as the phase
-    maxima = np.empty(B, np.float32)
-    per_obj = g1 * g1
+    # The objects as one complex64 stack, amplitude + 1j*phase (the sampler interpolates the
+    # real and imaginary parts separately, exactly as the reference translates amplitude and
+    # phase); the grid kernel's three passes read it (group b samples object b // G1**2).
+    images = np.empty((n, size, size), np.complex64)
     for k in range(n):
-        img = yy_i[k, :, :, 0] + 1j * (0.0 if yy_phi is None else yy_phi[k, :, :, 0])
-        rows = slice(k * per_obj, (k + 1) * per_obj)
-        flat = pos_flat[k * per_obj * C : (k + 1) * per_obj * C]
-        _kernels.extract_grid_patches(
-            img.astype(np.complex64),
-            flat,
-            N,
-            C,
-            out=(Y_I[rows], None if phase is None else phase[rows]),
-            maxima=maxima[rows],
-        )
-    # norm_Y_I from the groups' maxima (NumPy's bits); then the division and, when the scale
-    # is computed, the energy pass of the normalised patches, in one parallel pass.
+        images[k] = yy_i[k, :, :, 0] + 1j * (0.0 if yy_phi is None else yy_phi[k, :, :, 0])
+    # Pass 1: each group's largest pre-probe amplitude, for norm_Y_I (NumPy's mean of them).
+    maxima = _kernels.grid_maxima(images, pos_flat, N, C, check_finite=False)
     norm_y_i = np.float32(maxima.mean(dtype=np.float64))
     if not norm_y_i > 0:
         raise ValueError("YY_I is zero at every grid patch; norm_Y_I is undefined")
+    # Pass 2 (when the scale is computed): the energies of the normalised patches.
     if intensity_scale is None:
-        s = simulation_scale(_kernels.normalize_channel_energies(Y_I, pr, norm_y_i), nph)
+        energies = _kernels.grid_energies(images, pos_flat, N, C, pr, norm_y_i, check_finite=False)
+        s = simulation_scale(energies, nph)
     else:
-        _kernels.divide_in_place(Y_I, norm_y_i)
         s = np.float32(intensity_scale)
     # Before the FFT pass: the scaled far field must fit float32 (else NaN/inf would come out
     # silently). Patches interpolate the objects, so max|patch| <= max|YY_I| / norm_Y_I.
@@ -615,16 +597,50 @@ def mk_simdata(
         value=(nph if nphotons is None else nphotons) if intensity_scale is None else user_scale,
         limit_of="photons" if intensity_scale is None else "scale",
     )
-
+    # Pass 3, the fused kernel: each group sampled once more, and while it is in cache its
+    # ground truth (Y_I, Y_phi, the flat pre-probe copies of dict_fmt) and its patterns X are
+    # written; nothing batch-sized is read back. Without a phase, Y_phi is zeros that are
+    # never written (fresh: its pages stay untouched until read).
+    if reuse is None:
+        outs = (
+            np.empty((B, N, N, C), np.float32),
+            np.empty((B, N, N, C), np.float32),
+            None if yy_phi is None else np.empty((B, N, N, C), np.float32),
+        )
+    else:
+        X_out, Y_I_out, Y_phi_out = reuse
+        # Zero phase: only when the earlier result had one. An earlier zero Y_phi's pages may
+        # never have been touched; filling them would be a slow serial first touch.
+        if yy_phi is None and Y_phi_out.any():
+            Y_phi_out.fill(0.0)
+        outs = (X_out, Y_I_out, None if yy_phi is None else Y_phi_out)
+    X, Y_I, phase, pre_i, pre_phi = _kernels.simulate_grid(
+        images,
+        pos_flat,
+        N,
+        C,
+        pr,
+        norm_y_i,
+        s,
+        with_phase=yy_phi is not None,
+        poisson=poisson,
+        seed=noise_seed,
+        pre_probe=dict_fmt,
+        out=outs,
+        check_finite=False,
+    )
+    if phase is not None:
+        Y_phi = phase
+    elif reuse is not None:
+        Y_phi = reuse[2]
+    else:
+        Y_phi = np.zeros((B, N, N, C), np.float32)
     out: dict[str, Any] = {}
     if dict_fmt:
-        out["I_pre_probe"] = _channel_to_flat(Y_I)
+        out["I_pre_probe"] = pre_i
         out["phi_pre_probe"] = (
-            np.zeros((B * C, N, N, 1), np.float32)  # untouched pages, like Y_phi
-            if phase is None
-            else _channel_to_flat(phase)
+            np.zeros((B * C, N, N, 1), np.float32) if pre_phi is None else pre_phi
         )
-    X, Y_I = _illuminate_groups(Y_I, phase, pr, s, poisson, noise_seed, out=X_out)
     if not dict_fmt:
         return X, Y_I, Y_phi, coords
     phi_full = np.zeros_like(yy_i) if yy_phi is None else yy_phi

@@ -475,13 +475,7 @@ pub fn normalize_channel_energies(
     probe: ArrayView2<'_, Complex32>,
     divisor: f32,
 ) -> Result<ndarray::Array1<f64>> {
-    if !(divisor.is_finite() && divisor != 0.0) {
-        return Err(Error::invalid(
-            "divisor",
-            "a finite non-zero number",
-            divisor.to_string(),
-        ));
-    }
+    check_divisor(divisor)?;
     let (b, n, c, p2) = energy_args(amplitude.dim(), &probe)?;
     let amp = amplitude
         .as_slice_mut()
@@ -589,6 +583,466 @@ fn energies_fixed<const C: usize>(groups: &[f32], per: usize, p2: &[f64], e: &mu
                 }
             }
             eg.copy_from_slice(&acc);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The grid path's fused kernel: `mk_simdata` from objects to `X` with no batch-sized
+// intermediate. Two read-only passes over the objects give what the whole batch must know before
+// any pattern is made (each group's largest amplitude, for `norm_Y_I`; the energies of the
+// normalised patches, for the intensity scale); the third samples each group once more and,
+// while it is in cache, writes its ground truth (`Y_I`, `Y_phi`, optionally the flat pre-probe
+// copies) and its diffraction patterns. Nothing batch-sized is read back.
+// ---------------------------------------------------------------------------------------------
+
+/// The objects of a grid dataset and the positions its groups sample them at.
+///
+/// `images` holds `K` row-major `H × W` complex images (`amplitude + i·phase`, as
+/// [`extract_grid_patches`] reads them); `positions` holds `B·C` rows `(x, y)`, flat position
+/// `b·C + c` being channel `c` of group `b`; group `b` samples image `b / (B / K)` (the groups
+/// are object-major, `B / K` per object).
+#[derive(Debug)]
+pub struct GridScan<'a> {
+    objects: Vec<Object<'a>>,
+    /// The images' real parts (amplitudes), for the passes that need only those.
+    amplitudes: Vec<f32>,
+    dim: (usize, usize),
+    positions: Vec<[f64; 2]>,
+    n: usize,
+    c: usize,
+    per_object: usize,
+}
+
+impl<'a> GridScan<'a> {
+    /// # Errors
+    /// [`Error::InvalidArgument`] when `images` is not `K·H·W` values with `K, H, W ≥ 1`,
+    /// `positions` is not a non-empty `(B·C, 2)` array of finite values, `n` or `c` is 0, or
+    /// the `B` groups do not divide evenly among the `K` objects.
+    pub fn new(
+        images: &'a [Complex32],
+        (k, h, w): (usize, usize, usize),
+        positions: ArrayView2<'_, f64>,
+        n: usize,
+        c: usize,
+    ) -> Result<Self> {
+        let per_image = checked_len(h, w)?;
+        if k == 0 || per_image == 0 || Some(images.len()) != k.checked_mul(per_image) {
+            return Err(Error::invalid(
+                "images",
+                "a non-empty C-contiguous (K, H, W) stack",
+                format!("{} values for shape {:?}", images.len(), (k, h, w)),
+            ));
+        }
+        if n == 0 || c == 0 {
+            return Err(Error::invalid(
+                "N, C",
+                "positive sizes",
+                format!("N = {n}, C = {c}"),
+            ));
+        }
+        check_positions(&positions)?;
+        let rows = positions.nrows();
+        let b = rows / c;
+        if !rows.is_multiple_of(c) || !b.is_multiple_of(k) {
+            return Err(Error::invalid(
+                "positions",
+                format!("B·C rows (C = {c}) with the B groups a multiple of K = {k} objects"),
+                rows.to_string(),
+            ));
+        }
+        checked_len(b, checked_len(checked_len(n, n)?, c)?)?;
+        let objects = images
+            .chunks_exact(per_image)
+            .map(|d| Object::from_slice(d, h, w))
+            .collect::<Result<Vec<_>>>()?;
+        let mut amplitudes = zeroed::<f32>(images.len(), "images")?;
+        amplitudes
+            .par_chunks_mut(1 << 16)
+            .zip(images.par_chunks(1 << 16))
+            .for_each(|(a, z)| a.iter_mut().zip(z).for_each(|(a, z)| *a = z.re));
+        Ok(GridScan {
+            objects,
+            amplitudes,
+            dim: (h, w),
+            positions: positions_list(&positions),
+            n,
+            c,
+            per_object: b / k,
+        })
+    }
+
+    /// Number of groups `B`.
+    pub fn groups(&self) -> usize {
+        self.positions.len() / self.c
+    }
+
+    /// Values per group, `N·N·C`.
+    fn per(&self) -> usize {
+        self.n * self.n * self.c
+    }
+
+    /// Samples group `g` into channel-format `re` (and `im`), as [`extract_grid_patches`].
+    #[inline(always)]
+    fn sample_group(
+        &self,
+        g: usize,
+        scratch: &mut GridScratch,
+        re: &mut [f32],
+        im: Option<&mut [f32]>,
+    ) {
+        let obj = &self.objects[g / self.per_object];
+        let group = &self.positions[g * self.c..(g + 1) * self.c];
+        extract_group(obj, group, self.n, scratch, re, im);
+    }
+
+    /// Samples the amplitudes (real parts) of group `g`'s `C` patches into `planes`, channel
+    /// after channel (`C` row-major `N × N` planes): the real parts [`Self::sample_group`]
+    /// gives, bit for bit, at half the work and without the channel-format scatter.
+    #[inline(always)]
+    fn sample_amplitude_planes(&self, g: usize, sampler: &mut Sampler, planes: &mut [f32]) {
+        let (h, w) = self.dim;
+        let per_image = h * w;
+        let k = g / self.per_object;
+        let Some(data) = self.amplitudes.get(k * per_image..(k + 1) * per_image) else {
+            return;
+        };
+        let Ok(obj) = Object::from_slice(data, h, w) else {
+            return;
+        };
+        let group = &self.positions[g * self.c..(g + 1) * self.c];
+        let nn = self.n * self.n;
+        for (&[x, y], plane) in group.iter().zip(planes.chunks_exact_mut(nn)) {
+            sampler.sample(&obj, x, y, self.n, self.n, plane);
+        }
+    }
+
+    /// Checks that `len` values per group cover groups `first..first + count` of the scan.
+    fn check_range(
+        &self,
+        name: &'static str,
+        first: usize,
+        values: usize,
+        per: usize,
+    ) -> Result<usize> {
+        let count = values / per.max(1);
+        if !values.is_multiple_of(per.max(1))
+            || first.checked_add(count).is_none_or(|e| e > self.groups())
+        {
+            return Err(Error::invalid(
+                name,
+                format!(
+                    "{per} values per group for groups within 0..{}",
+                    self.groups()
+                ),
+                format!("{values} values from group {first}"),
+            ));
+        }
+        Ok(count)
+    }
+
+    fn scratch(&self) -> GridScratch {
+        GridScratch {
+            sampler: Sampler::default(),
+            patch: vec![Complex32::new(0.0, 0.0); self.n * self.n],
+        }
+    }
+}
+
+/// Each group's largest pre-probe amplitude for groups `first..first + maxima.len()`, as
+/// [`extract_grid_patches_max_into`] gives it (the same values, NaN propagating), without
+/// writing the patches anywhere but a per-thread buffer.
+///
+/// # Errors
+/// [`Error::InvalidArgument`] when the groups are out of the scan's range.
+pub fn grid_maxima_into(scan: &GridScan<'_>, first: usize, maxima: &mut [f32]) -> Result<()> {
+    scan.check_range("maxima", first, maxima.len(), 1)?;
+    let per = scan.per();
+    maxima.par_iter_mut().enumerate().for_each_init(
+        || (Sampler::default(), vec![0.0f32; per]),
+        |(sampler, planes), (j, m)| group_maximum(scan, first + j, sampler, planes, m),
+    );
+    Ok(())
+}
+
+/// The energies of the normalised pre-probe patches of groups `first..`, `energies.len() / C`
+/// of them, as [`normalize_channel_energies`] gives them for the extracted patches (each group
+/// sampled, divided by `divisor` in `f32`, summed in the same order), in flat order `b·C + c`.
+///
+/// # Errors
+/// [`Error::InvalidArgument`] when `divisor` is not finite and non-zero, `probe` is not
+/// `(N, N)`, or the groups are out of the scan's range.
+pub fn grid_energies_into(
+    scan: &GridScan<'_>,
+    first: usize,
+    probe: ArrayView2<'_, Complex32>,
+    divisor: f32,
+    energies: &mut [f64],
+) -> Result<()> {
+    check_divisor(divisor)?;
+    let (_, n, c, p2) = energy_args((1, scan.n, scan.n, scan.c), &probe)?;
+    let count = scan.check_range("energies", first, energies.len(), c)?;
+    let per = checked_len(checked_len(n, n)?, c)?;
+    // Four groups per work item: their 4·C sums side by side, each still one chain in pixel
+    // order, so the same sums as the extracted path's.
+    energies
+        .par_chunks_mut(ENERGY_GROUPS * c)
+        .enumerate()
+        .for_each_init(
+            || (Sampler::default(), vec![0.0f32; ENERGY_GROUPS * per]),
+            |(sampler, buf), (item, e)| {
+                let g0 = first + item * ENERGY_GROUPS;
+                let k = e.len() / c;
+                let planes = &mut buf[..k * per];
+                group_energies(scan, g0, sampler, planes, divisor, &p2, e);
+            },
+        );
+    debug_assert_eq!(count * c, energies.len());
+    Ok(())
+}
+
+crate::simd::multiversion! {
+    /// [`grid_maxima_into`] for group `g`: its amplitude planes sampled into `planes`, then
+    /// their largest value (the same value as over the channel-format group).
+    fn group_maximum(
+        scan: &GridScan<'_>,
+        g: usize,
+        sampler: &mut Sampler,
+        planes: &mut [f32],
+        m: &mut f32,
+    ) {
+        scan.sample_amplitude_planes(g, sampler, planes);
+        *m = max_propagating_nan(planes);
+    }
+}
+
+crate::simd::multiversion! {
+    /// [`grid_energies_into`] for the `e.len() / C` groups from `g0`: their amplitude planes
+    /// sampled into `planes` (pattern after pattern), then each pattern's
+    /// `Σ (f32(a / divisor))² · |p|²` from `0.0` in pixel order, all patterns' chains side by
+    /// side.
+    fn group_energies(
+        scan: &GridScan<'_>,
+        g0: usize,
+        sampler: &mut Sampler,
+        planes: &mut [f32],
+        divisor: f32,
+        p2: &[f64],
+        e: &mut [f64],
+    ) {
+        let per = scan.per();
+        for (j, group) in planes.chunks_exact_mut(per).enumerate() {
+            scan.sample_amplitude_planes(g0 + j, sampler, group);
+        }
+        match e.len() {
+            4 => plane_energies::<4>(planes, divisor, p2, e),
+            16 => plane_energies::<16>(planes, divisor, p2, e),
+            36 => plane_energies::<36>(planes, divisor, p2, e),
+            _ => {
+                let nn = p2.len();
+                for (plane, acc) in planes.chunks_exact(nn).zip(e.iter_mut()) {
+                    let mut sum = 0.0f64;
+                    for (&a, &w2) in plane.iter().zip(p2) {
+                        let q = f64::from(a / divisor);
+                        sum += q * q * w2;
+                    }
+                    *acc = sum;
+                }
+            }
+        }
+    }
+}
+
+/// `K` patterns' energies from their planes, the `K` chains advancing pixel by pixel together.
+#[inline(always)]
+fn plane_energies<const K: usize>(planes: &[f32], divisor: f32, p2: &[f64], e: &mut [f64]) {
+    let nn = p2.len();
+    let mut acc = [0.0f64; K];
+    let planes: [&[f32]; K] =
+        std::array::from_fn(|k| planes.get(k * nn..(k + 1) * nn).unwrap_or(&[]));
+    if planes.iter().any(|p| p.len() != nn) || e.len() != K {
+        return;
+    }
+    for (px, &w2) in p2.iter().enumerate() {
+        for k in 0..K {
+            let q = f64::from(planes[k][px] / divisor);
+            acc[k] += q * q * w2;
+        }
+    }
+    e.copy_from_slice(&acc);
+}
+
+fn check_divisor(divisor: f32) -> Result<()> {
+    if divisor.is_finite() && divisor != 0.0 {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            "divisor",
+            "a finite non-zero number",
+            divisor.to_string(),
+        ))
+    }
+}
+
+/// Where [`simulate_grid_into`] writes, for groups `first..first + B'` of a scan: each slice
+/// holds `B'·N·N·C` values. `x`, `amplitude` and `phase` are channel-format `(B', N, N, C)`;
+/// the flat pre-probe copies are `(B'·C, N, N)`.
+#[derive(Debug)]
+pub struct GridOut<'o> {
+    /// The patterns `X`.
+    pub x: &'o mut [f32],
+    /// The post-probe amplitude `|O · probe|` (the reference's returned `Y_I`).
+    pub amplitude: &'o mut [f32],
+    /// The pre-probe phase patches (`Y_phi`); `None` for an object without phase (zero).
+    pub phase: Option<&'o mut [f32]>,
+    /// The normalised pre-probe amplitude in flat order (`I_pre_probe`), if wanted.
+    pub pre_amplitude: Option<&'o mut [f32]>,
+    /// The pre-probe phase in flat order (`phi_pre_probe`), if wanted (and `phase` given).
+    pub pre_phase: Option<&'o mut [f32]>,
+}
+
+/// The grid path's fused pass: for each group of `first..`, its patches are sampled (as
+/// [`extract_grid_patches`]), the amplitude divided by `divisor` in `f32` (as
+/// `norm_Y_I`'s division), the ground truth written, and the group illuminated and diffracted
+/// as [`illuminate_groups_into`] does (pattern `b·C + c` on noise stream
+/// `(seed, first_index + b·C + c)`, `b` counted from the scan's group 0), all while the group
+/// is in cache. The results are those of the separate calls, bit for bit.
+///
+/// # Errors
+/// [`Error::InvalidArgument`] when the outputs differ in length or are out of the scan's
+/// range, `pre_phase` is given without `phase`, `probe` is not `(N, N)`, `divisor` is not
+/// finite and non-zero, `scale` is not positive and finite, or a pattern index overflows.
+pub fn simulate_grid_into(
+    scan: &GridScan<'_>,
+    first: usize,
+    probe: ArrayView2<'_, Complex32>,
+    divisor: f32,
+    scale: f32,
+    noise: Option<Noise>,
+    out: GridOut<'_>,
+) -> Result<()> {
+    check_divisor(divisor)?;
+    let (n, c) = (scan.n, scan.c);
+    let per = scan.per();
+    let count = scan.check_range("X", first, out.x.len(), per)?;
+    check_illuminate((count.max(1), n, n, c), None, &probe, scale, None)?;
+    let same = |name: &'static str, len: usize| {
+        if len == out.x.len() {
+            Ok(())
+        } else {
+            Err(Error::invalid(
+                name,
+                format!("{} values, as X", out.x.len()),
+                len.to_string(),
+            ))
+        }
+    };
+    same("Y_I", out.amplitude.len())?;
+    if let Some(p) = out.phase.as_deref() {
+        same("Y_phi", p.len())?;
+    }
+    if let Some(p) = out.pre_amplitude.as_deref() {
+        same("I_pre_probe", p.len())?;
+    }
+    match (out.pre_phase.as_deref(), out.phase.is_some()) {
+        (Some(p), true) => same("phi_pre_probe", p.len())?,
+        (Some(_), false) => {
+            return Err(Error::invalid(
+                "phi_pre_probe",
+                "None when there is no phase",
+                "an array",
+            ))
+        }
+        (None, _) => {}
+    }
+    if let Some(nz) = noise {
+        let last = (scan.groups() as u64).checked_mul(c as u64);
+        if last.and_then(|t| nz.first_index.checked_add(t)).is_none() {
+            return Err(Error::invalid(
+                "first_index",
+                "small enough for every pattern index to fit in u64",
+                nz.first_index.to_string(),
+            ));
+        }
+    }
+    let probes = Probes {
+        scaled: scaled_probe(&probe, scale),
+        plain: probe.iter().copied().collect(),
+        channels: c,
+    };
+    let template = FarField::new(n)?;
+    let nn = n * n;
+    // One work item per group: its slice of each output.
+    let GridOut {
+        x,
+        amplitude,
+        phase,
+        pre_amplitude,
+        pre_phase,
+    } = out;
+    let items: Vec<_> = x
+        .chunks_exact_mut(per)
+        .zip(amplitude.chunks_exact_mut(per))
+        .zip(split(phase, per, count))
+        .zip(
+            split(pre_amplitude, per, count)
+                .into_iter()
+                .zip(split(pre_phase, per, count)),
+        )
+        .collect();
+    let init = || {
+        let zero = Complex32::new(0.0, 0.0);
+        (
+            scan.scratch(),
+            template.clone(),
+            vec![0.0f32; nn],
+            vec![zero; per],
+        )
+    };
+    items.into_par_iter().enumerate().for_each_init(
+        init,
+        |(scratch, ff, pattern, exit), (j, (((xg, ag), pg), (pre_a, pre_p)))| {
+            let g = first + j;
+            let mut pg = pg;
+            scan.sample_group(g, scratch, ag, pg.as_deref_mut());
+            divide(ag, divisor);
+            if let Some(dst) = pre_a {
+                to_flat(ag, dst, c);
+            }
+            if let (Some(dst), Some(src)) = (pre_p, pg.as_deref()) {
+                to_flat(src, dst, c);
+            }
+            let streams = noise.map(|nz| (nz.seed, nz.first_index + (g * c) as u64));
+            illuminate_group(
+                ff,
+                pattern,
+                exit,
+                xg,
+                ag,
+                pg.as_deref(),
+                &probes,
+                scale,
+                streams,
+            );
+        },
+    );
+    Ok(())
+}
+
+/// `s` in slices of `per` values, or `count` times `None`.
+fn split(s: Option<&mut [f32]>, per: usize, count: usize) -> Vec<Option<&mut [f32]>> {
+    match s {
+        Some(s) => s.chunks_exact_mut(per).map(Some).collect(),
+        None => (0..count).map(|_| None).collect(),
+    }
+}
+
+/// A group's channel-format `(N, N, C)` values into flat `(C, N, N)` order.
+fn to_flat(src: &[f32], dst: &mut [f32], c: usize) {
+    let nn = src.len() / c;
+    for (ch, plane) in dst.chunks_exact_mut(nn).enumerate() {
+        for (d, px) in plane.iter_mut().zip(src.chunks_exact(c)) {
+            *d = px[ch];
         }
     }
 }
@@ -834,5 +1288,148 @@ mod tests {
             wrong.view_mut(),
         );
         assert!(r.is_err());
+    }
+    /// The fused grid pass against its steps: extraction (with maxima), division, the
+    /// energies, `illuminate_groups_into`; two objects, with and without phase, bit for bit.
+    #[test]
+    fn fused_grid_pass_equals_its_steps() {
+        let (k, h, w, n, c) = (2usize, 30usize, 28usize, 8usize, 4usize);
+        let per_object = 5;
+        let b = k * per_object;
+        let probe = Array2::from_shape_fn((n, n), |(r, q)| {
+            Complex32::new(0.5 + 0.1 * r as f32, 0.05 * q as f32 - 0.2)
+        });
+        let pos = Array2::from_shape_fn((b * c, 2), |(i, j)| {
+            6.0 + ((i * 7 + j * 3) % 11) as f64 * 1.37 + j as f64
+        });
+        for with_phase in [true, false] {
+            let images: Vec<Array2<Complex32>> = (0..k)
+                .map(|o| {
+                    let im = image(h, w).mapv(|z| z * (1.0 + o as f32));
+                    if with_phase {
+                        im
+                    } else {
+                        im.mapv(|z| Complex32::new(z.re, 0.0))
+                    }
+                })
+                .collect();
+            let flat: Vec<Complex32> = images.iter().flat_map(|i| i.iter().copied()).collect();
+            let scan = GridScan::new(&flat, (k, h, w), pos.view(), n, c).unwrap();
+            // The steps.
+            let mut re = Array4::<f32>::zeros((b, n, n, c));
+            let mut im = Array4::<f32>::zeros((b, n, n, c));
+            let mut maxima = ndarray::Array1::<f32>::zeros(b);
+            for (o, img) in images.iter().enumerate() {
+                let g = o * per_object..(o + 1) * per_object;
+                let rows = pos.slice(ndarray::s![g.start * c..g.end * c, ..]);
+                extract_grid_patches_max_into(
+                    img.view(),
+                    rows,
+                    re.slice_mut(ndarray::s![g.clone(), .., .., ..]),
+                    Some(im.slice_mut(ndarray::s![g.clone(), .., .., ..])),
+                    maxima.slice_mut(ndarray::s![g]),
+                )
+                .unwrap();
+            }
+            let divisor = 1.7f32;
+            let energies =
+                normalize_channel_energies(re.view_mut(), probe.view(), divisor).unwrap();
+            let pre = re.clone();
+            let noise = Some(Noise {
+                seed: 11,
+                first_index: 3,
+            });
+            let mut x = Array4::<f32>::zeros((b, n, n, c));
+            let phase = with_phase.then(|| im.view());
+            illuminate_groups_into(re.view_mut(), phase, probe.view(), 2.5, noise, x.view_mut())
+                .unwrap();
+            // The fused passes, in two pieces (groups 0..3 and 3..b).
+            let mut m2 = vec![0.0f32; b];
+            let mut e2 = vec![0.0f64; b * c];
+            for (g0, g1) in [(0, 3), (3, b)] {
+                grid_maxima_into(&scan, g0, &mut m2[g0..g1]).unwrap();
+                grid_energies_into(&scan, g0, probe.view(), divisor, &mut e2[g0 * c..g1 * c])
+                    .unwrap();
+            }
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&m2), bits(maxima.as_slice().unwrap()));
+            let ebits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(ebits(&e2), ebits(energies.as_slice().unwrap()));
+            let len = b * n * n * c;
+            let (mut x2, mut a2, mut p2) =
+                (vec![0.0f32; len], vec![0.0f32; len], vec![0.0f32; len]);
+            let (mut pa, mut pp) = (vec![0.0f32; len], vec![0.0f32; len]);
+            let per = n * n * c;
+            for (g0, g1) in [(0, 3), (3, b)] {
+                let r = g0 * per..g1 * per;
+                let out = GridOut {
+                    x: &mut x2[r.clone()],
+                    amplitude: &mut a2[r.clone()],
+                    phase: with_phase.then(|| &mut p2[r.clone()]),
+                    pre_amplitude: Some(&mut pa[r.clone()]),
+                    pre_phase: with_phase.then(|| &mut pp[r.clone()]),
+                };
+                simulate_grid_into(&scan, g0, probe.view(), divisor, 2.5, noise, out).unwrap();
+            }
+            assert_eq!(bits(&x2), bits(x.as_slice().unwrap()));
+            assert_eq!(bits(&a2), bits(re.as_slice().unwrap()));
+            if with_phase {
+                assert_eq!(bits(&p2), bits(im.as_slice().unwrap()));
+            }
+            // Flat pre-probe copies: pattern b·C + c is channel c of group b.
+            for g in 0..b {
+                for ch in 0..c {
+                    for px in 0..n * n {
+                        let flat = (g * c + ch) * n * n + px;
+                        let chan = g * per + px * c + ch;
+                        assert_eq!(pa[flat].to_bits(), pre.as_slice().unwrap()[chan].to_bits());
+                        if with_phase {
+                            assert_eq!(pp[flat].to_bits(), im.as_slice().unwrap()[chan].to_bits());
+                        }
+                    }
+                }
+            }
+            assert!(x2.iter().any(|&v| v > 0.0));
+        }
+    }
+
+    #[test]
+    fn fused_grid_pass_rejects_bad_arguments() {
+        let img = vec![Complex32::new(1.0, 0.0); 2 * 20 * 20];
+        let pos = Array2::from_elem((2 * 3 * 4, 2), 8.0);
+        let e = GridScan::new(&img, (2, 20, 21), pos.view(), 8, 4).unwrap_err();
+        assert!(e.to_string().starts_with("images must be"), "{e}");
+        let odd = Array2::from_elem((3 * 4, 2), 8.0);
+        let e = GridScan::new(&img, (2, 20, 20), odd.view(), 8, 4).unwrap_err();
+        assert!(e.to_string().starts_with("positions must be"), "{e}");
+        let scan = GridScan::new(&img, (2, 20, 20), pos.view(), 8, 4).unwrap();
+        assert_eq!(scan.groups(), 6);
+        let e = grid_maxima_into(&scan, 4, &mut [0.0; 3]).unwrap_err();
+        assert!(e.to_string().starts_with("maxima must be"), "{e}");
+        let probe = Array2::from_elem((8, 8), Complex32::new(1.0, 0.0));
+        let e = grid_energies_into(&scan, 0, probe.view(), 0.0, &mut [0.0; 24]).unwrap_err();
+        assert!(e.to_string().starts_with("divisor must be"), "{e}");
+        let per = 8 * 8 * 4;
+        let (mut x, mut a) = (vec![0.0f32; per], vec![0.0f32; per + 1]);
+        let out = GridOut {
+            x: &mut x,
+            amplitude: &mut a,
+            phase: None,
+            pre_amplitude: None,
+            pre_phase: None,
+        };
+        let e = simulate_grid_into(&scan, 0, probe.view(), 1.0, 1.0, None, out).unwrap_err();
+        assert!(e.to_string().starts_with("Y_I must be"), "{e}");
+        let mut a = vec![0.0f32; per];
+        let mut pp = vec![0.0f32; per];
+        let out = GridOut {
+            x: &mut x,
+            amplitude: &mut a,
+            phase: None,
+            pre_amplitude: None,
+            pre_phase: Some(&mut pp),
+        };
+        let e = simulate_grid_into(&scan, 0, probe.view(), 1.0, 1.0, None, out).unwrap_err();
+        assert!(e.to_string().starts_with("phi_pre_probe must be"), "{e}");
     }
 }

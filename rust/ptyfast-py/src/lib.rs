@@ -748,6 +748,166 @@ fn normalize_channel_energies<'py>(
     Ok(out.into_pyarray(py))
 }
 
+/// The scan of the fused grid kernels over a C-contiguous `(K, H, W)` image stack.
+fn grid_scan<'a>(
+    images: &'a PyReadonlyArray3<'_, Complex32>,
+    positions: &PyReadonlyArray2<'_, f64>,
+    n: usize,
+    c: usize,
+) -> core::Result<core::grid::GridScan<'a>> {
+    let dim = images.as_array().dim();
+    let data = images
+        .as_slice()
+        .map_err(|_| core::Error::invalid("images", "a C-contiguous array", "a strided array"))?;
+    core::grid::GridScan::new(data, dim, positions.as_array(), n, c)
+}
+
+/// `values[g0·per..g1·per]`, or an error naming the array.
+fn piece<'s, T>(
+    name: &'static str,
+    values: &'s mut [T],
+    per: usize,
+    (g0, g1): (usize, usize),
+) -> core::Result<&'s mut [T]> {
+    let len = values.len();
+    values
+        .get_mut(g0.saturating_mul(per)..g1.saturating_mul(per))
+        .ok_or_else(|| {
+            core::Error::invalid(
+                name,
+                format!("{per} values per group for groups {g0}..{g1}"),
+                format!("{len} values"),
+            )
+        })
+}
+
+/// Each group's largest pre-probe amplitude (the grid kernel's first pass), `(B,)` `f32`.
+#[pyfunction]
+fn grid_maxima<'py>(
+    py: Python<'py>,
+    images: PyReadonlyArray3<'py, Complex32>,
+    positions: PyReadonlyArray2<'py, f64>,
+    n: usize,
+    c: usize,
+) -> PyResult<Bound<'py, PyArray1<f32>>> {
+    let scan = grid_scan(&images, &positions, n, c).or_py(py)?;
+    let b = scan.groups();
+    let mut out = zeros::<f32, Ix1>(Dim([b]), "positions").or_py(py)?;
+    let values = out
+        .as_slice_mut()
+        .ok_or_else(|| core::Error::Unsupported("a fresh array is contiguous".into()))
+        .or_py(py)?;
+    in_pieces(py, b, |g0, g1| {
+        core::grid::grid_maxima_into(&scan, g0, piece("maxima", values, 1, (g0, g1))?)
+    })?;
+    Ok(out.into_pyarray(py))
+}
+
+/// The energies of the normalised pre-probe patches (the grid kernel's second pass),
+/// `(B·C,)` `f64`.
+#[pyfunction]
+fn grid_energies<'py>(
+    py: Python<'py>,
+    images: PyReadonlyArray3<'py, Complex32>,
+    positions: PyReadonlyArray2<'py, f64>,
+    n: usize,
+    c: usize,
+    probe: PyReadonlyArray2<'py, Complex32>,
+    divisor: f32,
+) -> PyResult<Bound<'py, PyArray1<f64>>> {
+    let scan = grid_scan(&images, &positions, n, c).or_py(py)?;
+    let b = scan.groups();
+    let pr = probe.as_array();
+    let mut out = zeros::<f64, Ix1>(Dim([b.saturating_mul(c)]), "positions").or_py(py)?;
+    let values = out
+        .as_slice_mut()
+        .ok_or_else(|| core::Error::Unsupported("a fresh array is contiguous".into()))
+        .or_py(py)?;
+    in_pieces(py, b, |g0, g1| {
+        let e = piece("energies", values, c, (g0, g1))?;
+        core::grid::grid_energies_into(&scan, g0, pr, divisor, e)
+    })?;
+    Ok(out.into_pyarray(py))
+}
+
+/// The grid kernel's fused pass into caller-provided outputs: `x`, `amplitude` and `phase`
+/// `(B, N, N, C)`, the flat pre-probe copies `(B·C, N, N, 1)`.
+#[pyfunction]
+#[pyo3(signature = (images, positions, probe, divisor, scale, seed, first_index, x, amplitude, phase=None, pre_amplitude=None, pre_phase=None))]
+#[allow(clippy::too_many_arguments)]
+fn simulate_grid<'py>(
+    py: Python<'py>,
+    images: PyReadonlyArray3<'py, Complex32>,
+    positions: PyReadonlyArray2<'py, f64>,
+    probe: PyReadonlyArray2<'py, Complex32>,
+    divisor: f32,
+    scale: f32,
+    seed: Option<u64>,
+    first_index: u64,
+    mut x: PyReadwriteArray4<'py, f32>,
+    mut amplitude: PyReadwriteArray4<'py, f32>,
+    mut phase: Option<PyReadwriteArray4<'py, f32>>,
+    mut pre_amplitude: Option<PyReadwriteArray4<'py, f32>>,
+    mut pre_phase: Option<PyReadwriteArray4<'py, f32>>,
+) -> PyResult<()> {
+    let (_, n, _, c) = x.as_array().dim();
+    let scan = grid_scan(&images, &positions, n, c).or_py(py)?;
+    let b = scan.groups();
+    let per = n.saturating_mul(n).saturating_mul(c);
+    let pr = probe.as_array();
+    let strided = |name: &'static str| {
+        move |_| core::Error::invalid(name, "a C-contiguous array", "a strided array")
+    };
+    let xs = x.as_slice_mut().map_err(strided("X")).or_py(py)?;
+    let amp = amplitude.as_slice_mut().map_err(strided("Y_I")).or_py(py)?;
+    let mut ph = match phase.as_mut() {
+        Some(p) => Some(p.as_slice_mut().map_err(strided("Y_phi")).or_py(py)?),
+        None => None,
+    };
+    let mut pa = match pre_amplitude.as_mut() {
+        Some(p) => Some(p.as_slice_mut().map_err(strided("I_pre_probe")).or_py(py)?),
+        None => None,
+    };
+    let mut pp = match pre_phase.as_mut() {
+        Some(p) => Some(
+            p.as_slice_mut()
+                .map_err(strided("phi_pre_probe"))
+                .or_py(py)?,
+        ),
+        None => None,
+    };
+    if xs.len() != b.saturating_mul(per) {
+        let e = core::Error::invalid(
+            "X",
+            format!("{b} groups of {per} values"),
+            xs.len().to_string(),
+        );
+        return Err(to_py(py, e));
+    }
+    // Interrupted, the call leaves the outputs partly written; its caller discards them.
+    in_pieces(py, b, |g0, g1| {
+        let r = (g0, g1);
+        let out = core::grid::GridOut {
+            x: piece("X", xs, per, r)?,
+            amplitude: piece("Y_I", amp, per, r)?,
+            phase: ph
+                .as_deref_mut()
+                .map(|p| piece("Y_phi", p, per, r))
+                .transpose()?,
+            pre_amplitude: pa
+                .as_deref_mut()
+                .map(|p| piece("I_pre_probe", p, per, r))
+                .transpose()?,
+            pre_phase: pp
+                .as_deref_mut()
+                .map(|p| piece("phi_pre_probe", p, per, r))
+                .transpose()?,
+        };
+        let noise = seed.map(|seed| core::simulate::Noise { seed, first_index });
+        core::grid::simulate_grid_into(&scan, g0, pr, divisor, scale, noise, out)
+    })
+}
+
 /// The detector's parameters as `ptyfast._kernels` passes them: a dict with every key.
 #[derive(FromPyObject)]
 #[pyo3(from_item_all)]
@@ -967,6 +1127,9 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(illuminate_groups, m)?)?;
     m.add_function(wrap_pyfunction!(channel_energies, m)?)?;
     m.add_function(wrap_pyfunction!(normalize_channel_energies, m)?)?;
+    m.add_function(wrap_pyfunction!(grid_maxima, m)?)?;
+    m.add_function(wrap_pyfunction!(grid_energies, m)?)?;
+    m.add_function(wrap_pyfunction!(simulate_grid, m)?)?;
     m.add_function(wrap_pyfunction!(simd_level, m)?)?;
     m.add_function(wrap_pyfunction!(gather_groups_scaled, m)?)?;
     m.add_function(wrap_pyfunction!(pattern_energies, m)?)?;
