@@ -340,6 +340,34 @@ TARGETS: dict[str, tuple[Callable[..., Any], Callable[[], dict[str, Any]]]] = {
             amplitude=f32(2, 4, 4, 2), phase=f32(2, 4, 4, 2), probe=c64(4, 4), scale=1.0, seed=1
         ),
     ),
+    "grid_maxima": (
+        _kernels.grid_maxima,
+        lambda: dict(images=c64(2, 12, 12), positions=_R.uniform(-2, 12, (8, 2)), N=4, C=2),
+    ),
+    "grid_energies": (
+        _kernels.grid_energies,
+        lambda: dict(
+            images=c64(2, 12, 12),
+            positions=_R.uniform(-2, 12, (8, 2)),
+            N=4,
+            C=2,
+            probe=c64(4, 4),
+            divisor=1.5,
+        ),
+    ),
+    "simulate_grid": (
+        _kernels.simulate_grid,
+        lambda: dict(
+            images=c64(2, 12, 12),
+            positions=_R.uniform(-2, 12, (8, 2)),
+            N=4,
+            C=2,
+            probe=c64(4, 4),
+            divisor=1.5,
+            scale=2.0,
+            seed=1,
+        ),
+    ),
     "channel_energies": (
         _kernels.channel_energies,
         lambda: dict(amplitude=f32(2, 4, 4, 2), probe=c64(4, 4)),

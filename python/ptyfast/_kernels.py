@@ -38,6 +38,9 @@ __all__ = [
     "channel_energies",
     "extract_grid_patches",
     "illuminate_groups",
+    "grid_maxima",
+    "grid_energies",
+    "simulate_grid",
     "PtyfastError",
     "as_array",
     "as_complex_image",
@@ -1351,6 +1354,7 @@ def grid_maxima(images: Any, positions: Any, N: int, C: int, *, check_finite: bo
     ``positions`` ``(B*C, 2)``, object-major: group ``b`` samples image ``b // (B // K)``.
     """
     im, p, n, c = _grid_scan(images, positions, N, C, check_finite)
+    _grid_memory("grid_maxima", im, p, n, c, 1, p.shape[0] // c * 4)
     return _core.grid_maxima(im, p, n, c)
 
 
@@ -1370,7 +1374,21 @@ def grid_energies(
     with no patch written to memory. Arguments as :func:`grid_maxima`."""
     im, p, n, c = _grid_scan(images, positions, N, C, check_finite)
     pr = _check_probe(probe, n)
+    _grid_memory("grid_energies", im, p, n, c, 4, p.shape[0] * 8)
     return _core.grid_energies(im, p, n, c, pr, _grid_divisor(divisor))
+
+
+def _grid_memory(
+    what: str, im: np.ndarray, p: np.ndarray, n: int, c: int, groups: int, outputs: int
+) -> None:
+    """Checks the memory of a grid kernel before it runs: the images' real parts (float32),
+    ``outputs`` bytes, and per thread ``groups`` groups of float32 samples (the read passes)
+    or one group's exit waves (complex64, the fused pass: ``groups=2``)."""
+    per = c * n * n * 4
+    require_memory(
+        f"{what}: {p.shape[0]} patches of N = {n}",
+        im.size * 4 + outputs + num_threads() * groups * per,
+    )
 
 
 def _grid_divisor(divisor: Any) -> np.float32:
@@ -1455,10 +1473,7 @@ def simulate_grid(
     count = (0 if out is not None else (3 if with_phase else 2)) + (
         (2 if with_phase else 1) if pre_probe else 0
     )
-    require_memory(
-        f"simulate_grid: {b} groups of C={c} float32 patterns of N={n}",
-        count * b * c * n * n * 4,
-    )
+    _grid_memory("simulate_grid", im, p, n, c, 3, count * b * c * n * n * 4)
     if out is None:
         x = np.empty(shape, np.float32)
         y_i = np.empty(shape, np.float32)
