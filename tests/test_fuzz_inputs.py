@@ -230,6 +230,11 @@ def _config(**kw: Any) -> Any:
     return types.SimpleNamespace(n_groups=kw.pop("n_groups", 4), n_images=None, model=model, **kw)
 
 
+def _grid_scan() -> dict:
+    """The scan arguments of the fused grid kernels: 2 objects, 4 groups of C = 2."""
+    return dict(images=c64(2, 12, 12), positions=_R.uniform(-2, 12, (8, 2)), N=4, C=2)
+
+
 TARGETS: dict[str, tuple[Callable[..., Any], Callable[[], dict[str, Any]]]] = {
     # _kernels
     "extract_patches": (
@@ -340,33 +345,14 @@ TARGETS: dict[str, tuple[Callable[..., Any], Callable[[], dict[str, Any]]]] = {
             amplitude=f32(2, 4, 4, 2), phase=f32(2, 4, 4, 2), probe=c64(4, 4), scale=1.0, seed=1
         ),
     ),
-    "grid_maxima": (
-        _kernels.grid_maxima,
-        lambda: dict(images=c64(2, 12, 12), positions=_R.uniform(-2, 12, (8, 2)), N=4, C=2),
-    ),
+    "grid_maxima": (_kernels.grid_maxima, lambda: _grid_scan()),
     "grid_energies": (
         _kernels.grid_energies,
-        lambda: dict(
-            images=c64(2, 12, 12),
-            positions=_R.uniform(-2, 12, (8, 2)),
-            N=4,
-            C=2,
-            probe=c64(4, 4),
-            divisor=1.5,
-        ),
+        lambda: dict(_grid_scan(), probe=c64(4, 4), divisor=1.5),
     ),
     "simulate_grid": (
         _kernels.simulate_grid,
-        lambda: dict(
-            images=c64(2, 12, 12),
-            positions=_R.uniform(-2, 12, (8, 2)),
-            N=4,
-            C=2,
-            probe=c64(4, 4),
-            divisor=1.5,
-            scale=2.0,
-            seed=1,
-        ),
+        lambda: dict(_grid_scan(), probe=c64(4, 4), divisor=1.5, scale=2.0, seed=1),
     ),
     "channel_energies": (
         _kernels.channel_energies,
