@@ -399,6 +399,12 @@ def test_dict_outputs_without_phase_are_zero_and_consistent():
 # ------------------------------------------------------- mk_simdata's fused passes (issue 13)
 
 
+def _channel_to_flat(a):
+    """Channel format ``(B, N, N, C)`` to the flat ``(B*C, N, N, 1)`` stack (pattern b*C + c)."""
+    b, n1, n2, c = a.shape
+    return np.moveaxis(a, 3, 1).reshape(b * c, n1, n2, 1)
+
+
 def _sequential_energies(amp, probe):
     """Per-pattern ``sum (a*a)*|p|**2`` summed left to right in float64 (``cumsum`` is
     sequential), flat order ``b*C + c``: the order the energy pass documents."""
@@ -420,54 +426,6 @@ def test_energy_passes_are_sequential_sums_bit_for_bit(C):
     want = _sequential_energies(amp, probe)
     got = _kernels.channel_energies(amp, probe)
     assert got.tobytes() == want.tobytes()
-    # the fused division: NumPy's float32 quotients, then the same sums
-    a = amp.copy()
-    norm = np.float32(1.7)
-    e = _kernels.normalize_channel_energies(a, probe, norm)
-    np.testing.assert_array_equal(a, amp / norm)
-    assert e.tobytes() == _sequential_energies(amp / norm, probe).tobytes()
-
-
-def test_normalize_channel_energies_rejects_bad_arguments():
-    from ptyfast import _kernels
-
-    amp = np.ones((2, 8, 8, 4), np.float32)
-    probe = get_default_probe(8)
-    for bad in (amp.astype(np.float64), amp[:, :, :, ::2], np.ones((2, 8, 6, 4), np.float32)):
-        with pytest.raises(ValueError, match="Y_I"):
-            _kernels.normalize_channel_energies(bad, probe, 2.0)
-    ro = amp.copy()
-    ro.flags.writeable = False
-    with pytest.raises(ValueError, match="Y_I"):
-        _kernels.normalize_channel_energies(ro, probe, 2.0)
-    for d in (0.0, -1.0, float("nan"), float("inf")):
-        with pytest.raises(ValueError, match="divisor"):
-            _kernels.normalize_channel_energies(amp, probe, d)
-    with pytest.raises(ValueError, match="divisor"):
-        _kernels.normalize_channel_energies(amp, probe, 1e300)  # inf as float32
-    with pytest.raises(ValueError, match="probe"):
-        _kernels.normalize_channel_energies(amp, get_default_probe(16), 2.0)
-    np.testing.assert_array_equal(amp, 1.0)  # nothing was divided by a rejected call
-
-
-def test_extraction_maxima_are_the_row_maxima():
-    from ptyfast import _kernels
-
-    rng = np.random.default_rng(4)
-    img = (rng.random((50, 50)) + 1j * rng.random((50, 50))).astype(np.complex64)
-    pos = rng.uniform(-4, 54, (5 * 4, 2))  # some patches partly outside the object
-    re, im = np.empty((5, 10, 10, 4), np.float32), np.empty((5, 10, 10, 4), np.float32)
-    m = np.full(5, np.nan, np.float32)
-    _kernels.extract_grid_patches(img, pos, 10, 4, out=(re, im), maxima=m)
-    ref_re, ref_im = _kernels.extract_grid_patches(img, pos, 10, 4)
-    np.testing.assert_array_equal(re, ref_re)
-    np.testing.assert_array_equal(im, ref_im)
-    assert m.tobytes() == re.reshape(5, -1).max(axis=1).tobytes()
-    for bad in (np.empty(4, np.float32), np.empty(5, np.float64), np.empty(10, np.float32)[::2]):
-        with pytest.raises(ValueError, match="maxima"):
-            _kernels.extract_grid_patches(img, pos, 10, 4, out=(re, im), maxima=bad)
-    with pytest.raises(ValueError, match="maxima"):
-        _kernels.extract_grid_patches(img, pos, 10, 4, maxima=m)
 
 
 @pytest.mark.parametrize("phase", [False, True])
@@ -501,7 +459,7 @@ def test_mk_simdata_equals_its_steps(phase, given_scale):
     norm = np.float32(yi.reshape(B, -1).max(axis=1).mean(dtype=np.float64))
     assert d["norm_Y_I"] == norm
     yi = yi / norm
-    np.testing.assert_array_equal(diffsim._channel_to_flat(yi), d["I_pre_probe"])
+    np.testing.assert_array_equal(_channel_to_flat(yi), d["I_pre_probe"])
     s = (
         np.float32(123.5)
         if given_scale
@@ -615,10 +573,10 @@ def test_fused_grid_kernel_equals_the_separate_steps(C, phase):
     )
     np.testing.assert_array_equal(X, x)
     np.testing.assert_array_equal(Y_I, post)
-    np.testing.assert_array_equal(pre_i, diffsim._channel_to_flat(yi))
+    np.testing.assert_array_equal(pre_i, _channel_to_flat(yi))
     if phase:
         np.testing.assert_array_equal(Y_phi, yphi)
-        np.testing.assert_array_equal(pre_phi, diffsim._channel_to_flat(yphi))
+        np.testing.assert_array_equal(pre_phi, _channel_to_flat(yphi))
     else:
         assert Y_phi is None and pre_phi is None
     # Into reused buffers (filled with garbage first): the same bits.

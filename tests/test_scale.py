@@ -185,19 +185,3 @@ def test_model_simulate_into_reused_buffers():
         ptyfast.simulate(e, seed=5, out=np.zeros((40, 16, 16), np.float32))
     with pytest.raises(ValueError, match="out_patches must be None"):
         ptyfast.simulate(e, seed=5, out_patches=pbuf)
-
-
-def test_row_max_and_division_are_numpys():
-    rng = np.random.default_rng(1)
-    a = rng.normal(size=(50, 300)).astype(np.float32)
-    np.testing.assert_array_equal(_kernels.row_max(a), a.max(axis=1), strict=True)
-    a[3, 7] = np.nan
-    assert np.isnan(_kernels.row_max(a)[3])
-    b = rng.uniform(0, 5, (10, 8, 8, 4)).astype(np.float32)
-    want = b / np.float32(0.37)
-    _kernels.divide_in_place(b, 0.37)
-    np.testing.assert_array_equal(b, want, strict=True)
-    with pytest.raises(ValueError, match="writeable C-contiguous float32"):
-        _kernels.divide_in_place(b[:, ::2], 2.0)
-    with pytest.raises(ValueError, match="must not be empty"):
-        _kernels.row_max(np.zeros((3, 0), np.float32))

@@ -15,8 +15,6 @@ __all__ = [
     "illuminated_energy",
     "simulate",
     "simulate_into",
-    "row_max",
-    "divide_in_place",
     "acquire",
     "detect",
     "knn",
@@ -36,7 +34,6 @@ __all__ = [
     "extract_grid_patches_into",
     "illuminate_groups",
     "channel_energies",
-    "normalize_channel_energies",
     "grid_maxima",
     "grid_energies",
     "simulate_grid",
@@ -86,8 +83,6 @@ def simulate_into(
     patches: npt.NDArray[np.complex64] | None,
     energies: npt.NDArray[np.float64] | None,
 ) -> None: ...
-def row_max(a: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]: ...
-def divide_in_place(a: npt.NDArray[np.float32], d: float) -> None: ...
 
 _Readings = (
     npt.NDArray[np.float32]
@@ -165,7 +160,6 @@ def extract_grid_patches_into(
     positions: npt.NDArray[np.float64],
     out_re: npt.NDArray[np.float32],
     out_im: npt.NDArray[np.float32] | None,
-    maxima: npt.NDArray[np.float32] | None = None,
 ) -> None: ...
 def illuminate_groups(
     amplitude: npt.NDArray[np.float32],
@@ -178,9 +172,6 @@ def illuminate_groups(
 ) -> npt.NDArray[np.float32]: ...
 def channel_energies(
     amplitude: npt.NDArray[np.float32], probe: npt.NDArray[np.complex64]
-) -> npt.NDArray[np.float64]: ...
-def normalize_channel_energies(
-    amplitude: npt.NDArray[np.float32], probe: npt.NDArray[np.complex64], divisor: float
 ) -> npt.NDArray[np.float64]: ...
 def grid_maxima(
     images: npt.NDArray[np.complex64], positions: npt.NDArray[np.float64], n: int, c: int

@@ -1214,7 +1214,6 @@ def extract_grid_patches(
     C: int,
     *,
     out: tuple[np.ndarray, np.ndarray | None] | None = None,
-    maxima: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Bilinear patches of a complex ``image`` in channel format.
 
@@ -1224,9 +1223,6 @@ def extract_grid_patches(
     each interpolated separately as the reference does. With ``out=(re, im)`` (writeable,
     C-contiguous float32 arrays of that shape) the patches are written there and ``out`` is
     returned; ``im`` may be ``None`` (real parts only, for an object without phase).
-    ``maxima`` (with ``out``; a writeable C-contiguous float32 ``(B,)`` array) receives each
-    group's largest real part, ``re.reshape(B, -1).max(axis=1)`` bit for bit (NaN when a group
-    holds one), computed while the group is in cache.
     """
     im = as_complex_image("image", image)
     p = as_positions("positions", positions)
@@ -1235,8 +1231,6 @@ def extract_grid_patches(
     if p.shape[0] % c:
         raise ValueError(f"positions must have a multiple of C = {c} rows, got {p.shape[0]}")
     if out is None:
-        if maxima is not None:
-            raise ValueError("maxima must be None unless out is given, got an array")
         require_memory(
             f"extract_grid_patches: {p.shape[0]} patches of N = {n} (two float32 parts)",
             p.shape[0] * n * n * 8,
@@ -1259,11 +1253,7 @@ def extract_grid_patches(
             raise ValueError(
                 f"{name} must be a writeable C-contiguous float32 {shape} array, got {got}"
             )
-    if maxima is not None:
-        _out_buffer(
-            "maxima", maxima, np.float32, (shape[0],), tuple(o for o in out if o is not None)
-        )
-    _core.extract_grid_patches_into(im, p, out[0], out[1], maxima)
+    _core.extract_grid_patches_into(im, p, out[0], out[1])
     return out
 
 
@@ -1370,8 +1360,8 @@ def grid_energies(
 ) -> np.ndarray:
     """The energies ``sum (a * |probe|)**2`` of the pre-probe amplitudes divided by
     ``np.float32(divisor)``, float64 ``(B*C,)`` in flat order: the grid kernel's second pass,
-    the values of :func:`normalize_channel_energies` on the extracted patches, bit for bit,
-    with no patch written to memory. Arguments as :func:`grid_maxima`."""
+    the values of :func:`channel_energies` on the extracted patches divided by ``divisor``,
+    bit for bit, with no patch written to memory. Arguments as :func:`grid_maxima`."""
     im, p, n, c = _grid_scan(images, positions, N, C, check_finite)
     pr = _check_probe(probe, n)
     _grid_memory("grid_energies", im, p, n, c, 4, p.shape[0] * 8)
@@ -1903,41 +1893,3 @@ def detect(
     _core.detect(e, s, fi, det, pixels, readings, stats)
     named = None if stats is None else {k: stats[:, j] for j, k in enumerate(ACQUIRE_STATS)}
     return readings, named
-
-
-def normalize_channel_energies(amplitude: np.ndarray, probe: Any, divisor: float) -> np.ndarray:
-    """``amplitude /= np.float32(divisor)`` in place, then :func:`channel_energies` of the
-    result, in one parallel pass (the same quotients and sums as the two calls).
-    ``amplitude`` must be a writeable C-contiguous float32 ``(B, N, N, C)`` array of finite
-    values (not checked again: the grid path passes patches a kernel just wrote)."""
-    if not isinstance(amplitude, np.ndarray) or amplitude.ndim != 4:
-        got = getattr(amplitude, "shape", type(amplitude).__name__)
-        raise ValueError(f"Y_I must be a float32 (B, N, N, C) array, got {got}")
-    _out_buffer("Y_I", amplitude, np.float32, amplitude.shape, ())
-    pr = _energy_probe(amplitude, probe)
-    d = _positive_float("divisor", divisor)
-    if not d <= float(np.finfo(np.float32).max):
-        raise ValueError(f"divisor must be a positive finite float32, got {d}")
-    return _core.normalize_channel_energies(amplitude, pr, np.float32(d))
-
-
-def row_max(a: Any) -> np.ndarray:
-    """``a.max(axis=1)`` of a float32 ``(R, L)`` array (``L >= 1``), in parallel: bit for bit
-    NumPy's (a maximum is exact; a NaN in a row gives NaN)."""
-    arr = as_array("a", a, np.float32, ndim=2, allow_complex=False, finite=False)
-    return _core.row_max(arr)
-
-
-def divide_in_place(a: np.ndarray, d: float) -> None:
-    """``a /= np.float32(d)`` for a writeable C-contiguous float32 array, in parallel (the same
-    IEEE quotients as NumPy's)."""
-    if (
-        not isinstance(a, np.ndarray)
-        or a.dtype != np.float32
-        or not a.flags.c_contiguous
-        or not a.flags.writeable
-    ):
-        got = type(a).__name__ if not isinstance(a, np.ndarray) else f"{a.dtype} {a.shape}"
-        raise ValueError(f"a must be a writeable C-contiguous float32 array, got {got}")
-    if a.size:
-        _core.divide_in_place(a.reshape(a.shape[0] if a.ndim else 1, -1), np.float32(d))

@@ -136,11 +136,6 @@ def dummy_phi(Y_I: Any) -> np.ndarray:
     return (math.pi * np.tanh((y - y.max() / 2) / (3 * mean))).astype(np.float32)
 
 
-def _channel_to_flat(a: np.ndarray) -> np.ndarray:
-    b, n1, n2, c = a.shape
-    return np.moveaxis(a, 3, 1).reshape(b * c, n1, n2, 1).copy()
-
-
 def _flat_to_channel(a: np.ndarray, c: int) -> np.ndarray:
     bc, n1, n2 = a.shape[:3]
     if bc % c:

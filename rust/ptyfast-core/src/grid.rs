@@ -5,7 +5,7 @@
 //! the flat `(B·C, N, N)` stacks the other kernels use, so no transposed copies of
 //! batch-sized arrays are ever made, and each group is one parallel work item.
 
-use ndarray::{Array4, ArrayView2, ArrayView4, ArrayViewMut1, ArrayViewMut4};
+use ndarray::{Array4, ArrayView2, ArrayView4, ArrayViewMut4};
 use rayon::prelude::*;
 
 use crate::diffraction::{check_probe, check_scale, scaled_probe, FarField};
@@ -66,36 +66,7 @@ pub fn extract_grid_patches_into(
     out_re: ArrayViewMut4<'_, f32>,
     out_im: Option<ArrayViewMut4<'_, f32>>,
 ) -> Result<()> {
-    extract_into(image, positions, out_re, out_im, None)
-}
-
-/// [`extract_grid_patches_into`] that also writes each group's largest real part into
-/// `maxima` (`(B,)`), as [`crate::reduce::row_max_into`] over the group's `N·N·C` values gives
-/// it (NaN when the group holds one), while the group is still in cache: `mk_simdata`'s
-/// `norm_Y_I` without a second pass over the patches.
-///
-/// # Errors
-/// As [`extract_grid_patches_into`]; also when `maxima` is not a contiguous `(B,)` array.
-pub fn extract_grid_patches_max_into(
-    image: ArrayView2<'_, Complex32>,
-    positions: ArrayView2<'_, f64>,
-    out_re: ArrayViewMut4<'_, f32>,
-    out_im: Option<ArrayViewMut4<'_, f32>>,
-    mut maxima: ArrayViewMut1<'_, f32>,
-) -> Result<()> {
-    let b = out_re.dim().0;
-    let len = maxima.len();
-    let m = maxima
-        .as_slice_mut()
-        .filter(|m| m.len() == b)
-        .ok_or_else(|| {
-            Error::invalid(
-                "maxima",
-                format!("a contiguous ({b},) array"),
-                format!("{len} values"),
-            )
-        })?;
-    extract_into(image, positions, out_re, out_im, Some(m))
+    extract_into(image, positions, out_re, out_im)
 }
 
 fn extract_into(
@@ -103,7 +74,6 @@ fn extract_into(
     positions: ArrayView2<'_, f64>,
     mut out_re: ArrayViewMut4<'_, f32>,
     mut out_im: Option<ArrayViewMut4<'_, f32>>,
-    maxima: Option<&mut [f32]>,
 ) -> Result<()> {
     let (b, n, w, c) = out_re.dim();
     let im_dim = out_im.as_ref().map_or(out_re.dim(), ArrayViewMut4::dim);
@@ -129,15 +99,6 @@ fn extract_into(
     let contiguous = || Error::invalid("out", "C-contiguous arrays", "a strided array");
     let re = out_re.as_slice_mut().ok_or_else(contiguous)?;
     let pos = positions_list(&positions);
-    let want_max = maxima.is_some();
-    let mut unused = Vec::new();
-    let maxima = match maxima {
-        Some(m) => m,
-        None => {
-            unused.resize(b, 0.0f32);
-            &mut unused[..]
-        }
-    };
     let im = match out_im.as_mut() {
         Some(o) => Some(o.as_slice_mut().ok_or_else(contiguous)?),
         None => None,
@@ -146,28 +107,15 @@ fn extract_into(
         sampler: Sampler::default(),
         patch: vec![Complex32::new(0.0, 0.0); nn],
     };
-    let groups = re
-        .par_chunks_mut(per)
-        .zip(pos.par_chunks(c))
-        .zip(maxima.par_iter_mut());
-    let run = |scratch: &mut GridScratch,
-               re: &mut [f32],
-               im: Option<&mut [f32]>,
-               group: &[[f64; 2]],
-               m: &mut f32| {
-        extract_group(&obj, group, n, scratch, re, im);
-        if want_max {
-            *m = max_propagating_nan(re);
-        }
-    };
+    let groups = re.par_chunks_mut(per).zip(pos.par_chunks(c));
     match im {
         Some(im) => groups
             .zip(im.par_chunks_mut(per))
-            .for_each_init(init, |state, (((re, group), m), im)| {
-                run(state, re, Some(im), group, m)
+            .for_each_init(init, |state, ((re, group), im)| {
+                extract_group(&obj, group, n, state, re, Some(im))
             }),
-        None => groups.for_each_init(init, |state, ((re, group), m)| {
-            run(state, re, None, group, m)
+        None => groups.for_each_init(init, |state, (re, group)| {
+            extract_group(&obj, group, n, state, re, None)
         }),
     }
     Ok(())
@@ -459,35 +407,6 @@ pub fn channel_energies(
     out.par_chunks_mut(ENERGY_GROUPS * c)
         .zip(amp.par_chunks(ENERGY_GROUPS * per))
         .for_each(|(e, groups)| energies_groups(groups, per, c, &p2, e));
-    Ok(ndarray::Array1::from(out))
-}
-
-/// `amplitude /= divisor` in place, then the energies of the divided amplitudes, as
-/// [`channel_energies`] gives them (the quotients of a separate `f32` division, the same
-/// sums), in one parallel pass that reads each group from memory once: `mk_simdata`'s
-/// normalisation by `norm_Y_I` and the intensity scale's energy pass.
-///
-/// # Errors
-/// As [`channel_energies`]; also when `amplitude` is not C-contiguous or `divisor` is not
-/// finite and non-zero.
-pub fn normalize_channel_energies(
-    mut amplitude: ArrayViewMut4<'_, f32>,
-    probe: ArrayView2<'_, Complex32>,
-    divisor: f32,
-) -> Result<ndarray::Array1<f64>> {
-    check_divisor(divisor)?;
-    let (b, n, c, p2) = energy_args(amplitude.dim(), &probe)?;
-    let amp = amplitude
-        .as_slice_mut()
-        .ok_or_else(|| Error::invalid("Y_I", "a C-contiguous array", "a strided array"))?;
-    let per = checked_len(checked_len(n, n)?, c)?;
-    let mut out = vec![0.0f64; checked_len(b, c)?];
-    out.par_chunks_mut(ENERGY_GROUPS * c)
-        .zip(amp.par_chunks_mut(ENERGY_GROUPS * per))
-        .for_each(|(e, groups)| {
-            divide(groups, divisor);
-            energies_groups(groups, per, c, &p2, e);
-        });
     Ok(ndarray::Array1::from(out))
 }
 
@@ -1168,72 +1087,69 @@ mod tests {
     }
 
     #[test]
-    fn normalized_energies_are_the_division_then_the_sums() {
-        // 6 groups: one step of four groups side by side, then two one at a time; C = 4 and
-        // C = 3 (the generic path).
-        for c in [4, 3] {
-            let amp = Array4::from_shape_fn((6, 5, 5, c), |(g, r, col, ch)| {
-                0.3 + ((g * 7 + r * 3 + col * 5 + ch * 11) % 13) as f32 / 7.0
+    fn grid_energies_are_sequential_sums_of_the_divided_patches() {
+        // 6 groups: one step of four groups side by side, then two; C = 4 and C = 3 (the
+        // generic path); one object per group pair.
+        for c in [4usize, 3] {
+            let (k, n) = (3usize, 5usize);
+            let img: Vec<Complex32> = (0..k)
+                .flat_map(|o| image(20, 18).mapv(|z| z * (1.0 + o as f32)).into_iter())
+                .collect();
+            let pos = Array2::from_shape_fn((6 * c, 2), |(i, j)| {
+                4.0 + ((i * 5 + j * 3) % 9) as f64 * 1.3
             });
-            let probe = Array2::from_shape_fn((5, 5), |(r, col)| {
+            let scan = GridScan::new(&img, (k, 20, 18), pos.view(), n, c).unwrap();
+            let probe = Array2::from_shape_fn((n, n), |(r, col)| {
                 Complex32::new(0.5 + r as f32 / 3.0, col as f32 / 4.0)
             });
             let d = 1.37f32;
-            let mut divided = amp.clone();
-            let e = normalize_channel_energies(divided.view_mut(), probe.view(), d).unwrap();
-            let want_amp = amp.mapv(|v| v / d);
-            assert_eq!(divided, want_amp);
-            let want = channel_energies(want_amp.view(), probe.view()).unwrap();
-            for i in 0..6 * c {
-                let mut seq = 0.0f64;
-                for r in 0..5 {
-                    for col in 0..5 {
-                        let a = f64::from(want_amp[[i / c, r, col, i % c]]);
-                        seq += a * a * f64::from(probe[[r, col]].norm_sqr());
+            let mut e = vec![0.0f64; 6 * c];
+            grid_energies_into(&scan, 0, probe.view(), d, &mut e).unwrap();
+            for g in 0..6 {
+                let o = g / 2;
+                let rows = pos.slice(ndarray::s![g * c..(g + 1) * c, ..]);
+                let im =
+                    ndarray::Array2::from_shape_vec((20, 18), img[o * 360..(o + 1) * 360].to_vec())
+                        .unwrap();
+                let (re, _) = extract_grid_patches(im.view(), rows, n, c).unwrap();
+                for ch in 0..c {
+                    let mut seq = 0.0f64;
+                    for r in 0..n {
+                        for col in 0..n {
+                            let a = f64::from(re[[0, r, col, ch]] / d);
+                            seq += a * a * f64::from(probe[[r, col]].norm_sqr());
+                        }
                     }
+                    assert_eq!(
+                        e[g * c + ch].to_bits(),
+                        seq.to_bits(),
+                        "group {g} channel {ch}"
+                    );
                 }
-                assert_eq!(e[i].to_bits(), seq.to_bits());
-                assert_eq!(want[i].to_bits(), seq.to_bits());
             }
             for bad in [0.0, f32::NAN, f32::INFINITY] {
-                let mut a = amp.clone();
-                assert!(normalize_channel_energies(a.view_mut(), probe.view(), bad).is_err());
-                assert_eq!(a, amp);
+                assert!(grid_energies_into(&scan, 0, probe.view(), bad, &mut e).is_err());
             }
         }
     }
 
     #[test]
-    fn extraction_maxima_propagate_nan_and_match_the_rows() {
+    fn grid_maxima_propagate_nan_and_match_the_patches() {
         let mut img = image(40, 36);
         img[[20, 20]] = Complex32::new(f32::NAN, 0.0);
         // group 0 samples around (20, 20); group 1 lies far from it
         let pos = ndarray::arr2(&[[20.0, 20.0], [21.0, 20.5], [8.0, 8.0], [9.5, 8.25]]);
-        let (b, n, c) = (2, 6, 2);
-        let mut re = Array4::<f32>::zeros((b, n, n, c));
-        let mut im = Array4::<f32>::zeros((b, n, n, c));
-        let mut m = ndarray::Array1::<f32>::zeros(b);
-        extract_grid_patches_max_into(
-            img.view(),
-            pos.view(),
-            re.view_mut(),
-            Some(im.view_mut()),
-            m.view_mut(),
-        )
-        .unwrap();
+        let (n, c) = (6, 2);
+        let data: Vec<Complex32> = img.iter().copied().collect();
+        let scan = GridScan::new(&data, (1, 40, 36), pos.view(), n, c).unwrap();
+        let mut m = [0.0f32; 2];
+        grid_maxima_into(&scan, 0, &mut m).unwrap();
         assert!(m[0].is_nan());
+        let (re, _) = extract_grid_patches(img.view(), pos.view(), n, c).unwrap();
         let row1 = re.slice(ndarray::s![1, .., .., ..]);
         let want = row1.iter().fold(f32::NEG_INFINITY, |a, &v| a.max(v));
         assert_eq!(m[1], want);
-        let mut short = ndarray::Array1::<f32>::zeros(1);
-        let r = extract_grid_patches_max_into(
-            img.view(),
-            pos.view(),
-            re.view_mut(),
-            None,
-            short.view_mut(),
-        );
-        assert!(r.is_err());
+        assert!(grid_maxima_into(&scan, 1, &mut m).is_err());
     }
 
     #[test]
@@ -1318,22 +1234,24 @@ mod tests {
             // The steps.
             let mut re = Array4::<f32>::zeros((b, n, n, c));
             let mut im = Array4::<f32>::zeros((b, n, n, c));
-            let mut maxima = ndarray::Array1::<f32>::zeros(b);
             for (o, img) in images.iter().enumerate() {
                 let g = o * per_object..(o + 1) * per_object;
                 let rows = pos.slice(ndarray::s![g.start * c..g.end * c, ..]);
-                extract_grid_patches_max_into(
+                extract_grid_patches_into(
                     img.view(),
                     rows,
                     re.slice_mut(ndarray::s![g.clone(), .., .., ..]),
-                    Some(im.slice_mut(ndarray::s![g.clone(), .., .., ..])),
-                    maxima.slice_mut(ndarray::s![g]),
+                    Some(im.slice_mut(ndarray::s![g, .., .., ..])),
                 )
                 .unwrap();
             }
+            let maxima: Vec<f32> = re
+                .outer_iter()
+                .map(|grp| grp.iter().fold(f32::NEG_INFINITY, |a, &v| a.max(v)))
+                .collect();
             let divisor = 1.7f32;
-            let energies =
-                normalize_channel_energies(re.view_mut(), probe.view(), divisor).unwrap();
+            re.mapv_inplace(|v| v / divisor);
+            let energies = channel_energies(re.view(), probe.view()).unwrap();
             let pre = re.clone();
             let noise = Some(Noise {
                 seed: 11,
@@ -1352,7 +1270,7 @@ mod tests {
                     .unwrap();
             }
             let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-            assert_eq!(bits(&m2), bits(maxima.as_slice().unwrap()));
+            assert_eq!(bits(&m2), bits(&maxima));
             let ebits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
             assert_eq!(ebits(&e2), ebits(energies.as_slice().unwrap()));
             let len = b * n * n * c;

@@ -1,41 +1,6 @@
-//! Parallel passes over kernel outputs that a caller would otherwise make serially in NumPy:
-//! the maximum of each row and an in-place division by a scalar, with NumPy's results bit for
-//! bit (a maximum is exact, NaN propagating as `numpy.max` does; `f32` division is IEEE's).
-//! Used by the grid path (`mk_simdata`'s `norm_Y_I` and its normalised patches).
-
-use ndarray::{ArrayView2, ArrayViewMut1, ArrayViewMut2};
-use rayon::prelude::*;
-
-use crate::{Error, Result};
-
-/// Writes the maximum of each row of `a` (`(R, L)`, `L ≥ 1`) into `out` (`(R,)`): NaN when a
-/// row holds one, as `numpy.max(a, axis=1)`.
-///
-/// # Errors
-/// [`Error::InvalidArgument`] when `a` has no columns, `out` is not `(R,)` or either is strided.
-pub fn row_max_into(a: ArrayView2<'_, f32>, mut out: ArrayViewMut1<'_, f32>) -> Result<()> {
-    let (r, l) = a.dim();
-    if l == 0 || out.len() != r {
-        return Err(Error::invalid(
-            "a",
-            format!(
-                "(R, L) rows with L >= 1 and an output of R = {} values",
-                out.len()
-            ),
-            format!("({r}, {l})"),
-        ));
-    }
-    let src = a
-        .as_slice()
-        .ok_or_else(|| Error::invalid("a", "C-contiguous", "a strided array"))?;
-    let dst = out
-        .as_slice_mut()
-        .ok_or_else(|| Error::invalid("out", "C-contiguous", "a strided array"))?;
-    dst.par_iter_mut()
-        .zip(src.par_chunks(l))
-        .for_each(|(m, row)| *m = max_propagating_nan(row));
-    Ok(())
-}
+//! Reductions the kernels share: the maximum of a slice with NumPy's result bit for bit (a
+//! maximum is exact, NaN propagating as `numpy.max` does), vectorised. Used by the grid path
+//! (each group's largest amplitude, `mk_simdata`'s `norm_Y_I`).
 
 crate::simd::multiversion! {
     /// The maximum of `row` (`-inf` when empty), or its first NaN when it holds one: what a
@@ -64,45 +29,11 @@ crate::simd::multiversion! {
     }
 }
 
-/// `a /= d` element-wise, in parallel (the `f32` quotient NumPy's `a /= np.float32(d)` gives).
-///
-/// # Errors
-/// [`Error::InvalidArgument`] when `a` is strided.
-pub fn divide_in_place(mut a: ArrayViewMut2<'_, f32>, d: f32) -> Result<()> {
-    let data = a
-        .as_slice_mut()
-        .ok_or_else(|| Error::invalid("a", "C-contiguous", "a strided array"))?;
-    const CHUNK: usize = 1 << 14;
-    data.par_chunks_mut(CHUNK).for_each(|c| {
-        for v in c {
-            *v /= d;
-        }
-    });
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ndarray::{Array1, Array2};
 
-    #[test]
-    fn row_max_and_division_match_naive_loops() {
-        let a = Array2::from_shape_fn((37, 53), |(i, j)| ((i * 53 + j) as f32 * 0.37).sin());
-        let mut m = Array1::<f32>::zeros(37);
-        row_max_into(a.view(), m.view_mut()).unwrap();
-        for (i, row) in a.rows().into_iter().enumerate() {
-            let naive = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-            assert_eq!(m[i].to_bits(), naive.to_bits());
-        }
-        let mut b = a.clone();
-        divide_in_place(b.view_mut(), 0.3).unwrap();
-        for (x, y) in a.iter().zip(b.iter()) {
-            assert_eq!((x / 0.3f32).to_bits(), y.to_bits());
-        }
-    }
-
-    /// The fold `row_max` made before it was vectorised: left to right, NaN propagating.
+    /// The fold a row maximum made before it was vectorised: left to right, NaN propagating.
     fn naive_max(row: &[f32]) -> f32 {
         row.iter().fold(f32::NEG_INFINITY, |m, &v| {
             if m.is_nan() {
@@ -142,17 +73,9 @@ mod tests {
     }
 
     #[test]
-    fn nan_propagates_and_bad_shapes_are_errors() {
+    fn nan_propagates() {
         assert!(max_propagating_nan(&[1.0, f32::NAN, 3.0]).is_nan());
         assert!(max_propagating_nan(&[f32::NAN, 5.0]).is_nan());
         assert_eq!(max_propagating_nan(&[-2.0, -1.0]), -1.0);
-        let a = Array2::<f32>::zeros((3, 0));
-        let mut m = Array1::<f32>::zeros(3);
-        assert!(row_max_into(a.view(), m.view_mut()).is_err());
-        let a = Array2::<f32>::zeros((3, 2));
-        let mut m = Array1::<f32>::zeros(2);
-        assert!(row_max_into(a.view(), m.view_mut()).is_err());
-        let mut t = Array2::<f32>::zeros((4, 4));
-        assert!(divide_in_place(t.view_mut().reversed_axes(), 2.0).is_err());
     }
 }

@@ -9,7 +9,7 @@
 
 use std::time::Instant;
 
-use ndarray::{ArrayView2, ArrayViewMut1, ArrayViewMut4, Dim, Ix1};
+use ndarray::{Dim, Ix1};
 use numpy::{
     Complex32, Element, IntoPyArray, PyArray1, PyArray2, PyArray3, PyArray4, PyArrayMethods,
     PyReadonlyArray1, PyReadonlyArray2, PyReadonlyArray3, PyReadonlyArray4, PyReadwriteArray1,
@@ -592,54 +592,35 @@ fn extract_grid_patches<'py>(
 }
 
 #[pyfunction]
-#[pyo3(signature = (image, positions, out_re, out_im, maxima=None))]
 fn extract_grid_patches_into<'py>(
     py: Python<'py>,
     image: PyReadonlyArray2<'py, Complex32>,
     positions: PyReadonlyArray2<'py, f64>,
     mut out_re: PyReadwriteArray4<'py, f32>,
     mut out_im: Option<PyReadwriteArray4<'py, f32>>,
-    mut maxima: Option<PyReadwriteArray1<'py, f32>>,
 ) -> PyResult<()> {
     let (im, p) = (image.as_array(), positions.as_array());
     let mut re = out_re.as_array_mut();
     let mut imag = out_im.as_mut().map(|o| o.as_array_mut());
-    let mut mx = maxima.as_mut().map(|m| m.as_array_mut());
     let (b, _, _, c) = re.dim();
-    let whole_ok = imag.as_ref().is_none_or(|i| i.dim() == re.dim())
-        && mx.as_ref().is_none_or(|m| m.len() == b)
-        && Some(p.nrows()) == b.checked_mul(c);
-    fn run(
-        im: ArrayView2<'_, Complex32>,
-        p: ArrayView2<'_, f64>,
-        re: ArrayViewMut4<'_, f32>,
-        imag: Option<ArrayViewMut4<'_, f32>>,
-        mx: Option<ArrayViewMut1<'_, f32>>,
-    ) -> core::Result<()> {
-        match mx {
-            Some(m) => core::grid::extract_grid_patches_max_into(im, p, re, imag, m),
-            None => core::grid::extract_grid_patches_into(im, p, re, imag),
-        }
-    }
+    let whole_ok =
+        imag.as_ref().is_none_or(|i| i.dim() == re.dim()) && Some(p.nrows()) == b.checked_mul(c);
     if !whole_ok || b == 0 {
         // The core names the mismatch (whole arrays, one call).
-        return detach(py, || run(im, p, re, imag, mx));
+        return detach(py, || {
+            core::grid::extract_grid_patches_into(im, p, re, imag)
+        });
     }
     in_pieces(py, b, |g0, g1| {
         let imag_piece = match imag.as_mut() {
             Some(v) => Some(rows_mut("out_im", v, g0, g1)?),
             None => None,
         };
-        let max_piece = match mx.as_mut() {
-            Some(v) => Some(rows_mut("maxima", v, g0, g1)?),
-            None => None,
-        };
-        run(
+        core::grid::extract_grid_patches_into(
             im,
             rows("positions", &p, g0 * c, g1 * c)?,
             rows_mut("out_re", &mut re, g0, g1)?,
             imag_piece,
-            max_piece,
         )
     })
 }
@@ -722,27 +703,6 @@ fn channel_energies<'py>(
     let mut view = out.view_mut();
     in_pieces(py, b, |g0, g1| {
         let piece = core::grid::channel_energies(rows("Y_I", &am, g0, g1)?, pr)?;
-        write_rows(&mut view, g0 * c, &piece.view())
-    })?;
-    Ok(out.into_pyarray(py))
-}
-
-/// `amplitude /= divisor` in place and the energies of the result, in pieces over groups.
-#[pyfunction]
-fn normalize_channel_energies<'py>(
-    py: Python<'py>,
-    mut amplitude: PyReadwriteArray4<'py, f32>,
-    probe: PyReadonlyArray2<'py, Complex32>,
-    divisor: f32,
-) -> PyResult<Bound<'py, PyArray1<f64>>> {
-    let (mut am, pr) = (amplitude.as_array_mut(), probe.as_array());
-    let (b, _, _, c) = am.dim();
-    let total = b.saturating_mul(c);
-    let mut out = zeros::<f64, Ix1>(Dim([total]), "Y_I").or_py(py)?;
-    let mut view = out.view_mut();
-    in_pieces(py, b, |g0, g1| {
-        let piece =
-            core::grid::normalize_channel_energies(rows_mut("Y_I", &mut am, g0, g1)?, pr, divisor)?;
         write_rows(&mut view, g0 * c, &piece.view())
     })?;
     Ok(out.into_pyarray(py))
@@ -1076,32 +1036,6 @@ fn detect<'py>(
     ))
 }
 
-/// Row maxima of `a` `(R, L)` into a new `(R,)` array, in pieces over rows.
-#[pyfunction]
-fn row_max<'py>(
-    py: Python<'py>,
-    a: PyReadonlyArray2<'py, f32>,
-) -> PyResult<Bound<'py, PyArray1<f32>>> {
-    let av = a.as_array();
-    let r = av.nrows();
-    let mut out = zeros::<f32, Ix1>(Dim([r]), "a").or_py(py)?;
-    let mut view = out.view_mut();
-    in_pieces(py, r, |s, e| {
-        core::reduce::row_max_into(rows("a", &av, s, e)?, rows_mut("out", &mut view, s, e)?)
-    })?;
-    Ok(out.into_pyarray(py))
-}
-
-/// `a /= d` in place (`a` `(R, L)`), in pieces over rows.
-#[pyfunction]
-fn divide_in_place(py: Python<'_>, mut a: PyReadwriteArray2<'_, f32>, d: f32) -> PyResult<()> {
-    let mut av = a.as_array_mut();
-    let r = av.nrows();
-    in_pieces(py, r, |s, e| {
-        core::reduce::divide_in_place(rows_mut("a", &mut av, s, e)?, d)
-    })
-}
-
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("PtyfastError", ptyfast_error(m.py())?)?;
@@ -1113,8 +1047,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(illuminated_energy, m)?)?;
     m.add_function(wrap_pyfunction!(simulate, m)?)?;
     m.add_function(wrap_pyfunction!(simulate_into, m)?)?;
-    m.add_function(wrap_pyfunction!(row_max, m)?)?;
-    m.add_function(wrap_pyfunction!(divide_in_place, m)?)?;
     m.add_function(wrap_pyfunction!(acquire, m)?)?;
     m.add_function(wrap_pyfunction!(detect, m)?)?;
     m.add_function(wrap_pyfunction!(knn, m)?)?;
@@ -1126,7 +1058,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(extract_grid_patches_into, m)?)?;
     m.add_function(wrap_pyfunction!(illuminate_groups, m)?)?;
     m.add_function(wrap_pyfunction!(channel_energies, m)?)?;
-    m.add_function(wrap_pyfunction!(normalize_channel_energies, m)?)?;
     m.add_function(wrap_pyfunction!(grid_maxima, m)?)?;
     m.add_function(wrap_pyfunction!(grid_energies, m)?)?;
     m.add_function(wrap_pyfunction!(simulate_grid, m)?)?;
