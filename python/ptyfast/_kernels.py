@@ -1371,13 +1371,14 @@ def grid_energies(
 def _grid_memory(
     what: str, im: np.ndarray, p: np.ndarray, n: int, c: int, groups: int, outputs: int
 ) -> None:
-    """Checks the memory of a grid kernel before it runs: the images' real parts (float32),
-    ``outputs`` bytes, and per thread ``groups`` groups of float32 samples (the read passes)
-    or one group's exit waves (complex64, the fused pass: ``groups=2``)."""
+    """Checks the memory of a grid kernel before it runs: ``outputs`` bytes, per thread
+    ``groups`` groups of float32 values (the read passes' samples, or the fused pass's exit
+    waves and patterns), and for the read passes (``groups < 3``) the images' real parts."""
     per = c * n * n * 4
+    copy = im.size * 4 if groups < 3 else 0
     require_memory(
         f"{what}: {p.shape[0]} patches of N = {n}",
-        im.size * 4 + outputs + num_threads() * groups * per,
+        copy + outputs + num_threads() * groups * per,
     )
 
 

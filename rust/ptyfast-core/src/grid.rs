@@ -575,20 +575,44 @@ impl<'a> GridScan<'a> {
             .chunks_exact(per_image)
             .map(|d| Object::from_slice(d, h, w))
             .collect::<Result<Vec<_>>>()?;
-        let mut amplitudes = zeroed::<f32>(images.len(), "images")?;
-        amplitudes
-            .par_chunks_mut(1 << 16)
-            .zip(images.par_chunks(1 << 16))
-            .for_each(|(a, z)| a.iter_mut().zip(z).for_each(|(a, z)| *a = z.re));
         Ok(GridScan {
             objects,
-            amplitudes,
+            amplitudes: Vec::new(),
             dim: (h, w),
             positions: positions_list(&positions),
             n,
             c,
             per_object: b / k,
         })
+    }
+
+    /// The scan with the images' real parts copied out, which the read passes
+    /// ([`grid_maxima_into`], [`grid_energies_into`]) sample; the fused pass does not need
+    /// them.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] when the copy cannot be allocated.
+    pub fn with_amplitudes(mut self) -> Result<Self> {
+        let images: Vec<&[Complex32]> = self.objects.iter().map(|o| o.data()).collect();
+        let per_image = self.dim.0 * self.dim.1;
+        let mut amplitudes = zeroed::<f32>(images.len() * per_image, "images")?;
+        amplitudes
+            .par_chunks_mut(per_image)
+            .zip(images.par_iter())
+            .for_each(|(a, z)| a.iter_mut().zip(z.iter()).for_each(|(a, z)| *a = z.re));
+        self.amplitudes = amplitudes;
+        Ok(self)
+    }
+
+    /// Checks that the amplitudes were copied ([`Self::with_amplitudes`]).
+    fn check_amplitudes(&self) -> Result<()> {
+        if self.amplitudes.len() == self.objects.len() * self.dim.0 * self.dim.1 {
+            Ok(())
+        } else {
+            Err(Error::Unsupported(
+                "the read passes need GridScan::with_amplitudes".into(),
+            ))
+        }
     }
 
     /// Number of groups `B`.
@@ -675,6 +699,7 @@ impl<'a> GridScan<'a> {
 /// # Errors
 /// [`Error::InvalidArgument`] when the groups are out of the scan's range.
 pub fn grid_maxima_into(scan: &GridScan<'_>, first: usize, maxima: &mut [f32]) -> Result<()> {
+    scan.check_amplitudes()?;
     scan.check_range("maxima", first, maxima.len(), 1)?;
     let per = scan.per();
     maxima.par_iter_mut().enumerate().for_each_init(
@@ -699,6 +724,7 @@ pub fn grid_energies_into(
     energies: &mut [f64],
 ) -> Result<()> {
     check_divisor(divisor)?;
+    scan.check_amplitudes()?;
     let (_, n, c, p2) = energy_args((1, scan.n, scan.n, scan.c), &probe)?;
     let count = scan.check_range("energies", first, energies.len(), c)?;
     let per = checked_len(checked_len(n, n)?, c)?;
@@ -1098,7 +1124,9 @@ mod tests {
             let pos = Array2::from_shape_fn((6 * c, 2), |(i, j)| {
                 4.0 + ((i * 5 + j * 3) % 9) as f64 * 1.3
             });
-            let scan = GridScan::new(&img, (k, 20, 18), pos.view(), n, c).unwrap();
+            let scan = GridScan::new(&img, (k, 20, 18), pos.view(), n, c)
+                .and_then(GridScan::with_amplitudes)
+                .unwrap();
             let probe = Array2::from_shape_fn((n, n), |(r, col)| {
                 Complex32::new(0.5 + r as f32 / 3.0, col as f32 / 4.0)
             });
@@ -1141,7 +1169,9 @@ mod tests {
         let pos = ndarray::arr2(&[[20.0, 20.0], [21.0, 20.5], [8.0, 8.0], [9.5, 8.25]]);
         let (n, c) = (6, 2);
         let data: Vec<Complex32> = img.iter().copied().collect();
-        let scan = GridScan::new(&data, (1, 40, 36), pos.view(), n, c).unwrap();
+        let scan = GridScan::new(&data, (1, 40, 36), pos.view(), n, c)
+            .and_then(GridScan::with_amplitudes)
+            .unwrap();
         let mut m = [0.0f32; 2];
         grid_maxima_into(&scan, 0, &mut m).unwrap();
         assert!(m[0].is_nan());
@@ -1230,7 +1260,9 @@ mod tests {
                 })
                 .collect();
             let flat: Vec<Complex32> = images.iter().flat_map(|i| i.iter().copied()).collect();
-            let scan = GridScan::new(&flat, (k, h, w), pos.view(), n, c).unwrap();
+            let scan = GridScan::new(&flat, (k, h, w), pos.view(), n, c)
+                .and_then(GridScan::with_amplitudes)
+                .unwrap();
             // The steps.
             let mut re = Array4::<f32>::zeros((b, n, n, c));
             let mut im = Array4::<f32>::zeros((b, n, n, c));
@@ -1320,8 +1352,12 @@ mod tests {
         let odd = Array2::from_elem((3 * 4, 2), 8.0);
         let e = GridScan::new(&img, (2, 20, 20), odd.view(), 8, 4).unwrap_err();
         assert!(e.to_string().starts_with("positions must be"), "{e}");
-        let scan = GridScan::new(&img, (2, 20, 20), pos.view(), 8, 4).unwrap();
+        let scan = GridScan::new(&img, (2, 20, 20), pos.view(), 8, 4)
+            .and_then(GridScan::with_amplitudes)
+            .unwrap();
         assert_eq!(scan.groups(), 6);
+        let bare = GridScan::new(&img, (2, 20, 20), pos.view(), 8, 4).unwrap();
+        assert!(grid_maxima_into(&bare, 0, &mut [0.0; 6]).is_err());
         let e = grid_maxima_into(&scan, 4, &mut [0.0; 3]).unwrap_err();
         assert!(e.to_string().starts_with("maxima must be"), "{e}");
         let probe = Array2::from_elem((8, 8), Complex32::new(1.0, 0.0));

@@ -65,6 +65,11 @@ impl<'a, T: Pixel> Object<'a, T> {
         Ok(Object { data, h, w })
     }
 
+    /// The row-major values.
+    pub(crate) fn data(&self) -> &'a [T] {
+        self.data
+    }
+
     fn row(&self, r: usize) -> &'a [T] {
         let start = r * self.w;
         self.data.get(start..start + self.w).unwrap_or(&[])

@@ -708,18 +708,25 @@ fn channel_energies<'py>(
     Ok(out.into_pyarray(py))
 }
 
-/// The scan of the fused grid kernels over a C-contiguous `(K, H, W)` image stack.
+/// The scan of the fused grid kernels over a C-contiguous `(K, H, W)` image stack (with the
+/// images' amplitudes copied out for the read passes when `amplitudes`).
 fn grid_scan<'a>(
     images: &'a PyReadonlyArray3<'_, Complex32>,
     positions: &PyReadonlyArray2<'_, f64>,
     n: usize,
     c: usize,
+    amplitudes: bool,
 ) -> core::Result<core::grid::GridScan<'a>> {
     let dim = images.as_array().dim();
     let data = images
         .as_slice()
         .map_err(|_| core::Error::invalid("images", "a C-contiguous array", "a strided array"))?;
-    core::grid::GridScan::new(data, dim, positions.as_array(), n, c)
+    let scan = core::grid::GridScan::new(data, dim, positions.as_array(), n, c)?;
+    if amplitudes {
+        scan.with_amplitudes()
+    } else {
+        Ok(scan)
+    }
 }
 
 /// `values[g0·per..g1·per]`, or an error naming the array.
@@ -750,7 +757,7 @@ fn grid_maxima<'py>(
     n: usize,
     c: usize,
 ) -> PyResult<Bound<'py, PyArray1<f32>>> {
-    let scan = grid_scan(&images, &positions, n, c).or_py(py)?;
+    let scan = grid_scan(&images, &positions, n, c, true).or_py(py)?;
     let b = scan.groups();
     let mut out = zeros::<f32, Ix1>(Dim([b]), "positions").or_py(py)?;
     let values = out
@@ -775,7 +782,7 @@ fn grid_energies<'py>(
     probe: PyReadonlyArray2<'py, Complex32>,
     divisor: f32,
 ) -> PyResult<Bound<'py, PyArray1<f64>>> {
-    let scan = grid_scan(&images, &positions, n, c).or_py(py)?;
+    let scan = grid_scan(&images, &positions, n, c, true).or_py(py)?;
     let b = scan.groups();
     let pr = probe.as_array();
     let mut out = zeros::<f64, Ix1>(Dim([b.saturating_mul(c)]), "positions").or_py(py)?;
@@ -811,7 +818,7 @@ fn simulate_grid<'py>(
     mut pre_phase: Option<PyReadwriteArray4<'py, f32>>,
 ) -> PyResult<()> {
     let (_, n, _, c) = x.as_array().dim();
-    let scan = grid_scan(&images, &positions, n, c).or_py(py)?;
+    let scan = grid_scan(&images, &positions, n, c, false).or_py(py)?;
     let b = scan.groups();
     let per = n.saturating_mul(n).saturating_mul(c);
     let pr = probe.as_array();
