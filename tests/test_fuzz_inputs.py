@@ -621,7 +621,7 @@ def test_every_public_entry_point_is_fuzzed():
     for module, ignored in (
         (_kernels, {"from_tensor", "legacy_seed", "as_array", "as_complex_image", "as_positions",
                     "num_threads", "simd_level", "available_memory", "check_field_range",
-                    "check_coordinate_range", "oversampled_bytes", "MAX_COORDINATE",
+                    "check_coordinate_range", "check_fits", "oversampled_bytes", "MAX_COORDINATE",
                     "PtyfastError", "Acquired", "ACQUIRE_STATS", "READING_DTYPES",
                     "POISSON_STREAMS"}),
         (grouping, {"OVERSAMPLING_FINDING"}),

@@ -147,6 +147,12 @@ def test_jitter_moves_true_coordinates_only():
         (dict(YY_I=np.ones((1, 80, 80))), "YY_I"),
         (dict(intensity_scale=-1.0), "intensity_scale"),
         (dict(jitter_scale=np.nan), "jitter_scale"),
+        # finite in float64 but beyond float32, where the kernels compute (was: NaN patterns)
+        (dict(YY_I=np.full((1, 80, 80, 1), 1e39)), "YY_I must fit float32"),
+        (
+            dict(YY_I=np.ones((1, 80, 80, 1)), YY_phi=np.full((1, 80, 80, 1), -1e39)),
+            "YY_phi must fit float32",
+        ),
     ],
 )
 def test_errors(kw, match):

@@ -31,6 +31,7 @@ __all__ = [
     "require_memory",
     "check_field_range",
     "check_coordinate_range",
+    "check_fits",
     "MAX_COORDINATE",
     "from_tensor",
     "legacy_random_state",
@@ -303,6 +304,19 @@ def as_array(
             f"got a value of magnitude {big:.4g}"
         )
     return out
+
+
+def check_fits(name: str, a: np.ndarray, target: Any) -> None:
+    """Refuses finite values of ``a`` beyond the range of ``target`` (e.g. float64 data a
+    kernel will compute on in float32, where they would become inf and then NaN), with the
+    message :func:`as_array` gives when it narrows."""
+    limit = float(np.finfo(target).max)
+    big = _max_abs(a)
+    if big > limit:
+        raise ValueError(
+            f"{name} must fit {np.dtype(target)} (|value| <= {limit:.4g}), "
+            f"got a value of magnitude {big:.4g}"
+        )
 
 
 def as_complex_image(name: str, a: Any, *, shape: tuple[int, int] | None = None) -> np.ndarray:

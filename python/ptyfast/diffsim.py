@@ -548,6 +548,12 @@ def mk_simdata(
             allow_complex=False,
         )
 
+    # The kernels sample the objects in float32: finite float64 values beyond its range would
+    # become inf there, and NaN patterns.
+    _kernels.check_fits("YY_I", yy_i, np.float32)
+    if yy_phi is not None:
+        _kernels.check_fits("YY_phi", yy_phi, np.float32)
+
     coords = extract_coords(size, n, "offsets", outer_offset, N=N, gridsize=g, offset=off)
     true_coords = coords
     pos = grid_positions(size, outer_offset, N=N, gridsize=g, offset=off)  # (G1², C, 2)
