@@ -298,18 +298,14 @@ def as_array(
         # Checked after the cast: finite float64 beyond the float32 range becomes inf there.
         if not np.all(np.isfinite(arr)):
             raise ValueError(f"{name} must be finite, got NaN or inf values")
-        big = float(np.max(np.abs(arr).reshape(-1)[~np.isfinite(out).reshape(-1)]))
-        raise ValueError(
-            f"{name} must fit {target} (|value| <= {float(np.finfo(target).max):.4g}), "
-            f"got a value of magnitude {big:.4g}"
-        )
+        check_fits(name, arr, target)
     return out
 
 
 def check_fits(name: str, a: np.ndarray, target: Any) -> None:
     """Refuses finite values of ``a`` beyond the range of ``target`` (e.g. float64 data a
-    kernel will compute on in float32, where they would become inf and then NaN), with the
-    message :func:`as_array` gives when it narrows."""
+    kernel will compute on in float32, where they would become inf and then NaN); also the
+    check :func:`as_array` makes when it narrows."""
     limit = float(np.finfo(target).max)
     big = _max_abs(a)
     if big > limit:
@@ -1358,7 +1354,7 @@ def grid_maxima(images: Any, positions: Any, N: int, C: int, *, check_finite: bo
     ``positions`` ``(B*C, 2)``, object-major: group ``b`` samples image ``b // (B // K)``.
     """
     im, p, n, c = _grid_scan(images, positions, N, C, check_finite)
-    _grid_memory("grid_maxima", im, p, n, c, 1, p.shape[0] // c * 4)
+    _grid_memory("grid_maxima", im, p, n, c, 1, p.shape[0] // c * 4, amplitudes=True)
     return _core.grid_maxima(im, p, n, c)
 
 
@@ -1378,21 +1374,29 @@ def grid_energies(
     bit for bit, with no patch written to memory. Arguments as :func:`grid_maxima`."""
     im, p, n, c = _grid_scan(images, positions, N, C, check_finite)
     pr = _check_probe(probe, n)
-    _grid_memory("grid_energies", im, p, n, c, 4, p.shape[0] * 8)
+    _grid_memory("grid_energies", im, p, n, c, 4, p.shape[0] * 8, amplitudes=True)
     return _core.grid_energies(im, p, n, c, pr, _grid_divisor(divisor))
 
 
 def _grid_memory(
-    what: str, im: np.ndarray, p: np.ndarray, n: int, c: int, groups: int, outputs: int
+    what: str,
+    im: np.ndarray,
+    p: np.ndarray,
+    n: int,
+    c: int,
+    groups: int,
+    outputs: int,
+    *,
+    amplitudes: bool,
 ) -> None:
     """Checks the memory of a grid kernel before it runs: ``outputs`` bytes, per thread
     ``groups`` groups of float32 values (the read passes' samples, or the fused pass's exit
-    waves and patterns), and for the read passes (``groups < 3``) the images' real parts."""
+    waves and patterns), and with ``amplitudes`` the copy of the images' real parts the
+    read passes sample."""
     per = c * n * n * 4
-    copy = im.size * 4 if groups < 3 else 0
     require_memory(
         f"{what}: {p.shape[0]} patches of N = {n}",
-        copy + outputs + num_threads() * groups * per,
+        (im.size * 4 if amplitudes else 0) + outputs + num_threads() * groups * per,
     )
 
 
@@ -1478,7 +1482,7 @@ def simulate_grid(
     count = (0 if out is not None else (3 if with_phase else 2)) + (
         (2 if with_phase else 1) if pre_probe else 0
     )
-    _grid_memory("simulate_grid", im, p, n, c, 3, count * b * c * n * n * 4)
+    _grid_memory("simulate_grid", im, p, n, c, 3, count * b * c * n * n * 4, amplitudes=False)
     if out is None:
         x = np.empty(shape, np.float32)
         y_i = np.empty(shape, np.float32)
