@@ -689,3 +689,41 @@ def test_mk_simdata_and_grouping_record_their_seeds():
 
 def test_ptyfast_error_is_a_value_error():
     assert issubclass(PtyfastError, ValueError)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(
+    "value, ok",
+    [
+        (0.0, True),
+        (-0.0, True),  # non-negative: left to the exact checks by the one-pass test
+        (5e-45, True),  # a denormal (float32) / tiny normal (float64)
+        (1e30, True),
+        (-5e-45, False),
+        (-1.0, False),
+        (np.nan, False),
+        (-np.nan, False),
+        (np.inf, False),
+        (-np.inf, False),
+    ],
+)
+@pytest.mark.parametrize("layout", ["c", "strided"])
+def test_finite_nonnegative_check_agrees_with_the_exact_definition(dtype, value, ok, layout):
+    # as_array's one-pass bit test for finite, non-negative float arrays must accept and
+    # refuse exactly what np.isfinite and >= 0 do, wherever the value sits.
+    base = np.linspace(0.0, 3.0, 2 * 5 * 6).astype(dtype).reshape(2, 5, 6)
+    for where in [(0, 0, 0), (1, 4, 5), (1, 2, 3)]:
+        a = base.copy()
+        a[where] = value
+        if layout == "strided":
+            a = np.stack([a, a], axis=-1)[..., 0]
+        before = a.copy()
+        want = bool(np.all(np.isfinite(a)) and np.all(a >= 0))
+        assert want is ok
+        if ok:
+            out = _kernels.as_array("x", a, dtype, ndim=3, nonnegative=True)
+            assert np.array_equal(out, a) and out.flags.c_contiguous
+        else:
+            with pytest.raises(ValueError, match="^x must be"):
+                _kernels.as_array("x", a, dtype, ndim=3, nonnegative=True)
+        assert np.array_equal(a, before, equal_nan=True)

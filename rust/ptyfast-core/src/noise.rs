@@ -58,7 +58,7 @@ use ndarray::{Array1, Array3, ArrayView1, ArrayView3, ArrayViewMut3};
 use rayon::prelude::*;
 
 pub use self::block::BLOCK;
-use self::block::{counts_in_place, observe_in_place, with_scratch, Sampling, Scratch};
+use self::block::{counts_in_place, observe_in_place, observe_to, with_scratch, Sampling, Scratch};
 pub use self::poisson::{poisson, FAINT_MAX_RATE, PTRS_MIN_RATE};
 pub use self::rng::{LanesRng, PatternRng, Uniforms};
 use crate::{Error, Result};
@@ -153,8 +153,9 @@ pub fn poisson_amplitudes(
 /// [`poisson_amplitudes`] into a caller-provided C-contiguous output of the same shape, for
 /// callers that split the patterns into pieces (pattern `i` of the piece uses `first_index +
 /// i`). It spares the whole-stack copy and the separate validation pass: each pattern is
-/// checked, copied into its place in `out` and observed there while it is in cache.
-/// `amplitudes` is not modified.
+/// checked while it is in cache, then read once and its observed values written straight to
+/// their place in `out` (no copy into `out` first); both steps run at the processor's
+/// instruction-set level ([`crate::simd`]). `amplitudes` is not modified.
 ///
 /// # Errors
 /// [`Error::InvalidArgument`] (`amplitudes`) on a negative or non-finite amplitude, naming the
@@ -191,12 +192,12 @@ pub fn poisson_amplitudes_into(
         .zip(src.par_chunks(pattern))
         .enumerate()
         .filter_map(|(i, (chunk, a))| {
-            if let Some((j, v)) = first_invalid(a) {
-                return Some((i * pattern + j, v));
-            }
-            chunk.copy_from_slice(a);
-            observe_pattern_with(stream, chunk, seed, first_index.wrapping_add(i as u64));
-            None
+            let index = first_index.wrapping_add(i as u64);
+            with_scratch(|scratch| match stream {
+                PoissonStream::V1 => checked_v1(a, chunk, seed, index, scratch),
+                PoissonStream::V2 => checked_v2(a, chunk, seed, index, scratch),
+            })
+            .map(|(j, v)| (i * pattern + j, v))
         })
         .min_by_key(|&(j, _)| j);
     match first_bad {
@@ -241,6 +242,7 @@ pub fn poisson_counts(
 
 /// Index and value of the first negative, NaN or infinite entry. A branch-free pass per chunk
 /// first, so that the common all-valid case runs at memory speed.
+#[inline(always)]
 fn first_invalid<T: Copy + Into<f64>>(values: &[T]) -> Option<(usize, f64)> {
     let bad = |v: T| {
         let v: f64 = v.into();
@@ -311,6 +313,48 @@ crate::simd::multiversion! {
     /// [`observe_body`] on stream v2.
     fn observe_v2(amplitudes: &mut [f32], seed: u64, index: u64, scratch: &mut Scratch) {
         observe_body(amplitudes, &mut LanesRng::new(seed, index), scratch);
+    }
+}
+
+/// One pattern of [`poisson_amplitudes_into`]: the first invalid amplitude of `src` (then
+/// `dst` is left as it was), else `dst` = the observed `src`, read and written in one pass.
+#[inline(always)]
+fn checked_body<U: Sampling>(
+    src: &[f32],
+    dst: &mut [f32],
+    rng: &mut U,
+    scratch: &mut Scratch,
+) -> Option<(usize, f64)> {
+    let bad = first_invalid(src);
+    if bad.is_none() {
+        observe_to(src, dst, rng, scratch);
+    }
+    bad
+}
+
+crate::simd::multiversion! {
+    /// [`checked_body`] on stream v1.
+    fn checked_v1(
+        src: &[f32],
+        dst: &mut [f32],
+        seed: u64,
+        index: u64,
+        scratch: &mut Scratch,
+    ) -> Option<(usize, f64)> {
+        checked_body(src, dst, &mut PatternRng::new(seed, index), scratch)
+    }
+}
+
+crate::simd::multiversion! {
+    /// [`checked_body`] on stream v2.
+    fn checked_v2(
+        src: &[f32],
+        dst: &mut [f32],
+        seed: u64,
+        index: u64,
+        scratch: &mut Scratch,
+    ) -> Option<(usize, f64)> {
+        checked_body(src, dst, &mut LanesRng::new(seed, index), scratch)
     }
 }
 

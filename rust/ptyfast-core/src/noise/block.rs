@@ -269,10 +269,21 @@ pub fn observe_in_place<U: Sampling>(a: &mut [f32], rng: &mut U, s: &mut Scratch
     }
 }
 
-/// The data of one block: rates replaced by counts, or amplitudes replaced by observed ones.
+/// [`observe_in_place`] from `src` into `dst` (of the same length; a longer `dst` keeps its
+/// tail): the same values, without first copying the amplitudes into place.
+#[inline(always)]
+pub fn observe_to<U: Sampling>(src: &[f32], dst: &mut [f32], rng: &mut U, s: &mut Scratch) {
+    for (a, o) in src.chunks(BLOCK).zip(dst.chunks_mut(BLOCK)) {
+        counts_block(Io::AmplitudesTo(a, o), rng, s);
+    }
+}
+
+/// The data of one block: rates replaced by counts, amplitudes replaced by observed ones, or
+/// amplitudes observed into another slice (of the same length).
 enum Io<'a> {
     Rates(&'a mut [f64]),
     Amplitudes(&'a mut [f32]),
+    AmplitudesTo(&'a [f32], &'a mut [f32]),
 }
 
 impl Io<'_> {
@@ -280,6 +291,26 @@ impl Io<'_> {
         match self {
             Io::Rates(x) => x.len(),
             Io::Amplitudes(a) => a.len(),
+            Io::AmplitudesTo(a, o) => a.len().min(o.len()),
+        }
+    }
+
+    /// The rates read, if the block holds rates (else empty).
+    #[inline(always)]
+    fn rates(&self) -> &[f64] {
+        match self {
+            Io::Rates(x) => x,
+            _ => &[],
+        }
+    }
+
+    /// The amplitudes read, if the block holds amplitudes.
+    #[inline(always)]
+    fn amplitudes(&self) -> Option<&[f32]> {
+        match self {
+            Io::Rates(_) => None,
+            Io::Amplitudes(a) => Some(a),
+            Io::AmplitudesTo(a, _) => Some(a),
         }
     }
 
@@ -289,6 +320,7 @@ impl Io<'_> {
         match self {
             Io::Rates(x) => x.get(i).copied().unwrap_or(f64::NAN),
             Io::Amplitudes(a) => a.get(i).map_or(f64::NAN, |&a| rate_of(a)),
+            Io::AmplitudesTo(a, _) => a.get(i).map_or(f64::NAN, |&a| rate_of(a)),
         }
     }
 }
@@ -336,17 +368,23 @@ fn counts_block<U: Sampling>(mut io: Io<'_>, rng: &mut U, s: &mut Scratch) {
     let saved = rng.clone();
     if !fast_block(&mut io, rng, s) {
         *rng = saved;
+        let mut rates = std::mem::take(&mut s.rates);
+        rates.clear();
+        if let Some(a) = io.amplitudes() {
+            rates.extend(a.iter().map(|&v| rate_of(v)));
+        }
         match io {
             Io::Rates(x) => reference_block(x, None, rng, s),
             Io::Amplitudes(a) => {
-                let mut rates = std::mem::take(&mut s.rates);
-                rates.clear();
-                rates.extend(a.iter().map(|&v| rate_of(v)));
                 reference_block(&mut rates, Some(a), rng, s);
                 write_roots(a, &rates);
-                s.rates = rates;
+            }
+            Io::AmplitudesTo(a, o) => {
+                reference_block(&mut rates, Some(a), rng, s);
+                write_roots(o, &rates);
             }
         }
+        s.rates = rates;
     }
 }
 
@@ -533,7 +571,7 @@ fn tabled_word_sparse(w: &mut Word, p: &Pairs, bits: u64, t: &Tables) -> u64 {
 #[inline(always)]
 fn fast_block<U: Sampling>(io: &mut Io<'_>, rng: &mut U, s: &mut Scratch) -> bool {
     let n = io.len().min(BLOCK);
-    let have_roots = matches!(io, Io::Amplitudes(_));
+    let have_roots = io.amplitudes().is_some();
     let words = n.div_ceil(WORD);
     let Scratch {
         work: work_all,
@@ -561,9 +599,9 @@ fn fast_block<U: Sampling>(io: &mut Io<'_>, rng: &mut U, s: &mut Scratch) -> boo
         .enumerate()
     {
         let range = wi * WORD..((wi + 1) * WORD).min(n);
-        match io {
-            Io::Rates(x) => {
-                let xs = x.get(range).unwrap_or_default();
+        match io.amplitudes() {
+            None => {
+                let xs = io.rates().get(range).unwrap_or_default();
                 if xs.len() == WORD {
                     w.copy_from_slice(xs);
                 } else {
@@ -571,7 +609,7 @@ fn fast_block<U: Sampling>(io: &mut Io<'_>, rng: &mut U, s: &mut Scratch) -> boo
                     w[..xs.len()].copy_from_slice(xs);
                 }
             }
-            Io::Amplitudes(a) => {
+            Some(a) => {
                 let sw = &mut slam[wi];
                 let xs = a.get(range).unwrap_or_default();
                 if let Ok(xs) = <&[f32; WORD]>::try_from(xs) {
@@ -674,6 +712,7 @@ fn fast_block<U: Sampling>(io: &mut Io<'_>, rng: &mut U, s: &mut Scratch) -> boo
             }
         }
         Io::Amplitudes(a) => write_roots(a, work),
+        Io::AmplitudesTo(_, o) => write_roots(o, work),
     }
     true
 }
@@ -1032,6 +1071,17 @@ mod tests {
             write_roots(&mut want, &squares);
             assert_eq!(bits(&got), bits(&want), "amplitudes n={n} seed={seed}");
             assert_eq!(ra, rb);
+            // The same amplitudes observed into another slice: the same values, the source
+            // untouched.
+            let mut into = vec![f32::NAN; n];
+            let mut rc = make();
+            assert!(fast_block(
+                &mut Io::AmplitudesTo(&roots, &mut into),
+                &mut rc,
+                &mut s
+            ));
+            assert_eq!(bits(&into), bits(&want), "amplitudes to n={n} seed={seed}");
+            assert_eq!(rc, rb);
         }
     }
 
@@ -1134,6 +1184,12 @@ mod tests {
             write_roots(&mut want, &squares);
             assert_eq!(bits(&got), bits(&want), "amplitudes n={n} seed={seed}");
             assert_eq!(ra, rb);
+            // Observed into another slice (several blocks): the same values.
+            let mut into = vec![f32::NAN; n];
+            let mut rc = LanesRng::new(31, 7);
+            observe_to(&roots, &mut into, &mut rc, &mut s);
+            assert_eq!(bits(&into), bits(&want), "amplitudes to n={n} seed={seed}");
+            assert_eq!(rc, rb);
         }
     }
 
@@ -1211,5 +1267,46 @@ mod tests {
             let plain = rates.iter().filter(|&&l| l < 32.0).count() + 2;
             assert!(ra.pos > plain, "{} <= {plain}", ra.pos);
         }
+    }
+
+    #[test]
+    fn observing_into_another_slice_takes_the_fallback_alike() {
+        // As above, with a faint rate that is the square of an `f32` amplitude, so that the
+        // amplitudes' own rates hit the rounding gap: in place and into another slice give
+        // the reference's values.
+        let top = 1.0 - f64::EPSILON / 2.0;
+        let amp = (1..23)
+            .map(|i| i as f32 / 64.0)
+            .find(|&a| faint_search_once(rate_of(a), top).is_none());
+        let Some(amp) = amp else {
+            return; // no such gap: the fallback cannot be reached from amplitudes
+        };
+        let roots = [0.2f32, amp, 0.25, 2.0, 10.0, 1000.0];
+        let mut script = vec![0.5; 16];
+        script[1] = top;
+        let make = || Scripted {
+            script: script.clone(),
+            pos: 0,
+            rest: PatternRng::new(1, 1),
+        };
+        let mut s = Scratch::default();
+        assert!(!fast_block(
+            &mut Io::Amplitudes(&mut roots.to_vec()),
+            &mut make(),
+            &mut s
+        ));
+        let (mut r1, mut r2, mut r3) = (make(), make(), make());
+        let mut in_place = roots.to_vec();
+        observe_in_place(&mut in_place, &mut r1, &mut s);
+        let mut into = vec![f32::NAN; roots.len()];
+        observe_to(&roots, &mut into, &mut r2, &mut s);
+        let mut want: Vec<f64> = roots.iter().map(|&v| rate_of(v)).collect();
+        reference_block(&mut want, Some(&roots), &mut r3, &mut s);
+        let mut want_roots = roots.to_vec();
+        write_roots(&mut want_roots, &want);
+        assert_eq!(bits(&in_place), bits(&want_roots));
+        assert_eq!(bits(&into), bits(&want_roots));
+        assert_eq!(r1, r3);
+        assert_eq!(r2, r3);
     }
 }
