@@ -317,10 +317,9 @@ impl Io<'_> {
     /// The rate at `i` as given (`A²` for an amplitude).
     #[inline(always)]
     fn rate(&self, i: usize) -> f64 {
-        match self {
-            Io::Rates(x) => x.get(i).copied().unwrap_or(f64::NAN),
-            Io::Amplitudes(a) => a.get(i).map_or(f64::NAN, |&a| rate_of(a)),
-            Io::AmplitudesTo(a, _) => a.get(i).map_or(f64::NAN, |&a| rate_of(a)),
+        match self.amplitudes() {
+            None => self.rates().get(i).copied().unwrap_or(f64::NAN),
+            Some(a) => a.get(i).map_or(f64::NAN, |&a| rate_of(a)),
         }
     }
 }
