@@ -758,16 +758,9 @@ fn grid_maxima<'py>(
     c: usize,
 ) -> PyResult<Bound<'py, PyArray1<f32>>> {
     let scan = grid_scan(&images, &positions, n, c, true).or_py(py)?;
-    let b = scan.groups();
-    let mut out = zeros::<f32, Ix1>(Dim([b]), "positions").or_py(py)?;
-    let values = out
-        .as_slice_mut()
-        .ok_or_else(|| core::Error::Unsupported("a fresh array is contiguous".into()))
-        .or_py(py)?;
-    in_pieces(py, b, |g0, g1| {
-        core::grid::grid_maxima_into(&scan, g0, piece("maxima", values, 1, (g0, g1))?)
-    })?;
-    Ok(out.into_pyarray(py))
+    per_group(py, scan.groups(), 1, "maxima", |g0, v| {
+        core::grid::grid_maxima_into(&scan, g0, v)
+    })
 }
 
 /// The energies of the normalised pre-probe patches (the grid kernel's second pass),
@@ -783,16 +776,31 @@ fn grid_energies<'py>(
     divisor: f32,
 ) -> PyResult<Bound<'py, PyArray1<f64>>> {
     let scan = grid_scan(&images, &positions, n, c, true).or_py(py)?;
-    let b = scan.groups();
     let pr = probe.as_array();
-    let mut out = zeros::<f64, Ix1>(Dim([b.saturating_mul(c)]), "positions").or_py(py)?;
+    per_group(py, scan.groups(), c, "energies", |g0, v| {
+        core::grid::grid_energies_into(&scan, g0, pr, divisor, v)
+    })
+}
+
+/// A fresh `(groups·per,)` array filled by a grid read pass, in interruptible pieces of
+/// groups: `pass(g0, values)` writes the `per` values of each group from `g0` on.
+fn per_group<'py, T>(
+    py: Python<'py>,
+    groups: usize,
+    per: usize,
+    name: &'static str,
+    mut pass: impl Send + FnMut(usize, &mut [T]) -> core::Result<()>,
+) -> PyResult<Bound<'py, PyArray1<T>>>
+where
+    T: ptyfast_core::runtime::Element + numpy::Element + Send,
+{
+    let mut out = zeros::<T, Ix1>(Dim([groups.saturating_mul(per)]), "positions").or_py(py)?;
     let values = out
         .as_slice_mut()
         .ok_or_else(|| core::Error::Unsupported("a fresh array is contiguous".into()))
         .or_py(py)?;
-    in_pieces(py, b, |g0, g1| {
-        let e = piece("energies", values, c, (g0, g1))?;
-        core::grid::grid_energies_into(&scan, g0, pr, divisor, e)
+    in_pieces(py, groups, |g0, g1| {
+        pass(g0, piece(name, values, per, (g0, g1))?)
     })?;
     Ok(out.into_pyarray(py))
 }
