@@ -54,11 +54,15 @@ mod poisson;
 mod rng;
 mod tables;
 
+use std::mem::MaybeUninit;
+
 use ndarray::{Array1, Array3, ArrayView1, ArrayView3, ArrayViewMut3};
 use rayon::prelude::*;
 
 pub use self::block::BLOCK;
-use self::block::{counts_in_place, observe_in_place, observe_to, with_scratch, Sampling, Scratch};
+use self::block::{
+    as_uninit, counts_in_place, observe_in_place, observe_to, with_scratch, Sampling, Scratch,
+};
 pub use self::poisson::{poisson, FAINT_MAX_RATE, PTRS_MIN_RATE};
 pub use self::rng::{LanesRng, PatternRng, Uniforms};
 use crate::{Error, Result};
@@ -145,9 +149,10 @@ pub fn poisson_amplitudes(
     first_index: u64,
     stream: PoissonStream,
 ) -> Result<Array3<f32>> {
-    let mut out = Array3::zeros(amplitudes.dim());
-    poisson_amplitudes_into(amplitudes, seed, first_index, stream, out.view_mut())?;
-    Ok(out)
+    let mut out = crate::runtime::uninit::<f32, _>(amplitudes.raw_dim(), "amplitudes")?;
+    poisson_amplitudes_into_uninit(amplitudes, seed, first_index, stream, out.view_mut())?;
+    // SAFETY: the call succeeded, so it wrote every value of `out`.
+    Ok(unsafe { out.assume_init() })
 }
 
 /// [`poisson_amplitudes`] into a caller-provided C-contiguous output of the same shape, for
@@ -168,21 +173,58 @@ pub fn poisson_amplitudes_into(
     stream: PoissonStream,
     mut out: ArrayViewMut3<'_, f32>,
 ) -> Result<()> {
-    if out.dim() != amplitudes.dim() {
-        return Err(Error::invalid(
+    check_out(&amplitudes, out.dim())?;
+    let dst = out
+        .as_slice_mut()
+        .ok_or_else(|| Error::invalid("out", "a C-contiguous array", "a strided array"))?;
+    amplitudes_to(amplitudes, seed, first_index, stream, as_uninit(dst))
+}
+
+/// [`poisson_amplitudes_into`] into an output whose values need not be initialised (as from
+/// [`crate::runtime::uninit`]): on success every value of `out` is written.
+///
+/// # Errors
+/// As [`poisson_amplitudes_into`]; on an error `out` may be partly written.
+pub fn poisson_amplitudes_into_uninit(
+    amplitudes: ArrayView3<'_, f32>,
+    seed: u64,
+    first_index: u64,
+    stream: PoissonStream,
+    mut out: ArrayViewMut3<'_, MaybeUninit<f32>>,
+) -> Result<()> {
+    check_out(&amplitudes, out.dim())?;
+    let dst = out
+        .as_slice_mut()
+        .ok_or_else(|| Error::invalid("out", "a C-contiguous array", "a strided array"))?;
+    amplitudes_to(amplitudes, seed, first_index, stream, dst)
+}
+
+/// `out` has the shape of `amplitudes`.
+fn check_out(amplitudes: &ArrayView3<'_, f32>, out: (usize, usize, usize)) -> Result<()> {
+    if out == amplitudes.dim() {
+        Ok(())
+    } else {
+        Err(Error::invalid(
             "out",
             format!("shape {:?} (as amplitudes)", amplitudes.dim()),
-            format!("{:?}", out.dim()),
-        ));
+            format!("{out:?}"),
+        ))
     }
-    let (_, h, w) = out.dim();
+}
+
+/// The work of [`poisson_amplitudes_into`] once `dst` (the output, C order) is checked.
+fn amplitudes_to(
+    amplitudes: ArrayView3<'_, f32>,
+    seed: u64,
+    first_index: u64,
+    stream: PoissonStream,
+    dst: &mut [MaybeUninit<f32>],
+) -> Result<()> {
+    let (_, h, w) = amplitudes.dim();
     let input = amplitudes.as_standard_layout();
     let src = input
         .as_slice()
         .ok_or_else(|| Error::Unsupported("amplitudes: standard layout expected".into()))?;
-    let dst = out
-        .as_slice_mut()
-        .ok_or_else(|| Error::invalid("out", "a C-contiguous array", "a strided array"))?;
     let pattern = h * w;
     if pattern == 0 {
         return Ok(());
@@ -321,7 +363,7 @@ crate::simd::multiversion! {
 #[inline(always)]
 fn checked_body<U: Sampling>(
     src: &[f32],
-    dst: &mut [f32],
+    dst: &mut [MaybeUninit<f32>],
     rng: &mut U,
     scratch: &mut Scratch,
 ) -> Option<(usize, f64)> {
@@ -336,7 +378,7 @@ crate::simd::multiversion! {
     /// [`checked_body`] on stream v1.
     fn checked_v1(
         src: &[f32],
-        dst: &mut [f32],
+        dst: &mut [MaybeUninit<f32>],
         seed: u64,
         index: u64,
         scratch: &mut Scratch,
@@ -349,7 +391,7 @@ crate::simd::multiversion! {
     /// [`checked_body`] on stream v2.
     fn checked_v2(
         src: &[f32],
-        dst: &mut [f32],
+        dst: &mut [MaybeUninit<f32>],
         seed: u64,
         index: u64,
         scratch: &mut Scratch,
@@ -648,6 +690,19 @@ mod tests {
             assert!(poisson_amplitudes_into(t, 3, 10, stream, x.view_mut()).is_ok());
             let y = poisson_amplitudes(t.as_standard_layout().view(), 3, 10, stream).unwrap();
             assert_eq!(x, y);
+            // Into an uninitialised output (as the Python binding does), whole and in pieces.
+            let mut u = crate::runtime::uninit::<f32, _>(a.raw_dim(), "amplitudes").unwrap();
+            let (head, tail) = u.view_mut().split_at(ndarray::Axis(0), 3);
+            let (h, t) = (a.slice(s![..3, .., ..]), a.slice(s![3.., .., ..]));
+            assert!(poisson_amplitudes_into_uninit(h, 3, 10, stream, head).is_ok());
+            assert!(poisson_amplitudes_into_uninit(t, 3, 13, stream, tail).is_ok());
+            // SAFETY: both calls succeeded, so every value was written.
+            assert_eq!(unsafe { u.assume_init() }, want);
+        }
+        let mut u = crate::runtime::uninit::<f32, _>(ndarray::Dim([5, 16, 15]), "x").unwrap();
+        match poisson_amplitudes_into_uninit(a.view(), 0, 0, PoissonStream::V2, u.view_mut()) {
+            Err(Error::InvalidArgument { name, .. }) => assert_eq!(name, "out"),
+            other => panic!("expected an error, got {other:?}"),
         }
         // Wrong shape or layout of `out`: an error naming it.
         let mut small = Array3::<f32>::zeros((4, 16, 16));

@@ -15,6 +15,7 @@
 
 use ndarray::{Array3, ArrayView2, ArrayViewMut2, ArrayViewMut3, CowArray, Ix2};
 use rayon::prelude::*;
+use std::mem::MaybeUninit;
 
 use crate::{Complex32, Error, Result};
 
@@ -374,6 +375,35 @@ unsafe impl Zeroable for u32 {}
 /// # Errors
 /// [`Error::InvalidArgument`] (`name`) when the buffer's size overflows or cannot be allocated.
 pub(crate) fn zeroed<T: Zeroable>(len: usize, name: &'static str) -> Result<Vec<T>> {
+    let (ptr, len) = allocate::<T>(len, name, true)?;
+    if len == 0 {
+        return Ok(Vec::new());
+    }
+    // SAFETY: `ptr` comes from the global allocator with `Layout::array::<T>(len)`, exactly the
+    // layout of a `Vec<T>` of capacity `len`, and all `len` values are initialised: the memory
+    // is zeroed and zero bits are a valid `T` (`Zeroable`).
+    Ok(unsafe { Vec::from_raw_parts(ptr, len, len) })
+}
+
+/// An output buffer of `len` values that are not initialised, for a kernel that writes every
+/// one of them: as [`zeroed`] (huge pages, errors instead of aborts) without the zero fill,
+/// which costs a pass over the memory whenever the allocator reuses freed memory (`calloc`
+/// must then clear it).
+///
+/// # Errors
+/// As [`zeroed`].
+pub(crate) fn uninit<T: Zeroable>(len: usize, name: &'static str) -> Result<Vec<MaybeUninit<T>>> {
+    let (ptr, len) = allocate::<T>(len, name, false)?;
+    if len == 0 {
+        return Ok(Vec::new());
+    }
+    // SAFETY: as in `zeroed`; `MaybeUninit<T>` has `T`'s layout and needs no initialisation.
+    Ok(unsafe { Vec::from_raw_parts(ptr.cast::<MaybeUninit<T>>(), len, len) })
+}
+
+/// `len` values of `T` from the global allocator (zero-filled if `zero`), with huge pages
+/// advised: the pointer and `len`, or a dangling pointer and 0 for an empty buffer.
+fn allocate<T>(len: usize, name: &'static str, zero: bool) -> Result<(*mut T, usize)> {
     let too_big = || {
         Error::invalid(
             name,
@@ -383,18 +413,22 @@ pub(crate) fn zeroed<T: Zeroable>(len: usize, name: &'static str) -> Result<Vec<
     };
     let layout = std::alloc::Layout::array::<T>(len).map_err(|_| too_big())?;
     if layout.size() == 0 {
-        return Ok(Vec::new());
+        return Ok((std::ptr::NonNull::dangling().as_ptr(), 0));
     }
     // SAFETY: `layout` has a non-zero size.
-    let ptr = unsafe { std::alloc::alloc_zeroed(layout) }.cast::<T>();
+    let ptr = unsafe {
+        if zero {
+            std::alloc::alloc_zeroed(layout)
+        } else {
+            std::alloc::alloc(layout)
+        }
+    }
+    .cast::<T>();
     if ptr.is_null() {
         return Err(too_big());
     }
     advise_huge_pages(ptr.cast::<u8>(), layout.size());
-    // SAFETY: `ptr` comes from the global allocator with `Layout::array::<T>(len)`, exactly the
-    // layout of a `Vec<T>` of capacity `len`, and all `len` values are initialised: the memory
-    // is zeroed and zero bits are a valid `T` (`Zeroable`).
-    Ok(unsafe { Vec::from_raw_parts(ptr, len, len) })
+    Ok((ptr, len))
 }
 
 /// Asks the kernel to back the 2 MiB-aligned part of a large buffer with huge pages.

@@ -13,6 +13,7 @@
 //! run over any split of their items with identical bits. [`zeros`] allocates such outputs
 //! without touching their pages, and fails with an error instead of aborting.
 
+use std::mem::MaybeUninit;
 use std::sync::atomic::{AtomicPtr, Ordering};
 
 use ndarray::{Array, ArrayView, ArrayViewMut, Axis, Dimension, Slice};
@@ -98,11 +99,21 @@ pub trait Element: sealed::Sealed + Copy + Send + Sync + 'static {
     /// # Errors
     /// As [`zeros`].
     fn zeroed(len: usize, name: &'static str) -> Result<Vec<Self>>;
+
+    /// `len` values left uninitialised (see [`uninit`]).
+    ///
+    /// # Errors
+    /// As [`zeros`].
+    fn uninit(len: usize, name: &'static str) -> Result<Vec<MaybeUninit<Self>>>;
 }
 
 impl Element for f32 {
     fn zeroed(len: usize, name: &'static str) -> Result<Vec<Self>> {
         crate::patches::zeroed(len, name)
+    }
+
+    fn uninit(len: usize, name: &'static str) -> Result<Vec<MaybeUninit<Self>>> {
+        crate::patches::uninit(len, name)
     }
 }
 
@@ -110,11 +121,19 @@ impl Element for f64 {
     fn zeroed(len: usize, name: &'static str) -> Result<Vec<Self>> {
         crate::patches::zeroed(len, name)
     }
+
+    fn uninit(len: usize, name: &'static str) -> Result<Vec<MaybeUninit<Self>>> {
+        crate::patches::uninit(len, name)
+    }
 }
 
 impl Element for u16 {
     fn zeroed(len: usize, name: &'static str) -> Result<Vec<Self>> {
         crate::patches::zeroed(len, name)
+    }
+
+    fn uninit(len: usize, name: &'static str) -> Result<Vec<MaybeUninit<Self>>> {
+        crate::patches::uninit(len, name)
     }
 }
 
@@ -122,11 +141,19 @@ impl Element for u32 {
     fn zeroed(len: usize, name: &'static str) -> Result<Vec<Self>> {
         crate::patches::zeroed(len, name)
     }
+
+    fn uninit(len: usize, name: &'static str) -> Result<Vec<MaybeUninit<Self>>> {
+        crate::patches::uninit(len, name)
+    }
 }
 
 impl Element for Complex32 {
     fn zeroed(len: usize, name: &'static str) -> Result<Vec<Self>> {
         crate::patches::zeroed(len, name)
+    }
+
+    fn uninit(len: usize, name: &'static str) -> Result<Vec<MaybeUninit<Self>>> {
+        crate::patches::uninit(len, name)
     }
 }
 
@@ -138,16 +165,33 @@ impl Element for Complex32 {
 /// [`Error::InvalidArgument`] (`name`, the argument the size derives from) when the array's
 /// size overflows or the memory cannot be allocated.
 pub fn zeros<T: Element, D: Dimension>(shape: D, name: &'static str) -> Result<Array<T, D>> {
-    let too_big = || {
+    let data = T::zeroed(output_len(&shape, name)?, name)?;
+    Array::from_shape_vec(shape.clone(), data).map_err(|e| Error::Unsupported(e.to_string()))
+}
+
+/// [`zeros`] without the zeros: a C-ordered output array of `shape` whose values are not
+/// initialised, for a kernel that writes every one of them (then `assume_init`). It saves the
+/// zero fill that `calloc` does whenever it reuses freed memory.
+///
+/// # Errors
+/// As [`zeros`].
+pub fn uninit<T: Element, D: Dimension>(
+    shape: D,
+    name: &'static str,
+) -> Result<Array<MaybeUninit<T>, D>> {
+    let data = T::uninit(output_len(&shape, name)?, name)?;
+    Array::from_shape_vec(shape.clone(), data).map_err(|e| Error::Unsupported(e.to_string()))
+}
+
+/// The number of values of an output of `shape`, or the error naming `name` if it overflows.
+fn output_len<D: Dimension>(shape: &D, name: &'static str) -> Result<usize> {
+    shape.size_checked().ok_or_else(|| {
         Error::invalid(
             name,
             "small enough for the output to fit in memory",
             format!("an output of shape {:?}", shape.slice()),
         )
-    };
-    let len = shape.size_checked().ok_or_else(too_big)?;
-    let data = T::zeroed(len, name)?;
-    Array::from_shape_vec(shape.clone(), data).map_err(|e| Error::Unsupported(e.to_string()))
+    })
 }
 
 fn check_range(name: &'static str, len: usize, start: usize, stop: usize) -> Result<()> {
@@ -275,6 +319,33 @@ mod tests {
         ));
         let u = zeros::<u16, Ix1>(ndarray::Dim([5]), "x")?;
         assert_eq!(u.sum(), 0);
+        Ok(())
+    }
+
+    #[test]
+    fn uninit_outputs_have_the_shape_and_huge_sizes_are_errors() -> Result<()> {
+        // Large enough for huge pages to be advised; writing every value and reading it back
+        // through `assume_init` is the use the kernels make of it.
+        let mut a = uninit::<f32, Ix3>(ndarray::Dim([3, 1024, 1024]), "amplitudes")?;
+        assert_eq!(a.dim(), (3, 1024, 1024));
+        assert!(a.is_standard_layout());
+        for (i, v) in a.iter_mut().enumerate() {
+            v.write(i as f32);
+        }
+        // SAFETY: every value was written just above.
+        let a = unsafe { a.assume_init() };
+        assert!(a.iter().enumerate().all(|(i, &v)| v == i as f32));
+        assert_eq!(uninit::<u32, Ix1>(ndarray::Dim([0]), "x")?.len(), 0);
+        for (shape, name) in [
+            ([usize::MAX, 2, 2], "positions"),
+            ([1usize << 61, 1, 1], "groups"),
+        ] {
+            let err = uninit::<f64, Ix3>(ndarray::Dim(shape), name);
+            assert!(
+                matches!(err, Err(Error::InvalidArgument { name: n, .. }) if n == name),
+                "{shape:?}"
+            );
+        }
         Ok(())
     }
 

@@ -34,6 +34,7 @@
 //! [`LanesRng`]: super::rng::LanesRng
 
 use std::cell::RefCell;
+use std::mem::MaybeUninit;
 
 use super::poisson::{
     faint, faint_quick, faint_search_once, faint_zero_bound, ptrs_rounds, ptrs_verdicts,
@@ -272,7 +273,12 @@ pub fn observe_in_place<U: Sampling>(a: &mut [f32], rng: &mut U, s: &mut Scratch
 /// [`observe_in_place`] from `src` into `dst` (of the same length; a longer `dst` keeps its
 /// tail): the same values, without first copying the amplitudes into place.
 #[inline(always)]
-pub fn observe_to<U: Sampling>(src: &[f32], dst: &mut [f32], rng: &mut U, s: &mut Scratch) {
+pub fn observe_to<U: Sampling>(
+    src: &[f32],
+    dst: &mut [MaybeUninit<f32>],
+    rng: &mut U,
+    s: &mut Scratch,
+) {
     for (a, o) in src.chunks(BLOCK).zip(dst.chunks_mut(BLOCK)) {
         counts_block(Io::AmplitudesTo(a, o), rng, s);
     }
@@ -283,7 +289,7 @@ pub fn observe_to<U: Sampling>(src: &[f32], dst: &mut [f32], rng: &mut U, s: &mu
 enum Io<'a> {
     Rates(&'a mut [f64]),
     Amplitudes(&'a mut [f32]),
-    AmplitudesTo(&'a [f32], &'a mut [f32]),
+    AmplitudesTo(&'a [f32], &'a mut [MaybeUninit<f32>]),
 }
 
 impl Io<'_> {
@@ -340,20 +346,30 @@ fn rate_of(a: f32) -> f64 {
 /// correctly rounded `f32` square root equals the `f64` one rounded to `f32` (double rounding
 /// is innocuous for square roots when 53 ≥ 2·24 + 2), so such words take the cheaper
 /// single-precision path with identical results.
+/// Writes every value of `out` (`counts` is at least as long).
 #[inline(always)]
-fn write_roots(out: &mut [f32], counts: &[f64]) {
+fn write_roots(out: &mut [MaybeUninit<f32>], counts: &[f64]) {
     const EXACT_F32: f64 = 16_777_216.0; // 2^24
     for (o, c) in out.chunks_mut(WORD).zip(counts.chunks(WORD)) {
         if c.iter().fold(true, |small, &k| small & (k < EXACT_F32)) {
             for (a, &k) in o.iter_mut().zip(c) {
-                *a = (k as f32).sqrt();
+                a.write((k as f32).sqrt());
             }
         } else {
             for (a, &k) in o.iter_mut().zip(c) {
-                *a = k.sqrt() as f32;
+                a.write(k.sqrt() as f32);
             }
         }
     }
+}
+
+/// `a` as a slice of possibly uninitialised values, for code that only writes through it.
+#[inline(always)]
+pub(super) fn as_uninit(a: &mut [f32]) -> &mut [MaybeUninit<f32>] {
+    // SAFETY: `MaybeUninit<f32>` has the layout of `f32`, and the borrow is exclusive. Every
+    // write through the result stores an initialised value (`MaybeUninit::write`), so `a`
+    // stays initialised when the borrow ends.
+    unsafe { &mut *(std::ptr::from_mut(a) as *mut [MaybeUninit<f32>]) }
 }
 
 /// One block (at most [`BLOCK`] values): the fast sampler, or the reference one in its rare
@@ -376,7 +392,7 @@ fn counts_block<U: Sampling>(mut io: Io<'_>, rng: &mut U, s: &mut Scratch) {
             Io::Rates(x) => reference_block(x, None, rng, s),
             Io::Amplitudes(a) => {
                 reference_block(&mut rates, Some(a), rng, s);
-                write_roots(a, &rates);
+                write_roots(as_uninit(a), &rates);
             }
             Io::AmplitudesTo(a, o) => {
                 reference_block(&mut rates, Some(a), rng, s);
@@ -710,7 +726,7 @@ fn fast_block<U: Sampling>(io: &mut Io<'_>, rng: &mut U, s: &mut Scratch) -> boo
                 x.copy_from_slice(w);
             }
         }
-        Io::Amplitudes(a) => write_roots(a, work),
+        Io::Amplitudes(a) => write_roots(as_uninit(a), work),
         Io::AmplitudesTo(_, o) => write_roots(o, work),
     }
     true
@@ -1067,7 +1083,7 @@ mod tests {
             assert!(fast_block(&mut Io::Amplitudes(&mut got), &mut ra, &mut s));
             reference_block(&mut squares, Some(&roots), &mut rb, &mut s);
             let mut want = roots.clone();
-            write_roots(&mut want, &squares);
+            write_roots(as_uninit(&mut want), &squares);
             assert_eq!(bits(&got), bits(&want), "amplitudes n={n} seed={seed}");
             assert_eq!(ra, rb);
             // The same amplitudes observed into another slice: the same values, the source
@@ -1075,7 +1091,7 @@ mod tests {
             let mut into = vec![f32::NAN; n];
             let mut rc = make();
             assert!(fast_block(
-                &mut Io::AmplitudesTo(&roots, &mut into),
+                &mut Io::AmplitudesTo(&roots, as_uninit(&mut into)),
                 &mut rc,
                 &mut s
             ));
@@ -1180,13 +1196,13 @@ mod tests {
             observe_in_place(&mut got, &mut ra, &mut s);
             keyed_reference(&mut squares, Some(&roots), &mut rb);
             let mut want = roots.clone();
-            write_roots(&mut want, &squares);
+            write_roots(as_uninit(&mut want), &squares);
             assert_eq!(bits(&got), bits(&want), "amplitudes n={n} seed={seed}");
             assert_eq!(ra, rb);
             // Observed into another slice (several blocks): the same values.
             let mut into = vec![f32::NAN; n];
             let mut rc = LanesRng::new(31, 7);
-            observe_to(&roots, &mut into, &mut rc, &mut s);
+            observe_to(&roots, as_uninit(&mut into), &mut rc, &mut s);
             assert_eq!(bits(&into), bits(&want), "amplitudes to n={n} seed={seed}");
             assert_eq!(rc, rb);
         }
@@ -1298,11 +1314,11 @@ mod tests {
         let mut in_place = roots.to_vec();
         observe_in_place(&mut in_place, &mut r1, &mut s);
         let mut into = vec![f32::NAN; roots.len()];
-        observe_to(&roots, &mut into, &mut r2, &mut s);
+        observe_to(&roots, as_uninit(&mut into), &mut r2, &mut s);
         let mut want: Vec<f64> = roots.iter().map(|&v| rate_of(v)).collect();
         reference_block(&mut want, Some(&roots), &mut r3, &mut s);
         let mut want_roots = roots.to_vec();
-        write_roots(&mut want_roots, &want);
+        write_roots(as_uninit(&mut want_roots), &want);
         assert_eq!(bits(&in_place), bits(&want_roots));
         assert_eq!(bits(&into), bits(&want_roots));
         assert_eq!(r1, r3);
