@@ -19,16 +19,22 @@
 //! takes two uniforms for a new round, in block order.
 //!
 //! Two implementations follow that order. [`reference_block`] does it literally for v1, one
-//! regime pass after another. The fast one (`fast_block`, both streams) first gives every
-//! rate its first-draw pair (v1 by spreading its uniforms over the rates of each regime, v2
-//! directly), then runs dense loops over words of 64 rates that the compiler vectorises (faint
-//! and first PTRS rounds are computed for a whole word and kept by mask), visits tabled rates
-//! through bit masks (their table loads stay scalar: as vector gathers they are slow on many
-//! machines), and defers every rare case (a faint count above 0, a table window miss, a PTRS
-//! round that missed the squeeze) to short passes over lists. For v1 it assumes that no faint
-//! search restarts; if one must, it leaves the data untouched and the block is sampled again
-//! by [`reference_block`] from the saved generator state, so the two agree in every case
-//! (tested, with scripted uniforms that force it).
+//! regime pass after another. The fast one (`fast_block`) first classifies the block, then:
+//!
+//! * v1: compacts each regime's rates into a list in block order (`Lists`, with AVX-512
+//!   vector compression where the processor has it), so its first draws, which come in regime
+//!   order, go straight to the lists, and each regime runs densely over its own rates only;
+//! * v2: gives every rate its keyed pair, then runs dense loops over words of 64 rates that
+//!   the compiler vectorises (faint and first PTRS rounds are computed for a whole word and
+//!   kept by mask) and visits tabled rates through bit masks. (Lists would need the pairs
+//!   compacted too, which costs more than it saves.)
+//!
+//! Table loads stay scalar in both (as vector gathers they are slow on many machines), and
+//! every rare case (a faint count above 0, a table window miss, a PTRS round that missed the
+//! squeeze) is deferred to short passes in block order. For v1 the fast sampler assumes that
+//! no faint search restarts; if one must, it leaves the data untouched and the block is
+//! sampled again by [`reference_block`] from the saved generator state, so the two agree in
+//! every case (tested, with scripted uniforms that force it).
 //!
 //! [`PatternRng`]: super::rng::PatternRng
 //! [`LanesRng`]: super::rng::LanesRng
@@ -51,96 +57,19 @@ const WORD: usize = 64;
 
 /// How a stream hands out the first draws of a block (module docs).
 pub trait Sampling: Uniforms {
-    /// Whether a restarted faint search takes its fresh uniform after the block's first draws
-    /// (v2) rather than in the middle of them (v1, which then needs the reference sampler).
+    /// `true` (v2): rate `i` owns the pair `(U[2i], U[2i + 1])` of the block's first `2n`
+    /// uniforms, and a restarted faint search takes its fresh uniform after them. `false`
+    /// (v1): the first draws come regime by regime, and a restart happens in the middle of
+    /// them (then the reference sampler is needed).
     const KEYED: bool;
-
-    /// Writes rate `i`'s first-draw uniforms to `pairs[i / 64][2(i % 64)]` (and the next)
-    /// for the `n` rates of a block whose regimes are `masks` (faint, tabled, PTRS bits per
-    /// word), `counts` of each; `tmp` (at least `2n` long) is working space.
-    fn first_draws(
-        &mut self,
-        n: usize,
-        masks: &[[u64; 3]],
-        counts: [usize; 3],
-        pairs: &mut [Pairs],
-        tmp: &mut [f64],
-    );
 }
 
 impl Sampling for PatternRng {
     const KEYED: bool = false;
-
-    #[inline(always)]
-    fn first_draws(
-        &mut self,
-        _: usize,
-        masks: &[[u64; 3]],
-        counts: [usize; 3],
-        pairs: &mut [Pairs],
-        tmp: &mut [f64],
-    ) {
-        spread_first_draws(self, masks, counts, pairs, tmp);
-    }
-}
-
-/// The first draws in stream v1's order: faint rates' uniforms, then tabled rates' pairs, then
-/// PTRS rates' pairs, each regime's rates in block order, spread over `pairs` by position.
-#[inline(always)]
-fn spread_first_draws<U: Uniforms>(
-    rng: &mut U,
-    masks: &[[u64; 3]],
-    [nf, nt, np]: [usize; 3],
-    pairs: &mut [Pairs],
-    tmp: &mut [f64],
-) {
-    let tmp = tmp.get_mut(..nf + 2 * nt + 2 * np).unwrap_or_default();
-    rng.fill(tmp);
-    let (tf, rest) = tmp.split_at(nf);
-    let (tt, tp) = rest.split_at(2 * nt);
-    let (mut jf, mut jt, mut jp) = (tf.iter(), tt.chunks_exact(2), tp.chunks_exact(2));
-    for (m, p) in masks.iter().zip(pairs.iter_mut()) {
-        let mut bits = m[0];
-        while bits != 0 {
-            let b = bits.trailing_zeros() as usize % WORD;
-            bits &= bits - 1;
-            if let Some(&u) = jf.next() {
-                p[2 * b] = u;
-            }
-        }
-        for (bits, src) in [(m[1], &mut jt), (m[2], &mut jp)] {
-            let mut bits = bits;
-            while bits != 0 {
-                let b = bits.trailing_zeros() as usize % WORD;
-                bits &= bits - 1;
-                if let Some(u) = src.next() {
-                    p[2 * b] = u[0];
-                    p[2 * b + 1] = u[1];
-                }
-            }
-        }
-    }
 }
 
 impl Sampling for LanesRng {
     const KEYED: bool = true;
-
-    #[inline(always)]
-    fn first_draws(
-        &mut self,
-        n: usize,
-        _: &[[u64; 3]],
-        _: [usize; 3],
-        pairs: &mut [Pairs],
-        _: &mut [f64],
-    ) {
-        self.fill(
-            pairs
-                .as_flattened_mut()
-                .get_mut(..2 * n)
-                .unwrap_or_default(),
-        );
-    }
 }
 
 /// [`WORD`] rates, counts or roots.
@@ -166,13 +95,13 @@ pub struct Scratch {
     pairs: Box<[Pairs; WORDS]>,
     /// Per word: the bits of its faint, tabled and PTRS rates.
     masks: Box<[[u64; 3]; WORDS]>,
-    /// Uniforms before they are spread over the rates (v1).
-    tmp: Box<[f64; 2 * BLOCK]>,
     /// Rare cases of the faint and tabled passes; PTRS rounds awaiting a verdict (positions).
     slow: Box<[u32; BLOCK]>,
     live: Box<[u32; BLOCK]>,
     /// PTRS rounds in play, densely.
     dense: Dense,
+    /// Each regime's rates compacted in block order (the AVX-512 path).
+    lists: Lists,
     /// Buffers of [`reference_block`].
     reference: Dense,
     regime_ref: Vec<u8>,
@@ -188,10 +117,10 @@ impl Default for Scratch {
             cand: Box::new([[0.0; WORD]; WORDS]),
             pairs: Box::new([[0.0; 2 * WORD]; WORDS]),
             masks: Box::new([[0; 3]; WORDS]),
-            tmp: Box::new([0.0; 2 * BLOCK]),
             slow: Box::new([0; BLOCK]),
             live: Box::new([0; BLOCK]),
             dense: Dense::default(),
+            lists: Lists::default(),
             reference: Dense::default(),
             regime_ref: Vec::new(),
         }
@@ -235,6 +164,137 @@ impl Dense {
         grow(&mut self.fresh, 2 * n, 0.0);
         grow(&mut self.flag, n, false);
         grow(&mut self.accept, n, false);
+    }
+}
+
+/// One regime's rates of a block, compacted in block order, with their first draws: positions,
+/// rates, roots (PTRS, when the block holds amplitudes) and uniforms (one per faint rate, a pair
+/// per other rate). Each array has [`SLACK`] spare values for full-vector stores.
+struct Lists {
+    pos: [Box<[u32]>; 3],
+    lam: [Box<[f64]>; 3],
+    root: Box<[f64]>,
+    uni: [Box<[f64]>; 3],
+    key: Box<[u32]>,
+    extra: Box<[f64]>,
+    flag: Box<[bool]>,
+    rare: Box<[u32]>,
+}
+
+/// Spare values at the end of each list (a compressed vector store writes 8).
+const SLACK: usize = 16;
+
+impl Default for Lists {
+    fn default() -> Self {
+        let f = |n: usize| vec![0.0; n + SLACK].into_boxed_slice();
+        let u = |n: usize| vec![0u32; n + SLACK].into_boxed_slice();
+        Lists {
+            pos: [u(BLOCK), u(BLOCK), u(BLOCK)],
+            lam: [f(BLOCK), f(BLOCK), f(BLOCK)],
+            root: f(BLOCK),
+            uni: [f(BLOCK), f(2 * BLOCK), f(2 * BLOCK)],
+            key: u(BLOCK),
+            extra: f(BLOCK),
+            flag: vec![false; BLOCK + SLACK].into_boxed_slice(),
+            rare: u(BLOCK),
+        }
+    }
+}
+
+impl Lists {
+    /// Compacts the `words` of a block by regime (`masks`): positions, rates and PTRS roots
+    /// (from `roots` if given), each list in block order. Returns the list lengths. With
+    /// AVX-512 vector compression, else one rate at a time (the same lists).
+    #[inline(always)]
+    fn collect(
+        &mut self,
+        words: &[Word],
+        masks: &[[u64; 3]],
+        roots: Option<&[Word]>,
+    ) -> [usize; 3] {
+        #[cfg(target_arch = "x86_64")]
+        if crate::simd::current() == crate::simd::Level::Avx512 {
+            // SAFETY: the processor has AVX-512 (`current()` never exceeds `detected()`).
+            return unsafe { self.collect_avx512(words, masks, roots) };
+        }
+        self.collect_scalar(words, masks, roots)
+    }
+
+    #[inline(always)]
+    fn collect_scalar(
+        &mut self,
+        words: &[Word],
+        masks: &[[u64; 3]],
+        roots: Option<&[Word]>,
+    ) -> [usize; 3] {
+        let mut n = [0usize; 3];
+        for (wi, (w, m)) in words.iter().zip(masks).enumerate() {
+            for r in 0..3 {
+                let mut bits = m[r];
+                while bits != 0 {
+                    let b = bits.trailing_zeros() as usize % WORD;
+                    bits &= bits - 1;
+                    let j = n[r] % BLOCK;
+                    self.pos[r][j] = (wi * WORD + b) as u32;
+                    self.lam[r][j] = w[b];
+                    if r == 2 {
+                        if let Some(rt) = roots {
+                            self.root[j] = rt[wi][b];
+                        }
+                    }
+                    n[r] += 1;
+                }
+            }
+        }
+        n
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma,bmi1,bmi2,lzcnt,popcnt,\
+        avx512f,avx512bw,avx512cd,avx512dq,avx512vl")]
+    unsafe fn collect_avx512(
+        &mut self,
+        words: &[Word],
+        masks: &[[u64; 3]],
+        roots: Option<&[Word]>,
+    ) -> [usize; 3] {
+        use std::arch::x86_64::*;
+        let mut n = [0usize; 3];
+        let step = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+        for (wi, (w, m)) in words.iter().zip(masks).enumerate() {
+            for c in 0..WORD / 8 {
+                let q = wi * WORD + 8 * c;
+                let lam = _mm512_loadu_pd(w.as_ptr().add(8 * c));
+                let idx = _mm256_add_epi32(step, _mm256_set1_epi32(q as i32));
+                for r in 0..3 {
+                    let k = (m[r] >> (8 * c)) as u8;
+                    if k == 0 {
+                        continue;
+                    }
+                    let j = n[r];
+                    // j ≤ BLOCK − popcount(k) and every list has SLACK ≥ 8 spare values.
+                    _mm512_storeu_pd(
+                        self.lam[r].as_mut_ptr().add(j),
+                        _mm512_maskz_compress_pd(k, lam),
+                    );
+                    _mm256_storeu_si256(
+                        self.pos[r].as_mut_ptr().add(j).cast(),
+                        _mm256_maskz_compress_epi32(k, idx),
+                    );
+                    if r == 2 {
+                        if let Some(rt) = roots {
+                            let v = _mm512_loadu_pd(rt[wi].as_ptr().add(8 * c));
+                            _mm512_storeu_pd(
+                                self.root.as_mut_ptr().add(j),
+                                _mm512_maskz_compress_pd(k, v),
+                            );
+                        }
+                    }
+                    n[r] = j + k.count_ones() as usize;
+                }
+            }
+        }
+        n
     }
 }
 
@@ -317,6 +377,20 @@ impl Io<'_> {
             Io::Rates(_) => None,
             Io::Amplitudes(a) => Some(a),
             Io::AmplitudesTo(a, _) => Some(a),
+        }
+    }
+
+    /// Writes the block's counts (`A`'s square roots for amplitudes).
+    #[inline(always)]
+    fn write(&mut self, counts: &[f64]) {
+        match self {
+            Io::Rates(x) => {
+                if let Some(c) = counts.get(..x.len()) {
+                    x.copy_from_slice(c);
+                }
+            }
+            Io::Amplitudes(a) => write_roots(as_uninit(a), counts),
+            Io::AmplitudesTo(_, o) => write_roots(o, counts),
         }
     }
 
@@ -595,10 +669,10 @@ fn fast_block<U: Sampling>(io: &mut Io<'_>, rng: &mut U, s: &mut Scratch) -> boo
         cand,
         pairs: pairs_all,
         masks,
-        tmp,
         slow,
         live,
         dense,
+        lists,
         ..
     } = s;
     let work = &mut work_all[..words];
@@ -645,7 +719,30 @@ fn fast_block<U: Sampling>(io: &mut Io<'_>, rng: &mut U, s: &mut Scratch) -> boo
         }
     }
 
-    rng.first_draws(n, masks, counts, pairs, &mut tmp[..]);
+    if !U::KEYED {
+        // v1: its first draws are in regime order, so they go straight into the lists.
+        let roots = have_roots.then_some(&slam[..]);
+        let got = lists.collect(&work_all[..words], masks, roots);
+        debug_assert_eq!(got, counts);
+        let [nf, nt, np] = counts;
+        rng.fill(lists.uni[0].get_mut(..nf).unwrap_or_default());
+        rng.fill(lists.uni[1].get_mut(..2 * nt).unwrap_or_default());
+        rng.fill(lists.uni[2].get_mut(..2 * np).unwrap_or_default());
+        let work = work_all.as_flattened_mut();
+        if !sample_lists(work, counts, have_roots, rng, lists, dense) {
+            return false;
+        }
+        io.write(work);
+        return true;
+    }
+
+    // v2: rate i owns the pair (U[2i], U[2i + 1]).
+    rng.fill(
+        pairs
+            .as_flattened_mut()
+            .get_mut(..2 * n)
+            .unwrap_or_default(),
+    );
 
     // Word by word, faint rates and first PTRS rounds densely; rare cases to lists.
     let (mut nsf, mut nl) = (0usize, 0usize);
@@ -720,15 +817,135 @@ fn fast_block<U: Sampling>(io: &mut Io<'_>, rng: &mut U, s: &mut Scratch) -> boo
         }
     }
     ptrs_settle(work, nl, rng, dense);
-    match io {
-        Io::Rates(x) => {
-            if let Some(w) = work.get(..x.len()) {
-                x.copy_from_slice(w);
+    io.write(work);
+    true
+}
+
+/// The fast sampler over per-regime lists (same draws, same order as the word passes): faint,
+/// tabled and first PTRS rounds densely over their lists, results to `work` by position; then
+/// the rare cases (faint counts above 0, then tabled misses, each in block order) and the PTRS
+/// rounds that missed the squeeze. `false` where a v1 faint search must restart.
+#[inline(always)]
+fn sample_lists<U: Sampling>(
+    work: &mut [f64],
+    [nf, nt, np]: [usize; 3],
+    have_roots: bool,
+    rng: &mut U,
+    l: &mut Lists,
+    dense: &mut Dense,
+) -> bool {
+    let Lists {
+        pos,
+        lam,
+        root,
+        uni,
+        key,
+        extra,
+        flag,
+        rare,
+    } = l;
+    let mut nr = 0usize;
+    // Faint: k = 0 below the bound; the others to the rare list.
+    {
+        let (pf, lf, uf) = (&pos[0][..nf], &lam[0][..nf], &uni[0][..nf]);
+        for ((f, &x), &u) in flag[..nf].iter_mut().zip(lf).zip(uf) {
+            *f = u < faint_zero_bound(x);
+        }
+        for (j, (&p, &f)) in pf.iter().zip(&flag[..nf]).enumerate() {
+            if let Some(w) = work.get_mut(p as usize) {
+                *w = if f { 0.0 } else { *w };
+            }
+            push(&mut rare[..], &mut nr, j as u32, !f);
+        }
+    }
+    let nrf = nr;
+    // Tabled: the guide key and the faint part densely, the table window per rate.
+    {
+        let (pt, lt, ut) = (&pos[1][..nt], &lam[1][..nt], &uni[1][..2 * nt]);
+        let lanes = lt.iter().zip(ut.chunks_exact(2)).zip(key[..nt].iter_mut());
+        for (((&x, pr), k), (e, d)) in lanes.zip(extra[..nt].iter_mut().zip(flag[..nt].iter_mut()))
+        {
+            let (row, r) = split_rate(x);
+            *k = Tables::key(row, pr[0]);
+            (*e, *d) = faint_quick(r, pr[1]);
+        }
+        let t = tables();
+        for (j, (((&p, pr), &k), (&e, &d))) in pt
+            .iter()
+            .zip(ut.chunks_exact(2))
+            .zip(&key[..nt])
+            .zip(extra[..nt].iter().zip(&flag[..nt]))
+            .enumerate()
+        {
+            let (kk, found) = t.window(k, pr[0]);
+            let settled = found & d;
+            if let Some(w) = work.get_mut(p as usize) {
+                *w = if settled { f64::from(kk) + e } else { *w };
+            }
+            push(&mut rare[..], &mut nr, j as u32, !settled);
+        }
+    }
+    // First PTRS rounds; those that missed the squeeze go densely to the settling passes.
+    dense.reserve(np);
+    let mut nl = 0usize;
+    {
+        let (pp, lp, up, rt) = (
+            &pos[2][..np],
+            &lam[2][..np],
+            &uni[2][..2 * np],
+            &mut root[..np],
+        );
+        let (kp, sq) = (&mut extra[..np], &mut flag[..np]);
+        let lanes = lp.iter().zip(up.chunks_exact(2)).zip(rt.iter_mut());
+        for (((&x, pr), s), (k, f)) in lanes.zip(kp.iter_mut().zip(sq.iter_mut())) {
+            let sl = if have_roots { *s } else { x.sqrt() };
+            let (kk, squeeze) = Ptrs::with_root(x, sl).round(pr[0] - 0.5, pr[1]);
+            (*s, *k, *f) = (sl, kk, squeeze);
+        }
+        for (((&p, &x), pr), ((&s, &k), &f)) in pp
+            .iter()
+            .zip(lp)
+            .zip(up.chunks_exact(2))
+            .zip(rt.iter().zip(kp.iter()).zip(sq.iter()))
+        {
+            if let Some(w) = work.get_mut(p as usize) {
+                *w = k;
+            }
+            if !f {
+                if let (Some(d), Some(l), Some(sl), Some(u), Some(v), Some(kd)) = (
+                    dense.idx.get_mut(nl),
+                    dense.lam.get_mut(nl),
+                    dense.slam.get_mut(nl),
+                    dense.u.get_mut(nl),
+                    dense.v.get_mut(nl),
+                    dense.k.get_mut(nl),
+                ) {
+                    (*d, *l, *sl, *u, *v, *kd) = (p, x, s, pr[0] - 0.5, pr[1], k);
+                }
+                nl += 1;
             }
         }
-        Io::Amplitudes(a) => write_roots(as_uninit(a), work),
-        Io::AmplitudesTo(_, o) => write_roots(o, work),
     }
+    // The rare cases in block order: faint counts above 0, then tabled rates.
+    for (i, &j) in rare[..nr].iter().enumerate() {
+        let j = j as usize % BLOCK;
+        let (p, count) = if i < nrf {
+            (pos[0][j], faint_slow(rng, lam[0][j], uni[0][j]))
+        } else {
+            let (row, r) = split_rate(lam[1][j]);
+            let (u0, u1) = (uni[1][2 * j], uni[1][2 * j + 1]);
+            (
+                pos[1][j],
+                faint_slow(rng, r, u1).map(|e| tables().sample(row, u0) + e),
+            )
+        };
+        match (count, work.get_mut(p as usize)) {
+            (Some(k), Some(w)) => *w = k,
+            (Some(_), None) => {}
+            (None, _) => return false,
+        }
+    }
+    ptrs_settle(work, nl, rng, dense);
     true
 }
 
@@ -1058,6 +1275,61 @@ mod tests {
             .collect()
     }
 
+    #[test]
+    fn lists_hold_each_regime_in_block_order() {
+        // A full block and a short one (its last word padded with zeros), with NaN and
+        // negative rates (in no list), against a plain filter; the AVX-512 compression (where
+        // the processor has it) against the one-rate-at-a-time path.
+        for n in [BLOCK, 1000] {
+            let mut x = mixed_rates(n, 5);
+            x[17] = f64::NAN;
+            x[18] = -3.0;
+            let mut words = vec![[0.0; WORD]; n.div_ceil(WORD)];
+            let mut roots = vec![[0.0; WORD]; words.len()];
+            for (i, &v) in x.iter().enumerate() {
+                words[i / WORD][i % WORD] = v;
+                roots[i / WORD][i % WORD] = i as f64 + 0.5;
+            }
+            let mut reg = [0u8; WORD];
+            let masks: Vec<[u64; 3]> = words
+                .iter_mut()
+                .map(|w| classify_word(w, &mut reg))
+                .collect();
+            let mut a = Lists::default();
+            let got = a.collect_scalar(&words, &masks, Some(&roots));
+            let regime = |v: f64| {
+                let (f, t, p, _) = classify(v);
+                [f, t, p]
+            };
+            for (r, &len) in got.iter().enumerate() {
+                let want: Vec<usize> = (0..n).filter(|&i| regime(x[i])[r]).collect();
+                assert_eq!(len, want.len(), "regime {r}");
+                let pos: Vec<usize> = a.pos[r][..len].iter().map(|&p| p as usize).collect();
+                assert_eq!(pos, want);
+                assert_eq!(
+                    bits(&a.lam[r][..len]),
+                    bits(&want.iter().map(|&i| x[i]).collect::<Vec<_>>())
+                );
+                if r == 2 {
+                    let w: Vec<f64> = want.iter().map(|&i| i as f64 + 0.5).collect();
+                    assert_eq!(bits(&a.root[..len]), bits(&w));
+                }
+            }
+            #[cfg(target_arch = "x86_64")]
+            if crate::simd::detected() == crate::simd::Level::Avx512 {
+                let mut b = Lists::default();
+                // SAFETY: the processor has AVX-512 (checked just above).
+                let got_b = unsafe { b.collect_avx512(&words, &masks, Some(&roots)) };
+                assert_eq!(got_b, got);
+                for (r, &len) in got.iter().enumerate() {
+                    assert_eq!(a.pos[r][..len], b.pos[r][..len]);
+                    assert_eq!(bits(&a.lam[r][..len]), bits(&b.lam[r][..len]));
+                }
+                assert_eq!(bits(&a.root[..got[2]]), bits(&b.root[..got[2]]));
+            }
+        }
+    }
+
     fn bits<T: Copy + Into<f64>>(v: &[T]) -> Vec<u64> {
         v.iter().map(|&x| x.into().to_bits()).collect()
     }
@@ -1231,16 +1503,6 @@ mod tests {
 
     impl Sampling for Scripted {
         const KEYED: bool = false;
-        fn first_draws(
-            &mut self,
-            _: usize,
-            m: &[[u64; 3]],
-            c: [usize; 3],
-            p: &mut [Pairs],
-            t: &mut [f64],
-        ) {
-            spread_first_draws(self, m, c, p, t);
-        }
     }
 
     #[test]
