@@ -179,6 +179,7 @@ struct Lists {
     extra: Box<[f64]>,
     flag: Box<[bool]>,
     rare: Box<[u32]>,
+    miss: Box<[u32]>,
 }
 
 /// Spare values at the end of each list (a compressed vector store writes 8).
@@ -197,6 +198,7 @@ impl Default for Lists {
             extra: f(BLOCK),
             flag: vec![false; BLOCK + SLACK].into_boxed_slice(),
             rare: u(BLOCK),
+            miss: u(BLOCK),
         }
     }
 }
@@ -843,6 +845,7 @@ fn sample_lists<U: Sampling>(
         extra,
         flag,
         rare,
+        miss,
     } = l;
     let mut nr = 0usize;
     // Faint: k = 0 below the bound; the others to the rare list.
@@ -902,26 +905,27 @@ fn sample_lists<U: Sampling>(
             let (kk, squeeze) = Ptrs::with_root(x, sl).round(pr[0] - 0.5, pr[1]);
             (*s, *k, *f) = (sl, kk, squeeze);
         }
-        for (((&p, &x), pr), ((&s, &k), &f)) in pp
-            .iter()
-            .zip(lp)
-            .zip(up.chunks_exact(2))
-            .zip(rt.iter().zip(kp.iter()).zip(sq.iter()))
-        {
+        // Results by position; the list indices of the rounds that missed, branch-free.
+        let mut nm = 0usize;
+        for (j, ((&p, &k), &f)) in pp.iter().zip(kp.iter()).zip(sq.iter()).enumerate() {
             if let Some(w) = work.get_mut(p as usize) {
                 *w = k;
             }
-            if !f {
-                if let (Some(d), Some(l), Some(sl), Some(u), Some(v), Some(kd)) = (
-                    dense.idx.get_mut(nl),
-                    dense.lam.get_mut(nl),
-                    dense.slam.get_mut(nl),
-                    dense.u.get_mut(nl),
-                    dense.v.get_mut(nl),
-                    dense.k.get_mut(nl),
-                ) {
-                    (*d, *l, *sl, *u, *v, *kd) = (p, x, s, pr[0] - 0.5, pr[1], k);
-                }
+            push(&mut miss[..], &mut nm, j as u32, !f);
+        }
+        for &j in miss.iter().take(nm) {
+            let j = j as usize;
+            if let (Some(d), Some(&p), Some(&x), Some(&s), Some(pr), Some(&k)) = (
+                dense.idx.get_mut(nl),
+                pp.get(j),
+                lp.get(j),
+                rt.get(j),
+                up.get(2 * j..2 * j + 2),
+                kp.get(j),
+            ) {
+                *d = p;
+                (dense.lam[nl], dense.slam[nl], dense.k[nl]) = (x, s, k);
+                (dense.u[nl], dense.v[nl]) = (pr[0] - 0.5, pr[1]);
                 nl += 1;
             }
         }
