@@ -216,12 +216,18 @@ impl Lists {
     ) -> [usize; 3] {
         #[cfg(target_arch = "x86_64")]
         if crate::simd::current() == crate::simd::Level::Avx512 {
-            // SAFETY: the processor has AVX-512 (`current()` never exceeds `detected()`).
+            // SAFETY: the processor has these features (`current()` never exceeds
+            // `detected()`, which checks them); callers pass one block's words (at most
+            // BLOCK rates) and, if any, their roots word for word.
+            debug_assert!(
+                words.len() * WORD <= BLOCK && roots.is_none_or(|r| r.len() == words.len())
+            );
             return unsafe { self.collect_avx512(words, masks, roots) };
         }
         self.collect_scalar(words, masks, roots)
     }
 
+    /// Compacts one rate at a time (any processor).
     #[inline(always)]
     fn collect_scalar(
         &mut self,
@@ -251,6 +257,14 @@ impl Lists {
         n
     }
 
+    /// [`Lists::collect_scalar`] eight rates at a time: each regime's rates of an 8-rate
+    /// chunk are compressed into one vector, stored whole at the list's end (the [`SLACK`]
+    /// takes the unused lanes).
+    ///
+    /// # Safety
+    /// The processor has AVX-512 F/BW/CD/DQ/VL, AVX2, FMA, BMI1/2, LZCNT and POPCNT; `words`
+    /// holds at most [`BLOCK`] rates (so no list grows past `BLOCK` and every store stays in
+    /// bounds); `roots`, if given, is as long as `words`.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,fma,bmi1,bmi2,lzcnt,popcnt,\
         avx512f,avx512bw,avx512cd,avx512dq,avx512vl")]
