@@ -550,6 +550,18 @@ fn faint_slow<U: Sampling>(rng: &mut U, r: f64, u: f64) -> Option<f64> {
     }
 }
 
+/// A rare case of the slow passes: a tabled rate's count from its pair `u` (the table, then
+/// its faint part as [`faint_slow`]) if `tabled`, else a faint rate's from `u[0]`.
+#[inline(always)]
+fn rare_count<U: Sampling>(rng: &mut U, lam: f64, u: [f64; 2], tabled: bool) -> Option<f64> {
+    if tabled {
+        let (row, r) = split_rate(lam);
+        faint_slow(rng, r, u[1]).map(|e| tables().sample(row, u[0]) + e)
+    } else {
+        faint_slow(rng, lam, u[0])
+    }
+}
+
 /// Classifies one word of rates: the regime bytes, the settled counts of zero and invalid
 /// rates, and the three regime masks.
 #[inline(always)]
@@ -799,13 +811,7 @@ fn fast_block<U: Sampling>(io: &mut Io<'_>, rng: &mut U, s: &mut Scratch) -> boo
         let (Some(wi), Some(pr)) = (work.get_mut(i), flat_pairs.get(2 * i..2 * i + 2)) else {
             continue;
         };
-        let count = if j >= nsf {
-            let (row, r) = split_rate(*wi);
-            faint_slow(rng, r, pr[1]).map(|e| tables().sample(row, pr[0]) + e)
-        } else {
-            faint_slow(rng, *wi, pr[0])
-        };
-        match count {
+        match rare_count(rng, *wi, [pr[0], pr[1]], j >= nsf) {
             Some(k) => *wi = k,
             None => return false,
         }
@@ -950,12 +956,8 @@ fn sample_lists<U: Sampling>(
         let (p, count) = if i < nrf {
             (pos[0][j], faint_slow(rng, lam[0][j], uni[0][j]))
         } else {
-            let (row, r) = split_rate(lam[1][j]);
-            let (u0, u1) = (uni[1][2 * j], uni[1][2 * j + 1]);
-            (
-                pos[1][j],
-                faint_slow(rng, r, u1).map(|e| tables().sample(row, u0) + e),
-            )
+            let u = [uni[1][2 * j], uni[1][2 * j + 1]];
+            (pos[1][j], rare_count(rng, lam[1][j], u, true))
         };
         match (count, work.get_mut(p as usize)) {
             (Some(k), Some(w)) => *w = k,
