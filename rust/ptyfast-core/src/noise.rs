@@ -173,10 +173,7 @@ pub fn poisson_amplitudes_into(
     stream: PoissonStream,
     mut out: ArrayViewMut3<'_, f32>,
 ) -> Result<()> {
-    check_out(&amplitudes, out.dim())?;
-    let dst = out
-        .as_slice_mut()
-        .ok_or_else(|| Error::invalid("out", "a C-contiguous array", "a strided array"))?;
+    let dst = out_slice(&amplitudes, &mut out)?;
     amplitudes_to(amplitudes, seed, first_index, stream, as_uninit(dst))
 }
 
@@ -192,24 +189,24 @@ pub fn poisson_amplitudes_into_uninit(
     stream: PoissonStream,
     mut out: ArrayViewMut3<'_, MaybeUninit<f32>>,
 ) -> Result<()> {
-    check_out(&amplitudes, out.dim())?;
-    let dst = out
-        .as_slice_mut()
-        .ok_or_else(|| Error::invalid("out", "a C-contiguous array", "a strided array"))?;
+    let dst = out_slice(&amplitudes, &mut out)?;
     amplitudes_to(amplitudes, seed, first_index, stream, dst)
 }
 
-/// `out` has the shape of `amplitudes`.
-fn check_out(amplitudes: &ArrayView3<'_, f32>, out: (usize, usize, usize)) -> Result<()> {
-    if out == amplitudes.dim() {
-        Ok(())
-    } else {
-        Err(Error::invalid(
+/// `out` as one C-ordered slice, if it has the shape of `amplitudes` and is C-contiguous.
+fn out_slice<'a, T>(
+    amplitudes: &ArrayView3<'_, f32>,
+    out: &'a mut ArrayViewMut3<'_, T>,
+) -> Result<&'a mut [T]> {
+    if out.dim() != amplitudes.dim() {
+        return Err(Error::invalid(
             "out",
             format!("shape {:?} (as amplitudes)", amplitudes.dim()),
-            format!("{out:?}"),
-        ))
+            format!("{:?}", out.dim()),
+        ));
     }
+    out.as_slice_mut()
+        .ok_or_else(|| Error::invalid("out", "a C-contiguous array", "a strided array"))
 }
 
 /// The work of [`poisson_amplitudes_into`] once `dst` (the output, C order) is checked.
