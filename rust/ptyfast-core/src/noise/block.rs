@@ -100,7 +100,8 @@ pub struct Scratch {
     live: Box<[u32; BLOCK]>,
     /// PTRS rounds in play, densely.
     dense: Dense,
-    /// Each regime's rates compacted in block order (the AVX-512 path).
+    /// Each regime's rates compacted in block order, with their first draws (v1, at every
+    /// instruction-set level).
     lists: Lists,
     /// Buffers of [`reference_block`].
     reference: Dense,
