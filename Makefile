@@ -38,10 +38,11 @@ demo: $(PY) ## build, then simulate a dataset on built-in defaults into out/
 	$(VENV)/bin/maturin develop --release --locked --extras plot -q
 	$(VENV)/bin/ptyfast simulate --output out/demo.npz --preview out/demo.png --overwrite
 
-test-rust: ## cargo test, clippy (-D warnings), fmt --check
+test-rust: ## cargo test, clippy (-D warnings), fmt --check, the Rust docs (broken links are errors)
 	cargo test --locked -p ptyfast-core --release
 	cargo clippy --locked --workspace --all-targets -- -D warnings
 	cargo fmt --all --check
+	RUSTDOCFLAGS="-D warnings" cargo doc --locked --no-deps --workspace --document-private-items -q
 
 lint: build ## ruff, ruff format --check, stubtest of _core.pyi (against .venv's build)
 	$(VENV)/bin/ruff check $(LINTED)

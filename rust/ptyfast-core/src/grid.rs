@@ -692,9 +692,9 @@ impl<'a> GridScan<'a> {
     }
 }
 
-/// Each group's largest pre-probe amplitude for groups `first..first + maxima.len()`, as
-/// [`extract_grid_patches_max_into`] gives it (the same values, NaN propagating), without
-/// writing the patches anywhere but a per-thread buffer.
+/// Each group's largest pre-probe amplitude for groups `first..first + maxima.len()`: the
+/// maximum over the patches [`extract_grid_patches_into`] would write for the group (the same
+/// values, NaN propagating), without writing them anywhere but a per-thread buffer.
 ///
 /// # Errors
 /// [`Error::InvalidArgument`] when the groups are out of the scan's range.
@@ -710,7 +710,7 @@ pub fn grid_maxima_into(scan: &GridScan<'_>, first: usize, maxima: &mut [f32]) -
 }
 
 /// The energies of the normalised pre-probe patches of groups `first..`, `energies.len() / C`
-/// of them, as [`normalize_channel_energies`] gives them for the extracted patches (each group
+/// of them, as [`channel_energies`] gives them for the extracted patches (each group
 /// sampled, divided by `divisor` in `f32`, summed in the same order), in flat order `b·C + c`.
 ///
 /// # Errors

@@ -6,6 +6,10 @@
 //! between pieces the GIL is taken back and pending signals are handled, so Ctrl-C (or any
 //! signal handler that raises) stops a call within about [`PIECE_SECONDS`]. The kernels are
 //! keyed per pattern index, so the split never changes a bit of the output.
+//!
+//! The crate is an extension module with no Rust API, so its documentation is for maintainers
+//! and links to its private items.
+#![allow(rustdoc::private_intra_doc_links)]
 
 use std::time::Instant;
 

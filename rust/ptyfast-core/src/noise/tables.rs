@@ -1,5 +1,5 @@
 //! Cumulative-probability tables of the Poisson rates `m/8`, `m = 0 … 255`, inverted through
-//! guide tables without data-dependent branches in the common case (see [`super::poisson`] for
+//! guide tables without data-dependent branches in the common case (see [`super::poisson`](mod@super::poisson) for
 //! how a rate below 32 is split over them).
 
 use std::sync::OnceLock;
