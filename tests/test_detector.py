@@ -337,6 +337,22 @@ def test_is_ideal_and_presets_by_name():
     assert ptyfast.Detector is Detector
 
 
+def test_readings_stay_finite_at_the_edges_of_their_range():
+    # The largest read noise float32 readings take, and a gain whose readings overflow float64:
+    # the noise term fits (every |z| < 16), and readings beyond the range read its largest
+    # value, as integer readings saturate.
+    for det, top in [
+        (Detector(read_noise=float(np.finfo(np.float32).max) / 16), np.finfo(np.float32).max),
+        (Detector(gain=1e306, read_noise=1e300, dtype="float64"), np.finfo(np.float64).max),
+        (Detector(read_noise=1e300, dtype="uint16"), 65535),
+    ]:
+        r = one_position(3, det, seed=4).readings.astype(np.float64)
+        assert np.isfinite(r).all() and r.max() <= top and r.min() >= -top
+    # Integer readings read 0 below 0 and saturate above: any read noise fits them.
+    r = one_position(3, Detector(read_noise=1e300, dtype="uint16"), seed=4).readings
+    assert set(np.unique(r)) <= {0, 65535}
+
+
 def test_a_detector_and_its_kernel_settings_give_the_same_readings():
     det = Detector.integrating(psf_sigma_px=0.5, beamstop_radius_px=1.0, dead_fraction=0.05)
     a = one_position(3, det, seed=9).readings
@@ -347,6 +363,12 @@ def test_a_detector_and_its_kernel_settings_give_the_same_readings():
 
 BAD = [
     ("read_noise", ValueError, {"read_noise": -1.0}),
+    ("read_noise must be <= 2.12676e\\+37 ADU for float32", ValueError, {"read_noise": 1e38}),
+    (
+        "read_noise must be <= 1.12356e\\+307 ADU for float64",
+        ValueError,
+        {"read_noise": 1e308, "dtype": "float64"},
+    ),
     ("dark", ValueError, {"dark": -0.1}),
     ("offset", ValueError, {"offset": -3.0}),
     ("psf_sigma_px", ValueError, {"psf_sigma_px": -1.0}),

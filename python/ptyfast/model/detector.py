@@ -43,11 +43,14 @@ parameter                   what it models, and how                             
 ``gain``                    conversion to ADU: ``v = gain·(c + d) + offset``    ADU per count
 ``offset``                  the ADC pedestal                                    ADU
 ``read_noise``              readout noise: ``v ← v + read_noise·z``,            ADU rms
-                            ``z ~ N(0, 1)``
+                            ``z ~ N(0, 1)`` (every draw has ``|z| < 16``;
+                            float readings need ``read_noise <=`` their
+                            largest value / 16)
 ``full_well``               saturation: ``v ← min(v, full_well)`` (None: the    ADU
                             dtype's range)
 ``dtype``, ``overflow``     the readings' format: ``float32``/``float64``       –
-                            keep ``v`` (rounded to the type); ``uint16`` /
+                            keep ``v`` (rounded to the type; beyond its
+                            range, its largest value); ``uint16`` /
                             ``uint32`` round half to even, read 0 below 0,
                             and above the type's maximum saturate
                             (``overflow='saturate'``, a counter with overflow
@@ -103,6 +106,10 @@ from typing import Any, ClassVar
 import numpy as np
 
 from .. import _kernels
+
+#: Every standard normal of the read-noise stage is below this in magnitude (the Rust
+#: ``detector::Z_MAX``: the ziggurat's tail from 53-bit uniforms ends below 13.71).
+Z_MAX = 16.0
 
 __all__ = ["Detector", "PIXEL_CODES"]
 
@@ -361,6 +368,12 @@ class Detector:
         elif self.offset > top:
             raise ValueError(
                 f"offset must be <= the largest {self.dtype} reading ({top:g}), got {self.offset!r}"
+            )
+        if np.dtype(self.dtype).kind == "f" and self.read_noise > top / Z_MAX:
+            # Float readings keep negative values, so read_noise·z must fit them (|z| < Z_MAX).
+            raise ValueError(
+                f"read_noise must be <= {top / Z_MAX:g} ADU for {self.dtype} readings (the largest "
+                f"reading / {Z_MAX:g}), got {self.read_noise!r}"
             )
         # Geometry.
         if self.module_px is not None:

@@ -245,7 +245,8 @@ impl Detector {
     /// positive; `offset`, `read_noise`, `dark`, `dead_time` or `psf_sigma_px` negative or not
     /// finite (`psf_sigma_px` also above 1e4); `full_well` not above `offset` or above what `T`
     /// holds; `pixels` not of length `n²` or holding an unknown code; hot pixels with neither a
-    /// `full_well` nor an integer type (no saturation level to read).
+    /// `full_well` nor an integer type (no saturation level to read); for float readings,
+    /// `read_noise` above the largest reading / [`Z_MAX`] (its term would not fit them).
     pub fn validate<T: Reading>(&self, n: usize) -> Result<()> {
         if !(self.qe.is_finite() && self.qe > 0.0 && self.qe <= 1.0) {
             return Err(Error::invalid("qe", "in (0, 1]", self.qe.to_string()));
@@ -259,6 +260,19 @@ impl Detector {
         }
         finite_at_least("offset", self.offset, 0.0)?;
         finite_at_least("read_noise", self.read_noise, 0.0)?;
+        // Float readings keep negative values: the noise term must fit them (|z| < Z_MAX), or
+        // it would read −inf. Integer readings read 0 below 0, so any noise fits them.
+        if !T::INTEGER && self.read_noise > T::MAX / Z_MAX {
+            return Err(Error::invalid(
+                "read_noise",
+                format!(
+                    "at most {:e} for {} readings (the largest reading / {Z_MAX})",
+                    T::MAX / Z_MAX,
+                    T::DTYPE
+                ),
+                self.read_noise.to_string(),
+            ));
+        }
         finite_at_least("dark", self.dark, 0.0)?;
         finite_at_least("dead_time", self.dead_time, 0.0)?;
         finite_at_least("psf_sigma_px", self.psf_sigma_px, 0.0)?;
@@ -371,7 +385,8 @@ impl Reading for f64 {
     const INTEGER: bool = false;
     #[inline(always)]
     fn quantise(v: f64, _: Overflow) -> (Self, bool) {
-        (v, false)
+        // Beyond the range (gain · counts overflowing): the largest value, clipped.
+        (v.min(<Self as Reading>::MAX), v > <Self as Reading>::MAX)
     }
     #[inline(always)]
     fn to_f64(self) -> f64 {
@@ -509,6 +524,12 @@ fn ziggurat_from(mut bits: u64, next: &mut impl FnMut() -> u64, z: &Ziggurat) ->
         bits = next();
     }
 }
+
+/// Every standard normal the read-noise stage draws is below this in magnitude: the ziggurat's
+/// layers end at `ZIG_R` (≈ 3.654), and its tail sampler returns `ZIG_R + x` with
+/// `x = −ln(u₁)/ZIG_R`, `u₁ ≥ 2⁻⁵³`, so `|z| ≤ ZIG_R + 53·ln 2 / ZIG_R < 13.71` (tested).
+/// [`Detector::validate`] keeps `read_noise · z` within float readings with it.
+pub const Z_MAX: f64 = 16.0;
 
 /// A normal beyond `r` (Marsaglia 1964), with the sign asked for.
 #[cold]
@@ -1345,6 +1366,43 @@ mod tests {
             Err(Error::InvalidArgument { name, .. }) => name,
             other => panic!("expected an error, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn normals_are_below_z_max_and_read_noise_must_fit_float_readings() {
+        // The largest tail value: u₁ = 2⁻⁵³ (the smallest uniform on (0, 1]).
+        let worst = ZIG_R + (-(2.0f64.powi(-53)).ln()) / ZIG_R;
+        assert!(worst < 13.71, "{worst}");
+        const { assert!(13.71 < Z_MAX) };
+        let x = standard_normals(200_000, 5, 1);
+        assert!(x.iter().all(|z| z.abs() < Z_MAX));
+        let noisy = |read_noise| Detector {
+            read_noise,
+            ..Detector::default()
+        };
+        let f32_limit = f64::from(f32::MAX) / Z_MAX;
+        assert!(noisy(f32_limit).validate::<f32>(4).is_ok());
+        assert_eq!(
+            name(noisy(f32_limit * 1.0001).validate::<f32>(4)),
+            "read_noise"
+        );
+        assert!(noisy(f32_limit * 1.0001).validate::<f64>(4).is_ok());
+        assert_eq!(name(noisy(f64::MAX).validate::<f64>(4)), "read_noise");
+        // Integer readings read 0 below 0 and saturate above: any finite noise fits.
+        assert!(noisy(1e300).validate::<u16>(4).is_ok());
+        // Float readings beyond the type's range read its largest value, flagged as clipped.
+        assert_eq!(
+            <f64 as Reading>::quantise(f64::INFINITY, Overflow::Saturate),
+            (f64::MAX, true)
+        );
+        assert_eq!(
+            <f32 as Reading>::quantise(1e300, Overflow::Saturate),
+            (f32::MAX, true)
+        );
+        assert_eq!(
+            <f64 as Reading>::quantise(-1e300, Overflow::Saturate),
+            (-1e300, false)
+        );
     }
 
     #[test]
