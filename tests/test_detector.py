@@ -344,7 +344,6 @@ def test_readings_stay_finite_at_the_edges_of_their_range():
     for det, top in [
         (Detector(read_noise=float(np.finfo(np.float32).max) / 16), np.finfo(np.float32).max),
         (Detector(gain=1e306, read_noise=1e300, dtype="float64"), np.finfo(np.float64).max),
-        (Detector(read_noise=1e300, dtype="uint16"), 65535),
     ]:
         r = one_position(3, det, seed=4).readings.astype(np.float64)
         assert np.isfinite(r).all() and r.max() <= top and r.min() >= -top

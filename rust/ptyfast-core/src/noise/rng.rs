@@ -74,8 +74,8 @@ impl PatternRng {
 }
 
 /// A stream of uniform doubles on `[0, 1)`, each a multiple of 2^-53 made from the top 53 bits
-/// of one 64-bit output (`unit`, below). `fill` and `next_f64` read the same sequence: filling `n`
-/// values then `m` gives what filling `n + m` at once gives.
+/// of one 64-bit output (the function `unit`, below). `fill` and `next_f64` read the same
+/// sequence: filling `n` values then `m` gives what filling `n + m` at once gives.
 pub trait Uniforms: Clone {
     /// The next uniform.
     fn next_f64(&mut self) -> f64;

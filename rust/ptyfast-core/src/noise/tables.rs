@@ -1,6 +1,6 @@
 //! Cumulative-probability tables of the Poisson rates `m/8`, `m = 0 … 255`, inverted through
-//! guide tables without data-dependent branches in the common case (see [`super::poisson`](mod@super::poisson) for
-//! how a rate below 32 is split over them).
+//! guide tables without data-dependent branches in the common case (see the module
+//! [`super::poisson`](mod@super::poisson) for how a rate below 32 is split over them).
 
 use std::sync::OnceLock;
 
