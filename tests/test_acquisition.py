@@ -264,6 +264,23 @@ def test_chunks_into_caller_buffers_equal_one_call():
     assert not np.array_equal(shifted.readings, whole.readings)
 
 
+def test_a_plan_gives_acquires_bits_in_chunks():
+    obj, pos, modes, scale = _dataset(m=50)
+    det = full_detector(16)
+    kw = {"return_patches": True, "return_stats": True}
+    whole = K.acquire(obj, pos, modes, scale=scale, detector=det, seed=3, **kw)
+    plan = K.acquire_plan(obj, modes, scale=scale, detector=det)
+    got = [plan(pos[a:b], seed=3, first_index=a, **kw) for a, b in [(0, 1), (1, 17), (17, 50)]]
+    assert np.concatenate([g.readings for g in got]).tobytes() == whole.readings.tobytes()
+    assert np.concatenate([g.patches for g in got]).tobytes() == whole.patches.tobytes()
+    for k in K.ACQUIRE_STATS:
+        assert np.concatenate([g.stats[k] for g in got]).tobytes() == whole.stats[k].tobytes()
+    # The plan holds the validated, converted arguments; each call still checks its own.
+    assert plan.obj.dtype == np.complex64 and plan.modes.shape == (2, 16, 16)
+    with pytest.raises(ValueError, match="positions"):
+        plan([[np.nan, 1.0]], seed=3)
+
+
 def test_inputs_are_not_modified():
     obj, pos, modes, scale = _dataset(m=5)
     copies = [a.copy() for a in (obj, pos, modes)]
@@ -329,6 +346,25 @@ BAD_CALLS = [
     "name, exc, call", BAD_CALLS, ids=[f"{c[0]}-{i}" for i, c in enumerate(BAD_CALLS)]
 )
 def test_bad_input_raises_naming_the_argument(name, exc, call):
+    with pytest.raises(exc, match=name):
+        call()
+
+
+def _plan_acq(**kw):
+    """``_acq`` through :func:`acquire_plan`: the fixed arguments to the plan, the rest to
+    the call."""
+    args = {"obj": OBJ, "positions": POS, "probe": PROBE}
+    args.update(kw)
+    fixed = {k: args.pop(k) for k in ("scale", "detector") if k in args}
+    plan = K.acquire_plan(args.pop("obj"), args.pop("probe"), **fixed)
+    return plan(args.pop("positions"), **args)
+
+
+@pytest.mark.parametrize(
+    "name, exc, call", BAD_CALLS, ids=[f"{c[0]}-{i}" for i, c in enumerate(BAD_CALLS)]
+)
+def test_a_plan_refuses_what_acquire_refuses(name, exc, call, monkeypatch):
+    monkeypatch.setattr(sys.modules[__name__], "_acq", _plan_acq)
     with pytest.raises(exc, match=name):
         call()
 

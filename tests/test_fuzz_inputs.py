@@ -285,6 +285,28 @@ TARGETS: dict[str, tuple[Callable[..., Any], Callable[[], dict[str, Any]]]] = {
             return_stats=True,
         ),
     ),
+    "acquire_plan": (
+        _kernels.acquire_plan,
+        lambda: dict(
+            obj=c64(12, 12),
+            probe=c64(2, 4, 4),
+            scale=2.0,
+            detector={"qe": 0.8, "read_noise": 1.5, "offset": 10.0, "dtype": "uint16"},
+        ),
+    ),
+    "AcquirePlan": (
+        # A valid plan called with fuzzed per-call arguments.
+        lambda **kw: _kernels.acquire_plan(
+            c64(12, 12), c64(2, 4, 4), scale=2.0, detector={"read_noise": 1.5}
+        )(**kw),
+        lambda: dict(
+            positions=_R.uniform(0, 12, (3, 2)),
+            seed=1,
+            first_index=2,
+            return_patches=True,
+            return_stats=True,
+        ),
+    ),
     "detect": (
         _kernels.detect,
         lambda: dict(

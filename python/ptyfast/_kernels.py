@@ -67,7 +67,9 @@ __all__ = [
     "legacy_raw",
     "group_diffraction",
     "gather_groups_complex",
+    "AcquirePlan",
     "acquire",
+    "acquire_plan",
     "detect",
     "detector_settings",
     "Acquired",
@@ -1829,44 +1831,128 @@ def acquire(
     """
     o = as_complex_image("obj", obj)
     p = as_positions("positions", positions)
-    modes = _as_modes(probe)
-    m, n = p.shape[0], modes.shape[1]
-    sc = np.float32(_positive_float("scale", scale))
-    settings = detector_settings(detector, n)
-    s = resolve_seed(seed)
-    fi = _positive_int("first_index", first_index, minimum=0)
-    if fi + m > 2**64 - 1:
-        raise ValueError(f"first_index must be <= 2**64 - 1 - {m}, got {fi}")
-    want_patches = bool(return_patches) or out_patches is not None
-    want_stats = bool(return_stats) or out_stats is not None
-    dtype = np.dtype(settings["dtype"])
-    inputs = (o, p, modes)
-    shape = (m, n, n)
-    nbytes = m * n * n * (dtype.itemsize + (8 if want_patches else 0))
-    if out is None or (want_patches and out_patches is None):
-        _fits_in_memory("positions", nbytes, f"{m} patterns of {n} x {n}")
-    readings = (
-        np.empty(shape, dtype) if out is None else _out_buffer("out", out, dtype, shape, inputs)
+    plan = _plan(o, probe, scale, detector)
+    return plan._run(
+        p, seed, first_index, return_patches, return_stats, out, out_patches, out_stats
     )
-    patches = None
-    if want_patches:
-        patches = (
-            np.empty(shape, np.complex64)
-            if out_patches is None
-            else _out_buffer("out_patches", out_patches, np.complex64, shape, inputs)
+
+
+class AcquirePlan:
+    """The arguments of :func:`acquire` that stay fixed over a dataset (object, probe modes,
+    scale, detector), validated and converted once, for a dataset made in many calls.
+
+    ``plan(positions, seed=..., first_index=...)`` gives what ``acquire(obj, positions, probe,
+    scale=..., detector=..., seed=..., first_index=...)`` gives, bit for bit, without checking
+    the fixed arguments again (a finiteness pass over the whole object per call, which costs
+    more than the kernel for large objects and small chunks). Make one with
+    :func:`acquire_plan`. It keeps the arrays it validated: they must not change between
+    calls (:class:`ptyfast.Experiment` holds read-only copies).
+    """
+
+    __slots__ = ("obj", "modes", "scale", "settings", "_det", "_pixels")
+
+    def __init__(
+        self,
+        obj: np.ndarray,
+        modes: np.ndarray,
+        scale: np.float32,
+        settings: dict[str, Any],
+        core: tuple[dict[str, Any], np.ndarray | None],
+    ) -> None:
+        self.obj, self.modes, self.scale, self.settings = obj, modes, scale, settings
+        self._det, self._pixels = core
+
+    def __call__(
+        self,
+        positions: Any,
+        *,
+        seed: SeedLike = None,
+        first_index: int = 0,
+        return_patches: bool = False,
+        return_stats: bool = False,
+        out: np.ndarray | None = None,
+        out_patches: np.ndarray | None = None,
+        out_stats: np.ndarray | None = None,
+    ) -> Acquired:
+        """:func:`acquire` on ``positions`` with the plan's fixed arguments (same parameters,
+        returns and errors)."""
+        p = as_positions("positions", positions)
+        return self._run(
+            p, seed, first_index, return_patches, return_stats, out, out_patches, out_stats
         )
-    stats = None
-    if want_stats:
-        st_shape = (m, len(ACQUIRE_STATS))
-        stats = (
-            np.empty(st_shape, np.float64)
-            if out_stats is None
-            else _out_buffer("out_stats", out_stats, np.float64, st_shape, inputs)
+
+    def _run(
+        self,
+        p: np.ndarray,
+        seed: SeedLike,
+        first_index: int,
+        return_patches: bool,
+        return_stats: bool,
+        out: np.ndarray | None,
+        out_patches: np.ndarray | None,
+        out_stats: np.ndarray | None,
+    ) -> Acquired:
+        o, modes = self.obj, self.modes
+        m, n = p.shape[0], modes.shape[1]
+        s = resolve_seed(seed)
+        fi = _positive_int("first_index", first_index, minimum=0)
+        if fi + m > 2**64 - 1:
+            raise ValueError(f"first_index must be <= 2**64 - 1 - {m}, got {fi}")
+        want_patches = bool(return_patches) or out_patches is not None
+        want_stats = bool(return_stats) or out_stats is not None
+        dtype = np.dtype(self.settings["dtype"])
+        inputs = (o, p, modes)
+        shape = (m, n, n)
+        nbytes = m * n * n * (dtype.itemsize + (8 if want_patches else 0))
+        if out is None or (want_patches and out_patches is None):
+            _fits_in_memory("positions", nbytes, f"{m} patterns of {n} x {n}")
+        readings = (
+            np.empty(shape, dtype) if out is None else _out_buffer("out", out, dtype, shape, inputs)
         )
-    det, pixels = _core_detector(settings)
-    _core.acquire(o, p, modes, sc, s, fi, det, pixels, readings, patches, stats)
-    named = None if stats is None else {k: stats[:, j] for j, k in enumerate(ACQUIRE_STATS)}
-    return Acquired(readings, patches, named)
+        patches = None
+        if want_patches:
+            patches = (
+                np.empty(shape, np.complex64)
+                if out_patches is None
+                else _out_buffer("out_patches", out_patches, np.complex64, shape, inputs)
+            )
+        stats = None
+        if want_stats:
+            st_shape = (m, len(ACQUIRE_STATS))
+            stats = (
+                np.empty(st_shape, np.float64)
+                if out_stats is None
+                else _out_buffer("out_stats", out_stats, np.float64, st_shape, inputs)
+            )
+        _core.acquire(
+            o, p, modes, self.scale, s, fi, self._det, self._pixels, readings, patches, stats
+        )
+        named = None if stats is None else {k: stats[:, j] for j, k in enumerate(ACQUIRE_STATS)}
+        return Acquired(readings, patches, named)
+
+
+def acquire_plan(obj: Any, probe: Any, *, scale: float = 1.0, detector: Any = None) -> AcquirePlan:
+    """The fixed arguments of :func:`acquire`, validated once (:class:`AcquirePlan`); same
+    meaning and errors as there.
+
+    Examples
+    --------
+    >>> obj = np.ones((64, 64), np.complex64)
+    >>> plan = acquire_plan(obj, np.ones((8, 8)), detector={"poisson": False})
+    >>> a = plan([[32, 32], [20, 20]], seed=1)
+    >>> b = acquire(obj, [[32, 32], [20, 20]], np.ones((8, 8)), detector={"poisson": False}, seed=1)
+    >>> bool((a.readings == b.readings).all())
+    True
+    """
+    return _plan(as_complex_image("obj", obj), probe, scale, detector)
+
+
+def _plan(o: np.ndarray, probe: Any, scale: Any, detector: Any) -> AcquirePlan:
+    """:func:`acquire_plan` for an object already validated."""
+    modes = _as_modes(probe)
+    sc = np.float32(_positive_float("scale", scale))
+    settings = detector_settings(detector, modes.shape[1])
+    return AcquirePlan(o, modes, sc, settings, _core_detector(settings))
 
 
 def detect(

@@ -19,9 +19,11 @@ pattern (besides the positions' 16).
 true position → each mode → far field → incoherent sum ``λ = Σ_k A_k²`` → detector) straight
 into the output, in one kernel call (in chunks, each at its ``first_index``, when a progress
 bar or ``chunk_size`` asks for them): every random draw is keyed by ``(seed, stage,
-pattern)``, so the result is bit-identical for any chunk size and thread count.
-:func:`simulate_to` does the same into a file through :mod:`ptyfast.io`'s streaming writer,
-holding one chunk in memory, and writes exactly the dataset :func:`simulate` returns.
+pattern)``, so the result is bit-identical for any chunk size and thread count. The fixed
+arguments (object, probe, scale, detector) are validated once per run
+(``ptyfast._kernels.acquire_plan``), not once per chunk. :func:`simulate_to` does the same
+into a file through :mod:`ptyfast.io`'s streaming writer, holding one chunk in memory, and
+writes exactly the dataset :func:`simulate` returns.
 """
 
 from __future__ import annotations
@@ -380,6 +382,14 @@ def _check_flags(patches: Any, progress: Any) -> None:
             raise TypeError(f"{name} must be a bool, got {type(v).__name__} {v!r}")
 
 
+def _plan(e: Experiment) -> _kernels.AcquirePlan:
+    """The experiment's fixed kernel arguments (object, probe, scale, detector), validated once
+    for all the chunks of a run."""
+    return _kernels.acquire_plan(
+        e.object, e.probe, scale=e.intensity_scale, detector=e._detector_args
+    )
+
+
 def _acquire(
     e: Experiment,
     seed: int,
@@ -387,13 +397,11 @@ def _acquire(
     stop: int,
     out: np.ndarray,
     out_patches: np.ndarray | None,
+    plan: _kernels.AcquirePlan | None = None,
 ) -> None:
-    _kernels.acquire(
-        e.object,
+    """Patterns ``start:stop`` into ``out`` (``plan``: the run's :func:`_plan`, else made)."""
+    (plan or _plan(e))(
         e.positions_true[start:stop],
-        e.probe,
-        scale=e.intensity_scale,
-        detector=e._detector_args,
         seed=seed,
         first_index=start,
         out=out,
@@ -434,10 +442,11 @@ def _run(
         )
         if np.may_share_memory(readings, pat):
             raise ValueError("out_patches must not share memory with out, got an overlap")
+    plan = _plan(e)
     with Phases(progress)("simulate", m, "pattern") as bar:
         for a in range(0, m, step):
             b = min(m, a + step)
-            _acquire(e, seed, a, b, readings[a:b], None if pat is None else pat[a:b])
+            _acquire(e, seed, a, b, readings[a:b], None if pat is None else pat[a:b], plan)
             bar.update(b - a)
     return Dataset(diffraction=readings, patches=pat, **_described(e, record))
 
@@ -629,13 +638,14 @@ def _run_to(
     buf = np.empty((step, n, n), dtype)
     pbuf = np.empty((step, n, n), np.complex64) if patches else None
     phases = Phases(progress)
+    plan = _plan(e)
     w.__enter__()
     try:
         with phases("simulate+write", m, "pattern") as bar:
             for a in range(0, m, step):
                 b = min(m, a + step)
                 out, out_p = buf[: b - a], None if pbuf is None else pbuf[: b - a]
-                _acquire(e, seed, a, b, out, out_p)
+                _acquire(e, seed, a, b, out, out_p, plan)
                 w.write(a, out, out_p)
                 bar.update(b - a)
     except BaseException:
