@@ -37,7 +37,9 @@ use crate::detector::{
     StageScratch, N_STATS,
 };
 use crate::diffraction::{check_scale, illuminate, scaled_probe, transpose, FarField};
-use crate::patches::{check_positions, checked_len, positions_list, Object, Sampler};
+use crate::patches::{
+    check_positions, checked_len, positions_list, transpose_pays, Object, Sampler,
+};
 use crate::{Complex32, Error, Result};
 
 /// A prepared acquisition of `M` patterns read as `T`: validated inputs, the object in the
@@ -143,8 +145,8 @@ impl<'a, T: Reading> Acquisition<'a, T> {
         };
         // The far field takes the field transposed: sampling a transposed copy of the object
         // gives it directly (bit for bit, see `simulate`), which pays when the patterns
-        // outweigh the object.
-        let transposed = force_transposed.unwrap_or(h.saturating_mul(w) <= m.saturating_mul(nn));
+        // outweigh the object enough.
+        let transposed = force_transposed.unwrap_or(transpose_pays(h, w, m, nn));
         let (object, dim) = if transposed {
             let t = Object::from_slice(&data, h, w)?.transposed();
             (Cow::Owned(t), (w, h))

@@ -17,7 +17,8 @@ use rayon::prelude::*;
 use crate::diffraction::{check_probe, check_scale, illuminate, scaled_probe, transpose, FarField};
 use crate::noise::observe_pattern;
 use crate::patches::{
-    check_positions, checked_len, positions_list, standard_object, zeroed, Object, Sampler,
+    check_positions, checked_len, positions_list, standard_object, transpose_pays, zeroed, Object,
+    Sampler,
 };
 use crate::{Complex32, Error, Result};
 
@@ -270,10 +271,9 @@ impl<'a> Simulator<'a> {
         // The far field takes the field transposed. Sampling a transposed copy of the object
         // gives exactly that (the bilinear blend is symmetric in rows and columns, so the
         // values equal `extract_patches`' bit for bit) and saves a transpose per pattern; it
-        // pays when the patterns outweigh the object, e.g. not for a small chunk of a huge
-        // object. Decided (and the copy made) once for the whole call.
-        let transposed =
-            force_transposed_object.unwrap_or(h.saturating_mul(w) <= m.saturating_mul(nn));
+        // pays when the patterns outweigh the object enough ([`transpose_pays`]), e.g. not
+        // for a small chunk of a large object. Decided (and the copy made) once per call.
+        let transposed = force_transposed_object.unwrap_or(transpose_pays(h, w, m, nn));
         let (object, dim) = if transposed {
             let t = Object::from_slice(&data, h, w)?.transposed();
             (Cow::Owned(t), (w, h))
