@@ -1831,9 +1831,15 @@ def acquire(
     """
     o = as_complex_image("obj", obj)
     p = as_positions("positions", positions)
-    plan = _plan(o, probe, scale, detector)
-    return plan._run(
-        p, seed, first_index, return_patches, return_stats, out, out_patches, out_stats
+    return _plan(o, probe, scale, detector)(
+        p,
+        seed=seed,
+        first_index=first_index,
+        return_patches=return_patches,
+        return_stats=return_stats,
+        out=out,
+        out_patches=out_patches,
+        out_stats=out_stats,
     )
 
 
@@ -1877,21 +1883,6 @@ class AcquirePlan:
         """:func:`acquire` on ``positions`` with the plan's fixed arguments (same parameters,
         returns and errors)."""
         p = as_positions("positions", positions)
-        return self._run(
-            p, seed, first_index, return_patches, return_stats, out, out_patches, out_stats
-        )
-
-    def _run(
-        self,
-        p: np.ndarray,
-        seed: SeedLike,
-        first_index: int,
-        return_patches: bool,
-        return_stats: bool,
-        out: np.ndarray | None,
-        out_patches: np.ndarray | None,
-        out_stats: np.ndarray | None,
-    ) -> Acquired:
         o, modes = self.obj, self.modes
         m, n = p.shape[0], modes.shape[1]
         s = resolve_seed(seed)
