@@ -5,8 +5,8 @@ Run as ``python benches/bench_experiment.py`` (``--quick`` for a smoke run on ti
 
 * ``acquire kernel``: one ``_kernels.acquire`` call on the placed true positions with the
   experiment's intensity scale (ideal detector), into a fresh output: the work itself;
-* ``simulate``: ``ptyfast.simulate(experiment, seed=...)``: the same patterns in chunks of
-  about 16 MiB, plus the provenance record (hashes of the object and probe) and the Dataset;
+* ``simulate``: ``ptyfast.simulate(experiment, seed=...)``: the same patterns in one kernel
+  call, plus the provenance record (hashes of the object and probe) and the Dataset;
 * ``Experiment + simulate``: also building the experiment (validation, placement, the
   intensity scale's FFT-free energy pass over every pattern and mode).
 

@@ -353,8 +353,8 @@ _PROGRESS_SECONDS = 0.25
 def _run_step(e: Experiment, chunk_size: Any, patches: bool, progress: bool) -> int:
     """Patterns per kernel call of an in-memory simulation: the whole output in one call
     unless ``chunk_size`` says otherwise or a progress bar is shown (then pieces of about
-    :data:`_PROGRESS_SECONDS` of work or more). Each call re-validates its inputs and pays
-    rayon's tail imbalance, so pieces cost time; the bits do not depend on them."""
+    :data:`_PROGRESS_SECONDS` of work or more). Each call validates its positions and outputs
+    and pays rayon's tail imbalance, so pieces cost time; the bits do not depend on them."""
     if chunk_size is not None or not progress:
         return e.n_patterns if chunk_size is None else _chunk_size(e, chunk_size, patches)
     n = e.N
