@@ -51,6 +51,19 @@ def test_datagen_generators_delegate_to_the_model():
     assert np.array_equal(mk_points(32, rng=5), _textures.points_image(32, 1, rs(5)))
 
 
+@pytest.mark.parametrize("size", [2, 79, 80, 81, 97, 160])
+@pytest.mark.parametrize("seed", [0, 5])
+def test_lines_object_is_the_crop_of_the_whole_canvas(size, seed):
+    """lines_object blurs only the crop and the kernels' reach around it (from size 80 on):
+    the recipe's whole 2·size canvas, blurred in three channels and cropped, bit for bit."""
+    half = size // 2
+    whole = _textures.lines_image(2 * size, 400, np.random.RandomState(seed))
+    want = whole[half : half + size, half : half + size, :1]
+    got = _textures.lines_object(size, 400, np.random.RandomState(seed))
+    assert got.shape == (size, size, 1) and got.dtype == np.float64
+    assert np.array_equal(got, want)
+
+
 def test_mapping_is_linear_in_the_normalised_texture():
     o = objects.lines(64, seed=1).astype(np.complex128)
     raw = objects.lines(64, seed=1, **RAW).real.astype(np.float64)
