@@ -204,6 +204,16 @@ def check_call(fn: Callable[..., Any], kwargs: dict[str, Any]) -> None:
 # --------------------------------------------------------------------------- targets
 
 
+def _paint_fresh(out: Any, uncovered: Any, **kw: Any) -> Any:
+    """``_kernels.paint_leaves`` paints its first two arguments by design: on copies here
+    (copies of arrays keep their dtype, shape and values), so the rest is checked as input."""
+
+    def fresh(a: Any) -> Any:
+        return a.copy() if isinstance(a, np.ndarray) else a
+
+    return _kernels.paint_leaves(fresh(out), fresh(uncovered), **kw)
+
+
 def c64(*shape: int) -> np.ndarray:
     return (_R.random(shape) + 0.5 + 0.2j * _R.random(shape)).astype(np.complex64)
 
@@ -357,6 +367,18 @@ TARGETS: dict[str, tuple[Callable[..., Any], Callable[[], dict[str, Any]]]] = {
     ),
     "legacy_uniform": (_kernels.legacy_uniform, lambda: dict(seed=1, size=4)),
     "legacy_raw": (_kernels.legacy_raw, lambda: dict(seed=1, size=4)),
+    "paint_leaves": (
+        _paint_fresh,
+        lambda: dict(
+            out=np.zeros((4, 5)),
+            uncovered=np.ones((4, 5), bool),
+            cx=_R.uniform(0, 4, 3),
+            cy=_R.uniform(0, 3, 3),
+            radii=_R.uniform(0, 2, 3),
+            values=_R.random(3),
+            remaining=20,
+        ),
+    ),
     "extract_grid_patches": (
         _kernels.extract_grid_patches,
         lambda: dict(image=c64(12, 12), positions=_R.uniform(0, 12, (4, 2)), N=4, C=2),

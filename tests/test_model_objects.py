@@ -16,7 +16,7 @@ import pytest
 from scipy import integrate, stats
 
 import ptyfast
-from ptyfast import objects
+from ptyfast import _kernels, objects
 from ptyfast.datagen import mk_grf, mk_lines_img, mk_points, sim_object_image
 from ptyfast.model import _textures
 
@@ -169,6 +169,77 @@ def test_dead_leaves_draws_come_from_pcg64():
 
     top = next(i for i in range(b) if disc(i).any())
     assert np.all(o.real[disc(top)] == np.float32(v[top]))
+
+
+def _dead_leaves_numpy(shape, radius_min, radius_max, alpha, rng):
+    """The dead-leaves recipe painted leaf by leaf in NumPy (the draws as the module's)."""
+    h, w = shape
+    out, uncovered = np.full((h, w), np.nan), np.ones((h, w), dtype=bool)
+    remaining, drawn, pad = h * w, 0, radius_max
+    while True:
+        b = _textures.DEAD_LEAVES_BATCH
+        cx = rng.uniform(-pad, (w - 1) + pad, b)
+        cy = rng.uniform(-pad, (h - 1) + pad, b)
+        radii = _textures.power_law_radii(rng.random(b), radius_min, radius_max, alpha)
+        values = rng.random(b)
+        for i in range(b):
+            r = radii[i]
+            c0, c1 = max(0, math.ceil(cx[i] - r)), min(w - 1, math.floor(cx[i] + r))
+            r0, r1 = max(0, math.ceil(cy[i] - r)), min(h - 1, math.floor(cy[i] + r))
+            if c0 > c1 or r0 > r1:
+                continue
+            yy = np.arange(r0, r1 + 1, dtype=np.float64)[:, None] - cy[i]
+            xx = np.arange(c0, c1 + 1, dtype=np.float64)[None, :] - cx[i]
+            free = uncovered[r0 : r1 + 1, c0 : c1 + 1]
+            hit = ((xx * xx + yy * yy) <= r * r) & free
+            out[r0 : r1 + 1, c0 : c1 + 1][hit] = values[i]
+            free[hit] = False
+            remaining -= int(np.count_nonzero(hit))
+            if not remaining:
+                return out, drawn + i + 1
+        drawn += b
+
+
+@pytest.mark.parametrize(
+    "shape,lo,hi,alpha,seed",
+    [
+        ((1, 1), 0.5, 0.5, 3.0, 0),
+        ((37, 53), 1.0, 9.0, 3.0, 1),
+        ((64, 64), 0.5, 40.0, 2.0, 2),
+        ((20, 90), 3.0, 3.0, 0.0, 3),
+        ((96, 96), 2.0, 24.0, 3.0, 4),
+    ],
+)
+def test_dead_leaves_paint_as_numpy(shape, lo, hi, alpha, seed):
+    """The compiled painter gives the NumPy formulation's image and leaf count, bit for bit
+    (several batches at the smallest radii)."""
+    got = _textures.dead_leaves_image(shape, lo, hi, alpha, np.random.default_rng(seed))
+    want = _dead_leaves_numpy(shape, lo, hi, alpha, np.random.default_rng(seed))
+    assert got[1] == want[1]
+    assert np.array_equal(got[0], want[0]) and np.isfinite(got[0]).all()
+
+
+def test_paint_leaves_refuses_bad_batches_and_leaves_inputs_unmodified():
+    out, unc = np.zeros((4, 5)), np.ones((4, 5), bool)
+    one = np.ones(1)
+    cases = [
+        (dict(out=np.zeros((4, 5), np.float32)), ValueError, "out must be a writeable"),
+        (dict(out=np.zeros(20)), TypeError, "out must be a 2-D"),
+        (dict(uncovered=np.ones((5, 4), bool)), ValueError, "uncovered must be"),
+        (dict(uncovered=out), ValueError, "uncovered must be"),
+        (dict(cy=np.ones(2)), ValueError, "cy must have the length of cx"),
+        (dict(radii=-one), ValueError, "radii must be >= 0"),
+        (dict(cx=np.array([np.nan])), ValueError, "cx must be finite"),
+        (dict(values=np.array([np.inf])), ValueError, "values must be finite"),
+        (dict(remaining=21), ValueError, "remaining must be <= H.W = 20"),
+        (dict(remaining=-1), ValueError, "remaining"),
+    ]
+    for change, exc, msg in cases:
+        args = dict(out=out, uncovered=unc, cx=one, cy=one, radii=one, values=one, remaining=20)
+        args.update(change)
+        with pytest.raises(exc, match=msg):
+            _kernels.paint_leaves(**args)
+        assert (out == 0).all() and unc.all()
 
 
 # --------------------------------------------------------------------------- recipes

@@ -30,6 +30,7 @@ __all__ = [
     "legacy_choice",
     "legacy_uniform",
     "legacy_raw",
+    "paint_leaves",
     "extract_grid_patches",
     "extract_grid_patches_into",
     "illuminate_groups",
@@ -152,6 +153,15 @@ def legacy_permutation(seed: int, n: int) -> npt.NDArray[np.int64]: ...
 def legacy_choice(seed: int, n: int, size: int, replace: bool) -> npt.NDArray[np.int64]: ...
 def legacy_uniform(seed: int, size: int) -> npt.NDArray[np.float64]: ...
 def legacy_raw(seed: int, size: int) -> npt.NDArray[np.uint32]: ...
+def paint_leaves(
+    out: npt.NDArray[np.float64],
+    uncovered: npt.NDArray[np.bool_],
+    cx: npt.NDArray[np.float64],
+    cy: npt.NDArray[np.float64],
+    radii: npt.NDArray[np.float64],
+    values: npt.NDArray[np.float64],
+    remaining: int,
+) -> tuple[int, int | None]: ...
 def extract_grid_patches(
     image: npt.NDArray[np.complex64], positions: npt.NDArray[np.float64], n: int, c: int
 ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]: ...

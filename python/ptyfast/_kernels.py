@@ -65,6 +65,7 @@ __all__ = [
     "legacy_choice",
     "legacy_uniform",
     "legacy_raw",
+    "paint_leaves",
     "group_diffraction",
     "gather_groups_complex",
     "AcquirePlan",
@@ -1156,6 +1157,71 @@ def legacy_raw(seed: int, size: int) -> np.ndarray:
     sz = _positive_int("size", size, minimum=0)
     require_memory(f"legacy_raw: size = {sz}", 8 * sz)
     return _core.legacy_raw(s, sz)
+
+
+def paint_leaves(
+    out: np.ndarray,
+    uncovered: np.ndarray,
+    cx: Any,
+    cy: Any,
+    radii: Any,
+    values: Any,
+    remaining: int,
+) -> tuple[int, int | None]:
+    """Paint one batch of dead leaves, in order, onto ``out`` and ``uncovered`` (in place).
+
+    Leaf ``i`` (centre ``(cx[i], cy[i])`` = (column, row), radius ``radii[i]``, value
+    ``values[i]``) covers the pixels ``(row, col)`` with ``(col - cx)**2 + (row - cy)**2 <=
+    r**2`` that are still ``uncovered``: they take its value and are covered. This is the
+    painting step of :func:`ptyfast.objects.dead_leaves` (whose draws stay in NumPy).
+
+    Parameters
+    ----------
+    out : numpy.ndarray, float64, (H, W)
+        The image being painted (writeable, C-contiguous; modified).
+    uncovered : numpy.ndarray, bool, (H, W)
+        Pixels no leaf has covered yet (writeable, C-contiguous; modified).
+    cx, cy, radii, values : array_like, float64, (B,)
+        The batch's leaves; finite, radii ``>= 0``.
+    remaining : int
+        ``uncovered.sum()`` on entry (``0 .. H*W``; not recounted).
+
+    Returns
+    -------
+    (int, int or None)
+        The uncovered count after the batch, and, if it reached 0, the number of leaves of
+        the batch used (the rest are not painted).
+
+    Examples
+    --------
+    >>> out, unc = np.zeros((3, 3)), np.ones((3, 3), bool)
+    >>> paint_leaves(out, unc, [1.0], [1.0], [1.0], [2.0], 9)
+    (4, None)
+    >>> out
+    array([[0., 2., 0.],
+           [2., 2., 2.],
+           [0., 2., 0.]])
+    """
+    if not isinstance(out, np.ndarray) or out.ndim != 2:
+        got = getattr(out, "shape", type(out).__name__)
+        raise TypeError(f"out must be a 2-D float64 numpy array, got {got}")
+    shape = out.shape
+    out = _out_buffer("out", out, np.float64, shape, ())
+    uncovered = _out_buffer("uncovered", uncovered, np.bool_, shape, (out,))
+    leaves = [
+        as_array(name, a, np.float64, ndim=1, allow_complex=False, nonempty=False)
+        for name, a in (("cx", cx), ("cy", cy), ("radii", radii), ("values", values))
+    ]
+    for name, a in zip(("cy", "radii", "values"), leaves[1:], strict=True):
+        if a.shape != leaves[0].shape:
+            raise ValueError(f"{name} must have the length of cx ({leaves[0].size}), got {a.size}")
+    if leaves[2].size and leaves[2].min() < 0:
+        raise ValueError(f"radii must be >= 0, got minimum {leaves[2].min()}")
+    left = _positive_int("remaining", remaining, minimum=0)
+    if left > out.size:
+        raise ValueError(f"remaining must be <= H*W = {out.size}, got {left}")
+    done, used = _core.paint_leaves(out, uncovered, *leaves, left)
+    return int(done), None if used is None else int(used)
 
 
 def group_diffraction(

@@ -12,11 +12,11 @@ Arguments are assumed checked by the callers.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 from scipy import ndimage
 from scipy.interpolate import RegularGridInterpolator
+
+from .. import _kernels
 
 __all__ = [
     "bresenham_line",
@@ -270,26 +270,8 @@ def dead_leaves_image(
         cy = rng.uniform(-pad, (h - 1) + pad, b)
         radii = power_law_radii(rng.random(b), radius_min, radius_max, alpha)
         values = rng.random(b)
-        for i in range(b):
-            r = radii[i]
-            c0 = max(0, math.ceil(cx[i] - r))
-            c1 = min(w - 1, math.floor(cx[i] + r))
-            r0 = max(0, math.ceil(cy[i] - r))
-            r1 = min(h - 1, math.floor(cy[i] + r))
-            if c0 > c1 or r0 > r1:
-                continue
-            yy = np.arange(r0, r1 + 1, dtype=np.float64)[:, None] - cy[i]
-            xx = np.arange(c0, c1 + 1, dtype=np.float64)[None, :] - cx[i]
-            inside = (xx * xx + yy * yy) <= r * r
-            free = uncovered[r0 : r1 + 1, c0 : c1 + 1]
-            hit = inside & free
-            if not hit.any():
-                continue
-            out[r0 : r1 + 1, c0 : c1 + 1][hit] = values[i]
-            free[hit] = False
-            remaining -= int(np.count_nonzero(hit))
-            if not remaining:
-                drawn += i + 1
-                return out, drawn
+        remaining, used = _kernels.paint_leaves(out, uncovered, cx, cy, radii, values, remaining)
+        if used is not None:
+            return out, drawn + used
         drawn += b
     return out, drawn  # pragma: no cover - an image has at least one pixel

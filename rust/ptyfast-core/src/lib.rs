@@ -3,7 +3,8 @@
 //! The numerical kernels of ptyfast, free of any Python type: sub-pixel patch extraction,
 //! far-field diffraction, exact Poisson observation, the fused per-pattern simulation, the
 //! acquisition pipeline (incoherent probe modes and a detector model), k-nearest neighbour
-//! search, NumPy's legacy random stream and the PtychoPINN neighbour grouping.
+//! search, NumPy's legacy random stream, the PtychoPINN neighbour grouping and the painting of
+//! object textures.
 //!
 //! Conventions (stated once, referred to everywhere):
 //! * Arrays are C-ordered. A stack of patterns is `(M, N, N)`; grouped data is `(B, N, N, C)`
@@ -33,6 +34,7 @@ pub mod reduce;
 pub mod runtime;
 pub mod simd;
 pub mod simulate;
+pub mod textures;
 
 pub use error::{Error, Result};
 pub use num_complex::Complex32;

@@ -1059,6 +1059,37 @@ fn detect<'py>(
     ))
 }
 
+/// One batch of dead leaves painted onto `out` and `uncovered` (`(H, W)`, C-contiguous,
+/// modified in place; checked by `ptyfast._kernels.paint_leaves`): the uncovered count after
+/// it, and how many leaves it used if that reached 0 ([`core::textures::paint_leaves`]).
+#[pyfunction]
+#[allow(clippy::too_many_arguments)]
+fn paint_leaves<'py>(
+    py: Python<'py>,
+    mut out: PyReadwriteArray2<'py, f64>,
+    mut uncovered: PyReadwriteArray2<'py, bool>,
+    cx: PyReadonlyArray1<'py, f64>,
+    cy: PyReadonlyArray1<'py, f64>,
+    radii: PyReadonlyArray1<'py, f64>,
+    values: PyReadonlyArray1<'py, f64>,
+    remaining: usize,
+) -> PyResult<(usize, Option<usize>)> {
+    let shape = out.as_array().dim();
+    let (o, u) = (out.as_slice_mut(), uncovered.as_slice_mut());
+    let (cx, cy, r, v) = (
+        cx.as_slice(),
+        cy.as_slice(),
+        radii.as_slice(),
+        values.as_slice(),
+    );
+    let (Ok(o), Ok(u), Ok(cx), Ok(cy), Ok(r), Ok(v)) = (o, u, cx, cy, r, v) else {
+        let e = core::Error::invalid("out", "C-contiguous arrays", "a strided array");
+        return Err(to_py(py, e));
+    };
+    py.detach(|| core::textures::paint_leaves(o, u, shape, cx, cy, r, v, remaining))
+        .map_err(|e| to_py(py, e))
+}
+
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("PtyfastError", ptyfast_error(m.py())?)?;
@@ -1093,5 +1124,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(legacy_choice, m)?)?;
     m.add_function(wrap_pyfunction!(legacy_uniform, m)?)?;
     m.add_function(wrap_pyfunction!(legacy_raw, m)?)?;
+    m.add_function(wrap_pyfunction!(paint_leaves, m)?)?;
     Ok(())
 }
