@@ -903,7 +903,7 @@ def simulate(
     patches : numpy.ndarray, complex64, (M, N, N), or None
         The patches, when ``return_patches``.
     energies : numpy.ndarray, float64, (M,)
-        Only with ``return_energies`` (or ``out_energies``): a third item.
+        A third item, with ``return_energies`` or any of the ``out`` buffers.
 
     Raises
     ------

@@ -464,9 +464,12 @@ def simulate_to_file(
             w.stream("diff3d", (n, N, N), np.float32) as ds,
             phases("simulate+write", n, "pattern") as bar,
         ):
+            # One chunk buffer for every chunk: its pages are touched once, and written out
+            # before the next chunk reuses it.
+            chunk_out = np.empty((min(chunk_size, n), N, N), np.float32)
             for start in range(0, n, chunk_size):
                 stop = min(n, start + chunk_size)
-                amps, patches = _kernels.simulate(
+                amps, patches, _ = _kernels.simulate(
                     obj,
                     positions[start:stop],
                     probe,
@@ -476,11 +479,12 @@ def simulate_to_file(
                     first_index=start,
                     divide_by_scale=True,
                     return_patches=len(preview_y) < keep_preview,
+                    out=chunk_out[: stop - start],
                 )
                 ds.append(amps)
                 take = keep_preview - len(preview_d)
                 if take > 0:
-                    preview_d.extend(amps[:take])
+                    preview_d.extend(a.copy() for a in amps[:take])
                     if patches is not None:
                         preview_y.extend(patches[:take])
                 bar.update(stop - start)
