@@ -233,6 +233,8 @@ def test_paint_leaves_refuses_bad_batches_and_leaves_inputs_unmodified():
         (dict(values=np.array([np.inf])), ValueError, "values must be finite"),
         (dict(remaining=21), ValueError, "remaining must be <= H.W = 20"),
         (dict(remaining=-1), ValueError, "remaining"),
+        (dict(cx=out[0, :1]), ValueError, "out must not share memory"),
+        (dict(values=unc.reshape(-1)[:8].view(np.float64)), ValueError, "uncovered must not share"),
     ]
     for change, exc, msg in cases:
         args = dict(out=out, uncovered=unc, cx=one, cy=one, radii=one, values=one, remaining=20)

@@ -1205,13 +1205,13 @@ def paint_leaves(
     if not isinstance(out, np.ndarray) or out.ndim != 2:
         got = getattr(out, "shape", type(out).__name__)
         raise TypeError(f"out must be a 2-D float64 numpy array, got {got}")
-    shape = out.shape
-    out = _out_buffer("out", out, np.float64, shape, ())
-    uncovered = _out_buffer("uncovered", uncovered, np.bool_, shape, (out,))
     leaves = [
         as_array(name, a, np.float64, ndim=1, allow_complex=False, nonempty=False)
         for name, a in (("cx", cx), ("cy", cy), ("radii", radii), ("values", values))
     ]
+    # The leaves are read while out and uncovered are written: no overlap.
+    out = _out_buffer("out", out, np.float64, out.shape, tuple(leaves))
+    uncovered = _out_buffer("uncovered", uncovered, np.bool_, out.shape, (out, *leaves))
     for name, a in zip(("cy", "radii", "values"), leaves[1:], strict=True):
         if a.shape != leaves[0].shape:
             raise ValueError(f"{name} must have the length of cx ({leaves[0].size}), got {a.size}")
