@@ -77,7 +77,7 @@ def test_patches_option_stores_ground_truth(tmp_path):
 
 def test_interrupted_run_leaves_no_file(tmp_path, monkeypatch):
     calls = {"n": 0}
-    real = _kernels.simulate
+    real = _kernels._simulate_into  # what the CLI calls per chunk
 
     def flaky(*args, **kwargs):
         calls["n"] += 1
@@ -85,7 +85,7 @@ def test_interrupted_run_leaves_no_file(tmp_path, monkeypatch):
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(_kernels, "simulate", flaky)
+    monkeypatch.setattr(_kernels, "_simulate_into", flaky)
     out = tmp_path / "x.npz"
     assert cli.main(ARGS + ["-o", str(out), "--chunk-size", "64"]) == 130
     assert list(tmp_path.iterdir()) == []

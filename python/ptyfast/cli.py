@@ -416,6 +416,10 @@ def simulate_to_file(
     x, y, buf = random_positions(n, obj.shape[0], obj.shape[1], buffer, seed)
     _warn_geometry(obj.shape, N, buffer, buf, x, y)
     positions = np.column_stack([x, y])
+    # The object and the probe were checked above: the passes below call the kernels'
+    # checked paths (as RawData.from_simulation does), so the object's checks (finiteness,
+    # max|object|: ~0.1 s for 4096²) run once, not once per piece.
+    max_obj = _kernels._max_abs(obj)
     # RawData.intensity_scale_of in pieces: each pattern's energy is computed alone, and the
     # mean is one reduction over all of them, so s does not change a bit.
     energies = np.empty(n, np.float64)
@@ -423,13 +427,15 @@ def simulate_to_file(
     with phases("intensity", n, "pattern") as bar:
         for a in range(0, n, step):
             b = min(n, a + step)
-            energies[a:b] = _kernels.illuminated_energy(obj, positions[a:b], probe)
+            energies[a:b] = _kernels._illuminated_energy_checked(
+                obj, positions[a:b], probe, max_obj
+            )
             bar.update(b - a)
     s = simulation_scale(energies, nphotons)
     del energies
     _kernels.check_field_range(
         float(s),
-        float(np.max(np.abs(obj))),
+        max_obj,
         float(np.sum(np.abs(probe))),
         name="--nphotons",
         value=nphotons,
@@ -467,19 +473,22 @@ def simulate_to_file(
             # One chunk buffer for every chunk: its pages are touched once, and written out
             # before the next chunk reuses it.
             chunk_out = np.empty((min(chunk_size, n), N, N), np.float32)
+            scale32 = np.float32(_kernels._positive_float("scale", s))
+            noise_seed = _kernels.resolve_seed(seed) if poisson else None
             for start in range(0, n, chunk_size):
                 stop = min(n, start + chunk_size)
-                amps, patches, _ = _kernels.simulate(
+                amps, patches, _ = _kernels._simulate_into(
                     obj,
                     positions[start:stop],
                     probe,
-                    scale=s,
-                    poisson=poisson,
-                    seed=seed,
-                    first_index=start,
-                    divide_by_scale=True,
-                    return_patches=len(preview_y) < keep_preview,
-                    out=chunk_out[: stop - start],
+                    scale32,
+                    noise_seed,
+                    start,
+                    True,
+                    len(preview_y) < keep_preview,
+                    chunk_out[: stop - start],
+                    None,
+                    None,
                 )
                 ds.append(amps)
                 take = keep_preview - len(preview_d)
