@@ -13,17 +13,90 @@
 
 use std::time::Instant;
 
-use ndarray::{Dim, Ix1};
+use std::ops::{Deref, DerefMut};
+
+use ndarray::{Dim, Dimension, Ix1, Ix2, Ix3, Ix4};
 use numpy::{
-    Complex32, Element, IntoPyArray, PyArray1, PyArray2, PyArray3, PyArray4, PyArrayMethods,
-    PyReadonlyArray1, PyReadonlyArray2, PyReadonlyArray3, PyReadonlyArray4, PyReadwriteArray1,
-    PyReadwriteArray2, PyReadwriteArray3, PyReadwriteArray4,
+    BorrowError, Complex32, Element, IntoPyArray, PyArray, PyArray1, PyArray2, PyArray3, PyArray4,
+    PyArrayMethods, PyReadonlyArray, PyReadwriteArray,
 };
 use ptyfast_core as core;
 use ptyfast_core::runtime::{rows, rows_mut, uninit, write_rows, zeros};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::PyType;
+
+/// A read-only borrow of an array argument. Its extraction fails with a `ValueError` (to which
+/// PyO3 adds a note naming the argument) where rust-numpy's own `PyReadonlyArray` would
+/// panic: when the array is being written through another borrow (a writeable argument of
+/// the same call, or another thread's call running with the GIL released).
+struct Ro<'py, T: Element, D: Dimension>(PyReadonlyArray<'py, T, D>);
+
+/// A writeable borrow of an array argument, extracted like [`Ro`]: a read-only array, or one
+/// that shares memory with another argument of the call (or with an array another call is
+/// using), is a `ValueError` naming the argument, not a panic.
+struct Rw<'py, T: Element, D: Dimension>(PyReadwriteArray<'py, T, D>);
+
+type Ro1<'py, T> = Ro<'py, T, Ix1>;
+type Ro2<'py, T> = Ro<'py, T, Ix2>;
+type Ro3<'py, T> = Ro<'py, T, Ix3>;
+type Ro4<'py, T> = Ro<'py, T, Ix4>;
+type Rw1<'py, T> = Rw<'py, T, Ix1>;
+type Rw2<'py, T> = Rw<'py, T, Ix2>;
+type Rw3<'py, T> = Rw<'py, T, Ix3>;
+type Rw4<'py, T> = Rw<'py, T, Ix4>;
+
+/// The `ValueError` of a failed borrow (PyO3 adds a note naming the argument).
+fn borrow_error(e: &BorrowError) -> PyErr {
+    let why = match e {
+        BorrowError::NotWriteable => "the array is read-only, and this argument is written to",
+        _ => {
+            "the array shares memory with another argument of this call, or with an array \
+             another call running at the same time is writing"
+        }
+    };
+    pyo3::exceptions::PyValueError::new_err(why)
+}
+
+impl<'a, 'py, T: Element + 'a, D: Dimension + 'a> FromPyObject<'a, 'py> for Ro<'py, T, D> {
+    type Error = PyErr;
+
+    fn extract(obj: Borrowed<'a, 'py, PyAny>) -> PyResult<Self> {
+        let array = obj.cast::<PyArray<T, D>>()?;
+        array.try_readonly().map(Ro).map_err(|e| borrow_error(&e))
+    }
+}
+
+impl<'a, 'py, T: Element + 'a, D: Dimension + 'a> FromPyObject<'a, 'py> for Rw<'py, T, D> {
+    type Error = PyErr;
+
+    fn extract(obj: Borrowed<'a, 'py, PyAny>) -> PyResult<Self> {
+        let array = obj.cast::<PyArray<T, D>>()?;
+        array.try_readwrite().map(Rw).map_err(|e| borrow_error(&e))
+    }
+}
+
+impl<'py, T: Element, D: Dimension> Deref for Ro<'py, T, D> {
+    type Target = PyReadonlyArray<'py, T, D>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl<'py, T: Element, D: Dimension> Deref for Rw<'py, T, D> {
+    type Target = PyReadwriteArray<'py, T, D>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl<T: Element, D: Dimension> DerefMut for Rw<'_, T, D> {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
+}
 
 /// `ptyfast.PtyfastError`: defined in Python (`ptyfast._errors`), so that it pickles and
 /// crosses process boundaries; imported once.
@@ -135,8 +208,8 @@ impl<T> OrPy<T> for core::Result<T> {
 #[pyfunction]
 fn extract_patches<'py>(
     py: Python<'py>,
-    object: PyReadonlyArray2<'py, Complex32>,
-    positions: PyReadonlyArray2<'py, f64>,
+    object: Ro2<'py, Complex32>,
+    positions: Ro2<'py, f64>,
     n: usize,
 ) -> PyResult<Bound<'py, PyArray3<Complex32>>> {
     let (o, p) = (object.as_array(), positions.as_array());
@@ -153,8 +226,8 @@ fn extract_patches<'py>(
 #[pyfunction]
 fn diffract<'py>(
     py: Python<'py>,
-    patches: PyReadonlyArray3<'py, Complex32>,
-    probe: PyReadonlyArray2<'py, Complex32>,
+    patches: Ro3<'py, Complex32>,
+    probe: Ro2<'py, Complex32>,
     scale: f32,
 ) -> PyResult<Bound<'py, PyArray3<f32>>> {
     let (pa, pr) = (patches.as_array(), probe.as_array());
@@ -172,7 +245,7 @@ fn diffract<'py>(
 #[pyo3(signature = (amplitudes, seed, first_index, version="v1"))]
 fn poisson_amplitudes<'py>(
     py: Python<'py>,
-    amplitudes: PyReadonlyArray3<'py, f32>,
+    amplitudes: Ro3<'py, f32>,
     seed: u64,
     first_index: u64,
     version: &str,
@@ -206,7 +279,7 @@ fn poisson_amplitudes<'py>(
 #[pyo3(signature = (rates, seed, stream, version="v1"))]
 fn poisson_counts<'py>(
     py: Python<'py>,
-    rates: PyReadonlyArray1<'py, f64>,
+    rates: Ro1<'py, f64>,
     seed: u64,
     stream: u64,
     version: &str,
@@ -219,9 +292,9 @@ fn poisson_counts<'py>(
 #[pyfunction]
 fn illuminated_energy<'py>(
     py: Python<'py>,
-    object: PyReadonlyArray2<'py, Complex32>,
-    positions: PyReadonlyArray2<'py, f64>,
-    probe: PyReadonlyArray2<'py, Complex32>,
+    object: Ro2<'py, Complex32>,
+    positions: Ro2<'py, f64>,
+    probe: Ro2<'py, Complex32>,
 ) -> PyResult<Bound<'py, PyArray1<f64>>> {
     let (o, p, pr) = (object.as_array(), positions.as_array(), probe.as_array());
     let m = p.nrows();
@@ -244,9 +317,9 @@ type SimulateOut<'py> = (
 #[pyo3(signature = (object, positions, probe, scale, seed, first_index, divide_by_scale, return_patches))]
 fn simulate<'py>(
     py: Python<'py>,
-    object: PyReadonlyArray2<'py, Complex32>,
-    positions: PyReadonlyArray2<'py, f64>,
-    probe: PyReadonlyArray2<'py, Complex32>,
+    object: Ro2<'py, Complex32>,
+    positions: Ro2<'py, f64>,
+    probe: Ro2<'py, Complex32>,
     scale: f32,
     seed: Option<u64>,
     first_index: u64,
@@ -299,16 +372,16 @@ fn simulate<'py>(
 #[pyo3(signature = (object, positions, probe, scale, seed, first_index, divide_by_scale, amplitudes, patches, energies))]
 fn simulate_into<'py>(
     py: Python<'py>,
-    object: PyReadonlyArray2<'py, Complex32>,
-    positions: PyReadonlyArray2<'py, f64>,
-    probe: PyReadonlyArray2<'py, Complex32>,
+    object: Ro2<'py, Complex32>,
+    positions: Ro2<'py, f64>,
+    probe: Ro2<'py, Complex32>,
     scale: f32,
     seed: Option<u64>,
     first_index: u64,
     divide_by_scale: bool,
-    mut amplitudes: PyReadwriteArray3<'py, f32>,
-    mut patches: Option<PyReadwriteArray3<'py, Complex32>>,
-    mut energies: Option<PyReadwriteArray1<'py, f64>>,
+    mut amplitudes: Rw3<'py, f32>,
+    mut patches: Option<Rw3<'py, Complex32>>,
+    mut energies: Option<Rw1<'py, f64>>,
 ) -> PyResult<()> {
     let (o, p, pr) = (object.as_array(), positions.as_array(), probe.as_array());
     let m = p.nrows();
@@ -345,8 +418,8 @@ type KnnOut<'py> = (Bound<'py, PyArray2<i64>>, Bound<'py, PyArray2<f64>>);
 #[pyfunction]
 fn knn<'py>(
     py: Python<'py>,
-    points: PyReadonlyArray2<'py, f64>,
-    queries: PyReadonlyArray2<'py, f64>,
+    points: Ro2<'py, f64>,
+    queries: Ro2<'py, f64>,
     k: usize,
 ) -> PyResult<KnnOut<'py>> {
     let (p, q) = (points.as_array(), queries.as_array());
@@ -354,7 +427,7 @@ fn knn<'py>(
     Ok((idx.into_pyarray(py), dist.into_pyarray(py)))
 }
 
-fn to_indices(a: Option<PyReadonlyArray1<'_, i64>>) -> Option<Vec<usize>> {
+fn to_indices(a: Option<Ro1<'_, i64>>) -> Option<Vec<usize>> {
     // Non-negativity is checked by the validating Python layer.
     a.map(|a| a.as_array().iter().map(|&v| v.max(0) as usize).collect())
 }
@@ -364,13 +437,13 @@ fn to_indices(a: Option<PyReadonlyArray1<'_, i64>>) -> Option<Vec<usize>> {
 #[allow(clippy::too_many_arguments)]
 fn sample_then_group<'py>(
     py: Python<'py>,
-    x: PyReadonlyArray1<'py, f64>,
-    y: PyReadonlyArray1<'py, f64>,
+    x: Ro1<'py, f64>,
+    y: Ro1<'py, f64>,
     nsamples: usize,
     k: usize,
     c: usize,
     seed: u32,
-    seed_indices: Option<PyReadonlyArray1<'py, i64>>,
+    seed_indices: Option<Ro1<'py, i64>>,
 ) -> PyResult<Bound<'py, PyArray2<i64>>> {
     let (xs, ys) = (x.as_slice()?, y.as_slice()?);
     let si = to_indices(seed_indices);
@@ -385,13 +458,13 @@ fn sample_then_group<'py>(
 #[allow(clippy::too_many_arguments)]
 fn oversample_groups<'py>(
     py: Python<'py>,
-    x: PyReadonlyArray1<'py, f64>,
-    y: PyReadonlyArray1<'py, f64>,
+    x: Ro1<'py, f64>,
+    y: Ro1<'py, f64>,
     nsamples: usize,
     k: usize,
     c: usize,
     seed: u32,
-    seed_indices: Option<PyReadonlyArray1<'py, i64>>,
+    seed_indices: Option<Ro1<'py, i64>>,
 ) -> PyResult<Bound<'py, PyArray2<i64>>> {
     let (xs, ys) = (x.as_slice()?, y.as_slice()?);
     let si = to_indices(seed_indices);
@@ -413,8 +486,8 @@ fn gather_shape(sources: &[usize], groups: (usize, usize)) -> Dim<[usize; 4]> {
 #[pyfunction]
 fn gather_groups<'py>(
     py: Python<'py>,
-    diff3d: PyReadonlyArray3<'py, f32>,
-    groups: PyReadonlyArray2<'py, i64>,
+    diff3d: Ro3<'py, f32>,
+    groups: Ro2<'py, i64>,
 ) -> PyResult<Bound<'py, PyArray4<f32>>> {
     let (d, g) = (diff3d.as_array(), groups.as_array());
     let mut out = zeros::<f32, _>(gather_shape(d.shape(), g.dim()), "groups").or_py(py)?;
@@ -429,8 +502,8 @@ fn gather_groups<'py>(
 #[pyfunction]
 fn gather_groups_scaled<'py>(
     py: Python<'py>,
-    diff3d: PyReadonlyArray3<'py, f32>,
-    groups: PyReadonlyArray2<'py, i64>,
+    diff3d: Ro3<'py, f32>,
+    groups: Ro2<'py, i64>,
     scale: f32,
 ) -> PyResult<Bound<'py, PyArray4<f32>>> {
     let (d, g) = (diff3d.as_array(), groups.as_array());
@@ -446,7 +519,7 @@ fn gather_groups_scaled<'py>(
 #[pyfunction]
 fn pattern_energies<'py>(
     py: Python<'py>,
-    diff3d: PyReadonlyArray3<'py, f32>,
+    diff3d: Ro3<'py, f32>,
 ) -> PyResult<Bound<'py, PyArray1<f64>>> {
     let d = diff3d.as_array();
     let m = d.shape()[0];
@@ -464,8 +537,8 @@ type GatherPair<'py> = (Bound<'py, PyArray4<f32>>, Bound<'py, PyArray4<f32>>);
 #[pyfunction]
 fn gather_groups_normalized<'py>(
     py: Python<'py>,
-    diff3d: PyReadonlyArray3<'py, f32>,
-    groups: PyReadonlyArray2<'py, i64>,
+    diff3d: Ro3<'py, f32>,
+    groups: Ro2<'py, i64>,
     scale: f32,
 ) -> PyResult<GatherPair<'py>> {
     let (d, g) = (diff3d.as_array(), groups.as_array());
@@ -486,8 +559,8 @@ fn gather_groups_normalized<'py>(
 #[pyfunction]
 fn gather_groups_complex<'py>(
     py: Python<'py>,
-    patches: PyReadonlyArray3<'py, Complex32>,
-    groups: PyReadonlyArray2<'py, i64>,
+    patches: Ro3<'py, Complex32>,
+    groups: Ro2<'py, i64>,
 ) -> PyResult<Bound<'py, PyArray4<Complex32>>> {
     let (p, g) = (patches.as_array(), groups.as_array());
     let mut out = zeros::<Complex32, _>(gather_shape(p.shape(), g.dim()), "groups").or_py(py)?;
@@ -573,8 +646,8 @@ type GridPair<'py> = (Bound<'py, PyArray4<f32>>, Bound<'py, PyArray4<f32>>);
 #[pyfunction]
 fn extract_grid_patches<'py>(
     py: Python<'py>,
-    image: PyReadonlyArray2<'py, Complex32>,
-    positions: PyReadonlyArray2<'py, f64>,
+    image: Ro2<'py, Complex32>,
+    positions: Ro2<'py, f64>,
     n: usize,
     c: usize,
 ) -> PyResult<GridPair<'py>> {
@@ -602,10 +675,10 @@ fn extract_grid_patches<'py>(
 #[pyfunction]
 fn extract_grid_patches_into<'py>(
     py: Python<'py>,
-    image: PyReadonlyArray2<'py, Complex32>,
-    positions: PyReadonlyArray2<'py, f64>,
-    mut out_re: PyReadwriteArray4<'py, f32>,
-    mut out_im: Option<PyReadwriteArray4<'py, f32>>,
+    image: Ro2<'py, Complex32>,
+    positions: Ro2<'py, f64>,
+    mut out_re: Rw4<'py, f32>,
+    mut out_im: Option<Rw4<'py, f32>>,
 ) -> PyResult<()> {
     let (im, p) = (image.as_array(), positions.as_array());
     let mut re = out_re.as_array_mut();
@@ -638,9 +711,9 @@ fn extract_grid_patches_into<'py>(
 #[allow(clippy::too_many_arguments)]
 fn illuminate_groups<'py>(
     py: Python<'py>,
-    mut amplitude: PyReadwriteArray4<'py, f32>,
-    phase: Option<PyReadonlyArray4<'py, f32>>,
-    probe: PyReadonlyArray2<'py, Complex32>,
+    mut amplitude: Rw4<'py, f32>,
+    phase: Option<Ro4<'py, f32>>,
+    probe: Ro2<'py, Complex32>,
     scale: f32,
     seed: Option<u64>,
     first_index: u64,
@@ -701,8 +774,8 @@ fn illuminate_groups<'py>(
 #[pyfunction]
 fn channel_energies<'py>(
     py: Python<'py>,
-    amplitude: PyReadonlyArray4<'py, f32>,
-    probe: PyReadonlyArray2<'py, Complex32>,
+    amplitude: Ro4<'py, f32>,
+    probe: Ro2<'py, Complex32>,
 ) -> PyResult<Bound<'py, PyArray1<f64>>> {
     let (am, pr) = (amplitude.as_array(), probe.as_array());
     let (b, _, _, c) = am.dim();
@@ -719,8 +792,8 @@ fn channel_energies<'py>(
 /// The scan of the fused grid kernels over a C-contiguous `(K, H, W)` image stack (with the
 /// images' amplitudes copied out for the read passes when `amplitudes`).
 fn grid_scan<'a>(
-    images: &'a PyReadonlyArray3<'_, Complex32>,
-    positions: &PyReadonlyArray2<'_, f64>,
+    images: &'a Ro3<'_, Complex32>,
+    positions: &Ro2<'_, f64>,
     n: usize,
     c: usize,
     amplitudes: bool,
@@ -760,8 +833,8 @@ fn piece<'s, T>(
 #[pyfunction]
 fn grid_maxima<'py>(
     py: Python<'py>,
-    images: PyReadonlyArray3<'py, Complex32>,
-    positions: PyReadonlyArray2<'py, f64>,
+    images: Ro3<'py, Complex32>,
+    positions: Ro2<'py, f64>,
     n: usize,
     c: usize,
 ) -> PyResult<Bound<'py, PyArray1<f32>>> {
@@ -776,11 +849,11 @@ fn grid_maxima<'py>(
 #[pyfunction]
 fn grid_energies<'py>(
     py: Python<'py>,
-    images: PyReadonlyArray3<'py, Complex32>,
-    positions: PyReadonlyArray2<'py, f64>,
+    images: Ro3<'py, Complex32>,
+    positions: Ro2<'py, f64>,
     n: usize,
     c: usize,
-    probe: PyReadonlyArray2<'py, Complex32>,
+    probe: Ro2<'py, Complex32>,
     divisor: f32,
 ) -> PyResult<Bound<'py, PyArray1<f64>>> {
     let scan = grid_scan(&images, &positions, n, c, true).or_py(py)?;
@@ -820,18 +893,18 @@ where
 #[allow(clippy::too_many_arguments)]
 fn simulate_grid<'py>(
     py: Python<'py>,
-    images: PyReadonlyArray3<'py, Complex32>,
-    positions: PyReadonlyArray2<'py, f64>,
-    probe: PyReadonlyArray2<'py, Complex32>,
+    images: Ro3<'py, Complex32>,
+    positions: Ro2<'py, f64>,
+    probe: Ro2<'py, Complex32>,
     divisor: f32,
     scale: f32,
     seed: Option<u64>,
     first_index: u64,
-    mut x: PyReadwriteArray4<'py, f32>,
-    mut amplitude: PyReadwriteArray4<'py, f32>,
-    mut phase: Option<PyReadwriteArray4<'py, f32>>,
-    mut pre_amplitude: Option<PyReadwriteArray4<'py, f32>>,
-    mut pre_phase: Option<PyReadwriteArray4<'py, f32>>,
+    mut x: Rw4<'py, f32>,
+    mut amplitude: Rw4<'py, f32>,
+    mut phase: Option<Rw4<'py, f32>>,
+    mut pre_amplitude: Option<Rw4<'py, f32>>,
+    mut pre_phase: Option<Rw4<'py, f32>>,
 ) -> PyResult<()> {
     let (_, n, _, c) = x.as_array().dim();
     let scan = grid_scan(&images, &positions, n, c, false).or_py(py)?;
@@ -911,7 +984,7 @@ impl DetectorArgs {
     fn into_core(
         self,
         py: Python<'_>,
-        pixels: Option<PyReadonlyArray2<'_, u8>>,
+        pixels: Option<Ro2<'_, u8>>,
     ) -> PyResult<core::detector::Detector> {
         use core::detector::{Detector, Overflow, PoissonStream};
         let err = |e: core::Error| to_py(py, e);
@@ -936,12 +1009,33 @@ impl DetectorArgs {
 }
 
 /// A caller's readings buffer, in one of the detector's dtypes.
-#[derive(FromPyObject)]
 enum Readings<'py> {
-    F32(PyReadwriteArray3<'py, f32>),
-    F64(PyReadwriteArray3<'py, f64>),
-    U16(PyReadwriteArray3<'py, u16>),
-    U32(PyReadwriteArray3<'py, u32>),
+    F32(Rw3<'py, f32>),
+    F64(Rw3<'py, f64>),
+    U16(Rw3<'py, u16>),
+    U32(Rw3<'py, u32>),
+}
+
+/// The buffer by its dtype, then borrowed as [`Rw`] (a `ValueError` if it cannot be); a
+/// `TypeError` for any other object.
+impl<'a, 'py> FromPyObject<'a, 'py> for Readings<'py> {
+    type Error = PyErr;
+
+    fn extract(obj: Borrowed<'a, 'py, PyAny>) -> PyResult<Self> {
+        if obj.cast::<PyArray3<f32>>().is_ok() {
+            Ok(Readings::F32(obj.extract()?))
+        } else if obj.cast::<PyArray3<f64>>().is_ok() {
+            Ok(Readings::F64(obj.extract()?))
+        } else if obj.cast::<PyArray3<u16>>().is_ok() {
+            Ok(Readings::U16(obj.extract()?))
+        } else if obj.cast::<PyArray3<u32>>().is_ok() {
+            Ok(Readings::U32(obj.extract()?))
+        } else {
+            Err(pyo3::exceptions::PyTypeError::new_err(
+                "a 3-D float32, float64, uint16 or uint32 array is required",
+            ))
+        }
+    }
 }
 
 /// Runs `f` on the readings buffer with its element type.
@@ -959,18 +1053,14 @@ macro_rules! with_readings {
 #[allow(clippy::too_many_arguments)]
 fn acquire_as<T: core::detector::Reading + Element>(
     py: Python<'_>,
-    inputs: (
-        &PyReadonlyArray2<'_, Complex32>,
-        &PyReadonlyArray2<'_, f64>,
-        &PyReadonlyArray3<'_, Complex32>,
-    ),
+    inputs: (&Ro2<'_, Complex32>, &Ro2<'_, f64>, &Ro3<'_, Complex32>),
     scale: f32,
     detector: &core::detector::Detector,
     seed: u64,
     first_index: u64,
-    readings: &mut PyReadwriteArray3<'_, T>,
-    patches: Option<&mut PyReadwriteArray3<'_, Complex32>>,
-    stats: Option<&mut PyReadwriteArray2<'_, f64>>,
+    readings: &mut Rw3<'_, T>,
+    patches: Option<&mut Rw3<'_, Complex32>>,
+    stats: Option<&mut Rw2<'_, f64>>,
 ) -> PyResult<()> {
     let (o, p, m) = (
         inputs.0.as_array(),
@@ -990,17 +1080,17 @@ fn acquire_as<T: core::detector::Reading + Element>(
 #[pyo3(signature = (object, positions, modes, scale, seed, first_index, detector, pixels, readings, patches, stats))]
 fn acquire<'py>(
     py: Python<'py>,
-    object: PyReadonlyArray2<'py, Complex32>,
-    positions: PyReadonlyArray2<'py, f64>,
-    modes: PyReadonlyArray3<'py, Complex32>,
+    object: Ro2<'py, Complex32>,
+    positions: Ro2<'py, f64>,
+    modes: Ro3<'py, Complex32>,
     scale: f32,
     seed: u64,
     first_index: u64,
     detector: DetectorArgs,
-    pixels: Option<PyReadonlyArray2<'py, u8>>,
+    pixels: Option<Ro2<'py, u8>>,
     readings: Readings<'py>,
-    mut patches: Option<PyReadwriteArray3<'py, Complex32>>,
-    mut stats: Option<PyReadwriteArray2<'py, f64>>,
+    mut patches: Option<Rw3<'py, Complex32>>,
+    mut stats: Option<Rw2<'py, f64>>,
 ) -> PyResult<()> {
     let det = detector.into_core(py, pixels)?;
     let inputs = (&object, &positions, &modes);
@@ -1019,12 +1109,12 @@ fn acquire<'py>(
 
 fn detect_as<T: core::detector::Reading + Element>(
     py: Python<'_>,
-    expected: &PyReadonlyArray3<'_, f64>,
+    expected: &Ro3<'_, f64>,
     detector: &core::detector::Detector,
     seed: u64,
     first_index: u64,
-    readings: &mut PyReadwriteArray3<'_, T>,
-    stats: Option<&mut PyReadwriteArray2<'_, f64>>,
+    readings: &mut Rw3<'_, T>,
+    stats: Option<&mut Rw2<'_, f64>>,
 ) -> PyResult<()> {
     let e = expected.as_array();
     let r = readings.as_array_mut();
@@ -1039,13 +1129,13 @@ fn detect_as<T: core::detector::Reading + Element>(
 #[pyo3(signature = (expected, seed, first_index, detector, pixels, readings, stats))]
 fn detect<'py>(
     py: Python<'py>,
-    expected: PyReadonlyArray3<'py, f64>,
+    expected: Ro3<'py, f64>,
     seed: u64,
     first_index: u64,
     detector: DetectorArgs,
-    pixels: Option<PyReadonlyArray2<'py, u8>>,
+    pixels: Option<Ro2<'py, u8>>,
     readings: Readings<'py>,
-    mut stats: Option<PyReadwriteArray2<'py, f64>>,
+    mut stats: Option<Rw2<'py, f64>>,
 ) -> PyResult<()> {
     let det = detector.into_core(py, pixels)?;
     with_readings!(readings, |out| detect_as(
@@ -1066,12 +1156,12 @@ fn detect<'py>(
 #[allow(clippy::too_many_arguments)]
 fn paint_leaves<'py>(
     py: Python<'py>,
-    mut out: PyReadwriteArray2<'py, f64>,
-    mut uncovered: PyReadwriteArray2<'py, bool>,
-    cx: PyReadonlyArray1<'py, f64>,
-    cy: PyReadonlyArray1<'py, f64>,
-    radii: PyReadonlyArray1<'py, f64>,
-    values: PyReadonlyArray1<'py, f64>,
+    mut out: Rw2<'py, f64>,
+    mut uncovered: Rw2<'py, bool>,
+    cx: Ro1<'py, f64>,
+    cy: Ro1<'py, f64>,
+    radii: Ro1<'py, f64>,
+    values: Ro1<'py, f64>,
     remaining: usize,
 ) -> PyResult<(usize, Option<usize>)> {
     let shape = out.as_array().dim();
