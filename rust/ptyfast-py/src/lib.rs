@@ -1,5 +1,8 @@
 //! `ptyfast._core`: argument conversion, GIL release and error mapping over `ptyfast-core`.
 //! Nothing else lives here; `ptyfast._kernels` validates every argument before calling in.
+//! Still, no argument can make the binding panic: array arguments are borrowed through
+//! [`Ro`] and [`Rw`], so a read-only output or two arguments sharing memory are a
+//! `ValueError`, not rust-numpy's panic.
 //!
 //! Every kernel runs with the GIL released on the core's per-process pool
 //! ([`core::runtime`], fork-safe). Kernels that can run long run in pieces ([`in_pieces`]):
