@@ -383,6 +383,8 @@ unsafe impl Zeroable for Complex32 {}
 unsafe impl Zeroable for u16 {}
 // SAFETY: as above.
 unsafe impl Zeroable for u32 {}
+// SAFETY: as above (indices of the legacy generator's test hooks).
+unsafe impl Zeroable for i64 {}
 
 /// A zero-filled output buffer of `len` values, allocated without being written.
 ///

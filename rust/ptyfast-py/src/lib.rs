@@ -575,8 +575,26 @@ fn gather_groups_complex<'py>(
     Ok(out.into_pyarray(py))
 }
 
-fn to_i64_vec(v: Vec<usize>) -> Vec<i64> {
-    v.into_iter().map(|i| i as i64).collect()
+/// Indices as an `i64` array, allocated fallibly (the error names `name`).
+fn to_i64_array(v: &[usize], name: &'static str) -> core::Result<ndarray::Array1<i64>> {
+    let mut out = zeros::<i64, _>(Dim([v.len()]), name)?;
+    for (o, &i) in out.iter_mut().zip(v) {
+        *o = i as i64;
+    }
+    Ok(out)
+}
+
+/// `size` values of `next`, into an array allocated fallibly (an error naming `size`, never
+/// an abort, for a size that cannot be allocated).
+fn draws<T: Element + core::runtime::Element>(
+    size: usize,
+    mut next: impl FnMut() -> T,
+) -> core::Result<ndarray::Array1<T>> {
+    let mut out = zeros::<T, _>(Dim([size]), "size")?;
+    for o in out.iter_mut() {
+        *o = next();
+    }
+    Ok(out)
 }
 
 /// Test hook: legacy `RandomState(seed).permutation(n)`.
@@ -587,9 +605,10 @@ fn legacy_permutation<'py>(
     n: usize,
 ) -> PyResult<Bound<'py, PyArray1<i64>>> {
     let p = detach(py, || {
-        Ok(core::legacy_rng::LegacyRandomState::new(seed).permutation(n))
+        let p = core::legacy_rng::LegacyRandomState::new(seed).try_permutation(n)?;
+        to_i64_array(&p, "n")
     })?;
-    Ok(to_i64_vec(p).into_pyarray(py))
+    Ok(p.into_pyarray(py))
 }
 
 /// Test hook: legacy `RandomState(seed).choice(n, size, replace)`.
@@ -602,9 +621,10 @@ fn legacy_choice<'py>(
     replace: bool,
 ) -> PyResult<Bound<'py, PyArray1<i64>>> {
     let p = detach(py, || {
-        core::legacy_rng::LegacyRandomState::new(seed).choice(n, size, replace)
+        let p = core::legacy_rng::LegacyRandomState::new(seed).choice(n, size, replace)?;
+        to_i64_array(&p, "size")
     })?;
-    Ok(to_i64_vec(p).into_pyarray(py))
+    Ok(p.into_pyarray(py))
 }
 
 /// Test hook: legacy `RandomState(seed).random_sample(size)`.
@@ -616,7 +636,7 @@ fn legacy_uniform<'py>(
 ) -> PyResult<Bound<'py, PyArray1<f64>>> {
     let v = detach(py, || {
         let mut r = core::legacy_rng::LegacyRandomState::new(seed);
-        Ok((0..size).map(|_| r.next_double()).collect::<Vec<f64>>())
+        draws(size, || r.next_double())
     })?;
     Ok(v.into_pyarray(py))
 }
@@ -626,7 +646,7 @@ fn legacy_uniform<'py>(
 fn legacy_raw<'py>(py: Python<'py>, seed: u32, size: usize) -> PyResult<Bound<'py, PyArray1<u32>>> {
     let v = detach(py, || {
         let mut r = core::legacy_rng::LegacyRandomState::new(seed);
-        Ok((0..size).map(|_| r.next_u32()).collect::<Vec<u32>>())
+        draws(size, || r.next_u32())
     })?;
     Ok(v.into_pyarray(py))
 }
