@@ -765,7 +765,10 @@ fn illuminate_groups<'py>(
             .or_py(py)?
             .into_pyarray(py),
     };
-    let mut xw = x.try_readwrite()?;
+    let mut xw = x.try_readwrite().map_err(|e| {
+        let want = "a writeable array sharing no memory with amplitude or phase";
+        to_py(py, core::Error::invalid("out", want, e.to_string()))
+    })?;
     let mut xv = xw.as_array_mut();
     if xv.dim() != dim {
         return Err(to_py(
