@@ -30,7 +30,7 @@ use pyo3::sync::PyOnceLock;
 use pyo3::types::PyType;
 
 /// A read-only borrow of an array argument. Its extraction fails with a `ValueError` (to which
-/// PyO3 adds a note naming the argument) where rust-numpy's own `PyReadonlyArray` would
+/// PyO3 adds a note naming the argument, on Python ≥ 3.11) where rust-numpy's own `PyReadonlyArray` would
 /// panic: when the array is being written through another borrow (a writeable argument of
 /// the same call, or another thread's call running with the GIL released).
 struct Ro<'py, T: Element, D: Dimension>(PyReadonlyArray<'py, T, D>);
