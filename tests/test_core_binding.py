@@ -262,9 +262,10 @@ def _templates():
     }  # fmt: skip
 
 
-# Sizes from 2**40 up cannot be allocated anywhere; smaller huge ones are left out (they
-# could be, slowly, on a large machine).
-SCALARS = [0, 1, 2, 3, 7, 2**40, 2**62, 2**64 - 1, -1, -7, -(2**40), -(2**62)]
+# Counts from 2**47 up cannot be allocated anywhere: 2**47 bytes fill a 64-bit process's
+# whole address space, so the allocation fails even where the kernel overcommits memory
+# (smaller huge counts could be mapped there, then filled until the machine runs out).
+SCALARS = [0, 1, 2, 3, 7, 2**47, 2**62, 2**64 - 1, -1, -7, -(2**47), -(2**62)]
 SCALARS += [0.0, -0.0, 1e-300, 1e30, 3e38, 1e300, float("nan"), float("inf"), -1.0]
 
 
