@@ -408,15 +408,14 @@ macro_rules! integer_reading {
                 // Round half to even; NaN and negatives read 0 (an ADC's floor).
                 let r = v.round_ties_even();
                 let r = if r > 0.0 { r } else { 0.0 };
-                if r <= <Self as Reading>::MAX {
-                    (r as $t, false)
-                } else {
-                    match overflow {
-                        Overflow::Saturate => (<$t>::MAX, true),
-                        // `as u64` saturates beyond 2^64; below, this is the exact residue.
-                        Overflow::Wrap => ((r as u64) as $t, true),
-                    }
-                }
+                // Branch-free, so that loops of it vectorise: `r` is a whole number ≥ 0, so
+                // `as` is exact up to the maximum; `as u64` saturates beyond 2^64, and below
+                // it the cast to the narrower type is the exact residue.
+                let q = match overflow {
+                    Overflow::Saturate => r.min(<Self as Reading>::MAX) as $t,
+                    Overflow::Wrap => (r as u64) as $t,
+                };
+                (q, r > <Self as Reading>::MAX)
             }
             #[inline(always)]
             fn to_f64(self) -> f64 {
@@ -556,6 +555,8 @@ const TWO53: f64 = 9_007_199_254_740_992.0;
 /// (C order) takes its draws from lane `q mod LANES`, in pixel order. Fixed, so the bits do
 /// not depend on the instruction set; the lanes are stepped together (the loops vectorise).
 pub const LANES: usize = 64;
+// The read-noise sweep marks a chunk's rejected tries in one `u64`.
+const _: () = assert!(LANES <= 64);
 
 /// Domain constant of the lane seeds ("lane").
 const LANE_DOMAIN: u64 = 0x6c61_6e65_0000_0000;
@@ -918,7 +919,8 @@ pub struct Stage {
 #[derive(Debug, Clone, Default)]
 pub struct StageScratch {
     tmp: Vec<f64>,
-    /// Lane outputs of a large-rate dark stage, or the read noise's rejected tries.
+    /// Lane outputs of a large-rate dark stage, or the read noise's rejected tries (pixel,
+    /// bits, value).
     bits: Vec<u64>,
 }
 
@@ -1089,10 +1091,12 @@ fn dark_gain_read(st: &Stage, lam: &mut [f64], ws: &mut StageScratch, index: u64
     let zig = ziggurat();
     let mut dark_lanes = table.map(|_| Lanes::new(&st.dark_keys, index));
     let mut read_lanes = (s > 0.0).then(|| Lanes::new(&st.read_keys, index));
-    // Rejected first tries: (pixel, its 64 bits), in pixel order.
+    // Rejected first tries: (pixel, its 64 bits, its value before the map), in pixel order.
+    // Every pixel is mapped in the sweep, which keeps it free of branches (about half the
+    // 64-pixel chunks hold a rejected try); a rejected pixel's value is redone after it.
     let rejected = &mut ws.bits;
     rejected.clear();
-    let mut z = [0.0f64; LANES];
+    let mut before = [0.0f64; LANES];
     let mut bad = [false; LANES];
     for (c, chunk) in lam.chunks_mut(LANES).enumerate() {
         if let (Some(lanes), Some(table)) = (dark_lanes.as_mut(), table) {
@@ -1104,32 +1108,36 @@ fn dark_gain_read(st: &Stage, lam: &mut [f64], ws: &mut StageScratch, index: u64
         };
         let bits = lanes.next();
         let mut any = false;
-        for ((zq, r), &b) in z.iter_mut().zip(bad.iter_mut()).zip(&bits) {
-            (*zq, *r) = first_try(b, zig);
-            any |= *r;
+        let px = chunk
+            .iter_mut()
+            .zip(&bits)
+            .zip(before.iter_mut().zip(bad.iter_mut()));
+        for ((l, &b), (x, r)) in px {
+            let (zq, rej) = first_try(b, zig);
+            *x = *l;
+            *r = rej;
+            any |= rej;
+            *l = (g * (*x + mean_dark) + o) + s * zq;
         }
-        if !any {
-            for (l, zq) in chunk.iter_mut().zip(&z) {
-                *l = (g * (*l + mean_dark) + o) + s * zq;
-            }
-            continue;
-        }
-        for (k, ((l, zq), &r)) in chunk.iter_mut().zip(&z).zip(&bad).enumerate() {
-            if r {
-                rejected.push((c * LANES + k) as u64);
-                rejected.push(bits[k]);
-            } else {
-                *l = (g * (*l + mean_dark) + o) + s * zq;
+        if any {
+            let mut left = bad
+                .iter()
+                .enumerate()
+                .fold(0u64, |m, (k, &r)| m | (u64::from(r) << k));
+            while left != 0 {
+                let k = left.trailing_zeros() as usize % LANES;
+                left &= left - 1;
+                rejected.extend([(c * LANES + k) as u64, bits[k], before[k].to_bits()]);
             }
         }
     }
     if let Some(lanes) = read_lanes.as_mut() {
-        for pair in rejected.chunks_exact(2) {
-            let &[q, b] = pair else { continue };
+        for triple in rejected.chunks_exact(3) {
+            let &[q, b, x] = triple else { continue };
             let q = q as usize;
             let zq = ziggurat_from(b, &mut || lanes.next_lane(q), zig);
             if let Some(l) = lam.get_mut(q) {
-                *l = (g * (*l + mean_dark) + o) + s * zq;
+                *l = (g * (f64::from_bits(x) + mean_dark) + o) + s * zq;
             }
         }
     }
@@ -1150,31 +1158,93 @@ pub(crate) fn write(st: &Stage, v: &[f64], out: OutRow<'_>, stats: Option<&mut [
 
 #[inline(always)]
 fn write_as<T: Reading>(st: &Stage, v: &[f64], out: &mut [T], stats: Option<&mut [f64]>) {
+    // The overflow behaviour as a constant in each loop, which then vectorises.
+    match st.det.overflow {
+        Overflow::Saturate => write_with(st, v, out, stats, Overflow::Saturate),
+        Overflow::Wrap => write_with(st, v, out, stats, Overflow::Wrap),
+    }
+}
+
+#[inline(always)]
+fn write_with<T: Reading>(
+    st: &Stage,
+    v: &[f64],
+    out: &mut [T],
+    stats: Option<&mut [f64]>,
+    overflow: Overflow,
+) {
     let d = &st.det;
-    let (Some(s), map) = (stats, &d.pixels) else {
-        // No statistics: a plain conversion (vectorised), then the masked pixels.
-        for (o, &x) in out.iter_mut().zip(v) {
-            *o = T::quantise(x, d.overflow).0;
-        }
-        if let Some(map) = &d.pixels {
-            let hot = T::quantise(d.full_well.unwrap_or(T::MAX), d.overflow).0;
-            for (o, &code) in out.iter_mut().zip(map) {
-                if code & (pixel::GAP | pixel::DEAD) != 0 {
-                    *o = T::default();
-                } else if code & pixel::HOT != 0 {
-                    *o = hot;
-                }
-            }
-        }
-        return;
-    };
     let full = d.full_well;
-    let mut clipped = 0usize;
-    let mut total = 0.0f64;
-    let hot = T::quantise(full.unwrap_or(T::MAX), d.overflow).0;
+    let hot = T::quantise(full.unwrap_or(T::MAX), overflow).0;
+    // Integer readings sum exactly in any order while the total cannot exceed 2^53: then
+    // the statistics come from one branch-free pass (an integer sum, the same value as the
+    // sum in pixel order) and the mask from another.
+    let exact = (out.len() as f64) * T::MAX <= TWO53;
+    let stats = match stats {
+        Some(s) if !(T::INTEGER && exact) => return write_ordered(st, v, out, s, overflow),
+        s => s,
+    };
+    let map = d.pixels.as_deref();
+    if let Some(s) = stats {
+        let (total, clipped) = match map {
+            Some(m) => {
+                quantise_counted(v, out, m.iter().map(|&c| c == pixel::VALID), full, overflow)
+            }
+            None => quantise_counted(v, out, std::iter::repeat(true), full, overflow),
+        };
+        put_stats(s, total as f64, clipped);
+    } else {
+        for (o, &x) in out.iter_mut().zip(v) {
+            *o = T::quantise(x, overflow).0;
+        }
+    }
+    if let Some(map) = map {
+        for (o, &code) in out.iter_mut().zip(map) {
+            let off = code & (pixel::GAP | pixel::DEAD) != 0;
+            let on = code & pixel::HOT != 0;
+            *o = if off {
+                T::default()
+            } else if on {
+                hot
+            } else {
+                *o
+            };
+        }
+    }
+}
+
+/// Integer readings of `v` into `out`, and over the pixels `valid` marks their total and how
+/// many were clipped (by the type or at `full`).
+#[inline(always)]
+fn quantise_counted<T: Reading>(
+    v: &[f64],
+    out: &mut [T],
+    valid: impl Iterator<Item = bool>,
+    full: Option<f64>,
+    overflow: Overflow,
+) -> (u64, usize) {
+    let (mut total, mut clipped) = (0u64, 0usize);
+    for ((o, &x), ok) in out.iter_mut().zip(v).zip(valid) {
+        let (r, c) = T::quantise(x, overflow);
+        *o = r;
+        clipped += usize::from(ok & (c | full.is_some_and(|f| x >= f)));
+        total += if ok { r.to_f64() as u64 } else { 0 };
+    }
+    (total, clipped)
+}
+
+/// [`write_with`] with statistics summed in pixel order (float readings; integer readings
+/// whose total could round).
+#[inline(always)]
+fn write_ordered<T: Reading>(st: &Stage, v: &[f64], out: &mut [T], s: &mut [f64], ov: Overflow) {
+    let d = &st.det;
+    let full = d.full_well;
+    let hot = T::quantise(full.unwrap_or(T::MAX), ov).0;
+    let (mut total, mut clipped) = (0.0f64, 0usize);
     for (q, (o, &x)) in out.iter_mut().zip(v).enumerate() {
-        let (r, c) = T::quantise(x, d.overflow);
-        let code = map
+        let (r, c) = T::quantise(x, ov);
+        let code = d
+            .pixels
             .as_ref()
             .and_then(|m| m.get(q))
             .copied()
@@ -1191,6 +1261,11 @@ fn write_as<T: Reading>(st: &Stage, v: &[f64], out: &mut [T], stats: Option<&mut
             total += r.to_f64();
         }
     }
+    put_stats(s, total, clipped);
+}
+
+/// Writes `readings` and `saturated` into a row of statistics.
+fn put_stats(s: &mut [f64], total: f64, clipped: usize) {
     if let Some(t) = s.get_mut(3) {
         *t = total;
     }
@@ -1536,6 +1611,133 @@ mod tests {
         assert_eq!(f32::quantise(1e40, Saturate), (f32::MAX, true));
         assert_eq!(f32::quantise(0.1, Saturate), (0.1f32, false));
         assert_eq!(f64::quantise(0.1, Wrap), (0.1, false));
+        // Beyond 2^64 a wrapping counter reads the cast's saturation, as documented.
+        assert_eq!(u16::quantise(1e30, Wrap), (u16::MAX, true));
+        assert_eq!(u16::quantise(f64::INFINITY, Saturate), (u16::MAX, true));
+    }
+
+    /// Runs `det` with statistics, checks the readings equal a run without, and returns them
+    /// with the statistics.
+    fn with_stats<T: Reading>(det: &Detector, e: &Array3<f64>) -> (Array3<T>, Array2<f64>) {
+        let mut out = Array3::<T>::from_elem(e.dim(), T::default());
+        let mut st = Array2::<f64>::zeros((e.dim().0, N_STATS));
+        detect_into(det, e.view(), 3, 0, out.view_mut(), Some(st.view_mut())).unwrap();
+        let plain = detect::<T>(det, e, 3, 0);
+        let same = out
+            .iter()
+            .zip(plain.iter())
+            .all(|(a, b)| a.to_f64() == b.to_f64());
+        assert!(same, "{}: statistics changed the readings", T::DTYPE);
+        (out, st)
+    }
+
+    /// Sum in pixel order of the valid pixels' readings of each pattern.
+    fn valid_sums<T: Reading>(out: &Array3<T>, map: Option<&[u8]>) -> Vec<f64> {
+        let valid = |q: usize| map.is_none_or(|m| m[q] == pixel::VALID);
+        out.outer_iter()
+            .map(|p| {
+                let v = p.iter().enumerate().filter(|&(q, _)| valid(q));
+                v.fold(0.0, |t, (_, r)| t + r.to_f64())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn reading_statistics_are_sums_over_valid_pixels() {
+        let n = 24;
+        let e = expected(3, n);
+        let map: Vec<u8> = (0..n * n)
+            .map(|q| [0, 0, 0, 2, 4, 8, 1, 0][q % 8])
+            .collect();
+        // Noiseless, so which pixels clip follows from the expected values alone.
+        for (gain, full_well) in [(700.0, None), (30.0, Some(50_000.0)), (2e6, None)] {
+            for overflow in [Overflow::Saturate, Overflow::Wrap] {
+                for pixels in [None, Some(map.clone())] {
+                    let det = Detector {
+                        poisson: None,
+                        gain,
+                        offset: 5.0,
+                        full_well,
+                        overflow,
+                        pixels: pixels.clone(),
+                        ..Detector::default()
+                    };
+                    let m = pixels.as_deref();
+                    let clipped = |max: f64| -> Vec<f64> {
+                        e.outer_iter()
+                            .map(|p| {
+                                let v = p.iter().enumerate().filter(|&(q, &l)| {
+                                    let x = gain * l + 5.0;
+                                    let over = x.round_ties_even() > max
+                                        || full_well.is_some_and(|f| x >= f);
+                                    over && m.is_none_or(|m| m[q] == pixel::VALID)
+                                });
+                                v.count() as f64
+                            })
+                            .collect()
+                    };
+                    let (o16, s16) = with_stats::<u16>(&det, &e);
+                    assert_eq!(s16.column(3).to_vec(), valid_sums(&o16, m));
+                    assert_eq!(s16.column(4).to_vec(), clipped(65535.0));
+                    let (o32, s32) = with_stats::<u32>(&det, &e);
+                    assert_eq!(s32.column(3).to_vec(), valid_sums(&o32, m));
+                    assert_eq!(s32.column(4).to_vec(), clipped(u32::MAX as f64));
+                    assert!(
+                        s16.column(4).sum() > 0.0,
+                        "every case clips some u16 readings"
+                    );
+                    // Float readings take hot pixels only with a full well to read.
+                    let det = Detector {
+                        pixels: pixels.map(|p| {
+                            let keep = if full_well.is_some() {
+                                0xff
+                            } else {
+                                !pixel::HOT
+                            };
+                            p.iter().map(|&c| c & keep).collect()
+                        }),
+                        ..det
+                    };
+                    let m = det.pixels.as_deref();
+                    let (of, sf) = with_stats::<f32>(&det, &e);
+                    assert_eq!(sf.column(3).to_vec(), valid_sums(&of, m));
+                    let (od, sd) = with_stats::<f64>(&det, &e);
+                    assert_eq!(sd.column(3).to_vec(), valid_sums(&od, m));
+                }
+            }
+        }
+        // With read noise and dark counts (the pixel-order total of the noisy readings).
+        let det = Detector {
+            gain: 10.0,
+            offset: 100.0,
+            read_noise: 3.0,
+            dark: 0.05,
+            full_well: Some(65_000.0),
+            pixels: Some(map.clone()),
+            ..Detector::default()
+        };
+        let (o16, s16) = with_stats::<u16>(&det, &e);
+        assert_eq!(s16.column(3).to_vec(), valid_sums(&o16, Some(&map)));
+    }
+
+    #[test]
+    fn integer_totals_that_could_round_are_summed_in_pixel_order() {
+        // 1449² pixels of up to 2^32 − 1 may pass 2^53: the total is then the sum in pixel
+        // order, rounding as it goes, not an exact integer sum.
+        let n = 1449;
+        let e = Array3::from_shape_fn((1, n, n), |(_, r, c)| 4.294e9 + ((r * n + c) % 7) as f64);
+        let det = Detector {
+            poisson: None,
+            ..Detector::default()
+        };
+        let (out, st) = with_stats::<u32>(&det, &e);
+        let want = valid_sums(&out, None);
+        assert_eq!(st.column(3).to_vec(), want);
+        let exact: u64 = out.iter().map(|&r| u64::from(r)).sum();
+        assert!(
+            exact as f64 > TWO53 && want[0] != exact as f64,
+            "the test must round"
+        );
     }
 
     #[test]
