@@ -59,6 +59,21 @@ def test_require_memory_reports_bytes_needed_and_available():
         _kernels.require_memory("x", 1.5)
 
 
+def test_small_allocations_skip_the_memory_reading(monkeypatch):
+    reads = []
+
+    def scarce():
+        reads.append(1)
+        return 1000, "MemAvailable"
+
+    monkeypatch.setattr(_kernels, "available_memory", scarce)
+    _kernels.require_memory("one small pattern", _kernels.SMALL_ALLOCATION)
+    assert reads == []
+    with pytest.raises(ValueError, match=r"needs 1048577 bytes .* only 1000 bytes"):
+        _kernels.require_memory("one byte more", _kernels.SMALL_ALLOCATION + 1)
+    assert reads == [1]
+
+
 def test_available_memory_is_meminfo_on_linux():
     if not os.path.exists("/proc/meminfo"):
         pytest.skip("no /proc/meminfo on this platform")

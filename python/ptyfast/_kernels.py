@@ -174,6 +174,11 @@ def _human(nbytes: int) -> str:
 #: Allocations above this many bytes can never be addressed (``isize::MAX`` / NumPy's limit).
 _ADDRESS_LIMIT = 2**63 - 1
 
+#: Allocations up to this many bytes skip the reading of the available memory (tens of
+#: microseconds of file reads, which would dominate a call on one small pattern); one that
+#: still fails raises NumPy's ``MemoryError``.
+SMALL_ALLOCATION = 2**20
+
 
 def require_memory(what: str, nbytes: int) -> None:
     """Refuse an allocation of ``nbytes`` that the machine cannot hold, *before* making it.
@@ -181,7 +186,8 @@ def require_memory(what: str, nbytes: int) -> None:
     The one check every size computed from user input goes through (in this module, the
     compatibility layer and the model wing): sizes are exact Python integers (no overflow),
     compared with :func:`available_memory`. Call it with the total of the arrays a step is
-    about to create.
+    about to create. Sizes up to :data:`SMALL_ALLOCATION` (1 MiB) are accepted without
+    reading the available memory.
 
     Parameters
     ----------
@@ -218,6 +224,8 @@ than any machine can address (9223372036854775807 bytes)
             f"{what} needs {need} bytes ({_human(need)}), more than any machine can address "
             f"({_ADDRESS_LIMIT} bytes)"
         )
+    if need <= SMALL_ALLOCATION:
+        return
     avail, source = available_memory()
     if avail is not None and need > avail:
         raise ValueError(
