@@ -25,9 +25,10 @@
 //!   vector compression where the processor has it), so its first draws, which come in regime
 //!   order, go straight to the lists, and each regime runs densely over its own rates only;
 //! * v2: gives every rate its keyed pair, then runs dense loops over words of 64 rates that
-//!   the compiler vectorises (faint and first PTRS rounds are computed for a whole word and
-//!   kept by mask) and visits tabled rates through bit masks. (Lists would need the pairs
-//!   compacted too, which costs more than it saves.)
+//!   the compiler vectorises (first PTRS rounds, and faint rates where the word holds many,
+//!   are computed for a whole word and kept by mask; a word's few faint rates are visited one
+//!   at a time through its bit mask) and visits tabled rates through bit masks.
+//!   (Lists would need the pairs compacted too, which costs more than it saves.)
 //!
 //! Table loads stay scalar in both (as vector gathers they are slow on many machines), and
 //! every rare case (a faint count above 0, a table window miss, a PTRS round that missed the
@@ -599,6 +600,25 @@ fn faint_word(w: &mut Word, r: &[u8; WORD], p: &Pairs) -> u64 {
     rare
 }
 
+/// Faint rates per word from which [`faint_word`] runs densely over the word.
+const DENSE_FAINT: u32 = 12;
+
+/// [`faint_word`] one rate at a time (the bits `bits` of its faint rates), which here also
+/// settles most counts of 1 ([`faint_quick`]; one rate's test is cheaper than the slow pass).
+#[inline(always)]
+fn faint_word_sparse(w: &mut Word, p: &Pairs, bits: u64) -> u64 {
+    let mut rare = 0u64;
+    let mut left = bits;
+    while left != 0 {
+        let b = left.trailing_zeros() as usize % WORD;
+        left &= left - 1;
+        let (k, decided) = faint_quick(w[b], p[2 * b]);
+        w[b] = if decided { k } else { w[b] };
+        rare |= u64::from(!decided) << b;
+    }
+    rare
+}
+
 /// First PTRS rounds of one word, computed for every rate and kept for the PTRS ones: the
 /// bits of those that missed the squeeze. `sl` holds the roots if `have_roots`, and receives
 /// them; `c` receives the candidates.
@@ -781,10 +801,15 @@ fn fast_block<U: Sampling>(io: &mut Io<'_>, rng: &mut U, s: &mut Scratch) -> boo
         .enumerate()
     {
         if m[0] != 0 {
-            let rare = faint_word(w, r, p);
+            let rare = if m[0].count_ones() < DENSE_FAINT {
+                faint_word_sparse(w, p, m[0])
+            } else {
+                faint_word(w, r, p)
+            };
             push_bits(&mut slow[..], &mut nsf, wi * WORD, rare);
         }
         if m[2] != 0 {
+            // (One rate at a time costs ~8× a dense lane here: no gain at any count.)
             let miss = ptrs_word(w, r, p, sw, cw, have_roots);
             push_bits(&mut live[..], &mut nl, wi * WORD, miss);
         }
@@ -1498,6 +1523,72 @@ mod tests {
             observe_to(&roots, as_uninit(&mut into), &mut rc, &mut s);
             assert_eq!(bits(&into), bits(&want), "amplitudes to n={n} seed={seed}");
             assert_eq!(rc, rb);
+        }
+    }
+
+    /// Words holding every count 0..=64 of each regime among rates of the other two, at
+    /// scattered positions: the word passes switch between their dense and one-rate-at-a-time
+    /// forms on these counts.
+    fn regime_counts(seed: u64) -> Vec<f64> {
+        let mut r = PatternRng::new(seed, 5);
+        let draw = |regime: usize, u: f64| match regime {
+            0 => 10f64.powf(-5.0 + 4.0 * u) * 1.25, // faint, (1.25e-5, 0.125)
+            1 => 0.125 + 31.875 * u,                // tabled
+            _ => 10f64.powf(1.51 + 7.0 * u),        // PTRS, ≥ 32
+        };
+        let mut out = Vec::new();
+        for regime in 0..3 {
+            for count in 0..=WORD {
+                let mut word: Vec<f64> = (0..WORD)
+                    .map(|b| draw((regime + 1 + b % 2) % 3, r.next_f64()))
+                    .collect();
+                // `count` distinct positions by a partial shuffle.
+                let mut pos: Vec<usize> = (0..WORD).collect();
+                for j in 0..count {
+                    let k = j + (r.next_f64() * (WORD - j) as f64) as usize;
+                    pos.swap(j, k.min(WORD - 1));
+                    word[pos[j]] = draw(regime, r.next_f64());
+                }
+                out.extend(word);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn sparse_and_dense_word_passes_equal_the_reference() {
+        let rates = regime_counts(8);
+        let mut s = Scratch::default();
+        let (mut a, mut b) = (rates.clone(), rates.clone());
+        let (mut ra, mut rb) = (LanesRng::new(3, 1), LanesRng::new(3, 1));
+        counts_in_place(&mut a, &mut ra, &mut s);
+        keyed_reference(&mut b, None, &mut rb);
+        assert_eq!(bits(&a), bits(&b));
+        assert_eq!(ra, rb);
+        let roots: Vec<f32> = rates.iter().map(|&r| r.sqrt() as f32).collect();
+        let mut squares: Vec<f64> = roots.iter().map(|&v| rate_of(v)).collect();
+        let mut got = roots.clone();
+        let (mut ra, mut rb) = (LanesRng::new(3, 1), LanesRng::new(3, 1));
+        observe_in_place(&mut got, &mut ra, &mut s);
+        keyed_reference(&mut squares, Some(&roots), &mut rb);
+        let mut want = roots.clone();
+        write_roots(as_uninit(&mut want), &squares);
+        assert_eq!(bits(&got), bits(&want));
+        assert_eq!(ra, rb);
+        // Every count of every regime occurs in some word.
+        let regimes: Vec<[bool; 3]> = rates
+            .iter()
+            .map(|&l| {
+                let (f, t, p, _) = classify(l);
+                [f, t, p]
+            })
+            .collect();
+        for regime in 0..3 {
+            let seen: std::collections::BTreeSet<usize> = regimes
+                .chunks(WORD)
+                .map(|w| w.iter().filter(|c| c[regime]).count())
+                .collect();
+            assert_eq!(seen.len(), WORD + 1, "regime {regime}");
         }
     }
 
