@@ -686,8 +686,14 @@ impl Lanes {
 #[inline(always)]
 fn first_try(b: u64, zig: &Ziggurat) -> (f64, bool) {
     let i = (b & 0xff) as usize;
-    let x = (((b >> 11) as i64) as f64 * (2.0 / TWO53) - 1.0) * zig.x[i];
-    (x, x.abs() >= zig.x[i + 1])
+    try_in_layer(b, zig.x[i], zig.x[i + 1])
+}
+
+/// [`first_try`] given its layer's bounds `x[i]` and `x[i + 1]` (`i` the low 8 bits of `b`).
+#[inline(always)]
+fn try_in_layer(b: u64, x_i: f64, x_next: f64) -> (f64, bool) {
+    let x = (((b >> 11) as i64) as f64 * (2.0 / TWO53) - 1.0) * x_i;
+    (x, x.abs() >= x_next)
 }
 
 /// Standard normals for one pattern's pixels into `z` (`bits`, `marks`: scratch of the same
@@ -1097,7 +1103,7 @@ fn dark_gain_read(st: &Stage, lam: &mut [f64], ws: &mut StageScratch, index: u64
     let rejected = &mut ws.bits;
     rejected.clear();
     let mut before = [0.0f64; LANES];
-    let mut bad = [false; LANES];
+    let (mut z, mut x_i, mut x_next) = ([0.0f64; LANES], [0.0f64; LANES], [0.0f64; LANES]);
     for (c, chunk) in lam.chunks_mut(LANES).enumerate() {
         if let (Some(lanes), Some(table)) = (dark_lanes.as_mut(), table) {
             add_tabled(table, chunk, &lanes.next());
@@ -1107,28 +1113,32 @@ fn dark_gain_read(st: &Stage, lam: &mut [f64], ws: &mut StageScratch, index: u64
             continue;
         };
         let bits = lanes.next();
-        let mut any = false;
-        let px = chunk
-            .iter_mut()
-            .zip(&bits)
-            .zip(before.iter_mut().zip(bad.iter_mut()));
-        for ((l, &b), (x, r)) in px {
-            let (zq, rej) = first_try(b, zig);
+        // The layer bounds x[i], x[i + 1] by scalar loads through a bit mask (the compiler
+        // would make vector gathers of a counted loop; on the machines measured, gathers are
+        // slowed by microcode and cost more than the whole scalar try); the rest as vectors.
+        let mut left = u64::MAX >> (64 - chunk.len());
+        while left != 0 {
+            let k = left.trailing_zeros() as usize % LANES;
+            left &= left - 1;
+            let i = (bits[k] & 0xff) as usize;
+            (x_i[k], x_next[k]) = (zig.x[i], zig.x[i + 1]);
+        }
+        let mut bad = 0u64;
+        let tries = bits.iter().zip(x_i.iter().zip(&x_next));
+        for (k, (zq, (&b, (&lo, &hi)))) in z.iter_mut().zip(tries).enumerate() {
+            let rej;
+            (*zq, rej) = try_in_layer(b, lo, hi);
+            bad |= u64::from(rej) << k;
+        }
+        bad &= u64::MAX >> (64 - chunk.len());
+        for ((l, &zq), x) in chunk.iter_mut().zip(&z).zip(before.iter_mut()) {
             *x = *l;
-            *r = rej;
-            any |= rej;
             *l = (g * (*x + mean_dark) + o) + s * zq;
         }
-        if any {
-            let mut left = bad
-                .iter()
-                .enumerate()
-                .fold(0u64, |m, (k, &r)| m | (u64::from(r) << k));
-            while left != 0 {
-                let k = left.trailing_zeros() as usize % LANES;
-                left &= left - 1;
-                rejected.extend([(c * LANES + k) as u64, bits[k], before[k].to_bits()]);
-            }
+        while bad != 0 {
+            let k = bad.trailing_zeros() as usize % LANES;
+            bad &= bad - 1;
+            rejected.extend([(c * LANES + k) as u64, bits[k], before[k].to_bits()]);
         }
     }
     if let Some(lanes) = read_lanes.as_mut() {
