@@ -1496,33 +1496,39 @@ mod tests {
         }
     }
 
+    /// The fast v2 sampler against the keyed reference on `rates`: from rates, from
+    /// amplitudes, and from amplitudes into another slice.
+    fn check_v2(rates: &[f64], label: &str) {
+        let n = rates.len();
+        let mut s = Scratch::default();
+        let (mut a, mut b) = (rates.to_vec(), rates.to_vec());
+        let (mut ra, mut rb) = (LanesRng::new(31, 7), LanesRng::new(31, 7));
+        counts_in_place(&mut a, &mut ra, &mut s);
+        keyed_reference(&mut b, None, &mut rb);
+        assert_eq!(bits(&a), bits(&b), "rates {label}");
+        assert_eq!(ra, rb);
+        let roots: Vec<f32> = rates.iter().map(|&r| r.sqrt() as f32).collect();
+        let mut squares: Vec<f64> = roots.iter().map(|&v| rate_of(v)).collect();
+        let mut got = roots.clone();
+        let (mut ra, mut rb) = (LanesRng::new(31, 7), LanesRng::new(31, 7));
+        observe_in_place(&mut got, &mut ra, &mut s);
+        keyed_reference(&mut squares, Some(&roots), &mut rb);
+        let mut want = roots.clone();
+        write_roots(as_uninit(&mut want), &squares);
+        assert_eq!(bits(&got), bits(&want), "amplitudes {label}");
+        assert_eq!(ra, rb);
+        // Observed into another slice (several blocks): the same values.
+        let mut into = vec![f32::NAN; n];
+        let mut rc = LanesRng::new(31, 7);
+        observe_to(&roots, as_uninit(&mut into), &mut rc, &mut s);
+        assert_eq!(bits(&into), bits(&want), "amplitudes to {label}");
+        assert_eq!(rc, rb);
+    }
+
     #[test]
     fn fast_block_equals_reference_v2() {
         for (n, seed) in [(BLOCK, 1), (1000, 2), (2 * BLOCK + 5, 3), (77, 4), (1, 5)] {
-            let rates = mixed_rates(n, seed);
-            let mut s = Scratch::default();
-            let (mut a, mut b) = (rates.clone(), rates.clone());
-            let (mut ra, mut rb) = (LanesRng::new(31, 7), LanesRng::new(31, 7));
-            counts_in_place(&mut a, &mut ra, &mut s);
-            keyed_reference(&mut b, None, &mut rb);
-            assert_eq!(bits(&a), bits(&b), "rates n={n} seed={seed}");
-            assert_eq!(ra, rb);
-            let roots: Vec<f32> = rates.iter().map(|&r| r.sqrt() as f32).collect();
-            let mut squares: Vec<f64> = roots.iter().map(|&v| rate_of(v)).collect();
-            let mut got = roots.clone();
-            let (mut ra, mut rb) = (LanesRng::new(31, 7), LanesRng::new(31, 7));
-            observe_in_place(&mut got, &mut ra, &mut s);
-            keyed_reference(&mut squares, Some(&roots), &mut rb);
-            let mut want = roots.clone();
-            write_roots(as_uninit(&mut want), &squares);
-            assert_eq!(bits(&got), bits(&want), "amplitudes n={n} seed={seed}");
-            assert_eq!(ra, rb);
-            // Observed into another slice (several blocks): the same values.
-            let mut into = vec![f32::NAN; n];
-            let mut rc = LanesRng::new(31, 7);
-            observe_to(&roots, as_uninit(&mut into), &mut rc, &mut s);
-            assert_eq!(bits(&into), bits(&want), "amplitudes to n={n} seed={seed}");
-            assert_eq!(rc, rb);
+            check_v2(&mixed_rates(n, seed), &format!("n={n} seed={seed}"));
         }
     }
 
@@ -1558,23 +1564,7 @@ mod tests {
     #[test]
     fn sparse_and_dense_word_passes_equal_the_reference() {
         let rates = regime_counts(8);
-        let mut s = Scratch::default();
-        let (mut a, mut b) = (rates.clone(), rates.clone());
-        let (mut ra, mut rb) = (LanesRng::new(3, 1), LanesRng::new(3, 1));
-        counts_in_place(&mut a, &mut ra, &mut s);
-        keyed_reference(&mut b, None, &mut rb);
-        assert_eq!(bits(&a), bits(&b));
-        assert_eq!(ra, rb);
-        let roots: Vec<f32> = rates.iter().map(|&r| r.sqrt() as f32).collect();
-        let mut squares: Vec<f64> = roots.iter().map(|&v| rate_of(v)).collect();
-        let mut got = roots.clone();
-        let (mut ra, mut rb) = (LanesRng::new(3, 1), LanesRng::new(3, 1));
-        observe_in_place(&mut got, &mut ra, &mut s);
-        keyed_reference(&mut squares, Some(&roots), &mut rb);
-        let mut want = roots.clone();
-        write_roots(as_uninit(&mut want), &squares);
-        assert_eq!(bits(&got), bits(&want));
-        assert_eq!(ra, rb);
+        check_v2(&rates, "regime counts");
         // Every count of every regime occurs in some word.
         let regimes: Vec<[bool; 3]> = rates
             .iter()
