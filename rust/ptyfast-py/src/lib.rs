@@ -14,9 +14,8 @@
 //! and links to its private items.
 #![allow(rustdoc::private_intra_doc_links)]
 
-use std::time::Instant;
-
 use std::ops::{Deref, DerefMut};
+use std::time::Instant;
 
 use ndarray::{Dim, Dimension, Ix1, Ix2, Ix3, Ix4};
 use numpy::{
@@ -29,10 +28,11 @@ use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::PyType;
 
-/// A read-only borrow of an array argument. Its extraction fails with a `ValueError` (to which
-/// PyO3 adds a note naming the argument, on Python ≥ 3.11) where rust-numpy's own `PyReadonlyArray` would
-/// panic: when the array is being written through another borrow (a writeable argument of
-/// the same call, or another thread's call running with the GIL released).
+/// A read-only borrow of an array argument. Its extraction fails with a `ValueError` (to
+/// which PyO3 adds a note naming the argument, on Python ≥ 3.11) where rust-numpy's own
+/// `PyReadonlyArray` would panic: when the array is being written through another borrow (a
+/// writeable argument of the same call, or another thread's call running with the GIL
+/// released).
 struct Ro<'py, T: Element, D: Dimension>(PyReadonlyArray<'py, T, D>);
 
 /// A writeable borrow of an array argument, extracted like [`Ro`]: a read-only array, or one
