@@ -69,6 +69,70 @@ def test_kernels_work_in_forked_children_after_a_kernel_ran():
     assert _simulate_sum(1) == expected[1]  # and the parent's pool still works
 
 
+_ONE_PATTERN_CHILD = r"""
+import os, sys, time
+import numpy as np
+from ptyfast import _kernels
+
+def threads():
+    return len(os.listdir("/proc/self/task"))
+
+before = threads()  # after the imports (NumPy may start its own)
+a = np.linspace(0.0, 40.0, 256, dtype=np.float32).reshape(1, 16, 16)
+rates = np.linspace(0.0, 500.0, 64)
+first = _kernels.observe_amplitudes(a, seed=5, first_index=3)
+counts = _kernels.poisson_counts(rates, seed=5, version="v2")
+# One pattern and one counts stream run on this thread: no pool, no thread was started.
+assert threads() == before, (before, threads())
+pid = os.fork()
+if pid == 0:
+    ok = np.array_equal(_kernels.observe_amplitudes(a, seed=5, first_index=3), first)
+    ok &= np.array_equal(_kernels.poisson_counts(rates, seed=5, version="v2"), counts)
+    ok &= _kernels.observe_amplitudes(np.concatenate([a, a]), seed=5).shape == (2, 16, 16)
+    os._exit(0 if ok else 3)
+deadline = time.monotonic() + 60
+while True:
+    done, status = os.waitpid(pid, os.WNOHANG)
+    if done:
+        break
+    if time.monotonic() > deadline:
+        os.kill(pid, 9)
+        sys.exit("a one-pattern call hung in a forked child")
+    time.sleep(0.02)
+sys.exit(0 if os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0 else 4)
+"""
+
+
+@linux_only
+def test_one_pattern_calls_start_no_thread_and_work_after_fork():
+    run = subprocess.run(
+        [sys.executable, "-c", _ONE_PATTERN_CHILD],
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 0, run.stderr
+
+
+def test_one_pattern_calls_equal_their_pattern_in_a_stack():
+    rng = np.random.default_rng(2)
+    stack = (rng.random((3, 32, 32)) * 30.0).astype(np.float32)
+    for version in ("v1", "v2"):
+        whole = _kernels.observe_amplitudes(stack, seed=11, first_index=7, version=version)
+        for i in range(3):
+            one = _kernels.observe_amplitudes(
+                stack[i : i + 1], seed=11, first_index=7 + i, version=version
+            )
+            np.testing.assert_array_equal(one, whole[i : i + 1])
+    bad = stack[:1].copy()
+    bad[0, 3, 4] = -1.0
+    with pytest.raises(ValueError, match="amplitudes must be non-negative"):
+        _kernels.observe_amplitudes(bad, seed=1)
+    with pytest.raises(ValueError, match="amplitudes.*got -1 at flat index 100"):
+        _core.poisson_amplitudes(bad, 1, 0, "v1")  # the core's own check, on this path
+
+
 # --------------------------------------------------------------------------- PtyfastError
 
 

@@ -162,6 +162,9 @@ pub fn poisson_amplitudes(
 /// their place in `out` (no copy into `out` first); both steps run at the processor's
 /// instruction-set level ([`crate::simd`]). `amplitudes` is not modified.
 ///
+/// Several patterns run in parallel, so call it inside [`crate::runtime::install`]; a single
+/// pattern runs on the calling thread and touches no thread pool, so it needs none.
+///
 /// # Errors
 /// [`Error::InvalidArgument`] (`amplitudes`) on a negative or non-finite amplitude, naming the
 /// first one in C order (`out` then holds unspecified values); (`out`) when `out` is not
@@ -226,19 +229,25 @@ fn amplitudes_to(
     if pattern == 0 {
         return Ok(());
     }
-    let first_bad = dst
-        .par_chunks_mut(pattern)
-        .zip(src.par_chunks(pattern))
-        .enumerate()
-        .filter_map(|(i, (chunk, a))| {
-            let index = first_index.wrapping_add(i as u64);
-            with_scratch(|scratch| match stream {
-                PoissonStream::V1 => checked_v1(a, chunk, seed, index, scratch),
-                PoissonStream::V2 => checked_v2(a, chunk, seed, index, scratch),
-            })
-            .map(|(j, v)| (i * pattern + j, v))
+    let one = |i: usize, chunk: &mut [MaybeUninit<f32>], a: &[f32]| {
+        let index = first_index.wrapping_add(i as u64);
+        with_scratch(|scratch| match stream {
+            PoissonStream::V1 => checked_v1(a, chunk, seed, index, scratch),
+            PoissonStream::V2 => checked_v2(a, chunk, seed, index, scratch),
         })
-        .min_by_key(|&(j, _)| j);
+        .map(|(j, v)| (i * pattern + j, v))
+    };
+    // One pattern is one task: done on this thread, touching no thread pool (documented on
+    // the public functions, so that callers may skip `runtime::install` for it).
+    let first_bad = if src.len() == pattern {
+        one(0, dst, src)
+    } else {
+        dst.par_chunks_mut(pattern)
+            .zip(src.par_chunks(pattern))
+            .enumerate()
+            .filter_map(|(i, (chunk, a))| one(i, chunk, a))
+            .min_by_key(|&(j, _)| j)
+    };
     match first_bad {
         Some((j, v)) => Err(Error::invalid(
             "amplitudes",
@@ -251,7 +260,7 @@ fn amplitudes_to(
 
 /// Poisson counts for a vector of rates, all drawn from `stream`'s generator for `(seed,
 /// index)` in the order of the module docs. Counts are integer-valued `f64` (rounded to the
-/// nearest `f64` above 2^53).
+/// nearest `f64` above 2^53). Sequential, on the calling thread: it touches no thread pool.
 ///
 /// # Errors
 /// [`Error::InvalidArgument`] (`rates`) on a negative or non-finite rate.

@@ -7,7 +7,9 @@
 //! inside [`install`] on a pool that remembers the process id that built it; the first call in
 //! a forked child finds another process's pool and builds a fresh one. The parent's pool is
 //! never touched, let alone dropped, in the child (its threads do not exist there); the child
-//! leaks its copy, a few hundred bytes.
+//! leaks its copy, a few hundred bytes. A kernel documented as touching no pool (one pattern
+//! of `noise::poisson_amplitudes_into`, `noise::poisson_counts`) may run outside [`install`],
+//! on the calling thread, which spares the hand-off to a pool thread and back.
 //!
 //! Kernels that write into caller-provided outputs (`*_into`, keyed per pattern index) can be
 //! run over any split of their items with identical bits. [`zeros`] allocates such outputs
