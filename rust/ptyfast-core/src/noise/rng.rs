@@ -212,6 +212,31 @@ impl LanesRng {
     fn next_u64s(&mut self) -> [u64; LANES] {
         Self::step(&mut self.s).0
     }
+
+    /// The loop of [`Uniforms::fill`] over whole steps, each output converted by one vector
+    /// instruction: `x >> 11 < 2^53` converts to `f64` exactly, so the values are `unit`'s.
+    ///
+    /// # Safety
+    /// The processor has AVX-512 F/BW/CD/DQ/VL, AVX2, FMA, BMI1/2, LZCNT and POPCNT.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma,bmi1,bmi2,lzcnt,popcnt,\
+        avx512f,avx512bw,avx512cd,avx512dq,avx512vl")]
+    unsafe fn fill_groups_avx512(
+        s: &mut [Lanes; 4],
+        groups: &mut std::slice::ChunksExactMut<'_, f64>,
+    ) {
+        use std::arch::x86_64::*;
+        const _: () = assert!(LANES == 8); // one 512-bit vector per step
+        let scale = _mm512_set1_pd(1.0 / (1u64 << 53) as f64);
+        for g in groups {
+            let o = Self::step(s);
+            let bits = _mm512_srli_epi64::<11>(_mm512_loadu_si512(o.0.as_ptr().cast()));
+            let u = _mm512_mul_pd(_mm512_cvtepi64_pd(bits), scale);
+            // `g` holds LANES = 8 values (a chunk of `chunks_exact_mut(LANES)`).
+            assert_eq!(g.len(), LANES);
+            _mm512_storeu_pd(g.as_mut_ptr(), u);
+        }
+    }
 }
 
 impl Uniforms for LanesRng {
@@ -235,6 +260,12 @@ impl Uniforms for LanesRng {
         }
         let mut s = self.s;
         let mut groups = rest.chunks_exact_mut(LANES);
+        #[cfg(target_arch = "x86_64")]
+        if crate::simd::current() == crate::simd::Level::Avx512 {
+            // SAFETY: the processor has these features (`current()` never exceeds
+            // `detected()`, which checks them).
+            unsafe { Self::fill_groups_avx512(&mut s, &mut groups) };
+        }
         for g in &mut groups {
             let o = Self::step(&mut s);
             for (d, &x) in g.iter_mut().zip(o.0.iter()) {
@@ -251,6 +282,7 @@ impl Uniforms for LanesRng {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::simd::{with_cap, Level};
 
     #[test]
     fn xoshiro256pp_reference_vector() {
@@ -335,15 +367,20 @@ mod tests {
             let total: usize = splits.iter().sum();
             let mut a = LanesRng::new(4, 5);
             let want: Vec<f64> = (0..total).map(|_| a.next_f64()).collect();
-            let mut b = LanesRng::new(4, 5);
-            let mut got = Vec::new();
-            for &n in &splits {
-                let mut part = vec![0.0; n];
-                b.fill(&mut part);
-                got.extend(part);
+            // Each instruction-set level's fill (AVX-512 converts by a vector instruction).
+            for cap in [Level::Baseline, Level::Avx2, Level::Avx512] {
+                let mut b = LanesRng::new(4, 5);
+                let mut got = Vec::new();
+                with_cap(cap, || {
+                    for &n in &splits {
+                        let mut part = vec![0.0; n];
+                        b.fill(&mut part);
+                        got.extend(part);
+                    }
+                });
+                assert_eq!(got, want, "{splits:?} {cap:?}");
+                assert_eq!(a, b);
             }
-            assert_eq!(got, want, "{splits:?}");
-            assert_eq!(a, b);
             let mut c = PatternRng::new(4, 5);
             let want: Vec<f64> = (0..total).map(|_| c.next_f64()).collect();
             let mut d = PatternRng::new(4, 5);
