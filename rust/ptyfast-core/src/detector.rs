@@ -50,13 +50,12 @@
 //! `PatternRng::new(stage_seed, index)` in pixel order. Neither depends on the shot-noise
 //! stream, so another photon sampler leaves them unchanged.
 
-use std::sync::OnceLock;
-
 use ndarray::{ArrayView2, ArrayView3, ArrayViewMut2, ArrayViewMut3};
 use rayon::iter::Either;
 use rayon::prelude::*;
 
 use crate::noise::{self, PatternRng};
+use crate::normal::{first_try, try_in_layer, ziggurat, ziggurat_from, Ziggurat};
 use crate::{Error, Result};
 
 /// What each pixel is: a pixel map holds one `u8` per pattern pixel (row-major), the OR of
@@ -454,97 +453,11 @@ pub fn stage_seed(seed: u64, stage: u64) -> u64 {
 
 // --------------------------------------------------------------------------- read noise
 
-/// Layers of the ziggurat.
-const ZIG_LAYERS: usize = 256;
-/// Right edge of the base layer (Marsaglia & Tsang's `r` for 256 layers).
-const ZIG_R: f64 = 3.654_152_885_361_009;
-
-/// The ziggurat's layer edges `x[0..=256]` (decreasing, `x[1] = r`, `x[256] = 0`) and the
-/// normal density (unnormalised, `exp(−x²/2)`) at each edge.
-struct Ziggurat {
-    x: [f64; ZIG_LAYERS + 1],
-    f: [f64; ZIG_LAYERS + 1],
-}
-
-/// `∫_r^∞ exp(−t²/2) dt / exp(−r²/2)` (Mills' ratio) by Laplace's continued fraction
-/// `1/(r + 1/(r + 2/(r + 3/(r + …))))`, evaluated backwards (converged to `f64` for `r > 3`).
-fn mills_ratio(r: f64) -> f64 {
-    let mut t = r;
-    for k in (1..=200).rev() {
-        t = r + f64::from(k) / t;
-    }
-    1.0 / t
-}
-
-fn ziggurat() -> &'static Ziggurat {
-    static Z: OnceLock<Ziggurat> = OnceLock::new();
-    Z.get_or_init(|| {
-        let pdf = |x: f64| (-0.5 * x * x).exp();
-        let fr = pdf(ZIG_R);
-        // Every layer has the area of the base layer: the rectangle under f(r) plus the tail.
-        let v = ZIG_R * fr + fr * mills_ratio(ZIG_R);
-        let mut z = Ziggurat {
-            x: [0.0; ZIG_LAYERS + 1],
-            f: [0.0; ZIG_LAYERS + 1],
-        };
-        z.x[0] = v / fr;
-        z.x[1] = ZIG_R;
-        z.f[1] = fr;
-        for i in 1..ZIG_LAYERS - 1 {
-            let fi = z.f[i] + v / z.x[i];
-            z.f[i + 1] = fi;
-            z.x[i + 1] = (-2.0 * fi.ln()).sqrt();
-        }
-        z.x[ZIG_LAYERS] = 0.0;
-        z.f[ZIG_LAYERS] = 1.0;
-        z
-    })
-}
-
-/// One standard normal by the ziggurat, starting from the 64 random bits `bits` and drawing
-/// more from `next` only when the first try is rejected (about 1 % of the time).
-#[inline(always)]
-fn ziggurat_from(mut bits: u64, next: &mut impl FnMut() -> u64, z: &Ziggurat) -> f64 {
-    loop {
-        // The layer from the low 8 bits, a uniform on [−1, 1) from the top 53 (disjoint).
-        let i = (bits & 0xff) as usize;
-        let u = ((bits >> 11) as f64) * (2.0 / TWO53) - 1.0;
-        let x = u * z.x[i];
-        if x.abs() < z.x[i + 1] {
-            return x;
-        }
-        if i == 0 {
-            return normal_tail(next, u < 0.0);
-        }
-        let v = ((next() >> 11) as f64) / TWO53;
-        if z.f[i] + (z.f[i + 1] - z.f[i]) * v < (-0.5 * x * x).exp() {
-            return x;
-        }
-        bits = next();
-    }
-}
-
 /// Every standard normal the read-noise stage draws is below this in magnitude: the ziggurat's
 /// layers end at `ZIG_R` (≈ 3.654), and its tail sampler returns `ZIG_R + x` with
 /// `x = −ln(u₁)/ZIG_R`, `u₁ ≥ 2⁻⁵³`, so `|z| ≤ ZIG_R + 53·ln 2 / ZIG_R < 13.71` (tested).
 /// [`Detector::validate`] keeps `read_noise · z` within float readings with it.
 pub const Z_MAX: f64 = 16.0;
-
-/// A normal beyond `r` (Marsaglia 1964), with the sign asked for.
-#[cold]
-#[inline(never)]
-fn normal_tail(next: &mut impl FnMut() -> u64, negative: bool) -> f64 {
-    loop {
-        // Uniforms on (0, 1], so the logarithms are finite.
-        let u1 = 1.0 - ((next() >> 11) as f64) / TWO53;
-        let u2 = 1.0 - ((next() >> 11) as f64) / TWO53;
-        let (x, y) = (-u1.ln() / ZIG_R, -u2.ln());
-        if 2.0 * y >= x * x {
-            let t = ZIG_R + x;
-            return if negative { -t } else { t };
-        }
-    }
-}
 
 /// 2^53.
 const TWO53: f64 = 9_007_199_254_740_992.0;
@@ -679,21 +592,6 @@ impl Lanes {
             tail.copy_from_slice(&last[..tail.len()]);
         }
     }
-}
-
-/// The ziggurat's first try from the 64 bits `b`: the candidate and whether it is rejected
-/// (then [`ziggurat_from`] restarts from the same `b`).
-#[inline(always)]
-fn first_try(b: u64, zig: &Ziggurat) -> (f64, bool) {
-    let i = (b & 0xff) as usize;
-    try_in_layer(b, zig.x[i], zig.x[i + 1])
-}
-
-/// [`first_try`] given its layer's bounds `x[i]` and `x[i + 1]` (`i` the low 8 bits of `b`).
-#[inline(always)]
-fn try_in_layer(b: u64, x_i: f64, x_next: f64) -> (f64, bool) {
-    let x = (((b >> 11) as i64) as f64 * (2.0 / TWO53) - 1.0) * x_i;
-    (x, x.abs() >= x_next)
 }
 
 /// Standard normals for one pattern's pixels into `z` (`bits`, `marks`: scratch of the same
@@ -1426,6 +1324,7 @@ pub fn pixel_map(map: ArrayView2<'_, u8>) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::normal::ZIG_R;
     use ndarray::{s, Array2, Array3};
 
     /// Expected photons spanning the sampler's regimes, different per pattern.
@@ -1488,26 +1387,6 @@ mod tests {
             <f64 as Reading>::quantise(-1e300, Overflow::Saturate),
             (-1e300, false)
         );
-    }
-
-    #[test]
-    fn ziggurat_layers_close_and_have_equal_areas() {
-        let z = ziggurat();
-        let v = z.x[0] * z.f[1];
-        // The recursion ends at the top of the density: the last layer's area is v too.
-        let top = z.x[ZIG_LAYERS - 1] * (1.0 - z.f[ZIG_LAYERS - 1]);
-        assert!((top - v).abs() < 1e-10 * v, "{top} vs {v}");
-        for i in 1..ZIG_LAYERS - 1 {
-            assert!(z.x[i] > z.x[i + 1] && z.f[i] < z.f[i + 1], "layer {i}");
-            let area = z.x[i] * (z.f[i + 1] - z.f[i]);
-            assert!((area - v).abs() < 1e-12, "layer {i}: {area} vs {v}");
-            let fx = (-0.5 * z.x[i] * z.x[i]).exp();
-            assert!((fx - z.f[i]).abs() < 1e-14, "layer {i}");
-        }
-        // Mills' ratio against the closed form at r where erfc is known to many digits:
-        // ∫_3^∞ φ = 1.3498980316301e-3 (normal tail), φ(3) = exp(−4.5)/√(2π).
-        let phi3 = (-4.5f64).exp() / (2.0 * std::f64::consts::PI).sqrt();
-        assert!((mills_ratio(3.0) * phi3 - 1.349_898_031_630_095e-3).abs() < 1e-15);
     }
 
     #[test]

@@ -29,6 +29,7 @@ pub mod grouping;
 pub mod knn;
 pub mod legacy_rng;
 pub mod noise;
+pub(crate) mod normal;
 pub mod patches;
 pub mod reduce;
 pub mod runtime;
