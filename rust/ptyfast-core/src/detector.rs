@@ -343,6 +343,9 @@ pub trait Reading: Copy + Default + Send + Sync + 'static {
     fn quantise(v: f64, overflow: Overflow) -> (Self, bool);
     /// The reading as `f64` (exact).
     fn to_f64(self) -> f64;
+    /// An integer reading as `u64` (exact; the statistics of integer readings sum these).
+    /// Float readings are not summed this way, and truncate.
+    fn to_u64(self) -> u64;
     /// A pattern's output in this type, as the (non-generic) per-pattern bodies take it.
     fn row(out: &mut [Self]) -> OutRow<'_>;
 }
@@ -373,6 +376,10 @@ impl Reading for f32 {
     fn to_f64(self) -> f64 {
         f64::from(self)
     }
+    #[inline(always)]
+    fn to_u64(self) -> u64 {
+        self as u64
+    }
     fn row(out: &mut [Self]) -> OutRow<'_> {
         OutRow::F32(out)
     }
@@ -391,6 +398,10 @@ impl Reading for f64 {
     fn to_f64(self) -> f64 {
         self
     }
+    #[inline(always)]
+    fn to_u64(self) -> u64 {
+        self as u64
+    }
     fn row(out: &mut [Self]) -> OutRow<'_> {
         OutRow::F64(out)
     }
@@ -407,11 +418,16 @@ macro_rules! integer_reading {
                 // Round half to even; NaN and negatives read 0 (an ADC's floor).
                 let r = v.round_ties_even();
                 let r = if r > 0.0 { r } else { 0.0 };
-                // Branch-free, so that loops of it vectorise: `r` is a whole number ≥ 0, so
-                // `as` is exact up to the maximum; `as u64` saturates beyond 2^64, and below
-                // it the cast to the narrower type is the exact residue.
+                // Branch-free, so that loops of it vectorise. `r` is a whole number ≥ 0: once
+                // clipped at the maximum (< 2^52), `r + 2^52` is exact and its bits are those
+                // of 2^52 plus `r`, so integer operations give `r` (Rust's saturating `as`
+                // from a float compiles to scalar code); `as u64` saturates beyond 2^64, and
+                // below it the cast to the narrower type is the exact residue.
                 let q = match overflow {
-                    Overflow::Saturate => r.min(<Self as Reading>::MAX) as $t,
+                    Overflow::Saturate => {
+                        let m = r.min(<Self as Reading>::MAX) + TWO52;
+                        (m.to_bits() - TWO52.to_bits()) as $t
+                    }
                     Overflow::Wrap => (r as u64) as $t,
                 };
                 (q, r > <Self as Reading>::MAX)
@@ -419,6 +435,10 @@ macro_rules! integer_reading {
             #[inline(always)]
             fn to_f64(self) -> f64 {
                 f64::from(self)
+            }
+            #[inline(always)]
+            fn to_u64(self) -> u64 {
+                u64::from(self)
             }
             fn row(out: &mut [Self]) -> OutRow<'_> {
                 OutRow::$variant(out)
@@ -461,6 +481,9 @@ pub const Z_MAX: f64 = 16.0;
 
 /// 2^53.
 const TWO53: f64 = 9_007_199_254_740_992.0;
+
+/// 2^52: adding it to a whole number in `[0, 2^52)` puts that number in the low bits.
+const TWO52: f64 = 4_503_599_627_370_496.0;
 
 // --------------------------------------------------------------------------- lanes
 
@@ -1136,7 +1159,7 @@ fn quantise_counted<T: Reading>(
         let (r, c) = T::quantise(x, overflow);
         *o = r;
         clipped += usize::from(ok & (c | full.is_some_and(|f| x >= f)));
-        total += if ok { r.to_f64() as u64 } else { 0 };
+        total += if ok { r.to_u64() } else { 0 };
     }
     (total, clipped)
 }
@@ -1503,6 +1526,32 @@ mod tests {
         // Beyond 2^64 a wrapping counter reads the cast's saturation, as documented.
         assert_eq!(u16::quantise(1e30, Wrap), (u16::MAX, true));
         assert_eq!(u16::quantise(f64::INFINITY, Saturate), (u16::MAX, true));
+        // The saturating conversion (integer operations on `r + 2^52`) against Rust's `as`,
+        // at the edges of each type and over a sweep of halves and random values.
+        let mut rng = PatternRng::new(3, 0);
+        let mut xs = vec![
+            0.0,
+            0.49,
+            0.5,
+            0.51,
+            1.5,
+            -0.5,
+            -0.51,
+            4_294_967_295.5,
+            1e300,
+        ];
+        for m in [65535.0, 4_294_967_295.0] {
+            xs.extend([m - 0.5, m - 0.51, m + 0.49, m + 0.5, m + 1.0]);
+        }
+        xs.extend((0..20_000).map(|k| f64::from(k) * 0.25 - 3.0));
+        xs.extend((0..20_000).map(|_| (rng.next_f64() - 0.01) * 5e9));
+        for &x in &xs {
+            let r = x.round_ties_even().max(0.0);
+            let want16 = (r.min(65535.0) as u16, r > 65535.0);
+            let want32 = (r.min(4_294_967_295.0) as u32, r > 4_294_967_295.0);
+            assert_eq!(u16::quantise(x, Saturate), want16, "u16 {x}");
+            assert_eq!(u32::quantise(x, Saturate), want32, "u32 {x}");
+        }
     }
 
     /// Runs `det` with statistics, checks the readings equal a run without, and returns them
