@@ -50,7 +50,6 @@
 //! Parallelism is over patterns (rayon); a pattern is the unit of work.
 
 mod block;
-mod pd;
 mod poisson;
 mod rng;
 mod tables;
@@ -64,7 +63,6 @@ pub use self::block::BLOCK;
 use self::block::{
     as_uninit, counts_in_place, observe_in_place, observe_to, with_scratch, Sampling, Scratch,
 };
-pub use self::pd::{Pd, PD_MIN_RATE};
 pub use self::poisson::{poisson, FAINT_MAX_RATE, PTRS_MIN_RATE};
 pub use self::rng::{LanesRng, PatternRng, Uniforms};
 use crate::{Error, Result};

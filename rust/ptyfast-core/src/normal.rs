@@ -1,8 +1,8 @@
 //! Exact standard normals: Marsaglia and Tsang's ziggurat (256 layers, the tail by
 //! Marsaglia's exponential method), whose only deviations from the normal law are the 2^-52
 //! granularity of its uniforms and the ~1e-16 rounding of its tables. The detector's read noise
-//! ([`crate::detector`]) and the large-rate Poisson sampler ([`crate::noise::Pd`]) draw from it;
-//! each supplies its own 64-bit words, so the streams stay theirs.
+//! ([`crate::detector`]) draws from it; a caller supplies its own 64-bit words, so the stream
+//! stays the caller's.
 
 use std::sync::OnceLock;
 

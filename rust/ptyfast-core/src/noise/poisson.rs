@@ -34,7 +34,7 @@ const FAINT_CAP: u32 = 40;
 pub(super) const PTRS_MAX_ROUNDS: u32 = 10_000;
 
 /// `ln(k!)` for `k < 16`, correctly rounded.
-pub(super) const LN_FACT: [f64; 16] = [
+const LN_FACT: [f64; 16] = [
     0.0,
     0.0,
     std::f64::consts::LN_2,
@@ -54,7 +54,7 @@ pub(super) const LN_FACT: [f64; 16] = [
 ];
 
 /// `ln(2π) / 2`.
-pub(super) const HALF_LN_2PI: f64 = 0.918_938_533_204_672_8;
+const HALF_LN_2PI: f64 = 0.918_938_533_204_672_8;
 
 /// 2^51.
 const TWO_POW_51: f64 = 2_251_799_813_685_248.0;
@@ -419,7 +419,7 @@ pub(super) fn ln_pmf(k: f64, lam: f64, d: f64) -> f64 {
 /// `ln k! − [(k + ½) ln k − k + ½ ln 2π]` for `k ≥ 16` (Stirling series; the first omitted
 /// term is below 1e-16 there). Estrin's scheme, for a short dependency chain.
 #[inline(always)]
-pub(super) fn stirlerr(k: f64) -> f64 {
+fn stirlerr(k: f64) -> f64 {
     let r = 1.0 / k;
     let r2 = r * r;
     let r4 = r2 * r2;
