@@ -15,7 +15,9 @@ Run as ``python benches/bench_acquire.py`` (``--quick`` for a smoke run). Three 
 3. **Detector stage alone** (``_kernels.detect`` on precomputed expected photons) for the same
    detectors, against the same stage written with NumPy's ``Generator``.
 
-Outputs are fresh arrays on every run on both sides; ptyfast is timed best of several runs.
+Outputs are fresh arrays on every run on both sides; ptyfast is timed best of several runs,
+and in tables 2 and 3 the detectors are timed in turn, repeat by repeat (``best_times``), so
+that a change of load between variants does not enter their ratios.
 ``--clock cpu`` times process CPU seconds instead of wall seconds (patterns per CPU-second):
 steadier on a shared machine, and fair to both sides, since each uses every core it is given.
 
@@ -54,6 +56,18 @@ def best_time(fn, repeats):
         t = CLOCK()
         fn()
         best = min(best, CLOCK() - t)
+    return best
+
+
+def best_times(fns: dict, repeats: int) -> dict:
+    """Best time of each of ``fns`` (name -> callable), timed in turn, repeat by repeat, so that
+    a change of machine load hits every variant alike and their ratios stay meaningful."""
+    best = dict.fromkeys(fns, np.inf)
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            t = CLOCK()
+            fn()
+            best[name] = min(best[name], CLOCK() - t)
     return best
 
 
@@ -235,27 +249,32 @@ def run(quick: bool = False, clock: str = "wall") -> list[dict]:
     scale = float(np.sqrt(1e9 / (np.abs(mm[0] * patches) ** 2).sum(axis=(1, 2)).mean()))
     dets = detectors(n)
     print(f"\n2. detector presets end to end, N = {n}, M = {m}, patterns/s (ratio to Poisson only)")
-    base = None
-    for name, det in dets.items():
-        run_det = partial(K.acquire, obj, pos, mm, scale=scale, detector=det, seed=5)
-        run_det()
-        t = best_time(run_det, reps)
-        base = base or t
-        add(f"detector {name}, end to end", "end-to-end", "ptyfast", n, m, t, reps)
+    runs = {
+        name: partial(K.acquire, obj, pos, mm, scale=scale, detector=det, seed=5)
+        for name, det in dets.items()
+    }
+    for run_det in runs.values():
+        run_det()  # warm up
+    det_reps = 1 if quick else 9  # interleaved: more repeats are cheap and steady the ratios
+    times = best_times(runs, det_reps)
+    base = times[next(iter(times))]
+    for name, t in times.items():
+        add(f"detector {name}, end to end", "end-to-end", "ptyfast", n, m, t, det_reps)
         print(f"   {name:<24} {m / t:9.0f}/s  {t / base:5.2f}x")
 
     lam = K.acquire(obj, pos, mm, scale=scale, detector={"poisson": False, "dtype": "float64"})
     lam = lam.readings
     print(f"\n3. detector stage alone on {m} patterns of {n}x{n}, ns/pixel (ratio to Poisson only)")
     print(f"   {'':<24} {'ptyfast':>8} {'ratio':>6} {'numpy':>8} {'vs numpy':>8}")
-    base = None
     px = lam.size
+    runs = {name: partial(K.detect, lam, detector=det, seed=5) for name, det in dets.items()}
+    for run_det in runs.values():
+        run_det()  # warm up
+    times = best_times(runs, det_reps)
+    base = times[next(iter(times))]
     for name, det in dets.items():
-        run_det = partial(K.detect, lam, detector=det, seed=5)
-        run_det()
-        t = best_time(run_det, reps)
-        base = base or t
-        add(f"detector {name}", "detector", "ptyfast", n, m, t, reps, ns_per_pixel=t / px * 1e9)
+        t = times[name]
+        add(f"detector {name}", "detector", "ptyfast", n, m, t, det_reps, ns_per_pixel=t / px * 1e9)
         t_np = np.nan
         if det.psf_sigma_px == 0:
             t_np = best_time(partial(numpy_detector, lam, det, 5), 1)
