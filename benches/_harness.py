@@ -37,7 +37,7 @@ import platform
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 SCHEMA_VERSION = 1
@@ -125,11 +125,22 @@ def check_record(r: Any) -> list[str]:
 
 def best_of(fn: Callable[[], Any], repeats: int, clock: Callable[[], float] = time.perf_counter):
     """Best (smallest) time of ``repeats`` calls of ``fn``, in seconds."""
-    best = float("inf")
-    for _ in range(max(1, repeats)):
-        t = clock()
-        fn()
-        best = min(best, clock() - t)
+    return best_of_each([fn], max(1, repeats), clock)[0]
+
+
+def best_of_each(
+    fns: Iterable[Callable[[], Any]], repeats: int, clock: Callable[[], float] = time.perf_counter
+) -> list[float]:
+    """Best time of each of ``fns``, in seconds, the functions timed in turn, repeat by repeat,
+    so that a change of machine load hits every variant alike and their ratios stay
+    meaningful."""
+    calls = list(fns)
+    best = [float("inf")] * len(calls)
+    for _ in range(repeats):
+        for i, fn in enumerate(calls):
+            t = clock()
+            fn()
+            best[i] = min(best[i], clock() - t)
     return best
 
 

@@ -16,8 +16,9 @@ Run as ``python benches/bench_acquire.py`` (``--quick`` for a smoke run). Three 
    detectors, against the same stage written with NumPy's ``Generator``.
 
 Outputs are fresh arrays on every run on both sides; ptyfast is timed best of several runs,
-and in tables 2 and 3 the detectors are timed in turn, repeat by repeat (``best_times``), so
-that a change of load between variants does not enter their ratios.
+and in tables 2 and 3 the detectors are timed in turn, repeat by repeat
+(``_harness.best_of_each``), so that a change of load between variants does not enter their
+ratios.
 ``--clock cpu`` times process CPU seconds instead of wall seconds (patterns per CPU-second):
 steadier on a shared machine, and fair to both sides, since each uses every core it is given.
 
@@ -37,7 +38,7 @@ from functools import partial
 
 import numpy as np
 import scipy.fft
-from _harness import record
+from _harness import best_of_each, record
 
 import ptyfast
 from ptyfast import _kernels as K
@@ -56,18 +57,6 @@ def best_time(fn, repeats):
         t = CLOCK()
         fn()
         best = min(best, CLOCK() - t)
-    return best
-
-
-def best_times(fns: dict, repeats: int) -> dict:
-    """Best time of each of ``fns`` (name -> callable), timed in turn, repeat by repeat, so that
-    a change of machine load hits every variant alike and their ratios stay meaningful."""
-    best = dict.fromkeys(fns, np.inf)
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            t = CLOCK()
-            fn()
-            best[name] = min(best[name], CLOCK() - t)
     return best
 
 
@@ -256,7 +245,7 @@ def run(quick: bool = False, clock: str = "wall") -> list[dict]:
     for run_det in runs.values():
         run_det()  # warm up
     det_reps = 1 if quick else 9  # interleaved: more repeats are cheap and steady the ratios
-    times = best_times(runs, det_reps)
+    times = dict(zip(runs, best_of_each(runs.values(), det_reps, CLOCK), strict=True))
     base = times[next(iter(times))]
     for name, t in times.items():
         add(f"detector {name}, end to end", "end-to-end", "ptyfast", n, m, t, det_reps)
@@ -270,7 +259,7 @@ def run(quick: bool = False, clock: str = "wall") -> list[dict]:
     runs = {name: partial(K.detect, lam, detector=det, seed=5) for name, det in dets.items()}
     for run_det in runs.values():
         run_det()  # warm up
-    times = best_times(runs, det_reps)
+    times = dict(zip(runs, best_of_each(runs.values(), det_reps, CLOCK), strict=True))
     base = times[next(iter(times))]
     for name, det in dets.items():
         t = times[name]

@@ -39,6 +39,7 @@ import time
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
+import _harness  # noqa: E402
 import numpy as np  # noqa: E402
 from scipy.ndimage import gaussian_filter  # noqa: E402
 
@@ -85,14 +86,7 @@ def best_of(fn, repeat: int, timer: str = "wall") -> float:
 
 def best_of_each(fns: list, repeat: int, timer: str = "wall") -> list[float]:
     """Best time of each function over ``repeat`` rounds, the functions run in turn."""
-    clock = TIMERS[timer]
-    best = [np.inf] * len(fns)
-    for _ in range(repeat):
-        for i, fn in enumerate(fns):
-            t0 = clock()
-            fn()
-            best[i] = min(best[i], clock() - t0)
-    return best
+    return _harness.best_of_each(fns, repeat, TIMERS[timer])
 
 
 def time_ptyfast(n_patterns: int, repeat: int, timer: str) -> dict[str, dict[str, float]]:
@@ -184,7 +178,6 @@ def run(quick: bool = False) -> list[dict]:
     (case = the workload; RandomState's time in ``params``) and ptyfast on one thread for each
     stream (``"v1"``, the default, under the same case, so the two compare), then on every
     thread (``..., all threads``)."""
-    from _harness import record
 
     patterns, repeat = (8, 1) if quick else (2000, 3)
     single = ptyfast_in_subprocess(patterns, repeat, 1, "wall")
@@ -209,7 +202,7 @@ def run(quick: bool = False) -> list[dict]:
                  per_sample * rates.size, {"stream": v})
             )  # fmt: skip
         for variant, case, th, seconds, params in rows:
-            r = record(
+            r = _harness.record(
                 "poisson", case, stage="noise", variant=variant, N=N, threads=th,
                 n=rates.size, seconds=seconds, unit="samples/s", repeats=repeat,
                 ns_per_sample=seconds / rates.size * 1e9, **params,
