@@ -16,9 +16,8 @@ Run as ``python benches/bench_acquire.py`` (``--quick`` for a smoke run). Three 
    detectors, against the same stage written with NumPy's ``Generator``.
 
 Outputs are fresh arrays on every run on both sides; ptyfast is timed best of several runs,
-and in tables 2 and 3 the detectors are timed in turn, repeat by repeat
-(``_harness.best_of_each``), so that a change of load between variants does not enter their
-ratios.
+and in tables 2 and 3 the detectors are timed in turn, repeat by repeat (``best_in_turn``),
+so that a change of load between variants does not enter their ratios.
 ``--clock cpu`` times process CPU seconds instead of wall seconds (patterns per CPU-second):
 steadier on a shared machine, and fair to both sides, since each uses every core it is given.
 
@@ -58,6 +57,14 @@ def best_time(fn, repeats):
         fn()
         best = min(best, CLOCK() - t)
     return best
+
+
+def best_in_turn(runs: dict, repeats: int) -> dict:
+    """Each of ``runs`` (name -> callable) called once to warm up, then its best time with the
+    runs timed in turn, repeat by repeat (``_harness.best_of_each``)."""
+    for fn in runs.values():
+        fn()
+    return dict(zip(runs, best_of_each(runs.values(), repeats, CLOCK), strict=True))
 
 
 def modes(n: int, p: int) -> np.ndarray:
@@ -242,10 +249,8 @@ def run(quick: bool = False, clock: str = "wall") -> list[dict]:
         name: partial(K.acquire, obj, pos, mm, scale=scale, detector=det, seed=5)
         for name, det in dets.items()
     }
-    for run_det in runs.values():
-        run_det()  # warm up
     det_reps = 1 if quick else 9  # interleaved: more repeats are cheap and steady the ratios
-    times = dict(zip(runs, best_of_each(runs.values(), det_reps, CLOCK), strict=True))
+    times = best_in_turn(runs, det_reps)
     base = times[next(iter(times))]
     for name, t in times.items():
         add(f"detector {name}, end to end", "end-to-end", "ptyfast", n, m, t, det_reps)
@@ -257,9 +262,7 @@ def run(quick: bool = False, clock: str = "wall") -> list[dict]:
     print(f"   {'':<24} {'ptyfast':>8} {'ratio':>6} {'numpy':>8} {'vs numpy':>8}")
     px = lam.size
     runs = {name: partial(K.detect, lam, detector=det, seed=5) for name, det in dets.items()}
-    for run_det in runs.values():
-        run_det()  # warm up
-    times = dict(zip(runs, best_of_each(runs.values(), det_reps, CLOCK), strict=True))
+    times = best_in_turn(runs, det_reps)
     base = times[next(iter(times))]
     for name, det in dets.items():
         t = times[name]
