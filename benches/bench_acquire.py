@@ -37,7 +37,7 @@ from functools import partial
 
 import numpy as np
 import scipy.fft
-from _harness import best_of_each, record
+from _harness import best_of, best_of_each, record
 
 import ptyfast
 from ptyfast import _kernels as K
@@ -48,15 +48,6 @@ CLOCK = time.perf_counter
 def batch(n: int, p: int) -> int:
     """Patterns per NumPy batch: ~4M complex values, large enough to vectorise."""
     return max(8, (1 << 22) // (p * n * n))
-
-
-def best_time(fn, repeats):
-    best = np.inf
-    for _ in range(repeats):
-        t = CLOCK()
-        fn()
-        best = min(best, CLOCK() - t)
-    return best
 
 
 def best_in_turn(runs: dict, repeats: int) -> dict:
@@ -210,16 +201,16 @@ def run(quick: bool = False, clock: str = "wall") -> list[dict]:
             scale = float(np.sqrt(1e9 / energy))
             run_acq = partial(K.acquire, obj, pos, mm, scale=scale, seed=3)
             run_acq()  # warm up
-            t_acq = best_time(run_acq, reps)
+            t_acq = best_of(run_acq, reps, CLOCK)
             case = f"pipeline, {p} mode{'s' if p > 1 else ''}"
             add(case, "end-to-end", "ptyfast", n, m, t_acq, reps, modes=p)
             t_sim = np.nan
             if p == 1:
                 sim = partial(K.simulate, obj, pos, mm[0], scale=scale, seed=3)
                 sim()
-                t_sim = best_time(sim, reps)
+                t_sim = best_of(sim, reps, CLOCK)
                 add(f"{case}, fused simulate", "end-to-end", "ptyfast", n, m, t_sim, reps)
-            t_np = best_time(partial(numpy_acquire, obj, pos, mm, scale, 3), 1)
+            t_np = best_of(partial(numpy_acquire, obj, pos, mm, scale, 3), 1, CLOCK)
             add(case, "end-to-end", "numpy", n, m, t_np, 1, modes=p)
             vs_sim = f"{t_sim / t_acq:10.2f}x" if p == 1 else f"{'':>11}"
             print(
@@ -227,9 +218,9 @@ def run(quick: bool = False, clock: str = "wall") -> list[dict]:
                 f"  {vs_sim} {t_np / t_acq:7.1f}x"
             )
             clean = partial(K.acquire, obj, pos, mm, scale=scale, detector={"poisson": False})
-            extra.append((n, m, p, best_time(clean, reps)))
+            extra.append((n, m, p, best_of(clean, reps, CLOCK)))
         allp = K.extract_patches(obj, pos, n)
-        t_fft = best_time(partial(K.diffract, allp, modes(n, 1)[0], 2.0), reps)
+        t_fft = best_of(partial(K.diffract, allp, modes(n, 1)[0], 2.0), reps, CLOCK)
         del allp
         (_, _, _, t1), (_, _, _, t4) = extra[-2:]
         print(
@@ -269,7 +260,7 @@ def run(quick: bool = False, clock: str = "wall") -> list[dict]:
         add(f"detector {name}", "detector", "ptyfast", n, m, t, det_reps, ns_per_pixel=t / px * 1e9)
         t_np = np.nan
         if det.psf_sigma_px == 0:
-            t_np = best_time(partial(numpy_detector, lam, det, 5), 1)
+            t_np = best_of(partial(numpy_detector, lam, det, 5), 1, CLOCK)
             ns = t_np / px * 1e9  # NumPy's Generator: one thread
             add(f"detector {name}", "detector", "numpy", n, m, t_np, 1, th=1, ns_per_pixel=ns)
         print(

@@ -17,43 +17,14 @@ fresh outputs on every run; best of several runs.
 from __future__ import annotations
 
 import argparse
-import time
 from functools import partial
 
 import numpy as np
+from _harness import best_of, record
 
 import ptyfast
 from ptyfast import _kernels as K
 from ptyfast import probes, scans
-
-try:
-    from _harness import record
-except ImportError:  # pragma: no cover - benches/_harness.py not in this checkout yet
-
-    def record(bench, case, *, stage, variant, n, seconds, N=None, threads=None, **params):
-        return {
-            "bench": bench,
-            "case": case,
-            "stage": stage,
-            "variant": variant,
-            "N": N,
-            "threads": threads,
-            "n": int(n),
-            "unit": "patterns/s",
-            "rate": float(n) / seconds,
-            "seconds": float(seconds),
-            "repeats": int(params.pop("repeats", 1)),
-            "params": params,
-        }
-
-
-def best_time(fn, repeats):
-    best = float("inf")
-    for _ in range(max(1, repeats)):
-        t = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t)
-    return best
 
 
 def run(quick: bool = False) -> list[dict]:
@@ -95,9 +66,9 @@ def run(quick: bool = False) -> list[dict]:
 
             kernel()  # warm-up: thread pool, FFT plans
             assert np.array_equal(kernel().readings, sim().diffraction)
-            t_k = best_time(kernel, reps)
-            t_s = best_time(sim, reps)
-            t_f = best_time(full, reps)
+            t_k = best_of(kernel, reps)
+            t_s = best_of(sim, reps)
+            t_f = best_of(full, reps)
             for case, t in (
                 ("acquire kernel", t_k),
                 ("simulate", t_s),

@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import time
 from functools import partial
 
 import numpy as np
 import scipy.fft
 import scipy.ndimage
 import scipy.signal
-from _harness import record
+from _harness import best_of, record
 
 from ptyfast import _kernels as K
 
@@ -86,15 +85,6 @@ def scipy_fft_only(patches, probe, scale, workers=-1):
         f = scipy.fft.fft2(patches[a : a + BATCH] * sprobe, workers=workers)
         out[a : a + BATCH] = np.abs(np.fft.fftshift(f, axes=(1, 2))) / np.float32(n)
     return out
-
-
-def best_time(fn, repeats):
-    best = np.inf
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t)
-    return best
 
 
 def run(quick: bool = False) -> list[dict]:
@@ -169,12 +159,12 @@ def run(quick: bool = False) -> list[dict]:
                 stub_noted = True
 
             kw = dict(scale=scale, poisson=poisson, seed=3, divide_by_scale=True)
-            t_ours = best_time(partial(K.simulate, obj, pos, probe, **kw), reps)
-            t_np = best_time(partial(numpy_simulate, obj, pos, probe, scale, 3, poisson), 1)
+            t_ours = best_of(partial(K.simulate, obj, pos, probe, **kw), reps)
+            t_np = best_of(partial(numpy_simulate, obj, pos, probe, scale, 3, poisson), 1)
             add(n, m, f"fused, poisson {label}", "end-to-end", t_ours, t_np, 1, photons=nph)
         patches = K.extract_patches(obj, pos, n)
-        t_ours = best_time(partial(K.diffract, patches, probe, 2.0), reps)
-        t_np = best_time(partial(scipy_fft_only, patches, probe, 2.0), reps)
+        t_ours = best_of(partial(K.diffract, patches, probe, 2.0), reps)
+        t_np = best_of(partial(scipy_fft_only, patches, probe, 2.0), reps)
         add(n, m, "FFT stage only", "fft", t_ours, t_np, reps)
         del patches
     print(f"{'N':>4} {'M':>7}  {'what':<22} {'ptyfast/s':>11} {'numpy/s':>10} {'ratio':>7}")
