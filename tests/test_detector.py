@@ -418,6 +418,15 @@ def test_bad_parameters_raise_naming_them(match, exc, kw):
         Detector(**kw)
 
 
+def test_photons_beyond_float64_are_refused():
+    # (reading − offset)/gain overflows float64 at a gain near the smallest double: an error,
+    # not inf. Just inside the range the conversion works.
+    r = np.full((2, 4, 4), 1e10)
+    with pytest.raises(ValueError, match=r"readings must convert to finite photons.*gain 1e-300"):
+        Detector(gain=1e-300).readings_to_photons(r)
+    assert np.isfinite(Detector(gain=1e-297).readings_to_photons(r)).all()
+
+
 def test_pattern_dependent_errors():
     with pytest.raises(ValueError, match="beamstop_radius_px must be <= N/2 = 8"):
         Detector(beamstop_radius_px=9.0).mask(16)

@@ -748,7 +748,8 @@ class Detector:
         Raises
         ------
         ValueError, TypeError
-            ``readings`` not real, not at least 2-D with square trailing axes, or not finite.
+            ``readings`` not real, not at least 2-D with square trailing axes, or not finite;
+            photons beyond the float64 range (a gain near the smallest double).
         """
         if not isinstance(clip_negative, bool | np.bool_):
             raise TypeError(f"clip_negative must be a bool, got {type(clip_negative).__name__}")
@@ -761,7 +762,14 @@ class Detector:
         r = _kernels.as_array("readings", readings, np.float64, allow_complex=False)
         if r.ndim < 2 or r.shape[-1] != r.shape[-2]:
             raise ValueError(f"readings must be (..., N, N), got shape {r.shape}")
-        photons = (r - self.offset) / self.gain - self.dark
+        with np.errstate(over="ignore", invalid="ignore"):
+            photons = (r - self.offset) / self.gain - self.dark
+        if r.size and not np.isfinite(photons).all():
+            raise ValueError(
+                f"readings must convert to finite photons, (reading − offset)/gain − dark, got "
+                f"readings up to {np.abs(r).max():g} ADU with offset {self.offset:g}, gain "
+                f"{self.gain:g} and dark {self.dark:g}, beyond the float64 range"
+            )
         if clip_negative:
             np.maximum(photons, 0.0, out=photons)
         mask = self.mask(r.shape[-1])
