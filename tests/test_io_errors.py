@@ -84,6 +84,35 @@ def test_failure_mid_stream_leaves_nothing(tmp_path, fmt):
     assert _listing(tmp_path) == []
 
 
+@pytest.mark.parametrize("fmt", formats("ptychodus", "cxi"))
+def test_photons_beyond_float32_are_refused_and_leave_nothing(tmp_path, fmt):
+    # These formats store photon counts as float32: readings of ~50 ADU at 1e-40 ADU per
+    # photon are ~5e41 photons, which float32 cannot hold (it would store inf).
+    ds = random_dataset(10)
+    ds.detector = ptyfast.Detector(gain=1e-40)
+    with pytest.raises(ValueError, match=r"photons within float32 .* got photons up to .*e\+4"):
+        ds.save(tmp_path / f"d.{EXT[fmt]}")
+    assert _listing(tmp_path) == []
+    # Within float32 the same readings are written, and read back as photons.
+    ds.detector = ptyfast.Detector(gain=1e-30)
+    ds.save(tmp_path / f"d.{EXT[fmt]}")
+    assert _listing(tmp_path) != []
+
+
+def test_amplitudes_beyond_float32_are_refused_and_leave_nothing(tmp_path):
+    # diff3d = sqrt(photons)/intensity_scale in float32: ~7/1e-38 would be stored as inf.
+    ds = random_dataset(11)
+    ds.intensity_scale = 1e-38
+    with pytest.raises(ValueError, match=r"amplitudes within float32.*intensity_scale 1e-38"):
+        ds.save(tmp_path / "d.npz")
+    assert _listing(tmp_path) == []
+    with pytest.raises(ValueError, match=r"amplitudes within float32"):
+        ds.to_raw_data()
+    ds.intensity_scale = 1e-30
+    ds.save(tmp_path / "d.npz")
+    assert np.isfinite(np.load(tmp_path / "d.npz")["diff3d"]).all()
+
+
 @pytest.mark.parametrize("fmt", formats())
 def test_incomplete_stream_is_an_error_and_leaves_nothing(tmp_path, fmt):
     ds = random_dataset(7, m=9)

@@ -370,7 +370,7 @@ def calibrate_experiment(
 ) -> tuple[float, float, float, int]:
     """Simulation and encoding seconds per pattern of an experiment, and the compression
     ratio, from ``K`` calibration patterns: ``(sim, enc, ratio, K)``."""
-    from .io._common import amplitudes, readings_to_photons
+    from .io._common import amplitudes, format_photons
 
     m, n = e.n_patterns, e.N
     k = min(m, CALIBRATION_PATTERNS)
@@ -396,7 +396,7 @@ def calibrate_experiment(
     if fmt == "npz":
         blocks.append(amplitudes(buf, e.detector, e.intensity_scale))
     elif fmt in ("ptychodus", "cxi"):
-        photons = readings_to_photons(buf, e.detector)
+        photons = format_photons(buf, e.detector)
         blocks.append(np.asarray(photons, np.float32) if photons is not buf else buf)
     convert = time.perf_counter() - t
     if pbuf is not None:

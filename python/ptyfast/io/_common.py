@@ -33,6 +33,8 @@ __all__ = [
     "format_from_path",
 ]
 
+_F32_MAX = float(np.finfo(np.float32).max)
+
 #: Format names, in the order the docs list them.
 FORMATS: tuple[str, ...] = ("npz", "ptychodus", "cxi", "zarr")
 
@@ -231,6 +233,27 @@ def readings_to_photons(readings: np.ndarray, detector: Any) -> np.ndarray:
     return np.asarray(detector.readings_to_photons(readings))
 
 
+def format_photons(readings: np.ndarray, detector: Any) -> np.ndarray:
+    """:func:`readings_to_photons` for a format that stores them in :func:`photons_dtype`:
+    converted photons must fit float32.
+
+    Raises
+    ------
+    ValueError
+        Converted photons beyond the float32 range (a gain far below 1 ADU per photon).
+    """
+    photons = readings_to_photons(readings, detector)
+    if photons is not readings and photons.size:
+        top = float(np.abs(photons).max())
+        if top > _F32_MAX:
+            raise ValueError(
+                f"readings must convert to photons within float32 (the format stores photon "
+                f"counts as float32, <= {_F32_MAX:.6g}), got photons up to {top:.6g} (detector "
+                f"gain {detector.gain:g})"
+            )
+    return photons
+
+
 def photons_dtype(header: Header) -> np.dtype:
     """The dtype of :func:`readings_to_photons` for this header (float32 for a conversion)."""
     return header.dtype if readings_are_photons(header.detector) else np.dtype(np.float32)
@@ -248,8 +271,15 @@ def amplitudes(readings: np.ndarray, detector: Any, intensity_scale: float) -> n
     photons = readings_to_photons(readings, detector).astype(np.float64)  # a copy: in place
     np.maximum(photons, 0.0, out=photons)
     np.sqrt(photons, out=photons)
-    a = photons.astype(np.float32)
-    a /= np.float32(intensity_scale)
+    with np.errstate(over="ignore"):
+        a = photons.astype(np.float32)
+        a /= np.float32(intensity_scale)
+    if not np.isfinite(a).all():
+        raise ValueError(
+            f"readings must convert to amplitudes within float32, sqrt(photons)/intensity_scale, "
+            f"got sqrt(photons) up to {photons.max():.6g} with intensity_scale "
+            f"{intensity_scale!r} (detector gain {getattr(detector, 'gain', 1.0):g})"
+        )
     return a
 
 

@@ -73,12 +73,12 @@ from ._common import (
     BlockWriter,
     FormatError,
     Header,
+    format_photons,
     metres_to_positions,
     need_geometry,
     photons_dtype,
     positions_to_metres,
     readings_are_photons,
-    readings_to_photons,
     require,
     tool_data_attrs,
 )
@@ -229,7 +229,7 @@ class CxiWriter(BlockWriter):
 
     def _write(self, start: int, diffraction: np.ndarray, patches: np.ndarray | None) -> None:
         stop = start + diffraction.shape[0]
-        self._data[start:stop] = readings_to_photons(diffraction, self.header.detector)
+        self._data[start:stop] = format_photons(diffraction, self.header.detector)
         if "readings" in self._extra:
             self._extra["readings"][start:stop] = diffraction
         if patches is not None:

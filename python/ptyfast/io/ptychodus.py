@@ -88,6 +88,7 @@ from ._common import (
     amplitudes,
     dumps,
     finite_or_none,
+    format_photons,
     half_pixel,
     metres_to_positions,
     need_geometry,
@@ -96,7 +97,6 @@ from ._common import (
     positions_to_metres,
     ptychodus_paths,
     readings_are_photons,
-    readings_to_photons,
     require,
     tool_data_attrs,
 )
@@ -220,7 +220,7 @@ class PtychodusWriter(BlockWriter):
     def _write(self, start: int, diffraction: np.ndarray, patches: np.ndarray | None) -> None:
         stop = start + diffraction.shape[0]
         det = self.header.detector
-        self._patterns[start:stop] = readings_to_photons(diffraction, det)
+        self._patterns[start:stop] = format_photons(diffraction, det)
         if "readings" in self._extra:
             self._extra["readings"][start:stop] = diffraction
         if patches is not None:
