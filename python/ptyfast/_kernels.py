@@ -1611,7 +1611,8 @@ def _energy_probe(a: np.ndarray, probe: Any) -> np.ndarray:
 #: The per-pattern statistics of :func:`acquire` / :func:`detect`, in column order: expected
 #: photons reaching the detector (``Σ λ``), expected detected counts (after beamstop, gaps, QE
 #: and dead time), detected counts as drawn (before the PSF), the sum of the readings over
-#: valid pixels, and how many valid pixels saturated (or wrapped).
+#: valid pixels, and how many valid pixels saturated (or wrapped). The sums are float64: one
+#: past its range (only rates or float64 readings near the float64 maximum get there) is inf.
 ACQUIRE_STATS = ("photons", "detected", "counts", "readings", "saturated")
 
 #: Reading dtypes the detector stage writes.
