@@ -40,8 +40,9 @@ Zarr       v3 directory store. ``diffraction``: the exact readings, chunked by p
 
 None of them fftshifts the patterns back: the zero frequency stays at ``[N//2, N//2]``, as the
 detector sees it (pty-chi and ptychodus expect exactly that). Where a reader expects photon
-counts (ptychodus, CXI) it gets ``detector.readings_to_photons(readings)`` (the readings
-themselves for counting detectors) and the exact readings go in the ``ptyfast`` group; every
+counts (ptychodus, CXI) it gets ``detector.readings_to_photons(readings)`` as float32 (the
+readings themselves for counting detectors; photons beyond float32 are a ``ValueError``, as
+are NPZ amplitudes beyond it) and the exact readings go in the ``ptyfast`` group; every
 format keeps a ``ptyfast`` block (provenance, geometry, detector, photons, intensity scale,
 exact pixel positions) so :func:`open` gives back the dataset bit for bit. Formats in metres
 (ptychodus, CXI) need ``dataset.geometry``.
