@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -349,11 +350,40 @@ def test_build_refuses_unrecorded_seeds_and_unknown_keys():
         (lambda: objects.dead_leaves(8, seed=-1), ValueError, "seed"),
         (lambda: objects.texture_to_object(np.full((2, 2), 2.0)), ValueError, "within"),
         (lambda: objects.texture_to_object(np.ones((2, 2)), amplitude=None), ValueError, "raw"),
+        # Values a complex64 object cannot hold, and a phase ramp that overflows (NaN before).
+        (lambda: objects.grf(8, amplitude=(0.0, 1e39)), ValueError, r"amplitude\[1\] must be <="),
+        (
+            lambda: objects.dead_leaves(8, phase=(-1e308, 1e308)),
+            ValueError,
+            r"phase\[1\] - phase\[0\] must be finite",
+        ),
+        (
+            lambda: objects.texture_to_object(
+                np.ones((2, 2)), amplitude=None, raw=np.full((2, 2), 1e39)
+            ),
+            ValueError,
+            "raw must be .* within float32",
+        ),
     ],
 )
 def test_errors_name_the_argument(call, exc, match):
     with pytest.raises(exc, match=match):
         call()
+
+
+def test_extreme_mappings_stay_finite():
+    # Just inside the bounds the objects are finite, without NumPy warnings.
+    t = np.linspace(0.0, 1.0, 9).reshape(3, 3)
+    f32 = float(np.finfo(np.float32).max)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for kw in (
+            {"amplitude": (0.0, f32)},
+            {"amplitude": (f32, f32)},
+            {"phase": (-8e307, 8e307)},
+            {"amplitude": None, "raw": np.full((3, 3), f32)},
+        ):
+            assert np.isfinite(objects.texture_to_object(t, **kw).view(np.float32)).all(), kw
 
 
 def test_docstring_examples_run():

@@ -75,6 +75,8 @@ MAX_SIDE = 8192
 _MAX_ALPHA = 50.0
 _DEFAULT_AMPLITUDE = (1.0, 0.5)
 _DEFAULT_PHASE = (0.0, math.pi / 2)
+#: Largest amplitude a complex64 object holds.
+_F32_MAX = float(np.finfo(np.float32).max)
 
 
 def _shape(shape: Any, max_side: int = MAX_SIDE) -> tuple[int, int]:
@@ -88,8 +90,12 @@ def _shape(shape: Any, max_side: int = MAX_SIDE) -> tuple[int, int]:
 
 
 def _mapping(amplitude: Any, phase: Any) -> tuple[tuple[float, float] | None, tuple[float, float]]:
-    amp = None if amplitude is None else _args.pair("amplitude", amplitude, nonnegative=True)
+    amp = None
+    if amplitude is not None:
+        amp = _args.pair("amplitude", amplitude, nonnegative=True, maximum=_F32_MAX)
     ph = _args.pair("phase", phase)
+    if not math.isfinite(ph[1] - ph[0]):
+        raise ValueError(f"phase[1] - phase[0] must be finite, got {ph[1]} - {ph[0]}")
     return amp, ph
 
 
@@ -124,11 +130,11 @@ def texture_to_object(
     t : array_like, (H, W)
         Texture, finite, in [0, 1].
     amplitude : (float, float) or None, default (1.0, 0.5)
-        ``(a0, a1)``, each ``>= 0``; None uses ``raw``.
+        ``(a0, a1)``, each ``>= 0`` and within float32; None uses ``raw``.
     phase : (float, float), default (0, π/2)
-        ``(p0, p1)`` in radians.
+        ``(p0, p1)`` in radians (``p1 − p0`` finite).
     raw : array_like, (H, W), optional
-        Amplitude used as is when ``amplitude`` is None (``>= 0``).
+        Amplitude used as is when ``amplitude`` is None (``>= 0``, within float32).
 
     Returns
     -------
@@ -157,8 +163,11 @@ def texture_to_object(
         if raw is None:
             raise ValueError("amplitude=None needs raw (the amplitude to use as is)")
         a = _args.real_array("raw", raw)
-        if a.shape != tt.shape or a.min() < 0:
-            raise ValueError(f"raw must be a finite, non-negative {tt.shape} array")
+        if a.shape != tt.shape or a.min() < 0 or a.max() > _F32_MAX:
+            raise ValueError(
+                f"raw must be a finite, non-negative {tt.shape} array within float32 (a complex64 "
+                f"object), got shape {a.shape} and range [{a.min()}, {a.max()}]"
+            )
     else:
         a = amp[0] + (amp[1] - amp[0]) * tt
     p = ph[0] + (ph[1] - ph[0]) * tt
