@@ -257,6 +257,40 @@ def test_propagation_energy_round_trip_and_stacks():
     assert np.array_equal(probes.propagate(stack, 0.0, g), stack.astype(np.complex64))
 
 
+def test_astronomical_distances_keep_the_zero_frequency_only():
+    # Beyond |d| ~ 1e154 windows the band limit's square overflows (an OverflowError before);
+    # the band has long held only the zero frequency, so the result equals a far but finite
+    # propagation's, and is finite.
+    g = geometry(32)
+    p0 = probes.gaussian(32, 3.0)
+    far = probes.propagate(p0, 1e140, g)
+    for d in (1e300, -1e300):
+        out = probes.propagate(p0, d, g)
+        assert np.isfinite(out.view(np.float32)).all()
+        assert np.array_equal(out, far)
+    # The zero frequency alone: a uniform field, the padded window's mean.
+    mean = np.pad(p0.astype(np.complex128), 16).mean()
+    assert np.allclose(far, mean, rtol=1e-5, atol=0) and 0 < power(far) < 0.01
+    # Where 2π·d itself overflows, the transfer function cannot be formed: a ValueError.
+    with pytest.raises(ValueError, match="distance_m is too large"):
+        probes.propagate(p0, 1.7e308, g)
+
+
+@pytest.mark.parametrize(
+    "kw, match",
+    [
+        ({"energy_eV": 1e-300}, "wavelength_m = 1.2.*e\\+294 .* must be within"),
+        ({"detector_pixel_m": 1e300}, "object_pixel_m = .*e-3.. .* must be within"),
+        ({"distance_m": 1e-300}, "object_pixel_m = .* must be within"),
+    ],
+)
+def test_geometry_refuses_lengths_float64_cannot_square(kw, match):
+    # Before, propagation with such a geometry raised OverflowError or returned NaN.
+    args = {"energy_eV": 8000.0, "distance_m": 2.0, "detector_pixel_m": 75e-6, "N": 32} | kw
+    with pytest.raises(ValueError, match=match):
+        Geometry(**args)
+
+
 # --------------------------------------------------------------------------- Zernike
 
 NOLL = {  # Noll (1976), Table 1: j -> (n, m), m < 0 for the sine terms

@@ -35,6 +35,10 @@ def _positive(name: str, v: Any) -> float:
     return f
 
 
+#: Range of the derived lengths (wavelength, object pixel), in metres.
+_DERIVED_MIN, _DERIVED_MAX = 1e-150, 1e150
+
+
 @dataclass(frozen=True)
 class Geometry:
     """Photon energy, sample–detector distance, detector pixel pitch and pattern size.
@@ -55,7 +59,9 @@ class Geometry:
     TypeError
         A parameter is not a real number (``N``: not an integer).
     ValueError
-        A parameter is not positive and finite, or ``N < 2``.
+        A parameter is not positive and finite, or ``N < 2``; the wavelength or the object
+        pixel size outside ``[1e-150, 1e150]`` m (where their squares and reciprocals would
+        leave float64).
 
     Examples
     --------
@@ -80,6 +86,17 @@ class Geometry:
         if int(n) < 2:
             raise ValueError(f"N must be >= 2, got {n}")
         object.__setattr__(self, "N", int(n))
+        # Probe propagation squares and inverts these: keep both within float64.
+        for name, v in (
+            ("wavelength_m", self.wavelength_m),
+            ("object_pixel_m", self.object_pixel_m),
+        ):
+            if not _DERIVED_MIN <= v <= _DERIVED_MAX:
+                raise ValueError(
+                    f"{name} = {v:g} (derived from energy_eV={self.energy_eV!r}, distance_m="
+                    f"{self.distance_m!r}, detector_pixel_m={self.detector_pixel_m!r}, N={self.N})"
+                    f" must be within [{_DERIVED_MIN:g}, {_DERIVED_MAX:g}] m"
+                )
 
     @property
     def wavelength_m(self) -> float:

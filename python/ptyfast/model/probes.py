@@ -841,7 +841,10 @@ def propagate(probe: Any, distance_m: float, geometry: Geometry) -> np.ndarray:
     propagating = nu2 < inv_lam2
     # √(1/λ² − ν²) − 1/λ without cancellation.
     kz = -nu2 / (1.0 / lam + np.sqrt(np.where(propagating, inv_lam2 - nu2, 0.0)))
-    limit = 1.0 / (lam * math.sqrt((d / (N * dx)) ** 2 + 1.0))
+    try:
+        limit = 1.0 / (lam * math.sqrt((d / (N * dx)) ** 2 + 1.0))
+    except OverflowError:  # |d| beyond ~1e154 windows: the band keeps the zero frequency only
+        limit = 0.0
     band = (np.abs(nu)[:, None] <= limit) & (np.abs(nu)[None, :] <= limit) & propagating
     with np.errstate(all="ignore"):
         H = np.where(band, np.exp(2j * np.pi * d * kz), 0.0)
