@@ -395,6 +395,13 @@ def _exp(**kw):
         ),
         ({"object": np.zeros((64, 64))}, ValueError, "object must not be zero"),
         ({"object": np.full((64, 64), np.nan)}, ValueError, "object must be finite"),
+        # A faint object and a large dose: s = sqrt(photons / energy) beyond float32 (inf
+        # with a NumPy warning before, refused later by the kernel).
+        (
+            {"object": np.full((64, 64), 1e-30, np.complex64), "photons": 1e18},
+            ValueError,
+            "photons = 1e[+]?18 gives an intensity scale s = 1e[+]?39 beyond float32",
+        ),
         ({"probe": np.zeros((16, 16))}, ValueError, "probe must not be zero"),
         ({"probe": np.ones((16, 15))}, ValueError, "probe"),
         ({"object": {"format": "x"}}, ValueError, "object must be an array or an object recipe"),

@@ -281,3 +281,12 @@ def test_calculate_from_tf_tensor_statistics():
     assert calculate_intensity_scale(stats, nphotons=1e9) == pytest.approx(s, rel=1e-6)
     assert scale_nphotons(tf.constant(X), nphotons=1e9) == scale_nphotons(X, nphotons=1e9)
     np.testing.assert_array_equal(count_photons(tf.constant(X)), count_photons(X))
+
+
+def test_simulation_scale_beyond_float32_is_refused():
+    # sqrt(1e18 / 1e-60) = 1e39 would round to inf in float32.
+    with pytest.raises(ValueError, match=r"nphotons = 1e\+18 .* s = .* = 1e\+39, beyond float32"):
+        intensity.simulation_scale(np.array([1e-60, 1e-60]), 1e18)
+    # Just inside float32 the scale is the float32 rounding of the float64 one.
+    s = intensity.simulation_scale(np.array([1e-60]), 1e16)
+    assert s == np.float32(1e38) and np.isfinite(s)

@@ -47,6 +47,7 @@ MIN_BATCH_MEAN = 1e-12
 # Samples per float64 block: bounds the temporary copies for large datasets without changing
 # the result (each pattern's energy is reduced on its own contiguous row).
 _BLOCK_ELEMENTS = 1 << 22
+_F32_MAX = float(np.finfo(np.float32).max)
 
 
 def _real_array(name: str, x: Any, *, min_ndim: int = 3) -> np.ndarray:
@@ -101,7 +102,8 @@ def simulation_scale(energies: Any, nphotons: float) -> np.float32:
     Raises
     ------
     ValueError
-        If ``nphotons`` is not positive and finite, or every pattern has zero energy.
+        If ``nphotons`` is not positive and finite, every pattern has zero energy, or ``s``
+        is beyond float32.
     """
     nph = _positive_float("nphotons", nphotons)
     mean = float(np.mean(energies))
@@ -110,7 +112,13 @@ def simulation_scale(energies: Any, nphotons: float) -> np.float32:
             "the illuminated object has zero energy at every scan position; "
             "the intensity scale is undefined"
         )
-    return np.float32(np.sqrt(nph / mean))
+    s = float(np.sqrt(nph / mean))
+    if not s <= _F32_MAX:
+        raise ValueError(
+            f"nphotons = {nph!r} over a mean illuminated energy of {mean:.4g} gives an intensity "
+            f"scale s = sqrt(nphotons / energy) = {s:.4g}, beyond float32 (<= {_F32_MAX:.4g})"
+        )
+    return np.float32(s)
 
 
 def _default_nphotons(nphotons: Any) -> float:
