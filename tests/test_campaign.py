@@ -198,6 +198,26 @@ def test_campaign_recipe_round_trip_and_files(tmp_path):
         (lambda s: s.update(lens={}), "unknown section"),
         (lambda s: s.pop("scan"), r"needs the section\(s\) \['\[scan\]'\]"),
         (lambda s: s["detector"].update(preset="medipix"), "preset"),
+        # Names that are not strings (TypeError "unhashable type" before).
+        (lambda s: s["probe"].update(builder={"a": 1}), r"\[probe\]: builder must be one of"),
+        (
+            lambda s: s.update(object={"family": [], "shape": 64}),
+            r"\[object\]: family must be one of .* got \[\]",
+        ),
+        (
+            lambda s: s["probe"].update(operations=[{"op": {"a": 1}}]),
+            r"\[probe\]: operations\[0\]\['op'\] must be one of",
+        ),
+        (
+            lambda s: s["scan"]["errors"][0].update(op=["jitter"]),
+            r"\[scan\]: errors\[0\]\['op'\] must be one of",
+        ),
+        # A probe value only the builder checks (found when an experiment was simulated before).
+        (lambda s: s["probe"].update(sigma_px=[[1]]), r"\[probe\]: sigma_px must be a real number"),
+        (
+            lambda s: s["probe"].update(operations=[{"op": "modes", "n": "3"}]),
+            r"\[probe\]: n must be an integer",
+        ),
     ],
 )
 def test_impossible_campaigns_are_refused_naming_the_path(edit, match):

@@ -35,7 +35,9 @@ impossible range, ``lo > hi``, a log-uniform reaching 0, a negative ``sd``, boun
 no probability, an empty choice, bad weights), values of known parameters are checked against
 their domains (``photons > 0``, ``0 < qe <= 1``, ``sigma_px >= 0``, ...: a normal without
 bounds for a positive parameter is refused), each error naming the path; then experiment 0's
-parts are built from their recipes (arrays excepted) so that a recipe error surfaces at once.
+parts are built from their recipes (and its probe array, which is small; not the object array)
+so that a recipe error surfaces at once. Values that only other experiments draw (another
+option of a ``choice``) are checked when those experiments are built.
 """
 
 from __future__ import annotations

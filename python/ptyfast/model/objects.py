@@ -466,7 +466,7 @@ def recipe(family: str, **params: Any) -> dict[str, Any]:
     >>> bool(np.array_equal(build(r), dead_leaves(32, seed=9)))
     True
     """
-    if family not in _FAMILIES:
+    if not isinstance(family, str) or family not in _FAMILIES:
         raise ValueError(f"family must be one of {list(FAMILIES)}, got {family!r}")
     unknown = sorted(set(params) - set(_PARAMS[family]))
     if unknown:
@@ -535,7 +535,7 @@ def _checked(recipe: Any) -> tuple[str, dict[str, Any]]:
             f"{recipe['version']!r}"
         )
     family = recipe["family"]
-    if family not in _FAMILIES:
+    if not isinstance(family, str) or family not in _FAMILIES:
         raise ValueError(f"recipe['family'] must be one of {list(FAMILIES)}, got {family!r}")
     params = recipe["params"]
     if not isinstance(params, dict) or set(params) != set(_PARAMS[family]):

@@ -1256,7 +1256,7 @@ def recipe(builder: str, *, operations: Any = (), **params: Any) -> dict[str, An
     >>> isinstance(r["params"]["seed"], int), build(r).shape
     (True, (3, 64, 64))
     """
-    if builder not in _BUILDERS:
+    if not isinstance(builder, str) or builder not in _BUILDERS:
         raise ValueError(f"builder must be one of {sorted(_BUILDERS)}, got {builder!r}")
     p = _complete(builder, _BUILDERS[builder], params, ())
     if builder == "zernike" and p["coefficients"] is None:
@@ -1265,7 +1265,11 @@ def recipe(builder: str, *, operations: Any = (), **params: Any) -> dict[str, An
         raise TypeError(f"operations must be a sequence of dicts, got {operations!r}")
     ops = []
     for i, op in enumerate(operations):
-        if not isinstance(op, dict) or op.get("op") not in _OPERATIONS:
+        if (
+            not isinstance(op, dict)
+            or not isinstance(op.get("op"), str)
+            or op["op"] not in _OPERATIONS
+        ):
             got = op.get("op") if isinstance(op, dict) else op
             raise ValueError(
                 f"operations[{i}]['op'] must be one of {sorted(_OPERATIONS)}, got {got!r}"
@@ -1325,7 +1329,7 @@ def build(recipe: dict[str, Any]) -> np.ndarray:
             f"{recipe['version']!r}"
         )
     name = recipe["builder"]
-    if name not in _BUILDERS:
+    if not isinstance(name, str) or name not in _BUILDERS:
         raise ValueError(f"recipe['builder'] must be one of {sorted(_BUILDERS)}, got {name!r}")
     params = recipe["params"]
     if not isinstance(params, dict) or set(params) != set(_signature_params(_BUILDERS[name], ())):
@@ -1343,7 +1347,11 @@ def build(recipe: dict[str, Any]) -> np.ndarray:
     if not isinstance(operations, list):
         raise ValueError(f"recipe['operations'] must be a list, got {type(operations).__name__}")
     for i, op in enumerate(operations):
-        if not isinstance(op, dict) or op.get("op") not in _OPERATIONS:
+        if (
+            not isinstance(op, dict)
+            or not isinstance(op.get("op"), str)
+            or op["op"] not in _OPERATIONS
+        ):
             raise ValueError(
                 f"recipe['operations'][{i}]['op'] must be one of {sorted(_OPERATIONS)}"
             )

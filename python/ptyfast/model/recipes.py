@@ -520,6 +520,13 @@ def _build(
     except (TypeError, ValueError) as exc:
         raise _where("detector", exc) from None
     if not build_arrays:
+        # The probe is small: build it anyway, so that its parameters' values are checked too
+        # (its recipe checks names only). The object's recipe checks its values itself.
+        if "array" not in spec["probe"]:
+            try:
+                probes.build(parts["probe"])
+            except (TypeError, ValueError) as exc:
+                raise _where("probe", exc) from None
         return Planned(None, seed, patches, name, campaign)
     e = Experiment(
         parts["object"], parts["probe"], scan, detector, photons, geometry, progress=progress
