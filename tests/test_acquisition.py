@@ -310,6 +310,17 @@ BAD_CALLS = [
     ("probe", ValueError, lambda: _acq(probe=np.ones((1, 1)))),
     ("probe", ValueError, lambda: _acq(probe=np.ones((2, 1, 1)))),
     ("scale", ValueError, lambda: _acq(scale=0.0)),
+    # Scales float32 cannot hold (rounded to 0 or inf), and a far field beyond float32
+    # (inf rates and NaN statistics before): s·max|obj|·Σ|probe| = 64·s must stay below ~1.3e19
+    # (for every mode).
+    ("scale = 1e-50 .* outside the float32 range", ValueError, lambda: _acq(scale=1e-50)),
+    ("scale = 1e[+]39 .* outside the float32 range", ValueError, lambda: _acq(scale=1e39)),
+    ("scale = 1e[+]19 would overflow the float32 far field", ValueError, lambda: _acq(scale=1e19)),
+    (
+        "scale = 1e[+]19 would overflow",
+        ValueError,
+        lambda: _acq(scale=1e19, probe=np.stack([PROBE / 64, PROBE])),
+    ),
     ("seed", ValueError, lambda: _acq(seed=-1)),
     ("first_index", ValueError, lambda: _acq(first_index=-1)),
     ("first_index", ValueError, lambda: _acq(first_index=2**64 - 2)),
@@ -367,6 +378,16 @@ def test_a_plan_refuses_what_acquire_refuses(name, exc, call, monkeypatch):
     monkeypatch.setattr(sys.modules[__name__], "_acq", _plan_acq)
     with pytest.raises(exc, match=name):
         call()
+
+
+def test_the_largest_scale_that_fits_gives_finite_readings_and_statistics():
+    # Above, 64·s > sqrt(float32.max / 2) ≈ 1.3e19 is refused; just below (s = 2e17 of at
+    # most 2.04e17), the zero frequency of the flat object and probe has the rate
+    # (s·64/N)² = 2.6e36 (amplitudes are /N).
+    r = _acq(scale=2e17, detector={"poisson": True}, seed=1, return_stats=True)
+    assert np.isfinite(r.readings).all()
+    assert r.readings.max() == pytest.approx((2e17 * 64 / 8) ** 2, rel=1e-6)
+    assert all(np.isfinite(v).all() for v in r.stats.values())
 
 
 def test_outputs_that_would_not_fit_are_refused_before_allocating():

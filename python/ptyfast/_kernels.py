@@ -543,7 +543,8 @@ def check_field_range(
         sum|probe|)**2 = ... exceeds float32.max / 2 = ...; at most nphotons = ... fits this
         object and probe"``; or the scale underflows/overflows float32.
     """
-    s32 = np.float32(scale)
+    with np.errstate(over="ignore"):
+        s32 = np.float32(scale)
     if not (np.isfinite(s32) and s32 >= np.finfo(np.float32).tiny):
         raise ValueError(
             f"{name} = {value!r} gives an intensity scale s = {float(scale):.4g} outside the "
@@ -1893,9 +1894,11 @@ def acquire(
     TypeError
         If an argument has the wrong type.
     ValueError
-        If a shape is wrong, an array is empty or not finite, ``scale`` is not positive, a
-        detector setting is out of range, an output buffer does not match, the outputs would
-        not fit in memory, or ``seed`` / ``first_index`` is out of range.
+        If a shape is wrong, an array is empty or not finite, ``scale`` is not positive or
+        would overflow a mode's float32 far field (``(scale·max|obj|·Σ|probe_k|)² <=
+        float32.max / 2``, as :func:`simulate`), a detector setting is out of range, an output
+        buffer does not match, the outputs would not fit in memory, or ``seed`` /
+        ``first_index`` is out of range.
 
     Examples
     --------
@@ -2016,7 +2019,11 @@ def acquire_plan(obj: Any, probe: Any, *, scale: float = 1.0, detector: Any = No
 def _plan(o: np.ndarray, probe: Any, scale: Any, detector: Any) -> AcquirePlan:
     """:func:`acquire_plan` for an object already validated."""
     modes = _as_modes(probe)
-    sc = np.float32(_positive_float("scale", scale))
+    scale_value = _positive_float("scale", scale)
+    # Each mode's far field must fit float32 (the rates would be inf or NaN otherwise).
+    l1 = float(np.max(np.sum(np.abs(modes), axis=(1, 2), dtype=np.float64)))
+    check_field_range(scale_value, _max_abs(o), l1, name="scale", value=scale)
+    sc = np.float32(scale_value)
     settings = detector_settings(detector, modes.shape[1])
     return AcquirePlan(o, modes, sc, settings, _core_detector(settings))
 
