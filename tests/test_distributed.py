@@ -312,6 +312,20 @@ def test_arguments_are_checked_before_any_work(client, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["f.zarr"]
 
 
+def test_local_cluster_counts_are_bounded_before_any_process_starts():
+    # A mistyped count (10**6 workers) tried to start that many processes and hung.
+    cores = os.cpu_count() or 1
+    for kw, match in [
+        ({"workers": 4 * cores + 1}, f"workers must be <= {4 * cores} "),
+        ({"workers": 10**6}, "workers must be <="),
+        ({"workers": 1, "threads": 4 * cores + 1}, f"threads must be <= {4 * cores} "),
+        ({"workers": 0}, "workers must be an integer >= 1"),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            with D.local_client(**kw):
+                pass
+
+
 def test_json_of_progress_records(tmp_path):
     # The manifest names the recipe by the SHA-256 of the provenance and storage options.
     h1 = D._recipe_hash({"a": 1}, False, False)

@@ -265,6 +265,16 @@ def _check_int(name: str, v: Any, minimum: int) -> int:
     return int(v)
 
 
+def _check_count(name: str, v: Any, cores: int) -> int:
+    """A process or thread count for a local cluster: ``1 .. 4 × cores``."""
+    n = _check_int(name, v, 1)
+    if n > 4 * cores:
+        raise ValueError(
+            f"{name} must be <= {4 * cores} (4 × the {cores} cores of this machine), got {n}"
+        )
+    return n
+
+
 def simulate(
     experiment_or_campaign: Any,
     store: str | os.PathLike[str],
@@ -491,10 +501,18 @@ def local_client(workers: int, *, threads: int | None = None) -> Iterator[Any]:
     Each worker runs one task at a time, its kernels on ``threads`` threads (default: this
     machine's cores shared evenly, at least one), so the workers do not oversubscribe the
     cores.
+
+    Raises
+    ------
+    ValueError
+        ``workers`` or ``threads`` not an integer in ``1 .. 4 × os.cpu_count()`` (more
+        processes or threads than that only compete for the cores, and a mistyped count would
+        start that many).
     """
     distributed = _require_distributed()
-    w = _check_int("workers", workers, 1)
-    t = max(1, (os.cpu_count() or 1) // w) if threads is None else _check_int("threads", threads, 1)
+    cores = os.cpu_count() or 1
+    w = _check_count("workers", workers, cores)
+    t = max(1, cores // w) if threads is None else _check_count("threads", threads, cores)
     cluster = distributed.LocalCluster(
         n_workers=w,
         threads_per_worker=1,
