@@ -212,6 +212,18 @@ def test_campaign_recipe_round_trip_and_files(tmp_path):
             lambda s: s["scan"]["errors"][0].update(op=["jitter"]),
             r"\[scan\]: errors\[0\]\['op'\] must be one of",
         ),
+        # Scan parameters are checked by name, as the object's and the probe's are (Python's
+        # "got an unexpected keyword argument" before).
+        (
+            lambda s: s["scan"].update(sigma_px=1.0),
+            r"\[scan\]: fermat_spiral: unknown parameters \['sigma_px'\]; expected "
+            r"\['n', 'step_px'\]",
+        ),
+        (
+            lambda s: s["scan"]["errors"][0].update(sigma=1.0),
+            r"\[scan\]: errors\[0\] \(jitter\): unknown parameters \['sigma'\]",
+        ),
+        (lambda s: s["scan"].pop("step_px"), r"\[scan\]: fermat_spiral: missing parameters"),
         # A probe value only the builder checks (found when an experiment was simulated before).
         (lambda s: s["probe"].update(sigma_px=[[1]]), r"\[probe\]: sigma_px must be a real number"),
         (

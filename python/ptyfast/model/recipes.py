@@ -383,14 +383,29 @@ def _scan(spec: dict[str, Any]) -> scans.Scan:
     if builder not in _SCAN_BUILDERS:
         raise ValueError(f"builder must be one of {list(_SCAN_BUILDERS)}, got {builder!r}")
     params = {k: v for k, v in spec.items() if k not in ("builder", "errors")}
-    scan = getattr(scans, builder)(**params)
+    scan = _call_with(builder, getattr(scans, builder), params)
     for i, op in enumerate(spec.get("errors") or []):
         if not isinstance(op, dict) or op.get("op") not in _SCAN_ERRORS:
             got = op.get("op") if isinstance(op, dict) else op
             raise ValueError(f"errors[{i}]['op'] must be one of {list(_SCAN_ERRORS)}, got {got!r}")
         kw = {k: v for k, v in op.items() if k != "op"}
-        scan = getattr(scan, op["op"])(**kw)
+        scan = _call_with(f"errors[{i}] ({op['op']})", getattr(scan, op["op"]), kw)
     return scan
+
+
+def _call_with(where: str, fn: Any, params: dict[str, Any]) -> Any:
+    """``fn(**params)``, unknown or missing parameter names refused first, as the object and
+    probe recipes do (rather than Python's "unexpected keyword argument")."""
+    sig = inspect.signature(fn).parameters
+    kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    names = [k for k, p in sig.items() if p.kind in kinds]
+    unknown = sorted(set(params) - set(names))
+    if unknown:
+        raise ValueError(f"{where}: unknown parameters {unknown}; expected {names}")
+    missing = [k for k in names if sig[k].default is inspect.Parameter.empty and k not in params]
+    if missing:
+        raise ValueError(f"{where}: missing parameters {missing}")
+    return fn(**params)
 
 
 @dataclass(frozen=True)
