@@ -113,6 +113,40 @@ def test_amplitudes_beyond_float32_are_refused_and_leave_nothing(tmp_path):
     assert np.isfinite(np.load(tmp_path / "d.npz")["diff3d"]).all()
 
 
+@pytest.mark.parametrize("fmt", formats("ptychodus", "cxi"))
+def test_corrupt_hdf5_content_is_a_format_error(tmp_path, fmt):
+    # Before, h5py's and the codecs' own exceptions (OSError, RuntimeError, KeyError,
+    # UnicodeDecodeError) escaped from ptyfast.open for corrupt files.
+    ds = random_dataset(12)
+    # 1. A compressed chunk of the patterns overwritten: the gzip filter fails on read.
+    path = tmp_path / f"a.{EXT[fmt]}"
+    ds.save(path, compress=True)
+    name = "entry_1/data_1/data" if fmt == "cxi" else "patterns"
+
+    def holds_patterns(p):  # the ptychodus pair keeps them in its diffraction file
+        with h5py.File(p, "r") as f:
+            return name in f
+
+    data_file = next(p for p in sorted(tmp_path.glob("a*")) if holds_patterns(p))
+    with h5py.File(data_file, "r") as f:
+        chunk = f[name].id.get_chunk_info(0)
+    with open(data_file, "r+b") as fh:
+        fh.seek(chunk.byte_offset)
+        fh.write(b"\xff" * min(64, chunk.size))
+    with pytest.raises(io.FormatError, match=r"corrupt or unreadable patterns 0:.*OSError"):
+        ptyfast.open(path)
+    # 2. Metadata that is not UTF-8.
+    path = tmp_path / f"b.{EXT[fmt]}"
+    ds.save(path)
+    group = "entry_1/ptyfast" if fmt == "cxi" else "ptyfast"
+    with h5py.File(path, "r+") as f:
+        g = f[group]
+        del g["meta"]
+        g.create_dataset("meta", data=b'{"a": "\xff"}', dtype=h5py.string_dtype("utf-8"))
+    with pytest.raises(io.FormatError, match=r"corrupt or unreadable .*UnicodeDecodeError"):
+        ptyfast.open(path)
+
+
 @pytest.mark.parametrize("fmt", formats())
 def test_incomplete_stream_is_an_error_and_leaves_nothing(tmp_path, fmt):
     ds = random_dataset(7, m=9)

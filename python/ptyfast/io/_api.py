@@ -7,7 +7,15 @@ from pathlib import Path
 from typing import Any
 
 from ..model.dataset import Dataset
-from ._common import BlockReader, BlockWriter, FormatError, Header, format_from_path
+from ._common import (
+    CORRUPT,
+    BlockReader,
+    BlockWriter,
+    FormatError,
+    Header,
+    format_from_path,
+    unreadable,
+)
 
 __all__ = ["detect", "open", "reader", "save", "writer"]
 
@@ -189,7 +197,7 @@ def detect(path: str | os.PathLike[str]) -> str:
         try:
             with h5py.File(p, "r") as f:
                 keys = set(f.keys())
-        except OSError as exc:
+        except (OSError, RuntimeError) as exc:  # RuntimeError: a corrupt link table
             raise FormatError(f"{where} is not a readable HDF5 file: {exc}") from None
         if "cxi_version" in keys or "entry_1" in keys:
             return "cxi"
@@ -219,21 +227,26 @@ def reader(path: str | os.PathLike[str]) -> BlockReader:
     """
     fmt = detect(path)
     p = Path(path)
-    if fmt == "npz":
-        from .npz import NpzReader
+    try:
+        if fmt == "npz":
+            from .npz import NpzReader
 
-        return NpzReader(p)
-    if fmt == "ptychodus":
-        from .ptychodus import PtychodusReader
+            return NpzReader(p)
+        if fmt == "ptychodus":
+            from .ptychodus import PtychodusReader
 
-        return PtychodusReader(p)
-    if fmt == "cxi":
-        from .cxi import CxiReader
+            return PtychodusReader(p)
+        if fmt == "cxi":
+            from .cxi import CxiReader
 
-        return CxiReader(p)
-    from .zarr import ZarrReader
+            return CxiReader(p)
+        from .zarr import ZarrReader
 
-    return ZarrReader(p)
+        return ZarrReader(p)
+    except (FormatError, FileNotFoundError, ImportError):
+        raise
+    except CORRUPT as exc:
+        raise unreadable(os.fspath(p), fmt, exc) from None
 
 
 def open(path: str | os.PathLike[str]) -> Dataset:  # noqa: A001 - ptyfast.open is the API
@@ -264,4 +277,9 @@ def open(path: str | os.PathLike[str]) -> Dataset:  # noqa: A001 - ptyfast.open 
     >>> ds = ptyfast.open("run.ptychodus.h5")   # doctest: +SKIP
     """
     with reader(path) as r:
-        return r.read_all()
+        try:
+            return r.read_all()
+        except FormatError:
+            raise
+        except CORRUPT as exc:  # fields that decode but do not make a valid dataset
+            raise unreadable(os.fspath(path), f"{r.format} dataset", exc) from None

@@ -60,6 +60,16 @@ class FormatError(ValueError):
     """A file cannot be written or read as asked; the message names the file and the field."""
 
 
+#: What h5py, zarr, zipfile and NumPy raise on corrupt content (a :class:`FormatError`, itself
+#: a ``ValueError``, is let through by the readers before they catch these).
+CORRUPT = (OSError, RuntimeError, KeyError, EOFError, ValueError)
+
+
+def unreadable(where: str, what: str, exc: BaseException) -> FormatError:
+    """The :class:`FormatError` for corrupt content that a library rejected with ``exc``."""
+    return FormatError(f"{where}: corrupt or unreadable {what} ({type(exc).__name__}: {exc})")
+
+
 # ---------------------------------------------------------------------------- extensions
 
 
@@ -726,7 +736,12 @@ class BlockReader:
         m = self.header.n_patterns
         if not (0 <= start <= stop <= m):
             raise ValueError(f"need 0 <= start <= stop <= {m}, got start={start}, stop={stop}")
-        return self._read(start, stop)
+        try:
+            return self._read(start, stop)
+        except FormatError:
+            raise
+        except CORRUPT as exc:
+            raise unreadable(os.fspath(self.path), f"patterns {start}:{stop}", exc) from None
 
     def _read(self, start: int, stop: int) -> tuple[np.ndarray, np.ndarray | None]:
         raise NotImplementedError  # pragma: no cover - abstract
