@@ -142,7 +142,17 @@ def test_input_arrays_are_recorded_by_reference_and_replayable(tmp_path):
     [
         (["--probe-param", "sigma_px"], "--probe-param must be KEY=VALUE"),
         (["--energy-eV", "8000"], "--energy-eV, --distance-m and --detector-pixel-m go together"),
-        (["--probe", "fresnel_zone_plate"], "fresnel_zone_plate needs a geometry"),
+        (
+            ["--probe", "fresnel_zone_plate"],
+            r"fresnel_zone_plate needs a geometry.*\(on the command line: \[geometry\] is "
+            r"--energy-eV, --distance-m and --detector-pixel-m; \[probe\] is --probe, ",
+        ),
+        # A recipe error from the options says which options set the section it names.
+        (
+            ["--probe", "gaussian"],
+            r"\[probe\]: gaussian: missing parameters \['sigma_px'\] \(on the command line: "
+            r"\[probe\] is --probe, --probe-param KEY=VALUE",
+        ),
         (["--jitter-px", "nan"], "--jitter-px must be finite"),
         (["--drift-px", "1"], "--drift-px must be VX,VY"),
         (["--modes", "0"], "--modes must be an integer >= 1"),

@@ -455,6 +455,31 @@ def simulate(args: argparse.Namespace) -> int:
         return _simulate(args, recipes, Campaign)
     except ImportError as exc:  # an optional format package: a user error, one line
         raise ValueError(str(exc)) from None
+    except recipes.RecipeError as exc:
+        hint = None if getattr(args, "recipe", None) else _options_hint(str(exc))
+        if hint is None:
+            raise
+        # The recipe was made from the options: say which options set the sections named.
+        raise recipes.RecipeError(f"{exc} ({hint})") from None
+
+
+#: The options of ``ptyfast simulate`` that set each section of the recipe it builds.
+_SECTION_OPTIONS = {
+    "experiment": "--nphotons, --seed and --patches",
+    "geometry": "--energy-eV, --distance-m and --detector-pixel-m",
+    "object": "--object, --object-size and --object-param KEY=VALUE",
+    "probe": "--probe, --probe-param KEY=VALUE, --modes, --mode-decay and --defocus-m",
+    "scan": "--scan, -n, --step-px, --jitter-px, --drift-px and --scan-param KEY=VALUE",
+    "detector": "--detector and --detector-param KEY=VALUE",
+}
+
+
+def _options_hint(message: str) -> str | None:
+    """Which options set the sections a recipe error names (``[probe]``, ...), or None."""
+    named = [k for k in _SECTION_OPTIONS if f"[{k}]" in message]
+    if not named:
+        return None
+    return "on the command line: " + "; ".join(f"[{k}] is {_SECTION_OPTIONS[k]}" for k in named)
 
 
 def _check_preview(args: argparse.Namespace) -> None:
