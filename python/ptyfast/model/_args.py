@@ -1,4 +1,4 @@
-"""Argument checks shared by the model's builders (probes, scans, objects).
+"""Argument checks shared by the model's builders (probes, scans, objects, detector, recipes).
 
 Every check raises before any work, with a message naming the argument, what was expected and
 what was received (``"sigma_px must be a positive finite number, got nan"``). Seeds are
@@ -9,8 +9,10 @@ PtychoPINN recipes that draw from NumPy's legacy MT19937 stream).
 
 from __future__ import annotations
 
+import inspect
 import math
 import numbers
+from collections.abc import Callable, Collection
 from typing import Any
 
 import numpy as np
@@ -23,7 +25,10 @@ __all__ = [
     "length",
     "pair",
     "real_array",
+    "one_of",
     "choice",
+    "signature_params",
+    "parameters",
     "seed_int",
     "legacy_seed_int",
     "generator",
@@ -109,11 +114,47 @@ def real_array(name: str, v: Any) -> np.ndarray:
     return a
 
 
+def one_of(v: Any, options: Collection[Any]) -> bool:
+    """``v in options`` for string or integer scalars only (an unhashable value, a list or a
+    dict, would make ``in`` raise ``TypeError``; an array compared with ``in`` raises too)."""
+    if isinstance(v, np.ndarray) or not isinstance(v, str | int | np.integer):
+        return False
+    return v in options
+
+
 def choice(name: str, v: Any, options: tuple[str, ...]) -> str:
     """``v`` if it is one of ``options`` (strings)."""
-    if not isinstance(v, str) or v not in options:
+    if not isinstance(v, str) or not one_of(v, options):
         raise ValueError(f"{name} must be one of {list(options)}, got {v!r}")
     return v
+
+
+def signature_params(fn: Callable[..., Any], skip: tuple[str, ...] = ()) -> dict[str, Any]:
+    """``fn``'s parameter names but ``skip`` -> default (``inspect.Parameter.empty`` when
+    required)."""
+    return {k: p.default for k, p in inspect.signature(fn).parameters.items() if k not in skip}
+
+
+def parameters(
+    where: str, fn: Callable[..., Any], given: Collection[str], skip: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """``fn``'s parameters but ``skip``, name -> default (``inspect.Parameter.empty`` when
+    required), once ``given`` is checked to name none other and to hold every required one.
+
+    Raises
+    ------
+    ValueError
+        ``"{where}: unknown parameters [...]; expected [...]"`` or ``"{where}: missing
+        parameters [...]"``.
+    """
+    sig = signature_params(fn, skip)
+    unknown = sorted(set(given) - set(sig))
+    if unknown:
+        raise ValueError(f"{where}: unknown parameters {unknown}; expected {list(sig)}")
+    missing = [k for k, d in sig.items() if d is inspect.Parameter.empty and k not in given]
+    if missing:
+        raise ValueError(f"{where}: missing parameters {missing}")
+    return sig
 
 
 def seed_int(seed: Any, name: str = "seed") -> int:

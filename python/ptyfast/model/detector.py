@@ -106,19 +106,13 @@ from typing import Any, ClassVar
 import numpy as np
 
 from .. import _kernels
+from . import _args
 
 #: Every standard normal of the read-noise stage is below this in magnitude (the Rust
 #: ``detector::Z_MAX``: the ziggurat's tail from 53-bit uniforms ends below 13.71).
 Z_MAX = 16.0
 
 __all__ = ["Detector", "PIXEL_CODES"]
-
-
-def _one_of(v: Any, options: tuple[Any, ...]) -> bool:
-    """``v in options`` for hashable scalars only (an array compared with ``in`` raises)."""
-    if isinstance(v, np.ndarray) or not isinstance(v, str | int | np.integer):
-        return False
-    return v in options
 
 
 #: Pixel-map flags (:meth:`Detector.pixel_map`): a pixel's code is the OR of its flags.
@@ -336,7 +330,7 @@ class Detector:
         if not isinstance(self.poisson, bool | np.bool_):
             raise TypeError(f"poisson must be a bool, got {type(self.poisson).__name__}")
         put("poisson", bool(self.poisson))
-        if not _one_of(self.poisson_stream, _kernels.POISSON_STREAMS):
+        if not _args.one_of(self.poisson_stream, _kernels.POISSON_STREAMS):
             raise ValueError(
                 f"poisson_stream must be one of {_kernels.POISSON_STREAMS}, got "
                 f"{self.poisson_stream!r}"
@@ -349,9 +343,9 @@ class Detector:
             put(name, _real(name, getattr(self, name), minimum=0.0))
         if self.psf_sigma_px > 1e4:
             raise ValueError(f"psf_sigma_px must be <= 1e4, got {self.psf_sigma_px!r}")
-        if not _one_of(self.dtype, _kernels.READING_DTYPES):
+        if not _args.one_of(self.dtype, _kernels.READING_DTYPES):
             raise ValueError(f"dtype must be one of {_kernels.READING_DTYPES}, got {self.dtype!r}")
-        if not _one_of(self.overflow, ("saturate", "wrap")):
+        if not _args.one_of(self.overflow, ("saturate", "wrap")):
             raise ValueError(f"overflow must be 'saturate' or 'wrap', got {self.overflow!r}")
         top = _kernels._reading_max(self.dtype)
         if self.full_well is not None:
@@ -480,9 +474,9 @@ class Detector:
         ValueError
             Unknown ``size`` or ``generation``.
         """
-        if isinstance(generation, bool) or not _one_of(generation, tuple(_EIGER)):
+        if isinstance(generation, bool) or not _args.one_of(generation, tuple(_EIGER)):
             raise ValueError(f"generation must be 1 or 2, got {generation!r}")
-        if not _one_of(size, tuple(_EIGER_SIZES)):
+        if not _args.one_of(size, tuple(_EIGER_SIZES)):
             raise ValueError(f"size must be one of {sorted(_EIGER_SIZES)}, got {size!r}")
         base = {
             **_EIGER[generation],
@@ -509,7 +503,7 @@ class Detector:
         ValueError
             Unknown ``size``.
         """
-        if not _one_of(size, tuple(_PILATUS_SIZES)):
+        if not _args.one_of(size, tuple(_PILATUS_SIZES)):
             raise ValueError(f"size must be one of {sorted(_PILATUS_SIZES)}, got {size!r}")
         base = {
             **_PILATUS,
@@ -551,7 +545,7 @@ class Detector:
         ValueError
             Unknown preset name.
         """
-        if not _one_of(name, cls._PRESETS):
+        if not _args.one_of(name, cls._PRESETS):
             raise ValueError(f"name must be a preset among {list(cls._PRESETS)}, got {name!r}")
         if name == "ideal":
             return cls._with({"name": "ideal"}, kwargs)

@@ -466,8 +466,7 @@ def recipe(family: str, **params: Any) -> dict[str, Any]:
     >>> bool(np.array_equal(build(r), dead_leaves(32, seed=9)))
     True
     """
-    if not isinstance(family, str) or family not in _FAMILIES:
-        raise ValueError(f"family must be one of {list(FAMILIES)}, got {family!r}")
+    _args.choice("family", family, FAMILIES)
     unknown = sorted(set(params) - set(_PARAMS[family]))
     if unknown:
         raise ValueError(f"unknown {family} parameters {unknown}; expected {list(_PARAMS[family])}")
@@ -535,8 +534,7 @@ def _checked(recipe: Any) -> tuple[str, dict[str, Any]]:
             f"{recipe['version']!r}"
         )
     family = recipe["family"]
-    if not isinstance(family, str) or family not in _FAMILIES:
-        raise ValueError(f"recipe['family'] must be one of {list(FAMILIES)}, got {family!r}")
+    _args.choice("recipe['family']", family, FAMILIES)
     params = recipe["params"]
     if not isinstance(params, dict) or set(params) != set(_PARAMS[family]):
         got = sorted(params) if isinstance(params, dict) else type(params).__name__

@@ -38,7 +38,6 @@ to the recorded integer) and :func:`build` when the draw must be recorded.
 
 from __future__ import annotations
 
-import inspect
 import math
 import numbers
 import os
@@ -1186,11 +1185,6 @@ _BUILDERS: dict[str, Callable[..., np.ndarray]] = {
 _OPERATIONS: dict[str, Callable[..., np.ndarray]] = {"propagate": propagate, "modes": modes}
 
 
-def _signature_params(fn: Callable[..., Any], skip: tuple[str, ...]) -> dict[str, Any]:
-    """Parameter name -> default (``inspect.Parameter.empty`` when required)."""
-    return {k: p.default for k, p in inspect.signature(fn).parameters.items() if k not in skip}
-
-
 def _jsonable(name: str, v: Any) -> Any:
     """Geometry as its dict, arrays and tuples as lists, NumPy scalars as Python ones."""
     if isinstance(v, Geometry):
@@ -1207,13 +1201,7 @@ def _jsonable(name: str, v: Any) -> Any:
 def _complete(
     where: str, fn: Callable[..., Any], given: dict[str, Any], skip: tuple[str, ...]
 ) -> dict[str, Any]:
-    sig = _signature_params(fn, skip)
-    unknown = sorted(set(given) - set(sig))
-    if unknown:
-        raise ValueError(f"{where}: unknown parameters {unknown}; expected {list(sig)}")
-    missing = [k for k, d in sig.items() if d is inspect.Parameter.empty and k not in given]
-    if missing:
-        raise ValueError(f"{where}: missing parameters {missing}")
+    sig = _args.parameters(where, fn, given, skip)
     return {k: _jsonable(k, given.get(k, d)) for k, d in sig.items()}
 
 
@@ -1256,8 +1244,7 @@ def recipe(builder: str, *, operations: Any = (), **params: Any) -> dict[str, An
     >>> isinstance(r["params"]["seed"], int), build(r).shape
     (True, (3, 64, 64))
     """
-    if not isinstance(builder, str) or builder not in _BUILDERS:
-        raise ValueError(f"builder must be one of {sorted(_BUILDERS)}, got {builder!r}")
+    _args.choice("builder", builder, tuple(sorted(_BUILDERS)))
     p = _complete(builder, _BUILDERS[builder], params, ())
     if builder == "zernike" and p["coefficients"] is None:
         p["seed"] = _args.seed_int(p["seed"])
@@ -1265,11 +1252,7 @@ def recipe(builder: str, *, operations: Any = (), **params: Any) -> dict[str, An
         raise TypeError(f"operations must be a sequence of dicts, got {operations!r}")
     ops = []
     for i, op in enumerate(operations):
-        if (
-            not isinstance(op, dict)
-            or not isinstance(op.get("op"), str)
-            or op["op"] not in _OPERATIONS
-        ):
+        if not isinstance(op, dict) or not _args.one_of(op.get("op"), _OPERATIONS):
             got = op.get("op") if isinstance(op, dict) else op
             raise ValueError(
                 f"operations[{i}]['op'] must be one of {sorted(_OPERATIONS)}, got {got!r}"
@@ -1329,14 +1312,11 @@ def build(recipe: dict[str, Any]) -> np.ndarray:
             f"{recipe['version']!r}"
         )
     name = recipe["builder"]
-    if not isinstance(name, str) or name not in _BUILDERS:
-        raise ValueError(f"recipe['builder'] must be one of {sorted(_BUILDERS)}, got {name!r}")
+    _args.choice("recipe['builder']", name, tuple(sorted(_BUILDERS)))
     params = recipe["params"]
-    if not isinstance(params, dict) or set(params) != set(_signature_params(_BUILDERS[name], ())):
-        raise ValueError(
-            f"recipe['params'] must have the keys of {name}: "
-            f"{list(_signature_params(_BUILDERS[name], ()))}"
-        )
+    names = list(_args.signature_params(_BUILDERS[name]))
+    if not isinstance(params, dict) or set(params) != set(names):
+        raise ValueError(f"recipe['params'] must have the keys of {name}: {names}")
     kwargs = dict(params)
     if "geometry" in kwargs:
         kwargs["geometry"] = Geometry.from_dict(kwargs["geometry"])
@@ -1347,17 +1327,13 @@ def build(recipe: dict[str, Any]) -> np.ndarray:
     if not isinstance(operations, list):
         raise ValueError(f"recipe['operations'] must be a list, got {type(operations).__name__}")
     for i, op in enumerate(operations):
-        if (
-            not isinstance(op, dict)
-            or not isinstance(op.get("op"), str)
-            or op["op"] not in _OPERATIONS
-        ):
+        if not isinstance(op, dict) or not _args.one_of(op.get("op"), _OPERATIONS):
             raise ValueError(
                 f"recipe['operations'][{i}]['op'] must be one of {sorted(_OPERATIONS)}"
             )
         kind = op["op"]
         skip = ("probe",) if kind == "propagate" else ("primary",)
-        keys = set(_signature_params(_OPERATIONS[kind], skip))
+        keys = set(_args.signature_params(_OPERATIONS[kind], skip))
         kw = {k: v for k, v in op.items() if k != "op"}
         if set(kw) != keys:
             raise ValueError(

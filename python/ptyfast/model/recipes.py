@@ -396,15 +396,7 @@ def _scan(spec: dict[str, Any]) -> scans.Scan:
 def _call_with(where: str, fn: Any, params: dict[str, Any]) -> Any:
     """``fn(**params)``, unknown or missing parameter names refused first, as the object and
     probe recipes do (rather than Python's "unexpected keyword argument")."""
-    sig = inspect.signature(fn).parameters
-    kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
-    names = [k for k, p in sig.items() if p.kind in kinds]
-    unknown = sorted(set(params) - set(names))
-    if unknown:
-        raise ValueError(f"{where}: unknown parameters {unknown}; expected {names}")
-    missing = [k for k in names if sig[k].default is inspect.Parameter.empty and k not in params]
-    if missing:
-        raise ValueError(f"{where}: missing parameters {missing}")
+    _args.parameters(where, fn, params)
     return fn(**params)
 
 

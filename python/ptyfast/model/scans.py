@@ -515,8 +515,7 @@ class Scan:
                 f"got {recipe['version']!r}"
             )
         name = recipe["builder"]
-        if not isinstance(name, str) or name not in _BUILDERS:
-            raise ValueError(f"recipe['builder'] must be one of {sorted(_BUILDERS)}, got {name!r}")
+        _args.choice("recipe['builder']", name, tuple(sorted(_BUILDERS)))
         params = recipe["params"]
         if not isinstance(params, dict):
             raise ValueError(f"recipe['params'] must be a dict, got {type(params).__name__}")
@@ -525,11 +524,7 @@ class Scan:
         if not isinstance(errors, list):
             raise ValueError(f"recipe['errors'] must be a list, got {type(errors).__name__}")
         for i, op in enumerate(errors):
-            if (
-                not isinstance(op, dict)
-                or not isinstance(op.get("op"), str)
-                or op["op"] not in _OPS
-            ):
+            if not isinstance(op, dict) or not _args.one_of(op.get("op"), _OPS):
                 got = op.get("op") if isinstance(op, dict) else op
                 raise ValueError(
                     f"recipe['errors'][{i}]['op'] must be one of {sorted(_OPS)}, got {got!r}"
