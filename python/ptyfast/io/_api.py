@@ -243,7 +243,7 @@ def reader(path: str | os.PathLike[str]) -> BlockReader:
         from .zarr import ZarrReader
 
         return ZarrReader(p)
-    except (FormatError, FileNotFoundError, ImportError):
+    except (FormatError, FileNotFoundError):  # FormatError is a ValueError, this an OSError
         raise
     except CORRUPT as exc:
         raise unreadable(os.fspath(p), fmt, exc) from None

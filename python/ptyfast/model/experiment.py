@@ -297,17 +297,17 @@ class Experiment:
                 f"float32.max / 2 = {_F32_HALF_MAX:.3g}; at most photons = "
                 f"{_F32_HALF_MAX / per_photon:.3g} fits this object and probe"
             )
-        if not math.sqrt(self.photons / mean) <= float(np.finfo(np.float32).max):
+        s64 = math.sqrt(self.photons / mean)
+        if not s64 <= float(np.finfo(np.float32).max):
             raise ValueError(
-                f"photons = {self.photons!r} gives an intensity scale s = "
-                f"{math.sqrt(self.photons / mean):.4g} beyond float32 (the illuminated energy "
-                f"per pattern, {mean:.4g} on average, is too small for so many photons)"
+                f"photons = {self.photons!r} gives an intensity scale s = {s64:.4g} beyond "
+                f"float32 (the illuminated energy per pattern, {mean:.4g} on average, is too "
+                f"small for so many photons)"
             )
         s = simulation_scale(energies, self.photons)
         if not s >= np.finfo(np.float32).tiny:
             raise ValueError(
-                f"photons = {self.photons!r} gives an intensity scale s = "
-                f"{math.sqrt(self.photons / mean):.4g} below the "
+                f"photons = {self.photons!r} gives an intensity scale s = {s64:.4g} below the "
                 f"float32 range of normal numbers"
             )
         return float(s)
