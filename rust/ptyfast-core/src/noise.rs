@@ -594,6 +594,33 @@ mod tests {
     }
 
     #[test]
+    fn counts_of_huge_rates_are_integers() {
+        // In [2^51, 2^52) doubles are spaced by 1/2: a rate there may be a half-integer, and
+        // its count must still be an integer (it once kept the half). Above, all are integers.
+        let p51 = 2_251_799_813_685_248.0f64;
+        let mut rates = Vec::new();
+        for x in [p51, 1.5 * p51, 2.0 * p51 - 1.0, 2.0 * p51, 1e17] {
+            rates.extend([x, x + 0.5, x - 0.5, x.next_up()]);
+        }
+        use crate::simd::{with_cap, Level};
+        for (stream, level) in PoissonStream::ALL
+            .into_iter()
+            .flat_map(|s| [Level::Baseline, Level::Avx2, Level::Avx512].map(|l| (s, l)))
+        {
+            for seed in 0..20 {
+                let mut k = vec![0.0; rates.len()];
+                let r = with_cap(level, || sample_counts(stream, &rates, seed, 0, &mut k));
+                assert!(r.is_ok());
+                for (&r, &c) in rates.iter().zip(&k) {
+                    assert_eq!(c, c.floor(), "{stream:?} {level:?} λ = {r}: {c}");
+                    // Within 40 standard deviations (√λ < 3.2e8 here).
+                    assert!((c - r).abs() < 40.0 * r.sqrt(), "{stream:?} λ = {r}: {c}");
+                }
+            }
+        }
+    }
+
+    #[test]
     fn streams_are_deterministic() {
         let a = pattern_stack(5, 8);
         let x = poisson_amplitudes(a.view(), 42, 0, V1).unwrap();

@@ -24,11 +24,14 @@
 //! * v1: compacts each regime's rates into a list in block order (`Lists`, with AVX-512
 //!   vector compression where the processor has it), so its first draws, which come in regime
 //!   order, go straight to the lists, and each regime runs densely over its own rates only;
-//! * v2: gives every rate its keyed pair, then runs dense loops over words of 64 rates that
+//! * v2: works word by word (64 rates), so that a word's rates, pairs and candidates stay in
+//!   the first-level cache: it loads and classifies the word, draws its keyed pairs (the words
+//!   take the block's first `2n` uniforms in order), then runs dense loops over the word that
 //!   the compiler vectorises (first PTRS rounds, and faint rates where the word holds many,
-//!   are computed for a whole word and kept by mask; a word's few faint rates are visited one
-//!   at a time through its bit mask) and visits tabled rates through bit masks.
-//!   (Lists would need the pairs compacted too, which costs more than it saves.)
+//!   are computed for the whole word and kept by mask; a word's few faint rates are visited one
+//!   at a time through its bit mask), visits its tabled rates through their bit mask, and
+//!   appends the PTRS rounds that missed the squeeze, with their data, to a dense list.
+//!   (Lists per regime would need the pairs compacted too, which costs more than it saves.)
 //!
 //! Table loads stay scalar in both (as vector gathers they are slow on many machines), and
 //! every rare case (a faint count above 0, a table window miss, a PTRS round that missed the
@@ -87,18 +90,15 @@ pub struct Scratch {
     /// Rates of the current pattern block, for callers that start from amplitudes.
     pub rates: Vec<f64>,
     /// Per rate (a short block uses a prefix, its last word padded with zero rates): the
-    /// rates, replaced by the counts; their regimes; `√λ`; first PTRS candidates; first-draw
-    /// pairs.
+    /// rates, replaced by the counts; their regimes; `√λ` (v1); first-draw pairs (v2).
     work: Box<[Word; WORDS]>,
     regime: Box<[[u8; WORD]; WORDS]>,
     slam: Box<[Word; WORDS]>,
-    cand: Box<[Word; WORDS]>,
     pairs: Box<[Pairs; WORDS]>,
-    /// Per word: the bits of its faint, tabled and PTRS rates.
+    /// Per word: the bits of its faint, tabled and PTRS rates (v1).
     masks: Box<[[u64; 3]; WORDS]>,
-    /// Rare cases of the faint and tabled passes; PTRS rounds awaiting a verdict (positions).
-    slow: Box<[u32; BLOCK]>,
-    live: Box<[u32; BLOCK]>,
+    /// Rare cases of the faint and of the tabled rates (positions, v2).
+    slow: [Box<[u32; BLOCK]>; 2],
     /// PTRS rounds in play, densely.
     dense: Dense,
     /// Each regime's rates compacted in block order, with their first draws (v1, at every
@@ -116,11 +116,9 @@ impl Default for Scratch {
             work: Box::new([[0.0; WORD]; WORDS]),
             regime: Box::new([[0; WORD]; WORDS]),
             slam: Box::new([[0.0; WORD]; WORDS]),
-            cand: Box::new([[0.0; WORD]; WORDS]),
             pairs: Box::new([[0.0; 2 * WORD]; WORDS]),
             masks: Box::new([[0; 3]; WORDS]),
-            slow: Box::new([0; BLOCK]),
-            live: Box::new([0; BLOCK]),
+            slow: [Box::new([0; BLOCK]), Box::new([0; BLOCK])],
             dense: Dense::default(),
             lists: Lists::default(),
             reference: Dense::default(),
@@ -152,6 +150,40 @@ fn grow<T: Clone>(v: &mut Vec<T>, n: usize, fill: T) {
 }
 
 impl Dense {
+    /// Appends (from `*n` on) the rates of one word whose first PTRS round missed the
+    /// squeeze (bits `bits`, word at block position `base`): candidates `k`, rates `lam`,
+    /// roots `slam`, first-draw pairs `p`. Room for them was reserved.
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    fn push_misses(
+        &mut self,
+        n: &mut usize,
+        base: usize,
+        mut bits: u64,
+        k: &Word,
+        lam: &Word,
+        slam: &Word,
+        p: &Pairs,
+    ) {
+        while bits != 0 {
+            let b = bits.trailing_zeros() as usize % WORD;
+            bits &= bits - 1;
+            let j = *n;
+            if let (Some(d), Some(l), Some(s), Some(u), Some(v), Some(kk)) = (
+                self.idx.get_mut(j),
+                self.lam.get_mut(j),
+                self.slam.get_mut(j),
+                self.u.get_mut(j),
+                self.v.get_mut(j),
+                self.k.get_mut(j),
+            ) {
+                (*d, *l, *s) = ((base + b) as u32, lam[b], slam[b]);
+                (*u, *v, *kk) = (p[2 * b] - 0.5, p[2 * b + 1], k[b]);
+            }
+            *n += 1;
+        }
+    }
+
     fn reserve(&mut self, n: usize) {
         grow(&mut self.idx, n, 0);
         for b in [
@@ -411,15 +443,6 @@ impl Io<'_> {
             Io::AmplitudesTo(_, o) => write_roots(o, counts),
         }
     }
-
-    /// The rate at `i` as given (`A²` for an amplitude).
-    #[inline(always)]
-    fn rate(&self, i: usize) -> f64 {
-        match self.amplitudes() {
-            None => self.rates().get(i).copied().unwrap_or(f64::NAN),
-            Some(a) => a.get(i).map_or(f64::NAN, |&a| rate_of(a)),
-        }
-    }
 }
 
 /// The rate of an amplitude: `A²` exactly in `f64`, NaN for a negative or NaN amplitude (whose
@@ -576,13 +599,38 @@ fn classify_word(w: &mut Word, r: &mut [u8; WORD]) -> [u64; 3] {
             + u8::from(is_p) * regime::PTRS;
         *wi = if is_f | is_t | is_p { lam } else { none };
     }
-    let mut m = [0u64; 3];
-    for (b, &ri) in r.iter().enumerate() {
-        m[0] |= u64::from(ri == regime::FAINT) << b;
-        m[1] |= u64::from(ri == regime::TABLED) << b;
-        m[2] |= u64::from(ri == regime::PTRS) << b;
+    [
+        byte_mask(r, regime::FAINT),
+        byte_mask(r, regime::TABLED),
+        byte_mask(r, regime::PTRS),
+    ]
+}
+
+/// Bit `b` set where `r[b] == v`.
+#[inline(always)]
+fn byte_mask(r: &[u8; WORD], v: u8) -> u64 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use core::arch::x86_64::{
+            _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_set1_epi8,
+        };
+        let mut m = 0u64;
+        for (q, c) in r.chunks_exact(16).enumerate() {
+            // SAFETY: SSE2 is part of x86-64; `c` holds 16 bytes.
+            let bits = unsafe {
+                let x = _mm_loadu_si128(c.as_ptr().cast());
+                _mm_movemask_epi8(_mm_cmpeq_epi8(x, _mm_set1_epi8(v as i8)))
+            };
+            m |= u64::from(bits as u16) << (16 * q);
+        }
+        m
     }
-    m
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        r.iter()
+            .enumerate()
+            .fold(0, |m, (b, &ri)| m | u64::from(ri == v) << b)
+    }
 }
 
 /// Faint rates of one word: `k = 0` where the uniform is below the polynomial bound; the bits
@@ -621,9 +669,9 @@ fn faint_word_sparse(w: &mut Word, p: &Pairs, bits: u64) -> u64 {
 
 /// First PTRS rounds of one word, computed for every rate and kept for the PTRS ones: the
 /// bits of those that missed the squeeze. `sl` holds the roots if `have_roots`, and receives
-/// them; `c` receives the candidates.
+/// them; `c` receives the rates.
 #[inline(always)]
-fn ptrs_word(
+fn ptrs_word<const HW: bool>(
     w: &mut Word,
     r: &[u8; WORD],
     p: &Pairs,
@@ -637,9 +685,9 @@ fn ptrs_word(
         let is_p = ri == regime::PTRS;
         let l = *wi;
         let s = if have_roots { *si } else { l.sqrt() };
-        let (k, squeeze) = Ptrs::with_root(l, s).round(pr[0] - 0.5, pr[1]);
+        let (k, squeeze) = Ptrs::with_root_on::<HW>(l, s).round_on::<HW>(pr[0] - 0.5, pr[1]);
         *wi = if is_p { k } else { l };
-        (*si, *ci) = (s, k);
+        (*si, *ci) = (s, l);
         miss |= u64::from(is_p & !squeeze) << b;
     }
     miss
@@ -703,11 +751,46 @@ fn tabled_word_sparse(w: &mut Word, p: &Pairs, bits: u64, t: &Tables) -> u64 {
     rare
 }
 
+/// Loads word `wi` of the block (`n` values) into `w` (rates; zeros past `n`) and, for
+/// amplitudes, their `f64` values into `sw`.
+#[inline(always)]
+fn load_word(io: &Io<'_>, wi: usize, n: usize, w: &mut Word, sw: &mut Word) {
+    let range = wi * WORD..((wi + 1) * WORD).min(n);
+    match io.amplitudes() {
+        None => {
+            let xs = io.rates().get(range).unwrap_or_default();
+            if xs.len() == WORD {
+                w.copy_from_slice(xs);
+            } else {
+                *w = [0.0; WORD];
+                w[..xs.len()].copy_from_slice(xs);
+            }
+        }
+        Some(a) => {
+            let xs = a.get(range).unwrap_or_default();
+            if let Ok(xs) = <&[f32; WORD]>::try_from(xs) {
+                for ((wb, sb), &ab) in w.iter_mut().zip(sw.iter_mut()).zip(xs) {
+                    (*wb, *sb) = (rate_of(ab), f64::from(ab));
+                }
+            } else {
+                (*w, *sw) = ([0.0; WORD], [0.0; WORD]);
+                for ((wb, sb), &ab) in w.iter_mut().zip(sw.iter_mut()).zip(xs) {
+                    (*wb, *sb) = (rate_of(ab), f64::from(ab));
+                }
+            }
+        }
+    }
+}
+
 /// The fast sampler of the module docs. Returns `false`, with the data untouched and `rng` in an
 /// unspecified state, where a v1 faint search needed a fresh uniform; then the caller restores
 /// the generator and runs [`reference_block`].
 #[inline(always)]
 fn fast_block<U: Sampling>(io: &mut Io<'_>, rng: &mut U, s: &mut Scratch) -> bool {
+    if U::KEYED {
+        keyed_block(io, rng, s);
+        return true;
+    }
     let n = io.len().min(BLOCK);
     let have_roots = io.amplitudes().is_some();
     let words = n.div_ceil(WORD);
@@ -715,20 +798,14 @@ fn fast_block<U: Sampling>(io: &mut Io<'_>, rng: &mut U, s: &mut Scratch) -> boo
         work: work_all,
         regime: reg,
         slam,
-        cand,
-        pairs: pairs_all,
         masks,
-        slow,
-        live,
         dense,
         lists,
         ..
     } = s;
     let work = &mut work_all[..words];
-    let (reg, slam, cand) = (&mut reg[..words], &mut slam[..words], &mut cand[..words]);
-    let (pairs, masks) = (&mut pairs_all[..words], &mut masks[..words]);
+    let (reg, masks) = (&mut reg[..words], &mut masks[..words]);
 
-    // Classify every rate; settle zero and invalid rates. The last word is padded with zeros.
     let mut counts = [0usize; 3];
     for (wi, ((w, r), m)) in work
         .iter_mut()
@@ -736,137 +813,126 @@ fn fast_block<U: Sampling>(io: &mut Io<'_>, rng: &mut U, s: &mut Scratch) -> boo
         .zip(masks.iter_mut())
         .enumerate()
     {
-        let range = wi * WORD..((wi + 1) * WORD).min(n);
-        match io.amplitudes() {
-            None => {
-                let xs = io.rates().get(range).unwrap_or_default();
-                if xs.len() == WORD {
-                    w.copy_from_slice(xs);
-                } else {
-                    *w = [0.0; WORD];
-                    w[..xs.len()].copy_from_slice(xs);
-                }
-            }
-            Some(a) => {
-                let sw = &mut slam[wi];
-                let xs = a.get(range).unwrap_or_default();
-                if let Ok(xs) = <&[f32; WORD]>::try_from(xs) {
-                    for ((wb, sb), &ab) in w.iter_mut().zip(sw.iter_mut()).zip(xs) {
-                        (*wb, *sb) = (rate_of(ab), f64::from(ab));
-                    }
-                } else {
-                    (*w, *sw) = ([0.0; WORD], [0.0; WORD]);
-                    for ((wb, sb), &ab) in w.iter_mut().zip(sw.iter_mut()).zip(xs) {
-                        (*wb, *sb) = (rate_of(ab), f64::from(ab));
-                    }
-                }
-            }
-        }
+        load_word(io, wi, n, w, &mut slam[wi]);
         *m = classify_word(w, r);
         for (c, bits) in counts.iter_mut().zip(m.iter()) {
             *c += bits.count_ones() as usize;
         }
     }
 
-    if !U::KEYED {
-        // v1: its first draws are in regime order, so they go straight into the lists.
-        let roots = have_roots.then_some(&slam[..]);
-        let got = lists.collect(&work_all[..words], masks, roots);
-        debug_assert_eq!(got, counts);
-        let [nf, nt, np] = counts;
-        rng.fill(lists.uni[0].get_mut(..nf).unwrap_or_default());
-        rng.fill(lists.uni[1].get_mut(..2 * nt).unwrap_or_default());
-        rng.fill(lists.uni[2].get_mut(..2 * np).unwrap_or_default());
-        let work = work_all.as_flattened_mut();
-        if !sample_lists(work, counts, have_roots, rng, lists, dense) {
-            return false;
-        }
-        io.write(work);
-        return true;
+    // v1: its first draws are in regime order, so they go straight into the lists.
+    let roots = have_roots.then_some(&slam[..]);
+    let got = lists.collect(&work_all[..words], masks, roots);
+    debug_assert_eq!(got, counts);
+    let [nf, nt, np] = counts;
+    rng.fill(lists.uni[0].get_mut(..nf).unwrap_or_default());
+    rng.fill(lists.uni[1].get_mut(..2 * nt).unwrap_or_default());
+    rng.fill(lists.uni[2].get_mut(..2 * np).unwrap_or_default());
+    let work = work_all.as_flattened_mut();
+    if !sample_lists(work, counts, have_roots, rng, lists, dense) {
+        return false;
     }
+    io.write(work);
+    true
+}
 
-    // v2: rate i owns the pair (U[2i], U[2i + 1]).
-    rng.fill(
-        pairs
-            .as_flattened_mut()
-            .get_mut(..2 * n)
-            .unwrap_or_default(),
-    );
-
-    // Word by word, faint rates and first PTRS rounds densely; rare cases to lists.
-    let (mut nsf, mut nl) = (0usize, 0usize);
-    let lanes = work.iter_mut().zip(reg.iter()).zip(pairs.iter());
-    for (wi, (((w, r), p), ((sw, cw), m))) in lanes
-        .zip(slam.iter_mut().zip(cand.iter_mut()).zip(masks.iter()))
-        .enumerate()
-    {
+/// The fast sampler for a keyed stream (v2), word by word (module docs): each word is loaded,
+/// classified and given its pairs (the stream's next `2·len` uniforms: the words take them in
+/// order, so rate `i` owns `(U[2i], U[2i + 1])`), and its faint, first PTRS and tabled rates
+/// are settled while the word is in cache. Only then, in block order, the rare cases (faint,
+/// then tabled) and the PTRS rounds that missed the squeeze, which may draw fresh uniforms.
+#[inline(always)]
+fn keyed_block<U: Sampling>(io: &mut Io<'_>, rng: &mut U, s: &mut Scratch) {
+    let n = io.len().min(BLOCK);
+    let have_roots = io.amplitudes().is_some();
+    let words = n.div_ceil(WORD);
+    let Scratch {
+        work: work_all,
+        regime: reg,
+        pairs: pairs_all,
+        slow: [fslow, tslow],
+        dense,
+        ..
+    } = s;
+    let t = tables();
+    let hw = hw_floor();
+    dense.reserve(n);
+    let (mut nsf, mut nst, mut nl) = (0usize, 0usize, 0usize);
+    let (mut sw, mut lw) = ([0.0; WORD], [0.0; WORD]);
+    let lanes = work_all
+        .iter_mut()
+        .zip(reg.iter_mut())
+        .zip(pairs_all.iter_mut());
+    for (wi, ((w, r), p)) in lanes.take(words).enumerate() {
+        load_word(io, wi, n, w, &mut sw);
+        let m = classify_word(w, r);
+        let len = (n - wi * WORD).min(WORD);
+        rng.fill(p.get_mut(..2 * len).unwrap_or_default());
         if m[0] != 0 {
             let rare = if m[0].count_ones() < DENSE_FAINT {
                 faint_word_sparse(w, p, m[0])
             } else {
                 faint_word(w, r, p)
             };
-            push_bits(&mut slow[..], &mut nsf, wi * WORD, rare);
+            push_bits(&mut fslow[..], &mut nsf, wi * WORD, rare);
         }
         if m[2] != 0 {
-            // (One rate at a time costs ~8× a dense lane here: no gain at any count.)
-            let miss = ptrs_word(w, r, p, sw, cw, have_roots);
-            push_bits(&mut live[..], &mut nl, wi * WORD, miss);
+            let miss = if hw {
+                ptrs_word::<true>(w, r, p, &mut sw, &mut lw, have_roots)
+            } else {
+                ptrs_word::<false>(w, r, p, &mut sw, &mut lw, have_roots)
+            };
+            dense.push_misses(&mut nl, wi * WORD, miss, w, &lw, &sw, p);
         }
-    }
-    // Tabled rates, word by word.
-    let mut nst = nsf;
-    let t = tables();
-    for (wi, ((w, p), m)) in work
-        .iter_mut()
-        .zip(pairs.iter())
-        .zip(masks.iter())
-        .enumerate()
-    {
         if m[1] != 0 {
             let rare = tabled_word(w, p, m[1], t);
-            push_bits(&mut slow[..], &mut nst, wi * WORD, rare);
+            push_bits(&mut tslow[..], &mut nst, wi * WORD, rare);
         }
     }
 
     // The rare cases in block order: faint counts above 0, then tabled rates.
     let flat_pairs = pairs_all.as_flattened();
     let work = work_all.as_flattened_mut();
-    for (j, &i) in slow.iter().take(nst).enumerate() {
+    let rare = fslow.iter().take(nsf).map(|&i| (i, false));
+    for (i, is_tabled) in rare.chain(tslow.iter().take(nst).map(|&i| (i, true))) {
         let i = i as usize;
         let (Some(wi), Some(pr)) = (work.get_mut(i), flat_pairs.get(2 * i..2 * i + 2)) else {
             continue;
         };
-        match rare_count(rng, *wi, [pr[0], pr[1]], j >= nsf) {
-            Some(k) => *wi = k,
-            None => return false,
+        if let Some(k) = rare_count(rng, *wi, [pr[0], pr[1]], is_tabled) {
+            *wi = k;
         }
     }
 
-    // PTRS rounds that missed the squeeze, gathered densely.
-    dense.reserve(nl);
-    let fs = slam.as_flattened();
-    let fc = cand.as_flattened();
-    for (j, &i) in live.iter().take(nl).enumerate() {
-        let i = i as usize;
-        if let (Some(d), l, Some(&sl), Some(pr), Some(&k)) = (
-            dense.idx.get_mut(j),
-            io.rate(i),
-            fs.get(i),
-            flat_pairs.get(2 * i..2 * i + 2),
-            fc.get(i),
-        ) {
-            *d = i as u32;
-            dense.lam[j] = l;
-            dense.slam[j] = sl;
-            dense.u[j] = pr[0] - 0.5;
-            dense.v[j] = pr[1];
-            dense.k[j] = k;
-        }
-    }
+    // PTRS rounds that missed the squeeze, gathered densely in block order.
     ptrs_settle(work, nl, rng, dense);
     io.write(work);
-    true
+}
+
+/// First PTRS rounds over a list: rates `lp`, pairs `up`; roots `rt` (read if `have_roots`,
+/// else computed and stored); candidates `kp`; squeeze verdicts `sq`.
+#[inline(always)]
+fn first_rounds<const HW: bool>(
+    lp: &[f64],
+    up: &[f64],
+    rt: &mut [f64],
+    kp: &mut [f64],
+    sq: &mut [bool],
+    have_roots: bool,
+) {
+    let lanes = lp.iter().zip(up.chunks_exact(2)).zip(rt.iter_mut());
+    for (((&x, pr), s), (k, f)) in lanes.zip(kp.iter_mut().zip(sq.iter_mut())) {
+        let sl = if have_roots { *s } else { x.sqrt() };
+        let (kk, squeeze) = Ptrs::with_root_on::<HW>(x, sl).round_on::<HW>(pr[0] - 0.5, pr[1]);
+        (*s, *k, *f) = (sl, kk, squeeze);
+    }
+}
+
+/// Whether the floors of the PTRS rounds may use the processor's rounding instruction: at
+/// x86-64-v3 and up, where the hot loops are compiled with it ([`crate::simd`]).
+#[inline(always)]
+fn hw_floor() -> bool {
+    crate::simd::current() >= crate::simd::Level::Avx2
 }
 
 /// The fast sampler over per-regime lists (same draws, same order as the word passes): faint,
@@ -945,11 +1011,10 @@ fn sample_lists<U: Sampling>(
             &mut root[..np],
         );
         let (kp, sq) = (&mut extra[..np], &mut flag[..np]);
-        let lanes = lp.iter().zip(up.chunks_exact(2)).zip(rt.iter_mut());
-        for (((&x, pr), s), (k, f)) in lanes.zip(kp.iter_mut().zip(sq.iter_mut())) {
-            let sl = if have_roots { *s } else { x.sqrt() };
-            let (kk, squeeze) = Ptrs::with_root(x, sl).round(pr[0] - 0.5, pr[1]);
-            (*s, *k, *f) = (sl, kk, squeeze);
+        if hw_floor() {
+            first_rounds::<true>(lp, up, rt, kp, sq, have_roots);
+        } else {
+            first_rounds::<false>(lp, up, rt, kp, sq, have_roots);
         }
         // Results by position; the list indices of the rounds that missed, branch-free.
         let mut nm = 0usize;
@@ -999,7 +1064,22 @@ fn sample_lists<U: Sampling>(
 /// then a new round for every rate whose round it rejected, in order, until all are accepted.
 /// Results go to `out` at each rate's position.
 #[inline(always)]
-fn ptrs_settle<U: Uniforms>(out: &mut [f64], mut n: usize, rng: &mut U, d: &mut Dense) {
+fn ptrs_settle<U: Uniforms>(out: &mut [f64], n: usize, rng: &mut U, d: &mut Dense) {
+    if hw_floor() {
+        ptrs_settle_on::<true, U>(out, n, rng, d);
+    } else {
+        ptrs_settle_on::<false, U>(out, n, rng, d);
+    }
+}
+
+/// [`ptrs_settle`], its floors taken by [`floor_on`](super::poisson::floor_on)`::<HW>`.
+#[inline(always)]
+fn ptrs_settle_on<const HW: bool, U: Uniforms>(
+    out: &mut [f64],
+    mut n: usize,
+    rng: &mut U,
+    d: &mut Dense,
+) {
     let Dense {
         idx,
         lam,
@@ -1017,7 +1097,7 @@ fn ptrs_settle<U: Uniforms>(out: &mut [f64], mut n: usize, rng: &mut U, d: &mut 
             return;
         }
         // The exact test; the library logarithm only where the bracket is too wide.
-        ptrs_verdicts(
+        ptrs_verdicts::<HW>(
             &lam[..n],
             &slam[..n],
             &u[..n],
@@ -1053,7 +1133,7 @@ fn ptrs_settle<U: Uniforms>(out: &mut [f64], mut n: usize, rng: &mut U, d: &mut 
         n = 0;
         for j in 0..m {
             let (uu, vv) = (fresh[2 * j] - 0.5, fresh[2 * j + 1]);
-            let (kj, squeeze) = Ptrs::with_root(lam[j], slam[j]).round(uu, vv);
+            let (kj, squeeze) = Ptrs::with_root_on::<HW>(lam[j], slam[j]).round_on::<HW>(uu, vv);
             if let Some(o) = out.get_mut(idx[j] as usize) {
                 *o = kj;
             }
@@ -1143,7 +1223,7 @@ fn reference_ptrs<U: Uniforms>(
         for (j, p) in uv.iter().take(m).enumerate() {
             (us[j], vs[j]) = *p;
         }
-        ptrs_rounds(
+        ptrs_rounds::<false>(
             &lam[..m],
             &slam[..m],
             &us[..m],
@@ -1165,7 +1245,7 @@ fn reference_ptrs<U: Uniforms>(
         for (j, p) in uv.iter().take(n).enumerate() {
             (us[j], vs[j]) = *p;
         }
-        ptrs_verdicts(
+        ptrs_verdicts::<false>(
             &lam[..n],
             &slam[..n],
             &us[..n],

@@ -56,9 +56,6 @@ const LN_FACT: [f64; 16] = [
 /// `ln(2π) / 2`.
 const HALF_LN_2PI: f64 = 0.918_938_533_204_672_8;
 
-/// 2^51.
-const TWO_POW_51: f64 = 2_251_799_813_685_248.0;
-
 /// One exact Poisson sample for `rate`, as an integer-valued `f64`.
 ///
 /// `rate == 0` gives exactly 0 without consuming randomness; a faint rate (`< 1/8`) takes one
@@ -206,15 +203,30 @@ pub(super) fn floor_small(x: f64) -> u32 {
     near.wrapping_sub(u32::from(f64::from(near) > x))
 }
 
-/// `⌊x⌋` without a libm call or branch (baseline x86-64 has no rounding instruction), so that
-/// loops using it vectorise: adding and subtracting 1.5·2^52 rounds to the nearest integer for
-/// `|x| < 2^51`, then one step down if that overshot; from 2^51 on every `f64` is an integer.
+/// `⌊x⌋` for every `f64` (of a zero: `+0`), by the processor's rounding instruction if `HW`
+/// (callers pass `true` only where it has one: x86-64-v3 and up), else without a libm call or
+/// branch (baseline x86-64 has no rounding instruction), so that loops using it vectorise at
+/// every level. The two give the same bits for every input (tested).
+#[inline(always)]
+pub(super) fn floor_on<const HW: bool>(x: f64) -> f64 {
+    if HW {
+        // `+ 0.0` turns `−0` into `+0`, as below; it changes nothing else.
+        x.floor() + 0.0
+    } else {
+        floor(x)
+    }
+}
+
+/// [`floor_on`] without a rounding instruction: adding and subtracting `2^52` with the sign of
+/// `x` rounds to the nearest integer for `|x| < 2^52` (the sum lies where doubles are spaced by
+/// 1), then one step down if that overshot; from `2^52` on every `f64` is an integer.
 #[inline(always)]
 fn floor(x: f64) -> f64 {
-    const ROUND: f64 = 6_755_399_441_055_744.0; // 1.5 · 2^52
-    let y = (x + ROUND) - ROUND;
+    const TWO_POW_52: f64 = 4_503_599_627_370_496.0;
+    let shift = TWO_POW_52.copysign(x);
+    let y = (x + shift) - shift;
     let y = y - f64::from(u8::from(y > x));
-    if x.abs() < TWO_POW_51 {
+    if x.abs() < TWO_POW_52 {
         y
     } else {
         x
@@ -248,8 +260,14 @@ impl Ptrs {
     /// the result is identical, one square root cheaper.
     #[inline(always)]
     pub(super) fn with_root(lam: f64, slam: f64) -> Self {
+        Self::with_root_on::<false>(lam, slam)
+    }
+
+    /// [`Ptrs::with_root`], its floor taken by [`floor_on`]`::<HW>`.
+    #[inline(always)]
+    pub(super) fn with_root_on<const HW: bool>(lam: f64, slam: f64) -> Self {
         let b = 0.931 + 2.53 * slam;
-        let lam_int = floor(lam);
+        let lam_int = floor_on::<HW>(lam);
         Ptrs {
             lam,
             slam,
@@ -265,8 +283,14 @@ impl Ptrs {
     /// `(0.9277 − v)(b − 2) ≥ 3.6224`, one division fewer; `b > 2` here).
     #[inline(always)]
     pub(super) fn round(&self, u: f64, v: f64) -> (f64, bool) {
+        self.round_on::<false>(u, v)
+    }
+
+    /// [`Ptrs::round`], its floor taken by [`floor_on`]`::<HW>`.
+    #[inline(always)]
+    pub(super) fn round_on<const HW: bool>(&self, u: f64, v: f64) -> (f64, bool) {
         let us = 0.5 - u.abs();
-        let j = floor((2.0 * self.a / us + self.b) * u + (self.lam_frac + 0.43));
+        let j = floor_on::<HW>((2.0 * self.a / us + self.b) * u + (self.lam_frac + 0.43));
         let squeeze = us >= 0.07 && (0.9277 - v) * (self.b - 2.0) >= 3.6224;
         (self.lam_int + j, squeeze)
     }
@@ -368,7 +392,7 @@ impl Ptrs {
 /// `Ptrs::with_root(lam[j], slam[j]).quick_verdict(k[j], u[j], v[j])`. Branch-free, so the
 /// compiler vectorises it.
 #[inline(always)]
-pub(super) fn ptrs_verdicts(
+pub(super) fn ptrs_verdicts<const HW: bool>(
     lam: &[f64],
     slam: &[f64],
     u: &[f64],
@@ -380,7 +404,7 @@ pub(super) fn ptrs_verdicts(
     let inputs = lam.iter().zip(slam).zip(u).zip(v).zip(k);
     let outputs = decided.iter_mut().zip(accept.iter_mut());
     for (((((&l, &s), &uj), &vj), &kj), (dj, aj)) in inputs.zip(outputs) {
-        (*dj, *aj) = Ptrs::with_root(l, s).quick_verdict(kj, uj, vj);
+        (*dj, *aj) = Ptrs::with_root_on::<HW>(l, s).quick_verdict(kj, uj, vj);
     }
 }
 
@@ -388,7 +412,7 @@ pub(super) fn ptrs_verdicts(
 /// `Ptrs::with_root(lam[j], slam[j]).round(u[j], v[j])`, bit for bit. Branch-free, so the
 /// compiler vectorises it.
 #[inline(always)]
-pub(super) fn ptrs_rounds(
+pub(super) fn ptrs_rounds<const HW: bool>(
     lam: &[f64],
     slam: &[f64],
     u: &[f64],
@@ -398,7 +422,8 @@ pub(super) fn ptrs_rounds(
 ) {
     let inputs = lam.iter().zip(slam).zip(u).zip(v);
     for ((((&l, &s), &uj), &vj), (kj, qj)) in inputs.zip(k.iter_mut().zip(squeeze.iter_mut())) {
-        (*kj, *qj) = Ptrs::with_root(l, s).round(uj, vj);
+        let c = Ptrs::with_root_on::<HW>(l, s);
+        (*kj, *qj) = c.round_on::<HW>(uj, vj);
     }
 }
 
@@ -573,6 +598,57 @@ mod tests {
             assert_eq!(f64::from(floor_small(x)), x.floor(), "{x}");
         }
     }
+
+    #[test]
+    fn floors_are_the_floor_at_every_magnitude() {
+        let p52 = 4_503_599_627_370_496.0f64;
+        let mut xs = vec![
+            0.0,
+            -0.0,
+            0.5,
+            -0.5,
+            1.0,
+            -1.0,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+        ];
+        for m in [
+            1.0f64,
+            10.0,
+            2.0f64.powi(31),
+            p52 / 4.0,
+            p52 / 2.0,
+            p52,
+            2.0 * p52,
+            1e300,
+        ] {
+            for k in [
+                m,
+                m.next_down(),
+                m.next_up(),
+                m - 0.5,
+                m + 0.5,
+                1.5 * m,
+                1.5 * m + 0.5,
+            ] {
+                xs.extend([k, -k]);
+            }
+        }
+        let mut r = PatternRng::new(5, 6);
+        for _ in 0..100_000 {
+            let (u, e) = (r.next_f64() - 0.5, r.next_f64() * 120.0);
+            xs.push(u * 2.0f64.powf(e));
+        }
+        for x in xs {
+            let want = x.floor() + 0.0;
+            assert_eq!(floor(x).to_bits(), want.to_bits(), "{x}");
+            assert_eq!(floor_on::<true>(x).to_bits(), want.to_bits(), "{x}");
+        }
+        assert!(floor(f64::NAN).is_nan() && floor_on::<true>(f64::NAN).is_nan());
+        // The half-integers of [2^51, 2^52) are not integers (they were kept as they were).
+        assert_eq!(floor(p52 / 2.0 + 0.5), p52 / 2.0);
+    }
+
     use crate::noise::rng::PatternRng;
 
     /// Naive `ln P(X = k)`, `ln k!` summed term by term (fine for moderate `λ` and `k`).
