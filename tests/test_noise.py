@@ -114,6 +114,15 @@ def test_counts_are_non_negative_integers(lam):
     assert (k == np.floor(k)).all()
 
 
+@pytest.mark.parametrize("version", VERSIONS)
+def test_counts_of_half_integer_rates_past_2_51_are_integers(version):
+    # Doubles in [2**51, 2**52) are spaced by 1/2; such a rate once gave a half-integer count.
+    lam = np.array([2.0**51 + 0.5, 1.5 * 2.0**51 + 0.5, 2.0**52 - 0.5] * 100)
+    k = poisson_counts(lam, seed=4, version=version)
+    assert (k == np.floor(k)).all()
+    assert (np.abs(k - lam) < 40 * np.sqrt(lam)).all()
+
+
 def test_squared_amplitudes_are_integers():
     rng = np.random.default_rng(0)
     a = np.sqrt(rng.uniform(0, 3e4, size=(20, 32, 32))).astype(np.float32)
