@@ -877,6 +877,7 @@ fn keyed_block<U: Sampling>(io: &mut Io<'_>, rng: &mut U, s: &mut Scratch) {
             push_bits(&mut fslow[..], &mut nsf, wi * WORD, rare);
         }
         if m[2] != 0 {
+            // (One rate at a time costs ~8× a dense lane here: no gain at any count.)
             let miss = if hw {
                 ptrs_word::<true>(w, r, p, &mut sw, &mut lw, have_roots)
             } else {
@@ -1223,7 +1224,7 @@ fn reference_ptrs<U: Uniforms>(
         for (j, p) in uv.iter().take(m).enumerate() {
             (us[j], vs[j]) = *p;
         }
-        ptrs_rounds::<false>(
+        ptrs_rounds(
             &lam[..m],
             &slam[..m],
             &us[..m],

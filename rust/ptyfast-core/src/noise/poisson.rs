@@ -412,7 +412,7 @@ pub(super) fn ptrs_verdicts<const HW: bool>(
 /// `Ptrs::with_root(lam[j], slam[j]).round(u[j], v[j])`, bit for bit. Branch-free, so the
 /// compiler vectorises it.
 #[inline(always)]
-pub(super) fn ptrs_rounds<const HW: bool>(
+pub(super) fn ptrs_rounds(
     lam: &[f64],
     slam: &[f64],
     u: &[f64],
@@ -422,8 +422,7 @@ pub(super) fn ptrs_rounds<const HW: bool>(
 ) {
     let inputs = lam.iter().zip(slam).zip(u).zip(v);
     for ((((&l, &s), &uj), &vj), (kj, qj)) in inputs.zip(k.iter_mut().zip(squeeze.iter_mut())) {
-        let c = Ptrs::with_root_on::<HW>(l, s);
-        (*kj, *qj) = c.round_on::<HW>(uj, vj);
+        (*kj, *qj) = Ptrs::with_root(l, s).round(uj, vj);
     }
 }
 
