@@ -253,15 +253,65 @@ def test_campaign_arguments_are_checked(kw, exc, match):
         ptyfast.Campaign(small_spec(), **kw)
 
 
-def test_a_drawn_experiment_that_cannot_be_built_names_its_draws():
+def risky_campaign(n_experiments=12):
+    """Experiment 0 works; with seed 1, experiment 3 draws a beamstop larger than the 16²
+    pattern and experiment 8 a step that takes the scan off the 64² object."""
     spec = small_spec()
-    spec["scan"]["step_px"] = {"uniform": [1.0, 40.0]}  # large steps leave the 64² object
-    c = ptyfast.Campaign({**spec, "scan": {**spec["scan"], "n": 200}}, n_experiments=20, seed=1)
-    with pytest.raises(ValueError, match=r"experiment \d+ \(draws .*scan leaves the object"):
-        for i in range(20):
-            c.plan(i)
-    with pytest.raises(ValueError, match="index must be <= 19"):
-        c.plan(20)
+    spec["scan"] = {**spec["scan"], "n": 40, "step_px": {"uniform": [1.0, 6.0]}}
+    spec["detector"] = {"preset": "ideal", "beamstop_radius_px": {"uniform": [0.0, 12.0]}}
+    return ptyfast.Campaign(spec, n_experiments=n_experiments, seed=1)
+
+
+def plan_error(c, i):
+    """The message of plan(i) (every array built) if it fails, else None."""
+    try:
+        c.plan(i)
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
+def test_check_refuses_exactly_the_experiments_that_cannot_be_built():
+    c = risky_campaign()
+    errors = {i: plan_error(c, i) for i in range(len(c))}
+    bad = sorted(i for i, e in errors.items() if e)
+    assert 0 not in bad and 3 in bad and 8 in bad and len(bad) < len(c), bad
+    assert "beamstop" in errors[3] and "scan leaves the object" in errors[8]
+    # Checked without the object arrays, each experiment fails exactly when building it with
+    # them does, with the same message (experiment and draws named).
+    for i, e in errors.items():
+        if e is None:
+            c.check([i])
+        else:
+            with pytest.raises(ValueError) as got:
+                c.check([i])
+            assert str(got.value) == e
+    with pytest.raises(ValueError, match=rf"experiment {bad[0]} \(draws "):
+        c.check()
+    c.check([i for i in range(len(c)) if i not in bad])
+    with pytest.raises(ValueError, match="index must be <= 11"):
+        c.plan(12)
+
+
+def test_a_campaign_run_stops_before_any_file_when_an_experiment_cannot_be_built(tmp_path, capsys):
+    from ptyfast import cli
+
+    c = risky_campaign()
+    out = tmp_path / "run"
+    with pytest.raises(ValueError, match=r"experiment 3 \(draws .*beamstop"):
+        c.simulate_to(out)
+    assert not out.exists()
+    # The experiments that work run alone, and equal their in-memory datasets.
+    paths = c.simulate_to(out, indices=[0, 1])
+    assert [p.name for p in paths] == ["campaign-00000.npz", "campaign-00001.npz"]
+    assert_same(ptyfast.open(paths[1]), c.simulate(1))
+    recipe = tmp_path / "risky.toml"
+    recipe.write_text(c.to_toml())
+    target = tmp_path / "cli"
+    assert cli.main(["simulate", "--recipe", str(recipe), "-o", f"{target}/", "-q"]) == 2
+    err = capsys.readouterr().err
+    assert "experiment 3 (draws" in err and "beamstop" in err and err.count("\n") == 1
+    assert not target.exists() or not any(target.iterdir())
 
 
 # --------------------------------------------------------------------------- recipe files

@@ -282,6 +282,16 @@ step_px = {uniform = [1.0, 2.0]}
     assert [(p / "zarr.json").stat().st_mtime_ns for p in paths] == before
 
 
+def test_a_campaign_that_cannot_run_stops_before_any_task(client, tmp_path):
+    from test_campaign import risky_campaign
+
+    c = risky_campaign()
+    out = tmp_path / "risky"
+    with pytest.raises(ValueError, match=r"experiment 3 \(draws .*beamstop"):
+        D.simulate(c, out, client=client)
+    assert not out.exists()  # the directory comes before the first task
+
+
 def test_cli_with_a_local_cluster_of_workers(tmp_path):
     recipe, store = _recipe(tmp_path), tmp_path / "cli.zarr"
     cmd = _cli("--recipe", os.fspath(recipe), "-o", os.fspath(store), "--workers", "2")

@@ -21,7 +21,9 @@ done the progress directory is removed and the store is renamed into place in on
 (:func:`ptyfast.io._dirstore.publish`). Every process must see the same filesystem at
 ``store`` (one machine, or a shared filesystem).
 
-**Campaigns** distribute by experiment (one task plans experiment ``i`` on a worker: builds
+**Campaigns** are checked first, every experiment on the client without its object array
+(:meth:`ptyfast.Campaign.check`), so that a draw that cannot work stops the run before any
+task. They distribute by experiment (one task plans experiment ``i`` on a worker: builds
 its object and probe, the intensity scale's energy pass, lays out its store) and by shard;
 experiment ``i`` goes to ``store / f"{name}-{i:05d}.zarr"`` (:meth:`ptyfast.Campaign.path_for`)
 with the same resumability, experiments already complete being left as they are.
@@ -443,6 +445,7 @@ def _campaign(
     c: Any, directory: Path, client: Any, options: dict[str, Any], progress: bool
 ) -> list[Path]:
     distributed = _require_distributed()
+    c.check(progress=progress)  # every experiment, before any task
     directory.mkdir(parents=True, exist_ok=True)
     targets = [c.path_for(directory, i, ".zarr") for i in range(c.n_experiments)]
     handle = _shared(client, c, "campaign")

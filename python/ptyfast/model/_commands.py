@@ -599,6 +599,7 @@ def _simulate(args: argparse.Namespace, recipes: Any, campaign_cls: Any) -> int:
                     jobs, title, wargs, chunk, progress, n_jobs=len(c), notes=_fresh(fresh)
                 )
             )
+        c.check(progress=progress)  # every experiment, before any is simulated
         t0 = time.perf_counter()
         for i in range(len(c)):
             plan = c.plan(i, progress=progress)

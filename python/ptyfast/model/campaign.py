@@ -34,10 +34,16 @@ keys or on how many experiments are drawn, and seeds left out are derived the sa
 impossible range, ``lo > hi``, a log-uniform reaching 0, a negative ``sd``, bounds that hold
 no probability, an empty choice, bad weights), values of known parameters are checked against
 their domains (``photons > 0``, ``0 < qe <= 1``, ``sigma_px >= 0``, ...: a normal without
-bounds for a positive parameter is refused), each error naming the path; then experiment 0's
-parts are built from their recipes (and its probe array, which is small; not the object array)
-so that a recipe error surfaces at once. Values that only other experiments draw (another
-option of a ``choice``) are checked when those experiments are built.
+bounds for a positive parameter is refused), each error naming the path; then experiment 0 is
+checked as :meth:`Campaign.check` checks every experiment: drawn and built from its recipes
+(its probe array too, which is small; not the object array, whose recipe and shape are
+checked), with the joint checks (probe, detector and every scan position against the
+object's shape). A campaign's run (:meth:`Campaign.simulate_to`, ``ptyfast simulate
+--recipe``, :func:`ptyfast.distributed.simulate`) checks every experiment this way before
+simulating any, so a draw that cannot work (e.g. a step that takes the scan off the object in
+experiment 11) stops it before any file is written. What needs an object's values (an object
+zero under every position, photons that would overflow float32) is checked when that
+experiment is built.
 """
 
 from __future__ import annotations
@@ -53,6 +59,7 @@ from typing import Any
 import numpy as np
 from scipy import special
 
+from .._progress import Phases
 from . import _args
 from .dataset import Dataset
 from .recipes import (
@@ -425,7 +432,7 @@ class Campaign:
     ------
     CampaignError (ValueError)
         An impossible distribution or a value outside its parameter's domain (the path
-        named), unknown sections, or experiment 0's recipe failing to build.
+        named), unknown sections, or experiment 0 failing :meth:`check` (its draws named).
 
     Examples
     --------
@@ -469,9 +476,8 @@ class Campaign:
         self.seed = _args.seed_int(seed, "seed")
         self.spec = copy.deepcopy(spec)
         _validate(self.spec, "")
-        # Experiment 0's recipes, built without the arrays, so that errors surface now.
-        resolved, _ = self.resolve(0)
-        _build(resolved, build_arrays=False)
+        # Experiment 0 checked without its object array, so that errors surface now.
+        self._plan(0, build_arrays=False)
 
     @classmethod
     def from_dict(cls, doc: dict[str, Any]) -> Campaign:
@@ -554,7 +560,9 @@ class Campaign:
             The drawn experiment cannot be built (e.g. a drawn scan leaves the object); the
             message names the experiment and its draws.
         """
-        i = self._index(index)
+        return self._plan(self._index(index), build_arrays=True, progress=progress)
+
+    def _plan(self, i: int, *, build_arrays: bool, progress: bool = False) -> Planned:
         spec, draws = self.resolve(i)
         block = {
             "name": self.name,
@@ -566,11 +574,33 @@ class Campaign:
             "spec": dumps(self.spec),
         }
         try:
-            return _build(spec, campaign=block, progress=progress)
+            return _build(spec, campaign=block, build_arrays=build_arrays, progress=progress)
         except (TypeError, ValueError) as exc:
             raise type(exc)(
                 f"campaign {self.name!r} experiment {i} (draws {draws}): {exc}"
             ) from None
+
+    def check(self, indices: Any = None, *, progress: bool = False) -> None:
+        """Check experiments (all, or ``indices``) before any is simulated: each is drawn and
+        built as :meth:`plan` builds it, except for its object array (only the object's recipe
+        and shape are checked), so a drawn value that cannot work (a scan that leaves the
+        object, a probe larger than it, a beamstop larger than the pattern, ...) is refused
+        before any work. :meth:`simulate_to`, ``ptyfast simulate --recipe`` and
+        :func:`ptyfast.distributed.simulate` call it first. What needs the object's values
+        (an object zero under every position, photons that overflow float32) is checked when
+        the experiment is built. About a millisecond per experiment (more for a large or
+        propagated probe, which is built).
+
+        Raises
+        ------
+        RecipeError (ValueError), TypeError
+            As :meth:`plan`: the first experiment that cannot be built, with its draws.
+        """
+        todo = range(self.n_experiments) if indices is None else [self._index(i) for i in indices]
+        with Phases(bool(progress))("check", len(todo), "experiment") as bar:
+            for i in todo:
+                self._plan(i, build_arrays=False)
+                bar.update(1)
 
     def experiment(self, index: int) -> Any:
         """Experiment ``index`` as a :class:`ptyfast.Experiment`."""
@@ -605,7 +635,9 @@ class Campaign:
 
         Files are named by :meth:`path_for` and written atomically through
         :mod:`ptyfast.io` (``ext`` chooses the format; ``writer_args`` as
-        :func:`ptyfast.io.writer`); the directory is created if needed.
+        :func:`ptyfast.io.writer`); the directory is created if needed. Every experiment
+        to simulate is checked first (:meth:`check`), so an experiment that cannot be built
+        stops the run before any file is written.
 
         Returns
         -------
@@ -614,6 +646,7 @@ class Campaign:
         """
         d = Path(directory)
         todo = range(self.n_experiments) if indices is None else [self._index(i) for i in indices]
+        self.check(todo, progress=progress)
         d.mkdir(parents=True, exist_ok=True)
         out: list[Path] = []
         for i in todo:

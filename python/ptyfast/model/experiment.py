@@ -67,6 +67,66 @@ def _is_recipe(v: Any, fmt: str) -> bool:
     return isinstance(v, dict) and v.get("format") == fmt
 
 
+def check_layout(
+    object_shape: tuple[int, int],
+    modes: np.ndarray,
+    scan: Scan,
+    detector: Detector,
+    geometry: Geometry | None,
+) -> tuple[dict[str, Any], np.ndarray, np.ndarray, np.ndarray]:
+    """The checks of :class:`Experiment` that need the object's shape but not its values: the
+    probe ``modes`` (``(P, N, N)`` complex64, as ``_kernels._as_modes`` gives them) against
+    the object, their normalisation, the geometry and the detector against ``N``, and every
+    scan position inside the object. Campaigns run it on each experiment before simulating any
+    (:meth:`ptyfast.Campaign.check`).
+
+    Returns
+    -------
+    detector_args, mask, nominal, true
+        The detector's kernel arguments and valid-pixel mask for ``N``, and the scan's
+        nominal and true absolute positions.
+
+    Raises
+    ------
+    ValueError
+        Each as :class:`Experiment` raises it.
+    """
+    p, n = modes.shape[0], modes.shape[1]
+    h, w = object_shape
+    if n > min(h, w):
+        raise ValueError(
+            f"probe must not be larger than the object: N = {n} > the object's smaller "
+            f"side {min(h, w)} (object {h} x {w})"
+        )
+    power = float(np.sum(np.abs(modes.astype(np.complex128)) ** 2))
+    if not power > 0:
+        raise ValueError("probe must not be zero everywhere, got total intensity 0")
+    if p > 1 and abs(power - 1.0) > _NORM_TOL:
+        raise ValueError(
+            f"probe modes must have unit total intensity Σ_k Σ |P_k|² = 1 (within "
+            f"{_NORM_TOL:g}; ptyfast.probes.normalize), got {power:.6g} for {p} modes"
+        )
+    if geometry is not None and geometry.N != n:
+        raise ValueError(f"geometry.N must equal the probe size N = {n}, got {geometry.N}")
+    if (
+        geometry is not None
+        and detector.pixel_m is not None
+        and not math.isclose(detector.pixel_m, geometry.detector_pixel_m, rel_tol=1e-9)
+    ):
+        raise ValueError(
+            f"detector.pixel_m must equal geometry.detector_pixel_m = "
+            f"{geometry.detector_pixel_m:g} m, got {detector.pixel_m:g} m"
+        )
+    try:
+        args = detector.kernel_args(n)
+        _kernels.detector_settings(args, n)
+        mask = np.array(detector.mask(n))
+    except (TypeError, ValueError) as exc:
+        raise type(exc)(f"detector: {exc}") from None
+    nominal, true = scan.placed((h, w), n)
+    return args, mask, nominal, true
+
+
 class Experiment:
     """One ptychography acquisition: object, probe, scan, detector, dose and geometry.
 
@@ -221,40 +281,10 @@ class Experiment:
         if modes is pbuilt or np.may_share_memory(modes, pbuilt):
             modes = modes.copy()
         self.probe = _readonly(modes)
-        p, n = modes.shape[0], modes.shape[1]
-        h, w = self.object.shape
-        if n > min(h, w):
-            raise ValueError(
-                f"probe must not be larger than the object: N = {n} > the object's smaller "
-                f"side {min(h, w)} (object {h} x {w})"
-            )
-        power = float(np.sum(np.abs(modes.astype(np.complex128)) ** 2))
-        if not power > 0:
-            raise ValueError("probe must not be zero everywhere, got total intensity 0")
-        if p > 1 and abs(power - 1.0) > _NORM_TOL:
-            raise ValueError(
-                f"probe modes must have unit total intensity Σ_k Σ |P_k|² = 1 (within "
-                f"{_NORM_TOL:g}; ptyfast.probes.normalize), got {power:.6g} for {p} modes"
-            )
-        if geometry is not None and geometry.N != n:
-            raise ValueError(f"geometry.N must equal the probe size N = {n}, got {geometry.N}")
-        if (
-            geometry is not None
-            and detector.pixel_m is not None
-            and not math.isclose(detector.pixel_m, geometry.detector_pixel_m, rel_tol=1e-9)
-        ):
-            raise ValueError(
-                f"detector.pixel_m must equal geometry.detector_pixel_m = "
-                f"{geometry.detector_pixel_m:g} m, got {detector.pixel_m:g} m"
-            )
-        try:
-            self._detector_args = detector.kernel_args(n)
-            _kernels.detector_settings(self._detector_args, n)
-            self.mask = _readonly(np.array(detector.mask(n)))
-        except (TypeError, ValueError) as exc:
-            raise type(exc)(f"detector: {exc}") from None
-
-        nominal, true = scan.placed(self.object.shape, n)
+        self._detector_args, mask, nominal, true = check_layout(
+            self.object.shape, modes, scan, detector, geometry
+        )
+        self.mask = _readonly(mask)
         self.positions_nominal = _readonly(nominal)
         self.positions_true = _readonly(true)
         self.intensity_scale = self._scale(phases)

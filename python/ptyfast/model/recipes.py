@@ -473,8 +473,11 @@ def _build(
     build_arrays: bool = True,
     progress: bool = False,
 ) -> Planned:
-    """The Planned experiment of a fully resolved spec (no distributions, seeds filled)."""
-    from .experiment import Experiment
+    """The Planned experiment of a fully resolved spec (no distributions, seeds filled).
+    ``build_arrays=False``: every check that does not need the object's values (its recipe,
+    the probe, the detector, the scan inside the object's shape), and no experiment."""
+    from .. import _kernels
+    from .experiment import Experiment, check_layout
 
     ex = dict(spec.get("experiment") or {})
     unknown = sorted(set(ex) - set(_EXPERIMENT_KEYS))
@@ -528,12 +531,17 @@ def _build(
         raise _where("detector", exc) from None
     if not build_arrays:
         # The probe is small: build it anyway, so that its parameters' values are checked too
-        # (its recipe checks names only). The object's recipe checks its values itself.
-        if "array" not in spec["probe"]:
-            try:
-                probes.build(parts["probe"])
-            except (TypeError, ValueError) as exc:
-                raise _where("probe", exc) from None
+        # (its recipe checks names only). The object's recipe checks its values itself; its
+        # shape is enough for the joint checks (probe size, detector, every scan position).
+        pr = parts["probe"]
+        try:
+            modes = _kernels._as_modes(pr if "array" in spec["probe"] else probes.build(pr))
+        except (TypeError, ValueError) as exc:
+            raise _where("probe", exc) from None
+        o = parts["object"]
+        shape = tuple(o["params"]["shape"] if isinstance(o, dict) else np.shape(o))
+        if len(shape) == 2:  # else the object's own check, when it is built, names the error
+            check_layout(shape, modes, scan, detector, geometry)
         return Planned(None, seed, patches, name, campaign)
     e = Experiment(
         parts["object"], parts["probe"], scan, detector, photons, geometry, progress=progress
