@@ -588,8 +588,9 @@ class Campaign:
         before any work. :meth:`simulate_to`, ``ptyfast simulate --recipe`` and
         :func:`ptyfast.distributed.simulate` call it first. What needs the object's values
         (an object zero under every position, photons that overflow float32) is checked when
-        the experiment is built. About a millisecond per experiment (more for a large or
-        propagated probe, which is built).
+        the experiment is built. Building each probe is most of the cost: ~0.6 ms per
+        experiment with a Gaussian probe, ~9 ms with the template's defocused zone plate
+        and three modes (about a fifth of simulating its 200 patterns of 64²).
 
         Raises
         ------
