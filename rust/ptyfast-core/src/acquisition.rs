@@ -358,7 +358,7 @@ crate::simd::multiversion! {
         }
         // 5–6. The detector, and the write.
         let mut stats = stats;
-        detector::analog(a.stage, &mut ws.lam, &mut ws.det, index, stats.as_deref_mut());
+        detector::analog::<LEVEL>(a.stage, &mut ws.lam, &mut ws.det, index, stats.as_deref_mut());
         detector::write(a.stage, &ws.lam, out, stats);
     }
 }

@@ -586,6 +586,111 @@ impl Lanes {
         }
     }
 
+    /// [`Lanes::next`], by the intrinsics of `LEVEL` (a `multiversion` body's, whose version
+    /// runs only where the processor has that level's features) at AVX2 and AVX-512. Stepping
+    /// the whole state one operation at a time loads and stores it once per operation (it
+    /// does not fit in the vector registers); here each vector of lanes is loaded once and
+    /// goes through the whole step in registers. The same operations, so the same bits.
+    #[inline(always)]
+    fn next_on<const LEVEL: u8>(&mut self) -> [u64; LANES] {
+        let mut out = [0u64; LANES];
+        #[cfg(target_arch = "x86_64")]
+        {
+            use crate::simd::{AVX2, AVX512};
+            // SAFETY: `LEVEL` is the level of the `multiversion` version this runs in, which
+            // runs only where `current()` is that level, which never exceeds `detected()`,
+            // which checks these features.
+            if LEVEL == AVX512 {
+                unsafe { Self::step_avx512(&mut self.s, &mut out) };
+                return out;
+            }
+            if LEVEL == AVX2 {
+                unsafe { Self::step_avx2(&mut self.s, &mut out) };
+                return out;
+            }
+        }
+        self.fill(&mut out);
+        out
+    }
+
+    /// One step of every lane, eight at a time (one 512-bit vector per state word).
+    ///
+    /// # Safety
+    /// The processor has AVX-512 F/BW/CD/DQ/VL, AVX2, FMA, BMI1/2, LZCNT and POPCNT.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma,bmi1,bmi2,lzcnt,popcnt,\
+        avx512f,avx512bw,avx512cd,avx512dq,avx512vl")]
+    unsafe fn step_avx512(s: &mut [[u64; LANES]; 4], out: &mut [u64; LANES]) {
+        use std::arch::x86_64::*;
+        const _: () = assert!(LANES.is_multiple_of(8));
+        let [w0, w1, w2, w3] = s;
+        let words = w0.chunks_exact_mut(8).zip(w1.chunks_exact_mut(8));
+        let words = words.zip(w2.chunks_exact_mut(8).zip(w3.chunks_exact_mut(8)));
+        for (o, ((p0, p1), (p2, p3))) in out.chunks_exact_mut(8).zip(words) {
+            // SAFETY: every chunk holds 8 `u64`: one unaligned 512-bit load or store.
+            unsafe {
+                let a = _mm512_loadu_si512(p0.as_ptr().cast());
+                let b = _mm512_loadu_si512(p1.as_ptr().cast());
+                let c = _mm512_loadu_si512(p2.as_ptr().cast());
+                let d = _mm512_loadu_si512(p3.as_ptr().cast());
+                let r = _mm512_add_epi64(_mm512_rol_epi64::<23>(_mm512_add_epi64(a, d)), a);
+                let t = _mm512_slli_epi64::<17>(b);
+                let c = _mm512_xor_si512(c, a);
+                let d = _mm512_xor_si512(d, b);
+                let b = _mm512_xor_si512(b, c);
+                let a = _mm512_xor_si512(a, d);
+                let c = _mm512_xor_si512(c, t);
+                let d = _mm512_rol_epi64::<45>(d);
+                _mm512_storeu_si512(o.as_mut_ptr().cast(), r);
+                _mm512_storeu_si512(p0.as_mut_ptr().cast(), a);
+                _mm512_storeu_si512(p1.as_mut_ptr().cast(), b);
+                _mm512_storeu_si512(p2.as_mut_ptr().cast(), c);
+                _mm512_storeu_si512(p3.as_mut_ptr().cast(), d);
+            }
+        }
+    }
+
+    /// One step of every lane, four at a time (one 256-bit vector per state word).
+    ///
+    /// # Safety
+    /// The processor has AVX2, FMA, BMI1/2, LZCNT and POPCNT.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma,bmi1,bmi2,lzcnt,popcnt")]
+    unsafe fn step_avx2(s: &mut [[u64; LANES]; 4], out: &mut [u64; LANES]) {
+        use std::arch::x86_64::*;
+        const _: () = assert!(LANES.is_multiple_of(4));
+        #[inline(always)]
+        fn rotl<const L: i32, const R: i32>(x: __m256i) -> __m256i {
+            // SAFETY: AVX2 (the caller's features).
+            unsafe { _mm256_or_si256(_mm256_slli_epi64::<L>(x), _mm256_srli_epi64::<R>(x)) }
+        }
+        let [w0, w1, w2, w3] = s;
+        let words = w0.chunks_exact_mut(4).zip(w1.chunks_exact_mut(4));
+        let words = words.zip(w2.chunks_exact_mut(4).zip(w3.chunks_exact_mut(4)));
+        for (o, ((p0, p1), (p2, p3))) in out.chunks_exact_mut(4).zip(words) {
+            // SAFETY: every chunk holds 4 `u64`: one unaligned 256-bit load or store.
+            unsafe {
+                let a = _mm256_loadu_si256(p0.as_ptr().cast());
+                let b = _mm256_loadu_si256(p1.as_ptr().cast());
+                let c = _mm256_loadu_si256(p2.as_ptr().cast());
+                let d = _mm256_loadu_si256(p3.as_ptr().cast());
+                let r = _mm256_add_epi64(rotl::<23, 41>(_mm256_add_epi64(a, d)), a);
+                let t = _mm256_slli_epi64::<17>(b);
+                let c = _mm256_xor_si256(c, a);
+                let d = _mm256_xor_si256(d, b);
+                let b = _mm256_xor_si256(b, c);
+                let a = _mm256_xor_si256(a, d);
+                let c = _mm256_xor_si256(c, t);
+                let d = rotl::<45, 19>(d);
+                _mm256_storeu_si256(o.as_mut_ptr().cast(), r);
+                _mm256_storeu_si256(p0.as_mut_ptr().cast(), a);
+                _mm256_storeu_si256(p1.as_mut_ptr().cast(), b);
+                _mm256_storeu_si256(p2.as_mut_ptr().cast(), c);
+                _mm256_storeu_si256(p3.as_mut_ptr().cast(), d);
+            }
+        }
+    }
+
     /// The next output of lane `j` alone.
     fn next_lane(&mut self, j: usize) -> u64 {
         let j = j % LANES;
@@ -915,7 +1020,7 @@ pub(crate) fn sum(x: &[f64]) -> f64 {
 /// ([`STATS`]). `index` is the dataset-wide pattern number. Inlined, so that it takes the
 /// instruction set of its caller ([`crate::simd`]).
 #[inline(always)]
-pub(crate) fn analog(
+pub(crate) fn analog<const LEVEL: u8>(
     st: &Stage,
     lam: &mut [f64],
     ws: &mut StageScratch,
@@ -981,7 +1086,7 @@ pub(crate) fn analog(
     }
     // 6–7: dark counts, gain, offset, read noise; each stage on its own streams.
     if st.analog {
-        dark_gain_read(st, lam, ws, index);
+        dark_gain_read::<LEVEL>(st, lam, ws, index);
     }
     // 8: saturation.
     if let Some(fw) = d.full_well {
@@ -995,7 +1100,7 @@ pub(crate) fn analog(
 /// map (same lane outputs, same order of the rejected ziggurat tries after the sweep, same
 /// operations per pixel, so the same bits), without the full-pattern scratch passes.
 #[inline(always)]
-fn dark_gain_read(st: &Stage, lam: &mut [f64], ws: &mut StageScratch, index: u64) {
+fn dark_gain_read<const LEVEL: u8>(st: &Stage, lam: &mut [f64], ws: &mut StageScratch, index: u64) {
     let d = &st.det;
     let (g, o, s) = (d.gain, d.offset, d.read_noise);
     let shot = d.poisson.is_some() && d.dark > 0.0;
@@ -1027,13 +1132,13 @@ fn dark_gain_read(st: &Stage, lam: &mut [f64], ws: &mut StageScratch, index: u64
     let (mut z, mut x_i, mut x_next) = ([0.0f64; LANES], [0.0f64; LANES], [0.0f64; LANES]);
     for (c, chunk) in lam.chunks_mut(LANES).enumerate() {
         if let (Some(lanes), Some(table)) = (dark_lanes.as_mut(), table) {
-            add_tabled(table, chunk, &lanes.next());
+            add_tabled(table, chunk, &lanes.next_on::<LEVEL>());
         }
         let Some(lanes) = read_lanes.as_mut() else {
             chunk.iter_mut().for_each(|l| *l = g * (*l + mean_dark) + o);
             continue;
         };
-        let bits = lanes.next();
+        let bits = lanes.next_on::<LEVEL>();
         // The layer bounds x[i], x[i + 1] by scalar loads through a bit mask (the compiler
         // would make vector gathers of a counted loop; on the machines measured, gathers are
         // slowed by microcode and cost more than the whole scalar try); the rest as vectors.
@@ -1216,7 +1321,7 @@ crate::simd::multiversion! {
         stats: Option<&mut [f64]>,
     ) {
         let mut stats = stats;
-        analog(st, lam, ws, index, stats.as_deref_mut());
+        analog::<LEVEL>(st, lam, ws, index, stats.as_deref_mut());
         write(st, lam, out, stats);
     }
 }
@@ -1463,6 +1568,33 @@ mod tests {
             want[0].next_u64();
             want[0].next_u64()
         });
+    }
+
+    /// `next_on::<LEVEL>` at every level this processor has: the lanes' own streams.
+    #[test]
+    fn lanes_step_alike_at_every_level() {
+        use crate::simd::{detected, Level, AVX2, AVX512, BASELINE};
+        fn check<const LEVEL: u8>() {
+            let mut lanes = Lanes::new(&LaneKeys::new(91), 12);
+            let mut want: Vec<PatternRng> = (0..LANES)
+                .map(|j| PatternRng::new(lane_seed(91, j), 12))
+                .collect();
+            for step in 0..5 {
+                let got = lanes.next_on::<LEVEL>();
+                for (j, (g, r)) in got.iter().zip(want.iter_mut()).enumerate() {
+                    assert_eq!(*g, r.next_u64(), "level {LEVEL}, step {step}, lane {j}");
+                }
+                // The scalar step of one lane continues where the vector steps left it.
+                assert_eq!(lanes.next_lane(step), want[step].next_u64());
+            }
+        }
+        check::<BASELINE>();
+        if detected() >= Level::Avx2 {
+            check::<AVX2>();
+        }
+        if detected() >= Level::Avx512 {
+            check::<AVX512>();
+        }
     }
 
     #[test]

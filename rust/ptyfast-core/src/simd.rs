@@ -111,11 +111,20 @@ pub(crate) fn with_cap<R>(cap: Level, f: impl FnOnce() -> R) -> R {
     r
 }
 
+/// [`Level::Baseline`] as the `LEVEL` constant of a [`multiversion`] body.
+pub(crate) const BASELINE: u8 = 0;
+/// [`Level::Avx2`] as the `LEVEL` constant of a [`multiversion`] body.
+pub(crate) const AVX2: u8 = 1;
+/// [`Level::Avx512`] as the `LEVEL` constant of a [`multiversion`] body.
+pub(crate) const AVX512: u8 = 2;
+
 /// Defines a function whose body is compiled for each [`Level`] and dispatched at run time.
 ///
 /// The body is an `#[inline(always)]` inner function; the callees that do the per-pixel work
 /// must be `#[inline(always)]` (or generic and inlined) too, since a function compiled on its
-/// own keeps the baseline instruction set.
+/// own keeps the baseline instruction set. In the body, the constant `LEVEL` is the level it
+/// is compiled for ([`BASELINE`], [`AVX2`] or [`AVX512`]), so that code written for one level
+/// (intrinsics) is compiled into that level's version only.
 macro_rules! multiversion {
     (
         $(#[$meta:meta])*
@@ -125,7 +134,7 @@ macro_rules! multiversion {
         $vis fn $name($($arg: $ty),*) $(-> $ret)? {
             #[inline(always)]
             #[allow(clippy::too_many_arguments)]
-            fn body($($arg: $ty),*) $(-> $ret)? $body
+            fn body<const LEVEL: u8>($($arg: $ty),*) $(-> $ret)? $body
 
             #[cfg(target_arch = "x86_64")]
             {
@@ -133,12 +142,12 @@ macro_rules! multiversion {
                     avx512f,avx512bw,avx512cd,avx512dq,avx512vl")]
                 #[allow(clippy::too_many_arguments)]
                 fn v4($($arg: $ty),*) $(-> $ret)? {
-                    body($($arg),*)
+                    body::<{ $crate::simd::AVX512 }>($($arg),*)
                 }
                 #[target_feature(enable = "avx2,fma,bmi1,bmi2,lzcnt,popcnt")]
                 #[allow(clippy::too_many_arguments)]
                 fn v3($($arg: $ty),*) $(-> $ret)? {
-                    body($($arg),*)
+                    body::<{ $crate::simd::AVX2 }>($($arg),*)
                 }
                 match $crate::simd::current() {
                     // SAFETY: `current()` never exceeds `detected()`, so the processor has
@@ -148,7 +157,7 @@ macro_rules! multiversion {
                     $crate::simd::Level::Baseline => {}
                 }
             }
-            body($($arg),*)
+            body::<{ $crate::simd::BASELINE }>($($arg),*)
         }
     };
 }
