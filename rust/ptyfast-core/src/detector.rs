@@ -597,9 +597,9 @@ impl Lanes {
         #[cfg(target_arch = "x86_64")]
         {
             use crate::simd::{AVX2, AVX512};
-            // SAFETY: `LEVEL` is the level of the `multiversion` version this runs in, which
-            // runs only where `current()` is that level, which never exceeds `detected()`,
-            // which checks these features.
+            // SAFETY: `LEVEL` is the level of the `multiversion` version this runs in (the
+            // callers' contract, [`analog`]), which runs only where `current()` is that
+            // level, which never exceeds `detected()`, which checks these features.
             if LEVEL == AVX512 {
                 unsafe { Self::step_avx512(&mut self.s, &mut out) };
                 return out;
@@ -1018,7 +1018,10 @@ pub(crate) fn sum(x: &[f64]) -> f64 {
 /// Stages 1–8 on one pattern: `lam` (expected photons, `N²`) becomes the analogue readings,
 /// clipped at the full well. `sums`, when given, receives `photons`, `detected` and `counts`
 /// ([`STATS`]). `index` is the dataset-wide pattern number. Inlined, so that it takes the
-/// instruction set of its caller ([`crate::simd`]).
+/// instruction set of its caller ([`crate::simd`]). `LEVEL` must be the caller's own: the
+/// `LEVEL` constant of the `multiversion` body it is called from, since at
+/// [`crate::simd::AVX2`] and [`crate::simd::AVX512`] it runs that level's instructions
+/// ([`Lanes::next_on`]).
 #[inline(always)]
 pub(crate) fn analog<const LEVEL: u8>(
     st: &Stage,
@@ -1098,7 +1101,8 @@ pub(crate) fn analog<const LEVEL: u8>(
 /// (when shot noise is on), then `v = (gain · (c + d) + offset) + read_noise · z`. The draws
 /// and the arithmetic are those of [`add_dark`] followed by [`normals_into`] and the affine
 /// map (same lane outputs, same order of the rejected ziggurat tries after the sweep, same
-/// operations per pixel, so the same bits), without the full-pattern scratch passes.
+/// operations per pixel, so the same bits), without the full-pattern scratch passes. `LEVEL`
+/// as in [`analog`].
 #[inline(always)]
 fn dark_gain_read<const LEVEL: u8>(st: &Stage, lam: &mut [f64], ws: &mut StageScratch, index: u64) {
     let d = &st.det;
