@@ -289,6 +289,14 @@ def test_check_refuses_exactly_the_experiments_that_cannot_be_built():
     with pytest.raises(ValueError, match=rf"experiment {bad[0]} \(draws "):
         c.check()
     c.check([i for i in range(len(c)) if i not in bad])
+    for indices, exc, match in (
+        (5, TypeError, "indices must be an iterable"),
+        ("0", TypeError, "indices must be an iterable"),
+        ([0, 12], ValueError, "index must be <= 11"),
+        ([0.5], TypeError, "index must be an integer"),
+    ):
+        with pytest.raises(exc, match=match):
+            c.check(indices)
     with pytest.raises(ValueError, match="index must be <= 11"):
         c.plan(12)
 

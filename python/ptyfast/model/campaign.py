@@ -536,6 +536,17 @@ class Campaign:
     def _index(self, index: Any) -> int:
         return _args.integer("index", index, minimum=0, maximum=self.n_experiments - 1)
 
+    def _indices(self, indices: Any) -> range | list[int]:
+        """Every experiment if ``indices`` is None, else each of ``indices`` checked."""
+        if indices is None:
+            return range(self.n_experiments)
+        if isinstance(indices, str | bytes) or not hasattr(indices, "__iter__"):
+            raise TypeError(
+                f"indices must be an iterable of experiment indices or None, got "
+                f"{type(indices).__name__}"
+            )
+        return [self._index(i) for i in indices]
+
     def resolve(self, index: int) -> tuple[dict[str, Any], dict[str, Any]]:
         """Experiment ``index``'s recipe (every distribution drawn, every seed filled) and
         the values drawn (``{path: value}``; a choice of tables as ``{path.choice: i}``)."""
@@ -597,7 +608,10 @@ class Campaign:
         RecipeError (ValueError), TypeError
             As :meth:`plan`: the first experiment that cannot be built, with its draws.
         """
-        todo = range(self.n_experiments) if indices is None else [self._index(i) for i in indices]
+        self._check(self._indices(indices), progress)
+
+    def _check(self, todo: range | list[int], progress: bool) -> None:
+        """:meth:`check` of the experiments ``todo`` (indices already checked)."""
         with Phases(bool(progress))("check", len(todo), "experiment") as bar:
             for i in todo:
                 self._plan(i, build_arrays=False)
@@ -646,8 +660,8 @@ class Campaign:
             Every file written.
         """
         d = Path(directory)
-        todo = range(self.n_experiments) if indices is None else [self._index(i) for i in indices]
-        self.check(todo, progress=progress)
+        todo = self._indices(indices)
+        self._check(todo, progress)
         d.mkdir(parents=True, exist_ok=True)
         out: list[Path] = []
         for i in todo:
