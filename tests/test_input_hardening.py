@@ -122,6 +122,95 @@ def test_kernel_sizes_are_checked_before_allocating(call, match):
         call()
 
 
+_OBJ = np.ones((32, 32), np.complex64)
+_POS = [[16.0, 16.0]]
+_PROBE = np.ones((8, 8), np.complex64)
+_EXPECTED = np.full((1, 4, 4), 100.0)
+_ARGS = (_OBJ, _POS, _PROBE)
+
+
+@pytest.mark.parametrize(
+    "call, name",
+    [
+        (lambda v: _kernels.simulate(*_ARGS, seed=1, return_patches=v), "return_patches"),
+        (lambda v: _kernels.simulate(_OBJ, _POS, _PROBE, seed=1, poisson=v), "poisson"),
+        (lambda v: _kernels.simulate(_OBJ, _POS, _PROBE, divide_by_scale=v), "divide_by_scale"),
+        (lambda v: _kernels.acquire(*_ARGS, seed=1, return_patches=v), "return_patches"),
+        (lambda v: _kernels.acquire(_OBJ, _POS, _PROBE, seed=1, return_stats=v), "return_stats"),
+        (lambda v: _kernels.detect(_EXPECTED, seed=1, return_stats=v), "return_stats"),
+        (lambda v: _kernels.legacy_choice(0, 10, 2, replace=v), "replace"),
+    ],
+)  # fmt: skip
+@pytest.mark.parametrize("value", ["no", "False", 2, None, np.array([1, 0])])
+def test_flags_take_only_booleans(call, name, value):
+    """A truthy object ("no", 2) once silently picked the True branch."""
+    with pytest.raises(TypeError, match=f"{name} must be True or False"):
+        call(value)
+    call(np.bool_(True))  # NumPy booleans and 0/1 stay accepted
+    call(0)
+
+
+@pytest.mark.parametrize(
+    "values, dtype, match",
+    [
+        (np.full((4, 4), 256), np.uint8, r"x must hold integers in \[0, 255\] \(uint8\), got 256"),
+        (np.full((4, 4), -1), np.uint8, r"got -1"),
+        (np.full((4, 4), 256.0), np.uint8, r"got 256"),
+        (np.array([2**40], np.int64), np.int32, r"x must hold integers in .*got 1099511627776"),
+        (np.array([2**64 - 1], np.uint64), np.int64, "got 18446744073709551615"),
+    ],
+)  # fmt: skip
+def test_integer_arrays_are_not_wrapped_by_the_cast(values, dtype, match):
+    with pytest.raises(ValueError, match=match):
+        _kernels.as_array("x", values, dtype)
+    ok = _kernels.as_array("x", np.array([0, 7, 255]), np.uint8)
+    assert ok.dtype == np.uint8 and ok.tolist() == [0, 7, 255]
+
+
+def test_pixel_flags_beyond_a_byte_are_refused_not_wrapped():
+    # 256 would have read as 0 (a valid pixel) and 258 as 2 (a gap).
+    for flag in (256, 258):
+        px = np.full((4, 4), flag)
+        with pytest.raises(ValueError, match="pixels must hold integers in"):
+            _kernels.detect(_EXPECTED, detector={"pixels": px, "poisson": False}, seed=1)
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda: _kernels.detect(np.broadcast_to(1.0, (2**40, 2, 2)), seed=1),
+        lambda: _kernels.observe_amplitudes(np.broadcast_to(np.float32(1), (2**40, 2, 2)), seed=1),
+        lambda: _kernels.acquire(_OBJ, np.broadcast_to(16.0, (2**40, 2)), _PROBE, seed=1),
+    ],
+)
+def test_huge_broadcast_views_are_refused_by_size_before_any_pass(call):
+    """The finiteness checks once made a full-size temporary first (a MemoryError of TiBs)."""
+    with pytest.raises(ValueError, match="needs .* bytes"):
+        call()
+
+
+def test_statistics_that_overflow_float64_are_refused_not_returned_as_inf():
+    with pytest.raises(ValueError, match="expected must be <= .* photons per pixel with stats"):
+        _kernels.detect(np.full((1, 4, 4), 1e308), seed=1, return_stats=True)
+    readings, stats = _kernels.detect(np.full((1, 4, 4), 1e308), seed=1)  # no totals asked
+    assert stats is None and np.isfinite(readings).all()
+    huge_gain = {"gain": 1e308, "dtype": "float64"}
+    with pytest.raises(ValueError, match=r"stats\['readings'\] of pattern 0 overflows float64"):
+        _kernels.detect(_EXPECTED, detector=huge_gain, seed=1, return_stats=True)
+    _, stats = _kernels.detect(_EXPECTED, seed=1, return_stats=True)
+    assert np.isfinite(stats["photons"]).all() and stats["photons"][0] == 1600.0
+
+
+def test_detector_mappings_are_checked_here_with_short_messages():
+    with pytest.raises(ValueError, match=r"read_noise must be <= 2\.12676e\+37 ADU") as info:
+        _kernels.detect(_EXPECTED, detector={"read_noise": 1e308}, seed=1)
+    assert len(str(info.value)) < 200  # not the Rust error's 309-digit number
+    with pytest.raises(TypeError, match="dtype must be one of .* got NoneType None"):
+        _kernels.detect(_EXPECTED, detector={"dtype": None}, seed=1)
+    with pytest.raises(ValueError, match="dtype must be one of .* got 'int8'"):
+        _kernels.detect(_EXPECTED, detector={"dtype": "int8"}, seed=1)
+
+
 # ---------------------------------------------------------------- class 2: coordinates
 
 
@@ -742,3 +831,16 @@ def test_finite_nonnegative_check_agrees_with_the_exact_definition(dtype, value,
             with pytest.raises(ValueError, match="^x must be"):
                 _kernels.as_array("x", a, dtype, ndim=3, nonnegative=True)
         assert np.array_equal(a, before, equal_nan=True)
+
+
+def test_moduli_beyond_float32_are_named_not_given_a_zero_limit():
+    huge = np.full((8, 8), 3e38 + 3e38j, np.complex64)  # finite parts, modulus beyond float32
+    with pytest.raises(ValueError, match=r"moduli of the object or probe overflow") as info:
+        _kernels.acquire(_OBJ, _POS, huge, seed=1)
+    assert "at most" not in str(info.value)  # once: "at most scale = 0 fits"
+
+
+@pytest.mark.skipif(np.finfo(np.longdouble).max <= 1e308, reason="no extended precision")
+def test_values_beyond_float64_say_so():
+    with pytest.raises(ValueError, match="got a value of magnitude beyond the float64 range"):
+        _kernels.detect(np.full((1, 4, 4), np.longdouble("1e400")), seed=1)

@@ -282,9 +282,6 @@ def as_array(
     target = np.dtype(dtype)
     if kind == "c" and target.kind != "c" and not allow_complex:
         raise TypeError(f"{name} must be real ({target}), got complex dtype {arr.dtype}")
-    if target.kind in "iu" and kind not in "biu":
-        if not np.all(np.isfinite(arr)) or not np.all(arr == np.round(arr)):
-            raise TypeError(f"{name} must hold integers, got dtype {arr.dtype} with fractions")
     if ndim is not None and arr.ndim != ndim:
         raise ValueError(f"{name} must be {ndim}-D, got shape {arr.shape}")
     if shape is not None:
@@ -296,6 +293,12 @@ def as_array(
             raise ValueError(f"{name} must have shape {want}, got {arr.shape}")
     if nonempty and arr.size == 0:
         raise ValueError(f"{name} must not be empty, got shape {arr.shape}")
+    if arr.dtype != target or not arr.flags.c_contiguous:
+        # A converted copy will be made (and the checks below make temporaries of up to its
+        # size): refuse by shape first, e.g. a broadcast view of 2**40 rows.
+        require_memory(f"{name}: shape {arr.shape} as {target}", arr.size * (target.itemsize + 1))
+    if target.kind in "iu" and kind != "b":
+        _check_integers(name, arr, target)
     narrowing = (
         kind in "fc" and target.kind in "fc" and np.finfo(target).bits < np.finfo(arr.dtype).bits
     )
@@ -313,6 +316,26 @@ def as_array(
             raise ValueError(f"{name} must be finite, got NaN or inf values")
         check_fits(name, arr, target)
     return out
+
+
+def _check_integers(name: str, arr: np.ndarray, target: np.dtype) -> None:
+    """Refuses values of ``arr`` that ``target`` (an integer dtype) cannot hold exactly:
+    fractions, NaN or inf, and integers outside its range (which a cast would wrap)."""
+    if arr.dtype.kind not in "iu":
+        if not np.all(np.isfinite(arr)) or not np.all(arr == np.round(arr)):
+            raise TypeError(f"{name} must hold integers, got dtype {arr.dtype} with fractions")
+    elif np.can_cast(arr.dtype, target, "safe"):
+        return
+    if arr.size == 0:
+        return
+    info = np.iinfo(target)
+    lo, hi = arr.min(), arr.max()
+    for v in (lo, hi):
+        if not info.min <= v <= info.max:
+            raise ValueError(
+                f"{name} must hold integers in [{info.min}, {info.max}] ({target}), got "
+                f"{v.item() if hasattr(v, 'item') else v}"
+            )
 
 
 def _finite_nonnegative_floats(arr: np.ndarray) -> bool:
@@ -334,9 +357,10 @@ def check_fits(name: str, a: np.ndarray, target: Any) -> None:
     limit = float(np.finfo(target).max)
     big = _max_abs(a)
     if big > limit:
+        shown = f"{big:.4g}" if math.isfinite(big) else "beyond the float64 range"
         raise ValueError(
             f"{name} must fit {np.dtype(target)} (|value| <= {limit:.4g}), "
-            f"got a value of magnitude {big:.4g}"
+            f"got a value of magnitude {shown}"
         )
 
 
@@ -549,6 +573,12 @@ def check_field_range(
         raise ValueError(
             f"{name} = {value!r} gives an intensity scale s = {float(scale):.4g} outside the "
             "float32 range of normal numbers (1.2e-38 .. 3.4e38)"
+        )
+    if not (math.isfinite(float(max_object)) and math.isfinite(float(probe_l1))):
+        raise ValueError(
+            f"{name} = {value!r} cannot be used: the moduli of the object or probe overflow "
+            f"float32 (max|object| = {float(max_object):.4g}, sum|probe| = "
+            f"{float(probe_l1):.4g}); scale them down"
         )
     bound = (float(s32) * float(max_object) * float(probe_l1)) ** 2
     if not math.isfinite(bound) or bound > _F32_SQUARE_LIMIT:
@@ -929,6 +959,10 @@ def simulate(
     >>> float(a[0, 4, 4])
     16.0
     """
+    poisson = _flag("poisson", poisson)
+    divide_by_scale = _flag("divide_by_scale", divide_by_scale)
+    return_patches = _flag("return_patches", return_patches)
+    return_energies = _flag("return_energies", return_energies)
     o = as_complex_image("obj", obj)
     p = as_positions("positions", positions)
     pr = _check_probe(probe)
@@ -944,10 +978,8 @@ def simulate(
         m, n = p.shape[0], pr.shape[0]
         per = n * n * (12 if return_patches else 4)
         require_memory(f"simulate: {m} patterns of N = {n}", m * per)
-        return _core.simulate(o, p, pr, sc, s, fi, bool(divide_by_scale), bool(return_patches))
-    return _simulate_into(
-        o, p, pr, sc, s, fi, bool(divide_by_scale), bool(return_patches), *buffers
-    )
+        return _core.simulate(o, p, pr, sc, s, fi, divide_by_scale, return_patches)
+    return _simulate_into(o, p, pr, sc, s, fi, divide_by_scale, return_patches, *buffers)
 
 
 def _simulate_into(
@@ -1143,13 +1175,14 @@ def legacy_choice(seed: int, n: int, size: int, *, replace: bool = True) -> np.n
     """``numpy.random.RandomState(seed).choice(n, size, replace=replace)`` replayed by the core."""
     nn = _positive_int("n", n, minimum=0)
     sz = _positive_int("size", size, minimum=0)
+    replace = _flag("replace", replace)
     if nn == 0 and sz > 0:
         raise ValueError("n must be >= 1 when size > 0, got 0")
     if not replace and sz > nn:
         raise ValueError(f"size must be <= n ({nn}) without replacement, got {sz}")
     s = legacy_seed(seed)
     require_memory(f"legacy_choice: size = {sz}", 16 * sz + (0 if replace else 8 * nn))
-    return _core.legacy_choice(s, nn, sz, bool(replace))
+    return _core.legacy_choice(s, nn, sz, replace)
 
 
 def legacy_uniform(seed: int, size: int) -> np.ndarray:
@@ -1616,6 +1649,29 @@ def _energy_probe(a: np.ndarray, probe: Any) -> np.ndarray:
 #: past its range (only rates or float64 readings near the float64 maximum get there) is inf.
 ACQUIRE_STATS = ("photons", "detected", "counts", "readings", "saturated")
 
+_F64_MAX = float(np.finfo(np.float64).max)
+
+#: Every standard normal of the read-noise stage is below this in magnitude (the Rust
+#: ``detector::Z_MAX``: the ziggurat's tail from 53-bit uniforms ends below 13.71), so float
+#: readings hold ``read_noise · z`` when ``read_noise <= largest reading / Z_MAX``.
+Z_MAX = 16.0
+
+
+def _named_stats(stats: np.ndarray | None) -> dict[str, np.ndarray] | None:
+    """The ``(M, 5)`` statistics as named columns (:data:`ACQUIRE_STATS`), refusing a total
+    that overflowed float64 (finite values whose sum is not: an absurd gain or dose) rather
+    than returning ``inf`` as if it were a count."""
+    if stats is None:
+        return None
+    if not np.all(np.isfinite(stats)):
+        i, j = (int(v[0]) for v in np.nonzero(~np.isfinite(stats)))
+        raise ValueError(
+            f"stats[{ACQUIRE_STATS[j]!r}] of pattern {i} overflows float64 (each value is "
+            "finite, their total is not): lower the detector's gain or offset, or the dose"
+        )
+    return {k: stats[:, j] for j, k in enumerate(ACQUIRE_STATS)}
+
+
 #: Reading dtypes the detector stage writes.
 READING_DTYPES = ("float32", "float64", "uint16", "uint32")
 
@@ -1672,7 +1728,11 @@ def _real(name: str, v: Any, *, minimum: float | None = None, above: float | Non
 
 
 def _choice(name: str, v: Any, options: tuple[str, ...]) -> str:
-    if not isinstance(v, str) or v not in options:
+    if not isinstance(v, str):
+        raise TypeError(
+            f"{name} must be one of {', '.join(map(repr, options))}, got {type(v).__name__} {v!r}"
+        )
+    if v not in options:
         raise ValueError(f"{name} must be one of {', '.join(map(repr, options))}, got {v!r}")
     return v
 
@@ -1737,6 +1797,11 @@ def detector_settings(detector: Any, N: int) -> dict[str, Any]:
     if out["psf_sigma_px"] > 1e4:
         raise ValueError(f"psf_sigma_px must be <= 1e4, got {out['psf_sigma_px']}")
     top = _reading_max(out["dtype"])
+    if np.dtype(out["dtype"]).kind == "f" and out["read_noise"] > top / Z_MAX:
+        raise ValueError(
+            f"read_noise must be <= {top / Z_MAX:g} ADU for {out['dtype']} readings (the "
+            f"largest reading / {Z_MAX:g}), got {out['read_noise']!r}"
+        )
     fw = s["full_well"]
     if fw is not None:
         fw = _real("full_well", fw, above=out["offset"])
@@ -1967,8 +2032,8 @@ class AcquirePlan:
         fi = _positive_int("first_index", first_index, minimum=0)
         if fi + m > 2**64 - 1:
             raise ValueError(f"first_index must be <= 2**64 - 1 - {m}, got {fi}")
-        want_patches = bool(return_patches) or out_patches is not None
-        want_stats = bool(return_stats) or out_stats is not None
+        want_patches = _flag("return_patches", return_patches) or out_patches is not None
+        want_stats = _flag("return_stats", return_stats) or out_stats is not None
         dtype = np.dtype(self.settings["dtype"])
         inputs = (o, p, modes)
         shape = (m, n, n)
@@ -1996,8 +2061,7 @@ class AcquirePlan:
         _core.acquire(
             o, p, modes, self.scale, s, fi, self._det, self._pixels, readings, patches, stats
         )
-        named = None if stats is None else {k: stats[:, j] for j, k in enumerate(ACQUIRE_STATS)}
-        return Acquired(readings, patches, named)
+        return Acquired(readings, patches, _named_stats(stats))
 
 
 def acquire_plan(obj: Any, probe: Any, *, scale: float = 1.0, detector: Any = None) -> AcquirePlan:
@@ -2058,10 +2122,16 @@ def detect(
     TypeError, ValueError
         As in :func:`acquire`; ``expected`` negative, not finite or not ``(M, N, N)``.
     """
+    want_stats = _flag("return_stats", return_stats) or out_stats is not None
     e = as_array("expected", expected, np.float64, ndim=3, allow_complex=False, nonnegative=True)
     if e.shape[1] != e.shape[2]:
         raise ValueError(f"expected must be (M, N, N), got {e.shape}")
     m, n = e.shape[0], e.shape[1]
+    if want_stats and float(e.max()) > _F64_MAX / (n * n):
+        raise ValueError(
+            f"expected must be <= {_F64_MAX / (n * n):.4g} photons per pixel with stats "
+            f"(a pattern's total must fit float64), got {float(e.max()):.4g}"
+        )
     settings = detector_settings(detector, n)
     s = resolve_seed(seed)
     fi = _positive_int("first_index", first_index, minimum=0)
@@ -2074,7 +2144,7 @@ def detect(
     else:
         readings = _out_buffer("out", out, dtype, e.shape, (e,))
     stats = None
-    if return_stats or out_stats is not None:
+    if want_stats:
         st_shape = (m, len(ACQUIRE_STATS))
         stats = (
             np.empty(st_shape, np.float64)
@@ -2083,5 +2153,4 @@ def detect(
         )
     det, pixels = _core_detector(settings)
     _core.detect(e, s, fi, det, pixels, readings, stats)
-    named = None if stats is None else {k: stats[:, j] for j, k in enumerate(ACQUIRE_STATS)}
-    return readings, named
+    return readings, _named_stats(stats)
