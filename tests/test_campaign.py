@@ -202,7 +202,7 @@ def test_campaign_recipe_round_trip_and_files(tmp_path):
         (lambda s: s["probe"].update(builder={"a": 1}), r"\[probe\]: builder must be one of"),
         (
             lambda s: s.update(object={"family": [], "shape": 64}),
-            r"\[object\]: family must be one of .* got \[\]",
+            r"\[object\]: family must be one of .* got list \[\]",
         ),
         (
             lambda s: s["probe"].update(operations=[{"op": {"a": 1}}]),
@@ -245,7 +245,10 @@ def test_impossible_campaigns_are_refused_naming_the_path(edit, match):
         ({"n_experiments": 0}, ValueError, "n_experiments must be >= 1"),
         ({"n_experiments": 2.5}, TypeError, "n_experiments must be an integer"),
         ({"n_experiments": 2, "seed": "x"}, TypeError, "seed"),
-        ({"n_experiments": 2, "name": ""}, TypeError, "name must be a non-empty string"),
+        ({"n_experiments": 2, "name": ""}, ValueError, "name must be usable in a file name"),
+        ({"n_experiments": 2, "name": 5}, TypeError, "name must be a str"),
+        ({"n_experiments": 2, "name": "../up"}, ValueError, r"name .* contains '/'"),
+        ({"n_experiments": 2, "name": ".."}, ValueError, "name must be usable in a file name"),
     ],
 )
 def test_campaign_arguments_are_checked(kw, exc, match):
@@ -483,3 +486,24 @@ def test_recipe_round_trip_with_geometry_zone_plate_and_propagation():
     assert isinstance(doc["detector"]["bad_pixel_seed"], int)
     again = recipes.plan(doc).simulate()
     assert_same(again, ds)
+
+
+@pytest.mark.parametrize("value", ["no", 2, None])
+def test_progress_takes_only_booleans_everywhere(tmp_path, value):
+    """A truthy ``progress="no"`` once showed bars; each entry point now refuses it first."""
+    c = ptyfast.Campaign(small_spec(), n_experiments=2, seed=1)
+    ds = c.simulate(0)
+    calls = {
+        "Campaign.check": lambda: c.check(progress=value),
+        "Campaign.plan": lambda: c.plan(0, progress=value),
+        "Campaign.simulate": lambda: c.simulate(0, progress=value),
+        "Campaign.simulate_to": lambda: c.simulate_to(tmp_path / "out", progress=value),
+        "Planned.simulate": lambda: c.plan(0).simulate(progress=value),
+        "Planned.simulate_to": lambda: c.plan(0).simulate_to(tmp_path / "x.npz", progress=value),
+        "replay": lambda: ptyfast.replay(ds, progress=value),
+    }
+    for name, call in calls.items():
+        with pytest.raises(TypeError, match="progress must be True or False"):
+            call()
+            pytest.fail(f"{name} accepted progress={value!r}")
+    assert not list(tmp_path.iterdir()), "nothing may be written"

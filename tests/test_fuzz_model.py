@@ -460,7 +460,7 @@ REGRESSIONS: list[tuple[str, Callable[[], Any], type[Exception], str]] = [
     ("0-d velocity", lambda: SCAN.drift(np.array(2.0)), TypeError, "velocity_px"),
     ("dict pair", lambda: objects.grf(8, phase={"a": 0, "b": 1}), TypeError, "phase"),
     # arrays where a name goes ("truth value of an array is ambiguous", "unhashable")
-    ("dtype array", lambda: Detector(dtype=np.array([1.0, 2.0])), ValueError, "dtype"),
+    ("dtype array", lambda: Detector(dtype=np.array([1.0, 2.0])), TypeError, "dtype"),
     ("eiger size list", lambda: Detector.eiger(size=[1, 2]), ValueError, "size"),
     ("eiger generation bool", lambda: Detector.eiger(generation=True), ValueError, "generation"),
     ("preset array", lambda: Detector.preset(np.array([])), ValueError, "name"),
@@ -539,7 +539,84 @@ REGRESSIONS: list[tuple[str, Callable[[], Any], type[Exception], str]] = [
         ValueError,
         "x: uniform bounds must be finite",
     ),
+    # second audit (2026-12-02): OverflowError from integers beyond float64
+    (
+        "bound beyond float64",
+        lambda: _campaign.draw({"uniform": [1, 2**1100]}, seed=1, index=0, path="x"),
+        ValueError,
+        "x: uniform must be a number within float64's range",
+    ),
+    (
+        "weight beyond float64",
+        lambda: _campaign.draw(
+            {"choice": [1.0, 2.0], "weights": [2**2000, 1]}, seed=1, index=0, path="x"
+        ),
+        ValueError,
+        "x: weights must be a number within float64's range",
+    ),  # fmt: skip
+    ("real beyond float64", lambda: objects.points(20, sigma_px=2**2000), ValueError, "sigma_px"),
+    # RecursionError from nesting deeper than the interpreter's limit
+    (
+        "draw nested 5000 deep",
+        lambda: _campaign.draw(_deep(5000), seed=1, index=0, path="x"),
+        ValueError,
+        "dist must nest",
+    ),  # fmt: skip
+    (
+        "campaign nested 5000 deep",
+        lambda: ptyfast.Campaign(
+            {"probe": {"builder": "gaussian", "sigma_px": _deep(5000)}}, n_experiments=1
+        ),
+        ValueError,
+        "spec must nest",
+    ),  # fmt: skip
+    (
+        "recipe nested 600 deep",
+        lambda: recipes.loads("x = " + "[" * 600 + "]" * 600),
+        ValueError,
+        "nested too deeply",
+    ),  # fmt: skip
+    # ValueError for a value of the wrong type; NumPy's messages for ragged lists
+    ("disk scale str", lambda: probes.disk(32, scale="3"), TypeError, "scale"),
+    ("stream None", lambda: Detector(poisson_stream=None), TypeError, "poisson_stream"),
+    ("dtype None", lambda: Detector(dtype=None), TypeError, "dtype"),
+    (
+        "dead pixels int",
+        lambda: Detector(dead_pixels=np.zeros((8, 8), int)),
+        TypeError,
+        "dead_pixels",
+    ),  # fmt: skip
+    (
+        "dead pixels ragged",
+        lambda: Detector(dead_pixels=[[True, False], [False]]),
+        TypeError,
+        "dead_pixels",
+    ),  # fmt: skip
+    # accepted, then failed at use under an internal name
+    (
+        "dead time over a denormal exposure",
+        lambda: Detector(dead_time_s=1.0, exposure_s=5e-324),
+        ValueError,
+        "dead_time_s / exposure_s must be finite",
+    ),
+    (
+        "record version True",
+        lambda: Detector.from_dict({**Detector().to_dict(), "version": True}),
+        ValueError,
+        "version",
+    ),
 ]
+
+
+def _deep(n: int) -> Any:
+    d: Any = 1.0
+    for _ in range(n):
+        d = [d]
+    return d
+
+
+def test_a_negative_zero_jitter_is_no_jitter() -> None:
+    assert np.array_equal(SCAN.jitter(-0.0, seed=1).true, SCAN.true)
 
 
 @pytest.mark.parametrize(

@@ -228,3 +228,43 @@ def test_preview_is_checked_before_any_work(tmp_path, capsys):
     assert not out.exists() and existing.read_bytes() == b"old"
     assert main([*base, "--preview", str(existing), "--overwrite"]) == 0
     assert out.exists() and existing.read_bytes()[:4] == b"\x89PNG"
+
+
+def _small_campaign_recipe(capsys) -> dict:
+    assert main(["recipe", "--example"]) == 0
+    doc = tomllib.loads(capsys.readouterr().out)
+    doc["campaign"]["n_experiments"] = 1
+    doc["scan"]["n"] = 4
+    doc["object"]["shape"] = [128, 128]
+    return doc
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        # once wrote example-00000.npz next to the output directory, not inside it
+        (lambda d: d["campaign"].update(name="../escaped"), r"name must be usable in a file name"),
+        (lambda d: d["campaign"].update(name="a/b"), r"contains '/'"),
+        # once "'int' object is not iterable"
+        (lambda d: d["scan"].update(errors=5), r"errors must be a list of tables"),
+    ],
+)
+def test_recipe_values_that_broke_the_run_are_one_line_errors(tmp_path, capsys, change, message):
+    doc = _small_campaign_recipe(capsys)
+    change(doc)
+    path = tmp_path / "r.toml"
+    path.write_text(recipes.dumps(doc))
+    out = tmp_path / "sub" / "out"
+    rc = main(["simulate", "--recipe", str(path), "-o", f"{out}/"])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.startswith("ptyfast: error: ") and err.count("\n") == 1, err
+    assert __import__("re").search(message, err), err
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["r.toml"]
+
+
+def test_a_recipe_nested_too_deeply_is_a_one_line_error(tmp_path, capsys):
+    path = tmp_path / "r.toml"
+    path.write_text("x = " + "[" * 600 + "]" * 600 + "\n")
+    rc = main(["simulate", "--recipe", str(path), "-o", str(tmp_path / "e.npz")])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1 and "nested too deeply" in err, err[:500]

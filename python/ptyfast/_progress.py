@@ -21,6 +21,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import numpy as np
+
 __all__ = ["Phases", "PHASE_WIDTH"]
 
 #: Width of a phase's label (the longest built-in one is ``simulate+write``).
@@ -58,6 +60,12 @@ class Phases:
     __slots__ = ("enabled",)
 
     def __init__(self, enabled: bool) -> None:
+        # A user's ``progress`` argument arrives here: only booleans (and 0/1), not "no".
+        flag = isinstance(enabled, bool | np.bool_) or (type(enabled) is int and enabled in (0, 1))
+        if not flag:
+            raise TypeError(
+                f"progress must be True or False, got {type(enabled).__name__} {enabled!r}"
+            )
         self.enabled = bool(enabled)
 
     @contextmanager

@@ -64,7 +64,11 @@ def real(
     """
     if isinstance(v, bool) or not isinstance(v, numbers.Real):
         raise TypeError(f"{name} must be a real number, got {type(v).__name__} {v!r}")
-    f = float(v)
+    try:
+        f = float(v)
+    except OverflowError:  # an integer beyond float64
+        bits = int(v).bit_length()
+        raise ValueError(f"{name} must be finite, got an integer of {bits} bits") from None
     if not math.isfinite(f):
         raise ValueError(f"{name} must be finite, got {f}")
     if positive and f <= 0:
@@ -123,8 +127,11 @@ def one_of(v: Any, options: Collection[Any]) -> bool:
 
 
 def choice(name: str, v: Any, options: tuple[str, ...]) -> str:
-    """``v`` if it is one of ``options`` (strings)."""
-    if not isinstance(v, str) or not one_of(v, options):
+    """``v`` if it is one of ``options`` (strings): ``TypeError`` for a non-string,
+    ``ValueError`` for another string."""
+    if not isinstance(v, str):
+        raise TypeError(f"{name} must be one of {list(options)}, got {type(v).__name__} {v!r}")
+    if not one_of(v, options):
         raise ValueError(f"{name} must be one of {list(options)}, got {v!r}")
     return v
 

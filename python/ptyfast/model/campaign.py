@@ -59,6 +59,7 @@ from typing import Any
 import numpy as np
 from scipy import special
 
+from .. import _kernels
 from .._progress import Phases
 from . import _args
 from .dataset import Dataset
@@ -124,6 +125,31 @@ _DOMAINS: dict[tuple[str, str], tuple[float, float, bool, bool]] = {
 }
 
 
+def _file_stem(arg: str, v: Any) -> str:
+    """``v`` if it can be part of one file name in the output directory: a non-empty str
+    without a path separator or NUL, not ``.`` or ``..``, at most 200 characters (a campaign's
+    ``name`` must not write outside the directory it is given)."""
+    if not isinstance(v, str):
+        raise TypeError(f"{arg} must be a str, got {type(v).__name__} {v!r}")
+    seps = {"/", "\\", "\0"} | {c for c in (os.sep, os.altsep) if c}
+    bad = sorted(c for c in seps if c in v)
+    if not v or v in (".", "..") or bad or len(v) > 200:
+        why = (
+            "is empty"
+            if not v
+            else f"contains {bad[0]!r}"
+            if bad
+            else f"has {len(v)} characters"
+            if len(v) > 200
+            else "is a relative directory"
+        )
+        raise ValueError(
+            f"{arg} must be usable in a file name (no path separator or NUL, not '.' or '..', "
+            f"at most 200 characters), got {v!r}, which {why}"
+        )
+    return v
+
+
 class CampaignError(RecipeError):
     """An impossible campaign specification; the message names the path."""
 
@@ -164,7 +190,13 @@ def find_distribution(doc: Any, path: str = "") -> str | None:
 def _real(path: str, what: str, v: Any) -> float:
     if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
         raise CampaignError(f"{path}: {what} must be a number, got {v!r}")
-    return float(v)
+    try:
+        return float(v)
+    except OverflowError:
+        raise CampaignError(
+            f"{path}: {what} must be a number within float64's range, got an integer of "
+            f"{int(v).bit_length()} bits"
+        ) from None
 
 
 def _pair(path: str, kind: str, v: Any) -> tuple[float, float]:
@@ -283,6 +315,26 @@ def _leaf(path: str) -> str:
     return path.rsplit(".", 1)[-1].split("[", 1)[0]
 
 
+#: Deepest nesting of tables and lists a spec may have (a recipe needs a handful of levels).
+MAX_DEPTH = 32
+
+
+def _check_depth(node: Any, where: str) -> None:
+    """Refuses tables and lists nested deeper than :data:`MAX_DEPTH` (iteratively, so that a
+    hostile document cannot exhaust the interpreter's recursion limit first)."""
+    stack = [(node, 0)]
+    while stack:
+        v, depth = stack.pop()
+        if isinstance(v, dict | list | tuple):
+            if depth >= MAX_DEPTH:
+                raise CampaignError(
+                    f"{where} must nest tables and lists at most {MAX_DEPTH} levels deep, got "
+                    "deeper nesting"
+                )
+            items = v.values() if isinstance(v, dict) else v
+            stack.extend((x, depth + 1) for x in items)
+
+
 def _validate(node: Any, path: str) -> None:
     """Check every distribution below ``node`` and the domains of known parameters."""
     kind = _kind(node)
@@ -353,6 +405,7 @@ def draw(dist: Any, *, seed: int, index: int, path: str) -> Any:
     """
     if not isinstance(path, str):
         raise TypeError(f"path must be a str, got {type(path).__name__}")
+    _check_depth(dist, "dist")
     _validate(dist, path)
     seed = _args.integer("seed", seed, minimum=0, maximum=2**64 - 1)
     index = _args.integer("index", index, minimum=0, maximum=2**63 - 1)
@@ -426,13 +479,18 @@ class Campaign:
     seed : int, numpy.random.Generator or None
         The master seed (``None``: fresh entropy, resolved and recorded as ``.seed``).
     name : str, optional
-        A label, recorded (and used for file names by :meth:`simulate_to`).
+        A label, recorded and used for file names by :meth:`simulate_to`: non-empty, at most
+        200 characters, without a path separator or NUL, not ``.`` or ``..`` (so that no
+        name writes outside the directory given).
 
     Raises
     ------
     CampaignError (ValueError)
         An impossible distribution or a value outside its parameter's domain (the path
-        named), unknown sections, or experiment 0 failing :meth:`check` (its draws named).
+        named), unknown sections, tables or lists nested more than :data:`MAX_DEPTH` levels,
+        or experiment 0 failing :meth:`check` (its draws named).
+    ValueError, TypeError
+        ``n_experiments``, ``seed`` or ``name`` out of range or of the wrong type.
 
     Examples
     --------
@@ -466,13 +524,13 @@ class Campaign:
                 "spec must not have a [campaign] section: pass n_experiments, seed and name "
                 "(Campaign.from_dict reads a whole recipe document)"
             )
+        _check_depth(spec, "spec")
         _check_sections(spec, where="campaign spec")
+        _file_stem("name", name)
         self.n_experiments = _args.integer(
             "n_experiments", n_experiments, minimum=1, maximum=MAX_EXPERIMENTS
         )
-        if not isinstance(name, str) or not name:
-            raise TypeError(f"name must be a non-empty string, got {name!r}")
-        self.name = name
+        self.name = _file_stem("name", name)
         self.seed = _args.seed_int(seed, "seed")
         self.spec = copy.deepcopy(spec)
         _validate(self.spec, "")
@@ -571,7 +629,8 @@ class Campaign:
             The drawn experiment cannot be built (e.g. a drawn scan leaves the object); the
             message names the experiment and its draws.
         """
-        return self._plan(self._index(index), build_arrays=True, progress=progress)
+        on = _kernels._flag("progress", progress)
+        return self._plan(self._index(index), build_arrays=True, progress=on)
 
     def _plan(self, i: int, *, build_arrays: bool, progress: bool = False) -> Planned:
         spec, draws = self.resolve(i)
@@ -608,11 +667,12 @@ class Campaign:
         RecipeError (ValueError), TypeError
             As :meth:`plan`: the first experiment that cannot be built, with its draws.
         """
-        self._check(self._indices(indices), progress)
+        on = _kernels._flag("progress", progress)
+        self._check(self._indices(indices), on)
 
     def _check(self, todo: range | list[int], progress: bool) -> None:
         """:meth:`check` of the experiments ``todo`` (indices already checked)."""
-        with Phases(bool(progress))("check", len(todo), "experiment") as bar:
+        with Phases(progress)("check", len(todo), "experiment") as bar:
             for i in todo:
                 self._plan(i, build_arrays=False)
                 bar.update(1)
@@ -633,7 +693,13 @@ class Campaign:
             yield self.simulate(i, progress=progress)
 
     def path_for(self, directory: str | os.PathLike[str], index: int, ext: str = ".npz") -> Path:
-        """``directory / f"{name}-{index:05d}{ext}"``: where :meth:`simulate_to` writes."""
+        """``directory / f"{name}-{index:05d}{ext}"``: where :meth:`simulate_to` writes
+        (``ext``: a file extension such as ``".npz"`` or ``".zarr"``)."""
+        if not isinstance(ext, str):
+            raise TypeError(f"ext must be a str such as '.npz', got {type(ext).__name__} {ext!r}")
+        if not ext.startswith(".") or len(ext) < 2:
+            raise ValueError(f"ext must be a file extension such as '.npz', got {ext!r}")
+        _file_stem("ext", ext)
         return Path(directory) / f"{self.name}-{self._index(index):05d}{ext}"
 
     def simulate_to(
@@ -659,9 +725,10 @@ class Campaign:
         list of pathlib.Path
             Every file written.
         """
+        on = _kernels._flag("progress", progress)
         d = Path(directory)
         todo = self._indices(indices)
-        self._check(todo, progress)
+        self._check(todo, on)
         d.mkdir(parents=True, exist_ok=True)
         out: list[Path] = []
         for i in todo:

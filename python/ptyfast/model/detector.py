@@ -108,9 +108,8 @@ import numpy as np
 from .. import _kernels
 from . import _args
 
-#: Every standard normal of the read-noise stage is below this in magnitude (the Rust
-#: ``detector::Z_MAX``: the ziggurat's tail from 53-bit uniforms ends below 13.71).
-Z_MAX = 16.0
+#: Every standard normal of the read-noise stage is below this in magnitude.
+Z_MAX = _kernels.Z_MAX
 
 __all__ = ["Detector", "PIXEL_CODES"]
 
@@ -209,8 +208,13 @@ def pixel_table(name: str, v: Any) -> np.ndarray:
 def _bool_map(name: str, v: Any) -> np.ndarray | None:
     if v is None:
         return None
-    a = np.asarray(v)
-    if a.dtype != bool or a.ndim != 2 or a.shape[0] != a.shape[1] or a.shape[0] < 2:
+    try:
+        a = np.asarray(v)
+    except ValueError:  # ragged nested lists
+        raise TypeError(f"{name} must be a square (N, N) bool array, got a ragged list") from None
+    if a.dtype != bool:
+        raise TypeError(f"{name} must be a square (N, N) bool array, got dtype {a.dtype}")
+    if a.ndim != 2 or a.shape[0] != a.shape[1] or a.shape[0] < 2:
         raise ValueError(
             f"{name} must be a square (N, N) bool array with N >= 2, got {a.dtype} {a.shape}"
         )
@@ -330,11 +334,7 @@ class Detector:
         if not isinstance(self.poisson, bool | np.bool_):
             raise TypeError(f"poisson must be a bool, got {type(self.poisson).__name__}")
         put("poisson", bool(self.poisson))
-        if not _args.one_of(self.poisson_stream, _kernels.POISSON_STREAMS):
-            raise ValueError(
-                f"poisson_stream must be one of {_kernels.POISSON_STREAMS}, got "
-                f"{self.poisson_stream!r}"
-            )
+        _args.choice("poisson_stream", self.poisson_stream, _kernels.POISSON_STREAMS)
         put("qe", _real("qe", self.qe, above=0.0))
         if self.qe > 1:
             raise ValueError(f"qe must be in (0, 1], got {self.qe!r}")
@@ -343,10 +343,8 @@ class Detector:
             put(name, _real(name, getattr(self, name), minimum=0.0))
         if self.psf_sigma_px > 1e4:
             raise ValueError(f"psf_sigma_px must be <= 1e4, got {self.psf_sigma_px!r}")
-        if not _args.one_of(self.dtype, _kernels.READING_DTYPES):
-            raise ValueError(f"dtype must be one of {_kernels.READING_DTYPES}, got {self.dtype!r}")
-        if not _args.one_of(self.overflow, ("saturate", "wrap")):
-            raise ValueError(f"overflow must be 'saturate' or 'wrap', got {self.overflow!r}")
+        _args.choice("dtype", self.dtype, _kernels.READING_DTYPES)
+        _args.choice("overflow", self.overflow, ("saturate", "wrap"))
         top = _kernels._reading_max(self.dtype)
         if self.full_well is not None:
             put("full_well", _real("full_well", self.full_well))
@@ -437,6 +435,11 @@ class Detector:
         if self.dead_time_s is not None:
             put("dead_time_s", _real("dead_time_s", self.dead_time_s, minimum=0.0))
             put("exposure_s", _real("exposure_s", self.exposure_s, above=0.0))
+            if not math.isfinite(self.dead_time_s / self.exposure_s):
+                raise ValueError(
+                    f"dead_time_s / exposure_s must be finite, got {self.dead_time_s!r} / "
+                    f"{self.exposure_s!r}"
+                )
         if self.pixel_m is not None:
             put("pixel_m", _real("pixel_m", self.pixel_m, above=0.0))
         if not isinstance(self.name, str):
@@ -799,7 +802,8 @@ class Detector:
         """
         if not isinstance(d, dict) or d.get("format") != _FORMAT:
             raise ValueError(f"d must be a {_FORMAT} record (to_dict), got {d!r:.80}")
-        if d.get("version") != _VERSION:
+        v = d.get("version")
+        if isinstance(v, bool) or v != _VERSION:
             raise ValueError(f"d must have version {_VERSION}, got {d.get('version')!r}")
         kw = {k: v for k, v in d.items() if k not in ("format", "version")}
         for name in ("dead_pixels", "hot_pixels"):

@@ -224,7 +224,7 @@ class Experiment:
     ) -> None:
         # Cheap checks first (types, scalars), then the arrays, then the joint checks.
         _check_flags(False, progress)
-        phases = Phases(bool(progress))
+        phases = Phases(progress)
         if not isinstance(scan, Scan):
             raise TypeError(f"scan must be a ptyfast.scans.Scan, got {type(scan).__name__}")
         if detector is None:

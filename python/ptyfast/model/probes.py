@@ -39,7 +39,6 @@ to the recorded integer) and :func:`build` when the draw must be recorded.
 from __future__ import annotations
 
 import math
-import numbers
 import os
 import zipfile
 import zlib
@@ -212,14 +211,8 @@ def disk_profile(N: int, *, scale: float = 0.7) -> np.ndarray:
     ((64, 64), dtype('float64'))
     """
     N = _args.integer("N", N, minimum=1, maximum=MAX_N)
-    if (
-        isinstance(scale, bool)
-        or not isinstance(scale, numbers.Real)
-        or not math.isfinite(scale)
-        or scale <= 0
-    ):
-        raise ValueError(f"scale must be a finite number > 0, got {scale!r}")
-    window = _lowpass_window(N, float(scale))
+    scale = _args.real("scale", scale, positive=True)
+    window = _lowpass_window(N, scale)
     mask = np.einsum("i,j->ij", window, window) > 0.5
     if not mask.any():
         raise ValueError(

@@ -66,7 +66,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .. import __version__
+from .. import __version__, _kernels
 
 if TYPE_CHECKING:  # pragma: no cover
     from .dataset import Dataset
@@ -586,6 +586,7 @@ def replay(
     from .dataset import Dataset
     from .experiment import _run
 
+    progress = _kernels._flag("progress", progress)
     if isinstance(provenance, Dataset):
         ds = provenance
         prov = check(ds.provenance)

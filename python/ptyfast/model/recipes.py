@@ -57,6 +57,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import _kernels
 from . import _args, objects, probes, scans
 from . import provenance as _provenance
 from .dataset import Dataset
@@ -117,6 +118,8 @@ def loads(text: str, *, where: str = "recipe") -> dict[str, Any]:
         return toml.loads(text)
     except toml.TOMLDecodeError as exc:
         raise RecipeError(f"{where} is not valid TOML: {exc}") from None
+    except RecursionError:
+        raise RecipeError(f"{where} is not a usable TOML document: nested too deeply") from None
 
 
 def load(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -267,7 +270,7 @@ def _fill_seeds(spec: dict[str, Any], derive: Any) -> None:
     if isinstance(pr, dict) and "builder" in pr:
         if pr["builder"] == "zernike" and pr.get("coefficients") is None and pr.get("seed") is None:
             pr["seed"] = derive("probe.seed", 64)
-        for i, op in enumerate(pr.get("operations") or []):
+        for i, op in enumerate(_ops(pr, "operations")):
             if (
                 isinstance(op, dict)
                 and op.get("op") == "modes"
@@ -279,7 +282,7 @@ def _fill_seeds(spec: dict[str, Any], derive: Any) -> None:
     if isinstance(sc, dict):
         if sc.get("builder") == "random_uniform" and sc.get("seed") is None:
             sc["seed"] = derive("scan.seed", 64)
-        for i, op in enumerate(sc.get("errors") or []):
+        for i, op in enumerate(_ops(sc, "errors")):
             if not isinstance(op, dict) or op.get("seed") is not None:
                 continue
             walk = op.get("random_walk_px", 0.0)
@@ -292,6 +295,20 @@ def _fill_seeds(spec: dict[str, Any], derive: Any) -> None:
 
 
 # --------------------------------------------------------------------------- spec -> parts
+
+
+def _ops(section: dict[str, Any], key: str) -> list[Any]:
+    """A section's list of operation tables (``[[scan.errors]]``, ``[[probe.operations]]``),
+    empty when absent."""
+    ops = section.get(key)
+    if ops is None:
+        return []
+    if not isinstance(ops, list | tuple):
+        raise TypeError(
+            f"{key} must be a list of tables ([[...{key}]] in TOML), got {type(ops).__name__} "
+            f"{ops!r}"
+        )
+    return list(ops)
 
 
 def _where(section: str, exc: Exception) -> RecipeError:
@@ -359,7 +376,7 @@ def _probe_recipe(spec: dict[str, Any], geometry: Geometry | None) -> dict[str, 
     if "N" in sig and "N" not in params and geometry is not None:
         params["N"] = geometry.N
     ops = []
-    for i, op in enumerate(spec.get("operations") or []):
+    for i, op in enumerate(_ops(spec, "operations")):
         if not isinstance(op, dict):
             raise ValueError(f"operations[{i}] must be a table, got {op!r}")
         op = dict(op)
@@ -384,7 +401,7 @@ def _scan(spec: dict[str, Any]) -> scans.Scan:
         raise ValueError(f"builder must be one of {list(_SCAN_BUILDERS)}, got {builder!r}")
     params = {k: v for k, v in spec.items() if k not in ("builder", "errors")}
     scan = _call_with(builder, getattr(scans, builder), params)
-    for i, op in enumerate(spec.get("errors") or []):
+    for i, op in enumerate(_ops(spec, "errors")):
         if not isinstance(op, dict) or op.get("op") not in _SCAN_ERRORS:
             got = op.get("op") if isinstance(op, dict) else op
             raise ValueError(f"errors[{i}]['op'] must be one of {list(_SCAN_ERRORS)}, got {got!r}")
@@ -434,8 +451,9 @@ class Planned:
         """:func:`ptyfast.simulate` with this plan's seed and patches (and campaign block)."""
         from .experiment import _run
 
+        on = _kernels._flag("progress", progress)
         record = self.provenance(embed_max_bytes=embed_max_bytes)
-        return _run(self.experiment, self.seed, self.patches, bool(progress), chunk_size, record)
+        return _run(self.experiment, self.seed, self.patches, on, chunk_size, record)
 
     def simulate_to(
         self,
@@ -456,7 +474,7 @@ class Planned:
             path,
             self.seed,
             self.patches,
-            bool(progress),
+            _kernels._flag("progress", progress),
             chunk_size,
             record,
             io,

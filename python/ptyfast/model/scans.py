@@ -296,7 +296,7 @@ class Scan:
         >>> s.errors[0]["op"], s.errors[0]["seed"]
         ('jitter', 7)
         """
-        sigma = _args.real("sigma_px", sigma_px, nonnegative=True)
+        sigma = _args.real("sigma_px", sigma_px, nonnegative=True) + 0.0  # -0.0 → 0.0
         s = _args.seed_int(seed)
         shift = _args.generator(s).normal(0.0, sigma, size=self._true.shape)
         return self._with_error(self._true + shift, {"op": "jitter", "sigma_px": sigma, "seed": s})
