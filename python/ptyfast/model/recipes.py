@@ -788,7 +788,7 @@ _EXAMPLE = """\
 #   {choice = [a, b, ...], weights = [...]}    one of the options (tables too: a choice of
 #                                    whole sections; weights optional)
 [campaign]
-name = "example"
+name = "example"                   # files <name>-00000.npz, ...: no / or \\, not . or ..
 n_experiments = 4
 seed = 2024                        # master seed: every seed left out is derived from it
 
