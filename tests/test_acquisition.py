@@ -392,7 +392,7 @@ def test_the_largest_scale_that_fits_gives_finite_readings_and_statistics():
 
 def test_outputs_that_would_not_fit_are_refused_before_allocating():
     pos = np.zeros((2**22, 2))  # 4M patterns of 512² float64: 8 TiB
-    with pytest.raises(ValueError, match="positions .*fit in memory"):
+    with pytest.raises(ValueError, match="positions: .* needs .* bytes .*must fit in memory"):
         K.acquire(OBJ, pos, np.ones((512, 512), np.complex64), detector={"dtype": "float64"})
 
 

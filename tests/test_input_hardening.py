@@ -5,6 +5,8 @@ non-finite output; strict file reading; every seed recorded."""
 import json
 import os
 import re
+import subprocess
+import sys
 import zipfile
 
 import numpy as np
@@ -844,3 +846,22 @@ def test_moduli_beyond_float32_are_named_not_given_a_zero_limit():
 def test_values_beyond_float64_say_so():
     with pytest.raises(ValueError, match="got a value of magnitude beyond the float64 range"):
         _kernels.detect(np.full((1, 4, 4), np.longdouble("1e400")), seed=1)
+
+
+def test_an_address_space_limit_lowers_the_memory_available():
+    """Under ``ulimit -v`` (RLIMIT_AS) an output that the machine holds but the process may
+    not map was a MemoryError from NumPy; it is now refused first, naming the limit."""
+    code = (
+        "import resource, numpy as np\n"
+        "resource.setrlimit(resource.RLIMIT_AS, (12 * 2**30, 12 * 2**30))\n"
+        "from ptyfast import _kernels as K\n"
+        "print(K.available_memory()[1])\n"
+        "try:\n"
+        "    K.acquire(np.ones((32, 32)), np.broadcast_to(16.0, (2**26, 2)), np.ones((8, 8)))\n"
+        "except ValueError as e:\n"
+        "    print('refused', e)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    lines = out.stdout.splitlines()
+    assert lines[0] == "address-space limit RLIMIT_AS" or "MemAvailable" in lines[0]
+    assert lines[1].startswith("refused positions: 67108864 patterns of 8 x 8 needs"), lines

@@ -103,6 +103,22 @@ def _meminfo_available() -> int | None:
     return None
 
 
+def _address_space_room() -> int | None:
+    """What the process's address-space limit (``ulimit -v``, ``RLIMIT_AS``) leaves above its
+    current virtual size, or ``None`` without a limit (or off Linux)."""
+    try:
+        import resource
+
+        limit = resource.getrlimit(resource.RLIMIT_AS)[0]
+        if limit == resource.RLIM_INFINITY or limit < 0:
+            return None
+        with open("/proc/self/status", "rb") as f:
+            size = next(int(ln.split()[1]) * 1024 for ln in f if ln.startswith(b"VmSize:"))
+        return max(0, int(limit) - size)
+    except (ImportError, OSError, ValueError, StopIteration, IndexError):
+        return None
+
+
 def _cgroup_available() -> int | None:
     """What the process's cgroup (v2) still allows, ``memory.max - memory.current``, or
     ``None`` without a limit. Containers often cap memory far below the host's MemAvailable."""
@@ -129,14 +145,17 @@ def available_memory() -> tuple[int | None, str]:
     On Linux, ``MemAvailable`` from ``/proc/meminfo`` (the kernel's estimate of memory
     available to new allocations without swapping), lowered to the room left under the
     process's cgroup-v2 ``memory.max`` when one is set. Elsewhere the free physical pages
-    (``os.sysconf('SC_AVPHYS_PAGES')``), else the total physical memory; ``(None, reason)``
-    when nothing can be read (then only the address-space limit applies).
+    (``os.sysconf('SC_AVPHYS_PAGES')``), else the total physical memory. Either is lowered
+    to the room left under the process's address-space limit (``ulimit -v``, ``RLIMIT_AS``)
+    when one is set; ``(None, reason)`` when nothing can be read (then only the 2**63 - 1
+    bytes any allocation is limited to apply).
 
     Returns
     -------
     (int or None, str)
         The byte count and where it came from (``'MemAvailable'``, ``'cgroup memory.max'``,
-        ``'free physical memory'``, ``'physical memory'`` or ``'unknown'``).
+        ``'address-space limit RLIMIT_AS'``, ``'free physical memory'``, ``'physical
+        memory'`` or ``'unknown'``).
 
     Examples
     --------
@@ -159,6 +178,9 @@ def available_memory() -> tuple[int | None, str]:
     cg = _cgroup_available()
     if cg is not None and (avail is None or cg < avail):
         avail, source = cg, "cgroup memory.max"
+    room = _address_space_room()
+    if room is not None and (avail is None or room < avail):
+        avail, source = room, "address-space limit RLIMIT_AS"
     if avail is None:
         return None, "unknown"
     return int(avail), source
@@ -1849,17 +1871,14 @@ def _core_detector(s: dict[str, Any]) -> tuple[dict[str, Any], np.ndarray | None
 
 
 def _fits_in_memory(name: str, nbytes: int, what: str) -> None:
-    """Refuses outputs larger than this machine's physical memory (before allocating)."""
+    """Refuses outputs this process cannot hold (:func:`require_memory`, before allocating),
+    pointing to the chunked form."""
     try:
-        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (AttributeError, ValueError, OSError):  # pragma: no cover - non-POSIX
-        return
-    if total > 0 and nbytes > total:
+        require_memory(f"{name}: {what}", nbytes)
+    except ValueError as exc:
         raise ValueError(
-            f"{name} must describe outputs that fit in memory ({total / 2**30:.1f} GiB here), "
-            f"got {what} of {nbytes / 2**30:.1f} GiB; write in chunks with out= and "
-            f"first_index"
-        )
+            f"{exc}: the outputs must fit in memory; write in chunks with out= and first_index"
+        ) from None
 
 
 def _out_buffer(
