@@ -592,6 +592,9 @@ REGRESSIONS: list[tuple[str, Callable[[], Any], type[Exception], str]] = [
         TypeError,
         "dead_pixels",
     ),  # fmt: skip
+    ("affine ragged", lambda: SCAN.affine([[[3], 0], [0, 1]]), TypeError, "matrix must be"),
+    ("scan ragged", lambda: scans.Scan([[1.0, 2.0], [3.0]]), TypeError, "nominal must be"),
+    ("custom ragged", lambda: scans.custom([[1.0], [2.0, 3.0]], [1.0, 2.0]), TypeError, "x must"),
     # accepted, then failed at use under an internal name
     (
         "dead time over a denormal exposure",

@@ -102,6 +102,17 @@ def pair(name: str, v: Any, **bounds: Any) -> tuple[float, float]:
     return (real(f"{name}[0]", v[0], **bounds), real(f"{name}[1]", v[1], **bounds))
 
 
+def asarray(name: str, v: Any, dtype: Any = None) -> np.ndarray:
+    """``np.asarray(v, dtype)``, a ragged nested list (which NumPy refuses with a message
+    about "an inhomogeneous shape" that names nothing) a ``TypeError`` naming ``name``."""
+    try:
+        return np.asarray(v, dtype)
+    except ValueError as exc:
+        if "inhomogeneous" not in str(exc) and "sequence" not in str(exc):
+            raise
+        raise TypeError(f"{name} must be an array, got a ragged nested list") from None
+
+
 def real_array(name: str, v: Any) -> np.ndarray:
     """``v`` as a finite real float64 array (a new array: the input is never modified).
 
@@ -109,7 +120,7 @@ def real_array(name: str, v: Any) -> np.ndarray:
     strings, objects and ``None`` raise ``TypeError``; NaN or inf raise ``ValueError``."""
     if v is None or isinstance(v, (str, bytes)):
         raise TypeError(f"{name} must be a real array, got {v!r}")
-    a = np.asarray(v)
+    a = asarray(name, v)
     if a.dtype.kind not in "biuf":
         raise TypeError(f"{name} must be a real array, got dtype {a.dtype}")
     a = a.astype(np.float64)

@@ -208,10 +208,7 @@ def pixel_table(name: str, v: Any) -> np.ndarray:
 def _bool_map(name: str, v: Any) -> np.ndarray | None:
     if v is None:
         return None
-    try:
-        a = np.asarray(v)
-    except ValueError:  # ragged nested lists
-        raise TypeError(f"{name} must be a square (N, N) bool array, got a ragged list") from None
+    a = _args.asarray(name, v)
     if a.dtype != bool:
         raise TypeError(f"{name} must be a square (N, N) bool array, got dtype {a.dtype}")
     if a.ndim != 2 or a.shape[0] != a.shape[1] or a.shape[0] < 2:

@@ -104,7 +104,7 @@ def _as_probe_stack(name: str, probe: Any) -> tuple[np.ndarray, bool]:
     """``(P, N, N)`` complex128 copy of a probe or mode stack, and whether it was 2-D."""
     if probe is None or isinstance(probe, (str, bytes)):
         raise TypeError(f"{name} must be a complex array (N, N) or (P, N, N), got {probe!r}")
-    arr = np.asarray(probe)
+    arr = _args.asarray(name, probe)
     if arr.dtype.kind not in "biufc":
         raise TypeError(f"{name} must be a numeric array, got dtype {arr.dtype}")
     if arr.ndim not in (2, 3):
@@ -648,7 +648,7 @@ def random_zernike_coefficients(
 
 
 def _check_coefficients(coefficients: Any) -> np.ndarray:
-    c = np.asarray(coefficients)
+    c = _args.asarray("coefficients", coefficients)
     if c.dtype.kind not in "biuf" or c.ndim != 1:
         raise TypeError(
             f"coefficients must be a 1-D real array (c[j-1] multiplies Z_j), got "
@@ -863,7 +863,7 @@ def _mode_weights(n: int, weights: Any, decay: Any) -> np.ndarray:
     if weights is not None and decay is not None:
         raise ValueError("give weights or decay, not both")
     if weights is not None:
-        w = np.asarray(weights)
+        w = _args.asarray("weights", weights)
         if w.dtype.kind not in "biuf" or w.ndim != 1:
             raise TypeError(f"weights must be a 1-D real array, got {w.dtype} {w.shape}")
         if w.size != n:

@@ -101,7 +101,7 @@ def _readonly(a: np.ndarray) -> np.ndarray:
 
 
 def _positions(name: str, a: Any) -> np.ndarray:
-    arr = np.asarray(a)
+    arr = _args.asarray(name, a)
     if arr.dtype.kind not in "biuf":
         raise TypeError(f"{name} must be a real numeric array, got dtype {arr.dtype}")
     if arr.ndim != 2 or arr.shape[1] != 2 or arr.shape[0] < 1:
@@ -113,7 +113,7 @@ def _positions(name: str, a: Any) -> np.ndarray:
 
 
 def _vector(name: str, a: Any) -> np.ndarray:
-    arr = np.asarray(a)
+    arr = _args.asarray(name, a)
     if arr.dtype.kind not in "biuf":
         raise TypeError(f"{name} must be a real numeric array, got dtype {arr.dtype}")
     if arr.ndim != 1 or arr.size < 1:
@@ -387,7 +387,7 @@ class Scan:
         >>> s.true[:, 0].tolist()
         [-5.05, 5.05]
         """
-        a = np.asarray(matrix)
+        a = _args.asarray("matrix", matrix)
         if a.dtype.kind not in "biuf" or a.shape != (2, 2):
             raise TypeError(
                 f"matrix must be a real (2, 2) array, got {a.dtype} with shape {a.shape}"
