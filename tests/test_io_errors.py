@@ -188,7 +188,7 @@ def test_options_are_checked(tmp_path):
     ds = random_dataset(9)
     with pytest.raises(TypeError, match=r"npz writer takes no option\(s\) \['raw_data'\]"):
         io.save(ds, tmp_path / "d.npz", raw_data=True)
-    with pytest.raises(TypeError, match="raw_data must be a bool, got str"):
+    with pytest.raises(TypeError, match="raw_data must be True or False, got str 'yes'"):
         io.save(ds, tmp_path / "d.ptychodus.h5", raw_data="yes")
     with pytest.raises(TypeError, match="dataset must be a ptyfast.Dataset, got dict"):
         io.save({}, tmp_path / "d.npz")

@@ -34,9 +34,18 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
-__all__ = ["AtomicTarget", "atomic_output", "new_file_mode"]
+from ._kernels import _flag
+
+__all__ = [
+    "AtomicTarget",
+    "atomic_output",
+    "check_output_path",
+    "check_path",
+    "naming_path",
+    "new_file_mode",
+]
 
 logger = logging.getLogger("ptyfast")
 
@@ -81,6 +90,114 @@ def new_file_mode() -> int:
     mask = os.umask(0o022)  # elsewhere: read by setting, then restore at once
     os.umask(mask)
     return 0o666 & ~mask
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:60] + "..." + text[-16:]
+
+
+def check_path(path: Any, name: str = "path") -> str:
+    """``path`` as a ``str``: a ``str`` or ``os.PathLike`` naming one, non-empty, without NUL.
+
+    Bytes paths are refused (the file names ptyfast derives from a path are text).
+
+    Raises
+    ------
+    TypeError
+        ``path`` is not a ``str`` or ``os.PathLike`` of a ``str`` (``None``, a number, bytes).
+    ValueError
+        ``path`` is empty or contains a NUL character.
+
+    Examples
+    --------
+    >>> check_path(Path("run.npz"))
+    'run.npz'
+    >>> check_path(None)
+    Traceback (most recent call last):
+    TypeError: path must be a str or os.PathLike, got NoneType None
+    """
+    text = os.fspath(path) if isinstance(path, os.PathLike) else path
+    if not isinstance(text, str):
+        got = f"{type(path).__name__} {_short(path)}"
+        if text is not path:
+            got += f" (naming {type(text).__name__} {_short(text)})"
+        raise TypeError(f"{name} must be a str or os.PathLike, got {got}")
+    if "\0" in text:
+        raise ValueError(f"{name} must not contain a NUL character, got {_short(text)}")
+    if not text:
+        raise ValueError(f"{name} must not be empty, got ''")
+    return text
+
+
+def _exists(p: Path) -> bool:
+    try:
+        return p.exists()
+    except OSError:  # ENAMETOOLONG, EACCES, ...: not a directory to check against
+        return False
+
+
+def _name_max(directory: Path) -> int:
+    try:
+        limit = os.pathconf(directory, "PC_NAME_MAX")
+    except (OSError, ValueError, AttributeError):  # no pathconf (Windows) or no such limit
+        return _NAME_MAX
+    return limit if isinstance(limit, int) and limit > 0 else _NAME_MAX
+
+
+def check_output_path(path: Any, name: str = "path", *, also: tuple[Path, ...] = ()) -> Path:
+    """``path`` checked as a file (or store) to create, before anything is written.
+
+    Checks what can be checked without creating anything: the type (:func:`check_path`), the
+    length of every name in it (and in ``also``, files written beside it) against the file
+    system's limit (``PC_NAME_MAX``, else 255 bytes), and that the nearest existing ancestor
+    is a directory (the missing ones are created when writing).
+
+    Raises
+    ------
+    TypeError, ValueError
+        As :func:`check_path`; a name too long; an ancestor that is a file.
+    """
+    target = Path(check_path(path, name))
+    start = target.parent if str(target.parent) else Path(".")
+    existing = next((a for a in (start, *start.parents) if _exists(a)), Path("."))
+    limit = _name_max(existing) if existing.is_dir() else _NAME_MAX
+    for p in (target, *also):
+        for part in p.parts:
+            size = len(os.fsencode(part))
+            if size > limit:
+                whole = os.fspath(p)
+                of = "" if part == whole else f" of {_short(whole)}"
+                raise ValueError(
+                    f"{name} must have names of at most {limit} bytes (the file system's "
+                    f"limit), got {size} bytes in {_short(part)}{of}"
+                )
+    if not existing.is_dir():
+        raise ValueError(
+            f"{name} must lie in a directory, got {_short(os.fspath(target))} where "
+            f"{_short(os.fspath(existing))} is a file, not a directory"
+        )
+    return target
+
+
+def naming_path(exc: OSError, target: Any) -> OSError:
+    """``exc`` with a message that names ``target`` (the user's path), same type and errno.
+
+    An ``OSError`` from writing a temporary file (``.ptyfast-tmp-...``) or a hidden store
+    names only that file; the user asked for ``target``. ``exc`` itself is returned when its
+    message names ``target`` already.
+    """
+    where = os.fspath(target)
+    if where in str(exc):
+        return exc
+    detail = exc.strerror or str(exc) or type(exc).__name__
+    if exc.filename is not None and os.fspath(exc.filename) != where:
+        detail += f" (at {os.path.basename(os.fspath(exc.filename))!r})"
+    if exc.errno is not None:
+        new = OSError(exc.errno, detail, where)  # the errno's subclass: FileNotFoundError, ...
+    else:
+        new = type(exc)(f"{detail}: {where!r}")
+    return new
 
 
 def _check_target(target: Path, overwrite: bool) -> None:
@@ -212,8 +329,9 @@ def atomic_output(
     Parameters
     ----------
     path : str or os.PathLike
-        The file to create (its directory is created if needed).
+        The file to create (its directory is created if needed). Bytes paths are refused.
     overwrite : bool
+        ``True``/``False`` (or ``numpy.bool_``, 0, 1; anything else is a ``TypeError``).
         Replace an existing file; ``False`` raises ``ValueError`` before anything is written,
         and again (without touching the file that appeared) if the target comes into being
         while the block runs.
@@ -226,10 +344,15 @@ def atomic_output(
 
     Raises
     ------
+    TypeError
+        ``path`` is not a ``str`` or ``os.PathLike``; ``overwrite`` is not a bool.
     ValueError
-        ``path`` is a directory, or exists and ``overwrite`` is false.
+        ``path`` contains NUL, has a name longer than the file system allows, lies under a
+        file, is a directory, or exists and ``overwrite`` is false (all before anything is
+        created).
     OSError
-        The directory cannot be created or written.
+        The directory cannot be created or written (permissions, space); the message names
+        ``path``, not the temporary file.
 
     Examples
     --------
@@ -240,57 +363,67 @@ def atomic_output(
     >>> open(target, "rb").read(), os.listdir(os.path.dirname(target))
     (b'complete', ['a.bin'])
     """
-    target = Path(path)
+    overwrite = _flag("overwrite", overwrite)
+    target = check_output_path(path)
     _check_target(target, overwrite)
-    directory_path = target.parent if str(target.parent) else Path(".")
-    directory_path.mkdir(parents=True, exist_ok=True)
-    directory = _Directory(directory_path)
+    try:
+        directory_path = target.parent if str(target.parent) else Path(".")
+        directory_path.mkdir(parents=True, exist_ok=True)
+        directory = _Directory(directory_path)
+    except OSError as exc:
+        raise naming_path(exc, target) from exc
     name = target.name
     named = ""  # a temporary name in the directory that must not outlive this call
     f: BinaryIO | None = None
     try:
-        directory.clean_stale()
-        fd = directory.open_unnamed()
-        if fd is not None:
-            f = os.fdopen(fd, "w+b")
-            writer_path = f"/proc/self/fd/{fd}"
-        else:
-            named = _temporary_name(name)
-            f = os.fdopen(directory.open_named(named), "w+b")
-            writer_path = directory.join(named)
+        try:
+            directory.clean_stale()
+            fd = directory.open_unnamed()
+            if fd is not None:
+                f = os.fdopen(fd, "w+b")
+                writer_path = f"/proc/self/fd/{fd}"
+            else:
+                named = _temporary_name(name)
+                f = os.fdopen(directory.open_named(named), "w+b")
+                writer_path = directory.join(named)
+        except OSError as exc:
+            raise naming_path(exc, target) from exc
         yield AtomicTarget(file=f, path=writer_path, target=target)
         _check_target(target, overwrite)
-        f.flush()
-        os.fsync(f.fileno())
-        if not named:
-            try:  # a new target appears in one step, with no name in between
-                directory.link(writer_path, name)
-            except FileExistsError:
-                if not overwrite:
+        try:
+            f.flush()
+            os.fsync(f.fileno())
+            if not named:
+                try:  # a new target appears in one step, with no name in between
+                    directory.link(writer_path, name)
+                except FileExistsError:
+                    if not overwrite:
+                        raise ValueError(
+                            f"output {os.fspath(target)!r} appeared while it was being "
+                            "written; pass overwrite=True (--overwrite) to replace it"
+                        ) from None
+                    named = _temporary_name(name)
+                    directory.link(writer_path, named)
+                    directory.replace(named, name)  # the only window that can leave `named`
+                    named = ""
+            elif overwrite:
+                directory.replace(named, name)
+                named = ""
+            else:
+                try:  # link refuses to replace: no race with a file appearing meanwhile
+                    directory.link(named, name)
+                except FileExistsError:
                     raise ValueError(
                         f"output {os.fspath(target)!r} appeared while it was being written; "
                         "pass overwrite=True (--overwrite) to replace it"
                     ) from None
-                named = _temporary_name(name)
-                directory.link(writer_path, named)
-                directory.replace(named, name)  # the only window that can leave `named`
-                named = ""
-        elif overwrite:
-            directory.replace(named, name)
-            named = ""
-        else:
-            try:  # link refuses to replace: no race with a file appearing meanwhile
-                directory.link(named, name)
-            except FileExistsError:
-                raise ValueError(
-                    f"output {os.fspath(target)!r} appeared while it was being written; "
-                    "pass overwrite=True (--overwrite) to replace it"
-                ) from None
-            except OSError:  # file systems without hard links
-                _check_target(target, overwrite)
-                directory.replace(named, name)
-                named = ""
-        directory.sync()
+                except OSError:  # file systems without hard links
+                    _check_target(target, overwrite)
+                    directory.replace(named, name)
+                    named = ""
+            directory.sync()
+        except OSError as exc:  # the message names the temporary file, not the target
+            raise naming_path(exc, target) from exc
     finally:
         try:
             if f is not None:

@@ -26,7 +26,8 @@ from typing import Any, BinaryIO, NamedTuple
 import numpy as np
 from numpy.lib import format as npformat
 
-from ._atomic import atomic_output
+from ._atomic import atomic_output, check_path
+from ._kernels import _flag
 
 METADATA_KEY = "_metadata"
 
@@ -91,9 +92,11 @@ class NpzStreamWriter:
     ----------
     path : str, os.PathLike or binary file object
         The archive to create. A file object (anything with ``write``) is written directly,
-        from its current position, without the atomic guarantees.
+        from its current position, without the atomic guarantees. Bytes paths are refused
+        (``TypeError``).
     overwrite : bool
         Replace an existing file at ``path``; ``False`` raises ``ValueError`` on entering.
+        ``True``/``False``, ``numpy.bool_``, 0 or 1; anything else is a ``TypeError``.
 
     Examples
     --------
@@ -110,8 +113,8 @@ class NpzStreamWriter:
 
     def __init__(self, path: str | os.PathLike[str] | BinaryIO, *, overwrite: bool = True) -> None:
         self._file_object: BinaryIO | None = path if hasattr(path, "write") else None  # type: ignore[assignment]
-        self.path = None if self._file_object is not None else Path(path)  # type: ignore[arg-type]
-        self._overwrite = overwrite
+        self.path = None if self._file_object is not None else Path(check_path(path))
+        self._overwrite = _flag("overwrite", overwrite)
         self._stack = contextlib.ExitStack()
         self._zip: zipfile.ZipFile | None = None
 
@@ -208,7 +211,8 @@ def save_npz(
 ) -> None:
     """Atomically write ``arrays`` (``None`` values are skipped) and optional metadata.
 
-    ``path`` may also be a binary file object, written directly (see :class:`NpzStreamWriter`).
+    ``path`` may also be a binary file object, written directly (see :class:`NpzStreamWriter`);
+    ``overwrite`` is a bool (``True``/``False``, ``numpy.bool_``, 0, 1).
     """
     with NpzStreamWriter(path, overwrite=overwrite) as w:
         for key, value in arrays.items():

@@ -5,7 +5,10 @@ One writer, :func:`save` (``Dataset.save`` delegates to it), with a streaming fo
 :func:`open` (also ``ptyfast.open``), with a streaming form, :func:`reader`. The format
 follows from the extension when writing (:func:`format_from_path`) and from the content when
 reading (:func:`detect`). Every file appears atomically (never a partial file); every
-writer streams with memory bounded by one block. Each format is one module (:mod:`.npz`,
+writer streams with memory bounded by one block. Arguments are checked before any file is
+touched: paths are ``str`` or ``os.PathLike`` (bytes refused), flags are bools only
+(``overwrite="no"`` is a ``TypeError``), and a block holding NaN or inf is a ``ValueError``
+before any of it is written. Each format is one module (:mod:`.npz`,
 :mod:`.ptychodus`, :mod:`.cxi`, :mod:`.zarr`) with its writer, its reader and its full table.
 
 What each format stores (``M`` patterns of ``N × N``, object ``H × W``, ``P`` probe modes,

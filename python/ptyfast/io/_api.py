@@ -6,6 +6,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from .._atomic import check_path
+from .._kernels import _flag
 from ..model.dataset import Dataset
 from ._common import (
     CORRUPT,
@@ -60,16 +62,18 @@ def writer(
     ----------
     path : str or os.PathLike
         Output path; the format follows from its extension (:data:`EXTENSIONS`) unless
-        ``format`` is given.
+        ``format`` is given. Bytes paths are refused.
     header : Header or Dataset
         Everything but the patterns (a :class:`~ptyfast.Dataset` gives its own header).
     format : {"npz", "ptychodus", "cxi", "zarr"}, optional
         Override the extension.
     compress : bool
-        Deflate (NPZ, HDF5 gzip + shuffle) or zstd (Zarr).
+        Deflate (NPZ, HDF5 gzip + shuffle) or zstd (Zarr). Like every flag of
+        :mod:`ptyfast.io`: ``True``/``False``, ``numpy.bool_`` or 0/1; anything else
+        (``"no"``, ``None``, 2) is a ``TypeError``.
     overwrite : bool
         Replace an existing target; otherwise an existing target is an error raised before
-        anything is written.
+        anything is written. A flag, as ``compress``.
     **options
         Format options: ``raw_data=True`` (ptychodus: add PtychoPINN's ``/raw_data``).
 
@@ -80,9 +84,16 @@ def writer(
 
     Raises
     ------
+    TypeError
+        ``path`` not a ``str`` or ``os.PathLike``; a flag not a bool; ``header`` of another
+        type.
     ValueError
-        Unknown extension or format, existing target, a format needing a geometry (or an
-        intensity scale) the header lacks; bad blocks (see ``BlockWriter.write``).
+        ``path`` with a NUL character, a name longer than the file system allows or under a
+        file (all checked before any file is touched); unknown extension or format,
+        existing target, a format needing a geometry (or an intensity scale) the header
+        lacks; bad blocks, NaN or inf included (see ``BlockWriter.write``).
+    OSError
+        The file system refused (permissions, space); the message names ``path``.
     ImportError
         h5py / zarr missing (the message names the ptyfast extra to install).
 
@@ -102,6 +113,9 @@ def writer(
     >>> ptyfast.open(path).diffraction.sum()
     np.float32(192.0)
     """
+    path = check_path(path)
+    compress = _flag("compress", compress)
+    overwrite = _flag("overwrite", overwrite)
     fmt = format_from_path(path, format)
     if isinstance(header, Dataset):
         header = Header.from_dataset(header)
@@ -129,7 +143,8 @@ def save(
     path : str or os.PathLike
         ``*.npz``, ``*.ptychodus.h5`` (``*.h5``, ``*.hdf5``), ``*.cxi`` or ``*.zarr``.
     format, compress, overwrite, **options
-        As for :func:`writer`.
+        As for :func:`writer` (``compress`` and ``overwrite`` must be bools: ``"no"`` is a
+        ``TypeError``, not ``True``).
 
     Returns
     -------
@@ -138,8 +153,8 @@ def save(
 
     Raises
     ------
-    ValueError, TypeError, ImportError
-        As for :func:`writer`.
+    ValueError, TypeError, OSError, ImportError
+        As for :func:`writer`; every argument is checked before any file is touched.
 
     Examples
     --------
@@ -168,14 +183,22 @@ def detect(path: str | os.PathLike[str]) -> str:
 
     Raises
     ------
+    TypeError
+        ``path`` is not a ``str`` or ``os.PathLike`` (bytes included).
+    ValueError
+        ``path`` contains a NUL character or cannot name a file (a name too long).
     FileNotFoundError
         ``path`` does not exist.
     FormatError (ValueError)
         It exists but is none of these (the message says what was found).
     """
-    p = Path(path)
+    p = Path(check_path(path))
     where = os.fspath(p)
-    if not p.exists():
+    try:
+        exists = p.exists()
+    except OSError as exc:  # ENAMETOOLONG and the like: no file can have this path
+        raise ValueError(f"path {where!r} cannot name a file: {exc.strerror or exc}") from None
+    if not exists:
         raise FileNotFoundError(f"{where}: no such file or directory")
     if p.is_dir():
         from .zarr import is_store
@@ -221,12 +244,12 @@ def reader(path: str | os.PathLike[str]) -> BlockReader:
 
     Raises
     ------
-    FileNotFoundError, FormatError
+    TypeError, ValueError, FileNotFoundError, FormatError
         As for :func:`detect`, or a field the format needs is missing or malformed (the
         message names the file and the field).
     """
-    fmt = detect(path)
-    p = Path(path)
+    p = Path(check_path(path))
+    fmt = detect(p)
     try:
         if fmt == "npz":
             from .npz import NpzReader
@@ -261,7 +284,7 @@ def open(path: str | os.PathLike[str]) -> Dataset:  # noqa: A001 - ptyfast.open 
     ----------
     path : str or os.PathLike
         An ``.npz``, a ptychodus product (or its diffraction file), a ``.cxi`` file or a
-        ``.zarr`` store.
+        ``.zarr`` store (bytes paths are refused).
 
     Returns
     -------
@@ -269,6 +292,10 @@ def open(path: str | os.PathLike[str]) -> Dataset:  # noqa: A001 - ptyfast.open 
 
     Raises
     ------
+    TypeError
+        ``path`` is not a ``str`` or ``os.PathLike``.
+    ValueError
+        ``path`` contains a NUL character or cannot name a file.
     FileNotFoundError, FormatError (ValueError)
         Missing path; unknown or malformed content (the message names the file and field).
 
@@ -276,10 +303,11 @@ def open(path: str | os.PathLike[str]) -> Dataset:  # noqa: A001 - ptyfast.open 
     --------
     >>> ds = ptyfast.open("run.ptychodus.h5")   # doctest: +SKIP
     """
+    path = check_path(path)
     with reader(path) as r:
         try:
             return r.read_all()
         except FormatError:
             raise
         except CORRUPT as exc:  # fields that decode but do not make a valid dataset
-            raise unreadable(os.fspath(path), f"{r.format} dataset", exc) from None
+            raise unreadable(path, f"{r.format} dataset", exc) from None

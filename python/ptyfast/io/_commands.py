@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import numbers
 import os
 import sys
 from collections.abc import Iterator
@@ -19,6 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from .._atomic import check_output_path, check_path
+from .._kernels import _flag
 from ._api import reader, writer
 from ._common import EXTENSIONS, FORMATS, Header, readings_to_photons
 
@@ -141,7 +144,10 @@ def _detector_summary(h: Header) -> str:
 
 
 def info_text(path: str | os.PathLike[str], *, stats: bool = False) -> str:
-    """What ``ptyfast info`` prints (see :func:`add_subcommands`)."""
+    """What ``ptyfast info`` prints (see :func:`add_subcommands`); ``stats`` is a bool
+    (``True``/``False``, ``numpy.bool_``, 0, 1; anything else is a ``TypeError``)."""
+    path = check_path(path)
+    stats = _flag("stats", stats)
     with reader(path) as r:
         h = r.header
         names = [os.fspath(p) for p in r.paths]
@@ -230,7 +236,40 @@ def convert_file(
 
     Memory is one block (about 16 MiB unless ``block`` patterns are asked for); ``dst``
     appears atomically. Every field survives (a conversion between ptyfast files is exact).
+
+    Parameters
+    ----------
+    src, dst : str or os.PathLike
+        Input (any format, detected from the content) and output (format from its
+        extension unless ``format`` is given). Bytes paths are refused.
+    format, compress, overwrite, **options
+        As for :func:`ptyfast.io.writer`.
+    block : int or None
+        Patterns per block (a positive integer); ``None``: about 16 MiB.
+    progress : bool
+        Show a progress bar. ``compress``, ``overwrite`` and ``progress`` are bools:
+        ``True``/``False``, ``numpy.bool_``, 0 or 1 (anything else is a ``TypeError``).
+
+    Raises
+    ------
+    TypeError, ValueError
+        A bad argument (named in the message), checked before ``src`` is opened or anything
+        is written; ``src`` and ``dst`` the same path; and the errors of
+        :func:`ptyfast.io.reader` and :func:`ptyfast.io.writer`.
     """
+    src = check_path(src, "src")
+    dst = check_path(dst, "dst")
+    compress = _flag("compress", compress)
+    overwrite = _flag("overwrite", overwrite)
+    progress = _flag("progress", progress)
+    if block is not None:
+        if isinstance(block, bool) or not isinstance(block, numbers.Integral):
+            raise TypeError(
+                f"block must be a positive integer or None, got {type(block).__name__} {block!r}"
+            )
+        if block < 1:
+            raise ValueError(f"block must be a positive integer or None, got {block!r}")
+    check_output_path(dst, "dst")
     if Path(src).resolve() == Path(dst).resolve():
         raise ValueError(f"input and output are the same path: {os.fspath(src)!r}")
     with reader(src) as r:

@@ -21,6 +21,8 @@ from typing import Any
 import numpy as np
 
 from .. import __version__
+from .._atomic import check_output_path, check_path, naming_path
+from .._kernels import _flag
 from ..model.dataset import Dataset
 from ..model.geometry import Geometry
 
@@ -90,9 +92,11 @@ def format_from_path(path: str | os.PathLike[str], format: str | None = None) ->
 
     Raises
     ------
+    TypeError
+        ``path`` is not a ``str`` or ``os.PathLike`` (bytes included).
     ValueError
         ``format`` is not a known format, or ``path`` has no known extension (the message
-        lists the known ones).
+        lists the known ones), or contains a NUL character.
 
     Examples
     --------
@@ -101,17 +105,18 @@ def format_from_path(path: str | os.PathLike[str], format: str | None = None) ->
     >>> format_from_path("run.dat", "npz")
     'npz'
     """
+    path = check_path(path)
     if format is not None:
         if format not in FORMATS:
             raise ValueError(f"format must be one of {list(FORMATS)}, got {format!r}")
         return format
-    name = os.fspath(path).rstrip("/" + os.sep).lower()
+    name = path.rstrip("/" + os.sep).lower()
     for suffix, fmt in EXTENSIONS:
         if name.endswith(suffix):
             return fmt
     known = ", ".join(f"{s} ({f})" for s, f in EXTENSIONS)
     raise ValueError(
-        f"cannot tell the format of {os.fspath(path)!r} from its extension; known: {known}; "
+        f"cannot tell the format of {path!r} from its extension; known: {known}; "
         f"or pass format= (--format) one of {list(FORMATS)}"
     )
 
@@ -376,7 +381,8 @@ class Header:
     detector : ptyfast.Detector, dict or None
     photons, intensity_scale : float
     patches : bool
-        Whether the blocks carry object patches (``Dataset.patches``).
+        Whether the blocks carry object patches (``Dataset.patches``): ``True``/``False``
+        (``numpy.bool_``, 0 and 1 too; anything else is a ``TypeError``).
     """
 
     n_patterns: int
@@ -434,9 +440,7 @@ class Header:
             if isinstance(v, bool) or not isinstance(v, numbers.Real):
                 raise TypeError(f"{name} must be a real number, got {type(v).__name__}")
             setattr(self, name, float(v))
-        if not isinstance(self.patches, bool | np.bool_):
-            raise TypeError(f"patches must be a bool, got {type(self.patches).__name__}")
-        self.patches = bool(self.patches)
+        self.patches = _flag("patches", self.patches)
 
     @property
     def N(self) -> int:  # noqa: N802 - the field's usual name
@@ -567,6 +571,29 @@ def need_intensity_scale(header: Header, path: Path, what: str) -> float:
 # ---------------------------------------------------------------------------- block writer
 
 
+def check_finite(name: str, block: np.ndarray, start: int) -> None:
+    """``ValueError`` unless every value of a floating or complex pattern block is finite.
+
+    One pass without a temporary (a NaN or inf anywhere makes the sum non-finite); only a
+    non-finite sum (a NaN, an inf, or an overflow of huge finite values) pays for a second
+    pass that finds the first offender. Integer blocks are always finite.
+    """
+    if block.dtype.kind not in "fc" or block.size == 0:
+        return
+    with np.errstate(over="ignore", invalid="ignore"):
+        if np.isfinite(block.sum()):
+            return
+    bad = ~np.isfinite(block)
+    if not bad.any():  # the sum overflowed; every value is finite
+        return
+    i, *pixel = (int(k) for k in np.unravel_index(int(np.argmax(bad)), bad.shape))
+    last = start + block.shape[0] - 1
+    raise ValueError(
+        f"{name} block at patterns {start}..{last} must be finite, got "
+        f"{block[(i, *pixel)]} at pattern {start + i} pixel {tuple(pixel)}"
+    )
+
+
 def _check_start(start: Any, written: int) -> int:
     if isinstance(start, bool) or not isinstance(start, numbers.Integral):
         raise TypeError(f"start must be an integer, got {type(start).__name__}")
@@ -585,6 +612,12 @@ class BlockWriter:
     ``_write(start, diffraction, patches)`` and ``_finish()`` (what goes after the last
     block). Everything entered on ``stack`` is closed in reverse order: with the exception
     on failure (temporary files removed), normally on success (files moved into place).
+
+    The constructor checks every argument and touches no file: ``path`` (a ``str`` or
+    ``os.PathLike``, no NUL, names within the file system's limit, not under a file),
+    ``header``, ``compress`` and ``overwrite`` (``True``/``False``, ``numpy.bool_``, 0 or 1;
+    anything else, ``"no"`` included, is a ``TypeError``). An ``OSError`` while writing
+    names ``path`` (not only a temporary file).
     """
 
     format = ""
@@ -598,13 +631,14 @@ class BlockWriter:
         overwrite: bool = False,
         **options: Any,
     ) -> None:
+        self.path = Path(check_path(path))
         if not isinstance(header, Header):
             raise TypeError(f"header must be a ptyfast.io.Header, got {type(header).__name__}")
-        self.path = Path(path)
         self.header = header
-        self.compress = bool(compress)
-        self.overwrite = bool(overwrite)
+        self.compress = _flag("compress", compress)
+        self.overwrite = _flag("overwrite", overwrite)
         self.options = self._check_options(options)
+        check_output_path(self.path, also=tuple(self.paths))
         self.written = 0
         self._stack: contextlib.ExitStack | None = None
 
@@ -625,8 +659,10 @@ class BlockWriter:
         stack = contextlib.ExitStack()
         try:
             self._open(stack)
-        except BaseException:
+        except BaseException as exc:
             stack.__exit__(*sys.exc_info())
+            if isinstance(exc, OSError):
+                raise naming_path(exc, self.path) from exc
             raise
         self._stack = stack
         return self
@@ -649,11 +685,16 @@ class BlockWriter:
                     f"patterns written; nothing was saved"
                 )
             self._finish()
-        except BaseException:
+        except BaseException as exc:
             if not stack.__exit__(*sys.exc_info()):
+                if isinstance(exc, OSError):
+                    raise naming_path(exc, self.path) from exc
                 raise
             return  # pragma: no cover - a context manager never swallows these
-        stack.__exit__(None, None, None)
+        try:
+            stack.__exit__(None, None, None)
+        except OSError as exc:
+            raise naming_path(exc, self.path) from exc
 
     def write(self, start: int, diffraction: np.ndarray, patches: np.ndarray | None = None) -> None:
         """Write patterns ``start : start + len(diffraction)``.
@@ -672,7 +713,11 @@ class BlockWriter:
         Raises
         ------
         ValueError, TypeError
-            A block out of order, past the end, of the wrong shape or dtype.
+            A block out of order, past the end, of the wrong shape or dtype, or (floating
+            readings, patches) holding NaN or inf; raised before any of the block is
+            written, for every format.
+        OSError
+            Writing failed (the message names the writer's ``path``).
         """
         if self._stack is None:
             raise ValueError("write() is only possible inside the writer's with-block")
@@ -696,8 +741,14 @@ class BlockWriter:
             patches = np.ascontiguousarray(p)
         elif patches is not None:
             raise ValueError("patches given but the header says patches=False")
+        check_finite("diffraction", d, start)
+        if patches is not None:
+            check_finite("patches", patches, start)
         if b:
-            self._write(start, np.ascontiguousarray(d), patches)
+            try:
+                self._write(start, np.ascontiguousarray(d), patches)
+            except OSError as exc:
+                raise naming_path(exc, self.path) from exc
         self.written += b
 
     # subclass hooks -----------------------------------------------------------------
@@ -749,8 +800,17 @@ class BlockReader:
     def blocks(
         self, size: int | None = None
     ) -> Iterator[tuple[int, np.ndarray, np.ndarray | None]]:
-        """``(start, diffraction, patches)`` for consecutive blocks of ``size`` patterns."""
-        size = self.header.block_size() if size is None else int(size)
+        """``(start, diffraction, patches)`` for consecutive blocks of ``size`` patterns
+        (a positive integer; ``None``: about :data:`BLOCK_BYTES` per block)."""
+        if size is None:
+            size = self.header.block_size()
+        elif isinstance(size, bool) or not isinstance(size, numbers.Integral):
+            raise TypeError(
+                f"size must be a positive integer or None, got {type(size).__name__} {size!r}"
+            )
+        elif size < 1:
+            raise ValueError(f"size must be a positive integer or None, got {size!r}")
+        size = int(size)
         for start in range(0, self.header.n_patterns, size):
             d, p = self.read(start, min(self.header.n_patterns, start + size))
             yield start, d, p

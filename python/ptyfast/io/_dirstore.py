@@ -2,7 +2,8 @@
 
 A directory cannot be written atomically file by file, but it can be *published* atomically:
 the store is written into a hidden sibling ``.<name>.<host>.<pid>.<token>.ptyfast-tmp`` in
-the same directory, every file and directory in it is ``fsync``-ed, and only then is it
+the same directory (``<name>`` replaced by a digest of it when the sibling's name would
+exceed the file-name limit), every file and directory in it is ``fsync``-ed, and only then is it
 renamed onto the target in one step. Replacing an existing store uses Linux's
 ``renameat2(RENAME_EXCHANGE)`` (the old and new store swap names atomically; readers see one
 or the other, never neither), falling back elsewhere to rename-aside-then-rename (a moment
@@ -18,12 +19,16 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
+import hashlib
 import os
 import secrets
 import shutil
 import socket
 from collections.abc import Iterator
 from pathlib import Path
+
+from .._atomic import check_output_path, naming_path
+from .._kernels import _flag
 
 __all__ = ["atomic_directory", "clean_stale", "publish"]
 
@@ -47,10 +52,30 @@ def _alive(pid: int) -> bool:
     return True
 
 
+#: Longest sibling name kept readable (the usual file-name limit, in bytes).
+_NAME_MAX = 255
+
+
+def _tag(name: str) -> str:
+    """``name`` as it appears in its siblings' names: itself, or a digest when the sibling
+    name (``.<name>.<host>.<pid>.<token>.ptyfast-tmp``) would exceed the file-name limit."""
+    overhead = len(f"...{_host()}.{2**32}.{'0' * 8}{_TMP}")
+    if len(os.fsencode(name)) + overhead <= _NAME_MAX:
+        return name
+    digest = hashlib.sha256(os.fsencode(name)).hexdigest()[:16]
+    return f"ptyfast-{digest}"
+
+
+def _sibling(target: Path, suffix: str) -> Path:
+    parent = target.parent if str(target.parent) else Path(".")
+    token = secrets.token_hex(4)
+    return parent / f".{_tag(target.name)}.{_host()}.{os.getpid()}.{token}{suffix}"
+
+
 def clean_stale(target: Path) -> list[Path]:
     """Remove hidden siblings of ``target`` left by dead writers on this host; returns them."""
     parent = target.parent if str(target.parent) else Path(".")
-    prefix, host = f".{target.name}.", _host()
+    prefix, host = f".{_tag(target.name)}.", _host()
     removed: list[Path] = []
     try:
         entries = list(parent.iterdir())
@@ -128,17 +153,25 @@ def atomic_directory(path: str | os.PathLike[str], *, overwrite: bool = False) -
 
     Raises
     ------
+    TypeError
+        ``path`` is not a ``str`` or ``os.PathLike``; ``overwrite`` is not a bool.
     ValueError
-        ``path`` is a file, or exists and ``overwrite`` is false (before anything is written).
+        ``path`` is invalid (NUL, a name too long, under a file), is a file, or exists and
+        ``overwrite`` is false (before anything is written).
+    OSError
+        The store cannot be created (the message names ``path``).
     """
-    target = Path(path)
+    overwrite = _flag("overwrite", overwrite)
+    target = check_output_path(path)
     _check(target, overwrite)
     parent = target.parent if str(target.parent) else Path(".")
-    parent.mkdir(parents=True, exist_ok=True)
-    clean_stale(target)
-    stem = f".{target.name}.{_host()}.{os.getpid()}.{secrets.token_hex(4)}"
-    tmp = parent / (stem + _TMP)
-    tmp.mkdir()
+    tmp = _sibling(target, _TMP)
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        clean_stale(target)
+        tmp.mkdir()
+    except OSError as exc:
+        raise naming_path(exc, target) from exc
     try:
         yield tmp
         publish(tmp, target, overwrite=overwrite)
@@ -156,22 +189,28 @@ def publish(tmp: str | os.PathLike[str], path: str | os.PathLike[str], *, overwr
 
     Raises
     ------
-    ValueError
-        ``path`` is a file, or exists and ``overwrite`` is false.
+    TypeError, ValueError
+        As :func:`atomic_directory`.
+    OSError
+        The rename failed (the message names ``path``).
     """
-    tmp, target = Path(tmp), Path(path)
+    overwrite = _flag("overwrite", overwrite)
+    tmp, target = Path(tmp), check_output_path(path)
     parent = target.parent if str(target.parent) else Path(".")
     _check(target, overwrite)
-    _fsync_tree(tmp)
-    if target.exists():
-        if _exchange(tmp, target):
-            old = tmp  # now holds the previous store
+    try:
+        _fsync_tree(tmp)
+        if target.exists():
+            if _exchange(tmp, target):
+                old = tmp  # now holds the previous store
+            else:
+                old = _sibling(target, _OLD)
+                os.rename(target, old)
+                os.rename(tmp, target)
+            _fsync_dir(parent)
+            shutil.rmtree(old, ignore_errors=True)
         else:
-            old = parent / f".{target.name}.{_host()}.{os.getpid()}.{secrets.token_hex(4)}{_OLD}"
-            os.rename(target, old)
             os.rename(tmp, target)
-        _fsync_dir(parent)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.rename(tmp, target)
-        _fsync_dir(parent)
+            _fsync_dir(parent)
+    except OSError as exc:  # the message names the hidden sibling, not the store
+        raise naming_path(exc, target) from exc

@@ -64,7 +64,8 @@ and ignores the half pixel.
 ========================= ================ =================================================
 
 Options: ``raw_data=True`` adds PtychoPINN's ``/raw_data`` bundle to the product (it
-duplicates the patterns as amplitudes: twice the size). Needs ``dataset.geometry``.
+duplicates the patterns as amplitudes: twice the size; a bool: ``True``/``False``,
+``numpy.bool_``, 0 or 1). Needs ``dataset.geometry``.
 """
 
 from __future__ import annotations
@@ -78,6 +79,7 @@ import numpy as np
 
 from .. import __version__
 from .._atomic import atomic_output
+from .._kernels import _flag
 from ..model.geometry import Geometry
 from . import _h5
 from ._common import (
@@ -115,9 +117,7 @@ class PtychodusWriter(BlockWriter):
     format = "ptychodus"
 
     def _check_options(self, options: dict[str, Any]) -> dict[str, Any]:
-        raw = options.pop("raw_data", False)
-        if not isinstance(raw, bool):
-            raise TypeError(f"raw_data must be a bool, got {type(raw).__name__}")
+        raw = _flag("raw_data", options.pop("raw_data", False))
         super()._check_options(options)
         return {"raw_data": raw}
 

@@ -44,7 +44,17 @@ from typing import Any
 
 import numpy as np
 
-from ._common import BlockReader, BlockWriter, FormatError, Header, dumps, loads, require
+from .._kernels import _flag
+from ._common import (
+    BlockReader,
+    BlockWriter,
+    FormatError,
+    Header,
+    check_finite,
+    dumps,
+    loads,
+    require,
+)
 from ._dirstore import atomic_directory
 
 __all__ = [
@@ -152,8 +162,12 @@ def create_store(
     order), :func:`finish_store` completes the store. :class:`ZarrWriter` and
     :func:`ptyfast.distributed.simulate` lay stores out through here, so both give one
     layout. ``rows`` overrides the chunk length (a distributed run with small shards).
-    Returns the chunk length in patterns.
+    ``compress`` is ``True``/``False`` (``numpy.bool_``, 0, 1; anything else is a
+    ``TypeError``). Returns the chunk length in patterns.
     """
+    compress = _flag("compress", compress)
+    if not isinstance(header, Header):
+        raise TypeError(f"header must be a ptyfast.io.Header, got {type(header).__name__}")
     zarr = require("zarr")
     from zarr.codecs import ZstdCodec
 
@@ -212,7 +226,8 @@ def write_region(
     ------
     ValueError
         A region not aligned with the chunks, past the end, or of the wrong shape or dtype;
-        ``patches`` missing where the store keeps them, or given where it does not.
+        ``patches`` missing where the store keeps them, or given where it does not; NaN or
+        inf in floating ``diffraction`` or in ``patches`` (before anything is written).
     """
     zarr = require("zarr")
     where = Path(directory)
@@ -236,6 +251,9 @@ def write_region(
             "patches must be given exactly when the store keeps them "
             f"({'it does' if has_patches else 'it does not'})"
         )
+    check_finite("diffraction", diffraction, start)
+    if patches is not None:
+        check_finite("patches", np.asarray(patches), start)
     d[start:stop] = diffraction
     names = ["diffraction"]
     if patches is not None:
