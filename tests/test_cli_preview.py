@@ -398,3 +398,15 @@ def test_peak_memory_estimate_bounds_the_measured_peak(tmp_path, fmt):
         tracemalloc.stop()
     est = cli.estimate_peak_memory(1500, 32, (160, 160), chunk_size=512, store_patches=True)
     assert peak <= est <= 6 * peak, ("plain", peak, est)
+
+
+@pytest.mark.parametrize("value", ["no", "False", 2, None])
+def test_preview_overwrite_takes_only_booleans(tmp_path, value):
+    """``overwrite="no"`` once replaced an existing figure."""
+    e = ptyfast.Experiment(np.ones((64, 64)), probes.disk(16), scans.raster(2, 2, 5.0))
+    ds = ptyfast.simulate(e, seed=1)
+    target = tmp_path / "p.png"
+    target.write_bytes(b"keep")
+    with pytest.raises(TypeError, match="overwrite must be True or False"):
+        plotting.preview(ds, target, overwrite=value)
+    assert target.read_bytes() == b"keep"

@@ -402,16 +402,17 @@ def preview(
     >>> ptyfast.plotting.preview(ds, "preview.png", overwrite=True)  # doctest: +SKIP
     PosixPath('preview.png')
     """
-    from ._atomic import _check_target, atomic_output
+    from ._atomic import _check_target, atomic_output, check_output_path
 
-    fmt = preview_format(path)
+    overwrite = _kernels._flag("overwrite", overwrite)
+    target = check_output_path(path)
+    fmt = preview_format(target)
     if isinstance(dpi, bool) or not isinstance(dpi, int | float) or not 10 <= dpi <= 1000:
         raise ValueError(f"dpi must be a number in [10, 1000], got {dpi!r}")
-    target = Path(os.fspath(path))
-    _check_target(target, bool(overwrite))
+    _check_target(target, overwrite)
     fig = figure(source, seed=seed, n_patterns=n_patterns, name=name)
     meta = {"Software": None} if fmt == "png" else None
-    with atomic_output(target, overwrite=bool(overwrite)) as out:
+    with atomic_output(target, overwrite=overwrite) as out:
         fig.savefig(out.file, format=fmt, dpi=dpi, metadata=meta)
     return target
 
