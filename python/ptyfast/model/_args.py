@@ -67,7 +67,7 @@ def real(
     try:
         f = float(v)
     except OverflowError:  # an integer beyond float64
-        bits = int(v).bit_length()
+        bits = int(v).bit_length()  # type: ignore[call-overload]  # an Integral here
         raise ValueError(f"{name} must be finite, got an integer of {bits} bits") from None
     if not math.isfinite(f):
         raise ValueError(f"{name} must be finite, got {f}")

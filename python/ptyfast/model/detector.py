@@ -432,7 +432,7 @@ class Detector:
         if self.dead_time_s is not None:
             put("dead_time_s", _real("dead_time_s", self.dead_time_s, minimum=0.0))
             put("exposure_s", _real("exposure_s", self.exposure_s, above=0.0))
-            if not math.isfinite(self.dead_time_s / self.exposure_s):
+            if not math.isfinite(float(self.dead_time_s) / float(self.exposure_s or 0.0)):
                 raise ValueError(
                     f"dead_time_s / exposure_s must be finite, got {self.dead_time_s!r} / "
                     f"{self.exposure_s!r}"
