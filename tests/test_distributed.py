@@ -319,7 +319,50 @@ def test_arguments_are_checked_before_any_work(client, tmp_path):
     (tmp_path / "f.zarr").write_text("")
     with pytest.raises(ValueError, match="is a file"):
         D.simulate(e, tmp_path / "f.zarr", seed=1, client=client)
+    # Second audit: types, a store under a file, NUL, a campaign's patches.
+    with pytest.raises(TypeError, match="shard_size must be an integer >= 1, got str '4'"):
+        D.simulate(e, tmp_path / "a.zarr", seed=1, client=client, shard_size="4")
+    with pytest.raises(TypeError, match="embed_max_bytes"):
+        D.simulate(e, tmp_path / "a.zarr", seed=1, client=client, embed_max_bytes=1.5)
+    with pytest.raises(ValueError, match="store must lie in a directory"):
+        D.simulate(e, tmp_path / "f.zarr" / "x.zarr", seed=1, client=client)
+    with pytest.raises(ValueError, match="store must not contain a NUL"):
+        D.simulate(e, os.fspath(tmp_path / "a\0b.zarr"), seed=1, client=client)
+    from test_campaign import small_spec
+
+    c = ptyfast.Campaign(small_spec(), n_experiments=1, seed=1)
+    with pytest.raises(ValueError, match="patches must be False for a campaign"):
+        D.simulate(c, tmp_path / "camp", client=client, patches=True)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["f.zarr"]
+
+
+def test_a_directory_that_is_not_a_store_is_never_replaced(client, tmp_path):
+    """``overwrite=True`` once deleted any directory at the target, a user's folder too."""
+    e = experiment(n_patterns=20)
+    folder = tmp_path / "results.zarr"
+    folder.mkdir()
+    (folder / "keep.txt").write_text("precious")
+    for overwrite in (False, True):
+        with pytest.raises(ValueError, match="is a directory that is not a Zarr store"):
+            D.simulate(e, folder, seed=1, client=client, overwrite=overwrite)
+        with pytest.raises(ValueError, match="is a directory that is not a Zarr store"):
+            ptyfast.simulate_to(e, folder, seed=1, overwrite=overwrite)
+    assert (folder / "keep.txt").read_text() == "precious"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["results.zarr"]
+    # A store (and an empty directory) is replaced as before.
+    (tmp_path / "empty.zarr").mkdir()
+    D.simulate(e, tmp_path / "empty.zarr", seed=1, client=client, overwrite=True)
+    D.simulate(e, tmp_path / "empty.zarr", seed=2, client=client, overwrite=True)
+    assert ptyfast.open(tmp_path / "empty.zarr").provenance["simulation"]["seed"] == 2
+
+
+def test_a_closed_client_is_refused_before_anything_is_written(tmp_path):
+    e = experiment(n_patterns=20)
+    with D.local_client(1, threads=1) as c:
+        pass
+    with pytest.raises(ValueError, match="client must be running"):
+        D.simulate(e, tmp_path / "a.zarr", seed=1, client=c)
+    assert not list(tmp_path.iterdir())
 
 
 def test_local_cluster_counts_are_bounded_before_any_process_starts():

@@ -132,11 +132,11 @@ def _prepare(
     """Lay out (or find and check) the partial store; the shards still to run, or ``None``
     when the published store already holds this recipe's dataset."""
     from .io import zarr as zio
+    from .io._dirstore import check_replaceable
 
     record = header.provenance
     digest = _recipe_hash(record, compress, header.patches)
-    if target.is_file():
-        raise ValueError(f"store {os.fspath(target)!r} exists and is a file, expected a store")
+    check_replaceable(target)
     if target.exists() and not overwrite:
         if _complete_matches(target, record, compress):
             return None
@@ -262,7 +262,9 @@ def _key(kind: str, *parts: Any) -> str:
 
 
 def _check_int(name: str, v: Any, minimum: int) -> int:
-    if isinstance(v, bool) or not isinstance(v, int | np.integer) or v < minimum:
+    if isinstance(v, bool) or not isinstance(v, int | np.integer):
+        raise TypeError(f"{name} must be an integer >= {minimum}, got {type(v).__name__} {v!r}")
+    if v < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {v!r}")
     return int(v)
 
@@ -360,8 +362,9 @@ def simulate(
             "experiment_or_campaign must be a ptyfast.Experiment or ptyfast.Campaign, got "
             f"{type(experiment_or_campaign).__name__}"
         )
-    if not isinstance(store, str | os.PathLike) or not os.fspath(store):
-        raise TypeError(f"store must be a non-empty path (str or os.PathLike), got {store!r}")
+    from ._atomic import check_output_path
+
+    store_path = check_output_path(store, "store")  # type, NUL, name lengths, no file above
     for name, v in (
         ("patches", patches),
         ("compress", compress),
@@ -381,6 +384,15 @@ def simulate(
             "seed must be None for a campaign (its experiments carry their own seeds), "
             f"got {seed!r}"
         )
+    if isinstance(experiment_or_campaign, Campaign) and patches:
+        raise ValueError(
+            "patches must be False for a campaign (each experiment's recipe says whether it "
+            "keeps patches: [experiment] patches), got True"
+        )
+    if isinstance(experiment_or_campaign, Campaign) and store_path.is_file():
+        raise ValueError(
+            f"store must be a directory for a campaign, got {os.fspath(store_path)!r}, a file"
+        )
     s = None if isinstance(experiment_or_campaign, Campaign) else seed_int(seed)
     if client is None:
         try:
@@ -391,6 +403,8 @@ def simulate(
             ) from None
     elif not isinstance(client, distributed.Client):
         raise TypeError(f"client must be a distributed.Client, got {type(client).__name__}")
+    if getattr(client, "status", "running") != "running":
+        raise ValueError(f"client must be running, got one whose status is {client.status!r}")
     options = {
         "compress": bool(compress),
         "overwrite": bool(overwrite),
@@ -398,11 +412,11 @@ def simulate(
         "embed_max_bytes": embed,
     }
     if isinstance(experiment_or_campaign, Campaign):
-        return _campaign(experiment_or_campaign, Path(store), client, options, bool(progress))
+        return _campaign(experiment_or_campaign, store_path, client, options, bool(progress))
     e = experiment_or_campaign
     assert s is not None
     record = _prov.make(e, seed=s, patches=bool(patches), embed_max_bytes=embed)
-    target = Path(store)
+    target = store_path
     found = _prepare(
         target,
         _header(e, record, bool(patches)),

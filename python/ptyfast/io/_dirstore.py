@@ -30,7 +30,7 @@ from pathlib import Path
 from .._atomic import check_output_path, naming_path
 from .._kernels import _flag
 
-__all__ = ["atomic_directory", "clean_stale", "publish"]
+__all__ = ["atomic_directory", "check_replaceable", "clean_stale", "is_store", "publish"]
 
 _TMP = ".ptyfast-tmp"
 _OLD = ".ptyfast-old"
@@ -138,9 +138,34 @@ def _exchange(a: Path, b: Path) -> bool:
     raise OSError(err, os.strerror(err), os.fspath(b))
 
 
-def _check(target: Path, overwrite: bool) -> None:
+def is_store(path: Path) -> bool:
+    """Whether ``path`` is a directory holding a Zarr store (v3 ``zarr.json``, or v2
+    ``.zgroup``/``.zarray``) or nothing at all: the only directories a writer may replace."""
+    try:
+        if not path.is_dir():
+            return False
+        if any((path / name).is_file() for name in ("zarr.json", ".zgroup", ".zarray")):
+            return True
+        return next(path.iterdir(), None) is None
+    except OSError:
+        return False
+
+
+def check_replaceable(target: Path) -> None:
+    """Refuses a ``target`` that exists as something a store writer must never delete: a
+    file, or a directory that is not a Zarr store (a user's folder given by mistake)."""
     if target.is_file() or (target.is_symlink() and not target.is_dir()):
         raise ValueError(f"output {os.fspath(target)!r} exists and is a file, expected a store")
+    if target.is_dir() and not is_store(target):
+        raise ValueError(
+            f"output {os.fspath(target)!r} is a directory that is not a Zarr store (no "
+            "zarr.json); ptyfast replaces only stores, never other directories: choose "
+            "another path"
+        )
+
+
+def _check(target: Path, overwrite: bool) -> None:
+    check_replaceable(target)
     if not overwrite and (target.exists() or target.is_symlink()):
         raise ValueError(
             f"output {os.fspath(target)!r} exists; pass overwrite=True (--overwrite) to replace it"
