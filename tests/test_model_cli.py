@@ -155,7 +155,7 @@ def test_input_arrays_are_recorded_by_reference_and_replayable(tmp_path):
         ),
         (["--jitter-px", "nan"], "--jitter-px must be finite"),
         (["--drift-px", "1"], "--drift-px must be VX,VY"),
-        (["--modes", "0"], "--modes must be an integer >= 1"),
+        (["--modes", "0"], r"--modes must be an integer in \[1, 64\]"),
         (["--nphotons", "0", "--modes", "2"], "--nphotons must be a positive finite number"),
         (["--detector-param", "qe=2"], r"\[detector\]: qe must be in"),
         (["--object-size", "10", "--object", "dead_leaves"], "must be larger than the probe"),
@@ -268,3 +268,70 @@ def test_a_recipe_nested_too_deeply_is_a_one_line_error(tmp_path, capsys):
     rc = main(["simulate", "--recipe", str(path), "-o", str(tmp_path / "e.npz")])
     err = capsys.readouterr().err
     assert rc == 2 and err.count("\n") == 1 and "nested too deeply" in err, err[:500]
+
+
+@pytest.mark.parametrize(
+    "argv, option",
+    [
+        (["simulate", "-o", ""], "--output"),
+        (["simulate", "--input", ""], "--input"),
+        (["simulate", "--preview", ""], "--preview"),
+        (["simulate", "--scheduler", " "], "--scheduler"),
+        (["recipe", "--example", "-o", ""], "--output"),
+    ],
+)
+def test_empty_option_values_are_errors_not_defaults(tmp_path, capsys, monkeypatch, argv, option):
+    """Each once fell back silently (the built-in object, ./ptyfast_simulation.npz, a local
+    run, no preview, stdout)."""
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err == f"ptyfast: error: {option} must not be empty, got {argv[-1]!r}\n"
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_zarr_output_is_a_store_never_a_directory_to_write_into(tmp_path, capsys):
+    base = ["simulate", "-n", "8", "--N", "16", "--object-size", "48", "-q"]
+    store = tmp_path / "st.zarr"
+    # The plain form writes NPZ: a .zarr (.h5, .cxi) name is refused, not given an NPZ.
+    assert main([*base, "-o", str(store)]) == 2
+    assert "this form of simulate writes PtychoPINN's NPZ" in capsys.readouterr().err
+    assert not store.exists()
+    assert main([*base, "-o", str(store), "--detector", "ideal"]) == 0
+    before = sorted(p.name for p in store.iterdir())
+    # An existing store was taken for a directory: ptyfast_simulation.npz went inside it.
+    assert main([*base, "-o", str(store), "--detector", "ideal"]) == 2
+    assert "exists; pass overwrite=True" in capsys.readouterr().err
+    assert main([*base, "-o", str(store), "--detector", "ideal", "--seed", "5", "--overwrite"]) == 0
+    assert sorted(p.name for p in store.iterdir()) == before
+    assert ptyfast.open(store).provenance["simulation"]["seed"] == 5
+
+
+def test_input_object_with_a_built_probe(tmp_path, capsys):
+    """``--input`` with ``--probe``: the file's object, the built probe (once refused)."""
+    plain = tmp_path / "plain.npz"
+    assert (
+        main(["simulate", "-n", "8", "--N", "16", "--object-size", "48", "-q", "-o", str(plain)])
+        == 0
+    )
+    out = tmp_path / "e.npz"
+    argv = ["simulate", "--N", "8", "-n", "8", "-q", "--input", str(plain), "-o", str(out)]
+    assert main([*argv, "--probe", "gaussian", "--probe-param", "sigma_px=2"]) == 0
+    ds = ptyfast.open(out)
+    assert ds.probe.shape == (1, 8, 8)
+    assert ds.provenance["experiment"]["probe"]["recipe"]["builder"] == "gaussian"
+    np.testing.assert_array_equal(ds.object, ptyfast.open(plain).object)
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--modes", "100000"], r"--modes must be an integer in \[1, 64\], got 100000"),
+        (["--modes", "2", "--mode-decay", "1e300"], r"--mode-decay must be in \(0, 1\]"),
+    ],
+)
+def test_mode_options_are_named_in_their_errors(tmp_path, capsys, argv, message):
+    out = tmp_path / "e.npz"
+    assert main(["simulate", "-n", "8", "--N", "16", "-q", "-o", str(out), *argv]) == 2
+    assert __import__("re").search(message, capsys.readouterr().err)
+    assert not out.exists()

@@ -323,7 +323,11 @@ def _warn_geometry(
 
 
 def _check_int(name: str, value: Any, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer):
+        raise TypeError(
+            f"{name} must be an integer >= {minimum}, got {type(value).__name__} {value!r}"
+        )
+    if value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
     return int(value)
 
@@ -392,6 +396,8 @@ def simulate_to_file(
 
     Raises
     ------
+    TypeError
+        ``n_images`` or ``chunk_size`` not an integer.
     ValueError
         A bad argument or output path, or a dataset too big for the disk or the memory.
     """
@@ -575,12 +581,22 @@ def write_preview(
 # --------------------------------------------------------------------------- command line
 
 
+def _other_format(path: Path) -> str | None:
+    """The format a path's extension names when it is not NPZ (``.zarr``, ``.h5``, ``.cxi``):
+    a plain simulation would write an NPZ under that name."""
+    from .io._common import EXTENSIONS
+
+    name = path.name.lower()
+    fmt = next((f for suffix, f in EXTENSIONS if name.endswith(suffix)), None)
+    return fmt if fmt not in (None, "npz") else None
+
+
 def _resolve_output(output: str) -> Path:
-    """``-o DIR/`` (a path ending in a separator, or an existing directory) → the default name
-    inside it."""
+    """``-o DIR/`` (a path ending in a separator, or an existing directory that is not a
+    ``.zarr`` store, which is a target of its own) → the default name inside it."""
     seps = (os.sep, os.altsep) if os.altsep else (os.sep,)
     path = Path(output)
-    if output.endswith(seps) or path.is_dir():
+    if output.endswith(seps) or (path.is_dir() and not path.name.lower().endswith(".zarr")):
         return path / DEFAULT_OUTPUT_NAME
     return path
 
@@ -622,6 +638,13 @@ def _simulate(args: argparse.Namespace) -> int:
     if model_commands.uses_model(args):
         return model_commands.simulate(args)
     output = _resolve_output(args.output)
+    other = _other_format(output)
+    if other:
+        raise ValueError(
+            f"-o names a {other} file ({args.output!r}), but this form of simulate writes "
+            "PtychoPINN's NPZ: use a .npz name, or a physical-model option such as "
+            "--detector ideal or --recipe (that form writes .zarr, .h5 and .cxi too)"
+        )
     _check_target(output, args.overwrite)
     if args.preview:
         plotting.preview_format(args.preview)
@@ -713,16 +736,37 @@ def _terminate_like_interrupt() -> Iterator[None]:
             signal.signal(sig, old)
 
 
+def _refuse_empty(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """An empty string given to any option (``-o ''``, ``--input ''``, ``--scheduler ''``)
+    is an error naming the option: each would otherwise fall back silently to its default."""
+    names: dict[str, str] = {}
+    todo = [parser]
+    while todo:
+        p = todo.pop()
+        for action in p._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                todo.extend(action.choices.values())
+            elif action.dest not in names or action.option_strings:
+                opts = action.option_strings
+                names[action.dest] = max(opts, key=len) if opts else action.dest.upper()
+    for dest, value in vars(args).items():
+        values = value if isinstance(value, list) else [value]
+        if any(isinstance(v, str) and not v.strip() for v in values):
+            raise ValueError(f"{names.get(dest, dest)} must not be empty, got {value!r}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``ptyfast`` console script.
 
     Returns the exit status: 0 on success, 2 for any user error (one line on stderr), 128 + the
     signal number when interrupted (130 for Ctrl-C, 143 for SIGTERM, 129 for SIGHUP).
     """
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
     level = logging.ERROR if getattr(args, "quiet", False) else logging.WARNING
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     try:
+        _refuse_empty(parser, args)
         with _terminate_like_interrupt():
             if args.command == "simulate":
                 return _simulate(args)

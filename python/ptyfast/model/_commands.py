@@ -324,8 +324,14 @@ def _doc_from_options(args: argparse.Namespace) -> dict[str, Any]:
                 f"--mode-decay applies only with --modes > 1, got --modes {args.modes or 1}"
             )
         if args.modes is not None:
-            if args.modes < 1:
-                raise ValueError(f"--modes must be an integer >= 1, got {args.modes}")
+            from .probes import MAX_MODES
+
+            if not 1 <= args.modes <= MAX_MODES:
+                raise ValueError(
+                    f"--modes must be an integer in [1, {MAX_MODES}], got {args.modes}"
+                )
+            if args.mode_decay is not None and args.mode_decay > 1:
+                raise ValueError(f"--mode-decay must be in (0, 1], got {args.mode_decay}")
             if args.modes > 1:
                 ops.append({"op": "modes", "n": args.modes, "decay": args.mode_decay})
         if ops:
@@ -397,8 +403,12 @@ def _resolve_arrays(
 
 
 def _is_dir_target(output: str) -> bool:
+    """``-o`` names a directory to write into: it ends in a separator, or it is an existing
+    directory that is not a ``.zarr`` store (a store is a target of its own: replaced with
+    ``--overwrite``, never written into)."""
     seps = (os.sep, os.altsep) if os.altsep else (os.sep,)
-    return output.endswith(seps) or Path(output).is_dir()
+    path = Path(output)
+    return output.endswith(seps) or (path.is_dir() and not path.name.lower().endswith(".zarr"))
 
 
 def _ext(args: argparse.Namespace) -> str:
@@ -524,6 +534,8 @@ def _simulate(args: argparse.Namespace, recipes: Any, campaign_cls: Any) -> int:
     obj = probe = None
     if args.input:
         obj, probe = _input_arrays(args.input)
+        if args.probe is not None:
+            probe = None  # --probe builds the probe; the input file gives only the object
     if args.recipe:
         given = [f"--{d.replace('_', '-')}" for d in _MODEL_DESTS[1:] if getattr(args, d, None)]
         if args.buffer is not None:

@@ -76,6 +76,8 @@ __all__ = [
 
 #: Largest probe side accepted (checked before anything is allocated).
 MAX_N = 8192
+#: Most incoherent modes :func:`modes` makes.
+MAX_MODES = 64
 #: Largest Noll index :func:`noll_to_nm` accepts (radial degree about 1400).
 MAX_NOLL = 1_000_000
 #: Largest Noll index :func:`zernike_polynomial` evaluates (radial degree 60: its integer
@@ -966,7 +968,7 @@ def modes(
     if not single:
         raise ValueError(f"primary must be one mode (N, N), got shape {np.shape(primary)}")
     p0 = stack[0]
-    n = _args.integer("n", n, minimum=1, maximum=64)
+    n = _args.integer("n", n, minimum=1, maximum=MAX_MODES)
     method = _args.choice("method", method, ("hermite", "random"))
     if method == "hermite" and seed is not None:
         raise ValueError("seed is used only with method='random'")
