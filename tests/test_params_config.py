@@ -122,9 +122,6 @@ def test_invalid_data_source_rejected_and_cfg_unchanged(source):
     [
         ("N", 0),
         ("N", -64),
-        ("N", 64.0),
-        ("N", True),
-        ("N", None),
         ("gridsize", 0),
         ("offset", -1),
         ("outer_offset_train", 0),
@@ -133,7 +130,6 @@ def test_invalid_data_source_rejected_and_cfg_unchanged(source):
         ("nphotons", -1.0),
         ("nphotons", math.nan),
         ("nphotons", math.inf),
-        ("nphotons", "1e9"),
         ("probe_scale", 0.0),
         ("default_probe_scale", -0.7),
         ("size", 0),
@@ -145,6 +141,18 @@ def test_invalid_data_source_rejected_and_cfg_unchanged(source):
 def test_set_validates_known_keys(key, value):
     before = dict(params.cfg)
     with pytest.raises(ValueError, match=key):
+        params.set(key, value)
+    assert params.cfg == before
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [("N", 64.0), ("N", True), ("N", None), ("N", "64"), ("gridsize", True), ("nphotons", "1e9")],
+)
+def test_set_refuses_wrong_types(key, value):
+    # A value of the wrong type is a TypeError (it was a ValueError before).
+    before = dict(params.cfg)
+    with pytest.raises(TypeError, match=key):
         params.set(key, value)
     assert params.cfg == before
 
@@ -387,10 +395,7 @@ def test_guide_config_examples():
     [
         {"N": 0},
         {"N": -64},
-        {"N": 64.0},
-        {"N": True},
         {"gridsize": 0},
-        {"gridsize": 1.5},
         {"probe_scale": 0.0},
         {"probe_scale": math.nan},
         {"n_filters_scale": 0},
@@ -398,7 +403,6 @@ def test_guide_config_examples():
         {"model_type": "gan"},
         {"amp_activation": "tanh"},
         {"gaussian_smoothing_sigma": -1.0},
-        {"object_big": 1},
     ],
 )
 def test_model_config_validation(kwargs):
@@ -413,7 +417,6 @@ def test_model_config_validation(kwargs):
         {"nphotons": -1e9},
         {"nphotons": math.inf},
         {"n_groups": 0},
-        {"n_groups": 2.5},
         {"neighbor_count": 0},
         {"batch_size": 0},
         {"nepochs": 0},
@@ -427,6 +430,21 @@ def test_model_config_validation(kwargs):
 def test_training_config_validation(kwargs):
     with pytest.raises(ValueError, match=next(iter(kwargs))):
         TrainingConfig(model=ModelConfig(), **kwargs)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"N": 64.0}, {"N": True}, {"gridsize": 1.5}, {"object_big": 1}, {"object_big": "no"}],
+)
+def test_model_config_wrong_types(kwargs):
+    # Wrong types are TypeErrors (they were ValueErrors before).
+    with pytest.raises(TypeError, match=next(iter(kwargs))):
+        ModelConfig(**kwargs)
+
+
+def test_training_config_wrong_types():
+    with pytest.raises(TypeError, match="n_groups"):
+        TrainingConfig(model=ModelConfig(), n_groups=2.5)
 
 
 def test_standalone_validators():

@@ -92,15 +92,28 @@ def test_bad_fmt(fmt):
         pr.get_default_probe(64, fmt=fmt)
 
 
-@pytest.mark.parametrize("N", [0, -1, 64.0, True, None, "64"])
+@pytest.mark.parametrize("N", [0, -1])
 def test_bad_N(N):
     with pytest.raises(ValueError, match="N"):
         pr.get_default_probe(N)
 
 
-@pytest.mark.parametrize("scale", [0, -0.7, np.nan, np.inf, "0.7", True])
+@pytest.mark.parametrize("N", [64.0, True, None, "64"])
+def test_bad_N_type(N):
+    # A wrong type is a TypeError (it was a ValueError before).
+    with pytest.raises(TypeError, match="N"):
+        pr.get_default_probe(N)
+
+
+@pytest.mark.parametrize("scale", [0, -0.7, np.nan, np.inf, 10**400])
 def test_bad_scale(scale):
     with pytest.raises(ValueError, match="scale"):
+        pr.get_default_probe(64, scale=scale)
+
+
+@pytest.mark.parametrize("scale", ["0.7", True])
+def test_bad_scale_type(scale):
+    with pytest.raises(TypeError, match="scale"):
         pr.get_default_probe(64, scale=scale)
 
 

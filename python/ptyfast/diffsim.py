@@ -15,6 +15,7 @@ Conventions: README, "Conventions". Outputs are NumPy arrays.
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Any
 
 import numpy as np
@@ -56,7 +57,20 @@ def observe_amplitude(amplitude: Any, *, seed: _kernels.SeedLike = None) -> np.n
     """Observed amplitude ``sqrt(Poisson(amplitude**2))`` (float32, same shape).
 
     The first axis indexes patterns; pattern ``i`` draws from stream ``(seed, i)``.
+
+    Raises
+    ------
+    ValueError
+        If ``amplitude`` is 0-d (a scalar has no pattern axis: pass ``[a]`` for one value),
+        empty, negative, NaN or infinite.
+    TypeError
+        If ``amplitude`` is not a real numeric array.
     """
+    # Checked before as_array, whose contiguous copy turns a 0-d array into shape (1,).
+    if _kernels._to_numpy("amplitude", amplitude).ndim < 1:
+        raise ValueError(
+            f"amplitude must have a pattern axis (at least 1-D), got a 0-d value {amplitude!r}"
+        )
     a = _kernels.as_array(
         "amplitude",
         amplitude,
@@ -64,8 +78,6 @@ def observe_amplitude(amplitude: Any, *, seed: _kernels.SeedLike = None) -> np.n
         allow_complex=False,
         nonnegative=True,
     )
-    if a.ndim < 1:
-        raise ValueError(f"amplitude must have a pattern axis, got shape {a.shape}")
     flat = a.reshape(a.shape[0], 1, -1)
     return _kernels.observe_amplitudes(flat, seed).reshape(a.shape)
 
@@ -372,21 +384,68 @@ def extract_coords(
     raise ValueError(f"coord_type must be 'offsets' or 'global', got {coord_type!r}")
 
 
+def _jitter_seed(seed: Any) -> Any:
+    """``seed`` checked for ``numpy.random.default_rng``: ``None``, a ``Generator``, a
+    non-negative integer or a non-empty sequence of them (NumPy's own messages name
+    nothing)."""
+    if seed is None or isinstance(seed, np.random.Generator):
+        return seed
+    items = seed if isinstance(seed, list | tuple) else [seed]
+    if isinstance(seed, list | tuple) and not seed:
+        raise ValueError("seed must be a non-negative integer or a non-empty sequence of them")
+    for v in items:
+        if isinstance(v, bool | np.bool_) or not isinstance(v, numbers.Integral):
+            raise TypeError(
+                "seed must be a non-negative integer, a sequence of them, a "
+                f"numpy.random.Generator or None, got {type(v).__name__} {v!r}"
+            )
+        if v < 0:
+            raise ValueError(f"seed must be a non-negative integer, got {v}")
+    return seed
+
+
 def add_position_jitter(coords: Any, jitter_scale: float, *, seed: Any = None) -> np.ndarray:
     """``coords + jitter_scale * normal(coords.shape)`` (float32), drawn from
-    ``numpy.random.default_rng(seed)`` (``seed`` may also be a ``Generator``)."""
+    ``numpy.random.default_rng(seed)`` (``seed`` may also be a ``Generator``).
+
+    Raises
+    ------
+    ValueError
+        If ``coords`` are not finite, ``jitter_scale`` is negative, not finite or beyond
+        float32, ``seed`` is negative, or a jittered coordinate overflows float32.
+    TypeError
+        If ``seed`` is not an integer (or a sequence of integers), ``Generator`` or ``None``,
+        or ``jitter_scale`` is not a real number.
+    """
     c = _kernels.as_array("coords", coords, np.float32, allow_complex=False, nonempty=False)
     js = _kernels._real_number("jitter_scale", jitter_scale, "a finite number >= 0")
     if js < 0 or js > float(np.finfo(np.float32).max):
         raise ValueError(f"jitter_scale must be a finite float32 number >= 0, got {js}")
     jitter_scale = js
+    seed = _jitter_seed(seed)
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
-    return (c + np.float32(jitter_scale) * rng.standard_normal(c.shape).astype(np.float32)).astype(
-        np.float32
-    )
+    with np.errstate(over="ignore", invalid="ignore"):
+        out = (
+            c + np.float32(jitter_scale) * rng.standard_normal(c.shape).astype(np.float32)
+        ).astype(np.float32)
+    if not np.all(np.isfinite(out)):
+        raise ValueError(
+            f"coords + jitter_scale * normal overflows float32 (jitter_scale={jitter_scale}, "
+            f"largest |coords| {float(np.max(np.abs(c))):.4g}); reduce jitter_scale"
+        )
+    return out
 
 
 # --------------------------------------------------------------------------- mk_simdata
+
+
+def _all_off_object(pos: np.ndarray, N: int, size: int) -> bool:
+    """True when every patch centred at ``pos`` (``(M, 2)`` ``x, y``) lies wholly outside the
+    ``size x size`` object, with a margin of one pixel for the interpolation."""
+    lo = pos - N // 2  # the patches' first sample
+    hi = lo + (N - 1)  # their last
+    off = np.any((hi < -1.0) | (lo > size), axis=1)
+    return bool(np.all(off))
 
 
 def mk_simdata(
@@ -464,13 +523,19 @@ def mk_simdata(
         Before anything runs: inconsistent sizes (``size < bigN``, probe not ``(N, N)``),
         counts below their minimum, ``nphotons``/``intensity_scale``/``jitter_scale`` out of
         range, or outputs larger than the available memory (the message gives the bytes
-        needed and available; e.g. ``nimgs=10**12``). Before the FFT pass: ``nphotons`` or
-        ``intensity_scale`` so large that the scaled far field would overflow float32 (the
-        reference returns NaN there), naming the argument and the largest value that fits.
+        needed and available; e.g. ``nimgs=10**12``). Before the grid passes: a given
+        ``YY_I`` with NaN or inf, or a ``jitter_scale`` so large that it moves every patch
+        off the object (``jitter_scale=1e30``). After the first pass: ``norm_Y_I``, the mean
+        of the grid regions' largest amplitudes, is not positive (``YY_I`` zero or negative
+        under every region). Before the FFT pass:
+        ``nphotons`` or ``intensity_scale`` so large that the scaled far field would overflow
+        float32 (the reference returns NaN there), naming the argument and the largest value
+        that fits.
         ``out`` that is not an earlier result of this shape (arrays of another shape or dtype,
         read-only, strided, or sharing memory with each other or with the objects).
     TypeError
-        Arguments of the wrong type (``N=2.5``, ``nphotons="1e6"``, ``dict_fmt="yes"``).
+        Arguments of the wrong type (``N=2.5``, ``nphotons="1e6"``, ``dict_fmt="yes"``,
+        ``set_phi="no"``).
 
     Examples
     --------
@@ -501,7 +566,8 @@ def mk_simdata(
             raise ValueError(f"jitter_scale must be a finite number >= 0, got {js}")
     dict_fmt = _kernels._flag("dict_fmt", dict_fmt)
     poisson = _kernels._flag("poisson", poisson)
-    with_phase = YY_phi is not None or (YY_I is None and bool(_cfg("set_phi", set_phi)))
+    set_phi = _kernels._flag("set_phi", _cfg("set_phi", set_phi))
+    with_phase = YY_phi is not None or (YY_I is None and set_phi)
     # Everything this call allocates, estimated before any of it is: the objects (float64
     # amplitude and phase, as the reference stacks them, and the complex64 stack the kernels
     # read), the patch arrays X, Y_I and Y_phi
@@ -536,7 +602,7 @@ def mk_simdata(
         shape=(n, size, size, 1),
         allow_complex=False,
     )
-    if YY_phi is None and bool(_cfg("set_phi", set_phi)):
+    if YY_phi is None and set_phi:
         YY_phi = dummy_phi(yy_i)
     yy_phi = None
     if YY_phi is not None:
@@ -564,6 +630,12 @@ def mk_simdata(
         pos = pos - jitter.astype(np.float64)  # a larger offset samples closer to the region origin
     B = n * g1 * g1
     pos_flat = np.ascontiguousarray(pos.reshape(n * g1 * g1 * C, 2))
+    if jitter_scale is not None and _all_off_object(pos_flat, N, size):
+        raise ValueError(
+            f"jitter_scale={jitter_scale!r} moves every patch off the {size} x {size} object "
+            f"(N={N}), so every patch would be zero and norm_Y_I undefined; use a jitter "
+            "smaller than the object"
+        )
 
     if reuse is not None:
         given = (yy_i, pr) if yy_phi is None else (yy_i, yy_phi, pr)
@@ -581,7 +653,11 @@ def mk_simdata(
     maxima = _kernels.grid_maxima(images, pos_flat, N, C, check_finite=False)
     norm_y_i = np.float32(maxima.mean(dtype=np.float64))
     if not norm_y_i > 0:
-        raise ValueError("YY_I is zero at every grid patch; norm_Y_I is undefined")
+        raise ValueError(
+            f"norm_Y_I, the mean of the largest amplitude of YY_I each grid region samples, is "
+            f"{float(norm_y_i)!r}: YY_I is zero or negative under the grid, so the patches "
+            "cannot be normalised"
+        )
     # Pass 2 (when the scale is computed): the energies of the normalised patches.
     if intensity_scale is None:
         energies = _kernels.grid_energies(images, pos_flat, N, C, pr, norm_y_i, check_finite=False)

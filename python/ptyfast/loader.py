@@ -133,7 +133,8 @@ dataset_intensity_stats
         If ``X`` is missing or not ``(B, N, N, C)`` (or flat ``(B, N, N)``); ``Y_I`` or
         ``Y_phi`` differ from ``X`` in shape; coordinates are not ``(B, 1, 2, C)``,
         ``nn_indices`` not ``(B, C)``, ``global_offsets`` or ``local_offsets`` not
-        ``(B, 1, 2, *)``, ``probeGuess`` not ``(N, N)``; a value is NaN or infinite.
+        ``(B, 1, 2, *)``, ``probeGuess`` not ``(N, N)`` with the ``N`` of ``X``; a value is
+        NaN or infinite.
 
     Examples
     --------
@@ -197,6 +198,8 @@ dataset_intensity_stats
             self._probe_np.ndim == 2 or (self._probe_np.ndim == 3 and self._probe_np.shape[2] == 1)
         ):
             raise ValueError(f"probeGuess must be (N, N), got shape {self._probe_np.shape}")
+        if self._probe_np is not None:
+            _check_probe_size("probeGuess", self._probe_np, x.shape[1])
         _check_finite("probeGuess", self._probe_np)
         if dataset_intensity_stats is not None and not isinstance(dataset_intensity_stats, Mapping):
             raise TypeError(
@@ -392,12 +395,15 @@ dataset_intensity_stats
             If TensorFlow is not installed.
         ValueError
             If ``X`` is not 4-D, ``Y_I`` or coordinates are missing, or an argument is invalid.
+        TypeError
+            If ``shuffle`` is not a bool (``"no"``), or ``batch_size`` not an integer.
 
         Examples
         --------
         >>> ds = container.as_tf_dataset(16, seed=0)  # doctest: +SKIP
         >>> (x_s, coords), (y_c, x_s2, x_s_sq) = next(iter(ds))  # doctest: +SKIP
         """
+        shuffle = _flag("shuffle", shuffle)
         try:
             import tensorflow as tf
         except ImportError as exc:  # pragma: no cover - exercised only without TensorFlow
@@ -531,6 +537,33 @@ def _translate_bilinear(img: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.nda
     return out + wx * wy * padded[bi, iy1, ix1]
 
 
+def _check_split(frac_name: str, frac: Any, which: Any) -> float:
+    """The checked fraction of a train/test split: a real number in [0, 1] (``TypeError``
+    for a string, bool or other non-number, ``ValueError`` for NaN, inf or a value outside
+    [0, 1]); ``which`` must be ``'train'`` or ``'test'`` (``ValueError`` otherwise: a typo
+    such as ``'tarin'`` would silently select the test rows)."""
+    if not (isinstance(which, str) and which in ("train", "test")):
+        raise ValueError(
+            f"Invalid split type specified: which must be 'train' or 'test', got {which!r}"
+        )
+    f = _real_number(frac_name, frac, "a number in [0, 1]")
+    if not 0.0 <= f <= 1.0:
+        raise ValueError(f"{frac_name} must be a number in [0, 1], got {frac!r}")
+    return f
+
+
+def _check_probe_size(name: str, probe: Any, n: int) -> None:
+    """``probe`` (an array or ``None``, which passes) must be ``(N, N)`` (or ``(N, N, 1)``)
+    with the patterns' ``N``."""
+    if probe is None:
+        return
+    shape = tuple(probe.shape)
+    if shape[:2] != (n, n):
+        raise ValueError(
+            f"{name} must be (N, N) = ({n}, {n}) like the diffraction patterns, got {shape}"
+        )
+
+
 def split_data(
     X_full: Any, coords_nominal: Any, coords_true: Any, train_frac: float, which: str
 ) -> tuple[Any, Any, Any]:
@@ -551,7 +584,10 @@ def split_data(
     Raises
     ------
     ValueError
-        If ``which`` is neither ``'train'`` nor ``'test'``.
+        If ``which`` is neither ``'train'`` nor ``'test'``, or ``train_frac`` is not in
+        [0, 1] (NaN and inf included).
+    TypeError
+        If ``train_frac`` is not a real number (e.g. the string ``"0.5"``).
 
     Examples
     --------
@@ -560,6 +596,7 @@ def split_data(
     >>> split_data(a, a, a, 0.75, "test")[0].tolist()
     [7, 8, 9]
     """
+    _check_split("train_frac", train_frac, which)
     n_train = int(len(X_full) * train_frac)
     if which == "train":
         return X_full[:n_train], coords_nominal[:n_train], coords_true[:n_train]
@@ -569,13 +606,22 @@ def split_data(
 
 
 def split_tensor(tensor: Any, frac: float, which: str = "test") -> Any:
-    """The first ``int(len·frac)`` rows for ``'train'``, the rest otherwise (as the reference).
+    """The first ``int(len·frac)`` rows for ``'train'``, the rest for ``'test'``.
+
+    Raises
+    ------
+    ValueError
+        If ``which`` is neither ``'train'`` nor ``'test'`` (the reference treats any other
+        value, e.g. a typo, as ``'test'``), or ``frac`` is not in [0, 1].
+    TypeError
+        If ``frac`` is not a real number.
 
     Examples
     --------
     >>> split_tensor([1, 2, 3, 4], 0.5, "train")
     [1, 2]
     """
+    _check_split("frac", frac, which)
     n_train = int(len(tensor) * frac)
     return tensor[:n_train] if which == "train" else tensor[n_train:]
 
@@ -622,7 +668,8 @@ def load(
     ------
     ValueError
         If ``which`` is invalid with ``create_split``, ``train_frac`` is outside [0, 1] or
-        leaves the split empty, a
+        leaves the split empty, ``probeGuess`` is not ``(N, N)`` with the ``N`` of
+        ``X_full`` (the reference keeps the mismatched probe, which fails later), a
         required key (``X_full``; ``coords_start_relative``, or ``coords_relative`` when the
         data has no start coordinates) is missing, ``X_full`` is not ``(B, N, N, C)``, another
         array's shape disagrees with it (``X`` and ``Y`` differing in their number of channels
@@ -684,7 +731,9 @@ def load(
     assert x_all is not None
     if x_all.ndim != 4:
         raise ValueError(f"dset['X_full'] must be (B, N, N, C), got shape {x_all.shape}")
-    b_all, _, _, c = x_all.shape
+    b_all, n_px, _, c = x_all.shape
+    probeGuess = _optional_array("probeGuess", from_tensor(probeGuess), "iufc", "a numeric probe")
+    _check_probe_size("probeGuess", probeGuess, n_px)
     coords_all = _optional_array(f"dset[{coords_key!r}]", dset[coords_key], "iuf", "real")
     _check_leading(f"dset[{coords_key!r}]", coords_all, (b_all, 1, 2, c))
     for key, want in (

@@ -17,7 +17,7 @@ import numpy as np
 
 from . import _kernels
 from ._npz import NpzReader
-from .raw_data import RawData
+from .raw_data import RawData, _check_input_file
 
 __all__ = [
     "REFERENCE_POSITION_SEED",
@@ -276,12 +276,15 @@ def load_probe_object(file_path: str | os.PathLike[str]) -> tuple[np.ndarray, np
     Raises
     ------
     ValueError
-        If the file is not a readable ``.npz``, a key is missing, pickled or unreadable, or an
-        array is not 2-D complex, not finite, or too large for the available memory.
+        If ``file_path`` is empty or a directory, the file is not a readable ``.npz``, a key
+        is missing, pickled or unreadable, or an array is not 2-D complex, not finite, or too
+        large for the available memory.
+    FileNotFoundError
+        If no file exists at ``file_path`` (the message names the argument and the path).
     OSError
-        If the file cannot be opened.
+        If the file cannot be opened otherwise.
     """
-    path = os.fspath(file_path)
+    path = _check_input_file("file_path", file_path)
     with NpzReader(path) as r:
         missing = [k for k in ("objectGuess", "probeGuess") if k not in r]
         if missing:

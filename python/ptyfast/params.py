@@ -11,7 +11,8 @@ Two import styles work::
     from ptyfast.params import params as p    # an object with the same get/set/cfg
 
 ``p.set(key, value)`` validates the new value before committing it; on failure ``cfg`` is
-left unchanged and :class:`ValueError` is raised (the reference asserts after writing).
+left unchanged and :class:`ValueError` (:class:`TypeError` for a value of the wrong type) is
+raised (the reference asserts after writing).
 :func:`override` temporarily changes keys and restores them, and :func:`reset` restores the
 defaults, which is convenient in tests.
 
@@ -135,14 +136,19 @@ def _is_real(value: Any) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
+def _int_at_least(key: str, value: Any, minimum: int, what: str) -> None:
+    if not _is_int(value):
+        raise TypeError(f"{key} must be {what}, got {type(value).__name__} {value!r}")
+    if value < minimum:
+        raise ValueError(f"{key} must be {what}, got {value!r}")
+
+
 def _positive_int(key: str, value: Any) -> None:
-    if not _is_int(value) or value < 1:
-        raise ValueError(f"{key} must be a positive integer, got {value!r}")
+    _int_at_least(key, value, 1, "a positive integer")
 
 
 def _nonnegative_int(key: str, value: Any) -> None:
-    if not _is_int(value) or value < 0:
-        raise ValueError(f"{key} must be a non-negative integer, got {value!r}")
+    _int_at_least(key, value, 0, "a non-negative integer")
 
 
 def _optional_positive_int(key: str, value: Any) -> None:
@@ -150,13 +156,27 @@ def _optional_positive_int(key: str, value: Any) -> None:
         _positive_int(key, value)
 
 
+def _finite_real(key: str, value: Any, what: str) -> float:
+    """``value`` as a float: ``TypeError`` for a non-number (string, bool, None),
+    ``ValueError`` for NaN, inf or an integer beyond float64 (not ``OverflowError``)."""
+    if not _is_real(value):
+        raise TypeError(f"{key} must be {what}, got {type(value).__name__} {value!r}")
+    try:
+        f = float(value)
+    except OverflowError:
+        raise ValueError(f"{key} must be {what}, got an integer too large for float64") from None
+    if not math.isfinite(f):
+        raise ValueError(f"{key} must be {what}, got {value!r}")
+    return f
+
+
 def _positive_real(key: str, value: Any) -> None:
-    if not _is_real(value) or not math.isfinite(value) or value <= 0:
+    if _finite_real(key, value, "a finite number > 0") <= 0:
         raise ValueError(f"{key} must be a finite number > 0, got {value!r}")
 
 
 def _nonnegative_real(key: str, value: Any) -> None:
-    if not _is_real(value) or not math.isfinite(value) or value < 0:
+    if _finite_real(key, value, "a finite number >= 0") < 0:
         raise ValueError(f"{key} must be a finite number >= 0, got {value!r}")
 
 
@@ -203,7 +223,11 @@ def validate_value(key: str, value: Any) -> None:
     Raises
     ------
     ValueError
-        If ``value`` is not acceptable for ``key``; the message names both.
+        If ``value`` is out of range for ``key`` (including NaN, inf and integers too large
+        for float64); the message names both.
+    TypeError
+        If ``value`` has the wrong type for ``key`` (``N="64"``, ``N=64.0``,
+        ``gridsize=True``, ``nphotons="1e9"``).
     """
     check = _CHECKS.get(key)
     if check is not None:
@@ -229,6 +253,8 @@ def validate() -> bool:
     ------
     ValueError
         If any value is invalid, e.g. an unknown ``data_source``.
+    TypeError
+        If a known key holds a value of the wrong type (written into :data:`cfg` directly).
     """
     ensure_defaults()
     for key, value in cfg.items():
@@ -313,8 +339,11 @@ def set(key: str, value: Any) -> None:  # noqa: A001 - reference name
     Raises
     ------
     ValueError
-        If the value is invalid (e.g. ``data_source`` not in :data:`VALID_DATA_SOURCES`);
-        :data:`cfg` is then left unchanged.
+        If the value is invalid (e.g. ``data_source`` not in :data:`VALID_DATA_SOURCES`, or
+        ``nphotons=10**400``); :data:`cfg` is then left unchanged.
+    TypeError
+        If ``key`` is not a string, or the value has the wrong type for a known key (see
+        :func:`validate_value`); :data:`cfg` is then left unchanged.
 
     Examples
     --------
@@ -324,6 +353,8 @@ def set(key: str, value: Any) -> None:  # noqa: A001 - reference name
     ...     p.get('data_source')
     'lines'
     """
+    if not isinstance(key, str):
+        raise TypeError(f"key must be a string, got {type(key).__name__} {key!r}")
     logger.debug("params.set(%r, %r)", key, value)
     if _sealed and key not in _SEAL_WHITELIST:
         frame = inspect.currentframe()

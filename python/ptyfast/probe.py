@@ -22,7 +22,6 @@ Conventions (shapes, axes) are those of the README.
 from __future__ import annotations
 
 import logging
-import math
 import numbers
 from typing import Any
 
@@ -30,6 +29,7 @@ import numpy as np
 
 from . import _kernels, params
 from ._kernels import from_tensor
+from .model import _args
 from .model import probes as _probes
 
 __all__ = [
@@ -49,11 +49,22 @@ logger = logging.getLogger(__name__)
 
 
 def _check_n(N: Any, name: str = "N") -> int:
-    if not isinstance(N, numbers.Integral) or isinstance(N, bool) or N < 1:
+    if not isinstance(N, numbers.Integral) or isinstance(N, bool):
+        raise TypeError(f"{name} must be a positive integer, got {type(N).__name__} {N!r}")
+    if N < 1:
         raise ValueError(f"{name} must be a positive integer, got {N!r}")
     # The probe helpers make a few float64 (N, N) arrays: refuse sizes beyond the memory.
     _kernels.require_memory(f"{name}={int(N)}: (N, N) float64 probe arrays", 32 * int(N) ** 2)
     return int(N)
+
+
+def _check_positive(name: str, v: Any) -> None:
+    """Refuses ``v`` unless it is a finite real number > 0 (``TypeError`` for a string, bool
+    or other non-number; ``ValueError`` otherwise, also for an integer beyond float64). The
+    caller keeps ``v`` itself: a NumPy float32 scale computes in float32, as in the
+    reference."""
+    if _kernels._real_number(name, v, "a finite number > 0") <= 0:
+        raise ValueError(f"{name} must be a finite number > 0, got {v!r}")
 
 
 def get_lowpass_filter(scale: float, N: int) -> np.ndarray:
@@ -71,8 +82,24 @@ def get_lowpass_filter(scale: float, N: int) -> np.ndarray:
     -------
     numpy.ndarray, (N,), float64
         Symmetric Gaussian window divided by its maximum.
+
+    Raises
+    ------
+    TypeError
+        If ``scale`` is not a real number or ``N`` not an integer.
+    ValueError
+        If ``scale`` is not finite and > 0, ``N < 1``, or ``scale`` is so large that every
+        sample of the window underflows to 0 (the reference returns NaN there).
     """
-    return _probes._lowpass_window(N, scale)
+    _check_positive("scale", scale)
+    N = _check_n(N)
+    window = _probes._lowpass_window(N, scale)
+    if not np.all(np.isfinite(window)):
+        raise ValueError(
+            f"scale={scale!r} is too large for N={N}: every sample of the window underflows "
+            "to 0 (the window would be NaN)"
+        )
+    return window
 
 
 def get_default_probe(N: int, fmt: str = "np", *, scale: float | None = None) -> Any:
@@ -98,8 +125,11 @@ def get_default_probe(N: int, fmt: str = "np", *, scale: float | None = None) ->
     Raises
     ------
     ValueError
-        If ``N`` is not a positive integer, ``scale`` is not a finite positive number, or
-        ``fmt`` is neither ``'np'`` nor ``'tf'``.
+        If ``N < 1``, ``scale`` is not a finite positive number (including an integer too
+        large for float64), or ``fmt`` is neither ``'np'`` nor ``'tf'``.
+    TypeError
+        If ``N`` is not an integer (``"8"``, ``8.0``, ``True``) or ``scale`` not a real
+        number (``"0.7"``, ``True``).
     ImportError
         If ``fmt='tf'`` and TensorFlow is not installed.
 
@@ -115,13 +145,7 @@ def get_default_probe(N: int, fmt: str = "np", *, scale: float | None = None) ->
         raise ValueError(f"Invalid format specified: fmt must be 'np' or 'tf', got {fmt!r}")
     if scale is None:
         scale = params.get("default_probe_scale")
-    if (
-        not isinstance(scale, numbers.Real)
-        or isinstance(scale, bool)
-        or not math.isfinite(scale)
-        or scale <= 0
-    ):
-        raise ValueError(f"scale must be a finite number > 0, got {scale!r}")
+    _check_positive("scale", scale)
     probe = _probes.disk_profile(N, scale=scale)
     if fmt == "np":
         return probe
@@ -170,7 +194,8 @@ def get_probe_mask_real(N: int) -> np.ndarray:
 
 
 def _as_numpy(a: Any, name: str) -> np.ndarray:
-    arr = np.asarray(from_tensor(a))
+    # A ragged or too deeply nested list: a TypeError naming the argument, not NumPy's.
+    arr = _args.asarray(name, from_tensor(a))
     if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_):
         raise TypeError(f"{name} must be a numeric array, got dtype {arr.dtype}")
     return arr
@@ -207,6 +232,9 @@ def normalize_probe(probe: Any, *, probe_scale: float, N: int | None = None) -> 
         If the shape is not one of the above, ``N`` differs from the probe's side,
         ``probe_scale`` is not a finite positive number, or the masked probe is zero or not
         finite.
+    TypeError
+        If ``probe`` is not a numeric array (a ragged nested list, strings), ``N`` is not an
+        integer or ``probe_scale`` not a real number.
 
     Notes
     -----
@@ -237,13 +265,7 @@ def normalize_probe(probe: Any, *, probe_scale: float, N: int | None = None) -> 
     n = arr.shape[0]
     if N is not None and _check_n(N) != n:
         raise ValueError(f"probe must be (N, N) = ({N}, {N}), got {arr.shape}")
-    if (
-        not isinstance(probe_scale, numbers.Real)
-        or isinstance(probe_scale, bool)
-        or not math.isfinite(probe_scale)
-        or probe_scale <= 0
-    ):
-        raise ValueError(f"probe_scale must be a finite number > 0, got {probe_scale!r}")
+    _check_positive("probe_scale", probe_scale)
     if not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.complexfloating)):
         arr = arr.astype(np.float64)
     real_dtype = np.finfo(arr.dtype).dtype
@@ -280,6 +302,8 @@ def set_probe(probe: Any) -> None:
     ------
     ValueError
         As :func:`normalize_probe`; also for a 2-D probe (the reference requires 3-D or 4-D).
+    TypeError
+        As :func:`normalize_probe` (e.g. a ragged nested list).
     """
     arr = _as_numpy(probe, "probe")
     if arr.ndim not in (3, 4):

@@ -12,6 +12,7 @@ touches NumPy's global random state.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 from collections.abc import Mapping
@@ -31,6 +32,7 @@ from .grouping import (
     normalize_data,
 )
 from .intensity import _default_nphotons, scale_from_energies, scale_nphotons, simulation_scale
+from .model import _args
 
 __all__ = [
     "RawData",
@@ -60,15 +62,49 @@ def _array(name: str, a: Any, kinds: str, what: str) -> np.ndarray:
     """``a`` as a NumPy array (tensors converted, no copy) whose dtype kind is in ``kinds``."""
     if a is None:
         raise TypeError(f"{name} must be {what}, got None")
-    arr = np.asarray(_kernels.from_tensor(a))
+    # A ragged or too deeply nested list: a TypeError naming the argument, not NumPy's.
+    arr = _args.asarray(name, _kernels.from_tensor(a))
     if arr.dtype.kind not in kinds:
         raise TypeError(f"{name} must be {what}, got dtype {arr.dtype}")
     return arr
 
 
 def _finite(name: str, arr: np.ndarray) -> None:
+    # One integer pass (no temporary) for finite non-negative float arrays (amplitudes),
+    # the exact check otherwise.
+    if _kernels._finite_nonnegative_floats(arr):
+        return
     if arr.dtype.kind in "fc" and not np.all(np.isfinite(arr)):
         raise ValueError(f"{name} must be finite, got NaN or inf values")
+
+
+def _check_input_file(name: str, path: Any) -> str:
+    """``path`` (str or os.PathLike) of an existing file to read, as a string.
+
+    Raises
+    ------
+    TypeError
+        If ``path`` is not a str or os.PathLike.
+    ValueError
+        If ``path`` is empty or names a directory.
+    FileNotFoundError
+        If nothing exists at ``path``; the message names the argument and the path.
+    """
+    try:
+        p = os.fspath(path)
+    except TypeError:
+        raise TypeError(
+            f"{name} must be a path (str or os.PathLike), got {type(path).__name__}"
+        ) from None
+    if isinstance(p, bytes):
+        p = os.fsdecode(p)
+    if p == "":
+        raise ValueError(f"{name} must name a file, got an empty path ''")
+    if os.path.isdir(p):
+        raise ValueError(f"{name} must name a file, got the directory {p!r}")
+    if not os.path.exists(p):
+        raise FileNotFoundError(errno.ENOENT, f"{name}: no such file", p)
+    return p
 
 
 def _coords(name: str, a: Any) -> np.ndarray:
@@ -86,9 +122,13 @@ def _drop_unit_channel(a: Any) -> Any:
 
 
 def _norm_y_i(v: Any) -> Any:
-    """A scalar ``norm_Y_I`` (any real number, kept as given), else a ``TypeError``."""
-    if np.ndim(v) != 0 or np.asarray(v).dtype.kind not in "iuf":
+    """A finite real scalar ``norm_Y_I`` (kept as given), else a ``TypeError`` (or a
+    ``ValueError`` for NaN or inf)."""
+    a = _args.asarray("norm_Y_I", v)
+    if a.ndim != 0 or a.dtype.kind not in "iuf":
         raise TypeError(f"norm_Y_I must be a real scalar, got {type(v).__name__} {v!r}")
+    if a.dtype.kind == "f" and not np.isfinite(a):
+        raise ValueError(f"norm_Y_I must be finite, got {v!r}")
     return v
 
 
@@ -278,11 +318,12 @@ class RawData:
         On inconsistent shapes: coordinate arrays of different shapes, ``diff3d`` not
         ``(M, N, N)`` with ``M`` the number of positions, ``probeGuess`` not ``(N, N)``,
         ``scan_index`` not 1-D of length ``M`` or not integral, ``objectGuess`` not 2-D, ``Y``
-        not ``(M, H, W[, 1])``; non-finite coordinates, probe or object; only one of the start
-        coordinates given.
+        not ``(M, H, W[, 1])``; non-finite (NaN or inf) coordinates, ``diff3d``, probe,
+        object, ``Y`` or ``norm_Y_I``; only one of the start coordinates given.
     TypeError
         A required array is ``None`` or of a non-numeric dtype (strings, objects; complex
-        coordinates or ``diff3d``); ``norm_Y_I`` not a real scalar; ``metadata`` not a dict.
+        coordinates or ``diff3d``), or a ragged nested list; ``norm_Y_I`` not a real scalar;
+        ``metadata`` not a dict.
 
     Notes
     -----
@@ -342,6 +383,7 @@ class RawData:
             raise ValueError(f"diff3d must be (M, N, N), got shape {d.shape}")
         if d.shape[0] != m:
             raise ValueError(f"diff3d must hold one pattern per position ({m}), got {d.shape[0]}")
+        _finite("diff3d", d)
         self.diff3d: np.ndarray = d
         N = d.shape[1]
         p = _array("probeGuess", probeGuess, "iufc", "a numeric (N, N) probe")
@@ -370,6 +412,7 @@ class RawData:
             y = _array("Y", Y, "iufc", "numeric ground-truth patches")
             if y.ndim not in (3, 4) or y.shape[0] != m or (y.ndim == 4 and y.shape[3] != 1):
                 raise ValueError(f"Y must be ({m}, H, W) or ({m}, H, W, 1), got {y.shape}")
+            _finite("Y", y)
             self.Y = y
         self.norm_Y_I = _kernels.from_tensor(norm_Y_I)
         if self.norm_Y_I is not None:
@@ -467,7 +510,7 @@ class RawData:
             memory. All checked before the simulation runs.
         TypeError
             Non-numeric arrays, ``nphotons`` not a real number (strings such as ``"1e6"``
-            are refused), a seed of the wrong type.
+            are refused), a seed of the wrong type, ``poisson`` not a bool (``"no"``).
 
         Notes
         -----
@@ -475,6 +518,7 @@ class RawData:
         and breaks on ``M = 1``): simulation is per position, grouping comes later.
         """
         nph = _default_nphotons(nphotons)
+        poisson = _kernels._flag("poisson", poisson)
         x = _coords("xcoords", xcoords)
         y = _coords("ycoords", ycoords)
         if scan_index is None:
@@ -505,13 +549,13 @@ class RawData:
             _drop_unit_channel(probeGuess),
             si,
             None,
-            Y=Y,
             # scale_nphotons(diff3d) bit for bit, from the kernel's energies.
             norm_Y_I=scale_from_energies(energies, nphotons=nph),
         )
         # simulate_raw checked the object (2-D, non-empty, finite as complex64, hence finite
-        # as given): no second pass over it.
+        # as given), and Y holds its patches (M, N, N, 1): no second pass over either.
         raw.objectGuess = _drop_unit_channel(objectGuess)
+        raw.Y = Y
         raw.intensity_scale = float(s)
         raw.metadata = {
             "nphotons": nph,
@@ -622,13 +666,18 @@ class RawData:
         Raises
         ------
         ValueError
-            Not an ``.npz`` archive, truncated; a required key missing or pickled; any member
-            read unreadable; inconsistent shapes; wrong dtypes; larger than the memory
-            available; invalid ``_metadata``.
+            An empty path or a directory; not an ``.npz`` archive, truncated; a required key
+            missing or pickled; any member read unreadable; inconsistent shapes; wrong dtypes;
+            non-finite values; larger than the memory available; invalid ``_metadata``.
+        FileNotFoundError
+            No file at the path (the message names ``train_data_file_path`` and the path).
+        TypeError
+            ``train_data_file_path`` not a str or os.PathLike; ``validate_config`` not a bool.
         OSError
-            The file cannot be opened (e.g. ``FileNotFoundError``).
+            The file cannot be opened otherwise (e.g. ``PermissionError``).
         """
-        path = os.fspath(train_data_file_path)
+        validate_config = _kernels._flag("validate_config", validate_config)
+        path = _check_input_file("train_data_file_path", train_data_file_path)
         with NpzReader(path) as r:
             diff_key = "diff3d" if "diff3d" in r else "diffraction"
             required = ("xcoords", "ycoords", diff_key, "probeGuess")

@@ -67,8 +67,10 @@ def _is_real(value: Any) -> bool:
 def _check_int(name: str, value: Any, *, minimum: int, optional: bool = False) -> None:
     if optional and value is None:
         return
-    if not _is_int(value) or value < minimum:
-        what = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
+    what = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
+    if not _is_int(value):
+        raise TypeError(f"{name} must be {what}, got {type(value).__name__} {value!r}")
+    if value < minimum:
         raise ValueError(f"{name} must be {what}, got {value!r}")
 
 
@@ -77,13 +79,23 @@ def _check_real(
 ) -> None:
     if optional and value is None:
         return
-    ok = _is_real(value) and math.isfinite(value) and (value > 0 if positive else value >= 0)
+    bound = "> 0" if positive else ">= 0"
+    if at_most is not None:
+        bound += f" and <= {at_most}"
+    if not _is_real(value):
+        raise TypeError(
+            f"{name} must be a finite number {bound}, got {type(value).__name__} {value!r}"
+        )
+    try:
+        f = float(value)
+    except OverflowError:  # an integer beyond float64 (math.isfinite would raise)
+        raise ValueError(
+            f"{name} must be a finite number {bound}, got an integer too large for float64"
+        ) from None
+    ok = math.isfinite(f) and (f > 0 if positive else f >= 0)
     if ok and at_most is not None:
-        ok = value <= at_most
+        ok = f <= at_most
     if not ok:
-        bound = "> 0" if positive else ">= 0"
-        if at_most is not None:
-            bound += f" and <= {at_most}"
         raise ValueError(f"{name} must be a finite number {bound}, got {value!r}")
 
 
@@ -94,7 +106,7 @@ def _check_choice(name: str, value: Any, choices: tuple[Any, ...]) -> None:
 
 def _check_bool(name: str, value: Any) -> None:
     if not isinstance(value, bool):
-        raise ValueError(f"{name} must be a bool, got {value!r}")
+        raise TypeError(f"{name} must be a bool, got {type(value).__name__} {value!r}")
 
 
 @dataclass(frozen=True)
@@ -124,7 +136,11 @@ probe_mask, probe_mask_sigma, probe_mask_diameter, pad_object, gaussian_smoothin
     Raises
     ------
     ValueError
-        If a value is out of range or not one of the allowed choices.
+        If a value is out of range (including integers too large for float64) or not one of
+        the allowed choices.
+    TypeError
+        If a value has the wrong type: a string, float or bool where an integer is needed, a
+        non-number where a number is needed, a non-``bool`` flag (``object_big="no"``).
 
     Examples
     --------
@@ -224,9 +240,11 @@ plateau_min_lr, plateau_threshold
     Raises
     ------
     ValueError
-        If a value is out of range or not one of the allowed choices.
+        If a value is out of range (including integers too large for float64) or not one of
+        the allowed choices.
     TypeError
-        If ``model`` is not a :class:`ModelConfig`.
+        If ``model`` is not a :class:`ModelConfig`, or a value has the wrong type (as in
+        :class:`ModelConfig`).
 
     Examples
     --------
@@ -342,6 +360,8 @@ def validate_model_config(config: ModelConfig) -> None:
     ------
     ValueError
         If a value is invalid.
+    TypeError
+        If a value has the wrong type.
     """
     if not isinstance(config, ModelConfig):
         raise TypeError(f"config must be a ModelConfig, got {type(config).__name__}")
@@ -362,6 +382,8 @@ def validate_training_config(config: TrainingConfig) -> None:
     ------
     ValueError
         If a value is invalid.
+    TypeError
+        If a value has the wrong type.
     """
     if not isinstance(config, TrainingConfig):
         raise TypeError(f"config must be a TrainingConfig, got {type(config).__name__}")

@@ -33,6 +33,7 @@ import numbers
 
 import numpy as np
 
+from .. import _kernels
 from ..model import _textures
 from ._rng import RngLike, legacy_random_state
 
@@ -72,10 +73,14 @@ def gaussian_random_field(
     Raises
     ------
     ValueError
-        If ``n < 2``.
+        If ``n < 2``, or the field needs more memory than is available.
     """
     if not isinstance(n, numbers.Integral) or isinstance(n, bool) or n < 2:
         raise ValueError(f"n must be an integer >= 2, got {n!r}")
+    _kernels.require_memory(
+        f"gaussian_random_field: n={int(n)}, (n + 1)**2 float64 and complex arrays",
+        8 * 12 * (int(n) + 1) ** 2,
+    )
     return _textures.gaussian_random_field(
         int(n), legacy_random_state(rng), index=index, boxlength=boxlength
     )
@@ -101,7 +106,8 @@ def mk_grf(N: int, *, rng: RngLike = None) -> np.ndarray:
     Raises
     ------
     ValueError
-        If ``N`` is odd or smaller than 4.
+        If ``N`` is odd or smaller than 4, or the field and its resampling need more memory
+        than is available (``N=10**6``).
 
     Examples
     --------
@@ -112,4 +118,11 @@ def mk_grf(N: int, *, rng: RngLike = None) -> np.ndarray:
     """
     if not isinstance(N, numbers.Integral) or isinstance(N, bool) or N < 4 or N % 2:
         raise ValueError(f"N must be an even integer >= 4, got {N!r}")
-    return _textures.grf_image(int(N), legacy_random_state(rng))
+    # The field on the (N/2 + 1)**2 grid (normals, uniforms, complex modes, k, FFT: about 12
+    # float64 arrays) and the resampling to N x N (query grids, points, result, blur: ~8).
+    n = int(N)
+    _kernels.require_memory(
+        f"mk_grf: N={n}, a Gaussian random field resampled to (N, N) float64",
+        8 * (12 * (n // 2 + 1) ** 2 + 8 * n * n),
+    )
+    return _textures.grf_image(n, legacy_random_state(rng))
