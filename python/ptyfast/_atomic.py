@@ -29,7 +29,9 @@ import logging
 import os
 import re
 import secrets
+import signal
 import socket
+import threading
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -40,6 +42,7 @@ from ._kernels import _flag
 
 __all__ = [
     "AtomicTarget",
+    "HeldSignals",
     "atomic_output",
     "check_output_path",
     "check_path",
@@ -76,6 +79,63 @@ class AtomicTarget:
     file: BinaryIO
     path: str
     target: Path
+
+
+class HeldSignals:
+    """Holds off ``SIGINT``, ``SIGTERM`` and ``SIGHUP`` from :meth:`hold` to :meth:`release`,
+    so that steps which must not be split by Ctrl-C (moving the files of one output into
+    place one after the other, waiting for zarr's I/O thread) happen whole.
+
+    Python runs signal handlers in the main thread only, between bytecodes, whichever thread
+    the signal reached: in the main thread, :meth:`hold` swaps each Python-level handler
+    (``KeyboardInterrupt``, the command line's ``SIGTERM``) for one that only notes the
+    signal, and :meth:`release` puts them back and then calls the original handler of the
+    first signal noted (``KeyboardInterrupt`` after the steps, not between them). Elsewhere,
+    and for signals without a Python handler (``SIG_DFL``, ``SIG_IGN``), both are no-ops.
+    Call :meth:`release` on every path (an ``ExitStack`` callback): it is a no-op when nothing
+    is held. As a context manager it holds them for its block.
+    """
+
+    __slots__ = ("_noted", "_previous")
+
+    _NAMES = ("SIGINT", "SIGTERM", "SIGHUP")
+
+    def __init__(self) -> None:
+        self._previous: dict[int, Any] = {}
+        self._noted: list[int] = []
+
+    def _note(self, signum: int, frame: Any) -> None:
+        self._noted.append(signum)
+
+    def hold(self) -> None:
+        """Swap the handlers (a signal already pending may raise here, before any step)."""
+        if self._previous or threading.current_thread() is not threading.main_thread():
+            return
+        for name in self._NAMES:
+            sig = getattr(signal, name, None)
+            old = None if sig is None else signal.getsignal(sig)
+            if callable(old):  # a Python handler; SIG_DFL and SIG_IGN need none
+                self._previous[sig] = signal.signal(sig, self._note)
+
+    def release(self) -> None:
+        """Restore the handlers of :meth:`hold`; a signal held off is handled now."""
+        previous, self._previous = self._previous, {}
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+        noted, self._noted = self._noted, []
+        if noted and noted[0] in previous:
+            previous[noted[0]](noted[0], None)
+
+    def __enter__(self) -> HeldSignals:
+        try:
+            self.hold()
+        except BaseException:
+            self.release()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
 
 
 def new_file_mode() -> int:

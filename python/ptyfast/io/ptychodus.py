@@ -5,7 +5,9 @@ there, and the **diffraction file** beside it with the ending replaced by
 ``.diffraction.h5`` (``run.ptychodus.h5`` → ``run.diffraction.h5``). They are ptychodus'
 standard pair (its ``product.h5`` / ``diffraction.h5``: ``ptychodus.api.io.load_product``,
 ``load_diffraction_data``; the ``HDF5`` product plugin). Each file appears atomically; the
-diffraction file is moved into place first, so a product never lacks its patterns.
+diffraction file is moved into place first, so a product never lacks its patterns. Both are
+synced before either moves, and Ctrl-C (``SIGTERM``, ``SIGHUP``) is held off between the two
+moves: an interrupted write leaves one whole pair, old or new (or none), never half of each.
 
 **Product** (``ptychodus.api.io.save_product``'s layout):
 
@@ -55,10 +57,10 @@ and ignores the half pixel.
 **Diffraction file** (``ptychodus.api.io.save_diffraction_data``'s layout):
 
 ========================= ================ =================================================
-``patterns``              (M, N, N)        photon counts (the readings' dtype; float32 photon
-@detector_pixel_width_m,                   estimates when the detector's readings are not
-@detector_pixel_height_m                   counts); zero frequency at ``[N//2, N//2]``,
-                                           intensities, not amplitudes
+``patterns``              (M, N, N)        photon counts (the readings for the ideal
+@detector_pixel_width_m,                   detector, else float32 photon estimates
+@detector_pixel_height_m                   ``readings_to_photons``); zero frequency at
+                                           ``[N//2, N//2]``, intensities, not amplitudes
 ``indexes``               (M,) int64       ``0 .. M−1``
 ``bad_pixels``            (N, N) bool      ``~mask`` (``True`` = bad)
 ========================= ================ =================================================
@@ -78,7 +80,7 @@ from typing import Any
 import numpy as np
 
 from .. import __version__
-from .._atomic import atomic_output
+from .._atomic import HeldSignals, atomic_output
 from .._kernels import _flag
 from ..model.geometry import Geometry
 from . import _h5
@@ -133,8 +135,23 @@ class PtychodusWriter(BlockWriter):
         s = need_intensity_scale(h, self.path, "raw_data/diffraction amplitudes") if raw else 1.0
         self._s = s
         product, diffraction = ptychodus_paths(self.path)
+        held = HeldSignals()
+        stack.callback(held.release)  # exits last: a Ctrl-C held off is raised here
         pt = stack.enter_context(atomic_output(product, overwrite=self.overwrite))
         dt = stack.enter_context(atomic_output(diffraction, overwrite=self.overwrite))
+
+        def before_commit(exc_type: Any, exc: Any, tb: Any) -> bool:
+            """On success, once both files are closed: sync both (interruptible), then hold
+            off Ctrl-C while the two are moved into place one after the other, so the pair on
+            disk is never half old, half new (or a diffraction file without its product)."""
+            if exc_type is None:
+                for t in (pt, dt):
+                    t.file.flush()
+                    os.fsync(t.file.fileno())
+                held.hold()
+            return False
+
+        stack.push(before_commit)
         pf = h5py.File(pt.file, "w")  # file objects: HDF5 cannot use /proc/self/fd paths
         stack.callback(pf.close)
         df = h5py.File(dt.file, "w")

@@ -30,7 +30,9 @@ Group attributes: ``ptyfast`` (the header: format version, ``photons``, ``intens
 Crash safety: a directory cannot be written atomically, so the store is written into a
 hidden sibling and renamed into place when complete (:mod:`ptyfast.io._dirstore`: swapped
 atomically with ``renameat2`` when replacing on Linux; leftovers of dead writers removed on
-the next write). Readers: ``zarr`` ≥ 3, ``xarray``.
+the next write). zarr writes a block's chunks on its own thread while the caller waits, so
+Ctrl-C (``SIGTERM``, ``SIGHUP``) is held off until the block is written and raised then: an
+interrupted writer leaves no hidden store behind. Readers: ``zarr`` ≥ 3, ``xarray``.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ from typing import Any
 
 import numpy as np
 
+from .._atomic import HeldSignals
 from .._kernels import _flag
 from ._common import (
     BlockReader,
@@ -110,10 +113,11 @@ class ZarrWriter(BlockWriter):
     def _open(self, stack: contextlib.ExitStack) -> None:
         tmp = stack.enter_context(atomic_directory(self.path, overwrite=self.overwrite))
         self._tmp = tmp
-        self._rows = create_store(tmp, self.header, compress=self.compress)
-        root = require("zarr").open_group(store=os.fspath(tmp), mode="r+")
-        self._diffraction = root["diffraction"]
-        self._patches = root["patches"] if self.header.patches else None
+        with HeldSignals():  # see _write (opening r+ creates the directory if it is missing)
+            self._rows = create_store(tmp, self.header, compress=self.compress)
+            root = require("zarr").open_group(store=os.fspath(tmp), mode="r+")
+            self._diffraction = root["diffraction"]
+            self._patches = root["patches"] if self.header.patches else None
         self._pending: list[tuple[np.ndarray, np.ndarray | None]] = []
         self._pending_start = 0
 
@@ -129,17 +133,23 @@ class ZarrWriter(BlockWriter):
             d, p, first = diffraction, patches, start
         end = stop if stop == self.header.n_patterns else stop - stop % self._rows
         if end > first:
-            self._diffraction[first:end] = d[: end - first]
-            if p is not None:
-                assert self._patches is not None
-                self._patches[first:end] = p[: end - first]
+            # zarr writes the chunks on its own I/O thread while this one waits: Ctrl-C would
+            # end the wait, not the writes, and a chunk written after the cleanup removed the
+            # hidden store would recreate it. Ctrl-C is held off until the block is written
+            # (then raised, and the cleanup finds nothing in flight).
+            with HeldSignals():
+                self._diffraction[first:end] = d[: end - first]
+                if p is not None:
+                    assert self._patches is not None
+                    self._patches[first:end] = p[: end - first]
         if end < stop:  # copies: the caller may reuse its buffers
             k = max(end, first) - first
             self._pending = [(d[k:].copy(), None if p is None else p[k:].copy())]
             self._pending_start = first + k
 
     def _finish(self) -> None:
-        finish_store(self._tmp)
+        with HeldSignals():  # see _write
+            finish_store(self._tmp)
 
 
 def chunk_rows(header: Header) -> int:
