@@ -86,11 +86,13 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
     s = sub.add_parser(
         "simulate",
-        help="simulate a nongrid dataset to a raw NPZ file",
+        help="simulate a dataset to a file (by default a nongrid dataset to a raw NPZ)",
         description="Simulate diffraction at random scan positions and write a raw NPZ "
         "(keys xcoords, ycoords, xcoords_start, ycoords_start, diff3d, probeGuess, "
-        "objectGuess, scan_index, _metadata; Y with --patches). The file appears only when "
-        "complete; an existing file is replaced only with --overwrite.",
+        "objectGuess, scan_index, _metadata; Y with --patches), or, with the physical "
+        "model's options below, an experiment or a campaign in the format of -o's extension. "
+        "The file appears only when complete; an existing file is replaced only with "
+        "--overwrite.",
         formatter_class=_HelpFormatter,
     )
     s.add_argument(
@@ -426,7 +428,7 @@ def simulate_to_file(
     # checked paths (as RawData.from_simulation does), so the object's checks (finiteness,
     # max|object|: ~0.1 s for 4096²) run once, not once per piece.
     max_obj = _kernels._max_abs(obj)
-    # RawData.intensity_scale_of in pieces: each pattern's energy is computed alone, and the
+    # raw_data.intensity_scale_of in pieces: each pattern's energy is computed alone, and the
     # mean is one reduction over all of them, so s does not change a bit.
     energies = np.empty(n, np.float64)
     step = max(1, _PASS_PIXELS // (N * N))

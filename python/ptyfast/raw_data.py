@@ -679,7 +679,7 @@ class RawData:
         validate_config = _kernels._flag("validate_config", validate_config)
         path = _check_input_file("train_data_file_path", train_data_file_path)
         with NpzReader(path) as r:
-            diff_key = "diff3d" if "diff3d" in r else "diffraction"
+            diff_key = "diffraction" if "diffraction" in r and "diff3d" not in r else "diff3d"
             required = ("xcoords", "ycoords", diff_key, "probeGuess")
             missing = [k for k in required if k not in r]
             if missing:

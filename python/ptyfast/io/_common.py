@@ -228,17 +228,14 @@ def detector_from_dict(d: dict[str, Any] | None) -> Any:
 def readings_are_photons(detector: Any) -> bool:
     """Whether the readings are photon counts as they stand (no conversion needed).
 
-    ``True`` without a detector and for a detector that says so (``is_ideal`` or
-    ``readings_are_photons``); otherwise ``False``, and formats whose readers expect photon
-    counts store ``readings_to_photons(readings)`` beside the exact readings.
+    ``True`` without a detector and for the ideal one (``Detector.is_ideal``: photon counts,
+    no gain, offset, noise or quantisation of its own); otherwise ``False``, and formats whose
+    readers expect photon counts store ``readings_to_photons(readings)`` beside the exact
+    readings.
     """
     if detector is None or isinstance(detector, dict):
         return True
-    for attr in ("readings_are_photons", "is_ideal"):
-        v = getattr(detector, attr, None)
-        if v is not None:
-            return bool(v)
-    return False
+    return bool(getattr(detector, "is_ideal", False))
 
 
 def readings_to_photons(readings: np.ndarray, detector: Any) -> np.ndarray:

@@ -9,9 +9,9 @@ path (under ``/entry_1``)                   shape, dtype   content
 ``instrument_1/source_1/energy``            () float64     photon energy in **J**
                                                            (``energy_eV · e``), @units "J"
 ``instrument_1/beam_1/incident_beam_energy``               the same; ``energy`` too
-``instrument_1/detector_1/data``            (M, N, N)      photon counts (readings' dtype;
-                                                           float32 photon estimates for
-                                                           non-counting detectors); rows =
+``instrument_1/detector_1/data``            (M, N, N)      photon counts (the readings for
+                                                           the ideal detector, else float32
+                                                           photon estimates); rows =
                                                            detector y, zero frequency at
                                                            ``[N//2, N//2]`` (as measured, not
                                                            fftshifted back); intensities

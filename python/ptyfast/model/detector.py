@@ -75,8 +75,9 @@ and PSF) and, below saturation and without PSF, its variance
 ``gain²·(qe·λ + dark) + read_noise²`` (plus ``1/12`` for integer rounding when the spread is
 wide). :meth:`Detector.readings_to_photons` inverts the affine part.
 
-**Randomness.** Pattern ``i``'s shot noise comes from today's stream ``(seed, i)``, so the
-ideal detector (:meth:`Detector.ideal`) keeps today's bits; the dark counts and the read noise
+**Randomness.** Pattern ``i``'s shot noise comes from the ``poisson_stream`` stream
+``(seed, i)`` (``"v1"`` by default, today's), so the ideal detector (:meth:`Detector.ideal`)
+keeps today's bits; the dark counts and the read noise
 come from their own streams ``(stage_seed(seed, k), i)`` (Rust ``detector`` module docs).
 Adding a stage never moves another's draws, and every stage draws for every pixel, masked or
 not.
