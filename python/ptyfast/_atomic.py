@@ -113,7 +113,9 @@ class HeldSignals:
             return
         for name in self._NAMES:
             sig = getattr(signal, name, None)
-            old = None if sig is None else signal.getsignal(sig)
+            if sig is None:  # SIGHUP is missing on Windows
+                continue
+            old = signal.getsignal(sig)
             if callable(old):  # a Python handler; SIG_DFL and SIG_IGN need none
                 self._previous[sig] = signal.signal(sig, self._note)
 
