@@ -49,7 +49,10 @@ passed to :func:`replay` (e.g. ``ptyfast.open(path)``) supplies its own ``object
 recipes carry their own versions (and refuse others), and the noise streams are named, so an
 older record either replays bit for bit or is refused with a message saying why. Replay also
 checks the rebuilt object and probe against the recorded hashes and the intensity scale
-against the recorded one.
+against the recorded one, and refuses a record whose redundant fields disagree with the rest
+(an edited or corrupted one): the ``seeds`` summary with the seeds it summarises,
+``noise_streams`` with the recorded detector's, ``result`` (every field required) with the
+rebuilt experiment, ``simulation.patches`` not a bool.
 """
 
 from __future__ import annotations
@@ -415,7 +418,8 @@ def check(provenance: Any) -> dict[str, Any]:
     ------
     ProvenanceError
         Not a dict, another ``schema`` or ``schema_version``, written by a newer ptyfast,
-        or missing fields (each named).
+        missing fields or fields of the wrong type (each named), or a ``seeds`` summary that
+        disagrees with the seeds recorded in ``simulation`` and ``experiment``.
     """
     if not isinstance(provenance, dict):
         raise ProvenanceError(f"provenance must be a dict, got {type(provenance).__name__}")
@@ -445,10 +449,7 @@ def check(provenance: Any) -> dict[str, Any]:
     missing = [k for k in _KEYS if k not in provenance]
     if missing:
         raise ProvenanceError(f"provenance is missing the field(s) {missing}")
-    if not isinstance(provenance["result"], dict):
-        raise ProvenanceError(
-            f"provenance['result'] must be a dict, got {type(provenance['result']).__name__}"
-        )
+    _check_result(provenance["result"])
     exp = provenance["experiment"]
     want = {"object", "probe", "scan", "detector", "photons", "geometry"}
     if not isinstance(exp, dict) or set(exp) != want:
@@ -462,7 +463,75 @@ def check(provenance: Any) -> dict[str, Any]:
         raise ProvenanceError(
             f"provenance['simulation']['seed'] must be a recorded integer seed, got {s!r}"
         )
+    if not isinstance(sim["patches"], bool):
+        raise ProvenanceError(
+            f"provenance['simulation']['patches'] must be true or false, got {sim['patches']!r}"
+        )
+    block = provenance.get("campaign")
+    if "campaign" in provenance and (not isinstance(block, dict) or set(block) != _CAMPAIGN):
+        got = sorted(block) if isinstance(block, dict) else type(block).__name__
+        raise ProvenanceError(
+            f"provenance['campaign'] must have the keys {sorted(_CAMPAIGN)}, got {got}"
+        )
+    # The flat summary repeats the seeds of 'simulation' and 'experiment': a record whose
+    # summary disagrees with them was edited or corrupted, and would replay other draws than
+    # the ones it lists.
+    used, listed = seeds(provenance), provenance["seeds"]
+    if listed != used:
+        keys = sorted(set(used) | set(listed)) if isinstance(listed, dict) else sorted(used)
+        bad = [k for k in keys if not isinstance(listed, dict) or listed.get(k) != used.get(k)]
+        raise ProvenanceError(
+            f"provenance['seeds'] must list the seeds recorded in 'simulation' and "
+            f"'experiment' ({', '.join(f'{k}={used.get(k)!r}' for k in bad)}), got "
+            + (
+                ", ".join(f"{k}={listed.get(k)!r}" for k in bad)
+                if isinstance(listed, dict)
+                else repr(listed)
+            )
+            + ": an edited or corrupted record"
+        )
     return provenance
+
+
+#: The keys of a record's ``campaign`` block (module docstring).
+_CAMPAIGN = {"name", "seed", "index", "n_experiments", "draws", "spec"}
+
+#: The fields of a record's ``result`` and their JSON types (``intensity_scale`` a number).
+_RESULT = {
+    "n_patterns": int,
+    "N": int,
+    "n_modes": int,
+    "readings_dtype": str,
+    "intensity_scale": float,
+    "object_sha256": str,
+    "probe_sha256": str,
+}
+
+
+def _check_result(res: Any) -> None:
+    """``provenance['result']``: every field present, of its type (hashes 64 hex digits)."""
+    if not isinstance(res, dict):
+        raise ProvenanceError(f"provenance['result'] must be a dict, got {type(res).__name__}")
+    missing = [k for k in _RESULT if k not in res]
+    if missing:
+        raise ProvenanceError(f"provenance['result'] is missing the field(s) {missing}")
+    for k, kind in _RESULT.items():
+        v = res[k]
+        if kind is float:
+            ok = isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+            ok = ok and v > 0
+            what = "a positive finite number"
+        elif kind is int:
+            ok = isinstance(v, int) and not isinstance(v, bool) and v >= 1
+            what = "an integer >= 1"
+        elif k.endswith("sha256"):
+            ok = isinstance(v, str) and re.fullmatch(r"[0-9a-f]{64}", v) is not None
+            what = "a SHA-256 (64 hex digits)"
+        else:
+            ok = isinstance(v, str)
+            what = "a string"
+        if not ok:
+            raise ProvenanceError(f"provenance['result']['{k}'] must be {what}, got {v!r}")
 
 
 def _part(name: str, rec: Any, given: Any) -> tuple[np.ndarray | None, dict[str, Any] | None]:
@@ -492,7 +561,9 @@ def experiment_from(
     ------
     ProvenanceError
         See :func:`check` and :func:`decode_array`; or the rebuilt experiment differs from the
-        recorded one (a builder or platform that does not reproduce the recipe).
+        recorded one (a builder or platform that does not reproduce the recipe), or its
+        ``result`` shape and dtype or ``noise_streams`` differ from the record's (an edited
+        record).
     """
     from .detector import Detector
     from .experiment import Experiment
@@ -518,19 +589,36 @@ def experiment_from(
         raise ProvenanceError(f"provenance['experiment'] cannot be rebuilt: {exc}") from None
     res = provenance["result"]
     for name, arr in (("object", e.object), ("probe", e.probe)):
-        want = res.get(f"{name}_sha256")
-        if want is not None and array_sha256(arr) != want:
+        want = res[f"{name}_sha256"]
+        if array_sha256(arr) != want:
             raise ProvenanceError(
                 f"the {name} rebuilt from the provenance differs from the one simulated "
                 f"(sha256 {array_sha256(arr)[:16]}... instead of {want[:16]}...): this "
                 f"ptyfast/NumPy/SciPy does not reproduce its recipe bit for bit"
             )
-    if res.get("intensity_scale") is not None and float(e.intensity_scale) != float(
-        res["intensity_scale"]
-    ):
+    if float(e.intensity_scale) != float(res["intensity_scale"]):
         raise ProvenanceError(
             f"the intensity scale recomputed from the provenance ({float(e.intensity_scale)!r}) "
             f"differs from the recorded {res['intensity_scale']!r}"
+        )
+    # What the rebuilt experiment gives must be what the record says was simulated.
+    shape = {
+        "n_patterns": e.n_patterns,
+        "N": e.N,
+        "n_modes": e.n_modes,
+        "readings_dtype": str(np.dtype(e.detector.dtype)),
+    }
+    for k, v in shape.items():
+        if res[k] != v:
+            raise ProvenanceError(
+                f"provenance['result']['{k}'] must be {v!r}, what the recorded experiment "
+                f"gives, got {res[k]!r}: an edited or corrupted record"
+            )
+    streams = noise_streams(e.detector)
+    if provenance["noise_streams"] != streams:
+        raise ProvenanceError(
+            f"provenance['noise_streams'] must be {streams!r}, the streams of the recorded "
+            f"detector, got {provenance['noise_streams']!r}: an edited or corrupted record"
         )
     return e
 

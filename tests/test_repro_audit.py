@@ -1,0 +1,96 @@
+"""Reproducibility and provenance audit: edited records are refused, recorded seeds replay.
+
+Each test here failed before its fix: a provenance record whose redundant fields (the flat
+``seeds`` summary, ``noise_streams``, ``result``, ``simulation.patches``) had been edited
+replayed without a word (sometimes into other draws than the record lists, and always handing
+the edited record on as the new dataset's provenance); and ``mk_simdata(seed=None)`` recorded
+a fresh noise seed that no call could use again.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+
+import ptyfast
+from ptyfast import objects, probes, scans
+from ptyfast.model import recipes
+from ptyfast.model.provenance import ProvenanceError
+
+
+@pytest.fixture(scope="module")
+def dataset() -> ptyfast.Dataset:
+    e = ptyfast.Experiment(
+        objects.recipe("dead_leaves", shape=64, seed=2),
+        probes.recipe("gaussian", N=16, sigma_px=3.0),
+        scans.raster(4, 4, 4.0).jitter(0.3, seed=1),
+        ptyfast.Detector(read_noise=1.0, dark=0.5, dead_fraction=0.05, bad_pixel_seed=4),
+        photons=1e5,
+    )
+    return ptyfast.simulate(e, seed=7)
+
+
+EDITS = {
+    # The summary disagrees with the seed actually replayed (simulation.seed edited).
+    "simulation.seed": (lambda r: r["simulation"].update(seed=8), r"provenance\['seeds'\]"),
+    "seeds.noise": (lambda r: r["seeds"].update(noise=8), r"provenance\['seeds'\]"),
+    "seeds dropped": (lambda r: r["seeds"].pop("detector.bad_pixel_seed"), "bad_pixel_seed"),
+    "bad_pixel_seed": (
+        lambda r: r["experiment"]["detector"].update(bad_pixel_seed=5),
+        r"provenance\['seeds'\]",
+    ),
+    # The stream replayed is the detector's: a record naming another one is contradictory.
+    "detector stream": (
+        lambda r: r["experiment"]["detector"].update(poisson_stream="v2"),
+        r"provenance\['noise_streams'\]",
+    ),
+    "noise_streams": (
+        lambda r: r["noise_streams"]["poisson"].update(stream="v2"),
+        r"provenance\['noise_streams'\]",
+    ),
+    "n_patterns": (lambda r: r["result"].update(n_patterns=3), r"\['n_patterns'\] must be 16"),
+    "readings_dtype": (
+        lambda r: r["result"].update(readings_dtype="uint16"),
+        r"\['readings_dtype'\] must be 'float32'",
+    ),
+    # Hash checks must not be skipped by removing the hashes.
+    "result emptied": (lambda r: r.update(result={}), "missing the field"),
+    "object hash removed": (
+        lambda r: r["result"].update(object_sha256=None),
+        r"\['object_sha256'\] must be a SHA-256",
+    ),
+    "scale text": (
+        lambda r: r["result"].update(intensity_scale="abc"),
+        r"\['intensity_scale'\] must be a positive",
+    ),
+    "hash int": (lambda r: r["result"].update(probe_sha256=5), "probe_sha256"),
+    "patches text": (
+        lambda r: r["simulation"].update(patches="no"),
+        r"\['patches'\] must be true or false",
+    ),
+    "campaign junk": (lambda r: r.update(campaign=5), r"provenance\['campaign'\]"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(EDITS))
+def test_an_edited_record_is_refused_not_replayed(dataset, name):
+    edit, match = EDITS[name]
+    rec = copy.deepcopy(dataset.provenance)
+    edit(rec)
+    with pytest.raises(ProvenanceError, match=match):
+        ptyfast.replay(rec)
+
+
+def test_an_edited_record_is_not_written_back_as_a_recipe(dataset):
+    rec = copy.deepcopy(dataset.provenance)
+    rec["simulation"]["seed"] = 8  # the summary still says 7
+    with pytest.raises(ProvenanceError, match=r"provenance\['seeds'\]"):
+        recipes.from_provenance(rec)
+
+
+def test_the_untouched_record_still_replays_bit_for_bit(dataset):
+    again = ptyfast.replay(copy.deepcopy(dataset.provenance))
+    assert np.array_equal(again.diffraction.view(np.uint32), dataset.diffraction.view(np.uint32))
+    assert again.provenance == dataset.provenance
