@@ -94,3 +94,39 @@ def test_the_untouched_record_still_replays_bit_for_bit(dataset):
     again = ptyfast.replay(copy.deepcopy(dataset.provenance))
     assert np.array_equal(again.diffraction.view(np.uint32), dataset.diffraction.view(np.uint32))
     assert again.provenance == dataset.provenance
+
+
+@pytest.mark.parametrize("given", [False, True])
+def test_mk_simdata_with_seed_none_is_made_again_from_its_recorded_seeds(given):
+    from ptyfast.diffsim import mk_simdata, sim_object_stack
+    from ptyfast.probe import get_default_probe
+
+    kw = dict(N=16, gridsize=2, offset=4, nphotons=1e5, data_source="lines", dict_fmt=True)
+    kw["jitter_scale"] = 0.5
+    if given:
+        kw["YY_I"] = sim_object_stack(1, 48, data_source="lines", seed=3)
+    probe = get_default_probe(16)
+    first = mk_simdata(1, 48, probe, 8, seed=None, **kw)
+    s = first["seeds"]
+    assert isinstance(s["noise"], int) and isinstance(s["jitter"], int)
+    again = mk_simdata(1, 48, probe, 8, seed=s["jitter"], noise_seed=s["noise"], **kw)
+    assert again["seeds"] == s
+    for key in ("X", "Y_I", "Y_phi"):
+        assert np.array_equal(again[key].view(np.uint32), first[key].view(np.uint32)), key
+
+
+def test_mk_simdata_noise_seed_is_checked_and_changes_only_the_noise():
+    from ptyfast.diffsim import mk_simdata
+    from ptyfast.probe import get_default_probe
+
+    kw = dict(N=16, gridsize=1, offset=4, nphotons=1e5, data_source="lines", dict_fmt=True)
+    probe = get_default_probe(16)
+    a = mk_simdata(1, 48, probe, 8, seed=3, **kw)
+    b = mk_simdata(1, 48, probe, 8, seed=3, noise_seed=3, **kw)
+    c = mk_simdata(1, 48, probe, 8, seed=3, noise_seed=4, **kw)
+    assert np.array_equal(a["X"], b["X"]) and not np.array_equal(a["X"], c["X"])
+    assert np.array_equal(a["Y_I"], c["Y_I"]) and c["seeds"]["noise"] == 4
+    with pytest.raises(TypeError, match="noise_seed"):
+        mk_simdata(1, 48, probe, 8, seed=3, noise_seed="4", **kw)
+    with pytest.raises(ValueError, match="noise_seed"):
+        mk_simdata(1, 48, probe, 8, seed=3, noise_seed=-1, **kw)

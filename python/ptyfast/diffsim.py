@@ -461,6 +461,7 @@ def mk_simdata(
     *,
     seed: Any = None,
     poisson: bool = True,
+    noise_seed: Any = None,
     jitter_scale: float | None = None,
     N: int | None = None,
     gridsize: int | None = None,
@@ -495,6 +496,11 @@ def mk_simdata(
         the jitter and the Poisson noise.
     poisson : bool
         Observe with Poisson noise.
+    noise_seed : int, numpy.random.Generator or None
+        Seed of the noise alone (``[0, 2**64)``), overriding the one ``seed`` implies: with
+        ``seed=seeds['objects']`` (or ``seeds['jitter']``) and ``noise_seed=seeds['noise']``
+        of an earlier ``dict_fmt=True`` result, that dataset is made again bit for bit, also
+        one made with ``seed=None``.
     jitter_scale : float, optional
         Standard deviation (pixels) of Gaussian jitter of the true positions.
     N, gridsize, offset, nphotons, data_source, set_phi : optional
@@ -515,7 +521,8 @@ def mk_simdata(
         ``phi_pre_probe`` (normalised pre-probe patches, flat ``(B*C, N, N, 1)``) and
         ``seeds``: the integer seeds used for the ``objects`` (``None`` when ``YY_I`` was
         given), the ``jitter`` and the ``noise`` (``None`` when not drawn); with
-        ``seed=None`` these are the fresh draws, so any dataset can be replayed.
+        ``seed=None`` these are the fresh draws, so any dataset can be replayed (``seed`` and
+        ``noise_seed`` above).
 
     Raises
     ------
@@ -585,10 +592,14 @@ def mk_simdata(
         + B * C * 40
         + (n * size * size * 8 if dict_fmt else 0),
     )
+    given = None if noise_seed is None else _kernels.resolve_seed(noise_seed, "noise_seed")
     root = _kernels.legacy_seed(seed)
-    # Noise: from the seed when one is given (the documented stream), else fresh entropy,
-    # drawn here so that it can be recorded (dict_fmt's 'seeds').
-    noise_seed = root if seed is not None else _kernels.resolve_seed(None)
+    # Noise: noise_seed when given; else from the seed when one is given (the documented
+    # stream), else fresh entropy, drawn here so that it can be recorded (dict_fmt's 'seeds').
+    if given is not None:
+        noise_seed = given
+    else:
+        noise_seed = root if seed is not None else _kernels.resolve_seed(None)
 
     YY_I_given = YY_I is not None
     if YY_I is None:
