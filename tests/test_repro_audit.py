@@ -130,3 +130,34 @@ def test_mk_simdata_noise_seed_is_checked_and_changes_only_the_noise():
         mk_simdata(1, 48, probe, 8, seed=3, noise_seed="4", **kw)
     with pytest.raises(ValueError, match="noise_seed"):
         mk_simdata(1, 48, probe, 8, seed=3, noise_seed=-1, **kw)
+
+
+CAMPAIGN = """
+[experiment]
+photons = {log_uniform = [1e4, 1e6]}
+[object]
+family = "grf"
+shape = [64, 64]
+[probe]
+builder = "gaussian"
+N = 16
+sigma_px = {uniform = [2.0, 4.0]}
+[scan]
+builder = "raster"
+rows = 3
+cols = 3
+step_px = 4.0
+"""
+
+
+@pytest.mark.parametrize("field, value", [("seed", 6), ("index", 2), ("index", 99)])
+def test_a_campaign_recipe_is_not_written_from_an_edited_campaign_block(field, value):
+    c = ptyfast.Campaign(recipes.loads(CAMPAIGN), n_experiments=3, seed=5)
+    ds = c.simulate(1)
+    text = recipes.from_provenance(ds.provenance, campaign=True)
+    again = ptyfast.Campaign.from_dict(recipes.loads(text)).simulate(1)
+    assert np.array_equal(again.diffraction.view(np.uint32), ds.diffraction.view(np.uint32))
+    rec = copy.deepcopy(ds.provenance)
+    rec["campaign"][field] = value  # the experiment it describes is no longer the one recorded
+    with pytest.raises(ProvenanceError, match=r"provenance\['campaign'\]"):
+        recipes.from_provenance(rec, campaign=True)

@@ -709,6 +709,26 @@ def spec_from_provenance(record: dict[str, Any]) -> dict[str, Any]:
     return doc
 
 
+def _check_campaign_draws(record: dict[str, Any], doc: dict[str, Any]) -> None:
+    """The campaign ``doc`` written from ``record`` must draw the recorded experiment (the
+    same parameters and noise seed at the recorded index): else the record was edited."""
+    from .campaign import Campaign
+
+    c = record["campaign"]
+    try:
+        planned = Campaign.from_dict(doc).plan(c["index"])
+    except (TypeError, ValueError) as exc:
+        raise _provenance.ProvenanceError(
+            f"provenance['campaign'] cannot be rebuilt: {exc}"
+        ) from None
+    drawn = json.loads(json.dumps(planned.provenance()["experiment"], allow_nan=False))
+    if drawn != record["experiment"] or planned.seed != record["simulation"]["seed"]:
+        raise _provenance.ProvenanceError(
+            f"provenance['campaign'] (seed {c['seed']!r}, index {c['index']!r}) must draw the "
+            f"recorded experiment and noise seed, got another one: an edited or corrupted record"
+        )
+
+
 def from_provenance(record: dict[str, Any] | Dataset, *, campaign: bool = False) -> str:
     """A dataset's provenance written back as a TOML recipe.
 
@@ -729,7 +749,8 @@ def from_provenance(record: dict[str, Any] | Dataset, *, campaign: bool = False)
     Raises
     ------
     ProvenanceError (ValueError)
-        Not a replayable record; ``campaign=True`` for a record without a campaign.
+        Not a replayable record; ``campaign=True`` for a record without a campaign, or whose
+        campaign (spec, seed, index) does not draw the recorded experiment.
     """
     if isinstance(record, Dataset):
         record = record.provenance
@@ -749,6 +770,7 @@ def from_provenance(record: dict[str, Any] | Dataset, *, campaign: bool = False)
             },
             **loads(c["spec"], where="provenance['campaign']['spec']"),
         }
+        _check_campaign_draws(record, doc)
         head = (
             f"ptyfast campaign recipe, written from the provenance of experiment "
             f"{c['index']} (ptyfast {version}).\nptyfast simulate --recipe FILE -o DIR/ "
