@@ -1,0 +1,92 @@
+"""Memory and disk bounds of the streaming paths (audit of "memory is bounded" and "refused
+before any work").
+
+Each test asserts a structural property: a run that cannot fit is refused with a
+``ValueError`` before any pattern is simulated or any file appears, and the dry run refuses
+what the run refuses.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections import namedtuple
+
+import numpy as np
+import pytest
+
+import ptyfast
+from ptyfast import _dryrun, _kernels, cli, objects, probes, scans
+from ptyfast.model import experiment as experiment_mod
+
+_Usage = namedtuple("_Usage", "total used free")
+
+
+def _experiment(m: int = 64, n: int = 16, geometry: bool = False) -> ptyfast.Experiment:
+    g = ptyfast.Geometry(energy_eV=8000.0, distance_m=2.0, detector_pixel_m=75e-6, N=n)
+    return ptyfast.Experiment(
+        objects.dead_leaves(64, seed=2),
+        probes.gaussian(n, 3.0),
+        scans.fermat_spiral(m, 1.0),
+        ptyfast.Detector.ideal(),
+        photons=1e6,
+        geometry=g if geometry else None,
+    )
+
+
+def _no_simulation(monkeypatch: pytest.MonkeyPatch) -> None:
+    def boom(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a pattern was simulated before the resources were checked")
+
+    monkeypatch.setattr(experiment_mod, "_acquire", boom)
+
+
+def _tiny_disk(monkeypatch: pytest.MonkeyPatch, free: int) -> None:
+    real = shutil.disk_usage
+
+    def usage(path: object) -> object:
+        u = real(path)
+        return _Usage(u.total, u.used, free)
+
+    monkeypatch.setattr(_dryrun.shutil, "disk_usage", usage)
+
+
+@pytest.mark.parametrize("ext", ["npz", "zarr"])
+def test_simulate_to_refuses_an_output_larger_than_the_free_disk(tmp_path, monkeypatch, ext):
+    if ext == "zarr":
+        pytest.importorskip("zarr")
+    e = _experiment()
+    _tiny_disk(monkeypatch, 10_000)  # 64 patterns of 16 x 16 float32 take 64 KiB
+    _no_simulation(monkeypatch)
+    path = tmp_path / f"out.{ext}"
+    with pytest.raises(ValueError, match=r"needs .* but only .* free"):
+        ptyfast.simulate_to(e, path, seed=1)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_simulate_to_refuses_a_run_larger_than_the_memory(tmp_path, monkeypatch):
+    e = _experiment()
+    monkeypatch.setattr(_kernels, "available_memory", lambda: (2**16, "test limit"))
+    monkeypatch.setattr(_kernels, "SMALL_ALLOCATION", 0)
+    _no_simulation(monkeypatch)
+    with pytest.raises(ValueError, match=r"simulating 64 patterns .*\(test limit\)"):
+        ptyfast.simulate_to(e, tmp_path / "out.npz", seed=1)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_simulate_to_still_writes_when_the_disk_suffices(tmp_path, monkeypatch):
+    e = _experiment()
+    _tiny_disk(monkeypatch, 10 * 2**20)
+    ptyfast.simulate_to(e, tmp_path / "out.npz", seed=1)
+    back = ptyfast.open(tmp_path / "out.npz").diffraction
+    assert np.array_equal(back, ptyfast.simulate(e, seed=1).diffraction)
+
+
+def test_model_cli_refuses_a_dataset_larger_than_the_free_disk(tmp_path, monkeypatch, capsys):
+    _tiny_disk(monkeypatch, 10_000)
+    _no_simulation(monkeypatch)
+    out = tmp_path / "d.npz"
+    rc = cli.main(["simulate", "-n", "64", "--N", "16", "--object-size", "64",
+                   "--detector", "ideal", "-o", str(out), "-q"])  # fmt: skip
+    assert rc == 2
+    assert "free" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
