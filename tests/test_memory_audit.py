@@ -90,3 +90,17 @@ def test_model_cli_refuses_a_dataset_larger_than_the_free_disk(tmp_path, monkeyp
     assert rc == 2
     assert "free" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("ext", ["cxi", "ptychodus.h5"])
+def test_dry_run_refuses_a_metre_format_without_geometry(tmp_path, capsys, ext):
+    pytest.importorskip("h5py")
+    args = ["simulate", "-n", "32", "--N", "16", "--object-size", "64", "--detector", "ideal",
+            "-o", str(tmp_path / f"d.{ext}"), "-q"]  # fmt: skip
+    assert cli.main(args) == 2
+    run_err = capsys.readouterr().err
+    assert cli.main([*args, "--dry-run"]) == 2
+    dry_err = capsys.readouterr().err
+    assert "needs dataset.geometry" in run_err
+    assert "needs dataset.geometry" in dry_err
+    assert list(tmp_path.iterdir()) == []

@@ -548,10 +548,11 @@ def model_report(
     """The dry run of the model's path: ``jobs`` yields ``(path, plan_fn)`` per output file
     (``plan_fn()`` builds the :class:`~ptyfast.model.recipes.Planned` experiment, timed as the
     set-up). Calibrates once per kind of experiment (module docstring)."""
+    from . import io
     from ._progress import Phases
     from .io import format_from_path
-    from .io._common import readings_are_photons
-    from .model.experiment import _chunk_size
+    from .io._common import need_geometry, readings_are_photons
+    from .model.experiment import _chunk_size, _io_header
 
     phases = Phases(progress)
     compress = bool(writer_args.get("compress"))
@@ -574,6 +575,9 @@ def model_report(
                 f"{_num(e.photons)} photons/pattern, noise seed {plan.seed}"
             )
             fmt = format_from_path(path, fmt_given)
+            if fmt in ("ptychodus", "cxi") and e.geometry is None:  # as the writer refuses
+                header = _io_header(e, plan.provenance(), plan.patches, io)
+                need_geometry(header, "CXI" if fmt == "cxi" else fmt, Path(path))
             step = _chunk_size(e, chunk, plan.patches)
             key = (
                 e.N,
