@@ -26,7 +26,7 @@ def _experiment(m: int = 64, n: int = 16, geometry: bool = False) -> ptyfast.Exp
     return ptyfast.Experiment(
         objects.dead_leaves(64, seed=2),
         probes.gaussian(n, 3.0),
-        scans.fermat_spiral(m, 1.0),
+        scans.fermat_spiral(m, min(1.0, 20.0 / m**0.5)),
         ptyfast.Detector.ideal(),
         photons=1e6,
         geometry=g if geometry else None,
@@ -104,3 +104,54 @@ def test_dry_run_refuses_a_metre_format_without_geometry(tmp_path, capsys, ext):
     assert "needs dataset.geometry" in run_err
     assert "needs dataset.geometry" in dry_err
     assert list(tmp_path.iterdir()) == []
+
+
+def _dataset_file(tmp_path, ext: str, m: int = 8):
+    ds = ptyfast.simulate(_experiment(m=m, geometry=True), seed=3)
+    path = tmp_path / f"d.{ext}"
+    ptyfast.io.save(ds, path)
+    return path
+
+
+def _small_memory(monkeypatch: pytest.MonkeyPatch, nbytes: int) -> None:
+    monkeypatch.setattr(_kernels, "available_memory", lambda: (nbytes, "test limit"))
+
+
+@pytest.mark.parametrize(("ext", "field"), [("cxi", "entry_1/image_2/data"),
+                                            ("ptychodus.h5", "object")])  # fmt: skip
+def test_hdf5_readers_refuse_a_declared_array_beyond_the_memory(tmp_path, monkeypatch, ext, field):
+    h5py = pytest.importorskip("h5py")
+    path = _dataset_file(tmp_path, ext)
+    with h5py.File(path, "r+") as f:  # a 64 MiB object declared, no byte of it stored
+        del f[field]
+        f.create_dataset(field, shape=(4096, 2048), dtype="complex64", chunks=(256, 256))
+    _small_memory(monkeypatch, 16 * 2**20)
+    with pytest.raises(ptyfast.io.FormatError, match=r"\(4096, 2048\) complex64 needs .*"):
+        ptyfast.io.reader(path)
+
+
+@pytest.mark.filterwarnings("ignore:Consolidated metadata")
+def test_zarr_reader_refuses_a_declared_array_beyond_the_memory(tmp_path, monkeypatch):
+    zarr = pytest.importorskip("zarr")
+    path = _dataset_file(tmp_path, "zarr")
+    root = zarr.open_group(store=str(path), mode="r+")
+    del root["object"]
+    root.create_array("object", shape=(4096, 2048), dtype="complex64", chunks=(256, 256))
+    zarr.consolidate_metadata(str(path))
+    _small_memory(monkeypatch, 16 * 2**20)
+    with pytest.raises(ptyfast.io.FormatError, match=r"'object' \(4096, 2048\) complex64 needs"):
+        ptyfast.io.reader(path)
+
+
+@pytest.mark.parametrize("ext", ["npz", "cxi", "zarr"])
+def test_open_checks_the_patterns_against_the_memory_blocks_do_not(tmp_path, monkeypatch, ext):
+    pytest.importorskip("zarr" if ext == "zarr" else "numpy")
+    if ext == "cxi":
+        pytest.importorskip("h5py")
+    path = _dataset_file(tmp_path, ext, m=4096)  # 4 MiB of 16 x 16 float32 patterns
+    _small_memory(monkeypatch, 3 * 2**20)
+    monkeypatch.setattr(_kernels, "SMALL_ALLOCATION", 2**16)
+    with pytest.raises(ptyfast.io.FormatError, match=r"patterns 0:4096 .* needs 4194304 bytes"):
+        ptyfast.open(path)
+    with ptyfast.io.reader(path) as r:  # block by block, the same file reads
+        assert sum(d.shape[0] for _, d, _ in r.blocks(512)) == 4096

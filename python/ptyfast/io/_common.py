@@ -22,7 +22,7 @@ import numpy as np
 
 from .. import __version__
 from .._atomic import check_output_path, check_path, naming_path
-from .._kernels import _flag
+from .._kernels import _flag, require_memory
 from ..model.dataset import Dataset
 from ..model.geometry import Geometry
 
@@ -65,6 +65,17 @@ class FormatError(ValueError):
 #: What h5py, zarr, zipfile and NumPy raise on corrupt content (a :class:`FormatError`, itself
 #: a ``ValueError``, is let through by the readers before they catch these).
 CORRUPT = (OSError, RuntimeError, KeyError, EOFError, ValueError)
+
+
+def require_fits(where: str, name: str, shape: tuple[int, ...], dtype: Any) -> None:
+    """Refuse to read an array the file declares as ``shape`` of ``dtype`` when it cannot
+    fit in the available memory (:func:`ptyfast._kernels.require_memory`), before anything
+    is allocated: a :class:`FormatError` naming the file (``where``) and the field."""
+    nbytes = math.prod(int(s) for s in shape) * np.dtype(dtype).itemsize
+    try:
+        require_memory(f"{where}: {name} {tuple(shape)} {np.dtype(dtype)}", nbytes)
+    except ValueError as exc:
+        raise FormatError(str(exc)) from None
 
 
 def unreadable(where: str, what: str, exc: BaseException) -> FormatError:
@@ -784,6 +795,9 @@ class BlockReader:
         m = self.header.n_patterns
         if not (0 <= start <= stop <= m):
             raise ValueError(f"need 0 <= start <= stop <= {m}, got start={start}, stop={stop}")
+        h = self.header
+        per = h.N * h.N * (h.dtype.itemsize + (8 if h.patches else 0))
+        require_fits(os.fspath(self.path), f"patterns {start}:{stop}", (stop - start, per), "u1")
         try:
             return self._read(start, stop)
         except FormatError:

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from ._common import FormatError, Header, dumps, loads, readings_are_photons
+from ._common import FormatError, Header, dumps, loads, readings_are_photons, require_fits
 
 #: Target size of one compressed chunk (patterns per chunk follow from it).
 CHUNK_BYTES = 1 << 20
@@ -46,6 +46,7 @@ def read(group: Any, name: str, where: str) -> Any:
         raise FormatError(f"{where}: field {group.name.rstrip('/')}/{name} is missing") from None
     if not hasattr(item, "shape"):
         raise FormatError(f"{where}: {item.name} must be a dataset, got a group")
+    require_fits(where, f"field {item.name}", item.shape, item.dtype)
     return item[()]
 
 

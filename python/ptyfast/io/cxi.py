@@ -80,6 +80,7 @@ from ._common import (
     positions_to_metres,
     readings_are_photons,
     require,
+    require_fits,
     tool_data_attrs,
 )
 
@@ -304,6 +305,8 @@ class CxiReader(BlockReader):
         t = e.get("data_1/translation") or e.get("sample_1/geometry_1/translation")
         if t is None:
             raise FormatError(f"{where}: field /entry_1/data_1/translation is missing")
+        if getattr(t, "shape", None) is not None:
+            require_fits(where, "field translation", t.shape, np.float64)
         t = np.asarray(t[()], dtype=np.float64)
         if t.shape != (m, 3):
             raise FormatError(f"{where}: translation must be (M, 3) = ({m}, 3), got {t.shape}")
@@ -322,7 +325,7 @@ class CxiReader(BlockReader):
         pos = metres_to_positions(-t[:, 0], -t[:, 1], n, arrays["object"].shape, (px, px))
         mask = np.ones((n, n), dtype=bool)
         if det + "mask" in e:
-            mask = (np.asarray(e[det + "mask"][()]) & PIXEL_IS_INVALID) == 0
+            mask = (np.asarray(_h5.read(e, det + "mask", where)) & PIXEL_IS_INVALID) == 0
         try:
             return Header(
                 n_patterns=m,

@@ -57,6 +57,7 @@ from ._common import (
     dumps,
     loads,
     require,
+    require_fits,
 )
 from ._dirstore import atomic_directory
 
@@ -310,9 +311,13 @@ class ZarrReader(BlockReader):
             except KeyError:
                 raise FormatError(f"{where}: array {name!r} is missing") from None
 
+        def whole(name: str) -> np.ndarray:
+            a = get(name)
+            require_fits(where, f"array {name!r}", a.shape, a.dtype)
+            return np.asarray(a[...])
+
         arrays = {
-            k: np.asarray(get(k)[...])
-            for k in ("mask", "positions_true", "positions_nominal", "probe", "object")
+            k: whole(k) for k in ("mask", "positions_true", "positions_nominal", "probe", "object")
         }
         self.header = Header.from_meta(
             attrs["ptyfast"], arrays, attrs.get("provenance", {}), where=f"{where}: attrs.ptyfast"
