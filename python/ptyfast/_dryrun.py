@@ -319,11 +319,18 @@ def model_outputs(
         if patches:
             arrays.append(("ptyfast/patches", shape, np.dtype(np.complex64)))
     else:
+        from .io.zarr import CHUNK_BYTES
+
         arrays = [("diffraction", shape, d)]
         if patches:
             arrays.append(("patches", shape, np.dtype(np.complex64)))
+        # The last chunk is stored whole (zarr pads it): up to one chunk more per array
+        # (the chunk length of io.zarr.chunk_rows).
+        rows = max(1, min(m, CHUNK_BYTES // (n * n * (8 if patches else d.itemsize))))
     h, w = object_shape
     fixed = POSITION_BYTES * m + 8 * h * w + 8 * n_modes * n * n + 2 * n * n
+    if fmt == "zarr":
+        fixed += (-m % rows) * n * n * (d.itemsize + (8 if patches else 0))
     fixed += METADATA_BYTES + provenance_bytes
     return Output(path, fmt, arrays, fixed, spool)
 
