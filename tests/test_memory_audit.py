@@ -172,3 +172,33 @@ def test_dry_run_size_of_a_zarr_store_covers_its_padded_last_chunk(tmp_path, mon
         provenance_bytes=len(json.dumps(ptyfast.open(path).provenance)),
     ).nbytes  # fmt: skip
     assert written <= predicted < 1.2 * written
+
+
+def _open_peak(path) -> tuple[int, int]:
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        ds = ptyfast.open(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    return peak, ds.diffraction.nbytes
+
+
+def test_open_npz_holds_the_patterns_once(tmp_path):
+    path = _dataset_file(tmp_path, "npz", m=16384)  # 16 MiB of readings
+    ptyfast.open(path)  # imports, caches
+    peak, data = _open_peak(path)
+    assert peak < 1.25 * data + 2 * 2**20, f"peak {peak / data:.2f}x the {data} bytes of patterns"
+
+
+def test_open_ptychopinn_npz_converts_without_whole_float64_copies(tmp_path):
+    ds = ptyfast.simulate(_experiment(m=16384), seed=3)
+    path = tmp_path / "raw.npz"
+    raw = ds.to_raw_data()
+    np.savez(path, diff3d=raw.diff3d, xcoords=raw.xcoords, ycoords=raw.ycoords,
+             probeGuess=raw.probeGuess, objectGuess=raw.objectGuess)  # fmt: skip
+    ptyfast.open(path)
+    peak, data = _open_peak(path)
+    assert peak < 1.25 * data + 2 * 2**20, f"peak {peak / data:.2f}x the {data} bytes of patterns"

@@ -207,15 +207,24 @@ class _Member:
             )
 
     def read(self, start: int, stop: int) -> np.ndarray:
+        """Rows ``start:stop``, read straight into the array returned, in pieces of
+        :data:`_COPY_BYTES` (never a second copy of the rows)."""
         want = (stop - start) * self.row
+        out = np.empty((stop - start, *self.shape[1:]), dtype=self.dtype)
+        view = memoryview(out.reshape(-1).view(np.uint8)) if want else memoryview(b"")
+        pos = 0
         try:
             self._f.seek(self.offset + start * self.row)
-            buf = self._f.read(want)
+            while pos < want:
+                got = self._f.readinto(view[pos : pos + _COPY_BYTES])
+                if not got:
+                    break
+                pos += got
         except _CORRUPT as exc:
             raise FormatError(f"{self.where} is corrupt: {exc}") from None
-        if len(buf) != want:
-            raise FormatError(f"{self.where} is truncated ({len(buf)} of {want} bytes)")
-        return np.frombuffer(buf, dtype=self.dtype).reshape((stop - start, *self.shape[1:])).copy()
+        if pos != want:
+            raise FormatError(f"{self.where} is truncated ({pos} of {want} bytes)")
+        return out
 
     def close(self) -> None:
         self._f.close()
@@ -363,8 +372,16 @@ class NpzReader(BlockReader):
 
     def _read(self, start: int, stop: int) -> tuple[np.ndarray, np.ndarray | None]:
         d = self._readings.read(start, stop)
-        if self._scale is not None:  # PtychoPINN amplitudes -> photon counts
-            d = np.square(d.astype(np.float64) * self._scale).astype(np.float32)
+        if self._scale is not None:  # PtychoPINN amplitudes -> photon counts, in place and in
+            # pieces (float64 temporaries of _COPY_BYTES, not of the whole block)
+            out = d if d.dtype == np.float32 else np.empty(d.shape, np.float32)
+            rows = max(1, _COPY_BYTES // max(1, 8 * math.prod(d.shape[1:])))
+            for a in range(0, d.shape[0], rows):
+                t = d[a : a + rows].astype(np.float64)
+                t *= self._scale
+                np.square(t, out=t)
+                out[a : a + rows] = t
+            d = out
         p = None
         if self._patches is not None:
             p = self._patches.read(start, stop)[..., 0]
