@@ -202,3 +202,21 @@ def test_open_ptychopinn_npz_converts_without_whole_float64_copies(tmp_path):
     ptyfast.open(path)
     peak, data = _open_peak(path)
     assert peak < 1.25 * data + 2 * 2**20, f"peak {peak / data:.2f}x the {data} bytes of patterns"
+
+
+def test_distributed_refuses_a_store_larger_than_the_free_disk(tmp_path, monkeypatch):
+    distributed = pytest.importorskip("distributed")
+    pytest.importorskip("zarr")
+    import ptyfast.distributed as D
+
+    e = _experiment()
+    with distributed.Client(processes=False, n_workers=1, threads_per_worker=1) as client:
+
+        def submit(*args: object, **kwargs: object) -> None:
+            raise AssertionError("a shard was submitted before the disk was checked")
+
+        monkeypatch.setattr(client, "submit", submit)
+        _tiny_disk(monkeypatch, 10_000)
+        with pytest.raises(ValueError, match=r"needs .* more .* but only .* free"):
+            D.simulate(e, tmp_path / "d.zarr", seed=1, client=client)
+    assert list(tmp_path.iterdir()) == []  # no partial store left behind

@@ -159,7 +159,8 @@ def _prepare(
                 f"overwrite=True (--overwrite) to start afresh"
             )
         manifest = None
-    if manifest is None:
+    fresh = manifest is None
+    if fresh:
         # A partial store without a manifest was being laid out when its client died.
         shutil.rmtree(partial, ignore_errors=True)
         partial.parent.mkdir(parents=True, exist_ok=True)
@@ -187,7 +188,30 @@ def _prepare(
         run.append(k)
     if run:
         shards.append((run[0] * rows, min(m, (run[-1] + 1) * rows)))
+    if not compress:
+        try:
+            _check_disk(target, header, len(todo), rows)
+        except ValueError:
+            if fresh:  # nothing of this run is worth keeping
+                shutil.rmtree(partial, ignore_errors=True)
+            raise
     return partial, shards
+
+
+def _check_disk(target: Path, header: Any, chunks: int, rows: int) -> None:
+    """Refuse (``ValueError``) a run whose ``chunks`` missing chunks of ``rows`` patterns
+    (each stored whole) cannot fit the free disk beside ``target``, before any task runs."""
+    from ._dryrun import disk_free, human
+
+    n = header.N
+    need = chunks * rows * n * n * (header.dtype.itemsize + (8 if header.patches else 0))
+    disk = disk_free(target)
+    if disk is not None and need > disk[0]:
+        raise ValueError(
+            f"store {os.fspath(target)!r} needs {human(need)} more ({chunks} chunks of {rows} "
+            f"patterns of {n}x{n}), but only {human(disk[0])} are free on {disk[1]}; "
+            "simulate fewer patterns or write elsewhere"
+        )
 
 
 def _default_shard(header: Any) -> int:
