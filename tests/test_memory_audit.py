@@ -220,3 +220,12 @@ def test_distributed_refuses_a_store_larger_than_the_free_disk(tmp_path, monkeyp
         with pytest.raises(ValueError, match=r"needs .* more .* but only .* free"):
             D.simulate(e, tmp_path / "d.zarr", seed=1, client=client)
     assert list(tmp_path.iterdir()) == []  # no partial store left behind
+
+
+def test_simulate_in_memory_checks_the_available_memory_not_the_installed(monkeypatch):
+    e = _experiment()
+    _small_memory(monkeypatch, 2**15)  # as ulimit -v or a cgroup would leave
+    monkeypatch.setattr(_kernels, "SMALL_ALLOCATION", 0)
+    _no_simulation(monkeypatch)
+    with pytest.raises(ValueError, match=r"fits in memory.*\(test limit\).*simulate_to"):
+        ptyfast.simulate(e, seed=1)

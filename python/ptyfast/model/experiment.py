@@ -400,16 +400,15 @@ def _run_step(e: Experiment, chunk_size: Any, patches: bool, progress: bool) -> 
 
 
 def _check_memory(nbytes: int, what: str) -> None:
+    """Refuse an in-memory dataset above the available memory (MemAvailable, cgroup,
+    ``ulimit -v``: :func:`ptyfast._kernels.require_memory`), pointing to ``simulate_to``."""
     try:
-        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (AttributeError, ValueError, OSError):  # pragma: no cover - non-POSIX
-        return
-    if total > 0 and nbytes > total:
+        _kernels.require_memory(f"{what}", nbytes)
+    except ValueError as exc:
         raise ValueError(
-            f"experiment must describe a dataset that fits in memory ({total / 2**30:.1f} GiB "
-            f"here), got {what} of {nbytes / 2**30:.1f} GiB: use ptyfast.model.experiment."
-            f"simulate_to (streams to a file)"
-        )
+            f"experiment must describe a dataset that fits in memory, got {exc}: use "
+            "ptyfast.model.experiment.simulate_to (streams to a file)"
+        ) from None
 
 
 def _check_flags(patches: Any, progress: Any) -> None:
