@@ -210,7 +210,9 @@ def test_distributed_refuses_a_store_larger_than_the_free_disk(tmp_path, monkeyp
     import ptyfast.distributed as D
 
     e = _experiment()
-    with distributed.Client(processes=False, n_workers=1, threads_per_worker=1) as client:
+    with distributed.Client(
+        processes=False, n_workers=1, threads_per_worker=1, dashboard_address=None
+    ) as client:
 
         def submit(*args: object, **kwargs: object) -> None:
             raise AssertionError("a shard was submitted before the disk was checked")
@@ -229,3 +231,26 @@ def test_simulate_in_memory_checks_the_available_memory_not_the_installed(monkey
     _no_simulation(monkeypatch)
     with pytest.raises(ValueError, match=r"fits in memory.*\(test limit\).*simulate_to"):
         ptyfast.simulate(e, seed=1)
+
+
+def test_zarr_write_failing_mid_block_leaves_no_hidden_store(tmp_path, monkeypatch):
+    pytest.importorskip("zarr")
+    local = pytest.importorskip("zarr.storage._local")
+    import errno
+    import time
+
+    real = local._put
+
+    def put(path, value, exclusive=False):  # chunk 0 fails at once; the others land later
+        if path.parent.name == "diffraction" and path.name.startswith("c."):
+            if path.name == "c.0.0.0":
+                raise OSError(errno.ENOSPC, "No space left on device")
+            time.sleep(0.2)
+        return real(path, value, exclusive=exclusive)
+
+    monkeypatch.setattr(ptyfast.io.zarr, "CHUNK_BYTES", 1 << 12)  # 4 patterns a chunk
+    monkeypatch.setattr(local, "_put", put)
+    with pytest.raises(OSError, match="No space"):
+        ptyfast.simulate_to(_experiment(m=32), tmp_path / "d.zarr", seed=1)
+    time.sleep(0.5)  # any write still in flight has landed by now
+    assert list(tmp_path.iterdir()) == []

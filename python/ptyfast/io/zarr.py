@@ -37,6 +37,7 @@ interrupted writer leaves no hidden store behind. Readers: ``zarr`` ≥ 3, ``xar
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -139,10 +140,14 @@ class ZarrWriter(BlockWriter):
             # hidden store would recreate it. Ctrl-C is held off until the block is written
             # (then raised, and the cleanup finds nothing in flight).
             with HeldSignals():
-                self._diffraction[first:end] = d[: end - first]
-                if p is not None:
-                    assert self._patches is not None
-                    self._patches[first:end] = p[: end - first]
+                try:
+                    self._diffraction[first:end] = d[: end - first]
+                    if p is not None:
+                        assert self._patches is not None
+                        self._patches[first:end] = p[: end - first]
+                except BaseException:
+                    _settle()  # the chunks still in flight would outlive the cleanup
+                    raise
         if end < stop:  # copies: the caller may reuse its buffers
             k = max(end, first) - first
             self._pending = [(d[k:].copy(), None if p is None else p[k:].copy())]
@@ -151,6 +156,32 @@ class ZarrWriter(BlockWriter):
     def _finish(self) -> None:
         with HeldSignals():  # see _write
             finish_store(self._tmp)
+
+
+def _settle(timeout: float = 30.0) -> None:
+    """Wait (up to ``timeout`` seconds) for the chunk writes zarr still runs on its I/O loop.
+
+    When one chunk of a write fails (``ENOSPC``), zarr raises at once while the write's
+    other chunks go on; a cleanup that removed the hidden store then would see them
+    recreate it. Called before such an error propagates. Does nothing when zarr's loop is
+    not running."""
+    try:
+        from zarr.core import sync as zsync
+
+        loop = zsync.loop[0]
+    except (ImportError, AttributeError, IndexError):  # pragma: no cover - other zarr
+        return
+    if loop is None or not loop.is_running():
+        return
+
+    async def others() -> None:
+        me = asyncio.current_task()
+        pending = [t for t in asyncio.all_tasks() if t is not me]
+        if pending:
+            await asyncio.wait(pending, timeout=timeout)
+
+    with contextlib.suppress(Exception):
+        asyncio.run_coroutine_threadsafe(others(), loop).result(timeout + 1.0)
 
 
 def chunk_rows(header: Header) -> int:
