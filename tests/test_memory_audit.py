@@ -254,3 +254,34 @@ def test_zarr_write_failing_mid_block_leaves_no_hidden_store(tmp_path, monkeypat
         ptyfast.simulate_to(_experiment(m=32), tmp_path / "d.zarr", seed=1)
     time.sleep(0.5)  # any write still in flight has landed by now
     assert list(tmp_path.iterdir()) == []
+
+
+def _campaign(n_experiments: int = 4) -> ptyfast.Campaign:
+    spec = {
+        "object": {"family": "dead_leaves", "shape": 64},
+        "probe": {"builder": "gaussian", "N": 16, "sigma_px": 3.0},
+        "scan": {"builder": "fermat_spiral", "n": 400, "step_px": 1.0},
+    }
+    return ptyfast.Campaign(spec, n_experiments=n_experiments, seed=3, name="t")
+
+
+def test_campaign_refuses_files_that_do_not_fit_together_before_the_first(tmp_path, monkeypatch):
+    c = _campaign()
+    _tiny_disk(monkeypatch, 2 * 2**20)  # each file (~0.5 MB) fits, the four (~2.1 MB) do not
+    with pytest.raises(ValueError, match=r"campaign 't': its 4 files need .* but only"):
+        c.simulate_to(tmp_path / "out")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_campaign_cli_refuses_files_that_do_not_fit_together(tmp_path, monkeypatch, capsys):
+    recipe = tmp_path / "r.toml"
+    recipe.write_text(
+        '[campaign]\nname = "t"\nn_experiments = 4\nseed = 3\n'
+        '[object]\nfamily = "dead_leaves"\nshape = 64\n'
+        '[probe]\nbuilder = "gaussian"\nN = 16\nsigma_px = 3.0\n'
+        '[scan]\nbuilder = "fermat_spiral"\nn = 400\nstep_px = 1.0\n'
+    )
+    _tiny_disk(monkeypatch, 2 * 2**20)
+    assert cli.main(["simulate", "--recipe", str(recipe), "-o", f"{tmp_path}/out/", "-q"]) == 2
+    assert "its 4 files need" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

@@ -611,7 +611,8 @@ def _simulate(args: argparse.Namespace, recipes: Any, campaign_cls: Any) -> int:
                     jobs, title, wargs, chunk, progress, n_jobs=len(c), notes=_fresh(fresh)
                 )
             )
-        c.check(progress=progress)  # every experiment, before any is simulated
+        checked = c._check(range(len(c)), progress)  # every experiment, before any is run
+        c._check_disk(checked, directory, ext, **wargs)  # and all its files together
         t0 = time.perf_counter()
         for i in range(len(c)):
             plan = c.plan(i, progress=progress)

@@ -670,12 +670,63 @@ class Campaign:
         on = _kernels._flag("progress", progress)
         self._check(self._indices(indices), on)
 
-    def _check(self, todo: range | list[int], progress: bool) -> None:
-        """:meth:`check` of the experiments ``todo`` (indices already checked)."""
+    def _check(self, todo: range | list[int], progress: bool) -> list[Planned]:
+        """:meth:`check` of the experiments ``todo`` (indices already checked); their plans
+        without experiments (with ``layout``)."""
+        out = []
         with Phases(progress)("check", len(todo), "experiment") as bar:
             for i in todo:
-                self._plan(i, build_arrays=False)
+                out.append(self._plan(i, build_arrays=False))
                 bar.update(1)
+        return out
+
+    def _check_disk(
+        self,
+        checked: list[Planned],
+        directory: Path,
+        ext: str,
+        *,
+        format: str | None = None,  # noqa: A002 - io's keyword
+        compress: bool = False,
+        **_: Any,
+    ) -> None:
+        """Refuse (``ValueError``) a run whose files (the plans ``checked`` of :meth:`_check`)
+        cannot fit together on the free disk of ``directory``, before any is simulated: the
+        sizes of ``--dry-run`` (uncompressed; with ``compress`` only the writer's spool and
+        the fixed bytes, a lower bound)."""
+        from .. import _dryrun
+        from ..io import format_from_path
+        from ..io._common import readings_are_photons
+
+        need = spool = 0
+        for p in checked:
+            lay = p.layout
+            if lay is None:  # pragma: no cover - _check plans without arrays
+                continue
+            det = lay["detector"]
+            path = directory / f"x{ext}"
+            out = _dryrun.model_outputs(
+                path,
+                format_from_path(path, format),
+                m=lay["m"],
+                n=lay["n"],
+                n_modes=lay["n_modes"],
+                object_shape=lay["object_shape"],
+                dtype=np.dtype(det.dtype),
+                readings_are_photons=readings_are_photons(det),
+                patches=p.patches,
+            )
+            need += out.fixed_bytes if compress else out.nbytes
+            spool = max(spool, out.spool_bytes)
+        disk = _dryrun.disk_free(directory / "x")
+        if disk is not None and need + spool > disk[0]:
+            raise ValueError(
+                f"campaign {self.name!r}: its {len(checked)} files need "
+                f"{_dryrun.human(need + spool)}"
+                f"{' before compression' if compress else ''}, but only "
+                f"{_dryrun.human(disk[0])} are free on {disk[1]}; simulate fewer "
+                "experiments or patterns, or write elsewhere"
+            )
 
     def experiment(self, index: int) -> Any:
         """Experiment ``index`` as a :class:`ptyfast.Experiment`."""
@@ -728,7 +779,8 @@ class Campaign:
         on = _kernels._flag("progress", progress)
         d = Path(directory)
         todo = self._indices(indices)
-        self._check(todo, on)
+        checked = self._check(todo, on)
+        self._check_disk(checked, d, ext, **writer_args)
         d.mkdir(parents=True, exist_ok=True)
         out: list[Path] = []
         for i in todo:

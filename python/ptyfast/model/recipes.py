@@ -51,7 +51,7 @@ import math
 import os
 import re
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -430,6 +430,9 @@ class Planned:
     patches: bool
     name: str
     campaign: dict[str, Any] | None = None
+    #: Without an experiment (a campaign's check): the dataset's sizes, ``m`` patterns of
+    #: ``n`` x ``n``, ``n_modes``, ``object_shape`` and the ``detector``.
+    layout: dict[str, Any] | None = field(default=None, compare=False, repr=False)
 
     def provenance(self, *, embed_max_bytes: int = _provenance.EMBED_MAX_BYTES) -> dict[str, Any]:
         """The provenance record its simulation carries."""
@@ -560,7 +563,14 @@ def _build(
         shape = tuple(o["params"]["shape"] if isinstance(o, dict) else np.shape(o))
         if len(shape) == 2:  # else the object's own check, when it is built, names the error
             check_layout(shape, modes, scan, detector, geometry)
-        return Planned(None, seed, patches, name, campaign)
+        layout = {
+            "m": scan.n_positions,
+            "n": int(modes.shape[-1]),
+            "n_modes": int(modes.shape[0]),
+            "object_shape": shape,
+            "detector": detector if detector is not None else Detector.ideal(),
+        }
+        return Planned(None, seed, patches, name, campaign, layout)
     e = Experiment(
         parts["object"], parts["probe"], scan, detector, photons, geometry, progress=progress
     )
