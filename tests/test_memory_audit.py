@@ -285,3 +285,18 @@ def test_campaign_cli_refuses_files_that_do_not_fit_together(tmp_path, monkeypat
     assert cli.main(["simulate", "--recipe", str(recipe), "-o", f"{tmp_path}/out/", "-q"]) == 2
     assert "its 4 files need" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    ("builder", "args"),
+    [
+        ("fermat_spiral", (100_000, 1.0)),
+        ("raster", (400, 250, 1.0)),
+        ("random_uniform", (100_000, 50.0, 50.0)),
+        ("lissajous", (100_000, 50.0, 50.0)),
+    ],
+)
+def test_scan_builders_check_the_memory_before_building(monkeypatch, builder, args):
+    _small_memory(monkeypatch, 2**21)  # 100,000 positions take ~5-7 MiB to build
+    with pytest.raises(ValueError, match=r"scan positions needs .*\(test limit\)"):
+        getattr(scans, builder)(*args)

@@ -38,6 +38,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import _kernels
 from . import _args
 from .geometry import Geometry
 
@@ -80,8 +81,15 @@ def _quiet(fn: Callable[..., Scan]) -> Callable[..., Scan]:
     return wrapper
 
 
+#: Peak bytes per position while a builder runs (coordinates, index grids, the nominal and
+#: true arrays and their temporaries; 48-72 measured), checked against the available memory.
+_BUILD_BYTES_PER_POSITION = 80
+
+
 def _count(name: str, v: Any) -> int:
-    return _args.integer(name, v, minimum=1, maximum=MAX_POSITIONS)
+    n = _args.integer(name, v, minimum=1, maximum=MAX_POSITIONS)
+    _kernels.require_memory(f"{name} = {n} scan positions", _BUILD_BYTES_PER_POSITION * n)
+    return n
 
 
 def _short(params: dict[str, Any]) -> str:
