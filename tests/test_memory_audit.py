@@ -300,3 +300,25 @@ def test_scan_builders_check_the_memory_before_building(monkeypatch, builder, ar
     _small_memory(monkeypatch, 2**21)  # 100,000 positions take ~5-7 MiB to build
     with pytest.raises(ValueError, match=r"scan positions needs .*\(test limit\)"):
         getattr(scans, builder)(*args)
+
+
+@pytest.mark.parametrize("model", [False, True])
+def test_dry_run_calibrates_through_a_bounded_ring(tmp_path, monkeypatch, capsys, model):
+    import tracemalloc
+
+    monkeypatch.setattr(_dryrun, "CALIBRATION_BYTES", 1 << 20, raising=False)
+    args = ["simulate", "-n", "600", "--N", "64", "--object-size", "128", "--patches",
+            "--chunk-size", "8", "-o", str(tmp_path / "d.npz"), "--dry-run", "-q"]  # fmt: skip
+    if model:
+        args += ["--detector", "ideal"]
+    assert cli.main(args) == 0  # imports, caches
+    tracemalloc.start()
+    try:
+        assert cli.main(args) == 0
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    held = 512 * 64 * 64 * 12  # 24 MiB: the 512 calibration patterns and patches at once
+    assert peak < held / 2, f"the dry run held {peak / 2**20:.1f} MiB"
+    assert "512 calibration patterns" in capsys.readouterr().out
+    assert list(tmp_path.iterdir()) == []

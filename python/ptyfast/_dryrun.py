@@ -16,12 +16,14 @@ report the same things:
   object and the probe, the positions and the intensity pass over every position (these also
   check everything the real run checks). Then ``K = min(M, 512)`` patterns of the same
   experiment are simulated in memory, after a warm-up of 16 (thread pool, FFT plans), and the
-  simulation is estimated as ``M / K`` times their time. Writing is estimated the same way from
-  encoding those ``K`` patterns in memory as the format does (the NPZ's amplitudes, CRC-32 and
-  deflate, HDF5's shuffle and gzip, Zarr's zstd). The disk's own write speed is not measured
-  (nothing is written): the report gives the rate at which the disk must take the data to keep
-  up. A campaign plans (builds) every experiment and calibrates once per kind of experiment
-  (pattern size, modes, readings dtype, detector stages, patches).
+  simulation is estimated as ``M / K`` times their time. They pass through a ring of at most
+  :data:`CALIBRATION_BYTES` (whole chunks), so large patterns are never all held at once.
+  Writing is estimated the same way from encoding the patterns the ring holds at the end
+  (all ``K`` unless they are large) in memory as the format does (the NPZ's amplitudes,
+  CRC-32 and deflate, HDF5's shuffle and gzip, Zarr's zstd). The disk's own write speed is
+  not measured (nothing is written): the report gives the rate at which the disk must take
+  the data to keep up. A campaign plans (builds) every experiment and calibrates once per
+  kind of experiment (pattern size, modes, readings dtype, detector stages, patches).
 
 The command's exit status is 0 when the run fits the disk and the memory, 2 (with the reason
 on stderr) when the real run would be refused.
@@ -57,6 +59,9 @@ __all__ = [
 CALIBRATION_PATTERNS = 512
 #: Warm-up patterns before the timed calibration.
 WARMUP_PATTERNS = 16
+#: Most bytes of calibration patterns held at once: the ``K`` patterns are simulated through
+#: a ring of this size (whole chunks), so a dry run never holds ``K`` large patterns.
+CALIBRATION_BYTES = 1 << 25
 #: Bytes per pattern beyond the patterns themselves (positions, scan indexes), any format.
 POSITION_BYTES = 64
 #: Headers and small members per file, beyond the provenance (zip/npy headers, HDF5 and Zarr
@@ -95,6 +100,30 @@ def disk_free(path: Path) -> tuple[int, Path] | None:
 
 
 # --------------------------------------------------------------------------- calibration
+
+
+def ring_size(k: int, chunk: int, pattern_bytes: int) -> int:
+    """Patterns the calibration holds: ``k`` when they fit :data:`CALIBRATION_BYTES`, else
+    whole chunks of ``chunk`` patterns (at least one) within it."""
+    fit = CALIBRATION_BYTES // max(1, pattern_bytes)
+    if fit >= k:
+        return k
+    step = max(1, min(chunk, k))
+    return min(k, max(step, fit // step * step))
+
+
+def ring(run: Callable[[int, int, int], Any], size: int) -> Callable[[int, int], None]:
+    """``run(start, stop)`` over a ring buffer of ``size`` patterns: calls
+    ``run(start, stop, offset)`` for pieces that fit the ring from ``offset``."""
+
+    def call(a: int, b: int) -> None:
+        while a < b:
+            o = a % size
+            c = min(b, a + size - o)
+            run(a, c, o)
+            a = c
+
+    return call
 
 
 def calibrate(run: Callable[[int, int], Any], m: int, *, chunk: int) -> tuple[float, int]:
@@ -381,10 +410,12 @@ def calibrate_experiment(
 
     m, n = e.n_patterns, e.N
     k = min(m, CALIBRATION_PATTERNS)
-    buf = np.empty((k, n, n), np.dtype(e.detector.dtype))
-    pbuf = np.empty((k, n, n), np.complex64) if patches else None
+    dtype = np.dtype(e.detector.dtype)
+    kb = ring_size(k, chunk, n * n * (dtype.itemsize + (8 if patches else 0)))
+    buf = np.empty((kb, n, n), dtype)
+    pbuf = np.empty((kb, n, n), np.complex64) if patches else None
 
-    def run(a: int, b: int) -> None:
+    def run(a: int, b: int, o: int) -> None:
         _kernels.acquire(
             e.object,
             e.positions_true[a:b],
@@ -393,11 +424,11 @@ def calibrate_experiment(
             detector=e._detector_args,
             seed=seed,
             first_index=a,
-            out=buf[a:b],
-            out_patches=None if pbuf is None else pbuf[a:b],
+            out=buf[o : o + b - a],
+            out_patches=None if pbuf is None else pbuf[o : o + b - a],
         )
 
-    sim, k = calibrate(run, m, chunk=chunk)
+    sim, k = calibrate(ring(run, kb), m, chunk=chunk)
     t = time.perf_counter()
     blocks: list[np.ndarray] = [buf]
     if fmt == "npz":
@@ -409,7 +440,7 @@ def calibrate_experiment(
     if pbuf is not None:
         blocks.append(pbuf)
     enc, ratio = encode_seconds(blocks, fmt, compress)
-    return sim, (convert + enc) / k, ratio, k
+    return sim, (convert + enc) / kb, ratio, k
 
 
 # --------------------------------------------------------------------------- drivers
@@ -483,10 +514,11 @@ def plain_report(args: Any, output: Path, build: Callable[[Any], tuple[Any, Any]
     s = simulation_scale(energies, args.nphotons)
     t_int = time.perf_counter() - t
     k = min(n, CALIBRATION_PATTERNS)
-    amps = np.empty((k, big_n, big_n), np.float32)
+    kb = ring_size(k, chunk, big_n * big_n * (4 + (8 if patches else 0)))
+    amps = np.empty((kb, big_n, big_n), np.float32)
 
-    def run(a: int, b: int) -> None:
-        amps[a:b] = _kernels.simulate(
+    def run(a: int, b: int, o: int) -> None:
+        amps[o : o + b - a] = _kernels.simulate(
             obj,
             positions[a:b],
             probe,
@@ -499,13 +531,13 @@ def plain_report(args: Any, output: Path, build: Callable[[Any], tuple[Any, Any]
         )[0]
 
     with phases("calibration", 1) as bar:
-        sim, k = calibrate(run, n, chunk=chunk)
+        sim, k = calibrate(ring(run, kb), n, chunk=chunk)
         blocks = [amps]
         t_y = 0.0
         if patches:
             t = time.perf_counter()
-            y_block = _kernels.extract_patches(obj, positions[:k], big_n)
-            t_y = (time.perf_counter() - t) / k
+            y_block = _kernels.extract_patches(obj, positions[:kb], big_n)
+            t_y = (time.perf_counter() - t) / kb
             blocks.append(y_block)
         enc, _ = encode_seconds(blocks, "npz", False)
         bar.update(1)
@@ -517,7 +549,7 @@ def plain_report(args: Any, output: Path, build: Callable[[Any], tuple[Any, Any]
     if patches:
         r.phases.append(("patches Y", t_y * n, _scaled(k, n)))
     r.phases.append(
-        ("writing", enc / k * n, "encoding (CRC-32) of the calibration patterns, scaled")
+        ("writing", enc / kb * n, "encoding (CRC-32) of the calibration patterns, scaled")
     )
     return r
 
