@@ -216,7 +216,7 @@ class _Member:
         try:
             self._f.seek(self.offset + start * self.row)
             while pos < want:
-                got = self._f.readinto(view[pos : pos + _COPY_BYTES])
+                got = self._f.readinto(view[pos : pos + _COPY_BYTES])  # type: ignore[attr-defined]
                 if not got:
                     break
                 pos += got
