@@ -1,9 +1,11 @@
 """Memory and disk bounds of the streaming paths (audit of "memory is bounded" and "refused
 before any work").
 
-Each test asserts a structural property: a run that cannot fit is refused with a
-``ValueError`` before any pattern is simulated or any file appears, and the dry run refuses
-what the run refuses.
+Each test asserts a structural property: a run (or a read) that cannot fit the disk or the
+memory is refused with a ``ValueError`` before any pattern is simulated, any file appears or
+the large array is allocated; the dry run refuses what the run refuses and sizes what it
+writes; readers and the dry run's calibration hold a bounded multiple of what they return
+(``tracemalloc``); a failed Zarr write leaves nothing behind.
 """
 
 from __future__ import annotations
