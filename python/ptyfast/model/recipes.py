@@ -568,7 +568,7 @@ def _build(
             "n": int(modes.shape[-1]),
             "n_modes": int(modes.shape[0]),
             "object_shape": shape,
-            "detector": detector if detector is not None else Detector.ideal(),
+            "detector": detector,
         }
         return Planned(None, seed, patches, name, campaign, layout)
     e = Experiment(
