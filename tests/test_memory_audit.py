@@ -324,3 +324,13 @@ def test_dry_run_calibrates_through_a_bounded_ring(tmp_path, monkeypatch, capsys
     assert peak < held / 2, f"the dry run held {peak / 2**20:.1f} MiB"
     assert "512 calibration patterns" in capsys.readouterr().out
     assert list(tmp_path.iterdir()) == []
+
+
+def test_convert_refuses_an_output_larger_than_the_free_disk(tmp_path, monkeypatch):
+    from ptyfast.io._commands import convert_file
+
+    src = _dataset_file(tmp_path, "npz", m=64)
+    _tiny_disk(monkeypatch, 10_000)
+    with pytest.raises(ValueError, match=r"dst .* needs .* but only .* free"):
+        convert_file(src, tmp_path / "copy.npz")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d.npz"]

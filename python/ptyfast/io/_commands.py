@@ -254,7 +254,8 @@ def convert_file(
     ------
     TypeError, ValueError
         A bad argument (named in the message), checked before ``src`` is opened or anything
-        is written; ``src`` and ``dst`` the same path; and the errors of
+        is written; ``src`` and ``dst`` the same path; an output larger than the free disk
+        (uncompressed; checked before any block is read); and the errors of
         :func:`ptyfast.io.reader` and :func:`ptyfast.io.writer`.
     """
     src = check_path(src, "src")
@@ -275,6 +276,7 @@ def convert_file(
     with reader(src) as r:
         h = r.header
         w = writer(dst, h, format=format, compress=compress, overwrite=overwrite, **options)
+        _check_disk(w, h)
         from tqdm import tqdm
 
         with w, tqdm(total=h.n_patterns, unit="pattern", disable=not progress) as bar:
@@ -282,6 +284,36 @@ def convert_file(
                 w.write(start, d, p)
                 bar.update(d.shape[0])
         return w.paths
+
+
+def _check_disk(w: Any, h: Header) -> None:
+    """Refuse (``ValueError``) a conversion whose output cannot fit the free disk, before any
+    block is read: the sizes of ``ptyfast simulate --dry-run`` (uncompressed, with the NPZ
+    writer's spool; with ``compress`` only the spool and the fixed bytes, a lower bound)."""
+    from .. import _dryrun
+    from ._common import dumps, readings_are_photons
+
+    out = _dryrun.model_outputs(
+        w.path,
+        w.format,
+        m=h.n_patterns,
+        n=h.N,
+        n_modes=h.n_modes,
+        object_shape=h.object.shape,
+        dtype=h.dtype,
+        readings_are_photons=readings_are_photons(h.detector),
+        patches=h.patches,
+        provenance_bytes=len(dumps(h.provenance)),
+    )
+    need = out.spool_bytes + (out.fixed_bytes if w.compress else out.nbytes)
+    disk = _dryrun.disk_free(w.path)
+    if disk is not None and need > disk[0]:
+        raise ValueError(
+            f"dst {os.fspath(w.path)!r}: the output needs {_dryrun.human(need)} "
+            f"({h.n_patterns} patterns of {h.N}x{h.N}"
+            f"{', before compression' if w.compress else ''}), but only "
+            f"{_dryrun.human(disk[0])} are free on {disk[1]}; write elsewhere or compress"
+        )
 
 
 def convert(args: argparse.Namespace) -> int:
