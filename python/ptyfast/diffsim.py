@@ -592,12 +592,12 @@ def mk_simdata(
         + B * C * 40
         + (n * size * size * 8 if dict_fmt else 0),
     )
-    given = None if noise_seed is None else _kernels.resolve_seed(noise_seed, "noise_seed")
+    noise_given = None if noise_seed is None else _kernels.resolve_seed(noise_seed, "noise_seed")
     root = _kernels.legacy_seed(seed)
     # Noise: noise_seed when given; else from the seed when one is given (the documented
     # stream), else fresh entropy, drawn here so that it can be recorded (dict_fmt's 'seeds').
-    if given is not None:
-        noise_seed = given
+    if noise_given is not None:
+        noise_seed = noise_given
     else:
         noise_seed = root if seed is not None else _kernels.resolve_seed(None)
 

@@ -160,7 +160,7 @@ def _prepare(
             )
         manifest = None
     fresh = manifest is None
-    if fresh:
+    if manifest is None:
         # A partial store without a manifest was being laid out when its client died.
         shutil.rmtree(partial, ignore_errors=True)
         partial.parent.mkdir(parents=True, exist_ok=True)

@@ -211,7 +211,7 @@ class _Member:
         :data:`_COPY_BYTES` (never a second copy of the rows)."""
         want = (stop - start) * self.row
         out = np.empty((stop - start, *self.shape[1:]), dtype=self.dtype)
-        view = memoryview(out.reshape(-1).view(np.uint8)) if want else memoryview(b"")
+        view = out.reshape(-1).view(np.uint8).data if want else memoryview(b"")
         pos = 0
         try:
             self._f.seek(self.offset + start * self.row)
