@@ -205,6 +205,19 @@ def test_mode_decay_needs_modes(tmp_path, capsys):
     assert ptyfast.open(out).probe.shape == (2, 16, 16)
 
 
+def test_jitter_off_the_default_scan_says_how_to_leave_room(tmp_path, capsys):
+    # The default random scan fills the object less N/2 on each side, so a jitter of 2 px
+    # takes some of 30 positions past the edge: the error says which option leaves room.
+    out = tmp_path / "j.npz"
+    base = ["simulate", "-o", str(out), "-n", "30", "--object-size", "96", "--seed", "1", "-q"]
+    assert main([*base, "--jitter-px", "2"]) == 2
+    err = capsys.readouterr().err
+    assert "scan leaves the object" in err and "leave room with --buffer" in err
+    assert err.count("\n") == 1 and not out.exists()
+    assert main([*base, "--jitter-px", "2", "--buffer", "43"]) == 0
+    assert ptyfast.open(out).n_patterns == 30
+
+
 def test_recipe_command_errors(tmp_path, capsys):
     bad = tmp_path / "x.toml"
     bad.write_text("x = 1\n")

@@ -142,7 +142,8 @@ def add_simulate_options(parser: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--jitter-px",
         type=float,
-        help="Gaussian position error, object pixels rms per coordinate (default: 0)",
+        help="Gaussian position error, object pixels rms per coordinate (default: 0); the "
+        "default random scan reaches the object's edge: leave room for it with --buffer",
     )
     g.add_argument(
         "--drift-px",
@@ -471,6 +472,30 @@ def simulate(args: argparse.Namespace) -> int:
             raise
         # The recipe was made from the options: say which options set the sections named.
         raise recipes.RecipeError(f"{exc} ({hint})") from None
+    except ValueError as exc:
+        hint = _margin_hint(args, str(exc))
+        if hint is None:
+            raise
+        raise ValueError(f"{exc} ({hint})") from None
+
+
+def _margin_hint(args: argparse.Namespace, message: str) -> str | None:
+    """For a position error that pushed the default random scan off the object: how to
+    leave room for it (the scan fills the object less ``--buffer`` on each side, so any
+    jitter or drift can take a position past the edge), or None."""
+    if not message.startswith("scan leaves the object") or getattr(args, "recipe", None):
+        return None
+    if args.jitter_px is None and args.drift_px is None:
+        return None
+    if (args.scan or "random_uniform") != "random_uniform" or any(
+        p.split("=", 1)[0].strip() == "width_px" for p in args.scan_param or ()
+    ):
+        return "--jitter-px/--drift-px move the positions: use a smaller scan (--step-px)"
+    return (
+        "--jitter-px/--drift-px move the positions, and the default random scan fills the "
+        "object less --buffer (default N/2) on each side: leave room with --buffer, e.g. "
+        "N/2 plus five times the jitter plus the drift's total, or use a larger --object-size"
+    )
 
 
 #: The options of ``ptyfast simulate`` that set each section of the recipe it builds.
