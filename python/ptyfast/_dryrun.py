@@ -37,7 +37,7 @@ import shutil
 import time
 import zlib
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -212,6 +212,50 @@ class Output:
         return int(self.pattern_bytes * self.ratio) + self.fixed_bytes
 
 
+def disk_need(outputs: list[Output]) -> int:
+    """Disk bytes a run writing ``outputs`` needs: the files, plus the largest writer's
+    temporary spool (it lives only while its own file is written)."""
+    spool = max((o.spool_bytes for o in outputs), default=0)
+    return sum(o.nbytes for o in outputs) + spool
+
+
+def writer_output(w: Any, header: Any) -> Output:
+    """The :class:`Output` that ``--dry-run`` counts for writer ``w`` of ``header``
+    (``ptyfast.io.writer``: its ``path`` and ``format``; an ``io.Header``)."""
+    from .io._common import dumps, readings_are_photons
+
+    return model_outputs(
+        w.path,
+        w.format,
+        m=header.n_patterns,
+        n=header.N,
+        n_modes=header.n_modes,
+        object_shape=header.object.shape,
+        dtype=header.dtype,
+        readings_are_photons=readings_are_photons(header.detector),
+        patches=header.patches,
+        provenance_bytes=len(dumps(header.provenance)),
+    )
+
+
+def refuse_disk(outputs: list[Output], *, compress: bool, what: str, advice: str) -> None:
+    """Raise ``ValueError`` ("``what`` X, but only Y are free on Z; ``advice``") when
+    ``outputs`` cannot fit the free disk beside the first, before anything is written: the
+    rule of :meth:`Report.refusal`. With ``compress`` the compressed sizes are known only after
+    the run, so only the fixed bytes and the spool are counted (a lower bound)."""
+    if not outputs:
+        return
+    if compress:
+        outputs = [replace(o, ratio=0.0) for o in outputs]
+    need = disk_need(outputs)
+    disk = disk_free(outputs[0].path)
+    if disk is not None and need > disk[0]:
+        size = f"at least {human(need)} (compressed)" if compress else human(need)
+        raise ValueError(
+            f"{what} {size}, but only {human(disk[0])} are free on {disk[1]}; {advice}"
+        )
+
+
 @dataclass
 class Report:
     """Everything ``--dry-run`` prints (:meth:`text`)."""
@@ -230,9 +274,7 @@ class Report:
 
     @property
     def disk_need(self) -> int:
-        # The writer's temporary spool lives while its file is written: the largest one.
-        spool = max((o.spool_bytes for o in self.outputs), default=0)
-        return self.output_bytes + spool
+        return disk_need(self.outputs)
 
     @property
     def seconds(self) -> float:

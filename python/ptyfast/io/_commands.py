@@ -288,32 +288,17 @@ def convert_file(
 
 def _check_disk(w: Any, h: Header) -> None:
     """Refuse (``ValueError``) a conversion whose output cannot fit the free disk, before any
-    block is read: the sizes of ``ptyfast simulate --dry-run`` (uncompressed, with the NPZ
-    writer's spool; with ``compress`` only the spool and the fixed bytes, a lower bound)."""
+    block is read: the sizes and the rule of ``ptyfast simulate --dry-run``
+    (``_dryrun.refuse_disk``)."""
     from .. import _dryrun
-    from ._common import dumps, readings_are_photons
 
-    out = _dryrun.model_outputs(
-        w.path,
-        w.format,
-        m=h.n_patterns,
-        n=h.N,
-        n_modes=h.n_modes,
-        object_shape=h.object.shape,
-        dtype=h.dtype,
-        readings_are_photons=readings_are_photons(h.detector),
-        patches=h.patches,
-        provenance_bytes=len(dumps(h.provenance)),
+    _dryrun.refuse_disk(
+        [_dryrun.writer_output(w, h)],
+        compress=w.compress,
+        what=f"dst {os.fspath(w.path)!r} ({h.n_patterns} patterns of {h.N}x{h.N}): the "
+        "output needs",
+        advice="write elsewhere or compress",
     )
-    need = out.spool_bytes + (out.fixed_bytes if w.compress else out.nbytes)
-    disk = _dryrun.disk_free(w.path)
-    if disk is not None and need > disk[0]:
-        raise ValueError(
-            f"dst {os.fspath(w.path)!r}: the output needs {_dryrun.human(need)} "
-            f"({h.n_patterns} patterns of {h.N}x{h.N}"
-            f"{', before compression' if w.compress else ''}), but only "
-            f"{_dryrun.human(disk[0])} are free on {disk[1]}; write elsewhere or compress"
-        )
 
 
 def convert(args: argparse.Namespace) -> int:

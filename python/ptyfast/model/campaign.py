@@ -692,41 +692,38 @@ class Campaign:
     ) -> None:
         """Refuse (``ValueError``) a run whose files (the plans ``checked`` of :meth:`_check`)
         cannot fit together on the free disk of ``directory``, before any is simulated: the
-        sizes of ``--dry-run`` (uncompressed; with ``compress`` only the writer's spool and
-        the fixed bytes, a lower bound)."""
+        sizes and the rule of ``--dry-run`` (``_dryrun.refuse_disk``)."""
         from .. import _dryrun
         from ..io import format_from_path
         from ..io._common import readings_are_photons
 
-        need = spool = 0
+        path = directory / f"x{ext}"
+        fmt = format_from_path(path, format)
+        outputs = []
         for p in checked:
             lay = p.layout
             if lay is None:  # pragma: no cover - _check plans without arrays
                 continue
             det = lay["detector"]
-            path = directory / f"x{ext}"
-            out = _dryrun.model_outputs(
-                path,
-                format_from_path(path, format),
-                m=lay["m"],
-                n=lay["n"],
-                n_modes=lay["n_modes"],
-                object_shape=lay["object_shape"],
-                dtype=np.dtype(det.dtype),
-                readings_are_photons=readings_are_photons(det),
-                patches=p.patches,
+            outputs.append(
+                _dryrun.model_outputs(
+                    path,
+                    fmt,
+                    m=lay["m"],
+                    n=lay["n"],
+                    n_modes=lay["n_modes"],
+                    object_shape=lay["object_shape"],
+                    dtype=np.dtype(det.dtype),
+                    readings_are_photons=readings_are_photons(det),
+                    patches=p.patches,
+                )
             )
-            need += out.fixed_bytes if compress else out.nbytes
-            spool = max(spool, out.spool_bytes)
-        disk = _dryrun.disk_free(directory / "x")
-        if disk is not None and need + spool > disk[0]:
-            raise ValueError(
-                f"campaign {self.name!r}: its {len(checked)} files need "
-                f"{_dryrun.human(need + spool)}"
-                f"{' before compression' if compress else ''}, but only "
-                f"{_dryrun.human(disk[0])} are free on {disk[1]}; simulate fewer "
-                "experiments or patterns, or write elsewhere"
-            )
+        _dryrun.refuse_disk(
+            outputs,
+            compress=compress,
+            what=f"campaign {self.name!r}: its {len(checked)} files need",
+            advice="simulate fewer experiments or patterns, or write elsewhere",
+        )
 
     def experiment(self, index: int) -> Any:
         """Experiment ``index`` as a :class:`ptyfast.Experiment`."""

@@ -656,48 +656,27 @@ def _described(e: Experiment, record: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _check_resources(
-    e: Experiment, w: Any, step: int, patches: bool, record: dict[str, Any]
-) -> None:
-    """Refuse (``ValueError``) a run to writer ``w`` whose file cannot fit the free disk or
-    whose arrays cannot fit the available memory, before anything is written: the sizes and
-    the rule of ``ptyfast simulate --dry-run`` (uncompressed output and the writer's spool;
-    with ``compress`` only the spool and the fixed bytes, a lower bound)."""
-    import json
-
+def _check_resources(e: Experiment, w: Any, header: Any, step: int) -> None:
+    """Refuse (``ValueError``) a run to writer ``w`` of ``header`` whose file cannot fit the
+    free disk or whose arrays cannot fit the available memory, before anything is written:
+    the sizes and the rules of ``ptyfast simulate --dry-run`` (``_dryrun.refuse_disk``)."""
     from .. import _dryrun
-    from ..io._common import readings_are_photons
 
-    m, n, det = e.n_patterns, e.N, e.detector
-    out = _dryrun.model_outputs(
-        w.path,
-        w.format,
-        m=m,
-        n=n,
-        n_modes=e.n_modes,
-        object_shape=e.object.shape,
-        dtype=np.dtype(det.dtype),
-        readings_are_photons=readings_are_photons(det),
-        patches=patches,
-        provenance_bytes=len(json.dumps(record, default=str)),
+    m, n = e.n_patterns, e.N
+    _dryrun.refuse_disk(
+        [_dryrun.writer_output(w, header)],
+        compress=w.compress,
+        what=f"path {os.fspath(w.path)!r} ({m} patterns of {n}x{n}): the output needs",
+        advice="simulate fewer patterns or write elsewhere",
     )
-    need = out.spool_bytes + (out.fixed_bytes if w.compress else out.nbytes)
-    disk = _dryrun.disk_free(w.path)
-    if disk is not None and need > disk[0]:
-        raise ValueError(
-            f"path {os.fspath(w.path)!r}: the output needs {_dryrun.human(need)} "
-            f"({m} patterns of {n}x{n}{', before compression' if w.compress else ''}), but "
-            f"only {_dryrun.human(disk[0])} are free on {disk[1]}; simulate fewer patterns "
-            "or write elsewhere"
-        )
     peak = _dryrun.model_peak_memory(
         m=m,
         n=n,
         n_modes=e.n_modes,
         object_shape=e.object.shape,
-        itemsize=np.dtype(det.dtype).itemsize,
+        itemsize=np.dtype(e.detector.dtype).itemsize,
         chunk=step,
-        patches=patches,
+        patches=header.patches,
         fmt=w.format,
     )
     _kernels.require_memory(f"simulating {m} patterns of {n}x{n} in chunks of {step}", peak)
@@ -719,7 +698,7 @@ def _run_to(
     step = _chunk_size(e, chunk_size, patches)
     header = _io_header(e, record, patches, io)
     w = io.writer(path, header, **writer_args)
-    _check_resources(e, w, step, patches, record)
+    _check_resources(e, w, header, step)
     buf = np.empty((step, n, n), dtype)
     pbuf = np.empty((step, n, n), np.complex64) if patches else None
     phases = Phases(progress)
