@@ -68,7 +68,7 @@ def test_simulate_to_refuses_an_output_larger_than_the_free_disk(tmp_path, monke
 
 def test_simulate_to_refuses_a_run_larger_than_the_memory(tmp_path, monkeypatch):
     e = _experiment()
-    monkeypatch.setattr(_kernels, "available_memory", lambda: (2**16, "test limit"))
+    _small_memory(monkeypatch, 2**16)
     monkeypatch.setattr(_kernels, "SMALL_ALLOCATION", 0)
     _no_simulation(monkeypatch)
     with pytest.raises(ValueError, match=r"simulating 64 patterns .*\(test limit\)"):

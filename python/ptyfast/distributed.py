@@ -204,7 +204,7 @@ def _check_disk(target: Path, header: Any, chunks: int, rows: int) -> None:
     from ._dryrun import disk_free, human
 
     n = header.N
-    need = chunks * rows * _pattern_bytes(header)
+    need = chunks * rows * header.pattern_bytes
     disk = disk_free(target)
     if disk is not None and need > disk[0]:
         raise ValueError(
@@ -214,13 +214,8 @@ def _check_disk(target: Path, header: Any, chunks: int, rows: int) -> None:
         )
 
 
-def _pattern_bytes(header: Any) -> int:
-    """Bytes one pattern takes in the store: its readings and, if kept, its patches."""
-    return header.N * header.N * (header.dtype.itemsize + (8 if header.patches else 0))
-
-
 def _default_shard(header: Any) -> int:
-    return max(1, SHARD_BYTES // _pattern_bytes(header))
+    return max(1, SHARD_BYTES // header.pattern_bytes)
 
 
 def _fsync(files: list[Path]) -> None:

@@ -498,10 +498,14 @@ class Header:
             patches=patches,
         )
 
+    @property
+    def pattern_bytes(self) -> int:
+        """Bytes of one pattern's blocks: its readings and, if kept, its complex64 patch."""
+        return self.N * self.N * (self.dtype.itemsize + (8 if self.patches else 0))
+
     def block_size(self) -> int:
         """Patterns per block of about :data:`BLOCK_BYTES` (diffraction and patches)."""
-        per = self.N * self.N * (self.dtype.itemsize + (8 if self.patches else 0))
-        return max(1, min(self.n_patterns, BLOCK_BYTES // per))
+        return max(1, min(self.n_patterns, BLOCK_BYTES // self.pattern_bytes))
 
     def meta(self) -> dict[str, Any]:
         """The JSON block every format stores (what the arrays cannot say)."""
@@ -795,8 +799,7 @@ class BlockReader:
         m = self.header.n_patterns
         if not (0 <= start <= stop <= m):
             raise ValueError(f"need 0 <= start <= stop <= {m}, got start={start}, stop={stop}")
-        h = self.header
-        per = h.N * h.N * (h.dtype.itemsize + (8 if h.patches else 0))
+        per = self.header.pattern_bytes
         require_fits(os.fspath(self.path), f"patterns {start}:{stop}", (stop - start, per), "u1")
         try:
             return self._read(start, stop)

@@ -636,8 +636,8 @@ def _simulate(args: argparse.Namespace, recipes: Any, campaign_cls: Any) -> int:
                     jobs, title, wargs, chunk, progress, n_jobs=len(c), notes=_fresh(fresh)
                 )
             )
-        checked = c._check(range(len(c)), progress)  # every experiment, before any is run
-        c._check_disk(checked, directory, ext, **wargs)  # and all its files together
+        # Every experiment, and the disk for all its files together, before any is run.
+        c._check_run(range(len(c)), progress, directory, ext, **wargs)
         t0 = time.perf_counter()
         for i in range(len(c)):
             plan = c.plan(i, progress=progress)

@@ -680,9 +680,10 @@ class Campaign:
                 bar.update(1)
         return out
 
-    def _check_disk(
+    def _check_run(
         self,
-        checked: list[Planned],
+        todo: range | list[int],
+        progress: bool,
         directory: Path,
         ext: str,
         *,
@@ -690,15 +691,16 @@ class Campaign:
         compress: bool = False,
         **_: Any,
     ) -> None:
-        """Refuse (``ValueError``) a run whose files (the plans ``checked`` of :meth:`_check`)
-        cannot fit together on the free disk of ``directory``, before any is simulated: the
-        sizes and the rule of ``--dry-run`` (``_dryrun.refuse_disk``)."""
+        """Before a run of the experiments ``todo`` into ``directory`` simulates anything:
+        :meth:`_check` of each, then refuse (``ValueError``) files that cannot fit the free
+        disk together (the sizes and the rule of ``--dry-run``, ``_dryrun.refuse_disk``)."""
         from .. import _dryrun
         from ..io import format_from_path
         from ..io._common import readings_are_photons
 
         path = directory / f"x{ext}"
         fmt = format_from_path(path, format)
+        checked = self._check(todo, progress)
         outputs = []
         for p in checked:
             lay = p.layout
@@ -776,8 +778,7 @@ class Campaign:
         on = _kernels._flag("progress", progress)
         d = Path(directory)
         todo = self._indices(indices)
-        checked = self._check(todo, on)
-        self._check_disk(checked, d, ext, **writer_args)
+        self._check_run(todo, on, d, ext, **writer_args)
         d.mkdir(parents=True, exist_ok=True)
         out: list[Path] = []
         for i in todo:
