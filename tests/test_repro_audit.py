@@ -4,7 +4,9 @@ Each test here failed before its fix: a provenance record whose redundant fields
 ``seeds`` summary, ``noise_streams``, ``result``, ``simulation.patches``) had been edited
 replayed without a word (sometimes into other draws than the record lists, and always handing
 the edited record on as the new dataset's provenance); and ``mk_simdata(seed=None)`` recorded
-a fresh noise seed that no call could use again.
+a fresh noise seed that no call could use again; and ``simulate``, ``simulate_to`` and
+``distributed.simulate`` kept the draw they took from a ``Generator`` seed when they then
+failed, so that a retry gave other data.
 """
 
 from __future__ import annotations
@@ -161,3 +163,43 @@ def test_a_campaign_recipe_is_not_written_from_an_edited_campaign_block(field, v
     rec["campaign"][field] = value  # the experiment it describes is no longer the one recorded
     with pytest.raises(ProvenanceError, match=r"provenance\['campaign'\]"):
         recipes.from_provenance(rec, campaign=True)
+
+
+def _small_experiment() -> ptyfast.Experiment:
+    return ptyfast.Experiment(
+        np.ones((40, 40)), probes.disk(16), scans.raster(3, 3, 5.0), ptyfast.Detector(), 1e4
+    )
+
+
+def test_failed_calls_leave_a_generator_seed_as_it_was(tmp_path) -> None:
+    """A call that draws its seed from the user's Generator and then fails (an existing
+    output, a wrong ``out`` buffer) hands the generator back unchanged, so that the retry
+    gives what a fresh generator in that state gives; a successful call advances it."""
+    e = _small_experiment()
+    (tmp_path / "exists.npz").write_bytes(b"")
+    g = np.random.default_rng(3)
+    start = copy.deepcopy(g.bit_generator.state)
+    with pytest.raises(ValueError, match="exists"):
+        ptyfast.simulate_to(e, tmp_path / "exists.npz", seed=g)
+    assert g.bit_generator.state == start
+    with pytest.raises(ValueError, match="out must be"):
+        ptyfast.simulate(e, seed=g, out=np.zeros(3, np.float32))
+    assert g.bit_generator.state == start
+    got = ptyfast.simulate(e, seed=g)
+    assert g.bit_generator.state != start
+    want = ptyfast.simulate(e, seed=np.random.default_rng(3))
+    assert got.provenance["simulation"]["seed"] == want.provenance["simulation"]["seed"]
+    np.testing.assert_array_equal(got.diffraction, want.diffraction)
+
+
+def test_distributed_failure_leaves_a_generator_seed_as_it_was(tmp_path) -> None:
+    """``distributed.simulate`` without a client fails after taking its seed: the user's
+    generator is handed back unchanged."""
+    pytest.importorskip("distributed")
+    from ptyfast import distributed as pdist
+
+    g = np.random.default_rng(5)
+    start = copy.deepcopy(g.bit_generator.state)
+    with pytest.raises(ValueError, match="client"):
+        pdist.simulate(_small_experiment(), tmp_path / "run.zarr", seed=g)
+    assert g.bit_generator.state == start

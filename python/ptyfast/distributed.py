@@ -326,9 +326,10 @@ def simulate(
         receives one store per experiment (:meth:`ptyfast.Campaign.path_for`, ``.zarr``).
         Every worker must reach this path (same machine or a shared filesystem).
     seed : int, numpy.random.Generator or None
-        The noise seed of an experiment (as :func:`ptyfast.simulate`; recorded in the
-        provenance). A resumable run needs an integer: ``None`` draws fresh entropy, so a
-        re-run is another recipe. Campaigns carry their own seeds: must be ``None`` then.
+        The noise seed of an experiment (as :func:`ptyfast.simulate`, whose ``Generator`` is
+        left as it was when the call fails; recorded in the provenance). A resumable run
+        needs an integer: ``None`` draws fresh entropy, so a re-run is another recipe.
+        Campaigns carry their own seeds: must be ``None`` then.
     client : distributed.Client, optional
         The cluster's client; default: the current one (``distributed.get_client()``).
     shard_size : int, optional
@@ -371,7 +372,7 @@ def simulate(
     ...     ptyfast.distributed.simulate(experiment, "run.zarr", seed=1, client=client)
     """
     from .model import provenance as _prov
-    from .model._args import seed_int
+    from .model._args import seed_int, seed_kept_on_error
     from .model.campaign import Campaign
     from .model.experiment import Experiment
 
@@ -416,59 +417,60 @@ def simulate(
         raise ValueError(
             f"store must be a directory for a campaign, got {os.fspath(store_path)!r}, a file"
         )
-    s = None if isinstance(experiment_or_campaign, Campaign) else seed_int(seed)
-    if client is None:
-        try:
-            client = distributed.get_client()
-        except ValueError:
-            raise ValueError(
-                "client must be a distributed.Client, got None and no client is active"
-            ) from None
-    elif not isinstance(client, distributed.Client):
-        raise TypeError(f"client must be a distributed.Client, got {type(client).__name__}")
-    if getattr(client, "status", "running") != "running":
-        raise ValueError(f"client must be running, got one whose status is {client.status!r}")
-    options = {
-        "compress": bool(compress),
-        "overwrite": bool(overwrite),
-        "shard_size": size,
-        "embed_max_bytes": embed,
-    }
-    if isinstance(experiment_or_campaign, Campaign):
-        return _campaign(experiment_or_campaign, store_path, client, options, bool(progress))
-    e = experiment_or_campaign
-    assert s is not None
-    record = _prov.make(e, seed=s, patches=bool(patches), embed_max_bytes=embed)
-    target = store_path
-    found = _prepare(
-        target,
-        _header(e, record, bool(patches)),
-        compress=options["compress"],
-        overwrite=options["overwrite"],
-        shard_size=size,
-    )
-    if found is None:
+    with seed_kept_on_error(seed):
+        s = None if isinstance(experiment_or_campaign, Campaign) else seed_int(seed)
+        if client is None:
+            try:
+                client = distributed.get_client()
+            except ValueError:
+                raise ValueError(
+                    "client must be a distributed.Client, got None and no client is active"
+                ) from None
+        elif not isinstance(client, distributed.Client):
+            raise TypeError(f"client must be a distributed.Client, got {type(client).__name__}")
+        if getattr(client, "status", "running") != "running":
+            raise ValueError(f"client must be running, got one whose status is {client.status!r}")
+        options = {
+            "compress": bool(compress),
+            "overwrite": bool(overwrite),
+            "shard_size": size,
+            "embed_max_bytes": embed,
+        }
+        if isinstance(experiment_or_campaign, Campaign):
+            return _campaign(experiment_or_campaign, store_path, client, options, bool(progress))
+        e = experiment_or_campaign
+        assert s is not None
+        record = _prov.make(e, seed=s, patches=bool(patches), embed_max_bytes=embed)
+        target = store_path
+        found = _prepare(
+            target,
+            _header(e, record, bool(patches)),
+            compress=options["compress"],
+            overwrite=options["overwrite"],
+            shard_size=size,
+        )
+        if found is None:
+            return [target]
+        partial, shards = found
+        if shards:
+            handle = _shared(client, e, "experiment")
+            futures = [
+                client.submit(
+                    _run_shard,
+                    handle,
+                    s,
+                    bool(patches),
+                    os.fspath(partial),
+                    a,
+                    b,
+                    key=_key("shard", a, b),
+                    pure=False,
+                )
+                for a, b in shards
+            ]
+            _wait(distributed, client, futures, progress)
+        _publish(partial, target, options["overwrite"])
         return [target]
-    partial, shards = found
-    if shards:
-        handle = _shared(client, e, "experiment")
-        futures = [
-            client.submit(
-                _run_shard,
-                handle,
-                s,
-                bool(patches),
-                os.fspath(partial),
-                a,
-                b,
-                key=_key("shard", a, b),
-                pure=False,
-            )
-            for a, b in shards
-        ]
-        _wait(distributed, client, futures, progress)
-    _publish(partial, target, options["overwrite"])
-    return [target]
 
 
 def _wait(distributed: Any, client: Any, futures: list[Any], progress: bool) -> None:

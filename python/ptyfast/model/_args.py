@@ -9,10 +9,11 @@ PtychoPINN recipes that draw from NumPy's legacy MT19937 stream).
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import math
 import numbers
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterator
 from typing import Any
 
 import numpy as np
@@ -181,6 +182,23 @@ def seed_int(seed: Any, name: str = "seed") -> int:
     if isinstance(seed, np.random.RandomState):
         raise TypeError(f"{name} must be an int, numpy.random.Generator or None, got RandomState")
     return resolve_seed(seed, name)
+
+
+@contextlib.contextmanager
+def seed_kept_on_error(seed: Any) -> Iterator[None]:
+    """Give a ``Generator`` passed as ``seed`` its state back if the block raises.
+
+    A call that takes its seed from the user's generator and then fails (a bad path, too
+    little memory or disk, an interrupt) leaves the generator as it was, so that a retry
+    draws what the failed call drew. Anything else passed as ``seed`` is left alone.
+    """
+    state = seed.bit_generator.state if isinstance(seed, np.random.Generator) else None
+    try:
+        yield
+    except BaseException:
+        if state is not None:
+            seed.bit_generator.state = state
+        raise
 
 
 def legacy_seed_int(seed: Any, name: str = "seed") -> int:

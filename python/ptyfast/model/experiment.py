@@ -504,7 +504,8 @@ def simulate(
     experiment : Experiment
     seed : int, numpy.random.Generator or None
         The noise seed (every detector stream is keyed by it); ``None`` draws fresh OS
-        entropy. The integer used is recorded in ``dataset.provenance``.
+        entropy; a ``Generator`` gives one draw (advancing it, except when the call fails:
+        then it is left as it was). The integer used is recorded in ``dataset.provenance``.
     patches : bool, optional
         Also keep the object patches at the true positions (before the probe).
     progress : bool, optional
@@ -553,9 +554,12 @@ def simulate(
     _check_flags(patches, progress)
     embed = _args.integer("embed_max_bytes", embed_max_bytes, minimum=0)
     _chunk_size(experiment, chunk_size, bool(patches))
-    s = _args.seed_int(seed)
-    record = provenance.make(experiment, seed=s, patches=bool(patches), embed_max_bytes=embed)
-    return _run(experiment, s, bool(patches), bool(progress), chunk_size, record, out, out_patches)
+    with _args.seed_kept_on_error(seed):
+        s = _args.seed_int(seed)
+        record = provenance.make(experiment, seed=s, patches=bool(patches), embed_max_bytes=embed)
+        return _run(
+            experiment, s, bool(patches), bool(progress), chunk_size, record, out, out_patches
+        )
 
 
 def simulate_to(
@@ -610,22 +614,23 @@ def simulate_to(
         raise TypeError(f"experiment must be a ptyfast.Experiment, got {type(experiment).__name__}")
     _check_flags(patches, progress)
     embed = _args.integer("embed_max_bytes", embed_max_bytes, minimum=0)
-    s = _args.seed_int(seed)
-    record = provenance.make(experiment, seed=s, patches=bool(patches), embed_max_bytes=embed)
-    return _run_to(
-        experiment,
-        path,
-        s,
-        bool(patches),
-        bool(progress),
-        chunk_size,
-        record,
-        io,
-        format=format,
-        compress=compress,
-        overwrite=overwrite,
-        **options,
-    )
+    with _args.seed_kept_on_error(seed):
+        s = _args.seed_int(seed)
+        record = provenance.make(experiment, seed=s, patches=bool(patches), embed_max_bytes=embed)
+        return _run_to(
+            experiment,
+            path,
+            s,
+            bool(patches),
+            bool(progress),
+            chunk_size,
+            record,
+            io,
+            format=format,
+            compress=compress,
+            overwrite=overwrite,
+            **options,
+        )
 
 
 def _io_header(e: Experiment, record: dict[str, Any], patches: bool, io: Any) -> Any:
