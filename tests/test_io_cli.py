@@ -36,6 +36,23 @@ def test_info_describes_the_file(tmp_path, capsys):
     assert "patches     stored" in out or "patches  stored" in out.replace("   ", "  ")
 
 
+def test_info_lists_a_simulations_seeds_once(tmp_path):
+    """A simulated dataset's seed line is its provenance summary: the noise seed included,
+    each seed once (walking the whole record repeated them and missed the noise)."""
+    e = ptyfast.Experiment(
+        ptyfast.objects.recipe("dead_leaves", shape=48, seed=2),
+        ptyfast.probes.disk(16),
+        ptyfast.scans.raster(3, 3, 5.0).jitter(0.3, seed=1),
+        ptyfast.Detector(dead_fraction=0.05, bad_pixel_seed=4),
+        photons=1e4,
+    )
+    ptyfast.simulate_to(e, tmp_path / "d.npz", seed=9)
+    line = next(x for x in info_text(tmp_path / "d.npz").splitlines() if "seeds " in x)
+    want = "noise=9, object.recipe.params.seed=2, scan.errors[0].seed=1, detector.bad_pixel_seed=4"
+    assert f"seeds {want};" in line
+    assert line.count("=2") == 1
+
+
 @needs_zarr
 def test_info_stats_measures_the_patterns(tmp_path):
     ds = simulated_dataset(seed=2)

@@ -126,7 +126,13 @@ def _provenance_summary(prov: dict[str, Any]) -> str:
     for key in ("ptyfast_version", "version", "source", "name"):
         if isinstance(prov.get(key), str | int | float):
             parts.append(f"{key} {prov[key]}")
-    seeds = list(_seeds(prov))
+    summary = prov.get("seeds")
+    if isinstance(summary, dict) and summary:
+        # The record's own flat summary (ptyfast's provenance): every seed once, the noise's
+        # included (its key names no seed).
+        seeds = [(str(k), v) for k, v in summary.items()]
+    else:
+        seeds = list(_seeds(prov))
     if seeds:
         shown = ", ".join(f"{k}={v}" for k, v in seeds[:8])
         parts.append(f"seeds {shown}" + (f" (+{len(seeds) - 8})" if len(seeds) > 8 else ""))
