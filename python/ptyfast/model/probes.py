@@ -249,7 +249,8 @@ def disk(N: int, *, scale: float = 0.7) -> np.ndarray:
     N : int
         Probe side in pixels, ``2 <= N <=`` :data:`MAX_N`.
     scale : float, default 0.7
-        Window scale; the disk's diameter is about ``0.3 N`` at the default.
+        Window scale; the disk's diameter is ``2·σ·√(2 ln 2)`` with ``σ = N/(scale·π²)``,
+        about ``0.34 N`` at the default.
 
     Returns
     -------
