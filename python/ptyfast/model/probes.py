@@ -694,8 +694,12 @@ def zernike(
     * ``plane='pupil'``: the probe is the pupil itself on the object grid, a disk of radius
       ``aperture·N/2`` pixels centred on ``(N − 1)/2`` (an aberrated aperture).
 
-    The disk's edge pixels are weighted by the fraction of their area inside it (to about
-    1e-3), so that its area is right however coarse the sampling.
+    The disk's edge pixels are weighted by ``clip(R + ½ − r, 0, 1)`` (``r`` the distance of
+    the pixel's centre from the disk's, ``R`` the radius in pixels of the grid the pupil is
+    sampled on): the fraction of the pixel inside the disk where the edge runs along a pixel
+    axis, within 0.05 of it where the edge runs diagonally. The disk's area is then ``πR²``
+    to a relative ``0.15/R`` (measured: 0.9 % at ``R = 4``, under 0.05 % for ``R >= 32``;
+    in focus ``R = 2·aperture·N`` on the 4× grid).
 
     Parameters
     ----------
@@ -760,7 +764,8 @@ _ZERNIKE_OVERSAMPLING = 4
 
 def _zernike_pupil(u: np.ndarray, radius: float, c: np.ndarray) -> np.ndarray:
     """``circ · exp(i Σ c_j Z_j)`` on the grid ``u × u`` (pixels), disk of ``radius`` pixels;
-    edge pixels weighted by ``clip(radius + ½ − r, 0, 1)`` (about the pixel's area inside)."""
+    edge pixels weighted by ``clip(radius + ½ − r, 0, 1)`` (the pixel's area inside for an
+    edge along a pixel axis, within 0.05 of it otherwise: :func:`zernike`)."""
     r = np.hypot(u[None, :], u[:, None])
     weight = np.clip(radius + 0.5 - r, 0.0, 1.0)
     if not np.any(weight > 0):  # pragma: no cover - the grid centre is always inside
