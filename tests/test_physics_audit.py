@@ -9,6 +9,10 @@ never through a ptyfast helper other than the function under test:
   ``k`` periods per window, under a flat probe, sends every photon of the simulated pattern to
   pixel ``N//2 + k`` (``+x`` phase ramp → ``+column``, ``y`` → row), which lies at the
   grating-equation angle ``λ/p`` on the detector.
+* ``test_scan_centre_sits_on_the_object_centre``: a scan position ``(0, 0)`` sees a patch
+  point-symmetric about the probe's centre ``(N − 1)/2`` for an object symmetric about its own
+  centre, for every parity of ``N``, ``H`` and ``W`` (bilinear sampling included), and a
+  one-pixel offset of the object breaks it.
 * ``test_gaussian_probe_intensity_moments``: ``|P|²`` of ``gaussian(σ)`` has per-axis
   standard deviation ``σ/√2`` and unit sum, as its docstring says.
 * ``test_plane_wave_through_a_pinhole_has_the_fresnel_on_axis_field``: ``propagate`` of a
@@ -95,6 +99,24 @@ def test_a_grating_diffracts_into_the_pixel_of_its_spatial_frequency():
     period = n * g.object_pixel_m / kx
     off_axis = (col - n // 2) * g.detector_pixel_m
     assert off_axis == pytest.approx(g.distance_m * g.wavelength_m / period, rel=1e-12)
+
+
+@pytest.mark.parametrize("n, h, w", [(16, 64, 64), (16, 61, 63), (15, 64, 63), (15, 61, 61)])
+def test_scan_centre_sits_on_the_object_centre(n, h, w):
+    yy, xx = np.mgrid[:h, :w].astype(np.float64)
+    # A bump without any symmetry but the point reflection about ((W − 1)/2, (H − 1)/2).
+    u, v = xx - (w - 1) / 2, yy - (h - 1) / 2
+    obj = (np.exp(-(u**2 + 2 * v**2 + u * v) / 40) * (1 + 0.2j * np.cos(u + 3 * v))).astype(
+        np.complex64
+    )
+    e = ptyfast.Experiment(obj, probes.gaussian(n, 3.0), scans.custom([0.0], [0.0]), None, 1e6)
+    patch = ptyfast.simulate(e, seed=0, patches=True).patches[0].astype(np.complex128)
+    # Bilinear weights of a symmetric grid are symmetric: float32 rounding only.
+    np.testing.assert_allclose(patch, patch[::-1, ::-1], atol=2e-6)
+    shifted = np.roll(obj, 1, axis=1)  # the object's centre one pixel to the right
+    e = ptyfast.Experiment(shifted, probes.gaussian(n, 3.0), scans.custom([0.0], [0.0]), None, 1e6)
+    patch = ptyfast.simulate(e, seed=0, patches=True).patches[0]
+    assert np.abs(patch - patch[::-1, ::-1]).max() > 0.05
 
 
 # --------------------------------------------------------------------------- probes
