@@ -14,7 +14,7 @@ Conventions (README, "Conventions"): arrays are ``(batch, N, N, C)`` with channe
 grid ``(row, col) = (c // gridsize, c % gridsize)`` (row along ``y``); coordinates are in
 object pixels with ``x`` = column (second image axis) and ``y`` = row; offsets carry
 ``[x, y]`` on axis 2; the far-field amplitude is ``|fftshift(fft2(psi))| / N`` (no
-``ifftshift`` before the FFT, zero frequency at ``[N/2, N/2]``, unitary so that
+``ifftshift`` before the FFT, zero frequency at ``[N//2, N//2]``, unitary so that
 ``sum(A**2) == sum(|psi|**2)``); diffraction data are amplitudes, not intensities.
 
 Reference behaviours reproduced (COMPATIBILITY.md lists what ptyfast keeps and changes):
@@ -514,7 +514,7 @@ def diffract(psi: Any) -> np.ndarray:
     Returns
     -------
     numpy.ndarray, float32, (B, N, N, 1)
-        Amplitudes, zero frequency at ``[N/2, N/2]``; ``sum(A**2) == sum(|psi|**2)``.
+        Amplitudes, zero frequency at ``[N//2, N//2]``; ``sum(A**2) == sum(|psi|**2)``.
 
     Raises
     ------
