@@ -37,6 +37,10 @@ never through a ptyfast helper other than the function under test:
 * ``test_detector_psf_spreads_only_the_photons_that_reach_a_sensor``: with a beamstop,
   module gaps, QE, PSF, gain and offset, the readings are
   ``gain·G_σ ⊛ (qe·λ·[not stopped, not gap]) + offset`` and gap pixels read 0.
+* ``test_read_noise_is_gaussian_and_dark_counts_are_poisson``: the distributions' shapes,
+  not only their mean and variance (Kolmogorov–Smirnov and kurtosis for the read noise, a
+  χ² goodness of fit for the dark counts), and no correlation between neighbouring pixels or
+  consecutive patterns.
 * ``test_detector_stages_apply_in_the_documented_order``: QE, then dead time, then PSF, then
   dark counts, gain and offset (the other orders differ by far more than the tolerance), and
   ``readings_to_photons`` undoes the affine part.
@@ -49,9 +53,11 @@ import math
 import numpy as np
 import pytest
 import scipy.ndimage
+import scipy.stats
 
 import ptyfast
 from ptyfast import Detector, Geometry, probes, scans
+from ptyfast import _kernels as K
 
 HC_KEV_NM = 1.23984198  # h·c in keV·nm (CODATA 2018, 9 significant digits)
 
@@ -384,3 +390,26 @@ def test_detector_stages_apply_in_the_documented_order():
     wrong = gain * (blur(qe * lam / (1 + lam * tau / t)) + dark) + offset  # dead time first
     assert np.abs(got - wrong).max() > 1.0
     np.testing.assert_allclose(e.detector.readings_to_photons(got), blur(detected), atol=1e-9)
+
+
+def test_read_noise_is_gaussian_and_dark_counts_are_poisson():
+    m, n = 50, 64  # 204,800 pixels
+    none = np.zeros((m, n, n))
+    rn = 2.0
+    z = K.detect(none, detector=Detector(read_noise=rn, dtype="float64"), seed=1)[0] / rn
+    k = z.size
+    # Each check fails by chance with probability below 1e-6 (fixed seed: never, in fact).
+    assert scipy.stats.kstest(z.ravel(), "norm").pvalue > 1e-6
+    # Excess kurtosis: standard error sqrt(24/k) = 0.011; a uniform law of the same variance
+    # has -1.2, a sum of 12 uniforms -0.1.
+    assert abs(scipy.stats.kurtosis(z.ravel())) < 5 * math.sqrt(24 / k)
+    for a, b in ((z[:, :, :-1], z[:, :, 1:]), (z[:-1], z[1:])):  # pixel and pattern neighbours
+        r = np.corrcoef(a.ravel(), b.ravel())[0, 1]
+        assert abs(r) < 5 / math.sqrt(a.size), r
+    dark = 0.7
+    d = K.detect(none, detector=Detector(dark=dark, dtype="float64"), seed=2)[0].ravel()
+    assert np.array_equal(d, np.round(d)) and d.min() >= 0
+    observed = np.array([np.sum(d == v) for v in range(5)] + [np.sum(d >= 5)])
+    pmf = scipy.stats.poisson.pmf(np.arange(5), dark)
+    expected = k * np.append(pmf, 1 - pmf.sum())  # the last bin holds 142 expected counts
+    assert scipy.stats.chisquare(observed, expected).pvalue > 1e-6
