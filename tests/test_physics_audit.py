@@ -9,6 +9,11 @@ never through a ptyfast helper other than the function under test:
   ``k`` periods per window, under a flat probe, sends every photon of the simulated pattern to
   pixel ``N//2 + k`` (``+x`` phase ramp → ``+column``, ``y`` → row), which lies at the
   grating-equation angle ``λ/p`` on the detector.
+* ``test_far_field_shift_translation_and_friedel_symmetry``: for a generic complex probe
+  and object, a phase ramp ``exp(2πi(kx·x + ky·y)/N)`` on the object rolls the pattern by
+  ``(ky, kx)``; moving the object and the scan position together leaves the pattern
+  unchanged; a real exit wave gives ``I(q) = I(−q)`` about ``[N//2, N//2]`` (odd and even
+  ``N``).
 * ``test_scan_centre_sits_on_the_object_centre``: a scan position ``(0, 0)`` sees a patch
   point-symmetric about the probe's centre ``(N − 1)/2`` for an object symmetric about its own
   centre, for every parity of ``N``, ``H`` and ``W`` (bilinear sampling included), and a
@@ -107,6 +112,41 @@ def test_a_grating_diffracts_into_the_pixel_of_its_spatial_frequency():
     period = n * g.object_pixel_m / kx
     off_axis = (col - n // 2) * g.detector_pixel_m
     assert off_axis == pytest.approx(g.distance_m * g.wavelength_m / period, rel=1e-12)
+
+
+def _patterns(obj: np.ndarray, probe: np.ndarray, xy: list[tuple[float, float]]) -> np.ndarray:
+    """Expected photons (float64) at the given scan positions, relative to the centre."""
+    x, y = zip(*xy, strict=True)
+    det = Detector(poisson=False, dtype="float64")
+    e = ptyfast.Experiment(obj, probe, scans.custom(list(x), list(y)), det, 1e6)
+    return ptyfast.simulate(e, seed=0).diffraction
+
+
+@pytest.mark.parametrize("n", [16, 15])
+def test_far_field_shift_translation_and_friedel_symmetry(n):
+    rng = np.random.default_rng(n)
+    h = w = 3 * n
+    obj = (0.5 + rng.random((h, w))) * np.exp(1j * rng.uniform(-2, 2, (h, w)))
+    probe = probes.zernike(n, [0, 0.3, -0.2, 0.5, 0.4, 0.0, 0.6], aperture=0.6)
+    base = _patterns(obj.astype(np.complex64), probe, [(0.0, 0.0), (3.0, -2.0)])
+    tol = 1e-5 * base.max()  # float32 exit waves and FFTs: measured ~1e-7 relative
+    # Fourier shift theorem, with the +x = column and +y = row conventions.
+    kx, ky = 3, -2
+    yy, xx = np.mgrid[:h, :w]
+    ramp = np.exp(2j * np.pi * (kx * xx + ky * yy) / n)
+    shifted = _patterns((obj * ramp).astype(np.complex64), probe, [(0.0, 0.0), (3.0, -2.0)])
+    np.testing.assert_allclose(shifted, np.roll(base, (ky, kx), axis=(1, 2)), atol=tol)
+    # Translation: the object moved by (+3, −2) pixels and the scan with it (one position
+    # each, so that both have the same illuminated energy and intensity scale).
+    moved = np.roll(obj, (-2, 3), axis=(0, 1)).astype(np.complex64)
+    alone = _patterns(obj.astype(np.complex64), probe, [(0.0, 0.0)])[0]
+    np.testing.assert_allclose(_patterns(moved, probe, [(3.0, -2.0)])[0], alone, atol=tol)
+    # Friedel: a real exit wave (real probe, real object) has I(q) = I(−q).
+    real = _patterns(obj.real.astype(np.complex64), probes.gaussian(n, 2.5), [(0.5, 0.0)])[0]
+    lo = 1 - n % 2  # even N: row and column 0 have no partner
+    core = real[lo:, lo:]
+    np.testing.assert_allclose(core, core[::-1, ::-1], atol=1e-5 * real.max())
+    assert np.abs(base[0][lo:, lo:] - base[0][lo:, lo:][::-1, ::-1]).max() > 0.01 * base.max()
 
 
 @pytest.mark.parametrize("n, h, w", [(16, 64, 64), (16, 61, 63), (15, 64, 63), (15, 61, 61)])
