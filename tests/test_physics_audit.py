@@ -23,6 +23,9 @@ never through a ptyfast helper other than the function under test:
 * ``test_plane_wave_through_a_pinhole_has_the_fresnel_on_axis_field``: ``propagate`` of a
   uniformly lit circular aperture of radius ``a`` gives the exact paraxial on-axis field
   ``1 − exp(iπ a²/(λz))`` (sign of the propagator included).
+* ``test_a_tilted_beam_walks_off_along_its_direction``: ``propagate`` of a Gaussian with a
+  phase tilt ``exp(2πi ν·x)`` moves its centroid by ``d·λν/√(1 − λ²ν²)``, along ``+x``
+  (columns) and ``+y`` (rows) as the signs of ``ν`` say.
 * ``test_zone_plate_defocus_against_a_direct_fresnel_sum``: ``fresnel_zone_plate`` out of focus
   against a direct 2-D Fresnel sum over the lens pupil (no Hankel transform, no FFT), phase
   included.
@@ -202,6 +205,24 @@ def test_plane_wave_through_a_pinhole_has_the_fresnel_on_axis_field():
         # the disk and the band limit leave ~0.5 %; measured 6e-4 to 4.4e-3.
         want = 1 - np.exp(1j * np.pi * fresnel)
         assert abs(u - want) < 0.02, (fresnel, u, want)
+
+
+def test_a_tilted_beam_walks_off_along_its_direction():
+    n = 128
+    g = geometry(n)
+    dx, lam = g.object_pixel_m, g.wavelength_m
+    c = np.arange(n) - (n - 1) / 2
+    xx, yy = np.meshgrid(c, c)  # xx varies along columns, yy along rows
+    nu_x, nu_y = 0.1 / dx, -0.05 / dx  # spatial frequencies in 1/m
+    tilted = probes.gaussian(n, 4.0) * np.exp(2j * np.pi * (nu_x * xx + nu_y * yy) * dx)
+    d = 10 * dx / (lam * nu_x)  # about one Rayleigh length: the beam stays in the window
+    intensity = np.abs(probes.propagate(tilted, d, g).astype(np.complex128)) ** 2
+    intensity /= intensity.sum()
+    # Group direction of the plane wave ν: sin θ = λ|ν| (the root differs from 1 by 1e-7).
+    walk = d * lam / math.sqrt(1 - lam**2 * (nu_x**2 + nu_y**2)) / dx
+    # Measured 4e-7 pixels from 10 and −5 pixels.
+    assert np.sum(intensity * xx) == pytest.approx(walk * nu_x, abs=1e-4)
+    assert np.sum(intensity * yy) == pytest.approx(walk * nu_y, abs=1e-4)
 
 
 def test_zone_plate_defocus_against_a_direct_fresnel_sum():
