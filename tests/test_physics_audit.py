@@ -1,7 +1,9 @@
 """Physics audit: the model layer against computations written here from first principles.
 
-Each test computes the physics independently (NumPy sums and FFTs, or an analytic result) and
-never through a ptyfast helper other than the function under test:
+Each test computes the physics independently (NumPy sums and FFTs, or an analytic result),
+never through a ptyfast helper other than the functions under test (the detector tests take
+the expected photons ``λ`` from a noise-free simulation, itself checked against NumPy in
+``tests/test_acquisition.py``):
 
 * ``test_wavelength_and_object_pixel_follow_hc_over_e``: ``λ = hc/E`` with
   ``hc = 1.23984198 keV·nm`` and ``Δx = λz/(NΔ)`` at several energies.
@@ -53,8 +55,8 @@ never through a ptyfast helper other than the function under test:
   χ² goodness of fit for the dark counts), and no correlation between neighbouring pixels or
   consecutive patterns.
 * ``test_detector_stages_apply_in_the_documented_order``: QE, then dead time, then PSF, then
-  dark counts, gain and offset (the other orders differ by far more than the tolerance), and
-  ``readings_to_photons`` undoes the affine part.
+  dark counts, gain and offset (dead time before QE differs by far more than the tolerance),
+  and ``readings_to_photons`` undoes the affine part.
 """
 
 from __future__ import annotations
