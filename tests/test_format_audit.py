@@ -1,0 +1,386 @@
+"""Format faithfulness audit: what each file means to its real reader.
+
+Every test simulates an asymmetric dataset with the model (a non-square object, a probe
+without any symmetry, two incoherent modes, scan positions whose x and y ranges differ, a
+non-ideal detector with gain, offset, a beamstop and bad pixels, a non-default geometry) and
+compares what the format's own reader finds with quantities computed here, independently of
+ptyfast's writers, in that reader's documented units.
+
+* ``test_ptychodus_pair_means_the_dataset``: ptychodus 1.7's ``load_product`` and
+  ``load_diffraction_data``: patterns = ``(readings − offset)/gain`` (clipped at 0, masked
+  pixels 0) in float32, bad pixels = the beamstop disc and the dead and hot pixels, detector
+  pixel, distance, energy, object and probe pixel ``h·c/E · z/(N·Δ)``, the two probe modes as
+  incoherent modes, the object, and the object pixel ptychodus maps each position to.
+* ``test_ptychodus_forward_model_of_a_non_ideal_two_mode_dataset``: ptychodus simulates
+  diffraction from our product: the same patterns as the photon estimates in our diffraction
+  file (normalised, valid pixels), on ptychodus' detector pixel; a transposed pattern or a
+  mirrored scan would not match.
+* ``test_cxi_means_the_dataset``: h5py on the CXI paths: energy in J, distance and pixel sizes
+  in m, the sample translation ``−(probe position)`` with x from columns and y from rows,
+  ``image_size`` as (x, y) extents, the mask bits (``0x1`` = invalid), data = photons.
+* ``test_npz_and_zarr_mean_the_dataset``: ``numpy.load`` (``diff3d`` = ``sqrt(photons)/s``,
+  masked pixels 0; positions true and nominal; probe modes; mask True = valid) and ``zarr``
+  (the exact readings and their dtype, positions, mask, the header's detector and geometry).
+* ``test_every_format_round_trips_the_non_ideal_dataset``: ``ptyfast.open`` gives every field
+  back (readings, dtype, detector, geometry, provenance, photons, intensity scale, patches).
+* ``test_foreign_readings_of_ptychodus_and_cxi_agree``: without the ``ptyfast`` groups (as
+  another tool's file), the ptychodus pair and the CXI file read back as the same photons,
+  mask, positions and geometry.
+* ``test_ptychodus_slac_npz_plugin_reads_our_geometry``: ptychodus' ``SLAC_NPZ`` plugin (the
+  one that opens a PtychoPINN NPZ) finds the dataset's distance and energy, not its defaults.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import ptyfast
+from ptyfast import Detector, Geometry, io, probes, scans
+
+h5py = pytest.importorskip("h5py")
+
+N = 16
+SHAPE = (40, 64)  # (H, W): wider than high
+# CODATA 2018, exact: h in J s, c in m/s, e in C
+H_J_S, C_M_S, E_C = 6.62607015e-34, 299_792_458.0, 1.602176634e-19
+ENERGY_EV, DISTANCE_M = 6200.0, 3.5
+DEAD = [(2, 13), (11, 3)]
+HOT = [(14, 14)]
+BEAMSTOP_PX = 2.0
+
+
+def _object() -> np.ndarray:
+    rng = np.random.default_rng(0)
+    amp = 0.5 + 0.5 * rng.random(SHAPE)
+    return (amp * np.exp(1j * rng.normal(size=SHAPE))).astype(np.complex64)
+
+
+def _probe() -> np.ndarray:
+    """Two incoherent modes of a rectangle with a phase step in one corner (no symmetry)."""
+    p = np.zeros((N, N), complex)
+    p[3:9, 4:13] = 1.0
+    p[3:6, 4:7] *= 1j
+    return probes.modes(p, 2, weights=[0.7, 0.3])
+
+
+def _scan() -> scans.Scan:
+    """Integer positions: x over 35 pixels, y over 10 (ptychodus shifts a probe by a Fourier
+    phase, ptyfast interpolates the object: the two agree exactly on whole pixels)."""
+    x = np.array([-18.0, -11.0, -4.0, 3.0, 10.0, 17.0]).repeat(2)
+    y = np.tile([-5.0, 5.0], 6)
+    return scans.Scan(np.column_stack([x, y]))
+
+
+def _pixel_table(cells: list[tuple[int, int]]) -> np.ndarray:
+    a = np.zeros((N, N), bool)
+    for r, c in cells:
+        a[r, c] = True
+    return a
+
+
+def _detector(**kw: object) -> Detector:
+    return Detector(
+        gain=3.0,
+        offset=10.0,
+        beamstop_radius_px=BEAMSTOP_PX,
+        dead_pixels=_pixel_table(DEAD),
+        hot_pixels=_pixel_table(HOT),
+        **kw,
+    )
+
+
+def _simulate(detector: Detector, pixel_m: float = 1e-3, seed: int = 3) -> ptyfast.Dataset:
+    g = Geometry(energy_eV=ENERGY_EV, distance_m=DISTANCE_M, detector_pixel_m=pixel_m, N=N)
+    e = ptyfast.Experiment(_object(), _probe(), _scan(), detector, photons=1e5, geometry=g)
+    return ptyfast.simulate(e, seed=seed, patches=True)
+
+
+@pytest.fixture(scope="module")
+def noisy() -> ptyfast.Dataset:
+    """ADU readings in uint16 with read noise: the readings are not photon counts."""
+    return _simulate(_detector(read_noise=0.7, dtype="uint16"), pixel_m=55e-6)
+
+
+def _valid() -> np.ndarray:
+    """The valid pixels, from the detector's parameters (not from ptyfast)."""
+    r, c = np.mgrid[:N, :N]
+    valid = np.hypot(r - N // 2, c - N // 2) >= BEAMSTOP_PX
+    valid &= ~_pixel_table(DEAD) & ~_pixel_table(HOT)
+    return valid
+
+
+def _photons(readings: np.ndarray) -> np.ndarray:
+    """Detected photons: ``(reading − offset)/gain``, negatives 0, masked pixels 0."""
+    p = np.maximum((readings.astype(np.float64) - 10.0) / 3.0, 0.0)
+    p[:, ~_valid()] = 0.0
+    return p
+
+
+def _object_pixel_m(detector_pixel_m: float) -> float:
+    wavelength = H_J_S * C_M_S / (ENERGY_EV * E_C)
+    return wavelength * DISTANCE_M / (N * detector_pixel_m)
+
+
+def _probe_centre_m(ds: ptyfast.Dataset, pixel_m: float) -> tuple[np.ndarray, np.ndarray]:
+    """Where the centre ``(N−1)/2`` of the probe array sits, about the object's centre."""
+    h, w = SHAPE
+    # ptyfast samples a position at patch pixel N//2: the array centre is half a pixel before
+    x = ds.positions_true[:, 0] - (N // 2 - (N - 1) / 2) - (w - 1) / 2
+    y = ds.positions_true[:, 1] - (N // 2 - (N - 1) / 2) - (h - 1) / 2
+    return x * pixel_m, y * pixel_m
+
+
+def _check_dataset(ds: ptyfast.Dataset) -> None:
+    """The fixture is what the audit needs: asymmetric and non-ideal."""
+    assert ds.diffraction.shape == (12, N, N) and ds.object.shape == SHAPE
+    assert ds.probe.shape == (2, N, N)
+    assert not np.allclose(np.abs(ds.probe[0]), np.abs(ds.probe[0]).T)
+    assert np.ptp(ds.positions_true[:, 0]) > 3 * np.ptp(ds.positions_true[:, 1])
+    assert np.array_equal(ds.mask, _valid())
+    assert not ds.detector.is_ideal
+
+
+# ---------------------------------------------------------------------------- ptychodus
+
+
+def test_ptychodus_pair_means_the_dataset(tmp_path, noisy):
+    pytest.importorskip("ptychodus")
+    from ptychodus.api.io import load_diffraction_data, load_product
+
+    ds = noisy
+    _check_dataset(ds)
+    assert ds.diffraction.dtype == np.uint16
+    product_path, diffraction_path = io.save(ds, tmp_path / "run.ptychodus.h5")
+    product = load_product(product_path)
+    data = load_diffraction_data(diffraction_path)
+
+    # patterns: photon estimates in float32, not the ADU readings, in the same orientation
+    patterns = data.get_patterns()
+    assert patterns.dtype == np.float32
+    assert np.array_equal(patterns, _photons(ds.diffraction).astype(np.float32))
+    assert not np.allclose(patterns, ds.diffraction)
+    # bad pixels: True = bad, exactly the beamstop disc and the dead and hot pixels
+    assert np.array_equal(data.get_bad_pixels(), ~_valid())
+    assert np.array_equal(data.get_indexes(), np.arange(12))
+
+    dp = 55e-6
+    px = _object_pixel_m(dp)
+    pg = data.get_pixel_geometry()
+    assert (pg.width_m, pg.height_m) == (dp, dp)
+    md = product.metadata
+    assert md.detector_distance_m == DISTANCE_M
+    assert md.photon_energy_eV == ENERGY_EV
+    assert md.photon_wavelength_m == pytest.approx(H_J_S * C_M_S / (ENERGY_EV * E_C), rel=1e-12)
+    assert md.far_field
+    pgeo = product.probes.get_geometry()
+    assert pgeo.pixel_width_m == pytest.approx(px, rel=1e-12)
+    assert pgeo.pixel_height_m == pytest.approx(px, rel=1e-12)
+    # two incoherent modes (ptychodus: (coherent, incoherent, y, x)), as simulated
+    assert product.probes.get_array().shape == (1, 2, N, N)
+    assert np.array_equal(product.probes.get_array()[0], ds.probe)
+    assert len(product.probes) == 1  # no OPR: one probe for every position
+    og = product.object_.get_geometry()
+    assert og.pixel_width_m == pytest.approx(px, rel=1e-12)
+    assert og.pixel_height_m == pytest.approx(px, rel=1e-12)
+    assert (og.width_px, og.height_px) == (SHAPE[1], SHAPE[0])
+    assert np.array_equal(product.object_.get_layer(0), ds.object)
+
+    # positions: x along columns, y along rows, the probe array centre about the object centre
+    x_m, y_m = _probe_centre_m(ds, px)
+    pos = product.probe_positions
+    assert np.allclose(pos.get_coordinates_x_m(), x_m, rtol=1e-12, atol=0)
+    assert np.allclose(pos.get_coordinates_y_m(), y_m, rtol=1e-12, atol=0)
+    xp = og.map_probe_positions_to_object_x_px(pos)
+    yp = og.map_probe_positions_to_object_y_px(pos)
+    assert np.allclose(xp, ds.positions_true[:, 0] - 0.5, atol=1e-9)
+    assert np.allclose(yp, ds.positions_true[:, 1] - 0.5, atol=1e-9)
+
+
+def test_ptychodus_forward_model_of_a_non_ideal_two_mode_dataset(tmp_path):
+    pytest.importorskip("ptychodus")
+    from ptychodus.api.io import load_diffraction_data, load_product
+    from ptychodus.api.simulate.diffraction import generate_diffraction_data
+
+    # expected counts (no noise) through gain and offset, float32 ADU; 1 mm detector pixels
+    # keep ptychodus' Fresnel phase (ptyfast's Fraunhofer model has none) below 1e-3 rad
+    ds = _simulate(_detector(poisson=False, full_well=1e7))
+    _check_dataset(ds)
+    product_path, diffraction_path = io.save(ds, tmp_path / "fwd.ptychodus.h5")
+    ours = load_diffraction_data(diffraction_path).get_patterns().astype(np.float64)
+    sim = generate_diffraction_data(load_product(product_path))
+    # ptychodus' own Fraunhofer relation gives back our detector pixel
+    pg = sim.get_pixel_geometry()
+    assert pg.width_m == pytest.approx(1e-3, rel=1e-12)
+    assert pg.height_m == pytest.approx(1e-3, rel=1e-12)
+    theirs = sim.get_patterns()
+    valid = _valid()
+
+    def mismatch(a: np.ndarray, b: np.ndarray) -> float:
+        a = a[:, valid] / a[:, valid].sum(axis=1, keepdims=True)
+        b = b[:, valid] / b[:, valid].sum(axis=1, keepdims=True)
+        return float(np.abs(a - b).max() / b.max())
+
+    assert mismatch(theirs, ours) < 1e-3
+    assert mismatch(theirs.transpose(0, 2, 1), ours) > 0.05  # the check sees a transpose
+    assert mismatch(theirs[::-1], ours) > 0.05  # and a reversed scan
+    # the stored photons are the gain- and offset-corrected readings
+    assert np.allclose(ours, _photons(ds.diffraction), rtol=1e-6, atol=1e-3)
+
+
+# ---------------------------------------------------------------------------- CXI
+
+
+def test_cxi_means_the_dataset(tmp_path, noisy):
+    ds = noisy
+    path = tmp_path / "d.cxi"
+    io.save(ds, path, compress=True)
+    dp = 55e-6
+    px = _object_pixel_m(dp)
+    with h5py.File(path, "r") as f:
+        e = f["entry_1"]
+        det = e["instrument_1/detector_1"]
+        energy = e["instrument_1/source_1/energy"]
+        assert energy.attrs["units"] == "J"
+        assert energy[()] == pytest.approx(ENERGY_EV * E_C, rel=1e-15)
+        assert det["distance"][()] == DISTANCE_M and det["distance"].attrs["units"] == "m"
+        assert det["x_pixel_size"][()] == det["y_pixel_size"][()] == dp
+        # the zero frequency at pixel N//2 of both axes, in metres
+        assert det["beam_center_x"][()] == det["beam_center_y"][()] == (N // 2) * dp
+
+        data = e["data_1/data"][()]
+        assert data.dtype == np.float32
+        assert np.array_equal(data, _photons(ds.diffraction).astype(np.float32))
+        mask = det["mask"][()]
+        assert mask.dtype == np.uint32
+        assert np.array_equal((mask & 0x1) != 0, ~_valid())
+
+        # the sample moves opposite to the probe: translation = −(probe centre), x = columns
+        x_m, y_m = _probe_centre_m(ds, px)
+        t = e["sample_1/geometry_1/translation"][()]
+        assert t.shape == (12, 3) and e["data_1/translation"].attrs["units"] == "m"
+        assert np.allclose(-t[:, 0], x_m, rtol=1e-12, atol=0)
+        assert np.allclose(-t[:, 1], y_m, rtol=1e-12, atol=0)
+        assert not t[:, 2].any()
+        assert np.ptp(t[:, 0]) > 3 * np.ptp(t[:, 1])
+        assert np.array_equal(e["sample_1/transformations/x"][()], t[:, 0])
+        assert np.array_equal(e["sample_1/transformations/y"][()], t[:, 1])
+
+        probe, obj = e["image_1"], e["image_2"]
+        assert np.array_equal(probe["data"][()], ds.probe)
+        assert np.array_equal(obj["data"][()], ds.object)
+        h, w = SHAPE
+        assert np.allclose(obj["image_size"][()], [w * px, h * px, 0.0], rtol=1e-12, atol=0)
+        assert np.allclose(probe["image_size"][()], [N * px, N * px, 0.0], rtol=1e-12, atol=0)
+
+
+# ---------------------------------------------------------------------------- NPZ, Zarr
+
+
+def test_npz_and_zarr_mean_the_dataset(tmp_path, noisy):
+    ds = noisy
+    path = tmp_path / "d.npz"
+    io.save(ds, path, compress=True)
+    s = ds.intensity_scale
+    with np.load(path, allow_pickle=False) as f:
+        amp = np.sqrt(_photons(ds.diffraction)).astype(np.float32) / np.float32(s)
+        assert f["diff3d"].dtype == np.float32
+        assert np.allclose(f["diff3d"], amp, rtol=1e-6, atol=0)
+        assert not f["diff3d"][:, ~_valid()].any()
+        assert np.array_equal(f["readings"], ds.diffraction)
+        assert f["readings"].dtype == np.uint16
+        assert np.array_equal(f["xcoords"], ds.positions_true[:, 0])
+        assert np.array_equal(f["ycoords"], ds.positions_true[:, 1])
+        assert np.array_equal(f["xcoords_start"], ds.positions_nominal[:, 0])
+        assert np.array_equal(f["probeGuess"], ds.probe[0])
+        assert np.array_equal(f["probe_modes"], ds.probe)
+        assert np.array_equal(f["mask"], _valid())
+        assert np.array_equal(f["Y"][..., 0], ds.patches)
+
+    zarr = pytest.importorskip("zarr")
+    zpath = tmp_path / "d.zarr"
+    io.save(ds, zpath)
+    g = zarr.open_group(zpath, mode="r")
+    assert g["diffraction"].dtype == np.uint16
+    assert np.array_equal(g["diffraction"][...], ds.diffraction)
+    assert np.array_equal(g["mask"][...], _valid())
+    assert np.array_equal(g["positions_true"][...], ds.positions_true)
+    assert g["positions_true"].metadata.dimension_names == ("pattern", "xy")
+    meta = g.attrs["ptyfast"]
+    assert meta["detector"]["gain"] == 3.0 and meta["detector"]["offset"] == 10.0
+    assert meta["geometry"] == {
+        "energy_eV": ENERGY_EV,
+        "distance_m": DISTANCE_M,
+        "detector_pixel_m": 55e-6,
+        "N": N,
+    }
+    assert meta["readings_dtype"] == np.dtype(np.uint16).str
+
+
+# ---------------------------------------------------------------------------- ptyfast's readers
+
+_EXT = {"npz": "npz", "ptychodus": "ptychodus.h5", "cxi": "cxi", "zarr": "zarr"}
+
+
+@pytest.mark.parametrize("fmt", list(_EXT))
+def test_every_format_round_trips_the_non_ideal_dataset(tmp_path, noisy, fmt):
+    if fmt == "zarr":
+        pytest.importorskip("zarr")
+    ds = noisy
+    path = tmp_path / f"d.{_EXT[fmt]}"
+    io.save(ds, path)
+    back = ptyfast.open(path)
+    for k in ("diffraction", "mask", "positions_true", "positions_nominal", "probe", "object"):
+        a, b = getattr(ds, k), getattr(back, k)
+        assert a.dtype == b.dtype and a.tobytes() == b.tobytes(), k
+    assert back.patches is not None and back.patches.tobytes() == ds.patches.tobytes()
+    assert back.detector == ds.detector and not back.detector.is_ideal
+    assert back.geometry == ds.geometry
+    assert back.provenance == ds.provenance
+    assert back.photons == ds.photons and back.intensity_scale == ds.intensity_scale
+
+
+def test_foreign_readings_of_ptychodus_and_cxi_agree(tmp_path, noisy):
+    ds = noisy
+    paths = {"ptychodus": tmp_path / "d.ptychodus.h5", "cxi": tmp_path / "d.cxi"}
+    for fmt, path in paths.items():
+        io.save(ds, path)
+        with h5py.File(path, "r+") as f:
+            del f["ptyfast" if fmt == "ptychodus" else "entry_1/ptyfast"]
+    a, b = (ptyfast.open(p) for p in paths.values())
+    want = _photons(ds.diffraction).astype(np.float32)
+    for back in (a, b):
+        assert back.diffraction.dtype == np.float32
+        assert np.array_equal(back.diffraction, want)
+        assert np.array_equal(back.mask, _valid())
+        assert np.allclose(back.positions_true, ds.positions_true, rtol=0, atol=1e-9)
+        assert back.geometry.distance_m == DISTANCE_M
+        assert back.geometry.detector_pixel_m == 55e-6
+        assert back.geometry.energy_eV == pytest.approx(ENERGY_EV, rel=1e-15)
+        assert back.geometry.object_pixel_m == pytest.approx(_object_pixel_m(55e-6), rel=1e-12)
+    assert a.photons == ds.photons
+
+
+# ---------------------------------------------------------------------------- ptychodus NPZ
+
+
+def test_ptychodus_slac_npz_plugin_reads_our_geometry(tmp_path, noisy):
+    pytest.importorskip("ptychodus")
+    from ptychodus.api.plugins import PluginRegistry
+
+    ds = noisy
+    path = tmp_path / "d.npz"
+    io.save(ds, path)
+    reader = PluginRegistry.load_plugins().product_file_readers.get_strategy_by_name("SLAC_NPZ")
+    product = reader.read(Path(path))
+    md = product.metadata
+    assert md.detector_distance_m == DISTANCE_M  # its default is 0.75 m
+    assert md.photon_energy_eV == ENERGY_EV  # its default is 8000 eV
+    # it scales pixel positions by λ·z/(N·Δ) from those fields: our object pixel
+    x_m = product.probe_positions.get_coordinates_x_m()
+    px = _object_pixel_m(55e-6)
+    assert np.allclose(x_m, ds.positions_nominal[:, 0] * px, rtol=1e-12, atol=0)
+    assert math.isclose(md.photon_wavelength_m * DISTANCE_M / (N * 55e-6), px, rel_tol=1e-12)
