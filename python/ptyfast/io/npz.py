@@ -31,6 +31,12 @@ modes``
 ``scan_index`` (M,)                 int64        zeros (one scan)
 ``mask``       (N, N)               bool         ``True`` = valid pixel
 ``Y``          (M, N, N, 1)         complex64    object patches, when the dataset has them
+``detector_    ()                   float64      ``geometry.distance_m``, ``energy_eV``,
+distance_m``,                                    ``detector_pixel_m`` (metres, eV), when the
+``photon_                                        dataset has a geometry: the scalars ptychodus'
+energy_eV``,                                     ``SLAC_NPZ`` plugin reads (without them it
+``detector_                                      assumes 0.75 m, 8 keV, 75 µm)
+pixel_size_m``
 ``_metadata``  ()                   str          JSON: ``nphotons``, ``intensity_scale`` (as
                                                  ``RawData.to_file``) and a ``ptyfast`` block
                                                  (provenance, geometry, detector, photons)
@@ -38,7 +44,12 @@ modes``
 
 Readers: :meth:`ptyfast.raw_data.RawData.from_file` and PtychoPINN's (``diff3d``,
 ``xcoords``, ``probeGuess``, ... ; extra keys are ignored), ``numpy.load``, ptychodus'
-PtychoPINN NPZ conventions. :func:`ptyfast.open` reads the exact readings back; a PtychoPINN
+PtychoPINN NPZ conventions. ptychodus 1.7's ``SLAC_NPZ`` product plugin reads the geometry
+scalars, ``probeGuess`` (the first mode only) and the **nominal** ``xcoords_start`` scaled
+by the object pixel, about the object's corner (no object pixel size or centre: it cannot
+place them on the object); its diffraction plugin wants a ``diffraction`` key (amplitudes,
+pattern axis last), which this file does not have: use the ``.ptychodus.h5`` pair for
+ptychodus. :func:`ptyfast.open` reads the exact readings back; a PtychoPINN
 NPZ without ``readings`` (not written by ptyfast) is read as photons ``(diff3d · s)²`` with
 ``s`` from its ``_metadata`` (1 when absent).
 """
@@ -119,6 +130,11 @@ class NpzWriter(BlockWriter):
         }
         if h.n_modes > 1:
             small["probe_modes"] = h.probe
+        if h.geometry is not None:  # what ptychodus' SLAC_NPZ plugin reads (else: defaults)
+            g = h.geometry
+            small["detector_distance_m"] = np.float64(g.distance_m)
+            small["photon_energy_eV"] = np.float64(g.energy_eV)
+            small["detector_pixel_size_m"] = np.float64(g.detector_pixel_m)
         meta = {
             "nphotons": finite_or_none(h.photons),
             "intensity_scale": float(s),
@@ -126,7 +142,8 @@ class NpzWriter(BlockWriter):
             "ptyfast": {**h.meta(), "provenance": h.provenance},
         }
         for key, value in small.items():
-            self._member(key, np.ascontiguousarray(value))
+            a = np.asarray(value)  # ascontiguousarray would make a scalar (1,)
+            self._member(key, a if a.ndim == 0 else np.ascontiguousarray(a))
         self._member(_METADATA, np.array(dumps(meta)))
         directory = self.path.parent if str(self.path.parent) else Path(".")
         self._spool_a = stack.enter_context(tempfile.TemporaryFile(dir=directory))
