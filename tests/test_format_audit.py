@@ -384,3 +384,32 @@ def test_ptychodus_slac_npz_plugin_reads_our_geometry(tmp_path, noisy):
     px = _object_pixel_m(55e-6)
     assert np.allclose(x_m, ds.positions_nominal[:, 0] * px, rtol=1e-12, atol=0)
     assert math.isclose(md.photon_wavelength_m * DISTANCE_M / (N * 55e-6), px, rel_tol=1e-12)
+
+
+def test_zarr_conventions_attribute_holds_for_the_stored_arrays(tmp_path):
+    """The store's ``conventions`` text, checked against its own arrays: expected photons
+    ``(s·A)²`` with ``A²`` summed over the modes, and no unit-norm claim for one mode."""
+    zarr = pytest.importorskip("zarr")
+    ds = _simulate(_detector(poisson=False, full_well=1e7))
+    io.save(ds, tmp_path / "two.zarr")
+    g = zarr.open_group(tmp_path / "two.zarr", mode="r")
+    conv = g.attrs["conventions"]
+    assert "(intensity_scale * A)^2" in conv["units"]
+    probe, patches = g["probe"][...], g["patches"][...]
+    a2 = sum(np.abs(np.fft.fftshift(np.fft.fft2(p * patches), axes=(-2, -1))) ** 2 for p in probe)
+    s = g.attrs["ptyfast"]["intensity_scale"]
+    want = s**2 * a2 / N**2
+    got = _photons(g["diffraction"][...])
+    assert np.allclose(got[:, _valid()], want[:, _valid()], rtol=1e-4, atol=1e-2)
+
+    # one mode keeps its norm (the dose is in the scale): the text must not claim |P|² = 1
+    p = np.zeros((N, N), np.complex64)
+    p[4:12, 3:11] = 3.0
+    g2 = Geometry(energy_eV=ENERGY_EV, distance_m=DISTANCE_M, detector_pixel_m=1e-3, N=N)
+    one = ptyfast.simulate(
+        ptyfast.Experiment(_object(), p, _scan(), photons=1e4, geometry=g2), seed=1
+    )
+    io.save(one, tmp_path / "one.zarr")
+    g = zarr.open_group(tmp_path / "one.zarr", mode="r")
+    assert np.sum(np.abs(g["probe"][...]) ** 2) == pytest.approx(576.0)
+    assert "|P|^2 = 1;" not in g.attrs["conventions"]["units"]

@@ -91,8 +91,12 @@ _DIMS = {
 _CONVENTIONS = {
     "diffraction": "detector readings, zero frequency at [N//2, N//2], not fftshifted back",
     "positions": "(x, y) object pixels, x = column, y = row, sampled at patch pixel N//2",
-    "far_field": "A = |fftshift(FFT2(probe * patch))| / N",
-    "units": "probe: sum over modes of |P|^2 = 1; photons: mean per pattern before QE",
+    "far_field": "A = |fftshift(FFT2(probe * patch))| / N, A^2 summed over the probe modes",
+    "units": (
+        "expected photons per pixel reaching the detector = (intensity_scale * A)^2; probe as "
+        "simulated: a stack of modes has sum over modes of |P|^2 = 1, one mode any norm (the "
+        "dose is in intensity_scale); photons: mean per pattern before QE"
+    ),
 }
 
 
