@@ -413,3 +413,55 @@ def test_zarr_conventions_attribute_holds_for_the_stored_arrays(tmp_path):
     g = zarr.open_group(tmp_path / "one.zarr", mode="r")
     assert np.sum(np.abs(g["probe"][...]) ** 2) == pytest.approx(576.0)
     assert "|P|^2 = 1;" not in g.attrs["conventions"]["units"]
+
+
+def test_ptychodus_cxi_plugins_read_the_non_ideal_two_mode_file(tmp_path, noisy):
+    pytest.importorskip("ptychodus")
+    from ptychodus.api.plugins import PluginRegistry
+
+    ds = noisy
+    path = tmp_path / "d.cxi"
+    io.save(ds, path)
+    registry = PluginRegistry.load_plugins()
+    data = registry.diffraction_file_readers.get_strategy_by_name("CXI").read(path)
+    patterns = np.concatenate([a.get_patterns() for a in data])
+    assert np.array_equal(patterns, _photons(ds.diffraction).astype(np.float32))
+    assert np.array_equal(data.get_bad_pixels(), ~_valid())  # ptychodus: mask != 0 is bad
+    md = data.get_metadata()
+    assert md.photon_energy_eV == pytest.approx(ENERGY_EV, rel=1e-15)
+    assert md.detector_distance_m == DISTANCE_M
+    product = registry.product_file_readers.get_strategy_by_name("CXI").read(path)
+    assert product.probes.get_array().shape == (1, 2, N, N)
+    assert np.array_equal(product.probes.get_array()[0], ds.probe)
+    pg = product.probes.get_pixel_geometry()
+    assert pg.width_m == pytest.approx(_object_pixel_m(55e-6), rel=1e-12)
+
+
+@pytest.mark.parametrize("transparent", [True, False])
+def test_ptychodus_probe_photon_count_is_the_mean_pattern_dose(tmp_path, transparent):
+    """``probe_photon_count`` holds ``photons``, the mean photons per pattern reaching the
+    detector; ptychodus uses it as the probe's total intensity, which is ``s²·Σ|P|²``: the
+    same number for a transparent object, larger by the inverse mean transmission otherwise
+    (documented in ``ptyfast.io.ptychodus``)."""
+    pytest.importorskip("ptychodus")
+    from ptychodus.api.io import load_product
+
+    obj = _object()
+    if transparent:
+        obj = np.exp(1j * np.angle(obj)).astype(np.complex64)
+    g = Geometry(energy_eV=ENERGY_EV, distance_m=DISTANCE_M, detector_pixel_m=1e-3, N=N)
+    e = ptyfast.Experiment(obj, _probe(), _scan(), photons=2e4, geometry=g)
+    ds = ptyfast.simulate(e, seed=1, patches=True)
+    product_path, _ = io.save(ds, tmp_path / "p.ptychodus.h5")
+    product = load_product(product_path)
+    count = product.metadata.probe_photon_count
+    s2 = ds.intensity_scale**2
+    probe = product.probes.get_array()[0]
+    illuminated = np.mean([np.sum(np.abs(probe * p) ** 2) for p in ds.patches])
+    assert count == 2e4
+    assert count == pytest.approx(s2 * illuminated, rel=1e-6)
+    probe_photons = s2 * np.sum(np.abs(probe) ** 2)
+    if transparent:
+        assert probe_photons == pytest.approx(count, rel=1e-6)
+    else:
+        assert probe_photons > 1.3 * count

@@ -45,6 +45,18 @@ field                           shape, dtype   content
                                                (links), ``_metadata``
 =============================== ============== ==============================================
 
+**Dose and probe scale.** ``@probe_photon_count`` is ptyfast's ``photons``: the mean
+number of photons per pattern reaching the detector (PtychoPINN's ``nphotons``), i.e.
+``s² · mean_i Σ_k Σ |P_k · patch_i|²`` with ``s`` = ``intensity_scale``. ptychodus reads it as
+the probe's total intensity (its probe builder rescales a new probe to it, its pty-chi
+backend sets ``probe_power`` from it), which is ``s² · Σ_k Σ |P_k|²``: the same number
+when the object transmits fully under the probe (``|O| = 1``, a phase object), larger by
+the inverse mean transmission ``|O|²`` under the probe otherwise. ptychodus' own estimate
+(the brightest pattern's total counts) has the same bias. The ``probe`` is stored as
+simulated, not in photons (a stack of modes has unit total intensity; one mode any norm):
+``s · probe`` is the probe in √photons for a unitary FFT, and ptychodus' Fresnel forward
+model scales the patterns differently again (tested up to that one global factor).
+
 The positions, as the issue asks, mean the same physical point in both tools. With
 ``δ = N//2 − (N−1)/2`` (½ for even ``N``):
 ``x_m = (x − δ − (W−1)/2) · Δ`` and ``y_m = (y − δ − (H−1)/2) · Δ``, so ptychodus' own
