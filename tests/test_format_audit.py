@@ -59,43 +59,47 @@ def _object() -> np.ndarray:
     return (amp * np.exp(1j * rng.normal(size=SHAPE))).astype(np.complex64)
 
 
-def _probe() -> np.ndarray:
+def _probe(n: int = N) -> np.ndarray:
     """Two incoherent modes of a rectangle with a phase step in one corner (no symmetry)."""
-    p = np.zeros((N, N), complex)
+    p = np.zeros((n, n), complex)
     p[3:9, 4:13] = 1.0
     p[3:6, 4:7] *= 1j
     return probes.modes(p, 2, weights=[0.7, 0.3])
 
 
-def _scan() -> scans.Scan:
+def _scan(n: int = N) -> scans.Scan:
     """Integer positions: x over 35 pixels, y over 10 (ptychodus shifts a probe by a Fourier
-    phase, ptyfast interpolates the object: the two agree exactly on whole pixels)."""
-    x = np.array([-18.0, -11.0, -4.0, 3.0, 10.0, 17.0]).repeat(2)
-    y = np.tile([-5.0, 5.0], 6)
+    phase, ptyfast interpolates the object: the two agree exactly on whole pixels). Placing
+    adds ``(W−1)/2 + δ``: a whole number for even ``n``, so odd ``n`` gets ½ here."""
+    d = 0.5 * (n % 2)
+    x = np.array([-18.0, -11.0, -4.0, 3.0, 10.0, 17.0]).repeat(2) + d
+    y = np.tile([-5.0, 5.0], 6) + d
     return scans.Scan(np.column_stack([x, y]))
 
 
-def _pixel_table(cells: list[tuple[int, int]]) -> np.ndarray:
-    a = np.zeros((N, N), bool)
+def _pixel_table(cells: list[tuple[int, int]], n: int = N) -> np.ndarray:
+    a = np.zeros((n, n), bool)
     for r, c in cells:
         a[r, c] = True
     return a
 
 
-def _detector(**kw: object) -> Detector:
+def _detector(n: int = N, **kw: object) -> Detector:
     return Detector(
         gain=3.0,
         offset=10.0,
         beamstop_radius_px=BEAMSTOP_PX,
-        dead_pixels=_pixel_table(DEAD),
-        hot_pixels=_pixel_table(HOT),
+        dead_pixels=_pixel_table(DEAD, n),
+        hot_pixels=_pixel_table(HOT, n),
         **kw,
     )
 
 
-def _simulate(detector: Detector, pixel_m: float = 1e-3, seed: int = 3) -> ptyfast.Dataset:
-    g = Geometry(energy_eV=ENERGY_EV, distance_m=DISTANCE_M, detector_pixel_m=pixel_m, N=N)
-    e = ptyfast.Experiment(_object(), _probe(), _scan(), detector, photons=1e5, geometry=g)
+def _simulate(
+    detector: Detector, pixel_m: float = 1e-3, seed: int = 3, n: int = N
+) -> ptyfast.Dataset:
+    g = Geometry(energy_eV=ENERGY_EV, distance_m=DISTANCE_M, detector_pixel_m=pixel_m, N=n)
+    e = ptyfast.Experiment(_object(), _probe(n), _scan(n), detector, photons=1e5, geometry=g)
     return ptyfast.simulate(e, seed=seed, patches=True)
 
 
@@ -105,18 +109,18 @@ def noisy() -> ptyfast.Dataset:
     return _simulate(_detector(read_noise=0.7, dtype="uint16"), pixel_m=55e-6)
 
 
-def _valid() -> np.ndarray:
+def _valid(n: int = N) -> np.ndarray:
     """The valid pixels, from the detector's parameters (not from ptyfast)."""
-    r, c = np.mgrid[:N, :N]
-    valid = np.hypot(r - N // 2, c - N // 2) >= BEAMSTOP_PX
-    valid &= ~_pixel_table(DEAD) & ~_pixel_table(HOT)
+    r, c = np.mgrid[:n, :n]
+    valid = np.hypot(r - n // 2, c - n // 2) >= BEAMSTOP_PX
+    valid &= ~_pixel_table(DEAD, n) & ~_pixel_table(HOT, n)
     return valid
 
 
 def _photons(readings: np.ndarray) -> np.ndarray:
     """Detected photons: ``(reading − offset)/gain``, negatives 0, masked pixels 0."""
     p = np.maximum((readings.astype(np.float64) - 10.0) / 3.0, 0.0)
-    p[:, ~_valid()] = 0.0
+    p[:, ~_valid(readings.shape[-1])] = 0.0
     return p
 
 
@@ -136,11 +140,12 @@ def _probe_centre_m(ds: ptyfast.Dataset, pixel_m: float) -> tuple[np.ndarray, np
 
 def _check_dataset(ds: ptyfast.Dataset) -> None:
     """The fixture is what the audit needs: asymmetric and non-ideal."""
-    assert ds.diffraction.shape == (12, N, N) and ds.object.shape == SHAPE
-    assert ds.probe.shape == (2, N, N)
+    n = ds.probe.shape[-1]
+    assert ds.diffraction.shape == (12, n, n) and ds.object.shape == SHAPE
+    assert ds.probe.shape == (2, n, n)
     assert not np.allclose(np.abs(ds.probe[0]), np.abs(ds.probe[0]).T)
     assert np.ptp(ds.positions_true[:, 0]) > 3 * np.ptp(ds.positions_true[:, 1])
-    assert np.array_equal(ds.mask, _valid())
+    assert np.array_equal(ds.mask, _valid(n))
     assert not ds.detector.is_ideal
 
 
@@ -200,15 +205,17 @@ def test_ptychodus_pair_means_the_dataset(tmp_path, noisy):
     assert np.allclose(yp, ds.positions_true[:, 1] - 0.5, atol=1e-9)
 
 
-def test_ptychodus_forward_model_of_a_non_ideal_two_mode_dataset(tmp_path):
+@pytest.mark.parametrize("n", [16, 15])
+def test_ptychodus_forward_model_of_a_non_ideal_two_mode_dataset(tmp_path, n):
     pytest.importorskip("ptychodus")
     from ptychodus.api.io import load_diffraction_data, load_product
     from ptychodus.api.simulate.diffraction import generate_diffraction_data
 
     # expected counts (no noise) through gain and offset, float32 ADU; 1 mm detector pixels
     # keep ptychodus' Fresnel phase (ptyfast's Fraunhofer model has none) below 1e-3 rad
-    ds = _simulate(_detector(poisson=False, full_well=1e7))
+    ds = _simulate(_detector(n, poisson=False, full_well=1e7), n=n)
     _check_dataset(ds)
+    assert np.array_equal(ds.positions_true, np.round(ds.positions_true))
     product_path, diffraction_path = io.save(ds, tmp_path / "fwd.ptychodus.h5")
     ours = load_diffraction_data(diffraction_path).get_patterns().astype(np.float64)
     sim = generate_diffraction_data(load_product(product_path))
@@ -217,7 +224,7 @@ def test_ptychodus_forward_model_of_a_non_ideal_two_mode_dataset(tmp_path):
     assert pg.width_m == pytest.approx(1e-3, rel=1e-12)
     assert pg.height_m == pytest.approx(1e-3, rel=1e-12)
     theirs = sim.get_patterns()
-    valid = _valid()
+    valid = _valid(n)
 
     def mismatch(a: np.ndarray, b: np.ndarray) -> float:
         a = a[:, valid] / a[:, valid].sum(axis=1, keepdims=True)
