@@ -27,11 +27,26 @@ ptyfast's writers, in that reader's documented units.
   another tool's file), the ptychodus pair and the CXI file read back as the same photons,
   mask, positions and geometry.
 * ``test_ptychodus_slac_npz_plugin_reads_our_geometry``: ptychodus' ``SLAC_NPZ`` plugin (the
-  one that opens a PtychoPINN NPZ) finds the dataset's distance and energy, not its defaults.
+  one that opens a PtychoPINN NPZ) finds the dataset's distance and energy, not its defaults,
+  and the nominal positions scaled by our object pixel.
+* ``test_zarr_conventions_attribute_holds_for_the_stored_arrays``: the store's own
+  ``conventions`` text checked against its arrays (photons ``(s·A)²``, modes summed in
+  intensity; no unit-norm claim for a single mode of another norm).
+* ``test_ptychodus_cxi_plugins_read_the_non_ideal_two_mode_file``: ptychodus' CXI plugins:
+  photons, bad pixels, energy, distance, both probe modes and their pixel size.
+* ``test_ptychodus_probe_photon_count_is_the_mean_pattern_dose``: ``probe_photon_count`` is
+  the mean dose per pattern, ``s²·mean Σ|P·patch|²``; equal to the probe's photons
+  ``s²·Σ|P|²`` (what ptychodus takes it for) only for a transparent object.
+* ``test_ptychodus_raw_data_bundle_of_the_non_ideal_two_mode_dataset``: ``/raw_data``'s
+  amplitudes, positions, first mode and ``_metadata``.
+
+The forward-model test runs at even and odd ``N`` on whole-pixel positions; the other
+datasets have true positions jittered off the nominal ones, so a swap would show.
 """
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -96,17 +111,21 @@ def _detector(n: int = N, **kw: object) -> Detector:
 
 
 def _simulate(
-    detector: Detector, pixel_m: float = 1e-3, seed: int = 3, n: int = N
+    detector: Detector, pixel_m: float = 1e-3, seed: int = 3, n: int = N, jitter: float = 0.0
 ) -> ptyfast.Dataset:
     g = Geometry(energy_eV=ENERGY_EV, distance_m=DISTANCE_M, detector_pixel_m=pixel_m, N=n)
-    e = ptyfast.Experiment(_object(), _probe(n), _scan(n), detector, photons=1e5, geometry=g)
+    scan = _scan(n).jitter(jitter, seed=5) if jitter else _scan(n)
+    e = ptyfast.Experiment(_object(), _probe(n), scan, detector, photons=1e5, geometry=g)
     return ptyfast.simulate(e, seed=seed, patches=True)
 
 
 @pytest.fixture(scope="module")
 def noisy() -> ptyfast.Dataset:
-    """ADU readings in uint16 with read noise: the readings are not photon counts."""
-    return _simulate(_detector(read_noise=0.7, dtype="uint16"), pixel_m=55e-6)
+    """ADU readings in uint16 with read noise: the readings are not photon counts; true
+    positions jittered off the nominal ones (the tools get the true ones)."""
+    ds = _simulate(_detector(read_noise=0.7, dtype="uint16"), pixel_m=55e-6, jitter=0.6)
+    assert np.abs(ds.positions_true - ds.positions_nominal).min() > 1e-3
+    return ds
 
 
 def _valid(n: int = N) -> np.ndarray:
@@ -472,3 +491,22 @@ def test_ptychodus_probe_photon_count_is_the_mean_pattern_dose(tmp_path, transpa
         assert probe_photons == pytest.approx(count, rel=1e-6)
     else:
         assert probe_photons > 1.3 * count
+
+
+def test_ptychodus_raw_data_bundle_of_the_non_ideal_two_mode_dataset(tmp_path, noisy):
+    """``raw_data=True``: PtychoPINN's amplitudes of the photon estimates, true pixel
+    positions, the first probe mode, the dose and scale in ``_metadata``."""
+    ds = noisy
+    product_path, _ = io.save(ds, tmp_path / "r.ptychodus.h5", raw_data=True)
+    s = ds.intensity_scale
+    with h5py.File(product_path, "r") as f:
+        rd = f["raw_data"]
+        amp = np.sqrt(_photons(ds.diffraction)).astype(np.float32) / np.float32(s)
+        assert rd["diffraction"].dtype == np.float32
+        assert np.allclose(rd["diffraction"][()], amp, rtol=1e-6, atol=0)
+        assert np.array_equal(rd["xcoords"][()], ds.positions_true[:, 0])
+        assert np.array_equal(rd["ycoords"][()], ds.positions_true[:, 1])
+        assert np.array_equal(rd["probeGuess"][()], ds.probe[0])
+        assert np.array_equal(rd["objectGuess"][()], ds.object)
+        meta = json.loads(rd["_metadata"][()])
+        assert meta == {"nphotons": ds.photons, "intensity_scale": s}
