@@ -510,3 +510,33 @@ def test_ptychodus_raw_data_bundle_of_the_non_ideal_two_mode_dataset(tmp_path, n
         assert np.array_equal(rd["objectGuess"][()], ds.object)
         meta = json.loads(rd["_metadata"][()])
         assert meta == {"nphotons": ds.photons, "intensity_scale": s}
+
+
+def test_ptychodus_ptychopinn_export_read_by_ptyfast(tmp_path, noisy):
+    """ptychodus' own PtychoPINN NPZ (``save_ptychopinn_training_data``) of our pair, read
+    back by ``ptyfast.open``: its ``bad_pixels`` become the mask. Its ``diff3d`` holds
+    intensities and its pixel positions follow the ``(N−1)/2`` centre (``x − ½``), unlike
+    PtychoPINN's contract; ptyfast reads the contract (documented in ``ptyfast.io.npz``)."""
+    pytest.importorskip("ptychodus")
+    from ptychodus.api.io import (
+        load_diffraction_data,
+        load_product,
+        save_ptychopinn_training_data,
+    )
+    from ptychodus.api.reconstruct import prepare_reconstruct_input
+
+    ds = noisy
+    product_path, diffraction_path = io.save(ds, tmp_path / "e.ptychodus.h5")
+    recon = prepare_reconstruct_input(
+        load_diffraction_data(diffraction_path), load_product(product_path)
+    )
+    export = tmp_path / "pinn.npz"
+    save_ptychopinn_training_data(export, recon, inpaint_bad_pixels=False)
+    with np.load(export) as f:
+        assert np.array_equal(f["bad_pixels"], ~_valid())
+        assert np.allclose(f["diff3d"], _photons(ds.diffraction))  # intensities
+        assert np.allclose(f["xcoords"], ds.positions_true[:, 0] - 0.5, atol=1e-9)
+    back = ptyfast.open(export)
+    assert np.array_equal(back.mask, _valid())
+    assert np.array_equal(back.probe, ds.probe)
+    assert np.allclose(back.diffraction, _photons(ds.diffraction) ** 2, rtol=1e-6)

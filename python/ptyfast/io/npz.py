@@ -51,7 +51,13 @@ place them on the object); its diffraction plugin wants a ``diffraction`` key (a
 pattern axis last), which this file does not have: use the ``.ptychodus.h5`` pair for
 ptychodus. :func:`ptyfast.open` reads the exact readings back; a PtychoPINN
 NPZ without ``readings`` (not written by ptyfast) is read as photons ``(diff3d · s)²`` with
-``s`` from its ``_metadata`` (1 when absent).
+``s`` from its ``_metadata`` (1 when absent), every pixel valid unless a ``bad_pixels``
+member (``True`` = bad) says otherwise. ptychodus' own PtychoPINN export
+(``save_ptychopinn_training_data``) writes ``bad_pixels`` (read as the mask), but puts the
+pattern **intensities** in ``diff3d`` (read as amplitudes, so squared) and pixel positions of
+the probe array's centre (``x − δ``, ``δ`` = ½ for even ``N``); neither can be told from the
+file: take such ``diff3d`` as photons (``sqrt`` it) and add ``δ`` before using it as PtychoPINN
+data.
 """
 
 from __future__ import annotations
@@ -365,11 +371,17 @@ class NpzReader(BlockReader):
         self._scale = float(s) if isinstance(s, int | float) and s > 0 else 1.0
         nph = meta.get("nphotons")
         probe = probe[None] if probe.ndim == 2 else probe
+        mask = np.ones((n, n), dtype=bool)
+        bad = self._array("bad_pixels", where)  # ptychodus' export: True = bad
+        if bad is not None:
+            if bad.shape != (n, n):
+                raise FormatError(f"{where}: member 'bad_pixels' must be {(n, n)}, got {bad.shape}")
+            mask = ~bad.astype(bool)
         try:
             self.header = Header(
                 n_patterns=m,
                 dtype=np.dtype(np.float32),
-                mask=np.ones((n, n), dtype=bool),
+                mask=mask,
                 positions_true=np.column_stack([x, y]).astype(np.float64),
                 positions_nominal=np.column_stack(
                     [x if xs is None else xs, y if ys is None else ys]
