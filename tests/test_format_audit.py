@@ -17,7 +17,11 @@ ptyfast's writers, in that reader's documented units.
   mirrored scan would not match.
 * ``test_cxi_means_the_dataset``: h5py on the CXI paths: energy in J, distance and pixel sizes
   in m, the sample translation ``−(probe position)`` with x from columns and y from rows,
-  ``image_size`` as (x, y) extents, the mask bits (``0x1`` = invalid), data = photons.
+  ``image_size`` as (x, y) extents, the mask bits (``0x1`` = invalid, with hot ``0x4``, dead
+  ``0x8``, beamstop ``0x10``), data = photons.
+* ``test_foreign_cxi_mask_bits_that_exclude_a_pixel``: another tool's CXI mask with CXI's
+  other exclusion bits and no ``0x1`` (dead, hot, shadowed, ...) is read as invalid pixels;
+  a peak-mask bit is not.
 * ``test_npz_and_zarr_mean_the_dataset``: ``numpy.load`` (``diff3d`` = ``sqrt(photons)/s``,
   masked pixels 0; positions true and nominal; probe modes; mask True = valid) and ``zarr``
   (the exact readings and their dtype, positions, mask, the header's detector and geometry).
@@ -283,6 +287,13 @@ def test_cxi_means_the_dataset(tmp_path, noisy):
         mask = det["mask"][()]
         assert mask.dtype == np.uint32
         assert np.array_equal((mask & 0x1) != 0, ~_valid())
+        # why, in CXI's bits (Maia 2012): hot 0x4, dead 0x8, beamstop shadow 0x10
+        r, c = np.mgrid[:N, :N]
+        shadow = np.hypot(r - N // 2, c - N // 2) < BEAMSTOP_PX
+        assert np.array_equal(mask[shadow], np.full(shadow.sum(), 0x11))
+        assert [int(mask[p]) for p in DEAD] == [0x9, 0x9]
+        assert [int(mask[p]) for p in HOT] == [0x5]
+        assert not mask[_valid()].any()
 
         # the sample moves opposite to the probe: translation = −(probe centre), x = columns
         x_m, y_m = _probe_centre_m(ds, px)
@@ -540,3 +551,37 @@ def test_ptychodus_ptychopinn_export_read_by_ptyfast(tmp_path, noisy):
     assert np.array_equal(back.mask, _valid())
     assert np.array_equal(back.probe, ds.probe)
     assert np.allclose(back.diffraction, _photons(ds.diffraction) ** 2, rtol=1e-6)
+
+
+def test_foreign_cxi_mask_bits_that_exclude_a_pixel(tmp_path, noisy):
+    """A CXI file of another tool flags pixels with CXI's other bits too (Maia 2012, as
+    cheetah writes them): saturated 0x2, hot 0x4, dead 0x8, shadowed 0x10, ignored 0x40,
+    bad 0x80, missing 0x200 exclude a pixel without 0x1; a peak-mask bit (0x20) does not."""
+    ds = noisy
+    path = tmp_path / "d.cxi"
+    io.save(ds, path)
+    flags = np.zeros((N, N), np.uint32)
+    excluding = [0x2, 0x4, 0x8, 0x10, 0x40, 0x80, 0x200]
+    for k, bit in enumerate(excluding):
+        flags[1, k] = bit
+    flags[5, 5] = 0x20  # in a hit finder's peak mask: a valid pixel
+    flags[~_valid()] |= 0x1
+    with h5py.File(path, "r+") as f:
+        del f["entry_1/ptyfast"]
+        f["entry_1/instrument_1/detector_1/mask"][...] = flags
+    want = _valid()
+    want[1, : len(excluding)] = False
+    assert want[5, 5]
+    assert np.array_equal(ptyfast.open(path).mask, want)
+
+
+def test_cxi_mask_marks_module_gaps_missing(tmp_path):
+    det = Detector(module_px=(7, 64), gap_px=(2, 0))
+    ds = _simulate(det)
+    gap = (det.pixel_map(N) & ptyfast.model.detector.PIXEL_CODES["gap"]) != 0
+    assert gap.any() and np.array_equal(ds.mask, ~gap)
+    path = tmp_path / "g.cxi"
+    io.save(ds, path)
+    with h5py.File(path, "r") as f:
+        mask = f["entry_1/instrument_1/detector_1/mask"][()]
+    assert np.array_equal(mask, np.where(gap, 0x201, 0).astype(np.uint32))

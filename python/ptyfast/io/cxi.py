@@ -21,6 +21,11 @@ path (under ``/entry_1``)                   shape, dtype   content
 ``instrument_1/detector_1/beam_center_x``,  () float64     ``(N//2) · pixel``, metres
 ``beam_center_y``
 ``instrument_1/detector_1/mask``            (N, N) uint32  CXI pixel mask: ``0x1`` = invalid
+                                                           (every pixel not in ``mask``), with
+                                                           why: hot ``0x4``, dead ``0x8``,
+                                                           beamstop (shadowed) ``0x10``, gap
+                                                           (missing) ``0x200``; read back:
+                                                           any of :data:`PIXEL_EXCLUDED`
 ``instrument_1/detector_1/translation``     (M, 3) f64     **sample** translation in metres
                                                            ``(−x_m, −y_m, 0)`` (below)
 ``instrument_1/detector_1/data_1``          link           → ``detector_1/data``
@@ -66,6 +71,7 @@ import numpy as np
 
 from .. import __version__
 from .._atomic import atomic_output
+from ..model.detector import PIXEL_CODES
 from ..model.geometry import Geometry
 from . import _h5
 from ._common import (
@@ -84,7 +90,14 @@ from ._common import (
     tool_data_attrs,
 )
 
-__all__ = ["CxiReader", "CxiWriter", "CXI_VERSION", "ELECTRON_CHARGE_C", "PIXEL_IS_INVALID"]
+__all__ = [
+    "CxiReader",
+    "CxiWriter",
+    "CXI_VERSION",
+    "ELECTRON_CHARGE_C",
+    "PIXEL_IS_INVALID",
+    "PIXEL_EXCLUDED",
+]
 
 #: CXI file-format version 1.6, stored as 160.
 CXI_VERSION = 160
@@ -92,6 +105,10 @@ CXI_VERSION = 160
 ELECTRON_CHARGE_C = 1.602176634e-19
 #: CXI mask bit of an invalid pixel (CXI 1.6, Table 7).
 PIXEL_IS_INVALID = 0x1
+#: CXI mask bits that exclude a pixel when reading another tool's file: invalid, saturated,
+#: hot, dead, shadowed, to be ignored, bad, missing (the CXI pixel-mask bits of Maia 2012
+#: that cheetah collects as "in mask", less the hit finder's peak mask 0x20).
+PIXEL_EXCLUDED = 0x1 | 0x2 | 0x4 | 0x8 | 0x10 | 0x40 | 0x80 | 0x200
 
 
 def _group(parent: Any, name: str, nx_class: str) -> Any:
@@ -162,7 +179,7 @@ class CxiWriter(BlockWriter):
         _value(h5py, det, "y_pixel_size", dp, "m")
         _value(h5py, det, "beam_center_x", (n // 2) * dp, "m")
         _value(h5py, det, "beam_center_y", (n // 2) * dp, "m")
-        det.create_dataset("mask", data=np.where(h.mask, 0, PIXEL_IS_INVALID).astype(np.uint32))
+        det.create_dataset("mask", data=_cxi_mask(h))
         tr = _group(det, "transformations", "NXtransformations")
         _value(h5py, tr, "vector", np.array([0.0, 0.0, 1.0]))
         x_m, y_m = positions_to_metres(h.positions_true, n, h.object.shape, px)
@@ -235,6 +252,22 @@ class CxiWriter(BlockWriter):
             self._extra["readings"][start:stop] = diffraction
         if patches is not None:
             self._extra["patches"][start:stop] = patches
+
+
+#: CXI bits (Maia 2012) saying why a pixel of a ptyfast detector is invalid.
+_CXI_BITS = {"hot": 0x4, "dead": 0x8, "beamstop": 0x10, "gap": 0x200}
+
+
+def _cxi_mask(h: Header) -> np.ndarray:
+    """The CXI pixel mask: ``0x1`` on every invalid pixel (``~h.mask``), with the bit for
+    why (hot, dead, shadowed by the beamstop, missing in a gap) from the detector's map."""
+    mask = np.where(h.mask, 0, PIXEL_IS_INVALID).astype(np.uint32)
+    pixel_map = getattr(h.detector, "pixel_map", None)
+    if pixel_map is not None:
+        codes = pixel_map(h.N)
+        for name, bit in _CXI_BITS.items():
+            mask[((codes & PIXEL_CODES[name]) != 0) & ~h.mask] |= bit
+    return mask
 
 
 def _scalar(f: Any, path: str, where: str) -> float:
@@ -325,7 +358,7 @@ class CxiReader(BlockReader):
         pos = metres_to_positions(-t[:, 0], -t[:, 1], n, arrays["object"].shape, (px, px))
         mask = np.ones((n, n), dtype=bool)
         if det + "mask" in e:
-            mask = (np.asarray(_h5.read(e, det + "mask", where)) & PIXEL_IS_INVALID) == 0
+            mask = (np.asarray(_h5.read(e, det + "mask", where)) & PIXEL_EXCLUDED) == 0
         try:
             return Header(
                 n_patterns=m,
