@@ -29,7 +29,7 @@ ptyfast's writers, in that reader's documented units.
   back (readings, dtype, detector, geometry, provenance, photons, intensity scale, patches).
 * ``test_foreign_readings_of_ptychodus_and_cxi_agree``: without the ``ptyfast`` groups (as
   another tool's file), the ptychodus pair and the CXI file read back as the same photons,
-  mask, positions and geometry.
+  mask, positions, geometry and dose (``probe_photon_count``).
 * ``test_ptychodus_slac_npz_plugin_reads_our_geometry``: ptychodus' ``SLAC_NPZ`` plugin (the
   one that opens a PtychoPINN NPZ) finds the dataset's distance and energy, not its defaults,
   and the nominal positions scaled by our object pixel.
@@ -398,7 +398,7 @@ def test_foreign_readings_of_ptychodus_and_cxi_agree(tmp_path, noisy):
         assert back.geometry.detector_pixel_m == 55e-6
         assert back.geometry.energy_eV == pytest.approx(ENERGY_EV, rel=1e-15)
         assert back.geometry.object_pixel_m == pytest.approx(_object_pixel_m(55e-6), rel=1e-12)
-    assert a.photons == ds.photons
+    assert a.photons == b.photons == ds.photons
 
 
 # ---------------------------------------------------------------------------- ptychodus NPZ

@@ -38,7 +38,9 @@ path (under ``/entry_1``)                   shape, dtype   content
                                             (P, N, N)      in metres
 ``image_2/data`` (object)                   (H, W) c64     object, ``image_size`` in metres
 ``ptychodus/``                              scalars        pixel sizes, object centre (0, 0),
-                                                           ``probe_position_indexes``
+                                                           ``probe_position_indexes``,
+                                                           ``probe_photon_count`` = ``photons``
+                                                           (when known; read back as it)
 ``ptyfast/``                                group          exact pixel positions, mask,
                                                            provenance, header JSON,
                                                            ``patches``, ``readings``
@@ -62,6 +64,7 @@ exactly; positions mirrored as above), cdtools, PyNX-style CXI loaders. Needs
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 from datetime import datetime, timezone
 from pathlib import Path
@@ -359,6 +362,10 @@ class CxiReader(BlockReader):
         mask = np.ones((n, n), dtype=bool)
         if det + "mask" in e:
             mask = (np.asarray(_h5.read(e, det + "mask", where)) & PIXEL_EXCLUDED) == 0
+        photons = float("nan")  # ptychodus' extension (what ptyfast writes there: photons)
+        if "ptychodus/probe_photon_count" in e:
+            count = _scalar(e, "ptychodus/probe_photon_count", where)
+            photons = count if math.isfinite(count) and count > 0 else photons
         try:
             return Header(
                 n_patterns=m,
@@ -370,6 +377,7 @@ class CxiReader(BlockReader):
                 object=arrays["object"],
                 provenance={"source": "CXI file", "file": os.path.basename(where)},
                 geometry=geometry,
+                photons=photons,
             )
         except (TypeError, ValueError) as exc:
             raise FormatError(f"{where}: {exc}") from None
