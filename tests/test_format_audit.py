@@ -44,6 +44,10 @@ ptyfast's writers, in that reader's documented units.
 * ``test_ptychodus_raw_data_bundle_of_the_non_ideal_two_mode_dataset``: ``/raw_data``'s
   amplitudes, positions, first mode and ``_metadata``.
 
+* ``test_cxi_mask_marks_module_gaps_missing``: module gaps are ``0x1 | 0x200`` in CXI.
+* ``test_exposure_time_reaches_ptychodus``: the detector's exposure time in the product and
+  in the CXI file's ptychodus group (0 when the detector has none).
+
 The forward-model test runs at even and odd ``N`` on whole-pixel positions; the other
 datasets have true positions jittered off the nominal ones, so a swap would show.
 """
@@ -585,3 +589,21 @@ def test_cxi_mask_marks_module_gaps_missing(tmp_path):
     with h5py.File(path, "r") as f:
         mask = f["entry_1/instrument_1/detector_1/mask"][()]
     assert np.array_equal(mask, np.where(gap, 0x201, 0).astype(np.uint32))
+
+
+def test_exposure_time_reaches_ptychodus(tmp_path):
+    """A detector with an exposure (and dead time) gives ptychodus its exposure time; one
+    without gives 0 (unknown), in the product and in the CXI file's ptychodus group."""
+    pytest.importorskip("ptychodus")
+    from ptychodus.api.io import load_product
+    from ptychodus.api.plugins import PluginRegistry
+
+    ds = _simulate(Detector(dead_time_s=1e-7, exposure_s=2.5e-3))
+    product_path, _ = io.save(ds, tmp_path / "x.ptychodus.h5")
+    assert load_product(product_path).metadata.exposure_time_s == 2.5e-3
+    io.save(ds, tmp_path / "x.cxi")
+    cxi = PluginRegistry.load_plugins().diffraction_file_readers.get_strategy_by_name("CXI")
+    assert cxi.read(tmp_path / "x.cxi").get_metadata().exposure_time_s == 2.5e-3
+    ideal = _simulate(Detector())
+    product_path, _ = io.save(ideal, tmp_path / "i.ptychodus.h5")
+    assert load_product(product_path).metadata.exposure_time_s == 0.0

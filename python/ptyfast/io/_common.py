@@ -277,6 +277,14 @@ def format_photons(readings: np.ndarray, detector: Any) -> np.ndarray:
     return photons
 
 
+def exposure_s(detector: Any) -> float:
+    """The detector's exposure time in seconds (``Detector.exposure_s``), 0 when unknown."""
+    v = getattr(detector, "exposure_s", None)
+    if v is None and isinstance(detector, dict):
+        v = detector.get("exposure_s")
+    return float(v) if isinstance(v, int | float) and math.isfinite(v) and v > 0 else 0.0
+
+
 def photons_dtype(header: Header) -> np.dtype:
     """The dtype of :func:`readings_to_photons` for this header (float32 for a conversion)."""
     return header.dtype if readings_are_photons(header.detector) else np.dtype(np.float32)

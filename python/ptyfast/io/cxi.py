@@ -40,7 +40,9 @@ path (under ``/entry_1``)                   shape, dtype   content
 ``ptychodus/``                              scalars        pixel sizes, object centre (0, 0),
                                                            ``probe_position_indexes``,
                                                            ``probe_photon_count`` = ``photons``
-                                                           (when known; read back as it)
+                                                           (when known; read back as it),
+                                                           ``exposure_time_s`` (the detector's,
+                                                           when it has one)
 ``ptyfast/``                                group          exact pixel positions, mask,
                                                            provenance, header JSON,
                                                            ``patches``, ``readings``
@@ -82,6 +84,7 @@ from ._common import (
     BlockWriter,
     FormatError,
     Header,
+    exposure_s,
     format_photons,
     metres_to_positions,
     need_geometry,
@@ -246,6 +249,8 @@ class CxiWriter(BlockWriter):
         pt.create_dataset("probe_position_indexes", data=np.arange(m, dtype=np.int64))
         if np.isfinite(h.photons):
             _value(h5py, pt, "probe_photon_count", h.photons)
+        if exposure_s(h.detector) > 0:
+            _value(h5py, pt, "exposure_time_s", exposure_s(h.detector))
         self._extra = _h5.write_ptyfast(h5py, e, h, compress=self.compress)
 
     def _write(self, start: int, diffraction: np.ndarray, patches: np.ndarray | None) -> None:

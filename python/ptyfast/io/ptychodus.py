@@ -20,7 +20,8 @@ field                           shape, dtype   content
 ``@photon_energy_eV``           float          ``geometry.energy_eV`` (also the legacy
 (``@probe_energy_eV``)                         ``probe_energy_eV`` older readers use)
 ``@probe_photon_count``         float          ``photons`` (0 when unknown)
-``@exposure_time_s`` & co.      float          0 (not simulated)
+``@exposure_time_s``            float          ``detector.exposure_s`` (0 when unknown)
+``@tilt_angle_deg`` & co.       float          0 (not simulated)
 ``probe_position_indexes``      (M,) int64     ``0 .. M−1``: ptychodus pairs positions with
                                                patterns **by index** (equal indexes are
                                                averaged, so PtychoPINN's all-zero
@@ -103,6 +104,7 @@ from ._common import (
     Header,
     amplitudes,
     dumps,
+    exposure_s,
     finite_or_none,
     format_photons,
     half_pixel,
@@ -196,8 +198,8 @@ class PtychodusWriter(BlockWriter):
         pf.attrs["photon_energy_eV"] = g.energy_eV
         pf.attrs["probe_energy_eV"] = g.energy_eV
         pf.attrs["probe_photon_count"] = finite_or_none(h.photons) or 0.0
+        pf.attrs["exposure_time_s"] = exposure_s(h.detector)
         for key in (
-            "exposure_time_s",
             "mass_attenuation_m2_per_kg",
             "tomography_angle_deg",
             "focus_object_distance_m",
