@@ -1,7 +1,7 @@
 """Format faithfulness audit: what each file means to its real reader.
 
-Every test simulates an asymmetric dataset with the model (a non-square object, a probe
-without any symmetry, two incoherent modes, scan positions whose x and y ranges differ, a
+The tests simulate asymmetric datasets with the model (a non-square object, a probe without
+any symmetry, two incoherent modes, scan positions whose x and y ranges differ, mostly a
 non-ideal detector with gain, offset, a beamstop and bad pixels, a non-default geometry) and
 compares what the format's own reader finds with quantities computed here, independently of
 ptyfast's writers, in that reader's documented units.
@@ -43,7 +43,9 @@ ptyfast's writers, in that reader's documented units.
   ``s²·Σ|P|²`` (what ptychodus takes it for) only for a transparent object.
 * ``test_ptychodus_raw_data_bundle_of_the_non_ideal_two_mode_dataset``: ``/raw_data``'s
   amplitudes, positions, first mode and ``_metadata``.
-
+* ``test_ptychodus_ptychopinn_export_read_by_ptyfast``: ptychodus' own PtychoPINN NPZ export
+  of our pair read by ``ptyfast.open``: its ``bad_pixels`` become the mask; its intensity
+  ``diff3d`` and ``x − ½`` positions are pinned as documented.
 * ``test_cxi_mask_marks_module_gaps_missing``: module gaps are ``0x1 | 0x200`` in CXI.
 * ``test_exposure_time_reaches_ptychodus``: the detector's exposure time in the product and
   in the CXI file's ptychodus group (0 when the detector has none).
