@@ -47,6 +47,8 @@ ptyfast's writers, in that reader's documented units.
   of our pair read by ``ptyfast.open``: its ``bad_pixels`` become the mask; its intensity
   ``diff3d`` and ``x − ½`` positions are pinned as documented.
 * ``test_cxi_mask_marks_module_gaps_missing``: module gaps are ``0x1 | 0x200`` in CXI.
+* ``test_cxi_nxdata_axes_follow_nexus``: the NXdata group's ``@axes`` and
+  ``@x_indices``/``@y_indices`` are group attributes (they were string fields).
 * ``test_exposure_time_reaches_ptychodus``: the detector's exposure time in the product and
   in the CXI file's ptychodus group (0 when the detector has none).
 
@@ -609,3 +611,23 @@ def test_exposure_time_reaches_ptychodus(tmp_path):
     ideal = _simulate(Detector())
     product_path, _ = io.save(ideal, tmp_path / "i.ptychodus.h5")
     assert load_product(product_path).metadata.exposure_time_s == 0.0
+
+
+def test_cxi_nxdata_axes_follow_nexus(tmp_path, noisy):
+    """NeXus NXdata: ``@signal``, ``@axes`` (one name per dimension of the signal, ``.`` for
+    none) and ``@AXISNAME_indices`` are **attributes** of the group; the axis fields have
+    the length of the signal's dimension they index and hold the sample positions."""
+    path = tmp_path / "d.cxi"
+    io.save(noisy, path)
+    with h5py.File(path, "r") as f:
+        nxd = f["entry_1/data"]
+        signal = nxd[nxd.attrs["signal"]]
+        axes = [a.decode() if isinstance(a, bytes) else a for a in nxd.attrs["axes"]]
+        assert len(axes) == signal.ndim and axes[1:] == [".", "."]
+        for name in ("x", "y"):
+            assert f"{name}_indices" not in nxd  # not a field
+            assert int(nxd.attrs[f"{name}_indices"]) == 0
+            assert nxd[name].shape == (signal.shape[0],)
+        t = f["entry_1/sample_1/geometry_1/translation"][()]
+        assert np.array_equal(nxd["x"][()], t[:, 0])
+        assert np.array_equal(nxd["y"][()], t[:, 1])

@@ -33,7 +33,9 @@ path (under ``/entry_1``)                   shape, dtype   content
 ``sample_1/transformations/x``, ``y``       (M,) float64   sample motor positions ``−x_m``,
                                                            ``−y_m``
 ``data_1/data``, ``data_1/translation``     links          CXI's canonical paths
-``data`` (NXdata, @signal = "data")         links          ``data``, ``x``, ``y``
+``data`` (NXdata, @signal = "data",         links          ``data``, ``x``, ``y``
+@axes = ["x", ".", "."],
+@x_indices = @y_indices = 0)
 ``image_1/data`` (probe)                    (N, N) or      probe modes (c64), ``image_size``
                                             (P, N, N)      in metres
 ``image_2/data`` (object)                   (H, W) c64     object, ``image_size`` in metres
@@ -220,8 +222,8 @@ class CxiWriter(BlockWriter):
         nxd["data"] = self._data
         nxd["x"] = sx
         nxd["y"] = sy
-        _value(h5py, nxd, "x_indices", "0")
-        _value(h5py, nxd, "y_indices", "0")
+        nxd.attrs["x_indices"] = np.int64(0)  # NeXus: attributes of the group, integers
+        nxd.attrs["y_indices"] = np.int64(0)
 
         for name, arr, axes, kind in (
             ("image_1", _h5.probe_array(h.probe), "mode:y:x", "probe"),
