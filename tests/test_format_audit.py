@@ -49,6 +49,9 @@ ptyfast's writers, in that reader's documented units.
 * ``test_cxi_mask_marks_module_gaps_missing``: module gaps are ``0x1 | 0x200`` in CXI.
 * ``test_cxi_nxdata_axes_follow_nexus``: the NXdata group's ``@axes`` and
   ``@x_indices``/``@y_indices`` are group attributes (they were string fields).
+* ``test_cxi_detector_basis_keeps_x_along_columns``: the detector's ``basis_vectors`` map
+  the translations back to ptyfast's columns and rows for a basis-aware reader (cdtools'
+  scheme, computed here); its default basis (none in the file) would mirror the scan.
 * ``test_exposure_time_reaches_ptychodus``: the detector's exposure time in the product and
   in the CXI file's ptychodus group (0 when the detector has none).
 
@@ -631,3 +634,35 @@ def test_cxi_nxdata_axes_follow_nexus(tmp_path, noisy):
         t = f["entry_1/sample_1/geometry_1/translation"][()]
         assert np.array_equal(nxd["x"][()], t[:, 0])
         assert np.array_equal(nxd["y"][()], t[:, 1])
+
+
+def _basis_reader_pixels(det_basis: np.ndarray, translation: np.ndarray) -> np.ndarray:
+    """Probe positions in object pixels ``(row, col)`` as a basis-aware CXI reader (cdtools'
+    scheme) finds them: the probe moves by ``−translation``; the exit-wave pixel vectors are
+    ``λ·z · pinv(N · B)ᵀ`` for the detector's (3, 2) basis ``B`` (columns: slow, fast)."""
+    wavelength = H_J_S * C_M_S / (ENERGY_EV * E_C)
+    real = wavelength * DISTANCE_M * np.linalg.pinv(det_basis * N).T
+    return (np.linalg.pinv(real) @ (-translation).T).T
+
+
+def test_cxi_detector_basis_keeps_x_along_columns(tmp_path, noisy):
+    """CXI's detector ``basis_vectors`` (slow row first): rows along +y, columns along +x, the
+    frame of the translations. Without them a basis-aware reader takes its default (cdtools:
+    columns along −x, rows along −y) and sees the scan point-mirrored (it would reconstruct
+    the twin, ``conj(O(−r))``)."""
+    ds = noisy
+    path = tmp_path / "d.cxi"
+    io.save(ds, path)
+    dp = 55e-6
+    with h5py.File(path, "r") as f:
+        det = f["entry_1/instrument_1/detector_1"]
+        b = det["basis_vectors"]
+        assert b.attrs["units"] == "m"
+        assert np.array_equal(b[()], [[0.0, dp, 0.0], [dp, 0.0, 0.0]])
+        t = f["entry_1/data_1/translation"][()]
+        ours = _basis_reader_pixels(b[()].T, t)
+    rel = ds.positions_true - ds.positions_true[0]
+    assert np.allclose(ours - ours[0], rel[:, ::-1], atol=1e-6)  # (row, col) = (y, x)
+    default = np.array([[0.0, -dp, 0.0], [-dp, 0.0, 0.0]]).T
+    theirs = _basis_reader_pixels(default, t)
+    assert np.allclose(theirs - theirs[0], -rel[:, ::-1], atol=1e-6)

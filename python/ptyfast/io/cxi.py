@@ -18,6 +18,9 @@ path (under ``/entry_1``)                   shape, dtype   content
 ``instrument_1/detector_1/distance``        () float64     metres
 ``instrument_1/detector_1/x_pixel_size``,   () float64     metres
 ``y_pixel_size``
+``instrument_1/detector_1/basis_vectors``   (2, 3) f64     pixel steps in metres, slow axis
+                                                           first: rows ``(0, Δ, 0)`` (+y),
+                                                           columns ``(Δ, 0, 0)`` (+x)
 ``instrument_1/detector_1/beam_center_x``,  () float64     ``(N//2) · pixel``, metres
 ``beam_center_y``
 ``instrument_1/detector_1/mask``            (N, N) uint32  CXI pixel mask: ``0x1`` = invalid
@@ -58,6 +61,10 @@ how the **sample** moved, the opposite of the probe's move across it: ``translat
 **ptychodus 1.7's CXI reader takes ``translation`` as the probe position without negating**,
 so in ptychodus a ptyfast CXI file is point-mirrored about the object centre: use the
 ``.ptychodus.h5`` pair for ptychodus (tested both ways in ``tests/test_io_readers.py``).
+The detector's ``basis_vectors`` put rows along +y and columns along +x, the frame of the
+translations; a reader that maps translations to pixels through that basis (cdtools) and
+found none would take its default (cdtools: columns along −x, rows along −y) and see the scan
+point-mirrored too, reconstructing the twin ``conj(O(−r))`` (``tests/test_format_audit.py``).
 
 Readers: h5py/NeXus tools (structure tested against ``NXcxi_ptycho``), ptychodus' ``CXI``
 diffraction and product plugins (patterns, mask, energy, distance, pixel sizes, probe, object
@@ -185,6 +192,9 @@ class CxiWriter(BlockWriter):
         _value(h5py, det, "distance", g.distance_m, "m")
         _value(h5py, det, "x_pixel_size", dp, "m")
         _value(h5py, det, "y_pixel_size", dp, "m")
+        # rows along +y, columns along +x (slow axis first): the frame of the translations;
+        # without it CXI readers that use a basis (cdtools) assume columns along -x
+        _value(h5py, det, "basis_vectors", np.array([[0.0, dp, 0.0], [dp, 0.0, 0.0]]), "m")
         _value(h5py, det, "beam_center_x", (n // 2) * dp, "m")
         _value(h5py, det, "beam_center_y", (n // 2) * dp, "m")
         det.create_dataset("mask", data=_cxi_mask(h))
