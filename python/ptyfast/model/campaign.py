@@ -32,7 +32,8 @@ keys or on how many experiments are drawn, and seeds left out are derived the sa
 
 **Validation** happens when the campaign is made: every distribution is checked (an
 impossible range, ``lo > hi``, a log-uniform reaching 0, a negative ``sd``, bounds that hold
-no probability, an empty choice, bad weights), values of known parameters are checked against
+no probability, an empty choice, bad weights, a key beside a distribution's kind that is not
+its modifier, e.g. a misspelt ``bounds``), values of known parameters are checked against
 their domains (``photons > 0``, ``0 < qe <= 1``, ``sigma_px >= 0``, ...: a normal without
 bounds for a positive parameter is refused), each error naming the path; then experiment 0 is
 checked as :meth:`Campaign.check` checks every experiment: drawn and built from its recipes
@@ -168,6 +169,23 @@ def _kind(v: Any) -> str | None:
     if set(v) - {kind} - _MODIFIERS.get(kind, set()):
         return None
     return kind
+
+
+def _malformed(v: Any) -> str | None:
+    """Why a table that names a distribution kind is not a distribution (None: it is one, or
+    names none): a second kind, or a key that is neither its kind nor one of its modifiers (a
+    misspelt ``bounds`` or ``weights`` would otherwise make it a plain table, refused later
+    as a parameter value without naming the key)."""
+    if not isinstance(v, dict) or _kind(v) is not None:
+        return None
+    kinds = [k for k in v if k in DISTRIBUTIONS]
+    if not kinds:
+        return None
+    if len(kinds) > 1:
+        return f"a distribution has one kind among {list(DISTRIBUTIONS)}, got {kinds}"
+    known = [kinds[0], *sorted(_MODIFIERS.get(kinds[0], set()))]
+    unknown = sorted(str(k) for k in set(v) - set(known))
+    return f"a {kinds[0]} distribution takes the key(s) {known}, got unknown key(s) {unknown}"
 
 
 def find_distribution(doc: Any, path: str = "") -> str | None:
@@ -337,6 +355,9 @@ def _check_depth(node: Any, where: str) -> None:
 
 def _validate(node: Any, path: str) -> None:
     """Check every distribution below ``node`` and the domains of known parameters."""
+    bad = _malformed(node)
+    if bad is not None:
+        raise CampaignError(f"{path or '(document)'}: {bad}")
     kind = _kind(node)
     dom = _DOMAINS.get((_section(path), _leaf(path)))
     if kind is not None:
