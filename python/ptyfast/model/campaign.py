@@ -30,6 +30,15 @@ distribution                                   draw
 :func:`ptyfast.model.recipes.derive_seed`): no draw depends on another, on the order of the
 keys or on how many experiments are drawn, and seeds left out are derived the same way.
 
+**Known limitation: a choice of distributions.** An option of a choice that is itself a
+distribution (``{"choice": [{"uniform": [0, 1]}, {"uniform": [10, 11]}], "weights": [1, 1]}``)
+is drawn at the choice's own path, from the same stream as the choice: with weights, the
+uniform that picks the option also places the value, so option ``k`` only covers the part of
+its range matching its share of the weights (here ``[0, 0.5)`` and ``[10.5, 11)``); without
+weights the two draws are nearly, not exactly, independent. It is kept so that recorded
+campaigns replay bit for bit. Choose among tables instead, whose values are drawn at their
+own paths (``"scan": {"choice": [{..., "step_px": {"uniform": [1, 2]}}, {...}]}``).
+
 **Validation** happens when the campaign is made: every distribution is checked (an
 impossible range, ``lo > hi``, a log-uniform reaching 0, a negative ``sd``, bounds that hold
 no probability, an empty choice, bad weights, a key beside a distribution's kind that is not
