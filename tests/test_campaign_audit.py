@@ -123,7 +123,9 @@ CONTINUOUS = {
 @pytest.mark.parametrize("name", list(CONTINUOUS))
 def test_continuous_draws_follow_their_documented_law(name):
     dist, cdf, lo, hi = CONTINUOUS[name]
-    x = draws_of(dist)
+    # Each case its own path: its own uniforms (one path would give every case the same KS
+    # statistic, the draws being one inverse-CDF transform of the same uniforms).
+    x = draws_of(dist, path=name)
     assert x.dtype == np.float64 and np.isfinite(x).all()
     assert x.min() >= lo and x.max() <= hi
     # KS with n = 4000: at ALPHA it detects a CDF error of about 0.04 (test below).
@@ -236,6 +238,8 @@ def test_template_draws_follow_their_laws_independently():
             assert abs(r) < bound, (keys[a], keys[b], r)
         r = np.corrcoef(u[keys[a]][:-1], u[keys[a]][1:])[0, 1]
         assert abs(r) < Z_ALPHA / math.sqrt(n - 1), (keys[a], "lag 1", r)
+    for k in laws:  # different experiments draw different values
+        assert len(set(got[k])) == n, k
     other = ptyfast.Campaign.from_dict(template(n_experiments=n, seed=2025))
     step2 = np.array([other.resolve(i)[0]["scan"]["step_px"] for i in range(300)])
     assert not np.array_equal(step2, got["step"][:300])
