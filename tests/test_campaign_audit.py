@@ -30,8 +30,9 @@ wrong law (it has power at the sample sizes used).
   every key of the template (a new key fails it until it is checked).
 * ``test_misspelt_keys_are_refused_naming_them``: a misspelt key in every section, operation
   and distribution table (a misspelt ``bounds``/``weights`` was a plain table, refused later
-  as "must be a real number" or "family must be one of ... got None": fixed), and on the
-  command line: one line, exit 2, no file.
+  as "must be a real number" or "family must be one of ... got None"; a misspelt ``family``,
+  ``builder`` or ``op`` read "must be one of ..., got None": both fixed), in a campaign and
+  in an experiment recipe, and on the command line: one line, exit 2, no file.
 * ``test_recipe_from_a_file_replays_bit_for_bit``: ``ptyfast recipe --from`` of an
   experiment (Pilatus, jitter, random-walk drift, affine) and of a campaign member (drawn
   preset and random walk), and ``--campaign``, re-simulated bit for bit by the CLI.
@@ -688,6 +689,21 @@ MISSPELT = {
         lambda d: d.update(detector={"qe": 0.9, "beamstop_radius": 2.0}),
         "beamstop_radius",
     ),
+    "[object] family": (lambda d: d["object"].update(familly=d["object"].pop("family")), "familly"),
+    "[probe] builder": (lambda d: d["probe"].update(buildr=d["probe"].pop("builder")), "buildr"),
+    "[scan] builder": (lambda d: d["scan"].update(buidler=d["scan"].pop("builder")), "buidler"),
+    "[[probe.operations]] op": (
+        lambda d: d["probe"]["operations"][0].update(opp=d["probe"]["operations"][0].pop("op")),
+        "opp",
+    ),
+    "[[scan.errors]] op": (
+        lambda d: d["scan"]["errors"][0].update(Op=d["scan"]["errors"][0].pop("op")),
+        "Op",
+    ),
+    "a section's choice": (
+        lambda d: d.update(scan={"choise": [{"builder": "raster", "rows": 3, "cols": 3}]}),
+        "choise",
+    ),
     "normal bounds": (
         lambda d: d["scan"].update(step_px={"normal": [4.0, 0.5], "bound": [3.0, 5.0]}),
         "'bound'",
@@ -719,7 +735,7 @@ def test_misspelt_keys_are_refused_naming_them(where):
     with pytest.raises(ValueError, match=key) as got:
         ptyfast.Campaign.from_dict(doc)
     msg = str(got.value)
-    assert "unknown" in msg or "unexpected" in msg or "one kind" in msg, msg
+    assert any(w in msg for w in ("unknown", "unexpected", "one kind", "among the keys")), msg
     if where != "[campaign]" and "distribution" not in str(got.value):
         single = one_experiment()  # the same key in an experiment recipe
         edit(single)

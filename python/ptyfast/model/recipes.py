@@ -91,6 +91,7 @@ _SCAN_BUILDERS = (
     "custom",
 )
 _SCAN_ERRORS = ("jitter", "drift", "affine")
+_PROBE_BUILDERS = ("disk", "gaussian", "super_gaussian", "fresnel_zone_plate", "zernike")
 _DEFAULT_PHOTONS = 1e9
 
 
@@ -359,15 +360,24 @@ def _detector(spec: dict[str, Any] | None) -> Detector:
     return Detector(**kw)
 
 
+def _need(where: str, spec: dict[str, Any], key: str, choices: Any) -> None:
+    """Refuse a table without its ``key`` (``family``, ``builder``, ``op``), naming the keys it
+    has: a misspelt ``familly`` or ``buildr`` would otherwise read "must be one of ..., got
+    None", naming neither."""
+    if key not in spec:
+        raise ValueError(
+            f"{where}needs {key} = one of {list(choices)}; got no {key!r} among the keys "
+            f"{sorted(str(k) for k in spec)}"
+        )
+
+
 def _probe_recipe(spec: dict[str, Any], geometry: Geometry | None) -> dict[str, Any]:
+    _need("", spec, "builder", _PROBE_BUILDERS)
     params = {k: v for k, v in spec.items() if k not in ("builder", "operations")}
     builder = spec.get("builder")
     fn = getattr(probes, str(builder), None) if isinstance(builder, str) else None
-    if builder not in ("disk", "gaussian", "super_gaussian", "fresnel_zone_plate", "zernike"):
-        raise ValueError(
-            f"builder must be one of ['disk', 'gaussian', 'super_gaussian', "
-            f"'fresnel_zone_plate', 'zernike'], got {builder!r}"
-        )
+    if builder not in _PROBE_BUILDERS:
+        raise ValueError(f"builder must be one of {list(_PROBE_BUILDERS)}, got {builder!r}")
     sig = inspect.signature(fn).parameters  # type: ignore[arg-type]
     if "geometry" in sig and "geometry" not in params:
         if geometry is None:
@@ -379,6 +389,7 @@ def _probe_recipe(spec: dict[str, Any], geometry: Geometry | None) -> dict[str, 
     for i, op in enumerate(_ops(spec, "operations")):
         if not isinstance(op, dict):
             raise ValueError(f"operations[{i}] must be a table, got {op!r}")
+        _need(f"operations[{i}] ", op, "op", ("propagate", "modes"))
         op = dict(op)
         if op.get("op") == "propagate" and "geometry" not in op:
             if geometry is None:
@@ -389,6 +400,7 @@ def _probe_recipe(spec: dict[str, Any], geometry: Geometry | None) -> dict[str, 
 
 
 def _object_recipe(spec: dict[str, Any]) -> dict[str, Any]:
+    _need("", spec, "family", objects.FAMILIES)
     params = {k: v for k, v in spec.items() if k != "family"}
     if params.get("amplitude") == "raw":
         params["amplitude"] = None
@@ -396,12 +408,15 @@ def _object_recipe(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def _scan(spec: dict[str, Any]) -> scans.Scan:
+    _need("", spec, "builder", _SCAN_BUILDERS)
     builder = spec.get("builder")
     if builder not in _SCAN_BUILDERS:
         raise ValueError(f"builder must be one of {list(_SCAN_BUILDERS)}, got {builder!r}")
     params = {k: v for k, v in spec.items() if k not in ("builder", "errors")}
     scan = _call_with(builder, getattr(scans, builder), params)
     for i, op in enumerate(_ops(spec, "errors")):
+        if isinstance(op, dict):
+            _need(f"errors[{i}] ", op, "op", _SCAN_ERRORS)
         if not isinstance(op, dict) or op.get("op") not in _SCAN_ERRORS:
             got = op.get("op") if isinstance(op, dict) else op
             raise ValueError(f"errors[{i}]['op'] must be one of {list(_SCAN_ERRORS)}, got {got!r}")
