@@ -26,13 +26,15 @@ wrong law (it has power at the sample sizes used).
   the probe, scan, detector, dose and object actually built (each part rebuilt from them
   through the public builders).
 * ``test_every_template_key_does_what_it_documents``: each key of ``ptyfast recipe
-  --example`` set to a distinctive value changes what its comment says, and the test covers
-  every key of the template (a new key fails it until it is checked).
+  --example`` (its commented-out seeds too) set to a distinctive value changes what its
+  comment says; ``test_every_template_key_is_checked``: those keys are exactly the template's
+  (a new key fails it until it is checked).
 * ``test_misspelt_keys_are_refused_naming_them``: a misspelt key in every section, operation
   and distribution table (a misspelt ``bounds``/``weights`` was a plain table, refused later
   as "must be a real number" or "family must be one of ... got None"; a misspelt ``family``,
   ``builder`` or ``op`` read "must be one of ..., got None": both fixed), in a campaign and
-  in an experiment recipe, and on the command line: one line, exit 2, no file.
+  in an experiment recipe; ``test_a_misspelt_key_on_the_command_line_is_one_line_naming_it``:
+  on the command line, one line, exit 2, no file.
 * ``test_recipe_from_a_file_replays_bit_for_bit``: ``ptyfast recipe --from`` of an
   experiment (Pilatus, jitter, random-walk drift, affine) and of a campaign member (drawn
   preset and random walk), and ``--campaign``, re-simulated bit for bit by the CLI.
@@ -482,6 +484,12 @@ def ck_amplitude(tmp_path):
     a = np.abs(built(set_key("object", "amplitude", [0.9, 0.3])).experiment.object)
     # amplitude at texture 0 and 1: a dead-leaves texture spans [0, 1] (float32 object)
     assert 0.3 - 1e-6 <= a.min() < 0.35 and 0.85 < a.max() <= 0.9 + 1e-6
+    # "raw": the family's raw texture, recorded as amplitude None and written back as "raw"
+    p = built(set_key("object", "amplitude", "raw"))
+    assert p.experiment.object_recipe["params"]["amplitude"] is None
+    assert differs(p.experiment.object, base().object)
+    back = tomllib.loads(recipes.from_provenance(p.provenance()))
+    assert back["object"]["amplitude"] == "raw"
 
 
 def ck_phase(tmp_path):
