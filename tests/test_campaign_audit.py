@@ -32,8 +32,10 @@ wrong law (it has power at the sample sizes used).
 * ``test_misspelt_keys_are_refused_naming_them``: a misspelt key in every section, operation
   and distribution table (a misspelt ``bounds``/``weights`` was a plain table, refused later
   as "must be a real number" or "family must be one of ... got None"; a misspelt ``family``,
-  ``builder`` or ``op`` read "must be one of ..., got None": both fixed), in a campaign and
-  in an experiment recipe; ``test_a_misspelt_key_on_the_command_line_is_one_line_naming_it``:
+  ``builder`` or ``op`` read "must be one of ..., got None"; a misspelt [geometry] or
+  [detector] (no preset) key gave Python's "unexpected keyword argument" without the keys
+  expected: all fixed), the message listing the right spelling, in a campaign and in an
+  experiment recipe; ``test_a_misspelt_key_on_the_command_line_is_one_line_naming_it``:
   on the command line, one line, exit 2, no file.
 * ``test_recipe_from_a_file_replays_bit_for_bit``: ``ptyfast recipe --from`` of an
   experiment (Pilatus, jitter, random-walk drift, affine) and of a campaign member (drawn
@@ -683,66 +685,93 @@ def misspell(path, key, value=1):
 
 
 MISSPELT = {
-    "[campaign]": (misspell(["campaign"], "n_experiment", 3), "n_experiment"),
-    "[experiment]": (misspell(["experiment"], "photon"), "photon"),
-    "[geometry]": (misspell(["geometry"], "energy_ev"), "energy_ev"),
-    "[object]": (misspell(["object"], "shap"), "shap"),
-    "[probe]": (misspell(["probe"], "defocus"), "defocus"),
-    "[[probe.operations]]": (misspell(["probe", "operations", 0], "decey"), "decey"),
-    "[scan]": (misspell(["scan"], "stepx"), "stepx"),
-    "[[scan.errors]] jitter": (misspell(["scan", "errors", 0], "sigma"), "sigma"),
-    "[[scan.errors]] drift": (misspell(["scan", "errors", 1], "velocity"), "velocity"),
-    "[detector]": (misspell(["detector"], "q_e"), "q_e"),
+    "[campaign]": (misspell(["campaign"], "n_experiment", 3), "n_experiment", "'n_experiments'"),
+    "[experiment]": (misspell(["experiment"], "photon"), "photon", "'photons'"),
+    "[geometry]": (misspell(["geometry"], "energy_ev"), "energy_ev", "'energy_eV'"),
+    "[object]": (misspell(["object"], "shap"), "shap", "'shape'"),
+    "[probe]": (misspell(["probe"], "defocus"), "defocus", "'defocus_m'"),
+    "[[probe.operations]]": (misspell(["probe", "operations", 0], "decey"), "decey", "'decay'"),
+    "[scan]": (misspell(["scan"], "stepx"), "stepx", "'step_px'"),
+    "[[scan.errors]] jitter": (misspell(["scan", "errors", 0], "sigma"), "sigma", "'sigma_px'"),
+    "[[scan.errors]] drift": (
+        misspell(["scan", "errors", 1], "velocity"),
+        "velocity",
+        "'velocity_px'",
+    ),
+    "[detector]": (misspell(["detector"], "q_e"), "q_e", "'qe'"),
     "[detector] without preset": (
         lambda d: d.update(detector={"qe": 0.9, "beamstop_radius": 2.0}),
         "beamstop_radius",
+        "'beamstop_radius_px'",
     ),
-    "[object] family": (lambda d: d["object"].update(familly=d["object"].pop("family")), "familly"),
-    "[probe] builder": (lambda d: d["probe"].update(buildr=d["probe"].pop("builder")), "buildr"),
-    "[scan] builder": (lambda d: d["scan"].update(buidler=d["scan"].pop("builder")), "buidler"),
+    "[object] family": (
+        lambda d: d["object"].update(familly=d["object"].pop("family")),
+        "familly",
+        "family",
+    ),
+    "[probe] builder": (
+        lambda d: d["probe"].update(buildr=d["probe"].pop("builder")),
+        "buildr",
+        "builder",
+    ),
+    "[scan] builder": (
+        lambda d: d["scan"].update(buidler=d["scan"].pop("builder")),
+        "buidler",
+        "builder",
+    ),
     "[[probe.operations]] op": (
         lambda d: d["probe"]["operations"][0].update(opp=d["probe"]["operations"][0].pop("op")),
         "opp",
+        "op",
     ),
     "[[scan.errors]] op": (
         lambda d: d["scan"]["errors"][0].update(Op=d["scan"]["errors"][0].pop("op")),
         "Op",
+        "op",
     ),
     "a section's choice": (
         lambda d: d.update(scan={"choise": [{"builder": "raster", "rows": 3, "cols": 3}]}),
         "choise",
+        None,
     ),
     "normal bounds": (
         lambda d: d["scan"].update(step_px={"normal": [4.0, 0.5], "bound": [3.0, 5.0]}),
         "'bound'",
+        "'bounds'",
     ),
     "choice weights": (
         lambda d: d["detector"].update(preset={"choice": ["eiger"], "weight": [1]}),
         "'weight'",
+        "'weights'",
     ),
     "choice of sections": (
         lambda d: d.update(object={"choice": [{"family": "grf", "shape": 256}], "wieghts": [1]}),
         "'wieghts'",
+        "'weights'",
     ),
     "bounds on a uniform": (
         lambda d: d["probe"].update(defocus_m={"uniform": [1e-3, 2e-3], "bounds": [0, 1]}),
         "'bounds'",
+        None,
     ),
     "two kinds": (
         lambda d: d["probe"].update(defocus_m={"uniform": [1e-3, 2e-3], "fixed": 1e-3}),
         "'uniform'",
+        None,
     ),
 }
 
 
 @pytest.mark.parametrize("where", list(MISSPELT))
 def test_misspelt_keys_are_refused_naming_them(where):
-    edit, key = MISSPELT[where]
+    edit, key, right = MISSPELT[where]
     doc = template()
     edit(doc)
     with pytest.raises(ValueError, match=key) as got:
         ptyfast.Campaign.from_dict(doc)
     msg = str(got.value)
+    # The key named, and the right spelling listed among those expected (a hint to fix it).
+    assert right is None or right in msg, msg
     assert any(w in msg for w in ("unknown", "unexpected", "one kind", "among the keys")), msg
     if where != "[campaign]" and "distribution" not in str(got.value):
         single = one_experiment()  # the same key in an experiment recipe

@@ -357,7 +357,7 @@ def _detector(spec: dict[str, Any] | None) -> Detector:
     kw = _det_kwargs(params)
     if "preset" in spec:
         return Detector.preset(spec["preset"], **kw)
-    return Detector(**kw)
+    return _call_with("Detector", Detector, kw)
 
 
 def _need(where: str, spec: dict[str, Any], key: str, choices: Any) -> None:
@@ -536,7 +536,11 @@ def _build(
     if spec.get("geometry") is not None:
         try:
             g = spec["geometry"]
-            geometry = Geometry(**g) if isinstance(g, dict) else Geometry.from_dict(g)
+            geometry = (
+                _call_with("Geometry", Geometry, g)
+                if isinstance(g, dict)
+                else Geometry.from_dict(g)
+            )
         except (TypeError, ValueError) as exc:
             raise _where("geometry", exc) from None
     parts: dict[str, Any] = {}
