@@ -49,6 +49,13 @@ wrong law (it has power at the sample sizes used).
   would change the bits of recorded campaign recipes.
 * ``test_a_choice_of_tables_draws_their_values_over_their_whole_ranges``: the documented way
   round it (a choice of tables) draws the option and the values independently.
+* ``test_a_campaign_with_a_raw_amplitude_is_written_and_replayed_as_itself``: an API
+  campaign with ``amplitude=None`` (the raw texture) was written to TOML (``to_toml``, the
+  provenance's spec) without it, i.e. as another campaign, and ``from_provenance(...,
+  campaign=True)`` called its records corrupted: fixed (kept as ``"raw"``, same bits).
+* ``test_none_that_toml_cannot_hold_is_refused_naming_the_path``: ``None`` as a choice's
+  option, a list item or a distribution's parameter (silently dropped when written) is
+  refused when the campaign is made.
 """
 
 from __future__ import annotations
@@ -959,3 +966,69 @@ def test_a_choice_of_tables_draws_their_values_over_their_whole_ranges():
     assert stats.binomtest(len(low), len(x), 0.5).pvalue > ALPHA
     assert stats.kstest(low, "uniform").pvalue > ALPHA
     assert stats.kstest(high, "uniform").pvalue > ALPHA
+
+
+# --------------------------------------------------------------------------- None in a spec
+
+
+def test_a_campaign_with_a_raw_amplitude_is_written_and_replayed_as_itself():
+    # amplitude=None (the raw texture) was left out of the campaign's TOML, so to_toml() and
+    # the spec in every provenance described the default amplitude: another campaign, and
+    # from_provenance(campaign=True) called the record "edited or corrupted".
+    spec = {
+        "object": {"family": "grf", "shape": 64, "amplitude": None},
+        "probe": {"builder": "gaussian", "N": 16, "sigma_px": {"uniform": [2.0, 4.0]}},
+        "scan": {"builder": "raster", "rows": 3, "cols": 3, "step_px": 3.0},
+    }
+    c = ptyfast.Campaign(spec, n_experiments=2, seed=1)
+    ds = c.simulate(1)
+    # The same bits as an experiment built with amplitude=None by hand.
+    e = ptyfast.Experiment(
+        ptyfast.objects.recipe(
+            "grf", shape=64, amplitude=None, seed=c.resolve(1)[0]["object"]["seed"]
+        ),
+        c.experiment(1).probe_recipe,
+        scans.raster(3, 3, 3.0),
+        ptyfast.Detector(),
+        photons=1e9,
+    )
+    np.testing.assert_array_equal(
+        ptyfast.simulate(e, seed=c.plan(1).seed).diffraction, ds.diffraction
+    )
+    assert ds.provenance["experiment"]["object"]["recipe"]["params"]["amplitude"] is None
+    back = ptyfast.Campaign.from_dict(recipes.loads(c.to_toml()))
+    assert back.to_dict() == c.to_dict()
+    np.testing.assert_array_equal(back.simulate(1).diffraction, ds.diffraction)
+    again = ptyfast.Campaign.from_dict(recipes.loads(recipes.from_provenance(ds, campaign=True)))
+    np.testing.assert_array_equal(again.simulate(1).diffraction, ds.diffraction)
+    # A choice of amplitudes with the raw one among them.
+    spec["object"]["amplitude"] = {"choice": [[1.0, 0.5], None]}
+    c = ptyfast.Campaign(spec, n_experiments=2, seed=1)
+    assert c.spec["object"]["amplitude"] == {"choice": [[1.0, 0.5], "raw"]}
+
+
+@pytest.mark.parametrize(
+    "edit, match",
+    [
+        (
+            lambda s: s["scan"].update(step_px={"choice": [None, 3.0]}),
+            r"scan.step_px: a choice option None",
+        ),
+        (
+            lambda s: s["probe"].update(sigma_px={"uniform": [2.0, None]}),
+            r"probe.sigma_px\[1\]: a list item None",
+        ),
+        (lambda s: s["probe"].update(sigma_px={"fixed": None}), r"probe.sigma_px: fixed = None"),
+    ],
+)
+def test_none_that_toml_cannot_hold_is_refused_naming_the_path(edit, match):
+    # TOML has no None: written out, these would describe another campaign (the option or
+    # the item dropped), so they are refused when the campaign is made.
+    spec = {
+        "object": {"family": "grf", "shape": 64},
+        "probe": {"builder": "gaussian", "N": 16, "sigma_px": 3.0},
+        "scan": {"builder": "raster", "rows": 3, "cols": 3, "step_px": 3.0},
+    }
+    edit(spec)
+    with pytest.raises(CampaignError, match=match):
+        ptyfast.Campaign(spec, n_experiments=2, seed=1)

@@ -407,6 +407,44 @@ def _validate(node: Any, path: str) -> None:
         raise CampaignError(f"{path} = {node!r} is outside the parameter's domain {_dom_text(dom)}")
 
 
+def _writable(node: Any, path: str) -> Any:
+    """``node`` as its TOML (:func:`dumps`) will read back: ``None`` for an ``[object]``
+    ``amplitude`` (the raw texture) becomes ``"raw"``, which builds the same object; ``None``
+    elsewhere as a table's value stays (written by leaving the key out: the default); ``None``
+    in a list, as a choice's option or as a distribution's parameter is refused, since TOML
+    has no ``None`` and the campaign's recorded spec would describe another campaign."""
+
+    def amplitude(p: str) -> bool:
+        return _section(p) == "object" and p.endswith(".amplitude")
+
+    def none(p: str, what: str) -> Any:
+        if amplitude(p):
+            return "raw"
+        raise CampaignError(
+            f"{p or '(document)'}: {what} None cannot be written to the campaign's TOML (TOML has "
+            f"no None): leave the key out for its default, or give a value"
+        )
+
+    if isinstance(node, dict):
+        kind = _kind(node)
+        out: dict[str, Any] = {}
+        for k, v in node.items():
+            p = path if kind is not None else (f"{path}.{k}" if path else str(k))
+            if v is None:
+                out[k] = none(p, f"{k} =") if kind is not None else ("raw" if amplitude(p) else v)
+            elif kind == "choice" and k == "choice" and isinstance(v, list):
+                out[k] = [none(p, "a choice option") if x is None else _writable(x, p) for x in v]
+            else:
+                out[k] = _writable(v, p)
+        return out
+    if isinstance(node, list):
+        return [
+            none(f"{path}[{i}]", "a list item") if x is None else _writable(x, f"{path}[{i}]")
+            for i, x in enumerate(node)
+        ]
+    return node
+
+
 def _json_safe(v: Any) -> Any:
     """A drawn value for JSON (non-finite floats as their TOML spelling)."""
     if isinstance(v, float) and not math.isfinite(v):
@@ -518,7 +556,10 @@ class Campaign:
     CampaignError (ValueError)
         An impossible distribution or a value outside its parameter's domain (the path
         named), unknown sections, tables or lists nested more than :data:`MAX_DEPTH` levels,
-        or experiment 0 failing :meth:`check` (its draws named).
+        ``None`` where the campaign's TOML cannot hold it (a list item, a choice's option, a
+        distribution's parameter; ``None`` as a table's value is the default, left out when
+        written, and ``None`` as ``[object] amplitude``, the raw texture, is kept as
+        ``"raw"``), or experiment 0 failing :meth:`check` (its draws named).
     ValueError, TypeError
         ``n_experiments``, ``seed`` or ``name`` out of range or of the wrong type.
 
@@ -562,7 +603,7 @@ class Campaign:
         )
         self.name = _file_stem("name", name)
         self.seed = _args.seed_int(seed, "seed")
-        self.spec = copy.deepcopy(spec)
+        self.spec = _writable(copy.deepcopy(spec), "")
         _validate(self.spec, "")
         # Experiment 0 checked without its object array, so that errors surface now.
         self._plan(0, build_arrays=False)
