@@ -54,8 +54,10 @@ wrong law (it has power at the sample sizes used).
   provenance's spec) without it, i.e. as another campaign, and ``from_provenance(...,
   campaign=True)`` called its records corrupted: fixed (kept as ``"raw"``, same bits).
 * ``test_none_that_toml_cannot_hold_is_refused_naming_the_path``: ``None`` as a choice's
-  option, a list item or a distribution's parameter (silently dropped when written) is
-  refused when the campaign is made.
+  option, a list item or a distribution's parameter (silently dropped when written), or for
+  a detector parameter that a preset beside it sets (written, the preset's value), is
+  refused when the campaign is made; ``test_none_that_means_the_default_is_kept``: other
+  ``None`` values are kept and the TOML builds the same experiments.
 """
 
 from __future__ import annotations
@@ -1019,6 +1021,17 @@ def test_a_campaign_with_a_raw_amplitude_is_written_and_replayed_as_itself():
             r"probe.sigma_px\[1\]: a list item None",
         ),
         (lambda s: s["probe"].update(sigma_px={"fixed": None}), r"probe.sigma_px: fixed = None"),
+        # Left out, full_well would be the Pilatus preset's 2**20 - 1, not None (no well).
+        (
+            lambda s: s.update(detector={"preset": "pilatus", "full_well": None}),
+            r"detector.full_well: .* preset 'pilatus''s full_well = 1048575.0",
+        ),
+        (
+            lambda s: s.update(
+                detector={"preset": {"choice": ["ideal", "integrating"]}, "full_well": None}
+            ),
+            r"detector.full_well: .* preset 'integrating''s full_well = 65000.0",
+        ),
     ],
 )
 def test_none_that_toml_cannot_hold_is_refused_naming_the_path(edit, match):
@@ -1032,3 +1045,17 @@ def test_none_that_toml_cannot_hold_is_refused_naming_the_path(edit, match):
     edit(spec)
     with pytest.raises(CampaignError, match=match):
         ptyfast.Campaign(spec, n_experiments=2, seed=1)
+
+
+def test_none_that_means_the_default_is_kept():
+    # None where leaving the key out means the same: the campaign is made, and its TOML
+    # builds the same experiments.
+    spec = {
+        "object": {"family": "dead_leaves", "shape": 64, "radius_max_px": None, "seed": None},
+        "probe": {"builder": "gaussian", "N": 16, "sigma_px": 3.0},
+        "scan": {"builder": "raster", "rows": 3, "cols": 3, "step_px": 3.0, "step_y_px": None},
+        "detector": {"preset": "eiger", "full_well": None, "bad_pixel_seed": None},
+    }
+    c = ptyfast.Campaign(spec, n_experiments=2, seed=1)
+    back = ptyfast.Campaign.from_dict(recipes.loads(c.to_toml()))
+    np.testing.assert_array_equal(back.simulate(1).diffraction, c.simulate(1).diffraction)

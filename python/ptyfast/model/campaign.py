@@ -407,6 +407,24 @@ def _validate(node: Any, path: str) -> None:
         raise CampaignError(f"{path} = {node!r} is outside the parameter's domain {_dom_text(dom)}")
 
 
+def _preset_keeps(path: str, key: str, preset: Any) -> None:
+    """Refuse ``key = None`` beside ``preset`` when a preset it may name sets ``key``: written
+    out (the key left out) it would be the preset's value, not ``None``."""
+    from .detector import Detector
+
+    names = preset["choice"] if _kind(preset) == "choice" else [preset]
+    for name in names:
+        try:
+            value = Detector.preset(name).to_dict().get(key)
+        except (TypeError, ValueError):  # not a preset: refused when the detector is built
+            continue
+        if value is not None:
+            raise CampaignError(
+                f"{path}: None cannot be written to the campaign's TOML (TOML has no None), and "
+                f"leaving the key out means preset {name!r}'s {key} = {value!r}: give a value"
+            )
+
+
 def _writable(node: Any, path: str) -> Any:
     """``node`` as its TOML (:func:`dumps`) will read back: ``None`` for an ``[object]``
     ``amplitude`` (the raw texture) becomes ``"raw"``, which builds the same object; ``None``
@@ -432,6 +450,8 @@ def _writable(node: Any, path: str) -> Any:
             p = path if kind is not None else (f"{path}.{k}" if path else str(k))
             if v is None:
                 out[k] = none(p, f"{k} =") if kind is not None else ("raw" if amplitude(p) else v)
+                if kind is None and k != "preset" and "preset" in node:
+                    _preset_keeps(p, k, node["preset"])
             elif kind == "choice" and k == "choice" and isinstance(v, list):
                 out[k] = [none(p, "a choice option") if x is None else _writable(x, p) for x in v]
             else:
@@ -557,9 +577,10 @@ class Campaign:
         An impossible distribution or a value outside its parameter's domain (the path
         named), unknown sections, tables or lists nested more than :data:`MAX_DEPTH` levels,
         ``None`` where the campaign's TOML cannot hold it (a list item, a choice's option, a
-        distribution's parameter; ``None`` as a table's value is the default, left out when
-        written, and ``None`` as ``[object] amplitude``, the raw texture, is kept as
-        ``"raw"``), or experiment 0 failing :meth:`check` (its draws named).
+        distribution's parameter, a detector parameter a preset beside it sets; ``None`` as
+        a table's value is otherwise the default, left out when written, and ``None`` as
+        ``[object] amplitude``, the raw texture, is kept as ``"raw"``), or experiment 0
+        failing :meth:`check` (its draws named).
     ValueError, TypeError
         ``n_experiments``, ``seed`` or ``name`` out of range or of the wrong type.
 
