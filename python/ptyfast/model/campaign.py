@@ -19,9 +19,11 @@ distribution                                   draw
                                                optional, may be ``±inf``): ``Φ⁻¹(u)`` with
                                                ``u = rng.uniform(Φ(a), Φ(b))``; ``sd >= 0``
 ``{"randint": [lo, hi]}``                      an integer in ``lo..hi`` (both included)
-``{"choice": [a, b, ...], "weights": [...]}``  ``options[rng.choice(n, p=weights)]``, then
-                                               resolved itself (a choice of whole tables,
-                                               e.g. object families with their parameters)
+``{"choice": [a, b, ...], "weights": [...]}``  ``options[rng.choice(n, p=w / sum(w))]``
+                                               (relative weights ``w >= 0``, any positive
+                                               sum; none: equal), then resolved itself (a
+                                               choice of whole tables, e.g. object families
+                                               with their parameters)
 =============================================  ===============================================
 
 **Keyed draws.** The value at path ``p`` (e.g. ``"probe.defocus_m"``,
