@@ -43,12 +43,11 @@ wrong law (it has power at the sample sizes used).
 * ``test_impossible_distributions_name_path_rule_and_value``: each impossible distribution
   is refused when the campaign is made (before anything is simulated), naming the path, the
   rule and the value received; the CLI writes nothing.
-* ``test_a_choice_of_distributions_draws_each_over_its_whole_range``: xfail (strict): a
-  choice whose options are themselves distributions draws the option from the same stream
-  as its value (same path), so each option covers only part of its range. Not fixed: the fix
-  would change the bits of recorded campaign recipes.
-* ``test_a_choice_of_tables_draws_their_values_over_their_whole_ranges``: the documented way
-  round it (a choice of tables) draws the option and the values independently.
+* ``test_a_choice_of_distributions_draws_each_over_its_whole_range``: a choice whose
+  options are themselves distributions draws each chosen value over its whole range (it
+  reused the choice's stream, so each option covered only part of its range).
+* ``test_a_choice_of_tables_draws_their_values_over_their_whole_ranges``: a choice of
+  tables draws the option and the values independently.
 * ``test_a_campaign_with_a_raw_amplitude_is_written_and_replayed_as_itself``: an API
   campaign with ``amplitude=None`` (the raw texture) was written to TOML (``to_toml``, the
   provenance's spec) without it, i.e. as another campaign, and ``from_provenance(...,
@@ -938,15 +937,9 @@ def test_impossible_distributions_name_path_rule_and_value(path, dist, parts, tm
     assert not (tmp_path / "out").exists()
 
 
-# --------------------------------------------------------------------------- known bug
+# --------------------------------------------------------------------------- choice of laws
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a choice of distributions draws the option and its value from one stream "
-    "(same path): each option covers only part of its range; a fix would change the bits of "
-    "recorded campaign recipes, so it is reported, not made",
-)
 def test_a_choice_of_distributions_draws_each_over_its_whole_range():
     d = {"choice": [{"uniform": [0.0, 1.0]}, {"uniform": [10.0, 11.0]}], "weights": [1, 1]}
     x = draws_of(d, n=2000)
@@ -957,8 +950,8 @@ def test_a_choice_of_distributions_draws_each_over_its_whole_range():
 
 
 def test_a_choice_of_tables_draws_their_values_over_their_whole_ranges():
-    # The documented way round the limitation above: the values inside a chosen table are
-    # drawn at their own paths, independently of the choice.
+    # The values inside a chosen table are drawn at their own paths, independently of the
+    # choice.
     d = {
         "choice": [{"step_px": {"uniform": [1.0, 2.0]}}, {"step_px": {"uniform": [10.0, 11.0]}}],
         "weights": [1, 1],

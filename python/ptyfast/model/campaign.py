@@ -32,14 +32,12 @@ distribution                                   draw
 :func:`ptyfast.model.recipes.derive_seed`): no draw depends on another, on the order of the
 keys or on how many experiments are drawn, and seeds left out are derived the same way.
 
-**Known limitation: a choice of distributions.** An option of a choice that is itself a
-distribution (``{"choice": [{"uniform": [0, 1]}, {"uniform": [10, 11]}], "weights": [1, 1]}``)
-is drawn at the choice's own path, from the same stream as the choice: with weights, the
-uniform that picks the option also places the value, so option ``k`` only covers the part of
-its range matching its share of the weights (here ``[0, 0.5)`` and ``[10.5, 11)``); without
-weights the two draws are nearly, not exactly, independent. It is kept so that recorded
-campaigns replay bit for bit. Choose among tables instead, whose values are drawn at their
-own paths (``"scan": {"choice": [{..., "step_px": {"uniform": [1, 2]}}, {...}]}``).
+**A choice of distributions.** An option of a choice that is itself a distribution
+(``{"choice": [{"uniform": [0, 1]}, {"uniform": [10, 11]}], "weights": [1, 1]}``) draws its
+value from its own stream, keyed by the path ``p.choice[k]`` (``k`` the option drawn), so the
+value is independent of the draw that picked the option; the value is recorded at ``p``. (Until
+2026-12-03 it reused the choice's stream, so that with weights option ``k`` only covered the
+part of its range matching its share of the weights: COMPATIBILITY.md.)
 
 **Validation** happens when the campaign is made: every distribution is checked (an
 impossible range, ``lo > hi``, a log-uniform reaching 0, a negative ``sd``, bounds that hold
@@ -503,7 +501,11 @@ def draw(dist: Any, *, seed: int, index: int, path: str) -> Any:
     return _resolve(dist, seed, index, path, draws)
 
 
-def _resolve(node: Any, seed: int, index: int, path: str, draws: dict[str, Any]) -> Any:
+def _resolve(
+    node: Any, seed: int, index: int, path: str, draws: dict[str, Any], key: str | None = None
+) -> Any:
+    """``node`` resolved at ``path`` (recorded there in ``draws``); a distribution draws from
+    the stream keyed by ``key`` (default: ``path``)."""
     kind = _kind(node)
     if kind is None:
         if isinstance(node, dict):
@@ -515,8 +517,8 @@ def _resolve(node: Any, seed: int, index: int, path: str, draws: dict[str, Any])
             return [_resolve(v, seed, index, f"{path}[{i}]", draws) for i, v in enumerate(node)]
         return node
     if kind == "fixed":
-        return _resolve(node["fixed"], seed, index, path, draws)
-    rng = _rng(seed, index, path)
+        return _resolve(node["fixed"], seed, index, path, draws, key)
+    rng = _rng(seed, index, path if key is None else key)
     if kind == "uniform":
         lo, hi = node[kind]
         value: Any = float(rng.uniform(lo, hi))
@@ -545,7 +547,10 @@ def _resolve(node: Any, seed: int, index: int, path: str, draws: dict[str, Any])
         chosen = opts[i]
         if isinstance(chosen, (dict, list)):
             draws[f"{path}.choice"] = i
-            return _resolve(chosen, seed, index, path, draws)
+            # An option that is itself a distribution draws from its own stream, not the
+            # one that picked it (which would tie the value to the option drawn).
+            own = f"{path}.choice[{i}]" if _kind(chosen) is not None else None
+            return _resolve(chosen, seed, index, path, draws, own)
         draws[path] = chosen
         return chosen
     draws[path] = value
