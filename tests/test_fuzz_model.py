@@ -1035,6 +1035,14 @@ CLI_ERRORS = [
     ("simulate --recipe {recipe} --shard-size 0 -o {dir}/x.zarr", "--shard-size"),
     ("simulate --recipe {recipe} --shard-size 4 -o {dir}/x.zarr", "--shard-size"),
     ("simulate --recipe {recipe} --workers 0 -o {dir}/x.zarr", "--workers"),
+    # --dry-run refuses what the cluster run refuses (the CLI guide: it checks what the run does)
+    ("simulate --recipe {recipe} --workers 0 -o {dir}/x.zarr --dry-run", "--workers"),
+    ("simulate --recipe {recipe} --workers 2 -o {dir}/x.npz --dry-run", "must end in .zarr"),
+    (
+        "simulate --recipe {recipe} --scheduler tcp://h:1 --preview {dir}/p.png -o {dir}/x.zarr "
+        "--dry-run",
+        "--preview is not available",
+    ),
     ("simulate --recipe {recipe} --preview {dir}/p.bogus -o {dir}/x.npz", "p.bogus"),
     ("simulate --nphotons nan --scan raster -o {dir}/x.npz", "--nphotons"),
     ("simulate --step-px inf --scan raster -o {dir}/x.npz", "--step-px"),

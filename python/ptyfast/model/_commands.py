@@ -607,8 +607,10 @@ def _simulate(args: argparse.Namespace, recipes: Any, campaign_cls: Any) -> int:
             raise ValueError(f"--shard-size must be at least 1, got {shard}")
         if not on_cluster:
             raise ValueError("--shard-size splits a cluster run: it needs --workers or --scheduler")
-    if on_cluster and not dry:
-        return _simulate_on_cluster(args, recipes, campaign_cls, doc, obj, probe, progress)
+    if on_cluster:
+        _check_cluster(args, recipes, doc)  # a dry run refuses what the cluster run refuses
+        if not dry:
+            return _simulate_on_cluster(args, recipes, campaign_cls, doc, obj, probe, progress)
     if recipes.is_campaign(doc):
         c = campaign_cls.from_dict(doc)
         if not _is_dir_target(args.output):
@@ -691,6 +693,32 @@ def _simulate(args: argparse.Namespace, recipes: Any, campaign_cls: Any) -> int:
     return 0
 
 
+def _check_cluster(args: argparse.Namespace, recipes: Any, doc: dict[str, Any]) -> Path:
+    """The checks of a cluster run's arguments (also made by its ``--dry-run``); the output."""
+    if args.workers is not None and args.workers < 1:
+        raise ValueError(f"--workers must be at least 1, got {args.workers}")
+    if args.shard_size is not None and args.shard_size < 1:
+        raise ValueError(f"--shard-size must be at least 1, got {args.shard_size}")
+    if args.preview:
+        raise ValueError("--preview is not available with --workers/--scheduler")
+    fmt = getattr(args, "format", None)
+    campaign = recipes.is_campaign(doc)
+    output = Path(args.output)
+    if campaign and not _is_dir_target(args.output):
+        raise ValueError(
+            f"a campaign writes one store per experiment: -o must be a directory (a path "
+            f"ending in '/'), got {args.output!r}"
+        )
+    if not campaign and _is_dir_target(args.output):
+        output = output / "ptyfast_simulation.zarr"
+    if (fmt not in (None, "zarr")) or (not campaign and output.suffix.lower() != ".zarr"):
+        raise ValueError(
+            f"--workers/--scheduler write a Zarr store: -o must end in .zarr (or be a "
+            f"campaign's directory), got {args.output!r}" + (f" with --format {fmt}" if fmt else "")
+        )
+    return output
+
+
 def _simulate_on_cluster(
     args: argparse.Namespace,
     recipes: Any,
@@ -703,33 +731,14 @@ def _simulate_on_cluster(
     """``ptyfast simulate --workers N | --scheduler ADDRESS`` (:mod:`ptyfast.distributed`)."""
     from .. import distributed
 
-    if args.workers is not None and args.workers < 1:
-        raise ValueError(f"--workers must be at least 1, got {args.workers}")
-    if args.shard_size is not None and args.shard_size < 1:
-        raise ValueError(f"--shard-size must be at least 1, got {args.shard_size}")
-    if args.preview:
-        raise ValueError("--preview is not available with --workers/--scheduler")
-    fmt = getattr(args, "format", None)
+    output = _check_cluster(args, recipes, doc)
     campaign = recipes.is_campaign(doc)
     if campaign:
-        if not _is_dir_target(args.output):
-            raise ValueError(
-                f"a campaign writes one store per experiment: -o must be a directory (a path "
-                f"ending in '/'), got {args.output!r}"
-            )
         what: Any = campaign_cls.from_dict(doc)
-        output, seed, patches = Path(args.output), None, False
+        seed, patches = None, False
     else:
         plan = recipes.plan(doc, object=obj, probe=probe)
-        output = Path(args.output)
-        if _is_dir_target(args.output):
-            output = output / "ptyfast_simulation.zarr"
         what, seed, patches = plan.experiment, plan.seed, plan.patches
-    if (fmt not in (None, "zarr")) or (not campaign and output.suffix.lower() != ".zarr"):
-        raise ValueError(
-            f"--workers/--scheduler write a Zarr store: -o must end in .zarr (or be a "
-            f"campaign's directory), got {args.output!r}" + (f" with --format {fmt}" if fmt else "")
-        )
     distributed._require_distributed()
     t = time.perf_counter()
     kw = {
