@@ -540,8 +540,8 @@ def _main(argv: list[str]) -> tuple[int, str, str]:
     return rc, out.getvalue(), err.getvalue()
 
 
-def _same_dataset(where: Path) -> None:
-    """README: ``simulate --recipe one.toml`` (from experiment 2's record) gives the same data."""
+def _same_dataset(where: Path, out: str) -> None:
+    """``# the same dataset, bit for bit`` (one.toml is experiment 2's record)."""
     import ptyfast
 
     a = ptyfast.open(where / "out/example-00002.npz")
@@ -550,8 +550,29 @@ def _same_dataset(where: Path) -> None:
     assert np.array_equal(a.positions_true, b.positions_true)
 
 
-# After the line that starts with the key has run: what its comment says.
-AFTER_LINE: dict[str, Callable[[Path], None]] = {
+def _into_runs(where: Path, out: str) -> None:
+    """``# into runs/ptyfast_simulation.npz``."""
+    assert (where / "runs/ptyfast_simulation.npz").is_file(), sorted(_files(where))
+
+
+def _campaign_files(where: Path, out: str) -> None:
+    """``# a campaign: out/<name>-00000.npz, ...`` (the template: 4 experiments, "example")."""
+    names = sorted(p.name for p in (where / "out").iterdir())
+    assert names == [f"example-{i:05d}.npz" for i in range(4)], names
+
+
+def _dry_run_report(where: Path, out: str) -> None:
+    """``# shapes, bytes, free disk, memory, time; writes nothing``."""
+    for word in ("diff3d: (1,000 × 64 × 64) float32", "disk", "peak memory", "time"):
+        assert word in out, (word, out)
+
+
+# After the line that starts with the key has run (in its directory, with its standard
+# output): what its comment says.
+AFTER_LINE: dict[str, Callable[[Path, str], None]] = {
+    "ptyfast simulate -o runs/ --overwrite": _into_runs,
+    "ptyfast simulate --recipe recipe.toml -o out/ ": _campaign_files,
+    "ptyfast simulate -n 1000000 --dry-run": _dry_run_report,
     "ptyfast simulate --recipe one.toml -o again.npz": _same_dataset,
 }
 
@@ -601,16 +622,15 @@ def test_command_blocks_run(tmp_path: Path, page: str) -> None:
             assert out.strip(), f"{where}: printed nothing into {redirect}"
         if dry:
             assert _files(tmp_path) - {redirect} == before, f"{where}: --dry-run wrote files"
-            continue
-        if argv[0] == "simulate":
+        elif argv[0] == "simulate":
             target = tmp_path / (output or "ptyfast_simulation.npz")
             assert target.exists(), f"{where}: {target.name} not written"
             if target.is_dir() and not target.suffix:
                 assert any(target.iterdir()), f"{where}: nothing written into {output}"
-        if preview is not None:
+        if preview is not None and not dry:
             assert (tmp_path / preview).is_file(), f"{where}: no preview {preview}"
         for start, check in AFTER_LINE.items():
             if line.startswith(start):
-                check(tmp_path)
+                check(tmp_path, out)
     if skipped:
         pytest.skip("; ".join(skipped))
