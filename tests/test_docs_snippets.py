@@ -182,7 +182,11 @@ class _Pages:
         return self.namespace(first, len(_python_blocks(first)) - 1, f"{page} starts after it")
 
     def namespace(self, page: str, index: int, who: str) -> dict[str, Any]:
-        """The namespace after block ``index`` of ``page`` (-1: before its first block)."""
+        """The namespace after block ``index`` of ``page`` (-1: before its first block).
+
+        ``who`` says which later block needs it; empty for the block's own test, which gets
+        the block's own exception (or skip) rather than a note that it failed.
+        """
         if index < 0:
             return self.start(page)
         key = (page, index)
