@@ -229,6 +229,17 @@ def test_recipe_command_errors(tmp_path, capsys):
         main(["recipe"])  # one of --example / --from is required
 
 
+def test_recipe_from_a_compatible_layer_file_says_it_holds_no_recipe(tmp_path, capsys):
+    """A file of the PtychoPINN-compatible simulation has a provenance of another kind: the
+    error says so (it was "provenance['schema'] must be 'ptyfast.provenance' ... got None")."""
+    out = tmp_path / "c.npz"
+    assert main(["simulate", "-o", str(out), "-n", "8", "--N", "16", "-q"]) == 0
+    assert main(["recipe", "--from", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "holds no recipe" in err and "'PtychoPINN raw NPZ' record" in err
+
+
 def test_preview_is_checked_before_any_work(tmp_path, capsys):
     out = tmp_path / "d.npz"
     base = ["simulate", "-o", str(out), *SMALL, "--object", "dead_leaves"]
