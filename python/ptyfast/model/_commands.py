@@ -220,7 +220,9 @@ def add_subcommands(subparsers: Any) -> None:
         description="--example prints a commented TOML recipe (a campaign; without its "
         "[campaign] section and distributions, one experiment). --from FILE writes the "
         "provenance of a dataset file (any format ptyfast writes) as a recipe that "
-        "ptyfast simulate --recipe regenerates bit for bit.",
+        "ptyfast simulate --recipe regenerates bit for bit: a dataset of ptyfast's model "
+        "(ptyfast.simulate, or ptyfast simulate with model options or a recipe), not one of "
+        "the PtychoPINN-compatible simulation.",
     )
     what = r.add_mutually_exclusive_group(required=True)
     what.add_argument("--example", action="store_true", help="the commented template")
