@@ -46,6 +46,8 @@ wrong law (it has power at the sample sizes used).
 * ``test_a_choice_of_distributions_draws_each_over_its_whole_range``: a choice whose
   options are themselves distributions draws each chosen value over its whole range (it
   reused the choice's stream, so each option covered only part of its range).
+* ``test_fixed_resolves_its_value_as_the_value_itself``: ``{fixed: v}`` draws what ``v``
+  draws (the docs said "always v").
 * ``test_a_choice_of_tables_draws_their_values_over_their_whole_ranges``: a choice of
   tables draws the option and the values independently.
 * ``test_a_campaign_with_a_raw_amplitude_is_written_and_replayed_as_itself``: an API
@@ -947,6 +949,14 @@ def test_a_choice_of_distributions_draws_each_over_its_whole_range():
     # Each option, once chosen, is uniform on its whole range.
     assert stats.kstest(low, "uniform").pvalue > ALPHA
     assert stats.kstest(high, "uniform").pvalue > ALPHA
+
+
+def test_fixed_resolves_its_value_as_the_value_itself():
+    # {fixed: v} is v as written: a distribution inside it is drawn (as the docs now say),
+    # at the same path, so the two give the same draws.
+    d = {"uniform": [1.0, 2.0]}
+    np.testing.assert_array_equal(draws_of({"fixed": d}, n=50), draws_of(d, n=50))
+    assert draw({"fixed": [3, {"randint": [0, 0]}]}, seed=1, index=0, path="x") == [3, 0]
 
 
 def test_a_choice_of_tables_draws_their_values_over_their_whole_ranges():

@@ -11,7 +11,8 @@ out: :func:`ptyfast.model.recipes.from_provenance` with ``campaign=True``).
 =============================================  ===============================================
 distribution                                   draw
 =============================================  ===============================================
-``{"fixed": v}`` (or ``v`` itself)             ``v``
+``{"fixed": v}`` (or ``v`` itself)             ``v`` (resolved like ``v`` itself: a
+                                               distribution inside it is drawn)
 ``{"uniform": [lo, hi]}``                      ``rng.uniform(lo, hi)`` (``lo <= hi``, finite)
 ``{"log_uniform": [lo, hi]}``                  ``exp(rng.uniform(ln lo, ln hi))``, ``0 < lo <=
                                                hi``

@@ -831,7 +831,7 @@ _EXAMPLE = """\
 # A campaign draws many experiments: with this section, any value below may be a
 # distribution (remove the section for a single experiment, and replace every
 # distribution by a value):
-#   {fixed = v}                      always v
+#   {fixed = v}                      v, as v itself (a distribution inside v is drawn)
 #   {uniform = [lo, hi]}             uniform in [lo, hi]
 #   {log_uniform = [lo, hi]}         log-uniform in [lo, hi], 0 < lo
 #   {normal = [mean, sd], bounds = [lo, hi]}   normal, truncated to the bounds (optional)
