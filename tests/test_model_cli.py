@@ -270,7 +270,7 @@ def _small_campaign_recipe(capsys) -> dict:
         (lambda d: d["campaign"].update(name="../escaped"), r"name must be usable in a file name"),
         (lambda d: d["campaign"].update(name="a/b"), r"contains '/'"),
         # once "'int' object is not iterable"
-        (lambda d: d["scan"].update(errors=5), r"errors must be a list of tables"),
+        (lambda d: d["scan"].update(errors=5), r"scan\.errors must be a list of tables"),
     ],
 )
 def test_recipe_values_that_broke_the_run_are_one_line_errors(tmp_path, capsys, change, message):

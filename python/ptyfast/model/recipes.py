@@ -271,7 +271,7 @@ def _fill_seeds(spec: dict[str, Any], derive: Any) -> None:
     if isinstance(pr, dict) and "builder" in pr:
         if pr["builder"] == "zernike" and pr.get("coefficients") is None and pr.get("seed") is None:
             pr["seed"] = derive("probe.seed", 64)
-        for i, op in enumerate(_ops(pr, "operations")):
+        for i, op in enumerate(_ops(pr, "probe.operations")):
             if (
                 isinstance(op, dict)
                 and op.get("op") == "modes"
@@ -283,7 +283,7 @@ def _fill_seeds(spec: dict[str, Any], derive: Any) -> None:
     if isinstance(sc, dict):
         if sc.get("builder") == "random_uniform" and sc.get("seed") is None:
             sc["seed"] = derive("scan.seed", 64)
-        for i, op in enumerate(_ops(sc, "errors")):
+        for i, op in enumerate(_ops(sc, "scan.errors")):
             if not isinstance(op, dict) or op.get("seed") is not None:
                 continue
             walk = op.get("random_walk_px", 0.0)
@@ -298,15 +298,16 @@ def _fill_seeds(spec: dict[str, Any], derive: Any) -> None:
 # --------------------------------------------------------------------------- spec -> parts
 
 
-def _ops(section: dict[str, Any], key: str) -> list[Any]:
-    """A section's list of operation tables (``[[scan.errors]]``, ``[[probe.operations]]``),
-    empty when absent."""
+def _ops(section: dict[str, Any], path: str) -> list[Any]:
+    """A section's list of operation tables at ``path`` (``"scan.errors"``,
+    ``"probe.operations"``), empty when absent."""
+    key = path.rpartition(".")[2]
     ops = section.get(key)
     if ops is None:
         return []
     if not isinstance(ops, list | tuple):
         raise TypeError(
-            f"{key} must be a list of tables ([[...{key}]] in TOML), got {type(ops).__name__} "
+            f"{path} must be a list of tables ([[{path}]] in TOML), got {type(ops).__name__} "
             f"{ops!r}"
         )
     return list(ops)
@@ -386,7 +387,7 @@ def _probe_recipe(spec: dict[str, Any], geometry: Geometry | None) -> dict[str, 
     if "N" in sig and "N" not in params and geometry is not None:
         params["N"] = geometry.N
     ops = []
-    for i, op in enumerate(_ops(spec, "operations")):
+    for i, op in enumerate(_ops(spec, "probe.operations")):
         if not isinstance(op, dict):
             raise ValueError(f"operations[{i}] must be a table, got {op!r}")
         _need(f"operations[{i}] ", op, "op", ("propagate", "modes"))
@@ -414,7 +415,7 @@ def _scan(spec: dict[str, Any]) -> scans.Scan:
         raise ValueError(f"builder must be one of {list(_SCAN_BUILDERS)}, got {builder!r}")
     params = {k: v for k, v in spec.items() if k not in ("builder", "errors")}
     scan = _call_with(builder, getattr(scans, builder), params)
-    for i, op in enumerate(_ops(spec, "errors")):
+    for i, op in enumerate(_ops(spec, "scan.errors")):
         if isinstance(op, dict):
             _need(f"errors[{i}] ", op, "op", _SCAN_ERRORS)
         if not isinstance(op, dict) or op.get("op") not in _SCAN_ERRORS:
