@@ -51,6 +51,10 @@ def test_info_lists_a_simulations_seeds_once(tmp_path):
     want = "noise=9, object.recipe.params.seed=2, scan.errors[0].seed=1, detector.bad_pixel_seed=4"
     assert f"seeds {want};" in line
     assert line.count("=2") == 1
+    # The detector line names what differs from Detector(): the bad pixels here.
+    det = next(x for x in info_text(tmp_path / "d.npz").splitlines() if x.startswith("detector"))
+    assert "custom: " in det and "dead_fraction=0.05" in det and "bad_pixel_seed=4" in det
+    assert "format=" not in det and "qe=" not in det
 
 
 @needs_zarr

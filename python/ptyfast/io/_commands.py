@@ -145,8 +145,21 @@ def _detector_summary(h: Header) -> str:
     if d is None:
         return "none recorded (readings are photon counts)"
     as_dict = d if isinstance(d, dict) else getattr(d, "to_dict", dict)()
-    short = ", ".join(f"{k}={v}" for k, v in list(as_dict.items())[:8])
-    return f"{type(d).__name__}({short})"
+    if as_dict.get("format") != "ptyfast.Detector":
+        short = ", ".join(f"{k}={v}" for k, v in list(as_dict.items())[:8])
+        return f"{type(d).__name__}({short})"
+    # A ptyfast detector: its name and every parameter that differs from Detector()'s.
+    from ..model.detector import Detector
+
+    default = Detector().to_dict()
+    shown = []
+    for k, v in as_dict.items():
+        if k in ("format", "version", "name") or v == default.get(k):
+            continue
+        if isinstance(v, list | tuple) and len(v) > 4:
+            v = f"[{len(v)} entries]"
+        shown.append(f"{k}={v}")
+    return f"{as_dict.get('name', 'custom')}: " + (", ".join(shown) or "Poisson counts only")
 
 
 def info_text(path: str | os.PathLike[str], *, stats: bool = False) -> str:
