@@ -238,6 +238,9 @@ def test_recipe_from_a_compatible_layer_file_says_it_holds_no_recipe(tmp_path, c
     err = capsys.readouterr().err
     assert err.count("\n") == 1
     assert "holds no recipe" in err and "'PtychoPINN raw NPZ' record" in err
+    # The same words from the API, where the record is checked.
+    with pytest.raises(ValueError, match="'PtychoPINN raw NPZ' record.*holds no recipe"):
+        ptyfast.replay(ptyfast.open(out).provenance)
 
 
 def test_preview_is_checked_before_any_work(tmp_path, capsys):

@@ -771,6 +771,7 @@ def recipe(args: argparse.Namespace) -> int:
     from .. import io
     from .._atomic import atomic_output
     from . import recipes
+    from .provenance import ProvenanceError
 
     if args.example:
         if args.campaign:
@@ -784,15 +785,10 @@ def recipe(args: argparse.Namespace) -> int:
             raise ValueError(str(exc)) from None
         if not prov:
             raise ValueError(f"{args.from_file} has no ptyfast provenance (not simulated by it)")
-        if isinstance(prov, dict) and "schema" not in prov and "source" in prov:
-            # A file without a model record: the PtychoPINN-compatible layer's (its settings
-            # are in the file's metadata) or another tool's.
-            raise ValueError(
-                f"{args.from_file} holds no recipe: its provenance is a {prov['source']!r} "
-                "record, not one of ptyfast's model (ptyfast.simulate, or ptyfast simulate "
-                "with model options or --recipe); `ptyfast info` shows what it records"
-            )
-        text = recipes.from_provenance(prov, campaign=args.campaign)
+        try:
+            text = recipes.from_provenance(prov, campaign=args.campaign)
+        except ProvenanceError as exc:
+            raise ProvenanceError(f"{args.from_file}: {exc}") from None
     if args.output:
         with atomic_output(args.output, overwrite=args.overwrite) as out:
             out.file.write(text.encode("utf-8"))

@@ -417,12 +417,21 @@ def check(provenance: Any) -> dict[str, Any]:
     Raises
     ------
     ProvenanceError
-        Not a dict, another ``schema`` or ``schema_version``, written by a newer ptyfast,
-        missing fields or fields of the wrong type (each named), or a ``seeds`` summary that
-        disagrees with the seeds recorded in ``simulation`` and ``experiment``.
+        Not a dict, a reader's ``source`` record of a file without a model record, another
+        ``schema`` or ``schema_version``, written by a newer ptyfast, missing fields or fields
+        of the wrong type (each named), or a ``seeds`` summary that disagrees with the seeds
+        recorded in ``simulation`` and ``experiment``.
     """
     if not isinstance(provenance, dict):
         raise ProvenanceError(f"provenance must be a dict, got {type(provenance).__name__}")
+    if "schema" not in provenance and isinstance(provenance.get("source"), str):
+        # What a reader gives for a file without a model record: the PtychoPINN-compatible
+        # simulation's, or another tool's.
+        raise ProvenanceError(
+            f"provenance is a {provenance['source']!r} record, not one of ptyfast's model "
+            "(ptyfast.simulate, or ptyfast simulate with model options or --recipe): it holds "
+            "no recipe to replay"
+        )
     if provenance.get("schema") != SCHEMA:
         raise ProvenanceError(
             f"provenance['schema'] must be {SCHEMA!r} (a record written by ptyfast.simulate), "
