@@ -46,6 +46,8 @@ ptyfast's writers, in that reader's documented units.
 * ``test_ptychodus_ptychopinn_export_read_by_ptyfast``: ptychodus' own PtychoPINN NPZ export
   of our pair read by ``ptyfast.open``: its ``bad_pixels`` become the mask; its intensity
   ``diff3d`` and ``x − ½`` positions are pinned as documented.
+* ``test_foreign_npz_bad_pixels_must_be_booleans``: a ``bad_pixels`` member of strings, NaN
+  or values other than 0/1 is a ``FormatError`` (it read as every pixel bad).
 * ``test_cxi_mask_marks_module_gaps_missing``: module gaps are ``0x1 | 0x200`` in CXI.
 * ``test_cxi_nxdata_axes_follow_nexus``: the NXdata group's ``@axes`` and
   ``@x_indices``/``@y_indices`` are group attributes (they were string fields).
@@ -562,6 +564,32 @@ def test_ptychodus_ptychopinn_export_read_by_ptyfast(tmp_path, noisy):
     assert np.array_equal(back.mask, _valid())
     assert np.array_equal(back.probe, ds.probe)
     assert np.allclose(back.diffraction, _photons(ds.diffraction) ** 2, rtol=1e-6)
+
+
+def test_foreign_npz_bad_pixels_must_be_booleans(tmp_path):
+    """A PtychoPINN NPZ's ``bad_pixels`` is read as the mask only when it holds booleans or
+    0/1 integers: strings, NaN and other values are a ``FormatError``, not a mask of every
+    pixel bad (their truth values)."""
+    n, m = 8, 3
+    base = {
+        "diff3d": np.ones((m, n, n), np.float32),
+        "xcoords": np.arange(m, dtype=np.float64),
+        "ycoords": np.arange(m, dtype=np.float64),
+        "probeGuess": np.ones((n, n), np.complex64),
+        "objectGuess": np.ones((16, 16), np.complex64),
+    }
+    good = np.zeros((n, n), np.uint8)
+    good[2, 3] = 1
+    np.savez(tmp_path / "ok.npz", **base, bad_pixels=good)
+    assert np.array_equal(ptyfast.open(tmp_path / "ok.npz").mask, good == 0)
+    for name, bad in {
+        "str": np.full((n, n), "x"),
+        "nan": np.full((n, n), np.nan),
+        "two": np.full((n, n), 2, np.uint8),
+    }.items():
+        np.savez(tmp_path / f"{name}.npz", **base, bad_pixels=bad)
+        with pytest.raises(io.FormatError, match="member 'bad_pixels' must hold booleans"):
+            ptyfast.open(tmp_path / f"{name}.npz")
 
 
 def test_foreign_cxi_mask_bits_that_exclude_a_pixel(tmp_path, noisy):

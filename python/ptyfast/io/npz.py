@@ -376,6 +376,12 @@ class NpzReader(BlockReader):
         if bad is not None:
             if bad.shape != (n, n):
                 raise FormatError(f"{where}: member 'bad_pixels' must be {(n, n)}, got {bad.shape}")
+            if bad.dtype.kind not in "bui" or not np.isin(bad, (0, 1)).all():
+                raise FormatError(
+                    f"{where}: member 'bad_pixels' must hold booleans (or 0/1 integers), got "
+                    f"{bad.dtype}"
+                    + ("" if bad.dtype.kind not in "bui" else " values other than 0/1")
+                )
             mask = ~bad.astype(bool)
         try:
             self.header = Header(
