@@ -261,8 +261,8 @@ class CxiWriter(BlockWriter):
         pt.create_dataset("probe_position_indexes", data=np.arange(m, dtype=np.int64))
         if np.isfinite(h.photons):
             _value(h5py, pt, "probe_photon_count", h.photons)
-        if exposure_s(h.detector) > 0:
-            _value(h5py, pt, "exposure_time_s", exposure_s(h.detector))
+        if (t_exp := exposure_s(h.detector)) > 0:
+            _value(h5py, pt, "exposure_time_s", t_exp)
         self._extra = _h5.write_ptyfast(h5py, e, h, compress=self.compress)
 
     def _write(self, start: int, diffraction: np.ndarray, patches: np.ndarray | None) -> None:
