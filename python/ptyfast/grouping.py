@@ -280,7 +280,11 @@ def _normalized(d: np.ndarray, n: int, name: str) -> np.ndarray:
 
 
 def get_image_patches(
-    gt_image: Any, global_offsets: Any, local_offsets: Any, N: int, gridsize: int
+    gt_image: Any,
+    global_offsets: Any,
+    local_offsets: Any,
+    N: int | None = None,
+    gridsize: int | None = None,
 ) -> np.ndarray:
     """Object patches at ``global_offsets + local_offsets`` in channel format.
 
@@ -297,10 +301,10 @@ def get_image_patches(
         Group positions (pixels, ``[..., 0, :]`` = x, ``[..., 1, :]`` = y).
     local_offsets : array_like, (B, 1, 2, C)
         Per-channel offsets added to ``global_offsets``; ``C = gridsize**2``.
-    N : int
-        Patch size.
-    gridsize : int
-        Channels per group are ``gridsize**2``.
+    N : int, optional
+        Patch size; ``None`` reads ``ptyfast.params.cfg['N']``, as the reference does.
+    gridsize : int, optional
+        Channels per group are ``gridsize**2``; ``None`` reads ``ptyfast.params.cfg['gridsize']``.
 
     Returns
     -------
@@ -322,6 +326,11 @@ def get_image_patches(
     ((1, 8, 8, 1), (1+0j))
     """
     obj = as_complex_image("gt_image", gt_image)
+    if N is None or gridsize is None:
+        from . import params
+
+        N = params.cfg["N"] if N is None else N
+        gridsize = params.cfg["gridsize"] if gridsize is None else gridsize
     n = _kernels._positive_int("N", N)
     g = _kernels._positive_int("gridsize", gridsize)
     c = g * g
