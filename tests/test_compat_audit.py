@@ -92,14 +92,16 @@ def test_pad_and_diffract_padded_shape_and_input():
 
 @pytest.mark.xfail(
     strict=True,
-    reason="reference divides the padded intensity by the *unpadded* h*w (§5); ptyfast "
-    "normalises by the padded size (unitary). Fixing changes pad=True output bits.",
+    reason="the reference divides |F|**2 by the h*w it is given (§5), for pad=True the "
+    "unpadded size; ptyfast normalises by the array's own size (unitary) and ignores h, w "
+    "without padding. Fixing changes pad_and_diffract's output bits.",
 )
-def test_pad_and_diffract_padded_uses_the_given_h_w():
+@pytest.mark.parametrize(("pad", "hw", "edge"), [(True, 8, 2), (False, 4, 0)])
+def test_pad_and_diffract_divides_by_the_given_h_w(pad, hw, edge):
     x = _cplx((2, 8, 8, 1), 2)
-    _, A = diffsim.pad_and_diffract(x, 8, 8, pad=True)
-    p = np.pad(x[..., 0], ((0, 0), (2, 2), (2, 2)))
-    want = np.abs(np.fft.fftshift(np.fft.fft2(p.astype(np.complex128)), axes=(-2, -1))) / 8
+    _, A = diffsim.pad_and_diffract(x, hw, hw, pad=pad)
+    p = np.pad(x[..., 0], ((0, 0), (edge, edge), (edge, edge)))
+    want = np.abs(np.fft.fftshift(np.fft.fft2(p.astype(np.complex128)), axes=(-2, -1))) / hw
     np.testing.assert_allclose(A[..., 0], want, rtol=2e-5)
 
 
@@ -292,6 +294,24 @@ def test_grid_set_phi_is_dummy_phi_of_the_whole_stack():
     assert not d0["Y_phi"].any()
 
 
+@pytest.mark.tf
+@pytest.mark.slow
+def test_grid_odd_cases_equal_the_tf_oracle():
+    # odd N, odd outer offset, size not a multiple of the stride: not in test_grid's matrix
+    tf_reference = pytest.importorskip("ptyfast.tf_reference")
+    N, g, offset, size, outer = 9, 2, 2, 31, 7
+    yy = 1.0 + _rng(18).random((2, size, size, 1))
+    probe = _cplx((N, N), 19)
+    kw = dict(N=N, gridsize=g, offset=offset, nphotons=1e7, poisson=False)
+    got = diffsim.mk_simdata(2, size, probe, outer, YY_I=yy, dict_fmt=True, **kw)
+    ref = tf_reference.mk_simdata(yy, None, probe, outer, **kw)
+    np.testing.assert_allclose(got["X"], ref["X"], atol=2e-5 * float(np.max(ref["X"])))
+    np.testing.assert_allclose(got["Y_I"], ref["Y_I"], atol=2e-6 * float(np.max(ref["Y_I"])))
+    assert float(got["norm_Y_I"]) == pytest.approx(float(ref["norm_Y_I"]), rel=1e-6)
+    assert float(got["intensity_scale"]) == pytest.approx(float(ref["intensity_scale"]), rel=1e-5)
+    np.testing.assert_array_equal(got["coords"][0], ref["coords"][0])
+
+
 @pytest.mark.xfail(
     strict=True,
     reason="odd (gridsize-1)*offset: the reference translates by half-integer offsets and "
@@ -373,8 +393,8 @@ def test_patch_weights_use_float32_coordinate_arithmetic():
     assert np.abs(f64 - want32).max() > 2e-5
 
 
-def test_from_simulation_arrays_and_scale():
-    N = 16
+@pytest.mark.parametrize("N", [16, 15])
+def test_from_simulation_arrays_and_scale(N):
     obj = _cplx((70, 90), 10)
     probe = (get_default_probe(N) * np.exp(0.3j * np.arange(N) / N)).astype(np.complex64)
     x = np.array([20.0, 45.25, 70.5, 33.75])
@@ -414,6 +434,18 @@ def test_generate_simulated_data_x_spans_width_y_spans_height():
     # the caller's global RNG state is left alone (documented change)
     after = np.random.get_state()
     assert after[0] == state[0] and np.array_equal(after[1], state[1])
+
+
+def test_single_position_and_inputs_untouched():
+    obj = _cplx((40, 40), 20)
+    probe = get_default_probe(16)
+    before = _snapshot(obj, probe)
+    cfg = TrainingConfig(model=ModelConfig(N=16), n_groups=1, nphotons=1e5)
+    raw, Y = generate_simulated_data(cfg, obj, probe, 8.0, poisson=False)
+    _unchanged(before, obj, probe)
+    assert raw.diff3d.shape == (1, 16, 16) and Y.shape == (1, 16, 16, 1)
+    pos = np.column_stack([raw.xcoords, raw.ycoords])
+    np.testing.assert_allclose(Y[..., 0], bilinear_patches(obj, pos, 16), rtol=1e-5, atol=1e-6)
 
 
 def test_generate_simulated_data_counts_and_return_patches():
@@ -473,11 +505,12 @@ def test_generate_grouped_data_gridsize_falls_back_to_cfg_two():
     assert d["nn_indices"].dtype == np.int32
 
 
-@pytest.mark.parametrize("gridsize", [1, 2])
+@pytest.mark.parametrize("gridsize", [1, 2, 3])
 def test_grouped_dict_coordinates_and_keys(gridsize):
     raw = _raw(start_shift=0.75)
     before = _snapshot(raw.xcoords, raw.ycoords, raw.diff3d, raw.objectGuess)
-    d = raw.generate_grouped_data(8, K=5, nsamples=12, seed=3, gridsize=gridsize)
+    K = max(5, gridsize * gridsize)
+    d = raw.generate_grouped_data(8, K=K, nsamples=12, seed=3, gridsize=gridsize)
     _unchanged(before, raw.xcoords, raw.ycoords, raw.diff3d, raw.objectGuess)
     C = gridsize * gridsize
     nn = d["nn_indices"]
@@ -501,7 +534,6 @@ def test_grouped_dict_coordinates_and_keys(gridsize):
     np.testing.assert_array_equal(d["X_full"], f * d["diffraction"].astype(np.float32))
     assert d["X_full"].dtype == np.float32
     assert d["objectGuess"] is raw.objectGuess or np.array_equal(d["objectGuess"], raw.objectGuess)
-    assert "sample_indices" not in d or d["sample_indices"] is None
     # Y from objectGuess: channel c sampled at 2*mean - coord_c (point reflection)
     refl = (2 * mean - want_nn)[:, 0].transpose(0, 2, 1).reshape(-1, 2)
     pat = bilinear_patches(raw.objectGuess, refl, 8).reshape(12, C, 8, 8)
@@ -522,6 +554,14 @@ def test_normalize_data_uint16_and_dict_untouched():
     np.testing.assert_array_equal(out, f * dif.astype(np.float32))
     # per-pattern energy (N/2)**2 on average over groups and channels
     assert (out.astype(np.float64) ** 2).sum(axis=(1, 2)).mean() == pytest.approx(16, rel=1e-5)
+
+
+def test_sample_indices_key_only_when_set():
+    raw = _raw()
+    assert "sample_indices" not in raw.generate_grouped_data(8, K=4, nsamples=3, gridsize=1)
+    raw.sample_indices = np.arange(5, 35)
+    d = raw.generate_grouped_data(8, K=4, nsamples=3, gridsize=1, seed=0)
+    np.testing.assert_array_equal(d["sample_indices"], np.arange(5, 35))
 
 
 def test_uint16_counts_group_in_their_dtype_without_overflow():
