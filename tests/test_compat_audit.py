@@ -251,7 +251,15 @@ def _grid_pre_probe(yy, N, g, offset, outer):
 
 @pytest.mark.parametrize(
     ("N", "g", "offset", "size", "outer"),
-    [(8, 2, 4, 37, 9), (8, 3, 2, 31, 7), (9, 2, 2, 30, 6), (8, 1, 4, 21, 5)],
+    [
+        (8, 2, 4, 37, 9),
+        (8, 3, 2, 31, 7),
+        (9, 2, 2, 30, 6),
+        (8, 1, 4, 21, 5),
+        (8, 1, 4, 12, 3),  # stride 1
+        (8, 2, 4, 13, 40),  # stride beyond the object: one region
+        (8, 2, 0, 16, 4),  # offset 0: every channel the same patch
+    ],
 )
 def test_grid_patches_follow_the_reference_warp_for_even_trims(N, g, offset, size, outer):
     # sizes not divisible by the stride, odd outer offsets (stride outer // 2), odd N
@@ -312,16 +320,23 @@ def test_grid_odd_cases_equal_the_tf_oracle():
     np.testing.assert_array_equal(got["coords"][0], ref["coords"][0])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="odd (gridsize-1)*offset: the reference translates by half-integer offsets and "
-    "crops (bigN-N)//2, sampling half a pixel up/left; ptyfast takes exact copies (Rust "
-    "kernel; fixing changes output bits)",
-)
-def test_grid_patches_odd_trim_follow_the_reference_warp():
-    yy = 1.0 + _rng(9).random((1, 30, 30, 1))
-    _, got = _grid_pre_probe(yy, 8, 2, 3, 8)
-    np.testing.assert_allclose(got, _reference_grid_patches(yy, 8, 2, 3, 8), rtol=2e-6)
+def test_grid_patches_odd_trim_are_exact_inner_grid_copies():
+    # (gridsize - 1) * offset odd: the reference's channel offsets are half-integers and its
+    # symmetric trim x[c:-c] with c = (bigN - N) // 2 leaves N + 1 pixels, which its reshape to
+    # N x N cannot take (read, not run). ptyfast extends the grid: exact copies of the inner
+    # grid (COMPATIBILITY.md, "Grid patches when (gridsize - 1)·offset is odd").
+    N, g, offset, size, outer = 8, 2, 3, 30, 8
+    yy = 1.0 + _rng(9).random((1, size, size, 1))
+    _, got = _grid_pre_probe(yy, N, g, offset, outer)
+    stride, big_n = outer // 2, N + (g - 1) * offset
+    g1 = (size - big_n) // stride + 1
+    want = np.empty((g1 * g1, N, N, g * g))
+    for i in range(g1):
+        for j in range(g1):
+            for c in range(g * g):
+                r0, c0 = i * stride + (c // g) * offset, j * stride + (c % g) * offset
+                want[i * g1 + j, :, :, c] = yy[0, r0 : r0 + N, c0 : c0 + N, 0]
+    np.testing.assert_allclose(got, want, rtol=2e-6)
 
 
 # --------------------------------------------------------------------------- §4 / §7 nongrid
