@@ -477,7 +477,29 @@ def test_generate_simulated_data_counts_and_return_patches():
     assert len(raw.xcoords) == 512
 
 
+def test_generate_simulated_data_needs_a_count():
+    from types import SimpleNamespace
+
+    model = SimpleNamespace(N=16, gridsize=1)
+    obj, probe = np.ones((40, 40)), get_default_probe(16)
+    none = SimpleNamespace(model=model, n_groups=None, n_images=None, nphotons=1e5)
+    with pytest.raises(ValueError, match="n_groups"):
+        generate_simulated_data(none, obj, probe, 5.0, poisson=False)
+    images = SimpleNamespace(model=model, n_groups=None, n_images=3, nphotons=1e5)
+    raw = generate_simulated_data(images, obj, probe, 5.0, False, poisson=False)
+    assert len(raw.xcoords) == 3
+
+
 # --------------------------------------------------------------------------- §8 RawData / grouping
+
+
+def test_from_coords_without_pc_start_coordinates_are_the_positions():
+    x, y = np.array([1.0, 2.5, 3.0]), np.array([4.0, 5.0, 6.25])
+    d = np.ones((3, 4, 4), np.float32)
+    raw = RawData.from_coords_without_pc(x, y, d, np.ones((4, 4), np.complex64), np.zeros(3, int))
+    np.testing.assert_array_equal(raw.xcoords_start, x)
+    np.testing.assert_array_equal(raw.ycoords_start, y)
+    assert raw.objectGuess is None and raw.Y is None
 
 
 def _raw(n=30, N=8, seed=0, start_shift=0.0):
