@@ -728,6 +728,15 @@ def test_dataset_intensity_stats_contract():
         (lambda: diffsim.extract_coords(10, 1, "offsets", 8, N=16, gridsize=1, offset=4),
          ValueError, "size"),
         (lambda: grouping.normalize_data({}, 8), ValueError, "diffraction"),
+        # finite float64 beyond float32: the float32 cast would give inf patterns
+        (lambda: grouping.normalize_data({"diffraction": np.full((2, 8, 8, 1), 1e39)}, 8),
+         ValueError, "dset['diffraction'] must fit float32"),
+        (lambda: grouping.normalize_data({"diffraction": np.full((2, 8, 8, 1), 1e200)}, 8),
+         ValueError, "overflow"),
+        (lambda: RawData(np.arange(5.0), np.arange(5.0), np.arange(5.0), np.arange(5.0),
+                         np.full((5, 8, 8), 1e39), np.ones((8, 8)), np.zeros(5, int))
+         .generate_grouped_data(8, K=4, nsamples=2, gridsize=1, seed=0),
+         ValueError, "diff3d must fit float32"),
         (lambda: grouping.normalize_data({"diffraction": np.ones((2, 8, 8, 1))}, 0),
          ValueError, "N"),
         (lambda: _raw().generate_grouped_data(8, K=4, nsamples=0, gridsize=1), ValueError,

@@ -243,7 +243,8 @@ def normalize_data(dset: dict[str, Any], N: int) -> np.ndarray:
     ------
     ValueError
         If the diffraction is not 4-D, empty, not finite, or zero everywhere (the reference
-        divides by zero there and returns NaN); ``N < 1``; the output does not fit in memory.
+        divides by zero there and returns NaN), holds float64 values beyond float32 (the
+        reference's cast gives inf there); ``N < 1``; the output does not fit in memory.
     TypeError
         If the diffraction is complex or not numeric, or ``N`` is not an integer.
 
@@ -268,9 +269,19 @@ def normalize_data(dset: dict[str, Any], N: int) -> np.ndarray:
 
 def _normalized(d: np.ndarray, n: int, name: str) -> np.ndarray:
     """``normalize_data`` of a real ``(B, N, N, C)`` array; errors name ``name``."""
-    energies = _group_energies(d)
+    with np.errstate(over="ignore"):
+        energies = _group_energies(d)
     if not np.all(np.isfinite(energies)):
+        if d.dtype.kind == "f" and np.all(np.isfinite(d)):
+            raise ValueError(
+                f"{name} has values up to {_kernels._max_abs(d):.4g} whose squared sums overflow "
+                "float64; the normalised float32 patterns could not hold them either"
+            )
         raise ValueError(f"{name} must be finite, got NaN or inf values")
+    # The result is f * diffraction.astype(float32): a float64 value beyond float32 would
+    # become inf there (the reference returns inf/NaN patterns silently).
+    if d.dtype.itemsize > 4 and d.dtype.kind == "f":
+        _kernels.check_fits(name, d, np.float32)
     f = _kernels._normalization_factor(float(np.mean(energies)), n, name)
     _kernels.require_memory(
         f"normalize_data: {d.shape[0]} groups of {d.shape[3]} float32 patterns",
