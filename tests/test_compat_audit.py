@@ -9,6 +9,7 @@ numbers (§) refer to the reference-behaviour notes.
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -686,6 +687,31 @@ def test_container_arrays_and_npz_keys(tmp_path):
     with np.load(tmp_path / "c.npz", allow_pickle=False) as f:
         assert {"X", "Y_I", "Y_phi", "norm_Y_I", "coords_nominal", "coords_true", "nn_indices",
                 "global_offsets", "local_offsets", "probe"} <= set(f.files)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [("X_full", 1e39), ("Y", 1e39 + 0j), ("coords_start_relative", 1e39)],
+)
+def test_load_refuses_float64_values_its_float32_casts_would_make_inf(key, value):
+    raw, d = _grouped(N=8)
+    d = dict(d)
+    d[key] = np.full(np.shape(d[key]), value)
+    with pytest.raises(ValueError, match=re.escape(f"dset['{key}'] must fit")):
+        loader.load(lambda: d, raw.probeGuess)
+
+
+@pytest.mark.parametrize("name", ["X", "Y_I", "coords_nominal", "probeGuess"])
+def test_container_refuses_values_beyond_float32(name):
+    kw = dict(
+        X=np.ones((2, 8, 8, 1)), Y_I=np.ones((2, 8, 8, 1)), Y_phi=np.zeros((2, 8, 8, 1)),
+        norm_Y_I=1.0, YY_full=None, coords_nominal=np.zeros((2, 1, 2, 1)),
+        coords_true=np.zeros((2, 1, 2, 1)), nn_indices=None, global_offsets=None,
+        local_offsets=None, probeGuess=np.ones((8, 8), np.complex128),
+    )  # fmt: skip
+    kw[name] = np.full(np.shape(kw[name]), 1e39, kw[name].dtype)
+    with pytest.raises(ValueError, match=f"{name} must fit"):
+        loader.PtychoDataContainer(**kw)
 
 
 def test_dataset_intensity_stats_contract():

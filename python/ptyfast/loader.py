@@ -26,6 +26,7 @@ from ._kernels import (
     _positive_int,
     _real_number,
     _to_numpy,
+    check_fits,
     from_tensor,
     require_memory,
 )
@@ -67,6 +68,16 @@ def _optional_array(
 def _check_finite(name: str, a: np.ndarray | None) -> None:
     if a is not None and a.dtype.kind in "fc" and not np.all(np.isfinite(a)):
         raise ValueError(f"{name} must be finite, got NaN or inf values")
+
+
+def _check_narrow(name: str, a: np.ndarray | None, target: Any) -> None:
+    """Finite values of a wider float/complex ``a`` must fit ``target`` (float32/complex64),
+    to which the container casts them: beyond it they would become inf silently."""
+    if a is None or a.dtype.kind not in "fc":
+        return
+    component = a.dtype.itemsize // (2 if a.dtype.kind == "c" else 1)
+    if component > 4:
+        check_fits(name, a, target)
 
 
 def _check_leading(name: str, a: np.ndarray | None, want: tuple[int | None, ...]) -> None:
@@ -174,6 +185,7 @@ dataset_intensity_stats
         if x.ndim not in (3, 4):
             raise ValueError(f"X must be (B, N, N, C) (or flat (B, N, N)), got shape {x.shape}")
         _check_finite("X", x)
+        _check_narrow("X", x, np.float32)
         self._X_np = x
         b = x.shape[0]
         c = x.shape[3] if x.ndim == 4 else 1
@@ -183,6 +195,7 @@ dataset_intensity_stats
             if a is not None and a.shape != x.shape:
                 raise ValueError(f"{name} must have the shape of X {x.shape}, got {a.shape}")
             _check_finite(name, a)
+            _check_narrow(name, a, np.float32)
         coords_shape = (b, 1, 2, c) if x.ndim == 4 else (b, 1, 2, None)
         rc = "real coordinates"
         self._coords_nominal_np = _optional_array("coords_nominal", coords_nominal, "iuf", rc)
@@ -193,6 +206,7 @@ dataset_intensity_stats
         ):
             _check_leading(name, a, coords_shape)
             _check_finite(name, a)
+            _check_narrow(name, a, np.float32)
         self._probe_np = _optional_array("probeGuess", probeGuess, "iufc", "a numeric probe")
         if self._probe_np is not None and not (
             self._probe_np.ndim == 2 or (self._probe_np.ndim == 3 and self._probe_np.shape[2] == 1)
@@ -201,6 +215,7 @@ dataset_intensity_stats
         if self._probe_np is not None:
             _check_probe_size("probeGuess", self._probe_np, x.shape[1])
         _check_finite("probeGuess", self._probe_np)
+        _check_narrow("probeGuess", self._probe_np, np.complex64)
         if dataset_intensity_stats is not None and not isinstance(dataset_intensity_stats, Mapping):
             raise TypeError(
                 "dataset_intensity_stats must be a dict from compute_dataset_intensity_stats, "
@@ -759,11 +774,16 @@ def load(
         raise ValueError(
             f"the {which!r} split of {b_all} groups with train_frac={train_frac} is empty"
         )
-    # Finiteness of X, the coordinates and Y is checked once, by the container.
+    # Finiteness of X, the coordinates and Y is checked once, by the container; values the
+    # float32 casts below would turn into inf are refused here, under their keys.
+    _check_narrow("dset['X_full']", X, np.float32)
     X = X.astype(np.float32, copy=False)
-    coords = split(f"dset[{coords_key!r}]", coords_all, "iuf").astype(np.float32, copy=False)
+    coords = split(f"dset[{coords_key!r}]", coords_all, "iuf")
+    _check_narrow(f"dset[{coords_key!r}]", coords, np.float32)
+    coords = coords.astype(np.float32, copy=False)
 
     Y = split("dset['Y']", dset.get("Y"))
+    _check_narrow("dset['Y']", Y, np.complex64)
     # float32 copies of X and coordinates (when cast), and the two ground-truth arrays.
     require_memory(f"load: {len(X)} groups of {c} patterns", X.size * 4 * 3 + coords.nbytes)
     if Y is None:
