@@ -778,6 +778,12 @@ def test_dataset_intensity_stats_contract():
          ValueError, "local_offsets"),
         (lambda: intensity.calculate_intensity_scale(None, nphotons=-1.0, N=64), ValueError,
          "nphotons"),
+        # finite amplitudes whose squared sums overflow float64 are named as such
+        (lambda: intensity.compute_dataset_intensity_stats(np.full((2, 4, 4), 1e200)),
+         ValueError, "overflow"),
+        (lambda: diffsim.scale_nphotons(np.full((2, 4, 4, 1), 1e200), nphotons=1e9),
+         ValueError, "overflow"),
+        (lambda: diffsim.count_photons(np.full((2, 4, 4, 1), 1e200)), ValueError, "overflow"),
         (lambda: generate_simulated_data(
             TrainingConfig(model=ModelConfig(N=16), n_groups=3), np.ones((40, 40)),
             get_default_probe(16), math.nan), ValueError, "buffer"),

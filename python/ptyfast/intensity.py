@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from ._kernels import _flag, _positive_float, _positive_int, _real_number, _to_numpy
+from ._kernels import _flag, _max_abs, _positive_float, _positive_int, _real_number, _to_numpy
 
 __all__ = [
     "count_photons",
@@ -75,9 +75,20 @@ def _pattern_energies(arr: np.ndarray) -> np.ndarray:
         block = arr[i : i + step].reshape(-1, h * w, rest)
         # Always a private copy: it is squared in place.
         rows = np.array(np.swapaxes(block, 1, 2), dtype=np.float64, order="C", copy=True)
-        np.square(rows, out=rows)
-        out[i : i + step] = rows.sum(axis=-1)
+        with np.errstate(over="ignore"):
+            np.square(rows, out=rows)
+            out[i : i + step] = rows.sum(axis=-1)
     return out
+
+
+def _nonfinite_energy(name: str, arr: np.ndarray) -> ValueError:
+    """The error for energies that are not finite: NaN/inf input, or finite amplitudes whose
+    squared sums overflow float64 (named as such)."""
+    if arr.dtype.kind == "f" and np.all(np.isfinite(arr)):
+        return ValueError(
+            f"{name} has values up to {_max_abs(arr):.4g} whose squared sums overflow float64"
+        )
+    return ValueError(f"{name} must be finite, got NaN or inf values")
 
 
 def _mean_energy(name: str, arr: np.ndarray) -> float:
@@ -85,7 +96,7 @@ def _mean_energy(name: str, arr: np.ndarray) -> float:
         raise ValueError(f"{name} must not be empty, got shape {arr.shape}")
     energies = _pattern_energies(arr)
     if not np.all(np.isfinite(energies)):
-        raise ValueError(f"{name} must be finite, got NaN or inf values")
+        raise _nonfinite_energy(name, arr)
     return float(np.mean(energies.ravel()))
 
 
@@ -161,7 +172,7 @@ def count_photons(x: Any) -> np.ndarray:
     e = _pattern_energies(arr).reshape(arr.shape[:1] + arr.shape[3:])
     dtype = _result_dtype(arr)
     if e.size and not np.all(np.isfinite(e)):
-        raise ValueError("x must be finite, got NaN or inf values")
+        raise _nonfinite_energy("x", arr)
     limit = float(np.finfo(dtype).max)
     if e.size and float(e.max()) > limit:
         raise ValueError(
