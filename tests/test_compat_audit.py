@@ -435,6 +435,33 @@ def test_from_simulation_arrays_and_scale(N):
     np.testing.assert_array_equal(raw.ycoords_start, y)
 
 
+@pytest.mark.parametrize(
+    "layout",
+    [
+        lambda a: a.astype(a.dtype.newbyteorder(">")),
+        np.asfortranarray,
+        lambda a: np.repeat(a, 2, axis=0)[::2],
+    ],
+    ids=["big-endian", "fortran", "strided"],
+)
+def test_any_array_layout_gives_the_same_data(layout):
+    r = _rng(21)
+    obj = _cplx((50, 60), 21)
+    probe = get_default_probe(8).astype(np.complex64)
+    x, y = np.array([20.0, 30.5, 41.0]), np.array([25.0, 20.25, 30.0])
+    base = _sim(x, y, obj, N=8, probe=probe)
+    raw = _sim(layout(x), layout(y), layout(obj), N=8, probe=layout(probe))
+    np.testing.assert_array_equal(raw.diff3d, base.diff3d)
+    np.testing.assert_array_equal(raw.Y, base.Y)
+    xs, ys = r.uniform(10, 50, (2, 20))
+    d = r.random((20, 8, 8)).astype(np.float32)
+    kw = dict(N=8, K=4, nsamples=5, seed=1, gridsize=2)
+    want = grouping.group_dataset(xs, ys, xs, ys, d, **kw)
+    got = grouping.group_dataset(layout(xs), layout(ys), xs, ys, layout(d), **kw)
+    for k in ("diffraction", "X_full", "nn_indices", "coords_nn"):
+        np.testing.assert_array_equal(got[k], want[k])
+
+
 def test_generate_simulated_data_x_spans_width_y_spans_height():
     H, W, n, buffer = 40, 300, 64, 10.0
     obj = np.ones((H, W), np.complex64)
@@ -643,7 +670,7 @@ def test_get_image_patches_defaults_to_cfg_N_and_gridsize():
 
 
 def _grouped(C=1, B=9, N=64, seed=0):
-    raw = _raw(n=40, N=N, seed=seed, start_shift=0.5)
+    raw = _raw(n=max(40, B), N=N, seed=seed, start_shift=0.5)
     return raw, raw.generate_grouped_data(N, K=5, nsamples=B, seed=1, gridsize=int(C**0.5))
 
 
@@ -658,7 +685,9 @@ def test_load_norm_Y_I_is_the_closed_form_988():
     assert float(intensity.calculate_intensity_scale(None, N=64)) == pytest.approx(1e3 / 32)
 
 
-@pytest.mark.parametrize(("frac", "B", "n_train"), [(0.5, 9, 4), (0.8, 7, 5), (1 / 3, 10, 3)])
+@pytest.mark.parametrize(
+    ("frac", "B", "n_train"), [(0.5, 9, 4), (0.8, 7, 5), (1 / 3, 10, 3), (0.29, 100, 28)]
+)
 def test_load_split_is_int_of_len_times_frac(frac, B, n_train):
     raw, d = _grouped(B=B)
     tr = loader.load(lambda: (d, frac), raw.probeGuess, which="train", create_split=True)
