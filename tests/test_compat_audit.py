@@ -281,6 +281,23 @@ def test_grid_patches_follow_the_reference_warp_for_even_trims(N, g, offset, siz
     assert d["I_pre_probe"].shape == d["phi_pre_probe"].shape == (2 * g1 * g1 * g * g, N, N, 1)
 
 
+def test_mk_simdata_takes_the_reference_keyword_names():
+    # the reference's signature: mk_simdata(n, size, probe, outer_offset, intensity_scale=None,
+    # YY_I=None, YY_phi=None, dict_fmt=False, which='train', **kwargs)
+    yy = 1.0 + _rng(22).random((2, 24, 24, 1))
+    kw = dict(N=8, gridsize=2, offset=4, nphotons=1e6, poisson=False)
+    pos = diffsim.mk_simdata(2, 24, np.ones((8, 8)), 8, None, yy, None, False, "train", **kw)
+    named = diffsim.mk_simdata(
+        n=2, size=24, probe=np.ones((8, 8)), outer_offset=8, intensity_scale=None, YY_I=yy,
+        YY_phi=None, dict_fmt=False, which="train", **kw,
+    )  # fmt: skip
+    for a, b in zip(pos, named, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert pos[0].shape == (2 * 4 * 4, 8, 8, 4)  # G1 = (24 - 12) // 4 + 1
+    with pytest.raises(TypeError, match="nimgs"):
+        diffsim.mk_simdata(2, 24, np.ones((8, 8)), 8, n=2, YY_I=yy, **kw)
+
+
 def test_grid_set_phi_is_dummy_phi_of_the_whole_stack():
     N, g, offset, size, outer = 8, 2, 4, 30, 8
     yy = 1.0 + _rng(17).random((2, size, size, 1))

@@ -14,9 +14,11 @@ Conventions: README, "Conventions". Outputs are NumPy arrays.
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar, cast
 
 import numpy as np
 
@@ -448,6 +450,27 @@ def _all_off_object(pos: np.ndarray, N: int, size: int) -> bool:
     return bool(np.all(off))
 
 
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _n_alias(fn: _F) -> _F:
+    """Accept the reference's name ``n`` for ``mk_simdata``'s first argument ``nimgs``."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if "n" in kwargs:
+            if args or "nimgs" in kwargs:
+                raise TypeError(
+                    "mk_simdata() got the number of objects twice: n (the reference's name) "
+                    "and nimgs"
+                )
+            kwargs["nimgs"] = kwargs.pop("n")
+        return fn(*args, **kwargs)
+
+    return cast(_F, wrapper)
+
+
+@_n_alias
 def mk_simdata(
     nimgs: int,
     size: int,
@@ -476,7 +499,8 @@ def mk_simdata(
     Parameters
     ----------
     nimgs : int
-        Number of objects (each contributes ``G1**2`` groups).
+        Number of objects (each contributes ``G1**2`` groups); also accepted under the
+        reference's name, ``n=``.
     size : int
         Object side in pixels.
     probe : array_like, (N, N)
