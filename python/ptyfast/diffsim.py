@@ -85,18 +85,29 @@ def observe_amplitude(amplitude: Any, *, seed: _kernels.SeedLike = None) -> np.n
 
 
 def pad_and_diffract(input: Any, h: int, w: int, pad: bool = True) -> tuple[np.ndarray, np.ndarray]:
-    """Far-field amplitude of ``input`` (B, h, w, 1): ``|fftshift(fft2(x))| / sqrt(h*w)``.
+    """Far-field amplitude of ``input`` (B, h', w', 1): ``|fftshift(fft2(x))| / sqrt(h*w)``.
 
-    With ``pad`` the input is first zero-padded by ``h//4``, ``w//4`` on each side (as the
-    reference; the data path never pads). Returns ``(padded_input, amplitude)``, float32
-    amplitude of shape (B, h', w', 1).
+    As the reference: with ``pad`` the input is first zero-padded by ``h//4``, ``w//4`` on
+    each side (the data path never pads), and the intensity is divided by the ``h·w`` given,
+    not by the size transformed: unitary when ``h, w`` are the array's size (the data path),
+    ``sqrt(h'w'/hw)`` times that otherwise (1.5 for ``h = w = 8`` padded to 12). Returns
+    ``(padded_input, amplitude)``, float32 amplitude of shape (B, h', w', 1).
+
+    Raises
+    ------
+    ValueError
+        ``input`` not (B, h', w', 1) with square patterns of at least 2 x 2 (after padding),
+        not finite, or large enough to overflow the float32 far field; ``h`` or ``w`` below 1.
+    TypeError
+        ``input`` not numeric; ``h``, ``w`` not integers; ``pad`` not a bool.
     """
     x = _kernels.as_array("input", input, np.complex64, ndim=4)
     if x.shape[-1] != 1:
         raise ValueError(f"input must be (B, h, w, 1), got shape {x.shape}")
+    hh = _kernels._positive_int("h", h)
+    ww = _kernels._positive_int("w", w)
     if _kernels._flag("pad", pad):
-        ph = _kernels._positive_int("h", h, minimum=0) // 4
-        pw = _kernels._positive_int("w", w, minimum=0) // 4
+        ph, pw = hh // 4, ww // 4
         _kernels.require_memory(
             f"pad_and_diffract: {x.shape[0]} padded patterns",
             x.shape[0] * (x.shape[1] + 2 * ph) * (x.shape[2] + 2 * pw) * 12,
@@ -106,14 +117,18 @@ def pad_and_diffract(input: Any, h: int, w: int, pad: bool = True) -> tuple[np.n
         raise ValueError(f"input must be square after padding, got shape {x.shape}")
     if x.shape[1] < 2:
         raise ValueError(f"input patterns must be at least 2 x 2, got shape {x.shape}")
-    bound = (_kernels._max_abs(x) * x.shape[1] * x.shape[2]) ** 2
+    # The kernel divides by the size transformed; the reference by the h·w given.
+    size = x.shape[1]
+    scale = 1.0 if hh * ww == size * size else size / math.sqrt(hh * ww)
+    bound = (_kernels._max_abs(x) * scale * size * size) ** 2
     if not bound <= _kernels._F32_SQUARE_LIMIT:
         raise ValueError(
             f"input values up to {_kernels._max_abs(x):.4g} would overflow the float32 far "
-            f"field: (max|input| * h * w)**2 = {bound:.3g} exceeds float32.max / 2"
+            f"field: (max|input| * h' * w' * {scale:.4g})**2 = {bound:.3g} exceeds "
+            "float32.max / 2"
         )
     ones = np.ones(x.shape[1:3], np.complex64)
-    amp = _kernels.diffract(x[..., 0], ones, 1.0)
+    amp = _kernels.diffract(x[..., 0], ones, scale)
     return x, amp[..., None]
 
 
@@ -121,8 +136,16 @@ def diffract_obj(
     sample: Any, draw_poisson: bool = True, *, seed: _kernels.SeedLike = None
 ) -> np.ndarray:
     """Diffract exit waves ``sample`` (B, N, N, 1): amplitude, observed with Poisson noise
-    when ``draw_poisson``. float32 (B, N, N, 1)."""
-    _, amp = pad_and_diffract(sample, 0, 0, pad=False)
+    when ``draw_poisson``. float32 (B, N, N, 1).
+
+    Unitary for the patterns' own ``N`` (``|fftshift(fft2(x))| / N``); the reference divides
+    by ``cfg['N']`` instead, which agrees on its data path (patterns of size ``cfg['N']``) and
+    scales patterns of any other size by ``N / cfg['N']`` (COMPATIBILITY.md).
+    """
+    x = _kernels.as_array("sample", sample, np.complex64, ndim=4)
+    if x.shape[-1] != 1 or x.shape[1] != x.shape[2]:
+        raise ValueError(f"sample must be (B, N, N, 1), got shape {x.shape}")
+    _, amp = pad_and_diffract(x, x.shape[1], x.shape[2], pad=False)
     if _kernels._flag("draw_poisson", draw_poisson):
         amp = observe_amplitude(amp, seed=seed)
     return amp
