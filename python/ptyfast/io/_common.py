@@ -297,7 +297,9 @@ def amplitudes(readings: np.ndarray, detector: Any, intensity_scale: float) -> n
     root is taken in float64 and rounded to float32 (for integer counts below 2**24 this is
     the float32 square root), then divided by ``float32(s)`` in float32: exactly what the
     fused kernel stores with ``divide_by_scale=True``, so an ideal-detector dataset gives
-    ``RawData.from_simulation``'s ``diff3d`` bit for bit.
+    ``RawData.from_simulation``'s ``diff3d`` bit for bit. ``detector`` (a
+    :class:`~ptyfast.Detector`; None: the ``readings`` are photon counts) converts the
+    readings; ``s = intensity_scale``.
     """
     photons = readings_to_photons(readings, detector).astype(np.float64)  # a copy: in place
     np.maximum(photons, 0.0, out=photons)
@@ -490,7 +492,8 @@ class Header:
         )
 
     def to_dataset(self, diffraction: np.ndarray, patches: np.ndarray | None) -> Dataset:
-        """A :class:`~ptyfast.Dataset` of this header with its patterns (and patches)."""
+        """A :class:`~ptyfast.Dataset` of this header with its patterns (and ``patches``, or
+        None)."""
         return Dataset(
             diffraction=diffraction,
             mask=self.mask,
@@ -533,7 +536,8 @@ class Header:
 
     @classmethod
     def from_meta(cls, meta: Any, arrays: dict[str, Any], provenance: Any, *, where: str) -> Header:
-        """Rebuild a header from :meth:`meta` and the arrays; errors name ``where``."""
+        """Rebuild a header from :meth:`meta`, the ``arrays`` (name -> array) and the
+        ``provenance`` record; errors name ``where``."""
         if not isinstance(meta, dict) or meta.get("format") != "ptyfast":
             raise FormatError(f"{where}: the ptyfast block is missing or not a ptyfast block")
         version = meta.get("layout_version")
@@ -636,8 +640,10 @@ class BlockWriter:
     The constructor checks every argument and touches no file: ``path`` (a ``str`` or
     ``os.PathLike``, no NUL, names within the file system's limit, not under a file),
     ``header``, ``compress`` and ``overwrite`` (``True``/``False``, ``numpy.bool_``, 0 or 1;
-    anything else, ``"no"`` included, is a ``TypeError``). An ``OSError`` while writing
-    names ``path`` (not only a temporary file).
+    anything else, ``"no"`` included, is a ``TypeError``) and ``**options`` (the format's
+    own options, e.g. ptychodus' ``raw_data``; an option the format does not take is a
+    ``TypeError``). An ``OSError`` while writing names ``path`` (not only a temporary file).
+    The format writers inherit this constructor.
     """
 
     format = ""
@@ -800,7 +806,7 @@ class BlockReader:
         self.close()
 
     def close(self) -> None:
-        pass
+        """Release the file(s) (also done on leaving a ``with`` block)."""
 
     def read(self, start: int, stop: int) -> tuple[np.ndarray, np.ndarray | None]:
         """Patterns (and patches, when stored) ``start:stop``."""
@@ -838,6 +844,7 @@ class BlockReader:
             yield start, d, p
 
     def read_all(self) -> Dataset:
+        """The whole :class:`~ptyfast.Dataset` (every pattern, in memory)."""
         d, p = self.read(0, self.header.n_patterns)
         return self.header.to_dataset(d, p)
 

@@ -199,7 +199,8 @@ def _malformed(v: Any) -> str | None:
 
 
 def find_distribution(doc: Any, path: str = "") -> str | None:
-    """The path of the first distribution in a document (None when there is none)."""
+    """The path of the first distribution in a document (None when there is none); ``path``
+    is the document's own path, prefixed to what is found under it."""
     if _kind(doc) is not None:
         return path or "(document)"
     if isinstance(doc, dict):
@@ -760,7 +761,8 @@ class Campaign:
         (an object zero under every position, photons that overflow float32) is checked when
         the experiment is built. Building each probe is most of the cost: ~0.6 ms per
         experiment with a Gaussian probe, ~9 ms with the template's defocused zone plate
-        and three modes (about a fifth of simulating its 200 patterns of 64²).
+        and three modes (about a fifth of simulating its 200 patterns of 64²). ``progress``:
+        a bar over the experiments checked.
 
         Raises
         ------
@@ -834,11 +836,13 @@ class Campaign:
     def simulate(
         self, index: int, *, progress: bool = False, chunk_size: int | None = None
     ) -> Dataset:
-        """Simulate experiment ``index`` in memory (its provenance has the campaign block)."""
+        """Simulate experiment ``index`` in memory (its provenance has the campaign block);
+        ``progress`` and ``chunk_size`` as for :func:`ptyfast.simulate`."""
         return self.plan(index).simulate(progress=progress, chunk_size=chunk_size)
 
     def datasets(self, *, progress: bool = False) -> Iterator[Dataset]:
-        """Every experiment's dataset, in order, one at a time."""
+        """Every experiment's dataset, in order, one at a time (``progress`` as for
+        :meth:`simulate`)."""
         for i in range(self.n_experiments):
             yield self.simulate(i, progress=progress)
 
@@ -866,7 +870,8 @@ class Campaign:
 
         Files are named by :meth:`path_for` and written atomically through
         :mod:`ptyfast.io` (``ext`` chooses the format; ``writer_args`` as
-        :func:`ptyfast.io.writer`); the directory is created if needed. Every experiment
+        :func:`ptyfast.io.writer`; ``progress`` and ``chunk_size`` as for
+        :func:`ptyfast.simulate`); the directory is created if needed. Every experiment
         to simulate is checked first (:meth:`check`), so an experiment that cannot be built
         stops the run before any file is written.
 

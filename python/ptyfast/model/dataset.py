@@ -153,7 +153,8 @@ class Dataset:
         self, path: str | os.PathLike[str], *, overwrite: bool = False, **options: Any
     ) -> Any:
         """Write the preview figure (PNG, PDF or SVG by extension): :func:`ptyfast.plotting.preview`
-        (``options``: ``n_patterns``, ``name``, ``dpi``); returns the path."""
+        (``overwrite`` a flag; ``options``: ``n_patterns``, ``name``, ``dpi``); returns the
+        path."""
         from .. import plotting
 
         return plotting.preview(self, path, overwrite=overwrite, **options)
@@ -166,7 +167,8 @@ class Dataset:
         compress: bool = False,
         overwrite: bool = False,
     ) -> None:
-        """Write the dataset (format from the extension unless given); see :mod:`ptyfast.io`."""
+        """Write the dataset: :func:`ptyfast.io.save` (``format`` from the extension unless
+        given; ``compress`` and ``overwrite`` flags); see :mod:`ptyfast.io`."""
         from .. import io
 
         io.save(self, path, format=format, compress=compress, overwrite=overwrite)

@@ -523,7 +523,8 @@ class Detector:
         Defaults of typical magnitude, to be set from your camera's data sheet: ``gain=10``
         ADU per detected photon, ``offset=100`` ADU, ``read_noise=3`` ADU rms, ``dark=0.05``
         counts per pixel per frame, ``full_well=65000`` ADU, ``uint16`` readings
-        (saturating), exact Poisson shot noise, no gaps.
+        (saturating), exact Poisson shot noise, no gaps. ``overrides`` sets any parameter
+        of :class:`Detector` (these included).
         """
         base = {
             "gain": 10.0,

@@ -377,7 +377,8 @@ def make(
     """The provenance record of ``simulate(experiment, seed=seed, patches=patches)``.
 
     ``seed`` must already be the resolved integer. ``campaign`` is the block a
-    :class:`~ptyfast.Campaign` adds (module docstring). The experiment's part (hashes,
+    :class:`~ptyfast.Campaign` adds (module docstring). Arrays up to ``embed_max_bytes``
+    are embedded, larger ones referenced by SHA-256. The experiment's part (hashes,
     encoded arrays, the scan's recipe) is computed once per experiment and cached on it.
     """
     e = experiment

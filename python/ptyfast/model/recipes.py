@@ -439,6 +439,22 @@ class Planned:
 
     Made by :func:`plan` (an experiment recipe) or :meth:`ptyfast.Campaign.plan` (one
     experiment of a campaign; ``campaign`` is then the provenance's campaign block).
+
+    Attributes
+    ----------
+    experiment : Experiment or None
+        The built experiment (None for a campaign's check: ``layout`` then describes it).
+    seed : int
+        The resolved noise seed.
+    patches : bool
+        Whether the simulation keeps the object patches.
+    name : str
+        The recipe's (or the campaign experiment's) name.
+    campaign : dict or None
+        The provenance's campaign block, for one experiment of a campaign.
+    layout : dict or None
+        Without an experiment: the dataset's sizes (``m`` patterns of ``n × n``,
+        ``n_modes``, ``object_shape``) and the ``detector``.
     """
 
     experiment: Any
@@ -451,7 +467,8 @@ class Planned:
     layout: dict[str, Any] | None = field(default=None, compare=False, repr=False)
 
     def provenance(self, *, embed_max_bytes: int = _provenance.EMBED_MAX_BYTES) -> dict[str, Any]:
-        """The provenance record its simulation carries."""
+        """The provenance record its simulation carries (``embed_max_bytes`` as for
+        :func:`ptyfast.simulate`)."""
         return _provenance.make(
             self.experiment,
             seed=self.seed,
@@ -467,7 +484,8 @@ class Planned:
         chunk_size: int | None = None,
         embed_max_bytes: int = _provenance.EMBED_MAX_BYTES,
     ) -> Dataset:
-        """:func:`ptyfast.simulate` with this plan's seed and patches (and campaign block)."""
+        """:func:`ptyfast.simulate` with this plan's seed and patches (and campaign block);
+        ``progress``, ``chunk_size`` and ``embed_max_bytes`` as there."""
         from .experiment import _run
 
         on = _kernels._flag("progress", progress)
@@ -483,7 +501,8 @@ class Planned:
         embed_max_bytes: int = _provenance.EMBED_MAX_BYTES,
         **writer_args: Any,
     ) -> list[Path]:
-        """:func:`ptyfast.model.experiment.simulate_to` with this plan's seed and patches."""
+        """:func:`ptyfast.model.experiment.simulate_to` with this plan's seed and patches;
+        ``progress``, ``chunk_size``, ``embed_max_bytes`` and ``**writer_args`` as there."""
         from .. import io
         from .experiment import _run_to
 

@@ -1,0 +1,280 @@
+"""Audit of the public API surface: what the docstrings, the stubs, ``__all__`` and the docs
+say against what the code does.
+
+* Docstrings of the model wing (``ptyfast.__all__``, :mod:`ptyfast.model`'s public modules,
+  :mod:`ptyfast.io` and its format modules, :mod:`ptyfast.distributed`) follow one of the
+  project's two conventions, and each is checked against ``inspect.signature``:
+
+  - numpydoc: a ``Parameters`` (or, for a dataclass, ``Attributes``) section lists exactly
+    the signature's parameters (``a, b : type`` documents both; ``**kw`` or ``kw`` the
+    catch-all); a header ``name : type, default X`` states the real default, ``optional``
+    only where there is a default, ``keyword-only`` only for keyword-only parameters;
+  - prose (short helpers and methods, no section): every parameter is named as a code span
+    (````name```` or inside one, ````name=...````), except the call's subject, its first
+    required positional parameter, which prose names by its role ("a record", "the
+    dataset").
+
+* ``_core.pyi`` agrees with the compiled module (names, order, kinds, defaults; the full
+  ``mypy.stubtest`` runs in ``make lint``); every ``__all__`` entry exists, nothing private is
+  exported, and the type checkers' view of ``ptyfast``'s lazy names is the runtime one.
+* Claims of README.md, COMPATIBILITY.md and docs/ that a test can check mechanically and
+  that ``test_docs_snippets.py`` / ``test_packaging.py`` do not run.
+* Bad input: the public entry points the fuzz tables (``test_fuzz_model.py``,
+  ``test_fuzz_inputs.py``, ``test_input_hardening.py``, ``test_io_bad_input.py``,
+  ``test_compat_bad_input.py``) leave out get hostile values; errors name the argument and
+  inputs are left unchanged.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import inspect
+import math
+import re
+import types
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PKG = ROOT / "python" / "ptyfast"
+
+# The public modules of the model layer (wave 2); each has an ``__all__``.
+MODEL_MODULES = [
+    "ptyfast",
+    "ptyfast.model.geometry",
+    "ptyfast.model.probes",
+    "ptyfast.model.scans",
+    "ptyfast.model.objects",
+    "ptyfast.model.detector",
+    "ptyfast.model.experiment",
+    "ptyfast.model.dataset",
+    "ptyfast.model.campaign",
+    "ptyfast.model.provenance",
+    "ptyfast.model.recipes",
+    "ptyfast.io",
+    "ptyfast.io.npz",
+    "ptyfast.io.ptychodus",
+    "ptyfast.io.cxi",
+    "ptyfast.io.zarr",
+    "ptyfast.distributed",
+]
+
+
+# --------------------------------------------------------------------------- discovery
+
+
+def _public_callables() -> Iterator[tuple[str, Any]]:
+    """``(qualified name, callable)`` of every public function, class and method (once)."""
+    seen: set[int] = set()
+    for modname in MODEL_MODULES:
+        mod = importlib.import_module(modname)
+        for name in mod.__all__:
+            obj = getattr(mod, name)
+            if isinstance(obj, types.ModuleType) or not callable(obj):
+                continue
+            if id(obj) in seen:
+                continue
+            seen.add(id(obj))
+            if inspect.isclass(obj) and issubclass(obj, BaseException):
+                continue  # exceptions: the signature is BaseException's
+            yield f"{modname}.{name}", obj
+            if not inspect.isclass(obj):
+                continue
+            for attr, member in vars(obj).items():
+                if attr.startswith("_"):
+                    continue
+                if isinstance(member, (staticmethod, classmethod)):
+                    member = member.__func__
+                if inspect.isfunction(member) and id(member) not in seen:
+                    seen.add(id(member))
+                    yield f"{modname}.{name}.{attr}", member
+
+
+CALLABLES = dict(_public_callables())
+
+_SECTION = re.compile(r"^(\w[\w ]*)\n-{3,}$", re.MULTILINE)
+
+
+def _sections(doc: str) -> dict[str, str]:
+    """numpydoc sections of ``doc`` (title -> body); the summary under ``""``."""
+    out: dict[str, str] = {}
+    marks = list(_SECTION.finditer(doc))
+    out[""] = doc[: marks[0].start()] if marks else doc
+    for i, m in enumerate(marks):
+        end = marks[i + 1].start() if i + 1 < len(marks) else len(doc)
+        out[m.group(1)] = doc[m.end() : end]
+    return out
+
+
+def _entries(body: str) -> list[tuple[list[str], str]]:
+    """``(names, header after the colon)`` of each unindented line of a section body."""
+    out = []
+    for line in body.splitlines():
+        if not line.strip() or line[0].isspace():
+            continue
+        names, _, rest = line.partition(" : ")
+        out.append(([n.strip() for n in names.split(",")], rest.strip()))
+    return out
+
+
+def _params(obj: Any) -> list[inspect.Parameter]:
+    sig = inspect.signature(obj)
+    return [p for p in sig.parameters.values() if p.name not in ("self", "cls")]
+
+
+def _doc(obj: Any) -> str:
+    return inspect.getdoc(obj) or ""
+
+
+def _is_dataclass(obj: Any) -> bool:
+    return inspect.isclass(obj) and "__dataclass_fields__" in vars(obj)
+
+
+_PI = {"π": math.pi, "pi": math.pi}
+
+
+def _value(text: str) -> Any:
+    """A documented default as a Python value (``π/2``, ``(0, 0)``, ``'focus'``, ``None``)."""
+    text = text.strip().strip("`")
+    expr = text
+    for k, v in _PI.items():
+        expr = expr.replace(k, repr(v))
+    try:
+        code = compile(ast.parse(expr, mode="eval"), "<default>", "eval")
+        return eval(code, {"__builtins__": {}})
+    except Exception:  # noqa: BLE001 - not a value: compared as text
+        return text
+
+
+def _same(documented: Any, real: Any) -> bool:
+    if isinstance(documented, str) and not isinstance(real, str):
+        return False
+    if isinstance(real, (tuple, list)) and isinstance(documented, (tuple, list)):
+        return len(real) == len(documented) and all(
+            _same(a, b) for a, b in zip(documented, real, strict=True)
+        )
+    if isinstance(real, float) and isinstance(documented, (int, float)):
+        return math.isclose(documented, real, rel_tol=1e-12) or documented == real
+    return bool(documented == real) and type(documented) is not bool or documented is real
+
+
+def _check_section(
+    qual: str, params: list[inspect.Parameter], entries: list[tuple[list[str], str]]
+) -> list[str]:
+    problems = []
+    by_name = {p.name: p for p in params}
+    documented: list[str] = []
+    for names, header in entries:
+        names = [n.lstrip("*") for n in names]
+        documented += names
+        default = re.search(r"\bdefault\s+(.+?)\s*$", header)
+        if default and len(names) > 1:
+            values = re.split(r"\s+and\s+", default.group(1))
+        elif default:
+            values = [default.group(1)]
+        else:
+            values = []
+        for i, n in enumerate(names):
+            p = by_name.get(n)
+            if p is None:
+                continue
+            if values:
+                if p.default is inspect.Parameter.empty:
+                    problems.append(f"{qual}: {n} documented 'default {values}' has no default")
+                elif i < len(values) and not _same(_value(values[i]), p.default):
+                    problems.append(
+                        f"{qual}: {n} documented default {values[i]!r}, real {p.default!r}"
+                    )
+            if re.search(r"\boptional\b", header) and p.default is inspect.Parameter.empty:
+                if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL):
+                    problems.append(f"{qual}: {n} documented optional, has no default")
+            if "keyword-only" in header and p.kind is not p.KEYWORD_ONLY:
+                problems.append(f"{qual}: {n} documented keyword-only, is {p.kind.description}")
+    missing = [p.name for p in params if p.name not in documented]
+    extra = [n for n in documented if n not in by_name]
+    if missing:
+        problems.append(f"{qual}: parameters not documented: {missing}")
+    if extra:
+        problems.append(f"{qual}: documented parameters that do not exist: {extra}")
+    dup = sorted({n for n in documented if documented.count(n) > 1})
+    if dup:
+        problems.append(f"{qual}: documented twice: {dup}")
+    return problems
+
+
+def _in_code_span(name: str, doc: str) -> bool:
+    spans = re.findall(r"``(.+?)``", doc, re.DOTALL)
+    return any(re.search(rf"(?<![\w.]){re.escape(name)}\b", s) for s in spans)
+
+
+def audit_docstring(qual: str, obj: Any) -> list[str]:
+    """What is wrong with ``obj``'s docstring against its signature (empty: nothing)."""
+    doc = _doc(obj)
+    if inspect.isclass(obj) and "__init__" not in vars(obj):
+        # an inherited constructor is documented where it is defined (the format writers:
+        # BlockWriter's docstring)
+        owner = next(c for c in obj.__mro__ if "__init__" in vars(c))
+        if owner is not object and owner in CALLABLES.values():
+            doc = _doc(owner)
+    if not doc.strip():
+        return [f"{qual}: no docstring"]
+    params = _params(obj)
+    sections = _sections(doc)
+    if "Parameters" in sections or "Other Parameters" in sections:
+        entries = _entries(sections.get("Parameters", "")) + _entries(
+            sections.get("Other Parameters", "")
+        )
+        return _check_section(qual, params, entries)
+    if _is_dataclass(obj) and "Attributes" in sections:
+        return _check_section(qual, params, _entries(sections["Attributes"]))
+    # prose convention
+    subject = params[0] if params else None
+    if subject is not None and not (
+        subject.kind in (subject.POSITIONAL_ONLY, subject.POSITIONAL_OR_KEYWORD)
+        and subject.default is inspect.Parameter.empty
+    ):
+        subject = None
+    return [
+        f"{qual}: parameter {p.name!r} not named in the (prose) docstring"
+        for p in params
+        if p is not subject and not _in_code_span(p.name, doc)
+    ]
+
+
+def test_discovery_finds_the_model_layer() -> None:
+    assert len(CALLABLES) > 100
+    for name in ("ptyfast.simulate", "ptyfast.Detector.eiger", "ptyfast.model.scans.raster"):
+        assert name in CALLABLES
+
+
+@pytest.mark.parametrize("qual", sorted(CALLABLES))
+def test_docstring_matches_signature(qual: str) -> None:
+    problems = audit_docstring(qual, CALLABLES[qual])
+    assert not problems, "\n".join(problems)
+
+
+def test_audit_catches_what_it_should() -> None:
+    """The docstring audit itself can fail: a wrong default, a missing and a ghost name."""
+
+    def f(a: int, b: float = 2.0, *, c: str = "x") -> None:
+        """Summary.
+
+        Parameters
+        ----------
+        a : int
+        b : float, default 3.0
+        d : int, optional
+        """
+
+    problems = "\n".join(audit_docstring("f", f))
+    assert "b documented default" in problems
+    assert "['c']" in problems and "['d']" in problems
+
+    def g(subject: Any, *, flag: bool = False) -> None:
+        """Do it to the subject."""
+
+    assert audit_docstring("g", g) == ["g: parameter 'flag' not named in the (prose) docstring"]
