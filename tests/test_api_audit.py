@@ -278,3 +278,158 @@ def test_audit_catches_what_it_should() -> None:
         """Do it to the subject."""
 
     assert audit_docstring("g", g) == ["g: parameter 'flag' not named in the (prose) docstring"]
+
+
+# --------------------------------------------------------------------------- stubs, __all__
+
+
+def _stub_functions(path: Path) -> dict[str, ast.FunctionDef]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    return {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef)}
+
+
+def _stub_signature(fn: ast.FunctionDef) -> list[tuple[str, str, Any]]:
+    """``(name, kind, default)`` of a stub's parameters (``...`` for no default)."""
+    a = fn.args
+    out: list[tuple[str, str, Any]] = []
+    positional = a.posonlyargs + a.args
+    defaults: list[Any] = [...] * (len(positional) - len(a.defaults)) + [
+        ast.literal_eval(d) for d in a.defaults
+    ]
+    for i, p in enumerate(positional):
+        kind = "POSITIONAL_ONLY" if i < len(a.posonlyargs) else "POSITIONAL_OR_KEYWORD"
+        out.append((p.arg, kind, defaults[i]))
+    if a.vararg:
+        out.append((a.vararg.arg, "VAR_POSITIONAL", ...))
+    for p, d in zip(a.kwonlyargs, a.kw_defaults, strict=True):
+        out.append((p.arg, "KEYWORD_ONLY", ... if d is None else ast.literal_eval(d)))
+    if a.kwarg:
+        out.append((a.kwarg.arg, "VAR_KEYWORD", ...))
+    return out
+
+
+def _runtime_signature(fn: Any) -> list[tuple[str, str, Any]]:
+    return [
+        (p.name, p.kind.name, ... if p.default is inspect.Parameter.empty else p.default)
+        for p in inspect.signature(fn).parameters.values()
+    ]
+
+
+def test_core_stub_agrees_with_the_extension() -> None:
+    """``_core.pyi``: the same names (``__all__`` too), parameters in the same order, of the
+    same kinds, with the same defaults as the compiled module's text signatures."""
+    from ptyfast import _core
+
+    stubs = sorted(PKG.glob("**/*.pyi"))
+    assert [p.name for p in stubs] == ["_core.pyi"], "a new stub needs a check here"
+    tree = ast.parse(stubs[0].read_text(encoding="utf-8"))
+    stub_all = next(
+        ast.literal_eval(n.value)
+        for n in tree.body
+        if isinstance(n, ast.Assign) and getattr(n.targets[0], "id", "") == "__all__"
+    )
+    assert sorted(stub_all) == sorted(_core.__all__)
+    runtime = {n for n in dir(_core) if not n.startswith("__")} | {"__version__"}
+    assert set(stub_all) == runtime
+    functions = _stub_functions(stubs[0])
+    assert set(functions) == {n for n in stub_all if callable(getattr(_core, n))} - {"PtyfastError"}
+    problems = [
+        f"{name}: stub {_stub_signature(fn)} != runtime {_runtime_signature(getattr(_core, name))}"
+        for name, fn in sorted(functions.items())
+        if _stub_signature(fn) != _runtime_signature(getattr(_core, name))
+    ]
+    assert not problems, "\n".join(problems)
+
+
+def _all_modules() -> list[str]:
+    """Every public module of the package (no ``_`` component), imported."""
+    out = []
+    for path in sorted(PKG.rglob("*.py")):
+        rel = path.relative_to(PKG.parent).with_suffix("")
+        parts = list(rel.parts)
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        if any(p.startswith("_") for p in parts[1:]):
+            continue
+        out.append(".".join(parts))
+    return out
+
+
+PUBLIC_MODULES = _all_modules()
+#: Modules that import TensorFlow when imported.
+HEAVY = {"ptyfast.tf_reference"}
+
+
+def _check_all_statically(modname: str) -> None:
+    """``__all__`` of a module's source: each name bound at its top level, none private."""
+    path = PKG.parent.joinpath(*modname.split(".")).with_suffix(".py")
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    bound: set[str] = set()
+    names: list[str] = []
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            bound.add(node.name)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            for target in targets:
+                if isinstance(target, ast.Name):
+                    bound.add(target.id)
+                    if target.id == "__all__" and node.value is not None:
+                        names = list(ast.literal_eval(node.value))
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            bound |= {(a.asname or a.name).split(".")[0] for a in node.names}
+    assert names, f"{modname} has no literal __all__"
+    assert len(names) == len(set(names)), f"duplicates in {modname}.__all__"
+    assert not [n for n in names if n not in bound], f"{modname}.__all__: unbound names"
+    assert not [n for n in names if n.startswith("_")], f"{modname}.__all__: private names"
+
+
+@pytest.mark.parametrize("modname", PUBLIC_MODULES)
+def test_all_entries_exist_and_nothing_private_is_exported(modname: str) -> None:
+    """Each public module's ``__all__``: no duplicates, each name resolves (``from m import
+    *`` works), none is private (``__version__`` apart), and each public name defined in the
+    module itself is listed (or the module has no ``__all__``: then this is not checked)."""
+    if modname in ("ptyfast.__main__",):
+        pytest.skip("the ``python -m ptyfast`` entry point")
+    if modname in HEAVY:  # importing TensorFlow takes ~12 s: read the source instead
+        _check_all_statically(modname)
+        return
+    mod = importlib.import_module(modname)
+    names = getattr(mod, "__all__", None)
+    if names is None:
+        pytest.skip(f"{modname} has no __all__")
+    assert len(names) == len(set(names)), f"duplicates in {modname}.__all__"
+    missing = [n for n in names if not hasattr(mod, n)]
+    assert not missing, f"{modname}.__all__ names what does not exist: {missing}"
+    private = [n for n in names if n.startswith("_") and n != "__version__"]
+    assert not private, f"{modname}.__all__ exports private names: {private}"
+    namespace: dict[str, Any] = {}
+    exec(f"from {modname} import *", namespace)  # noqa: S102 - the star import itself
+    assert set(names) <= set(namespace)
+
+
+def test_top_level_lazy_names_match_the_type_checkers_view() -> None:
+    """``ptyfast/__init__.py``'s ``TYPE_CHECKING`` imports (what mypy and IDEs see) name the
+    same objects as the lazy ``__getattr__`` (what runs)."""
+    import ptyfast
+
+    tree = ast.parse((PKG / "__init__.py").read_text(encoding="utf-8"))
+    block = next(
+        n
+        for n in tree.body
+        if isinstance(n, ast.If) and getattr(n.test, "id", "") == "TYPE_CHECKING"
+    )
+    seen: dict[str, Any] = {}
+    for imp in block.body:
+        assert isinstance(imp, ast.ImportFrom)
+        base = importlib.import_module("." * imp.level + (imp.module or ""), "ptyfast")
+        for alias in imp.names:
+            value = getattr(base, alias.name, None)
+            if value is None:
+                value = importlib.import_module(f"{base.__name__}.{alias.name}")
+            seen[alias.asname or alias.name] = value
+    lazy = set(ptyfast._LAZY)
+    assert set(seen) == lazy
+    for name in sorted(lazy):
+        assert getattr(ptyfast, name) is seen[name], name
+    assert set(dir(ptyfast)) >= set(ptyfast.__all__)

@@ -41,6 +41,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
 __all__ = ["PtyfastError", "__version__", *_LAZY]
 
 if TYPE_CHECKING:  # the lazy names, for type checkers (at run time __getattr__ imports them)
+    from . import distributed as distributed
     from . import io as io
     from .io import open as open  # noqa: A004 - ptyfast.open, the one reader
     from .model import objects as objects
