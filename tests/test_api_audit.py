@@ -433,3 +433,98 @@ def test_top_level_lazy_names_match_the_type_checkers_view() -> None:
     for name in sorted(lazy):
         assert getattr(ptyfast, name) is seen[name], name
     assert set(dir(ptyfast)) >= set(ptyfast.__all__)
+
+
+# --------------------------------------------------------------------------- cross references
+
+#: Call-shaped code spans of other libraries' functions (``np.load(allow_pickle=True)``).
+_FOREIGN = ("np.", "numpy.", "scipy.", "json.", "os.", "h5py.", "zarr.", "tf.", "torch.")
+_CALL = re.compile(r"(?<![\w])((?:\w+\.)*)(\w+)\(([^()]*(?:\([^()]*\)[^()]*)*)\)")
+_ROLE = re.compile(r":(?:func|class|meth|mod|attr|data|exc|obj|const):`~?([^`]+)`")
+
+
+def _texts() -> Iterator[tuple[str, str, str]]:
+    """``(where, text, code-span pattern)`` of every docstring and page audited."""
+    for qual, obj in CALLABLES.items():
+        yield qual, _doc(obj), r"``(.+?)``"
+    for modname in MODEL_MODULES:
+        yield modname, importlib.import_module(modname).__doc__ or "", r"``(.+?)``"
+    for page in [ROOT / "README.md", ROOT / "COMPATIBILITY.md", *(ROOT / "docs").rglob("*.md")]:
+        text = page.read_text(encoding="utf-8")
+        yield str(page.relative_to(ROOT)), text, r"(?<!`)`([^`\n]+)`(?!`)"
+
+
+def test_keywords_in_documented_calls_exist() -> None:
+    """A call written in a docstring or page (``w.write(start, diffraction, patches=None)``,
+    ``scans.raster(..., snake=True)``) passes only keywords that a public callable of that
+    name takes (or one that takes ``**kwargs``)."""
+    by_name: dict[str, list[inspect.Signature]] = {}
+    for qual, obj in CALLABLES.items():
+        by_name.setdefault(qual.rsplit(".", 1)[-1], []).append(inspect.signature(obj))
+    checked, problems = 0, []
+    for where, text, span in _texts():
+        for code in re.findall(span, text, re.DOTALL):
+            for m in _CALL.finditer(code):
+                if m.group(1).startswith(_FOREIGN) or m.group(2) not in by_name:
+                    continue
+                for kw in re.findall(r"(?:^|,)\s*(\w+)\s*=(?!=)", m.group(3)):
+                    checked += 1
+                    if not any(
+                        kw in sig.parameters
+                        or any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values())
+                        for sig in by_name[m.group(2)]
+                    ):
+                        problems.append(f"{where}: {m.group(0)!r}: no {m.group(2)} takes {kw}=")
+    assert checked > 30  # the pattern finds calls
+    assert not problems, "\n".join(problems)
+
+
+def _resolves(target: str, modname: str, owner: Any) -> bool:
+    target = target.strip().removesuffix("()")
+    if target.startswith("."):  # Sphinx's relative form, from the module's package
+        target = modname + target if owner == "package" else modname.rsplit(".", 1)[0] + target
+    candidates = [target]
+    if owner is not None and owner != "package":
+        candidates.append(f"{owner.__module__}.{owner.__qualname__}.{target}")
+    candidates += [f"{modname}.{target}", f"{modname.rsplit('.', 1)[0]}.{target}"]
+    candidates += [f"ptyfast.{target}", f"ptyfast.model.{target}"]
+    for candidate in candidates:
+        parts = candidate.split(".")
+        for i in range(len(parts), 0, -1):
+            try:
+                obj: Any = importlib.import_module(".".join(parts[:i]))
+            except ImportError:
+                continue
+            try:
+                for attr in parts[i:]:
+                    obj = getattr(obj, attr)
+            except AttributeError:
+                break
+            return True
+    return False
+
+
+def test_cross_references_resolve() -> None:
+    """Each Sphinx role (``:func:`x```, ``:meth:`x```, ``:data:`x```, ...) in the audited
+    docstrings names something that exists: the API pages render them as plain code spans
+    (``docs/griffe_ext.py``), so nothing else would notice a dangling one."""
+    problems = []
+    for qual, obj in CALLABLES.items():
+        modname = getattr(obj, "__module__", "ptyfast")
+        owner = obj if inspect.isclass(obj) else None
+        head = getattr(obj, "__qualname__", "").split(".")[0]
+        if owner is None and head != getattr(obj, "__name__", head):
+            owner = getattr(importlib.import_module(modname), head, None)
+        problems += [
+            f"{qual}: {t}" for t in _ROLE.findall(_doc(obj)) if not _resolves(t, modname, owner)
+        ]
+    for modname in MODEL_MODULES:
+        mod = importlib.import_module(modname)
+        owner = "package" if hasattr(mod, "__path__") else None
+        problems += [
+            f"{modname}: {t}"
+            for t in _ROLE.findall(mod.__doc__ or "")
+            if not _resolves(t, modname, owner)
+        ]
+    assert not problems, "\n".join(problems)
+    assert not _resolves("no_such_function", "ptyfast.io", None)

@@ -80,7 +80,7 @@ def writer(
     Returns
     -------
     BlockWriter
-        Call ``w.write(start, diffraction_block, patches_block=None)`` inside the block.
+        Call ``w.write(start, diffraction, patches=None)`` (blocks) inside the block.
 
     Raises
     ------
