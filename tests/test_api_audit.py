@@ -528,3 +528,190 @@ def test_cross_references_resolve() -> None:
         ]
     assert not problems, "\n".join(problems)
     assert not _resolves("no_such_function", "ptyfast.io", None)
+
+
+# --------------------------------------------------------------------------- claims of the docs
+
+
+def _builder_rows(page: str) -> list[str]:
+    """The ``f(...)`` code spans of the first column of a page's builder table."""
+    text = (ROOT / page).read_text(encoding="utf-8")
+    out = []
+    for line in text.splitlines():
+        if line.startswith("| `"):
+            first = line.split("|")[1]
+            out += re.findall(r"`(\w+\([^`]*\))`", first)
+    return out
+
+
+@pytest.mark.parametrize(
+    ("page", "module"), [("docs/guides/probes.md", "probes"), ("docs/guides/scans.md", "scans")]
+)
+def test_builder_tables_match_the_signatures(page: str, module: str) -> None:
+    """The builder tables write signatures: positional names in order, ``name=`` options
+    that exist, and ``name=value`` defaults that are the real ones."""
+    mod = getattr(importlib.import_module("ptyfast"), module)
+    rows = _builder_rows(page)
+    assert len(rows) >= 7, rows
+    problems = []
+    for row in rows:
+        name, _, args = row.partition("(")
+        sig = inspect.signature(getattr(mod, name))
+        params = list(sig.parameters.values())
+        parts = [a.strip() for a in re.split(r"[,/]", args.removesuffix(")")) if a.strip()]
+        positional = [a for a in parts if "=" not in a]
+        if [p.name for p in params[: len(positional)]] != positional:
+            problems.append(f"{page}: {row}: positional {positional}, real {params}")
+        for part in parts:
+            if "=" not in part:
+                continue
+            key, _, value = part.partition("=")
+            p = sig.parameters.get(key.strip())
+            if p is None:
+                problems.append(f"{page}: {row}: no parameter {key!r}")
+            elif value.strip() and not _same(_value(value), p.default):
+                problems.append(f"{page}: {row}: {key} default {value!r}, real {p.default!r}")
+    assert not problems, "\n".join(problems)
+
+
+def _tiny_dataset(detector: Any) -> Any:
+    from ptyfast import Experiment, objects, probes, scans
+
+    e = Experiment(
+        objects.dead_leaves(40, seed=1), probes.gaussian(16, 3.0), scans.raster(2, 2, 4.0),
+        detector, photons=1e4,
+    )  # fmt: skip
+    return ptyfast_simulate(e, seed=3)
+
+
+def ptyfast_simulate(e: Any, **kwargs: Any) -> Any:
+    from ptyfast import simulate
+
+    return simulate(e, **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("preset", "dtype"),
+    [("ideal", "float32"), ("eiger", "uint32"), ("pilatus", "uint32"), ("integrating", "uint16")],
+)
+def test_reading_dtypes_of_the_presets(preset: str, dtype: str) -> None:
+    """docs/guides/detectors.md ("Readings, photons and amplitudes"): float32 photon counts
+    for the ideal detector, ``uint32`` counts for the photon-counting presets, ``uint16`` ADU
+    for the integrating one; README: ``Detector.eiger(qe=0.9)`` gives uint32 counts."""
+    import numpy as np
+
+    from ptyfast import Detector
+
+    detector = Detector.preset(preset)
+    ds = _tiny_dataset(detector)
+    assert ds.diffraction.dtype == np.dtype(dtype)
+    assert Detector.eiger(qe=0.9).dtype == np.dtype("uint32")
+
+
+def test_detector_claims_of_the_guide_and_docstrings() -> None:
+    """docs/guides/detectors.md and ``Detector.integrating``: the integrating preset's
+    defaults; the beam in the middle of a module (a crop smaller than a module has no gap);
+    ``readings_to_photons = (readings − offset)/gain − dark`` with 0 at masked pixels;
+    COMPATIBILITY.md: noise stream ``"v1"`` by default (``Detector()``, ``Detector.ideal()``),
+    ``"v2"`` opt-in; README: ``Detector(dtype="float64")`` for any dose."""
+    import numpy as np
+
+    from ptyfast import Detector
+
+    d = Detector.integrating()
+    assert (d.gain, d.offset, d.read_noise, d.dark, d.full_well) == (10, 100, 3, 0.05, 65000)
+    assert d.dtype == np.dtype("uint16") and d.overflow == "saturate"
+    for preset in (Detector.eiger(), Detector.eiger(generation=1), Detector.pilatus()):
+        assert preset.mask(64).all(), preset.name
+    g = Detector.integrating(beamstop_radius_px=2.0)
+    readings = np.full((2, 16, 16), 1000, np.uint16)
+    photons = g.readings_to_photons(readings)
+    expected = (1000 - 100) / 10 - 0.05
+    assert photons.dtype == np.float64
+    assert np.all(photons[:, g.mask(16)] == expected)
+    assert np.all(photons[:, ~g.mask(16)] == 0) and (~g.mask(16)).any()
+    assert Detector().poisson_stream == Detector.ideal().poisson_stream == "v1"
+    assert Detector(poisson_stream="v2").poisson_stream == "v2"
+    assert _tiny_dataset(Detector(dtype="float64")).diffraction.dtype == np.float64
+
+
+def test_dataset_fields_as_the_experiments_guide_tabulates() -> None:
+    """docs/guides/experiments.md, "What a dataset holds": shapes and dtypes of each field."""
+    import json
+
+    import numpy as np
+
+    from ptyfast import Detector, Geometry
+
+    ds = _tiny_dataset(Detector.ideal())
+    m, n = 4, 16
+    assert ds.diffraction.shape == (m, n, n)
+    assert ds.mask.shape == (n, n) and ds.mask.dtype == np.bool_
+    for a in (ds.positions_nominal, ds.positions_true):
+        assert a.shape == (m, 2) and a.dtype == np.float64
+    assert ds.probe.shape == (1, n, n) and ds.probe.dtype == np.complex64
+    assert ds.object.shape == (40, 40) and ds.object.dtype == np.complex64
+    assert isinstance(ds.photons, float) and isinstance(ds.intensity_scale, float)
+    assert ds.geometry is None or isinstance(ds.geometry, Geometry)
+    json.dumps(ds.provenance)
+
+
+def test_scan_and_probe_claims_of_the_guides() -> None:
+    """docs/guides/scans.md: a scan holds read-only ``(M, 2)`` float64 ``nominal``/``true``
+    relative to the scan centre (``raster``: "rectangular grid, centred"); ``placed`` refuses a
+    patch leaving the object with a ``ValueError``. docs/guides/probes.md and README: every
+    probe builder returns complex64 ``(N, N)`` (or ``(P, N, N)`` for modes) with unit total
+    intensity."""
+    import numpy as np
+
+    from ptyfast import Geometry, probes, scans
+
+    s = scans.raster(3, 4, 2.0)
+    for a in (s.nominal, s.true):
+        assert a.shape == (12, 2) and a.dtype == np.float64 and not a.flags.writeable
+    assert np.allclose(s.nominal.mean(axis=0), 0.0)
+    with pytest.raises(ValueError):
+        scans.raster(3, 3, 10.0).placed((20, 20), 16)
+    g = Geometry(energy_eV=8000.0, distance_m=2.0, detector_pixel_m=75e-6, N=32)
+    built = [
+        probes.disk(32),
+        probes.gaussian(32, 4.0),
+        probes.super_gaussian(32, 6.0),
+        probes.fresnel_zone_plate(g, 2e-6, 200e-9),
+        probes.zernike(32, seed=1),
+        probes.modes(probes.gaussian(32, 4.0), 3),
+    ]
+    for p in built:
+        assert p.dtype == np.complex64 and p.shape[-2:] == (32, 32) and p.ndim in (2, 3)
+        assert math.isclose(float(np.sum(np.abs(p.astype(np.complex128)) ** 2)), 1.0, rel_tol=1e-5)
+    assert built[-1].shape == (3, 32, 32)
+
+
+def test_error_types_the_readme_names() -> None:
+    """README: ``PtyfastError`` (from the Rust core) is a ``ValueError`` and pickles (it
+    crosses process boundaries); ``FormatError``, ``RecipeError``, ``CampaignError`` and
+    ``ProvenanceError`` are ``ValueError``s."""
+    import pickle
+
+    from ptyfast import PtyfastError
+    from ptyfast.io import FormatError
+    from ptyfast.model import campaign, provenance, recipes
+
+    err = pickle.loads(pickle.dumps(PtyfastError("n must be > 0, got -1")))
+    assert type(err) is PtyfastError and str(err) == "n must be > 0, got -1"
+    for cls in (
+        PtyfastError,
+        FormatError,
+        recipes.RecipeError,
+        campaign.CampaignError,
+        provenance.ProvenanceError,
+    ):
+        assert issubclass(cls, ValueError), cls
+
+
+def test_dask_guide_defaults() -> None:
+    """docs/guides/dask.md and ``distributed.simulate``: shards of about 64 MiB of readings
+    by default."""
+    from ptyfast import distributed
+
+    assert distributed.SHARD_BYTES == 64 * 2**20
