@@ -33,7 +33,7 @@ import inspect
 import math
 import re
 import types
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -715,3 +715,124 @@ def test_dask_guide_defaults() -> None:
     from ptyfast import distributed
 
     assert distributed.SHARD_BYTES == 64 * 2**20
+
+
+# --------------------------------------------------------------------------- bad input
+
+#: Values that are not what a parameter wants, for the entry points the fuzz tables leave out.
+_BAD: list[Any] = [math.nan, math.inf, -1, -1.0, 0.5, "1", None, True, [1], 2**70]
+
+
+def _names(message: str, word: str) -> bool:
+    return re.search(rf"(?<![\w.]){re.escape(word)}\b", message) is not None
+
+
+def _refuses(fn: Callable[[], Any], name: str) -> str | None:
+    """None when ``fn()`` raises ValueError/TypeError naming ``name``; else what happened."""
+    try:
+        fn()
+    except (ValueError, TypeError) as exc:
+        return None if _names(str(exc), name) else f"{type(exc).__name__} not naming it: {exc}"
+    except Exception as exc:  # noqa: BLE001 - the point: a foreign exception type
+        return f"foreign {type(exc).__name__}: {exc}"
+    return "accepted"
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, Path]:
+    from ptyfast import Detector
+
+    ds = _tiny_dataset(Detector.ideal())
+    path = tmp_path_factory.mktemp("audit") / "tiny.npz"
+    ds.save(path)
+    return ds, path
+
+
+def _bad_cases(ds: Any, path: Path) -> dict[str, tuple[Callable[[Any], Any], list[Any]]]:
+    """name -> (call with the bad value in the named parameter, values that must fail)."""
+    import numpy as np
+
+    from ptyfast import Dataset, io
+    from ptyfast.model import provenance, recipes
+
+    fields = {
+        k: getattr(ds, k)
+        for k in ("diffraction", "mask", "positions_nominal", "positions_true", "probe", "object")
+    }
+    not_int = [v for v in _BAD if v not in (-1, 2**70)]
+    return {
+        "start": (lambda v: io.reader(path).read(v, 2), [*not_int, -1, 2**70]),
+        "stop": (lambda v: io.reader(path).read(0, v), [*not_int, -1, 2**70]),
+        "master": (lambda v: recipes.derive_seed(v, 0, "object.seed"), [*not_int, -1]),
+        "index": (lambda v: recipes.derive_seed(1, v, "object.seed"), [*not_int, -1]),
+        "path": (lambda v: recipes.derive_seed(1, 0, v), [math.nan, None, 1, True, b"x"]),
+        "bits": (lambda v: recipes.derive_seed(1, 0, "x", bits=v), [*not_int, -1, 2**70, 48]),
+        "intensity_scale": (
+            lambda v: io.amplitudes(ds.diffraction, None, v),
+            [*_BAD[:4], "1", None, True, [1], np.ones(2), 0],
+        ),
+        "embed_max_bytes": (
+            lambda v: provenance.encode_array(ds.probe, embed_max_bytes=v),
+            [*not_int, -1],
+        ),
+        "photons": (lambda v: Dataset(**fields, photons=v), ["1", None, True, [1]]),
+        "intensity_scale (Dataset)": (
+            lambda v: Dataset(**fields, intensity_scale=v),
+            ["1", None, True, [1]],
+        ),
+    }
+
+
+_CASES = [
+    "start",
+    "stop",
+    "master",
+    "index",
+    "path",
+    "bits",
+    "intensity_scale",
+    "embed_max_bytes",
+    "photons",
+    "intensity_scale (Dataset)",
+]
+
+
+@pytest.mark.parametrize("name", _CASES)
+def test_bad_values_are_refused_by_name(name: str, tiny: tuple[Any, Path]) -> None:
+    """Public entry points no fuzz table covers (``BlockReader.read``,
+    ``recipes.derive_seed``, ``io.amplitudes``, ``provenance.encode_array``, ``Dataset``'s
+    scalars): each bad value is a ``ValueError``/``TypeError`` whose message names the
+    argument (before the fixes: ``'<=' not supported ...``, ``AttributeError``,
+    ``OverflowError``, or silently accepted, ``derive_seed(0.5, ...)`` equal to
+    ``derive_seed(0, ...)``)."""
+    call, values = _bad_cases(*tiny)[name]
+    word = name.split(" ")[0]
+    problems = [f"{word}={v!r}: {p}" for v in values if (p := _refuses(lambda v=v: call(v), word))]
+    assert not problems, "\n".join(problems)
+
+
+def test_valid_calls_still_work_and_leave_inputs_alone(tiny: tuple[Any, Path]) -> None:
+    """The same entry points with valid values (numpy integers, read-only and
+    non-contiguous arrays) work and modify nothing they are given."""
+    import numpy as np
+
+    from ptyfast import io
+    from ptyfast.model import provenance, recipes
+
+    ds, path = tiny
+    with io.reader(path) as r:
+        d, _ = r.read(np.int64(1), np.int32(3))
+    assert np.array_equal(d, ds.diffraction[1:3])
+    assert recipes.derive_seed(np.int64(1), np.uint8(0), "x") == recipes.derive_seed(1, 0, "x")
+    assert recipes.derive_seed(1, 0, "x", bits=32) < 2**32
+    big = np.zeros((2 * ds.n_patterns, ds.N, ds.N), ds.diffraction.dtype)
+    big[::2] = ds.diffraction
+    view = big[::2]
+    view.flags.writeable = False
+    before = view.copy()
+    a = io.amplitudes(view, None, np.float32(ds.intensity_scale))
+    assert np.array_equal(view, before) and a.dtype == np.float32
+    assert np.array_equal(a, io.amplitudes(ds.diffraction, None, ds.intensity_scale))
+    probe = ds.probe.copy()
+    rec = provenance.encode_array(probe, embed_max_bytes=np.int64(0))
+    assert rec["encoding"] == "reference" and np.array_equal(probe, ds.probe)

@@ -299,8 +299,27 @@ def amplitudes(readings: np.ndarray, detector: Any, intensity_scale: float) -> n
     fused kernel stores with ``divide_by_scale=True``, so an ideal-detector dataset gives
     ``RawData.from_simulation``'s ``diff3d`` bit for bit. ``detector`` (a
     :class:`~ptyfast.Detector`; None: the ``readings`` are photon counts) converts the
-    readings; ``s = intensity_scale``.
+    readings; ``s = intensity_scale``, a positive finite real number.
+
+    Raises
+    ------
+    TypeError, ValueError
+        ``intensity_scale`` not a real number, or not positive and finite; amplitudes beyond
+        float32.
     """
+    if isinstance(intensity_scale, bool) or not isinstance(intensity_scale, numbers.Real):
+        raise TypeError(
+            "intensity_scale must be a positive finite real number, got "
+            f"{type(intensity_scale).__name__} {intensity_scale!r}"
+        )
+    try:
+        s = float(intensity_scale)
+    except OverflowError:  # an integer beyond float64
+        s = math.inf
+    if not (math.isfinite(s) and s > 0):
+        raise ValueError(
+            f"intensity_scale must be a positive finite real number, got {intensity_scale!r}"
+        )
     photons = readings_to_photons(readings, detector).astype(np.float64)  # a copy: in place
     np.maximum(photons, 0.0, out=photons)
     np.sqrt(photons, out=photons)
@@ -809,7 +828,12 @@ class BlockReader:
         """Release the file(s) (also done on leaving a ``with`` block)."""
 
     def read(self, start: int, stop: int) -> tuple[np.ndarray, np.ndarray | None]:
-        """Patterns (and patches, when stored) ``start:stop``."""
+        """Patterns (and patches, when stored) ``start:stop`` (integers, ``0 <= start <= stop
+        <= n_patterns``)."""
+        for name, v in (("start", start), ("stop", stop)):
+            if isinstance(v, bool) or not isinstance(v, numbers.Integral):
+                raise TypeError(f"{name} must be an integer, got {type(v).__name__} {v!r}")
+        start, stop = int(start), int(stop)
         m = self.header.n_patterns
         if not (0 <= start <= stop <= m):
             raise ValueError(f"need 0 <= start <= stop <= {m}, got start={start}, stop={stop}")

@@ -8,6 +8,7 @@ Array conventions are the README's: patterns ``(M, N, N)`` with the zero frequen
 
 from __future__ import annotations
 
+import numbers
 import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -60,10 +61,12 @@ class Dataset:
     detector : ptyfast.Detector or None
         The detector that produced ``diffraction`` (knows what the readings mean).
     photons : float
-        Mean photons per pattern reaching the detector (before QE), as simulated.
+        Mean photons per pattern reaching the detector (before QE), as simulated (a real
+        number; NaN, the default, when not known).
     intensity_scale : float
         ``s = sqrt(photons / mean_i Σ_k Σ |probe_k · patch_i|²)``: the field factor that turns
-        the unit-norm probe into photons (PtychoPINN's intensity scale).
+        the unit-norm probe into photons (PtychoPINN's intensity scale); NaN, the default,
+        when not known.
     patches : numpy.ndarray, complex64, (M, N, N), or None
         Object patches at the true positions (before the probe), when asked for.
     """
@@ -113,6 +116,10 @@ class Dataset:
                 )
         if not isinstance(self.provenance, dict):
             raise TypeError(f"provenance must be a dict, got {type(self.provenance).__name__}")
+        for name in ("photons", "intensity_scale"):  # NaN (the default): not known
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, numbers.Real):
+                raise TypeError(f"{name} must be a real number, got {type(v).__name__} {v!r}")
 
     # ------------------------------------------------------------------ shape facts
 

@@ -70,6 +70,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .. import __version__, _kernels
+from . import _args
 
 if TYPE_CHECKING:  # pragma: no cover
     from .dataset import Dataset
@@ -144,7 +145,8 @@ def encode_array(a: np.ndarray, *, embed_max_bytes: int = EMBED_MAX_BYTES) -> di
     a : numpy.ndarray
         A numeric array (the experiment's complex64 object or probe).
     embed_max_bytes : int, optional
-        Embed when ``a.nbytes <= embed_max_bytes`` (``0``: always reference).
+        Embed when ``a.nbytes <= embed_max_bytes`` (``0``: always reference); an integer
+        ``>= 0`` (anything else: ``TypeError`` / ``ValueError``).
 
     Returns
     -------
@@ -160,6 +162,7 @@ def encode_array(a: np.ndarray, *, embed_max_bytes: int = EMBED_MAX_BYTES) -> di
     >>> decode_array("x", r).tolist()
     [0.0, 1.0, 2.0, 3.0]
     """
+    embed_max_bytes = _args.integer("embed_max_bytes", embed_max_bytes, minimum=0)
     c = _canonical(a)
     rec: dict[str, Any] = {
         "dtype": c.dtype.str.lstrip("<=|"),

@@ -242,7 +242,14 @@ def derive_seed(master: int, index: int, path: str, *, bits: int = 64) -> int:
 
     ``numpy.random.SeedSequence(master, spawn_key=(index, h))`` with ``h`` the first 8 bytes
     of SHA-256 of ``path`` (big-endian), its first ``bits/32`` 32-bit words as an integer:
-    deterministic, and independent of which other seeds a recipe derives.
+    deterministic, and independent of which other seeds a recipe derives. ``master`` and
+    ``index`` are non-negative integers, ``path`` a ``str``, ``bits`` a multiple of 32 in
+    ``[32, 4096]``.
+
+    Raises
+    ------
+    TypeError, ValueError
+        An argument of another type (bools and floats are not integers) or out of range.
 
     Examples
     --------
@@ -251,8 +258,15 @@ def derive_seed(master: int, index: int, path: str, *, bits: int = 64) -> int:
     >>> derive_seed(1, 0, "object.seed") != derive_seed(1, 1, "object.seed")
     True
     """
+    master = _args.integer("master", master, minimum=0)
+    index = _args.integer("index", index, minimum=0)
+    if not isinstance(path, str):
+        raise TypeError(f"path must be a str such as 'object.seed', got {type(path).__name__}")
+    bits = _args.integer("bits", bits, minimum=32, maximum=4096)
+    if bits % 32:
+        raise ValueError(f"bits must be a multiple of 32, got {bits}")
     h = int.from_bytes(hashlib.sha256(path.encode()).digest()[:8], "big")
-    words = np.random.SeedSequence(int(master), spawn_key=(int(index), h)).generate_state(
+    words = np.random.SeedSequence(master, spawn_key=(index, h)).generate_state(
         bits // 32, np.uint32
     )
     out = 0
