@@ -775,6 +775,11 @@ def _bad_cases(ds: Any, path: Path) -> dict[str, tuple[Callable[[Any], Any], lis
             lambda v: provenance.encode_array(ds.probe, embed_max_bytes=v),
             [*not_int, -1],
         ),
+        "doc": (recipes.dumps, [None, "x", [1], 1.0, b"x"]),
+        "comment": (lambda v: recipes.dumps({}, comment=v), [1, [1], b"x", True]),
+        "text": (recipes.loads, [None, {}, [1], 1.0, b"x"]),
+        "provenance": (provenance.seeds, [None, [1], "x", {}, {"simulation": 1}]),
+        "a": (provenance.array_sha256, [None, np.array([object()]), {}]),
         "photons": (lambda v: Dataset(**fields, photons=v), ["1", None, True, [1]]),
         "intensity_scale (Dataset)": (
             lambda v: Dataset(**fields, intensity_scale=v),
@@ -792,6 +797,11 @@ _CASES = [
     "bits",
     "intensity_scale",
     "embed_max_bytes",
+    "doc",
+    "comment",
+    "text",
+    "provenance",
+    "a",
     "photons",
     "intensity_scale (Dataset)",
 ]
@@ -800,13 +810,14 @@ _CASES = [
 @pytest.mark.parametrize("name", _CASES)
 def test_bad_values_are_refused_by_name(name: str, tiny: tuple[Any, Path]) -> None:
     """Public entry points no fuzz table covers (``BlockReader.read``,
-    ``recipes.derive_seed``, ``io.amplitudes``, ``provenance.encode_array``, ``Dataset``'s
-    scalars): each bad value is a ``ValueError``/``TypeError`` whose message names the
+    ``recipes.derive_seed``/``dumps``/``loads``, ``io.amplitudes``,
+    ``provenance.encode_array``/``seeds``/``array_sha256``, ``Dataset``'s scalars): each bad
+    value is a ``ValueError``/``TypeError`` whose message names the
     argument (before the fixes: ``'<=' not supported ...``, ``AttributeError``,
     ``OverflowError``, or silently accepted, ``derive_seed(0.5, ...)`` equal to
     ``derive_seed(0, ...)``)."""
     call, values = _bad_cases(*tiny)[name]
-    word = name.split(" ")[0]
+    word = {"a": "a must", "intensity_scale (Dataset)": "intensity_scale"}.get(name, name)
     problems = [f"{word}={v!r}: {p}" for v in values if (p := _refuses(lambda v=v: call(v), word))]
     assert not problems, "\n".join(problems)
 

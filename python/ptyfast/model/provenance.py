@@ -127,13 +127,16 @@ class ProvenanceError(ValueError):
 def _canonical(a: np.ndarray) -> np.ndarray:
     """C-ordered, little-endian (native on every supported platform) copy-if-needed."""
     a = np.ascontiguousarray(a)
+    if a.dtype.hasobject:  # its bytes are pointers: a hash of them means nothing
+        raise TypeError(f"a must be an array of numbers, got dtype {a.dtype}")
     if a.dtype.byteorder == ">":
         a = a.astype(a.dtype.newbyteorder("<"))
     return a
 
 
 def array_sha256(a: np.ndarray) -> str:
-    """SHA-256 (hex) of an array's C-ordered little-endian bytes (dtype and shape apart)."""
+    """SHA-256 (hex) of an array's C-ordered little-endian bytes (dtype and shape apart);
+    object arrays (whose bytes are pointers) are a ``TypeError``."""
     return hashlib.sha256(_canonical(a).data).hexdigest()
 
 
@@ -317,7 +320,15 @@ def seeds(provenance: dict[str, Any]) -> dict[str, int]:
     >>> seeds({"simulation": {"seed": 3}, "experiment": {"scan": {"errors": [{"seed": 5}]}}})
     {'noise': 3, 'scan.errors[0].seed': 5}
     """
-    out = {"noise": provenance["simulation"]["seed"]}
+    if not isinstance(provenance, dict):
+        raise TypeError(f"provenance must be a dict (a record), got {type(provenance).__name__}")
+    sim = provenance.get("simulation")
+    if not isinstance(sim, dict) or "seed" not in sim:
+        raise ProvenanceError(
+            "provenance must be a record with a ['simulation']['seed'] (a dataset's "
+            f"provenance), got keys {sorted(map(str, provenance))}"
+        )
+    out = {"noise": sim["seed"]}
     out.update(_walk_seeds(provenance.get("experiment", {}), ""))
     return out
 

@@ -113,7 +113,9 @@ def _toml_module() -> Any:
 
 
 def loads(text: str, *, where: str = "recipe") -> dict[str, Any]:
-    """Parse TOML text (errors name ``where``)."""
+    """Parse TOML text (errors name ``where``); ``text`` must be a ``str``."""
+    if not isinstance(text, str):
+        raise TypeError(f"text must be a str (TOML), got {type(text).__name__}")
     toml = _toml_module()
     try:
         return toml.loads(text)
@@ -218,6 +220,10 @@ def dumps(doc: dict[str, Any], *, comment: str | None = None) -> str:
     sigma_px = 0.5
     <BLANKLINE>
     """
+    if not isinstance(doc, dict):
+        raise TypeError(f"doc must be a dict (a recipe document), got {type(doc).__name__}")
+    if comment is not None and not isinstance(comment, str):
+        raise TypeError(f"comment must be a str or None, got {type(comment).__name__}")
     lines: list[str] = []
     if comment:
         lines += [f"# {ln}".rstrip() for ln in comment.splitlines()]
