@@ -847,3 +847,70 @@ def test_valid_calls_still_work_and_leave_inputs_alone(tiny: tuple[Any, Path]) -
     probe = ds.probe.copy()
     rec = provenance.encode_array(probe, embed_max_bytes=np.int64(0))
     assert rec["encoding"] == "reference" and np.array_equal(probe, ds.probe)
+
+
+# --------------------------------------------------------------------------- examples, raises
+
+
+@pytest.mark.parametrize(
+    "modname",
+    [
+        "ptyfast.model.geometry",
+        "ptyfast.model.detector",
+        "ptyfast.io._api",
+        "ptyfast.io._common",
+        "ptyfast.distributed",
+    ],
+)
+def test_docstring_examples_run(modname: str) -> None:
+    """The Examples of the model-wing modules whose doctests no other test runs (probes,
+    scans, objects, experiment, provenance, campaign and recipes have theirs) give what they
+    print."""
+    import doctest
+
+    result = doctest.testmod(importlib.import_module(modname), optionflags=doctest.ELLIPSIS)
+    assert result.failed == 0 and result.attempted > 0, result
+
+
+def _exception(name: str) -> type[BaseException] | None:
+    import builtins
+
+    from ptyfast.io import FormatError
+    from ptyfast.model import campaign, provenance, recipes
+
+    known = {
+        "PtyfastError": ptyfast_error(),
+        "FormatError": FormatError,
+        "RecipeError": recipes.RecipeError,
+        "CampaignError": campaign.CampaignError,
+        "ProvenanceError": provenance.ProvenanceError,
+    }
+    obj = known.get(name, getattr(builtins, name, None))
+    return obj if isinstance(obj, type) and issubclass(obj, BaseException) else None
+
+
+def ptyfast_error() -> type[BaseException]:
+    from ptyfast import PtyfastError
+
+    return PtyfastError
+
+
+def test_raises_sections_name_real_exceptions() -> None:
+    """Each entry of a ``Raises`` section names exception classes that exist, and an
+    ``X (Y)`` gloss (``RecipeError (ValueError)``) states a real base class."""
+    problems, seen = [], 0
+    for qual, obj in CALLABLES.items():
+        body = _sections(_doc(obj)).get("Raises")
+        if body is None:
+            continue
+        for names, _ in _entries(body):
+            for entry in names:
+                for m in re.finditer(r"(\w+)(?:\s*\((?:an? )?(\w+)\))?", entry):
+                    seen += 1
+                    exc, base = _exception(m.group(1)), m.group(2)
+                    if exc is None:
+                        problems.append(f"{qual}: Raises {m.group(1)!r} is not an exception")
+                    elif base and not (_exception(base) and issubclass(exc, _exception(base))):  # type: ignore[arg-type]
+                        problems.append(f"{qual}: {m.group(1)} is not a {base}")
+    assert seen > 30
+    assert not problems, "\n".join(problems)
