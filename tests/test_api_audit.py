@@ -914,3 +914,35 @@ def test_raises_sections_name_real_exceptions() -> None:
                         problems.append(f"{qual}: {m.group(1)} is not a {base}")
     assert seen > 30
     assert not problems, "\n".join(problems)
+
+
+def test_documented_attributes_exist(tiny: tuple[Any, Path]) -> None:
+    """Every name of a class's ``Attributes`` section is an attribute of an instance."""
+    from ptyfast import Experiment, io, objects, probes, scans
+    from ptyfast.model import recipes
+
+    ds, _ = tiny
+    e = Experiment(
+        objects.dead_leaves(40, seed=1), probes.gaussian(16, 3.0), scans.raster(2, 2, 4.0)
+    )
+    instances = {
+        "ptyfast.Dataset": ds,
+        "ptyfast.Experiment": e,
+        "ptyfast.model.scans.Scan": scans.raster(2, 2, 4.0),
+        "ptyfast.model.recipes.Planned": recipes.Planned(e, 1, False, "x"),
+        "ptyfast.io.Header": io.Header.from_dataset(ds),
+    }
+    with_section = {
+        q
+        for q, obj in CALLABLES.items()
+        if inspect.isclass(obj) and "Attributes" in _sections(_doc(obj))
+    }
+    assert with_section == set(instances), "a new class with Attributes needs an instance here"
+    problems = [
+        f"{q}: no attribute {name!r}"
+        for q, inst in instances.items()
+        for names, _ in _entries(_sections(_doc(CALLABLES[q]))["Attributes"])
+        for name in names
+        if not hasattr(inst, name)
+    ]
+    assert not problems, "\n".join(problems)
