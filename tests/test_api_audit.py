@@ -946,3 +946,43 @@ def test_documented_attributes_exist(tiny: tuple[Any, Path]) -> None:
         if not hasattr(inst, name)
     ]
     assert not problems, "\n".join(problems)
+
+
+def test_compatibility_table_rows_of_the_model(tmp_path: Path) -> None:
+    """COMPATIBILITY.md, rows "NPZ of a Dataset", "RawData from a Dataset" and "Poisson noise
+    streams": the NPZ members, ``diff3d = sqrt(readings_to_photons(readings))/s`` (0 in
+    masked pixels), true ``xcoords`` and nominal ``*_start``, ``probeGuess`` the first mode,
+    and the stream recorded at ``noise_streams.poisson.stream``."""
+    import numpy as np
+
+    from ptyfast import Detector, Experiment, Geometry, io, objects, probes, scans, simulate
+
+    g = Geometry(energy_eV=8000.0, distance_m=2.0, detector_pixel_m=75e-6, N=16)
+    det = Detector.integrating(beamstop_radius_px=2.0)
+    e = Experiment(
+        objects.dead_leaves(40, seed=1), probes.modes(probes.gaussian(16, 3.0), 2),
+        scans.raster(2, 2, 4.0).jitter(0.3, seed=4), det, photons=1e5, geometry=g,
+    )  # fmt: skip
+    ds = simulate(e, seed=5)
+    path = tmp_path / "d.npz"
+    ds.save(path)
+    with np.load(path) as z:
+        members = set(z.files)
+        diff3d = z["diff3d"]
+        assert np.array_equal(z["readings"], ds.diffraction)
+        assert np.array_equal(z["probe_modes"], ds.probe)
+    want = {"readings", "mask", "probe_modes", "diff3d", "xcoords", "xcoords_start"}
+    want |= {"detector_distance_m", "photon_energy_eV", "detector_pixel_size_m"}
+    assert want <= members, want - members
+    s = np.float32(ds.intensity_scale)
+    photons = np.maximum(det.readings_to_photons(ds.diffraction), 0)
+    assert np.array_equal(diff3d, np.sqrt(photons).astype(np.float32) / s)
+    assert np.array_equal(diff3d, io.amplitudes(ds.diffraction, det, ds.intensity_scale))
+    assert np.all(diff3d[:, ~ds.mask] == 0) and (~ds.mask).any()
+    raw = ds.to_raw_data()
+    assert np.array_equal(raw.diff3d, diff3d)
+    assert np.array_equal(raw.xcoords, ds.positions_true[:, 0])
+    assert np.array_equal(raw.ycoords_start, ds.positions_nominal[:, 1])
+    assert not np.array_equal(raw.xcoords, raw.xcoords_start)
+    assert np.array_equal(raw.probeGuess, ds.probe[0])
+    assert ds.provenance["noise_streams"]["poisson"]["stream"] == "v1"
