@@ -28,6 +28,7 @@ say against what the code does.
 from __future__ import annotations
 
 import ast
+import dataclasses
 import importlib
 import inspect
 import math
@@ -820,6 +821,29 @@ def test_bad_values_are_refused_by_name(name: str, tiny: tuple[Any, Path]) -> No
     word = {"a": "a must", "intensity_scale (Dataset)": "intensity_scale"}.get(name, name)
     problems = [f"{word}={v!r}: {p}" for v in values if (p := _refuses(lambda v=v: call(v), word))]
     assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize("value", ["3", True, None, 2.0, 1 + 2j])
+def test_numbers_must_be_numbers(value: Any) -> None:
+    """README, "Errors and limits": numbers must be numbers (``N=2.5``, ``N=True`` are
+    ``TypeError``s): ``Detector.mask/pixel_map/kernel_args(N)`` and ``io.Header``'s
+    ``n_patterns`` raised ``ValueError`` for them."""
+    from ptyfast import Detector, io
+
+    ds = _tiny_dataset(Detector.ideal())
+    header = io.Header.from_dataset(ds)
+    for call, name in (
+        (lambda: Detector().mask(value), "N"),
+        (lambda: Detector().pixel_map(value), "N"),
+        (lambda: Detector().kernel_args(value), "N"),
+        (lambda: dataclasses.replace(header, n_patterns=value), "n_patterns"),
+    ):
+        with pytest.raises(TypeError, match=rf"^{name} must be a"):
+            call()
+    with pytest.raises(ValueError, match="N must be an integer >= 2, got 1"):
+        Detector().mask(1)
+    with pytest.raises(ValueError, match="n_patterns must be a positive integer, got 0"):
+        dataclasses.replace(header, n_patterns=0)
 
 
 def test_valid_calls_still_work_and_leave_inputs_alone(tiny: tuple[Any, Path]) -> None:

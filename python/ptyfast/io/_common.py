@@ -438,7 +438,9 @@ class Header:
 
     def __post_init__(self) -> None:
         m = self.n_patterns
-        if isinstance(m, bool) or not isinstance(m, numbers.Integral) or m < 1:
+        if isinstance(m, bool) or not isinstance(m, numbers.Integral):
+            raise TypeError(f"n_patterns must be a positive integer, got {type(m).__name__} {m!r}")
+        if m < 1:
             raise ValueError(f"n_patterns must be a positive integer, got {m!r}")
         self.n_patterns = int(m)
         try:

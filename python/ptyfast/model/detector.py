@@ -617,7 +617,9 @@ class Detector:
         return self.full_well if self.full_well is not None else _kernels._reading_max(self.dtype)
 
     def _check_n(self, N: int) -> int:  # noqa: N803 - the pattern size's usual name
-        if isinstance(N, bool) or not isinstance(N, numbers.Integral) or int(N) < 2:
+        if isinstance(N, bool) or not isinstance(N, numbers.Integral):
+            raise TypeError(f"N must be an integer >= 2, got {type(N).__name__} {N!r}")
+        if int(N) < 2:
             raise ValueError(f"N must be an integer >= 2, got {N!r}")
         n = int(N)
         # The pixel map, its defect masks and the uniforms of the bad-pixel draw.
@@ -643,6 +645,8 @@ class Detector:
 
         Raises
         ------
+        TypeError
+            ``N`` not an integer (bools included).
         ValueError
             ``N`` < 2; explicit defect maps of another size; a beamstop wider than the
             pattern; no valid pixel left (e.g. a gap wider than the pattern).
@@ -687,7 +691,7 @@ class Detector:
 
         Raises
         ------
-        ValueError
+        TypeError, ValueError
             As :meth:`pixel_map`.
         """
         return self.pixel_map(N) == _kernels.PIXEL_VALID
