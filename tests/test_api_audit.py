@@ -62,6 +62,7 @@ MODEL_MODULES = [
     "ptyfast.io.cxi",
     "ptyfast.io.zarr",
     "ptyfast.distributed",
+    "ptyfast.plotting",  # Dataset.preview's module
 ]
 
 
@@ -942,7 +943,7 @@ def test_raises_sections_name_real_exceptions() -> None:
 
 def test_documented_attributes_exist(tiny: tuple[Any, Path]) -> None:
     """Every name of a class's ``Attributes`` section is an attribute of an instance."""
-    from ptyfast import Experiment, io, objects, probes, scans
+    from ptyfast import Experiment, io, objects, plotting, probes, scans
     from ptyfast.model import recipes
 
     ds, _ = tiny
@@ -955,6 +956,7 @@ def test_documented_attributes_exist(tiny: tuple[Any, Path]) -> None:
         "ptyfast.model.scans.Scan": scans.raster(2, 2, 4.0),
         "ptyfast.model.recipes.Planned": recipes.Planned(e, 1, False, "x"),
         "ptyfast.io.Header": io.Header.from_dataset(ds),
+        "ptyfast.plotting.PreviewData": plotting.PreviewData.from_dataset(ds),
     }
     with_section = {
         q

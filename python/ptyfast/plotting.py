@@ -171,7 +171,8 @@ class PreviewData:
     def from_dataset(
         cls, dataset: Dataset, *, n_patterns: int = 3, name: str | None = None
     ) -> PreviewData:
-        """The preview of a :class:`~ptyfast.Dataset` (its first ``n_patterns`` patterns)."""
+        """The preview of a :class:`~ptyfast.Dataset` (its first ``n_patterns`` patterns;
+        ``name`` in the title, as for :func:`preview`)."""
         from .model.dataset import Dataset
 
         if not isinstance(dataset, Dataset):
@@ -218,7 +219,7 @@ class PreviewData:
     ) -> PreviewData:
         """The preview of ``simulate(experiment, seed=seed)`` without simulating all of it:
         its first ``n_patterns`` patterns are simulated here (the same bits as the dataset's,
-        as every draw is keyed by pattern)."""
+        as every draw is keyed by pattern); ``name`` in the title, as for :func:`preview`."""
         from .model import _args
         from .model.experiment import Experiment
 
