@@ -824,6 +824,29 @@ def test_bad_values_are_refused_by_name(name: str, tiny: tuple[Any, Path]) -> No
     assert not problems, "\n".join(problems)
 
 
+def test_local_client_refuses_counts_as_documented() -> None:
+    """``distributed.local_client``'s Raises: ``TypeError`` for a count that is not an
+    integer (documented as ``ValueError`` before), ``ValueError`` outside ``1 .. 4 × cores``;
+    no cluster is started."""
+    pytest.importorskip("distributed")
+    from ptyfast import distributed
+
+    for kwargs, exc in (
+        ({"workers": "2"}, TypeError),
+        ({"workers": True}, TypeError),
+        ({"workers": 1, "threads": 2.0}, TypeError),
+        ({"workers": 0}, ValueError),
+        ({"workers": 10**6}, ValueError),
+        ({"workers": 1, "threads": -1}, ValueError),
+    ):
+        name = "threads" if "threads" in kwargs else "workers"
+        with pytest.raises(exc, match=rf"^{name} must be"):
+            with distributed.local_client(**kwargs):
+                pass  # pragma: no cover - refused before
+    doc = _sections(_doc(distributed.local_client))["Raises"]
+    assert {n for names, _ in _entries(doc) for n in names} >= {"TypeError", "ValueError"}
+
+
 @pytest.mark.parametrize("value", ["3", True, None, 2.0, 1 + 2j])
 def test_numbers_must_be_numbers(value: Any) -> None:
     """README, "Errors and limits": numbers must be numbers (``N=2.5``, ``N=True`` are

@@ -546,10 +546,14 @@ def local_client(workers: int, *, threads: int | None = None) -> Iterator[Any]:
 
     Raises
     ------
+    TypeError
+        ``workers`` or ``threads`` not an integer (bools and floats included).
     ValueError
-        ``workers`` or ``threads`` not an integer in ``1 .. 4 × os.cpu_count()`` (more
-        processes or threads than that only compete for the cores, and a mistyped count would
-        start that many).
+        ``workers`` or ``threads`` outside ``1 .. 4 × os.cpu_count()`` (more processes or
+        threads than that only compete for the cores, and a mistyped count would start that
+        many).
+    ImportError
+        ``distributed`` (Dask) not installed.
     """
     distributed = _require_distributed()
     cores = os.cpu_count() or 1
