@@ -532,6 +532,38 @@ def test_cross_references_resolve() -> None:
     assert not _resolves("no_such_function", "ptyfast.io", None)
 
 
+def test_every_public_name_is_on_the_api_pages() -> None:
+    """Each ``__all__`` name of the audited modules is rendered by a ``:::`` directive of
+    docs/api/ (itself, its class or a module above it), or named with its full path in a
+    page's text (``ptyfast.PtyfastError``, data whose rendering would show private names)."""
+    targets: set[str] = set()
+    prose = ""
+    for page in (ROOT / "docs" / "api").glob("*.md"):
+        text = page.read_text(encoding="utf-8")
+        targets |= set(re.findall(r"^::: ([\w.]+)", text, re.M))
+        prose += text
+
+    def shown(path: str) -> bool:
+        parts = path.split(".")
+        return any(".".join(parts[:i]) in targets for i in range(1, len(parts) + 1))
+
+    missing = []
+    for modname in MODEL_MODULES:
+        mod = importlib.import_module(modname)
+        for name in mod.__all__:
+            obj = getattr(mod, name)
+            paths = [f"{modname}.{name}"]
+            if isinstance(obj, types.ModuleType):
+                paths.append(obj.__name__)
+            elif hasattr(obj, "__qualname__") and hasattr(obj, "__module__"):
+                paths.append(f"{obj.__module__}.{obj.__qualname__}")
+            if f"`{modname}.{name}`" in prose:
+                continue
+            if not any(shown(p) for p in paths):
+                missing.append(f"{modname}.{name}")
+    assert not missing, missing
+
+
 # --------------------------------------------------------------------------- claims of the docs
 
 
@@ -635,6 +667,19 @@ def test_detector_claims_of_the_guide_and_docstrings() -> None:
     assert Detector().poisson_stream == Detector.ideal().poisson_stream == "v1"
     assert Detector(poisson_stream="v2").poisson_stream == "v2"
     assert _tiny_dataset(Detector(dtype="float64")).diffraction.dtype == np.float64
+
+
+def test_pixel_codes_as_documented() -> None:
+    """``Detector.pixel_map``'s docstring spells out :data:`PIXEL_CODES` (the API pages show
+    the dict only as an expression of private constants); a pixel map holds those codes."""
+    from ptyfast import Detector
+    from ptyfast.model.detector import PIXEL_CODES
+
+    doc = _doc(Detector.pixel_map)
+    stated = {k: int(v) for k, v in re.findall(r"``(\w+)`` (\d+)", doc)}
+    assert stated == PIXEL_CODES
+    codes = Detector(beamstop_radius_px=2.0, module_px=(10, 10), gap_px=(2, 2)).pixel_map(16)
+    assert {int(c) for c in set(codes.ravel().tolist())} == {0, 1, 2}
 
 
 def test_dataset_fields_as_the_experiments_guide_tabulates() -> None:

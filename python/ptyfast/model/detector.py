@@ -639,7 +639,8 @@ class Detector:
 
     def pixel_map(self, N: int) -> np.ndarray:  # noqa: N803
         """What each pixel of an ``N × N`` pattern is: uint8, the OR of the flags
-        :data:`PIXEL_CODES` that apply (0: valid). Beamstop and gap: no photons arrive; gap and
+        :data:`PIXEL_CODES` that apply (``valid`` 0, ``beamstop`` 1, ``gap`` 2, ``dead`` 4,
+        ``hot`` 8). Beamstop and gap: no photons arrive; gap and
         dead: the pixel reads 0; hot: it reads the saturation level unless also dead or in a
         gap.
 
