@@ -2,8 +2,9 @@
 say against what the code does.
 
 * Docstrings of the model wing (``ptyfast.__all__``, :mod:`ptyfast.model`'s public modules,
-  :mod:`ptyfast.io` and its format modules, :mod:`ptyfast.distributed`) follow one of the
-  project's two conventions, and each is checked against ``inspect.signature``:
+  :mod:`ptyfast.io` and its format modules, :mod:`ptyfast.distributed`,
+  :mod:`ptyfast.plotting`) follow one of the project's two conventions, and each is checked
+  against ``inspect.signature``:
 
   - numpydoc: a ``Parameters`` (or, for a dataclass, ``Attributes``) section lists exactly
     the signature's parameters (``a, b : type`` documents both; ``**kw`` or ``kw`` the
@@ -14,6 +15,9 @@ say against what the code does.
     required positional parameter, which prose names by its role ("a record", "the
     dataset").
 
+  Also: keywords in documented calls exist, Sphinx cross-references resolve, ``Raises``
+  sections name real exceptions, documented attributes exist, the Examples of modules no
+  other test doctests run, and every public name is on the API pages.
 * ``_core.pyi`` agrees with the compiled module (names, order, kinds, defaults; the full
   ``mypy.stubtest`` runs in ``make lint``); every ``__all__`` entry exists, nothing private is
   exported, and the type checkers' view of ``ptyfast``'s lazy names is the runtime one.
@@ -153,15 +157,17 @@ def _value(text: str) -> Any:
 
 
 def _same(documented: Any, real: Any) -> bool:
-    if isinstance(documented, str) and not isinstance(real, str):
-        return False
+    """Whether a documented default (parsed by :func:`_value`) is the real one: sequences
+    element by element, numbers to 1e-12 (``π/2``), bools and None by identity."""
     if isinstance(real, (tuple, list)) and isinstance(documented, (tuple, list)):
         return len(real) == len(documented) and all(
             _same(a, b) for a, b in zip(documented, real, strict=True)
         )
-    if isinstance(real, float) and isinstance(documented, (int, float)):
-        return math.isclose(documented, real, rel_tol=1e-12) or documented == real
-    return bool(documented == real) and type(documented) is not bool or documented is real
+    if isinstance(real, bool) or real is None or isinstance(documented, bool):
+        return documented is real
+    if isinstance(real, (int, float)) and isinstance(documented, (int, float)):
+        return math.isclose(documented, real, rel_tol=1e-12)
+    return type(documented) is type(real) and bool(documented == real)
 
 
 def _check_section(
@@ -609,19 +615,13 @@ def test_builder_tables_match_the_signatures(page: str, module: str) -> None:
 
 
 def _tiny_dataset(detector: Any) -> Any:
-    from ptyfast import Experiment, objects, probes, scans
+    from ptyfast import Experiment, objects, probes, scans, simulate
 
     e = Experiment(
         objects.dead_leaves(40, seed=1), probes.gaussian(16, 3.0), scans.raster(2, 2, 4.0),
         detector, photons=1e4,
     )  # fmt: skip
-    return ptyfast_simulate(e, seed=3)
-
-
-def ptyfast_simulate(e: Any, **kwargs: Any) -> Any:
-    from ptyfast import simulate
-
-    return simulate(e, **kwargs)
+    return simulate(e, seed=3)
 
 
 @pytest.mark.parametrize(
@@ -968,11 +968,12 @@ def test_docstring_examples_run(modname: str) -> None:
 def _exception(name: str) -> type[BaseException] | None:
     import builtins
 
+    from ptyfast import PtyfastError
     from ptyfast.io import FormatError
     from ptyfast.model import campaign, provenance, recipes
 
     known = {
-        "PtyfastError": ptyfast_error(),
+        "PtyfastError": PtyfastError,
         "FormatError": FormatError,
         "RecipeError": recipes.RecipeError,
         "CampaignError": campaign.CampaignError,
@@ -980,12 +981,6 @@ def _exception(name: str) -> type[BaseException] | None:
     }
     obj = known.get(name, getattr(builtins, name, None))
     return obj if isinstance(obj, type) and issubclass(obj, BaseException) else None
-
-
-def ptyfast_error() -> type[BaseException]:
-    from ptyfast import PtyfastError
-
-    return PtyfastError
 
 
 def test_raises_sections_name_real_exceptions() -> None:
