@@ -818,6 +818,10 @@ def _bad_cases(ds: Any, path: Path) -> dict[str, tuple[Callable[[Any], Any], lis
             lambda v: io.amplitudes(ds.diffraction, None, v),
             [*_BAD[:4], "1", None, True, [1], np.ones(2), 0],
         ),
+        "readings": (
+            lambda v: io.amplitudes(v, None, 1.0),
+            [np.broadcast_to(np.float32(1), (2**40, 2, 2)), np.array(["a"]), [[1j]], None],
+        ),
         "embed_max_bytes": (
             lambda v: provenance.encode_array(ds.probe, embed_max_bytes=v),
             [*not_int, -1],
@@ -843,6 +847,7 @@ _CASES = [
     "path",
     "bits",
     "intensity_scale",
+    "readings",
     "embed_max_bytes",
     "doc",
     "comment",

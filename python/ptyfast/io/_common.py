@@ -304,8 +304,9 @@ def amplitudes(readings: np.ndarray, detector: Any, intensity_scale: float) -> n
     Raises
     ------
     TypeError, ValueError
-        ``intensity_scale`` not a real number, or not positive and finite; amplitudes beyond
-        float32.
+        ``readings`` not a real array, or larger than the available memory (before any
+        allocation); ``intensity_scale`` not a real number, or not positive and finite;
+        amplitudes beyond float32.
     """
     if isinstance(intensity_scale, bool) or not isinstance(intensity_scale, numbers.Real):
         raise TypeError(
@@ -320,6 +321,11 @@ def amplitudes(readings: np.ndarray, detector: Any, intensity_scale: float) -> n
         raise ValueError(
             f"intensity_scale must be a positive finite real number, got {intensity_scale!r}"
         )
+    readings = np.asarray(readings)
+    if readings.dtype.kind not in "biuf":
+        raise TypeError(f"readings must be a real array, got dtype {readings.dtype}")
+    # the float64 working copy and the float32 result, refused before either is made
+    require_memory(f"readings: shape {readings.shape} as amplitudes", readings.size * 12)
     photons = readings_to_photons(readings, detector).astype(np.float64)  # a copy: in place
     np.maximum(photons, 0.0, out=photons)
     np.sqrt(photons, out=photons)
