@@ -874,6 +874,43 @@ def test_bad_values_are_refused_by_name(name: str, tiny: tuple[Any, Path]) -> No
     assert not problems, "\n".join(problems)
 
 
+def test_zarr_region_writer_checks_its_blocks(tmp_path: Path) -> None:
+    """``io.zarr.write_region`` (public; what ``distributed`` workers call): ``start`` an
+    integer (``'0'``/None gave ``TypeError``s naming nothing), ``diffraction`` an array, and
+    ``patches`` complex64 of ``diffraction``'s shape: a ``(1, N, N)`` block was broadcast
+    into every pattern of the region and a float32 or complex128 one cast silently;
+    ``chunk_rows(None)`` was an ``AttributeError``."""
+    pytest.importorskip("zarr")
+    import numpy as np
+
+    from ptyfast import Experiment, io, objects, probes, scans, simulate
+    from ptyfast.io import zarr as pzarr
+
+    e = Experiment(
+        objects.dead_leaves(40, seed=1), probes.gaussian(16, 3.0), scans.raster(2, 2, 4.0)
+    )
+    ds = simulate(e, seed=3, patches=True)
+    store = tmp_path / "s.zarr"
+    store.mkdir()
+    pzarr.create_store(store, io.Header.from_dataset(ds), compress=False, rows=2)
+    d, p = ds.diffraction[:2], ds.patches[:2]
+    for kwargs, exc, name in (
+        ({"start": "0"}, TypeError, "start"),
+        ({"start": None}, TypeError, "start"),
+        ({"start": True}, TypeError, "start"),
+        ({"diffraction": None}, TypeError, "diffraction"),
+        ({"patches": p[:1]}, ValueError, "patches"),
+        ({"patches": p.astype(np.complex128)}, TypeError, "patches"),
+        ({"patches": p.real.copy()}, TypeError, "patches"),
+    ):
+        args = {"start": 0, "diffraction": d, "patches": p} | kwargs
+        with pytest.raises(exc, match=rf"^{name} must"):
+            pzarr.write_region(store, **args)
+    with pytest.raises(TypeError, match="^header must"):
+        pzarr.chunk_rows(None)  # type: ignore[arg-type]
+    assert pzarr.write_region(store, np.int64(0), d, p)
+
+
 def test_local_client_refuses_counts_as_documented() -> None:
     """``distributed.local_client``'s Raises: ``TypeError`` for a count that is not an
     integer (documented as ``ValueError`` before), ``ValueError`` outside ``1 .. 4 × cores``;

@@ -40,6 +40,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import numbers
 import os
 import warnings
 from pathlib import Path
@@ -54,6 +55,7 @@ from ._common import (
     BlockWriter,
     FormatError,
     Header,
+    _array,
     check_finite,
     dumps,
     loads,
@@ -192,6 +194,8 @@ def chunk_rows(header: Header) -> int:
     """Patterns per chunk of a store for ``header``: about :data:`CHUNK_BYTES` of the widest
     pattern array (one length for ``diffraction`` and ``patches``, so blocks regroup into
     whole chunks of both)."""
+    if not isinstance(header, Header):
+        raise TypeError(f"header must be a ptyfast.io.Header, got {type(header).__name__}")
     n = header.N
     widest = 8 if header.patches else header.dtype.itemsize
     return max(1, min(header.n_patterns, CHUNK_BYTES // (n * n * widest)))
@@ -270,11 +274,23 @@ def write_region(
 
     Raises
     ------
+    TypeError
+        ``start`` not an integer; ``diffraction`` or ``patches`` not a numpy array of a real
+        (complex64 for ``patches``) dtype.
     ValueError
         A region not aligned with the chunks, past the end, or of the wrong shape or dtype;
-        ``patches`` missing where the store keeps them, or given where it does not; NaN or
-        inf in floating ``diffraction`` or in ``patches`` (before anything is written).
+        ``patches`` missing where the store keeps them, given where it does not, or not of
+        ``diffraction``'s shape; NaN or inf in floating ``diffraction`` or in ``patches``
+        (before anything is written).
     """
+    if isinstance(start, bool) or not isinstance(start, numbers.Integral):
+        raise TypeError(f"start must be an integer, got {type(start).__name__} {start!r}")
+    start = int(start)
+    _array("diffraction", diffraction, "fiu", (None, None, None))
+    if patches is not None:
+        _array("patches", patches, "c", diffraction.shape)
+        if patches.dtype != np.complex64:
+            raise TypeError(f"patches must be complex64, got {patches.dtype}")
     zarr = require("zarr")
     where = Path(directory)
     root = zarr.open_group(store=os.fspath(where), mode="r+")
