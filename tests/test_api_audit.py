@@ -717,7 +717,7 @@ def test_scan_and_probe_claims_of_the_guides() -> None:
     for a in (s.nominal, s.true):
         assert a.shape == (12, 2) and a.dtype == np.float64 and not a.flags.writeable
     assert np.allclose(s.nominal.mean(axis=0), 0.0)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"position 0 at \(x, y\)"):  # the first that leaves
         scans.raster(3, 3, 10.0).placed((20, 20), 16)
     g = Geometry(energy_eV=8000.0, distance_m=2.0, detector_pixel_m=75e-6, N=32)
     built = [
@@ -732,6 +732,27 @@ def test_scan_and_probe_claims_of_the_guides() -> None:
         assert p.dtype == np.complex64 and p.shape[-2:] == (32, 32) and p.ndim in (2, 3)
         assert math.isclose(float(np.sum(np.abs(p.astype(np.complex128)) ** 2)), 1.0, rel_tol=1e-5)
     assert built[-1].shape == (3, 32, 32)
+
+
+def test_replay_of_a_dataset_takes_its_arrays() -> None:
+    """docs/guides/provenance.md: ``ptyfast.replay(dataset)`` takes the arrays from the
+    dataset itself, for records that reference large arrays by hash (``replay(provenance)``
+    then needs them: a ``ProvenanceError`` saying so)."""
+    import numpy as np
+
+    from ptyfast import Detector, Experiment, objects, probes, replay, scans, simulate
+    from ptyfast.model.provenance import ProvenanceError
+
+    e = Experiment(
+        objects.dead_leaves(40, seed=1), probes.gaussian(16, 3.0), scans.raster(2, 2, 4.0),
+        Detector.eiger(), 1e4,
+    )  # fmt: skip
+    ds = simulate(e, seed=3, embed_max_bytes=0)
+    with pytest.raises(ProvenanceError, match="object is recorded by reference only"):
+        replay(ds.provenance)
+    again = replay(ds)
+    assert np.array_equal(again.diffraction, ds.diffraction)
+    assert again.diffraction.dtype == np.uint32
 
 
 def test_error_types_the_readme_names() -> None:
