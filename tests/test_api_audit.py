@@ -1005,6 +1005,46 @@ def test_valid_calls_still_work_and_leave_inputs_alone(tiny: tuple[Any, Path]) -
     assert rec["encoding"] == "reference" and np.array_equal(probe, ds.probe)
 
 
+# --------------------------------------------------------------------------- option names
+
+
+def _option_calls(tmp: Path) -> dict[tuple[str, str], Callable[[str], Any]]:
+    """(callable, parameter) of each ``name : {'a', 'b'}`` header -> a call with a value."""
+    from ptyfast import Detector, io, objects, probes
+
+    header = io.Header.from_dataset(_tiny_dataset(Detector.ideal()))
+    return {
+        ("ptyfast.model.probes.zernike", "plane"): lambda v: probes.zernike(16, plane=v),
+        ("ptyfast.model.probes.modes", "method"): lambda v: probes.modes(
+            probes.gaussian(16, 3.0), 2, method=v
+        ),
+        ("ptyfast.model.probes.recipe", "builder"): lambda v: probes.recipe(v),
+        ("ptyfast.model.objects.recipe", "family"): lambda v: objects.recipe(v, shape=16),
+        ("ptyfast.io.format_from_path", "format"): lambda v: io.format_from_path("a.npz", v),
+        ("ptyfast.io.writer", "format"): lambda v: io.writer(tmp / "w.npz", header, format=v),
+    }
+
+
+def test_enumerated_options_are_the_accepted_ones(tmp_path: Path) -> None:
+    """A header ``name : {'a', 'b'}`` lists exactly the values the function accepts: an
+    unknown value's error lists the same set."""
+    calls = _option_calls(tmp_path)
+    documented = {}
+    for qual, obj in CALLABLES.items():
+        sections = _sections(_doc(obj))
+        for names, header in _entries(sections.get("Parameters", "")):
+            m = re.search(r"\{([^}]*)\}", header)
+            if m:
+                for name in names:
+                    documented[(qual, name)] = set(ast.literal_eval(f"[{m.group(1)}]"))
+    assert set(documented) == set(calls), "a new enumerated option needs a call here"
+    for key, options in sorted(documented.items()):
+        with pytest.raises(ValueError, match=rf"{key[1]} must be one of") as info:
+            calls[key]("__no_such_option__")
+        accepted = set(ast.literal_eval(re.search(r"one of (\[[^\]]*\])", str(info.value))[1]))
+        assert accepted == options, f"{key}: documented {options}, accepted {accepted}"
+
+
 # --------------------------------------------------------------------------- examples, raises
 
 
