@@ -204,6 +204,9 @@ def illuminate_and_diffract(
         Default to ``ptyfast.params.cfg``.
     poisson : bool
         Observe with Poisson noise (pattern ``i`` on stream ``(seed, i)``).
+    seed : int, numpy.random.Generator, numpy.random.RandomState or None, keyword-only
+        The noise's randomness, as :func:`observe_amplitude` takes it (None: fresh OS
+        entropy).
 
     Returns
     -------
