@@ -67,10 +67,23 @@ def _require_distributed() -> Any:
     return distributed
 
 
+#: Longest name of the hidden sibling kept readable (the usual file-name limit, in bytes).
+_NAME_MAX = 255
+
+
 def partial_path(store: str | os.PathLike[str]) -> Path:
-    """The hidden sibling a store is built in before it is published."""
-    target = Path(store)
-    return target.parent / f".{target.name}{PARTIAL_SUFFIX}"
+    """The hidden sibling a store is built in before it is published, as an absolute path.
+
+    Absolute: the workers get this path, and a worker's working directory need not be the
+    client's (a relative ``store`` once sent them a relative path, resolved in their own
+    directory). ``<name>`` is replaced by a digest of it when the sibling's name would exceed
+    the file-name limit (a store name that the file system accepts otherwise failed with
+    ``OSError: File name too long`` on the sibling)."""
+    target = Path(os.path.abspath(store))
+    name = target.name
+    if len(os.fsencode(f".{name}{PARTIAL_SUFFIX}")) > _NAME_MAX:
+        name = f"ptyfast-{hashlib.sha256(os.fsencode(name)).hexdigest()[:16]}"
+    return target.parent / f".{name}{PARTIAL_SUFFIX}"
 
 
 def _recipe_hash(provenance: dict[str, Any], compress: bool, patches: bool) -> str:
@@ -485,12 +498,23 @@ def _campaign(
 ) -> list[Path]:
     distributed = _require_distributed()
     c.check(progress=progress)  # every experiment, before any task
-    directory.mkdir(parents=True, exist_ok=True)
+    from .io._dirstore import check_replaceable
+
     targets = [c.path_for(directory, i, ".zarr") for i in range(c.n_experiments)]
+    for t in targets:  # a file or a user's folder at any target stops the run before any task
+        check_replaceable(t)
+    directory.mkdir(parents=True, exist_ok=True)
     handle = _shared(client, c, "campaign")
     plans = {
         client.submit(
-            _plan_task, handle, i, os.fspath(t), options, key=_key("plan", i), pure=False
+            # absolute: a worker's working directory need not be the client's
+            _plan_task,
+            handle,
+            i,
+            os.path.abspath(t),
+            options,
+            key=_key("plan", i),
+            pure=False,
         ): i
         for i, t in enumerate(targets)
     }
