@@ -10,6 +10,12 @@ with SIGKILL from outside while shards run. No mocks.
 from __future__ import annotations
 
 import os
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -19,11 +25,18 @@ import pytest
 distributed = pytest.importorskip("distributed")
 pytest.importorskip("zarr")
 
+import cloudpickle  # noqa: E402  (a dependency of distributed)
+
 import ptyfast  # noqa: E402
 import ptyfast.distributed as D  # noqa: E402
 from ptyfast import objects, probes, scans  # noqa: E402
+from ptyfast.model import provenance as _prov  # noqa: E402
+
+# The plugins below travel to the workers by value (the workers cannot import this file).
+cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
 SEED = 11
+TESTS = Path(__file__).resolve().parent
 SRC = Path(ptyfast.__file__).resolve().parents[1]  # the python/ directory of this checkout
 
 
@@ -186,6 +199,20 @@ def test_output_path_edge_cases(client, tmp_path):
     assert not any(p.name.endswith(D.PARTIAL_SUFFIX) for p in tmp_path.iterdir())
 
 
+@pytest.mark.parametrize("name", [".", "..", "sub/.."])
+def test_the_working_directory_is_not_a_store_name(client, tmp_path, monkeypatch, name):
+    """``store="."`` in an empty directory ran every shard, then failed to rename the working
+    directory (``OSError: EBUSY``), leaving a hidden partial store beside it."""
+    work = tmp_path / "work"
+    (work / "sub").mkdir(parents=True)
+    monkeypatch.chdir(work if name == "sub/.." else work / "sub")  # "sub" is empty
+    for overwrite in (False, True):
+        with pytest.raises(ValueError, match="store must name a store to create"):
+            D.simulate(experiment(9), name, seed=SEED, client=client, overwrite=overwrite)
+    assert [p.name for p in tmp_path.iterdir()] == ["work"]
+    assert [p.name for p in work.iterdir()] == ["sub"] and not any((work / "sub").iterdir())
+
+
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only directories")
 def test_a_read_only_directory_fails_naming_the_store_and_writes_nothing(client, tmp_path):
     e = experiment(9)
@@ -255,8 +282,6 @@ def test_a_campaign_with_integer_detectors_resumes_only_what_is_missing(client, 
         dtypes.add(ds.diffraction.dtype.kind)
     assert "u" in dtypes  # an integer detector was drawn (the case this test is about)
     # Store 1 lost: a re-run rebuilds it alone, with other shards; the others are left.
-    import shutil
-
     shutil.rmtree(paths[1])
     before = [(p / "zarr.json").stat().st_mtime_ns for p in (paths[0], paths[2])]
     assert D.simulate(c, out, client=client, shard_size=5) == paths
@@ -295,3 +320,226 @@ def test_a_campaign_into_a_relative_directory(client, tmp_path, monkeypatch):
     for i in range(2):
         assert_same(ptyfast.open(tmp_path / paths[i]), c.simulate(i))
     assert sorted(p.name for p in (tmp_path / "camp").iterdir()) == sorted(p.name for p in paths)
+
+
+# --------------------------------------------------------------------------- interruptions
+
+# A client in its own process, on the module's cluster: D.simulate(experiment(n), ...).
+_DRIVER = textwrap.dedent(
+    """
+    import json, sys
+    args = json.loads(sys.argv[1])
+    from ptyfast.model import provenance
+    if args.get("version"):
+        provenance.__version__ = args["version"]
+    import ptyfast.distributed as D
+    from distributed import Client
+    from test_distributed_audit import experiment
+    with Client(args["address"]) as c:
+        D.simulate(experiment(args["n"]), args["store"], seed=args["seed"], client=c,
+                   shard_size=args["shard"], overwrite=args["overwrite"])
+    print("published")
+    """
+)
+
+
+def _driver(client, store: Path, *, n: int, seed: int, shard: int, overwrite: bool = False):
+    import json
+
+    args = {
+        "address": client.scheduler.address,
+        "store": os.fspath(store),
+        "n": n,
+        "seed": seed,
+        "shard": shard,
+        "overwrite": overwrite,
+    }
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([os.fspath(SRC), os.fspath(TESTS)])}
+    return subprocess.Popen(
+        [sys.executable, "-c", _DRIVER, json.dumps(args)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+class _Hold(distributed.WorkerPlugin):
+    """Holds a worker before it executes a shard while ``hold`` exists and at least
+    ``after`` shards of ``store`` are done."""
+
+    def __init__(self, store: str, hold: str, after: int) -> None:
+        self.store, self.hold, self.after = store, hold, after
+
+    def transition(self, key, start, finish, **kwargs):
+        if finish != "executing" or "shard" not in str(key):
+            return
+        while os.path.exists(self.hold) and len(markers(Path(self.store))) >= self.after:
+            time.sleep(0.01)
+
+
+def _settle(client, store: Path) -> list[str]:
+    """Wait until the cluster runs nothing; the markers then."""
+    deadline = time.monotonic() + 60
+    while any(client.processing().values()):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    return markers(store)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT])
+def test_an_interrupted_client_resumes_with_another_shard_size_to_the_same_bits(
+    client, tmp_path, monkeypatch, sig
+):
+    n = 37
+    store, hold = tmp_path / "r.zarr", tmp_path / "hold"
+    hold.touch()
+    client.register_plugin(_Hold(os.fspath(store), os.fspath(hold), 3), name="audit-hold")
+    try:
+        first = _driver(client, store, n=n, seed=SEED, shard=2)
+        deadline = time.monotonic() + 120
+        while len(markers(store)) < 3:
+            assert first.poll() is None, first.communicate()
+            assert time.monotonic() < deadline, "the first run made no progress"
+            time.sleep(0.02)
+        first.send_signal(sig)
+        out, err = first.communicate(timeout=60)
+        assert first.returncode != 0 and "published" not in out, err
+    finally:
+        hold.unlink()
+        client.unregister_worker_plugin("audit-hold")
+    done = _settle(client, store)
+    assert 3 <= len(done) < -(-n // 2) and not store.exists()
+    # Another recipe or other storage options: refused, naming the store, nothing changed.
+    e = experiment(n)
+    for kw in ({"seed": SEED + 1}, {"compress": True}, {"patches": True}):
+        args = {"seed": SEED, "client": client, **kw}
+        with pytest.raises(ValueError, match=r"partial simulation of another recipe.*overwrite"):
+            D.simulate(e, store, **args)
+        assert markers(store) == done and not store.exists()
+    # A partial store made by another ptyfast version is another recipe too.
+    with monkeypatch.context() as m:
+        m.setattr(_prov, "__version__", "0.0.0+other")
+        with pytest.raises(ValueError, match="another recipe"):
+            D.simulate(e, store, seed=SEED, client=client)
+    assert markers(store) == done and not store.exists()
+    # The same recipe resumes, with another shard size, into the uninterrupted bits.
+    assert D.simulate(e, store, seed=SEED, client=client, shard_size=5) == [store]
+    assert_same(ptyfast.open(store), ptyfast.simulate(e, seed=SEED))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.zarr"]
+
+
+def test_a_complete_store_of_other_options_or_version_is_refused_and_kept(
+    client, tmp_path, monkeypatch
+):
+    e = experiment(12)
+    store = tmp_path / "c.zarr"
+    with monkeypatch.context() as m:
+        m.setattr(_prov, "__version__", "0.0.0+other")
+        D.simulate(e, store, seed=SEED, client=client)
+    old = ptyfast.open(store)
+    assert old.provenance["ptyfast_version"] == "0.0.0+other"
+    for kw in ({}, {"compress": True}, {"patches": True}, {"seed": SEED + 1}):
+        args = {"seed": SEED, "client": client, **kw}
+        with pytest.raises(ValueError, match="exists and holds another dataset"):
+            D.simulate(e, store, **args)
+    assert_same(ptyfast.open(store), old)
+    # overwrite=True replaces it with this version's bits.
+    D.simulate(e, store, seed=SEED, client=client, overwrite=True)
+    assert_same(ptyfast.open(store), ptyfast.simulate(e, seed=SEED))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.zarr"]
+
+
+@pytest.mark.slow
+def test_a_client_killed_at_any_instant_leaves_the_old_store_or_the_whole_new_one(client, tmp_path):
+    """``overwrite=True`` over an existing store, the client SIGKILLed at several instants:
+    after k shards, when every shard is done, and when publication starts (the progress
+    directory removed). At each, the target reads as the old dataset or the new one."""
+    n = 40
+    e = experiment(n)
+    store = tmp_path / "o.zarr"
+    old_ref = ptyfast.simulate(e, seed=SEED + 1)
+    new_ref = ptyfast.simulate(e, seed=SEED)
+    D.simulate(e, store, seed=SEED + 1, client=client)
+    progress = D.partial_path(store) / D.PROGRESS_DIR
+    seen = []
+
+    def kill_when(ready) -> None:
+        p = _driver(client, store, n=n, seed=SEED, shard=1, overwrite=True)
+        deadline = time.monotonic() + 120
+        while not ready() and p.poll() is None:
+            assert time.monotonic() < deadline
+            time.sleep(0.001)
+        p.send_signal(signal.SIGKILL)
+        p.communicate(timeout=60)
+        _settle(client, store)
+        ds = ptyfast.open(store)
+        is_new = ds.diffraction.tobytes() == new_ref.diffraction.tobytes()
+        assert_same(ds, new_ref if is_new else old_ref)
+        seen.append(is_new)
+        assert [q.name for q in tmp_path.iterdir() if not q.name.startswith(".")] == ["o.zarr"]
+
+    kill_when(lambda: len(markers(store)) >= 1)
+    kill_when(lambda: len(markers(store)) >= n // 2)
+    kill_when(lambda: len(markers(store)) >= n)
+    kill_when(lambda: D.partial_path(store).exists() and not progress.exists())
+    kill_when(lambda: False)  # runs to the end
+    print("kill sweep, new store seen:", seen)
+    assert seen[-1] is True and seen[0] is False
+    assert [q.name for q in tmp_path.iterdir()] == ["o.zarr"]
+
+
+class _KillMidShard(distributed.WorkerPlugin):
+    """SIGKILLs the worker (once in the cluster) while it executes a shard of ``store``, as
+    soon as the shard's first chunk file exists (its marker not yet, or just written)."""
+
+    def __init__(self, store: str, flag: str, rows: int) -> None:
+        self.store, self.flag, self.rows = store, flag, rows
+
+    def transition(self, key, start, finish, **kwargs):
+        if finish != "executing" or "shard" not in str(key) or os.path.exists(self.flag):
+            return
+        if len(markers(Path(self.store))) < 2:
+            return
+        a, b = (int(v) for v in str(key).split("-")[2:4])
+        chunk = D.partial_path(self.store) / "diffraction" / f"c.{a // self.rows}.0.0"
+        marker = D.partial_path(self.store) / D.PROGRESS_DIR / "done" / f"{a}-{b}"
+
+        def watch() -> None:
+            t = time.monotonic()
+            while not chunk.exists() and time.monotonic() - t < 10:
+                time.sleep(0.0002)
+            try:
+                with open(self.flag, "x") as f:
+                    f.write(f"{os.getpid()} {marker.exists()}")
+            except FileExistsError:
+                return
+            os.kill(os.getpid(), signal.SIGKILL)
+
+        threading.Thread(target=watch, daemon=True).start()
+
+
+def test_a_worker_killed_while_writing_a_shard_gives_the_same_bits(client, tmp_path):
+    e = experiment(60, ptyfast.Detector.preset("eiger"), modes=2)
+    ref = ptyfast.simulate(e, seed=SEED, patches=True)
+    store, flag = tmp_path / "w.zarr", tmp_path / "killed"
+    plugin = _KillMidShard(os.fspath(store), os.fspath(flag), 4)
+    client.register_plugin(plugin, name="audit-kill")
+    try:
+        D.simulate(e, store, seed=SEED, client=client, shard_size=4, patches=True)
+    finally:
+        client.unregister_worker_plugin("audit-kill")
+    assert flag.exists(), "no worker was killed"
+    print("killed:", flag.read_text())
+    assert_same(ptyfast.open(store), ref)
+    client.wait_for_workers(2, timeout=60)
+    assert int(flag.read_text().split()[0]) not in set(client.run(os.getpid).values())
+
+
+def test_the_thread_count_of_the_workers_does_not_change_the_bits(tmp_path):
+    e = experiment(30, modes=2)
+    ref = ptyfast.simulate(e, seed=SEED)
+    with D.local_client(1, threads=2) as c:
+        assert set(c.run(lambda: os.environ["RAYON_NUM_THREADS"]).values()) == {"2"}
+        D.simulate(e, tmp_path / "t.zarr", seed=SEED, client=c, shard_size=30)
+    assert_same(ptyfast.open(tmp_path / "t.zarr"), ref)

@@ -402,6 +402,9 @@ def simulate(
     from ._atomic import check_output_path
 
     store_path = check_output_path(store, "store")  # type, NUL, name lengths, no file above
+    if not isinstance(experiment_or_campaign, Campaign) and store_path.name in ("", ".."):
+        # "." ran every shard, then could not rename the working directory onto (EBUSY)
+        raise ValueError(f"store must name a store to create, got {os.fspath(store)!r}")
     for name, v in (
         ("patches", patches),
         ("compress", compress),
