@@ -378,11 +378,22 @@ class _Hold(distributed.WorkerPlugin):
             time.sleep(0.01)
 
 
+def _shard_tasks(dask_scheduler) -> int:
+    return sum("shard" in str(k) for k in dask_scheduler.tasks)
+
+
+def _busy_threads(dask_worker) -> int:
+    return len(dask_worker.active_threads)
+
+
 def _settle(client, store: Path) -> list[str]:
-    """Wait until the cluster runs nothing; the markers then."""
+    """Wait until the scheduler holds no shard task (a killed client's are dropped once the
+    scheduler sees it gone) and no worker runs one (a dropped task that was executing runs
+    to its end all the same); the markers then."""
     deadline = time.monotonic() + 60
-    while any(client.processing().values()):
-        assert time.monotonic() < deadline
+    while client.run_on_scheduler(_shard_tasks) or any(client.run(_busy_threads).values()):
+        if time.monotonic() > deadline:
+            raise RuntimeError("the cluster did not settle")
         time.sleep(0.05)
     return markers(store)
 
@@ -484,7 +495,6 @@ def test_a_client_killed_at_any_instant_leaves_the_old_store_or_the_whole_new_on
     kill_when(lambda: len(markers(store)) >= n)
     kill_when(lambda: D.partial_path(store).exists() and not progress.exists())
     kill_when(lambda: False)  # runs to the end
-    print("kill sweep, new store seen:", seen)
     assert seen[-1] is True and seen[0] is False
     assert [q.name for q in tmp_path.iterdir()] == ["o.zarr"]
 
@@ -530,7 +540,6 @@ def test_a_worker_killed_while_writing_a_shard_gives_the_same_bits(client, tmp_p
     finally:
         client.unregister_worker_plugin("audit-kill")
     assert flag.exists(), "no worker was killed"
-    print("killed:", flag.read_text())
     assert_same(ptyfast.open(store), ref)
     client.wait_for_workers(2, timeout=60)
     assert int(flag.read_text().split()[0]) not in set(client.run(os.getpid).values())
@@ -543,3 +552,109 @@ def test_the_thread_count_of_the_workers_does_not_change_the_bits(tmp_path):
         assert set(c.run(lambda: os.environ["RAYON_NUM_THREADS"]).values()) == {"2"}
         D.simulate(e, tmp_path / "t.zarr", seed=SEED, client=c, shard_size=30)
     assert_same(ptyfast.open(tmp_path / "t.zarr"), ref)
+
+
+class _Orphan(distributed.WorkerPlugin):
+    """Holds the first shard to start after two shards of ``store`` are done (the first
+    client's, ``a_held`` records its key) until ``hold_a`` is removed, and records its end in
+    ``a_done``; while ``hold_b`` exists, holds the end of the other run's shard of the same
+    patterns (written and marked done, not yet reported to its client)."""
+
+    def __init__(self, store: str, hold_a: str, a_held: str, a_done: str, hold_b: str) -> None:
+        self.store, self.hold_a, self.a_held = store, hold_a, a_held
+        self.a_done, self.hold_b = a_done, hold_b
+
+    def transition(self, key, start, finish, **kwargs):
+        if "shard" not in str(key):
+            return
+        if finish == "executing" and not os.path.exists(self.a_held):
+            if len(markers(Path(self.store))) >= 2:
+                try:  # once in the cluster: both workers may get here
+                    open(self.a_held + ".once", "x").close()
+                except FileExistsError:
+                    return
+                with open(self.a_held + ".tmp", "w") as f:
+                    f.write(str(key))
+                os.rename(self.a_held + ".tmp", self.a_held)  # whole when it appears
+                while os.path.exists(self.hold_a):
+                    time.sleep(0.01)
+        elif finish == "memory" and os.path.exists(self.a_held):
+            with open(self.a_held) as f:
+                held = f.read()
+            if held == str(key):
+                Path(self.a_done).touch()
+            elif str(key).split("-")[2] == held.split("-")[2]:
+                while os.path.exists(self.hold_b):
+                    time.sleep(0.01)
+
+
+def _until(cond, what: str, timeout: float = 120.0) -> None:
+    """Wait for ``cond()``; a RuntimeError (not an AssertionError) when it never holds."""
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"timed out waiting for {what}")
+        time.sleep(0.01)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason="an orphaned shard of a killed client writes into the partial store of a later "
+    "overwrite=True run of another recipe (the same hidden path): the published store mixes "
+    "both recipes' bits silently; needs a partial store per recipe (a layout change)",
+)
+def test_an_orphaned_shard_of_a_killed_client_never_mixes_into_a_new_recipe(client, tmp_path):
+    """Client A (seed 12) is SIGKILLed while one of its shards is held on a worker; client B
+    (seed 11, overwrite=True, another cluster on the same filesystem) discards A's partial
+    store and lays out its own at the same path; A's orphaned shard then runs and writes A's
+    bits (and its done marker) into B's store before B publishes."""
+    n = 40
+    e = experiment(n)
+    store = tmp_path / "m.zarr"
+    _settle(client, store)  # no shard of an earlier test's killed client may still run
+    files = {k: tmp_path / k for k in ("hold_a", "a_held", "a_done", "hold_b")}
+    files["hold_a"].touch()
+    files["hold_b"].touch()
+    plugin = _Orphan(os.fspath(store), *(os.fspath(files[k]) for k in files))
+    client.register_plugin(plugin, name="audit-orphan")
+    try:
+        first = _driver(client, store, n=n, seed=SEED + 1, shard=4)
+        # A's other shards finish; one stays held on its worker.
+        _until(
+            lambda: (
+                first.poll() is not None
+                or (files["a_held"].exists() and len(markers(store)) >= n // 4 - 1)
+            ),
+            "the first client",
+        )
+        if first.poll() is not None:
+            raise RuntimeError(first.communicate())
+        first.send_signal(signal.SIGKILL)
+        first.communicate(timeout=60)
+        held = int(files["a_held"].read_text().split("-")[2])
+        # A new recipe over it, overwrite=True (discard the partial store of another
+        # recipe), on a second cluster sharing the filesystem (as `--workers 1` after an
+        # interrupted `--scheduler` run).
+        with D.local_client(1, threads=1) as other:
+            other.register_plugin(plugin, name="audit-orphan")
+            result: list = []
+            t = threading.Thread(
+                target=lambda: result.append(
+                    D.simulate(e, store, seed=SEED, client=other, shard_size=4, overwrite=True)
+                )
+            )
+            t.start()
+            _until(lambda: f"{held}-{held + 4}" in markers(store) or not t.is_alive(), "B")
+            files["hold_a"].unlink()  # the orphan writes now, then B finishes
+            _until(files["a_done"].exists, "the orphaned shard")
+            files["hold_b"].unlink()
+            t.join(timeout=120)
+        if result != [[store]]:
+            raise RuntimeError(f"the second run did not complete: {result}")
+    finally:
+        for f in (files["hold_a"], files["hold_b"]):
+            f.unlink(missing_ok=True)
+        client.unregister_worker_plugin("audit-orphan")
+        _settle(client, store)
+    assert_same(ptyfast.open(store), ptyfast.simulate(e, seed=SEED))
