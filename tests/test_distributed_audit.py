@@ -658,3 +658,33 @@ def test_an_orphaned_shard_of_a_killed_client_never_mixes_into_a_new_recipe(clie
         client.unregister_worker_plugin("audit-orphan")
         _settle(client, store)
     assert_same(ptyfast.open(store), ptyfast.simulate(e, seed=SEED))
+
+
+def test_a_run_without_a_seed_says_why_it_cannot_resume_and_resumes_with_the_seed(client, tmp_path):
+    """``seed=None`` (and a CLI recipe without ``seed``, whose help promises that re-running
+    the same command resumes) draws a new seed each run: the re-run was refused with two bare
+    hashes, not saying that the seed was the difference nor which seed would resume it."""
+    n = 24
+    store, hold = tmp_path / "ns.zarr", tmp_path / "hold"
+    hold.touch()
+    client.register_plugin(_Hold(os.fspath(store), os.fspath(hold), 2), name="audit-hold")
+    try:
+        first = _driver(client, store, n=n, seed=None, shard=2)
+        _until(lambda: len(markers(store)) >= 2 or first.poll() is not None, "the first run")
+        first.send_signal(signal.SIGKILL)
+        first.communicate(timeout=60)
+    finally:
+        hold.unlink()
+        client.unregister_worker_plugin("audit-hold")
+    assert 2 <= len(_settle(client, store)) < n // 2 and not store.exists()
+    e = experiment(n)
+    with pytest.raises(ValueError, match=r"noise seed (\d+), this run with \d+.*give seed \1"):
+        D.simulate(e, store, seed=None, client=client)
+    import re
+
+    with pytest.raises(ValueError) as info:
+        D.simulate(e, store, seed=SEED, client=client)
+    old = int(re.search(r"give seed (\d+)", str(info.value)).group(1))
+    assert not store.exists()
+    D.simulate(e, store, seed=old, client=client)  # resumes
+    assert_same(ptyfast.open(store), ptyfast.simulate(e, seed=old))

@@ -163,13 +163,23 @@ def _prepare(
     if manifest_path.is_file():
         with contextlib.suppress(OSError, ValueError):
             manifest = json.loads(manifest_path.read_text())
+    seed = (record.get("simulation") or {}).get("seed")
     if partial.exists() and manifest is not None and manifest.get("sha256") != digest:
         if not overwrite:
+            why = ""
+            if "seed" in manifest and manifest["seed"] != seed:
+                # A call (or recipe) without a seed draws a new one each time: no re-run
+                # of it can resume, and the bare hash did not say why.
+                why = (
+                    f" (it was simulated with noise seed {manifest['seed']}, this run with "
+                    f"{seed}: without a fixed seed every run draws a new one; give seed "
+                    f"{manifest['seed']} to resume it)"
+                )
             raise ValueError(
                 f"store {os.fspath(target)!r} has a partial simulation of another recipe "
                 f"(provenance hash {str(manifest.get('sha256'))[:12]}…, this run "
-                f"{digest[:12]}…) at {os.fspath(partial)!r}; it cannot resume into it: pass "
-                f"overwrite=True (--overwrite) to start afresh"
+                f"{digest[:12]}…) at {os.fspath(partial)!r}{why}; it cannot resume into it: "
+                f"pass overwrite=True (--overwrite) to start afresh"
             )
         manifest = None
     fresh = manifest is None
@@ -184,7 +194,13 @@ def _prepare(
         zio.create_store(partial, header, compress=compress, rows=rows)
         _write_json(
             manifest_path,
-            {"sha256": digest, "rows": rows, "n_patterns": header.n_patterns, "layout": _LAYOUT},
+            {
+                "sha256": digest,
+                "rows": rows,
+                "n_patterns": header.n_patterns,
+                "layout": _LAYOUT,
+                "seed": seed,
+            },
         )
         manifest = {"rows": rows}
     rows = int(manifest["rows"])
