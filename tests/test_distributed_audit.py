@@ -147,6 +147,22 @@ def test_numpy_integer_seed_and_shard_size_are_accepted_as_ints(client, tmp_path
     assert_same(ptyfast.open(tmp_path / "n.zarr"), ref)
 
 
+def test_the_largest_seed_and_a_store_of_the_single_process_writer(client, tmp_path):
+    """Seed 2**64 - 1 (beyond int64) travels through the manifest and the store's attributes;
+    a store written by ``ptyfast.simulate_to`` for the same recipe is complete: left as is."""
+    e = experiment(10)
+    seed = 2**64 - 1
+    ref = ptyfast.simulate(e, seed=seed)
+    D.simulate(e, tmp_path / "big.zarr", seed=seed, client=client, shard_size=3)
+    assert_same(ptyfast.open(tmp_path / "big.zarr"), ref)
+    single = tmp_path / "single.zarr"
+    ptyfast.simulate_to(e, single, seed=seed)
+    mtime = (single / "zarr.json").stat().st_mtime_ns
+    assert D.simulate(e, single, seed=seed, client=client) == [single]
+    assert (single / "zarr.json").stat().st_mtime_ns == mtime
+    assert_same(ptyfast.open(single), ref)
+
+
 # --------------------------------------------------------------------------- output paths
 
 
@@ -237,6 +253,7 @@ def test_a_read_only_directory_fails_naming_the_store_and_writes_nothing(client,
         ({"seed": 1.5}, TypeError, "seed"),
         ({"seed": -1}, ValueError, "seed"),
         ({"seed": True}, TypeError, "seed"),
+        ({"seed": 2**64}, ValueError, "seed"),
         ({"seed": "7"}, TypeError, "seed"),
         ({"store": 3}, TypeError, "store"),
         ({"client": "tcp://127.0.0.1:1"}, TypeError, "client"),
@@ -688,3 +705,46 @@ def test_a_run_without_a_seed_says_why_it_cannot_resume_and_resumes_with_the_see
     assert not store.exists()
     D.simulate(e, store, seed=old, client=client)  # resumes
     assert_same(ptyfast.open(store), ptyfast.simulate(e, seed=old))
+
+
+_RECIPE = """
+[experiment]
+photons = 1e4
+seed = 5
+
+[object]
+family = "dead_leaves"
+shape = [48, 48]
+seed = 1
+
+[probe]
+builder = "gaussian"
+N = 16
+sigma_px = 3.0
+
+[scan]
+builder = "fermat_spiral"
+n = 30
+step_px = 1.5
+
+[detector]
+preset = "pilatus"
+"""
+
+
+def test_cli_scheduler_run_with_a_relative_output_from_another_directory(client, tmp_path):
+    """``ptyfast simulate -o run.zarr --scheduler ...`` run from a directory that is not the
+    workers' (the usual case with a real cluster) sent the workers the relative path."""
+    from ptyfast.model import recipes
+
+    (tmp_path / "r.toml").write_text(_RECIPE)
+    env = {**os.environ, "PYTHONPATH": os.fspath(SRC)}
+    cmd = [sys.executable, "-m", "ptyfast", "simulate", "--recipe", "r.toml", "-o", "run.zarr"]
+    cmd += ["--scheduler", client.scheduler.address, "--shard-size", "7", "--quiet"]
+    r = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    ref = recipes.plan(recipes.load(tmp_path / "r.toml")).simulate()
+    ds = ptyfast.open(tmp_path / "run.zarr")
+    assert ds.diffraction.dtype.kind == "u"
+    assert_same(ds, ref)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.toml", "run.zarr"]
