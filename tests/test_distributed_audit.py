@@ -748,3 +748,77 @@ def test_cli_scheduler_run_with_a_relative_output_from_another_directory(client,
     assert ds.diffraction.dtype.kind == "u"
     assert_same(ds, ref)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r.toml", "run.zarr"]
+
+
+# --------------------------------------------------------------------------- single-process
+# streaming writers, killed for real
+
+_WRITER = textwrap.dedent(
+    """
+    import sys
+    import ptyfast
+    from test_distributed_audit import big_experiment
+    e = big_experiment()
+    print("go", flush=True)
+    ptyfast.simulate_to(e, sys.argv[1], seed=int(sys.argv[2]), overwrite=True, chunk_size=64)
+    print("done", flush=True)
+    """
+)
+
+
+def big_experiment() -> ptyfast.Experiment:
+    return ptyfast.Experiment(
+        objects.dead_leaves(192, seed=1),
+        probes.gaussian(64, 12.0),
+        scans.fermat_spiral(1500, 1.0),
+        ptyfast.Detector.preset("eiger"),
+        1e5,
+        ptyfast.Geometry(energy_eV=8000.0, distance_m=2.0, detector_pixel_m=75e-6, N=64),
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("ext", ["npz", "cxi", "zarr"])
+def test_a_streaming_writer_killed_at_any_instant_leaves_the_old_file_or_the_new(tmp_path, ext):
+    pytest.importorskip("h5py")
+    e = big_experiment()
+    old, new = 1, 2
+    refs = {s: ptyfast.simulate(e, seed=s).diffraction.tobytes() for s in (old, new)}
+    path = tmp_path / f"d.{ext}"
+    ptyfast.simulate_to(e, path, seed=old)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([os.fspath(SRC), os.fspath(TESTS)])}
+    states = []
+    for sig, delay in [
+        (signal.SIGKILL, 0.0),
+        (signal.SIGKILL, 0.1),
+        (signal.SIGKILL, 0.25),
+        (signal.SIGKILL, 0.5),
+        (signal.SIGINT, 0.15),
+        (signal.SIGINT, 0.4),
+    ]:
+        p = subprocess.Popen(
+            [sys.executable, "-c", _WRITER, os.fspath(path), str(new)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert p.stdout.readline().strip() == "go"
+        time.sleep(delay)
+        p.send_signal(sig)
+        out, err = p.communicate(timeout=120)
+        finished = "done" in out
+        got = ptyfast.open(path).diffraction.tobytes()
+        assert got in (refs[old], refs[new]), (sig, delay)
+        states.append((sig, delay, finished, got == refs[new]))
+        if sig == signal.SIGINT and not finished:
+            # Ctrl-C: the writer cleans up after itself, nothing hidden remains.
+            assert p.returncode != 0 and "KeyboardInterrupt" in err, err[-2000:]
+            assert [q.name for q in tmp_path.iterdir()] == [path.name], states
+        assert [q.name for q in tmp_path.iterdir() if not q.name.startswith(".")] == [path.name]
+        # back to the old file for the next instant
+        ptyfast.simulate_to(e, path, seed=old, overwrite=True)
+    # A kill at the first instants left the old file (the run takes longer than that).
+    assert states[0][3] is False, states
+    # The next write removed whatever a killed writer left hidden.
+    assert [q.name for q in tmp_path.iterdir()] == [path.name], states
