@@ -280,11 +280,11 @@ def test_bad_arguments_name_themselves_before_any_work(client, tmp_path, kw, exc
 # --------------------------------------------------------------------------- campaigns
 
 
-def _campaign(n: int = 3):
+def _campaign(n: int = 3, seed: int = 4):
     from test_campaign import small_spec
 
     spec = small_spec(detector={"preset": {"choice": ["eiger", "pilatus", "ideal"]}})
-    return ptyfast.Campaign(spec, n_experiments=n, seed=4)
+    return ptyfast.Campaign(spec, n_experiments=n, seed=seed)
 
 
 def test_a_campaign_with_integer_detectors_resumes_only_what_is_missing(client, tmp_path):
@@ -352,18 +352,25 @@ _DRIVER = textwrap.dedent(
     import ptyfast.distributed as D
     from distributed import Client
     from test_distributed_audit import experiment
+    what = experiment(args["n"])
+    if args.get("campaign"):
+        from test_distributed_audit import _campaign
+        what = _campaign(args["n"])
     with Client(args["address"]) as c:
-        D.simulate(experiment(args["n"]), args["store"], seed=args["seed"], client=c,
+        D.simulate(what, args["store"], seed=args["seed"], client=c,
                    shard_size=args["shard"], overwrite=args["overwrite"])
     print("published")
     """
 )
 
 
-def _driver(client, store: Path, *, n: int, seed: int, shard: int, overwrite: bool = False):
+def _driver(
+    client, store: Path, *, n: int, seed, shard: int, overwrite: bool = False, campaign=False
+):
     import json
 
     args = {
+        "campaign": campaign,
         "address": client.scheduler.address,
         "store": os.fspath(store),
         "n": n,
@@ -822,3 +829,30 @@ def test_a_streaming_writer_killed_at_any_instant_leaves_the_old_file_or_the_new
     assert states[0][3] is False, states
     # The next write removed whatever a killed writer left hidden.
     assert [q.name for q in tmp_path.iterdir()] == [path.name], states
+
+
+def test_a_campaign_whose_client_is_killed_resumes_to_the_same_bits(client, tmp_path):
+    c = _campaign(3)
+    out = tmp_path / "camp"
+    first_store = c.path_for(out, 0, ".zarr")
+    hold = tmp_path / "hold"
+    hold.touch()
+    client.register_plugin(_Hold(os.fspath(first_store), os.fspath(hold), 2), name="audit-hold")
+    try:
+        p = _driver(client, out, n=3, seed=None, shard=2, campaign=True)
+        _until(lambda: len(markers(first_store)) >= 2 or p.poll() is not None, "the campaign")
+        p.send_signal(signal.SIGKILL)
+        p.communicate(timeout=60)
+    finally:
+        hold.unlink()
+        client.unregister_worker_plugin("audit-hold")
+    _settle(client, first_store)
+    partials = sorted(q.name for q in out.iterdir())
+    assert len(partials) == 3 and all(q.endswith(D.PARTIAL_SUFFIX) for q in partials)
+    # Another campaign (another seed) refuses to resume into these partial stores.
+    with pytest.raises(ValueError, match="another recipe"):
+        D.simulate(_campaign(3, seed=5), out, client=client)
+    paths = D.simulate(c, out, client=client, shard_size=3)
+    for i, path in enumerate(paths):
+        assert_same(ptyfast.open(path), c.simulate(i))
+    assert sorted(q.name for q in out.iterdir()) == sorted(q.name for q in paths)
