@@ -406,6 +406,10 @@ def _shard_tasks(dask_scheduler) -> int:
     return sum("shard" in str(k) for k in dask_scheduler.tasks)
 
 
+def _queued(dask_scheduler) -> int:
+    return len(dask_scheduler.queued) + len(dask_scheduler.unrunnable)
+
+
 def _busy_threads(dask_worker) -> int:
     return len(dask_worker.active_threads)
 
@@ -612,12 +616,12 @@ class _Orphan(distributed.WorkerPlugin):
                     time.sleep(0.01)
 
 
-def _until(cond, what: str, timeout: float = 120.0) -> None:
+def _until(cond, what: str, timeout: float = 120.0, detail=None) -> None:
     """Wait for ``cond()``; a RuntimeError (not an AssertionError) when it never holds."""
     deadline = time.monotonic() + timeout
     while not cond():
         if time.monotonic() > deadline:
-            raise RuntimeError(f"timed out waiting for {what}")
+            raise RuntimeError(f"timed out waiting for {what}{detail() if detail else ''}")
         time.sleep(0.01)
 
 
@@ -644,13 +648,21 @@ def test_an_orphaned_shard_of_a_killed_client_never_mixes_into_a_new_recipe(clie
     client.register_plugin(plugin, name="audit-orphan")
     try:
         first = _driver(client, store, n=n, seed=SEED + 1, shard=4)
-        # A's other shards finish; one stays held on its worker.
+
+        # A's other shards finish (those queued behind the held one on its worker wait).
+        def a_stuck() -> bool:
+            if first.poll() is not None:
+                return True
+            if not files["a_held"].exists():
+                return False
+            idle = any(not v for v in client.processing().values())
+            return idle and not client.run_on_scheduler(_queued)
+
         _until(
-            lambda: (
-                first.poll() is not None
-                or (files["a_held"].exists() and len(markers(store)) >= n // 4 - 1)
-            ),
+            a_stuck,
             "the first client",
+            60.0,
+            lambda: (files["a_held"].exists(), markers(store), client.processing()),
         )
         if first.poll() is not None:
             raise RuntimeError(first.communicate())
