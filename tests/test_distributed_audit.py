@@ -868,3 +868,62 @@ def test_a_campaign_whose_client_is_killed_resumes_to_the_same_bits(client, tmp_
     for i, path in enumerate(paths):
         assert_same(ptyfast.open(path), c.simulate(i))
     assert sorted(q.name for q in out.iterdir()) == sorted(q.name for q in paths)
+
+
+def _descendants(pid: int) -> set[int]:
+    out: set[int] = set()
+    todo = [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            tasks = os.listdir(f"/proc/{p}/task")
+        except OSError:
+            continue
+        for t in tasks:
+            try:
+                with open(f"/proc/{p}/task/{t}/children") as f:
+                    kids = {int(k) for k in f.read().split()}
+            except OSError:
+                continue
+            todo += list(kids - out)
+            out |= kids
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not os.path.exists("/proc/self/task"), reason="needs Linux /proc")
+def test_ctrl_c_of_a_cli_run_on_a_local_cluster_stops_its_workers_and_resumes(tmp_path):
+    """``ptyfast simulate --workers 2`` interrupted with SIGINT once shards are done: the
+    local cluster's processes end with it (none goes on writing), and the same command
+    completes the store to the bits of the single-process run."""
+    from ptyfast.model import recipes
+
+    recipe = tmp_path / "r.toml"
+    recipe.write_text(_RECIPE.replace("n = 30", "n = 600").replace("[48, 48]", "[160, 160]"))
+    store = tmp_path / "run.zarr"
+    env = {**os.environ, "PYTHONPATH": os.fspath(SRC)}
+    cmd = [sys.executable, "-m", "ptyfast", "simulate", "--recipe", os.fspath(recipe)]
+    cmd += ["-o", os.fspath(store), "--workers", "2", "--shard-size", "1", "--quiet"]
+    p = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _until(lambda: len(markers(store)) >= 3 or p.poll() is not None, "the CLI run", 120)
+    kids = _descendants(p.pid)
+    p.send_signal(signal.SIGINT)
+    out, err = p.communicate(timeout=120)
+    assert p.returncode != 0, (out, err[-2000:])
+    assert kids  # the workers were found
+    _until(lambda: not any(_alive(k) for k in kids), "the workers to end", 30)
+    done = markers(store)
+    assert 3 <= len(done) < 600 and not store.exists()
+    time.sleep(0.5)
+    assert markers(store) == done  # nothing writes any more
+    r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert_same(ptyfast.open(store), recipes.plan(recipes.load(recipe)).simulate())
