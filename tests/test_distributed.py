@@ -66,8 +66,12 @@ def assert_same(ds, ref) -> None:
 
 
 def markers(store: Path) -> list[str]:
-    d = D.partial_path(store) / D.PROGRESS_DIR / "done"
-    return sorted(p.name for p in d.iterdir()) if d.is_dir() else []
+    """The shard markers in every partial store of ``store`` (one per recipe)."""
+    out: list[str] = []
+    for q in D.partials(store):
+        d = q / D.PROGRESS_DIR / "done"
+        out += [p.name for p in d.iterdir()] if d.is_dir() else []
+    return sorted(out)
 
 
 class _Killer(distributed.WorkerPlugin):

@@ -9,6 +9,7 @@ with SIGKILL from outside while shards run. No mocks.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -75,11 +76,12 @@ def assert_same(ds, ref) -> None:
 
 
 def markers(store: Path) -> list[str]:
-    d = D.partial_path(store) / D.PROGRESS_DIR / "done"
-    try:
-        return sorted(p.name for p in d.iterdir())
-    except OSError:
-        return []
+    """The shard markers in every partial store of ``store`` (one per recipe)."""
+    out: list[str] = []
+    for q in D.partials(store):
+        with contextlib.suppress(OSError):
+            out += [p.name for p in (q / D.PROGRESS_DIR / "done").iterdir()]
+    return sorted(out)
 
 
 # --------------------------------------------------------------------------- sizes, dtypes
@@ -175,7 +177,7 @@ def test_a_long_store_name_gets_a_hidden_sibling_within_the_name_limit(client, t
     D.simulate(e, store, seed=SEED, client=client)
     assert_same(ptyfast.open(store), ptyfast.simulate(e, seed=SEED))
     assert [p.name for p in tmp_path.iterdir()] == [store.name]
-    assert len(D.partial_path(store).name) <= 255
+    assert len(D.partial_path(store, "0" * 64).name) <= 255
 
 
 def test_a_relative_store_is_the_clients_not_the_workers(client, tmp_path, monkeypatch):
@@ -500,7 +502,6 @@ def test_a_client_killed_at_any_instant_leaves_the_old_store_or_the_whole_new_on
     old_ref = ptyfast.simulate(e, seed=SEED + 1)
     new_ref = ptyfast.simulate(e, seed=SEED)
     D.simulate(e, store, seed=SEED + 1, client=client)
-    progress = D.partial_path(store) / D.PROGRESS_DIR
     seen = []
 
     def kill_when(ready) -> None:
@@ -521,7 +522,7 @@ def test_a_client_killed_at_any_instant_leaves_the_old_store_or_the_whole_new_on
     kill_when(lambda: len(markers(store)) >= 1)
     kill_when(lambda: len(markers(store)) >= n // 2)
     kill_when(lambda: len(markers(store)) >= n)
-    kill_when(lambda: D.partial_path(store).exists() and not progress.exists())
+    kill_when(lambda: any(not (q / D.PROGRESS_DIR).exists() for q in D.partials(store)))
     kill_when(lambda: False)  # runs to the end
     assert seen[-1] is True and seen[0] is False
     assert [q.name for q in tmp_path.iterdir()] == ["o.zarr"]
@@ -540,8 +541,12 @@ class _KillMidShard(distributed.WorkerPlugin):
         if len(markers(Path(self.store))) < 2:
             return
         a, b = (int(v) for v in str(key).split("-")[2:4])
-        chunk = D.partial_path(self.store) / "diffraction" / f"c.{a // self.rows}.0.0"
-        marker = D.partial_path(self.store) / D.PROGRESS_DIR / "done" / f"{a}-{b}"
+        ps = D.partials(self.store)  # one run at a time here
+        if len(ps) != 1:
+            return
+        partial = ps[0]
+        chunk = partial / "diffraction" / f"c.{a // self.rows}.0.0"
+        marker = partial / D.PROGRESS_DIR / "done" / f"{a}-{b}"
 
         def watch() -> None:
             t = time.monotonic()
@@ -606,7 +611,7 @@ class _Orphan(distributed.WorkerPlugin):
                 os.rename(self.a_held + ".tmp", self.a_held)  # whole when it appears
                 while os.path.exists(self.hold_a):
                     time.sleep(0.01)
-        elif finish == "memory" and os.path.exists(self.a_held):
+        elif finish in ("memory", "error") and os.path.exists(self.a_held):
             with open(self.a_held) as f:
                 held = f.read()
             if held == str(key):
@@ -625,18 +630,13 @@ def _until(cond, what: str, timeout: float = 120.0, detail=None) -> None:
         time.sleep(0.01)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="an orphaned shard of a killed client writes into the partial store of a later "
-    "overwrite=True run of another recipe (the same hidden path): the published store mixes "
-    "both recipes' bits silently; needs a partial store per recipe (a layout change)",
-)
 def test_an_orphaned_shard_of_a_killed_client_never_mixes_into_a_new_recipe(client, tmp_path):
     """Client A (seed 12) is SIGKILLed while one of its shards is held on a worker; client B
     (seed 11, overwrite=True, another cluster on the same filesystem) discards A's partial
-    store and lays out its own at the same path; A's orphaned shard then runs and writes A's
-    bits (and its done marker) into B's store before B publishes."""
+    store and lays out its own; A's orphaned shard then runs (and fails: its store is gone)
+    before B publishes. With one hidden store per path, the orphan wrote A's bits and its done
+    marker into B's store, which was published mixing both recipes silently (found by the
+    distributed audit, 2026-12-03); each recipe now has its own (``partial_path``)."""
     n = 40
     e = experiment(n)
     store = tmp_path / "m.zarr"
@@ -927,3 +927,65 @@ def test_ctrl_c_of_a_cli_run_on_a_local_cluster_stops_its_workers_and_resumes(tm
     r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     assert_same(ptyfast.open(store), recipes.plan(recipes.load(recipe)).simulate())
+
+
+# --------------------------------------------------------------------------- partial layout
+
+
+def _lay_out_partial(e, store: Path, seed: int, shards_done: int) -> Path:
+    """A partial store as a killed client leaves it: laid out by ``_prepare`` and with the
+    first ``shards_done`` shards (of 5 patterns) written and marked, by the shard task
+    itself."""
+    from ptyfast.model import provenance as prov
+
+    record = prov.make(e, seed=seed, patches=False)
+    found = D._prepare(
+        store, D._header(e, record, False), compress=False, overwrite=False, shard_size=5
+    )
+    assert found is not None
+    partial, shards = found
+    for a, b in shards[:shards_done]:
+        D._run_shard(e, seed, False, os.fspath(partial), a, b)
+    return partial
+
+
+def test_each_recipe_has_its_own_partial_store_and_partials_finds_them(tmp_path):
+    """``partial_path`` differs per recipe hash; ``partials`` finds every one of a store (also
+    for names with dots, brackets and stars), not those of other stores."""
+    e = experiment(20)
+    for name in ("r.zarr", "a.b[1]*.zarr"):
+        store = tmp_path / name
+        p1 = _lay_out_partial(e, store, SEED, 1)
+        assert p1.name.startswith(f".{name}.") and p1.name.endswith(D.PARTIAL_SUFFIX)
+        assert D.partials(store) == [p1]
+        assert D.partials(tmp_path / ("x" + name)) == []
+        with pytest.raises(ValueError, match="another recipe"):
+            _lay_out_partial(e, store, SEED + 1, 0)
+        assert D.partials(store) == [p1]
+    assert D.partial_path(tmp_path / "r.zarr", "a" * 64) != D.partial_path(
+        tmp_path / "r.zarr", "b" * 64
+    )
+
+
+def test_a_partial_store_of_the_earlier_layout_resumes_or_is_refused(client, tmp_path):
+    """A partial store in the single-sibling layout of releases before 2026-12-03
+    (``.<name>.ptyfast-partial``) is resumed by the same recipe to the same bits; another
+    recipe refuses it, and removes it with ``overwrite=True``."""
+    e = experiment(20)
+    store = tmp_path / "l.zarr"
+    legacy = tmp_path / f".l.zarr{D.PARTIAL_SUFFIX}"
+    _lay_out_partial(e, store, SEED, 2).rename(legacy)
+    assert D.partials(store) == [legacy] and len(markers(store)) == 2
+    D.simulate(e, store, seed=SEED, client=client, shard_size=5)
+    assert_same(ptyfast.open(store), ptyfast.simulate(e, seed=SEED))
+    assert [q.name for q in tmp_path.iterdir()] == ["l.zarr"]
+
+    store2 = tmp_path / "m.zarr"
+    legacy2 = tmp_path / f".m.zarr{D.PARTIAL_SUFFIX}"
+    _lay_out_partial(e, store2, SEED + 1, 1).rename(legacy2)
+    with pytest.raises(ValueError, match=r"another recipe.*noise seed 12.*give seed 12"):
+        D.simulate(e, store2, seed=SEED, client=client, shard_size=5)
+    assert legacy2.is_dir()
+    D.simulate(e, store2, seed=SEED, client=client, shard_size=5, overwrite=True)
+    assert_same(ptyfast.open(store2), ptyfast.simulate(e, seed=SEED))
+    assert sorted(q.name for q in tmp_path.iterdir()) == ["l.zarr", "m.zarr"]

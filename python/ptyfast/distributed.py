@@ -11,7 +11,9 @@ keyed exactly as in one call) and writes its region of the store itself
 The result is therefore the single-machine dataset bit for bit, for any shard size, number of
 workers, or worker lost and retried by Dask; ``ptyfast.open(store)`` reads it.
 
-**Resumable.** The store is built in a hidden sibling ``.<name>.ptyfast-partial`` whose
+**Resumable.** The store is built in a hidden sibling ``.<name>.<hash>.ptyfast-partial``, one
+per recipe (so a shard of a killed client still running on the cluster writes only into its
+own recipe's sibling, never into a later run's of another recipe), whose
 ``ptyfast-progress/`` directory holds a manifest (the SHA-256 of the provenance and storage
 options) and one marker per finished shard, each written atomically after the shard's chunk
 files were ``fsync``-ed. Re-running the same call (or command) after the client died runs only
@@ -47,7 +49,7 @@ import numpy as np
 
 __all__ = ["simulate", "local_client", "PARTIAL_SUFFIX", "PROGRESS_DIR"]
 
-#: Suffix of the hidden sibling a store is built in (``.<name>.ptyfast-partial``).
+#: Suffix of the hidden siblings a store is built in (``.<name>.<hash>.ptyfast-partial``).
 PARTIAL_SUFFIX = ".ptyfast-partial"
 #: Directory of the partial store holding the manifest and the shard markers.
 PROGRESS_DIR = "ptyfast-progress"
@@ -71,19 +73,55 @@ def _require_distributed() -> Any:
 _NAME_MAX = 255
 
 
-def partial_path(store: str | os.PathLike[str]) -> Path:
-    """The hidden sibling a store is built in before it is published, as an absolute path.
-
-    Absolute: the workers get this path, and a worker's working directory need not be the
-    client's (a relative ``store`` once sent them a relative path, resolved in their own
-    directory). ``<name>`` is replaced by a digest of it when the sibling's name would exceed
-    the file-name limit (a store name that the file system accepts otherwise failed with
-    ``OSError: File name too long`` on the sibling)."""
+def _stem(store: str | os.PathLike[str]) -> tuple[Path, str]:
+    """The absolute store path and the name its hidden siblings are built from."""
     target = Path(os.path.abspath(store))
-    name = target.name
-    if len(os.fsencode(f".{name}{PARTIAL_SUFFIX}")) > _NAME_MAX:
+    return target, target.name
+
+
+def partial_path(store: str | os.PathLike[str], digest: str) -> Path:
+    """The hidden sibling a store is built in before it is published, as an absolute path:
+    ``.<name>.<digest[:16]>.ptyfast-partial``, one per recipe (``digest``: the SHA-256 of the
+    run's provenance and storage options).
+
+    One per recipe: a shard of a killed client that is still executing on a cluster writes
+    only into its own recipe's sibling, never into that of a later run of another recipe at
+    the same path (with one sibling per store, such an orphan mixed its bits into the new
+    store silently). Absolute: the workers get this path, and a worker's working directory
+    need not be the client's. ``<name>`` is replaced by a digest of it when the sibling's
+    name would exceed the file-name limit (the file system accepts the store's name, and the
+    sibling failed with ``OSError: File name too long``)."""
+    target, name = _stem(store)
+    tag = f".{digest[:16]}{PARTIAL_SUFFIX}"
+    if len(os.fsencode(f".{name}{tag}")) > _NAME_MAX:
         name = f"ptyfast-{hashlib.sha256(os.fsencode(name)).hexdigest()[:16]}"
-    return target.parent / f".{name}{PARTIAL_SUFFIX}"
+    return target.parent / f".{name}{tag}"
+
+
+def partials(store: str | os.PathLike[str]) -> list[Path]:
+    """Every hidden partial store of ``store`` on disk, of any recipe (sorted), including the
+    single ``.<name>.ptyfast-partial`` of releases before 2026-12-03."""
+    target, name = _stem(store)
+    short = f"ptyfast-{hashlib.sha256(os.fsencode(name)).hexdigest()[:16]}"
+    found = []
+    try:
+        entries = list(target.parent.iterdir())
+    except OSError:
+        return []
+    for q in entries:
+        n = q.name
+        if not n.endswith(PARTIAL_SUFFIX):
+            continue
+        base = n[: -len(PARTIAL_SUFFIX)]
+        if base == f".{name}":  # the earlier layout
+            found.append(q)
+            continue
+        for stem in (name, short):
+            head, dot, tag = base.rpartition(".")
+            if head == f".{stem}" and dot and len(tag) == 16:
+                found.append(q)
+                break
+    return sorted(found)
 
 
 def _recipe_hash(provenance: dict[str, Any], compress: bool, patches: bool) -> str:
@@ -157,31 +195,45 @@ def _prepare(
             f"store {os.fspath(target)!r} exists and holds another dataset; pass "
             f"overwrite=True (--overwrite) to replace it"
         )
-    partial = partial_path(target)
+    partial = partial_path(target, digest)
+    seed = (record.get("simulation") or {}).get("seed")
+    for other in (q for q in partials(target) if q != partial):
+        # Another recipe's partial store, or one of the earlier single-sibling layout.
+        theirs: Any = None
+        with contextlib.suppress(OSError, ValueError):
+            theirs = json.loads((other / PROGRESS_DIR / "manifest.json").read_text())
+        if not isinstance(theirs, dict) or "sha256" not in theirs:
+            # No manifest: it was being laid out when its client died.
+            shutil.rmtree(other, ignore_errors=True)
+            continue
+        if theirs["sha256"] == digest and not partial.exists():
+            other.rename(partial)  # this recipe in the earlier layout: resume it
+            continue
+        if overwrite:
+            shutil.rmtree(other, ignore_errors=True)
+            continue
+        why = ""
+        if "seed" in theirs and theirs["seed"] != seed:
+            # A call (or recipe) without a seed draws a new one each time: no re-run of it
+            # can resume, and the bare hash did not say why.
+            why = (
+                f" (it was simulated with noise seed {theirs['seed']}, this run with "
+                f"{seed}: without a fixed seed every run draws a new one; give seed "
+                f"{theirs['seed']} to resume it)"
+            )
+        raise ValueError(
+            f"store {os.fspath(target)!r} has a partial simulation of another recipe "
+            f"(provenance hash {str(theirs.get('sha256'))[:12]}…, this run "
+            f"{digest[:12]}…) at {os.fspath(other)!r}{why}; it cannot resume into it: "
+            f"pass overwrite=True (--overwrite) to start afresh"
+        )
     manifest_path = partial / PROGRESS_DIR / "manifest.json"
     manifest = None
     if manifest_path.is_file():
         with contextlib.suppress(OSError, ValueError):
             manifest = json.loads(manifest_path.read_text())
-    seed = (record.get("simulation") or {}).get("seed")
-    if partial.exists() and manifest is not None and manifest.get("sha256") != digest:
-        if not overwrite:
-            why = ""
-            if "seed" in manifest and manifest["seed"] != seed:
-                # A call (or recipe) without a seed draws a new one each time: no re-run
-                # of it can resume, and the bare hash did not say why.
-                why = (
-                    f" (it was simulated with noise seed {manifest['seed']}, this run with "
-                    f"{seed}: without a fixed seed every run draws a new one; give seed "
-                    f"{manifest['seed']} to resume it)"
-                )
-            raise ValueError(
-                f"store {os.fspath(target)!r} has a partial simulation of another recipe "
-                f"(provenance hash {str(manifest.get('sha256'))[:12]}…, this run "
-                f"{digest[:12]}…) at {os.fspath(partial)!r}{why}; it cannot resume into it: "
-                f"pass overwrite=True (--overwrite) to start afresh"
-            )
-        manifest = None
+    if not isinstance(manifest, dict) or manifest.get("sha256") != digest:
+        manifest = None  # none, unreadable, or a collision of the name's 64 bits: lay out anew
     fresh = manifest is None
     if manifest is None:
         # A partial store without a manifest was being laid out when its client died.
