@@ -181,7 +181,29 @@ def _prepare(
     shard_size: int | None,
 ) -> tuple[Path, list[tuple[int, int]]] | None:
     """Lay out (or find and check) the partial store; the shards still to run, or ``None``
-    when the published store already holds this recipe's dataset."""
+    when the published store already holds this recipe's dataset. An ``OSError`` names the
+    store (not only the directory or hidden sibling that failed), keeping its type."""
+    try:
+        return _lay_out(
+            target, header, compress=compress, overwrite=overwrite, shard_size=shard_size
+        )
+    except OSError as exc:
+        if exc.errno is None:
+            raise
+        raise type(exc)(
+            exc.errno, f"store {os.fspath(target)!r}: {exc.strerror}", exc.filename
+        ) from exc
+
+
+def _lay_out(
+    target: Path,
+    header: Any,
+    *,
+    compress: bool,
+    overwrite: bool,
+    shard_size: int | None,
+) -> tuple[Path, list[tuple[int, int]]] | None:
+    """:func:`_prepare` itself."""
     from .io import zarr as zio
     from .io._dirstore import check_replaceable
 
@@ -473,6 +495,9 @@ def simulate(
     if not isinstance(experiment_or_campaign, Campaign) and store_path.name in ("", ".."):
         # "." ran every shard, then could not rename the working directory onto (EBUSY)
         raise ValueError(f"store must name a store to create, got {os.fspath(store)!r}")
+    if not isinstance(experiment_or_campaign, Campaign) and store_path.suffix.lower() != ".zarr":
+        # as the command line: a Zarr directory under another format's name misleads readers
+        raise ValueError(f"store must be a .zarr path (a Zarr store), got {os.fspath(store)!r}")
     for name, v in (
         ("patches", patches),
         ("compress", compress),
