@@ -134,6 +134,21 @@ def test_create_store_checks_compress(tmp_path):
     assert os.listdir(tmp_path) == []
 
 
+@needs_zarr
+@pytest.mark.parametrize(
+    ("rows", "exc"), [("x", TypeError), (2.0, TypeError), (True, TypeError), (0, ValueError)]
+)
+def test_create_store_checks_rows_before_touching_the_directory(tmp_path, rows, exc):
+    """``rows`` was checked after the store's group was created (and a string was a
+    ValueError); a wrong type is a TypeError, and nothing is written either way."""
+    h = io.Header.from_dataset(random_dataset(7))
+    (tmp_path / "keep.txt").write_text("x")
+    with pytest.raises(exc, match="rows must be a positive integer"):
+        io.zarr.create_store(tmp_path, h, compress=False, rows=rows)
+    assert os.listdir(tmp_path) == ["keep.txt"]
+    assert io.zarr.create_store(tmp_path / "s", h, compress=False, rows=np.int64(3)) == 3
+
+
 def test_simulate_to_checks_flags_before_simulating(tmp_path):
     path = tmp_path / "d.npz"
     path.write_bytes(b"keep")

@@ -218,6 +218,12 @@ def create_store(
     compress = _flag("compress", compress)
     if not isinstance(header, Header):
         raise TypeError(f"header must be a ptyfast.io.Header, got {type(header).__name__}")
+    if rows is not None:  # before the directory is touched
+        if isinstance(rows, bool) or not isinstance(rows, numbers.Integral):
+            raise TypeError(f"rows must be a positive integer, got {type(rows).__name__} {rows!r}")
+        if rows < 1:
+            raise ValueError(f"rows must be a positive integer, got {rows!r}")
+        rows = int(rows)
     zarr = require("zarr")
     from zarr.codecs import ZstdCodec
 
@@ -247,8 +253,6 @@ def create_store(
 
     if rows is None:
         rows = chunk_rows(h)
-    elif isinstance(rows, bool) or not isinstance(rows, int) or rows < 1:
-        raise ValueError(f"rows must be a positive integer, got {rows!r}")
     array("diffraction", (m, n, n), h.dtype, (rows, n, n))
     if h.patches:
         array("patches", (m, n, n), np.complex64, (rows, n, n))
