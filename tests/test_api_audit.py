@@ -860,6 +860,7 @@ def _bad_cases(ds: Any, path: Path) -> dict[str, tuple[Callable[[Any], Any], lis
             lambda v: Dataset(**fields, intensity_scale=v),
             ["1", None, True, [1]],
         ),
+        "detector": (lambda v: Dataset(**fields, detector=v), ["eiger", {"qe": 1.0}, 1, True]),
     }
 
 
@@ -880,6 +881,7 @@ _CASES = [
     "a",
     "photons",
     "intensity_scale (Dataset)",
+    "detector",
 ]
 
 
@@ -887,7 +889,8 @@ _CASES = [
 def test_bad_values_are_refused_by_name(name: str, tiny: tuple[Any, Path]) -> None:
     """Public entry points no fuzz table covers (``BlockReader.read``,
     ``recipes.derive_seed``/``dumps``/``loads``, ``io.amplitudes``,
-    ``provenance.encode_array``/``seeds``/``array_sha256``, ``Dataset``'s scalars): each bad
+    ``provenance.encode_array``/``seeds``/``array_sha256``, ``Dataset``'s scalars and
+    ``detector``): each bad
     value is a ``ValueError``/``TypeError`` whose message names the
     argument (before the fixes: ``'<=' not supported ...``, ``AttributeError``,
     ``OverflowError``, or silently accepted, ``derive_seed(0.5, ...)`` equal to

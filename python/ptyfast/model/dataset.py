@@ -116,6 +116,14 @@ class Dataset:
                 )
         if not isinstance(self.provenance, dict):
             raise TypeError(f"provenance must be a dict, got {type(self.provenance).__name__}")
+        if self.detector is not None:
+            from .detector import Detector  # (detector imports nothing of this module)
+
+            if not isinstance(self.detector, Detector):
+                raise TypeError(
+                    "detector must be a ptyfast.Detector or None (what the readings mean), "
+                    f"got {type(self.detector).__name__}"
+                )
         for name in ("photons", "intensity_scale"):  # NaN (the default): not known
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, numbers.Real):
