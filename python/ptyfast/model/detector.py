@@ -67,13 +67,17 @@ parameter                   what it models, and how                             
                             ``dead_fraction <= u < dead_fraction +
                             hot_fraction`` (drawn per pattern size ``N``)
 ``pixel_m``                 pixel pitch (metadata: for a ``Geometry``)          metres
+``name``                    a label (the preset's name, e.g. ``eiger2-4M``);    –
+                            recorded, no effect on the readings
 ==========================  ==================================================  ====================
 
 So a valid pixel reads ``min(gain·(c + d) + offset + read_noise·z, full_well)`` quantised to
-the dtype; its mean is ``gain·(qe·λ' + dark) + offset`` (``λ'`` after the beamstop, dead time
-and PSF) and, below saturation and without PSF, its variance
-``gain²·(qe·λ + dark) + read_noise²`` (plus ``1/12`` for integer rounding when the spread is
-wide). :meth:`Detector.readings_to_photons` inverts the affine part.
+the dtype; its mean is ``gain·(λ' + dark) + offset``, where ``λ'`` is the mean of the detected
+counts: after the beamstop, the QE and the dead time, which acts on the detected photons,
+``λ' = qe·λ/(1 + qe·λ·τ/T)`` (``qe·λ`` without dead time), then spread by the PSF. Below
+saturation and without PSF its variance is ``gain²·(λ' + dark) + read_noise²`` (plus ``1/12``
+for integer rounding when the spread is wide). :meth:`Detector.readings_to_photons` inverts
+the affine part.
 
 **Randomness.** Pattern ``i``'s shot noise comes from the ``poisson_stream`` stream
 ``(seed, i)`` (``"v1"`` by default, today's), so the ideal detector (:meth:`Detector.ideal`)
@@ -464,11 +468,13 @@ class Detector:
         with 38 and 12; 75 µm pixels; ``size`` sets the module array (``"500K"`` 1 × 1,
         ``"1M"`` 2 × 1, ``"4M"`` 4 × 2, ``"9M"`` 6 × 3, ``"16M"`` 8 × 4 modules, rows ×
         columns). Photon counting: exact Poisson counts, no read noise, no dark counts,
-        gain 1; readings ``uint32`` (auto-summation of the 12-bit frames extends the depth
-        to 32 bits), saturating. The chip boundaries inside a module are not masked.
-        ``overrides`` sets any other parameter (``qe`` for your energy, ``beam_px``,
-        ``beamstop_radius_px``, ``dead_time_s``/``exposure_s``, ``overflow='wrap'`` for the
-        EIGER2 8-bit mode, which rolls over, ...).
+        gain 1; readings ``uint32``, saturating: auto-summation extends the 12-bit (EIGER) or
+        16-bit (EIGER2) counter of each frame to 32 bits. The chip boundaries inside a module
+        are not masked. ``overrides`` sets any other parameter (``qe`` for your energy,
+        ``beam_px``, ``beamstop_radius_px``, ``dead_time_s``/``exposure_s``, ...). The EIGER2
+        8-bit readout mode, whose counters roll over above 255 counts, is not modelled: the
+        integer readings are 16 or 32 bits, and ``overflow='wrap'`` wraps at ``2**16`` or
+        ``2**32``.
 
         Raises
         ------
