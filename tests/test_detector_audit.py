@@ -274,6 +274,7 @@ def reading_moments(mu_counts, det: Detector, top: float):
     val = np.clip(j, 0, hi)
     ref = g * mu_counts + o
     w = p * pk[:, None]
+    assert abs(w.sum() - 1) < 1e-9  # the windows hold all the mass
     m1 = ((val - ref) * w).sum()
     mean = ref + m1
     d = val - mean
