@@ -295,6 +295,16 @@ def convert_file(
     with reader(src) as r:
         h = r.header
         w = writer(dst, h, format=format, compress=compress, overwrite=overwrite, **options)
+        # A pair (ptychodus' product + diffraction file) shares files with dst although the
+        # paths differ: 'convert run.ptychodus.h5 run.diffraction.h5 --overwrite' replaced
+        # the input's own diffraction file and left the input unreadable.
+        read = {Path(p).resolve() for p in r.paths}
+        shared = [p for p in w.paths if Path(p).resolve() in read]
+        if shared:
+            raise ValueError(
+                f"input and output share the file {os.fspath(shared[0])!r} (src "
+                f"{os.fspath(src)!r}, dst {os.fspath(dst)!r}): write elsewhere"
+            )
         _check_disk(w, h)
         from tqdm import tqdm
 
