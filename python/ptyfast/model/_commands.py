@@ -781,8 +781,16 @@ def recipe(args: argparse.Namespace) -> int:
         try:
             with io.reader(args.from_file) as r:
                 prov = r.header.provenance
+                read = {Path(p).resolve() for p in r.paths}
         except ImportError as exc:
             raise ValueError(str(exc)) from None
+        # -o naming the dataset read (or the other file of its ptychodus pair) replaced the
+        # dataset with its recipe under --overwrite.
+        if args.output and Path(args.output).resolve() in read:
+            raise ValueError(
+                f"-o {args.output!r} is a file of the dataset read (--from "
+                f"{args.from_file!r}): write the recipe elsewhere"
+            )
         if not prov:
             raise ValueError(f"{args.from_file} has no ptyfast provenance (not simulated by it)")
         try:
