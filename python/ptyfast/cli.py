@@ -205,7 +205,10 @@ def _object_and_probe(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray]
         try:
             obj, probe = load_probe_object(args.input)
             return obj.astype(np.complex64), probe.astype(np.complex64)
-        except (ValueError, TypeError, MemoryError):
+        except (ValueError, TypeError) as exc:
+            kind = TypeError if isinstance(exc, TypeError) else ValueError
+            raise kind(model_commands.input_message(exc)) from None
+        except MemoryError:
             raise
         except OSError as exc:
             raise ValueError(f"--input {args.input}: {exc.strerror or exc}") from exc
@@ -637,6 +640,10 @@ def _simulate(args: argparse.Namespace) -> int:
     _check_arguments(args)
     if args.preview:
         _require_matplotlib()
+    if args.input and Path(args.input).resolve() == _resolve_output(args.output).resolve():
+        # With --overwrite the run replaced the object and probe it was made from (and a
+        # model run's provenance, which records --input by hash, could not be replayed).
+        raise ValueError(f"--input and -o name the same file {args.input!r}: write elsewhere")
     if model_commands.uses_model(args):
         return model_commands.simulate(args)
     output = _resolve_output(args.output)
@@ -747,7 +754,10 @@ def _refuse_empty(parser: argparse.ArgumentParser, args: argparse.Namespace) -> 
         p = todo.pop()
         for action in p._actions:
             if isinstance(action, argparse._SubParsersAction):
-                todo.extend(action.choices.values())
+                # only the command given: another command's option of the same dest would be
+                # named ('convert IN " "' was "--output must not be empty", simulate's option)
+                chosen = action.choices.get(getattr(args, action.dest, None) or "")
+                todo.extend([chosen] if chosen is not None else [])
             elif action.dest not in names or action.option_strings:
                 opts = action.option_strings
                 names[action.dest] = max(opts, key=len) if opts else action.dest.upper()

@@ -373,13 +373,25 @@ def _doc_from_options(args: argparse.Namespace) -> dict[str, Any]:
     return doc
 
 
+def input_message(exc: Exception) -> str:
+    """A ``load_probe_object`` error in the command line's words: it names ``--input``
+    (the function's messages name the file, or its argument ``file_path``)."""
+    text = str(exc)
+    if text.startswith("--input"):
+        return text
+    if text.startswith("file_path "):
+        return "--input " + text[len("file_path ") :]
+    return f"--input {text}"
+
+
 def _input_arrays(path: str) -> tuple[np.ndarray, np.ndarray]:
     from ..nongrid_simulation import load_probe_object
 
     try:
         obj, probe = load_probe_object(path)
-    except (ValueError, TypeError):
-        raise
+    except (ValueError, TypeError) as exc:
+        kind = TypeError if isinstance(exc, TypeError) else ValueError
+        raise kind(input_message(exc)) from None
     except OSError as exc:
         raise ValueError(f"--input {path}: {exc.strerror or exc}") from None
     except Exception as exc:  # a corrupt file: zip, npy or pickle errors of every kind
