@@ -623,3 +623,64 @@ def test_a_signal_during_convert_leaves_no_partial_file(tmp_path, big_input, sig
     assert err.strip() == f"ptyfast: interrupted ({sig.name}); no partial file left behind"
     assert [p.name for p in out_dir.iterdir()] == ["c.npz"]
     assert (out_dir / "c.npz").read_bytes() == b"the old file"
+
+
+def _hidden_store_growing(directory: Path) -> bool:
+    """Whether a hidden temporary Zarr store under ``directory`` holds chunk files."""
+    for tmp in directory.glob(".*ptyfast-tmp"):
+        if sum(1 for p in tmp.rglob("*") if p.is_file()) > 8:
+            return True
+    return False
+
+
+@linux_only
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("ext", "sig"), [("cxi", signal.SIGINT), ("zarr", signal.SIGTERM)], ids=["cxi-INT", "zarr-TERM"]
+)
+def test_a_signal_during_a_model_simulation_leaves_no_partial_file(tmp_path, ext, sig):
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    argv = ["simulate", "-n", "200000", "--N", "64", "--detector", "eiger", *GEO]
+    argv += ["--no-progress", "-o", str(out_dir / f"x.{ext}")]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ptyfast", *argv],
+        env=ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not (_writing(proc.pid, out_dir, 2e6) or _hidden_store_growing(out_dir)):
+            assert proc.poll() is None, f"the run ended before the signal: {proc.communicate()}"
+            assert time.monotonic() < deadline, "the run never started writing"
+            time.sleep(0.01)
+        proc.send_signal(sig)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:  # pragma: no cover
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 128 + sig, err
+    assert out == ""
+    assert err.strip() == f"ptyfast: interrupted ({sig.name}); no partial file left behind"
+    assert list(out_dir.iterdir()) == []
+
+
+def test_info_and_convert_on_foreign_and_truncated_hdf5(work, capsys):
+    import h5py
+
+    h5py.File(work / "empty.h5", "w").close()
+    with h5py.File(work / "other.cxi", "w") as f:
+        f["entry_1/x"] = 1
+    ds = random_dataset(2, m=5)
+    ds.save(work / "ok.cxi")
+    (work / "cut.cxi").write_bytes((work / "ok.cxi").read_bytes()[:1000])
+    before = _tree(work)
+    for name, needle in [("empty.h5", "HDF5"), ("other.cxi", "missing"), ("cut.cxi", "HDF5")]:
+        for argv in (["info", name], ["convert", name, "o.npz"], ["recipe", "--from", name]):
+            code, out, err = _main(argv, capsys)
+            _assert_one_line_error(code, err, name, needle)
+            assert out == ""
+    assert _tree(work) == before
