@@ -257,8 +257,19 @@ def _params(option: str, items: list[str] | None) -> dict[str, Any]:
         key = key.strip()
         if not sep or not key:
             raise ValueError(f"{option} must be KEY=VALUE, got {item!r}")
+        if key in out:  # the last one silently won
+            raise ValueError(f"{option} gives {key} twice, got {item!r} after {out[key]!r}")
         out[key] = _value(text.strip())
     return out
+
+
+def _refuse_both(option: str, params: dict[str, Any], key: str, other: str, given: bool) -> None:
+    """``--X-param KEY=...`` and the option ``other`` that sets the same KEY, both given:
+    one of them was silently ignored (``-n 30 --scan-param n=50`` simulated 50 patterns)."""
+    if given and key in params:
+        raise ValueError(
+            f"{option} {key}={params[key]!r} and {other} set the same parameter: give one"
+        )
 
 
 def _finite(option: str, v: float | None, *, positive: bool = False) -> None:
@@ -314,6 +325,8 @@ def _doc_from_options(args: argparse.Namespace) -> dict[str, Any]:
     else:
         builder = args.probe or "disk"
         probe: dict[str, Any] = {"builder": builder, **_params("--probe-param", args.probe_param)}
+        given = getattr(args, "given_options", ())
+        _refuse_both("--probe-param", probe, "N", "--N", "--N" in given)
         if builder != "fresnel_zone_plate":
             probe.setdefault("N", args.N)
         ops: list[dict[str, Any]] = []
@@ -342,6 +355,9 @@ def _doc_from_options(args: argparse.Namespace) -> dict[str, Any]:
         doc["probe"] = probe
     builder = args.scan or "random_uniform"
     scan: dict[str, Any] = {"builder": builder, **_params("--scan-param", args.scan_param)}
+    given = getattr(args, "given_options", ())
+    _refuse_both("--scan-param", scan, "n", "-n/--n-images", "--n-images" in given)
+    _refuse_both("--scan-param", scan, "step_px", "--step-px", args.step_px is not None)
     if builder in ("fermat_spiral", "random_uniform", "lissajous"):
         scan.setdefault("n", args.n_images)
     if args.step_px is not None:
