@@ -767,6 +767,14 @@ def _refuse_empty(parser: argparse.ArgumentParser, args: argparse.Namespace) -> 
             raise ValueError(f"{names.get(dest, dest)} must not be empty, got {value!r}")
 
 
+def _command_parser(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Any:
+    """The subparser of the command given (``parser`` itself when there is none)."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return action.choices.get(getattr(args, action.dest, None) or "", parser)
+    return parser  # pragma: no cover - the parser always has its commands
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``ptyfast`` console script.
 
@@ -774,7 +782,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal number when interrupted (130 for Ctrl-C, 143 for SIGTERM, 129 for SIGHUP).
     """
     parser = _parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # the command's own usage error: 'ptyfast info F -q' pointed at 'ptyfast --help'
+        sub = _command_parser(parser, args)
+        sub.error(f"unrecognized arguments: {' '.join(extra)}")
     level = logging.ERROR if getattr(args, "quiet", False) else logging.WARNING
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     try:
