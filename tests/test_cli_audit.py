@@ -423,7 +423,15 @@ HOSTILE = {
     "info missing": (["info", "missing.npz"], ["missing.npz"]),
     "info blank": (["info", ""], ["FILE", "''"]),
     "info bad crc": (["info", "badcrc.npz", "--stats"], ["badcrc.npz", "readings", "CRC"]),
-    "info extra": (["info", "good.npz", "-q"], ["-q"]),
+    "info extra": (["info", "good.npz", "-q"], ["-q", "ptyfast info --help"]),
+    "convert extra": (
+        ["convert", "good.npz", "{o}.npz", "x"],
+        ["arguments: x", "ptyfast convert --help"],
+    ),  # noqa: E501
+    "simulate unknown": (
+        ["simulate", *SMALL, "--bogus", "-o", "{o}.npz"],
+        ["--bogus", "ptyfast simulate --help"],
+    ),  # noqa: E501
     # convert
     "convert same": (["convert", "good.npz", "good.npz", "--overwrite"], ["same path", "good.npz"]),  # noqa: E501
     "convert same dotted": (["convert", "good.npz", "./good.npz", "--overwrite"], ["same path"]),
