@@ -32,7 +32,7 @@ from typing import Any, NoReturn
 import numpy as np
 
 from . import __version__, _kernels, plotting
-from ._atomic import _check_target
+from ._atomic import _check_target, check_output_path
 from ._dryrun import disk_free, human
 from ._npz import NpzStreamWriter, metadata_record
 from ._progress import Phases
@@ -657,6 +657,8 @@ def _simulate(args: argparse.Namespace) -> int:
     _check_target(output, args.overwrite)
     if args.preview:
         plotting.preview_format(args.preview)
+        # its directory too: a preview under a file failed only after the dataset was written
+        check_output_path(Path(args.preview), "--preview")
         if Path(args.preview).absolute() == output.absolute():
             raise ValueError(f"--preview and --output name the same file {args.preview!r}")
         _check_target(Path(args.preview), args.overwrite)

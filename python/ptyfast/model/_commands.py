@@ -553,8 +553,11 @@ def _check_preview(args: argparse.Namespace) -> None:
 
     if not args.preview:
         return
+    from .._atomic import check_output_path
+
     plotting.preview_format(args.preview)
-    p = Path(args.preview)
+    # its directory too: a preview under a file failed only after the dataset was written
+    p = check_output_path(Path(args.preview), "--preview")
     if p.is_dir():
         raise ValueError(f"--preview {args.preview!r} is a directory, expected a file path")
     if p.exists() and not getattr(args, "overwrite", False):
