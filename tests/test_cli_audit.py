@@ -270,6 +270,15 @@ HOSTILE = {
         ["simulate", *SMALL, "-o", "{o}.npz", "--preview", "notes.txt"],
         ["notes.txt"],
     ),  # noqa: E501
+    # the preview's directory was checked only after the dataset had been written
+    "preview under file": (
+        ["simulate", *SMALL, "-o", "{o}.npz", "--preview", "notes.txt/p.png"],
+        ["--preview", "notes.txt"],
+    ),  # noqa: E501
+    "model preview under file": (
+        ["simulate", *MODEL, "-o", "{o}.npz", "--preview", "notes.txt/p.png"],
+        ["--preview", "notes.txt"],
+    ),  # noqa: E501
     "preview format": (["simulate", *SMALL, "-o", "{o}.npz", "--preview", "p.bmp"], [".bmp"]),
     # simulate, the model's path
     "energy nan": (
