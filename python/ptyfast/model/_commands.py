@@ -804,6 +804,10 @@ def recipe(args: argparse.Namespace) -> int:
     from . import recipes
     from .provenance import ProvenanceError
 
+    if args.output:  # before reading anything; the message names the option, not 'path'
+        from .._atomic import check_output_path
+
+        check_output_path(args.output, "--output")
     if args.example:
         if args.campaign:
             raise ValueError("--campaign goes with --from FILE, not --example")
