@@ -476,6 +476,14 @@ HOSTILE = {
     "recipe from empty": (["recipe", "--from", "empty.npz"], ["empty.npz"]),
     "recipe from dir": (["recipe", "--from", "adir"], ["adir"]),
     "recipe to dir": (["recipe", "--example", "-o", "adir"], ["adir", "directory"]),
+    "recipe under file": (
+        ["recipe", "--example", "-o", "notes.txt/r.toml"],
+        ["--output", "notes.txt"],
+    ),  # noqa: E501
+    "recipe from, under file": (
+        ["recipe", "--from", "good.npz", "-o", "notes.txt/r.toml"],
+        ["--output", "notes.txt"],
+    ),  # noqa: E501
     "recipe to existing": (
         ["recipe", "--example", "-o", "notes.txt"],
         ["notes.txt", "--overwrite"],
