@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from _io_data import EXT, assert_same, formats, random_dataset
+from _io_data import EXT, assert_same, formats, needs_zarr, random_dataset
 
 import ptyfast
 from ptyfast import cli
@@ -723,7 +723,11 @@ def _hidden_store_growing(directory: Path) -> bool:
 @linux_only
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    ("ext", "sig"), [("cxi", signal.SIGINT), ("zarr", signal.SIGTERM)], ids=["cxi-INT", "zarr-TERM"]
+    ("ext", "sig"),
+    [
+        pytest.param("cxi", signal.SIGINT, id="cxi-INT"),
+        pytest.param("zarr", signal.SIGTERM, id="zarr-TERM", marks=needs_zarr),
+    ],
 )
 def test_a_signal_during_a_model_simulation_leaves_no_partial_file(tmp_path, ext, sig):
     out_dir = tmp_path / "out"
