@@ -45,7 +45,9 @@ from typing import Any
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PKG = ROOT / "python" / "ptyfast"
+# The package as imported: the checkout's python/ptyfast, or the installed wheel's copy (CI's
+# installed-wheel run has tests/ outside any checkout).
+PKG = Path(importlib.util.find_spec("ptyfast").origin).resolve().parent  # type: ignore[arg-type]
 
 # The public modules of the model layer (wave 2); each has an ``__all__``.
 MODEL_MODULES = [

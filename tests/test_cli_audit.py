@@ -32,6 +32,15 @@ from ptyfast import cli
 SRC = str(Path(ptyfast.__file__).resolve().parents[1])
 ENV = dict(os.environ, PYTHONPATH=SRC + os.pathsep + os.environ.get("PYTHONPATH", ""))
 ENV.pop("COLUMNS", None)
+# ``python -m ptyfast`` with Ctrl-C's handler: a job that a non-interactive shell starts in the
+# background (CI's) inherits SIGINT ignored, and Python then installs no handler, so SIGINT
+# would go unnoticed; an interactive user has the default one.
+PTYFAST_CTRL_C = [
+    sys.executable,
+    "-c",
+    "import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+    "from ptyfast.cli import main; sys.exit(main())",
+]
 linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc, signals")
 
 SMALL = ["-n", "12", "--N", "16", "--object-size", "40", "--no-progress"]
@@ -687,7 +696,7 @@ def test_a_signal_during_convert_leaves_no_partial_file(tmp_path, big_input, sig
     (out_dir / "c.npz").write_bytes(b"the old file")
     argv = ["convert", str(big_input), str(out_dir / "c.npz"), "--compress", "--overwrite"]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "ptyfast", *argv],
+        [*PTYFAST_CTRL_C, *argv],
         env=ENV,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -735,7 +744,7 @@ def test_a_signal_during_a_model_simulation_leaves_no_partial_file(tmp_path, ext
     argv = ["simulate", "-n", "200000", "--N", "64", "--detector", "eiger", *GEO]
     argv += ["--no-progress", "-o", str(out_dir / f"x.{ext}")]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "ptyfast", *argv],
+        [*PTYFAST_CTRL_C, *argv],
         env=ENV,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

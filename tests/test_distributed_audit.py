@@ -355,8 +355,19 @@ def test_a_campaign_into_a_relative_directory(client, tmp_path, monkeypatch):
 
 # --------------------------------------------------------------------------- interruptions
 
+# A job that a non-interactive shell starts in the background (CI's) inherits SIGINT ignored,
+# and Python then installs no handler: the child processes below restore the default one, what
+# an interactive user has, so that SIGINT means Ctrl-C.
+_CTRL_C = "import signal; signal.signal(signal.SIGINT, signal.default_int_handler)\n"
+#: ``python -m ptyfast`` with Ctrl-C restored.
+_PTYFAST = [
+    sys.executable,
+    "-c",
+    _CTRL_C + "import sys; from ptyfast.cli import main; sys.exit(main())",
+]
+
 # A client in its own process, on the module's cluster: D.simulate(experiment(n), ...).
-_DRIVER = textwrap.dedent(
+_DRIVER = _CTRL_C + textwrap.dedent(
     """
     import json, sys
     args = json.loads(sys.argv[1])
@@ -784,7 +795,7 @@ def test_cli_scheduler_run_with_a_relative_output_from_another_directory(client,
 # --------------------------------------------------------------------------- single-process
 # streaming writers, killed for real
 
-_WRITER = textwrap.dedent(
+_WRITER = _CTRL_C + textwrap.dedent(
     """
     import sys
     import ptyfast
@@ -922,7 +933,7 @@ def test_ctrl_c_of_a_cli_run_on_a_local_cluster_stops_its_workers_and_resumes(tm
     recipe.write_text(_RECIPE.replace("n = 30", "n = 600").replace("[48, 48]", "[160, 160]"))
     store = tmp_path / "run.zarr"
     env = {**os.environ, "PYTHONPATH": os.fspath(SRC)}
-    cmd = [sys.executable, "-m", "ptyfast", "simulate", "--recipe", os.fspath(recipe)]
+    cmd = [*_PTYFAST, "simulate", "--recipe", os.fspath(recipe)]
     cmd += ["-o", os.fspath(store), "--workers", "2", "--shard-size", "1", "--quiet"]
     p = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     _until(lambda: len(markers(store)) >= 3 or p.poll() is not None, "the CLI run", 120)
