@@ -37,6 +37,7 @@ import importlib
 import inspect
 import math
 import re
+import sys
 import types
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -492,8 +493,15 @@ def test_keywords_in_documented_calls_exist() -> None:
     assert not problems, "\n".join(problems)
 
 
+#: Standard-library modules newer than the oldest supported Python (3.10), which a docstring
+#: may name: ``tomllib`` (3.11; ``tomli`` before).
+_NEWER_STDLIB = {"tomllib": (3, 11)}
+
+
 def _resolves(target: str, modname: str, owner: Any) -> bool:
     target = target.strip().removesuffix("()")
+    if target in _NEWER_STDLIB and sys.version_info < _NEWER_STDLIB[target]:
+        return True
     if target.startswith("."):  # Sphinx's relative form, from the module's package
         target = modname + target if owner == "package" else modname.rsplit(".", 1)[0] + target
     candidates = [target]
