@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -243,7 +244,7 @@ def test_an_unwritable_directory_fails_naming_the_store_and_writes_nothing(clien
         assert os.path.ismount("/sys"), "the test needs sysfs at /sys when run as root"
         stores = [Path("/sys/s.zarr"), Path("/sys/ptyfast-audit/s.zarr")]
         for store in stores:
-            with pytest.raises(PermissionError, match=r"store '/sys/.*s\.zarr'"):
+            with pytest.raises(PermissionError, match=re.escape(f"'{store}'")):
                 D.simulate(e, store, seed=SEED, client=client)
         assert not [q for q in Path("/sys").iterdir() if "s.zarr" in q.name or "ptyfast" in q.name]
         return
@@ -251,7 +252,7 @@ def test_an_unwritable_directory_fails_naming_the_store_and_writes_nothing(clien
     ro.mkdir()
     ro.chmod(0o555)
     try:
-        with pytest.raises(PermissionError, match=r"store '.*s\.zarr'"):
+        with pytest.raises(PermissionError, match=re.escape(f"'{ro / 's.zarr'}'")):
             D.simulate(e, ro / "s.zarr", seed=SEED, client=client)
         assert list(ro.iterdir()) == []
     finally:

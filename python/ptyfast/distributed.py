@@ -183,16 +183,14 @@ def _prepare(
     """Lay out (or find and check) the partial store; the shards still to run, or ``None``
     when the published store already holds this recipe's dataset. An ``OSError`` names the
     store (not only the directory or hidden sibling that failed), keeping its type."""
+    from ._atomic import naming_path
+
     try:
         return _lay_out(
             target, header, compress=compress, overwrite=overwrite, shard_size=shard_size
         )
     except OSError as exc:
-        if exc.errno is None:
-            raise
-        raise type(exc)(
-            exc.errno, f"store {os.fspath(target)!r}: {exc.strerror}", exc.filename
-        ) from exc
+        raise naming_path(exc, target) from exc
 
 
 def _lay_out(
