@@ -347,3 +347,30 @@ def test_zarr_and_xarray_open_the_store(tmp_path, compress, monkeypatch):
     assert np.array_equal(x["mask"].values, ds.mask)
     assert np.array_equal(x["patches"].isel(pattern=slice(10, 20)).values, ds.patches[10:20])
     assert x.attrs["ptyfast"]["photons"] == ds.photons
+
+
+def test_ptychodus_reads_eiger2_8_bit_readings(tmp_path, registry):
+    """The EIGER2 8-bit mode's uint8 readings (rolled over above 255) reach ptychodus as
+    they are, with the detector's mask as its bad pixels."""
+    from ptychodus.api.io import load_diffraction_data
+    from ptychodus.api.reconstruct import prepare_reconstruct_input
+
+    from ptyfast import objects, probes, scans
+
+    det = ptyfast.Detector.eiger("500K", dtype="uint8", overflow="wrap", beamstop_radius_px=2)
+    exp = ptyfast.Experiment(
+        objects.dead_leaves(48, seed=1),
+        probes.gaussian(16, 3.0),
+        scans.fermat_spiral(15, 1.5),
+        det,
+        1e6,
+        ptyfast.Geometry(8000.0, 2.0, 75e-6, 16),
+    )
+    ds = ptyfast.simulate(exp, seed=5)
+    assert ds.diffraction.dtype == np.uint8
+    product_path, diffraction_path = _pair(tmp_path, ds)
+    product = registry.product_file_readers.get_strategy_by_name("HDF5").read(product_path)
+    recon = prepare_reconstruct_input(load_diffraction_data(diffraction_path), product)
+    assert np.array_equal(recon.diffraction_patterns, ds.diffraction)
+    assert np.array_equal(recon.bad_pixels, ~ds.mask)
+    assert not ds.mask.all()

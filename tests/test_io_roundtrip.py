@@ -21,6 +21,7 @@ from ptyfast import io
         (np.uint16, 3, True, True),
         (np.uint32, 1, True, False),
         (np.float64, 2, False, True),
+        (np.uint8, 2, True, True),
     ],
 )
 def test_exact_round_trip(tmp_path, fmt, dtype, modes, patches, compress):

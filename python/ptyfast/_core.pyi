@@ -88,6 +88,7 @@ def simulate_into(
 _Readings = (
     npt.NDArray[np.float32]
     | npt.NDArray[np.float64]
+    | npt.NDArray[np.uint8]
     | npt.NDArray[np.uint16]
     | npt.NDArray[np.uint32]
 )

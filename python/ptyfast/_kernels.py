@@ -1695,7 +1695,7 @@ def _named_stats(stats: np.ndarray | None) -> dict[str, np.ndarray] | None:
 
 
 #: Reading dtypes the detector stage writes.
-READING_DTYPES = ("float32", "float64", "uint16", "uint32")
+READING_DTYPES = ("float32", "float64", "uint8", "uint16", "uint32")
 
 #: Exact Poisson streams the shot-noise stage can draw from, oldest first ("v1": today's, the
 #: default; "v2": the faster stream of ``observe_amplitudes(version="v2")``).

@@ -50,13 +50,13 @@ parameter                   what it models, and how                             
                             dtype's range)
 ``dtype``, ``overflow``     the readings' format: ``float32``/``float64``       –
                             keep ``v`` (rounded to the type; beyond its
-                            range, its largest value); ``uint16`` /
-                            ``uint32`` round half to even, read 0 below 0,
-                            and above the type's maximum saturate
+                            range, its largest value); ``uint8`` /
+                            ``uint16`` / ``uint32`` round half to even, read
+                            0 below 0, and above the type's maximum saturate
                             (``overflow='saturate'``, a counter with overflow
                             protection, an ADC at full scale) or keep the
                             count modulo ``2**bits`` (``'wrap'``, a counter
-                            that rolls over)
+                            that rolls over, e.g. EIGER2's 8-bit mode)
 ``dead_pixels``,            dead pixels: detected photons (spread by the PSF)   –, fraction
 ``dead_fraction``           but the pixel reads 0. Masked.
 ``hot_pixels``,             hot pixels: read the saturation level               –, fraction
@@ -256,7 +256,7 @@ class Detector:
     full_well : float or None
         Saturation level of the readings, ADU (> offset; the dtype must hold it).
     dtype : str
-        ``"float32"``, ``"float64"``, ``"uint16"`` or ``"uint32"``.
+        ``"float32"``, ``"float64"``, ``"uint8"``, ``"uint16"`` or ``"uint32"``.
     overflow : str
         Integer readings above the dtype's maximum: ``"saturate"`` or ``"wrap"``.
     beamstop_radius_px : float
@@ -472,9 +472,8 @@ class Detector:
         16-bit (EIGER2) counter of each frame to 32 bits. The chip boundaries inside a module
         are not masked. ``overrides`` sets any other parameter (``qe`` for your energy,
         ``beam_px``, ``beamstop_radius_px``, ``dead_time_s``/``exposure_s``, ...). The EIGER2
-        8-bit readout mode, whose counters roll over above 255 counts, is not modelled: the
-        integer readings are 16 or 32 bits, and ``overflow='wrap'`` wraps at ``2**16`` or
-        ``2**32``.
+        8-bit readout mode, whose counters roll over above 255 counts, is
+        ``dtype="uint8", overflow="wrap"``.
 
         Raises
         ------

@@ -14,7 +14,7 @@
 //! | 6 | dark | `d ~ Poisson(dark)` (exact), or `d = dark` without shot noise | stage [`stage::DARK`]'s lanes |
 //! | 7 | gain, offset, read noise | `v = gain · (c + d) + offset + read_noise · z`, `z ~ N(0, 1)` (exact ziggurat) | stage [`stage::READ_NOISE`]'s lanes |
 //! | 8 | saturation | `v ← min(v, full_well)` | – |
-//! | 9 | quantisation | the output type: `f32`/`f64` round to nearest; `u16`/`u32` round half to even, clip below at 0, and above the type's maximum either saturate or wrap modulo 2^bits ([`Overflow`]) | – |
+//! | 9 | quantisation | the output type: `f32`/`f64` round to nearest; `u8`/`u16`/`u32` round half to even, clip below at 0, and above the type's maximum either saturate or wrap modulo 2^bits ([`Overflow`]) | – |
 //! | 10 | mask | pixels flagged [`pixel::GAP`] or [`pixel::DEAD`] read 0, else [`pixel::HOT`] the saturation level | – |
 //!
 //! Units: `λ`, `c`, `d` are photons (detected counts); `gain` is ADU per count, `offset`,
@@ -330,7 +330,7 @@ impl Detector {
     }
 }
 
-/// A reading type: `f32`, `f64`, `u16` or `u32`.
+/// A reading type: `f32`, `f64`, `u8`, `u16` or `u32`.
 pub trait Reading: Copy + Default + Send + Sync + 'static {
     /// The NumPy name of the type.
     const DTYPE: &'static str;
@@ -356,6 +356,7 @@ pub trait Reading: Copy + Default + Send + Sync + 'static {
 pub enum OutRow<'a> {
     F32(&'a mut [f32]),
     F64(&'a mut [f64]),
+    U8(&'a mut [u8]),
     U16(&'a mut [u16]),
     U32(&'a mut [u32]),
 }
@@ -447,6 +448,7 @@ macro_rules! integer_reading {
     };
 }
 
+integer_reading!(u8, "uint8", U8);
 integer_reading!(u16, "uint16", U16);
 integer_reading!(u32, "uint32", U32);
 
@@ -1191,6 +1193,7 @@ pub(crate) fn write(st: &Stage, v: &[f64], out: OutRow<'_>, stats: Option<&mut [
     match out {
         OutRow::F32(o) => write_as(st, v, o, stats),
         OutRow::F64(o) => write_as(st, v, o, stats),
+        OutRow::U8(o) => write_as(st, v, o, stats),
         OutRow::U16(o) => write_as(st, v, o, stats),
         OutRow::U32(o) => write_as(st, v, o, stats),
     }
@@ -1655,6 +1658,10 @@ mod tests {
         assert_eq!(u16::quantise(65536.0 + 5.0, Wrap), (5, true));
         assert_eq!(u16::quantise(3.0 * 65536.0 + 9.0, Wrap), (9, true));
         assert_eq!(u32::quantise(4_294_967_296.0 + 1.0, Wrap), (1, true));
+        assert_eq!(u8::quantise(255.4, Saturate), (255, false));
+        assert_eq!(u8::quantise(256.0, Saturate), (255, true));
+        assert_eq!(u8::quantise(256.0 + 7.0, Wrap), (7, true));
+        assert_eq!(u8::quantise(5.0 * 256.0 + 254.5, Wrap), (254, true));
         assert_eq!(u32::quantise(1e12, Saturate), (u32::MAX, true));
         assert_eq!(f32::quantise(1e40, Saturate), (f32::MAX, true));
         assert_eq!(f32::quantise(0.1, Saturate), (0.1f32, false));
@@ -1676,15 +1683,17 @@ mod tests {
             4_294_967_295.5,
             1e300,
         ];
-        for m in [65535.0, 4_294_967_295.0] {
+        for m in [255.0, 65535.0, 4_294_967_295.0] {
             xs.extend([m - 0.5, m - 0.51, m + 0.49, m + 0.5, m + 1.0]);
         }
         xs.extend((0..20_000).map(|k| f64::from(k) * 0.25 - 3.0));
         xs.extend((0..20_000).map(|_| (rng.next_f64() - 0.01) * 5e9));
         for &x in &xs {
             let r = x.round_ties_even().max(0.0);
+            let want8 = (r.min(255.0) as u8, r > 255.0);
             let want16 = (r.min(65535.0) as u16, r > 65535.0);
             let want32 = (r.min(4_294_967_295.0) as u32, r > 4_294_967_295.0);
+            assert_eq!(u8::quantise(x, Saturate), want8, "u8 {x}");
             assert_eq!(u16::quantise(x, Saturate), want16, "u16 {x}");
             assert_eq!(u32::quantise(x, Saturate), want32, "u32 {x}");
         }
@@ -1753,6 +1762,12 @@ mod tests {
                     let (o16, s16) = with_stats::<u16>(&det, &e);
                     assert_eq!(s16.column(3).to_vec(), valid_sums(&o16, m));
                     assert_eq!(s16.column(4).to_vec(), clipped(65535.0));
+                    if full_well.is_none() {
+                        // (A full well of 50,000 does not fit 8 bits: refused, tested below.)
+                        let (o8, s8) = with_stats::<u8>(&det, &e);
+                        assert_eq!(s8.column(3).to_vec(), valid_sums(&o8, m));
+                        assert_eq!(s8.column(4).to_vec(), clipped(255.0));
+                    }
                     let (o32, s32) = with_stats::<u32>(&det, &e);
                     assert_eq!(s32.column(3).to_vec(), valid_sums(&o32, m));
                     assert_eq!(s32.column(4).to_vec(), clipped(u32::MAX as f64));
@@ -2171,6 +2186,11 @@ mod tests {
         let mut o16 = Array3::<u16>::zeros((1, 4, 4));
         let r = detect_into(&fw(1e6), e.view(), 0, 0, o16.view_mut(), None);
         assert_eq!(name(r), "full_well");
+        // Nor a uint8 one of 256.
+        let mut o8 = Array3::<u8>::zeros((1, 4, 4));
+        let r = detect_into(&fw(256.0), e.view(), 0, 0, o8.view_mut(), None);
+        assert_eq!(name(r), "full_well");
+        assert!(detect_into(&fw(255.0), e.view(), 0, 0, o8.view_mut(), None).is_ok());
         // Shapes, values and indices.
         let bad = Array3::from_elem((1, 4, 4), -1.0);
         let r = detect_into(&base(), bad.view(), 0, 0, o16.view_mut(), None);

@@ -380,6 +380,8 @@ unsafe impl Zeroable for f64 {}
 // SAFETY: `Complex<f32>` is `#[repr(C)] { re: f32, im: f32 }`.
 unsafe impl Zeroable for Complex32 {}
 // SAFETY: plain integers (detector readings, `runtime::Element`).
+unsafe impl Zeroable for u8 {}
+// SAFETY: as above.
 unsafe impl Zeroable for u16 {}
 // SAFETY: as above.
 unsafe impl Zeroable for u32 {}

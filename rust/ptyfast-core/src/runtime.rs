@@ -88,13 +88,14 @@ mod sealed {
     pub trait Sealed {}
     impl Sealed for f32 {}
     impl Sealed for f64 {}
+    impl Sealed for u8 {}
     impl Sealed for u16 {}
     impl Sealed for u32 {}
     impl Sealed for i64 {}
     impl Sealed for crate::Complex32 {}
 }
 
-/// Element types of kernel outputs (`f32`, `f64`, `u16`, `u32`, `i64`, `Complex32`): zero
+/// Element types of kernel outputs (`f32`, `f64`, `u8`, `u16`, `u32`, `i64`, `Complex32`): zero
 /// bits are a valid value.
 pub trait Element: sealed::Sealed + Copy + Send + Sync + 'static {
     /// `len` zeros, allocated without being written (see [`zeros`]).
@@ -121,6 +122,16 @@ impl Element for f32 {
 }
 
 impl Element for f64 {
+    fn zeroed(len: usize, name: &'static str) -> Result<Vec<Self>> {
+        crate::patches::zeroed(len, name)
+    }
+
+    fn uninit(len: usize, name: &'static str) -> Result<Vec<MaybeUninit<Self>>> {
+        crate::patches::uninit(len, name)
+    }
+}
+
+impl Element for u8 {
     fn zeroed(len: usize, name: &'static str) -> Result<Vec<Self>> {
         crate::patches::zeroed(len, name)
     }

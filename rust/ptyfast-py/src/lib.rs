@@ -1058,6 +1058,7 @@ impl DetectorArgs {
 enum Readings<'py> {
     F32(Rw3<'py, f32>),
     F64(Rw3<'py, f64>),
+    U8(Rw3<'py, u8>),
     U16(Rw3<'py, u16>),
     U32(Rw3<'py, u32>),
 }
@@ -1072,13 +1073,15 @@ impl<'a, 'py> FromPyObject<'a, 'py> for Readings<'py> {
             Ok(Readings::F32(obj.extract()?))
         } else if obj.cast::<PyArray3<f64>>().is_ok() {
             Ok(Readings::F64(obj.extract()?))
+        } else if obj.cast::<PyArray3<u8>>().is_ok() {
+            Ok(Readings::U8(obj.extract()?))
         } else if obj.cast::<PyArray3<u16>>().is_ok() {
             Ok(Readings::U16(obj.extract()?))
         } else if obj.cast::<PyArray3<u32>>().is_ok() {
             Ok(Readings::U32(obj.extract()?))
         } else {
             Err(pyo3::exceptions::PyTypeError::new_err(
-                "a 3-D float32, float64, uint16 or uint32 array is required",
+                "a 3-D float32, float64, uint8, uint16 or uint32 array is required",
             ))
         }
     }
@@ -1090,6 +1093,7 @@ macro_rules! with_readings {
         match $readings {
             Readings::F32(mut $out) => $body,
             Readings::F64(mut $out) => $body,
+            Readings::U8(mut $out) => $body,
             Readings::U16(mut $out) => $body,
             Readings::U32(mut $out) => $body,
         }
