@@ -694,7 +694,14 @@ def raster(
     r, c = _grid_order(rows, cols, snake)
     x = (c - (cols - 1) / 2.0) * step
     y = (r - (rows - 1) / 2.0) * step_y
-    params = {"rows": rows, "cols": cols, "step_px": step, "snake": snake, "step_y_px": step_y_px}
+    # The checked float, not the argument (a NumPy scalar is not JSON): None stays None.
+    params = {
+        "rows": rows,
+        "cols": cols,
+        "step_px": step,
+        "snake": snake,
+        "step_y_px": None if step_y_px is None else step_y,
+    }
     return _scan("raster", params, x, y)
 
 
