@@ -713,7 +713,8 @@ def zernike(
     plane : {'focus', 'pupil'}, default 'focus'
         Where the probe is taken (see above).
     seed : int, numpy.random.Generator or None
-        Only when ``coefficients`` is None (giving both raises).
+        Only when ``coefficients`` is None (giving both raises). A ``Generator`` gives one
+        draw (advancing it, except when the call fails: then it is left as it was).
     rms_rad : float, default 1.0
         RMS phase of the random coefficients, radians.
 
@@ -725,7 +726,10 @@ def zernike(
     Raises
     ------
     TypeError, ValueError
-        An argument out of range, or both ``coefficients`` and ``seed`` given.
+        An argument out of range (``rms_rad`` is checked with explicit coefficients too), both
+        ``coefficients`` and ``seed`` given, or, with ``plane='pupil'``, an ``aperture`` so
+        small that the disk covers no pixel centre (``aperture·N/2 <= (√2 − 1)/2`` pixels for
+        an even ``N``).
 
     Examples
     --------
@@ -737,12 +741,30 @@ def zernike(
     N = _check_N(N)
     ap = _args.real("aperture", aperture, positive=True, maximum=1.0)
     plane = _args.choice("plane", plane, ("focus", "pupil"))
+    # Checked even with explicit coefficients (which do not use it): a bad value is an error.
+    _args.real("rms_rad", rms_rad, nonnegative=True)
+    if plane == "pupil":
+        # The pupil plane has no pixel at its centre for even N: the nearest pixel centres are
+        # √2/2 away, and a disk whose edge weight clip(R + ½ − r, 0, 1) vanishes there is empty.
+        r0 = 0.0 if N % 2 else math.sqrt(0.5)
+        if ap * N / 2.0 + 0.5 - r0 <= 0.0:
+            raise ValueError(
+                f"aperture must be > {2.0 * (r0 - 0.5) / N:.6g} for plane='pupil' with N = {N} "
+                f"(the disk of radius aperture·N/2 pixels covers no pixel), got {ap!r}"
+            )
     if coefficients is None:
-        c = random_zernike_coefficients(seed=seed, rms_rad=rms_rad)
-    else:
-        if seed is not None:
-            raise ValueError("give coefficients or seed, not both (seed draws coefficients)")
-        c = _check_coefficients(coefficients)
+        # A phase beyond float64 (a huge rms_rad) is refused after the draw: a Generator
+        # passed as seed then gets its state back.
+        with _args.seed_kept_on_error(seed):
+            c = random_zernike_coefficients(seed=seed, rms_rad=rms_rad)
+            return _zernike_field(N, ap, plane, c, rms_rad)
+    if seed is not None:
+        raise ValueError("give coefficients or seed, not both (seed draws coefficients)")
+    return _zernike_field(N, ap, plane, _check_coefficients(coefficients), rms_rad)
+
+
+def _zernike_field(N: int, ap: float, plane: str, c: np.ndarray, rms_rad: Any) -> np.ndarray:
+    """The probe of :func:`zernike` for checked arguments and coefficients ``c``."""
     where = f"zernike(N={N}, aperture={ap!r}, rms_rad={rms_rad!r}, coefficients={c.tolist()})"
     if plane == "pupil":
         return _finish(_zernike_pupil(_coords(N), ap * N / 2.0, c), where)
@@ -768,7 +790,7 @@ def _zernike_pupil(u: np.ndarray, radius: float, c: np.ndarray) -> np.ndarray:
     edge along a pixel axis, within 0.05 of it otherwise: :func:`zernike`)."""
     r = np.hypot(u[None, :], u[:, None])
     weight = np.clip(radius + 0.5 - r, 0.0, 1.0)
-    if not np.any(weight > 0):  # pragma: no cover - the grid centre is always inside
+    if not np.any(weight > 0):  # pragma: no cover - zernike checks the pupil plane's size
         raise ValueError("the pupil covers no pixel")
     with np.errstate(all="ignore"):  # outside the pupil rho is never used: 0 there
         rho = np.where(weight > 0, r / radius, 0.0)
@@ -894,7 +916,7 @@ def _mode_weights(n: int, weights: Any, decay: Any) -> np.ndarray:
 
 def _orthonormal_modes(primary: np.ndarray, candidates: list[np.ndarray]) -> list[np.ndarray]:
     """Modified Gram–Schmidt (two passes) of ``candidates`` against ``primary`` and each
-    other; every result has unit norm."""
+    other; every result has unit norm (a dependent candidate raises, naming ``n``)."""
     basis = [primary / math.sqrt(_power(primary))]
     for k, cand in enumerate(candidates, start=1):
         v = cand.copy()
@@ -905,8 +927,10 @@ def _orthonormal_modes(primary: np.ndarray, candidates: list[np.ndarray]) -> lis
         norm = math.sqrt(_power(v))
         if not math.isfinite(norm) or norm <= 1e-6 * max(start, 1e-300):
             raise ValueError(
-                f"cannot build mode {k}: its candidate is linearly dependent on the previous "
-                f"modes (the primary has too few non-zero pixels for n modes)"
+                f"n = {len(candidates) + 1} modes cannot be built from this primary: mode {k}'s "
+                f"candidate is linearly dependent on the previous modes (the primary's "
+                f"{int(np.count_nonzero(primary))} non-zero pixels or their layout allow "
+                f"fewer modes)"
             )
         basis.append(v / norm)
     return basis
@@ -950,7 +974,8 @@ def modes(
     method : {'hermite', 'random'}, default 'hermite'
         How the candidates are made (see above).
     seed : int, numpy.random.Generator or None
-        ``method='random'`` only.
+        ``method='random'`` only. A ``Generator`` gives one draw (advancing it, except when
+        the call fails: then it is left as it was).
 
     Returns
     -------
@@ -960,8 +985,10 @@ def modes(
     Raises
     ------
     TypeError, ValueError
-        Invalid arguments; weights negative or not summing to 1; a candidate linearly
-        dependent on the previous modes (a primary with too few pixels).
+        Invalid arguments; weights negative or not summing to 1; ``n`` larger than the
+        number of non-zero pixels of ``primary`` (checked first), or a candidate linearly
+        dependent on the previous modes (a primary whose support allows fewer modes; the
+        message names ``n``).
 
     Examples
     --------
@@ -982,6 +1009,23 @@ def modes(
     power = _power(p0)
     if not math.isfinite(power) or power <= 0:
         raise ValueError(f"primary has zero (or non-finite) total intensity: {power}")
+    # Every mode is the primary times a function of position: the modes span at most the
+    # primary's support, so n orthogonal ones need n non-zero pixels (checked before drawing).
+    support = int(np.count_nonzero(p0))
+    if n > support:
+        raise ValueError(
+            f"n must be <= the number of non-zero pixels of primary ({support}), got {n}: "
+            f"modes are the primary times functions of position, so more would be linearly "
+            f"dependent"
+        )
+    with _args.seed_kept_on_error(seed):
+        return _make_modes(p0, n, w, method, seed, power)
+
+
+def _make_modes(
+    p0: np.ndarray, n: int, w: np.ndarray, method: str, seed: Any, power: float
+) -> np.ndarray:
+    """The body of :func:`modes`, its arguments checked."""
     N = p0.shape[0]
     intensity = (p0.real**2 + p0.imag**2) / power
     c = np.arange(N, dtype=np.float64)
@@ -1187,12 +1231,13 @@ _OPERATIONS: dict[str, Callable[..., np.ndarray]] = {"propagate": propagate, "mo
 
 
 def _jsonable(name: str, v: Any) -> Any:
-    """Geometry as its dict, arrays and tuples as lists, NumPy scalars as Python ones."""
+    """Geometry as its dict, arrays, tuples and lists as lists, NumPy scalars as Python ones
+    (also inside lists: ``weights=[np.float32(0.7), ...]``)."""
     if isinstance(v, Geometry):
         return v.to_dict()
     if isinstance(v, np.ndarray):
         return v.tolist()
-    if isinstance(v, tuple):
+    if isinstance(v, (tuple, list)):
         return [_jsonable(name, x) for x in v]
     if isinstance(v, (np.integer, np.floating, np.bool_)):
         return v.item()
