@@ -183,6 +183,12 @@ def _finish(texture: np.ndarray, amplitude: Any, phase: Any, normalise: bool) ->
 # --------------------------------------------------------------------------- families
 
 
+def _lines_args(shape: Any, n_lines: Any) -> tuple[tuple[int, int], int]:
+    return _shape(shape, MAX_SIDE // 2), _args.integer(
+        "n_lines", n_lines, minimum=0, maximum=10_000_000
+    )
+
+
 def lines(
     shape: Any,
     *,
@@ -226,8 +232,7 @@ def lines(
     >>> o.shape, o.dtype
     ((64, 64), dtype('complex64'))
     """
-    h, w = _shape(shape, MAX_SIDE // 2)
-    n = _args.integer("n_lines", n_lines, minimum=0, maximum=10_000_000)
+    (h, w), n = _lines_args(shape, n_lines)
     _mapping(amplitude, phase)
     rs = np.random.RandomState(_args.legacy_seed_int(seed))
     s = max(h, w)
@@ -281,6 +286,11 @@ def grf(
     return _finish(texture, amplitude, phase, normalise=True)
 
 
+def _points_args(shape: Any, sigma_px: Any) -> tuple[tuple[int, int], float]:
+    h, w = _shape(shape)
+    return (h, w), _args.real("sigma_px", sigma_px, nonnegative=True, maximum=float(max(h, w)))
+
+
 def points(
     shape: Any,
     *,
@@ -319,13 +329,30 @@ def points(
     >>> points(32, seed=2).dtype
     dtype('complex64')
     """
-    h, w = _shape(shape)
-    sigma = _args.real("sigma_px", sigma_px, nonnegative=True, maximum=float(max(h, w)))
+    (h, w), sigma = _points_args(shape, sigma_px)
     _mapping(amplitude, phase)
     rs = np.random.RandomState(_args.legacy_seed_int(seed))
     s = max(h, w)
     texture = _crop(_textures.points_image(s, sigma, rs)[:, :, 0], h, w)
     return _finish(texture, amplitude, phase, normalise=True)
+
+
+def _dead_leaves_args(
+    shape: Any, radius_min_px: Any, radius_max_px: Any, alpha: Any
+) -> tuple[tuple[int, int], float, float, float]:
+    h, w = _shape(shape)
+    # Leaves are centred within radius_max_px of the image: far larger radii would make
+    # almost every leaf miss it (an endless loop), so radii stop at 4 image sides.
+    r_cap = 4.0 * max(h, w)
+    r_min = _args.real("radius_min_px", radius_min_px, minimum=0.5, maximum=r_cap)
+    default_max = max(r_min, min(h, w) / 4.0)
+    r_max = (
+        default_max
+        if radius_max_px is None
+        else _args.real("radius_max_px", radius_max_px, minimum=r_min, maximum=r_cap)
+    )
+    a = _args.real("alpha", alpha, nonnegative=True, maximum=_MAX_ALPHA)
+    return (h, w), r_min, r_max, a
 
 
 def dead_leaves(
@@ -380,18 +407,7 @@ def dead_leaves(
     >>> o.shape, o.dtype
     ((48, 64), dtype('complex64'))
     """
-    h, w = _shape(shape)
-    # Leaves are centred within radius_max_px of the image: far larger radii would make
-    # almost every leaf miss it (an endless loop), so radii stop at 4 image sides.
-    r_cap = 4.0 * max(h, w)
-    r_min = _args.real("radius_min_px", radius_min_px, minimum=0.5, maximum=r_cap)
-    default_max = max(r_min, min(h, w) / 4.0)
-    r_max = (
-        default_max
-        if radius_max_px is None
-        else _args.real("radius_max_px", radius_max_px, minimum=r_min, maximum=r_cap)
-    )
-    a = _args.real("alpha", alpha, nonnegative=True, maximum=_MAX_ALPHA)
+    (h, w), r_min, r_max, a = _dead_leaves_args(shape, radius_min_px, radius_max_px, alpha)
     _mapping(amplitude, phase)
     rng = _args.generator(_args.seed_int(seed))
     texture, _ = _textures.dead_leaves_image((h, w), r_min, r_max, a, rng)
@@ -473,13 +489,24 @@ def recipe(family: str, **params: Any) -> dict[str, Any]:
     if "shape" not in params:
         raise ValueError(f"{family} recipe needs shape")
     p = {**_defaults(family), **params}
-    h, w = _shape(p["shape"])
+    # Every parameter is checked as the family checks it, before the seed is resolved (a
+    # Generator is then not advanced by a recipe that is refused).
+    if family == "lines":
+        (h, w), _ = _lines_args(p["shape"], p["n_lines"])
+    elif family == "points":
+        (h, w), _ = _points_args(p["shape"], p["sigma_px"])
+    elif family == "dead_leaves":
+        (h, w), *_ = _dead_leaves_args(
+            p["shape"], p["radius_min_px"], p["radius_max_px"], p["alpha"]
+        )
+    else:
+        h, w = _shape(p["shape"])
+    amp, ph = _mapping(p["amplitude"], p["phase"])
     p["shape"] = [h, w]
     if family in _LEGACY:
         p["seed"] = _args.legacy_seed_int(p["seed"])
     else:
         p["seed"] = _args.seed_int(p["seed"])
-    amp, ph = _mapping(p["amplitude"], p["phase"])
     p["amplitude"] = None if amp is None else list(amp)
     p["phase"] = list(ph)
     for k, v in p.items():
