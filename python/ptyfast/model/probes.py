@@ -1278,7 +1278,10 @@ def recipe(builder: str, *, operations: Any = (), **params: Any) -> dict[str, An
     Raises
     ------
     ValueError
-        Unknown builder, operation or parameter, a missing required parameter, or a bad seed.
+        Unknown builder, operation or parameter, a missing required parameter, a bad seed, or
+        a seed where none is drawn (``zernike`` with ``coefficients``, ``modes`` without
+        ``method='random'``), all before any seed is resolved. The other values are checked
+        by :func:`build` (an :class:`~ptyfast.Experiment` builds its recipes at once).
 
     Examples
     --------
@@ -1292,8 +1295,9 @@ def recipe(builder: str, *, operations: Any = (), **params: Any) -> dict[str, An
     """
     _args.choice("builder", builder, tuple(sorted(_BUILDERS)))
     p = _complete(builder, _BUILDERS[builder], params, ())
-    if builder == "zernike" and p["coefficients"] is None:
-        p["seed"] = _args.seed_int(p["seed"])
+    if builder == "zernike" and p["coefficients"] is not None and p["seed"] is not None:
+        # As zernike refuses it: a recipe that cannot be built (a Generator is not even JSON).
+        raise ValueError("give coefficients or seed, not both (seed draws coefficients)")
     if isinstance(operations, (dict, str)) or not hasattr(operations, "__iter__"):
         raise TypeError(f"operations must be a sequence of dicts, got {operations!r}")
     ops = []
@@ -1307,9 +1311,19 @@ def recipe(builder: str, *, operations: Any = (), **params: Any) -> dict[str, An
         given = {k: v for k, v in op.items() if k != "op"}
         skip = ("probe",) if kind == "propagate" else ("primary",)
         q = {"op": kind, **_complete(f"operations[{i}] ({kind})", _OPERATIONS[kind], given, skip)}
-        if kind == "modes" and q["method"] == "random":
-            q["seed"] = _args.seed_int(q["seed"])
+        if kind == "modes" and q["method"] != "random" and q["seed"] is not None:
+            raise ValueError(
+                f"operations[{i}] (modes): seed is used only with method='random', got "
+                f"method={q['method']!r} and seed={q['seed']!r}"
+            )
         ops.append(q)
+    # Seeds are resolved once the recipe's layout is checked (a Generator is not advanced by
+    # a refused recipe): the builder's first, then the operations' in order.
+    if builder == "zernike" and p["coefficients"] is None:
+        p["seed"] = _args.seed_int(p["seed"])
+    for q in ops:
+        if q["op"] == "modes" and q["method"] == "random":
+            q["seed"] = _args.seed_int(q["seed"])
     return {
         "format": RECIPE_FORMAT,
         "version": RECIPE_VERSION,
