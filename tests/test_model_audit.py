@@ -417,3 +417,45 @@ def test_probe_recipes_record_the_draws_of_generators():
         seed=r["operations"][0]["seed"],
     )
     np.testing.assert_array_equal(probes.build(json.loads(json.dumps(r))), probes.normalize(want))
+
+
+# --------------------------------------------------------------------------- recipes
+
+
+@pytest.mark.parametrize(
+    ("family", "params", "exc", "word"),
+    [
+        ("dead_leaves", {"alpha": math.nan}, ValueError, "alpha"),
+        ("dead_leaves", {"radius_min_px": 0.1}, ValueError, "radius_min_px"),
+        ("dead_leaves", {"radius_max_px": 1.0}, ValueError, "radius_max_px"),
+        ("points", {"sigma_px": 17.0}, ValueError, "sigma_px"),
+        ("lines", {"n_lines": True}, TypeError, "n_lines"),
+        ("lines", {"shape": objects.MAX_SIDE // 2 + 1}, ValueError, r"shape\[0\]"),
+        ("grf", {"phase": (0.0, math.inf)}, ValueError, r"phase\[1\]"),
+    ],
+)
+def test_object_recipes_refuse_what_the_family_refuses_before_drawing(family, params, exc, word):
+    # "Raises ... a parameter the family rejects": at once, not when the recipe is built, and
+    # before the seed is resolved (a Generator keeps its state).
+    kwargs = {"shape": 16, **params}
+    with pytest.raises(exc, match=word):
+        getattr(objects, family)(**kwargs, seed=1)
+    g = np.random.default_rng(4)
+    state = g.bit_generator.state
+    with pytest.raises(exc, match=word):
+        objects.recipe(family, seed=g, **kwargs)
+    assert g.bit_generator.state == state
+
+
+def test_probe_recipes_refuse_seeds_that_nothing_draws_before_resolving_any():
+    g = np.random.default_rng(8)
+    state = g.bit_generator.state
+    with pytest.raises(ValueError, match="coefficients or seed"):
+        probes.recipe("zernike", N=16, coefficients=[0.0, 0.1], seed=g)
+    with pytest.raises(ValueError, match=r"operations\[0\] \(modes\): seed is used only"):
+        probes.recipe(
+            "gaussian", N=16, sigma_px=3.0, operations=[{"op": "modes", "n": 2, "seed": g}]
+        )
+    with pytest.raises(ValueError, match=r"operations\[1\]\['op'\]"):
+        probes.recipe("zernike", N=16, seed=g, operations=[{"op": "modes", "n": 2}, {"op": "x"}])
+    assert g.bit_generator.state == state
