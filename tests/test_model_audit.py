@@ -459,3 +459,19 @@ def test_probe_recipes_refuse_seeds_that_nothing_draws_before_resolving_any():
     with pytest.raises(ValueError, match=r"operations\[1\]\['op'\]"):
         probes.recipe("zernike", N=16, seed=g, operations=[{"op": "modes", "n": 2}, {"op": "x"}])
     assert g.bit_generator.state == state
+
+
+def test_scan_errors_give_a_generator_its_state_back_when_positions_overflow():
+    big = scans.custom([1.7e308] * 20, [0.0] * 20)
+    g = np.random.default_rng(6)
+    state = g.bit_generator.state
+    with pytest.raises(ValueError, match="overflow float64"):
+        big.jitter(1e308, seed=g)
+    with pytest.raises(ValueError, match="overflow float64"):
+        big.drift(random_walk_px=1e308, seed=g)
+    assert g.bit_generator.state == state
+    # A call that succeeds takes exactly one draw, as documented.
+    twin = np.random.default_rng(6)
+    s = scans.raster(2, 2, 1.0).jitter(0.1, seed=g)
+    assert s.errors[0]["seed"] == int(twin.integers(0, 2**64, dtype=np.uint64))
+    assert g.bit_generator.state == twin.bit_generator.state

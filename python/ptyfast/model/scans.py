@@ -286,7 +286,8 @@ class Scan:
         sigma_px : float
             Standard deviation in object pixels, ``>= 0``.
         seed : int, numpy.random.Generator or None
-            Resolved to an integer and recorded (``None``: fresh entropy).
+            Resolved to an integer and recorded (``None``: fresh entropy; a ``Generator``
+            gives one draw, and gets its state back if the call fails).
 
         Returns
         -------
@@ -305,9 +306,12 @@ class Scan:
         ('jitter', 7)
         """
         sigma = _args.real("sigma_px", sigma_px, nonnegative=True) + 0.0  # -0.0 → 0.0
-        s = _args.seed_int(seed)
-        shift = _args.generator(s).normal(0.0, sigma, size=self._true.shape)
-        return self._with_error(self._true + shift, {"op": "jitter", "sigma_px": sigma, "seed": s})
+        # Positions that overflow are refused after the draw: a Generator gets its state back.
+        with _args.seed_kept_on_error(seed):
+            s = _args.seed_int(seed)
+            shift = _args.generator(s).normal(0.0, sigma, size=self._true.shape)
+            op = {"op": "jitter", "sigma_px": sigma, "seed": s}
+            return self._with_error(self._true + shift, op)
 
     @_quiet
     def drift(
@@ -354,16 +358,18 @@ class Scan:
         k = np.arange(self.n_positions, dtype=np.float64)
         shift = np.stack([vx * k, vy * k], axis=1)
         op: dict[str, Any] = {"op": "drift", "velocity_px": [vx, vy], "random_walk_px": walk}
-        if walk > 0:
-            s = _args.seed_int(seed)
-            steps = _args.generator(s).normal(0.0, walk, size=(self.n_positions - 1, 2))
-            shift[1:] += np.cumsum(steps, axis=0)
-            op["seed"] = s
-        elif seed is not None:
+        if seed is not None and walk == 0:
             raise ValueError("seed is used only with random_walk_px > 0")
-        else:
-            op["seed"] = None
-        return self._with_error(self._true + shift, op)
+        # Positions that overflow are refused after the draw: a Generator gets its state back.
+        with _args.seed_kept_on_error(seed):
+            if walk > 0:
+                s = _args.seed_int(seed)
+                steps = _args.generator(s).normal(0.0, walk, size=(self.n_positions - 1, 2))
+                shift[1:] += np.cumsum(steps, axis=0)
+                op["seed"] = s
+            else:
+                op["seed"] = None
+            return self._with_error(self._true + shift, op)
 
     @_quiet
     def affine(self, matrix: Any, *, offset_px: Any = (0.0, 0.0)) -> Scan:
