@@ -263,17 +263,18 @@ def test_probe_recipes_record_numpy_scalars_inside_lists_as_json():
     assert json.loads(json.dumps(ptyfast.simulate(e, seed=1).provenance))
 
 
-def test_a_scan_point_is_patch_pixel_n_over_2_with_x_the_column():
+@pytest.mark.parametrize(("h", "w", "N"), [(48, 40, 16), (47, 41, 15)])
+def test_a_scan_point_is_patch_pixel_n_over_2_with_x_the_column(h, w, N):
     # Integer absolute positions: the patch is the object's slice, exactly, whose pixel
     # (N//2, N//2) is object[y, x] (Dataset's docstring), x along columns, y along rows.
     rng = np.random.default_rng(0)
-    h, w, N = 48, 40, 16
     obj = (rng.random((h, w)) + 0.5) * np.exp(1j * rng.random((h, w)))
     rel_x = [0.0, 5.0, 0.0, -3.0, 7.0]
     rel_y = [0.0, 0.0, 6.0, -4.0, 2.0]
     e = ptyfast.Experiment(obj, probes.gaussian(N, 3.0), scans.custom(rel_x, rel_y), photons=1e4)
     ds = ptyfast.simulate(e, seed=0, patches=True)
-    cx, cy = (w - 1) / 2 + 0.5, (h - 1) / 2 + 0.5  # δ = ½ for even N
+    delta = 0.5 if N % 2 == 0 else 0.0  # δ = N//2 − (N − 1)/2
+    cx, cy = (w - 1) / 2 + delta, (h - 1) / 2 + delta
     np.testing.assert_array_equal(ds.positions_true, np.c_[np.add(rel_x, cx), np.add(rel_y, cy)])
     for i, (x, y) in enumerate(ds.positions_true.astype(int)):
         want = obj[y - N // 2 : y - N // 2 + N, x - N // 2 : x - N // 2 + N]
@@ -475,3 +476,112 @@ def test_scan_errors_give_a_generator_its_state_back_when_positions_overflow():
     s = scans.raster(2, 2, 1.0).jitter(0.1, seed=g)
     assert s.errors[0]["seed"] == int(twin.integers(0, 2**64, dtype=np.uint64))
     assert g.bit_generator.state == twin.bit_generator.state
+
+
+def _numpy_scalar_scans():
+    f32, i64 = np.float32, np.int64
+    built = [
+        scans.raster(i64(2), i64(3), f32(2.0), snake=True, step_y_px=f32(1.5)),
+        scans.hexagonal(i64(2), i64(2), f32(2.0)),
+        scans.fermat_spiral(i64(5), f32(1.5)),
+        scans.concentric(i64(1), f32(2.0), n_first=i64(4)),
+        scans.lissajous(i64(6), f32(3.0), f32(2.0), freq_x=i64(2), freq_y=i64(1), phase=f32(0.3)),
+        scans.random_uniform(i64(4), f32(4.0), f32(3.0), seed=np.uint64(5)),
+        scans.custom(
+            np.arange(3, dtype=np.float32),
+            np.arange(3, dtype=np.int16),
+            true_x=np.arange(3, dtype=np.float32),
+            true_y=np.zeros(3, np.float16),
+        ),
+    ]
+    return [
+        s.jitter(f32(0.1), seed=i64(3))
+        .drift((f32(0.1), i64(0)), random_walk_px=f32(0.1), seed=np.uint32(4))
+        .affine(np.eye(2, dtype=np.float32), offset_px=(f32(0.5), i64(1)))
+        for s in built
+    ]
+
+
+def test_numpy_scalars_everywhere_give_json_provenance_that_replays_bit_for_bit():
+    # NumPy scalars (float32, int64, unsigned seeds) are numbers to every builder; what is
+    # recorded must be plain JSON (provenance is written with allow_nan=False) and rebuild
+    # the same bits.
+    f32, i64 = np.float32, np.int64
+    for s in _numpy_scalar_scans():
+        rec = json.loads(json.dumps(s.to_dict(), allow_nan=False))
+        t = scans.Scan.from_dict(rec)
+        np.testing.assert_array_equal(t.true, s.true)
+        np.testing.assert_array_equal(t.nominal, s.nominal)
+    g = Geometry(
+        energy_eV=f32(8000.0), distance_m=f32(2.0), detector_pixel_m=np.float64(75e-6), N=i64(16)
+    )
+    cases = [
+        (
+            objects.recipe(
+                "lines",
+                shape=(i64(32), i64(30)),
+                n_lines=i64(10),
+                seed=np.uint32(1),
+                amplitude=(f32(1), f32(0.5)),
+                phase=np.array([0, 1], np.float32),
+            ),
+            probes.recipe(
+                "fresnel_zone_plate",
+                geometry=g,
+                diameter_m=f32(20e-6),
+                outer_zone_m=f32(300e-9),
+                central_stop=f32(0.2),
+                defocus_m=f32(1e-5),
+            ),
+            g,
+        ),
+        (
+            objects.recipe("points", shape=i64(32), sigma_px=f32(1.5), seed=i64(1)),
+            probes.recipe(
+                "zernike",
+                N=i64(16),
+                coefficients=[f32(0.0), f32(0.2)],
+                aperture=f32(0.3),
+                operations=[{"op": "modes", "n": i64(2), "weights": [f32(0.75), f32(0.25)]}],
+            ),
+            None,
+        ),
+        (
+            objects.recipe(
+                "dead_leaves",
+                shape=i64(32),
+                radius_min_px=f32(1.0),
+                radius_max_px=i64(5),
+                alpha=f32(2.5),
+                seed=i64(2),
+                amplitude=None,
+            ),
+            probes.recipe(
+                "zernike",
+                N=i64(16),
+                plane="pupil",
+                seed=i64(3),
+                rms_rad=f32(0.5),
+                operations=[
+                    {"op": "propagate", "distance_m": f32(1e-6), "geometry": g},
+                    {
+                        "op": "modes",
+                        "n": i64(2),
+                        "decay": f32(0.5),
+                        "method": "random",
+                        "seed": np.uint64(9),
+                    },
+                ],
+            ),
+            g,
+        ),
+    ]
+    for obj, probe, geometry in cases:
+        e = ptyfast.Experiment(
+            obj, probe, _numpy_scalar_scans()[0], photons=f32(1e4), geometry=geometry
+        )
+        ds = ptyfast.simulate(e, seed=np.uint64(3))
+        record = json.loads(json.dumps(ds.provenance, allow_nan=False))
+        again = ptyfast.replay(record)
+        np.testing.assert_array_equal(again.diffraction, ds.diffraction)
+        np.testing.assert_array_equal(again.positions_true, ds.positions_true)
