@@ -481,8 +481,8 @@ def test_scan_errors_give_a_generator_its_state_back_when_positions_overflow():
 def _numpy_scalar_scans():
     f32, i64 = np.float32, np.int64
     built = [
-        scans.raster(i64(2), i64(3), f32(2.0), snake=True, step_y_px=f32(1.5)),
-        scans.hexagonal(i64(2), i64(2), f32(2.0)),
+        scans.raster(i64(2), i64(3), f32(2.0), snake=np.bool_(True), step_y_px=f32(1.5)),
+        scans.hexagonal(i64(2), i64(2), f32(2.0), snake=np.bool_(False)),
         scans.fermat_spiral(i64(5), f32(1.5)),
         scans.concentric(i64(1), f32(2.0), n_first=i64(4)),
         scans.lissajous(i64(6), f32(3.0), f32(2.0), freq_x=i64(2), freq_y=i64(1), phase=f32(0.3)),
@@ -507,6 +507,9 @@ def test_numpy_scalars_everywhere_give_json_provenance_that_replays_bit_for_bit(
     # recorded must be plain JSON (provenance is written with allow_nan=False) and rebuild
     # the same bits.
     f32, i64 = np.float32, np.int64
+    snake = _numpy_scalar_scans()[0]
+    assert snake.nominal[:3, 0].tolist() == [-2.0, 0.0, 2.0]
+    assert snake.nominal[3:6, 0].tolist() == [2.0, 0.0, -2.0]  # the odd row reversed
     for s in _numpy_scalar_scans():
         rec = json.loads(json.dumps(s.to_dict(), allow_nan=False))
         t = scans.Scan.from_dict(rec)

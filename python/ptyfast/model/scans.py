@@ -643,6 +643,13 @@ def _scan(builder: str, params: dict[str, Any], x: np.ndarray, y: np.ndarray) ->
     return Scan._make(pos, pos, {"builder": builder, "params": params, "errors": []})
 
 
+def _flag(name: str, v: Any) -> bool:
+    """``v`` as a Python ``bool`` (NumPy's ``bool_`` too, so that the recipe is JSON)."""
+    if not isinstance(v, (bool, np.bool_)):
+        raise TypeError(f"{name} must be a bool, got {type(v).__name__} {v!r}")
+    return bool(v)
+
+
 def _grid_order(rows: int, cols: int, snake: bool) -> tuple[np.ndarray, np.ndarray]:
     """Row and column index of each position, row by row (odd rows reversed if snake)."""
     r = np.repeat(np.arange(rows), cols)
@@ -695,8 +702,7 @@ def raster(
     _count("rows * cols", rows * cols)
     step = _args.real("step_px", step_px, positive=True)
     step_y = step if step_y_px is None else _args.real("step_y_px", step_y_px, positive=True)
-    if not isinstance(snake, bool):
-        raise TypeError(f"snake must be a bool, got {type(snake).__name__}")
+    snake = _flag("snake", snake)
     r, c = _grid_order(rows, cols, snake)
     x = (c - (cols - 1) / 2.0) * step
     y = (r - (rows - 1) / 2.0) * step_y
@@ -747,8 +753,7 @@ def hexagonal(rows: int, cols: int, step_px: float, *, snake: bool = False) -> S
     cols = _count("cols", cols)
     _count("rows * cols", rows * cols)
     step = _args.real("step_px", step_px, positive=True)
-    if not isinstance(snake, bool):
-        raise TypeError(f"snake must be a bool, got {type(snake).__name__}")
+    snake = _flag("snake", snake)
     r, c = _grid_order(rows, cols, snake)
     x = c * step + np.where(r % 2 == 1, step / 2.0, 0.0)
     y = r * (step * math.sqrt(3.0) / 2.0)
