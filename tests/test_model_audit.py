@@ -588,3 +588,17 @@ def test_numpy_scalars_everywhere_give_json_provenance_that_replays_bit_for_bit(
         again = ptyfast.replay(record)
         np.testing.assert_array_equal(again.diffraction, ds.diffraction)
         np.testing.assert_array_equal(again.positions_true, ds.positions_true)
+
+
+@pytest.mark.parametrize("seed", [0, 3])
+def test_random_zernike_rms_rad_is_the_rms_phase_over_the_pupil(seed):
+    # "with Noll normalisation that is the RMS phase over the pupil, piston excluded": the
+    # phase of the pupil-plane probe over the fully lit pixels has mean 0 and RMS rms_rad
+    # (the edge pixels, where |Z_j| is largest, are left out: slightly below).
+    p = probes.zernike(256, seed=seed, rms_rad=0.3, aperture=0.9, plane="pupil")
+    a = np.abs(p.astype(np.complex128))
+    lit = a >= a.max() * (1 - 1e-6)
+    assert lit.sum() == pytest.approx(math.pi * (0.9 * 128 - 0.5) ** 2, rel=0.01)
+    phase = np.angle(p[lit])
+    assert abs(float(phase.mean())) < 0.01
+    assert float(np.sqrt(np.mean(phase**2))) == pytest.approx(0.3, rel=0.03)
