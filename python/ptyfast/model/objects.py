@@ -471,7 +471,8 @@ def recipe(family: str, **params: Any) -> dict[str, Any]:
     Raises
     ------
     TypeError, ValueError
-        Unknown family or parameter, or a parameter the family rejects.
+        Unknown family or parameter, or a parameter the family rejects (checked here, before
+        the seed is resolved: a ``Generator`` passed as ``seed`` is then left as it was).
 
     Examples
     --------
