@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -137,8 +138,8 @@ def get_relative_coords(coords_nn: Any) -> tuple[np.ndarray, np.ndarray]:
     Raises
     ------
     ValueError
-        If ``coords_nn`` is not 4-D, not finite, or so large that its mean overflows (the
-        reference returns NaN for both).
+        If ``coords_nn`` is not 4-D, has no members (``C == 0``), is not finite, or so large
+        that its mean overflows (the reference returns NaN for both).
     TypeError
         If ``coords_nn`` is not a real numeric array.
 
@@ -155,6 +156,9 @@ def get_relative_coords(coords_nn: Any) -> tuple[np.ndarray, np.ndarray]:
         raise TypeError(f"coords_nn must hold real coordinates, got dtype {c.dtype}")
     if c.ndim != 4:
         raise ValueError(f"coords_nn must be 4-D (B, 1, 2, C), got shape {c.shape}")
+    if c.shape[3] == 0:
+        # The centroid of no members is undefined (NumPy's mean gives NaN and a warning).
+        raise ValueError(f"coords_nn must hold C >= 1 members per group, got shape {c.shape}")
     if c.dtype.kind == "f" and not np.all(np.isfinite(c)):
         raise ValueError("coords_nn must be finite, got NaN or inf values")
     with np.errstate(over="ignore", invalid="ignore"):
@@ -246,7 +250,8 @@ def normalize_data(dset: dict[str, Any], N: int) -> np.ndarray:
         divides by zero there and returns NaN), holds float64 values beyond float32 (the
         reference's cast gives inf there); ``N < 1``; the output does not fit in memory.
     TypeError
-        If the diffraction is complex or not numeric, or ``N`` is not an integer.
+        If ``dset`` is not a dict, the diffraction is complex or not numeric, or ``N`` is not
+        an integer.
 
     Examples
     --------
@@ -257,6 +262,10 @@ def normalize_data(dset: dict[str, Any], N: int) -> np.ndarray:
     16.0
     """
     n = _kernels._positive_int("N", N)
+    if not isinstance(dset, Mapping):
+        raise TypeError(
+            "dset must be a dict holding a 'diffraction' array, got " + type(dset).__name__
+        )
     if "diffraction" not in dset:
         raise ValueError("dset must hold a 'diffraction' array, got keys " + repr(list(dset)))
     d = _kernels._to_numpy("dset['diffraction']", dset["diffraction"])
@@ -610,7 +619,7 @@ def group_dataset(
         ``Y`` of the wrong length; counts below 1; ``seed`` outside ``[0, 2**32)``; outputs
         larger than the available memory (checked before anything is allocated).
     TypeError
-        Non-integer counts, complex ``diff3d``.
+        Non-integer counts, complex ``diff3d``, non-numeric ``Y`` (e.g. strings).
 
     Examples
     --------
@@ -656,6 +665,8 @@ def group_dataset(
     c = g * g
     if Y is not None:
         Y = _kernels._to_numpy("Y", Y)
+        if Y.dtype.kind not in "biufc":
+            raise TypeError(f"Y must hold numeric ground-truth patches, got dtype {Y.dtype}")
         if Y.ndim not in (3, 4) or Y.shape[0] != n_pts or (Y.ndim == 4 and Y.shape[3] != 1):
             raise ValueError(f"Y must be ({n_pts}, H, W) or ({n_pts}, H, W, 1), got {Y.shape}")
 

@@ -579,6 +579,18 @@ def _check_probe_size(name: str, probe: Any, n: int) -> None:
         )
 
 
+def _length(name: str, a: Any) -> int:
+    """``len(a)``, or a ``TypeError`` naming ``name`` for a scalar, ``None`` or other
+    object without rows (``len`` would raise one that names no argument)."""
+    try:
+        return len(a)
+    except TypeError:
+        raise TypeError(
+            f"{name} must be an array or sequence with a first axis to split, got "
+            f"{type(a).__name__}"
+        ) from None
+
+
 def split_data(
     X_full: Any, coords_nominal: Any, coords_true: Any, train_frac: float, which: str
 ) -> tuple[Any, Any, Any]:
@@ -599,10 +611,12 @@ def split_data(
     Raises
     ------
     ValueError
-        If ``which`` is neither ``'train'`` nor ``'test'``, or ``train_frac`` is not in
-        [0, 1] (NaN and inf included).
+        If ``which`` is neither ``'train'`` nor ``'test'``, ``train_frac`` is not in
+        [0, 1] (NaN and inf included), or the three arrays differ in length (the reference
+        splits each at its own length, pairing patterns with other groups' coordinates).
     TypeError
-        If ``train_frac`` is not a real number (e.g. the string ``"0.5"``).
+        If ``train_frac`` is not a real number (e.g. the string ``"0.5"``), or an array has
+        no length (a scalar or ``None``).
 
     Examples
     --------
@@ -612,7 +626,13 @@ def split_data(
     [7, 8, 9]
     """
     _check_split("train_frac", train_frac, which)
-    n_train = int(len(X_full) * train_frac)
+    n_rows = _length("X_full", X_full)
+    for name, a in (("coords_nominal", coords_nominal), ("coords_true", coords_true)):
+        if _length(name, a) != n_rows:
+            raise ValueError(
+                f"{name} must have the length of X_full ({n_rows}), got {_length(name, a)}"
+            )
+    n_train = int(n_rows * train_frac)
     if which == "train":
         return X_full[:n_train], coords_nominal[:n_train], coords_true[:n_train]
     if which == "test":
@@ -629,7 +649,7 @@ def split_tensor(tensor: Any, frac: float, which: str = "test") -> Any:
         If ``which`` is neither ``'train'`` nor ``'test'`` (the reference treats any other
         value, e.g. a typo, as ``'test'``), or ``frac`` is not in [0, 1].
     TypeError
-        If ``frac`` is not a real number.
+        If ``frac`` is not a real number, or ``tensor`` has no length (a scalar or ``None``).
 
     Examples
     --------
@@ -637,7 +657,7 @@ def split_tensor(tensor: Any, frac: float, which: str = "test") -> Any:
     [1, 2]
     """
     _check_split("frac", frac, which)
-    n_train = int(len(tensor) * frac)
+    n_train = int(_length("tensor", tensor) * frac)
     return tensor[:n_train] if which == "train" else tensor[n_train:]
 
 
