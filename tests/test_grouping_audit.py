@@ -495,3 +495,14 @@ def test_hostile_counts_and_huge_k_in_the_grouping():
     # reference's k = min(K + 1, n) query gives.
     out = _group(K=10**6, nsamples=6)
     np.testing.assert_array_equal(out["nn_indices"], ref_standard(x, y, 6, 10**6, 4, 0))
+
+
+@pytest.mark.parametrize("flag", ["poisson", "return_energies"])
+@pytest.mark.parametrize("value", ["no", "False", None, 2])
+def test_simulate_raw_refuses_non_bool_flags(flag, value):
+    from ptyfast.raw_data import simulate_raw
+
+    obj = np.ones((24, 24), np.complex64)
+    probe = np.ones((8, 8), np.complex64)
+    with pytest.raises(TypeError, match=f"{flag} must be True or False, got"):
+        simulate_raw([12.0], [12.0], probe, obj, nphotons=1e6, seed=0, **{flag: value})

@@ -166,7 +166,8 @@ def simulate_raw(
     (:func:`ptyfast._kernels.require_memory`) and, once ``s`` is known (a cheap pass without
     FFTs), that ``nphotons`` keeps the scaled far field within float32
     (:func:`ptyfast._kernels.check_field_range`): an error names ``nphotons`` and the largest
-    value that fits instead of returning NaN.
+    value that fits instead of returning NaN. ``poisson`` and ``return_energies`` must be
+    bools (``TypeError`` otherwise: the string ``"no"`` is not ``False``).
     """
     x = _coords("xcoords", xcoords)
     y = _coords("ycoords", ycoords)
@@ -175,6 +176,9 @@ def simulate_raw(
     if x.size == 0:
         raise ValueError("xcoords must hold at least one position, got 0")
     nph = _kernels._positive_float("nphotons", nphotons)
+    # A truthy string ("no", "False") would otherwise switch the noise on silently.
+    poisson = _kernels._flag("poisson", poisson)
+    return_energies = _kernels._flag("return_energies", return_energies)
     obj = _kernels.as_complex_image("objectGuess", objectGuess)
     probe = _kernels.as_complex_image("probeGuess", probeGuess)
     if probe.shape[0] != probe.shape[1] or probe.shape[0] < 2:
