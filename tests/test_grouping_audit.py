@@ -506,3 +506,37 @@ def test_simulate_raw_refuses_non_bool_flags(flag, value):
     probe = np.ones((8, 8), np.complex64)
     with pytest.raises(TypeError, match=f"{flag} must be True or False, got"):
         simulate_raw([12.0], [12.0], probe, obj, nphotons=1e6, seed=0, **{flag: value})
+
+
+# --------------------------------------------------------------------------- memory
+
+
+def test_integer_diffraction_is_grouped_without_a_full_size_temporary():
+    import tracemalloc
+
+    rng = np.random.default_rng(0)
+    n = 3000
+    x, y = rng.uniform(0, 100, (2, n))
+    d = rng.integers(0, 60000, (n, 32, 32)).astype(np.uint16)
+    tracemalloc.start()
+    try:
+        out = G.group_dataset(x, y, x, y, d, N=32, K=4, nsamples=10, seed=0, gridsize=1)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    np.testing.assert_array_equal(out["diffraction"][..., 0], d[out["nn_indices"][:, 0]])
+    # The finiteness check of integers allocated a bool array of d.size bytes (d.nbytes / 2).
+    assert peak < d.nbytes / 8, (peak, d.nbytes)
+
+
+def test_float_diffraction_finiteness_is_checked_in_every_block(monkeypatch):
+    monkeypatch.setattr(G, "_CHUNK_BYTES", 8 * 8 * 3)  # three patterns per block
+    rng = np.random.default_rng(1)
+    x, y = rng.uniform(0, 30, (2, 20))
+    d = rng.standard_normal((20, 8, 8))  # negative values: the blockwise path
+    G.group_dataset(x, y, x, y, d, N=8, K=4, nsamples=5, seed=0, gridsize=1)
+    for i, bad in ((19, np.nan), (10, -np.inf), (0, np.inf)):
+        e = d.copy()
+        e[i, 3, 4] = bad
+        with pytest.raises(ValueError, match="diff3d must be finite"):
+            G.group_dataset(x, y, x, y, e, N=8, K=4, nsamples=5, seed=0, gridsize=1)

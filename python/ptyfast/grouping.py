@@ -103,6 +103,15 @@ def _gather_channels(arr: np.ndarray, nn: np.ndarray) -> np.ndarray:
     return out
 
 
+def _all_finite(d: np.ndarray) -> bool:
+    """Whether every value of ``d`` (``(M, ...)``) is finite, without a temporary the size of
+    ``d``: integers always are; floats are checked block by block along the first axis."""
+    if d.dtype.kind in "biu" or _kernels._finite_nonnegative_floats(d):
+        return True
+    per = max(1, _CHUNK_BYTES // max(1, d[0].size if d.ndim > 1 else 1))
+    return all(bool(np.all(np.isfinite(d[i : i + per]))) for i in range(0, d.shape[0], per))
+
+
 def _group_energies(d: np.ndarray) -> np.ndarray:
     """``sum_{h,w} d.astype(float64)**2`` per (group, channel) of a ``(B, N, N, C)`` array."""
     b = d.shape[0]
@@ -707,7 +716,7 @@ def group_dataset(
     if d.dtype == np.float32:
         diffraction, x_full, _ = _kernels.group_diffraction(d, nn, n)
     else:
-        if not np.all(np.isfinite(d)):
+        if not _all_finite(d):
             raise ValueError("diff3d must be finite, got NaN or inf values")
         diffraction = _gather_channels(d, nn)
 
