@@ -540,3 +540,13 @@ def test_float_diffraction_finiteness_is_checked_in_every_block(monkeypatch):
         e[i, 3, 4] = bad
         with pytest.raises(ValueError, match="diff3d must be finite"):
             G.group_dataset(x, y, x, y, e, N=8, K=4, nsamples=5, seed=0, gridsize=1)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, np.float32(-np.inf)])
+def test_container_refuses_a_non_finite_norm_y_i(bad):
+    X = np.ones((3, 8, 8, 1), np.float32)
+    coords = np.zeros((3, 1, 2, 1), np.float32)
+    with pytest.raises(ValueError, match="norm_Y_I must be finite, got"):
+        loader.PtychoDataContainer(
+            X, X, 0 * X, bad, None, coords, coords, None, None, None, np.ones((8, 8))
+        )

@@ -226,6 +226,9 @@ dataset_intensity_stats
             np.ndim(self.norm_Y_I) != 0 or np.asarray(self.norm_Y_I).dtype.kind not in "iuf"
         ):
             raise TypeError(f"norm_Y_I must be a real scalar, got {self.norm_Y_I!r}")
+        if self.norm_Y_I is not None and not np.isfinite(self.norm_Y_I):
+            # RawData refuses it too; a NaN scale would reach training silently.
+            raise ValueError(f"norm_Y_I must be finite, got {self.norm_Y_I!r}")
         self.YY_full = _optional_array("YY_full", YY_full)
         self.nn_indices = _optional_array("nn_indices", nn_indices, "iu", "integer indices")
         _check_leading("nn_indices", self.nn_indices, (b, c) if x.ndim == 4 else (b, None))
