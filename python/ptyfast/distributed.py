@@ -73,10 +73,9 @@ def _require_distributed() -> Any:
 _NAME_MAX = 255
 
 
-def _stem(store: str | os.PathLike[str]) -> tuple[Path, str]:
-    """The absolute store path and the name its hidden siblings are built from."""
-    target = Path(os.path.abspath(store))
-    return target, target.name
+def _short_name(name: str) -> str:
+    """The stand-in for a store name too long to go into its hidden sibling's name."""
+    return f"ptyfast-{hashlib.sha256(os.fsencode(name)).hexdigest()[:16]}"
 
 
 def partial_path(store: str | os.PathLike[str], digest: str) -> Path:
@@ -91,36 +90,34 @@ def partial_path(store: str | os.PathLike[str], digest: str) -> Path:
     need not be the client's. ``<name>`` is replaced by a digest of it when the sibling's
     name would exceed the file-name limit (the file system accepts the store's name, and the
     sibling failed with ``OSError: File name too long``)."""
-    target, name = _stem(store)
-    tag = f".{digest[:16]}{PARTIAL_SUFFIX}"
+    target = Path(os.path.abspath(store))
+    name, tag = target.name, f".{digest[:16]}{PARTIAL_SUFFIX}"
     if len(os.fsencode(f".{name}{tag}")) > _NAME_MAX:
-        name = f"ptyfast-{hashlib.sha256(os.fsencode(name)).hexdigest()[:16]}"
+        name = _short_name(name)
     return target.parent / f".{name}{tag}"
 
 
 def partials(store: str | os.PathLike[str]) -> list[Path]:
     """Every hidden partial store of ``store`` on disk, of any recipe (sorted), including the
     single ``.<name>.ptyfast-partial`` of releases before 2026-12-03."""
-    target, name = _stem(store)
-    short = f"ptyfast-{hashlib.sha256(os.fsencode(name)).hexdigest()[:16]}"
+    target = Path(os.path.abspath(store))
+    name = target.name
+    heads = (f".{name}", f".{_short_name(name)}")  # as partial_path names them
     found = []
     try:
         entries = list(target.parent.iterdir())
     except OSError:
         return []
     for q in entries:
-        n = q.name
-        if not n.endswith(PARTIAL_SUFFIX):
+        if not q.name.endswith(PARTIAL_SUFFIX):
             continue
-        base = n[: -len(PARTIAL_SUFFIX)]
-        if base == f".{name}":  # the earlier layout
+        base = q.name[: -len(PARTIAL_SUFFIX)]
+        if base == heads[0]:  # the earlier layout
             found.append(q)
             continue
-        for stem in (name, short):
-            head, dot, tag = base.rpartition(".")
-            if head == f".{stem}" and dot and len(tag) == 16:
-                found.append(q)
-                break
+        head, dot, tag = base.rpartition(".")
+        if head in heads and dot and len(tag) == 16:
+            found.append(q)
     return sorted(found)
 
 
@@ -172,6 +169,18 @@ def _done_chunks(partial: Path, rows: int) -> set[int]:
     return done
 
 
+@contextlib.contextmanager
+def _naming_store(target: Path) -> Iterator[None]:
+    """An ``OSError`` in the block names the store (not only the directory or hidden sibling
+    that failed), keeping its type."""
+    from ._atomic import naming_path
+
+    try:
+        yield
+    except OSError as exc:
+        raise naming_path(exc, target) from exc
+
+
 def _prepare(
     target: Path,
     header: Any,
@@ -182,121 +191,103 @@ def _prepare(
 ) -> tuple[Path, list[tuple[int, int]]] | None:
     """Lay out (or find and check) the partial store; the shards still to run, or ``None``
     when the published store already holds this recipe's dataset. An ``OSError`` names the
-    store (not only the directory or hidden sibling that failed), keeping its type."""
-    from ._atomic import naming_path
-
-    try:
-        return _lay_out(
-            target, header, compress=compress, overwrite=overwrite, shard_size=shard_size
-        )
-    except OSError as exc:
-        raise naming_path(exc, target) from exc
-
-
-def _lay_out(
-    target: Path,
-    header: Any,
-    *,
-    compress: bool,
-    overwrite: bool,
-    shard_size: int | None,
-) -> tuple[Path, list[tuple[int, int]]] | None:
-    """:func:`_prepare` itself."""
+    store (:func:`_naming_store`)."""
     from .io import zarr as zio
     from .io._dirstore import check_replaceable
 
-    record = header.provenance
-    digest = _recipe_hash(record, compress, header.patches)
-    check_replaceable(target)
-    if target.exists() and not overwrite:
-        if _complete_matches(target, record, compress):
-            return None
-        raise ValueError(
-            f"store {os.fspath(target)!r} exists and holds another dataset; pass "
-            f"overwrite=True (--overwrite) to replace it"
-        )
-    partial = partial_path(target, digest)
-    seed = (record.get("simulation") or {}).get("seed")
-    for other in (q for q in partials(target) if q != partial):
-        # Another recipe's partial store, or one of the earlier single-sibling layout.
-        theirs: Any = None
-        with contextlib.suppress(OSError, ValueError):
-            theirs = json.loads((other / PROGRESS_DIR / "manifest.json").read_text())
-        if not isinstance(theirs, dict) or "sha256" not in theirs:
-            # No manifest: it was being laid out when its client died.
-            shutil.rmtree(other, ignore_errors=True)
-            continue
-        if theirs["sha256"] == digest and not partial.exists():
-            other.rename(partial)  # this recipe in the earlier layout: resume it
-            continue
-        if overwrite:
-            shutil.rmtree(other, ignore_errors=True)
-            continue
-        why = ""
-        if "seed" in theirs and theirs["seed"] != seed:
-            # A call (or recipe) without a seed draws a new one each time: no re-run of it
-            # can resume, and the bare hash did not say why.
-            why = (
-                f" (it was simulated with noise seed {theirs['seed']}, this run with "
-                f"{seed}: without a fixed seed every run draws a new one; give seed "
-                f"{theirs['seed']} to resume it)"
+    with _naming_store(target):
+        record = header.provenance
+        digest = _recipe_hash(record, compress, header.patches)
+        check_replaceable(target)
+        if target.exists() and not overwrite:
+            if _complete_matches(target, record, compress):
+                return None
+            raise ValueError(
+                f"store {os.fspath(target)!r} exists and holds another dataset; pass "
+                f"overwrite=True (--overwrite) to replace it"
             )
-        raise ValueError(
-            f"store {os.fspath(target)!r} has a partial simulation of another recipe "
-            f"(provenance hash {str(theirs.get('sha256'))[:12]}…, this run "
-            f"{digest[:12]}…) at {os.fspath(other)!r}{why}; it cannot resume into it: "
-            f"pass overwrite=True (--overwrite) to start afresh"
-        )
-    manifest_path = partial / PROGRESS_DIR / "manifest.json"
-    manifest = None
-    if manifest_path.is_file():
-        with contextlib.suppress(OSError, ValueError):
-            manifest = json.loads(manifest_path.read_text())
-    if not isinstance(manifest, dict) or manifest.get("sha256") != digest:
-        manifest = None  # none, unreadable, or a collision of the name's 64 bits: lay out anew
-    fresh = manifest is None
-    if manifest is None:
-        # A partial store without a manifest was being laid out when its client died.
-        shutil.rmtree(partial, ignore_errors=True)
-        partial.parent.mkdir(parents=True, exist_ok=True)
-        partial.mkdir()
-        rows = zio.chunk_rows(header)
-        if shard_size is not None:
-            rows = min(rows, shard_size)
-        zio.create_store(partial, header, compress=compress, rows=rows)
-        _write_json(
-            manifest_path,
-            {
-                "sha256": digest,
-                "rows": rows,
-                "n_patterns": header.n_patterns,
-                "layout": _LAYOUT,
-                "seed": seed,
-            },
-        )
-        manifest = {"rows": rows}
-    rows = int(manifest["rows"])
-    m = header.n_patterns
-    per = -(-(shard_size or _default_shard(header)) // rows)  # chunks per shard
-    done = _done_chunks(partial, rows)
-    todo = [k for k in range(-(-m // rows)) if k not in done]
-    shards: list[tuple[int, int]] = []
-    run: list[int] = []
-    for k in todo:  # consecutive missing chunks, at most `per` per shard
-        if run and (k != run[-1] + 1 or len(run) == per):
+        partial = partial_path(target, digest)
+        seed = (record.get("simulation") or {}).get("seed")
+        for other in (q for q in partials(target) if q != partial):
+            # Another recipe's partial store, or one of the earlier single-sibling layout.
+            theirs: Any = None
+            with contextlib.suppress(OSError, ValueError):
+                theirs = json.loads((other / PROGRESS_DIR / "manifest.json").read_text())
+            if not isinstance(theirs, dict) or "sha256" not in theirs:
+                # No manifest: it was being laid out when its client died.
+                shutil.rmtree(other, ignore_errors=True)
+                continue
+            if theirs["sha256"] == digest and not partial.exists():
+                other.rename(partial)  # this recipe in the earlier layout: resume it
+                continue
+            if overwrite:
+                shutil.rmtree(other, ignore_errors=True)
+                continue
+            why = ""
+            if "seed" in theirs and theirs["seed"] != seed:
+                # A call (or recipe) without a seed draws a new one each time: no re-run of it
+                # can resume, and the bare hash did not say why.
+                why = (
+                    f" (it was simulated with noise seed {theirs['seed']}, this run with "
+                    f"{seed}: without a fixed seed every run draws a new one; give seed "
+                    f"{theirs['seed']} to resume it)"
+                )
+            raise ValueError(
+                f"store {os.fspath(target)!r} has a partial simulation of another recipe "
+                f"(provenance hash {str(theirs.get('sha256'))[:12]}…, this run "
+                f"{digest[:12]}…) at {os.fspath(other)!r}{why}; it cannot resume into it: "
+                f"pass overwrite=True (--overwrite) to start afresh"
+            )
+        manifest_path = partial / PROGRESS_DIR / "manifest.json"
+        manifest = None
+        if manifest_path.is_file():
+            with contextlib.suppress(OSError, ValueError):
+                manifest = json.loads(manifest_path.read_text())
+        if not isinstance(manifest, dict) or manifest.get("sha256") != digest:
+            manifest = None  # none, unreadable, or a collision of the name's 64 bits: lay out anew
+        fresh = manifest is None
+        if manifest is None:
+            # A partial store without a manifest was being laid out when its client died.
+            shutil.rmtree(partial, ignore_errors=True)
+            partial.parent.mkdir(parents=True, exist_ok=True)
+            partial.mkdir()
+            rows = zio.chunk_rows(header)
+            if shard_size is not None:
+                rows = min(rows, shard_size)
+            zio.create_store(partial, header, compress=compress, rows=rows)
+            _write_json(
+                manifest_path,
+                {
+                    "sha256": digest,
+                    "rows": rows,
+                    "n_patterns": header.n_patterns,
+                    "layout": _LAYOUT,
+                    "seed": seed,
+                },
+            )
+            manifest = {"rows": rows}
+        rows = int(manifest["rows"])
+        m = header.n_patterns
+        per = -(-(shard_size or _default_shard(header)) // rows)  # chunks per shard
+        done = _done_chunks(partial, rows)
+        todo = [k for k in range(-(-m // rows)) if k not in done]
+        shards: list[tuple[int, int]] = []
+        run: list[int] = []
+        for k in todo:  # consecutive missing chunks, at most `per` per shard
+            if run and (k != run[-1] + 1 or len(run) == per):
+                shards.append((run[0] * rows, min(m, (run[-1] + 1) * rows)))
+                run = []
+            run.append(k)
+        if run:
             shards.append((run[0] * rows, min(m, (run[-1] + 1) * rows)))
-            run = []
-        run.append(k)
-    if run:
-        shards.append((run[0] * rows, min(m, (run[-1] + 1) * rows)))
-    if not compress:
-        try:
-            _check_disk(target, header, len(todo), rows)
-        except ValueError:
-            if fresh:  # nothing of this run is worth keeping
-                shutil.rmtree(partial, ignore_errors=True)
-            raise
-    return partial, shards
+        if not compress:
+            try:
+                _check_disk(target, header, len(todo), rows)
+            except ValueError:
+                if fresh:  # nothing of this run is worth keeping
+                    shutil.rmtree(partial, ignore_errors=True)
+                raise
+        return partial, shards
 
 
 def _check_disk(target: Path, header: Any, chunks: int, rows: int) -> None:
