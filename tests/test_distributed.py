@@ -18,17 +18,22 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 distributed = pytest.importorskip("distributed")
 pytest.importorskip("zarr")
 
 import cloudpickle  # noqa: E402  (a dependency of distributed)
+from _dask_helpers import (  # noqa: E402
+    Hold,
+    assert_same,
+    client_fixture,  # noqa: F401  (the fixture `client`)
+    markers,
+)
+from _dask_helpers import experiment as _experiment  # noqa: E402
 
 import ptyfast  # noqa: E402
 import ptyfast.distributed as D  # noqa: E402
-from ptyfast import objects, probes, scans  # noqa: E402
 
 # The plugins below travel to the workers by value (the workers cannot import this file).
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
@@ -37,41 +42,8 @@ SEED = 7
 
 
 def experiment(n_patterns: int = 300, detector=None) -> ptyfast.Experiment:
-    return ptyfast.Experiment(
-        objects.dead_leaves(96, seed=1),
-        probes.modes(probes.gaussian(16, 3.0), 2, decay=0.5),
-        scans.fermat_spiral(n_patterns, 1.5).jitter(0.3, seed=2),
-        detector if detector is not None else ptyfast.Detector(read_noise=0.5, qe=0.9),
-        1e5,
-    )
-
-
-@pytest.fixture(scope="module")
-def client():
-    with D.local_client(2, threads=1) as c:
-        yield c
-
-
-def assert_same(ds, ref) -> None:
-    assert ds.diffraction.dtype == ref.diffraction.dtype
-    np.testing.assert_array_equal(ds.diffraction, ref.diffraction, strict=True)
-    for name in ("positions_true", "positions_nominal", "probe", "object", "mask"):
-        np.testing.assert_array_equal(getattr(ds, name), getattr(ref, name), strict=True)
-    assert ds.provenance == ref.provenance
-    assert ds.intensity_scale == ref.intensity_scale and ds.photons == ref.photons
-    if ref.patches is None:
-        assert ds.patches is None
-    else:
-        np.testing.assert_array_equal(ds.patches, ref.patches, strict=True)
-
-
-def markers(store: Path) -> list[str]:
-    """The shard markers in every partial store of ``store`` (one per recipe)."""
-    out: list[str] = []
-    for q in D.partials(store):
-        d = q / D.PROGRESS_DIR / "done"
-        out += [p.name for p in d.iterdir()] if d.is_dir() else []
-    return sorted(out)
+    """This module's experiment: 2 probe modes over a 96-pixel object, 1e5 photons."""
+    return _experiment(n_patterns, detector, 2, object_px=96, photons=1e5)
 
 
 class _Killer(distributed.WorkerPlugin):
@@ -88,22 +60,6 @@ class _Killer(distributed.WorkerPlugin):
             with open(self.flag, "x") as f:
                 f.write(str(os.getpid()))
             os.kill(os.getpid(), signal.SIGKILL)
-
-
-class _Hold(distributed.WorkerPlugin):
-    """Logs every shard that starts executing; while ``hold`` exists and two shards of
-    ``store`` are done, holds the worker (before the shard runs) until ``hold`` is removed."""
-
-    def __init__(self, store: str, hold: str, log: str) -> None:
-        self.store, self.hold, self.log = store, hold, log
-
-    def transition(self, key, start, finish, **kwargs):
-        if finish != "executing" or "shard" not in str(key):
-            return
-        while os.path.exists(self.hold) and len(markers(Path(self.store))) >= 2:
-            time.sleep(0.02)
-        with open(self.log, "a") as f:
-            f.write(str(key) + "\n")
 
 
 @pytest.mark.parametrize(("shard_size", "patches"), [(32, False), (100, True)])
@@ -196,7 +152,8 @@ def test_resume_after_the_client_is_killed(client, tmp_path):
     recipe, store = _recipe(tmp_path), tmp_path / "resumed.zarr"
     hold, log = tmp_path / "hold", tmp_path / "executed.log"
     hold.touch()
-    client.register_plugin(_Hold(os.fspath(store), os.fspath(hold), os.fspath(log)), name="hold")
+    plugin = Hold(os.fspath(store), os.fspath(hold), 2, os.fspath(log))
+    client.register_plugin(plugin, name="hold")
     address = client.scheduler.address
     cmd = _cli("--recipe", os.fspath(recipe), "-o", os.fspath(store), "--scheduler", address)
     cmd += ["--shard-size", "16", "--quiet"]

@@ -9,7 +9,6 @@ with SIGKILL from outside while shards run. No mocks.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import shutil
@@ -28,6 +27,13 @@ distributed = pytest.importorskip("distributed")
 pytest.importorskip("zarr")
 
 import cloudpickle  # noqa: E402  (a dependency of distributed)
+from _dask_helpers import (  # noqa: E402
+    Hold,
+    assert_same,
+    client_fixture,  # noqa: F401  (the fixture `client`)
+    experiment,
+    markers,
+)
 
 import ptyfast  # noqa: E402
 import ptyfast.distributed as D  # noqa: E402
@@ -40,49 +46,6 @@ cloudpickle.register_pickle_by_value(sys.modules[__name__])
 SEED = 11
 TESTS = Path(__file__).resolve().parent
 SRC = Path(ptyfast.__file__).resolve().parents[1]  # the python/ directory of this checkout
-
-
-def experiment(n: int = 37, detector=None, modes: int = 1) -> ptyfast.Experiment:
-    probe = probes.gaussian(16, 3.0)
-    if modes > 1:
-        probe = probes.modes(probe, modes, decay=0.5)
-    return ptyfast.Experiment(
-        objects.dead_leaves(48, seed=1),
-        probe,
-        scans.fermat_spiral(n, 1.5).jitter(0.3, seed=2),
-        detector if detector is not None else ptyfast.Detector(read_noise=0.5, qe=0.9),
-        1e4,
-    )
-
-
-@pytest.fixture(scope="module")
-def client():
-    with D.local_client(2, threads=1) as c:
-        yield c
-
-
-def assert_same(ds, ref) -> None:
-    """The whole dataset, bit for bit (dtype included), and its provenance."""
-    assert ds.diffraction.dtype == ref.diffraction.dtype
-    assert ds.diffraction.shape == ref.diffraction.shape
-    assert ds.diffraction.tobytes() == ref.diffraction.tobytes()
-    for name in ("positions_true", "positions_nominal", "probe", "object", "mask"):
-        np.testing.assert_array_equal(getattr(ds, name), getattr(ref, name), strict=True)
-    assert ds.provenance == ref.provenance
-    assert ds.intensity_scale == ref.intensity_scale and ds.photons == ref.photons
-    if ref.patches is None:
-        assert ds.patches is None
-    else:
-        assert ds.patches.tobytes() == ref.patches.tobytes()
-
-
-def markers(store: Path) -> list[str]:
-    """The shard markers in every partial store of ``store`` (one per recipe)."""
-    out: list[str] = []
-    for q in D.partials(store):
-        with contextlib.suppress(OSError):
-            out += [p.name for p in (q / D.PROGRESS_DIR / "done").iterdir()]
-    return sorted(out)
 
 
 # --------------------------------------------------------------------------- sizes, dtypes
@@ -414,20 +377,6 @@ def _driver(
     )
 
 
-class _Hold(distributed.WorkerPlugin):
-    """Holds a worker before it executes a shard while ``hold`` exists and at least
-    ``after`` shards of ``store`` are done."""
-
-    def __init__(self, store: str, hold: str, after: int) -> None:
-        self.store, self.hold, self.after = store, hold, after
-
-    def transition(self, key, start, finish, **kwargs):
-        if finish != "executing" or "shard" not in str(key):
-            return
-        while os.path.exists(self.hold) and len(markers(Path(self.store))) >= self.after:
-            time.sleep(0.01)
-
-
 def _shard_tasks(dask_scheduler) -> int:
     return sum("shard" in str(k) for k in dask_scheduler.tasks)
 
@@ -459,7 +408,7 @@ def test_an_interrupted_client_resumes_with_another_shard_size_to_the_same_bits(
     n = 37
     store, hold = tmp_path / "r.zarr", tmp_path / "hold"
     hold.touch()
-    client.register_plugin(_Hold(os.fspath(store), os.fspath(hold), 3), name="audit-hold")
+    client.register_plugin(Hold(os.fspath(store), os.fspath(hold), 3), name="audit-hold")
     try:
         first = _driver(client, store, n=n, seed=SEED, shard=2)
         deadline = time.monotonic() + 120
@@ -727,7 +676,7 @@ def test_a_run_without_a_seed_says_why_it_cannot_resume_and_resumes_with_the_see
     n = 24
     store, hold = tmp_path / "ns.zarr", tmp_path / "hold"
     hold.touch()
-    client.register_plugin(_Hold(os.fspath(store), os.fspath(hold), 2), name="audit-hold")
+    client.register_plugin(Hold(os.fspath(store), os.fspath(hold), 2), name="audit-hold")
     try:
         first = _driver(client, store, n=n, seed=None, shard=2)
         _until(lambda: len(markers(store)) >= 2 or first.poll() is not None, "the first run")
@@ -873,7 +822,7 @@ def test_a_campaign_whose_client_is_killed_resumes_to_the_same_bits(client, tmp_
     first_store = c.path_for(out, 0, ".zarr")
     hold = tmp_path / "hold"
     hold.touch()
-    client.register_plugin(_Hold(os.fspath(first_store), os.fspath(hold), 2), name="audit-hold")
+    client.register_plugin(Hold(os.fspath(first_store), os.fspath(hold), 2), name="audit-hold")
     try:
         p = _driver(client, out, n=3, seed=None, shard=2, campaign=True)
         _until(lambda: len(markers(first_store)) >= 2 or p.poll() is not None, "the campaign")
