@@ -214,86 +214,86 @@ HOSTILE = {
     "nphotons word": (
         ["simulate", *SMALL, "--nphotons", "lots", "-o", "{o}.npz"],
         ["--nphotons", "'lots'"],
-    ),  # noqa: E501
+    ),
     "nphotons 0": (["simulate", *SMALL, "--nphotons", "0", "-o", "{o}.npz"], ["--nphotons", "0"]),
     "nphotons=-inf": (
         ["simulate", *SMALL, "--nphotons=-inf", "-o", "{o}.npz"],
         ["--nphotons", "-inf"],
-    ),  # noqa: E501
+    ),
     # argparse takes a separate "-inf" for an option: the message names only --nphotons
-    "nphotons -inf": (["simulate", *SMALL, "--nphotons", "-inf", "-o", "{o}.npz"], ["--nphotons"]),  # noqa: E501
+    "nphotons -inf": (["simulate", *SMALL, "--nphotons", "-inf", "-o", "{o}.npz"], ["--nphotons"]),
     "nphotons 1e300": (
         ["simulate", *SMALL, "--nphotons", "1e300", "-o", "{o}.npz"],
         ["nphotons", "1e+300"],
-    ),  # noqa: E501
+    ),
     "nphotons 1e-300": (
         ["simulate", *SMALL, "--nphotons", "1e-300", "-o", "{o}.npz"],
         ["--nphotons", "1e-300"],
-    ),  # noqa: E501
+    ),
     "buffer nan": (["simulate", *SMALL, "--buffer", "nan", "-o", "{o}.npz"], ["--buffer", "nan"]),
     "buffer inf": (["simulate", *SMALL, "--buffer", "inf", "-o", "{o}.npz"], ["--buffer", "inf"]),
     "seed 2**32": (
         ["simulate", *SMALL, "--seed", "4294967296", "-o", "{o}.npz"],
         ["--seed", "4294967296"],
-    ),  # noqa: E501
+    ),
     "seed huge": (["simulate", *SMALL, "--seed", "9" * 30, "-o", "{o}.npz"], ["--seed", "9" * 30]),
     "chunk -1": (
         ["simulate", *SMALL, "--chunk-size", "-1", "-o", "{o}.npz"],
         ["--chunk-size", "-1"],
-    ),  # noqa: E501
+    ),
     "object bogus": (
         ["simulate", *SMALL, "--object", "cat", "-o", "{o}.npz"],
         ["--object", "'cat'"],
-    ),  # noqa: E501
+    ),
     "progress both": (
         ["simulate", *SMALL, "--progress", "-o", "{o}.npz"],
         ["--progress", "--no-progress"],
-    ),  # noqa: E501
+    ),
     "empty output": (["simulate", *SMALL, "-o", ""], ["--output", "''"]),
     "blank input": (["simulate", *SMALL, "--input", "  ", "-o", "{o}.npz"], ["--input"]),
     "input empty file": (
         ["simulate", *SMALL, "--input", "empty.npz", "-o", "{o}.npz"],
         ["--input empty.npz"],
-    ),  # noqa: E501
+    ),
     "input text": (
         ["simulate", *SMALL, "--input", "text.npz", "-o", "{o}.npz"],
         ["--input text.npz"],
-    ),  # noqa: E501
+    ),
     "input dir": (["simulate", *SMALL, "--input", "adir", "-o", "{o}.npz"], ["--input", "adir"]),
     "input no keys": (
         ["simulate", *SMALL, "--input", "nokeys.npz", "-o", "{o}.npz"],
         ["--input nokeys.npz", "objectGuess"],
-    ),  # noqa: E501
+    ),
     "model input dir": (
         ["simulate", *MODEL, "--input", "adir", "-o", "{o}.npz"],
         ["--input", "adir"],
-    ),  # noqa: E501
+    ),
     "model input text": (
         ["simulate", *MODEL, "--input", "text.npz", "-o", "{o}.npz"],
         ["--input text.npz"],
-    ),  # noqa: E501
+    ),
     "output zarr": (["simulate", *SMALL, "-o", "{o}.zarr"], ["-o", ".zarr"]),
     "output under file": (["simulate", *SMALL, "-o", "notes.txt/x.npz"], ["notes.txt"]),
     "output exists": (["simulate", *SMALL, "-o", "notes.txt"], ["notes.txt", "--overwrite"]),
     "preview exists": (
         ["simulate", *SMALL, "-o", "{o}.npz", "--preview", "notes.txt"],
         ["notes.txt"],
-    ),  # noqa: E501
+    ),
     # the preview's directory was checked only after the dataset had been written
     "preview under file": (
         ["simulate", *SMALL, "-o", "{o}.npz", "--preview", "notes.txt/p.png"],
         ["--preview", "notes.txt"],
-    ),  # noqa: E501
+    ),
     "model preview under file": (
         ["simulate", *MODEL, "-o", "{o}.npz", "--preview", "notes.txt/p.png"],
         ["--preview", "notes.txt"],
-    ),  # noqa: E501
+    ),
     "preview format": (["simulate", *SMALL, "-o", "{o}.npz", "--preview", "p.bmp"], [".bmp"]),
     # simulate, the model's path
     "energy nan": (
         ["simulate", *MODEL, "-o", "{o}.npz", *GEO[2:], "--energy-eV", "nan"],
         ["energy_eV", "nan", "--energy-eV"],
-    ),  # noqa: E501
+    ),
     "distance inf": (
         [
             "simulate",
@@ -308,58 +308,58 @@ HOSTILE = {
             "1e-5",
         ],
         ["distance_m", "inf"],
-    ),  # noqa: E501
+    ),
     "geometry partial": (
         ["simulate", *MODEL, "-o", "{o}.npz", "--energy-eV", "8000"],
         ["--energy-eV", "--distance-m"],
-    ),  # noqa: E501
+    ),
     "step nan": (
         ["simulate", *MODEL, "-o", "{o}.npz", "--scan", "raster", "--step-px", "nan"],
         ["--step-px", "nan"],
-    ),  # noqa: E501
+    ),
     "jitter inf": (
         ["simulate", *MODEL, "-o", "{o}.npz", "--jitter-px", "inf"],
         ["--jitter-px", "inf"],
-    ),  # noqa: E501
+    ),
     "jitter negative": (
         ["simulate", *MODEL, "-o", "{o}.npz", "--jitter-px", "-1"],
         ["sigma_px", "-1", "--jitter-px"],
-    ),  # noqa: E501
+    ),
     "drift 3 values": (
         ["simulate", *MODEL, "-o", "{o}.npz", "--drift-px", "1,2,3"],
         ["--drift-px", "'1,2,3'"],
-    ),  # noqa: E501
+    ),
     "drift nan": (
         ["simulate", *MODEL, "-o", "{o}.npz", "--drift-px", "nan,1"],
         ["nan", "--drift-px"],
-    ),  # noqa: E501
+    ),
     "modes 0": (["simulate", *MODEL, "-o", "{o}.npz", "--modes", "0"], ["--modes", "0"]),
     "mode decay 0": (
         ["simulate", *MODEL, "-o", "{o}.npz", "--modes", "2", "--mode-decay", "0"],
         ["--mode-decay", "0"],
-    ),  # noqa: E501
+    ),
     "defocus nan": (
         ["simulate", *MODEL, "-o", "{o}.npz", "--defocus-m", "nan"],
         ["--defocus-m", "nan"],
-    ),  # noqa: E501
+    ),
     "workers 0": (["simulate", *MODEL, "-o", "{o}.zarr", "--workers", "0"], ["--workers", "0"]),
     "shard 0": (["simulate", *MODEL, "-o", "{o}.npz", "--shard-size", "0"], ["--shard-size", "0"]),
     "workers+scheduler": (
         ["simulate", *MODEL, "-o", "{o}.zarr", "--workers", "1", "--scheduler", "x:1"],
         ["--scheduler", "--workers"],
-    ),  # noqa: E501
+    ),
     "param no =": (
         ["simulate", *MODEL, "-o", "{o}.npz", "--detector-param", "qe"],
         ["--detector-param", "'qe'"],
-    ),  # noqa: E501
+    ),
     "param no key": (
         ["simulate", *MODEL, "-o", "{o}.npz", "--detector-param", "=1"],
         ["--detector-param", "'=1'"],
-    ),  # noqa: E501
+    ),
     "param nan": (
         ["simulate", *MODEL, "-o", "{o}.npz", "--detector-param", "qe=nan"],
         ["qe", "nan", "--detector-param"],
-    ),  # noqa: E501
+    ),
     "param twice": (
         [
             "simulate",
@@ -374,7 +374,7 @@ HOSTILE = {
             "sigma_px=4",
         ],
         ["--probe-param", "sigma_px", "twice"],
-    ),  # noqa: E501
+    ),
     "-n and scan n": (
         [
             "simulate",
@@ -389,7 +389,7 @@ HOSTILE = {
             "n=50",
         ],
         ["--scan-param n=50", "-n/--n-images"],
-    ),  # noqa: E501
+    ),
     "step twice": (
         [
             "simulate",
@@ -408,7 +408,7 @@ HOSTILE = {
             "3",
         ],
         ["--scan-param step_px=2", "--step-px"],
-    ),  # noqa: E501
+    ),
     "N and probe N": (
         [
             "simulate",
@@ -423,14 +423,14 @@ HOSTILE = {
             "sigma_px=3",
         ],
         ["--probe-param N=32", "--N"],
-    ),  # noqa: E501
+    ),
     "output ext": (["simulate", *MODEL, "-o", "{o}.bin"], ["'{o}.bin'", ".npz"]),
     "cxi no geometry": (["simulate", *MODEL, "-o", "{o}.cxi"], ["{o}.cxi", "geometry"]),
-    "recipe missing": (["simulate", "--recipe", "missing.toml", "-o", "{o}.npz"], ["missing.toml"]),  # noqa: E501
+    "recipe missing": (["simulate", "--recipe", "missing.toml", "-o", "{o}.npz"], ["missing.toml"]),
     "recipe not toml": (
         ["simulate", "--recipe", "bad.toml", "-o", "{o}.npz"],
         ["bad.toml", "TOML"],
-    ),  # noqa: E501
+    ),
     "recipe binary": (["simulate", "--recipe", "good.npz", "-o", "{o}.npz"], ["good.npz"]),
     "recipe dir": (["simulate", "--recipe", "adir", "-o", "{o}.npz"], ["adir"]),
     # info
@@ -445,31 +445,31 @@ HOSTILE = {
     "convert extra": (
         ["convert", "good.npz", "{o}.npz", "x"],
         ["arguments: x", "ptyfast convert --help"],
-    ),  # noqa: E501
+    ),
     "simulate unknown": (
         ["simulate", *SMALL, "--bogus", "-o", "{o}.npz"],
         ["--bogus", "ptyfast simulate --help"],
-    ),  # noqa: E501
+    ),
     # convert
-    "convert same": (["convert", "good.npz", "good.npz", "--overwrite"], ["same path", "good.npz"]),  # noqa: E501
+    "convert same": (["convert", "good.npz", "good.npz", "--overwrite"], ["same path", "good.npz"]),
     "convert same dotted": (["convert", "good.npz", "./good.npz", "--overwrite"], ["same path"]),
     "convert unknown ext": (["convert", "good.npz", "{o}.tiff"], ["{o}.tiff", "--format"]),
     "convert format": (
         ["convert", "good.npz", "{o}.npz", "--format", "tiff"],
         ["--format", "'tiff'"],
-    ),  # noqa: E501
+    ),
     "convert to dir": (
         ["convert", "good.npz", "adir", "--format", "npz", "--overwrite"],
         ["adir", "directory"],
-    ),  # noqa: E501
+    ),
     "convert to non-store dir": (
         ["convert", "good.npz", "adir", "--format", "zarr", "--overwrite"],
         ["adir"],
-    ),  # noqa: E501
+    ),
     "convert exists": (
         ["convert", "good.npz", "notes.txt", "--format", "npz"],
         ["notes.txt", "--overwrite"],
-    ),  # noqa: E501
+    ),
     "convert under file": (["convert", "good.npz", "notes.txt/x.npz"], ["notes.txt"]),
     "convert truncated": (["convert", "truncated.npz", "{o}.npz"], ["truncated.npz"]),
     "convert empty": (["convert", "empty.npz", "{o}.npz"], ["empty.npz"]),
@@ -488,15 +488,15 @@ HOSTILE = {
     "recipe under file": (
         ["recipe", "--example", "-o", "notes.txt/r.toml"],
         ["--output", "notes.txt"],
-    ),  # noqa: E501
+    ),
     "recipe from, under file": (
         ["recipe", "--from", "good.npz", "-o", "notes.txt/r.toml"],
         ["--output", "notes.txt"],
-    ),  # noqa: E501
+    ),
     "recipe to existing": (
         ["recipe", "--example", "-o", "notes.txt"],
         ["notes.txt", "--overwrite"],
-    ),  # noqa: E501
+    ),
 }
 
 
@@ -678,6 +678,39 @@ def _writing(pid: int, directory: Path, size: float) -> bool:
     return False
 
 
+def _interrupted(argv: list[str], started, sig: int, what: str) -> tuple[int, str, str]:
+    """``ptyfast argv`` in a child process (Ctrl-C's handler restored), sent ``sig`` once
+    ``started(pid)`` holds: (exit status, stdout, stderr). ``what`` names the run in the
+    failures (it ended before the signal, or never started writing)."""
+    proc = subprocess.Popen(
+        [*PTYFAST_CTRL_C, *argv],
+        env=ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not started(proc.pid):
+            assert proc.poll() is None, f"{what} ended before the signal: {proc.communicate()}"
+            assert time.monotonic() < deadline, f"{what} never started writing"
+            time.sleep(0.01)
+        proc.send_signal(sig)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:  # pragma: no cover
+            proc.kill()
+            proc.wait()
+    return proc.returncode, out, err
+
+
+def _assert_interrupted(code: int, out: str, err: str, sig: int) -> None:
+    """Exit status 128 + the signal, nothing on stdout, the one line on stderr."""
+    assert code == 128 + sig, err
+    assert out == ""
+    assert err.strip() == f"ptyfast: interrupted ({sig.name}); no partial file left behind"
+
+
 @pytest.fixture(scope="module")
 def big_input(tmp_path_factory) -> Path:
     """4000 random float32 patterns of 64 x 64: about a second to convert with --compress."""
@@ -695,28 +728,8 @@ def test_a_signal_during_convert_leaves_no_partial_file(tmp_path, big_input, sig
     out_dir.mkdir()
     (out_dir / "c.npz").write_bytes(b"the old file")
     argv = ["convert", str(big_input), str(out_dir / "c.npz"), "--compress", "--overwrite"]
-    proc = subprocess.Popen(
-        [*PTYFAST_CTRL_C, *argv],
-        env=ENV,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while not _writing(proc.pid, out_dir, 2e6):
-            assert proc.poll() is None, f"convert ended before the signal: {proc.communicate()}"
-            assert time.monotonic() < deadline, "convert never started writing"
-            time.sleep(0.01)
-        proc.send_signal(sig)
-        out, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:  # pragma: no cover
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == 128 + sig, err
-    assert out == ""
-    assert err.strip() == f"ptyfast: interrupted ({sig.name}); no partial file left behind"
+    code, out, err = _interrupted(argv, lambda pid: _writing(pid, out_dir, 2e6), sig, "convert")
+    _assert_interrupted(code, out, err, sig)
     assert [p.name for p in out_dir.iterdir()] == ["c.npz"]
     assert (out_dir / "c.npz").read_bytes() == b"the old file"
 
@@ -743,28 +756,12 @@ def test_a_signal_during_a_model_simulation_leaves_no_partial_file(tmp_path, ext
     out_dir.mkdir()
     argv = ["simulate", "-n", "200000", "--N", "64", "--detector", "eiger", *GEO]
     argv += ["--no-progress", "-o", str(out_dir / f"x.{ext}")]
-    proc = subprocess.Popen(
-        [*PTYFAST_CTRL_C, *argv],
-        env=ENV,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while not (_writing(proc.pid, out_dir, 2e6) or _hidden_store_growing(out_dir)):
-            assert proc.poll() is None, f"the run ended before the signal: {proc.communicate()}"
-            assert time.monotonic() < deadline, "the run never started writing"
-            time.sleep(0.01)
-        proc.send_signal(sig)
-        out, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:  # pragma: no cover
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == 128 + sig, err
-    assert out == ""
-    assert err.strip() == f"ptyfast: interrupted ({sig.name}); no partial file left behind"
+
+    def started(pid: int) -> bool:
+        return _writing(pid, out_dir, 2e6) or _hidden_store_growing(out_dir)
+
+    code, out, err = _interrupted(argv, started, sig, "the run")
+    _assert_interrupted(code, out, err, sig)
     assert list(out_dir.iterdir()) == []
 
 
