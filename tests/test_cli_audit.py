@@ -220,8 +220,41 @@ HOSTILE = {
         ["simulate", *SMALL, "--nphotons=-inf", "-o", "{o}.npz"],
         ["--nphotons", "-inf"],
     ),
-    # argparse takes a separate "-inf" for an option: the message names only --nphotons
-    "nphotons -inf": (["simulate", *SMALL, "--nphotons", "-inf", "-o", "{o}.npz"], ["--nphotons"]),
+    # argparse took a separate "-inf" for an option ("expected one argument", no value named)
+    "nphotons -inf": (
+        ["simulate", *SMALL, "--nphotons", "-inf", "-o", "{o}.npz"],
+        ["--nphotons", "got -inf"],
+    ),
+    "nphotons -1e3": (
+        ["simulate", *SMALL, "--nphotons", "-1e3", "-o", "{o}.npz"],
+        ["--nphotons", "got -1000.0"],
+    ),
+    "nphotons inf": (
+        ["simulate", *SMALL, "--nphotons", "inf", "-o", "{o}.npz"],
+        ["--nphotons", "got inf"],
+    ),
+    "nphotons nan": (
+        ["simulate", *SMALL, "--nphotons", "nan", "-o", "{o}.npz"],
+        ["--nphotons", "got nan"],
+    ),
+    "nphotons -5": (
+        ["simulate", *SMALL, "--nphotons", "-5", "-o", "{o}.npz"],
+        ["--nphotons", "got -5"],
+    ),
+    # beyond the float range: was "got inf", not the value given
+    "nphotons 1e400": (
+        ["simulate", *SMALL, "--nphotons", "1e400", "-o", "{o}.npz"],
+        ["--nphotons", "'1e400'", "float range"],
+    ),
+    "nphotons -1e400": (
+        ["simulate", *MODEL, "--nphotons", "-1e400", "-o", "{o}.npz"],
+        ["--nphotons", "'-1e400'", "float range"],
+    ),
+    "buffer -inf": (
+        ["simulate", *SMALL, "--buffer", "-inf", "-o", "{o}.npz"],
+        ["--buffer", "got -inf"],
+    ),
+    "n -1e3": (["simulate", *SMALL, "-n", "-1e3", "-o", "{o}.npz"], ["-n/--n-images", "'-1e3'"]),
     "nphotons 1e300": (
         ["simulate", *SMALL, "--nphotons", "1e300", "-o", "{o}.npz"],
         ["nphotons", "1e+300"],
@@ -334,6 +367,18 @@ HOSTILE = {
         ["nan", "--drift-px"],
     ),
     "modes 0": (["simulate", *MODEL, "-o", "{o}.npz", "--modes", "0"], ["--modes", "0"]),
+    "modes 100": (["simulate", *MODEL, "-o", "{o}.npz", "--modes", "100"], ["--modes", "100"]),
+    "modes -2": (["simulate", *MODEL, "-o", "{o}.npz", "--modes", "-2"], ["--modes", "got -2"]),
+    "modes 1.5": (["simulate", *MODEL, "-o", "{o}.npz", "--modes", "1.5"], ["--modes", "'1.5'"]),
+    "modes -1e3": (
+        ["simulate", *MODEL, "-o", "{o}.npz", "--modes", "-1e3"],
+        ["--modes", "'-1e3'"],
+    ),
+    "modes word": (["simulate", *MODEL, "-o", "{o}.npz", "--modes", "two"], ["--modes", "'two'"]),
+    "modes 1 decay": (
+        ["simulate", *MODEL, "-o", "{o}.npz", "--modes", "1", "--mode-decay", "0.3"],
+        ["--mode-decay", "--modes 1"],
+    ),
     "mode decay 0": (
         ["simulate", *MODEL, "-o", "{o}.npz", "--modes", "2", "--mode-decay", "0"],
         ["--mode-decay", "0"],
@@ -453,6 +498,16 @@ HOSTILE = {
     # convert
     "convert same": (["convert", "good.npz", "good.npz", "--overwrite"], ["same path", "good.npz"]),
     "convert same dotted": (["convert", "good.npz", "./good.npz", "--overwrite"], ["same path"]),
+    # convert's messages named its arguments 'src' and 'dst' (convert_file's), not --help's
+    "convert same names": (
+        ["convert", "good.npz", "./good.npz", "--overwrite"],
+        ["INPUT and OUTPUT are the same path"],
+    ),
+    "convert under file names": (
+        ["convert", "good.npz", "notes.txt/x.npz"],
+        ["OUTPUT must lie in a directory", "notes.txt"],
+    ),
+    "convert long name": (["convert", "good.npz", "x" * 300 + ".npz"], ["OUTPUT must have names"]),
     "convert unknown ext": (["convert", "good.npz", "{o}.tiff"], ["{o}.tiff", "--format"]),
     "convert format": (
         ["convert", "good.npz", "{o}.npz", "--format", "tiff"],
@@ -492,6 +547,12 @@ HOSTILE = {
     "recipe from, under file": (
         ["recipe", "--from", "good.npz", "-o", "notes.txt/r.toml"],
         ["--output", "notes.txt"],
+    ),
+    # -o - wrote a file named '-' (standard output is the default without -o)
+    "recipe to dash": (["recipe", "--example", "-o", "-"], ["--output '-'", "standard output"]),
+    "recipe from, to dash": (
+        ["recipe", "--from", "good.npz", "-o", "-"],
+        ["--output '-'", "standard output"],
     ),
     "recipe to existing": (
         ["recipe", "--example", "-o", "notes.txt"],
@@ -795,3 +856,29 @@ def test_the_random_scan_margin_follows_the_probe_param_N(work, capsys):
     argv += ["--probe", "gaussian", "--probe-param", "N=16", "--probe-param", "sigma_px=3"]
     code, _, err = _main([*argv, "-o", "x.npz"], capsys)
     assert code == 0, err
+
+
+def test_recipe_output_dash_is_documented_and_a_file_named_dash_needs_dot_slash(work, capsys):
+    """``recipe -o -`` is refused (above, "recipe to dash"): --help says so, and says how to
+    write a file named '-'; written that way, the file holds what standard output gets."""
+    code, out, _ = _main(["recipe", "--help"], capsys)
+    assert code == 0
+    entry = _entry(out, "--output")
+    assert "standard output" in entry and "'-'" in entry and "./-" in entry
+    code, printed, err = _main(["recipe", "--example"], capsys)
+    assert (code, err) == (0, "") and "[experiment]" in printed
+    assert _main(["recipe", "--example", "-o", "./-"], capsys) == (0, "", "")
+    assert (work / "-").read_text(encoding="utf-8") == printed
+
+
+def test_quiet_with_an_explicit_progress_shows_the_bars_and_nothing_else(work, capsys):
+    """``-q --progress``: the bars asked for, on stderr; no summary and no warning (the buffer
+    clamped). Said in both options' help, which said "print nothing but errors" for -q."""
+    argv = ["simulate", *SMALL[:-1], "--buffer", "100", "-q", "--progress", "-o", "qp.npz"]
+    code, out, err = _main(argv, capsys)
+    assert code == 0 and out == ""
+    assert re.search(r"simulate\+write *: 100%", err) and "clamped" not in err, err
+    assert ptyfast.open(work / "qp.npz").n_patterns == 12
+    code, out, _ = _main(["simulate", "--help"], capsys)
+    assert "--progress asks" in _entry(out, "--quiet")
+    assert "with -q too" in _entry(out, "--progress")

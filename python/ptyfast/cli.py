@@ -21,6 +21,7 @@ import argparse
 import logging
 import math
 import os
+import re
 import signal
 import sys
 import time
@@ -125,7 +126,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     s.add_argument(
         "--nphotons",
-        type=float,
+        type=model_commands.real,
         default=_DEFAULTS["nphotons"],
         action=model_commands.Given,
         help="mean number of photons per pattern",
@@ -150,7 +151,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     s.add_argument(
         "--buffer",
-        type=float,
+        type=model_commands.real,
         default=_DEFAULTS["buffer"],
         help="minimum distance of scan positions from the object's edges, in object pixels "
         "(default: ceil(N/2), so that every patch lies inside the object; clamped to "
@@ -182,12 +183,19 @@ def _parser() -> argparse.ArgumentParser:
         dest="progress",
         action="store_true",
         default=None,
-        help="always show a progress bar (default: when stderr is a terminal)",
+        help="always show a progress bar on stderr, with -q too (default: when stderr is a "
+        "terminal and -q is not given)",
     )
     g.add_argument(
         "--no-progress", dest="progress", action="store_false", help="never show a progress bar"
     )
-    s.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
+    s.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        help="print nothing but errors: no summary, no warnings, and no progress bar unless "
+        "--progress asks for one",
+    )
     s.add_argument(
         "--dry-run",
         action="store_true",
@@ -777,6 +785,50 @@ def _command_parser(parser: argparse.ArgumentParser, args: argparse.Namespace) -
     return parser  # pragma: no cover - the parser always has its commands
 
 
+#: What argparse itself takes for a negative number (a value, not an option).
+_ARGPARSE_NEGATIVE = re.compile(r"^-\d+$|^-\d*\.\d+$")
+
+
+def _attach_negative_numbers(parser: argparse.ArgumentParser, argv: list[str]) -> list[str]:
+    """``--nphotons -inf`` → ``--nphotons=-inf`` (and ``-n-1e3``), for the options that take a
+    number (``type`` int or :func:`~ptyfast.model._commands.real`).
+
+    argparse takes a separate value that starts with ``-`` for an option only when it looks
+    like a negative integer or decimal (``-5``, ``-.5``): ``-inf``, ``-nan`` or ``-1e3`` was
+    "expected one argument", naming neither the value nor why. Attached, the value reaches the
+    option's own checks, which name both. Other values starting with ``-`` are left alone
+    (``-o -q`` must not write a file named ``-q``)."""
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    at = next((i for i, a in enumerate(argv) if a in sub.choices), None)
+    if at is None:
+        return argv
+    numeric = {
+        opt
+        for action in sub.choices[argv[at]]._actions
+        if action.type in (int, model_commands.real) and action.nargs is None
+        for opt in action.option_strings
+    }
+    out = argv[: at + 1]
+    i = at + 1
+    while i < len(argv):
+        a = argv[i]
+        if a == "--":
+            return out + argv[i:]
+        value = argv[i + 1] if i + 1 < len(argv) else ""
+        if a in numeric and value.startswith("-") and not _ARGPARSE_NEGATIVE.match(value):
+            try:
+                float(value)
+            except ValueError:
+                pass
+            else:
+                out.append(f"{a}={value}" if a.startswith("--") else a + value)
+                i += 2
+                continue
+        out.append(a)
+        i += 1
+    return out
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``ptyfast`` console script.
 
@@ -784,6 +836,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal number when interrupted (130 for Ctrl-C, 143 for SIGTERM, 129 for SIGHUP).
     """
     parser = _parser()
+    argv = _attach_negative_numbers(parser, list(sys.argv[1:] if argv is None else argv))
     args, extra = parser.parse_known_args(argv)
     if extra:  # the command's own usage error: 'ptyfast info F -q' pointed at 'ptyfast --help'
         sub = _command_parser(parser, args)

@@ -70,10 +70,12 @@ def add_subcommands(subparsers: Any) -> None:
         "convert",
         help="convert a dataset to another format (streaming, atomic)",
         description="Read a dataset (format detected from the content) and write it in the "
-        "format of OUT's extension (or --format), block by block; OUT appears atomically.",
+        "format of OUTPUT's extension (or --format), block by block; OUTPUT appears atomically.",
     )
-    c.add_argument("input", help="dataset to read")
-    c.add_argument("output", help="file to write (.npz, .ptychodus.h5, .h5, .cxi, .zarr)")
+    c.add_argument("input", metavar="INPUT", help="dataset to read")
+    c.add_argument(
+        "output", metavar="OUTPUT", help="file to write (.npz, .ptychodus.h5, .h5, .cxi, .zarr)"
+    )
     add_output_options(c)
     c.add_argument(
         "--raw-data",
@@ -277,8 +279,36 @@ def convert_file(
         (uncompressed; checked before any block is read); and the errors of
         :func:`ptyfast.io.reader` and :func:`ptyfast.io.writer`.
     """
-    src = check_path(src, "src")
-    dst = check_path(dst, "dst")
+    return _convert(
+        src,
+        dst,
+        format=format,
+        compress=compress,
+        overwrite=overwrite,
+        block=block,
+        progress=progress,
+        names=("src", "dst"),
+        **options,
+    )
+
+
+def _convert(
+    src: str | os.PathLike[str],
+    dst: str | os.PathLike[str],
+    *,
+    format: str | None,  # noqa: A002 - the CLI option's name
+    compress: bool,
+    overwrite: bool,
+    block: int | None,
+    progress: bool,
+    names: tuple[str, str],
+    **options: Any,
+) -> list[Path]:
+    """:func:`convert_file`, its messages naming ``src`` and ``dst`` by ``names`` (the
+    command line's ``INPUT`` and ``OUTPUT``)."""
+    src_name, dst_name = names
+    src = check_path(src, src_name)
+    dst = check_path(dst, dst_name)
     compress = _flag("compress", compress)
     overwrite = _flag("overwrite", overwrite)
     progress = _flag("progress", progress)
@@ -289,9 +319,9 @@ def convert_file(
             )
         if block < 1:
             raise ValueError(f"block must be a positive integer or None, got {block!r}")
-    check_output_path(dst, "dst")
+    check_output_path(dst, dst_name)
     if Path(src).resolve() == Path(dst).resolve():
-        raise ValueError(f"input and output are the same path: {os.fspath(src)!r}")
+        raise ValueError(f"{src_name} and {dst_name} are the same path: {os.fspath(src)!r}")
     with reader(src) as r:
         h = r.header
         w = writer(dst, h, format=format, compress=compress, overwrite=overwrite, **options)
@@ -302,10 +332,11 @@ def convert_file(
         shared = [p for p in w.paths if Path(p).resolve() in read]
         if shared:
             raise ValueError(
-                f"input and output share the file {os.fspath(shared[0])!r} (src "
-                f"{os.fspath(src)!r}, dst {os.fspath(dst)!r}): write elsewhere"
+                f"{src_name} and {dst_name} share the file {os.fspath(shared[0])!r} "
+                f"({src_name} {os.fspath(src)!r}, {dst_name} {os.fspath(dst)!r}): write "
+                "elsewhere"
             )
-        _check_disk(w, h)
+        _check_disk(w, h, dst_name)
         from tqdm import tqdm
 
         with w, tqdm(total=h.n_patterns, unit="pattern", disable=not progress) as bar:
@@ -315,7 +346,7 @@ def convert_file(
         return w.paths
 
 
-def _check_disk(w: Any, h: Header) -> None:
+def _check_disk(w: Any, h: Header, name: str) -> None:
     """Refuse (``ValueError``) a conversion whose output cannot fit the free disk, before any
     block is read: the sizes and the rule of ``ptyfast simulate --dry-run``
     (``_dryrun.refuse_disk``)."""
@@ -324,7 +355,7 @@ def _check_disk(w: Any, h: Header) -> None:
     _dryrun.refuse_disk(
         [_dryrun.writer_output(w, h)],
         compress=w.compress,
-        what=f"dst {os.fspath(w.path)!r} ({h.n_patterns} patterns of {h.N}x{h.N}): the "
+        what=f"{name} {os.fspath(w.path)!r} ({h.n_patterns} patterns of {h.N}x{h.N}): the "
         "output needs",
         advice="write elsewhere or compress",
     )
@@ -333,13 +364,15 @@ def _check_disk(w: Any, h: Header) -> None:
 def convert(args: argparse.Namespace) -> int:
     """Handler of ``ptyfast convert``."""
     options = {"raw_data": True} if args.raw_data else {}
-    paths = convert_file(
+    paths = _convert(
         args.input,
         args.output,
         format=args.format,
         compress=args.compress,
         overwrite=args.overwrite,
+        block=None,
         progress=not args.quiet and sys.stderr.isatty(),
+        names=("INPUT", "OUTPUT"),  # as --help shows them
         **options,
     )
     if not args.quiet:

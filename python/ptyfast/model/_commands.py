@@ -37,6 +37,22 @@ _DETECTORS = ("ideal", "eiger", "pilatus", "integrating")
 _FORMAT_EXT = {"npz": ".npz", "zarr": ".zarr", "cxi": ".cxi", "ptychodus": ".ptychodus.h5"}
 
 
+def real(text: str) -> float:
+    """argparse ``type`` of the options that take a real number: ``float``, except that text
+    beyond the float range (``1e400``) is an error naming it, not a silent ``inf`` that the
+    checks then reported as "got inf" (``inf`` and ``nan`` spelled out stay floats, for those
+    checks to refuse by name)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid float value: {text!r}") from None
+    if math.isinf(value) and "inf" not in text.lower():
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is beyond the float range (magnitudes up to about 1.8e308)"
+        )
+    return value
+
+
 #: Options whose presence selects the model path (dest names).
 class Given(argparse.Action):
     """Store an option's value and remember that the user gave it (``args.given_options``).
@@ -113,14 +129,14 @@ def add_simulate_options(parser: argparse.ArgumentParser) -> None:
     )
     g.add_argument(
         "--mode-decay",
-        type=float,
+        type=real,
         default=0.5,
         action=Given,
         help="power ratio of successive modes (with --modes > 1)",
     )
     g.add_argument(
         "--defocus-m",
-        type=float,
+        type=real,
         help="probe defocus in metres, + downstream (zone plate: its defocus_m; others: "
         "propagated; needs the geometry options; default: 0, in focus)",
     )
@@ -137,11 +153,11 @@ def add_simulate_options(parser: argparse.ArgumentParser) -> None:
         help="a scan builder parameter (repeatable), e.g. rows=20 (n defaults to -n)",
     )
     g.add_argument(
-        "--step-px", type=float, help="scan step in object pixels (default: the builder's)"
+        "--step-px", type=real, help="scan step in object pixels (default: the builder's)"
     )
     g.add_argument(
         "--jitter-px",
-        type=float,
+        type=real,
         help="Gaussian position error, object pixels rms per coordinate (default: 0); the "
         "default random scan reaches the object's edge: leave room for it with --buffer",
     )
@@ -152,12 +168,12 @@ def add_simulate_options(parser: argparse.ArgumentParser) -> None:
     )
     g.add_argument(
         "--energy-eV",
-        type=float,
+        type=real,
         dest="energy_eV",
         help="photon energy in eV (the three geometry options go together; without them, pixels)",
     )
-    g.add_argument("--distance-m", type=float, help="sample-detector distance in metres")
-    g.add_argument("--detector-pixel-m", type=float, help="detector pixel pitch in metres")
+    g.add_argument("--distance-m", type=real, help="sample-detector distance in metres")
+    g.add_argument("--detector-pixel-m", type=real, help="detector pixel pitch in metres")
     g.add_argument(
         "--detector", choices=_DETECTORS, help="detector preset (default: ideal, float32 counts)"
     )
@@ -232,7 +248,12 @@ def add_subcommands(subparsers: Any) -> None:
         action="store_true",
         help="with --from: the whole campaign the dataset's experiment was drawn from",
     )
-    r.add_argument("-o", "--output", help="write to this file (default: standard output)")
+    r.add_argument(
+        "-o",
+        "--output",
+        help="write to this file (default: standard output; '-' is refused, as it would "
+        "name the default: omit -o, or write ./- for a file named '-')",
+    )
     r.add_argument("--overwrite", action="store_true", help="replace an existing output")
     r.set_defaults(handler=recipe)
 
@@ -804,6 +825,11 @@ def recipe(args: argparse.Namespace) -> int:
     from . import recipes
     from .provenance import ProvenanceError
 
+    if args.output == "-":  # wrote a file named '-'; standard output is the default
+        raise ValueError(
+            "--output '-': the recipe goes to standard output when -o is not given; omit -o "
+            "(or write -o ./- for a file named '-')"
+        )
     if args.output:  # before reading anything; the message names the option, not 'path'
         from .._atomic import check_output_path
 
