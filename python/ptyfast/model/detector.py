@@ -144,6 +144,24 @@ _PILATUS = {"module_px": (195, 487), "gap_px": (17, 7)}
 _PILATUS_SIZES = {"100K": (1, 1), "300K": (3, 1), "1M": (5, 2), "2M": (8, 3), "6M": (12, 5)}
 
 
+class _PresetTypeError(TypeError, ValueError):
+    """A preset argument of the wrong type (``generation=True``, ``size=4``): a ``TypeError``,
+    and a ``ValueError`` as well, which these were until 2026-12-03 (callers' ``except
+    ValueError`` keep working; NumPy's ``AxisError`` is a ``ValueError`` and an ``IndexError``
+    for the same reason)."""
+
+
+def _preset_choice(name: str, v: Any, options: Any, kind: type) -> None:
+    """``v`` must be a ``kind`` (bools refused) among ``options``: ``TypeError`` naming
+    ``name`` for another type, ``ValueError`` for another value."""
+    if isinstance(v, bool) or not isinstance(v, kind):
+        raise _PresetTypeError(
+            f"{name} must be one of {sorted(options)}, got {type(v).__name__} {v!r}"
+        )
+    if v not in options:
+        raise ValueError(f"{name} must be one of {sorted(options)}, got {v!r}")
+
+
 def _real(name: str, v: Any, *, minimum: float | None = None, above: float | None = None) -> float:
     if isinstance(v, bool) or not isinstance(v, numbers.Real):
         raise TypeError(f"{name} must be a real number, got {type(v).__name__} {v!r}")
@@ -477,13 +495,13 @@ class Detector:
 
         Raises
         ------
+        TypeError
+            ``size`` not a string, ``generation`` not an integer (a bool included).
         ValueError
             Unknown ``size`` or ``generation``.
         """
-        if isinstance(generation, bool) or not _args.one_of(generation, tuple(_EIGER)):
-            raise ValueError(f"generation must be 1 or 2, got {generation!r}")
-        if not _args.one_of(size, tuple(_EIGER_SIZES)):
-            raise ValueError(f"size must be one of {sorted(_EIGER_SIZES)}, got {size!r}")
+        _preset_choice("generation", generation, tuple(_EIGER), numbers.Integral)
+        _preset_choice("size", size, tuple(_EIGER_SIZES), str)
         base = {
             **_EIGER[generation],
             "n_modules": _EIGER_SIZES[size],
@@ -506,11 +524,12 @@ class Detector:
 
         Raises
         ------
+        TypeError
+            ``size`` not a string.
         ValueError
             Unknown ``size``.
         """
-        if not _args.one_of(size, tuple(_PILATUS_SIZES)):
-            raise ValueError(f"size must be one of {sorted(_PILATUS_SIZES)}, got {size!r}")
+        _preset_choice("size", size, tuple(_PILATUS_SIZES), str)
         base = {
             **_PILATUS,
             "n_modules": _PILATUS_SIZES[size],
@@ -549,9 +568,16 @@ class Detector:
 
         Raises
         ------
+        TypeError
+            ``name`` not a string.
         ValueError
             Unknown preset name.
         """
+        if not isinstance(name, str):
+            raise _PresetTypeError(
+                f"name must be a preset among {list(cls._PRESETS)}, got "
+                f"{type(name).__name__} {name!r}"
+            )
         if not _args.one_of(name, cls._PRESETS):
             raise ValueError(f"name must be a preset among {list(cls._PRESETS)}, got {name!r}")
         if name == "ideal":
