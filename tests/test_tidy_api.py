@@ -81,18 +81,20 @@ def test_finite_and_integer_readings_make_a_dataset():
     assert _dataset(np.zeros((2, 4, 4), np.uint32)).n_patterns == 2
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="not changed: ptyfast.open of a foreign file (PtychoPINN's raw NPZ, a CXI or "
-    "ptychodus file of another tool) builds its Dataset through this constructor from the "
-    "file's readings, NaN included (masked pixels), and opens today; refusing NaN here would "
-    "make such files unreadable, so the readers need their own policy first",
-)
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
-def test_non_finite_readings_are_refused_naming_diffraction(bad):
+def test_non_finite_readings_are_kept_as_read_and_refused_by_every_conversion(bad, tmp_path):
+    """A Dataset holds readings as a file gave them (ptyfast.open of a foreign file builds it
+    through this constructor, and such files may hold NaN at masked pixels), so it does not
+    refuse them; nothing that turns readings into other data lets them through silently."""
     d = np.ones((3, 4, 4), np.float32)
     d[1, 2, 3] = bad
     kept = d.copy()
-    with pytest.raises(ValueError, match="diffraction"):
-        _dataset(d)
+    ds = _dataset(d)
+    assert ds.diffraction is d
+    ds.intensity_scale, ds.photons = 2.0, 1e4
+    with pytest.raises(ValueError, match="readings"):
+        ds.to_raw_data()
+    with pytest.raises(ValueError, match="must be finite"):
+        ds.save(tmp_path / "d.npz")
+    assert not (tmp_path / "d.npz").exists()
     np.testing.assert_array_equal(d, kept)

@@ -327,12 +327,21 @@ def amplitudes(readings: np.ndarray, detector: Any, intensity_scale: float) -> n
     # the float64 working copy and the float32 result, refused before either is made
     require_memory(f"readings: shape {readings.shape} as amplitudes", readings.size * 12)
     photons = readings_to_photons(readings, detector).astype(np.float64)  # a copy: in place
-    np.maximum(photons, 0.0, out=photons)
-    np.sqrt(photons, out=photons)
+    # Negative estimates count as 0, but -inf is no reading: kept, its root is NaN, refused below.
+    np.maximum(photons, 0.0, out=photons, where=photons != -math.inf)
+    with np.errstate(invalid="ignore"):
+        np.sqrt(photons, out=photons)
     with np.errstate(over="ignore"):
         a = photons.astype(np.float32)
         a /= np.float32(intensity_scale)
     if not np.isfinite(a).all():
+        bad = np.isnan(photons)
+        if bad.any():
+            i = np.unravel_index(int(np.argmax(bad)), bad.shape)
+            raise ValueError(
+                f"readings must be finite to convert to amplitudes, got "
+                f"{readings[i]!r} at index {tuple(int(k) for k in i)}"
+            )
         raise ValueError(
             f"readings must convert to amplitudes within float32, sqrt(photons)/intensity_scale, "
             f"got sqrt(photons) up to {photons.max():.6g} with intensity_scale "
