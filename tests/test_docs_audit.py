@@ -1,0 +1,436 @@
+"""The documentation's checkable claims that no other test pins, checked against the code.
+
+``test_docs_snippets.py`` runs the pages' code and command lines, ``test_api_audit.py`` the
+docstrings against the signatures, ``test_examples.py`` the example scripts. This file checks
+what those do not: the README's two set-up commands against the Makefile, the migration
+guide's import table, links and file names, numbers the pages state (published benchmark
+figures against ``docs/benchmarks/results.json``, a geometry's pixel size, the CLI's defaults),
+the comments of the README's model block, the progress phases the CLI guide lists, and the
+rows of COMPATIBILITY.md that no other test pins. Every expectation is computed here
+(NumPy, the parsed page, the parsed Makefile), not taken from the code under test.
+
+The pages are read from the checkout named by ``PTYFAST_SOURCE_TREE`` when it is set (the
+installed-wheel run copies only the pages, not the Makefile), else from beside this folder.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+import ptyfast
+
+ROOT = Path(os.environ.get("PTYFAST_SOURCE_TREE") or Path(__file__).resolve().parents[1])
+PACKAGE = Path(ptyfast.__file__).resolve().parent
+
+
+def _read(rel: str) -> str:
+    return (ROOT / rel).read_text(encoding="utf-8")
+
+
+def _section(text: str, name: str) -> str:
+    m = re.search(
+        rf"--8<-- \[start:{re.escape(name)}\][^\n]*\n(?P<body>.*?)^[^\n]*--8<-- \[end:",
+        text,
+        re.S | re.M,
+    )
+    assert m is not None, f"no snippet section {name!r}"
+    return m["body"]
+
+
+# --------------------------------------------------------------------------- README ↔ Makefile
+
+
+def _makefile() -> dict[str, dict[str, Any]]:
+    """Each target: its prerequisites, recipe lines and ``## help`` text."""
+    targets: dict[str, dict[str, Any]] = {}
+    current = None
+    for line in _read("Makefile").splitlines():
+        m = re.match(r"^([a-z][\w-]*):(?!=)\s*([^#]*?)\s*(?:## (.*))?$", line)
+        if m:
+            current = targets[m[1]] = {"deps": m[2].split(), "recipe": [], "help": m[3]}
+        elif line.startswith("\t") and current is not None:
+            current["recipe"].append(line.strip())
+        elif line.strip() and not line.startswith("#"):
+            current = None
+    return targets
+
+
+def _setup_commands() -> list[tuple[str, str]]:
+    """The README's set-up block: (command, its comment with continuation lines)."""
+    body = _section(_read("README.md"), "setup")
+    m = re.search(r"```sh\n(.*?)```", body, re.S)
+    assert m is not None
+    out: list[tuple[str, str]] = []
+    for line in m[1].splitlines():
+        code, _, comment = line.partition("#")
+        if code.strip():
+            out.append((code.strip(), comment.strip()))
+        elif out:  # a comment continuing the previous command's
+            out[-1] = (out[-1][0], out[-1][1] + " " + comment.strip())
+    return out
+
+
+def test_readme_set_up_is_exactly_make_demo_and_make_test() -> None:
+    commands = [c for c, _ in _setup_commands()]
+    assert commands == ["make demo", "make test"], commands
+    targets = _makefile()
+    assert {"demo", "test"} <= set(targets)
+    # "Two commands, each working alone on a fresh machine (they create .venv/ ...)": each
+    # reaches the rule that creates the virtual environment, $(PY).
+    make = _read("Makefile")
+    assert "$(PY)" in targets["demo"]["deps"]
+    assert "$(VENV)/.wheel-tools" in targets["wheel"]["deps"]
+    assert re.search(r"^\$\(VENV\)/\.wheel-tools: \| \$\(PY\)$", make, re.M)
+    assert re.search(r"^\$\(PY\):\n\t\$\(PYTHON\) -m venv \$\(VENV\)$", make, re.M)
+    assert "test-wheel" in targets["test"]["deps"] and "wheel" in targets["test-wheel"]["deps"]
+
+
+def test_make_demo_does_what_the_readme_says() -> None:
+    """``make demo``: "build, then simulate a dataset on built-in defaults → out/demo.npz +
+    out/demo.png"."""
+    comment = dict(_setup_commands())["make demo"]
+    promised = re.findall(r"out/[\w.]+", comment)
+    assert promised == ["out/demo.npz", "out/demo.png"], comment
+    recipe = _makefile()["demo"]["recipe"]
+    assert any("maturin develop" in line for line in recipe), recipe  # "build"
+    runs = [shlex.split(line) for line in recipe if "ptyfast simulate" in line]
+    assert len(runs) == 1, recipe
+    argv = runs[0][runs[0].index("simulate") :]
+    from ptyfast.cli import _parser
+
+    args = _parser().parse_args(argv)
+    assert [args.output, args.preview] == promised
+    # "on built-in defaults": nothing but where to write is set
+    defaults = _parser().parse_args(["simulate"])
+    changed = {k for k, v in vars(args).items() if vars(defaults).get(k) != v}
+    assert changed == {"output", "preview", "overwrite"}, changed
+
+
+def test_make_test_runs_what_the_readme_lists() -> None:
+    """``make test``: "cargo test, clippy, rustfmt, the Rust docs; build the wheel, install it
+    in a fresh venv, then ruff, stubtest and pytest (incl. TensorFlow, Dask) against it; the
+    docs site (strict); the wheel again on the other CPythons found"."""
+    comment = dict(_setup_commands())["make test"]
+    targets = _makefile()
+
+    def recipe(name: str, seen: set[str] | None = None) -> str:
+        """The target's recipe lines and those of every target it depends on."""
+        seen = set() if seen is None else seen
+        if name in seen or name not in targets:
+            return ""
+        seen.add(name)
+        t = targets[name]
+        return "\n".join([*(recipe(d, seen) for d in t["deps"]), *t["recipe"]])
+
+    everything = recipe("test")
+    installed = _read(".ci/test_installed.sh")
+    for word, evidence in [
+        ("cargo test", "cargo test"),
+        ("clippy", "cargo clippy"),
+        ("rustfmt", "cargo fmt --all --check"),
+        ("the Rust docs", "cargo doc"),
+        ("build the wheel", "maturin build"),
+        ("ruff", "ruff check"),
+        ("the docs site (strict)", "mkdocs build --strict"),
+        ("other CPythons", "test_pythons.sh"),
+    ]:
+        assert word in comment, word
+        assert evidence in everything, (word, evidence)
+    # "install it in a fresh venv, then ... stubtest and pytest ... against it"
+    assert ".ci/test_installed.sh" in everything
+    assert "venv --clear" in installed and "mypy.stubtest" in installed
+    assert "-m pytest" in installed
+    # "(incl. TensorFlow, Dask)": the wheel is installed with the test extra, which has both
+    assert "[test" in recipe("test-wheel")
+    extras = _read("pyproject.toml").split("[project.optional-dependencies]")[1]
+    test_extra = re.search(r"^test = \[(.*?)^\]", extras, re.S | re.M)
+    assert test_extra is not None
+    listed = re.findall(r"^\s*[\"']([\w.-]+)", test_extra[1], re.M)
+    assert "tensorflow-cpu" in listed and "dask" in listed, listed
+
+
+def test_other_make_targets_the_pages_name() -> None:
+    """``make help`` lists every ``make X`` a page names; ``make docs`` builds into ``site/``;
+    ``make wheel`` into ``dist/``."""
+    targets = _makefile()
+    named = set()
+    for page in ("README.md", "docs/getting-started.md", "docs/benchmarks.md"):
+        named |= set(re.findall(r"`make ([a-z][\w-]*)`", _read(page)))
+    assert {"help", "bench", "docs", "wheel"} <= named
+    for name in named:
+        assert name in targets and targets[name]["help"], name  # listed by `make help`
+    assert re.search(r"^site_dir:\s*site\s*$", _read("mkdocs.yml"), re.M)
+    assert "mkdocs build --strict" in "\n".join(targets["docs"]["recipe"])
+    assert any(
+        "--out dist" in line or '--out "$(abspath dist)"' in line
+        for line in targets["wheel"]["recipe"]
+    )
+    assert "benches/run_all.py" in "\n".join(targets["bench"]["recipe"])
+
+
+# --------------------------------------------------------------------------- migration guide
+
+
+def _migration_rows() -> list[tuple[str, str, str]]:
+    """(PtychoPINN import, ptyfast import, the rest of the cell) of the guide's table."""
+    rows = []
+    for line in _read("docs/migrating.md").splitlines():
+        m = re.match(r"^\| `(from ptycho[^`]*|import ptycho[^`]*)` \| `([^`]*)`(.*)\|$", line)
+        if m:
+            rows.append((m[1], m[2], m[3].strip()))
+    return rows
+
+
+def _imported(statement: str) -> dict[str, Any]:
+    ns: dict[str, Any] = {}
+    exec(statement, ns)
+    ns.pop("__builtins__")
+    return ns
+
+
+def test_migration_table_is_one_word() -> None:
+    """Each row of "Migrating from PtychoPINN" imports, and is the PtychoPINN line with
+    ``ptycho`` → ``ptyfast``, or names the same objects under a path that also works."""
+    rows = _migration_rows()
+    assert len(rows) >= 7, rows
+    for reference, ours, note in rows:
+        got = _imported(ours)
+        assert got, ours
+        renamed = re.sub(r"\bptycho\b", "ptyfast", reference)
+        if renamed != ours:
+            assert "both paths work" in note, (reference, ours)
+        same = _imported(renamed)  # the one-word change itself works
+        assert same.keys() == got.keys() and all(same[k] is got[k] for k in got), renamed
+
+
+def test_migration_guide_signatures_take_the_guides_calls() -> None:
+    """The guide's calls that the migration page promises keep working bind to the
+    signatures (PtychoPINN's positional order), and the params shim has get/set/cfg."""
+    import inspect
+
+    from ptyfast import params as p
+    from ptyfast.config import ModelConfig, TrainingConfig
+    from ptyfast.diffsim import mk_simdata
+    from ptyfast.loader import load
+    from ptyfast.nongrid_simulation import generate_simulated_data
+
+    inspect.signature(generate_simulated_data).bind("config", "obj", "probe", 20.0)
+    inspect.signature(mk_simdata).bind(2, 392, "probe", 8, None, None, None, False, "train")
+    inspect.signature(load).bind("cb", "probe", "train", True)
+    assert all(callable(getattr(p, name)) for name in ("get", "set")) and isinstance(p.cfg, dict)
+    TrainingConfig(model=ModelConfig(N=64, gridsize=2), n_groups=10)
+    # "`generate_simulated_data` returns `(raw, Y)` by default" and "`mk_simdata` returns the
+    # guide's 4-tuple" are run by test_guide_examples.py.
+
+
+# --------------------------------------------------------------------------- links and names
+
+LINKED_PAGES = ["README.md", "COMPATIBILITY.md", "examples/README.md"] + [
+    p.relative_to(ROOT).as_posix()
+    for p in sorted((ROOT / "docs").rglob("*.md"))
+    if "figures" not in p.parts  # drawn by docs/gen_figures.py
+]
+# A fragment that only exists inside another page: its links are relative to that page.
+INCLUDED_IN = {"docs/benchmarks/results.md": "docs/benchmarks.md"}
+# A repository path in inline code: a top-level folder, then a file name with a suffix.
+REPO_PATH = re.compile(
+    r"`((?:python|rust|tests|benches|examples|docs|\.ci)/[\w./-]*\.(?:py|md|json|toml|rs|sh|pyi))`"
+)
+
+
+@pytest.mark.parametrize("page", LINKED_PAGES)
+def test_relative_links_resolve(page: str) -> None:
+    """Every relative Markdown link of the page names a file that exists (mkdocs checks the
+    site's own pages; the README, COMPATIBILITY.md and examples/README.md are read on GitHub
+    and on PyPI too)."""
+    text = _read(page)
+    broken = []
+    for target in re.findall(r"\]\(([^)\s]+)\)", text):
+        if re.match(r"[a-z]+:|#", target) or "figures/" in target:
+            continue  # an address, an anchor, or a figure docs/gen_figures.py draws
+        path = target.split("#")[0]
+        if not (ROOT / INCLUDED_IN.get(page, page)).parent.joinpath(path).exists():
+            broken.append(target)
+    assert not broken, broken
+
+
+@pytest.mark.parametrize("page", LINKED_PAGES)
+def test_files_named_in_inline_code_exist(page: str) -> None:
+    """``tests/test_x.py``, ``benches/run_all.py``, ``python/ptyfast/_kernels.py`` ... named in
+    a page exist (the package's files in the installed package)."""
+    missing = []
+    for rel in REPO_PATH.findall(_read(page)):
+        if rel.startswith("python/ptyfast/"):
+            where = PACKAGE / rel.removeprefix("python/ptyfast/")
+        else:
+            where = ROOT / rel
+        if not where.exists():
+            missing.append(rel)
+    assert not missing, missing
+
+
+# --------------------------------------------------------------------------- numbers stated
+
+
+def test_readme_model_block_does_what_its_comments_say() -> None:
+    """The README's model block: ``Δx ≈ 32 nm``, ``(3, 128, 128), Σ|P|² = 1``,
+    ``complex64 (512, 512)``, positions placed in the object, a scan recipe that rebuilds."""
+    block = re.search(r"```python\n(.*?)```", _section(_read("README.md"), "model"), re.S)
+    assert block is not None
+    ns: dict[str, Any] = {}
+    exec(compile(block[1], "README.md model block", "exec"), ns)
+    text = block[1]
+    nm = float(re.search(r"Δx ≈ (\d+) nm", text)[1])  # type: ignore[index]
+    wavelength = 6.62607015e-34 * 299792458.0 / (8000.0 * 1.602176634e-19)
+    dx = wavelength * 2.0 / (128 * 75e-6)  # λ z / (N Δ), the conventions page's formula
+    assert round(dx * 1e9) == nm
+    assert ns["g"].object_pixel_m == pytest.approx(dx, rel=1e-9)
+    probe, obj = ns["probe"], ns["obj"]
+    assert probe.shape == (3, 128, 128)
+    assert np.sum(np.abs(probe.astype(np.complex128)) ** 2) == pytest.approx(1.0, abs=1e-5)
+    assert obj.dtype == np.complex64 and obj.shape == (512, 512)
+    nominal, true = ns["nominal"], ns["true"]
+    assert nominal.shape == true.shape == (400, 2)
+    assert json.loads(json.dumps(ns["recipe"])) == ns["recipe"]  # "JSON"
+    rebuilt = ptyfast.scans.Scan.from_dict(ns["recipe"])
+    assert np.array_equal(rebuilt.true, ns["scan"].true)
+
+
+def test_detector_guide_photon_estimate() -> None:
+    """Detectors guide: ``readings_to_photons`` is ``(readings − offset)/gain − dark``, with 0
+    at masked pixels, negative estimates (read noise below the offset) clipped to 0."""
+    from ptyfast import objects, probes, scans
+
+    det = ptyfast.Detector.integrating(beamstop_radius_px=2.0)
+    e = ptyfast.Experiment(
+        objects.dead_leaves(64, seed=2),
+        probes.gaussian(16, 3.0),
+        scans.raster(4, 4, 3.0),
+        det,
+        photons=1e5,
+    )
+    ds = ptyfast.simulate(e, seed=7)
+    r = ds.diffraction.astype(np.float64)
+    expected = np.maximum((r - det.offset) / det.gain - det.dark, 0.0)
+    expected[:, ~ds.mask] = 0.0
+    assert (r < det.offset).any() and (~ds.mask).any()  # both rules are exercised
+    assert np.array_equal(det.readings_to_photons(ds.diffraction), expected)
+    text = " ".join(_read("docs/guides/detectors.md").split())
+    assert "`(readings − offset)/gain − dark`" in text
+    assert "negative estimates" in text and "clipped to 0" in text
+    # "the integrating detector's bright centre clips at its full well (65,000 ADU)"
+    well = re.search(r"full well \(([\d,]+) ADU\)", text)
+    assert well is not None and float(well[1].replace(",", "")) == det.full_well
+
+
+def test_nongrid_default_seed_as_the_pages_say() -> None:
+    """Without ``seed``: the reference's positions (``RandomState(42)``, x before y, within the
+    buffer) and fresh noise, both seeds recorded."""
+    from ptyfast.config import ModelConfig, TrainingConfig
+    from ptyfast.diffsim import sim_object_image
+    from ptyfast.nongrid_simulation import generate_simulated_data
+    from ptyfast.probe import get_default_probe
+
+    cfg = TrainingConfig(model=ModelConfig(N=16), n_groups=30, nphotons=1e6)
+    obj = sim_object_image(64, data_source="lines", seed=1)
+    a = generate_simulated_data(cfg, obj, get_default_probe(16), 10.0, return_patches=False)
+    b = generate_simulated_data(cfg, obj, get_default_probe(16), 10.0, return_patches=False)
+    rs = np.random.RandomState(42)
+    x, y = rs.uniform(10.0, 54.0, 30), rs.uniform(10.0, 54.0, 30)
+    assert np.array_equal(a.xcoords, x) and np.array_equal(a.ycoords, y)
+    assert a.metadata["position_seed"] == 42 and a.metadata["seed"] != b.metadata["seed"]
+    assert not np.array_equal(a.diff3d, b.diff3d)
+    text = " ".join(_read("docs/guides/nongrid.md").split())
+    assert "The default `seed=42`" not in text  # the default is None: fresh noise
+    assert "`RandomState(42)`" in text
+
+
+# --------------------------------------------------------------------------- benchmarks
+
+
+def _results() -> dict[str, Any]:
+    return json.loads(_read("docs/benchmarks/results.json"))
+
+
+def _rate(results: dict[str, Any], bench: str, case: str, variant: str = "ptyfast") -> dict:
+    found = [
+        r
+        for r in results["records"]
+        if r["bench"] == bench and r["case"] == case and r["variant"] == variant
+    ]
+    assert len(found) == 1, (bench, case, variant, len(found))
+    return found[0]
+
+
+def test_results_json_shape_as_the_benchmarks_page_draws_it() -> None:
+    """The ``text`` block of "Reproducing and extending" lists the keys of results.json."""
+    page = _read("docs/benchmarks.md")
+    block = re.search(r'```text\n(\{ "schema_version".*?)```', page, re.S)
+    assert block is not None
+    text = block[1]
+
+    def keys_of(name: str) -> set[str]:
+        m = re.search(rf'"{name}": \[?\s*\{{(.*?)\}}', text, re.S)
+        assert m is not None, name
+        return set(re.findall(r'"(\w+)"', m[1]))
+
+    results = _results()
+    top = set(re.findall(r'"(\w+)":', text))
+    assert top == set(results), (top, set(results))
+    assert keys_of("machine") == set(results["machine"])
+    for name in ("benches", "records"):
+        documented = keys_of(name)
+        for entry in results[name]:
+            assert set(entry) == documented, (name, set(entry) ^ documented)
+
+
+def test_published_run_figures_are_those_of_results_json() -> None:
+    """The published run's figures in the README, COMPATIBILITY.md and the benchmarks page are
+    those of the committed results.json (rerunning ``make bench`` must update them)."""
+    results = _results()
+    readme = " ".join(_read("README.md").split())
+    compat = " ".join(_read("COMPATIBILITY.md").split())
+    bench_page = " ".join(_read("docs/benchmarks.md").split())
+    start = results["started_utc"]  # 2026-12-02T13:24:56+00:00 → "2026-12-02 13:25 UTC"
+    stamp = np.datetime64(start[:19]) + np.timedelta64(30, "s")
+    when = str(stamp)[:16].replace("T", " ") + " UTC"
+    assert f"published run (`make bench`, {when}" in readme
+    assert f"published run of {when}" in compat
+    assert f"({when}, commit {results['machine']['git_commit']})" in bench_page
+    assert f"{round(results['duration_s'] / 60)}-minute `make bench` run" in bench_page
+
+    def ns(case: str, variant: str = "ptyfast") -> float:
+        return float(_rate(results, "poisson", case, variant)["params"]["ns_per_sample"])
+
+    v1 = (ns("pattern 1e6 ph"), ns("pattern 1e9 ph"))
+    v2 = (ns("pattern 1e6 ph, stream v2"), ns("pattern 1e9 ph, stream v2"))
+    npy = (ns("pattern 1e6 ph", "numpy"), ns("pattern 1e9 ph", "numpy"))
+    f2 = "{:.2f} / {:.2f} ns".format
+    assert f"noise stream v1 (default) {f2(*v1)}, v2 {f2(*v2)} per sample" in readme
+    speed = " / ".join(f"{n / t:.1f}×" for n, t in zip(npy, v1, strict=True))
+    speed2 = " / ".join(f"{n / t:.1f}×" for n, t in zip(npy, v2, strict=True))
+    assert f"{speed} and {speed2} NumPy's speed" in readme
+    numpy_ns = "{:.1f} / {:.1f} ns in the published run".format(*npy)
+    assert f"`numpy.random.Generator.poisson` {numpy_ns}" in readme
+    npy1 = "{:.1f} / {:.1f} ns".format(*npy)
+    assert f"v2 {f2(*v2)} against v1 {f2(*v1)} per sample, NumPy {npy1}" in compat
+    gain = [round(100 * (a - b) / a) for a, b in zip(v1, v2, strict=True)]
+    assert f"faster on one thread by {gain[0]} % (1e6 photons) and {gain[1]} % (1e9)" in compat
+    # Dask workers and the thread scaling of the fused kernel
+    one = _rate(results, "scale", "dask, 1 worker(s)", "dask")["rate"]
+    two = _rate(results, "scale", "dask, 2 worker(s)", "dask")["rate"]
+    eff = two / (2 * one)
+    assert f"1 worker {one:,.0f}/s" in readme
+    assert f"2 workers {round(two, -2):,.0f}/s, efficiency {eff:.2f}" in readme
+    assert f"The Dask efficiency on 2 cores ({eff:.2f} here)" in bench_page
+    t1 = _rate(results, "threads", "fused, 1 threads")["rate"]
+    t2 = _rate(results, "threads", "fused, 2 threads")["rate"]
+    assert f"goes from {t1:,.0f} to {t2:,.0f} patterns/s from 1 to 2 threads" in bench_page
