@@ -15,7 +15,10 @@ installed-wheel run copies only the pages, not the Makefile), else from beside t
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import logging
 import os
 import re
 import shlex
@@ -434,3 +437,159 @@ def test_published_run_figures_are_those_of_results_json() -> None:
     t1 = _rate(results, "threads", "fused, 1 threads")["rate"]
     t2 = _rate(results, "threads", "fused, 2 threads")["rate"]
     assert f"goes from {t1:,.0f} to {t2:,.0f} patterns/s from 1 to 2 threads" in bench_page
+
+
+# --------------------------------------------------------------------------- command line
+
+
+def _main(argv: list[str], cwd: Path) -> tuple[int, str, str]:
+    """``ptyfast.cli.main(argv)`` in ``cwd``, its output captured, its logging set-up undone."""
+    from ptyfast import cli
+
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    out, err = io.StringIO(), io.StringIO()
+    here = Path.cwd()
+    try:
+        os.chdir(cwd)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            rc = cli.main(argv)
+    finally:
+        os.chdir(here)
+        root.handlers[:] = handlers
+        root.setLevel(level)
+    return rc, out.getvalue(), err.getvalue()
+
+
+def test_cli_defaults_the_pages_state() -> None:
+    """CLI guide: "On the defaults (10,000 patterns of 64 × 64)"; README: ``-o runs/`` writes
+    ``runs/ptyfast_simulation.npz``."""
+    from ptyfast.cli import _parser
+
+    text = " ".join(_read("docs/guides/cli.md").split())
+    m = re.search(r"On the defaults \(([\d,]+) patterns of (\d+) × (\d+)\)", text)
+    assert m is not None
+    args = _parser().parse_args(["simulate"])
+    assert args.n_images == int(m[1].replace(",", "")) and args.N == int(m[2]) == int(m[3])
+    assert "runs/ptyfast_simulation.npz" in _read("README.md")
+    assert args.output == "ptyfast_simulation.npz"
+
+
+def test_progress_phases_are_those_the_cli_guide_lists(tmp_path: Path) -> None:
+    """CLI guide, "Progress": one bar per phase, named ``object`` (and ``probe``),
+    ``intensity``, ``simulate+write``, ``patches``, ``finish`` and ``preview``."""
+    text = " ".join(_read("docs/guides/cli.md").split())
+    para = re.search(r"## Progress (.*?)## Options", text)
+    assert para is not None
+    listed = re.findall(r"`([a-z+]+)`(?: \(and `([a-z]+)`\))?[ .]", para[1])
+    names = {n for pair in listed for n in pair if n}
+    phases = {"object", "probe", "intensity", "simulate+write", "patches", "finish", "preview"}
+    assert phases <= names
+    # PtychoPINN's path, with --patches; then the model's path (a probe is built)
+    seen = set()
+    for extra in (["--patches"], ["--probe", "gaussian", "--probe-param", "sigma_px=3"]):
+        argv = ["simulate", "-n", "40", "--N", "16", "--object-size", "64", "--progress"]
+        rc, _, err = _main([*argv, *extra, "-o", f"p{len(seen)}.npz"], tmp_path)
+        assert rc == 0, err
+        seen |= {n for n in names if re.search(rf"(^|\r|\n){re.escape(n)} *:", err)}
+    # every listed phase but the preview's (matplotlib, optional) shows its bar
+    assert seen == names - {"preview"}, (names, seen)
+
+
+# --------------------------------------------------------------------------- COMPATIBILITY.md
+
+
+def _compat_row(area: str) -> str:
+    """The row of COMPATIBILITY.md whose first cell starts with ``area``."""
+    rows = [r for r in _read("COMPATIBILITY.md").splitlines() if r.startswith(f"| {area}")]
+    assert len(rows) == 1, (area, rows)
+    return rows[0]
+
+
+def _small_nongrid() -> tuple[Any, Any]:
+    from ptyfast.config import ModelConfig, TrainingConfig
+    from ptyfast.diffsim import sim_object_image
+    from ptyfast.nongrid_simulation import generate_simulated_data
+    from ptyfast.probe import get_default_probe
+
+    cfg = TrainingConfig(model=ModelConfig(N=16), n_groups=40, nphotons=1e6)
+    obj = sim_object_image(64, data_source="lines", seed=1)
+    return generate_simulated_data(cfg, obj, get_default_probe(16), 10.0, seed=3)
+
+
+def test_no_printing_and_no_memoisation(capfd: pytest.CaptureFixture[str], tmp_path: Path):
+    """Rows "Printing" (``logging`` only) and "Disk memoisation of ``mk_simdata``" (none): the
+    guide's whole workflow, grid and nongrid, writes nothing to stdout/stderr (Rust's
+    included) and no file in the working directory."""
+    assert "`logging` only" in _compat_row("Printing")
+    assert "none; determinism comes from `seed`" in _compat_row("Disk memoisation")
+    from ptyfast.diffsim import mk_simdata
+    from ptyfast.loader import load
+    from ptyfast.probe import get_default_probe
+
+    here = Path.cwd()
+    os.chdir(tmp_path)
+    try:
+        capfd.readouterr()
+        raw, _ = _small_nongrid()
+        grouped = raw.generate_grouped_data(N=16, K=4, nsamples=20, gridsize=2, seed=0)
+        container = load(lambda: grouped, raw.probeGuess, nphotons=1e6)
+        repr(container)
+        a = mk_simdata(
+            1,
+            40,
+            get_default_probe(16),
+            8,
+            N=16,
+            gridsize=2,
+            offset=4,
+            nphotons=1e6,
+            data_source="lines",
+            seed=0,
+        )
+        b = mk_simdata(
+            1,
+            40,
+            get_default_probe(16),
+            8,
+            N=16,
+            gridsize=2,
+            offset=4,
+            nphotons=1e6,
+            data_source="lines",
+            seed=1,
+        )
+        assert capfd.readouterr() == ("", "")
+    finally:
+        os.chdir(here)
+    assert list(tmp_path.iterdir()) == []  # no ./memoized_data
+    assert not np.array_equal(a[0], b[0])  # another seed, other data: nothing cached
+
+
+def test_to_file_same_inputs_same_file(tmp_path: Path) -> None:
+    """Row "``_metadata`` written by ``RawData.to_file``": the reference's schema without a
+    timestamp or host name, so the same data gives the same file, byte for byte; README:
+    ``_metadata`` holds the photon count, intensity scale and seeds (and, from
+    ``ptyfast simulate``, the generator)."""
+    import socket
+
+    row = _compat_row("`_metadata` written by `RawData.to_file`")
+    assert "no timestamp or host name" in row and "same inputs, same file" in row
+    raw, _ = _small_nongrid()
+    raw.to_file(tmp_path / "a.npz")
+    raw.to_file(tmp_path / "b.npz")
+    assert (tmp_path / "a.npz").read_bytes() == (tmp_path / "b.npz").read_bytes()
+    meta = str(np.load(tmp_path / "a.npz", allow_pickle=False)["_metadata"])
+    assert socket.gethostname() not in meta
+    md = json.loads(meta)
+    assert md["physics_parameters"]["nphotons"] == 1e6  # the reference's schema
+    assert {"nphotons", "intensity_scale", "seed", "position_seed"} <= set(md)
+    rc, _, err = _main(
+        ["simulate", "-n", "20", "--N", "16", "--object-size", "64", "-q", "-o", "c.npz"], tmp_path
+    )
+    assert rc == 0, err
+    md = json.loads(str(np.load(tmp_path / "c.npz", allow_pickle=False)["_metadata"]))
+    assert md["generator"] == f"ptyfast {ptyfast.__version__}"
+    assert {"nphotons", "intensity_scale", "seed"} <= set(md)
+    npz = " ".join(_section(_read("README.md"), "npz").split())
+    assert "photon count, intensity scale, seeds; `ptyfast simulate` adds the generator" in npz
