@@ -593,3 +593,214 @@ def test_to_file_same_inputs_same_file(tmp_path: Path) -> None:
     assert {"nphotons", "intensity_scale", "seed"} <= set(md)
     npz = " ".join(_section(_read("README.md"), "npz").split())
     assert "photon count, intensity scale, seeds; `ptyfast simulate` adds the generator" in npz
+
+
+# --------------------------------------------------------------------------- names in the pages
+
+AUDITED = ["README.md", "COMPATIBILITY.md", "docs/conventions.md", "docs/migrating.md"] + [
+    "docs/getting-started.md",
+    *(
+        f"docs/guides/{g}.md"
+        for g in "formats cli provenance grid grouping loader nongrid campaigns dask detectors".split()
+    ),
+]
+# How a page abbreviates a name → where it lives.
+HEADS = {
+    "ptyfast": "ptyfast",
+    "Dataset": "ptyfast.Dataset",
+    "Detector": "ptyfast.Detector",
+    "Campaign": "ptyfast.Campaign",
+    "Experiment": "ptyfast.Experiment",
+    "Geometry": "ptyfast.Geometry",
+    "Scan": "ptyfast.scans.Scan",
+    "RawData": "ptyfast.raw_data.RawData",
+    "PtychoDataContainer": "ptyfast.loader.PtychoDataContainer",
+    "io": "ptyfast.io",
+    "cxi": "ptyfast.io.cxi",
+    "scans": "ptyfast.scans",
+    "probes": "ptyfast.probes",
+    "objects": "ptyfast.objects",
+    "diffsim": "ptyfast.diffsim",
+    "grouping": "ptyfast.grouping",
+    "loader": "ptyfast.loader",
+    "intensity": "ptyfast.intensity",
+    "_kernels": "ptyfast._kernels",
+}
+# Schema names that read like modules.
+NOT_NAMES = {"ptyfast.provenance"}
+
+
+def _resolves(dotted: str, instances: dict[str, Any]) -> bool:
+    import importlib
+
+    if dotted == "ptyfast.tf_reference":  # importing it imports TensorFlow (optional, slow)
+        return (PACKAGE / "tf_reference.py").is_file()
+    parts = dotted.split(".")
+    for i in range(len(parts), 0, -1):
+        try:
+            obj: Any = importlib.import_module(".".join(parts[:i]))
+        except ImportError:
+            continue
+        for j, attr in enumerate(parts[i:]):
+            if not hasattr(obj, attr):
+                # an instance attribute (RawData.diff3d): look on an instance
+                owner = ".".join(parts[: i + j])
+                return owner in instances and hasattr(instances[owner], attr)
+            obj = getattr(obj, attr)
+        return True
+    return False
+
+
+def test_dotted_names_in_the_pages_exist() -> None:
+    """``Campaign.check``, ``ptyfast.io.zarr.create_store``, ``cxi.PIXEL_EXCLUDED``,
+    ``Detector.pixel_map``, ``ptyfast.cli.simulate_to_file`` ... exist as written."""
+    from ptyfast import objects, probes, scans
+
+    raw, _ = _small_nongrid()
+    ds = ptyfast.simulate(
+        ptyfast.Experiment(
+            objects.dead_leaves(32, seed=1),
+            probes.gaussian(8, 2.0),
+            scans.raster(2, 2, 2.0),
+            ptyfast.Detector.ideal(),
+            photons=1e4,
+        ),
+        seed=0,
+    )
+    instances = {"ptyfast.raw_data.RawData": raw, "ptyfast.Dataset": ds}
+    checked, missing = 0, []
+    for page in AUDITED:
+        for span in re.findall(r"(?<!`)`([^`\n]+)`(?!`)", _read(page)):
+            if "/" in span or span in NOT_NAMES:
+                continue  # a file path, a schema name
+            for m in re.finditer(r"(?<![\w.])([A-Za-z_]\w*)((?:\.[A-Za-z_]\w*)+)", span):
+                if m[1] not in HEADS:
+                    continue
+                checked += 1
+                if not _resolves(HEADS[m[1]] + m[2], instances):
+                    missing.append(f"{page}: {m[0]}")
+    assert checked > 100
+    assert not missing, missing
+
+
+# --------------------------------------------------------------------------- format layouts
+
+
+def _table(doc: str) -> list[str]:
+    """The body lines of the docstring's first RST table."""
+    lines = doc.splitlines()
+    rules = [i for i, line in enumerate(lines) if re.match(r"^=+( +=+)+\s*$", line)]
+    assert len(rules) >= 3, "no table"
+    return lines[rules[1] + 1 : rules[2]]
+
+
+def _layout_names(doc: str) -> list[list[str]]:
+    """The ````names```` of each row's first column in the docstring's first RST table."""
+    lines = doc.splitlines()
+    rules = [i for i, line in enumerate(lines) if re.match(r"^=+( +=+)+\s*$", line)]
+    assert len(rules) >= 3, "no table"
+    width = len(lines[rules[0]].split()[0])
+    rows: list[str] = []
+    for line in lines[rules[1] + 1 : rules[2]]:
+        cell = line[:width]
+        if cell.strip() and not cell.startswith(" "):
+            rows.append(cell)
+        elif cell.strip() and rows:
+            rows[-1] += " " + cell
+    return [re.findall(r"``([^`]+)``", row) for row in rows]
+
+
+@pytest.fixture(scope="module")
+def dataset_with_everything() -> Any:
+    from ptyfast import objects, probes, scans
+
+    g = ptyfast.Geometry(energy_eV=8000.0, distance_m=2.0, detector_pixel_m=75e-6, N=16)
+    e = ptyfast.Experiment(
+        objects.dead_leaves(64, seed=2),
+        probes.modes(probes.gaussian(16, 3.0), 2),
+        scans.raster(3, 3, 3.0),
+        ptyfast.Detector.eiger(),
+        photons=1e5,
+        geometry=g,
+    )
+    return ptyfast.simulate(e, seed=7, patches=True)
+
+
+def test_cxi_layout_as_its_module_documents(dataset_with_everything: Any, tmp_path: Path):
+    """Every path of ``ptyfast.io.cxi``'s table is in a file it writes."""
+    h5py = pytest.importorskip("h5py")
+    from ptyfast.io import cxi
+
+    path = tmp_path / "d.cxi"
+    ptyfast.io.save(dataset_with_everything, path)
+    missing, checked = [], 0
+    with h5py.File(path, "r") as f:
+        root = f["entry_1"]
+        assert f["cxi_version"][()] == 160
+        parent = ""  # a bare name (``y_pixel_size``) is a sibling of the path before it
+        for names in _layout_names(cxi.__doc__ or ""):
+            for name in names:
+                full = name.rstrip("/")
+                if "/" in full:
+                    parent = full.rsplit("/", 1)[0]
+                elif parent and f"{parent}/{full}" in root:
+                    full = f"{parent}/{full}"
+                checked += 1
+                if full not in root:
+                    missing.append(full)
+    assert checked >= 20 and not missing, missing
+
+
+def test_ptychodus_layout_as_its_module_documents(
+    dataset_with_everything: Any, tmp_path: Path
+) -> None:
+    """Every field of ``ptyfast.io.ptychodus``'s product table is in the product it writes
+    (``raw_data/`` with ``raw_data=True``), attributes (``@x``) on the file's root."""
+    h5py = pytest.importorskip("h5py")
+    from ptyfast.io import ptychodus
+
+    path = tmp_path / "d.ptychodus.h5"
+    ptyfast.io.save(dataset_with_everything, path, raw_data=True)
+    missing, checked = [], 0
+    with h5py.File(path, "r") as f:
+        for names in _layout_names(ptychodus.__doc__ or ""):
+            for name in names:
+                if "*" in name or not re.fullmatch(r"@?[\w/]+", name):
+                    continue  # a family (``loss_*``) or a value, not a name
+                checked += 1
+                if name.startswith("@"):
+                    found = name[1:] in f.attrs
+                else:
+                    found = name.rstrip("/") in f
+                if not found:
+                    missing.append(name)
+        assert (tmp_path / "d.diffraction.h5").is_file()
+    assert checked >= 12 and not missing, missing
+
+
+def test_zarr_layout_as_its_module_documents(dataset_with_everything: Any, tmp_path: Path):
+    """Every array of ``ptyfast.io.zarr``'s table, with the dimension names and dtype it
+    states, and the group attributes it names."""
+    zarr = pytest.importorskip("zarr")
+    from ptyfast.io import zarr as zmod
+
+    path = tmp_path / "d.zarr"
+    ptyfast.io.save(dataset_with_everything, path)
+    doc = zmod.__doc__ or ""
+    group = zarr.open_group(str(path), mode="r")
+    rows = 0
+    for line in _table(doc):
+        m = re.match(r"^``(\w+)``,?\s+(\([\w, ]+\))?\s*(\w+)?", line)
+        if not m:
+            continue
+        rows += 1
+        assert m[1] in group, m[1]
+        if m[2]:
+            dims = tuple(d.strip() for d in m[2].strip("()").split(","))
+            arr = group[m[1]]
+            got = tuple(arr.metadata.dimension_names or ())
+            assert got == dims or dims == ("pattern", "xy") and got[0] == "pattern", (m[1], got)
+        if m[3] in {"bool", "float64", "complex64"}:
+            assert group[m[1]].dtype == np.dtype(m[3]), m[1]
+    assert rows >= 6
+    assert {"ptyfast", "provenance", "conventions"} <= set(group.attrs)
