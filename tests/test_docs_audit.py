@@ -601,7 +601,18 @@ AUDITED = ["README.md", "COMPATIBILITY.md", "docs/conventions.md", "docs/migrati
     "docs/getting-started.md",
     *(
         f"docs/guides/{g}.md"
-        for g in "formats cli provenance grid grouping loader nongrid campaigns dask detectors".split()
+        for g in (
+            "formats",
+            "cli",
+            "provenance",
+            "grid",
+            "grouping",
+            "loader",
+            "nongrid",
+            "campaigns",
+            "dask",
+            "detectors",
+        )
     ),
 ]
 # How a page abbreviates a name → where it lives.
@@ -804,3 +815,24 @@ def test_zarr_layout_as_its_module_documents(dataset_with_everything: Any, tmp_p
             assert group[m[1]].dtype == np.dtype(m[3]), m[1]
     assert rows >= 6
     assert {"ptyfast", "provenance", "conventions"} <= set(group.attrs)
+
+
+def test_readme_layout_names_every_module() -> None:
+    """README "Layout": the core crate's public modules, the model's and the formats' modules
+    are each named, and each name exists."""
+    text = _read("README.md").split("## Layout", 1)[1]
+    core = text.split("`rust/ptyfast-py`")[0]
+    named_core = set(re.findall(r"`(\w+)`", core))
+    lib = _read("rust/ptyfast-core/src/lib.rs")
+    public = set(re.findall(r"^pub mod (\w+);", lib, re.M))
+    assert public and public == named_core, public ^ named_core
+    model = re.search(r"`python/ptyfast/model/` \(([^)]*)\)", " ".join(text.split()))
+    assert model is not None
+    named_model = set(re.findall(r"`(\w+)`", model[1].split(";")[0]))
+    files = {p.stem for p in (PACKAGE / "model").glob("*.py") if not p.stem.startswith("_")}
+    assert named_model == files, named_model ^ files
+    formats = re.search(r"`ptyfast.io` \(the formats: ([^)]*)\)", " ".join(text.split()))
+    assert formats is not None
+    named_io = set(re.findall(r"`(\w+)`", formats[1]))
+    io_files = {p.stem for p in (PACKAGE / "io").glob("*.py") if not p.stem.startswith("_")}
+    assert named_io == io_files, named_io ^ io_files
