@@ -836,3 +836,80 @@ def test_readme_layout_names_every_module() -> None:
     named_io = set(re.findall(r"`(\w+)`", formats[1]))
     io_files = {p.stem for p in (PACKAGE / "io").glob("*.py") if not p.stem.startswith("_")}
     assert named_io == io_files, named_io ^ io_files
+
+
+UNPICKLED: list[str] = []
+
+
+def _unpickled() -> dict[str, Any]:
+    UNPICKLED.append("loaded")  # what unpickling the member below would run
+    return {"physics_parameters": {"nphotons": 1.0}}
+
+
+class _Trap:
+    def __reduce__(self) -> tuple[Any, tuple[()]]:
+        return _unpickled, ()
+
+
+def test_pickled_members_of_reference_files_read_as_absent(tmp_path: Path) -> None:
+    """Rows "Pickled ``objectGuess=None`` in NPZ" and "``_metadata`` written by PtychoPINN's
+    ``MetadataManager``": such members are never unpickled; they read as absent (``None``,
+    and empty ``metadata``, as for a file without ``_metadata``)."""
+    from ptyfast.raw_data import RawData
+
+    assert "read with empty `metadata` (`{}`" in " ".join(
+        _compat_row("`_metadata` written by PtychoPINN's `MetadataManager`").split()
+    )
+    raw, _ = _small_nongrid()
+    path = tmp_path / "reference.npz"
+    np.savez(  # the reference's writer: object arrays are pickled
+        path,
+        xcoords=raw.xcoords,
+        ycoords=raw.ycoords,
+        xcoords_start=raw.xcoords_start,
+        ycoords_start=raw.ycoords_start,
+        diff3d=raw.diff3d,
+        probeGuess=raw.probeGuess,
+        scan_index=raw.scan_index,
+        objectGuess=np.array(_Trap(), dtype=object),
+        _metadata=np.array(_Trap(), dtype=object),
+    )
+    back = RawData.from_file(path)
+    assert UNPICKLED == []
+    assert back.objectGuess is None and back.metadata == {}
+    assert np.array_equal(back.diff3d, raw.diff3d) and np.array_equal(back.xcoords, raw.xcoords)
+    with np.load(path, allow_pickle=True) as z:  # the trap works: loading would run it
+        z["_metadata"]
+    assert UNPICKLED == ["loaded"]
+
+
+def test_loader_probe_of_another_size_is_refused_as_the_row_quotes() -> None:
+    """Row "``loader.load`` probe": "probeGuess must be (N, N) = (8, 8) like the diffraction
+    patterns" (also ``PtychoDataContainer``)."""
+    from ptyfast.loader import PtychoDataContainer, load
+
+    quoted = re.search(
+        r'"(probeGuess must be \(N, N\) = \((\d+), \2\) [^"]*)"', _compat_row("`loader.load` probe")
+    )
+    assert quoted is not None
+    raw, _ = _small_nongrid()
+    grouped = raw.generate_grouped_data(N=16, K=4, nsamples=10, gridsize=1, seed=0)
+    wrong = np.ones((8, 8), np.complex64)
+    expected = quoted[1].replace(f"({quoted[2]}, {quoted[2]})", "(16, 16)")
+    with pytest.raises(ValueError, match=re.escape(expected)):
+        load(lambda: grouped, wrong)
+    c = load(lambda: grouped, raw.probeGuess)
+    with pytest.raises(ValueError, match=re.escape(expected)):
+        PtychoDataContainer(
+            c.X,
+            c.Y_I,
+            c.Y_phi,
+            c.norm_Y_I,
+            c.YY_full,
+            c.coords_nominal,
+            c.coords_true,
+            c.nn_indices,
+            c.global_offsets,
+            c.local_offsets,
+            wrong,
+        )
