@@ -913,3 +913,33 @@ def test_loader_probe_of_another_size_is_refused_as_the_row_quotes() -> None:
             c.local_offsets,
             wrong,
         )
+
+
+def test_kernel_keywords_the_readme_names() -> None:
+    """README: "the kernels' ``out=`` (``ptyfast._kernels.simulate``, ``acquire``,
+    ``simulate_grid``, ``illuminate_groups``)" and ``version="v2"`` on
+    ``observe_amplitudes`` / ``poisson_counts``, which give the same counts."""
+    import inspect
+
+    from ptyfast import _kernels
+
+    text = " ".join(_read("README.md").split())
+    outs = re.search(r"the kernels' `out=` \(([^)]*)\)", text)
+    assert outs is not None
+    names = [n.rsplit(".", 1)[-1] for n in re.findall(r"`([\w.]+)`", outs[1])]
+    assert len(names) == 4, names
+    for name in names:
+        assert "out" in inspect.signature(getattr(_kernels, name)).parameters, name
+    versions = re.search(r'`version="v2"` on `ptyfast\._kernels\.(\w+)` /\s*`(\w+)`', text)
+    assert versions is not None
+    # amplitudes whose squares (the rates) are exact in float32 and float64
+    amps = (np.random.default_rng(0).integers(0, 40, (3, 8, 8)) / 4).astype(np.float32)
+    observed = _kernels.observe_amplitudes(amps, seed=5, version="v2")
+    for i in range(3):
+        counts = _kernels.poisson_counts(
+            (amps[i].astype(np.float64) ** 2).ravel(), seed=5, stream=i, version="v2"
+        )
+        expected = np.sqrt(counts.reshape(8, 8)).astype(np.float32)  # sqrt(count), rounded once
+        assert np.array_equal(observed[i], expected), i
+    for name in versions.groups():
+        assert "version" in inspect.signature(getattr(_kernels, name)).parameters
