@@ -943,3 +943,32 @@ def test_kernel_keywords_the_readme_names() -> None:
         assert np.array_equal(observed[i], expected), i
     for name in versions.groups():
         assert "version" in inspect.signature(getattr(_kernels, name)).parameters
+
+
+def test_npz_layout_as_its_module_documents(dataset_with_everything: Any, tmp_path: Path):
+    """The keys of ``ptyfast.io.npz``'s table are those of a file it writes (a dataset with
+    patches, a geometry and two probe modes: every optional key), with the dtypes stated."""
+    from ptyfast.io import npz
+
+    path = tmp_path / "d.npz"
+    ptyfast.io.save(dataset_with_everything, path)
+    joined = ""
+    dtypes = {}
+    for line in _table(npz.__doc__ or ""):
+        token = re.match(r"^(\S+)", line)
+        if token is None:
+            continue
+        joined += token[1] if joined.endswith("_") else " " + token[1]
+        row = re.match(r"^``(\w+)``,?\s+\(([^)]*)\)\s+(\w+)", line)
+        if row:
+            dtypes[row[1]] = row[3]
+    documented = set(re.findall(r"``(\w+)``", joined))
+    with np.load(path, allow_pickle=False) as z:
+        keys = set(z.files)
+        assert documented <= keys, documented - keys
+        assert keys - documented == {"ycoords_start"}, keys - documented  # the row's "..."
+        for key, dtype in dtypes.items():
+            if dtype in {"float32", "float64", "complex64", "int64", "bool"}:
+                assert z[key].dtype == np.dtype(dtype), key
+        assert z["readings"].dtype == dataset_with_everything.diffraction.dtype
+    assert len(dtypes) >= 8
