@@ -972,3 +972,23 @@ def test_npz_layout_as_its_module_documents(dataset_with_everything: Any, tmp_pa
                 assert z[key].dtype == np.dtype(dtype), key
         assert z["readings"].dtype == dataset_with_everything.diffraction.dtype
     assert len(dtypes) >= 8
+
+
+def test_grouping_guide_nsamples_beyond_n(caplog: pytest.LogCaptureFixture) -> None:
+    """Grouping guide, step 1: ``min(nsamples, n)`` seeds, all of them in order when
+    ``nsamples ≥ n``; beyond ``n`` capped with a warning for ``C = 1``, refused for ``C > 1``
+    without ``enable_oversampling``."""
+    text = " ".join(_read("docs/guides/grouping.md").split())
+    assert "is a `ValueError` for `C > 1` unless `enable_oversampling=True`" in text
+    raw, _ = _small_nongrid()
+    n = len(raw.diff3d)
+    with caplog.at_level(logging.WARNING):
+        g = raw.generate_grouped_data(N=16, K=4, nsamples=n + 5, gridsize=1, seed=0)
+    assert np.array_equal(g["nn_indices"][:, 0], np.arange(n))  # all, in order
+    assert any(r.levelno == logging.WARNING for r in caplog.records)
+    with pytest.raises(ValueError, match="enable_oversampling"):
+        raw.generate_grouped_data(N=16, K=4, nsamples=n + 5, gridsize=2, seed=0)
+    g = raw.generate_grouped_data(
+        N=16, K=4, nsamples=n + 5, gridsize=2, seed=0, enable_oversampling=True
+    )
+    assert g["nn_indices"].shape == (n + 5, 4) and g["nn_indices"].dtype == np.int64
