@@ -598,6 +598,9 @@ def test_to_file_same_inputs_same_file(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- names in the pages
 
 AUDITED = ["README.md", "COMPATIBILITY.md", "docs/conventions.md", "docs/migrating.md"] + [
+    "docs/benchmarks.md",
+    "docs/index.md",
+    "docs/examples.md",
     "docs/getting-started.md",
     *(
         f"docs/guides/{g}.md"
@@ -992,3 +995,33 @@ def test_grouping_guide_nsamples_beyond_n(caplog: pytest.LogCaptureFixture) -> N
         N=16, K=4, nsamples=n + 5, gridsize=2, seed=0, enable_oversampling=True
     )
     assert g["nn_indices"].shape == (n + 5, 4) and g["nn_indices"].dtype == np.int64
+
+
+# --------------------------------------------------------------------------- examples
+
+PRINTED = [
+    (p.name, m[1].strip())
+    for p in sorted((ROOT / "examples").glob("*.py"))
+    for m in re.finditer(r"^print\(.*\)[ \t]+# (.+)$", p.read_text(encoding="utf-8"), re.M)
+]
+
+
+@pytest.mark.parametrize(("script", "expected"), PRINTED, ids=[s for s, _ in PRINTED])
+def test_example_prints_what_its_comment_says(script: str, expected: str, tmp_path: Path):
+    """An example line ``print(...)  # (1000, 64, 64) float32 ...`` prints exactly that."""
+    import subprocess
+    import sys
+
+    res = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / script)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert res.returncode == 0, res.stderr
+    assert expected in res.stdout.splitlines(), (expected, res.stdout)
+
+
+def test_examples_with_printed_claims_are_found() -> None:
+    assert {s for s, _ in PRINTED} >= {"first_dataset.py", "ptycho_alias.py"}
