@@ -1006,6 +1006,7 @@ PRINTED = [
 ]
 
 
+@pytest.mark.slow  # a fresh interpreter per script (~2-3 s each)
 @pytest.mark.parametrize(("script", "expected"), PRINTED, ids=[s for s, _ in PRINTED])
 def test_example_prints_what_its_comment_says(script: str, expected: str, tmp_path: Path):
     """An example line ``print(...)  # (1000, 64, 64) float32 ...`` prints exactly that."""
