@@ -1026,3 +1026,21 @@ def test_example_prints_what_its_comment_says(script: str, expected: str, tmp_pa
 
 def test_examples_with_printed_claims_are_found() -> None:
     assert {s for s, _ in PRINTED} >= {"first_dataset.py", "ptycho_alias.py"}
+
+
+def test_python_needed_by_make_test_is_stated() -> None:
+    """``make test``'s installed run fails on any skip (``PTYFAST_NO_SKIPS=1``) and the test
+    extra installs zarr, Dask and ptychodus only on Python ≥ 3.11 (and the other-CPython
+    step reads pyproject.toml with ``tomllib``): the set-up pages say ``make test`` needs
+    3.11."""
+    targets = _makefile()
+    assert "PTYFAST_NO_SKIPS=1" in "\n".join(targets["test-wheel"]["recipe"])
+    extras = _read("pyproject.toml").split("[project.optional-dependencies]")[1]
+    test_extra = re.search(r"^test = \[(.*?)^\]", extras, re.S | re.M)
+    assert test_extra is not None
+    floor = set(re.findall(r'python_version >= "(3\.\d+)"', test_extra[1]))
+    assert floor == {"3.11"}, floor
+    assert "tomllib" in _read(".ci/test_pythons.sh")
+    for page in ("README.md", "docs/getting-started.md"):
+        text = " ".join(_read(page).split())
+        assert "Python ≥ 3.10 (≥ 3.11 for `make test`" in text, page
