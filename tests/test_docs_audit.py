@@ -1044,3 +1044,41 @@ def test_python_needed_by_make_test_is_stated() -> None:
     for page in ("README.md", "docs/getting-started.md"):
         text = " ".join(_read(page).split())
         assert "Python ≥ 3.10 (≥ 3.11 for `make test`" in text, page
+
+
+def test_migration_guide_fallbacks_read_params() -> None:
+    """Migrating, "No global state": the arguments it lists read ``params.cfg`` when left as
+    ``None`` (and nothing writes it)."""
+    from ptyfast import params
+    from ptyfast.diffsim import sim_object_image
+    from ptyfast.probe import get_default_probe
+    from ptyfast.raw_data import RawData
+
+    text = " ".join(_read("docs/migrating.md").split())
+    for phrase in (
+        "`nphotons` of `RawData.from_simulation` and `loader.load`",
+        "the `data_source` of `sim_object_image`",
+        "the `scale` of `get_default_probe`",
+    ):
+        assert phrase in text, phrase
+    saved = dict(params.cfg)
+    try:
+        params.set("default_probe_scale", 0.5)
+        params.set("nphotons", 1e4)
+        params.set("data_source", "points")
+        assert np.array_equal(get_default_probe(16), get_default_probe(16, scale=0.5))
+        assert np.array_equal(
+            sim_object_image(32, seed=1), sim_object_image(32, data_source="points", seed=1)
+        )
+        probe = get_default_probe(16).astype(np.complex64)
+        obj = sim_object_image(64, data_source="lines", seed=1)
+        xy = np.array([30.0, 31.5, 33.0])
+        a = RawData.from_simulation(xy, xy, probe, obj, poisson=False)
+        b = RawData.from_simulation(xy, xy, probe, obj, nphotons=1e4, poisson=False)
+        assert a.metadata["nphotons"] == 1e4 and a.intensity_scale == b.intensity_scale
+        snapshot = dict(params.cfg)
+        RawData.from_simulation(xy, xy, probe, obj, nphotons=1e6, seed=0)
+        assert params.cfg == snapshot  # nothing writes it
+    finally:
+        params.cfg.clear()
+        params.cfg.update(saved)
