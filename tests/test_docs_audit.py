@@ -1082,3 +1082,26 @@ def test_migration_guide_fallbacks_read_params() -> None:
     finally:
         params.cfg.clear()
         params.cfg.update(saved)
+
+
+def test_which_is_checked_whatever_the_source() -> None:
+    """Row "``which`` of ``sim_object_image``/``sim_object_stack``/``mk_simdata``": ``'train'``
+    or ``'test'`` whatever the source, not checked when ``mk_simdata`` is given ``YY_I``."""
+    from ptyfast.diffsim import mk_simdata, sim_object_image, sim_object_stack
+    from ptyfast.probe import get_default_probe
+
+    row = _compat_row("`which` of `sim_object_image`")
+    assert "not checked when `mk_simdata` is given `YY_I`" in row
+    probe = get_default_probe(16)
+    kw = dict(N=16, gridsize=1, offset=4, nphotons=1e6, seed=0)
+    for source in ("lines", "grf", "points"):
+        with pytest.raises(ValueError, match="which must be 'train' or 'test', got 'valid'"):
+            mk_simdata(1, 40, probe, 8, which="valid", data_source=source, **kw)
+        with pytest.raises(ValueError, match="which"):
+            sim_object_stack(40, 1, data_source=source, seed=0, which="val")
+        with pytest.raises(ValueError, match="which"):
+            sim_object_image(40, "TEST", data_source=source, seed=0)
+    yy = np.ones((1, 40, 40, 1))
+    given = mk_simdata(1, 40, probe, 8, YY_I=yy, which="valid", **kw)
+    same = mk_simdata(1, 40, probe, 8, YY_I=yy, **kw)
+    assert np.array_equal(given[0], same[0])
