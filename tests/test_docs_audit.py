@@ -332,6 +332,15 @@ def test_detector_guide_photon_estimate() -> None:
     # "the integrating detector's bright centre clips at its full well (65,000 ADU)"
     well = re.search(r"full well \(([\d,]+) ADU\)", text)
     assert well is not None and float(well[1].replace(",", "")) == det.full_well
+    # "by default the beam sits in the middle of a module, so a crop smaller than a module has
+    # no gap"
+    assert "a crop smaller than a module has no gap" in text
+    for preset in (ptyfast.Detector.eiger(), ptyfast.Detector.pilatus()):
+        rows, cols = preset.module_px
+        small = preset.pixel_map(min(rows, cols) - 1)
+        assert not (small & 2).any(), preset.name  # PIXEL_CODES: gap = 2
+        big = preset.pixel_map(2 * min(rows, cols))
+        assert (big & 2).any(), preset.name  # larger than a module: the gaps show
 
 
 def test_nongrid_default_seed_as_the_pages_say() -> None:
