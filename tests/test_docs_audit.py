@@ -872,6 +872,7 @@ def test_pickled_members_of_reference_files_read_as_absent(tmp_path: Path) -> No
     assert "read with empty `metadata` (`{}`" in " ".join(
         _compat_row("`_metadata` written by PtychoPINN's `MetadataManager`").split()
     )
+    UNPICKLED.clear()
     raw, _ = _small_nongrid()
     path = tmp_path / "reference.npz"
     np.savez(  # the reference's writer: object arrays are pickled
