@@ -488,7 +488,7 @@ def test_progress_phases_are_those_the_cli_guide_lists(tmp_path: Path) -> None:
     """CLI guide, "Progress": one bar per phase, named ``object`` (and ``probe``),
     ``intensity``, ``simulate+write``, ``patches``, ``finish`` and ``preview``."""
     text = " ".join(_read("docs/guides/cli.md").split())
-    para = re.search(r"## Progress (.*?)## Options", text)
+    para = re.search(r"## Progress (.*?) ## ", text)  # to the next section
     assert para is not None
     listed = re.findall(r"`([a-z+]+)`(?: \(and `([a-z]+)`\))?[ .]", para[1])
     names = {n for pair in listed for n in pair if n}
