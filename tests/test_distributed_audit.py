@@ -962,3 +962,90 @@ def test_a_partial_store_of_the_earlier_layout_resumes_or_is_refused(client, tmp
     D.simulate(e, store2, seed=SEED, client=client, shard_size=5, overwrite=True)
     assert_same(ptyfast.open(store2), ptyfast.simulate(e, seed=SEED))
     assert sorted(q.name for q in tmp_path.iterdir()) == ["l.zarr", "m.zarr"]
+
+
+# --------------------------------------------------------------------------- one run at a time
+
+
+def _hold_lock(path: Path):
+    """A process that holds ``path``'s flock (as another client's run does) until killed."""
+    code = textwrap.dedent(
+        f"""
+        import fcntl, os, sys, time
+        fd = os.open({os.fspath(path)!r}, os.O_RDWR | os.O_CREAT)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        print("held", flush=True)
+        time.sleep(600)
+        """
+    )
+    p = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert p.stdout.readline().strip() == "held"
+    return p
+
+
+def test_a_store_another_run_is_writing_is_refused_before_any_work(client, tmp_path):
+    e = experiment()
+    store = tmp_path / "s.zarr"
+    lock = D.lock_path(store)
+    assert lock == tmp_path / ".s.zarr.ptyfast-lock"
+    holder = _hold_lock(lock)
+    try:
+        for overwrite in (False, True):
+            with pytest.raises(ValueError, match="being written by another run") as info:
+                D.simulate(e, store, seed=SEED, client=client, shard_size=8, overwrite=overwrite)
+            assert repr(os.fspath(store)) in str(info.value)
+            assert os.fspath(lock) in str(info.value)
+            assert sorted(p.name for p in tmp_path.iterdir()) == [lock.name]  # nothing laid out
+    finally:
+        holder.kill()
+        holder.wait()
+    # Once the other run is gone (a dead run releases its lock), the run goes through and
+    # leaves no lock file behind.
+    D.simulate(e, store, seed=SEED, client=client, shard_size=8)
+    assert_same(ptyfast.open(store), ptyfast.simulate(e, seed=SEED))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.zarr"]
+
+
+def test_a_campaign_directory_another_run_is_writing_is_refused(client, tmp_path):
+    c = _campaign(n=2)
+    out = tmp_path / "camp"
+    holder = _hold_lock(D.lock_path(out))
+    try:
+        with pytest.raises(ValueError, match="campaign directory .* being written by another"):
+            D.simulate(c, out, client=client)
+        assert not any(out.iterdir())
+    finally:
+        holder.kill()
+        holder.wait()
+    paths = D.simulate(c, out, client=client)
+    assert [p.name for p in paths] == [c.path_for(out, i, ".zarr").name for i in range(2)]
+    assert not D.lock_path(out).exists()
+
+
+def test_two_runs_started_together_on_one_store_give_one_whole_dataset(client, tmp_path):
+    """Both runs at once (before the lock, one of them published a store without its
+    metadata): the second is refused while the first writes, or finds its finished store;
+    the store is the single-process dataset."""
+    e = experiment(n=200, object_px=64)
+    store = tmp_path / "s.zarr"
+    outcome: dict[str, str] = {}
+    start = threading.Barrier(2)
+
+    def run(tag: str) -> None:
+        start.wait()
+        try:
+            D.simulate(e, store, seed=SEED, client=client, shard_size=8)
+            outcome[tag] = "ok"
+        except ValueError as exc:
+            outcome[tag] = str(exc)
+
+    threads = [threading.Thread(target=run, args=(t,)) for t in "AB"]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert "ok" in outcome.values(), outcome
+    for v in outcome.values():
+        assert v == "ok" or "being written by another run" in v, outcome
+    assert_same(ptyfast.open(store), ptyfast.simulate(e, seed=SEED))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.zarr"]

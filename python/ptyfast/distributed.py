@@ -23,6 +23,10 @@ done the progress directory is removed and the store is renamed into place in on
 (:func:`ptyfast.io._dirstore.publish`). Every process must see the same filesystem at
 ``store`` (one machine, or a shared filesystem).
 
+**One run at a time.** The client holds a lock file beside the store (:func:`lock_path`,
+``.<name>.ptyfast-lock``; for a campaign, beside its directory) from the layout to the
+publication: another run on the same store meanwhile is refused at once, naming both.
+
 **Campaigns** are checked first, every experiment on the client without its object array
 (:meth:`ptyfast.Campaign.check`), so that a draw that cannot work stops the run before any
 task. They distribute by experiment (one task plans experiment ``i`` on a worker: builds
@@ -47,10 +51,13 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["simulate", "local_client", "PARTIAL_SUFFIX", "PROGRESS_DIR"]
+__all__ = ["simulate", "local_client", "PARTIAL_SUFFIX", "PROGRESS_DIR", "LOCK_SUFFIX"]
 
 #: Suffix of the hidden siblings a store is built in (``.<name>.<hash>.ptyfast-partial``).
 PARTIAL_SUFFIX = ".ptyfast-partial"
+#: Suffix of the hidden lock file beside a store (or a campaign's directory) that one run
+#: holds from its layout to its publication (``.<name>.ptyfast-lock``).
+LOCK_SUFFIX = ".ptyfast-lock"
 #: Directory of the partial store holding the manifest and the shard markers.
 PROGRESS_DIR = "ptyfast-progress"
 #: Default shard: about this many bytes of readings (and patches) per task.
@@ -95,6 +102,62 @@ def partial_path(store: str | os.PathLike[str], digest: str) -> Path:
     if len(os.fsencode(f".{name}{tag}")) > _NAME_MAX:
         name = _short_name(name)
     return target.parent / f".{name}{tag}"
+
+
+def lock_path(store: str | os.PathLike[str]) -> Path:
+    """The hidden lock file a run holds beside ``store`` (a store, or a campaign's directory)
+    while it writes it, as an absolute path: ``.<name>.ptyfast-lock`` (``<name>`` replaced by
+    a digest of it beyond the file-name limit, as in :func:`partial_path`)."""
+    target = Path(os.path.abspath(store))
+    name = target.name
+    if len(os.fsencode(f".{name}{LOCK_SUFFIX}")) > _NAME_MAX:
+        name = _short_name(name)
+    return target.parent / f".{name}{LOCK_SUFFIX}"
+
+
+@contextlib.contextmanager
+def _locked(target: Path, what: str) -> Iterator[None]:
+    """Hold ``target``'s lock (:func:`lock_path`, ``flock``) for the block, or raise a
+    ``ValueError`` at once when another run holds it.
+
+    Two runs on one store at once would lay out, resume and publish the same partial store
+    under each other (a published store without its metadata was seen). The lock belongs to
+    the client's process: a client that dies releases it (its orphaned shards are harmless,
+    see :func:`partial_path`). An ``OSError`` opening it names ``target``
+    (:func:`_naming_store`). The file is removed at the end, while still locked; a run
+    that opened it just before checks, once it holds the lock, that the file it locked is
+    still the one at the path, and starts again otherwise.
+    """
+    import fcntl
+
+    path = lock_path(target)
+    while True:
+        with _naming_store(target):
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            try:
+                current = os.stat(path).st_ino == os.fstat(fd).st_ino
+            except FileNotFoundError:
+                current = False
+        except BlockingIOError:
+            os.close(fd)
+            raise ValueError(
+                f"{what} {os.fspath(target)!r} is being written by another run, which holds "
+                f"{os.fspath(path)!r}: wait for it to finish (a run that dies releases it)"
+            ) from None
+        except BaseException:
+            os.close(fd)
+            raise
+        if current:
+            break
+        os.close(fd)
+    try:
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            path.unlink()
+        os.close(fd)
 
 
 def partials(store: str | os.PathLike[str]) -> list[Path]:
@@ -451,8 +514,9 @@ def simulate(
     ------
     TypeError, ValueError
         Bad arguments; an existing store of another dataset without ``overwrite``; a partial
-        store of another recipe (named, with both hashes) without ``overwrite``; all before
-        any shard runs.
+        store of another recipe (named, with both hashes) without ``overwrite``; a store (or
+        campaign directory) that another run is writing (:func:`lock_path`); all before any
+        shard runs.
     ImportError
         ``dask.distributed`` or ``zarr`` is missing (``pip install 'ptyfast[dask]'``).
 
@@ -540,35 +604,36 @@ def simulate(
         assert s is not None
         record = _prov.make(e, seed=s, patches=bool(patches), embed_max_bytes=embed)
         target = store_path
-        found = _prepare(
-            target,
-            _header(e, record, bool(patches)),
-            compress=options["compress"],
-            overwrite=options["overwrite"],
-            shard_size=size,
-        )
-        if found is None:
+        with _locked(target, "store"):
+            found = _prepare(
+                target,
+                _header(e, record, bool(patches)),
+                compress=options["compress"],
+                overwrite=options["overwrite"],
+                shard_size=size,
+            )
+            if found is None:
+                return [target]
+            partial, shards = found
+            if shards:
+                handle = _shared(client, e, "experiment")
+                futures = [
+                    client.submit(
+                        _run_shard,
+                        handle,
+                        s,
+                        bool(patches),
+                        os.fspath(partial),
+                        a,
+                        b,
+                        key=_key("shard", a, b),
+                        pure=False,
+                    )
+                    for a, b in shards
+                ]
+                _wait(distributed, client, futures, progress)
+            _publish(partial, target, options["overwrite"])
             return [target]
-        partial, shards = found
-        if shards:
-            handle = _shared(client, e, "experiment")
-            futures = [
-                client.submit(
-                    _run_shard,
-                    handle,
-                    s,
-                    bool(patches),
-                    os.fspath(partial),
-                    a,
-                    b,
-                    key=_key("shard", a, b),
-                    pure=False,
-                )
-                for a, b in shards
-            ]
-            _wait(distributed, client, futures, progress)
-        _publish(partial, target, options["overwrite"])
-        return [target]
 
 
 def _wait(distributed: Any, client: Any, futures: list[Any], progress: bool) -> None:
@@ -589,48 +654,49 @@ def _campaign(
     for t in targets:  # a file or a user's folder at any target stops the run before any task
         check_replaceable(t)
     directory.mkdir(parents=True, exist_ok=True)
-    handle = _shared(client, c, "campaign")
-    plans = {
-        client.submit(
-            # absolute: a worker's working directory need not be the client's
-            _plan_task,
-            handle,
-            i,
-            os.path.abspath(t),
-            options,
-            key=_key("plan", i),
-            pure=False,
-        ): i
-        for i, t in enumerate(targets)
-    }
-    shards: dict[int, list[Any]] = {}
-    partials: dict[int, Path] = {}
-    every: list[Any] = list(plans)
-    for fut in distributed.as_completed(list(plans)):
-        i = plans[fut]
-        found = client.submit(_second, fut, key=_key("layout", i), pure=False).result()
-        if found is None:
-            continue
-        partial, todo = found
-        partials[i] = partial
-        planned = client.submit(_first, fut, key=_key("planned", i), pure=False)
-        shards[i] = [
+    with _locked(directory, "campaign directory"):
+        handle = _shared(client, c, "campaign")
+        plans = {
             client.submit(
-                _run_shard_planned,
-                planned,
-                os.fspath(partial),
-                a,
-                b,
-                key=_key("shard", i, a, b),
+                # absolute: a worker's working directory need not be the client's
+                _plan_task,
+                handle,
+                i,
+                os.path.abspath(t),
+                options,
+                key=_key("plan", i),
                 pure=False,
-            )
-            for a, b in todo
-        ]
-        every += shards[i]
-    _wait(distributed, client, every, progress)
-    for i, partial in partials.items():
-        _publish(partial, targets[i], options["overwrite"])
-    return targets
+            ): i
+            for i, t in enumerate(targets)
+        }
+        shards: dict[int, list[Any]] = {}
+        partials: dict[int, Path] = {}
+        every: list[Any] = list(plans)
+        for fut in distributed.as_completed(list(plans)):
+            i = plans[fut]
+            found = client.submit(_second, fut, key=_key("layout", i), pure=False).result()
+            if found is None:
+                continue
+            partial, todo = found
+            partials[i] = partial
+            planned = client.submit(_first, fut, key=_key("planned", i), pure=False)
+            shards[i] = [
+                client.submit(
+                    _run_shard_planned,
+                    planned,
+                    os.fspath(partial),
+                    a,
+                    b,
+                    key=_key("shard", i, a, b),
+                    pure=False,
+                )
+                for a, b in todo
+            ]
+            every += shards[i]
+        _wait(distributed, client, every, progress)
+        for i, partial in partials.items():
+            _publish(partial, targets[i], options["overwrite"])
+        return targets
 
 
 def _first(pair: tuple[Any, Any]) -> Any:
