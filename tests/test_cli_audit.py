@@ -844,18 +844,15 @@ def test_info_and_convert_on_foreign_and_truncated_hdf5(work, capsys):
     assert _tree(work) == before
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the default random scan's margin uses --N (64 unless given), not the probe's "
-    "--probe-param N: a 16-pixel probe on a 40-pixel object is refused ('larger than the "
-    "probe (N = 64)'); fixing it moves the positions of runs that give --probe-param N "
-    "without --N (their margin shrinks to the real probe), so their bits would change",
-)
 def test_the_random_scan_margin_follows_the_probe_param_N(work, capsys):
     argv = ["simulate", "-n", "5", "--object-size", "40", "--no-progress", "--detector", "ideal"]
     argv += ["--probe", "gaussian", "--probe-param", "N=16", "--probe-param", "sigma_px=3"]
     code, _, err = _main([*argv, "-o", "x.npz"], capsys)
     assert code == 0, err
+    ds = ptyfast.open(work / "x.npz")
+    assert ds.N == 16
+    # every patch inside the 40-pixel object: centres within [N/2, 40 - N/2]
+    assert ds.positions_true.min() >= 8 and ds.positions_true.max() <= 32
 
 
 def test_recipe_output_dash_is_documented_and_a_file_named_dash_needs_dot_slash(work, capsys):

@@ -144,7 +144,7 @@ def add_simulate_options(parser: argparse.ArgumentParser) -> None:
         "--scan",
         choices=_SCANS,
         help="scan builder (default: random_uniform, -n positions over the object less "
-        "--buffer, by default N/2, on each side: every patch inside)",
+        "--buffer, by default half the probe's N, on each side: every patch inside)",
     )
     g.add_argument(
         "--scan-param",
@@ -636,7 +636,11 @@ def _simulate(args: argparse.Namespace, recipes: Any, campaign_cls: Any) -> int:
                 h, w = obj.shape
             else:
                 h = w = int(args.object_size)
-            n = int(probe.shape[-1]) if (probe is not None and args.probe is None) else args.N
+            if probe is not None and args.probe is None:
+                n = int(probe.shape[-1])  # --input's probe
+            else:  # the built probe's N (--probe-param N, else --N)
+                built = doc.get("probe")
+                n = int(built["N"]) if isinstance(built, dict) and "N" in built else args.N
             if min(h, w) - n <= 0:
                 raise ValueError(
                     f"the object ({h} x {w}) must be larger than the probe (N = {n}) for a "
