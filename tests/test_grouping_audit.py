@@ -19,8 +19,8 @@ import sys
 import numpy as np
 import pytest
 
+from ptyfast import _kernels, loader
 from ptyfast import grouping as G
-from ptyfast import loader
 
 # --------------------------------------------------------------------------- brute-force model
 
@@ -276,6 +276,7 @@ def test_load_split_partitions_every_per_group_array():
 _THREAD_SCRIPT = """
 import hashlib
 import numpy as np
+from ptyfast import _kernels
 from ptyfast import grouping as G
 rng = np.random.default_rng(0)
 h = hashlib.sha256()
@@ -550,3 +551,18 @@ def test_container_refuses_a_non_finite_norm_y_i(bad):
         loader.PtychoDataContainer(
             X, X, 0 * X, bad, None, coords, coords, None, None, None, np.ones((8, 8))
         )
+
+
+@pytest.mark.slow
+def test_oversampling_with_k_near_n_is_sized_by_the_seeds_it_queries():
+    """K = n − 1: one seed's neighbours hold every group, and the kernel queries only the
+    seeds whose combinations fill the pool. The memory estimate counted 2·nsamples neighbour
+    rows of K + 1 (80 GB here) and refused the call as beyond the memory."""
+    n, nsamples, c = 100_000, 50_000, 4
+    assert _kernels.oversampled_bytes(nsamples, n - 1, c, n) < 64 * 2**20
+    rng = np.random.default_rng(0)
+    x, y = rng.uniform(0, 1000, n), rng.uniform(0, 1000, n)
+    groups = _kernels.oversample_groups(x, y, nsamples, n - 1, c, 7)
+    assert groups.shape == (nsamples, c)
+    assert groups.min() >= 0 and groups.max() < n
+    assert all(len(set(g)) == c for g in groups[:1000].tolist())  # distinct members

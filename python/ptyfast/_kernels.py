@@ -1118,9 +1118,27 @@ def sample_then_group(
 def oversampled_bytes(nsamples: int, K: int, C: int, n: int) -> int:
     """Bytes the K-choose-C oversampling kernel allocates for ``nsamples`` groups of ``C``
     among ``n`` points with pool size ``K``: the ``(nsamples, C)`` int64 output, the
-    ``nsamples`` drawn pool rows and the neighbour table of the seeds it queries."""
-    seeds = min(2 * nsamples, n)
-    return 16 * nsamples * C + 8 * nsamples + 8 * n + 48 * n + 8 * seeds * (K + 1)
+    ``nsamples`` drawn pool rows, the seeds, and for ``C > 1`` the k-d tree and the
+    neighbour rows of the seeds whose combinations fill the pool.
+
+    The seeds are ``min(2·ceil(nsamples / M), n)`` with ``M = C(K, C)`` combinations per
+    seed, and only ``ceil(min(M·seeds, 2·nsamples) / M)`` of them are queried: with a large
+    ``K`` one seed's neighbours give every group (counting ``2·nsamples`` rows of ``K + 1``
+    for every seed refused valid calls as beyond the memory)."""
+    base = 16 * nsamples * C + 8 * nsamples + 8 * n
+    if C == 1:
+        return base + 8 * min(2 * max(nsamples, 1), n)
+    per_seed_max = max(1, math.comb(K, C))  # (K < C is refused by the kernel)
+    seeds = min(2 * max(1, -(-nsamples // per_seed_max)), n)
+    # The population each seed's group is drawn from: its neighbours without itself (K of
+    # them when n > K), or with itself when fewer than C remain.
+    kq = min(K + 1, n)
+    nb = K if kq > K else (kq - 1 if kq > 1 else kq)
+    width = nb + 1 if nb < C else nb
+    per_seed = math.comb(width, C) if width >= C else 1
+    used = min(seeds, -(-min(per_seed * seeds, 2 * nsamples) // per_seed))
+    # tree and its scratch; each queried row twice (visited and kept) and its query
+    return base + 8 * seeds + 48 * n + used * (16 * (K + 1) + 24)
 
 
 def oversample_groups(
