@@ -133,6 +133,7 @@ def _locked(target: Path, what: str) -> Iterator[None]:
     path = lock_path(target)
     while True:
         with _naming_store(target):
+            path.parent.mkdir(parents=True, exist_ok=True)  # as the layout makes them
             fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
