@@ -176,3 +176,31 @@ def test_npz_writer_streams_atomically_and_never_pickles(tmp_path, mode):
     with pytest.raises(ValueError, match="exists"):
         save_npz(path, {"a": np.zeros(1)}, overwrite=False)
     assert _names(tmp_path) == ["d.npz"]
+
+
+@pytest.mark.parametrize("theirs", [["theirs", "zarr.json"], []])
+def test_a_store_that_appears_while_one_is_published_without_overwrite_is_kept(
+    tmp_path, monkeypatch, theirs
+):
+    """Another writer's store (or an empty directory) appearing at the path between the
+    publication's check and its rename is kept: without ``overwrite`` the rename refuses to
+    replace it (``renameat2(RENAME_NOREPLACE)``), and this store's files are removed."""
+    from ptyfast.io import _dirstore
+
+    target = tmp_path / "a.zarr"
+    real = _dirstore._fsync_tree
+
+    def racing(path):  # runs after the check, before the rename
+        real(path)
+        target.mkdir()
+        for name in theirs:
+            (target / name).write_text("theirs")
+
+    monkeypatch.setattr(_dirstore, "_fsync_tree", racing)
+    with pytest.raises(ValueError, match="created while this one was being written"):
+        with _dirstore.atomic_directory(target) as tmp:
+            (tmp / "zarr.json").write_text("mine")
+            (tmp / "mine").write_text("mine")
+    assert sorted(p.name for p in target.iterdir()) == theirs
+    assert all(p.read_text() == "theirs" for p in target.iterdir())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.zarr"]

@@ -34,6 +34,7 @@ __all__ = ["atomic_directory", "check_replaceable", "clean_stale", "is_store", "
 
 _TMP = ".ptyfast-tmp"
 _OLD = ".ptyfast-old"
+_RENAME_NOREPLACE = 1
 _RENAME_EXCHANGE = 2
 _AT_FDCWD = -100
 
@@ -117,6 +118,16 @@ def _fsync_dir(path: Path) -> None:
 
 def _exchange(a: Path, b: Path) -> bool:
     """Swap two paths atomically (Linux ``renameat2``); ``False`` where unsupported."""
+    return _renameat2(a, b, _RENAME_EXCHANGE)
+
+
+def _rename_noreplace(a: Path, b: Path) -> bool:
+    """Rename ``a`` to ``b`` unless ``b`` exists (``FileExistsError`` then), atomically
+    (Linux ``renameat2``); ``False`` where unsupported."""
+    return _renameat2(a, b, _RENAME_NOREPLACE)
+
+
+def _renameat2(a: Path, b: Path, flags: int) -> bool:
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         renameat2 = libc.renameat2
@@ -129,12 +140,14 @@ def _exchange(a: Path, b: Path) -> bool:
         ctypes.c_char_p,
         ctypes.c_uint,
     ]
-    rc = renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE)
+    rc = renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), flags)
     if rc == 0:
         return True
     err = ctypes.get_errno()
     if err in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
         return False
+    if err == errno.EEXIST:
+        raise FileExistsError(err, os.strerror(err), os.fspath(b))
     raise OSError(err, os.strerror(err), os.fspath(b))
 
 
@@ -225,7 +238,22 @@ def publish(tmp: str | os.PathLike[str], path: str | os.PathLike[str], *, overwr
     _check(target, overwrite)
     try:
         _fsync_tree(tmp)
-        if target.exists():
+        if not overwrite:
+            # A store that appeared at the path since the check (another writer) is kept:
+            # this one fails instead of replacing it. (Without renameat2, a plain rename
+            # fails on a non-empty directory too.)
+            try:
+                if not _rename_noreplace(tmp, target):
+                    os.rename(tmp, target)
+            except OSError as exc:
+                if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY):
+                    raise
+                raise ValueError(
+                    f"output {os.fspath(target)!r} exists (created while this one was being "
+                    f"written); pass overwrite=True (--overwrite) to replace it"
+                ) from exc
+            _fsync_dir(parent)
+        elif target.exists():
             if _exchange(tmp, target):
                 old = tmp  # now holds the previous store
             else:
