@@ -558,6 +558,13 @@ HOSTILE = {
         ["recipe", "--example", "-o", "notes.txt"],
         ["notes.txt", "--overwrite"],
     ),
+    # a dataset to '-' wrote a file named '-' (no dataset goes to standard output)
+    "simulate to dash": (["simulate", "-n", "5", "-o", "-"], ["--output '-'", "./-"]),
+    "simulate model to dash": (
+        ["simulate", "-n", "5", "--detector", "eiger", "-o", "-"],
+        ["--output '-'", "./-"],
+    ),
+    "convert to dash": (["convert", "good.npz", "-"], ["OUTPUT '-'", "./-"]),
 }
 
 

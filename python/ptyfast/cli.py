@@ -777,6 +777,17 @@ def _refuse_empty(parser: argparse.ArgumentParser, args: argparse.Namespace) -> 
             raise ValueError(f"{names.get(dest, dest)} must not be empty, got {value!r}")
 
 
+def _refuse_stdout(args: argparse.Namespace) -> None:
+    """``simulate -o -`` and ``convert IN -`` wrote a file named ``-``: a dataset is a file or
+    a store, never standard output (``recipe -o -`` is refused the same way)."""
+    if args.command in ("simulate", "convert") and getattr(args, "output", None) == "-":
+        name = "--output" if args.command == "simulate" else "OUTPUT"
+        raise ValueError(
+            f"{name} '-': a dataset is written to a file, not to standard output; write ./- "
+            f"for a file named '-'"
+        )
+
+
 def _command_parser(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Any:
     """The subparser of the command given (``parser`` itself when there is none)."""
     for action in parser._actions:
@@ -845,6 +856,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     try:
         _refuse_empty(parser, args)
+        _refuse_stdout(args)
         with _terminate_like_interrupt():
             if args.command == "simulate":
                 return _simulate(args)
