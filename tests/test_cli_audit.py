@@ -225,6 +225,10 @@ HOSTILE = {
         ["simulate", *SMALL, "--nphotons", "-inf", "-o", "{o}.npz"],
         ["--nphotons", "got -inf"],
     ),
+    "drift -inf pair": (
+        ["simulate", *SMALL, "--drift-px", "-inf,0", "-o", "{o}.npz"],
+        ["--drift-px"],
+    ),
     "nphotons -1e3": (
         ["simulate", *SMALL, "--nphotons", "-1e3", "-o", "{o}.npz"],
         ["--nphotons", "got -1000.0"],
@@ -886,3 +890,13 @@ def test_quiet_with_an_explicit_progress_shows_the_bars_and_nothing_else(work, c
     code, out, _ = _main(["simulate", "--help"], capsys)
     assert "--progress asks" in _entry(out, "--quiet")
     assert "with -q too" in _entry(out, "--progress")
+
+
+def test_a_negative_drift_given_apart_is_the_option_value(work, capsys):
+    """``--drift-px -0.1,0.05`` was "expected one argument" (argparse reads a separate value
+    starting with '-' as an option unless it looks like one negative number)."""
+    argv = ["simulate", *SMALL, "--buffer", "12", "--drift-px", "-0.1,0.05", "-o", "d.npz", "-q"]
+    assert _main(argv, capsys) == (0, "", "")
+    ds = ptyfast.open(work / "d.npz")
+    step = np.diff(ds.positions_true - ds.positions_nominal, axis=0)
+    np.testing.assert_allclose(step, np.tile([-0.1, 0.05], (len(step), 1)), rtol=0, atol=1e-12)

@@ -802,7 +802,8 @@ _ARGPARSE_NEGATIVE = re.compile(r"^-\d+$|^-\d*\.\d+$")
 
 def _attach_negative_numbers(parser: argparse.ArgumentParser, argv: list[str]) -> list[str]:
     """``--nphotons -inf`` → ``--nphotons=-inf`` (and ``-n-1e3``), for the options that take a
-    number (``type`` int or :func:`~ptyfast.model._commands.real`).
+    number (``type`` int or :func:`~ptyfast.model._commands.real`) or a pair of numbers
+    (``--drift-px -1,2``).
 
     argparse takes a separate value that starts with ``-`` for an option only when it looks
     like a negative integer or decimal (``-5``, ``-.5``): ``-inf``, ``-nan`` or ``-1e3`` was
@@ -816,7 +817,8 @@ def _attach_negative_numbers(parser: argparse.ArgumentParser, argv: list[str]) -
     numeric = {
         opt
         for action in sub.choices[argv[at]]._actions
-        if action.type in (int, model_commands.real) and action.nargs is None
+        if (action.type in (int, model_commands.real) or action.metavar == "VX,VY")
+        and action.nargs is None
         for opt in action.option_strings
     }
     out = argv[: at + 1]
@@ -828,7 +830,7 @@ def _attach_negative_numbers(parser: argparse.ArgumentParser, argv: list[str]) -
         value = argv[i + 1] if i + 1 < len(argv) else ""
         if a in numeric and value.startswith("-") and not _ARGPARSE_NEGATIVE.match(value):
             try:
-                float(value)
+                [float(v) for v in value.split(",")]  # a number, or a pair (--drift-px)
             except ValueError:
                 pass
             else:
