@@ -16,6 +16,13 @@ raised (the reference asserts after writing).
 :func:`override` temporarily changes keys and restores them, and :func:`reset` restores the
 defaults, which is convenient in tests.
 
+**Threads.** :data:`cfg` is one dictionary for the whole process. Each ``get``, ``set`` and
+``validate`` is safe from any thread (a reader sees every key, old or new value), but a value
+set in one thread is what every other thread's calls read for arguments they leave as
+``None``, and :func:`override` is not thread-local: two threads' overlapping ``override``
+blocks restore each other's snapshots. In threads, pass arguments explicitly (calls that do
+read nothing from :data:`cfg`) and set :data:`cfg` once, before starting them.
+
 Examples
 --------
 >>> from ptyfast import params as p
@@ -257,9 +264,10 @@ def validate() -> bool:
         If a known key holds a value of the wrong type (written into :data:`cfg` directly).
     """
     ensure_defaults()
-    for key, value in cfg.items():
+    snapshot = dict(cfg)  # one step under the GIL: another thread's set/override can't split it
+    for key, value in snapshot.items():
         validate_value(key, value)
-    _validate_cross(cfg)
+    _validate_cross(snapshot)
     return True
 
 
@@ -385,9 +393,17 @@ def all_params() -> dict[str, Any]:
 def reset() -> None:
     """Restore :data:`cfg` to :data:`DEFAULT_CFG` in place and lift any seal."""
     global _sealed
-    cfg.clear()
-    cfg.update(copy.deepcopy(DEFAULT_CFG))
+    _restore(copy.deepcopy(DEFAULT_CFG))
     _sealed = False
+
+
+def _restore(saved: dict[str, Any]) -> None:
+    """Make :data:`cfg` equal to ``saved`` in place, never emptier than both: a thread reading
+    it meanwhile sees each key old or new, never missing (``clear()`` then ``update()`` left
+    it empty for a moment: ``KeyError`` or ``dictionary changed size`` in other threads)."""
+    cfg.update(saved)
+    for key in [k for k in list(cfg) if k not in saved]:
+        cfg.pop(key, None)
 
 
 @contextlib.contextmanager
@@ -419,8 +435,7 @@ def override(**values: Any) -> Iterator[dict[str, Any]]:
             set(key, value)
         yield cfg
     finally:
-        cfg.clear()
-        cfg.update(saved)
+        _restore(saved)
 
 
 def seal() -> None:
