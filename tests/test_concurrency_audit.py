@@ -473,6 +473,42 @@ def test_keyboard_interrupt_in_main_thread_while_workers_run_kernels():
 
 
 @pytest.mark.slow
+def test_keyboard_interrupt_stops_the_main_threads_kernel_while_workers_run_theirs():
+    """Ctrl-C reaches a kernel running in the main thread (it runs in pieces and checks for
+    signals between them) while worker threads run kernels; the workers finish cleanly."""
+    r = _child(
+        """
+        big = ptyfast.Experiment(objects.recipe("dead_leaves", shape=500, seed=2),
+            probes.recipe("gaussian", N=64, sigma_px=8.0), scans.raster(100, 100, 4.0),
+            ptyfast.Detector(read_noise=1.0, psf_sigma_px=0.7), photons=1e6)
+        stop = False
+        def loop(k):
+            while not stop:
+                ptyfast.simulate(e, seed=k)
+                running.set()
+        threads = [threading.Thread(target=loop, args=(k,)) for k in range(3)]
+        for t in threads:
+            t.start()
+        running.wait(30)
+        threading.Timer(0.3, lambda: os.kill(os.getpid(), signal.SIGINT)).start()
+        try:
+            ptyfast.simulate(big, seed=1)
+            print("finished")
+        except KeyboardInterrupt:
+            print("interrupted")
+        stop = True
+        for t in threads:
+            t.join()
+        ds = ptyfast.simulate(e, seed=5)  # the kernels still work after the interrupt
+        print("joined", ds.diffraction.shape[0])
+        """
+    )
+    _no_crash(r)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.split() == ["interrupted", "joined", "144"]
+
+
+@pytest.mark.slow
 def test_uncaught_keyboard_interrupt_with_daemon_workers_exits_cleanly():
     r = _child(
         """
