@@ -90,6 +90,15 @@ def _run_concurrently(calls: dict, rounds: int = ROUNDS) -> None:
 
 def test_model_simulate_and_replay_from_threads_match_sequential():
     exps = {k: _experiment(d) for k, d in DETECTORS.items()}
+    # another N and three probe modes: the kernels' per-thread scratch (FFT plans, buffers)
+    # is shared by calls of different sizes running at once on the same pool threads
+    exps["N32_modes"] = ptyfast.Experiment(
+        objects.recipe("dead_leaves", shape=80, seed=3),
+        probes.modes(probes.gaussian(32, 5.0), 3),
+        scans.fermat_spiral(30, 2.0),
+        DETECTORS["read_noise_psf"],
+        photons=1e6,
+    )
     ref = ptyfast.simulate(exps["read_noise_psf"], seed=3)
     calls = {f"simulate/{k}/{s}": (lambda e=e, s=s: ptyfast.simulate(e, seed=s))
              for k, e in exps.items() for s in (1, 2)}  # fmt: skip
@@ -405,6 +414,36 @@ def test_thread_count_does_not_change_bits_across_processes(tmp_path):
         outs.append(r.stdout.split())
     assert [o[0] for o in outs] == ["1", "3"]
     assert outs[0][1] == outs[1][1]
+
+
+def test_first_kernel_calls_of_a_process_from_many_threads_at_once():
+    """The pool is built on the first kernel call: eight threads making it at the same
+    instant get one pool and the bits of calls made one at a time."""
+    code = textwrap.dedent(
+        """
+        import threading
+        import numpy as np
+        from ptyfast import _kernels
+        rates = np.linspace(0.0, 60.0, 4096)
+        barrier = threading.Barrier(8)
+        got = {}
+        def first(k):
+            barrier.wait()
+            got[k] = _kernels.poisson_counts(rates, k)
+        threads = [threading.Thread(target=first, args=(k,)) for k in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        alone = {k: _kernels.poisson_counts(rates, k) for k in range(8)}
+        same = all(got[k].tobytes() == alone[k].tobytes() for k in range(8))
+        print(same, len({got[k].tobytes() for k in range(8)}), _kernels.num_threads() >= 1)
+        """
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    _no_crash(r)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.split() == ["True", "8", "True"]
 
 
 # ---------------------------------------------------------------- interrupts, shutdown
