@@ -10,10 +10,10 @@ of one path must leave one whole file (either writer's), never a mix, and no tem
 
 from __future__ import annotations
 
-import io as _stdio
-import logging
+import importlib.util
 import os
 import random
+import re
 import subprocess
 import sys
 import textwrap
@@ -162,11 +162,15 @@ def test_kernel_primitives_from_threads_match_sequential():
     _run_concurrently(calls)
 
 
+def _has(module: str) -> bool:
+    return importlib.util.find_spec(module) is not None
+
+
 def test_io_writers_and_readers_from_threads_match_sequential(tmp_path):
-    pytest.importorskip("h5py")
-    pytest.importorskip("zarr")
     ds = ptyfast.simulate(_experiment(DETECTORS["read_noise_psf"], m=4), seed=2)
-    exts = ("npz", "cxi", "ptychodus.h5", "zarr")
+    exts = ["npz"]  # and every optional format installed
+    exts += ["cxi", "ptychodus.h5"] if _has("h5py") else []
+    exts += ["zarr"] if _has("zarr") else []
 
     def save_and_open(ext: str, k: int):
         path = tmp_path / f"t{k}.{ext}"
@@ -188,9 +192,9 @@ def test_io_writers_and_readers_from_threads_match_sequential(tmp_path):
     with ThreadPoolExecutor(THREADS) as pool:
         futures = {name: pool.submit(f) for name, f in calls.items()}
         for name, fut in futures.items():
-            assert _same_bits(fut.result(), expected[name]), name
-            assert _same_bits(fut.result().diffraction if name[0] != "s" else fut.result(),
-                              ds.diffraction)  # fmt: skip
+            got = fut.result()
+            assert _same_bits(got, expected[name]), name
+            assert _same_bits(got if name.startswith("stream") else got.diffraction, ds.diffraction)
     assert not [p.name for p in tmp_path.iterdir() if "ptyfast-tmp" in p.name]
 
 
@@ -334,25 +338,16 @@ def test_legacy_params_override_in_one_thread_never_empties_cfg_for_another():
     assert seen <= {64, params.DEFAULT_CFG["N"]}
 
 
-def test_progress_bars_and_logging_from_two_threads(capsys):
-    pytest.importorskip("tqdm")
+def test_progress_bars_from_two_threads(capsys):
+    """``progress=True`` in two threads at once: bars on stderr, the same bits."""
     e = _experiment(DETECTORS["read_noise_psf"])
     expected = [ptyfast.simulate(e, seed=s) for s in range(4)]
-    stream = _stdio.StringIO()
-    handler = logging.StreamHandler(stream)
-    log = logging.getLogger("ptyfast")
-    old_level = log.level
-    log.addHandler(handler)
-    log.setLevel(logging.DEBUG)
-    try:
-        with ThreadPoolExecutor(2) as pool:
-            got = list(pool.map(lambda s: ptyfast.simulate(e, seed=s, progress=True), range(4)))
-    finally:
-        log.removeHandler(handler)
-        log.setLevel(old_level)
+    with ThreadPoolExecutor(2) as pool:
+        got = list(pool.map(lambda s: ptyfast.simulate(e, seed=s, progress=True), range(4)))
     assert all(_same_bits(a, b) for a, b in zip(got, expected, strict=True))
     err = capsys.readouterr().err
-    assert "simulate" in err and "Traceback" not in err  # the bars were drawn, nothing raised
+    finished = re.findall(r"simulate\s*: 100%", err)
+    assert len(finished) >= 4 and "Traceback" not in err  # every bar completed, none raised
 
 
 # ---------------------------------------------------------------- thread count
@@ -828,7 +823,8 @@ def test_a_shared_experiment_cannot_be_changed_into_an_unreplayable_one():
 
 @pytest.mark.parametrize("ext", ["npz", "cxi", "ptychodus.h5"])
 def test_two_threads_creating_one_path_without_overwrite_one_wins_one_is_refused(tmp_path, ext):
-    pytest.importorskip("h5py")
+    if ext != "npz":
+        pytest.importorskip("h5py")
     e = _experiment(DETECTORS["read_noise_psf"], m=4)
     a, b = ptyfast.simulate(e, seed=1), ptyfast.simulate(e, seed=2)
     for r in range(3):
