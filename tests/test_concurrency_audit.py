@@ -10,6 +10,7 @@ of one path must leave one whole file (either writer's), never a mix, and no tem
 
 from __future__ import annotations
 
+import copy
 import importlib.util
 import os
 import random
@@ -105,7 +106,9 @@ def test_model_simulate_and_replay_from_threads_match_sequential():
     calls["patches"] = lambda: ptyfast.simulate(exps["ideal"], seed=4, patches=True).patches
     calls["replay"] = lambda: ptyfast.replay(ref.provenance)
     calls["chunked"] = lambda: ptyfast.simulate(exps["stream_v2"], seed=5, chunk_size=7)
+    record = copy.deepcopy(ref.provenance)
     _run_concurrently(calls)
+    assert ref.provenance == record  # read by six threads at once, changed by none
     # the replay is the recorded dataset itself, not only equal to another replay
     assert _same_bits(ptyfast.replay(ref.provenance), ref)
 
