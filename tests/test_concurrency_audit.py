@@ -648,13 +648,6 @@ def test_two_cli_runs_writing_one_path_leave_one_whole_file(tmp_path):
     assert _leftovers(tmp_path) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="io/_dirstore.publish checks target.exists() and then renames: when another writer "
-    "publishes the same store in between, os.rename fails with ENOTEMPTY and save(..., "
-    "overwrite=True) raises OSError instead of replacing it (fix: on ENOTEMPTY/EEXIST retry "
-    "with the exchange path; _dirstore.py is outside this audit's files)",
-)
 def test_zarr_store_published_by_another_writer_in_the_window_is_replaced(tmp_path, monkeypatch):
     """The race seen about once in 30 two-thread saves, made deterministic: the other writer's
     complete store lands at the target between ``publish``'s existence check and its rename."""
@@ -678,7 +671,7 @@ def test_zarr_store_published_by_another_writer_in_the_window_is_replaced(tmp_pa
             return real_os.rename(src, dst)
 
     monkeypatch.setattr(_dirstore, "os", _OtherWriterFirst())
-    ptyfast.io.save(a, path, overwrite=True)  # OSError: Directory not empty
+    ptyfast.io.save(a, path, overwrite=True)  # was OSError: Directory not empty
     monkeypatch.setattr(_dirstore, "os", real_os)
     assert _same_bits(ptyfast.open(path).diffraction, a.diffraction)
     assert _leftovers(tmp_path) == []
@@ -852,15 +845,6 @@ def test_two_threads_creating_one_path_without_overwrite_one_wins_one_is_refused
     assert _leftovers(tmp_path) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="io/_dirstore.publish checks the target only before it syncs the new store, then "
-    "swaps it in (renameat2 RENAME_EXCHANGE) whenever the target exists: with overwrite=False "
-    "a store another writer published meanwhile is silently replaced and both writers report "
-    "success (seen in 14 of 15 two-thread saves; fix: with overwrite=False publish by a plain "
-    "rename and turn ENOTEMPTY/EEXIST into the 'exists' ValueError; _dirstore.py is outside "
-    "this audit's files)",
-)
 def test_zarr_store_created_by_another_writer_meanwhile_is_not_replaced(tmp_path, monkeypatch):
     pytest.importorskip("zarr")
     from ptyfast.io import _dirstore

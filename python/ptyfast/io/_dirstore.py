@@ -151,6 +151,17 @@ def _renameat2(a: Path, b: Path, flags: int) -> bool:
     raise OSError(err, os.strerror(err), os.fspath(b))
 
 
+def _swap_in(tmp: Path, target: Path) -> Path:
+    """Put ``tmp`` at the existing ``target`` in one step where the system can (``renameat2``
+    exchange), else by two renames; returns the path now holding the previous store."""
+    if _exchange(tmp, target):
+        return tmp
+    old = _sibling(target, _OLD)
+    os.rename(target, old)
+    os.rename(tmp, target)
+    return old
+
+
 def is_store(path: Path) -> bool:
     """Whether ``path`` is a directory holding a Zarr store (v3 ``zarr.json``, or v2
     ``.zgroup``/``.zarray``) or nothing at all: the only directories a writer may replace."""
@@ -254,16 +265,22 @@ def publish(tmp: str | os.PathLike[str], path: str | os.PathLike[str], *, overwr
                 ) from exc
             _fsync_dir(parent)
         elif target.exists():
-            if _exchange(tmp, target):
-                old = tmp  # now holds the previous store
-            else:
-                old = _sibling(target, _OLD)
-                os.rename(target, old)
-                os.rename(tmp, target)
+            old = _swap_in(tmp, target)
             _fsync_dir(parent)
             shutil.rmtree(old, ignore_errors=True)
         else:
-            os.rename(tmp, target)
+            try:
+                os.rename(tmp, target)
+                old = None
+            except OSError as exc:
+                if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY):
+                    raise
+                # Another writer published a store here since the check: replaced, as
+                # overwrite asks (still only a store, never a user's folder).
+                check_replaceable(target)
+                old = _swap_in(tmp, target)
             _fsync_dir(parent)
+            if old is not None:
+                shutil.rmtree(old, ignore_errors=True)
     except OSError as exc:  # the message names the hidden sibling, not the store
         raise naming_path(exc, target) from exc
