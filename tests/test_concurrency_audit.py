@@ -755,14 +755,6 @@ def test_one_reader_shared_by_threads_reads_the_right_rows(tmp_path, ext):
             assert all(pool.map(job, range(60)))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="io/npz.py's member reader seeks then reads one shared zip member handle with no "
-    "lock: threads sharing one io.reader of an .npz get other rows than they asked for (or a "
-    "spurious 'corrupt'/'truncated' FormatError); seen in ~2% of unforced reads (fix: a "
-    "threading.Lock around seek+readinto in npz._Member.read; npz.py is outside this audit's "
-    "files). ptyfast.open and a reader per thread are unaffected",
-)
 def test_one_npz_reader_shared_by_two_threads_reads_the_right_rows(tmp_path):
     """The interleaving forced: both threads seek, then both read, on the shared member."""
     ds = ptyfast.simulate(_experiment(DETECTORS["read_noise_psf"], m=6), seed=1)

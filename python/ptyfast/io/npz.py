@@ -67,6 +67,7 @@ import math
 import os
 import shutil
 import tempfile
+import threading
 import zipfile
 import zlib
 from pathlib import Path
@@ -216,6 +217,9 @@ class _Member:
             self._f.close()
             raise FormatError(f"{self.where} must be a C-ordered numeric array of rank >= 1")
         self.shape, self.dtype = tuple(shape), dtype
+        # One handle per member: a seek and the reads after it go together (a reader shared
+        # by threads read other rows, or saw the member as corrupt).
+        self._lock = threading.Lock()
         self.offset = self._f.tell()
         self.row = math.prod(self.shape[1:]) * dtype.itemsize
         # The declared shape must be what the member holds: checked before any read, so a
@@ -237,12 +241,13 @@ class _Member:
         view = out.reshape(-1).view(np.uint8).data if want else memoryview(b"")
         pos = 0
         try:
-            self._f.seek(self.offset + start * self.row)
-            while pos < want:
-                got = self._f.readinto(view[pos : pos + _COPY_BYTES])  # type: ignore[attr-defined]
-                if not got:
-                    break
-                pos += got
+            with self._lock:
+                self._f.seek(self.offset + start * self.row)
+                while pos < want:
+                    got = self._f.readinto(view[pos : pos + _COPY_BYTES])  # type: ignore[attr-defined]
+                    if not got:
+                        break
+                    pos += got
         except _CORRUPT as exc:
             raise FormatError(f"{self.where} is corrupt: {exc}") from None
         if pos != want:
