@@ -56,6 +56,8 @@ _PASS_PIXELS = 1 << 24
 #: Relative tolerance of the unit total intensity of a stack of probe modes.
 _NORM_TOL = 1e-4
 _F32_HALF_MAX = float(np.finfo(np.float32).max) / 2
+#: Largest integer up to which every integer is exact in float32.
+_F32_EXACT_INT = 1 << 24
 
 
 def _readonly(a: np.ndarray) -> np.ndarray:
@@ -97,6 +99,15 @@ def check_layout(
         raise ValueError(
             f"probe must not be larger than the object: N = {n} > the object's smaller "
             f"side {min(h, w)} (object {h} x {w})"
+        )
+    # The kernels form the sampled coordinate `c + x` in float32 (README "Conventions"), so
+    # it must stay an exact integer for integer positions: up to `side + N//2 - 1 <= 2**24`.
+    # Beyond, a position would silently sample the neighbouring pixel.
+    if max(h, w) + n // 2 - 1 > _F32_EXACT_INT:
+        raise ValueError(
+            f"object must have sides of at most 2**24 - N//2 + 1 = "
+            f"{_F32_EXACT_INT - n // 2 + 1} pixels for N = {n} (patches are sampled in float32 "
+            f"coordinates, exact for integers only up to 2**24), got {h} x {w}"
         )
     power = float(np.sum(np.abs(modes.astype(np.complex128)) ** 2))
     if not power > 0:
@@ -178,11 +189,13 @@ class Experiment:
     TypeError
         A part of the wrong type (e.g. ``scan`` not a ``Scan``).
     ValueError
-        Naming the parameter: a probe larger than the object (``probe``), a scan leaving the
-        object (``scan``), ``photons`` not positive and finite or so large that the far field
-        overflows float32 (with the largest dose that fits), a mode stack not normalised
-        (``probe``), ``geometry.N`` unlike the probe's ``N``, a detector setting that does not
-        fit ``N × N`` patterns (``detector``), an object that is zero under every position.
+        Naming the parameter: a probe larger than the object (``probe``), an object with a
+        side beyond ``2**24 − N//2 + 1`` pixels (``object``: its float32 sampling coordinates
+        would no longer be exact), a scan leaving the object (``scan``), ``photons`` not
+        positive and finite or so large that the far field overflows float32 (with the
+        largest dose that fits), a mode stack not normalised (``probe``), ``geometry.N``
+        unlike the probe's ``N``, a detector setting that does not fit ``N × N`` patterns
+        (``detector``), an object that is zero under every position.
 
     Examples
     --------
