@@ -580,3 +580,20 @@ def test_wide_objects_and_the_float32_sampling_coordinate():
         ptyfast.Experiment(
             wider, np.ones((n, n), np.complex64), scans.custom([0.0], [0.0]), None, 1e6
         )
+
+
+def test_psf_narrower_than_float64_squares_is_refused_not_nan(scene):
+    obj, probe, u, v, lam1 = scene
+    # Down to where σ² is still a positive float64, a vanishing PSF leaves λ as it is.
+    for sigma in (1e-3, 1e-100, 1.6e-162):
+        det = Detector(poisson=False, dtype="float64", psf_sigma_px=sigma)
+        _, ds = simulate(obj, probe, u, v, 1e6, det)
+        np.testing.assert_allclose(ds.diffraction, 1e6 * lam1, rtol=0, atol=2e-6 * 1e6 * lam1.max())
+    # Below, exp(−d²/2σ²) was 0/0 at the centre: every reading NaN, clamped to float max.
+    for sigma in (1e-200, 5e-324):
+        with pytest.raises(ValueError, match="psf_sigma_px must be 0 or at least 1.6e-162"):
+            Detector(psf_sigma_px=sigma)
+        with pytest.raises(ValueError, match="psf_sigma_px must be 0 or at least 1.6e-162"):
+            ptyfast._kernels.detect(
+                np.ones((1, 4, 4)), detector={"psf_sigma_px": sigma, "poisson": False}, seed=0
+            )

@@ -1782,6 +1782,17 @@ def _reading_max(dtype: str) -> float:
     return float(np.iinfo(d).max) if d.kind == "u" else float(np.finfo(d).max)
 
 
+def check_psf_sigma(sigma: float) -> None:
+    """Refuse a PSF width whose square underflows float64 (``0 < σ < 1.6e-162``): the
+    kernel's Gaussian ``exp(−d²/2σ²)`` would be ``0/0`` at its centre, and every reading NaN,
+    then clamped to the dtype's largest value."""
+    if sigma > 0 and not sigma * sigma > 0:
+        raise ValueError(
+            f"psf_sigma_px must be 0 or at least 1.6e-162 (its square must be a positive "
+            f"float64), got {sigma!r}"
+        )
+
+
 def detector_settings(detector: Any, N: int) -> dict[str, Any]:
     """The detector stage's settings for ``N × N`` patterns, validated.
 
@@ -1790,8 +1801,8 @@ def detector_settings(detector: Any, N: int) -> dict[str, Any]:
     mapping with any of the keys ``poisson`` (bool), ``poisson_stream``
     (:data:`POISSON_STREAMS`), ``qe`` (0 < qe <= 1), ``gain`` (ADU per count, > 0),
     ``offset`` (ADU, >= 0), ``read_noise`` (ADU rms, >= 0), ``dark`` (counts per pixel,
-    >= 0), ``psf_sigma_px`` (>= 0), ``full_well`` (ADU, > offset, or None), ``dtype``
-    (:data:`READING_DTYPES`), ``overflow`` (``'saturate'`` or ``'wrap'``),
+    >= 0), ``psf_sigma_px`` (0 or 1.6e-162 .. 1e4), ``full_well`` (ADU, > offset, or None),
+    ``dtype`` (:data:`READING_DTYPES`), ``overflow`` (``'saturate'`` or ``'wrap'``),
     ``dead_time_fraction`` (dead time / exposure, >= 0) and ``pixels`` (an ``(N, N)`` map of
     pixel flags, ``PIXEL_*``, or None); missing keys take the ideal values.
 
@@ -1836,6 +1847,7 @@ def detector_settings(detector: Any, N: int) -> dict[str, Any]:
         raise ValueError(f"qe must be in (0, 1], got {out['qe']}")
     if out["psf_sigma_px"] > 1e4:
         raise ValueError(f"psf_sigma_px must be <= 1e4, got {out['psf_sigma_px']}")
+    check_psf_sigma(out["psf_sigma_px"])
     top = _reading_max(out["dtype"])
     if np.dtype(out["dtype"]).kind == "f" and out["read_noise"] > top / Z_MAX:
         raise ValueError(

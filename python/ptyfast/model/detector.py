@@ -270,7 +270,8 @@ class Detector:
     dark : float
         Mean dark counts per pixel per frame (>= 0).
     psf_sigma_px : float
-        Gaussian point spread of the detected counts, pixels (>= 0).
+        Gaussian point spread of the detected counts, pixels: 0 (none) or from 1.6e-162 (its
+        square must be a positive float64) to 1e4.
     full_well : float or None
         Saturation level of the readings, ADU (> offset; the dtype must hold it).
     dtype : str
@@ -363,6 +364,7 @@ class Detector:
             put(name, _real(name, getattr(self, name), minimum=0.0))
         if self.psf_sigma_px > 1e4:
             raise ValueError(f"psf_sigma_px must be <= 1e4, got {self.psf_sigma_px!r}")
+        _kernels.check_psf_sigma(self.psf_sigma_px)
         _args.choice("dtype", self.dtype, _kernels.READING_DTYPES)
         _args.choice("overflow", self.overflow, ("saturate", "wrap"))
         top = _kernels._reading_max(self.dtype)
