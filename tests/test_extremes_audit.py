@@ -27,6 +27,8 @@ result, which is computed here).
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import scipy.ndimage
@@ -597,3 +599,59 @@ def test_psf_narrower_than_float64_squares_is_refused_not_nan(scene):
             ptyfast._kernels.detect(
                 np.ones((1, 4, 4)), detector={"psf_sigma_px": sigma, "poisson": False}, seed=0
             )
+
+
+def test_doses_beyond_float32_are_refused_naming_the_dose(scene):
+    obj, probe, u, v, _ = scene
+    with pytest.raises(ValueError, match=r"photons = 1e\+38 would overflow the float32 far field"):
+        simulate(obj, probe, u, v, 1e38)
+    with pytest.raises(ValueError, match=r"photons = 1e-300 gives an intensity scale"):
+        simulate(obj, probe, u, v, 1e-300)
+    yi = np.ones((2, 8, 8, 1), np.float32)
+    for nph in (1e300, 1e-300):
+        with pytest.raises(ValueError, match=re.escape(f"nphotons = {nph!r}")):
+            diffsim.illuminate_and_diffract(
+                yi, np.zeros_like(yi), np.ones((8, 8), np.complex64), nphotons=nph, gridsize=1
+            )
+
+
+def test_compatible_poisson_beyond_2_63_counts_per_pixel():
+    # 1e30 photons on 64 pixels: ~1.6e28 counts per pixel, beyond int64; (s·X)² are the counts.
+    rng = np.random.default_rng(13)
+    yi = (0.5 + rng.random((3, 8, 8, 1))).astype(np.float32)
+    yp = rng.uniform(-3, 3, (3, 8, 8, 1)).astype(np.float32)
+    probe = np.ones((8, 8), np.complex64)
+    X, _, _, s = diffsim.illuminate_and_diffract(
+        yi, yp, probe, nphotons=1e30, gridsize=1, poisson=True, seed=4
+    )
+    o = yi[..., 0].astype(np.float64) * np.exp(1j * yp[..., 0].astype(np.float64))
+    lam = float(s) ** 2 * np.stack([far_field(probe, p) for p in o])
+    counts = (float(s) * X[..., 0].astype(np.float64)) ** 2
+    assert np.isfinite(counts).all() and counts.max() > 2.0**63
+    # Shot noise (1e14) is far below the float32 rounding of the amplitudes (~1e-7 relative).
+    np.testing.assert_allclose(counts, lam, rtol=0, atol=1e-6 * lam.max())
+    assert counts.sum(axis=(1, 2)).mean() == pytest.approx(1e30, rel=1e-5)
+
+
+def test_a_mode_stack_within_the_tolerance_still_delivers_the_dose():
+    m = probes.modes(probes.gaussian(16, 3.0), 3)
+    off = (m * F32(np.sqrt(1 + 5e-5))).astype(np.complex64)
+    rng = np.random.default_rng(14)
+    obj = random_object(rng, 32, 32)
+    u, v = [0.0, 2.5], [0.0, -1.5]
+    _, ds = simulate(obj, off, u, v, 1e6)
+    lam = expected_photons(obj, off, placed(u, v, obj.shape, 16), 1e6)
+    np.testing.assert_allclose(ds.diffraction, lam, rtol=0, atol=2e-6 * lam.max())
+    assert ds.diffraction.sum(axis=(1, 2)).mean() == pytest.approx(1e6, rel=1e-5)
+
+
+def test_scan_errors_far_beyond_the_object_are_refused_not_wrapped():
+    obj = np.ones((64, 64), np.complex64)
+    probe = probes.gaussian(16, 3.0)
+    for scan in (
+        scans.raster(2, 2, 3.0).jitter(1e300, seed=1),
+        scans.raster(2, 2, 3.0).drift(random_walk_px=1e308, seed=1),
+        scans.custom([1e300], [0.0]),
+    ):
+        with pytest.raises(ValueError, match="scan leaves the object"):
+            ptyfast.Experiment(obj, probe, scan, None, 1e6)
