@@ -179,6 +179,27 @@ def test_illuminate_and_diffract_matches_numpy_at_every_size(n, b):
     assert float(s) == pytest.approx(np.sqrt(1e6 / energy.mean()), rel=1e-6)
 
 
+@pytest.mark.parametrize("n, g", [(2, 2), (3, 2), (15, 3)])
+def test_illuminate_and_diffract_channels_with_a_zero_pattern(n, g):
+    rng = np.random.default_rng(150 + n)
+    c = g * g
+    yi = (0.5 + rng.random((2 * c, n, n, 1))).astype(np.float32)
+    yp = rng.uniform(-3, 3, (2 * c, n, n, 1)).astype(np.float32)
+    yi[1] = 0  # one dark patch: a zero pattern, not NaN, and no share of the scale
+    probe = random_probe(rng, n)
+    X, _, _, s = diffsim.illuminate_and_diffract(
+        yi, yp, probe, nphotons=1e6, gridsize=g, poisson=False
+    )
+    assert X.shape == (2, n, n, c)
+    o = yi[..., 0].astype(np.float64) * np.exp(1j * yp[..., 0].astype(np.float64))
+    amp = np.sqrt(np.stack([far_field(probe, p) for p in o]))
+    flat = np.moveaxis(X, -1, 1).reshape(2 * c, n, n)  # flat pattern b*C + c
+    np.testing.assert_allclose(flat, amp, rtol=0, atol=1e-6 * amp.max())
+    assert not flat[1].any()
+    energy = (np.abs(o * probe) ** 2).sum(axis=(1, 2))
+    assert float(s) == pytest.approx(np.sqrt(1e6 / energy.mean()), rel=1e-6)
+
+
 @pytest.mark.parametrize("n", [2, 3, 15, 33])
 def test_from_simulation_matches_numpy_at_edges_half_pixels_and_outside(n):
     rng = np.random.default_rng(200 + n)
@@ -204,7 +225,7 @@ def test_from_simulation_matches_numpy_at_edges_half_pixels_and_outside(n):
     assert half[n // 2, n // 2] == pytest.approx(corner, abs=1e-7)
 
 
-@pytest.mark.parametrize("n", [3, 15, 16])
+@pytest.mark.parametrize("n", [2, 3, 15, 16])
 def test_generate_simulated_data_noise_free_matches_numpy(n):
     rng = np.random.default_rng(300 + n)
     obj = random_object(rng, 3 * n, 3 * n + 1)
