@@ -330,14 +330,29 @@ def test_zero_energy_is_a_named_error_never_nan():
     e, ds = simulate(lit, probe, [-7.5, 4.0], [-7.5, 4.0])
     assert not ds.diffraction[0].any() and np.isfinite(ds.diffraction).all()
     assert ds.diffraction[1].sum() == pytest.approx(2e6, rel=1e-5)
-    # The compatible paths refuse a zero illuminated energy, before any FFT.
+    # The compatible paths refuse a zero illuminated energy before any FFT, naming the
+    # arguments (the message named none of them).
     zeros = np.zeros((2, n, n, 1), np.float32)
-    with pytest.raises(ValueError, match="zero energy"):
+    with pytest.raises(ValueError, match=r"Y_I times \|probe\| has zero energy"):
         diffsim.illuminate_and_diffract(zeros, zeros, probe, nphotons=1e6, gridsize=1)
-    with pytest.raises(ValueError, match="zero energy"):
+    ones = np.ones_like(zeros)
+    with pytest.raises(ValueError, match=r"Y_I times \|probe\| has zero energy"):
+        diffsim.illuminate_and_diffract(ones, zeros, 0 * probe, nphotons=1e6, gridsize=1)
+    # Explicitly scaled, zero patches are a documented result: zero patterns.
+    X, *_ = diffsim.illuminate_and_diffract(
+        zeros, zeros, probe, intensity_scale=2.0, gridsize=1, poisson=True, seed=0
+    )
+    assert np.isfinite(X).all() and not X.any()
+    named = "objectGuess under probeGuess has zero energy at every one of the 2 positions"
+    with pytest.raises(ValueError, match=named):
         RawData.from_simulation(
             np.array([-100.0, 200.0]), np.zeros(2), probe, obj, nphotons=1e6, seed=0
         )
+    with pytest.raises(ValueError, match=named):
+        RawData.from_simulation(np.array([9.0, 12.0]), np.full(2, 9.0), 0 * probe, obj, seed=0)
+    cfg = TrainingConfig(model=ModelConfig(N=n, gridsize=1), n_groups=3, nphotons=1e5)
+    with pytest.raises(ValueError, match="objectGuess under probeGuess has zero energy"):
+        generate_simulated_data(cfg, 0 * obj, probe, 4.0, False, seed=1)
 
 
 @pytest.mark.parametrize("amp", [1e-30, 1e-15, 1e15, 1e19])

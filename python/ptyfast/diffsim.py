@@ -251,7 +251,14 @@ def illuminate_and_diffract(
     Y_I_ch = _flat_to_channel(yi[..., 0], C)
     Y_phi_ch = _flat_to_channel(yp[..., 0], C)
     if intensity_scale is None:
-        s = simulation_scale(_energies(Y_I_ch, pr), nph)
+        energies = _energies(Y_I_ch, pr)
+        if not float(np.max(energies)) > 0:
+            raise ValueError(
+                f"Y_I times |probe| has zero energy in every one of the {yi.shape[0]} patches "
+                "(Y_I or probe is zero): the intensity scale for nphotons is undefined; pass "
+                "intensity_scale to simulate such patches"
+            )
+        s = simulation_scale(energies, nph)
     _kernels.check_field_range(
         float(s),
         _kernels._max_abs(yi),

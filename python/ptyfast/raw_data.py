@@ -195,7 +195,15 @@ def simulate_raw(
     # Each check over the object runs once: its dtype and finiteness above, max|object| here
     # (for the energies' and the far field's float32 range).
     max_obj = _kernels._max_abs(obj)
-    s = simulation_scale(_kernels._illuminated_energy_checked(obj, positions, probe, max_obj), nph)
+    energies = _kernels._illuminated_energy_checked(obj, positions, probe, max_obj)
+    if not float(np.max(energies)) > 0:
+        raise ValueError(
+            f"objectGuess under probeGuess has zero energy at every one of the {m} positions "
+            f"(xcoords, ycoords): the object is zero there, the positions lie off the "
+            f"{obj.shape[0]} x {obj.shape[1]} object, or the probe is zero; the intensity "
+            "scale for nphotons is undefined"
+        )
+    s = simulation_scale(energies, nph)
     _kernels.check_field_range(
         float(s),
         max_obj,
