@@ -343,6 +343,9 @@ def test_zero_energy_is_a_named_error_never_nan():
         zeros, zeros, probe, intensity_scale=2.0, gridsize=1, poisson=True, seed=0
     )
     assert np.isfinite(X).all() and not X.any()
+    grid = dict(N=n, gridsize=1, nphotons=1e6, poisson=False, seed=1, dict_fmt=True)
+    with pytest.raises(ValueError, match="probe has zero energy on every grid patch of YY_I"):
+        diffsim.mk_simdata(1, 24, 0 * probe, 8, YY_I=np.ones((1, 24, 24, 1), np.float32), **grid)
     named = "objectGuess under probeGuess has zero energy at every one of the 2 positions"
     with pytest.raises(ValueError, match=named):
         RawData.from_simulation(

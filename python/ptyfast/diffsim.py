@@ -729,6 +729,12 @@ def mk_simdata(
     # Pass 2 (when the scale is computed): the energies of the normalised patches.
     if intensity_scale is None:
         energies = _kernels.grid_energies(images, pos_flat, N, C, pr, norm_y_i, check_finite=False)
+        if not float(np.max(energies)) > 0:
+            raise ValueError(
+                "probe has zero energy on every grid patch of YY_I (the probe is zero where "
+                "the patches are not): the intensity scale for nphotons is undefined; pass "
+                "intensity_scale to simulate such patches"
+            )
         s = simulation_scale(energies, nph)
     else:
         s = np.float32(intensity_scale)
