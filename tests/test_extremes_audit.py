@@ -694,3 +694,18 @@ def test_scan_errors_far_beyond_the_object_are_refused_not_wrapped():
     ):
         with pytest.raises(ValueError, match="scan leaves the object"):
             ptyfast.Experiment(obj, probe, scan, None, 1e6)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_hot_pixels_at_a_full_well_of_the_dtype_maximum(scene, dtype):
+    obj, probe, u, v, lam1 = scene
+    top = float(np.finfo(dtype).max)
+    det = Detector(poisson=False, dtype=dtype, full_well=top, hot_fraction=0.25, bad_pixel_seed=3)
+    e, ds = simulate(obj, probe, u, v, 1e6, det)
+    # The documented draw: hot where dead_fraction <= u < dead_fraction + hot_fraction.
+    hot = np.random.Generator(np.random.PCG64(3)).random((16, 16)) < 0.25
+    np.testing.assert_array_equal(e.mask, ~hot)
+    assert (ds.diffraction[:, hot] == np.dtype(dtype).type(top)).all()
+    lam = 1e6 * lam1
+    good = ds.diffraction[:, ~hot].astype(np.float64)
+    np.testing.assert_allclose(good, lam[:, ~hot], rtol=0, atol=2e-6 * lam.max())
