@@ -134,7 +134,7 @@ def simulate(obj, probe, u, v, photons=1e6, det=None, patches=False):
 # --------------------------------------------------------------------------- pattern sizes
 
 
-@pytest.mark.parametrize("n", [2, 3, 15, 16, 33, 512])
+@pytest.mark.parametrize("n", [2, 3, 15, 16, 33, 512, pytest.param(1024, marks=pytest.mark.slow)])
 def test_model_patterns_match_numpy_at_every_size_and_edge(n):
     rng = np.random.default_rng(n)
     shape = (n + 5, n + 6) if n < 512 else (n + 2, n + 3)
