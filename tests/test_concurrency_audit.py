@@ -789,23 +789,19 @@ def test_one_npz_reader_shared_by_two_threads_reads_the_right_rows(tmp_path):
 # ---------------------------------------------------------------- a shared experiment changed
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Experiment's attributes can be reassigned (plain __slots__), but what it derived "
-    "at construction (intensity_scale, mask, the detector's kernel arguments) is not "
-    "recomputed: after e.photons = ..., simulate records the new photons beside data of the "
-    "old dose and the dataset does not replay (a replaced detector fails with 'out must be "
-    "... float32'). Fix: make Experiment read-only (__setattr__ raising after __init__); "
-    "tests/test_whole_call.py::test_cached_provenance_notices_a_replaced_part relies on "
-    "reassignment, so the change is left to the lead",
-)
 def test_a_shared_experiment_cannot_be_changed_into_an_unreplayable_one():
+    """Its parts were reassignable, but what it derived (intensity scale, mask, the
+    detector's kernel arguments) did not follow: after ``e.photons = ...`` simulate recorded
+    the new photons beside data of the old dose, and the dataset did not replay."""
     e = _experiment()
-    try:
-        e.photons = 1e7  # e.g. one thread 'adjusting' the shared experiment
-    except (AttributeError, TypeError):
-        return  # read-only: what the fix may choose
+    before = ptyfast.simulate(e, seed=1)
+    for name, value in (("photons", 1e7), ("detector", ptyfast.Detector.integrating())):
+        with pytest.raises(AttributeError, match=f"immutable: {name} cannot be set"):
+            setattr(e, name, value)  # e.g. one thread 'adjusting' the shared experiment
+    with pytest.raises(AttributeError, match="immutable"):
+        del e.scan
     ds = ptyfast.simulate(e, seed=1)
+    assert _same_bits(ds, before)
     assert _same_bits(ptyfast.replay(ds.provenance), ds)
 
 

@@ -141,6 +141,9 @@ def check_layout(
 class Experiment:
     """One ptychography acquisition: object, probe, scan, detector, dose and geometry.
 
+    Immutable once built: its positions, mask and intensity scale are derived from its parts,
+    so setting an attribute afterwards is an ``AttributeError`` (build a new experiment).
+
     Parameters
     ----------
     object : array_like (H, W) or dict
@@ -301,6 +304,25 @@ class Experiment:
         self.positions_nominal = _readonly(nominal)
         self.positions_true = _readonly(true)
         self.intensity_scale = self._scale(phases)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        # Immutable once built (intensity_scale is set last): the positions, mask, detector
+        # arguments and intensity scale were derived from the parts, and a part replaced
+        # afterwards (e.photons = ...) would be recorded beside data made from the old one.
+        if hasattr(self, "intensity_scale"):
+            raise AttributeError(
+                f"Experiment is immutable: {name} cannot be set once it is built (what it "
+                f"derived from its parts would not follow); build a new Experiment"
+            )
+        object.__setattr__(self, name, value)
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"Experiment is immutable: {name} cannot be deleted")
+
+    def __setstate__(self, state: Any) -> None:
+        # pickle and copy restore the slots one by one (Dask sends experiments to workers).
+        for name, value in (state[1] if isinstance(state, tuple) else state).items():
+            object.__setattr__(self, name, value)
 
     # ------------------------------------------------------------------ derived facts
 
