@@ -677,14 +677,6 @@ def test_zarr_store_published_by_another_writer_in_the_window_is_replaced(tmp_pa
     assert _leftovers(tmp_path) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="io/ptychodus.py moves its two files into place one after the other with no lock "
-    "shared by writers (HeldSignals only holds off signals, and only in the main thread): two "
-    "writers of one path whose moves interleave leave writer A's product beside writer B's "
-    "diffraction file (fix: serialise the pair's two moves per target, e.g. a lock file or a "
-    "per-path lock; ptychodus.py is outside this audit's files)",
-)
 def test_two_writers_of_one_ptychodus_pair_never_leave_a_mixed_pair(tmp_path, monkeypatch):
     """The interleaving forced: A moves its diffraction file, B moves both of its files, then A
     moves its product. Whichever writer wins, the pair must be one writer's."""

@@ -262,6 +262,40 @@ def naming_path(exc: OSError, target: Any) -> OSError:
     return new
 
 
+@contextlib.contextmanager
+def file_lock(path: Path, *, wait: bool) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on the lock file ``path`` (created if missing) for the
+    block, between threads and processes alike (each call opens its own description).
+
+    ``wait=False``: a ``BlockingIOError`` at once when another holder has it. The file is
+    removed at the end, while still held; a caller that opened it just before checks, once it
+    holds the lock, that the file it locked is still the one at ``path``, and starts again
+    otherwise (so the file never outlives its users, and two never hold it at once).
+    """
+    import fcntl
+
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+            try:
+                current = os.stat(path).st_ino == os.fstat(fd).st_ino
+            except FileNotFoundError:
+                current = False
+        except BaseException:
+            os.close(fd)
+            raise
+        if current:
+            break
+        os.close(fd)
+    try:
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            path.unlink()
+        os.close(fd)
+
+
 def _check_target(target: Path, overwrite: bool) -> None:
     if target.is_dir():
         raise ValueError(f"output {os.fspath(target)!r} is a directory, expected a file path")

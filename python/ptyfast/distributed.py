@@ -124,41 +124,23 @@ def _locked(target: Path, what: str) -> Iterator[None]:
     under each other (a published store without its metadata was seen). The lock belongs to
     the client's process: a client that dies releases it (its orphaned shards are harmless,
     see :func:`partial_path`). An ``OSError`` opening it names ``target``
-    (:func:`_naming_store`). The file is removed at the end, while still locked; a run
-    that opened it just before checks, once it holds the lock, that the file it locked is
-    still the one at the path, and starts again otherwise.
+    (:func:`_naming_store`); the file goes with the run (:func:`ptyfast._atomic.file_lock`).
     """
-    import fcntl
+    from ._atomic import file_lock
 
     path = lock_path(target)
-    while True:
+    with contextlib.ExitStack() as stack:
         with _naming_store(target):
             path.parent.mkdir(parents=True, exist_ok=True)  # as the layout makes them
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             try:
-                current = os.stat(path).st_ino == os.fstat(fd).st_ino
-            except FileNotFoundError:
-                current = False
-        except BlockingIOError:
-            os.close(fd)
-            raise ValueError(
-                f"{what} {os.fspath(target)!r} is being written by another run, which holds "
-                f"{os.fspath(path)!r}: wait for it to finish (a run that dies releases it)"
-            ) from None
-        except BaseException:
-            os.close(fd)
-            raise
-        if current:
-            break
-        os.close(fd)
-    try:
+                stack.enter_context(file_lock(path, wait=False))
+            except BlockingIOError:
+                raise ValueError(
+                    f"{what} {os.fspath(target)!r} is being written by another run, which "
+                    f"holds {os.fspath(path)!r}: wait for it to finish (a run that dies "
+                    f"releases it)"
+                ) from None
         yield
-    finally:
-        with contextlib.suppress(OSError):
-            path.unlink()
-        os.close(fd)
 
 
 def partials(store: str | os.PathLike[str]) -> list[Path]:

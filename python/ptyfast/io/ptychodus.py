@@ -93,7 +93,7 @@ from typing import Any
 import numpy as np
 
 from .. import __version__
-from .._atomic import HeldSignals, atomic_output
+from .._atomic import HeldSignals, atomic_output, file_lock
 from .._kernels import _flag
 from ..model.geometry import Geometry
 from . import _h5
@@ -151,18 +151,26 @@ class PtychodusWriter(BlockWriter):
         product, diffraction = ptychodus_paths(self.path)
         held = HeldSignals()
         stack.callback(held.release)  # exits last: a Ctrl-C held off is raised here
+        # The pair's lock, taken before the two moves and released after both (the stack
+        # exits in reverse): another writer of the same pair (a thread or a process) moves its
+        # two files before or after, never between, so the pair on disk is one writer's.
+        moving = contextlib.ExitStack()
+        stack.callback(moving.close)
         pt = stack.enter_context(atomic_output(product, overwrite=self.overwrite))
         dt = stack.enter_context(atomic_output(diffraction, overwrite=self.overwrite))
 
         def before_commit(exc_type: Any, exc: Any, tb: Any) -> bool:
             """On success, once both files are closed: sync both (interruptible), then hold
-            off Ctrl-C while the two are moved into place one after the other, so the pair on
-            disk is never half old, half new (or a diffraction file without its product)."""
+            off Ctrl-C and take the pair's lock while the two are moved into place one after
+            the other, so the pair on disk is never half old, half new (or a diffraction file
+            without its product), nor half another writer's."""
             if exc_type is None:
                 for t in (pt, dt):
                     t.file.flush()
                     os.fsync(t.file.fileno())
                 held.hold()
+                lock = product.parent / f".{product.name}.ptyfast-lock"
+                moving.enter_context(file_lock(lock, wait=True))
             return False
 
         stack.push(before_commit)
