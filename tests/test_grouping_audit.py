@@ -566,3 +566,45 @@ def test_oversampling_with_k_near_n_is_sized_by_the_seeds_it_queries():
     assert groups.shape == (nsamples, c)
     assert groups.min() >= 0 and groups.max() < n
     assert all(len(set(g)) == c for g in groups[:1000].tolist())  # distinct members
+
+
+def test_boolean_coordinates_and_seed_indices_are_refused_not_read_as_0_and_1():
+    """A mask passed by mistake (``seed_indices=mask``, ``xcoords=valid``) was read as the
+    indices/coordinates 0 and 1; RawData already refused boolean coordinates."""
+    x = np.arange(12, dtype=float)
+    y = np.zeros(12)
+    with pytest.raises(TypeError, match="xcoords must be a numeric \\(not boolean\\) array"):
+        G.get_neighbor_indices(x > 3, y, K=3)
+    with pytest.raises(TypeError, match="ycoords must be a numeric \\(not boolean\\)"):
+        _kernels.sample_then_group(x, y > 0, 4, 3, 2, 0)
+    with pytest.raises(TypeError, match="seed_indices must be a numeric \\(not boolean\\)"):
+        _kernels.sample_then_group(x, y, 4, 3, 2, 0, [True, False, True, True])
+    with pytest.raises(TypeError, match="seed_indices must be a numeric \\(not boolean\\)"):
+        _kernels.oversample_groups(x, y, 4, 3, 2, 0, np.ones(4, bool))
+    # integer indices and coordinates still work
+    assert _kernels.sample_then_group(x, y, 4, 3, 2, 0, [1, 0, 2, 3]).shape == (4, 2)
+
+
+def test_a_container_refuses_negative_neighbour_indices():
+    from ptyfast.loader import PtychoDataContainer
+
+    b, n, c = 3, 4, 1
+    args = dict(
+        X=np.ones((b, n, n, c), np.float32),
+        Y_I=np.ones((b, n, n, c), np.float32),
+        Y_phi=np.zeros((b, n, n, c), np.float32),
+        norm_Y_I=1.0,
+        YY_full=None,
+        coords_nominal=np.zeros((b, 1, 2, c)),
+        coords_true=np.zeros((b, 1, 2, c)),
+        nn_indices=np.array([[0], [1], [-1]]),
+        global_offsets=np.zeros((b, 1, 2, 1)),
+        local_offsets=np.zeros((b, 1, 2, c)),
+        probeGuess=np.ones((n, n), np.complex64),
+    )
+    with pytest.raises(
+        ValueError, match="nn_indices must be indices >= 0 into the raw positions, got -1"
+    ):
+        PtychoDataContainer(**args)
+    args["nn_indices"] = np.array([[0], [1], [2]])
+    assert PtychoDataContainer(**args).nn_indices.min() == 0

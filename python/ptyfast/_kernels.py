@@ -291,16 +291,20 @@ def as_array(
     allow_complex: bool = True,
     nonnegative: bool = False,
     nonempty: bool = True,
+    allow_bool: bool = True,
 ) -> np.ndarray:
     """Checked, C-contiguous array of ``dtype``; copies only when needed.
 
     ``shape`` entries that are ``None`` match any size. Real input is accepted where ``dtype``
     is complex; complex input where ``dtype`` is real raises unless ``allow_complex``.
+    Booleans are numbers (0 and 1) unless ``allow_bool`` is false: then a ``TypeError`` (for
+    coordinates and indices, where a mask passed by mistake would be read as 0s and 1s).
     """
     arr = _to_numpy(name, a)
     kind = arr.dtype.kind
-    if kind not in "biufc":
-        raise TypeError(f"{name} must be a numeric array, got dtype {arr.dtype}")
+    if kind not in "biufc" or (kind == "b" and not allow_bool):
+        what = "a numeric array" if allow_bool else "a numeric (not boolean) array"
+        raise TypeError(f"{name} must be {what}, got dtype {arr.dtype}")
     target = np.dtype(dtype)
     if kind == "c" and target.kind != "c" and not allow_complex:
         raise TypeError(f"{name} must be real ({target}), got complex dtype {arr.dtype}")
@@ -1069,8 +1073,8 @@ def knn(points: Any, queries: Any, k: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _coords_1d(x: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
-    xs = as_array("xcoords", x, np.float64, ndim=1, allow_complex=False)
-    ys = as_array("ycoords", y, np.float64, ndim=1, allow_complex=False)
+    xs = as_array("xcoords", x, np.float64, ndim=1, allow_complex=False, allow_bool=False)
+    ys = as_array("ycoords", y, np.float64, ndim=1, allow_complex=False, allow_bool=False)
     if xs.shape != ys.shape:
         raise ValueError(f"ycoords must have the shape of xcoords {xs.shape}, got {ys.shape}")
     check_coordinate_range("xcoords", xs)
@@ -1081,7 +1085,9 @@ def _coords_1d(x: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
 def _seed_indices(seed_indices: Any, n: int) -> np.ndarray | None:
     if seed_indices is None:
         return None
-    si = as_array("seed_indices", seed_indices, np.int64, ndim=1, nonempty=False)
+    si = as_array(
+        "seed_indices", seed_indices, np.int64, ndim=1, nonempty=False, allow_bool=False
+    )
     if si.size and (si.min() < 0 or si.max() >= n):
         raise ValueError(f"seed_indices must lie in [0, {n}), got range [{si.min()}, {si.max()}]")
     return si

@@ -63,8 +63,9 @@ OVERSAMPLING_FINDING = "OVERSAMPLING-001"
 def _coords(
     xcoords: Any, ycoords: Any, names: tuple[str, str] = ("xcoords", "ycoords")
 ) -> tuple[np.ndarray, np.ndarray]:
-    x = as_array(names[0], xcoords, np.float64, ndim=1, allow_complex=False, nonempty=False)
-    y = as_array(names[1], ycoords, np.float64, ndim=1, allow_complex=False, nonempty=False)
+    kw: dict[str, Any] = {"ndim": 1, "allow_complex": False, "nonempty": False}
+    x = as_array(names[0], xcoords, np.float64, allow_bool=False, **kw)
+    y = as_array(names[1], ycoords, np.float64, allow_bool=False, **kw)
     if x.shape != y.shape:
         raise ValueError(f"{names[1]} must have the shape of {names[0]} {x.shape}, got {y.shape}")
     if x.size == 0:

@@ -232,6 +232,11 @@ dataset_intensity_stats
         self.YY_full = _optional_array("YY_full", YY_full)
         self.nn_indices = _optional_array("nn_indices", nn_indices, "iu", "integer indices")
         _check_leading("nn_indices", self.nn_indices, (b, c) if x.ndim == 4 else (b, None))
+        if self.nn_indices is not None and self.nn_indices.size and self.nn_indices.min() < 0:
+            raise ValueError(
+                f"nn_indices must be indices >= 0 into the raw positions, got "
+                f"{int(self.nn_indices.min())}"
+            )
         self.global_offsets = _optional_array("global_offsets", global_offsets, "iuf", rc)
         _check_leading("global_offsets", self.global_offsets, (b, 1, 2, None))
         self.local_offsets = _optional_array("local_offsets", local_offsets, "iuf", rc)
