@@ -100,8 +100,9 @@ def _parser() -> argparse.ArgumentParser:
         "-o",
         "--output",
         default=DEFAULT_OUTPUT_NAME,
-        help="output NPZ file; a directory (existing, or a path ending in '/') receives "
-        f"DIR/{DEFAULT_OUTPUT_NAME}",
+        help="output file: PtychoPINN's NPZ, or with the model's options .npz, "
+        ".ptychodus.h5, .h5, .cxi or .zarr by its extension; a directory (existing, or a path "
+        f"ending in '/') receives DIR/{DEFAULT_OUTPUT_NAME}",
     )
     s.add_argument(
         "--overwrite",
