@@ -1085,9 +1085,7 @@ def _coords_1d(x: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
 def _seed_indices(seed_indices: Any, n: int) -> np.ndarray | None:
     if seed_indices is None:
         return None
-    si = as_array(
-        "seed_indices", seed_indices, np.int64, ndim=1, nonempty=False, allow_bool=False
-    )
+    si = as_array("seed_indices", seed_indices, np.int64, ndim=1, nonempty=False, allow_bool=False)
     if si.size and (si.min() < 0 or si.max() >= n):
         raise ValueError(f"seed_indices must lie in [0, {n}), got range [{si.min()}, {si.max()}]")
     return si
