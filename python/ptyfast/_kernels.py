@@ -16,6 +16,7 @@ intensities), one random stream per pattern derived from ``(seed, pattern index)
 
 from __future__ import annotations
 
+import atexit
 import math
 import numbers
 import os
@@ -25,6 +26,11 @@ import numpy as np
 
 from . import _core
 from ._core import PtyfastError
+
+# Before the interpreter finalises (atexit runs first): from then on a daemon thread coming
+# back from a kernel waits for the process to end instead of taking the GIL back, which ends
+# it with pthread_exit, whose unwinding through the extension crashed the process (SIGSEGV).
+atexit.register(_core.interpreter_exiting)
 
 __all__ = [
     "available_memory",

@@ -15,7 +15,8 @@
 #![allow(rustdoc::private_intra_doc_links)]
 
 use std::ops::{Deref, DerefMut};
-use std::time::Instant;
+use std::sync::atomic::{fence, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use ndarray::{Dim, Dimension, Ix1, Ix2, Ix3, Ix4};
 use numpy::{
@@ -117,6 +118,76 @@ fn to_py(py: Python<'_>, e: core::Error) -> PyErr {
     }
 }
 
+/// The thread that finalises the interpreter, once `ptyfast` learns that it exits
+/// ([`interpreter_exiting`], called by an `atexit` hook, before finalisation begins).
+static FINALIZER: std::sync::OnceLock<std::thread::ThreadId> = std::sync::OnceLock::new();
+
+/// Threads that finished a kernel before the interpreter began to exit and are taking the GIL
+/// back ([`released`]).
+static RETURNING: AtomicUsize = AtomicUsize::new(0);
+
+/// Longest wait of [`interpreter_exiting`] for the threads that are [`RETURNING`].
+const EXIT_WAIT: Duration = Duration::from_secs(5);
+
+/// Records that the interpreter is exiting (`ptyfast._kernels` registers it with `atexit`),
+/// then lets the threads already on their way back from a kernel take the GIL and return to
+/// Python (at most [`EXIT_WAIT`]).
+///
+/// Taking the GIL back once finalisation has begun ends a daemon thread with `pthread_exit`,
+/// whose forced unwinding through this extension's frames crashed the process where the
+/// linker left them without the unwinding it needs (the zig-linked wheel: SIGSEGV at exit with
+/// daemon threads in kernels). After this call no other thread takes the GIL back from a
+/// kernel: it waits for the process to end ([`outlast_exit`]); and those already on their way
+/// are back in Python before finalisation begins, where ending them is the interpreter's own
+/// business.
+#[pyfunction]
+fn interpreter_exiting(py: Python<'_>) {
+    let _ = FINALIZER.set(std::thread::current().id());
+    fence(Ordering::SeqCst); // the set before the reads of RETURNING ([`released`])
+    py.detach(|| {
+        let start = Instant::now();
+        while RETURNING.load(Ordering::SeqCst) > 0 && start.elapsed() < EXIT_WAIT {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    });
+}
+
+/// Whether the interpreter is exiting and this thread is not the one finalising it.
+fn exiting_elsewhere() -> bool {
+    FINALIZER
+        .get()
+        .is_some_and(|f| *f != std::thread::current().id())
+}
+
+/// A thread that would take the GIL back into an exiting interpreter waits here for the
+/// process to end, holding nothing ([`interpreter_exiting`]).
+fn outlast_exit() -> ! {
+    loop {
+        std::thread::park();
+    }
+}
+
+/// `py.detach(f)` (the GIL released while `f` runs) that never takes the GIL back into an
+/// exiting interpreter from another thread than the finalising one ([`interpreter_exiting`]).
+fn released<T: Send>(py: Python<'_>, f: impl Send + FnOnce() -> T) -> T {
+    let r = py.detach(|| {
+        if exiting_elsewhere() {
+            outlast_exit();
+        }
+        let r = f();
+        // Announce the return before looking (the exit hook sets FINALIZER before it reads
+        // RETURNING): either the hook waits for this thread, or this thread sees the exit.
+        RETURNING.fetch_add(1, Ordering::SeqCst);
+        if exiting_elsewhere() {
+            RETURNING.fetch_sub(1, Ordering::SeqCst);
+            outlast_exit();
+        }
+        r
+    });
+    RETURNING.fetch_sub(1, Ordering::SeqCst);
+    r
+}
+
 /// Runs `f` with the GIL released, on the core's per-process pool, and maps the core's error
 /// to `PtyfastError`.
 fn detach<T, F>(py: Python<'_>, f: F) -> PyResult<T>
@@ -124,7 +195,7 @@ where
     T: Send,
     F: Send + FnOnce() -> core::Result<T>,
 {
-    py.detach(|| core::install(f)).map_err(|e| to_py(py, e))
+    released(py, || core::install(f)).map_err(|e| to_py(py, e))
 }
 
 /// [`detach`] without the pool: `f` runs on the calling thread, which spares the hand-off to a
@@ -136,7 +207,7 @@ where
     T: Send,
     F: Send + FnOnce() -> core::Result<T>,
 {
-    py.detach(f).map_err(|e| to_py(py, e))
+    released(py, f).map_err(|e| to_py(py, e))
 }
 
 /// Wall time a piece of [`in_pieces`] aims at, in seconds: short enough that Ctrl-C acts
@@ -1226,14 +1297,17 @@ fn paint_leaves<'py>(
         let e = core::Error::invalid("out", "C-contiguous arrays", "a strided array");
         return Err(to_py(py, e));
     };
-    py.detach(|| core::textures::paint_leaves(o, u, shape, cx, cy, r, v, remaining))
-        .map_err(|e| to_py(py, e))
+    released(py, || {
+        core::textures::paint_leaves(o, u, shape, cx, cy, r, v, remaining)
+    })
+    .map_err(|e| to_py(py, e))
 }
 
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("PtyfastError", ptyfast_error(m.py())?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add_function(wrap_pyfunction!(interpreter_exiting, m)?)?;
     m.add_function(wrap_pyfunction!(extract_patches, m)?)?;
     m.add_function(wrap_pyfunction!(diffract, m)?)?;
     m.add_function(wrap_pyfunction!(poisson_amplitudes, m)?)?;
