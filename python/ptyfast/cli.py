@@ -779,9 +779,17 @@ def _refuse_empty(parser: argparse.ArgumentParser, args: argparse.Namespace) -> 
 
 
 def _refuse_stdout(args: argparse.Namespace) -> None:
-    """``simulate -o -`` and ``convert IN -`` wrote a file named ``-``: a dataset is a file or
-    a store, never standard output (``recipe -o -`` is refused the same way)."""
-    if args.command in ("simulate", "convert") and getattr(args, "output", None) == "-":
+    """An output of ``-`` wrote a file named ``-``: ``recipe`` prints to standard output when
+    ``-o`` is not given, and a dataset (``simulate``, ``convert``) is a file or a store, never
+    standard output. ``./-`` names such a file."""
+    if getattr(args, "output", None) != "-":
+        return
+    if args.command == "recipe":
+        raise ValueError(
+            "--output '-': the recipe goes to standard output when -o is not given; omit -o "
+            "(or write -o ./- for a file named '-')"
+        )
+    if args.command in ("simulate", "convert"):
         name = "--output" if args.command == "simulate" else "OUTPUT"
         raise ValueError(
             f"{name} '-': a dataset is written to a file, not to standard output; write ./- "

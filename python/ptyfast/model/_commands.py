@@ -829,11 +829,6 @@ def recipe(args: argparse.Namespace) -> int:
     from . import recipes
     from .provenance import ProvenanceError
 
-    if args.output == "-":  # wrote a file named '-'; standard output is the default
-        raise ValueError(
-            "--output '-': the recipe goes to standard output when -o is not given; omit -o "
-            "(or write -o ./- for a file named '-')"
-        )
     if args.output:  # before reading anything; the message names the option, not 'path'
         from .._atomic import check_output_path
 
