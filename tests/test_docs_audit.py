@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from test_docs_snippets import _section as _snippet_section
 
 import ptyfast
 
@@ -39,13 +40,8 @@ def _read(rel: str) -> str:
 
 
 def _section(text: str, name: str) -> str:
-    m = re.search(
-        rf"--8<-- \[start:{re.escape(name)}\][^\n]*\n(?P<body>.*?)^[^\n]*--8<-- \[end:",
-        text,
-        re.S | re.M,
-    )
-    assert m is not None, f"no snippet section {name!r}"
-    return m["body"]
+    """The README's snippet section ``name`` (as the snippets test reads them)."""
+    return _snippet_section(text, name, "README.md")
 
 
 # --------------------------------------------------------------------------- README ↔ Makefile
@@ -554,29 +550,20 @@ def test_no_printing_and_no_memoisation(capfd: pytest.CaptureFixture[str], tmp_p
         grouped = raw.generate_grouped_data(N=16, K=4, nsamples=20, gridsize=2, seed=0)
         container = load(lambda: grouped, raw.probeGuess, nphotons=1e6)
         repr(container)
-        a = mk_simdata(
-            1,
-            40,
-            get_default_probe(16),
-            8,
-            N=16,
-            gridsize=2,
-            offset=4,
-            nphotons=1e6,
-            data_source="lines",
-            seed=0,
-        )
-        b = mk_simdata(
-            1,
-            40,
-            get_default_probe(16),
-            8,
-            N=16,
-            gridsize=2,
-            offset=4,
-            nphotons=1e6,
-            data_source="lines",
-            seed=1,
+        a, b = (
+            mk_simdata(
+                1,
+                40,
+                get_default_probe(16),
+                8,
+                N=16,
+                gridsize=2,
+                offset=4,
+                nphotons=1e6,
+                data_source="lines",
+                seed=seed,
+            )
+            for seed in (0, 1)
         )
         assert capfd.readouterr() == ("", "")
     finally:
