@@ -146,9 +146,7 @@ def _renameat2(a: Path, b: Path, flags: int) -> bool:
     err = ctypes.get_errno()
     if err in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
         return False
-    if err == errno.EEXIST:
-        raise FileExistsError(err, os.strerror(err), os.fspath(b))
-    raise OSError(err, os.strerror(err), os.fspath(b))
+    raise OSError(err, os.strerror(err), os.fspath(b))  # EEXIST: a FileExistsError
 
 
 def _swap_in(tmp: Path, target: Path) -> Path:
@@ -264,19 +262,15 @@ def publish(tmp: str | os.PathLike[str], path: str | os.PathLike[str], *, overwr
                     f"written); pass overwrite=True (--overwrite) to replace it"
                 ) from exc
             _fsync_dir(parent)
-        elif target.exists():
-            old = _swap_in(tmp, target)
-            _fsync_dir(parent)
-            shutil.rmtree(old, ignore_errors=True)
         else:
             try:
-                os.rename(tmp, target)
+                os.rename(tmp, target)  # nothing there (or an empty directory)
                 old = None
             except OSError as exc:
                 if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY):
                     raise
-                # Another writer published a store here since the check: replaced, as
-                # overwrite asks (still only a store, never a user's folder).
+                # A store is there (found by the check, or published since by another
+                # writer): replaced, as overwrite asks, and still only a store.
                 check_replaceable(target)
                 old = _swap_in(tmp, target)
             _fsync_dir(parent)
