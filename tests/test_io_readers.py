@@ -374,3 +374,15 @@ def test_ptychodus_reads_eiger2_8_bit_readings(tmp_path, registry):
     assert np.array_equal(recon.diffraction_patterns, ds.diffraction)
     assert np.array_equal(recon.bad_pixels, ~ds.mask)
     assert not ds.mask.all()
+
+
+def test_a_ptychodus_pair_with_a_name_near_the_file_name_limit(tmp_path):
+    """The pair's lock file beside the product (``.<name>.ptyfast-lock``) would pass the
+    255-byte limit: it takes the digest of the name instead, and the pair is written."""
+    ds = random_dataset(3)
+    path = tmp_path / ("x" * 230 + ".ptychodus.h5")
+    io.save(ds, path)
+    assert ptyfast.open(path).n_patterns == ds.n_patterns
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [path.name, "x" * 230 + ".diffraction.h5"]
+    )

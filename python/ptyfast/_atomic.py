@@ -25,6 +25,7 @@ exited. A new file gets the mode ``open(path, "w")`` would give it (``0o666`` le
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import os
 import re
@@ -260,6 +261,23 @@ def naming_path(exc: OSError, target: Any) -> OSError:
     else:
         new = type(exc)(f"{detail}: {where!r}")
     return new
+
+
+def short_name(name: str) -> str:
+    """The stand-in for a name too long to go into a hidden sibling's name."""
+    return f"ptyfast-{hashlib.sha256(os.fsencode(name)).hexdigest()[:16]}"
+
+
+def hidden_sibling(path: Any, tag: str) -> Path:
+    """``.<name><tag>`` beside ``path``, as an absolute path; ``<name>`` is replaced by
+    :func:`short_name` when the sibling's name would pass the 255-byte file-name limit (the
+    file system accepts ``path``'s name, and the sibling failed with ``File name too long``).
+    """
+    target = Path(os.path.abspath(path))
+    name = target.name
+    if len(os.fsencode(f".{name}{tag}")) > _NAME_MAX:
+        name = short_name(name)
+    return target.parent / f".{name}{tag}"
 
 
 @contextlib.contextmanager

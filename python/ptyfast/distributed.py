@@ -76,15 +76,6 @@ def _require_distributed() -> Any:
     return distributed
 
 
-#: Longest name of the hidden sibling kept readable (the usual file-name limit, in bytes).
-_NAME_MAX = 255
-
-
-def _short_name(name: str) -> str:
-    """The stand-in for a store name too long to go into its hidden sibling's name."""
-    return f"ptyfast-{hashlib.sha256(os.fsencode(name)).hexdigest()[:16]}"
-
-
 def partial_path(store: str | os.PathLike[str], digest: str) -> Path:
     """The hidden sibling a store is built in before it is published, as an absolute path:
     ``.<name>.<digest[:16]>.ptyfast-partial``, one per recipe (``digest``: the SHA-256 of the
@@ -97,22 +88,18 @@ def partial_path(store: str | os.PathLike[str], digest: str) -> Path:
     need not be the client's. ``<name>`` is replaced by a digest of it when the sibling's
     name would exceed the file-name limit (the file system accepts the store's name, and the
     sibling failed with ``OSError: File name too long``)."""
-    target = Path(os.path.abspath(store))
-    name, tag = target.name, f".{digest[:16]}{PARTIAL_SUFFIX}"
-    if len(os.fsencode(f".{name}{tag}")) > _NAME_MAX:
-        name = _short_name(name)
-    return target.parent / f".{name}{tag}"
+    from ._atomic import hidden_sibling
+
+    return hidden_sibling(store, f".{digest[:16]}{PARTIAL_SUFFIX}")
 
 
 def lock_path(store: str | os.PathLike[str]) -> Path:
     """The hidden lock file a run holds beside ``store`` (a store, or a campaign's directory)
     while it writes it, as an absolute path: ``.<name>.ptyfast-lock`` (``<name>`` replaced by
     a digest of it beyond the file-name limit, as in :func:`partial_path`)."""
-    target = Path(os.path.abspath(store))
-    name = target.name
-    if len(os.fsencode(f".{name}{LOCK_SUFFIX}")) > _NAME_MAX:
-        name = _short_name(name)
-    return target.parent / f".{name}{LOCK_SUFFIX}"
+    from ._atomic import hidden_sibling
+
+    return hidden_sibling(store, LOCK_SUFFIX)
 
 
 @contextlib.contextmanager
@@ -148,7 +135,9 @@ def partials(store: str | os.PathLike[str]) -> list[Path]:
     single ``.<name>.ptyfast-partial`` of releases before 2026-12-03."""
     target = Path(os.path.abspath(store))
     name = target.name
-    heads = (f".{name}", f".{_short_name(name)}")  # as partial_path names them
+    from ._atomic import short_name
+
+    heads = (f".{name}", f".{short_name(name)}")  # as partial_path names them
     found = []
     try:
         entries = list(target.parent.iterdir())

@@ -93,7 +93,7 @@ from typing import Any
 import numpy as np
 
 from .. import __version__
-from .._atomic import HeldSignals, atomic_output, file_lock
+from .._atomic import HeldSignals, atomic_output, file_lock, hidden_sibling
 from .._kernels import _flag
 from ..model.geometry import Geometry
 from . import _h5
@@ -169,7 +169,7 @@ class PtychodusWriter(BlockWriter):
                     t.file.flush()
                     os.fsync(t.file.fileno())
                 held.hold()
-                lock = product.parent / f".{product.name}.ptyfast-lock"
+                lock = hidden_sibling(product, ".ptyfast-lock")  # a name within the limit
                 moving.enter_context(file_lock(lock, wait=True))
             return False
 
